@@ -1,0 +1,17 @@
+"""`reconciler run`: not built yet; the issue that owns it replaces this module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("run", help="(not available in this build)")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    print("reconciler run is not available in this build", file=sys.stderr)
+    return 2

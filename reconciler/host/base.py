@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+DEFAULT_TIMEOUT = 60.0
+
+EXIT_TIMEOUT = 124
+EXIT_NOT_FOUND = 127
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What one command did. ``returncode`` is 124 on timeout and 127 when the program is missing."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    duration_s: float = 0.0
+    timed_out: bool = False
+    not_found: bool = False
+    env: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out and not self.not_found
+
+    def describe(self) -> str:
+        """One line for error messages: the command and the essence of what it said."""
+        said = (self.stderr.strip() or self.stdout.strip()).splitlines()
+        tail = said[-1].strip() if said else ""
+        if self.timed_out:
+            state = "timed out"
+        elif self.not_found:
+            state = "not found"
+        else:
+            state = f"exit {self.returncode}"
+        return f"`{' '.join(self.argv)}` ({state}){': ' + tail if tail else ''}"
+
+
+class HostFileError(OSError):
+    """A file operation on the host failed (permission, not a regular file, a symlink at the target)."""
+
+
+@runtime_checkable
+class Host(Protocol):
+    """One node. Real, simulated and replayed hosts implement this; nothing else touches the node."""
+
+    @property
+    def node(self) -> str:
+        """The node name this host speaks for."""
+        ...
+
+    def run(self, argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, stdin: str | None = None) -> CommandResult:
+        """Run ``argv`` (never through a shell) and wait at most ``timeout`` seconds."""
+        ...
+
+    def read_file(self, path: str) -> str | None:
+        """The text of ``path``, or None when it does not exist."""
+        ...
+
+    def list_dir(self, path: str) -> tuple[str, ...]:
+        """Sorted entry names of a directory; empty when it does not exist."""
+        ...
+
+    def write_file(self, path: str, content: str, mode: int = 0o644) -> None:
+        """Write atomically: temporary file, fsync, rename; never through a symlink at ``path``."""
+        ...
+
+    def remove_file(self, path: str) -> None:
+        """Remove ``path`` if it exists (not following symlinks)."""
+        ...

@@ -1,0 +1,1 @@
+"""Frozen models shared by every layer. Nothing here touches the host."""

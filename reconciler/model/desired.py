@@ -1,0 +1,184 @@
+"""What one node should have: the output of expanding the validated cluster for that node.
+
+Every resource has a stable ``key`` (used in plans, status and metrics) and ``depends_on``: the keys of
+the resources that must exist first (LVs -> stripe -> DRBD -> filesystem -> domain; swap LVs -> domain).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from reconciler.model.base import Frozen
+from reconciler.sizes import SECTOR
+
+Lifecycle = Literal["present", "absent", "deleted"]
+"""present: converge it. absent: stop the domain, keep all data. deleted: tear down and remove its data
+(only when the VM file says so explicitly)."""
+
+StorageLayout = Literal["dm-striped", "lvm-striped", "linear"]
+SafetyMechanism = Literal["fencing", "quorum", "none"]
+DrbdVersion = Literal["8.4", "9"]
+
+
+class DesiredLV(Frozen):
+    vm: str
+    vg: str
+    name: str
+    size_bytes: int
+    purpose: Literal["data", "swap"]
+    stripes: int = 1
+    stripe_size_bytes: int | None = None
+    depends_on: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"lv:{self.vg}/{self.name}"
+
+    @property
+    def path(self) -> str:
+        return f"/dev/{self.vg}/{self.name}"
+
+
+class DesiredStripe(Frozen):
+    """A device-mapper ``striped`` target over the data LVs of one VM."""
+
+    vm: str
+    name: str
+    uuid: str
+    chunk_sectors: int
+    legs: tuple[str, ...]
+    length_sectors: int
+    depends_on: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"dm:{self.name}"
+
+    @property
+    def path(self) -> str:
+        return f"/dev/mapper/{self.name}"
+
+    @property
+    def table(self) -> str:
+        legs = " ".join(f"{leg} 0" for leg in self.legs)
+        return f"0 {self.length_sectors} striped {len(self.legs)} {self.chunk_sectors} {legs}"
+
+    @property
+    def size_bytes(self) -> int:
+        return self.length_sectors * SECTOR
+
+
+class DrbdHost(Frozen):
+    name: str
+    address: str
+    port: int
+    node_id: int
+    diskless: bool = False
+
+
+class DesiredDrbd(Frozen):
+    vm: str
+    name: str
+    minor: int
+    port: int
+    backing_device: str
+    protocol: Literal["A", "B", "C"] = "C"
+    drbd_version: DrbdVersion
+    hosts: tuple[DrbdHost, ...]
+    safety: SafetyMechanism
+    allow_two_primaries: bool = False
+    config_path: str
+    config_text: str
+    depends_on: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"drbd:{self.name}"
+
+    @property
+    def device(self) -> str:
+        return f"/dev/drbd{self.minor}"
+
+
+class DesiredFilesystem(Frozen):
+    vm: str
+    device: str
+    fstype: Literal["xfs"] = "xfs"
+    label: str | None = None
+    depends_on: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"fs:{self.device}"
+
+
+class DesiredSwap(Frozen):
+    vm: str
+    device: str
+    label: str | None = None
+    depends_on: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"swap:{self.device}"
+
+
+class DesiredDomain(Frozen):
+    vm: str
+    name: str
+    memory_mib: int
+    maxmem_mib: int
+    vcpus: int
+    maxvcpus: int
+    disks: tuple[str, ...]
+    config_path: str
+    config_text: str
+    allow_restart: bool = False
+    live_migration: bool = False
+    depends_on: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"domain:{self.name}"
+
+
+class DesiredVm(Frozen):
+    """One VM as this node should see it."""
+
+    name: str
+    id: int
+    source_file: str
+    lifecycle: Lifecycle
+    suspended: bool = False
+    layout: StorageLayout
+    nodes: tuple[str, ...]
+    primary_node: str
+    this_node: str
+    lvs: tuple[DesiredLV, ...]
+    stripe: DesiredStripe | None = None
+    drbd: DesiredDrbd | None = None
+    filesystem: DesiredFilesystem | None = None
+    swaps: tuple[DesiredSwap, ...] = ()
+    domain: DesiredDomain | None = None
+
+    @property
+    def is_primary_here(self) -> bool:
+        return self.primary_node == self.this_node
+
+    @property
+    def peers(self) -> tuple[str, ...]:
+        return tuple(n for n in self.nodes if n != self.this_node)
+
+
+class DesiredNode(Frozen):
+    """Everything one node should have, for one revision of the repository."""
+
+    cluster: str
+    node: str
+    hostname: str
+    address: str
+    drbd_version: DrbdVersion
+    volume_groups: tuple[str, ...]
+    vms: tuple[DesiredVm, ...]
+    max_removals_per_revision: int = 1
+    allow_mass_delete: bool = False
