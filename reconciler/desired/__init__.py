@@ -1,0 +1,1 @@
+"""desired layer."""

@@ -1,0 +1,85 @@
+"""Outcomes of a pass and the status a node publishes. Produced by apply and the loop; read by
+the status command, the peer protocol and the metrics collector."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from reconciler.model.base import Frozen
+
+ResourcePhase = Literal["ready", "progressing", "waiting", "failed", "refused", "suspended"]
+ActionResult = Literal["ok", "failed", "refused", "waiting", "skipped"]
+PassOutcome = Literal["converged", "progressing", "failed", "invalid", "suspended", "error"]
+
+
+class ResourceStatus(Frozen):
+    key: str
+    vm: str
+    kind: str
+    phase: ResourcePhase
+    reason: str = ""
+
+
+class ActionRecord(Frozen):
+    kind: str
+    key: str
+    vm: str
+    result: ActionResult
+    attempts: int = 1
+    duration_s: float = 0.0
+    message: str = ""
+    argv: tuple[tuple[str, ...], ...] = ()
+
+
+class PassResult(Frozen):
+    started_at: float
+    finished_at: float
+    revision: str | None
+    outcome: PassOutcome
+    resources: tuple[ResourceStatus, ...] = ()
+    actions: tuple[ActionRecord, ...] = ()
+    drift: int = 0
+    retries: int = 0
+    errors: tuple[str, ...] = ()
+
+    @property
+    def duration_s(self) -> float:
+        return self.finished_at - self.started_at
+
+
+class RevisionInfo(Frozen):
+    sha: str
+    seen_at: float
+    committed_at: float | None = None
+    summary: str = ""
+
+
+class PeerStatus(Frozen):
+    node: str
+    reachable: bool
+    applied_revision: str | None = None
+    ready: bool = False
+    checked_at: float = 0.0
+    error: str = ""
+
+
+class Suspension(Frozen):
+    scope: str  # "node" or a VM name
+    reason: str
+    by: str
+    at: float
+
+
+class NodeStatus(Frozen):
+    node: str
+    cluster: str = ""
+    last_attempted: RevisionInfo | None = None
+    last_applied: RevisionInfo | None = None
+    pending_refusal: str = ""
+    invalid_errors: tuple[str, ...] = ()
+    last_pass: PassResult | None = None
+    last_success_at: float | None = None
+    peers: tuple[PeerStatus, ...] = ()
+    suspensions: tuple[Suspension, ...] = ()
+    recent_errors: tuple[str, ...] = ()
+    booted_at: float | None = None

@@ -1,0 +1,1 @@
+"""Observation: one pure parser module per tool, and the observer that runs the commands."""
