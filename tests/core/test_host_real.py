@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from reconciler.host.base import HostFileError
+from reconciler.host.real import RealHost
+
+
+def test_run_captures_output_and_exit_code() -> None:
+    host = RealHost("n1")
+    result = host.run([sys.executable, "-c", "import sys; print('out'); print('err', file=sys.stderr); sys.exit(3)"])
+    assert (result.returncode, result.stdout, result.stderr.strip()) == (3, "out\n", "err")
+    assert not result.ok
+    assert "exit 3" in result.describe()
+
+
+def test_run_never_uses_a_shell() -> None:
+    result = RealHost().run(["echo", "$(id)", ";", "true"])
+    assert result.stdout == "$(id) ; true\n"
+
+
+def test_timeout_is_reported_not_raised() -> None:
+    result = RealHost().run([sys.executable, "-c", "import time; time.sleep(5)"], timeout=0.3)
+    assert result.timed_out
+    assert result.returncode == 124
+    assert result.duration_s < 3
+
+
+def test_missing_program_is_reported() -> None:
+    result = RealHost().run(["/nonexistent/program-xyz"])
+    assert result.not_found
+    assert result.returncode == 127
+
+
+def test_stdin_is_passed() -> None:
+    result = RealHost().run(["cat"], stdin="table line\n")
+    assert result.stdout == "table line\n"
+
+
+def test_env_is_added() -> None:
+    result = RealHost(env={"RECONCILER_TEST_VAR": "x1"}).run(
+        [sys.executable, "-c", "import os; print(os.environ['RECONCILER_TEST_VAR'])"]
+    )
+    assert result.stdout.strip() == "x1"
+
+
+def test_write_is_atomic_and_replaces(tmp_path: Path) -> None:
+    host = RealHost()
+    target = tmp_path / "etc" / "drbd.d" / "vm100.res"
+    host.write_file(str(target), "one\n")
+    host.write_file(str(target), "two\n", mode=0o600)
+    assert host.read_file(str(target)) == "two\n"
+    assert (target.stat().st_mode & 0o777) == 0o600
+    assert [p.name for p in target.parent.iterdir()] == ["vm100.res"]
+
+
+def test_write_refuses_a_planted_symlink(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    link = tmp_path / "vm100.cfg"
+    link.symlink_to(victim)
+    with pytest.raises(HostFileError, match="not a regular file"):
+        RealHost().write_file(str(link), "evil")
+    assert victim.read_text() == "precious"
+
+
+def test_read_does_not_follow_symlinks(tmp_path: Path) -> None:
+    target = tmp_path / "t"
+    target.write_text("x")
+    link = tmp_path / "l"
+    link.symlink_to(target)
+    with pytest.raises(HostFileError):
+        RealHost().read_file(str(link))
+    assert RealHost().read_file(str(tmp_path / "missing")) is None
+
+
+def test_list_and_remove(tmp_path: Path) -> None:
+    host = RealHost()
+    (tmp_path / "b").write_text("")
+    (tmp_path / "a").write_text("")
+    assert host.list_dir(str(tmp_path)) == ("a", "b")
+    host.remove_file(str(tmp_path / "a"))
+    host.remove_file(str(tmp_path / "a"))
+    assert os.listdir(tmp_path) == ["b"]
+    assert host.list_dir(str(tmp_path / "nope")) == ()
