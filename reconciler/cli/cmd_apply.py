@@ -1,17 +1,82 @@
-"""`reconciler apply`: not built yet; the issue that owns it replaces this module."""
+"""`reconciler apply`: one convergence pass (with its retries) on this node.
+
+Exit status: 0 converged, 3 still progressing (steps waiting for the peer or a resync), 1 failed or refused
+steps, or an error before anything ran.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import Any, TextIO
+
+from reconciler.cli.cmd_plan import CliError, Target, load_target
+from reconciler.cli.common import add_host_options
+
+EXIT_CONVERGED = 0
+EXIT_FAILED = 1
+EXIT_PROGRESSING = 3
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("apply", help="(not available in this build)")
+    parser = subparsers.add_parser(
+        "apply",
+        help="converge this node to the desired state (one pass with retries)",
+        description="Observe, plan and execute in dependency order, with retries for transient failures and "
+                    "a crash journal. Exit 0 when converged, 3 when steps wait (peer, resync), 1 on failures.",
+    )
+    parser.add_argument("directory", nargs="?", default=".", metavar="DIR",
+                        help="desired-state directory (default: the current directory)")
+    parser.add_argument("--allow-mass-delete", action="store_true",
+                        help="allow more VM removals in this revision than the repository's limit")
+    parser.add_argument("--quiet", action="store_true", help="print only the summary")
+    parser.add_argument("--deep", action="store_true",
+                        help="also ask `drbdadm -d adjust` what it would change for every DRBD resource that is up "
+                             "(one read-only command per resource)")
+    add_host_options(parser)
     parser.set_defaults(func=_run)
 
 
+def run_apply(target: Target, *, allow_mass_delete: bool = False, out: TextIO | None = None,
+              quiet: bool = False, deep: bool = False) -> int:
+    from reconciler.apply.oneshot import converge_once  # noqa: PLC0415
+    from reconciler.apply.progress import SilentProgress, progress_for  # noqa: PLC0415
+    from reconciler.observe.observer import Observer  # noqa: PLC0415
+
+    stream = out or sys.stdout
+    progress = SilentProgress() if quiet else progress_for(target.desired.node, stream)
+    step = converge_once(target.host, target.desired, peer=target.peer, allow_mass_delete=allow_mass_delete,
+                         progress=progress, deep=deep)
+    result = step.result
+    if result is None:  # pragma: no cover - converge_once always applies
+        return EXIT_FAILED
+    if result.actions:
+        # One more look, only after a pass that changed something: show resyncs the pass started.
+        after = Observer(target.host).observe()
+        for res in after.drbd.resources:
+            for conn in res.connections:
+                for peer_dev in conn.peer_devices:
+                    if peer_dev.resync_percent is not None and peer_dev.resync_percent < 100:
+                        progress.resync(res.name, conn.peer_name, peer_dev.resync_percent)
+    for note in result.notes:
+        stream.write(f"note [{note.kind}] {note.key}: {note.message}\n")
+    for record in result.actions:
+        if record.result in ("failed", "refused"):
+            stream.write(f"{'!' if record.result == 'refused' else 'x'} {record.kind} {record.key}: "
+                         f"{record.message}\n")
+    stream.write(result.summary() + "\n")
+    stream.flush()
+    if result.outcome == "converged":
+        return EXIT_CONVERGED
+    if result.outcome == "progressing":
+        return EXIT_PROGRESSING
+    return EXIT_FAILED
+
+
 def _run(args: argparse.Namespace) -> int:
-    print("reconciler apply is not available in this build", file=sys.stderr)
-    return 2
+    try:
+        target = load_target(args)
+    except CliError as exc:
+        print(f"reconciler apply: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return run_apply(target, allow_mass_delete=args.allow_mass_delete, quiet=args.quiet, deep=args.deep)

@@ -1,17 +1,66 @@
-"""`reconciler doctor`: not built yet; the issue that owns it replaces this module."""
+"""`reconciler doctor`: preflight checks of this node, one verdict each; exit 1 when any check fails."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
+
+from reconciler.cli.cmd_status import add_state_dir
+from reconciler.cli.common import add_host_options, make_host, node_name
+
+MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("doctor", help="(not available in this build)")
+    parser = subparsers.add_parser(
+        "doctor", help="preflight checks of this node (host name, tools, LVM filter, services, ballooning, ...)",
+        description="Check that this node can be managed safely. The desired state comes from DIR, or from the "
+                    "revision in force in the daemon's state directory. Exit 1 when a check fails.")
+    parser.add_argument("directory", nargs="?", metavar="DIR", help="desired-state directory (optional)")
+    add_host_options(parser)
+    add_state_dir(parser)
     parser.set_defaults(func=_run)
 
 
+def _desired(args: argparse.Namespace, node: str) -> tuple[Any, dict[str, str], str]:
+    from reconciler.desired.expand import expand_node  # noqa: PLC0415
+    from reconciler.desired.load import load_cluster  # noqa: PLC0415
+    from reconciler.source.gitsource import GitSource  # noqa: PLC0415
+    from reconciler.source.mirror import Mirror  # noqa: PLC0415
+
+    try:
+        if args.directory:
+            cluster = load_cluster(args.directory)
+            origin = args.directory
+        else:
+            state_dir = Path(args.state_dir)
+            loaded = GitSource(Mirror(state_dir, "unused", "main"), state_dir).load_in_force()
+            if loaded is None:
+                return None, {}, "no desired state (give DIR, or run the daemon first)"
+            cluster = loaded.cluster
+            origin = f"revision {loaded.info.sha[:12]} in {state_dir}"
+        peers = {name: spec.address for name, spec in cluster.spec.nodes.items()}
+        return expand_node(cluster, node), peers, origin
+    except Exception as exc:  # doctor reports every problem rather than stopping at the first
+        return None, {}, f"desired state unusable: {exc}"
+
+
 def _run(args: argparse.Namespace) -> int:
-    print("reconciler doctor is not available in this build", file=sys.stderr)
-    return 2
+    from reconciler.daemon.doctor import run_checks  # noqa: PLC0415
+
+    node = node_name(args)
+    host = make_host(args)
+    desired, peers, origin = _desired(args, node)
+    print(f"doctor for node {node}; desired state: {origin}")
+    checks = run_checks(host, node, desired, peers,
+                        progress=lambda c: print(f"[{MARK[c.verdict]}] {c.name}: {c.detail}"))
+    failed = [c for c in checks if c.verdict == "fail"]
+    warned = [c for c in checks if c.verdict == "warn"]
+    print(f"{len(checks)} checks: {len(failed)} failed, {len(warned)} warnings, "
+          f"{sum(c.verdict == 'skip' for c in checks)} skipped")
+    if failed:
+        print("this node is NOT ready to be managed; fix the failed checks first", file=sys.stderr)
+        return 1
+    return 0

@@ -1,17 +1,64 @@
-"""`reconciler observe`: not built yet; the issue that owns it replaces this module."""
+"""`reconciler observe`: what the node has, from one pass of the Observer."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
+from reconciler.cli.common import add_host_options, make_host
+from reconciler.host.base import Host
+from reconciler.names import UnsafeNameError, check_name
+
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("observe", help="(not available in this build)")
+    parser = subparsers.add_parser(
+        "observe",
+        help="show what the node has (LVM, device-mapper, DRBD, Xen) from one observation pass",
+        description="Observe the node with a fixed handful of read-only commands and print what it has. "
+                    "--capture saves every command's output for a support bundle; --replay rebuilds the "
+                    "observation from such a bundle without touching any host.",
+    )
+    parser.add_argument("--json", action="store_true", help="print the observation as one JSON object")
+    parser.add_argument("--capture", metavar="DIR", help="also save every command (argv, exit code, output) "
+                                                         "and file read into DIR")
+    parser.add_argument("--replay", metavar="DIR", help="answer from a capture in DIR instead of a host")
+    add_host_options(parser)
     parser.set_defaults(func=_run)
 
 
+def _host(args: argparse.Namespace) -> Host:
+    if args.replay:
+        from reconciler.host.replay import ReplayHost  # noqa: PLC0415
+
+        node = check_name(args.node, "node") if args.node else None
+        return ReplayHost(args.replay, node)
+    return make_host(args)
+
+
 def _run(args: argparse.Namespace) -> int:
-    print("reconciler observe is not available in this build", file=sys.stderr)
-    return 2
+    from reconciler.host.capture import CapturingHost  # noqa: PLC0415
+    from reconciler.host.replay import ReplayError  # noqa: PLC0415
+    from reconciler.observe.observer import Observer  # noqa: PLC0415
+    from reconciler.observe.summary import format_summary, to_json  # noqa: PLC0415
+
+    if args.replay and args.sim:
+        print("reconciler observe: --replay and --sim exclude each other", file=sys.stderr)
+        return 2
+    try:
+        host = _host(args)
+        if args.capture:
+            host = CapturingHost(host, args.capture)
+        observed = Observer(host).observe()
+    except (ReplayError, UnsafeNameError, OSError) as exc:
+        print(f"reconciler observe: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        json.dump(to_json(observed), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(format_summary(observed))
+    if args.capture:
+        print(f"capture saved to {args.capture}", file=sys.stderr)
+    return 0

@@ -1,17 +1,115 @@
-"""`reconciler plan`: not built yet; the issue that owns it replaces this module."""
+"""`reconciler plan`: what would change on this node, like `terraform plan`.
+
+Exit status: 0 nothing would change, 2 something would (including refused and waiting steps), 1 error.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+
+from reconciler.cli.common import add_host_options, make_host, node_name
+from reconciler.host.base import Host
+from reconciler.model.desired import DesiredNode
+from reconciler.names import UnsafeNameError, check_name
+from reconciler.plan.peer import PeerView
+
+EXIT_NO_CHANGES = 0
+EXIT_ERROR = 1
+EXIT_CHANGES = 2
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("plan", help="(not available in this build)")
+    parser = subparsers.add_parser(
+        "plan",
+        help="show what apply would change on this node (+ create, ~ change, - delete, ! refused, = waiting)",
+        description="Observe the node, compare it with the desired state in DIR and print the ordered actions "
+                    "with the exact commands. Exit 0 when nothing would change, 2 when something would, 1 on error.",
+    )
+    parser.add_argument("directory", nargs="?", default=".", metavar="DIR",
+                        help="desired-state directory (default: the current directory)")
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    parser.add_argument("--allow-mass-delete", action="store_true",
+                        help="plan removals beyond the repository's per-revision limit")
+    parser.add_argument("--deep", action="store_true",
+                        help="also ask `drbdadm -d adjust` what it would change for every DRBD resource that is up "
+                             "(one read-only command per resource)")
+    add_host_options(parser)
     parser.set_defaults(func=_run)
 
 
+@dataclass(frozen=True)
+class Target:
+    host: Host
+    desired: DesiredNode
+    peer: Callable[[], PeerView | None] | None
+
+
+class CliError(Exception):
+    """A problem to print in one line with exit status 1."""
+
+
+def load_target(args: argparse.Namespace) -> Target:
+    from reconciler.desired.errors import ValidationFailed  # noqa: PLC0415
+    from reconciler.desired.expand import UnknownNodeError, expand_node  # noqa: PLC0415
+    from reconciler.desired.load import load_cluster  # noqa: PLC0415
+
+    directory = args.directory
+    try:
+        node = node_name(args)
+        cluster = load_cluster(directory)
+        desired = expand_node(cluster, node)
+        host = make_host(args)
+    except ValidationFailed as exc:
+        raise CliError(f"the desired state in {directory} is invalid:\n{exc.format(directory)}") from exc
+    except UnknownNodeError as exc:
+        raise CliError(f"node {exc}: not in the desired state's cluster (use --node)") from exc
+    except (UnsafeNameError, OSError, RuntimeError) as exc:  # RuntimeError: e.g. no simulated cluster there
+        raise CliError(str(exc)) from exc
+    peer = None
+    if args.sim:
+        peer = _sim_peer(os.path.abspath(args.sim), cluster, node)
+    return Target(host, desired, peer)
+
+
+def _sim_peer(sim_dir: str, cluster: Any, node: str) -> Callable[[], PeerView | None]:
+    """On a simulated cluster the peer can be observed directly (a real node learns it from peer status)."""
+
+    def view() -> PeerView | None:
+        from reconciler.apply.oneshot import observed_peer  # noqa: PLC0415
+        from reconciler.desired.expand import expand_node  # noqa: PLC0415
+        from reconciler.sim.host import SimHost  # noqa: PLC0415
+
+        peers = [n for n in cluster.spec.nodes if n != node]
+        if len(peers) != 1:
+            return None
+        try:
+            return observed_peer(SimHost(sim_dir, check_name(peers[0], "node")), expand_node(cluster, peers[0]))
+        except Exception:  # a peer we cannot observe just leaves the resize waiting
+            return None
+
+    return view
+
+
 def _run(args: argparse.Namespace) -> int:
-    print("reconciler plan is not available in this build", file=sys.stderr)
-    return 2
+    from reconciler.apply.oneshot import observe_and_plan  # noqa: PLC0415
+    from reconciler.plan.render_plan import render_json, render_text  # noqa: PLC0415
+
+    try:
+        target = load_target(args)
+        step = observe_and_plan(target.host, target.desired, peer=target.peer,
+                                allow_mass_delete=args.allow_mass_delete, deep=args.deep)
+    except CliError as exc:
+        print(f"reconciler plan: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.json:
+        json.dump(render_json(step.plan), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render_text(step.plan))
+    return EXIT_NO_CHANGES if step.plan.is_empty else EXIT_CHANGES

@@ -1,17 +1,201 @@
-"""`reconciler run`: not built yet; the issue that owns it replaces this module."""
+"""`reconciler run`: the daemon. Follows a git repository and keeps this node converged.
+
+Every option can also come from the environment (``RECONCILER_<OPTION>``, e.g. ``RECONCILER_REPO``), which
+is how the systemd unit passes ``/etc/reconciler/reconciler.env``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 from typing import Any
+
+from reconciler.daemon.config import (
+    DEFAULT_BOOT_FETCH_TIMEOUT,
+    DEFAULT_DRIFT_INTERVAL,
+    DEFAULT_FETCH_INTERVAL,
+    DEFAULT_STATE_DIR,
+    DaemonConfig,
+    PeerEndpoint,
+)
+from reconciler.daemon.peer import DEFAULT_PEER_PORT, parse_endpoint
+from reconciler.names import UnsafeNameError, check_name
+from reconciler.source.errors import SourceError
+from reconciler.source.mirror import check_branch, check_sha, check_subdir
+from reconciler.source.signatures import SignaturePolicy
+
+DEFAULT_PEER_KEY = "/etc/reconciler/peer.key"
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"RECONCILER_{name}", default)
+
+
+def _env_float(name: str, default: float) -> float:
+    value = _env(name)
+    return float(value) if value else default
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("run", help="(not available in this build)")
+    parser = subparsers.add_parser(
+        "run", help="run the daemon: follow a git repository and keep this node converged",
+        description="Clone REPO into the state directory, fetch it on an interval (at once on a local repository's "
+                    "new commits), and reconcile this node to the last valid revision.")
+    src = parser.add_argument_group("desired state")
+    src.add_argument("--repo", default=_env("REPO"), help="repository URL or local path (env RECONCILER_REPO)")
+    src.add_argument("--branch", default=_env("BRANCH", "main"), help="branch to follow (default: main)")
+    src.add_argument("--path", default=_env("PATH_IN_REPO", ""), metavar="SUBDIR",
+                     help="desired-state directory inside the repository (default: its root)")
+    src.add_argument("--interval", type=float, default=_env_float("INTERVAL", DEFAULT_FETCH_INTERVAL), metavar="S",
+                     help=f"fetch interval in seconds, with 10%% jitter (default: {DEFAULT_FETCH_INTERVAL:g})")
+    src.add_argument("--drift-interval", type=float, default=_env_float("DRIFT_INTERVAL", DEFAULT_DRIFT_INTERVAL),
+                     metavar="S",
+                     help=f"seconds between passes when nothing happens (default: {DEFAULT_DRIFT_INTERVAL:g})")
+    src.add_argument("--no-watch", action="store_true",
+                     help="do not watch a local repository for new commits; only fetch on the interval")
+    src.add_argument("--verify-signatures", choices=("none", "ssh", "gpg"), default=_env("VERIFY_SIGNATURES", "none"),
+                     help="apply only revisions whose commit is signed by a trusted key")
+    src.add_argument("--allowed-signers", default=_env("ALLOWED_SIGNERS"), metavar="FILE",
+                     help="SSH allowed-signers file (with --verify-signatures ssh)")
+    src.add_argument("--gpg-home", default=_env("GPG_HOME"), metavar="DIR",
+                     help="GnuPG home holding only the trusted keys (with --verify-signatures gpg)")
+    src.add_argument("--allow-non-descendant", action="append", default=[], metavar="SHA",
+                     help="allow this exact commit although it does not descend from the applied one (repeatable)")
+    node = parser.add_argument_group("node")
+    node.add_argument("--node", default=_env("NODE"), help="this node's name; must equal `uname -n` (default: it)")
+    node.add_argument("--sim", default=_env("SIM"), metavar="DIR", help="act on a simulated node (cluster in DIR)")
+    node.add_argument("--state-dir", default=_env("STATE_DIR", str(DEFAULT_STATE_DIR)), metavar="DIR",
+                      help=f"where the clone, status and control files live (default: {DEFAULT_STATE_DIR})")
+    node.add_argument("--boot-fetch-timeout", type=float, metavar="S",
+                      default=_env_float("BOOT_FETCH_TIMEOUT", DEFAULT_BOOT_FETCH_TIMEOUT),
+                      help="after start, hold promotions and domain starts at most this long waiting for a fetch")
+    node.add_argument("--no-drbd-events", action="store_true", help="do not watch DRBD state between passes")
+    peer = parser.add_argument_group("peer status")
+    peer.add_argument("--peer-listen", default=_env("PEER_LISTEN"), metavar="HOST:PORT",
+                      help="serve this node's status here "
+                           f"(default: its replication address, port {DEFAULT_PEER_PORT})")
+    peer.add_argument("--peer", action="append", default=[], metavar="NODE=HOST:PORT",
+                      help="a peer's status endpoint (default: the other nodes' replication addresses)")
+    peer.add_argument("--peer-token-file", default=_env("PEER_TOKEN_FILE", DEFAULT_PEER_KEY), metavar="FILE",
+                      help=f"shared secret of the cluster's daemons (default: {DEFAULT_PEER_KEY})")
+    peer.add_argument("--peer-auth", choices=("hmac", "none"), default=_env("PEER_AUTH", "hmac"),
+                      help="authenticate peer status with the shared secret (default) or not at all")
+    obs = parser.add_argument_group("metrics")
+    obs.add_argument("--metrics-address", default=_env("METRICS_ADDRESS", "127.0.0.1:9793"), metavar="HOST:PORT",
+                     help="serve Prometheus metrics here; 'none' to disable (default: 127.0.0.1:9793)")
+    obs.add_argument("--metrics-tls-cert", default=_env("METRICS_TLS_CERT"), metavar="FILE")
+    obs.add_argument("--metrics-tls-key", default=_env("METRICS_TLS_KEY"), metavar="FILE")
+    obs.add_argument("--metrics-basic-auth-file", default=_env("METRICS_BASIC_AUTH_FILE"), metavar="FILE",
+                     help="a file with one line USER:PASSWORD_HASH")
+    parser.add_argument("--log-format", choices=("kv", "json"), default=_env("LOG_FORMAT", "kv"))
     parser.set_defaults(func=_run)
 
 
+class ConfigError(Exception):
+    pass
+
+
+def build_config(args: argparse.Namespace) -> DaemonConfig:
+    if not args.repo:
+        raise ConfigError("no repository: give --repo URL_OR_PATH (or RECONCILER_REPO)")
+    node = check_name(args.node or os.uname().nodename, "node")
+    try:
+        branch = check_branch(args.branch)
+        subdir = check_subdir(args.path or "")
+        allowed = frozenset(check_sha(s) for s in args.allow_non_descendant)
+    except SourceError as exc:
+        raise ConfigError(str(exc)) from exc
+    policy = SignaturePolicy(args.verify_signatures,
+                             allowed_signers=Path(args.allowed_signers) if args.allowed_signers else None,
+                             gpg_home=Path(args.gpg_home) if args.gpg_home else None)
+    peers = []
+    for item in args.peer:
+        name, sep, endpoint = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--peer {item!r}: expected NODE=HOST:PORT")
+        host, port = parse_endpoint(endpoint)
+        peers.append(PeerEndpoint(check_name(name, "peer node"), host, port))
+    key: bytes | None = None
+    if args.peer_auth == "hmac":
+        try:
+            key = Path(args.peer_token_file).read_bytes().strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the peer token file {args.peer_token_file}: {exc.strerror}. Create one shared secret "
+                "for the cluster (e.g. `head -c 32 /dev/urandom | base64 > /etc/reconciler/peer.key`, mode 0600, "
+                "the same on every node) or pass --peer-auth none on a trusted replication link") from exc
+        if len(key) < 16:
+            raise ConfigError(f"the peer token in {args.peer_token_file} is too short (at least 16 bytes)")
+    basic_auth = None
+    if args.metrics_basic_auth_file:
+        user, _, hashed = Path(args.metrics_basic_auth_file).read_text().strip().partition(":")
+        basic_auth = (user, hashed)
+    metrics = None if (args.metrics_address or "").lower() in ("", "none", "off") else args.metrics_address
+    return DaemonConfig(
+        node=node, repo=args.repo if "://" in args.repo or ":" in args.repo.split("/")[0]
+        else os.path.abspath(args.repo),
+        state_dir=Path(args.state_dir).absolute(), branch=branch, subdir=subdir,
+        sim=Path(args.sim).absolute() if args.sim else None, fetch_interval=args.interval,
+        drift_interval=args.drift_interval, watch_local=not args.no_watch,
+        boot_fetch_timeout=args.boot_fetch_timeout, signatures=policy,
+        allow_non_descendant=allowed, metrics_address=metrics, metrics_tls_cert=args.metrics_tls_cert,
+        metrics_tls_key=args.metrics_tls_key, metrics_basic_auth=basic_auth, peer_listen=args.peer_listen,
+        peers=tuple(peers), peer_key=key, peer_auth=args.peer_auth, drbd_events=not args.no_drbd_events,
+        log_format=args.log_format)
+
+
 def _run(args: argparse.Namespace) -> int:
-    print("reconciler run is not available in this build", file=sys.stderr)
-    return 2
+    from reconciler.daemon.identity import IdentityError, boot_time, check_node_name  # noqa: PLC0415
+    from reconciler.daemon.logs import setup_logging  # noqa: PLC0415
+
+    try:
+        config = build_config(args)
+    except (ConfigError, UnsafeNameError, ValueError) as exc:
+        print(f"reconciler run: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(config.log_format)
+    try:
+        host, sim_nodes = _host(config)
+        check_node_name(config.node, sim_nodes=sim_nodes)
+    except (IdentityError, OSError, ValueError) as exc:
+        print(f"reconciler run: refusing to start: {exc}", file=sys.stderr)
+        return 2
+    from reconciler.daemon.real_engine import RealEngine  # noqa: PLC0415
+    from reconciler.daemon.runtime import Daemon  # noqa: PLC0415
+    from reconciler.daemon.statelock import AlreadyRunning, StateLock  # noqa: PLC0415
+    from reconciler.metrics.state import MetricsState  # noqa: PLC0415
+
+    lock = StateLock(config.state_dir)
+    try:
+        lock.acquire()
+        daemon = Daemon(config, host, RealEngine(host), metrics=MetricsState(config.node))
+    except AlreadyRunning as exc:
+        print(f"reconciler run: refusing to start: {exc}", file=sys.stderr)
+        return 2
+    except (SourceError, OSError) as exc:
+        lock.release()
+        print(f"reconciler run: cannot start: {exc}", file=sys.stderr)
+        return 1
+    daemon.reconciler.booted_at = None if config.sim else boot_time()
+    try:
+        return daemon.run_until_signalled()
+    finally:
+        lock.release()
+
+
+def _host(config: DaemonConfig) -> tuple[Any, tuple[str, ...] | None]:
+    if config.sim is not None:
+        from reconciler.sim.host import SimHost  # noqa: PLC0415
+        from reconciler.sim.state import SimCluster  # noqa: PLC0415
+
+        nodes = tuple(sorted(SimCluster(config.sim).read().get("nodes", {})))
+        if config.node not in nodes:
+            return None, nodes
+        return SimHost(config.sim, config.node), nodes
+    from reconciler.daemon.scope import ScopedHost, under_systemd  # noqa: PLC0415
+    from reconciler.host.real import RealHost  # noqa: PLC0415
+
+    host = RealHost(config.node)
+    return (ScopedHost(host) if under_systemd() else host), None

@@ -1,17 +1,436 @@
-"""`reconciler sim`: not built yet; the issue that owns it replaces this module."""
+"""`reconciler sim`: create, inspect and disturb a simulated cluster; run its tools from a shell."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shlex
 import sys
 from typing import Any
 
+from reconciler.names import UnsafeNameError, check_name
+from reconciler.sizes import SizeError, format_size, parse_size
+
+DEFAULT_NODES = "erdbeere,himbeere"
+DEFAULT_VGS = ("vg-sda:400G", "vg-sdb:400G", "vg-sdc:400G")
+EXIT_USAGE = 2
+
+
+class SimCliError(Exception):
+    """A usage problem: printed as ``reconciler sim: ...`` with exit 2."""
+
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("sim", help="(not available in this build)")
-    parser.set_defaults(func=_run)
+    parser = subparsers.add_parser(
+        "sim", help="a simulated cluster (LVM, device-mapper, DRBD, Xen) for trying the reconciler",
+        description="Create and drive a simulated cluster whose state lives in a directory. Other commands "
+                    "act on one of its nodes with --sim DIR --node NAME.")
+    sub = parser.add_subparsers(dest="sim_command", metavar="ACTION")
+    parser.set_defaults(func=lambda args: _usage(parser))
+
+    init = sub.add_parser("init", help="create a cluster in DIR")
+    init.add_argument("dir")
+    init.add_argument("--nodes", default=DEFAULT_NODES, help=f"comma-separated node names (default {DEFAULT_NODES})")
+    init.add_argument("--vg", action="append", metavar="NAME:SIZE",
+                      help="a volume group on each node, one disk each (repeatable; default: "
+                           + ", ".join(DEFAULT_VGS) + ")")
+    init.add_argument("--drbd", choices=("9", "8.4"), default="9", help="DRBD kernel module version (default 9)")
+    init.add_argument("--memory", default="64G", help="host memory per node (default 64G)")
+    init.add_argument("--force", action="store_true", help="replace a cluster that already exists in DIR")
+    init.set_defaults(func=_init)
+
+    show = sub.add_parser("show", help="summarise the cluster")
+    show.add_argument("dir")
+    show.add_argument("--json", action="store_true", help="print the whole state as JSON")
+    show.set_defaults(func=_show)
+
+    fault = sub.add_parser("fault", help="inject a fault")
+    fault.add_argument("dir")
+    kinds = fault.add_subparsers(dest="fault_kind", metavar="KIND")
+    fault.set_defaults(func=lambda args: _usage(fault))
+    for kind, text in (("transient", "fail matching commands for a while (--count N or --rate R)"),
+                       ("permanent", "fail every matching command"),
+                       ("hang", "matching commands never answer (the caller's timeout passes)")):
+        one = kinds.add_parser(kind, help=text)
+        one.add_argument("--node", help="only on this node (default: every node)")
+        one.add_argument("--match", metavar="WORDS", help='argv prefix, e.g. "drbdadm primary"')
+        one.add_argument("--regex", help="pattern searched in the command line")
+        if kind == "transient":
+            one.add_argument("--count", type=int, help="fail the next N matching calls")
+            one.add_argument("--rate", type=float, help="fail each matching call with this probability")
+            one.add_argument("--seed", type=int, default=0, help="seed of the random draws (default 0)")
+        if kind != "hang":
+            one.add_argument("--exit", type=int, dest="exit_code", help="exit code (default: the tool's own)")
+            one.add_argument("--message", help="stderr text (default: what the tool prints in that case)")
+        one.set_defaults(func=_command_fault, kind=kind)
+    for kind, text in (("crash", "the node stops (runtime state is lost; disks survive)"),
+                       ("reboot", "crash and boot again with nothing running"),
+                       ("boot", "boot a crashed node")):
+        one = kinds.add_parser(kind, help=text)
+        one.add_argument("node")
+        one.set_defaults(func=_node_fault, kind=kind)
+    part = kinds.add_parser("partition", help="cut the network between two nodes")
+    part.add_argument("a")
+    part.add_argument("b")
+    part.set_defaults(func=_partition)
+    heal = kinds.add_parser("heal", help="reconnect two nodes (or every pair)")
+    heal.add_argument("a", nargs="?")
+    heal.add_argument("b", nargs="?")
+    heal.set_defaults(func=_heal)
+    disk = kinds.add_parser("disk-fail", help="fail the disk under a device (e.g. vg-sda/root100)")
+    disk.add_argument("node")
+    disk.add_argument("device")
+    disk.set_defaults(func=_disk_fail)
+    zombie = kinds.add_parser("zombie", help="a running domain dies but cannot be torn down ((null) in xl list)")
+    zombie.add_argument("node")
+    zombie.add_argument("domain")
+    zombie.set_defaults(func=_zombie)
+    remove = kinds.add_parser("remove", help="remove one command fault by its id")
+    remove.add_argument("id", type=int)
+    remove.set_defaults(func=_remove_fault)
+
+    clear = sub.add_parser("clear", help="remove every command fault and network cut")
+    clear.add_argument("dir")
+    clear.set_defaults(func=_clear)
+
+    advance = sub.add_parser("advance", help="let simulated time pass (resyncs progress, domains write)")
+    advance.add_argument("dir")
+    advance.add_argument("seconds", type=float)
+    advance.set_defaults(func=_advance)
+
+    check = sub.add_parser("check", help="the data oracle's verdict (exit 1 on a violation)")
+    check.add_argument("dir")
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(func=_check)
+
+    execute = sub.add_parser("exec", help="run one simulated tool on a node: exec DIR NODE -- PROGRAM ARGS...")
+    execute.add_argument("dir")
+    execute.add_argument("node")
+    execute.add_argument("argv", nargs=argparse.REMAINDER)
+    execute.add_argument("--timeout", type=float, default=60.0)
+    execute.set_defaults(func=_exec)
+
+    shims = sub.add_parser("shims", help="write wrappers (lvs, drbdadm, xl ...) for a node into OUTDIR")
+    shims.add_argument("dir")
+    shims.add_argument("node")
+    shims.add_argument("outdir")
+    shims.set_defaults(func=_shims)
+
+    log = sub.add_parser("log", help="the commands run on the cluster")
+    log.add_argument("dir")
+    log.add_argument("--node")
+    log.add_argument("--mutating", action="store_true", help="only commands that changed something")
+    log.set_defaults(func=_log)
 
 
-def _run(args: argparse.Namespace) -> int:
-    print("reconciler sim is not available in this build", file=sys.stderr)
-    return 2
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+def _cluster(args: argparse.Namespace) -> Any:
+    from reconciler.sim.state import SimCluster, load_modules  # noqa: PLC0415
+
+    load_modules()
+    cluster = SimCluster(os.path.abspath(args.dir))
+    if not cluster.exists():
+        raise SimCliError(f"no simulated cluster in {args.dir} (create one with `reconciler sim init {args.dir}`)")
+    return cluster
+
+
+def _guard(fn: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        from reconciler.sim.faults import FaultError  # noqa: PLC0415
+
+        try:
+            result: int = fn(args)
+        except (SimCliError, UnsafeNameError, SizeError, FaultError, OSError, ValueError) as exc:
+            print(f"reconciler sim: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        return result
+
+    return run
+
+
+def _parse_vgs(specs: list[str]) -> dict[str, int]:
+    vgs: dict[str, int] = {}
+    for spec in specs:
+        name, colon, size = spec.partition(":")
+        if not colon:
+            raise SimCliError(f"--vg {spec!r}: expected NAME:SIZE, e.g. vg-sda:400G")
+        check_name(name, "volume group")
+        if name in vgs:
+            raise SimCliError(f"--vg {name} given twice")
+        vgs[name] = parse_size(size)
+    return vgs
+
+
+@_guard
+def _init(args: argparse.Namespace) -> int:
+    from reconciler.sim.state import SimCluster, load_modules  # noqa: PLC0415
+
+    load_modules()
+    nodes = [check_name(n.strip(), "node") for n in args.nodes.split(",") if n.strip()]
+    if len(set(nodes)) != len(nodes):
+        raise SimCliError(f"--nodes {args.nodes}: a node is named twice")
+    vgs = _parse_vgs(args.vg or list(DEFAULT_VGS))
+    directory = os.path.abspath(args.dir)
+    if SimCluster(directory).exists() and not args.force:
+        raise SimCliError(f"{args.dir} already holds a simulated cluster (use --force to replace it)")
+    memory_mib = parse_size(args.memory) // 1024**2
+    SimCluster.init(directory, nodes, vgs, args.drbd, memory_mib=memory_mib)
+    print(f"simulated cluster in {directory}: nodes {', '.join(nodes)}; DRBD {args.drbd}; "
+          f"volume groups {', '.join(f'{n} ({format_size(s)})' for n, s in vgs.items())}")
+    print(f"try: reconciler observe --sim {shlex.quote(args.dir)} --node {nodes[0]}")
+    return 0
+
+
+@_guard
+def _show(args: argparse.Namespace) -> int:
+    state = _cluster(args).read()
+    if args.json:
+        json.dump(state, sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+        return 0
+    print(_summary(state))
+    return 0
+
+
+def _summary(state: dict[str, Any]) -> str:
+    from reconciler.sim.dm import lv_devices  # noqa: PLC0415
+    from reconciler.sim.lvm import vg_extent_count, vg_free_extents  # noqa: PLC0415
+
+    lines = [f"time {float(state.get('time', 0.0)):.1f}s"]
+    for node in sorted(state["nodes"]):
+        ns = state["nodes"][node]
+        lines.append(f"node {node}: {'up' if ns.get('up') else 'DOWN'} (DRBD {ns.get('drbd_version')}, "
+                     f"boot {str(ns.get('boot_id', ''))[:8]})")
+        for vg_name in sorted(ns["vgs"]):
+            vg = ns["vgs"][vg_name]
+            extent = int(vg["extent_size"])
+            lvs = ", ".join(sorted(vg["lvs"])) or "no LVs"
+            lines.append(f"  {vg_name}: {format_size(vg_extent_count(vg) * extent)}, "
+                         f"{format_size(vg_free_extents(vg) * extent) if vg_free_extents(vg) else '0B'} free; {lvs}")
+        own = sorted(set(ns["dm"]) - set(lv_devices(ns)))
+        if own:
+            lines.append(f"  dm: {', '.join(own)}")
+        resources = ns.get("drbd", {}).get("resources", {})
+        for name in sorted(resources):
+            res = resources[name]
+            role = res.get("role", "?") if isinstance(res, dict) else "?"
+            lines.append(f"  drbd {name}: {role}")
+        for name, dom in sorted(ns.get("domains", {}).items()):
+            lines.append(f"  domain {name} (id {dom['domid']}, {dom['memory']} MiB, {dom.get('state')})")
+        for mount in ns.get("mounts", []):
+            lines.append(f"  mounted {mount['device']} on {mount['mountpoint']}")
+    cuts = state.get("network", {}).get("cut", [])
+    if cuts:
+        lines.append("network cut: " + ", ".join(f"{a}<->{b}" for a, b in cuts))
+    for fault in state.get("faults", []):
+        lines.append("fault " + _describe_fault(fault))
+    return "\n".join(lines)
+
+
+def _describe_fault(fault: dict[str, Any]) -> str:
+    what = " ".join(fault["prefix"]) if fault.get("prefix") else f"/{fault.get('regex')}/"
+    where = fault.get("node") or "every node"
+    extra = ""
+    if fault["kind"] == "transient":
+        extra = f", {fault['count']} left" if fault.get("count") is not None else f", rate {fault.get('rate')}"
+    return f"#{fault['id']}: {fault['kind']} on {where}: {what}{extra} (fired {fault.get('fired', 0)})"
+
+
+@_guard
+def _command_fault(args: argparse.Namespace) -> int:
+    from reconciler.sim import faults  # noqa: PLC0415
+
+    node = check_name(args.node, "node") if args.node else None
+    prefix = shlex.split(args.match) if args.match else None
+    with _cluster(args).transaction() as state:
+        fault = faults.add_fault(
+            state, args.kind, node=node, prefix=prefix, regex=args.regex,
+            count=getattr(args, "count", None), rate=getattr(args, "rate", None), seed=getattr(args, "seed", 0),
+            exit_code=getattr(args, "exit_code", None), message=getattr(args, "message", None))
+    print("added fault " + _describe_fault(fault))
+    return 0
+
+
+@_guard
+def _node_fault(args: argparse.Namespace) -> int:
+    from reconciler.sim import faults  # noqa: PLC0415
+
+    node = check_name(args.node, "node")
+    with _cluster(args).transaction() as state:
+        {"crash": faults.crash, "reboot": faults.reboot, "boot": faults.boot}[args.kind](state, node)
+    print(f"{node}: {args.kind}")
+    return 0
+
+
+@_guard
+def _partition(args: argparse.Namespace) -> int:
+    from reconciler.sim import faults  # noqa: PLC0415
+
+    with _cluster(args).transaction() as state:
+        faults.partition(state, check_name(args.a, "node"), check_name(args.b, "node"))
+    print(f"network cut between {args.a} and {args.b}")
+    return 0
+
+
+@_guard
+def _heal(args: argparse.Namespace) -> int:
+    from reconciler.sim import faults  # noqa: PLC0415
+
+    if (args.a is None) != (args.b is None):
+        raise SimCliError("heal takes two nodes or none")
+    with _cluster(args).transaction() as state:
+        faults.heal(state, args.a, args.b)
+    print("network healed" + (f" between {args.a} and {args.b}" if args.a else ""))
+    return 0
+
+
+@_guard
+def _disk_fail(args: argparse.Namespace) -> int:
+    from reconciler.sim import faults  # noqa: PLC0415
+
+    with _cluster(args).transaction() as state:
+        key = faults.disk_fail(state, check_name(args.node, "node"), args.device)
+    print(f"{args.node}: disk under {args.device} failed ({key})")
+    return 0
+
+
+@_guard
+def _zombie(args: argparse.Namespace) -> int:
+    from reconciler.sim import faults  # noqa: PLC0415
+
+    with _cluster(args).transaction() as state:
+        faults.zombie(state, check_name(args.node, "node"), args.domain)
+    print(f"{args.node}: domain {args.domain} is dying and stays (null) until the node reboots")
+    return 0
+
+
+@_guard
+def _remove_fault(args: argparse.Namespace) -> int:
+    from reconciler.sim import faults  # noqa: PLC0415
+
+    with _cluster(args).transaction() as state:
+        removed = faults.remove_fault(state, args.id)
+    if not removed:
+        raise SimCliError(f"no fault #{args.id}")
+    print(f"removed fault #{args.id}")
+    return 0
+
+
+@_guard
+def _clear(args: argparse.Namespace) -> int:
+    from reconciler.sim import faults  # noqa: PLC0415
+
+    with _cluster(args).transaction() as state:
+        faults.clear(state)
+    print("cleared every command fault and network cut")
+    return 0
+
+
+@_guard
+def _advance(args: argparse.Namespace) -> int:
+    if args.seconds < 0:
+        raise SimCliError("time cannot go backwards")
+    now = _cluster(args).advance(args.seconds)
+    print(f"time {now:.1f}s")
+    return 0
+
+
+@_guard
+def _check(args: argparse.Namespace) -> int:
+    import importlib.util  # noqa: PLC0415
+
+    cluster = _cluster(args)
+    if importlib.util.find_spec("reconciler.sim.oracle") is None:
+        raise SimCliError("this build has no data oracle")
+    from reconciler.sim import oracle  # noqa: PLC0415
+
+    with cluster.transaction() as state:
+        violations = oracle.check(state)
+        summary = oracle.summary(state)
+    if args.json:
+        json.dump({"ok": not violations, "violations": [str(v) for v in violations], "summary": summary},
+                  sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+    else:
+        for violation in violations:
+            print(f"VIOLATION {violation}")
+        acked = summary.get("acknowledged", {})
+        print(f"{'violations: ' + str(len(violations)) if violations else 'ok: no violation'}; acknowledged "
+              f"writes: {sum(acked.values()) if acked else 0} over {len(acked)} resource(s)")
+    return 1 if violations else 0
+
+
+@_guard
+def _exec(args: argparse.Namespace) -> int:
+    from reconciler.sim.host import SimHost  # noqa: PLC0415
+
+    argv = list(args.argv)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise SimCliError("exec needs a program: reconciler sim exec DIR NODE -- PROGRAM ARGS...")
+    _cluster(args)
+    host = SimHost(os.path.abspath(args.dir), check_name(args.node, "node"))
+    stdin = _stdin_text()
+    result = host.run(argv, timeout=args.timeout, stdin=stdin)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    return result.returncode
+
+
+def _stdin_text() -> str | None:
+    """What a pipe feeds the tool (``dmsetup create`` reads its table there); nothing from a terminal."""
+    try:
+        if sys.stdin is None or sys.stdin.isatty():
+            return None
+        return sys.stdin.read()
+    except (OSError, ValueError):
+        return None
+
+
+@_guard
+def _shims(args: argparse.Namespace) -> int:
+    from reconciler.sim.commands import known_programs  # noqa: PLC0415
+
+    cluster = _cluster(args)
+    node = check_name(args.node, "node")
+    from reconciler.sim.state import node_state  # noqa: PLC0415
+
+    node_state(cluster.read(), node)
+    outdir = os.path.abspath(args.outdir)
+    os.makedirs(outdir, exist_ok=True)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    written = []
+    for program in known_programs():
+        path = os.path.join(outdir, program)
+        script = (
+            "#!/bin/sh\n"
+            f"# {program} on simulated node {node} (cluster {cluster.directory})\n"
+            f"PYTHONPATH={shlex.quote(root)}${{PYTHONPATH:+:$PYTHONPATH}} exec {shlex.quote(sys.executable)} "
+            f"-m reconciler.sim {shlex.quote(cluster.directory)} {shlex.quote(node)} {program} \"$@\"\n"
+        )
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(script)
+        os.chmod(path, 0o755)  # noqa: S103  (an executable wrapper for the user)
+        written.append(program)
+    print(f"wrote {len(written)} wrappers for {node} into {outdir}: {' '.join(written)}")
+    print(f'use them with: export PATH={shlex.quote(outdir)}:"$PATH"')
+    return 0
+
+
+@_guard
+def _log(args: argparse.Namespace) -> int:
+    for entry in _cluster(args).read_log():
+        if args.node and entry.get("node") != args.node:
+            continue
+        if args.mutating and not entry.get("mutating"):
+            continue
+        mark = "*" if entry.get("mutating") else " "
+        print(f"{float(entry.get('time', 0)):8.1f} {mark} {entry.get('node')}: {shlex.join(entry.get('argv', []))} "
+              f"-> {entry.get('exit')}")
+    return 0

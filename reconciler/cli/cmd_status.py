@@ -1,17 +1,119 @@
-"""`reconciler status`: not built yet; the issue that owns it replaces this module."""
+"""`reconciler status`: what the daemon last published about this node (per VM and resource, revisions,
+peers, suspensions, recent errors). Reads ``<state>/status.json``; never touches the node."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import time
+from pathlib import Path
 from typing import Any
+
+from reconciler.daemon import status_store
+from reconciler.daemon.config import DEFAULT_STATE_DIR
+from reconciler.model.status import NodeStatus, RevisionInfo
+
+
+def add_state_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state-dir", default=os.environ.get("RECONCILER_STATE_DIR", str(DEFAULT_STATE_DIR)),
+                        metavar="DIR", help=f"the daemon's state directory (default: {DEFAULT_STATE_DIR})")
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("status", help="(not available in this build)")
+    parser = subparsers.add_parser("status", help="show what the daemon last published about this node",
+                                   description="Per VM and resource phase with its reason, the last attempted and "
+                                               "applied revisions, the peers' revisions, suspensions and errors.")
+    parser.add_argument("--json", action="store_true", help="print the status as JSON")
+    add_state_dir(parser)
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    print("reconciler status is not available in this build", file=sys.stderr)
-    return 2
+    state_dir = Path(args.state_dir)
+    status = status_store.load(state_dir)
+    if status is None:
+        print(f"reconciler status: no status in {state_dir} (is `reconciler run` running with this --state-dir?)",
+              file=sys.stderr)
+        return 1
+    if args.json:
+        data = status.model_dump(mode="json")
+        data["revision_skew"] = skew(status)
+        print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        print(render(status, now=time.time()))
+    return 0
+
+
+def skew(status: NodeStatus) -> dict[str, str | None]:
+    """Each peer's applied revision where it differs from ours (None: unknown)."""
+    mine = status.last_applied.sha if status.last_applied else None
+    return {p.node: p.applied_revision for p in status.peers if not p.reachable or p.applied_revision != mine}
+
+
+def _ago(now: float, then: float | None) -> str:
+    if then is None:
+        return "never"
+    seconds = max(0.0, now - then)
+    if seconds < 120:
+        return f"{seconds:.0f}s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m ago"
+    return f"{seconds / 3600:.1f}h ago"
+
+
+def _rev(info: RevisionInfo | None) -> str:
+    if info is None:
+        return "none"
+    return f"{info.sha[:12]} {info.summary!r}" if info.summary else info.sha[:12]
+
+
+def render(status: NodeStatus, *, now: float) -> str:
+    lines = [f"node {status.node}" + (f" (cluster {status.cluster})" if status.cluster else "")
+             + f", status updated {_ago(now, status.updated_at)}"]
+    lines.append(f"applied revision:   {_rev(status.last_applied)}")
+    attempted = status.last_attempted
+    if attempted is not None and (status.last_applied is None or attempted.sha != status.last_applied.sha):
+        lines.append(f"attempted revision: {_rev(attempted)}")
+    if status.pending_refusal:
+        lines.append(f"  REFUSED: {status.pending_refusal}")
+    if status.invalid_errors:
+        lines.append("  INVALID (not applied; the applied revision stays in force):")
+        lines.extend(f"    {err}" for err in status.invalid_errors)
+    last = status.last_pass
+    if last is not None:
+        lines.append(f"last pass:          {last.outcome} {_ago(now, last.finished_at)} "
+                     f"({last.duration_s:.2f}s, {len(last.actions)} actions, {last.retries} retries)")
+    lines.append(f"last success:       {_ago(now, status.last_success_at)}")
+    mine = status.last_applied.sha if status.last_applied else None
+    for peer in status.peers:
+        if not peer.reachable:
+            state = f"unreachable ({peer.error})" if peer.error else "unreachable"
+        else:
+            rev = peer.applied_revision[:12] if peer.applied_revision else "none"
+            state = f"applied {rev}, {'ready' if peer.ready else 'not ready'}"
+            if peer.applied_revision != mine:
+                state += "  SKEW: differs from this node"
+        lines.append(f"peer {peer.node}: {state} (checked {_ago(now, peer.checked_at)})")
+    if status.boot_gate:
+        lines.append(status.boot_gate)
+    for susp in status.suspensions:
+        scope = "whole node" if susp.scope == "node" else susp.scope
+        lines.append(f"SUSPENDED {scope}: {susp.reason!r} by {susp.by} {_ago(now, susp.at)}")
+    if status.resources:
+        lines.append("")
+        width_vm = max(len("VM"), *(len(r.vm) for r in status.resources))
+        width_key = max(len("RESOURCE"), *(len(r.key) for r in status.resources))
+        lines.append(f"{'VM':<{width_vm}}  {'RESOURCE':<{width_key}}  {'PHASE':<11}  REASON")
+        for res in status.resources:
+            lines.append(f"{res.vm:<{width_vm}}  {res.key:<{width_key}}  {res.phase.capitalize():<11}  {res.reason}"
+                         .rstrip())
+    if status.recent_errors:
+        lines.append("")
+        lines.append("recent errors:")
+        for err in status.recent_errors[-10:]:
+            stamp, _, text = err.partition(" ")
+            when = _ago(now, float(stamp)) if stamp.replace(".", "", 1).isdigit() else ""
+            lines.append(f"  {when + ': ' if when else ''}{text if when else err}")
+    return "\n".join(lines)

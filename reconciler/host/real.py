@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 
 from reconciler.host.base import DEFAULT_TIMEOUT, EXIT_NOT_FOUND, EXIT_TIMEOUT, CommandResult, HostFileError
 
+EXIT_NOT_EXECUTABLE = 126
+
 
 class RealHost:
     """Runs commands on this machine. ``env`` adds variables (for example ``LVM_SYSTEM_DIR``)."""
@@ -36,6 +38,9 @@ class RealHost:
                 input=stdin,
                 capture_output=True,
                 text=True,
+                # A label or path in a non-UTF-8 encoding must not crash a whole observation pass.
+                encoding="utf-8",
+                errors="replace",
                 timeout=timeout,
                 env=env,
                 check=False,
@@ -44,6 +49,10 @@ class RealHost:
         except FileNotFoundError as exc:
             return CommandResult(args, EXIT_NOT_FOUND, "", f"{args[0]}: {exc.strerror}", time.monotonic() - started,
                                  not_found=True)
+        except OSError as exc:
+            # Present but not runnable (no execute permission, wrong format): the shell's 126.
+            return CommandResult(args, EXIT_NOT_EXECUTABLE, "", f"{args[0]}: {exc.strerror}",
+                                 time.monotonic() - started)
         except subprocess.TimeoutExpired as exc:
             out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
             err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
@@ -66,6 +75,8 @@ class RealHost:
             return tuple(sorted(os.listdir(path)))
         except FileNotFoundError:
             return ()
+        except OSError as exc:
+            raise HostFileError(exc.errno, f"cannot list {path}: {exc.strerror}") from exc
 
     def write_file(self, path: str, content: str, mode: int = 0o644) -> None:
         directory = os.path.dirname(path) or "."
@@ -100,3 +111,27 @@ class RealHost:
             os.unlink(path)
         except FileNotFoundError:
             return
+
+
+def spawn(argv: Sequence[str], *, log_path: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start a long-running local process (a daemon of the demo) with its output appended to ``log_path``.
+
+    ``run`` waits for completion; this is for processes the caller supervises and stops itself.
+    """
+    args = tuple(argv)
+    if not args or not all(isinstance(a, str) for a in args):
+        raise TypeError(f"argv must be a non-empty sequence of strings, got {argv!r}")
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, **(env or {})}, start_new_session=True)
+
+
+def follow(argv: Sequence[str]) -> subprocess.Popen[str]:
+    """Start a command that streams events (e.g. ``drbdsetup events2``); the caller reads its stdout line by
+    line and terminates it. Its stderr is discarded; a stream that ends is the caller's signal to fall back."""
+    args = tuple(argv)
+    if not args or not all(isinstance(a, str) for a in args):
+        raise TypeError(f"argv must be a non-empty sequence of strings, got {argv!r}")
+    return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, encoding="utf-8", errors="replace", bufsize=1,
+                            env={**os.environ, "LC_ALL": "C", "LANG": "C"}, start_new_session=True)

@@ -56,6 +56,10 @@ class DmDevice(Frozen):
     open_count: int | None = None
     suspended: bool = False
     targets: tuple[DmTarget, ...] = ()
+    # From the attr column of ``dmsetup info``; None where unknown (e.g. a device seen only by ``table``).
+    live_table: bool | None = None
+    inactive_table: bool | None = None
+    read_only: bool | None = None
 
     @property
     def table(self) -> str:

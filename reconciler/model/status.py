@@ -83,3 +83,8 @@ class NodeStatus(Frozen):
     suspensions: tuple[Suspension, ...] = ()
     recent_errors: tuple[str, ...] = ()
     booted_at: float | None = None
+    # The latest known phase of every resource (kept across passes that could not observe the node).
+    resources: tuple[ResourceStatus, ...] = ()
+    # Why promotion and domain starts are held back after a boot ("" once the gate is open).
+    boot_gate: str = ""
+    updated_at: float | None = None

@@ -1,0 +1,28 @@
+"""The deep DRBD drift check: ask ``drbdadm -d adjust RES`` (a dry run) what adjust would change.
+
+It catches every option the observation cannot see (protocol, timeouts, disk options), at the price of
+one read-only command per resource that is up, so it is opt-in (``--deep``) rather than part of every pass.
+"""
+
+from __future__ import annotations
+
+from reconciler.host.base import Host
+from reconciler.model.desired import DesiredNode
+from reconciler.model.observed import ObservedNode
+from reconciler.names import check_name
+
+DRY_RUN_TIMEOUT = 30.0
+
+
+def drbd_dry_run(host: Host, desired: DesiredNode, observed: ObservedNode) -> dict[str, str]:
+    """Resource -> the commands ``adjust`` would run, for each resource that is up and would change."""
+    changes: dict[str, str] = {}
+    for vm in desired.vms:
+        if vm.drbd is None or vm.suspended or observed.drbd.resource(vm.drbd.name) is None:
+            continue
+        result = host.run(("drbdadm", "-d", "adjust", check_name(vm.drbd.name, "DRBD resource")),
+                          timeout=DRY_RUN_TIMEOUT)
+        would = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+        if result.ok and would:
+            changes[vm.drbd.name] = "; ".join(would)
+    return changes

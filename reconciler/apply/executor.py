@@ -1,0 +1,188 @@
+"""Execute a plan through the host seam: dependency order, gate checks at the last moment, retries,
+journal, and one typed outcome per action. Never raises for a failing command; a bug still raises."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from reconciler.apply.identity import resolve_identity
+from reconciler.apply.journal import DEFAULT_JOURNAL_PATH, Journal, JournalEntry
+from reconciler.apply.progress import Progress, SilentProgress
+from reconciler.apply.result import ApplyResult, pass_outcome, resource_statuses
+from reconciler.apply.retry import RetryPolicy, Sleep, run_with_retries
+from reconciler.host.base import Host, HostFileError
+from reconciler.model.observed import Signature
+from reconciler.model.status import ActionRecord, ActionResult
+from reconciler.observe.observer import Observer, ProbeError
+from reconciler.plan import actions as A
+from reconciler.plan.model import Plan
+from reconciler.plan.safety import parse_generation_ids, parse_mounts, signature_verdict, start_domain_refusal
+
+GI_TIMEOUT = 30.0
+
+
+@dataclass
+class ApplyOptions:
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    sleep: Sleep = time.sleep
+    clock: Callable[[], float] = time.time
+    journal_path: str = DEFAULT_JOURNAL_PATH
+    # Asked between actions (the daemon's stop request): the rest of the pass is requeued as waiting.
+    should_stop: Callable[[], bool] = lambda: False
+
+
+@dataclass
+class _Outcome:
+    result: ActionResult
+    message: str = ""
+    attempts: int = 0
+    retries: int = 0
+    argv: tuple[tuple[str, ...], ...] = ()
+
+
+class Executor:
+    def __init__(self, host: Host, *, options: ApplyOptions | None = None, progress: Progress | None = None,
+                 observer: Observer | None = None) -> None:
+        self.host = host
+        self.options = options or ApplyOptions()
+        self.progress = progress or SilentProgress()
+        self.observer = observer or Observer(host)
+        self.journal = Journal(host, self.options.journal_path)
+
+    def apply(self, plan: Plan) -> ApplyResult:
+        started = self.options.clock()
+        outcomes: dict[str, _Outcome] = {}
+        records: list[ActionRecord] = []
+        retries = 0
+        previous = self.journal.load() if plan.actions else ()
+        for index, action in enumerate(plan.actions, start=1):
+            self.progress.started(action, index, len(plan.actions))
+            t0 = self.options.clock()
+            if self.options.should_stop():
+                outcome = _Outcome("waiting", "pass stopped before this action (shutdown requested)")
+            else:
+                outcome = self._blocked(action, outcomes) or self._gated(action) or self._run(action, previous)
+            outcomes[action.id] = outcome
+            retries += outcome.retries
+            record = ActionRecord(kind=action.kind, key=action.key, vm=action.vm, result=outcome.result,
+                                  attempts=outcome.attempts, duration_s=max(self.options.clock() - t0, 0.0),
+                                  message=outcome.message, argv=outcome.argv or action.argvs)
+            records.append(record)
+            self.progress.finished(action, record)
+        if previous:
+            self.journal.forget_except({a.id for a in plan.actions if outcomes[a.id].result != "ok"})
+        self.progress.close()
+        done = tuple(records)
+        errors = tuple(f"{r.key}: {r.message}" for r in done if r.result in ("failed", "refused"))
+        return ApplyResult(node=plan.node, started_at=started, finished_at=self.options.clock(),
+                           outcome=pass_outcome(done), actions=done, resources=resource_statuses(plan, done),
+                           notes=plan.notes, retries=retries, errors=errors)
+
+    @staticmethod
+    def _blocked(action: A.Action, outcomes: dict[str, _Outcome]) -> _Outcome | None:
+        for dep in action.depends_on:
+            seen = outcomes.get(dep)
+            if seen is not None and seen.result == "skipped":
+                return _Outcome("skipped", seen.message)  # name the root cause, not the chain
+            if seen is not None and seen.result in ("failed", "refused"):
+                return _Outcome("skipped", f"skipped: {dep} {seen.result}" + (f": {seen.message}" if seen.message
+                                                                                  else ""))
+        for dep in action.depends_on:
+            seen = outcomes.get(dep)
+            if seen is not None and seen.result == "waiting":
+                why = seen.message if seen.message.startswith("waits for ") else f"waits for {dep}: {seen.message}"
+                return _Outcome("waiting", why)
+        return None
+
+    @staticmethod
+    def _gated(action: A.Action) -> _Outcome | None:
+        if action.refused:
+            return _Outcome("refused", action.refused)
+        if action.waiting:
+            return _Outcome("waiting", action.waiting)
+        return None
+
+    def _precheck(self, action: A.Action) -> _Outcome | None:
+        for check in action.prechecks:
+            if check == "generation-ids":
+                resource = action.key.split(":", 1)[1]
+                shown = self.host.run(("drbdadm", "show-gi", A.check_name(resource, "DRBD resource")),
+                                      timeout=GI_TIMEOUT)
+                gi = parse_generation_ids(shown.stdout) if shown.ok else None
+                if gi is None:
+                    return _Outcome("refused", f"forced promotion refused: cannot read generation identifiers "
+                                               f"({shown.describe()})", attempts=1)
+                if gi.has_history:
+                    return _Outcome("refused", "forced promotion refused: generation identifiers show history; "
+                                               "this is not a brand-new pair", attempts=1)
+            elif check == "not-mounted":
+                mounts = parse_mounts(self.host.read_file("/proc/mounts") or "")
+                refusal = start_domain_refusal(action.key.split(":", 1)[1], action.devices, mounts)
+                if refusal:
+                    return _Outcome("refused", refusal, attempts=1)
+        return None
+
+    def _probe(self, device: str) -> Signature | None:
+        try:
+            return self.observer.probe(device)
+        except ProbeError:
+            return None
+
+    def _run(self, action: A.Action, previous: tuple[JournalEntry, ...]) -> _Outcome:
+        refused = self._precheck(action)
+        if refused is not None:
+            return refused
+        commands = list(action.commands)
+        identity = ""
+        if action.probe_before:
+            identity = resolve_identity(self.host, action.identity)
+            for device in action.probe_before:
+                ours = any(e.names(action.kind, device, identity) for e in previous)
+                verdict = signature_verdict(action.kind, device, self._probe(device), journal_names_device=ours)
+                if verdict.decision == "done":
+                    return _Outcome("ok", verdict.reason, attempts=0)
+                if verdict.decision == "refuse":
+                    return _Outcome("refused", verdict.reason, attempts=0)
+                if verdict.decision == "redo":
+                    commands.insert(0, A.wipefs_all(device))
+        entry = self.journal.begin(JournalEntry(node=self.host.node, action_id=action.id, kind=action.kind,
+                                                key=action.key, vm=action.vm, devices=action.probe_before,
+                                                identity=identity, started_at=self.options.clock()))
+        outcome = self._execute(action, commands, entry)
+        self.journal.finish(action.id)
+        return outcome
+
+    def _execute(self, action: A.Action, commands: list[A.Command], entry: JournalEntry) -> _Outcome:
+        attempts = 0
+        retries = 0
+        ran: list[tuple[str, ...]] = []
+        for step, command in enumerate(commands):
+            if step:
+                entry = self.journal.step(entry, step)
+            attempted = run_with_retries(self.host, command, self.options.policy, self.options.sleep)
+            attempts += attempted.attempts
+            retries += attempted.attempts - 1
+            ran.append(command.argv)
+            verdict = attempted.verdict
+            if verdict.kind == "precondition":
+                return _Outcome("waiting", verdict.reason, attempts, retries, tuple(ran))
+            if not verdict.ok:
+                suffix = f" after {attempted.attempts} attempts" if attempted.attempts > 1 else ""
+                return _Outcome("failed", f"{verdict.kind}: {verdict.reason}{suffix}", attempts, retries, tuple(ran))
+        if action.file_path is not None:
+            try:
+                if action.file_content is not None:
+                    self.host.write_file(action.file_path, action.file_content, 0o644)
+                else:
+                    self.host.remove_file(action.file_path)
+            except (HostFileError, OSError) as exc:
+                return _Outcome("failed", f"permanent: {action.file_path}: {exc}", attempts + 1, retries, tuple(ran))
+            attempts += 1
+        return _Outcome("ok", "", attempts, retries, tuple(ran))
+
+
+def apply_plan(host: Host, plan: Plan, *, options: ApplyOptions | None = None, progress: Progress | None = None,
+               observer: Observer | None = None) -> ApplyResult:
+    return Executor(host, options=options, progress=progress, observer=observer).apply(plan)

@@ -1,0 +1,64 @@
+"""One convergence step as the CLI (and tests, and benchmarks) run it: observe, plan, optionally apply.
+
+The peer is observed only when the plan cannot decide without it (an online resize needs to know the
+peer's backing size): a converged pass costs this node's fixed handful of commands and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from reconciler.apply.deepcheck import drbd_dry_run
+from reconciler.apply.executor import ApplyOptions, apply_plan
+from reconciler.apply.progress import Progress
+from reconciler.apply.result import ApplyResult
+from reconciler.host.base import Host
+from reconciler.model.desired import DesiredNode
+from reconciler.model.observed import ObservedNode
+from reconciler.observe.observer import Observer
+from reconciler.plan.diff import plan_node
+from reconciler.plan.model import Plan
+from reconciler.plan.peer import PeerView, peer_view_from_observation
+
+PeerSource = Callable[[], PeerView | None]
+
+
+@dataclass(frozen=True)
+class Step:
+    observed: ObservedNode
+    plan: Plan
+    result: ApplyResult | None = None
+
+
+def _needs_peer(plan: Plan) -> bool:
+    return any(a.kind == "drbd-resize" and "peer's backing size is unknown" in a.waiting for a in plan.actions)
+
+
+def observe_and_plan(host: Host, desired: DesiredNode, *, peer: PeerSource | None = None,
+                     allow_mass_delete: bool = False, observer: Observer | None = None, deep: bool = False) -> Step:
+    """``deep`` adds the DRBD dry-run check: one read-only ``drbdadm -d adjust`` per resource that is up."""
+    observed = (observer or Observer(host)).observe()
+    changes = drbd_dry_run(host, desired, observed) if deep else None
+    plan = plan_node(desired, observed, allow_mass_delete=allow_mass_delete, drbd_changes=changes)
+    if peer is not None and _needs_peer(plan):
+        view = peer()
+        if view is not None:
+            plan = plan_node(desired, observed, peer=view, allow_mass_delete=allow_mass_delete, drbd_changes=changes)
+    return Step(observed, plan)
+
+
+def converge_once(host: Host, desired: DesiredNode, *, peer: PeerSource | None = None,
+                  allow_mass_delete: bool = False, options: ApplyOptions | None = None,
+                  progress: Progress | None = None, observer: Observer | None = None, deep: bool = False) -> Step:
+    """Observe, plan, apply. Pass the same ``observer`` to successive calls on one host, as the daemon
+    does: it asks the tools' versions only once."""
+    observer = observer or Observer(host)
+    step = observe_and_plan(host, desired, peer=peer, allow_mass_delete=allow_mass_delete, observer=observer,
+                            deep=deep)
+    result = apply_plan(host, step.plan, options=options, progress=progress, observer=observer)
+    return Step(step.observed, step.plan, result)
+
+
+def observed_peer(peer_host: Host, desired_peer: DesiredNode) -> PeerView:
+    return peer_view_from_observation(desired_peer, Observer(peer_host).observe())

@@ -1,0 +1,229 @@
+"""Preflight checks of a node (``reconciler doctor``), each with a clear verdict and what to do.
+
+Every check runs through the host seam, so it works on a real node and, where the simulator knows the
+command, on a simulated one. A check that cannot run here (the tool is missing, no desired state is
+known) says so with "skip" rather than guessing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from reconciler.host.base import Host
+from reconciler.model.desired import DesiredNode
+
+Verdict = Literal["ok", "warn", "fail", "skip"]
+TIMEOUT = 20.0
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    verdict: Verdict
+    detail: str
+
+
+# (tool, argv, pattern for the version, required)
+TOOLS: tuple[tuple[str, tuple[str, ...], str, bool], ...] = (
+    ("lvm2", ("lvm", "version"), r"LVM version:\s*(\S+)", True),
+    ("dmsetup", ("dmsetup", "--version"), r"Library version:\s*(\S+)", True),
+    ("drbd-utils", ("drbdadm", "--version"), r"DRBDADM_VERSION=(\S+)", True),
+    ("xl", ("xl", "info"), r"xen_version\s*:\s*(\S+)", True),
+    ("blkid", ("blkid", "-V"), r"util-linux\s+(\S+)", True),
+    ("mkfs.xfs", ("mkfs.xfs", "-V"), r"version\s+(\S+)", True),
+    ("mkswap", ("mkswap", "-V"), r"util-linux\s+(\S+)", True),
+    ("git", ("git", "--version"), r"git version\s+(\S+)", True),
+)
+
+
+def check_hostname(host: Host, node: str, desired: DesiredNode | None) -> Check:
+    result = host.run(("uname", "-n"), timeout=TIMEOUT)
+    if not result.ok:
+        return Check("host name", "skip", f"cannot ask `uname -n`: {result.describe()}")
+    uname = result.stdout.strip()
+    if desired is not None and desired.hostname != uname:
+        return Check("host name", "fail", f"the cluster file names node {node!r} with hostname {desired.hostname!r}, "
+                                          f"but `uname -n` says {uname!r}; DRBD would not find its `on` section")
+    if node != uname:
+        return Check("host name", "fail", f"--node {node!r} differs from `uname -n` {uname!r}")
+    return Check("host name", "ok", f"{uname} (matches the node name DRBD uses)")
+
+
+def check_tools(host: Host, *, need_ssh: bool) -> list[Check]:
+    checks = []
+    tools = list(TOOLS)
+    if need_ssh:
+        tools.append(("ssh", ("ssh", "-V"), r"OpenSSH_(\S+?)[,\s]", True))
+    for name, argv, pattern, required in tools:
+        result = host.run(argv, timeout=TIMEOUT)
+        said = result.stdout + "\n" + result.stderr
+        match = re.search(pattern, said)
+        if result.not_found:
+            checks.append(Check(f"tool {name}", "fail" if required else "warn", f"`{argv[0]}` is not installed"))
+        elif match is None:
+            checks.append(Check(f"tool {name}", "fail", f"`{' '.join(argv)}` did not report a version: "
+                                                        f"{result.describe()}"))
+        else:
+            checks.append(Check(f"tool {name}", "ok", f"version {match.group(1)}"))
+    return checks
+
+
+def check_drbd_module(host: Host) -> Check:
+    text = host.read_file("/proc/drbd")
+    if text is None:
+        return Check("DRBD kernel module", "warn", "not loaded (/proc/drbd is absent); `drbdadm up` loads it, "
+                                                    "but check that the drbd module is installed for this kernel")
+    match = re.search(r"version:\s*(\S+)", text)
+    return Check("DRBD kernel module", "ok", f"version {match.group(1) if match else 'unknown'}")
+
+
+def lvm_filter_accepts(patterns: Iterable[str], device: str) -> bool:
+    """LVM's rule: the first pattern that matches decides (a=accept, r=reject); no match accepts."""
+    for pattern in patterns:
+        if len(pattern) < 3 or pattern[0] not in "ar":
+            continue
+        delimiter = pattern[1]
+        regex = pattern[2:pattern.rfind(delimiter)] if pattern.rfind(delimiter) > 1 else pattern[2:]
+        try:
+            if re.search(regex, device):
+                return pattern[0] == "a"
+        except re.error:
+            continue
+    return True
+
+
+def _lvm_list(text: str, key: str) -> list[str] | None:
+    match = re.search(rf"^\s*{key}\s*=\s*\[(.*)\]\s*$", text, re.MULTILINE)
+    if match is None:
+        return None
+    return re.findall(r'"((?:[^"\\]|\\.)*)"', match.group(1))
+
+
+def check_lvm_filter(host: Host, desired: DesiredNode | None) -> Check:
+    result = host.run(("lvmconfig", "--type", "full", "devices/global_filter", "devices/filter",
+                       "devices/use_devicesfile"), timeout=TIMEOUT)
+    if result.not_found:
+        return Check("LVM filter", "skip", "lvmconfig is not installed")
+    if not result.ok:
+        return Check("LVM filter", "fail", f"cannot read the LVM configuration: {result.describe()}")
+    if re.search(r"^\s*use_devicesfile\s*=\s*1", result.stdout, re.MULTILINE):
+        return Check("LVM filter", "ok", "LVM uses a devices file: it scans only the devices listed there")
+    devices = ["/dev/drbd0"]
+    if desired is not None:
+        devices += [vm.stripe.path for vm in desired.vms if vm.stripe is not None]
+        devices += [vm.drbd.device for vm in desired.vms if vm.drbd is not None]
+    else:
+        devices.append("/dev/mapper/root100")
+    # A device is scanned only when both global_filter and filter accept it.
+    filters = [_lvm_list(result.stdout, key) or [] for key in ("global_filter", "filter")]
+    scanned = [d for d in dict.fromkeys(devices) if all(lvm_filter_accepts(f, d) for f in filters)]
+    if scanned:
+        shown = ", ".join(scanned[:4]) + (" ..." if len(scanned) > 4 else "")
+        return Check("LVM filter", "fail",
+                     f"LVM would scan {shown}: the replicated data (a guest's own PVs) could be activated in dom0. "
+                     'Add e.g. global_filter = [ "r|^/dev/drbd|", "r|^/dev/mapper/root|", "a|.*|" ] to lvm.conf')
+    return Check("LVM filter", "ok", "DRBD devices and stripe devices are rejected")
+
+
+def check_services(host: Host) -> list[Check]:
+    checks = []
+    for unit in ("drbd.service", "xendomains.service"):
+        result = host.run(("systemctl", "is-enabled", unit), timeout=TIMEOUT)
+        state = result.stdout.strip()
+        if result.not_found:
+            checks.append(Check(f"service {unit}", "skip", "systemctl is not available"))
+        elif state in ("enabled", "enabled-runtime", "static", "alias", "indirect", "generated"):
+            checks.append(Check(f"service {unit}", "fail",
+                                f"{unit} is {state}: it would also start/stop these resources at boot and shutdown. "
+                                f"`systemctl disable {unit}` (reconciler-shutdown.service does the shutdown part)"))
+        else:
+            checks.append(Check(f"service {unit}", "ok", state or "not installed"))
+    return checks
+
+
+def check_ballooning(host: Host) -> Check:
+    info = host.run(("xl", "info"), timeout=TIMEOUT)
+    if info.not_found:
+        return Check("Xen ballooning", "skip", "xl is not installed")
+    conf = host.read_file("/etc/xen/xl.conf") or ""
+    autoballoon = re.search(r'^\s*autoballoon\s*=\s*"?(\w+)"?', conf, re.MULTILINE)
+    cmdline = re.search(r"^xen_commandline\s*:\s*(.*)$", info.stdout, re.MULTILINE)
+    problems = []
+    if cmdline is None or "dom0_mem=" not in cmdline.group(1):
+        problems.append("Xen's command line has no dom0_mem=, so dom0 owns all memory and `xl info` free_memory "
+                        "is misleading")
+    if autoballoon is None or autoballoon.group(1).lower() not in ("off", "0"):
+        problems.append('/etc/xen/xl.conf lacks autoballoon="off": starting a domain would shrink dom0')
+    if problems:
+        return Check("Xen ballooning", "fail", "; ".join(problems))
+    return Check("Xen ballooning", "ok", "dom0_mem is fixed and autoballoon is off")
+
+
+def local_addresses(host: Host) -> set[str] | None:
+    result = host.run(("ip", "-j", "addr"), timeout=TIMEOUT)
+    if not result.ok:
+        return None
+    try:
+        data = json.loads(result.stdout)
+    except ValueError:
+        return None
+    return {str(a.get("local")) for link in data for a in link.get("addr_info", []) if a.get("local")}
+
+
+def check_addresses(host: Host, desired: DesiredNode | None) -> Check:
+    if desired is None:
+        return Check("replication addresses", "skip", "no desired state known (give a directory or --state-dir)")
+    local = local_addresses(host)
+    if local is None:
+        return Check("replication addresses", "skip", "cannot list addresses with `ip -j addr`")
+    wanted = {desired.address} | {h.address for vm in desired.vms if vm.drbd is not None
+                                  for h in vm.drbd.hosts if h.name == desired.node}
+    missing = sorted(wanted - local)
+    if missing:
+        return Check("replication addresses", "fail", f"{', '.join(missing)} not configured on this host "
+                                                      "(DRBD cannot bind its ports)")
+    return Check("replication addresses", "ok", ", ".join(sorted(wanted)))
+
+
+def check_ssh_trust(host: Host, desired: DesiredNode | None, peers: dict[str, str]) -> list[Check]:
+    if desired is None:
+        return [Check("ssh trust", "skip", "no desired state known")]
+    migrating = {p for vm in desired.vms if vm.domain is not None and vm.domain.live_migration for p in vm.peers}
+    if not migrating:
+        return [Check("ssh trust", "ok", "no VM allows live migration; ssh between nodes is not needed")]
+    checks = []
+    for peer in sorted(migrating):
+        target = peers.get(peer, peer)
+        result = host.run(("ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "StrictHostKeyChecking=yes",
+                           f"root@{target}", "true"), timeout=TIMEOUT)
+        if result.ok:
+            checks.append(Check(f"ssh trust {peer}", "ok", f"root@{target} reachable without a password"))
+        else:
+            checks.append(Check(f"ssh trust {peer}", "fail", f"live migration needs key-based root ssh to {target}: "
+                                                             f"{result.describe()}"))
+    return checks
+
+
+def run_checks(host: Host, node: str, desired: DesiredNode | None, peers: dict[str, str],
+               progress: Callable[[Check], None] = lambda c: None) -> list[Check]:
+    need_ssh = desired is not None and any(vm.domain is not None and vm.domain.live_migration for vm in desired.vms)
+    checks: list[Check] = []
+
+    def add(*found: Check) -> None:
+        for check in found:
+            checks.append(check)
+            progress(check)
+
+    add(check_hostname(host, node, desired))
+    add(*check_tools(host, need_ssh=need_ssh))
+    add(check_drbd_module(host))
+    add(check_lvm_filter(host, desired))
+    add(*check_services(host))
+    add(check_ballooning(host))
+    add(*check_ssh_trust(host, desired, peers))
+    add(check_addresses(host, desired))
+    return checks

@@ -1,0 +1,47 @@
+"""The seam between the loop and the layers it drives: expand, observe, plan, apply.
+
+The loop only sees this protocol, so its behaviour (triggers, gating, suspension, status, backoff) is
+tested with a fake engine on a virtual clock; :mod:`reconciler.daemon.real_engine` wires the real layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from reconciler.model.desired import DesiredNode
+from reconciler.model.observed import ObservedNode
+from reconciler.model.status import ActionRecord, ResourceStatus
+from reconciler.plan.actions import Action
+from reconciler.plan.model import Plan
+from reconciler.plan.peer import PeerView
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    resources: tuple[ResourceStatus, ...] = ()
+    actions: tuple[ActionRecord, ...] = ()
+    retries: int = 0
+    errors: tuple[str, ...] = ()
+
+
+@dataclass
+class ActionHooks:
+    """Called by apply around each action: the loop's liveness and the stop request live here."""
+
+    started: Callable[[Action, float], None] = lambda action, timeout: None
+    finished: Callable[[Action, str], None] = lambda action, result: None
+    should_stop: Callable[[], bool] = field(default=lambda: False)
+
+
+class Engine(Protocol):
+    def expand(self, cluster: Any, node: str) -> DesiredNode: ...
+
+    def observe(self) -> ObservedNode: ...
+
+    def plan(self, desired: DesiredNode, observed: ObservedNode, peer: PeerView | None) -> Plan: ...
+
+    def apply(self, plan: Plan, desired: DesiredNode, observed: ObservedNode, hooks: ActionHooks) -> ApplyOutcome: ...
+
+    def backing_sizes(self, desired: DesiredNode, observed: ObservedNode) -> dict[str, int]: ...

@@ -1,0 +1,73 @@
+"""Polls the peers' status servers and remembers what they said (and who was seen since start)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from reconciler.daemon.config import PeerEndpoint
+from reconciler.daemon.peer import fetch_peer_answer
+from reconciler.model.status import PeerStatus
+
+
+class PeerMonitor:
+    def __init__(self, endpoints: tuple[PeerEndpoint, ...], key: bytes | None, *, interval: float,
+                 on_change: Callable[[PeerStatus], None]) -> None:
+        self.endpoints = endpoints
+        self._key = key
+        self.interval = interval
+        self._on_change = on_change
+        self._lock = threading.Lock()
+        self._status: dict[str, PeerStatus] = {}
+        self._backing: dict[str, dict[str, int]] = {}
+        self._seen: set[str] = set()
+        self._stop = threading.Event()
+        self._now = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def poll_once(self) -> None:
+        for endpoint in self.endpoints:
+            status, backing = fetch_peer_answer(endpoint.node, endpoint.host, endpoint.port, self._key)
+            with self._lock:
+                before = self._status.get(endpoint.node)
+                self._status[endpoint.node] = status
+                if status.reachable:
+                    self._seen.add(endpoint.node)
+                    self._backing[endpoint.node] = backing
+            changed = before is None or (before.reachable, before.applied_revision, before.ready) != (
+                status.reachable, status.applied_revision, status.ready)
+            if changed:
+                self._on_change(status)
+
+    def statuses(self) -> tuple[PeerStatus, ...]:
+        with self._lock:
+            return tuple(self._status[e.node] for e in self.endpoints if e.node in self._status)
+
+    def backing(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            return {node: dict(sizes) for node, sizes in self._backing.items()}
+
+    def seen(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._seen)
+
+    def poke(self) -> None:
+        self._now.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._now.clear()
+            self.poll_once()
+            self._now.wait(self.interval)
+
+    def start(self) -> None:
+        if not self.endpoints:
+            return
+        self._thread = threading.Thread(target=self._run, name="peer-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._now.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

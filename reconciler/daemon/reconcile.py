@@ -1,0 +1,308 @@
+"""One pass, with a fixed shape (Flux's lesson): guards, then load -> observe -> plan -> apply -> status.
+
+A pass is level-triggered: it never depends on which event woke it. It returns the PassResult and the
+NodeStatus it published; the loop decides when the next one runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.daemon import status_store
+from reconciler.daemon.clock import Clock
+from reconciler.daemon.control import NODE_SCOPE, ControlState, ControlStore
+from reconciler.daemon.engine import ActionHooks, ApplyOutcome, Engine
+from reconciler.daemon.gating import BootGate, hold_for_boot, hold_for_peer_revision, without_vms
+from reconciler.daemon.liveness import Liveness
+from reconciler.daemon.logs import event
+from reconciler.model.desired import DesiredNode
+from reconciler.model.observed import ObservedNode
+from reconciler.model.status import (
+    NodeStatus,
+    PassOutcome,
+    PassResult,
+    PeerStatus,
+    ResourceStatus,
+    RevisionInfo,
+)
+from reconciler.plan.actions import Action
+from reconciler.plan.model import Plan
+from reconciler.plan.peer import PeerView
+from reconciler.source.errors import SourceError
+from reconciler.source.gitsource import GitSource, SourceView
+
+MAX_RECENT_ERRORS = 20
+# Outcomes after which this node has done all it can for the revision; peers may then rely on it.
+APPLIED_OUTCOMES: frozenset[PassOutcome] = frozenset({"converged", "progressing"})
+
+
+class MetricsSink:
+    """What the loop reports to the metrics state (the real one is reconciler.metrics.state.MetricsState)."""
+
+    def record_revision_seen(self, sha: str, at: float) -> None: ...
+
+    def record_pass(self, result: PassResult, observed: ObservedNode | None, desired: DesiredNode | None,
+                    status: NodeStatus) -> None: ...
+
+    def set_suspended(self, scope: str, suspended: bool) -> None: ...
+
+    def record_peer(self, peer: PeerStatus) -> None: ...
+
+
+@dataclass
+class PassContext:
+    """What the loop hands the pass about the world outside this node."""
+
+    peers: tuple[PeerStatus, ...] = ()
+    peer_backing: dict[str, dict[str, int]] = field(default_factory=dict)  # peer -> resource -> bytes
+    gate: BootGate = field(default_factory=lambda: BootGate(fetched=True, fetch_deadline_passed=True,
+                                                             peers_seen=frozenset()))
+
+
+@dataclass
+class Reconciler:
+    node: str
+    state_dir: Path
+    source: GitSource
+    engine: Engine
+    clock: Clock
+    liveness: Liveness
+    metrics: MetricsSink = field(default_factory=MetricsSink)
+    should_stop: Callable[[], bool] = lambda: False
+    cluster_name: str = ""
+    booted_at: float | None = None
+    last_applied: RevisionInfo | None = None
+    last_success_at: float | None = None
+    observed_once: bool = False
+    backing_sizes: dict[str, int] = field(default_factory=dict)
+    _errors: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_RECENT_ERRORS))
+    _resources: tuple[ResourceStatus, ...] = ()
+    _suspended_scopes: frozenset[str] = frozenset()
+    _reported_seen: set[str] = field(default_factory=set)
+    _reported_rejection: tuple[str, str] = ("", "")
+    _converged_revision: str | None = None
+    status: NodeStatus | None = None
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def __post_init__(self) -> None:
+        previous = status_store.load(self.state_dir)
+        if previous is not None and previous.node == self.node:
+            self.last_applied = previous.last_applied
+            self.last_success_at = previous.last_success_at
+            self._resources = previous.resources
+            self._errors.extend(previous.recent_errors)
+
+    def error(self, message: str) -> None:
+        """Remember an error for status; a repeated one moves to the end with its latest time."""
+        stamp = self.clock.time()
+        with self._lock:
+            for entry in list(self._errors):
+                if entry.partition(" ")[2] == message:
+                    self._errors.remove(entry)
+            self._errors.append(f"{stamp:.0f} {message}")
+
+    def republish_errors(self) -> None:
+        """Publish new errors between passes (a failing fetch), without running a pass."""
+        with self._lock:
+            if self.status is None:
+                return
+            self.status = self.status.model_copy(update={"recent_errors": tuple(self._errors),
+                                                         "updated_at": self.clock.time()})
+            status_store.publish(self.state_dir, self.status)
+
+    # -- the pass ----------------------------------------------------------------------------
+    def run_pass(self, control: ControlState, ctx: PassContext, reasons: frozenset[str] = frozenset()) -> PassResult:
+        started = self.clock.time()
+        self.liveness.beat("pass: load revision")
+        self._sync_suspensions(control)
+        try:
+            view = self.source.evaluate(started, control.allowed_revisions)
+        except SourceError as exc:
+            self.error(f"source: {exc}")
+            event("source.error", level=logging.WARNING, error=str(exc))
+            view = SourceView(self.source.in_force, None)
+        self._report_seen(view)
+        if view.in_force is None:
+            # Still observe: readiness and the exported state do not need a revision.
+            observed = self._observe()
+            kind: PassOutcome = "invalid" if view.invalid_errors or view.refusal else "error"
+            return self._finish(started, view, observed, None, kind, errors=("no valid revision yet",))
+        revision = view.in_force.info.sha
+        try:
+            desired = self.engine.expand(view.in_force.cluster, self.node)
+        except Exception as exc:
+            # A revision that cannot be expanded for this node is reported, not fatal.
+            message = f"revision {revision[:12]} cannot be expanded for node {self.node}: {exc}"
+            self.error(message)
+            return self._finish(started, view, None, None, "error", errors=(message,))
+        observed = self._observe()
+        if observed is None:
+            return self._finish(started, view, None, desired, "error", errors=(self._errors[-1],))
+        self.backing_sizes = self.engine.backing_sizes(desired, observed)
+        self.liveness.beat("pass: plan")
+        plan = self.engine.plan(desired, observed, self._peer_view(desired, ctx))
+        plan = hold_for_peer_revision(plan, revision, desired, ctx.peers)
+        plan, gate_reason = hold_for_boot(plan, ctx.gate, desired, observed)
+        suspended_vms = frozenset(vm.name for vm in desired.vms if control.vm_suspended(vm.name) is not None)
+        if control.node_suspended:
+            return self._finish(started, view, observed, desired, "suspended",
+                                resources=self._suspended_resources(plan, control), gate=gate_reason)
+        runnable = without_vms(plan, suspended_vms)
+        for action in runnable.actions:
+            event("action.planned", level=logging.DEBUG, vm=action.vm, resource=action.key, action=action.kind,
+                  revision=revision[:12], waiting=action.waiting or None, refused=action.refused or None)
+        outcome = self.engine.apply(runnable, desired, observed, self._hooks(revision))
+        resources = self._merge_suspended(outcome.resources, plan, control, suspended_vms)
+        result_kind = _outcome_of(resources, outcome)
+        for message in outcome.errors:
+            self.error(message)
+        return self._finish(started, view, observed, desired, result_kind, resources=resources, apply=outcome,
+                            gate=gate_reason)
+
+    def _observe(self) -> ObservedNode | None:
+        self.liveness.beat("pass: observe")
+        try:
+            observed = self.engine.observe()
+        except Exception as exc:  # throttled by the loop, never fatal
+            self.error(f"observation failed: {exc}")
+            event("observe.error", level=logging.WARNING, error=str(exc))
+            return None
+        self.observed_once = True
+        return observed
+
+    def _hooks(self, revision: str) -> ActionHooks:
+        def started(action: Action, timeout: float) -> None:
+            self.liveness.busy(f"action {action.kind} {action.key}", timeout)
+            event("action.start", vm=action.vm, resource=action.key, action=action.kind, revision=revision[:12])
+
+        def finished(action: Action, result: str) -> None:
+            self.liveness.beat("pass: apply")
+            level = logging.WARNING if result in ("failed", "refused") else logging.INFO
+            event("action.end", level=level, vm=action.vm, resource=action.key, action=action.kind,
+                  revision=revision[:12], result=result)
+
+        return ActionHooks(started=started, finished=finished, should_stop=self.should_stop)
+
+    def _peer_view(self, desired: DesiredNode, ctx: PassContext) -> PeerView | None:
+        peers = {p for vm in desired.vms for p in vm.peers}
+        if len(peers) != 1:
+            return None
+        (peer,) = peers
+        sizes = ctx.peer_backing.get(peer)
+        return PeerView(node=peer, backing_bytes=dict(sizes)) if sizes is not None else None
+
+    def _sync_suspensions(self, control: ControlState) -> None:
+        scopes = frozenset(s.scope for s in control.suspensions)
+        for scope in scopes - self._suspended_scopes:
+            self.metrics.set_suspended(scope, True)
+            susp = control.suspension(scope)
+            event("suspended", vm=None if scope == NODE_SCOPE else scope, reason=susp.reason if susp else None,
+                  by=susp.by if susp else None)
+        for scope in self._suspended_scopes - scopes:
+            self.metrics.set_suspended(scope, False)
+            event("resumed", vm=None if scope == NODE_SCOPE else scope)
+        self._suspended_scopes = scopes
+
+    def _report_seen(self, view: SourceView) -> None:
+        for info in (view.attempted, view.in_force.info if view.in_force else None):
+            if info is not None and info.sha not in self._reported_seen:
+                self._reported_seen.add(info.sha)
+                self.metrics.record_revision_seen(info.sha, info.seen_at)
+                event("revision.seen", revision=info.sha[:12], summary=info.summary)
+        attempted = view.attempted.sha if view.attempted else ""
+        if (view.refusal or view.invalid_errors) and (attempted, view.refusal) != self._reported_rejection:
+            self._reported_rejection = (attempted, view.refusal)
+            if view.refusal:
+                event("revision.refused", level=logging.WARNING, revision=attempted[:12], reason=view.refusal)
+            for line in view.invalid_errors:
+                event("revision.invalid", level=logging.WARNING, revision=attempted[:12], error=line)
+
+    def _suspended_resources(self, plan: Plan, control: ControlState) -> tuple[ResourceStatus, ...]:
+        return tuple(
+            ResourceStatus(key=r.key, vm=r.vm, kind=r.kind, phase="suspended", reason=_suspension_reason(control, r.vm))
+            for r in plan.resources)
+
+    def _merge_suspended(self, resources: tuple[ResourceStatus, ...], plan: Plan, control: ControlState,
+                         suspended_vms: frozenset[str]) -> tuple[ResourceStatus, ...]:
+        if not suspended_vms:
+            return resources
+        kept = tuple(r for r in resources if r.vm not in suspended_vms)
+        added = tuple(ResourceStatus(key=r.key, vm=r.vm, kind=r.kind, phase="suspended",
+                                     reason=_suspension_reason(control, r.vm))
+                      for r in plan.resources if r.vm in suspended_vms)
+        return kept + added
+
+    def _finish(self, started: float, view: SourceView, observed: ObservedNode | None, desired: DesiredNode | None,
+                outcome: PassOutcome, *, resources: tuple[ResourceStatus, ...] | None = None,
+                apply: ApplyOutcome | None = None, errors: tuple[str, ...] = (), gate: str = "") -> PassResult:
+        finished = self.clock.time()
+        revision = view.in_force.info.sha if view.in_force else None
+        result = PassResult(
+            started_at=started, finished_at=finished, revision=revision, outcome=outcome,
+            resources=resources or (), actions=apply.actions if apply else (),
+            retries=apply.retries if apply else 0, errors=errors + (apply.errors if apply else ()),
+            # Work done on a revision this node had already converged to means something drifted.
+            drift=sum(1 for a in (apply.actions if apply else ()) if a.result == "ok")
+            if revision is not None and revision == self._converged_revision else 0,
+        )
+        if resources is not None:
+            self._resources = resources
+        if outcome in APPLIED_OUTCOMES and view.in_force is not None:
+            self.last_applied = view.in_force.info
+        if outcome == "converged":
+            self.last_success_at = finished
+            self._converged_revision = revision
+        self.status = NodeStatus(
+            node=self.node, cluster=desired.cluster if desired else self.cluster_name,
+            last_attempted=view.attempted or (view.in_force.info if view.in_force else None),
+            last_applied=self.last_applied,
+            pending_refusal=view.refusal, invalid_errors=view.invalid_errors,
+            last_pass=result, last_success_at=self.last_success_at,
+            suspensions=(), recent_errors=tuple(self._errors), booted_at=self.booted_at,
+            resources=self._resources, boot_gate=gate, updated_at=finished,
+        )
+        quiet = outcome in ("converged", "progressing", "suspended")
+        event("pass.end", level=logging.INFO if quiet else logging.WARNING,
+              revision=revision[:12] if revision else None, result=outcome,
+              duration=f"{result.duration_s:.3f}", actions=len(result.actions),
+              waiting=sum(1 for r in result.resources if r.phase == "waiting") or None,
+              failed=sum(1 for r in result.resources if r.phase == "failed") or None)
+        return result
+
+    def publish(self, control: ControlState, peers: tuple[PeerStatus, ...], observed: ObservedNode | None,
+                desired: DesiredNode | None, result: PassResult) -> NodeStatus:
+        """Add what only the loop knows (peers, suspensions), write status.json and feed the metrics."""
+        with self._lock:
+            assert self.status is not None  # noqa: S101  (run_pass always sets it)
+            status = self.status.model_copy(update={"peers": peers, "suspensions": control.suspensions,
+                                                    "recent_errors": tuple(self._errors)})
+            self.status = status
+            status_store.publish(self.state_dir, status)
+        self.metrics.record_pass(result, observed, desired, status)
+        return status
+
+
+def _suspension_reason(control: ControlState, vm: str) -> str:
+    susp = control.vm_suspended(vm)
+    if susp is None:
+        return ""
+    scope = "node" if susp.scope == NODE_SCOPE else vm
+    return f"{scope} suspended by {susp.by}: {susp.reason}"
+
+
+def _outcome_of(resources: tuple[ResourceStatus, ...], outcome: ApplyOutcome) -> PassOutcome:
+    phases = {r.phase for r in resources}
+    if "failed" in phases or "refused" in phases or any(a.result == "failed" for a in outcome.actions):
+        return "failed"
+    if phases - {"ready", "suspended"}:
+        return "progressing"
+    return "converged"
+
+
+def load_control(state_dir: Path) -> ControlState:
+    return ControlStore(state_dir).read()

@@ -1,0 +1,362 @@
+"""The running daemon: threads, signals, sd_notify, the watchdog, and the one loop that runs passes.
+
+Threads: the loop (passes, never overlapping), the fetcher, the local-repository watcher, the DRBD
+watcher, the peer monitor and the peer/metrics/control servers. All of them only *signal* the loop; the
+loop alone acts on the node. The main thread only handles signals and waits for the loop to end.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from reconciler.daemon import control as control_mod
+from reconciler.daemon.backoff import Backoff
+from reconciler.daemon.clock import Clock, RealClock
+from reconciler.daemon.config import DaemonConfig, PeerEndpoint
+from reconciler.daemon.control import ControlServer, ControlStore
+from reconciler.daemon.drbd_watch import DrbdWatcher
+from reconciler.daemon.engine import Engine
+from reconciler.daemon.fetcher import Fetcher
+from reconciler.daemon.gating import BootGate
+from reconciler.daemon.liveness import Liveness
+from reconciler.daemon.logs import event
+from reconciler.daemon.notify import Notifier, watchdog_interval
+from reconciler.daemon.peer import DEFAULT_PEER_PORT, PeerAnswer, PeerServer, parse_endpoint
+from reconciler.daemon.peer_monitor import PeerMonitor
+from reconciler.daemon.reconcile import MetricsSink, PassContext, Reconciler
+from reconciler.daemon.wakeup import Wakeup
+from reconciler.host.base import Host
+from reconciler.model.observed import DrbdState, ObservedNode
+from reconciler.model.status import PassResult, PeerStatus
+from reconciler.source.gitsource import GitSource, Loader, default_loader
+from reconciler.source.mirror import Mirror
+from reconciler.source.watch import RefWatcher, local_git_dir
+
+
+@dataclass
+class Schedule:
+    """When the next pass is due, and the throttle after daemon-level errors (reset on success)."""
+
+    next_due: float = 0.0
+    not_before: float = 0.0
+    backoff: Backoff = field(default_factory=lambda: Backoff(base=2.0, cap=300.0))
+
+    def woken(self, now: float) -> None:
+        self.next_due = min(self.next_due, max(now, self.not_before))
+
+    def after(self, result: PassResult, now: float, *, has_revision: bool, waiting: bool,
+              progress_interval: float, drift_interval: float) -> float:
+        if result.outcome in ("error", "failed") and has_revision:
+            delay = self.backoff.failure()
+            self.not_before = now + delay
+            self.next_due = now + delay
+            return delay
+        self.backoff.reset()
+        self.not_before = now
+        delay = progress_interval if result.outcome == "progressing" or waiting else drift_interval
+        self.next_due = now + delay
+        return delay
+
+
+class Daemon:
+    def __init__(self, config: DaemonConfig, host: Host, engine: Engine, *, clock: Clock | None = None,
+                 metrics: Any = None, notifier: Notifier | None = None, loader: Loader = default_loader) -> None:
+        self.config = config
+        self.host = host
+        self.clock = clock or RealClock()
+        self.notifier = notifier or Notifier()
+        self.wakeup = Wakeup()
+        self.stop_requested = threading.Event()
+        self.liveness = Liveness(self.clock.monotonic, idle_budget=120.0)
+        self.metrics: Any = metrics if metrics is not None else MetricsSink()
+        self.control = ControlStore(config.state_dir)
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        mirror = Mirror(config.state_dir, config.repo, config.branch)
+        mirror.ensure()
+        self.source = GitSource(mirror, config.state_dir, subdir=config.subdir, policy=config.signatures,
+                                loader=loader)
+        self.reconciler = Reconciler(node=config.node, state_dir=config.state_dir, source=self.source, engine=engine,
+                                     clock=self.clock, liveness=self.liveness, metrics=self.metrics,
+                                     should_stop=self.stop_requested.is_set)
+        self.fetcher = Fetcher(mirror, interval=config.fetch_interval, jitter=config.fetch_jitter,
+                               on_new_tip=lambda sha: self.wakeup.signal("revision"),
+                               on_error=self._fetch_error, monotonic=self.clock.monotonic)
+        git_dir = local_git_dir(config.repo) if config.watch_local else None
+        self.watcher = RefWatcher(git_dir, self.fetcher.poke) if git_dir is not None else None
+        self.peer_monitor = PeerMonitor(config.peers, config.peer_key, interval=config.peer_poll,
+                                        on_change=self._peer_changed)
+        self.peer_server: PeerServer | None = None
+        self.drbd_watch = DrbdWatcher(host, interval=config.drbd_poll, on_change=self._drbd_changed,
+                                      follow=_stream_follower(host)) if config.drbd_events else None
+        self.control_server = ControlServer(config.state_dir, self._control_command)
+        self.schedule = Schedule()
+        self.started = self.clock.monotonic()
+        self.ready_sent = False
+        self.last_observed: ObservedNode | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._watchdog_thread: threading.Thread | None = None
+        self._metrics_server: Any = None
+        self.passes = 0
+        self.exit_code = 0
+
+    # -- callbacks from other threads ---------------------------------------------------------
+    def _peer_changed(self, status: PeerStatus) -> None:
+        self.metrics.record_peer(status)
+        event("peer.changed", peer=status.node, reachable=status.reachable,
+              revision=status.applied_revision[:12] if status.applied_revision else None,
+              error=status.error or None)
+        self.wakeup.signal("peer")
+
+    def _drbd_changed(self, drbd: DrbdState | None) -> None:
+        if drbd is not None and self.last_observed is not None:
+            kernel = self.last_observed.drbd.kernel_version
+            fresh = self.last_observed.model_copy(update={"drbd": drbd.model_copy(update={"kernel_version": kernel})})
+            update = getattr(self.metrics, "update_observed", None)
+            if update is not None:
+                update(fresh)
+        self.wakeup.signal("drbd")
+
+    def _fetch_error(self, message: str) -> None:
+        self.reconciler.error(message)
+        self.reconciler.republish_errors()
+
+    def _control_command(self, command: str) -> None:
+        event("control", command=command)
+        if command == "reconcile-now":
+            self.fetcher.poke()
+        self.wakeup.signal(command)
+
+    def request_stop(self) -> None:
+        self.stop_requested.set()
+        self.wakeup.signal("stop")
+
+    def _answer(self) -> PeerAnswer:
+        rec = self.reconciler
+        in_force = self.source.in_force
+        return PeerAnswer(node=self.config.node,
+                          applied_revision=rec.last_applied.sha if rec.last_applied else None,
+                          in_force_revision=in_force.info.sha if in_force else None,
+                          ready=rec.status is not None and rec.status.last_pass is not None
+                          and rec.status.last_pass.outcome == "converged",
+                          backing_bytes=dict(rec.backing_sizes))
+
+    # -- peers from the desired state -----------------------------------------------------------
+    def _ensure_peer_wiring(self) -> None:
+        in_force = self.source.in_force
+        nodes = _cluster_nodes(in_force.cluster) if in_force is not None else {}
+        if self.peer_server is None and (self.config.peer_listen or self.config.node in nodes):
+            listen = self.config.peer_listen or f"{nodes[self.config.node]}:{DEFAULT_PEER_PORT}"
+            try:
+                address, port = parse_endpoint(listen)
+                self.peer_server = PeerServer(address, port, self._answer, self.config.peer_key)
+                self.peer_server.start()
+                event("peer.serving", address=address, port=self.peer_server.port)
+            except (OSError, ValueError) as exc:
+                self.reconciler.error(f"cannot serve peer status on {listen}: {exc}")
+                event("peer.serve_error", level=logging.WARNING, address=listen, error=str(exc))
+        if not self.peer_monitor.endpoints and nodes:
+            endpoints = tuple(PeerEndpoint(node, address, DEFAULT_PEER_PORT)
+                              for node, address in sorted(nodes.items()) if node != self.config.node)
+            if endpoints:
+                self.peer_monitor.endpoints = endpoints
+                self.peer_monitor.start()
+
+    # -- the loop -------------------------------------------------------------------------------
+    def _gate(self) -> BootGate:
+        return BootGate(
+            fetched=self.fetcher.fetched_ok.is_set(),
+            fetch_deadline_passed=self.clock.monotonic() - self.started >= self.config.boot_fetch_timeout,
+            peers_seen=self.peer_monitor.seen())
+
+    def run_one_pass(self, reasons: frozenset[str]) -> PassResult:
+        control = self.control.read()
+        allowed = control.allowed_revisions | self.config.allow_non_descendant
+        control = control_mod.ControlState(control.suspensions, allowed)
+        ctx = PassContext(peers=self.peer_monitor.statuses(), peer_backing=self.peer_monitor.backing(),
+                          gate=self._gate())
+        event("pass.start", reasons=",".join(sorted(reasons)) or "schedule")
+        result = self.reconciler.run_pass(control, ctx, reasons)
+        self.passes += 1
+        self._ensure_peer_wiring()
+        observed = self._observed_for_metrics(result)
+        desired = self._desired_for_metrics()
+        status = self.reconciler.publish(control, self.peer_monitor.statuses(), observed, desired, result)
+        if self.reconciler.observed_once and not self.ready_sent:
+            self.ready_sent = True
+            self.notifier.ready(_status_line(status.model_dump()))
+            event("ready")
+        else:
+            self.notifier.status(_status_line(status.model_dump()))
+        return result
+
+    def _observed_for_metrics(self, result: PassResult) -> ObservedNode | None:
+        observed = getattr(self.reconciler.engine, "last_observed", None)
+        if isinstance(observed, ObservedNode):
+            self.last_observed = observed
+        return self.last_observed
+
+    def _desired_for_metrics(self) -> Any:
+        return getattr(self.reconciler.engine, "last_desired", None)
+
+    def _loop(self) -> None:
+        if self.source.mirror.tip() is None:
+            # Nothing cached yet: give the first fetch a moment rather than report "no revision".
+            self.fetcher.attempted.wait(timeout=min(10.0, self.config.boot_fetch_timeout))
+        pending: set[str] = {"start"}
+        while not self.stop_requested.is_set():
+            now = self.clock.monotonic()
+            if pending:
+                self.schedule.woken(now)
+            timeout = max(0.0, self.schedule.next_due - now)
+            if timeout > 0:
+                self.liveness.busy("waiting for the next pass", timeout)
+                pending |= self.wakeup.wait(timeout)
+                if self.stop_requested.is_set():
+                    break
+                now = self.clock.monotonic()
+                if pending:
+                    self.schedule.woken(now)
+                if now < self.schedule.next_due:
+                    continue
+            reasons = frozenset(pending | self.wakeup.wait(0))
+            pending = set()
+            try:
+                result = self.run_one_pass(reasons)
+            except Exception as exc:  # a bug in one pass must not end the service; it is throttled
+                logging.getLogger("reconciler").exception("pass crashed")
+                self.reconciler.error(f"pass crashed: {type(exc).__name__}: {exc}")
+                delay = self.schedule.backoff.failure()
+                self.schedule.not_before = self.schedule.next_due = self.clock.monotonic() + delay
+                continue
+            status = self.reconciler.status
+            self.schedule.after(result, self.clock.monotonic(), has_revision=self.source.in_force is not None,
+                                waiting=bool(status and status.boot_gate),
+                                progress_interval=self.config.progress_interval,
+                                drift_interval=self.config.drift_interval)
+            self.liveness.beat("idle")
+
+    def _watchdog(self, interval: float) -> None:
+        while not self.stop_requested.wait(interval):
+            healthy, what = self.liveness.healthy()
+            if healthy:
+                self.notifier.watchdog()
+            else:
+                event("watchdog.starved", level=logging.ERROR, reason=what)
+
+    # -- start and stop --------------------------------------------------------------------------
+    def start(self) -> None:
+        self.control_server.start()
+        if self.config.metrics_address:
+            self._start_metrics()
+        if self.config.peer_listen:
+            self._ensure_peer_wiring()
+        if self.config.peers:
+            self.peer_monitor.start()
+        if self.watcher is not None:
+            self.watcher.start()
+        self.fetcher.start()
+        if self.drbd_watch is not None:
+            self.drbd_watch.start()
+        interval = watchdog_interval()
+        if interval is not None:
+            self._watchdog_thread = threading.Thread(target=self._watchdog, args=(interval,), name="watchdog",
+                                                     daemon=True)
+            self._watchdog_thread.start()
+        self._loop_thread = threading.Thread(target=self._loop, name="loop", daemon=True)
+        self._loop_thread.start()
+        event("started", node=self.config.node, repo=self.config.repo, branch=self.config.branch,
+              state_dir=str(self.config.state_dir), sim=str(self.config.sim) if self.config.sim else None)
+
+    def _start_metrics(self) -> None:
+        address = self.config.metrics_address or ""
+        try:
+            from reconciler.metrics.server import start_metrics_server  # noqa: PLC0415
+
+            host, port = parse_endpoint(address, 9793)
+            self._metrics_server = start_metrics_server(
+                self.metrics, host, port, tls_cert=self.config.metrics_tls_cert, tls_key=self.config.metrics_tls_key,
+                basic_auth=self.config.metrics_basic_auth)
+            event("metrics.serving", address=host, port=port)
+        except (OSError, ValueError, ImportError) as exc:
+            self.reconciler.error(f"cannot serve metrics on {address}: {exc}")
+            event("metrics.error", level=logging.ERROR, address=address, error=str(exc))
+
+    def stop(self) -> None:
+        """Let the running action finish, then stop every thread and server."""
+        self.request_stop()
+        self.notifier.stopping("stopping: finishing the running action")
+        if self._loop_thread is not None:
+            self._loop_thread.join()
+        for part in (self.fetcher, self.peer_monitor, self.drbd_watch, self.watcher):
+            if part is not None:
+                part.stop()
+        for server in (self.peer_server, self._metrics_server):
+            if server is not None:
+                server.shutdown()
+        self.control_server.stop()
+        event("stopped", passes=self.passes)
+
+    def run_until_signalled(self) -> int:
+        """Install signal handlers, run, and return the exit code when SIGTERM/SIGINT arrive."""
+        stop = threading.Event()
+
+        def on_term(signum: int, frame: FrameType | None) -> None:
+            event("signal", signal=signal.Signals(signum).name)
+            stop.set()
+
+        def on_hup(signum: int, frame: FrameType | None) -> None:
+            self.fetcher.poke()
+            self.wakeup.signal("sighup")
+
+        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGINT, on_term)
+        signal.signal(signal.SIGHUP, on_hup)
+        self.start()
+        while not stop.wait(1.0):
+            if self._loop_thread is not None and not self._loop_thread.is_alive():
+                event("loop.died", level=logging.ERROR)
+                self.exit_code = 1
+                break
+        self.stop()
+        return self.exit_code
+
+
+def _stream_follower(host: Host) -> Any:
+    """The event-stream starter for a real node; None (poll instead) for simulated or other hosts."""
+    from reconciler.daemon.scope import ScopedHost  # noqa: PLC0415
+    from reconciler.host.real import RealHost, follow  # noqa: PLC0415
+
+    return follow if isinstance(host, RealHost | ScopedHost) else None
+
+
+def _cluster_nodes(cluster: Any) -> dict[str, str]:
+    """node name -> replication address, from a loaded cluster (empty when it has no such data)."""
+    spec = getattr(cluster, "spec", None)
+    nodes = getattr(spec, "nodes", None)
+    if not isinstance(nodes, dict):
+        return {}
+    found = {str(name): str(getattr(node, "address", "")) for name, node in nodes.items()}
+    return {name: address for name, address in found.items() if address}
+
+
+def _status_line(status: dict[str, Any]) -> str:
+    last = status.get("last_pass") or {}
+    applied = (status.get("last_applied") or {}).get("sha") or "none"
+    resources = status.get("resources") or ()
+    ready = sum(1 for r in resources if r.get("phase") == "ready")
+    parts = [f"{last.get('outcome', 'starting')}", f"applied {applied[:12]}", f"{ready}/{len(resources)} ready"]
+    if status.get("pending_refusal"):
+        parts.append("newest revision refused")
+    if status.get("invalid_errors"):
+        parts.append("newest revision invalid")
+    if status.get("boot_gate"):
+        parts.append("boot gate closed")
+    suspensions = status.get("suspensions") or ()
+    if suspensions:
+        parts.append(f"{len(suspensions)} suspension(s)")
+    return "; ".join(parts)

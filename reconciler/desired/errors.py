@@ -1,0 +1,37 @@
+"""Problems found in the desired state, each pointing at a file, line and column."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One problem. ``path`` is relative to the desired-state directory; line and col start at 1."""
+
+    path: str
+    line: int
+    col: int
+    message: str
+    hint: str = ""
+
+    def format(self, root: str | None = None) -> str:
+        shown = self.path if root in (None, "", ".") else os.path.normpath(os.path.join(root, self.path))
+        text = f"{shown}:{self.line}:{self.col}: {self.message}"
+        return f"{text} (hint: {self.hint})" if self.hint else text
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        return (self.path, self.line, self.col, self.message)
+
+
+class ValidationFailed(Exception):
+    """The desired state is invalid; ``issues`` holds every problem found, sorted by file and line."""
+
+    def __init__(self, issues: list[Issue]) -> None:
+        self.issues: tuple[Issue, ...] = tuple(sorted(issues, key=Issue.sort_key))
+        first = self.issues[0].format() if self.issues else "no details"
+        super().__init__(f"{len(self.issues)} problem(s) in the desired state; first: {first}")
+
+    def format(self, root: str | None = None) -> str:
+        return "\n".join(issue.format(root) for issue in self.issues)

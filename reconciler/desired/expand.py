@@ -1,0 +1,179 @@
+"""Expansion: the validated cluster -> the resources one node should have, with their dependency edges.
+
+LVs -> stripe -> DRBD -> filesystem -> domain; swap LVs -> swap -> domain. A pure function: the same
+cluster and node always give the same (frozen) result.
+"""
+
+from __future__ import annotations
+
+from reconciler.desired.load import Cluster
+from reconciler.desired.render_drbd import config_path as drbd_config_path
+from reconciler.desired.render_drbd import render_drbd
+from reconciler.desired.render_xen import config_path as xen_config_path
+from reconciler.desired.render_xen import render_xen
+from reconciler.desired.resolve import Vm
+from reconciler.desired.schema import ClusterFile
+from reconciler.model.desired import (
+    DesiredDomain,
+    DesiredDrbd,
+    DesiredFilesystem,
+    DesiredLV,
+    DesiredNode,
+    DesiredStripe,
+    DesiredSwap,
+    DesiredVm,
+    DrbdHost,
+    DrbdVersion,
+)
+from reconciler.names import check_device_path, check_name
+from reconciler.sizes import SECTOR
+
+STRIPE_UUID_PREFIX = "RECONCILER-"
+
+
+class UnknownNodeError(KeyError):
+    """The node is not declared in the cluster file. Like any KeyError, ``str()`` is the quoted node name;
+    ``message`` says it in a sentence with the known nodes."""
+
+    def __init__(self, node: str, known: tuple[str, ...]) -> None:
+        super().__init__(node)
+        self.node = node
+        self.message = f"node {node!r} is not declared in cluster.yaml (known: {', '.join(known)})"
+
+
+def stripe_length_sectors(leg_bytes: int, stripes: int, chunk_sectors: int) -> int:
+    """The dm stripe's length: whole chunks on every leg, i.e. the legs rounded down to stripes x chunk."""
+    per_leg = leg_bytes // SECTOR // chunk_sectors * chunk_sectors
+    return per_leg * stripes
+
+
+def drbd_hosts(vm: Vm, spec: ClusterFile) -> tuple[DrbdHost, ...]:
+    """The resource's hosts; node ids follow the sorted node names so reordering a file changes nothing."""
+    members = [(name, False) for name in sorted(vm.nodes)]
+    if vm.safety.mechanism == "quorum" and vm.safety.tiebreaker is not None:
+        members.append((vm.safety.tiebreaker, True))
+    hosts = []
+    for node_id, (name, diskless) in enumerate(members):
+        node = spec.nodes[name]
+        hosts.append(DrbdHost(name=node.hostname or name, address=node.address, port=vm.port, node_id=node_id,
+                              diskless=diskless))
+    return tuple(hosts)
+
+
+def _storage(vm: Vm) -> tuple[tuple[DesiredLV, ...], DesiredStripe | None, str, tuple[str, ...]]:
+    """Data and swap LVs, the stripe (dm-striped only), the backing device and the keys DRBD waits for."""
+    data_lv = check_name(vm.data_lv, "logical volume")
+    lvs: list[DesiredLV] = []
+    if vm.layout == "lvm-striped":
+        lvs.append(DesiredLV(vm=vm.name, vg=vm.data_vgs[0], name=data_lv, size_bytes=vm.data_size, purpose="data",
+                             stripes=vm.stripes, stripe_size_bytes=vm.chunk_sectors * SECTOR))
+    else:
+        lvs += [DesiredLV(vm=vm.name, vg=vg, name=data_lv, size_bytes=vm.data_size, purpose="data")
+                for vg in vm.data_vgs]
+    stripe: DesiredStripe | None = None
+    if vm.layout == "dm-striped":
+        stripe = DesiredStripe(
+            vm=vm.name,
+            name=data_lv,
+            uuid=STRIPE_UUID_PREFIX + data_lv,
+            chunk_sectors=vm.chunk_sectors,
+            legs=tuple(check_device_path(lv.path, "stripe leg") for lv in lvs),
+            length_sectors=stripe_length_sectors(vm.data_size, vm.stripes, vm.chunk_sectors),
+            depends_on=tuple(lv.key for lv in lvs),
+        )
+        backing, backing_keys = stripe.path, (stripe.key,)
+    else:
+        backing, backing_keys = lvs[0].path, (lvs[0].key,)
+    swap_lv = check_name(vm.swap_lv, "logical volume")
+    lvs += [DesiredLV(vm=vm.name, vg=vg, name=swap_lv, size_bytes=vm.swap_size or 0, purpose="swap")
+            for vg in vm.swap_vgs]
+    return tuple(lvs), stripe, check_device_path(backing, "backing device"), backing_keys
+
+
+def _expand_vm(vm: Vm, spec: ClusterFile, node: str) -> DesiredVm:
+    version = spec.nodes[node].drbd_version
+    hosts = drbd_hosts(vm, spec)
+    common = {"name": vm.name, "id": vm.id, "source_file": vm.source, "lifecycle": vm.lifecycle,
+              "suspended": vm.suspended, "layout": vm.layout, "nodes": vm.nodes, "primary_node": vm.primary,
+              "this_node": node}
+    if node not in vm.nodes:
+        # A quorum tiebreaker: a diskless DRBD peer and nothing else; its resource file is the same as the
+        # data nodes' so that all three agree on every host's settings.
+        backing = _storage(vm)[2]
+        drbd = _drbd(vm, version, hosts, data_backing=backing, own_backing="none", after=())
+        return DesiredVm(**common, lvs=(), drbd=drbd)
+    lvs, stripe, backing, backing_keys = _storage(vm)
+    drbd = _drbd(vm, version, hosts, data_backing=backing, own_backing=backing, after=backing_keys)
+    filesystem = DesiredFilesystem(vm=vm.name, device=drbd.device, fstype="xfs", depends_on=(drbd.key,))
+    swaps = tuple(DesiredSwap(vm=vm.name, device=lv.path, depends_on=(lv.key,)) for lv in lvs if lv.purpose == "swap")
+    devices = (drbd.device, *(swap.device for swap in swaps))
+    domain = DesiredDomain(
+        vm=vm.name,
+        name=vm.name,
+        memory_mib=vm.domain.memory_mib,
+        maxmem_mib=vm.domain.maxmem_mib,
+        vcpus=vm.domain.vcpus,
+        maxvcpus=vm.domain.maxvcpus,
+        disks=devices,
+        config_path=xen_config_path(vm.name),
+        config_text=render_xen(vm, devices),
+        allow_restart=vm.domain.allow_restart,
+        live_migration=vm.domain.live_migration,
+        depends_on=(filesystem.key, *(swap.key for swap in swaps)),
+    )
+    return DesiredVm(**common, lvs=lvs, stripe=stripe, drbd=drbd, filesystem=filesystem, swaps=swaps,
+                     domain=domain)
+
+
+def _drbd(
+    vm: Vm,
+    version: DrbdVersion,
+    hosts: tuple[DrbdHost, ...],
+    *,
+    data_backing: str,
+    own_backing: str,
+    after: tuple[str, ...],
+) -> DesiredDrbd:
+    # DRBD must allow a second primary for `xl migrate` to open the disk on the target; the planner still
+    # promotes the second node only while the domain moves, and every other VM's file forbids it outright.
+    allow_two = vm.domain.live_migration
+    text = render_drbd(vm, version, hosts, vm.minor, data_backing, allow_two_primaries=allow_two)
+    return DesiredDrbd(
+        vm=vm.name,
+        name=vm.name,
+        minor=vm.minor,
+        port=vm.port,
+        backing_device=own_backing,
+        protocol=vm.protocol,
+        drbd_version=version,
+        hosts=hosts,
+        safety=vm.safety.mechanism,
+        allow_two_primaries=allow_two,
+        config_path=drbd_config_path(vm.name),
+        config_text=text,
+        depends_on=after,
+    )
+
+
+def expand_node(cluster: Cluster, node: str) -> DesiredNode:
+    """Everything ``node`` should have: its VMs (and the VMs it is a quorum tiebreaker for)."""
+    spec = cluster.spec
+    if node not in spec.nodes:
+        raise UnknownNodeError(node, tuple(spec.nodes))
+    own = spec.nodes[node]
+    vms = tuple(
+        _expand_vm(vm, spec, node)
+        for vm in cluster.vms
+        if node in vm.nodes or (vm.safety.mechanism == "quorum" and vm.safety.tiebreaker == node)
+    )
+    return DesiredNode(
+        cluster=spec.cluster,
+        node=node,
+        hostname=own.hostname or node,
+        address=own.address,
+        drbd_version=own.drbd_version,
+        volume_groups=own.volume_groups,
+        vms=vms,
+        max_removals_per_revision=spec.guards.max_removals_per_revision,
+        allow_mass_delete=spec.guards.allow_mass_delete,
+    )

@@ -1,0 +1,147 @@
+"""Load a desired-state directory: ``cluster.yaml`` plus ``vms/**/*.yaml``, validated as a whole.
+
+Every problem in every file is collected before anything is rejected, so one run of ``reconciler
+validate`` shows the operator all there is to fix.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from dataclasses import dataclass
+
+from reconciler.desired.errors import Issue, ValidationFailed
+from reconciler.desired.resolve import CLUSTER_FILE, Vm, default_bases, resolve_vm
+from reconciler.desired.schema import ClusterFile, VmFile
+from reconciler.desired.schema_issues import validate_document
+from reconciler.desired.validate import check_cluster, check_fleet, check_vm, check_vm_file
+from reconciler.desired.yamlload import Document, parse
+
+VMS_DIR = "vms"
+_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """A validated desired state: the cluster file and every VM with its defaults applied."""
+
+    root: str
+    spec: ClusterFile
+    vms: tuple[Vm, ...]
+
+    @property
+    def name(self) -> str:
+        return self.spec.cluster
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        return tuple(self.spec.nodes)
+
+
+def vm_files(directory: str) -> list[str]:
+    """Paths of the VM files relative to ``directory``, sorted so that reports are stable."""
+    found: list[str] = []
+    stack = [VMS_DIR]
+    while stack:
+        rel = stack.pop()
+        try:
+            entries = list(os.scandir(os.path.join(directory, rel)))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            child = f"{rel}/{entry.name}"
+            if entry.is_dir():
+                stack.append(child)
+            elif entry.name.endswith(_SUFFIXES):
+                found.append(child)
+    return sorted(found)
+
+
+def _read(directory: str, rel: str, issues: list[Issue]) -> Document | None:
+    try:
+        with open(os.path.join(directory, rel), "rb") as handle:  # binary: a third faster than a text reader
+            text = handle.read().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        issues.append(Issue(rel, 1, 1, f"not UTF-8 text: {exc.reason}", "save the file as UTF-8"))
+        return None
+    except OSError as exc:
+        issues.append(Issue(rel, 1, 1, f"cannot read the file: {exc.strerror}", "check its permissions"))
+        return None
+    doc, found = parse(rel, text)
+    issues.extend(found)
+    return doc
+
+
+def collect(directory: str) -> tuple[Cluster | None, list[Issue]]:
+    """Load and validate ``directory``; the cluster comes back only when there is no issue at all."""
+    # Loading builds hundreds of thousands of small acyclic objects; the cyclic collector would rescan
+    # all of them again and again (a quarter of the load time for a large fleet) and find nothing.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _collect(directory)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _collect(directory: str) -> tuple[Cluster | None, list[Issue]]:
+    issues: list[Issue] = []
+    if not os.path.isdir(directory):
+        return None, [Issue(directory, 1, 1, "not a directory", "give the desired-state directory")]
+    docs: dict[str, Document] = {}
+    cluster: ClusterFile | None = None
+    if not os.path.exists(os.path.join(directory, CLUSTER_FILE)):
+        issues.append(Issue(CLUSTER_FILE, 1, 1, "the cluster file is missing",
+                            f"create {CLUSTER_FILE} with the cluster name and its nodes"))
+    else:
+        doc = _read(directory, CLUSTER_FILE, issues)
+        if doc is not None:
+            docs[CLUSTER_FILE] = doc
+            cluster, found = validate_document(ClusterFile, doc)
+            issues.extend(found)
+            if cluster is not None:
+                issues.extend(check_cluster(cluster, doc))
+
+    files = vm_files(directory)
+    specs: list[tuple[VmFile, Document]] = []
+    for rel in files:
+        doc = _read(directory, rel, issues)
+        if doc is None:
+            continue
+        docs[rel] = doc
+        spec, found = validate_document(VmFile, doc)
+        issues.extend(found)
+        if spec is not None:
+            issues.extend(check_vm_file(spec, doc))
+            specs.append((spec, doc))
+
+    if cluster is None:
+        return None, _report(issues)
+    vms: list[Vm] = []
+    bases = default_bases(cluster)
+    for spec, doc in specs:
+        vm, found = resolve_vm(spec, doc.path, cluster, doc, bases)
+        issues.extend(found)
+        if vm is not None:
+            issues.extend(check_vm(vm, cluster, docs))
+            vms.append(vm)
+    issues.extend(check_fleet(vms, cluster, docs))
+    if issues:
+        return None, _report(issues)
+    return Cluster(directory, cluster, tuple(vms)), []
+
+
+def _report(issues: list[Issue]) -> list[Issue]:
+    # A bad default is inherited by every VM; say it once, not once per VM.
+    return sorted(set(issues), key=Issue.sort_key)
+
+
+def load_cluster(directory: str) -> Cluster:
+    """The validated desired state in ``directory``; raises :class:`ValidationFailed` with every issue."""
+    cluster, issues = collect(directory)
+    if cluster is None:
+        raise ValidationFailed(issues)
+    return cluster

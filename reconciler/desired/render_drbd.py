@@ -1,0 +1,103 @@
+"""DRBD resource files for DRBD 9 and 8.4, explicit wherever a default could lose data or split the brain.
+
+- No automatic promotion on DRBD 9 (``auto-promote no``): only the reconciler decides who is primary.
+- Split-brain recovery never discards data: ``after-sb-0pri/1pri/2pri disconnect``.
+- Fencing lives in the ``disk`` section on 8.4 and in ``net`` on 9; the unfence handler is
+  ``after-resync-target`` on 8.4 and ``unfence-peer`` on 9. Quorum exists on DRBD 9 only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+from reconciler.desired.resolve import Vm
+from reconciler.model.desired import DrbdHost, DrbdVersion
+
+HANDLERS = {
+    "9": ("/usr/lib/drbd/crm-fence-peer.9.sh", "/usr/lib/drbd/crm-unfence-peer.9.sh"),
+    "8.4": ("/usr/lib/drbd/crm-fence-peer.sh", "/usr/lib/drbd/crm-unfence-peer.sh"),
+}
+CONFIG_DIR = "/etc/drbd.d"
+INDENT = "    "
+
+
+def config_path(resource: str) -> str:
+    return f"{CONFIG_DIR}/{resource}.res"
+
+
+def handlers(vm: Vm, version: DrbdVersion) -> tuple[str, str]:
+    fence, unfence = HANDLERS[version]
+    return vm.safety.fence_peer_handler or fence, vm.safety.unfence_peer_handler or unfence
+
+
+def _address(host: DrbdHost) -> str:
+    ip = ipaddress.ip_address(host.address)
+    if ip.version == 6:
+        return f"ipv6 [{ip}]:{host.port}"
+    return f"ipv4 {ip}:{host.port}"
+
+
+def _section(name: str, lines: Sequence[str]) -> list[str]:
+    if not lines:
+        return []
+    return [f"{INDENT}{name} {{", *(f"{INDENT * 2}{line}" for line in lines), f"{INDENT}}}"]
+
+
+def render_drbd(
+    vm: Vm,
+    version: DrbdVersion,
+    hosts: Sequence[DrbdHost],
+    minor: int,
+    backing_device: str,
+    *,
+    allow_two_primaries: bool,
+) -> str:
+    """The text of ``/etc/drbd.d/<resource>.res`` for nodes running DRBD ``version``."""
+    safety = vm.safety
+    nine = version == "9"
+    options: list[str] = []
+    net = [f"protocol {vm.protocol};"]
+    disk = [f"on-io-error {vm.on_io_error};"]
+    if vm.al_extents is not None:
+        disk.append(f"al-extents {vm.al_extents};")
+    if nine:
+        options.append("auto-promote no;")
+    net += ["after-sb-0pri disconnect;", "after-sb-1pri disconnect;", "after-sb-2pri disconnect;"]
+    net.append(f"allow-two-primaries {'yes' if allow_two_primaries else 'no'};")
+    handler_lines: list[str] = []
+    if safety.mechanism == "fencing":
+        fence, unfence = handlers(vm, version)
+        (net if nine else disk).append(f"fencing {safety.fencing_policy};")
+        handler_lines.append(f'fence-peer "{fence}";')
+        handler_lines.append(f'{"unfence-peer" if nine else "after-resync-target"} "{unfence}";')
+    elif safety.mechanism == "quorum":
+        options += ["quorum majority;", f"on-no-quorum {safety.on_no_quorum};"]
+    startup: list[str] = []
+    if vm.wfc_timeout is not None:
+        startup.append(f"wfc-timeout {vm.wfc_timeout};")
+    if vm.degr_wfc_timeout is not None:
+        startup.append(f"degr-wfc-timeout {vm.degr_wfc_timeout};")
+
+    lines = [
+        f"# {vm.name}: written by the reconciler from {vm.source}; local changes are overwritten.",
+        f"resource {vm.name} {{",
+        *_section("options", options),
+        *_section("net", net),
+        *_section("disk", disk),
+        *_section("startup", startup),
+        *_section("handlers", handler_lines),
+    ]
+    for host in hosts:
+        body = [f"node-id {host.node_id};"] if nine else []
+        body.append(f"device /dev/drbd{minor};")
+        if host.diskless:
+            body.append("disk none;")
+        else:
+            body += [f"disk {backing_device};", "meta-disk internal;"]
+        body.append(f"address {_address(host)};")
+        lines += _section(f"on {host.name}", body)
+    if nine and len(hosts) > 2:
+        lines += _section("connection-mesh", ["hosts " + " ".join(h.name for h in hosts) + ";"])
+    lines.append("}")
+    return "\n".join(lines) + "\n"

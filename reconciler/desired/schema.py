@@ -1,0 +1,206 @@
+"""The desired-state file formats: ``cluster.yaml`` and one ``vms/<name>.yaml`` per VM.
+
+Field names are the YAML keys. Every model forbids unknown keys so that a typo is an error, not a silently
+ignored setting. Scalars are strict (``"5"`` is not a number, ``"yes"`` is not a boolean); sizes go through
+:func:`reconciler.sizes.parse_size` and names through :func:`reconciler.names.check_name`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+from reconciler.model.desired import DrbdVersion, Lifecycle, SafetyMechanism, StorageLayout
+from reconciler.names import check_name
+from reconciler.sizes import parse_size
+
+
+class SettingError(ValueError):
+    """A value the schema refuses, with a hint how to write it instead."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _safe_name(value: str) -> str:
+    return check_name(value, "name")
+
+
+def _size(value: object) -> int:
+    return parse_size(value)
+
+
+def _address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise SettingError(f"{value!r} is not an IPv4 or IPv6 address",
+                           "write an address like 192.168.2.1 or fd00::1, without a port") from None
+
+
+def _drbd_version(value: object) -> object:
+    # YAML reads 9 as an integer and 8.4 as a float; both are meant as version labels.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return {9: "9", 8.4: "8.4"}.get(value, str(value))
+    return value
+
+
+def _absolute_path(value: str) -> str:
+    # Handlers end up in a file that drbdadm hands to a shell: every component must be a safe name.
+    if not value.startswith("/"):
+        raise SettingError(f"{value!r} is not an absolute path", "write the full path, e.g. /usr/lib/drbd/x.sh")
+    for part in value[1:].split("/"):
+        check_name(part, "path component")
+    return value
+
+
+def _program(value: str) -> str:
+    # A bootloader is either a program xl finds itself (pygrub) or an absolute path to one.
+    return _absolute_path(value) if value.startswith("/") else check_name(value, "name")
+
+
+_MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+
+
+def _mac(value: str) -> str:
+    lowered = value.lower()
+    if not _MAC_RE.fullmatch(lowered):
+        raise SettingError(f"{value!r} is not a MAC address like 00:16:3e:00:01:00",
+                           "write six hex pairs separated by ':', in quotes")
+    if int(lowered[:2], 16) & 1:
+        raise SettingError(f"{value!r} is a multicast address; a NIC needs a unicast MAC",
+                           "use an even first byte, e.g. the Xen prefix 00:16:3e")
+    return lowered
+
+
+_CMDLINE_RE = re.compile(r"[A-Za-z0-9_.,:=/+@ -]*")
+
+
+def _cmdline(value: str) -> str:
+    if not _CMDLINE_RE.fullmatch(value):
+        raise SettingError(f"{value!r} contains characters that cannot be written safely into the domain config",
+                           "use letters, digits, spaces and _ . , : = / + @ - only")
+    return value
+
+
+Name = Annotated[StrictStr, AfterValidator(_safe_name)]
+Size = Annotated[int, BeforeValidator(_size)]
+Address = Annotated[StrictStr, AfterValidator(_address)]
+Path = Annotated[StrictStr, AfterValidator(_absolute_path)]
+Mac = Annotated[StrictStr, AfterValidator(_mac)]
+Program = Annotated[StrictStr, AfterValidator(_program)]
+Cmdline = Annotated[StrictStr, AfterValidator(_cmdline)]
+DrbdVersionField = Annotated[DrbdVersion, BeforeValidator(_drbd_version)]
+Count = Annotated[StrictInt, Field(ge=1)]
+
+
+class NodeSpec(Section):
+    hostname: Name | None = None
+    address: Address
+    volume_groups: tuple[Name, ...] = Field(min_length=1)
+    drbd_version: DrbdVersionField
+
+
+class StorageSection(Section):
+    layout: StorageLayout | None = None
+    volume_groups: tuple[Name, ...] | None = None
+    stripes: Count | None = None
+    chunk_sectors: Count | None = None
+    size: Size | None = None
+
+
+class SwapSection(Section):
+    size: Size | None = None
+    volume_groups: tuple[Name, ...] | None = None
+
+
+class DrbdDefaults(Section):
+    protocol: Literal["A", "B", "C"] | None = None
+    al_extents: Annotated[StrictInt, Field(ge=7, le=65534)] | None = None
+    on_io_error: Literal["detach", "pass_on", "call-local-io-error"] | None = None
+    degr_wfc_timeout: Annotated[StrictInt, Field(ge=0)] | None = None
+    wfc_timeout: Annotated[StrictInt, Field(ge=0)] | None = None
+
+
+class DrbdSection(DrbdDefaults):
+    minor: Annotated[StrictInt, Field(ge=0, le=1048575)]
+    port: Annotated[StrictInt, Field(ge=1, le=65535)]
+
+
+class SafetySection(Section):
+    mechanism: SafetyMechanism
+    fencing_policy: Literal["resource-only", "resource-and-stonith"] | None = None
+    fence_peer_handler: Path | None = None
+    unfence_peer_handler: Path | None = None
+    tiebreaker: Name | None = None
+    on_no_quorum: Literal["io-error", "suspend-io"] | None = None
+
+
+class Vif(Section):
+    mac: Mac
+    bridge: Name | None = None
+
+
+class DomainDefaults(Section):
+    type: Literal["pv", "pvh"] | None = None
+    memory: Size | None = None
+    maxmem: Size | None = None
+    vcpus: Count | None = None
+    maxvcpus: Count | None = None
+    bootloader: Program | None = None
+    kernel: Path | None = None
+    ramdisk: Path | None = None
+    extra: Cmdline | None = None
+    bridge: Name | None = None
+    live_migration: StrictBool | None = None
+    allow_restart: StrictBool | None = None
+
+
+class DomainSection(DomainDefaults):
+    vifs: tuple[Vif, ...] | None = None
+
+
+class Defaults(Section):
+    storage: StorageSection | None = None
+    swap: SwapSection | None = None
+    drbd: DrbdDefaults | None = None
+    safety: SafetySection | None = None
+    domain: DomainDefaults | None = None
+
+
+class Guards(Section):
+    max_removals_per_revision: Annotated[StrictInt, Field(ge=0)] = 1
+    allow_mass_delete: StrictBool = False
+
+
+class ClusterFile(Section):
+    cluster: Name
+    nodes: dict[Name, NodeSpec] = Field(min_length=1)
+    defaults: Defaults = Defaults()
+    guards: Guards = Guards()
+
+
+class VmFile(Section):
+    id: Annotated[StrictInt, Field(ge=0, le=999999)]
+    name: Name | None = None
+    nodes: tuple[Name, ...]
+    primary: Name
+    lifecycle: Lifecycle = "present"
+    confirm_delete: StrictStr | None = None
+    suspended: StrictBool = False
+    storage: StorageSection | None = None
+    swap: SwapSection | None = None
+    drbd: DrbdSection
+    safety: SafetySection | None = None
+    filesystem: Literal["xfs"] | None = None
+    domain: DomainSection | None = None

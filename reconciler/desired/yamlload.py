@@ -1,0 +1,238 @@
+"""YAML to plain values, with every value traceable to its line and column when a problem is reported.
+
+PyYAML's libyaml-backed composer is used because it is several times faster than a round-trip loader and
+its nodes carry start marks. Values are built from the nodes here rather than by PyYAML's constructor, so
+duplicate keys are caught (PyYAML silently keeps the last one) and keys stay the text the operator wrote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
+
+from reconciler.desired.errors import Issue
+
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+_BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+_FLOAT = "tag:yaml.org,2002:float"
+_SEQ = "tag:yaml.org,2002:seq"
+_MAP = "tag:yaml.org,2002:map"
+_PLAIN_TAGS = {_STR, _INT, _BOOL, _NULL, _FLOAT, _SEQ, _MAP}
+
+KeyPath = tuple[str | int, ...]
+
+# Most plain scalars repeat across files (volume group names, "present", sizes); resolving each distinct
+# text once instead of running the resolver's regular expressions on every occurrence halves load time.
+_RESOLVED: dict[str, str] = {}
+_RESOLVER = Resolver()
+_CONSTRUCTOR = SafeConstructor()
+
+
+def _resolve_plain(value: str) -> str:
+    tag = _RESOLVED.get(value)
+    if tag is None:
+        tag = str(_RESOLVER.resolve(ScalarNode, value, (True, False)))  # type: ignore[no-untyped-call]
+        if len(_RESOLVED) < 100_000:
+            _RESOLVED[value] = tag
+    return tag
+
+
+class _Loader(yaml.CSafeLoader):
+    """libyaml composer with a memoised resolver; the safe loader has no path resolvers to maintain."""
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        return None
+
+    def ascend_resolver(self) -> None:
+        return None
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        if kind is ScalarNode:
+            if not implicit[0]:
+                return _STR
+            return _RESOLVED.get(value) or _resolve_plain(value)
+        return _SEQ if kind is SequenceNode else _MAP
+
+
+class Document:
+    """One parsed file: its plain value, and its text for locating values when a problem is reported.
+
+    The node tree is dropped after parsing and composed again only when a position is asked for: a valid
+    fleet never needs one, and keeping every tree alive costs hundreds of megabytes and slows the garbage
+    collector down for every file that follows.
+    """
+
+    __slots__ = ("_root", "path", "text", "value")
+
+    def __init__(self, path: str, text: str, value: Any, root: Node | None = None) -> None:
+        self.path = path
+        self.text = text
+        self.value = value
+        self._root = root
+
+    @property
+    def root(self) -> Node | None:
+        if self._root is None:
+            self._root = _compose(self.text)
+        return self._root
+
+    def node_at(self, keypath: KeyPath) -> tuple[Node | None, Node | None]:
+        """The deepest (key node, value node) pair along ``keypath`` that exists in the file."""
+        key_node: Node | None = None
+        node = self.root
+        for step in keypath:
+            if isinstance(node, MappingNode):
+                for k, v in node.value:
+                    if isinstance(k, ScalarNode) and k.value == str(step):
+                        key_node, node = k, v
+                        break
+                else:
+                    return key_node, node
+            elif isinstance(node, SequenceNode) and isinstance(step, int) and 0 <= step < len(node.value):
+                key_node, node = None, node.value[step]
+            else:
+                return key_node, node
+        return key_node, node
+
+    def position(self, keypath: KeyPath, *, at_key: bool = False) -> tuple[int, int]:
+        """1-based (line, column) of the value at ``keypath`` (or of its key), or of its deepest ancestor."""
+        key_node, node = self.node_at(keypath)
+        if at_key and not keypath:
+            return 1, 1
+        target = key_node if at_key and key_node is not None else node
+        if target is None:
+            return 1, 1
+        return target.start_mark.line + 1, target.start_mark.column + 1
+
+    def issue(self, keypath: KeyPath, message: str, hint: str = "", *, at_key: bool = False) -> Issue:
+        line, col = self.position(keypath, at_key=at_key)
+        return Issue(self.path, line, col, message, hint)
+
+    def has(self, keypath: KeyPath) -> bool:
+        value = self.value
+        for step in keypath:
+            found = (isinstance(value, dict) and step in value) or (
+                isinstance(value, list) and isinstance(step, int) and 0 <= step < len(value)
+            )
+            if not found:
+                return False
+            value = value[step]
+        return True
+
+
+def _mark_issue(path: str, node: Node, message: str, hint: str) -> Issue:
+    return Issue(path, node.start_mark.line + 1, node.start_mark.column + 1, message, hint)
+
+
+def _scalar(path: str, node: ScalarNode, issues: list[Issue]) -> Any:
+    tag = node.tag
+    if tag == _STR:
+        return node.value
+    if tag == _INT:
+        text = node.value
+        return int(text) if text.isdigit() else _CONSTRUCTOR.construct_yaml_int(node)
+    if tag == _BOOL:
+        return _CONSTRUCTOR.construct_yaml_bool(node)
+    if tag == _NULL:
+        return None
+    if tag == _FLOAT:
+        return _CONSTRUCTOR.construct_yaml_float(node)
+    if tag in _PLAIN_TAGS or tag.startswith("tag:yaml.org,2002:"):
+        # Timestamps, binary and the like mean nothing here; the schema reports the text as what it is.
+        return node.value
+    issues.append(_mark_issue(path, node, f"unsupported YAML tag {tag!r}", "remove the tag; plain values only"))
+    return node.value
+
+
+def _to_value(path: str, node: Node, issues: list[Issue]) -> Any:
+    # Hot path of every load: plain strings, the most common leaves, are taken inline without a call.
+    kind = node.__class__
+    if kind is ScalarNode:
+        return node.value if node.tag == _STR else _scalar(path, node, issues)  # type: ignore[arg-type]
+    if kind is SequenceNode:
+        return [
+            item.value if item.__class__ is ScalarNode and item.tag == _STR else _to_value(path, item, issues)
+            for item in node.value
+        ]
+    if kind is MappingNode:
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.__class__ is not ScalarNode:
+                issues.append(_mark_issue(path, key_node, "a key must be plain text", "write key: value"))
+                continue
+            key = key_node.value
+            if key in result:
+                issues.append(_duplicate(path, node, key_node))
+            elif value_node.__class__ is ScalarNode and value_node.tag == _STR:
+                result[key] = value_node.value
+            else:
+                result[key] = _to_value(path, value_node, issues)
+        return result
+    return None
+
+
+def _duplicate(path: str, mapping: Node, key_node: ScalarNode) -> Issue:
+    first = _first_key(mapping, key_node.value)
+    return _mark_issue(
+        path, key_node, f"duplicate key {key_node.value!r} (first at line {first})",
+        "remove one of them; YAML would silently keep only the last",
+    )
+
+
+def _first_key(mapping: Node, key: str) -> int:
+    for k, _ in mapping.value:
+        if isinstance(k, ScalarNode) and k.value == key:
+            return int(k.start_mark.line) + 1
+    return 0
+
+
+def _compose(text: str) -> Node | None:
+    loader = _Loader(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
+def parse(path: str, text: str) -> tuple[Document | None, list[Issue]]:
+    """Parse ``text`` (the content of ``path``). A document comes back whenever the YAML could be read, even
+    with issues such as duplicate keys, so that the schema can still report everything else in the file."""
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        problem = exc.problem or "cannot parse"
+        if "another document" in problem:
+            return None, [Issue(path, line, col, "a second YAML document in one file",
+                                "one file holds one VM (or the cluster): remove the '---' or split the file")]
+        context = f" ({exc.context})" if exc.context else ""
+        hint = f"check indentation, colons, brackets and quotes around here{context}"
+        return None, [Issue(path, line, col, f"YAML syntax error: {problem}", hint)]
+    except yaml.YAMLError as exc:
+        return None, [Issue(path, 1, 1, f"YAML error: {exc}", "check the file's encoding and syntax")]
+    finally:
+        loader.dispose()
+    if root is None:
+        return None, [Issue(path, 1, 1, "the file is empty", "write the settings as a YAML mapping")]
+    issues: list[Issue] = []
+    value = _to_value(path, root, issues)
+    return Document(path, text, value, root if issues else None), issues
+
+
+def keypath_str(keypath: Sequence[str | int]) -> str:
+    parts: list[str] = []
+    for step in keypath:
+        if isinstance(step, int):
+            parts.append(f"[{step}]")
+        else:
+            parts.append(("." if parts else "") + step)
+    return "".join(parts)

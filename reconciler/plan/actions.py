@@ -1,0 +1,214 @@
+"""Typed actions: what apply will do, with the exact argv lists or file contents.
+
+An action is a value: the plan is a list of them, the CLI prints them, apply executes them. Builders
+validate every name through :mod:`reconciler.names` before it reaches an argv or a path.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from reconciler.model.base import Frozen
+from reconciler.names import check_device_path, check_name
+
+__all__ = ["check_device_path", "check_name"]  # re-exported for builders elsewhere
+
+ActionKind = Literal[
+    "create-lv",
+    "extend-lv",
+    "create-stripe",
+    "reload-stripe",
+    "resume-stripe",
+    "write-drbd-config",
+    "create-md",
+    "drbd-up",
+    "drbd-adjust",
+    "drbd-resize",
+    "promote",
+    "promote-force-initial",
+    "demote",
+    "make-swap",
+    "make-fs",
+    "write-xen-config",
+    "start-domain",
+    "shutdown-domain",
+    "set-domain-memory",
+    "set-domain-vcpus",
+    "drbd-down",
+    "remove-drbd-config",
+    "remove-stripe",
+    "remove-lv",
+    "remove-xen-config",
+]
+
+Change = Literal["create", "change", "delete"]
+Precheck = Literal["generation-ids", "not-mounted"]
+"""Checks apply makes right before running an action (they read the node, so the plan cannot)."""
+
+# Seconds. Most commands return at once; these write whole devices or wait for the peer or the guest.
+DEFAULT_COMMAND_TIMEOUT = 60.0
+LONG_TIMEOUTS: dict[str, float] = {
+    "lvcreate": 300.0,  # zeroing the start and wiping signatures touches the disk
+    "mkfs.xfs": 900.0,
+    "mkswap": 300.0,
+    "wipefs": 120.0,
+    "create-md": 300.0,
+    "resize": 900.0,
+    "shutdown": 330.0,  # `xl shutdown -w` waits for the guest
+    "create": 120.0,
+}
+
+
+class Command(Frozen):
+    argv: tuple[str, ...]
+    stdin: str | None = None
+    timeout_s: float = DEFAULT_COMMAND_TIMEOUT
+    mutating: bool = True
+
+
+class Action(Frozen):
+    """One step of a plan.
+
+    ``refused`` and ``waiting`` are reasons: a refused action is never run and its dependents are skipped;
+    a waiting one is requeued for a later pass without counting as a failure. ``probe_before`` lists the
+    devices whose ``blkid -p`` signature apply checks right before running (the gate's last word).
+    ``identity`` names the exact device incarnation (LV uuids) for the crash journal.
+    """
+
+    id: str
+    kind: ActionKind
+    key: str
+    vm: str
+    change: Change
+    description: str
+    commands: tuple[Command, ...] = ()
+    file_path: str | None = None
+    file_content: str | None = None
+    depends_on: tuple[str, ...] = ()
+    destructive: bool = False
+    probe_before: tuple[str, ...] = ()
+    identity: str = ""
+    prechecks: tuple[Precheck, ...] = ()
+    devices: tuple[str, ...] = ()
+    refused: str = ""
+    waiting: str = ""
+    reason: str = ""
+
+    @property
+    def symbol(self) -> str:
+        if self.refused:
+            return "!"
+        if self.waiting:
+            return "="
+        return {"create": "+", "change": "~", "delete": "-"}[self.change]
+
+    @property
+    def argvs(self) -> tuple[tuple[str, ...], ...]:
+        return tuple(c.argv for c in self.commands)
+
+    def with_(self, **changes: object) -> Action:
+        return self.model_copy(update=changes)
+
+
+def action_id(kind: str, key: str) -> str:
+    return f"{kind}@{key}"
+
+
+def cmd(*argv: str, stdin: str | None = None, timeout: float | None = None, mutating: bool = True) -> Command:
+    word = argv[1] if argv[0] in ("drbdadm", "xl") and len(argv) > 1 else argv[0]
+    if argv[0] == "drbdadm" and "create-md" in argv:
+        word = "create-md"
+    if argv[0] == "drbdadm" and "resize" in argv:
+        word = "resize"
+    limit = timeout if timeout is not None else LONG_TIMEOUTS.get(word, DEFAULT_COMMAND_TIMEOUT)
+    return Command.model_construct(argv=tuple(argv), stdin=stdin, timeout_s=limit, mutating=mutating)
+
+
+# --- LVM -------------------------------------------------------------------------------------------
+
+
+def lvcreate(vg: str, name: str, size_bytes: int, stripes: int = 1, stripe_size_bytes: int | None = None) -> Command:
+    """Wipe signatures and zero the start, so reused disk space never looks provisioned."""
+    argv = ["lvcreate", "--yes", "--wipesignatures", "y", "--zero", "y", "-L", f"{size_bytes}b"]
+    if stripes > 1:
+        argv += ["-i", str(stripes)]
+        if stripe_size_bytes:
+            argv += ["-I", f"{stripe_size_bytes // 1024}k"]
+    argv += ["-n", check_name(name, "logical volume"), check_name(vg, "volume group")]
+    return cmd(*argv)
+
+
+def lvextend(vg: str, name: str, size_bytes: int) -> Command:
+    target = f"{check_name(vg, 'volume group')}/{check_name(name, 'logical volume')}"
+    return cmd("lvextend", "-L", f"{size_bytes}b", target)
+
+
+def lvremove(vg: str, name: str) -> Command:
+    return cmd("lvremove", "-y", f"{check_name(vg, 'volume group')}/{check_name(name, 'logical volume')}")
+
+
+# --- device-mapper ---------------------------------------------------------------------------------
+
+
+def dm_uuid(name: str) -> str:
+    return f"RECONCILER-{check_name(name, 'dm device')}"
+
+
+def dmsetup_create(name: str, table: str) -> Command:
+    return cmd("dmsetup", "create", check_name(name, "dm device"), "--uuid", dm_uuid(name), stdin=table + "\n")
+
+
+def dmsetup_reload(name: str, table: str) -> Command:
+    return cmd("dmsetup", "reload", check_name(name, "dm device"), stdin=table + "\n")
+
+
+def dmsetup_resume(name: str) -> Command:
+    return cmd("dmsetup", "resume", check_name(name, "dm device"))
+
+
+def dmsetup_remove(name: str) -> Command:
+    return cmd("dmsetup", "remove", check_name(name, "dm device"))
+
+
+# --- DRBD ------------------------------------------------------------------------------------------
+
+
+def drbdadm(verb: str, resource: str, *options: str) -> Command:
+    # Options follow the verb: drbdadm accepts them there and it reads like the manual.
+    return cmd("drbdadm", verb, *options, check_name(resource, "DRBD resource"))
+
+
+# --- file systems ----------------------------------------------------------------------------------
+
+
+def mkfs_xfs(device: str, label: str | None = None) -> Command:
+    argv = ["mkfs.xfs"]  # never -f: an existing filesystem must make it fail
+    if label:
+        argv += ["-L", check_name(label, "filesystem label")]
+    return cmd(*argv, check_device_path(device))
+
+
+def mkswap(device: str, label: str | None = None) -> Command:
+    argv = ["mkswap"]
+    if label:
+        argv += ["-L", check_name(label, "swap label")]
+    return cmd(*argv, check_device_path(device))
+
+
+def wipefs_all(device: str) -> Command:
+    return cmd("wipefs", "-a", check_device_path(device))
+
+
+# --- Xen -------------------------------------------------------------------------------------------
+
+
+def xl(verb: str, *args: str) -> Command:
+    return cmd("xl", verb, *args)
+
+
+def xen_config_path(domain: str) -> str:
+    return f"/etc/xen/{check_name(domain, 'domain')}.cfg"
+
+
+def drbd_config_path(resource: str) -> str:
+    return f"/etc/drbd.d/{check_name(resource, 'DRBD resource')}.res"

@@ -1,0 +1,52 @@
+"""Collects the actions and notes of one VM while the per-layer planners run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from reconciler.model.desired import DesiredVm
+from reconciler.plan.actions import Action, ActionKind, Change, Command, action_id
+from reconciler.plan.index import ObservedIndex
+from reconciler.plan.model import Note, NoteKind
+from reconciler.plan.peer import PeerView
+
+# Every field given explicitly: model_construct then skips its per-field default lookups.
+_DEFAULTS: dict[str, Any] = {name: spec.default for name, spec in Action.model_fields.items()
+                             if not spec.is_required()}
+
+
+class VmBuilder:
+    def __init__(self, vm: DesiredVm, observed: ObservedIndex, peer: PeerView | None,
+                 drbd_changes: Mapping[str, str] | None = None) -> None:
+        self.vm = vm
+        self.observed = observed
+        self.peer = peer
+        self.drbd_changes = drbd_changes or {}
+        self.actions: list[Action] = []
+        self.notes: list[Note] = []
+
+    def add(self, kind: ActionKind, key: str, change: Change, description: str, *,
+            commands: tuple[Command, ...] = (), depends_on: tuple[str | None, ...] = (), **fields: Any) -> str:
+        ident = action_id(kind, key)
+        deps = tuple(dict.fromkeys(d for d in depends_on if d is not None and d != ident))
+        # Built from validated desired values and the planner's own literals: skip re-validation, which
+        # dominates planning time for large fleets. Unknown field names still fail loudly below.
+        unknown = set(fields) - _DEFAULTS.keys()
+        if unknown:
+            raise TypeError(f"unknown action fields: {sorted(unknown)}")
+        values = {**_DEFAULTS, "id": ident, "kind": kind, "key": key, "vm": self.vm.name, "change": change,
+                  "description": description, "commands": commands, "depends_on": deps, **fields}
+        self.actions.append(Action.model_construct(**values))
+        return ident
+
+    def note(self, kind: NoteKind, key: str, message: str) -> None:
+        self.notes.append(Note(key=key, vm=self.vm.name, kind=kind, message=message))
+
+    def find(self, kind: ActionKind, key: str) -> str | None:
+        ident = action_id(kind, key)
+        return ident if any(a.id == ident for a in self.actions) else None
+
+    def ids_for(self, *keys: str) -> tuple[str, ...]:
+        wanted = set(keys)
+        return tuple(a.id for a in self.actions if a.key in wanted)

@@ -1,0 +1,133 @@
+"""``plan_node``: desired resources of one node + its observation -> an ordered, gated plan. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from reconciler.model.desired import DesiredNode
+from reconciler.model.observed import ObservedNode
+from reconciler.plan.actions import Action
+from reconciler.plan.builder import VmBuilder
+from reconciler.plan.deletion import plan_absent, plan_deletion
+from reconciler.plan.domain import (
+    plan_live_changes,
+    plan_make_fs,
+    plan_make_swaps,
+    plan_shutdown,
+    plan_start,
+    plan_xen_config,
+)
+from reconciler.plan.drbd import plan_drbd, plan_role
+from reconciler.plan.index import ObservedIndex
+from reconciler.plan.model import Note, Plan, PlannedResource
+from reconciler.plan.order import order_actions
+from reconciler.plan.orphans import find_orphans
+from reconciler.plan.peer import PeerView
+from reconciler.plan.safety import mass_delete_refusal
+from reconciler.plan.storage import plan_lvs, plan_stripe
+
+# Which observation each action relies on: a tool that could not be read means "unknown", never "none",
+# so nothing is planned on top of it (creating what merely looks absent would fail or, worse, collide).
+TOOL_OF_KIND = {
+    "create-lv": "lvm", "extend-lv": "lvm", "remove-lv": "lvm",
+    "create-stripe": "dmsetup", "reload-stripe": "dmsetup", "resume-stripe": "dmsetup", "remove-stripe": "dmsetup",
+    "create-md": "drbd", "drbd-up": "drbd", "drbd-adjust": "drbd", "drbd-resize": "drbd", "promote": "drbd",
+    "promote-force-initial": "drbd", "demote": "drbd", "drbd-down": "drbd", "make-fs": "drbd",
+    "start-domain": "xl", "shutdown-domain": "xl", "set-domain-memory": "xl", "set-domain-vcpus": "xl",
+    "write-drbd-config": "files", "write-xen-config": "files", "remove-drbd-config": "files",
+    "remove-xen-config": "files",
+}
+
+REMOVAL_KINDS = frozenset({"remove-lv", "remove-stripe", "remove-drbd-config", "remove-xen-config", "drbd-down"})
+
+
+def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | None = None,
+              allow_mass_delete: bool = False, drbd_changes: Mapping[str, str] | None = None) -> Plan:
+    """The ordered, gated actions that take ``observed`` to ``desired``; empty when nothing differs.
+
+    ``drbd_changes`` (resource -> what ``drbdadm -d adjust`` would run) comes from the optional deep check.
+    """
+    actions: list[Action] = []
+    notes: list[Note] = []
+    deleting: list[str] = []
+    index = ObservedIndex(observed)
+    for vm in desired.vms:
+        if vm.suspended:
+            notes.append(Note(key=f"vm:{vm.name}", vm=vm.name, kind="info",
+                              message=f"{vm.name} is suspended; not reconciled"))
+            continue
+        b = VmBuilder(vm, index, peer, drbd_changes or {})
+        if vm.lifecycle == "deleted":
+            plan_deletion(b)
+            if any(a.kind in REMOVAL_KINDS for a in b.actions):
+                deleting.append(vm.name)
+        elif vm.lifecycle == "absent":
+            plan_absent(b)
+        else:
+            _plan_present(b)
+        actions.extend(b.actions)
+        notes.extend(b.notes)
+    refusal = mass_delete_refusal(len(deleting), desired.max_removals_per_revision,
+                                  allowed=allow_mass_delete or desired.allow_mass_delete)
+    if refusal:
+        actions = [a.with_(refused=refusal) if a.vm in deleting and a.kind in REMOVAL_KINDS else a for a in actions]
+    blind = {t.name: f"{t.name} could not be observed ({t.state}{': ' + t.detail if t.detail else ''}); "
+                     "nothing is changed on what cannot be seen"
+             for t in observed.tools if t.state != "available"}
+    if blind:
+        actions = [a.with_(refused=blind[TOOL_OF_KIND[a.kind]]) if TOOL_OF_KIND.get(a.kind) in blind and not a.refused
+                   else a for a in actions]
+    notes.extend(find_orphans(desired, observed))
+    return Plan(node=desired.node, actions=order_actions(actions), notes=tuple(notes),
+                resources=_resources(desired))
+
+
+def _plan_present(b: VmBuilder) -> None:
+    vm, observed = b.vm, b.observed
+    plan_lvs(b)
+    if vm.stripe is not None:
+        plan_stripe(b, vm.stripe)
+    domain = vm.domain
+    running = observed.domain(domain.name) if domain is not None else None
+    want_primary = vm.is_primary_here
+    stop = None
+    if domain is not None and running is not None and not want_primary:
+        stop = plan_shutdown(b, domain, f"the designated primary is {vm.primary_node}")
+    restart = False
+    if domain is not None and running is not None and want_primary:
+        restart = plan_live_changes(b, domain, running)
+    config = plan_xen_config(b, domain) if domain is not None else None
+    if restart and domain is not None:
+        stop = plan_shutdown(b, domain, "restart allowed for a change that cannot be made live")
+    promote = None
+    if vm.drbd is not None:
+        plan_drbd(b, vm.drbd)
+        promote = plan_role(b, vm.drbd, want_primary=want_primary,
+                            domain_running=running is not None and stop is None)
+    if not want_primary:
+        return
+    starting = domain is not None and (running is None or restart)
+    brand_new = b.find("promote-force-initial", vm.drbd.key) is not None if vm.drbd else False
+    fs = plan_make_fs(b, (promote,)) if (starting or brand_new) and running is None else None
+    swaps = plan_make_swaps(b) if starting and running is None else ()
+    if starting and domain is not None:
+        up = b.find("drbd-up", vm.drbd.key) if vm.drbd else None
+        plan_start(b, domain, (promote, up, fs, *swaps, config, stop))
+
+
+def _resources(desired: DesiredNode) -> tuple[PlannedResource, ...]:
+    out: list[PlannedResource] = []
+    for vm in desired.vms:
+        keyed: list[tuple[str, str]] = [(lv.key, "lv") for lv in vm.lvs]
+        if vm.stripe is not None:
+            keyed.append((vm.stripe.key, "stripe"))
+        if vm.drbd is not None:
+            keyed.append((vm.drbd.key, "drbd"))
+        if vm.filesystem is not None and vm.is_primary_here:
+            keyed.append((vm.filesystem.key, "filesystem"))
+        keyed += [(s.key, "swap") for s in vm.swaps]
+        if vm.domain is not None:
+            keyed.append((vm.domain.key, "domain"))
+        out += [PlannedResource.model_construct(key=k, vm=vm.name, kind=kind, suspended=vm.suspended)
+                for k, kind in keyed]
+    return tuple(out)

@@ -1,0 +1,87 @@
+"""The filesystem, swap and Xen domain of one VM."""
+
+from __future__ import annotations
+
+from reconciler.model.desired import DesiredDomain
+from reconciler.model.observed import DomainState
+from reconciler.names import check_name
+from reconciler.plan import actions as A
+from reconciler.plan.builder import VmBuilder
+
+
+def plan_xen_config(b: VmBuilder, domain: DesiredDomain) -> str | None:
+    current = b.observed.file(domain.config_path)
+    if current == domain.config_text:
+        return None
+    if current is None:
+        return b.add("write-xen-config", domain.key, "create", f"write {domain.config_path}",
+                     file_path=domain.config_path, file_content=domain.config_text)
+    b.note("drift", domain.key, f"{domain.config_path} differs from the desired config (edited by hand?); rewriting it")
+    if b.observed.domain(domain.name) is not None:
+        b.note("info", domain.key, f"{domain.name} is running: the rewritten config takes effect at its next start")
+    return b.add("write-xen-config", domain.key, "change", f"rewrite {domain.config_path} (drift)",
+                 file_path=domain.config_path, file_content=domain.config_text, reason="drift")
+
+
+def plan_make_fs(b: VmBuilder, after: tuple[str | None, ...]) -> str | None:
+    fs = b.vm.filesystem
+    if fs is None:
+        return None
+    lvs = ",".join(lv.path for lv in b.vm.lvs if lv.purpose == "data")
+    return b.add("make-fs", fs.key, "create",
+                 f"make an XFS filesystem on {fs.device} (only if blkid -p finds no signature there)",
+                 commands=(A.mkfs_xfs(fs.device, fs.label),), depends_on=after, destructive=True,
+                 probe_before=(fs.device,), identity=lvs)
+
+
+def plan_make_swaps(b: VmBuilder) -> tuple[str, ...]:
+    made = []
+    for swap in b.vm.swaps:
+        lv = next((lv for lv in b.vm.lvs if lv.path == swap.device), None)
+        created = b.find("create-lv", lv.key) if lv else None
+        made.append(b.add("make-swap", swap.key, "create",
+                          f"make swap on {swap.device} (only if blkid -p finds no signature there)",
+                          commands=(A.mkswap(swap.device, swap.label),), depends_on=(created,), destructive=True,
+                          probe_before=(swap.device,), identity=swap.device))
+    return tuple(made)
+
+
+def plan_live_changes(b: VmBuilder, domain: DesiredDomain, running: DomainState) -> bool:
+    """Memory and vcpus within the running domain's maximum change live; returns True when a restart is needed."""
+    restart: list[str] = []
+    maxmem = running.maxmem_mib or domain.maxmem_mib
+    if running.maxmem_mib is not None and running.maxmem_mib != domain.maxmem_mib:
+        restart.append(f"maxmem {running.maxmem_mib} -> {domain.maxmem_mib} MiB")
+    if running.memory_mib != domain.memory_mib:
+        if domain.memory_mib <= maxmem:
+            b.add("set-domain-memory", domain.key, "change",
+                  f"set {domain.name} memory {running.memory_mib} -> {domain.memory_mib} MiB (live)",
+                  commands=(A.xl("mem-set", check_name(domain.name, "domain"), f"{domain.memory_mib}m"),))
+        else:
+            restart.append(f"memory {domain.memory_mib} MiB exceeds the running maximum of {maxmem} MiB")
+    if running.vcpus is not None and running.vcpus != domain.vcpus:
+        if domain.vcpus <= domain.maxvcpus and not restart:
+            b.add("set-domain-vcpus", domain.key, "change",
+                  f"set {domain.name} vcpus {running.vcpus} -> {domain.vcpus} (live)",
+                  commands=(A.xl("vcpu-set", check_name(domain.name, "domain"), str(domain.vcpus)),))
+        else:
+            restart.append(f"vcpus {running.vcpus} -> {domain.vcpus}")
+    if not restart:
+        return False
+    if domain.allow_restart:
+        return True
+    b.note("restart-needed", domain.key, f"{domain.name}: restart needed for {'; '.join(restart)}; left running "
+                                         "(set allow_restart to let the reconciler restart it)")
+    return False
+
+
+def plan_start(b: VmBuilder, domain: DesiredDomain, after: tuple[str | None, ...]) -> str:
+    return b.add("start-domain", domain.key, "create", f"start domain {domain.name}",
+                 commands=(A.xl("create", A.xen_config_path(domain.name)),), depends_on=after,
+                 prechecks=("not-mounted",), devices=domain.disks)
+
+
+def plan_shutdown(b: VmBuilder, domain: DesiredDomain, why: str) -> str:
+    return b.add("shutdown-domain", domain.key, "delete" if b.vm.lifecycle == "deleted" else "change",
+                 f"shut down domain {domain.name} ({why})",
+                 commands=(A.xl("shutdown", "-w", check_name(domain.name, "domain")),), reason=why)

@@ -1,0 +1,172 @@
+"""The DRBD resource of one VM: config file, metadata, up/adjust, online resize, role."""
+
+from __future__ import annotations
+
+from reconciler.model.desired import DesiredDrbd
+from reconciler.model.observed import DrbdResourceState
+from reconciler.plan import actions as A
+from reconciler.plan.builder import VmBuilder
+from reconciler.plan.safety import peer_cannot_write, promotion_waiting
+from reconciler.sizes import format_size
+
+_BROKEN_CONNECTIONS = ("StandAlone",)
+
+
+def internal_metadata_bytes(backing_bytes: int) -> int:
+    """A generous upper bound of DRBD's internal metadata: bitmap (a bit per 4 KiB, room for two peers),
+    activity log, superblock and alignment. Growth smaller than this is not worth an online resize."""
+    return backing_bytes // 16384 + 4 * 1024 * 1024
+
+
+def backing_bytes(b: VmBuilder) -> int | None:
+    vm = b.vm
+    if vm.stripe is not None:
+        return vm.stripe.size_bytes
+    drbd = vm.drbd
+    return next((lv.size_bytes for lv in vm.lvs if drbd is not None and lv.path == drbd.backing_device), None)
+
+
+def storage_action_ids(b: VmBuilder) -> tuple[str, ...]:
+    keys = [lv.key for lv in b.vm.lvs if lv.purpose == "data"]
+    if b.vm.stripe is not None:
+        keys.append(b.vm.stripe.key)
+    return b.ids_for(*keys)
+
+
+def plan_drbd_config(b: VmBuilder, drbd: DesiredDrbd) -> str | None:
+    current = b.observed.file(drbd.config_path)
+    if current == drbd.config_text:
+        return None
+    if current is None:
+        return b.add("write-drbd-config", drbd.key, "create", f"write {drbd.config_path}",
+                     file_path=drbd.config_path, file_content=drbd.config_text)
+    b.note("drift", drbd.key, f"{drbd.config_path} differs from the desired config (edited by hand?); rewriting it")
+    return b.add("write-drbd-config", drbd.key, "change", f"rewrite {drbd.config_path} (drift)",
+                 file_path=drbd.config_path, file_content=drbd.config_text, reason="drift")
+
+
+def runtime_drift(res: DrbdResourceState, drbd: DesiredDrbd, this_node: str) -> str | None:
+    """What DRBD's runtime shows that its config does not ask for; `drbdadm adjust` repairs each of these."""
+    if res.split_brain:
+        return None  # adjust would only reconnect into the same split brain; that needs an operator
+    peers = {h.name for h in drbd.hosts if h.name != this_node}
+    connected = {c.peer_name for c in res.connections}
+    missing = sorted(peers - connected)
+    if missing:
+        return f"no connection configured to {', '.join(missing)}"
+    standalone = [c.peer_name for c in res.connections if c.connection_state in _BROKEN_CONNECTIONS]
+    if standalone:
+        return f"connection to {', '.join(standalone)} is StandAlone"
+    me = next((h for h in drbd.hosts if h.name == this_node), None)
+    if me is not None and not me.diskless and any(d.disk_state == "Diskless" for d in res.devices):
+        return "backing disk is detached (Diskless)"
+    if not res.devices:
+        return "the resource has no volume"
+    return None
+
+
+def plan_drbd(b: VmBuilder, drbd: DesiredDrbd) -> None:
+    res = b.observed.resource(drbd.name)
+    config = plan_drbd_config(b, drbd)
+    storage = storage_action_ids(b)
+    if res is None:
+        created = any(a.kind == "create-lv" for a in b.actions)
+        lv_ids = tuple(
+            lv.path for lv in b.vm.lvs if lv.purpose == "data"
+        )
+        md = b.add("create-md", drbd.key, "create",
+                   f"create DRBD metadata on {drbd.backing_device} (only if blkid -p finds no signature there)",
+                   commands=(A.drbdadm("create-md", drbd.name, "--force"),), depends_on=(config, *storage),
+                   destructive=True, probe_before=(drbd.backing_device,), identity=",".join(lv_ids),
+                   reason="new" if created else "after-reboot")
+        b.add("drbd-up", drbd.key, "create", f"bring up DRBD resource {drbd.name} on {drbd.device}",
+              commands=(A.drbdadm("up", drbd.name),), depends_on=(md, config))
+        return
+    drift = runtime_drift(res, drbd, b.vm.this_node)
+    if drift is None and drbd.name in b.drbd_changes:
+        drift = f"drbdadm -d adjust would run: {b.drbd_changes[drbd.name]}"
+    if config is not None or drift is not None:
+        why = "config rewritten" if config is not None else f"runtime differs from the config: {drift}"
+        b.add("drbd-adjust", drbd.key, "change", f"adjust DRBD resource {drbd.name} ({why})",
+              commands=(A.drbdadm("adjust", drbd.name),), depends_on=(config, *storage), reason=why)
+    if res.split_brain:
+        b.note("info", drbd.key, f"{drbd.name} is in split brain; resolve it by hand (drbdadm connect "
+                                 "--discard-my-data on the victim)")
+    plan_resize(b, drbd, res, storage)
+
+
+def plan_resize(b: VmBuilder, drbd: DesiredDrbd, res: DrbdResourceState, storage: tuple[str, ...]) -> None:
+    backing = backing_bytes(b)
+    size_kib = res.devices[0].size_kib if res.devices else None
+    if backing is None or size_kib is None:
+        return
+    if size_kib * 1024 + internal_metadata_bytes(backing) >= backing:
+        return
+    waiting = ""
+    if not res.connections or any(c.connection_state != "Connected" for c in res.connections):
+        waiting = "the peer is not connected; DRBD resizes only with both nodes connected"
+    elif b.peer is None:
+        waiting = "the peer's backing size is unknown here (no peer status); resize waits for it"
+    else:
+        peer_size = b.peer.backing_bytes.get(drbd.name)
+        if peer_size is None or peer_size < backing:
+            waiting = (f"peer {b.peer.node} has not grown its backing device yet "
+                       f"({format_size(peer_size) if peer_size else 'unknown'} < {format_size(backing)})")
+    b.add("drbd-resize", drbd.key, "change",
+          f"resize DRBD {drbd.name} to the grown backing device ({format_size(backing)})",
+          commands=(A.drbdadm("resize", drbd.name),), depends_on=storage, waiting=waiting)
+    if not waiting and b.vm.filesystem is not None:
+        b.note("filesystem-growth", b.vm.filesystem.key,
+               f"{drbd.device} grows to about {format_size(backing - internal_metadata_bytes(backing))}: grow the "
+               "filesystem inside the guest (xfs_growfs on its mount point); dom0 never mounts it")
+
+
+def plan_role(b: VmBuilder, drbd: DesiredDrbd, *, want_primary: bool, domain_running: bool) -> str | None:
+    """Promote (forced only for a brand-new pair) or demote. Returns the id of the promote action."""
+    res = b.observed.resource(drbd.name)
+    live = bool(b.vm.domain and b.vm.domain.live_migration and drbd.allow_two_primaries)
+    if not want_primary:
+        if res is not None and res.role == "Primary":
+            stop = b.find("shutdown-domain", b.vm.domain.key) if b.vm.domain else None
+            if domain_running and stop is None:
+                return None  # the domain keeps running here; demoting under it would fail
+            return b.add("demote", drbd.key, "change", f"demote {drbd.name} to Secondary",
+                         commands=(A.drbdadm("secondary", drbd.name),), depends_on=(stop,))
+        return None
+    if res is not None and res.role == "Primary":
+        return None
+    up = b.find("drbd-up", drbd.key)
+    adjust = b.find("drbd-adjust", drbd.key)
+    if res is None:
+        return b.add("promote", drbd.key, "change", f"promote {drbd.name}",
+                     commands=(A.drbdadm("primary", drbd.name),), depends_on=(up,),
+                     waiting=f"{drbd.name} comes up in this pass; promotion is decided from its state on the next pass")
+    local = [d.disk_state for d in res.devices]
+    peers = [p.peer_disk_state for c in res.connections for p in c.peer_devices]
+    connected = bool(res.connections) and all(c.connection_state == "Connected" for c in res.connections)
+    if local and all(s == "Inconsistent" for s in local) and peers and all(s == "Inconsistent" for s in peers):
+        if not connected:
+            return b.add("promote-force-initial", drbd.key, "change", f"initial forced promotion of {drbd.name}",
+                         commands=(A.drbdadm("primary", drbd.name, "--force"),), depends_on=(adjust,),
+                         waiting="brand-new pair: waiting for the peer to connect (never forced while disconnected)")
+        return b.add("promote-force-initial", drbd.key, "change",
+                     f"initial forced promotion of brand-new pair {drbd.name} (starts the first full sync)",
+                     commands=(A.drbdadm("primary", drbd.name, "--force"),), depends_on=(adjust,),
+                     destructive=True, prechecks=("generation-ids",))
+    if local and all(s == "Inconsistent" for s in local) and not connected:
+        return b.add("promote-force-initial", drbd.key, "change", f"initial forced promotion of {drbd.name}",
+                     commands=(A.drbdadm("primary", drbd.name, "--force"),), depends_on=(adjust,),
+                     waiting="brand-new pair: waiting for the peer to connect (never forced while disconnected)")
+    if not local or any(s != "UpToDate" for s in local):
+        pct = [p.resync_percent for c in res.connections for p in c.peer_devices if p.resync_percent is not None]
+        detail = f" (resync {pct[0]:.1f}%)" if pct else ""
+        return b.add("promote", drbd.key, "change", f"promote {drbd.name}",
+                     commands=(A.drbdadm("primary", drbd.name),), depends_on=(adjust,),
+                     waiting=f"local disk is {'/'.join(local) or 'missing'}{detail}; promotion needs UpToDate data")
+    waiting = promotion_waiting(res, live_migration=live) or ""
+    if not waiting and not peer_cannot_write(res, quorum_mechanism=drbd.safety == "quorum"):
+        states = ", ".join(f"{c.peer_name} {c.connection_state}/{c.peer_role}" for c in res.connections) or "none"
+        waiting = (f"cannot prove the peer is not writing (peer: {states}); unreachable proves nothing: waiting for "
+                   "the peer to show Secondary, for fencing to outdate it, or for quorum")
+    return b.add("promote", drbd.key, "change", f"promote {drbd.name} to Primary",
+                 commands=(A.drbdadm("primary", drbd.name),), depends_on=(adjust,), waiting=waiting)

@@ -1,0 +1,35 @@
+"""What this node knows about its peer beyond DRBD's own view: the peer's backing device sizes.
+
+DRBD's status does not show the peer's backing size, so an online resize would be guessed. The daemon
+(peer status) or the CLI (observing a simulated peer) fills this in; without it a resize waits.
+"""
+
+from __future__ import annotations
+
+from reconciler.model.base import Frozen
+from reconciler.model.desired import DesiredNode
+from reconciler.model.observed import ObservedNode
+
+
+class PeerView(Frozen):
+    node: str
+    backing_bytes: dict[str, int] = {}  # DRBD resource -> size of the peer's backing device
+
+
+def peer_view_from_observation(desired_peer: DesiredNode, observed_peer: ObservedNode) -> PeerView:
+    """The peer's backing sizes as its own observation shows them (dm stripe or LV under each resource)."""
+    sizes: dict[str, int] = {}
+    for vm in desired_peer.vms:
+        if vm.drbd is None:
+            continue
+        if vm.stripe is not None:
+            dm = observed_peer.dm(vm.stripe.name)
+            if dm is not None and dm.targets:
+                sizes[vm.drbd.name] = sum(t.length for t in dm.targets) * 512
+            continue
+        for lv in vm.lvs:
+            if lv.path == vm.drbd.backing_device:
+                found = observed_peer.lv(lv.vg, lv.name)
+                if found is not None:
+                    sizes[vm.drbd.name] = found.size_bytes
+    return PeerView(node=observed_peer.node, backing_bytes=sizes)

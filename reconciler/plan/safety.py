@@ -1,0 +1,173 @@
+"""The safety gate: the only place that decides whether a risky step may run.
+
+Every function returns a reason (a sentence for the operator) or None. A refused action is never run and
+the resource is left alone; other resources still converge. Some checks need the node's state right
+before the step (a signature, generation identifiers, mounts); apply calls those with what it just read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from reconciler.model.observed import DomainState, DrbdResourceState, Signature
+from reconciler.sizes import format_size
+
+DEFAULT_EXTENT = 4 * 1024 * 1024
+
+
+def lv_shrink_refusal(name: str, desired_bytes: int, observed_bytes: int, extent_bytes: int | None,
+                      stripes: int = 1) -> str | None:
+    """LVM rounds sizes up to whole extents (times the stripe count); anything below that is a shrink."""
+    granule = (extent_bytes or DEFAULT_EXTENT) * max(stripes, 1)
+    rounded = -(-desired_bytes // granule) * granule
+    if observed_bytes > rounded:
+        return (f"shrinking {name} from {format_size(observed_bytes)} to {format_size(desired_bytes)} is refused: "
+                "lvreduce destroys whatever lives past the new end (and shrinks an inactive LV without asking)")
+    return None
+
+
+def stripe_shrink_refusal(name: str, desired_sectors: int, observed_sectors: int) -> str | None:
+    if desired_sectors < observed_sectors:
+        return (f"shrinking the stripe {name} from {observed_sectors} to {desired_sectors} sectors is refused: "
+                "DRBD metadata and data past the new end would be cut off")
+    return None
+
+
+SignatureVerdict = Literal["run", "done", "refuse", "redo"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decision: SignatureVerdict
+    reason: str
+
+
+_WANTED = {"make-fs": "xfs", "make-swap": "swap", "create-md": "drbd"}
+
+
+def signature_verdict(kind: str, device: str, signature: Signature | None, *, journal_names_device: bool) -> Verdict:
+    """Decide from a fresh ``blkid -p`` probe whether mkfs, mkswap or create-md may write to ``device``.
+
+    ``signature`` None means the probe itself failed (ambiguous result, unreadable device): refuse.
+    A device showing exactly what the action would have made is done. Anything else is someone's data,
+    except when the journal says this very device was being written by us when we crashed.
+    """
+    wanted = _WANTED[kind]
+    if signature is None:
+        return Verdict("refuse", f"blkid -p could not tell what {device} holds; refusing to write over it")
+    if signature.type is None:
+        return Verdict("run", f"{device} carries no signature")
+    if journal_names_device and kind != "create-md":
+        return Verdict("redo", f"{device} shows {signature.type} from our own interrupted {kind}; redoing it")
+    if signature.type == wanted:
+        what = "DRBD metadata (never recreated)" if kind == "create-md" else f"a {wanted} signature"
+        return Verdict("done", f"{device} already carries {what}")
+    verb = {"make-fs": "mkfs.xfs", "make-swap": "mkswap", "create-md": "drbdadm create-md"}[kind]
+    return Verdict("refuse", f"{device} carries a {signature.type} signature; {verb} would destroy it "
+                             "(wipe it by hand if it is really unwanted)")
+
+
+@dataclass(frozen=True)
+class GenerationIds:
+    current: int
+    bitmap: int
+    history: tuple[int, ...]
+
+    @property
+    def has_history(self) -> bool:
+        # A fresh create-md writes the "just created" UUID (4); bit 0 only records the primary role.
+        return (self.current & ~1) not in (0, 4) or self.bitmap != 0 or any(self.history)
+
+
+_GI_RE = re.compile(r"^\s*([0-9A-Fa-f]{16})((?::[0-9A-Fa-f]{16})+)")
+
+
+def parse_generation_ids(text: str) -> GenerationIds | None:
+    """The first ``current:bitmap:history...`` line of ``drbdadm show-gi``/``get-gi`` output."""
+    for line in text.splitlines():
+        match = _GI_RE.match(line)
+        if match:
+            rest = [int(x, 16) for x in match.group(2).split(":")[1:]]
+            return GenerationIds(int(match.group(1), 16), rest[0], tuple(rest[1:]))
+    return None
+
+
+def forced_promotion_refusal(resource: DrbdResourceState | None, *, designated_primary: bool,
+                             gi: GenerationIds | None = None, check_gi: bool = True) -> str | None:
+    """``primary --force`` only for a brand-new pair: connected, both Inconsistent, no history, our node."""
+    if not designated_primary:
+        return "forced promotion refused: this node is not the designated primary"
+    if resource is None:
+        return "forced promotion refused: the DRBD resource is not up"
+    if not resource.connections or any(c.connection_state != "Connected" for c in resource.connections):
+        return "forced promotion refused: the peer is not connected (never forced while disconnected)"
+    local = [d.disk_state for d in resource.devices]
+    peers = [p.peer_disk_state for c in resource.connections for p in c.peer_devices]
+    if not local or any(s != "Inconsistent" for s in local) or not peers or any(s != "Inconsistent" for s in peers):
+        return (f"forced promotion refused: both disks must be Inconsistent (local {'/'.join(local) or '?'}, "
+                f"peer {'/'.join(peers) or '?'})")
+    if check_gi:
+        if gi is None:
+            return "forced promotion refused: generation identifiers could not be read"
+        if gi.has_history:
+            return "forced promotion refused: generation identifiers show history; this is not a new pair"
+    return None
+
+
+def promotion_waiting(resource: DrbdResourceState, *, live_migration: bool) -> str | None:
+    """Why a normal promotion must wait, or None when the peer is known not to write."""
+    for conn in resource.connections:
+        if conn.peer_role == "Primary" and not live_migration:
+            return f"peer {conn.peer_name} is Primary; promotion waits until it demotes (two primaries are refused)"
+    return None
+
+
+def peer_cannot_write(resource: DrbdResourceState, *, quorum_mechanism: bool) -> bool:
+    """True when DRBD itself shows the peer cannot write: connected Secondary, Outdated, or we hold quorum."""
+    if not resource.connections:
+        return quorum_mechanism and all(d.quorum for d in resource.devices)
+    for conn in resource.connections:
+        if conn.connection_state == "Connected" and conn.peer_role == "Secondary":
+            continue
+        if conn.peer_devices and all(p.peer_disk_state == "Outdated" for p in conn.peer_devices):
+            continue
+        if quorum_mechanism and resource.devices and all(d.quorum for d in resource.devices):
+            continue
+        return False
+    return True
+
+
+def parse_mounts(text: str) -> tuple[str, ...]:
+    """Mounted source devices from /proc/mounts (octal escapes such as ``\\040`` decoded)."""
+    devices = []
+    for line in text.splitlines():
+        fields = line.split()
+        if fields:
+            devices.append(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[0]))
+    return tuple(devices)
+
+
+def start_domain_refusal(domain: str, disks: Iterable[str], mounted: Iterable[str]) -> str | None:
+    """A domain must not start on a device dom0 has mounted: two kernels writing one filesystem."""
+    busy = sorted(set(disks) & set(mounted))
+    if busy:
+        return f"starting {domain} refused: {', '.join(busy)} is mounted in dom0"
+    return None
+
+
+def mount_refusal(device: str, domains: Iterable[DomainState], domain_disks: dict[str, tuple[str, ...]]) -> str | None:
+    """Mounting a device in dom0 while the domain using it runs is refused, for the same reason."""
+    for dom in domains:
+        if dom.is_running and device in domain_disks.get(dom.name, ()):
+            return f"mounting {device} refused: domain {dom.name} is running on it"
+    return None
+
+
+def mass_delete_refusal(count: int, limit: int, *, allowed: bool) -> str | None:
+    if count > limit and not allowed:
+        return (f"{count} VMs would be removed in this revision, more than the limit of {limit}; "
+                "allow it explicitly (--allow-mass-delete, or allow_mass_delete in the repository)")
+    return None

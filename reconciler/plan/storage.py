@@ -1,0 +1,113 @@
+"""LVs and the device-mapper stripe of one VM: create, grow, recreate after reboot; never shrink."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reconciler.model.desired import DesiredStripe
+from reconciler.model.observed import DmDevice
+from reconciler.plan import actions as A
+from reconciler.plan.builder import VmBuilder
+from reconciler.plan.index import ObservedIndex
+from reconciler.plan.safety import lv_shrink_refusal, stripe_shrink_refusal
+from reconciler.sizes import format_size
+
+
+def plan_lvs(b: VmBuilder) -> None:
+    for lv in b.vm.lvs:
+        found = b.observed.lv(lv.vg, lv.name)
+        vg = b.observed.vg(lv.vg)
+        if found is None:
+            refused = "" if vg is not None else f"volume group {lv.vg} does not exist on this node"
+            what = f"create {lv.purpose} LV {lv.vg}/{lv.name} ({format_size(lv.size_bytes)})"
+            b.add("create-lv", lv.key, "create", what,
+                  commands=(A.lvcreate(lv.vg, lv.name, lv.size_bytes, lv.stripes, lv.stripe_size_bytes),),
+                  refused=refused)
+            continue
+        if found.size_bytes >= lv.size_bytes:
+            refusal = lv_shrink_refusal(f"{lv.vg}/{lv.name}", lv.size_bytes, found.size_bytes,
+                                        vg.extent_size_bytes if vg else None, lv.stripes)
+            if refusal:
+                b.add("extend-lv", lv.key, "change", f"resize LV {lv.vg}/{lv.name}", refused=refusal)
+            continue
+        b.add("extend-lv", lv.key, "change",
+              f"extend LV {lv.vg}/{lv.name} {format_size(found.size_bytes)} -> {format_size(lv.size_bytes)}",
+              commands=(A.lvextend(lv.vg, lv.name, lv.size_bytes),), identity=found.uuid or "")
+
+
+@dataclass(frozen=True)
+class StripeTable:
+    length: int
+    stripes: int
+    chunk: int
+    legs: tuple[str, ...]
+
+
+def parse_striped(dev: DmDevice) -> StripeTable | None:
+    if len(dev.targets) != 1 or dev.targets[0].target != "striped" or dev.targets[0].start != 0:
+        return None
+    words = dev.targets[0].args.split()
+    try:
+        stripes, chunk = int(words[0]), int(words[1])
+    except (IndexError, ValueError):
+        return None
+    legs = tuple(words[2::2][:stripes])
+    return StripeTable(dev.targets[0].length, stripes, chunk, legs)
+
+
+def _lvm_dm_name(path: str) -> str | None:
+    parts = path.split("/")
+    if len(parts) != 4 or parts[1] != "dev":
+        return None
+    if parts[2] == "mapper":
+        return parts[3]
+    return f"{parts[2].replace('-', '--')}-{parts[3].replace('-', '--')}"
+
+
+def _leg_matches(desired_leg: str, observed_leg: str, observed: ObservedIndex) -> bool:
+    """Tables show legs as ``major:minor``; resolve the desired path through the LV's own dm device."""
+    if desired_leg == observed_leg:
+        return True
+    name = _lvm_dm_name(desired_leg)
+    dev = observed.dm(name) if name else None
+    if dev is not None and dev.major is not None:
+        return observed_leg == f"{dev.major}:{dev.minor}"
+    # The leg cannot be resolved (LVs not activated through dm here); the count and order already match.
+    return ":" in observed_leg
+
+
+def plan_stripe(b: VmBuilder, stripe: DesiredStripe) -> None:
+    leg_keys = [lv.key for lv in b.vm.lvs if lv.path in stripe.legs]
+    leg_actions = b.ids_for(*leg_keys)
+    dev = b.observed.dm(stripe.name)
+    table = stripe.table
+    if dev is None:
+        b.add("create-stripe", stripe.key, "create", f"create stripe {stripe.name} over {len(stripe.legs)} LVs",
+              commands=(A.dmsetup_create(stripe.name, table),), depends_on=leg_actions)
+        return
+    if dev.uuid != A.dm_uuid(stripe.name):
+        b.add("reload-stripe", stripe.key, "change", f"manage stripe {stripe.name}",
+              refused=f"dm device {stripe.name} exists with uuid {dev.uuid or '(none)'}, not {A.dm_uuid(stripe.name)}: "
+                      "it is not ours to change")
+        return
+    seen = parse_striped(dev)
+    same_layout = (seen is not None and seen.stripes == len(stripe.legs) and seen.chunk == stripe.chunk_sectors
+                   and len(seen.legs) == len(stripe.legs)
+                   and all(_leg_matches(d, o, b.observed) for d, o in zip(stripe.legs, seen.legs, strict=True)))
+    if seen is None or not same_layout:
+        b.add("reload-stripe", stripe.key, "change", f"change stripe {stripe.name}",
+              refused=f"stripe {stripe.name} has a different layout ({dev.table!r}); changing legs or chunk size "
+                      "would scramble its data")
+        return
+    refusal = stripe_shrink_refusal(stripe.name, stripe.length_sectors, seen.length)
+    if refusal:
+        b.add("reload-stripe", stripe.key, "change", f"shrink stripe {stripe.name}", refused=refusal)
+        return
+    if seen.length < stripe.length_sectors:
+        b.add("reload-stripe", stripe.key, "change",
+              f"grow stripe {stripe.name} {seen.length} -> {stripe.length_sectors} sectors (reload, then resume)",
+              commands=(A.dmsetup_reload(stripe.name, table), A.dmsetup_resume(stripe.name)), depends_on=leg_actions)
+    elif dev.suspended:
+        # Interrupted between reload and resume: finishing the resume is the whole repair.
+        b.add("resume-stripe", stripe.key, "change", f"resume suspended stripe {stripe.name}",
+              commands=(A.dmsetup_resume(stripe.name),))

@@ -1,0 +1,152 @@
+"""``SimHost``: the host seam over a simulated node.
+
+Each ``run`` is one transaction on the cluster state: check the node is up, apply injected faults,
+dispatch the argv to the registered handler, save, and append the command to the cluster's command
+log (node, argv, exit code, whether it changed the state, simulated time). Nothing here sleeps: a
+hang is charged to simulated time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+from collections.abc import Sequence
+from typing import Any
+
+from reconciler.host.base import DEFAULT_TIMEOUT, CommandResult, HostFileError
+from reconciler.sim import commands, faults
+from reconciler.sim.state import SimCluster, SimStateError, State, load_modules, node_state, serialise
+
+EXIT_UNREACHABLE = 255
+
+
+class SimHost:
+    """One node of the simulated cluster in ``cluster_dir``; implements :class:`reconciler.host.base.Host`."""
+
+    def __init__(self, cluster_dir: str | os.PathLike[str], node: str) -> None:
+        load_modules()
+        self.cluster = SimCluster(cluster_dir)
+        self._node = node
+        node_state(self.cluster.read(), node)  # fail early on an unknown node or a missing cluster
+
+    @property
+    def node(self) -> str:
+        return self._node
+
+    def run(self, argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, stdin: str | None = None) -> CommandResult:
+        args = tuple(argv)
+        if not args or not all(isinstance(a, str) for a in args):
+            raise TypeError(f"argv must be a non-empty sequence of strings, got {argv!r}")
+        with self.cluster.transaction() as state:
+            result, mutating = self._run_in(state, args, timeout, stdin)
+            self.cluster.append_log({
+                "time": state.get("time", 0.0), "node": self._node, "argv": list(args),
+                "exit": result.returncode, "mutating": mutating,
+            })
+        return result
+
+    def _run_in(self, state: State, args: tuple[str, ...], timeout: float,
+                stdin: str | None) -> tuple[CommandResult, bool]:
+        ns = node_state(state, self._node)
+        if not ns.get("up"):
+            return CommandResult(args, EXIT_UNREACHABLE, "",
+                                 f"{self._node}: node is down (simulated crash)\n"), False
+        forced = faults.apply_command_faults(state, self._node, args, timeout)
+        if forced is not None:
+            return forced, False
+        before = self.cluster.loaded_text if not state.get("faults") else None
+        if before is None:
+            before = serialise(state)
+        ctx = commands.CommandContext(state=state, node=self._node, argv=args, stdin=stdin, timeout=timeout)
+        try:
+            result = commands.dispatch(ctx)
+        except commands.SimAbort as abort:
+            state.clear()
+            state.update(json.loads(before))
+            self.cluster.mark_serialised(before)
+            return abort.result, False
+        after = serialise(state)
+        self.cluster.mark_serialised(after)
+        return result, after != before and not _same(state, json.loads(before))
+
+    def _context(self, state: State) -> commands.CommandContext:
+        return commands.CommandContext(state=state, node=self._node)
+
+    def _require_up(self, state: State) -> None:
+        if not node_state(state, self._node).get("up"):
+            raise HostFileError(0, f"{self._node}: node is down (simulated crash)")
+
+    def read_file(self, path: str) -> str | None:
+        state = self.cluster.read()
+        self._require_up(state)
+        return self._context(state).read_file(_normal(path))
+
+    def list_dir(self, path: str) -> tuple[str, ...]:
+        state = self.cluster.read()
+        self._require_up(state)
+        directory = _normal(path).rstrip("/") or "/"
+        prefix = "/" if directory == "/" else directory + "/"
+        names: set[str] = set()
+        paths = list(node_state(state, self._node)["files"]) + list(commands.virtual_paths())
+        ctx = self._context(state)
+        for candidate in paths:
+            if candidate.startswith(prefix):
+                rest = candidate[len(prefix):]
+                first = rest.split("/", 1)[0]
+                if "/" in rest or ctx.read_file(candidate) is not None:
+                    names.add(first)
+        provider = commands.virtual_dir_provider(directory)
+        if provider is not None:
+            names.update(provider(ctx))
+        return tuple(sorted(names))
+
+    def write_file(self, path: str, content: str, mode: int = 0o644) -> None:
+        target = _normal(path)
+        if commands.virtual_file_provider(target) is not None:
+            raise HostFileError(0, f"refusing to write {target}: it is not a regular file")
+        with self.cluster.transaction() as state:
+            self._require_up(state)
+            files = node_state(state, self._node)["files"]
+            if any(existing.startswith(target + "/") for existing in files):
+                raise HostFileError(21, f"cannot write {target}: Is a directory")
+            files[target] = {"content": content, "mode": mode}
+
+    def remove_file(self, path: str) -> None:
+        target = _normal(path)
+        with self.cluster.transaction() as state:
+            self._require_up(state)
+            node_state(state, self._node)["files"].pop(target, None)
+
+
+def _empty(value: Any) -> bool:
+    """An empty container, or one holding only empty containers."""
+    if isinstance(value, dict):
+        return all(_empty(v) for v in value.values())
+    if isinstance(value, list):
+        return not value
+    return False
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, except that a key holding only empty containers counts as absent (``setdefault`` changes nothing)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in a.keys() | b.keys():
+            if key in a and key in b:
+                if not _same(a[key], b[key]):
+                    return False
+            elif not _empty(a[key] if key in a else b[key]):
+                return False
+        return True
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _normal(path: str) -> str:
+    if not path.startswith("/"):
+        raise HostFileError(0, f"expected an absolute path, got {path!r}")
+    return posixpath.normpath(path)
+
+
+__all__ = ["SimHost", "SimStateError"]

@@ -1,0 +1,629 @@
+"""The simulated cluster's state: one directory, shared safely by several processes.
+
+Contract for every simulator module (storage, Xen, DRBD, oracle, faults):
+
+``SimCluster(directory)``
+    The cluster lives in DIRECTORY: ``state.json`` (the whole state, replaced atomically on every
+    save), ``commands.log`` (append-only, one JSON object per line: node, argv, exit, mutating, time)
+    and ``lock`` (an ``fcntl.flock`` target). Every read-modify-write holds the exclusive lock, so a
+    daemon per node, a CLI and a test can share one cluster without lost updates.
+
+    ``with cluster.transaction() as state:`` yields the state as plain JSON data (dicts, lists, str,
+    int, float, bool, None) and saves it when the block ends without an exception (an exception
+    discards every change). Transactions nest within one ``SimCluster`` object (the inner one shares
+    the outer state). ``cluster.read()`` returns a snapshot under a shared lock.
+
+    ``SimCluster.init(directory, nodes, vgs, drbd_version)`` creates a cluster; ``vgs`` maps a VG name
+    to its size in bytes (one PV per VG, named after the VG: ``vg-sda`` lives on ``/dev/sda``).
+
+State layout (``state`` is a dict)::
+
+    time        simulated seconds (float); ``cluster.advance(dt)`` or ``advance_state(state, dt)``
+                moves it and calls the registered tickers in registration order: ``fn(state, dt)``
+    nodes       {node: {...}} with
+        up          bool; False while crashed (every command then fails like an unreachable node)
+        boot_id     str, changes at each boot
+        vgs         {vg: {uuid, extent_size, pvs: [{name, uuid, pe_count}], lvs: {name: lv}, stale: [...]}}
+                    (owned by reconciler.sim.lvm; read through its helpers)
+        lvs         reserved (LVs live inside their VG; kept for symmetry, always {})
+        dm          {name: {uuid, minor, table: [...], inactive: [...] | None, suspended, open}}
+        files       {path: {"content": str, "mode": int}}: the node's regular files
+        domains     {name: {...}} running Xen domains (reconciler.sim.xen)
+        mounts      [{"device", "mountpoint", "fstype"}]
+        memory      total host memory in MiB (dom0 included)
+        drbd        reserved for the DRBD simulator: it defines the contents
+        drbd_version  "9" or "8.4"
+        next_minor  next device-mapper minor number (253:N)
+    network     {"cut": [[a, b], ...]} sorted pairs of nodes that cannot talk to each other
+    faults      [fault dicts] (reconciler.sim.faults)
+    disks       {content key: content dict}: what is written on block devices (below)
+    oracle      reserved for reconciler.sim.oracle
+
+Block-device contents survive reboots and device-mapper/DRBD teardown, as on real disks. A content key
+names what a device path shows:
+
+* an LV: ``"lv:<uuid>"``
+* a device-mapper ``linear`` device over one whole device: the key of that device
+* a device-mapper ``striped`` device: ``"striped:<chunk sectors>:<leg key>|<leg key>|..."``, so
+  recreating the same stripe over the same LVs finds the same filesystem and DRBD metadata.
+
+``content(state, key)`` is the mutable dict stored for a key: ``"signature"`` (None or e.g.
+``{"type": "xfs", "uuid": "..."}``), ``"failed"`` (True after an injected disk failure) and free keys
+for other modules (the DRBD simulator keeps ``"drbd_md"`` there). ``resolve_device(state, node, path)``
+returns the content key of ``/dev/VG/LV``, ``/dev/mapper/VG-LV``, ``/dev/mapper/NAME`` or ``/dev/dm-N``
+on that node, or None; ``/dev/drbdN`` is resolved by the DRBD simulator through
+``register_device_resolver``. ``device_exists`` tells whether the path is a block device there.
+
+Hooks (registered at import time by the modules that need them; plain module-level lists):
+
+* ``register_ticker(fn(state, dt))``: called by ``advance_state``.
+* ``register_reboot_hook(fn(state, node))``: called when a node crashes (dm tables, domains and mounts
+  are already gone; the DRBD simulator drops its runtime state).
+* ``register_disk_failure_hook(fn(state, node, key))``: called after a disk failure was injected.
+* ``register_device_resolver(fn(state, node, path) -> str | None)``: extra device paths
+  (``/dev/drbdN``); the first non-None answer wins.
+* ``register_holder_source(fn(state, node) -> list[str])``: device paths a module holds open on the
+  node (DRBD's attached backing disks), so that ``lvremove``, ``dmsetup remove``, ``mkfs.xfs`` and
+  ``wipefs -a`` refuse them as busy and ``lvs`` shows them open. ``open_count(state, node, path)``
+  counts holders (dm table legs, mounts, running domains' disks and these sources);
+  ``open_counts(state, node)`` gives them all at once, by device number.
+* ``device_number(state, node, path)`` (``253:N`` for LVs and dm devices, ``147:N`` for DRBD,
+  ``8:16n`` for ``/dev/sdX``) and ``device_size(state, node, path)`` (bytes) for other modules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib
+import json
+import os
+import secrets
+import tempfile
+import uuid as uuidlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+State = dict[str, Any]
+NodeState = dict[str, Any]
+Ticker = Callable[[State, float], None]
+RebootHook = Callable[[State, str], None]
+DiskFailureHook = Callable[[State, str, str], None]
+DeviceResolver = Callable[[State, str, str], "str | None"]
+
+STATE_FILE = "state.json"
+LOG_FILE = "commands.log"
+LOCK_FILE = "lock"
+FORMAT_VERSION = 1
+
+DEFAULT_EXTENT_SIZE = 4 * 1024**2
+# The first extent starts after the PV label and metadata area (1 MiB by default).
+PV_METADATA_BYTES = 1024**2
+DEFAULT_MEMORY_MIB = 65536
+DOM0_MEMORY_MIB = 4096
+DM_MAJOR = 253
+
+_tickers: list[Ticker] = []
+_reboot_hooks: list[RebootHook] = []
+_disk_failure_hooks: list[DiskFailureHook] = []
+_device_resolvers: list[DeviceResolver] = []
+
+
+class SimStateError(OSError):
+    """The cluster directory is missing, unreadable or of another format."""
+
+
+def register_ticker(fn: Ticker) -> Ticker:
+    if fn not in _tickers:
+        _tickers.append(fn)
+    return fn
+
+
+def register_reboot_hook(fn: RebootHook) -> RebootHook:
+    if fn not in _reboot_hooks:
+        _reboot_hooks.append(fn)
+    return fn
+
+
+def register_disk_failure_hook(fn: DiskFailureHook) -> DiskFailureHook:
+    if fn not in _disk_failure_hooks:
+        _disk_failure_hooks.append(fn)
+    return fn
+
+
+def register_device_resolver(fn: DeviceResolver) -> DeviceResolver:
+    if fn not in _device_resolvers:
+        _device_resolvers.append(fn)
+    return fn
+
+
+def reboot_hooks() -> tuple[RebootHook, ...]:
+    return tuple(_reboot_hooks)
+
+
+def disk_failure_hooks() -> tuple[DiskFailureHook, ...]:
+    return tuple(_disk_failure_hooks)
+
+
+def load_modules() -> None:
+    """Import every simulator module so their commands, tickers and hooks are registered."""
+    importlib.import_module("reconciler.sim.handlers")
+
+
+def advance_state(state: State, seconds: float) -> None:
+    """Move simulated time forward by ``seconds`` and let every ticker act on the elapsed time."""
+    if seconds < 0:
+        raise ValueError(f"time cannot go backwards ({seconds} s)")
+    state["time"] = float(state.get("time", 0.0)) + seconds
+    for ticker in tuple(_tickers):
+        ticker(state, seconds)
+
+
+def new_uuid() -> str:
+    return str(uuidlib.uuid4())
+
+
+def lvm_uuid() -> str:
+    """An LVM-style id: 32 characters in groups 6-4-4-4-4-4-6."""
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    text = "".join(secrets.choice(alphabet) for _ in range(32))
+    parts = [text[0:6], text[6:10], text[10:14], text[14:18], text[18:22], text[22:26], text[26:32]]
+    return "-".join(parts)
+
+
+def empty_node(drbd_version: str, memory_mib: int = DEFAULT_MEMORY_MIB) -> NodeState:
+    return {
+        "up": True,
+        "boot_id": new_uuid(),
+        "vgs": {},
+        "lvs": {},
+        "dm": {},
+        "files": {},
+        "domains": {},
+        "mounts": [],
+        "memory": memory_mib,
+        "drbd": {},
+        "drbd_version": drbd_version,
+        "next_minor": 0,
+    }
+
+
+def add_vg(node_state: NodeState, vg: str, size: int, extent_size: int = DEFAULT_EXTENT_SIZE,
+           pv_name: str | None = None) -> None:
+    """One PV of ``size`` bytes carrying a new VG (as after ``pvcreate`` + ``vgcreate``)."""
+    disk = pv_name or "/dev/" + (vg[3:] if vg.startswith("vg-") else vg)
+    pe_count = (size - PV_METADATA_BYTES) // extent_size
+    if pe_count < 1:
+        raise ValueError(f"volume group {vg}: {size} bytes hold no {extent_size}-byte extent")
+    node_state["vgs"][vg] = {
+        "uuid": lvm_uuid(),
+        "extent_size": extent_size,
+        "pvs": [{"name": disk, "uuid": lvm_uuid(), "pe_count": pe_count, "dev_size": size}],
+        "lvs": {},
+        "stale": [],
+    }
+
+
+def add_pv(node_state: NodeState, vg: str, pv_name: str, size: int) -> None:
+    """Another PV of ``size`` bytes in an existing VG (as after ``vgextend``)."""
+    vg_state = node_state["vgs"][vg]
+    pe_count = (size - PV_METADATA_BYTES) // int(vg_state["extent_size"])
+    if pe_count < 1:
+        raise ValueError(f"physical volume {pv_name}: {size} bytes hold no extent")
+    vg_state["pvs"].append({"name": pv_name, "uuid": lvm_uuid(), "pe_count": pe_count, "dev_size": size})
+
+
+def new_state(nodes: Mapping[str, NodeState]) -> State:
+    return {
+        "format": FORMAT_VERSION,
+        "time": 0.0,
+        "nodes": dict(nodes),
+        "network": {"cut": []},
+        "faults": [],
+        "disks": {},
+        "oracle": {},
+        "seq": 0,
+    }
+
+
+def serialise(state: State) -> str:
+    """The canonical text of a state (what ``state.json`` holds)."""
+    return json.dumps(state, separators=(",", ":"), sort_keys=True)
+
+
+class SimCluster:
+    """A simulated cluster stored in ``directory``; see the module docstring for the contract."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = os.fspath(directory)
+        self._depth = 0
+        self._state: State | None = None
+        self._loaded_text: str | None = None
+        self._serialised: str | None = None
+
+    @property
+    def state_path(self) -> str:
+        return os.path.join(self.directory, STATE_FILE)
+
+    @property
+    def log_path(self) -> str:
+        return os.path.join(self.directory, LOG_FILE)
+
+    @classmethod
+    def init(cls, directory: str | os.PathLike[str], nodes: list[str] | tuple[str, ...],
+             vgs: Mapping[str, int], drbd_version: str = "9", memory_mib: int = DEFAULT_MEMORY_MIB) -> SimCluster:
+        if drbd_version not in ("9", "8.4"):
+            raise ValueError(f"DRBD version must be '9' or '8.4', not {drbd_version!r}")
+        if not nodes:
+            raise ValueError("a cluster needs at least one node")
+        path = os.fspath(directory)
+        os.makedirs(path, exist_ok=True)
+        node_states: dict[str, NodeState] = {}
+        for node in nodes:
+            node_state = empty_node(drbd_version, memory_mib)
+            for vg, size in vgs.items():
+                add_vg(node_state, vg, size)
+            node_states[node] = node_state
+        cluster = cls(path)
+        with cluster._locked(exclusive=True):
+            cluster._save(new_state(node_states))
+            with open(cluster.log_path, "w", encoding="utf-8"):
+                pass
+        return cluster
+
+    def exists(self) -> bool:
+        return os.path.isfile(self.state_path)
+
+    @contextlib.contextmanager
+    def _locked(self, *, exclusive: bool) -> Iterator[None]:
+        if not os.path.isdir(self.directory):
+            raise SimStateError(f"no simulated cluster at {self.directory} (create one with `reconciler sim init`)")
+        fd = os.open(os.path.join(self.directory, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
+    def _load(self) -> State:
+        try:
+            with open(self.state_path, encoding="utf-8") as handle:
+                self._loaded_text = handle.read()
+            state = json.loads(self._loaded_text)
+        except FileNotFoundError as exc:
+            raise SimStateError(
+                f"no simulated cluster at {self.directory} (create one with `reconciler sim init`)") from exc
+        except json.JSONDecodeError as exc:
+            raise SimStateError(f"{self.state_path} is not valid JSON: {exc}") from exc
+        if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
+            raise SimStateError(f"{self.state_path} is not a simulator state of format {FORMAT_VERSION}")
+        return state
+
+    @property
+    def loaded_text(self) -> str | None:
+        """The state file's text as the current transaction read it."""
+        return self._loaded_text
+
+    def mark_serialised(self, text: str) -> None:
+        """Tell the transaction that the state now serialises to ``text`` (saves encoding it again)."""
+        self._serialised = text
+
+    def _save(self, state: State) -> None:
+        text = self._serialised if self._serialised is not None else serialise(state)
+        self._serialised = None
+        if text == self._loaded_text:
+            return
+        fd, tmp = tempfile.mkstemp(prefix=".state-", dir=self.directory)
+        try:
+            # Readers must never see half a file, hence the rename; durability across a power cut is
+            # not needed for a simulation, hence no fsync (it would dominate the cost of a command).
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(tmp, self.state_path)
+            self._loaded_text = text
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[State]:
+        """The state under the exclusive lock, saved on a clean exit, discarded on an exception."""
+        if self._depth > 0 and self._state is not None:
+            self._depth += 1
+            try:
+                yield self._state
+            finally:
+                self._depth -= 1
+            return
+        with self._locked(exclusive=True):
+            state = self._load()
+            self._state = state
+            self._serialised = None
+            self._depth = 1
+            try:
+                yield state
+                self._save(state)
+            finally:
+                self._depth = 0
+                self._state = None
+
+    def read(self) -> State:
+        """A snapshot of the state (changes to it are not saved)."""
+        if self._state is not None:
+            return json.loads(json.dumps(self._state))  # type: ignore[no-any-return]
+        with self._locked(exclusive=False):
+            return self._load()
+
+    def append_log(self, entry: Mapping[str, Any]) -> None:
+        """Append one line to the command log (call inside a transaction to keep the order)."""
+        line = json.dumps(dict(entry), separators=(",", ":"), sort_keys=True) + "\n"
+        with open(self.log_path, "a", encoding="utf-8") as handle:
+            handle.write(line)
+
+    def read_log(self) -> list[dict[str, Any]]:
+        try:
+            with open(self.log_path, encoding="utf-8") as handle:
+                return [json.loads(line) for line in handle if line.strip()]
+        except FileNotFoundError:
+            return []
+
+    def advance(self, seconds: float) -> float:
+        """Move simulated time forward; returns the new time."""
+        load_modules()
+        with self.transaction() as state:
+            advance_state(state, seconds)
+            return float(state["time"])
+
+
+def node_state(state: State, node: str) -> NodeState:
+    try:
+        found: NodeState = state["nodes"][node]
+    except KeyError:
+        known = ", ".join(sorted(state.get("nodes", {}))) or "none"
+        raise SimStateError(f"node {node!r} is not part of the simulated cluster (nodes: {known})") from None
+    return found
+
+
+def content(state: State, key: str) -> dict[str, Any]:
+    """The persisted content record of a block device (created empty on first use)."""
+    disks: dict[str, dict[str, Any]] = state.setdefault("disks", {})
+    record = disks.get(key)
+    if record is None:
+        record = {"signature": None}
+        disks[key] = record
+    return record
+
+
+def can_talk(state: State, a: str, b: str) -> bool:
+    """Whether nodes ``a`` and ``b`` are both up and the network between them is not cut."""
+    nodes = state["nodes"]
+    if not nodes.get(a, {}).get("up") or not nodes.get(b, {}).get("up"):
+        return False
+    pair = sorted((a, b))
+    return pair not in [sorted(p) for p in state.get("network", {}).get("cut", [])]
+
+
+def _lv_path_key(node: NodeState, vg: str, lv: str) -> str | None:
+    found = node["vgs"].get(vg, {}).get("lvs", {}).get(lv)
+    return None if found is None else "lv:" + str(found["uuid"])
+
+
+def split_mapper_name(name: str) -> tuple[str, str] | None:
+    """``vg--a-lv--b`` -> (``vg-a``, ``lv-b``): device-mapper doubles dashes inside names."""
+    index = 0
+    while index < len(name):
+        if name[index] == "-":
+            if index + 1 < len(name) and name[index + 1] == "-":
+                index += 2
+                continue
+            return name[:index].replace("--", "-"), name[index + 1:].replace("--", "-")
+        index += 1
+    return None
+
+
+def mapper_name(vg: str, lv: str) -> str:
+    return vg.replace("-", "--") + "-" + lv.replace("-", "--")
+
+
+def dm_table_key(state: State, node: str, table: list[dict[str, Any]]) -> str | None:
+    """Content key of a dm table: a whole-device linear passthrough or a striped set."""
+    if len(table) != 1:
+        return None
+    line = table[0]
+    target = line.get("target")
+    if target == "linear":
+        leg = line["legs"][0]
+        if int(leg["offset"]) != 0:
+            return None
+        return _device_number_key(state, node, str(leg["device"]))
+    if target == "striped":
+        keys = [_device_number_key(state, node, str(leg["device"])) for leg in line["legs"]]
+        if any(k is None or int(leg["offset"]) != 0 for k, leg in zip(keys, line["legs"], strict=True)):
+            return None
+        return f"striped:{int(line['chunk'])}:" + "|".join(str(k) for k in keys)
+    return None
+
+
+def _device_number_key(state: State, node: str, device: str) -> str | None:
+    """A dm leg is stored as the path given at creation; numbers ``253:N`` are resolved too."""
+    if ":" in device and not device.startswith("/"):
+        path = device_path_for_number(state, node, device)
+        return None if path is None else resolve_device(state, node, path)
+    return resolve_device(state, node, device)
+
+
+def device_path_for_number(state: State, node: str, number: str) -> str | None:
+    """``253:N`` -> a path of that device on ``node`` (LV or dm device), or None."""
+    major_text, _, minor_text = number.partition(":")
+    if not major_text.isdigit() or not minor_text.isdigit() or int(major_text) != DM_MAJOR:
+        return None
+    minor = int(minor_text)
+    ns = node_state(state, node)
+    for vg, vg_state in ns["vgs"].items():
+        for lv, lv_state in vg_state["lvs"].items():
+            if lv_state.get("minor") == minor:
+                return f"/dev/{vg}/{lv}"
+    for name, dev in ns["dm"].items():
+        if dev.get("minor") == minor:
+            return f"/dev/mapper/{name}"
+    return None
+
+
+def resolve_device(state: State, node: str, path: str) -> str | None:
+    """The content key of the block device at ``path`` on ``node``, or None when there is none."""
+    ns = node_state(state, node)
+    parts = path.split("/")
+    if len(parts) == 4 and parts[1] == "dev" and parts[2] != "mapper":
+        key = _lv_path_key(ns, parts[2], parts[3])
+        if key is not None:
+            return key
+    if len(parts) == 4 and parts[:3] == ["", "dev", "mapper"]:
+        name = parts[3]
+        dev = ns["dm"].get(name)
+        if dev is not None:
+            if not dev.get("table"):
+                return None
+            return dm_table_key(state, node, dev["table"]) or f"dm:{node}:{name}"
+        split = split_mapper_name(name)
+        if split is not None:
+            return _lv_path_key(ns, *split)
+        return None
+    if len(parts) == 3 and parts[1] == "dev" and parts[2].startswith("dm-") and parts[2][3:].isdigit():
+        found = device_path_for_number(state, node, f"{DM_MAJOR}:{parts[2][3:]}")
+        return None if found is None else resolve_device(state, node, found)
+    if len(parts) == 3 and parts[1] == "dev":
+        for vg_state in ns["vgs"].values():
+            for pv in vg_state["pvs"]:
+                if pv["name"] == path:
+                    return f"pv:{node}:{path}"
+    for resolver in tuple(_device_resolvers):
+        key = resolver(state, node, path)
+        if key is not None:
+            return key
+    return None
+
+
+def device_exists(state: State, node: str, path: str) -> bool:
+    """Whether ``path`` is a block device on ``node`` (an LV, a dm device, a PV or a resolver's device)."""
+    ns = node_state(state, node)
+    parts = path.split("/")
+    if len(parts) == 4 and parts[:3] == ["", "dev", "mapper"] and parts[3] in ns["dm"]:
+        return True
+    return resolve_device(state, node, path) is not None
+
+
+# --- device numbers, sizes and holders --------------------------------------------------------
+
+HolderSource = Callable[[State, str], "list[str]"]
+_holder_sources: list[HolderSource] = []
+DRBD_MAJOR = 147
+
+
+def register_holder_source(fn: HolderSource) -> HolderSource:
+    """``fn(state, node)`` lists device paths some module holds open there (DRBD backing disks)."""
+    if fn not in _holder_sources:
+        _holder_sources.append(fn)
+    return fn
+
+
+def pv_device_number(path: str) -> str:
+    """Kernel numbers of the simulated disks: ``/dev/sdX`` is 8:16*n, ``/dev/loopN`` 7:N."""
+    name = path.rsplit("/", 1)[-1]
+    if name.startswith("sd") and len(name) == 3 and name[2].isalpha():
+        return f"8:{16 * (ord(name[2].lower()) - ord('a'))}"
+    if name.startswith("loop") and name[4:].isdigit():
+        return f"7:{int(name[4:])}"
+    if name.startswith("vd") and len(name) == 3 and name[2].isalpha():
+        return f"254:{16 * (ord(name[2].lower()) - ord('a'))}"
+    return f"259:{sum(ord(c) for c in name) % 256}"
+
+
+def device_number(state: State, node: str, path: str) -> str | None:
+    """``major:minor`` of a device path on ``node`` (or the number itself), None when unknown."""
+    if ":" in path and not path.startswith("/"):
+        return path
+    ns = node_state(state, node)
+    parts = path.split("/")
+    if len(parts) == 4 and parts[1] == "dev" and parts[2] != "mapper":
+        lv = ns["vgs"].get(parts[2], {}).get("lvs", {}).get(parts[3])
+        if lv is not None:
+            return f"{DM_MAJOR}:{lv['minor']}"
+    if len(parts) == 4 and parts[:3] == ["", "dev", "mapper"]:
+        dev = ns["dm"].get(parts[3])
+        if dev is not None:
+            return f"{DM_MAJOR}:{dev['minor']}"
+        split = split_mapper_name(parts[3])
+        if split is not None:
+            lv = ns["vgs"].get(split[0], {}).get("lvs", {}).get(split[1])
+            if lv is not None:
+                return f"{DM_MAJOR}:{lv['minor']}"
+        return None
+    if len(parts) == 3 and parts[1] == "dev":
+        name = parts[2]
+        if name.startswith("dm-") and name[3:].isdigit():
+            number = f"{DM_MAJOR}:{int(name[3:])}"
+            return number if device_path_for_number(state, node, number) else None
+        if name.startswith("drbd") and name[4:].isdigit():
+            return f"{DRBD_MAJOR}:{int(name[4:])}" if device_exists(state, node, path) else None
+        for vg_state in ns["vgs"].values():
+            for pv in vg_state["pvs"]:
+                if pv["name"] == path:
+                    return pv_device_number(path)
+    return None
+
+
+def device_size(state: State, node: str, path: str) -> int | None:
+    """Size in bytes of an LV, a dm device (its live table) or a PV on ``node``."""
+    ns = node_state(state, node)
+    number = device_number(state, node, path)
+    if number is None:
+        return None
+    resolved = device_path_for_number(state, node, number) if number.startswith(f"{DM_MAJOR}:") else path
+    if resolved is None:
+        return None
+    parts = resolved.split("/")
+    if len(parts) == 4 and parts[2] != "mapper":
+        vg = ns["vgs"][parts[2]]
+        lv = vg["lvs"][parts[3]]
+        return sum(int(seg["extents"]) for seg in lv["segments"]) * int(vg["extent_size"])
+    if len(parts) == 4:
+        table = ns["dm"][parts[3]].get("table") or []
+        return sum(int(line["length"]) for line in table) * 512
+    for vg_state in ns["vgs"].values():
+        for pv in vg_state["pvs"]:
+            if pv["name"] == resolved:
+                return int(pv.get("dev_size", 0))
+    return None
+
+
+def holders(state: State, node: str) -> list[str]:
+    """Every device path or number held open on ``node``: dm table legs, mounts, domain disks, others."""
+    ns = node_state(state, node)
+    held: list[str] = []
+    for dev in ns["dm"].values():
+        for table in (dev.get("table") or [], dev.get("inactive") or []):
+            for line in table:
+                held.extend(str(leg["device"]) for leg in line.get("legs", []))
+    held.extend(str(m["device"]) for m in ns.get("mounts", []))
+    for domain in ns.get("domains", {}).values():
+        held.extend(str(d["target"]) for d in domain.get("disks", []) if d.get("target"))
+    for source in tuple(_holder_sources):
+        held.extend(source(state, node))
+    return held
+
+
+def open_counts(state: State, node: str) -> dict[str, int]:
+    """Holders per device number (``253:4`` -> 2) on ``node``; compute once per report, not per device."""
+    counts: dict[str, int] = {}
+    for held in holders(state, node):
+        number = device_number(state, node, held)
+        if number is not None:
+            counts[number] = counts.get(number, 0) + 1
+    return counts
+
+
+def open_count(state: State, node: str, path: str) -> int:
+    """How many holders have the device at ``path`` open (compared by device number)."""
+    number = device_number(state, node, path)
+    return 0 if number is None else open_counts(state, node).get(number, 0)

@@ -1,0 +1,112 @@
+"""A bare mirror of the desired-state branch inside the state directory, and exports of its revisions."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import tarfile
+from pathlib import Path
+
+from reconciler.model.status import RevisionInfo
+from reconciler.source.errors import GitFailed, SourceError
+from reconciler.source.gitcmd import FETCH_TIMEOUT, GitRunner
+
+_SHA_RE = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+_BRANCH_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
+_SUBDIR_RE = re.compile(r"[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*")
+
+
+def check_sha(value: str) -> str:
+    if not _SHA_RE.fullmatch(value):
+        raise SourceError(f"{value!r} is not a full commit id (40 or 64 lowercase hex digits)")
+    return value
+
+
+def check_branch(value: str) -> str:
+    if not _BRANCH_RE.fullmatch(value) or ".." in value or value.endswith((".lock", "/")) or "//" in value:
+        raise SourceError(f"{value!r} is not an acceptable branch name")
+    return value
+
+
+def check_subdir(value: str) -> str:
+    value = value.strip("/")
+    if value and (not _SUBDIR_RE.fullmatch(value) or ".." in value.split("/")):
+        raise SourceError(f"{value!r} is not an acceptable path inside the repository")
+    return value
+
+
+class Mirror:
+    """``<state>/repo.git`` tracking one branch of ``url`` as ``refs/remotes/origin/<branch>``."""
+
+    def __init__(self, state_dir: Path, url: str, branch: str, *, fetch_timeout: float = FETCH_TIMEOUT) -> None:
+        if url.startswith("-"):
+            raise SourceError(f"repository {url!r} must not start with '-'")
+        self.url = url
+        self.branch = check_branch(branch)
+        self.path = state_dir / "repo.git"
+        self.fetch_timeout = fetch_timeout
+        self._ref = f"refs/remotes/origin/{self.branch}"
+        self.git = GitRunner(str(state_dir))
+
+    def _in_repo(self, *args: str) -> list[str]:
+        return ["--git-dir", str(self.path), *args]
+
+    def ensure(self) -> None:
+        """Create the bare mirror once; later calls only keep the remote URL current."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not (self.path / "HEAD").exists():
+            self.git.run(["init", "--bare", "--quiet", str(self.path)])
+        self.git.run(self._in_repo("config", "remote.origin.url", self.url))
+        # Fetched objects only ever come from the one remote; no automatic gc racing our reads.
+        self.git.run(self._in_repo("config", "gc.auto", "0"))
+
+    def fetch(self) -> str | None:
+        """Fetch the branch (forced: a force-push is detected by the source, not refused by git)."""
+        self.ensure()
+        refspec = f"+refs/heads/{self.branch}:{self._ref}"
+        self.git.run(self._in_repo("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "origin", refspec),
+                     timeout=self.fetch_timeout)
+        return self.tip()
+
+    def tip(self) -> str | None:
+        """The fetched tip of the branch, or None before the first successful fetch."""
+        if not (self.path / "HEAD").exists():
+            return None
+        out = self.git.output(self._in_repo("rev-parse", "--verify", "--quiet", f"{self._ref}^{{commit}}"))
+        sha = out.stdout.decode().strip()
+        return sha if out.returncode == 0 and _SHA_RE.fullmatch(sha) else None
+
+    def has_commit(self, sha: str) -> bool:
+        out = self.git.output(self._in_repo("cat-file", "-e", f"{check_sha(sha)}^{{commit}}"))
+        return out.returncode == 0
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        out = self.git.output(self._in_repo("merge-base", "--is-ancestor", check_sha(ancestor), check_sha(descendant)))
+        if out.returncode in (0, 1):
+            return out.returncode == 0
+        raise GitFailed(("merge-base", "--is-ancestor", ancestor, descendant), out.returncode, out.stderr)
+
+    def info(self, sha: str, seen_at: float) -> RevisionInfo:
+        text = self.git.run(self._in_repo("show", "-s", "--format=%ct%x00%s", check_sha(sha)))
+        stamp, _, summary = text.strip("\n").partition("\x00")
+        committed = float(stamp) if stamp.isdigit() else None
+        return RevisionInfo(sha=sha, seen_at=seen_at, committed_at=committed, summary=summary[:200])
+
+    def export(self, sha: str, subdir: str, dest: Path) -> Path:
+        """Write the tree of ``sha`` (only ``subdir`` when given) to ``dest``; return the directory to load."""
+        check_sha(sha)
+        subdir = check_subdir(subdir)
+        out = self.git.output(self._in_repo("archive", "--format=tar", sha, *([subdir] if subdir else [])),
+                              timeout=self.fetch_timeout)
+        if out.returncode != 0:
+            raise GitFailed(("archive", sha, subdir), out.returncode, out.stderr)
+        tmp = dest.with_name(dest.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        with tarfile.open(fileobj=io.BytesIO(out.stdout), mode="r:") as archive:
+            # The "data" filter refuses absolute paths, links out of the tree and device files.
+            archive.extractall(tmp, filter="data")
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp.rename(dest)
+        return dest / subdir if subdir else dest

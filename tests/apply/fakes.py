@@ -1,0 +1,93 @@
+"""A scripted host for apply tests: answers by argv prefix, keeps files in memory, logs every call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from reconciler.host.base import DEFAULT_TIMEOUT, CommandResult
+
+Responder = Callable[[tuple[str, ...]], CommandResult | None]
+
+LVS_EMPTY = '{"report": [{"lv": []}]}'
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL inside one process: nothing after it runs, not even except-blocks for Exception."""
+
+
+def ok(argv: Sequence[str], stdout: str = "") -> CommandResult:
+    return CommandResult(tuple(argv), 0, stdout, "")
+
+
+def fail(argv: Sequence[str], code: int, stderr: str) -> CommandResult:
+    return CommandResult(tuple(argv), code, "", stderr)
+
+
+def lvs_report(*lvs: tuple[str, str, str]) -> str:
+    rows = ",".join(
+        f'{{"lv_name":"{name}","vg_name":"{vg}","lv_size":"1073741824","lv_attr":"-wi-a-----","lv_uuid":"{uuid}",'
+        f'"segtype":"linear","stripes":"1","stripe_size":"0","devices":"/dev/sda(0)","lv_tags":""}}'
+        for vg, name, uuid in lvs)
+    return f'{{"report": [{{"lv": [{rows}]}}]}}'
+
+
+@dataclass
+class FakeHost:
+    node: str = "erdbeere"
+    responders: list[Responder] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+    timeouts: list[float] = field(default_factory=list)
+    signatures: dict[str, str] = field(default_factory=dict)  # device -> blkid TYPE
+    kill_before: tuple[str, ...] | None = None
+    kill_after: tuple[str, ...] | None = None
+
+    def run(self, argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, stdin: str | None = None) -> CommandResult:
+        args = tuple(argv)
+        if self.kill_before is not None and args[: len(self.kill_before)] == self.kill_before:
+            raise Killed(args)
+        self.calls.append(args)
+        self.timeouts.append(timeout)
+        result = self._answer(args)
+        if self.kill_after is not None and args[: len(self.kill_after)] == self.kill_after:
+            raise Killed(args)
+        return result
+
+    def _answer(self, args: tuple[str, ...]) -> CommandResult:
+        for responder in self.responders:
+            answer = responder(args)
+            if answer is not None:
+                return answer
+        if args[0] == "blkid":
+            device = args[-1]
+            kind = self.signatures.get(device)
+            if kind is None:
+                return CommandResult(args, 2, "", "")
+            return ok(args, f"DEVNAME={device}\nTYPE={kind}\n")
+        if args[0] == "lvs":
+            return ok(args, LVS_EMPTY)
+        if args[0] == "mkfs.xfs":
+            self.signatures[args[-1]] = "xfs"
+        if args[0] == "mkswap":
+            self.signatures[args[-1]] = "swap"
+        if args[0] == "wipefs":
+            self.signatures.pop(args[-1], None)
+        return ok(args)
+
+    def read_file(self, path: str) -> str | None:
+        return self.files.get(path)
+
+    def list_dir(self, path: str) -> tuple[str, ...]:
+        prefix = path.rstrip("/") + "/"
+        return tuple(sorted(p[len(prefix):] for p in self.files if p.startswith(prefix) and "/" not in p[len(prefix):]))
+
+    def write_file(self, path: str, content: str, mode: int = 0o644) -> None:
+        self.files[path] = content
+
+    def remove_file(self, path: str) -> None:
+        self.files.pop(path, None)
+
+    def mutating_calls(self) -> list[tuple[str, ...]]:
+        return [c for c in self.calls if c[0] not in ("blkid", "lvs", "drbdadm") or
+                (c[0] == "drbdadm" and c[1] not in ("show-gi", "status"))]

@@ -1,0 +1,119 @@
+"""`reconciler plan` and `reconciler apply` on a simulated cluster: output, JSON and exit codes."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from reconciler.cli.main import main
+from tests.apply.simlab import SimLab, init_cluster
+from tests.conftest import EXAMPLE_DIR
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Path:
+    init_cluster(tmp_path / "sim")
+    return tmp_path / "sim"
+
+
+def test_plan_shows_changes_and_exits_2(fresh: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "plan", "--sim", str(fresh), "--node", "erdbeere", str(EXAMPLE_DIR))
+    assert code == 2
+    assert "+ create-lv" in out
+    assert "$ lvcreate --yes --wipesignatures y --zero y -L 107374182400b -n root100 vg-sda" in out
+    assert "= promote" in out
+    assert SimLab(fresh).log()[-1]["mutating"] is False  # planning never changes the node
+    assert not any(e["mutating"] for e in SimLab(fresh).log())
+
+
+def test_plan_json(fresh: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "plan", "--json", "--sim", str(fresh), "--node", "himbeere", str(EXAMPLE_DIR))
+    assert code == 2
+    doc = json.loads(out)
+    assert doc["node"] == "himbeere"
+    kinds = [a["kind"] for a in doc["actions"]]
+    assert "create-md" in kinds
+    up = next(a for a in doc["actions"] if a["kind"] == "drbd-up" and a["resource"] == "drbd:vm100")
+    assert up["argv"] == [["drbdadm", "up", "vm100"]]
+    assert "create-md@drbd:vm100" in up["depends_on"]
+    assert up["refused"] is None
+
+
+def test_apply_until_converged_then_plan_exits_0(converged_lab: SimLab, capsys: pytest.CaptureFixture[str]) -> None:
+    sim = str(converged_lab.directory)
+    code, out, _ = run_cli(capsys, "plan", "--sim", sim, "--node", "erdbeere", str(EXAMPLE_DIR))
+    assert code == 0
+    assert "no changes" in out
+    code, out, _ = run_cli(capsys, "apply", "--sim", sim, "--node", "erdbeere", str(EXAMPLE_DIR))
+    assert code == 0
+    assert "erdbeere: converged" in out
+
+
+def test_apply_line_output_and_progressing_exit(fresh: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "apply", "--sim", str(fresh), "--node", "erdbeere", str(EXAMPLE_DIR))
+    assert code == 3  # the peer is not up yet: promotion waits
+    lines = [line for line in out.splitlines() if line.startswith("apply ")]
+    assert lines
+    assert all("node=erdbeere" in line and " result=" in line for line in lines)
+    assert "result=waiting" in out
+    assert "erdbeere: progressing" in out.splitlines()[-1]
+
+
+def test_apply_reports_refusals_and_exits_1(converged_lab: SimLab, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    desired = converged_lab.desired_dir
+    vm = desired / "vms" / "vm100.yaml"
+    vm.write_text(vm.read_text().replace("  size: 100G", "  size: 50G", 1))
+    sim = str(converged_lab.directory)
+    code, out, _ = run_cli(capsys, "plan", "--sim", sim, "--node", "erdbeere", str(desired))
+    assert code == 2
+    assert "\n! extend-lv" in out
+    code, out, _ = run_cli(capsys, "apply", "--sim", sim, "--node", "erdbeere", str(desired))
+    assert code == 1
+    assert "! extend-lv lv:vg-sda/root100: shrinking" in out
+    assert not any(e["argv"][0] in ("lvreduce", "lvresize") for e in converged_lab.log())
+
+
+def test_invalid_desired_state_is_an_error(fresh: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(EXAMPLE_DIR, broken)
+    (broken / "vms" / "vm100.yaml").write_text("id: [not a number\n")
+    code, _, err = run_cli(capsys, "plan", "--sim", str(fresh), "--node", "erdbeere", str(broken))
+    assert code == 1
+    assert "vm100.yaml" in err
+    code, _, err = run_cli(capsys, "apply", "--sim", str(fresh), "--node", "nowhere", str(EXAMPLE_DIR))
+    assert code == 1
+    assert "nowhere" in err
+
+
+def test_terminal_progress_rewrites_one_line() -> None:
+    from reconciler.apply.progress import LineProgress, TerminalProgress, progress_for
+    from reconciler.model.status import ActionRecord
+    from reconciler.plan.actions import Action
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Tty()
+    assert isinstance(progress_for("erdbeere", tty), TerminalProgress)
+    assert isinstance(progress_for("erdbeere", io.StringIO()), LineProgress)
+    progress = TerminalProgress("erdbeere", tty)
+    action = Action(id="a", kind="create-lv", key="lv:vg/x", vm="vm1", change="create", description="d")
+    progress.started(action, 1, 3)
+    progress.finished(action, ActionRecord(kind="create-lv", key="lv:vg/x", vm="vm1", result="failed", message="no"))
+    progress.resync("vm1", "himbeere", 42.0)
+    text = tty.getvalue()
+    assert "\r\x1b[K[1/3] vm1: create-lv" in text
+    assert "failed vm1: create-lv lv:vg/x: no\n" in text
+    assert "42.0%" in text

@@ -1,0 +1,134 @@
+"""Doctor checks against a host with canned answers: each verdict, and the LVM filter rule."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import pytest
+
+from reconciler.cli.main import main
+from reconciler.daemon.doctor import (
+    check_addresses,
+    check_ballooning,
+    check_hostname,
+    check_lvm_filter,
+    check_services,
+    check_tools,
+    lvm_filter_accepts,
+    run_checks,
+)
+from reconciler.host.base import CommandResult
+from tests.daemon.fakes import desired_node
+
+
+class CannedHost:
+    def __init__(self, answers: dict[str, tuple[int, str]], files: dict[str, str] | None = None) -> None:
+        self.answers = answers
+        self.files = files or {}
+
+    @property
+    def node(self) -> str:
+        return "erdbeere"
+
+    def run(self, argv: Sequence[str], *, timeout: float = 60, stdin: str | None = None) -> CommandResult:
+        key = " ".join(argv)
+        for prefix, (code, out) in self.answers.items():
+            if key.startswith(prefix):
+                return CommandResult(tuple(argv), code, out, "")
+        return CommandResult(tuple(argv), 127, "", f"{argv[0]}: not found", not_found=True)
+
+    def read_file(self, path: str) -> str | None:
+        return self.files.get(path)
+
+    def list_dir(self, path: str) -> tuple[str, ...]:
+        return ()
+
+    def write_file(self, path: str, content: str, mode: int = 0o644) -> None:
+        return None
+
+    def remove_file(self, path: str) -> None:
+        return None
+
+
+@pytest.mark.parametrize(("patterns", "device", "accepted"), [
+    (['a|.*|'], "/dev/drbd0", True),
+    (['r|^/dev/drbd|', 'a|.*|'], "/dev/drbd0", False),
+    (['r|^/dev/drbd|', 'a|.*|'], "/dev/sda", True),
+    (['a|^/dev/sd|', 'r|.*|'], "/dev/mapper/root100", False),
+    ([], "/dev/drbd0", True),
+])
+def test_lvm_filter_first_match_decides(patterns: list[str], device: str, accepted: bool) -> None:
+    assert lvm_filter_accepts(patterns, device) is accepted
+
+
+def test_lvm_filter_verdicts() -> None:
+    permissive = CannedHost({"lvmconfig": (0, 'global_filter=["a|.*|"]\nfilter=["a|.*|"]\nuse_devicesfile=0\n')})
+    check = check_lvm_filter(permissive, desired_node())
+    assert check.verdict == "fail"
+    assert "/dev/drbd0" in check.detail
+    strict = CannedHost({"lvmconfig": (0, 'global_filter=["r|^/dev/drbd|","r|^/dev/mapper/root|","a|.*|"]\n'
+                                          'use_devicesfile=0\n')})
+    assert check_lvm_filter(strict, desired_node()).verdict == "ok"
+    devices_file = CannedHost({"lvmconfig": (0, 'global_filter=["a|.*|"]\nuse_devicesfile=1\n')})
+    assert check_lvm_filter(devices_file, None).verdict == "ok"
+
+
+def test_host_name_must_match_the_cluster_file() -> None:
+    host = CannedHost({"uname -n": (0, "erdbeere\n")})
+    assert check_hostname(host, "erdbeere", desired_node()).verdict == "ok"
+    assert check_hostname(CannedHost({"uname -n": (0, "localhost\n")}), "erdbeere", desired_node()).verdict == "fail"
+
+
+def test_conflicting_services() -> None:
+    checks = check_services(CannedHost({"systemctl is-enabled drbd": (0, "enabled\n"),
+                                        "systemctl is-enabled xendomains": (1, "disabled\n")}))
+    assert [c.verdict for c in checks] == ["fail", "ok"]
+    assert "systemctl disable drbd.service" in checks[0].detail
+
+
+def test_ballooning() -> None:
+    info = "xen_version : 4.17.3\nxen_commandline : placeholder dom0_mem=4096M,max:4096M\n"
+    good = CannedHost({"xl info": (0, info)},
+                      {"/etc/xen/xl.conf": 'autoballoon="off"\n'})
+    assert check_ballooning(good).verdict == "ok"
+    bad = CannedHost({"xl info": (0, "xen_commandline : placeholder\n")}, {"/etc/xen/xl.conf": 'autoballoon="auto"\n'})
+    check = check_ballooning(bad)
+    assert check.verdict == "fail"
+    assert "dom0_mem" in check.detail
+    assert "autoballoon" in check.detail
+    assert check_ballooning(CannedHost({})).verdict == "skip"
+
+
+def test_replication_addresses_must_be_local() -> None:
+    addrs = json.dumps([{"ifname": "eth1", "addr_info": [{"local": "10.0.0.1"}]}])
+    assert check_addresses(CannedHost({"ip -j addr": (0, addrs)}), desired_node()).verdict == "ok"
+    other = json.dumps([{"ifname": "eth1", "addr_info": [{"local": "10.9.9.9"}]}])
+    check = check_addresses(CannedHost({"ip -j addr": (0, other)}), desired_node())
+    assert check.verdict == "fail"
+    assert "10.0.0.1" in check.detail
+
+
+def test_missing_tools_fail() -> None:
+    checks = {c.name: c for c in check_tools(CannedHost({"lvm version": (0, "  LVM version:     2.03.16(2)\n")}),
+                                             need_ssh=False)}
+    assert checks["tool lvm2"].verdict == "ok"
+    assert checks["tool lvm2"].detail == "version 2.03.16(2)"
+    assert checks["tool xl"].verdict == "fail"
+
+
+def test_run_checks_covers_every_area() -> None:
+    names = {c.name for c in run_checks(CannedHost({}), "erdbeere", desired_node(), {})}
+    assert {"host name", "LVM filter", "Xen ballooning", "replication addresses", "ssh trust",
+            "DRBD kernel module", "service drbd.service", "service xendomains.service"} <= names
+
+
+def test_cli_exits_non_zero_on_failures(capsys: pytest.CaptureFixture[str]) -> None:
+    # This machine has no Xen, so `xl` is missing and the verdict must be a failure.
+    import shutil
+
+    if shutil.which("xl"):
+        pytest.skip("xl is installed here; this test relies on a node without Xen")
+    assert main(["doctor", "--state-dir", "/nonexistent"]) == 1
+    out = capsys.readouterr().out
+    assert "[FAIL] tool xl" in out

@@ -1,0 +1,69 @@
+"""Liveness (what feeds the watchdog) and the loop's schedule and error throttling, on a virtual clock."""
+
+from __future__ import annotations
+
+import random
+
+from reconciler.daemon.backoff import Backoff
+from reconciler.daemon.clock import VirtualClock
+from reconciler.daemon.liveness import Liveness
+from reconciler.daemon.runtime import Schedule
+from reconciler.model.status import PassResult
+
+
+def test_a_long_action_is_tolerated_until_its_own_timeout_plus_grace() -> None:
+    clock = VirtualClock()
+    live = Liveness(clock.monotonic, idle_budget=120)
+    live.busy("action make-fs fs:/dev/drbd0", timeout=900, grace=60)
+    clock.advance(950)
+    assert live.healthy()[0]
+    clock.advance(20)  # 970 s > 900 + 60: hung, not slow
+    healthy, why = live.healthy()
+    assert not healthy
+    assert "make-fs" in why
+
+
+def test_an_idle_loop_must_keep_beating() -> None:
+    clock = VirtualClock()
+    live = Liveness(clock.monotonic, idle_budget=120)
+    clock.advance(100)
+    live.beat("pass: observe")
+    clock.advance(100)
+    assert live.healthy()[0]
+    clock.advance(30)
+    assert not live.healthy()[0]
+
+
+def result(outcome: str) -> PassResult:
+    return PassResult(started_at=0, finished_at=1, revision="a" * 40, outcome=outcome)  # type: ignore[arg-type]
+
+
+def test_errors_back_off_exponentially_and_success_resets() -> None:
+    schedule = Schedule(backoff=Backoff(base=2, cap=60, jitter=0, rng=random.Random(1)))  # noqa: S311
+    delays = [schedule.after(result("error"), 100.0, has_revision=True, waiting=False, progress_interval=5,
+                             drift_interval=300) for _ in range(7)]
+    assert delays == [2, 4, 8, 16, 32, 60, 60]
+    # A wake-up during the backoff does not bypass the throttle.
+    schedule.woken(101.0)
+    assert schedule.next_due == 160.0
+    assert schedule.after(result("converged"), 200.0, has_revision=True, waiting=False, progress_interval=5,
+                          drift_interval=300) == 300
+    assert schedule.backoff.failures == 0
+    schedule.woken(201.0)
+    assert schedule.next_due == 201.0
+
+
+def test_progressing_passes_recheck_soon_and_no_revision_is_not_throttled() -> None:
+    schedule = Schedule()
+    assert schedule.after(result("progressing"), 0.0, has_revision=True, waiting=False, progress_interval=5,
+                          drift_interval=300) == 5
+    assert schedule.after(result("error"), 0.0, has_revision=False, waiting=False, progress_interval=5,
+                          drift_interval=300) == 300
+    assert schedule.backoff.failures == 0
+
+
+def test_backoff_jitter_stays_within_bounds() -> None:
+    backoff = Backoff(base=10, cap=100, jitter=0.2, rng=random.Random(7))  # noqa: S311
+    delays = [backoff.failure() for _ in range(10)]
+    assert all(8 <= d <= 120 for d in delays)
+    assert delays[0] <= 12

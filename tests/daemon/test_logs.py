@@ -1,0 +1,29 @@
+"""Log lines are one event each, with key=value fields a journal reader can grep."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from reconciler.daemon.logs import event, setup_logging
+
+
+def test_key_value_lines() -> None:
+    stream = io.StringIO()
+    setup_logging("kv", stream=stream)
+    event("action.end", vm="vm100", resource="lv:vg-sda/root100", action="create-lv", revision="abc123",
+          result="ok", message="two words")
+    line = stream.getvalue().strip()
+    assert "\n" not in line
+    assert "event=action.end vm=vm100 resource=lv:vg-sda/root100 action=create-lv revision=abc123 result=ok" in line
+    assert 'message="two words"' in line
+
+
+def test_json_lines() -> None:
+    stream = io.StringIO()
+    setup_logging("json", stream=stream)
+    event("pass.end", revision="abc", result="converged", skipped=None)
+    data = json.loads(stream.getvalue())
+    assert data["event"] == "pass.end"
+    assert data["revision"] == "abc"
+    assert "skipped" not in data

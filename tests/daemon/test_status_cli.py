@@ -1,0 +1,61 @@
+"""`reconciler status` renders what the daemon published: phases, revisions, peers and skew, suspensions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reconciler.cli.cmd_status import render, skew
+from reconciler.cli.main import main
+from reconciler.daemon import status_store
+from reconciler.model.status import NodeStatus, PassResult, PeerStatus, ResourceStatus, RevisionInfo, Suspension
+
+A, B = "a" * 40, "b" * 40
+
+
+def sample() -> NodeStatus:
+    return NodeStatus(
+        node="erdbeere", cluster="classic",
+        last_applied=RevisionInfo(sha=A, seen_at=90.0, summary="grow vm100"),
+        last_attempted=RevisionInfo(sha=B, seen_at=95.0, summary="rewrite"),
+        pending_refusal=f"revision {B[:12]} does not descend from the revision in force {A[:12]}",
+        last_pass=PassResult(started_at=99.0, finished_at=99.5, revision=A, outcome="progressing"),
+        peers=(PeerStatus(node="himbeere", reachable=True, applied_revision=B, ready=True, checked_at=99.0),),
+        suspensions=(Suspension(scope="vm101", reason="debugging", by="alice", at=50.0),),
+        resources=(ResourceStatus(key="drbd:vm100", vm="vm100", kind="drbd", phase="waiting",
+                                  reason="waiting for peer himbeere to apply revision aaaaaaaaaaaa"),
+                   ResourceStatus(key="domain:vm101", vm="vm101", kind="domain", phase="suspended",
+                                  reason="vm101 suspended by alice: debugging")),
+        recent_errors=("98 fetch from /srv/repo failed",), updated_at=99.5)
+
+
+def test_render_shows_everything_an_operator_needs() -> None:
+    text = render(sample(), now=100.0)
+    assert "applied revision:   aaaaaaaaaaaa 'grow vm100'" in text
+    assert "attempted revision: bbbbbbbbbbbb 'rewrite'" in text
+    assert "REFUSED: revision bbbbbbbbbbbb does not descend" in text
+    assert "peer himbeere: applied bbbbbbbbbbbb, ready" in text
+    assert "SKEW" in text
+    assert "SUSPENDED vm101: 'debugging' by alice 50s ago" in text
+    assert "vm100  drbd:vm100    Waiting      waiting for peer himbeere" in text
+    assert "2s ago: fetch from /srv/repo failed" in text
+
+
+def test_skew_lists_peers_at_another_revision() -> None:
+    assert skew(sample()) == {"himbeere": B}
+    same = sample().model_copy(update={"peers": (PeerStatus(node="himbeere", reachable=True, applied_revision=A),)})
+    assert skew(same) == {}
+
+
+def test_cli_reads_the_published_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "--state-dir", str(tmp_path)]) == 1
+    assert "no status" in capsys.readouterr().err
+    status_store.publish(tmp_path, sample())
+    assert main(["status", "--json", "--state-dir", str(tmp_path)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["node"] == "erdbeere"
+    assert data["revision_skew"] == {"himbeere": B}
+    assert main(["status", "--state-dir", str(tmp_path)]) == 0
+    assert "node erdbeere (cluster classic)" in capsys.readouterr().out
