@@ -120,6 +120,13 @@ def child(directory: str, sample: int) -> None:
     files = render_node(node)
     render_s = time.perf_counter() - start
     rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Later loads in the same process (the daemon loads every new revision) and a less noisy figure.
+    again = []
+    for _ in range(2):
+        start = time.perf_counter()
+        collect(directory)
+        again.append(time.perf_counter() - start)
+        gc.collect()
 
     files_all = vm_files(directory)[:sample]
     texts = []
@@ -141,7 +148,7 @@ def child(directory: str, sample: int) -> None:
     cload_s = (time.perf_counter() - start) * len(cluster.vms) / len(texts)
     print(json.dumps({
         "vms": len(cluster.vms), "nodes": len(cluster.nodes), "load_s": load_s, "load_cpu_s": load_cpu_s,
-        "gc_s": gc_s,
+        "gc_s": gc_s, "reload_best_s": min(again),
         "expand_first_s": expand_runs[0], "expand_best_s": min(expand_runs), "expand_all_s": expand_all_s,
         "render_s": render_s, "node_vms": len(node.vms), "node_files": len(files),
         "rss_before_mib": rss_before / 1024, "rss_peak_mib": rss_peak / 1024,
@@ -173,6 +180,7 @@ def main() -> int:
     load_s = result["load_s"]
     print(f"validate (load) {result['vms']} VMs, {result['nodes']} nodes: {load_s:.2f} s wall, "
           f"{result['load_cpu_s']:.2f} s CPU  (target < 2 s)")
+    print(f"validate again, files unchanged, same process (best of 2): {result['reload_best_s']:.2f} s wall")
     print(f"first garbage-collector pass after the load: {result['gc_s'] * 1000:.0f} ms (deferred by the loader)")
     print(f"expand one node ({result['node_vms']} VMs): first {result['expand_first_s'] * 1000:.1f} ms, "
           f"best of 3 {result['expand_best_s'] * 1000:.1f} ms; all {result['nodes']} nodes "

@@ -45,14 +45,15 @@ def run_apply(target: Target, *, allow_mass_delete: bool = False, out: TextIO | 
 
     stream = out or sys.stdout
     progress = SilentProgress() if quiet else progress_for(target.desired.node, stream)
+    observer = Observer(target.host)
     step = converge_once(target.host, target.desired, peer=target.peer, allow_mass_delete=allow_mass_delete,
-                         progress=progress, deep=deep)
+                         progress=progress, deep=deep, observer=observer)
     result = step.result
     if result is None:  # pragma: no cover - converge_once always applies
         return EXIT_FAILED
     if result.actions:
         # One more look, only after a pass that changed something: show resyncs the pass started.
-        after = Observer(target.host).observe()
+        after = observer.observe()
         for res in after.drbd.resources:
             for conn in res.connections:
                 for peer_dev in conn.peer_devices:

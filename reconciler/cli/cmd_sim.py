@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import sys
 from typing import Any
@@ -37,6 +38,8 @@ def register(subparsers: Any) -> None:
                            + ", ".join(DEFAULT_VGS) + ")")
     init.add_argument("--drbd", choices=("9", "8.4"), default="9", help="DRBD kernel module version (default 9)")
     init.add_argument("--memory", default="64G", help="host memory per node (default 64G)")
+    init.add_argument("--address", action="append", metavar="NODE=IP",
+                      help="a node's replication address (repeatable; default 192.168.2.N for the N-th node)")
     init.add_argument("--force", action="store_true", help="replace a cluster that already exists in DIR")
     init.set_defaults(func=_init)
 
@@ -179,7 +182,13 @@ def _init(args: argparse.Namespace) -> int:
     if SimCluster(directory).exists() and not args.force:
         raise SimCliError(f"{args.dir} already holds a simulated cluster (use --force to replace it)")
     memory_mib = parse_size(args.memory) // 1024**2
-    SimCluster.init(directory, nodes, vgs, args.drbd, memory_mib=memory_mib)
+    addresses: dict[str, str] = {}
+    for spec in args.address or []:
+        node, equals, address = spec.partition("=")
+        if not equals or node not in nodes or not re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]+", address):
+            raise SimCliError(f"--address {spec!r}: expected NODE=IP for one of {', '.join(nodes)}")
+        addresses[node] = address
+    SimCluster.init(directory, nodes, vgs, args.drbd, memory_mib=memory_mib, addresses=addresses)
     print(f"simulated cluster in {directory}: nodes {', '.join(nodes)}; DRBD {args.drbd}; "
           f"volume groups {', '.join(f'{n} ({format_size(s)})' for n, s in vgs.items())}")
     print(f"try: reconciler observe --sim {shlex.quote(args.dir)} --node {nodes[0]}")

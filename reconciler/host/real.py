@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
-import stat
 import subprocess
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 
+from reconciler.host.atomic import write_atomic
 from reconciler.host.base import DEFAULT_TIMEOUT, EXIT_NOT_FOUND, EXIT_TIMEOUT, CommandResult, HostFileError
 
 EXIT_NOT_EXECUTABLE = 126
@@ -79,32 +78,7 @@ class RealHost:
             raise HostFileError(exc.errno, f"cannot list {path}: {exc.strerror}") from exc
 
     def write_file(self, path: str, content: str, mode: int = 0o644) -> None:
-        directory = os.path.dirname(path) or "."
-        try:
-            existing = os.lstat(path)
-        except FileNotFoundError:
-            existing = None
-        if existing is not None and not stat.S_ISREG(existing.st_mode):
-            raise HostFileError(0, f"refusing to write {path}: it exists and is not a regular file "
-                                   "(a symlink or device there is not ours to replace)")
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".reconciler-", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(content)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, mode)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomic(path, content, mode)
 
     def remove_file(self, path: str) -> None:
         try:

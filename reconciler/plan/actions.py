@@ -72,7 +72,9 @@ class Action(Frozen):
     ``refused`` and ``waiting`` are reasons: a refused action is never run and its dependents are skipped;
     a waiting one is requeued for a later pass without counting as a failure. ``probe_before`` lists the
     devices whose ``blkid -p`` signature apply checks right before running (the gate's last word).
-    ``identity`` names the exact device incarnation (LV uuids) for the crash journal.
+    ``identity`` lists the LVs beneath the written device (comma-separated paths, or an LV uuid for an
+    extend or removal); apply resolves the paths to LV uuids for the crash journal, so a recreated device
+    is never mistaken for the one an interrupted step was writing.
     """
 
     id: str

@@ -71,13 +71,11 @@ def plan_drbd(b: VmBuilder, drbd: DesiredDrbd) -> None:
     storage = storage_action_ids(b)
     if res is None:
         created = any(a.kind == "create-lv" for a in b.actions)
-        lv_ids = tuple(
-            lv.path for lv in b.vm.lvs if lv.purpose == "data"
-        )
+        data_lvs = ",".join(lv.path for lv in b.vm.lvs if lv.purpose == "data")
         md = b.add("create-md", drbd.key, "create",
                    f"create DRBD metadata on {drbd.backing_device} (only if blkid -p finds no signature there)",
                    commands=(A.drbdadm("create-md", drbd.name, "--force"),), depends_on=(config, *storage),
-                   destructive=True, probe_before=(drbd.backing_device,), identity=",".join(lv_ids),
+                   destructive=True, probe_before=(drbd.backing_device,), identity=data_lvs,
                    reason="new" if created else "after-reboot")
         b.add("drbd-up", drbd.key, "create", f"bring up DRBD resource {drbd.name} on {drbd.device}",
               commands=(A.drbdadm("up", drbd.name),), depends_on=(md, config))
@@ -124,7 +122,6 @@ def plan_resize(b: VmBuilder, drbd: DesiredDrbd, res: DrbdResourceState, storage
 def plan_role(b: VmBuilder, drbd: DesiredDrbd, *, want_primary: bool, domain_running: bool) -> str | None:
     """Promote (forced only for a brand-new pair) or demote. Returns the id of the promote action."""
     res = b.observed.resource(drbd.name)
-    live = bool(b.vm.domain and b.vm.domain.live_migration and drbd.allow_two_primaries)
     if not want_primary:
         if res is not None and res.role == "Primary":
             stop = b.find("shutdown-domain", b.vm.domain.key) if b.vm.domain else None
@@ -163,7 +160,9 @@ def plan_role(b: VmBuilder, drbd: DesiredDrbd, *, want_primary: bool, domain_run
         return b.add("promote", drbd.key, "change", f"promote {drbd.name}",
                      commands=(A.drbdadm("primary", drbd.name),), depends_on=(adjust,),
                      waiting=f"local disk is {'/'.join(local) or 'missing'}{detail}; promotion needs UpToDate data")
-    waiting = promotion_waiting(res, live_migration=live) or ""
+    # The plan never opens a live-migration window (it moves a VM by shutdown, demote, promote, start), so a
+    # Primary peer always means waiting, even where the configuration would allow two primaries.
+    waiting = promotion_waiting(res, live_migration=False) or ""
     if not waiting and not peer_cannot_write(res, quorum_mechanism=drbd.safety == "quorum"):
         states = ", ".join(f"{c.peer_name} {c.connection_state}/{c.peer_role}" for c in res.connections) or "none"
         waiting = (f"cannot prove the peer is not writing (peer: {states}); unreachable proves nothing: waiting for "

@@ -135,8 +135,13 @@ def _blkid_values(signature: dict[str, Any], probe: bool) -> list[tuple[str, str
     return values
 
 
+UTIL_LINUX = "2.38.1"
+
+
 @command("blkid")
 def blkid(ctx: CommandContext, argv: list[str]) -> CommandResult:
+    if argv[1:] in (["-V"], ["--version"]):
+        return ctx.ok(f"blkid from util-linux {UTIL_LINUX}  (libblkid {UTIL_LINUX}, 04-Aug-2022)\n")
     try:
         parsed = scan(argv[1:], _BLKID_SPEC)
     except OptionError as exc:
@@ -198,6 +203,8 @@ _MKFS_SPEC: dict[str, tuple[str, bool]] = {
 
 @command("mkfs.xfs")
 def mkfs_xfs(ctx: CommandContext, argv: list[str]) -> CommandResult:
+    if argv[1:] == ["-V"]:
+        return ctx.ok("mkfs.xfs version 6.1.0\n")
     try:
         parsed = scan(argv[1:], _MKFS_SPEC)
     except OptionError as exc:
@@ -233,16 +240,18 @@ def mkfs_xfs(ctx: CommandContext, argv: list[str]) -> CommandResult:
 
 
 def _mkfs_report(path: str, size: int) -> str:
+    """The geometry mkfs.xfs 6.1 prints for a single disk (4 AGs, log of 1/2048 of the blocks, at least 64 MiB)."""
     blocks = size // 4096
     agcount = 4
-    agsize = blocks // agcount
-    log_blocks = min(max(blocks // 2048 * 4, 16384 if blocks > 16384 * 8 else 1368), 521728)
+    agsize = -(-blocks // agcount)
+    log_blocks = min(max(blocks // 2048, 16384), 521728)
+    imaxpct = 25 if size < 1024**4 else 5
     return (
         f"meta-data={path:<22} isize=512    agcount={agcount}, agsize={agsize} blks\n"
         "         =                       sectsz=512   attr=2, projid32bit=1\n"
         "         =                       crc=1        finobt=1, sparse=1, rmapbt=0\n"
         "         =                       reflink=1    bigtime=1 inobtcount=1 nrext64=0\n"
-        f"data     =                       bsize=4096   blocks={blocks}, imaxpct=25\n"
+        f"data     =                       bsize=4096   blocks={blocks}, imaxpct={imaxpct}\n"
         "         =                       sunit=0      swidth=0 blks\n"
         "naming   =version 2              bsize=4096   ascii-ci=0, ftype=1\n"
         f"log      =internal log           bsize=4096   blocks={log_blocks}, version=2\n"
@@ -284,6 +293,8 @@ def human_size(num_bytes: int) -> str:
 
 @command("mkswap")
 def mkswap(ctx: CommandContext, argv: list[str]) -> CommandResult:
+    if argv[1:] in (["-V"], ["--version"]):
+        return ctx.ok(f"mkswap from util-linux {UTIL_LINUX}\n")
     try:
         parsed = scan(argv[1:], _MKSWAP_SPEC)
     except OptionError as exc:
@@ -330,6 +341,8 @@ _WIPEFS_SPEC: dict[str, tuple[str, bool]] = {
 
 @command("wipefs")
 def wipefs(ctx: CommandContext, argv: list[str]) -> CommandResult:
+    if argv[1:] in (["-V"], ["--version"]):
+        return ctx.ok(f"wipefs from util-linux {UTIL_LINUX}\n")
     try:
         parsed = scan(argv[1:], _WIPEFS_SPEC)
     except OptionError as exc:

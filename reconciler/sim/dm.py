@@ -320,7 +320,7 @@ def _remove(ctx: CommandContext, parsed: Parsed) -> CommandResult:
     if not parsed.positionals:
         raise DmError("Please specify device.\n\nCommand failed.\n")
     for name in parsed.positionals:
-        dev = _user_device(ctx, "remove", name)
+        _user_device(ctx, "remove", name)
         if open_count(ctx.state, ctx.node, f"/dev/mapper/{name}") > 0:
             raise _ioctl_failed("remove", name, "", "Device or resource busy")
         del ctx.node_state["dm"][name]
@@ -409,9 +409,10 @@ def _info(ctx: CommandContext, parsed: Parsed) -> CommandResult:
         out = [separator.join(_INFO_HEADINGS[f] for f in fields)] if headings else []
         out += [separator.join(row[f] for f in fields) for row in rows]
     else:
-        widths = {f: max([len(_INFO_HEADINGS[f]) if headings else 0] + [len(r[f]) for r in rows]) for f in fields}
-        out = [" ".join(_INFO_HEADINGS[f].ljust(widths[f]) for f in fields).rstrip()] if headings else []
-        out += [" ".join(_cell(f, r[f], widths[f]) for f in fields).rstrip() for r in rows]
+        # libdm's report counts the headings in the column widths even when it does not print them.
+        widths = {f: max([len(_INFO_HEADINGS[f])] + [len(r[f]) for r in rows]) for f in fields}
+        out = [" ".join(_INFO_HEADINGS[f].ljust(widths[f]) for f in fields)] if headings else []
+        out += [" ".join(_cell(f, r[f], widths[f]) for f in fields) for r in rows]
     return ctx.ok("".join(line + "\n" for line in out))
 
 
@@ -459,6 +460,8 @@ _SUBCOMMANDS = {"version": _version, "create": _create, "reload": _reload, "load
 
 @command("dmsetup")
 def dmsetup(ctx: CommandContext, argv: list[str]) -> CommandResult:
+    if argv[1:] == ["--version"]:
+        return _version(ctx, Parsed())
     try:
         parsed = scan(argv[1:], _SPEC)
     except OptionError as exc:

@@ -26,6 +26,8 @@ EXIT_CONFIG = 10
 EXIT_STATE_CHANGE = 17
 EXIT_OTHER_STATE_CHANGE = 11
 EXIT_NO_MODULE = 20
+# drbdmeta's and drbdsetup's exit code for their own errors (usage, device busy, ...).
+EXIT_TOOL = 20
 EVENT_LOG_LIMIT = 1000
 KERNEL_LOG_LIMIT = 500
 
@@ -296,7 +298,7 @@ def _mutating(ctx: CommandContext, body: Callable[[], str]) -> CommandResult:
 
 _DRBDADM_COMMANDS = ("create-md", "up", "down", "adjust", "primary", "secondary", "connect", "disconnect",
                      "outdate", "resize", "status", "net-options", "show-gi", "get-gi", "attach", "detach",
-                     "dump", "sh-resources", "role", "cstate", "dstate", "resume-io")
+                     "dump", "sh-resources", "role", "cstate", "dstate", "resume-io", "invalidate")
 
 
 @command("drbdadm")
@@ -423,7 +425,7 @@ def _bring_up(ctx: CommandContext, config: ResourceConfig) -> dict[str, Any]:
     m.resources(ctx.state, ctx.node)[config.name] = res
     for volume_number, key in keys.items():
         m.attach(ctx.state, ctx.node, res, volume_number, key)
-        if ctx.state.get("disks", {}).get(key, {}).get("failed"):
+        if m.key_failed(ctx.state, key):
             m.detach(ctx.state, ctx.node, res, volume_number, failed=True)
     return res
 
@@ -511,6 +513,16 @@ def _adm_outdate(ctx: CommandContext, args: _Args, config: ResourceConfig) -> st
     return ""
 
 
+def _adm_invalidate(ctx: CommandContext, args: _Args, config: ResourceConfig) -> str:
+    res = _runtime_or_fail(ctx, config, f"{_setup_name(ctx)} invalidate {config.name}")
+    try:
+        m.invalidate(ctx.state, ctx.node, config.name)
+    except m.StateChangeFailed as exc:
+        minor = next(iter(res["devices"].values()))["minor"]
+        raise _state_failure(ctx, config.name, exc, f"{_setup_name(ctx)} invalidate {minor}") from None
+    return ""
+
+
 def _adm_resume_io(ctx: CommandContext, args: _Args, config: ResourceConfig) -> str:
     _runtime_or_fail(ctx, config, f"{_setup_name(ctx)} resume-io {config.name}")
     m.resume_io(ctx.state, ctx.node, config.name)
@@ -581,12 +593,12 @@ def _adm_create_md(ctx: CommandContext, args: _Args, config: ResourceConfig) -> 
     host = config.require_host(ctx.node)
     ver = out.version(ctx.state, ctx.node)
     meta = "v08" if ver == "8.4" else "v09"
-    if m.runtime(ctx.state, ctx.node, config.name) is not None and any(
-            d["disk"] != "Diskless" for d in m.runtime(ctx.state, ctx.node, config.name)["devices"].values()):  # type: ignore[index]
+    running = m.runtime(ctx.state, ctx.node, config.name)
+    if running is not None and any(d["disk"] != "Diskless" for d in running["devices"].values()):
         minor = host.volumes[0].minor
-        raise _Failure(EXIT_CONFIG + 10, f"Device '{minor}' is configured!\n"
-                                         f"Command '{out.create_md_command(config, ctx.node, 0, ver)}' "
-                                         "terminated with exit code 20\n")
+        raise _Failure(EXIT_TOOL, f"Device '{minor}' is configured!\n"
+                                  f"Command '{out.create_md_command(config, ctx.node, 0, ver)}' "
+                                  "terminated with exit code 20\n")
     stdout = ""
     for volume in host.volumes:
         if volume.disk is None:
@@ -795,6 +807,7 @@ _ADM_HANDLERS: dict[str, Callable[[CommandContext, _Args, ResourceConfig], str]]
     "attach": _adm_attach,
     "detach": _adm_detach,
     "resume-io": _adm_resume_io,
+    "invalidate": _adm_invalidate,
 }
 
 
@@ -838,7 +851,7 @@ def drbdsetup(ctx: CommandContext, argv: list[str]) -> CommandResult:
                          command=args.command, targets=[name])
         handler = _ADM_HANDLERS[args.command]
         return _mutating(ctx, lambda: handler(ctx, adm_args, configs[name]))
-    return ctx.fail(EXIT_USAGE + 19, f"{args.program}: Unknown command '{args.command}'\n")
+    return ctx.fail(EXIT_TOOL, f"{args.program}: Unknown command '{args.command}'\n")
 
 
 @virtual_file("/proc/drbd")

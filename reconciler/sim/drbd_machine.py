@@ -485,6 +485,21 @@ def outdate(state: State, node: str, name: str) -> None:
             raise StateChangeFailed(-11)
 
 
+def invalidate(state: State, node: str, name: str) -> None:
+    """Throw the local data away: a full resync from a connected UpToDate peer, else just Inconsistent."""
+    res = require_runtime(state, node, name)
+    for volume, dev in res["devices"].items():
+        if not is_diskful(dev):
+            raise StateChangeFailed(-11)
+        source = next(((peer, peer_res) for peer, peer_res in connected_peers(state, node, res)
+                       if peer_res["devices"].get(volume, {}).get("disk") == "UpToDate"), None)
+        if source is None:
+            set_disk(state, dev, "Inconsistent")
+            continue
+        peer, peer_res = source
+        _start_sync(state, peer, peer_res, node, res, volume=volume, amount_kib=int(dev["size_kib"]))
+
+
 # --- fencing ----------------------------------------------------------------------------------
 
 FENCE_EXIT_MEANING = {
@@ -908,10 +923,20 @@ def resume_io(state: State, node: str, name: str) -> None:
         res["suspended"] = ""
 
 
+def key_failed(state: State, key: str) -> bool:
+    """Whether the storage behind a content key failed; a stripe fails with any of its legs."""
+    if state.get("disks", {}).get(key, {}).get("failed"):
+        return True
+    if key.startswith("striped:"):
+        legs = key.split(":", 2)[2]
+        return any(key_failed(state, leg) for leg in legs.split("|"))
+    return False
+
+
 def _check_disks(state: State, node: str, res: dict[str, Any]) -> None:
     for volume, dev in res["devices"].items():
         key = dev.get("key")
-        if key is None or not state.get("disks", {}).get(key, {}).get("failed"):
+        if key is None or not key_failed(state, str(key)):
             continue
         policy = config_of(res).on_io_error
         log = node_drbd(state, node).setdefault("log", [])

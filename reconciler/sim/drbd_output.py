@@ -332,6 +332,10 @@ def events_now(state: State, node: str, statistics: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _without_progress(fields: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in fields.items() if k != "done"}
+
+
 def event_changes(before: list[EventObject], after: list[EventObject]) -> list[str]:
     """The create/change/destroy lines that turn ``before`` into ``after``."""
     old = {(o[0], o[1]): o for o in before}
@@ -342,7 +346,8 @@ def event_changes(before: list[EventObject], after: list[EventObject]) -> list[s
         if previous is None:
             lines.append(_line("create", obj, False))
             continue
-        if previous[2] == obj[2]:
+        # Resync progress alone is no state change: the kernel reports it with the next real change.
+        if _without_progress(previous[2]) == _without_progress(obj[2]):
             continue
         if obj[0] == "resource":
             changed = {k: v for k, v in obj[2].items()

@@ -348,7 +348,7 @@ HEADINGS = {
     "seg_start_pe": "Start", "seg_size_pe": "SSize", "seg_pe_ranges": "PE Ranges", "data_stripes": "#DStr",
     "pv_used": "Used",
 }
-MIN_WIDTHS = {"data_percent": 6, "metadata_percent": 6, "snap_percent": 6}
+MIN_WIDTHS = {"lv_name": 4, "data_percent": 6, "metadata_percent": 6, "snap_percent": 6}
 NUMERIC_FIELDS = SIZE_FIELDS | {"stripes", "pv_count", "lv_count", "snap_count", "vg_extent_count",
                                 "vg_free_count", "lv_kernel_major", "lv_kernel_minor", "pv_pe_count",
                                 "pv_pe_alloc_count", "seg_size_pe", "seg_start_pe", "data_stripes"}
@@ -473,9 +473,10 @@ def _render_basic(fields: list[str], rows: list[dict[str, str]], parsed: Parsed)
         lines = [separator.join(HEADINGS.get(f, f) for f in fields)] if headings else []
         lines += [separator.join(row[f] for f in fields) for row in rows]
         return "".join(f"  {line}\n" for line in lines)
-    # lvm pads every cell to its column's width (trailing blanks included) and never strips a line.
-    widths = {f: max([MIN_WIDTHS.get(f, 0), len(HEADINGS.get(f, f)) if headings else 0]
-                     + [len(row[f]) for row in rows]) for f in fields}
+    # lvm pads every cell to its column's width (trailing blanks included, headings counted even when
+    # they are not printed) and never strips a line.
+    widths = {f: max([MIN_WIDTHS.get(f, 0), len(HEADINGS.get(f, f))] + [len(row[f]) for row in rows])
+              for f in fields}
     out = []
     if headings and rows:
         out.append(" ".join(_pad(f, HEADINGS.get(f, f), widths[f], heading=True) for f in fields))

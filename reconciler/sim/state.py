@@ -14,7 +14,8 @@ Contract for every simulator module (storage, Xen, DRBD, oracle, faults):
     the outer state). ``cluster.read()`` returns a snapshot under a shared lock.
 
     ``SimCluster.init(directory, nodes, vgs, drbd_version)`` creates a cluster; ``vgs`` maps a VG name
-    to its size in bytes (one PV per VG, named after the VG: ``vg-sda`` lives on ``/dev/sda``).
+    to its size in bytes (one PV per VG, named after the VG: ``vg-sda`` lives on ``/dev/sda``); the
+    n-th node gets the address 192.168.2.n unless ``addresses`` says otherwise.
 
 State layout (``state`` is a dict)::
 
@@ -26,14 +27,16 @@ State layout (``state`` is a dict)::
         vgs         {vg: {uuid, extent_size, pvs: [{name, uuid, pe_count}], lvs: {name: lv}, stale: [...]}}
                     (owned by reconciler.sim.lvm; read through its helpers)
         lvs         reserved (LVs live inside their VG; kept for symmetry, always {})
-        dm          {name: {uuid, minor, table: [...], inactive: [...] | None, suspended, open}}
+        dm          {name: {uuid, minor, table: [...] | None, inactive: [...] | None, suspended, readonly}}
+                    devices made with ``dmsetup create`` (LVs appear in dmsetup's listings too)
         files       {path: {"content": str, "mode": int}}: the node's regular files
-        domains     {name: {...}} running Xen domains (reconciler.sim.xen)
-        mounts      [{"device", "mountpoint", "fstype"}]
+        domains     {name: {...}} running Xen domains (reconciler.sim.xen; ``disks`` [{target, vdev, mode}])
+        mounts      [{"device", "mountpoint", "fstype", "options"}]
         memory      total host memory in MiB (dom0 included)
         drbd        reserved for the DRBD simulator: it defines the contents
         drbd_version  "9" or "8.4"
-        next_minor  next device-mapper minor number (253:N)
+        address     the node's replication address (``ip -j addr``, ``ssh``); 192.168.2.N by default
+        next_minor  next device-mapper minor number (253:N); next_domid: the next Xen domain id
     network     {"cut": [[a, b], ...]} sorted pairs of nodes that cannot talk to each other
     faults      [fault dicts] (reconciler.sim.faults)
     disks       {content key: content dict}: what is written on block devices (below)
@@ -171,6 +174,20 @@ def lvm_uuid() -> str:
     return "-".join(parts)
 
 
+LVM_CONF = "/etc/lvm/lvm.conf"
+PREPARED_LVM_CONF = """# lvm.conf of a simulated node (only what the reconciler's checks read)
+devices {
+    # DRBD devices and the dm stripes under them carry guests' data: never scan them in dom0.
+    global_filter = [ "r|^/dev/drbd|", "r|^/dev/mapper/root|", "a|.*|" ]
+    use_devicesfile = 0
+}
+"""
+XL_CONF = "/etc/xen/xl.conf"
+PREPARED_XL_CONF = """# xl.conf of a simulated node: dom0 keeps its memory (dom0_mem is fixed on Xen's command line)
+autoballoon="off"
+"""
+
+
 def empty_node(drbd_version: str, memory_mib: int = DEFAULT_MEMORY_MIB) -> NodeState:
     return {
         "up": True,
@@ -178,7 +195,8 @@ def empty_node(drbd_version: str, memory_mib: int = DEFAULT_MEMORY_MIB) -> NodeS
         "vgs": {},
         "lvs": {},
         "dm": {},
-        "files": {},
+        "files": {LVM_CONF: {"content": PREPARED_LVM_CONF, "mode": 0o644},
+                  XL_CONF: {"content": PREPARED_XL_CONF, "mode": 0o644}},
         "domains": {},
         "mounts": [],
         "memory": memory_mib,
@@ -251,7 +269,8 @@ class SimCluster:
 
     @classmethod
     def init(cls, directory: str | os.PathLike[str], nodes: list[str] | tuple[str, ...],
-             vgs: Mapping[str, int], drbd_version: str = "9", memory_mib: int = DEFAULT_MEMORY_MIB) -> SimCluster:
+             vgs: Mapping[str, int], drbd_version: str = "9", *, memory_mib: int = DEFAULT_MEMORY_MIB,
+             addresses: Mapping[str, str] | None = None) -> SimCluster:
         if drbd_version not in ("9", "8.4"):
             raise ValueError(f"DRBD version must be '9' or '8.4', not {drbd_version!r}")
         if not nodes:
@@ -259,8 +278,9 @@ class SimCluster:
         path = os.fspath(directory)
         os.makedirs(path, exist_ok=True)
         node_states: dict[str, NodeState] = {}
-        for node in nodes:
+        for index, node in enumerate(nodes):
             node_state = empty_node(drbd_version, memory_mib)
+            node_state["address"] = (addresses or {}).get(node, f"192.168.2.{index + 1}")
             for vg, size in vgs.items():
                 add_vg(node_state, vg, size)
             node_states[node] = node_state
@@ -393,6 +413,16 @@ def content(state: State, key: str) -> dict[str, Any]:
         record = {"signature": None}
         disks[key] = record
     return record
+
+
+def node_by_host(state: State, host: str) -> str | None:
+    """The node that a host name or address names (as ssh would reach it), or None."""
+    if host in state["nodes"]:
+        return host
+    for name, ns in state["nodes"].items():
+        if ns.get("address") == host:
+            return str(name)
+    return None
 
 
 def can_talk(state: State, a: str, b: str) -> bool:

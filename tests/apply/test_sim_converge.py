@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from reconciler.sim import faults, oracle
-from tests.apply.simlab import NODES, SimLab, init_cluster
+from reconciler.sim.state import SimCluster
+from tests.apply.simlab import GIB, NODES, SimLab, init_cluster
+from tests.conftest import EXAMPLE_DIR
 
 
 @pytest.fixture
@@ -74,3 +77,19 @@ def test_permanent_fault_skips_dependents_and_the_other_vm_converges(lab: SimLab
     status = {r.key: r.phase for r in lab.apply("erdbeere").result.resources}  # type: ignore[union-attr]
     assert status["dm:root100"] == "failed"
     assert status["drbd:vm101"] == "ready"
+
+
+def test_drbd_84_cluster_converges_too(tmp_path: Path) -> None:
+    desired = tmp_path / "desired"
+    shutil.copytree(EXAMPLE_DIR, desired)
+    cluster = desired / "cluster.yaml"
+    cluster.write_text(cluster.read_text().replace('drbd_version: "9"', 'drbd_version: "8.4"'))
+    SimCluster.init(tmp_path / "sim", list(NODES), dict.fromkeys(("vg-sda", "vg-sdb", "vg-sdc"), 400 * GIB),
+                    drbd_version="8.4")
+    lab = SimLab(tmp_path / "sim", desired_dir=desired)
+    last = lab.converge()
+    assert all(s.plan.is_empty for s in last.values())
+    state = lab.cluster.read()
+    assert {node: set(state["nodes"][node]["domains"]) for node in NODES} == {"erdbeere": {"vm100"},
+                                                                              "himbeere": {"vm101"}}
+    assert oracle.check(state) == []

@@ -110,19 +110,20 @@ def test_domain_is_not_started_while_dom0_has_its_filesystem_mounted(lab: SimLab
     assert "vm100" in lab.cluster.read()["nodes"]["erdbeere"]["domains"]
 
 
-def test_moving_the_primary_hands_over_without_two_primaries(lab: SimLab) -> None:
-    edit_vm(lab, "vm100", r"^primary: erdbeere$", "primary: himbeere")
-    early = lab.apply("himbeere")
+@pytest.mark.parametrize(("vm", "old", "new"), [("vm100", "erdbeere", "himbeere"), ("vm101", "himbeere", "erdbeere")])
+def test_moving_the_primary_hands_over_without_two_primaries(lab: SimLab, vm: str, old: str, new: str) -> None:
+    edit_vm(lab, vm, rf"^primary: {old}$", f"primary: {new}")
+    early = lab.apply(new)
     assert early.result is not None
     promote = next(r for r in early.result.actions if r.kind == "promote")
     assert promote.result == "waiting"
     assert "Primary" in promote.message
-    handed = lab.apply("erdbeere")
+    handed = lab.apply(old)
     assert [a.kind for a in handed.plan.actions] == ["shutdown-domain", "demote"]
-    lab.apply("himbeere")
+    lab.apply(new)
     state = lab.cluster.read()
-    assert "vm100" in state["nodes"]["himbeere"]["domains"]
-    assert "vm100" not in state["nodes"]["erdbeere"]["domains"]
+    assert vm in state["nodes"][new]["domains"]
+    assert vm not in state["nodes"][old]["domains"]
     assert oracle.check(state) == []
     for node in NODES:
         assert lab.apply(node).plan.is_empty, node

@@ -14,7 +14,7 @@ from reconciler.model.observed import (
 from reconciler.plan.diff import plan_node
 from reconciler.plan.model import Plan
 from reconciler.plan.peer import PeerView
-from tests.plan.factories import GIB, converged, drbd_state, empty_observed, make_node, make_vm
+from tests.plan.factories import GIB, converged, empty_observed, make_node, make_vm
 
 
 def kinds(plan: Plan) -> list[str]:
@@ -273,12 +273,6 @@ def test_suspended_vm_is_not_planned() -> None:
 def test_resources_cover_each_desired_resource() -> None:
     plan = plan_node(make_node(make_vm(100)), empty_observed())
     assert {r.kind for r in plan.resources} == {"lv", "stripe", "drbd", "filesystem", "swap", "domain"}
-
-
-def test_drbd_state_helper_shapes_a_secondary() -> None:
-    res = drbd_state("vm100", 0, role="Secondary")
-    assert res.role == "Secondary"
-    assert res.connections[0].peer_role == "Secondary"
 
 
 def _with_stripe(obs: ObservedNode, **changes: object) -> ObservedNode:

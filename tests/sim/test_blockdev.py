@@ -142,3 +142,15 @@ def test_blkid_full_output_quotes_values(host: SimHost) -> None:
     ok(host, "mkswap", DEV)
     uuid = ok(host, "blkid", "-p", "-s", "UUID", "-o", "value", DEV).stdout.strip()
     assert ok(host, "blkid", "-p", DEV).stdout == f'{DEV}: UUID="{uuid}" VERSION="1" TYPE="swap" USAGE="other"\n'
+
+
+@pytest.mark.parametrize(("size", "agsize", "blocks", "imaxpct", "log"), [
+    (300 * 1024**2, 19200, 76800, 25, 16384), (400 * 1024**3, 26214400, 104857600, 25, 51200),
+    (3 * 1024**4, 201326592, 805306368, 5, 393216)])
+def test_mkfs_geometry_follows_xfsprogs(size: int, agsize: int, blocks: int, imaxpct: int, log: int) -> None:
+    from reconciler.sim.blockdev import _mkfs_report
+
+    lines = _mkfs_report("/dev/x", size).splitlines()
+    assert lines[0].endswith(f"agcount=4, agsize={agsize} blks")
+    assert lines[4].endswith(f"blocks={blocks}, imaxpct={imaxpct}")
+    assert lines[7].endswith(f"blocks={log}, version=2")

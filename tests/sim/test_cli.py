@@ -41,6 +41,12 @@ def test_init_with_options_and_bad_names(tmp_path: Path, capsys: pytest.CaptureF
     state = SimCluster(tmp_path / "c").read()
     assert state["nodes"]["c"]["drbd_version"] == "8.4"
     assert list(state["nodes"]["a"]["vgs"]) == ["vg-x"]
+    code, _, _ = _run(capsys, "sim", "init", str(tmp_path / "f"), "--nodes", "a,b", "--address", "b=10.1.2.3")
+    assert code == 0
+    assert [n["address"] for n in SimCluster(tmp_path / "f").read()["nodes"].values()] == ["192.168.2.1", "10.1.2.3"]
+    code, _, err = _run(capsys, "sim", "init", str(tmp_path / "g"), "--nodes", "a", "--address", "z=10.1.2.3")
+    assert code == 2
+    assert "expected NODE=IP" in err
     bad, _, err = _run(capsys, "sim", "init", str(tmp_path / "d"), "--nodes", "a;rm")
     assert bad == 2
     assert "not a safe name" in err

@@ -41,9 +41,10 @@ class DrbdCluster:
     """Nodes sharing one simulated cluster directory, driven through the host seam."""
 
     def __init__(self, directory: Path, nodes: tuple[str, ...] = ("erdbeere", "himbeere"),
-                 drbd_version: str = "9") -> None:
+                 drbd_version: str = "9", vgs: tuple[str, ...] = ("vg-sda",)) -> None:
         self.directory = directory
-        self.cluster = SimCluster.init(directory, list(nodes), {"vg-sda": 400 * GIB}, drbd_version=drbd_version)
+        self.cluster = SimCluster.init(directory, list(nodes), dict.fromkeys(vgs, 400 * GIB),
+                                       drbd_version=drbd_version)
         self.hosts = {node: SimHost(directory, node) for node in nodes}
 
     def run(self, node: str, *argv: str, stdin: str | None = None) -> CommandResult:

@@ -542,3 +542,79 @@ def test_up_without_the_backing_device(pair: DrbdCluster) -> None:
         "open(/dev/vg-sda/missing) failed: No such file or directory",
         "Command 'drbdmeta 0 v09 /dev/vg-sda/missing internal apply-al' terminated with exit code 20"]
     assert pair.ok("erdbeere", "drbdsetup", "status", "--json").stdout.strip() == "[]"
+
+
+def _promote(directory: str, node: str) -> int:
+    from reconciler.sim.host import SimHost
+
+    return SimHost(directory, node).run(["drbdadm", "primary", "vm100"]).returncode
+
+
+def test_two_processes_promoting_at_once_get_one_primary(pair: DrbdCluster) -> None:
+    import concurrent.futures
+    import multiprocessing
+
+    pair.new_pair()
+    pair.ok("erdbeere", "drbdadm", "secondary", "vm100")
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
+        codes = sorted(pool.map(_promote, [str(pair.directory)] * 2, ["erdbeere", "himbeere"]))
+    assert codes == [0, 11]
+    roles = sorted(pair.status(node)["role"] for node in ("erdbeere", "himbeere"))
+    assert roles == ["Primary", "Secondary"]
+
+
+def test_invalidate_resyncs_everything_from_the_peer(pair: DrbdCluster) -> None:
+    pair.new_pair()
+    pair.ok("himbeere", "drbdadm", "invalidate", "vm100")
+    target = pair.conn("himbeere", "erdbeere")["peer_devices"][0]
+    assert target["replication-state"] == "SyncTarget"
+    assert target["out-of-sync"] == pair.status("himbeere")["devices"][0]["size"]
+    pair.advance(15)
+    assert pair.disk("himbeere") == "UpToDate"
+
+
+def test_create_md_refuses_an_attached_device(pair: DrbdCluster) -> None:
+    pair.new_pair()
+    result = pair.run("erdbeere", "drbdadm", "create-md", "--force", "vm100")
+    assert result.returncode == 20
+    assert result.stderr.startswith("Device '0' is configured!\n")
+
+
+STRIPE = "0 4194304 striped 2 128 /dev/vg-sda/root100a 0 /dev/vg-sdb/root100b 0"
+
+
+def _striped_pair(tmp_path: Path) -> DrbdCluster:
+    cluster = DrbdCluster(tmp_path / "c", vgs=("vg-sda", "vg-sdb"))
+    text = resource_text().replace("/dev/vg-sda/root100", "/dev/mapper/root100")
+    for node in ("erdbeere", "himbeere"):
+        cluster.ok(node, "lvcreate", "-n", "root100a", "-L", "1G", "vg-sda")
+        cluster.ok(node, "lvcreate", "-n", "root100b", "-L", "1G", "vg-sdb")
+        cluster.ok(node, "dmsetup", "create", "root100", "--uuid", "RECONCILER-root100", "--table", STRIPE)
+        cluster.hosts[node].write_file("/etc/drbd.d/vm100.res", text)
+        cluster.ok(node, "drbdadm", "create-md", "vm100")
+        cluster.ok(node, "drbdadm", "up", "vm100")
+    cluster.ok("erdbeere", "drbdadm", "primary", "--force", "vm100")
+    cluster.advance(30)
+    return cluster
+
+
+def test_after_a_reboot_the_recreated_stripe_finds_its_metadata(tmp_path: Path) -> None:
+    cluster = _striped_pair(tmp_path)
+    cluster.crash("himbeere")
+    cluster.boot("himbeere")
+    missing = cluster.run("himbeere", "drbdadm", "up", "vm100")
+    assert "open(/dev/mapper/root100) failed: No such file or directory" in missing.stderr
+    cluster.ok("himbeere", "dmsetup", "create", "root100", "--uuid", "RECONCILER-root100", "--table", STRIPE)
+    cluster.ok("himbeere", "drbdadm", "up", "vm100")
+    cluster.advance(1)
+    assert cluster.disk("himbeere") == "UpToDate"
+    assert cluster.conn("himbeere", "erdbeere")["peer-role"] == "Primary"
+
+
+def test_a_failed_leg_under_a_striped_backing_device_detaches(tmp_path: Path) -> None:
+    cluster = _striped_pair(tmp_path)
+    assert cluster.disk("himbeere") == "UpToDate"
+    with cluster.cluster.transaction() as state:
+        faults.disk_fail(state, "himbeere", "/dev/vg-sdb/root100b")
+    assert cluster.disk("himbeere") == "Diskless"

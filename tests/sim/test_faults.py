@@ -161,4 +161,4 @@ def test_boot_renumbers_lv_minors_vg_by_vg(sim: Path) -> None:
         faults.reboot(state, "erdbeere")
     ok(host, "dmsetup", "create", "x", stdin="0 2097152 linear /dev/vg-sdb/zz 0\n")
     assert ok(host, "dmsetup", "table", "x").stdout == "0 2097152 linear 253:1 0\n"
-    assert ok(host, "dmsetup", "info", "-c", "--noheadings", "-o", "name,minor", "x").stdout == "x 2\n"
+    assert ok(host, "dmsetup", "info", "-c", "--noheadings", "-o", "name,minor", "x").stdout == "x      2\n"

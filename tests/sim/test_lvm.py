@@ -317,3 +317,19 @@ def test_reserved_and_invalid_names(host: SimHost, name: str, message: str) -> N
     result = host.run(["lvcreate", "-l", "5", "-n", name, "vg-sda"])
     assert result.returncode == 3
     assert result.stderr == f"  {message}\n  Run `lvcreate --help' for more information.\n"
+
+
+def test_short_names_keep_lvm_minimum_column_widths(tmp_path: Path) -> None:
+    SimCluster.init(tmp_path, ["erdbeere"], {})
+    with SimCluster(tmp_path).transaction() as state:
+        add_vg(state["nodes"]["erdbeere"], "v", 1024**3, pv_name="/dev/loop0")
+    sim = SimHost(tmp_path, "erdbeere")
+    ok(sim, "lvcreate", "-Wn", "-Zn", "-l", "1", "-n", "a", "v")
+    assert ok(sim, "lvs").stdout.splitlines() == [
+        "  LV   VG Attr       LSize Pool Origin Data%  Meta%  Move Log Cpy%Sync Convert",
+        "  a    v  -wi-a----- 4.00m                                                    "]
+    assert ok(sim, "vgs").stdout.splitlines() == [
+        "  VG #PV #LV #SN Attr   VSize    VFree   ",
+        "  v    1   1   0 wz--n- 1020.00m 1016.00m"]
+    assert ok(sim, "lvs", "--noheadings", "-o", "lv_name,vg_name,lv_size,stripes").stdout == "  a    v  4.00m    1\n"
+    assert ok(sim, "vgs", "--noheadings", "-o", "vg_name,pv_count").stdout == "  v    1\n"

@@ -52,7 +52,8 @@ def test_transaction_saves_on_success_and_discards_on_error(tmp_path: Path) -> N
     with pytest.raises(RuntimeError, match="boom"):
         _write_then_fail(sim)
     files = SimCluster(tmp_path).read()["nodes"]["erdbeere"]["files"]
-    assert set(files) == {"/etc/x"}
+    assert "/etc/x" in files
+    assert "/etc/y" not in files
 
 
 def _write_then_fail(sim: SimCluster) -> None:
@@ -105,11 +106,12 @@ def test_files_live_per_node(tmp_path: Path) -> None:
     one.write_file("/etc/xen/vm100.cfg", "name = 'vm100'\n", mode=0o600)
     assert one.read_file("/etc/xen/vm100.cfg") == "name = 'vm100'\n"
     assert two.read_file("/etc/xen/vm100.cfg") is None
-    assert one.list_dir("/etc/xen") == ("vm100.cfg",)
-    assert one.list_dir("/etc") == ("xen",)
+    assert one.list_dir("/etc/xen") == ("vm100.cfg", "xl.conf")
+    assert one.list_dir("/etc") == ("lvm", "xen")
     one.remove_file("/etc/xen/vm100.cfg")
     one.remove_file("/etc/xen/vm100.cfg")
-    assert one.list_dir("/etc/xen") == ()
+    assert one.list_dir("/etc/xen") == ("xl.conf",)
+    assert one.list_dir("/etc/nothing") == ()
 
 
 def test_proc_mounts_is_served_from_state(tmp_path: Path) -> None:
