@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,22 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DIR = PROJECT_ROOT / "desired-state"
 # The real tools' outputs live beside the project, never inside it (see the README of that folder).
 REAL_OUTPUTS = Path(os.environ.get("RECONCILER_REAL_OUTPUTS", PROJECT_ROOT.parent / "shared" / "real-outputs"))
+
+
+def _foreign_entries() -> set[str]:
+    """Everything under the example repository that is not desired state (a simulator's lock, state, logs)."""
+    return {p.relative_to(EXAMPLE_DIR).as_posix() for p in EXAMPLE_DIR.rglob("*")
+            if p.is_file() and p.suffix not in (".yaml", ".yml")} if EXAMPLE_DIR.is_dir() else set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def example_stays_untouched() -> Iterator[None]:
+    """The example repository is an input: a test that writes into it (e.g. uses it as a simulated cluster's
+    directory, which once left a ``lock`` file there) fails the run instead of dirtying the checkout."""
+    before = _foreign_entries()
+    yield
+    added = sorted(_foreign_entries() - before)
+    assert not added, f"the test run wrote into {EXAMPLE_DIR}: {', '.join(added)}; use a copy under tmp_path"
 
 
 @pytest.fixture

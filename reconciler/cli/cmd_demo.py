@@ -139,7 +139,11 @@ def _run(args: argparse.Namespace) -> int:
     cluster = DemoCluster(root)
     started = time.monotonic()
     print(f"== creating a simulated cluster ({', '.join(cluster.nodes)}) and a git repository in {root}")
-    first = cluster.create(seed)
+    try:
+        first = cluster.create(seed)
+    except (OSError, DemoError) as exc:
+        print(f"reconciler demo: cannot create the demo in {root}: {exc}", file=sys.stderr)
+        return 1
     print(f"   repository {cluster.repo} at {first[:12]} (seeded from {seed})")
     reporter = Reporter(cluster, started)
     try:

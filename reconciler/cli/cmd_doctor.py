@@ -9,6 +9,7 @@ from typing import Any
 
 from reconciler.cli.cmd_status import add_state_dir
 from reconciler.cli.common import add_host_options, make_host, node_name
+from reconciler.names import UnsafeNameError
 
 MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
 
@@ -48,14 +49,26 @@ def _desired(args: argparse.Namespace, node: str) -> tuple[Any, dict[str, str], 
 
 
 def _run(args: argparse.Namespace) -> int:
-    from reconciler.daemon.doctor import run_checks  # noqa: PLC0415
+    from reconciler.daemon.doctor import Check, run_checks  # noqa: PLC0415
 
-    node = node_name(args)
-    host = make_host(args)
+    try:
+        node = node_name(args)
+        host = make_host(args)
+    except (UnsafeNameError, OSError) as exc:  # a bad --node, or --sim naming no simulated cluster
+        print(f"reconciler doctor: {exc}", file=sys.stderr)
+        return 2
     desired, peers, origin = _desired(args, node)
     print(f"doctor for node {node}; desired state: {origin}")
-    checks = run_checks(host, node, desired, peers,
-                        progress=lambda c: print(f"[{MARK[c.verdict]}] {c.name}: {c.detail}"))
+
+    def show(check: Check) -> None:
+        print(f"[{MARK[check.verdict]}] {check.name}: {check.detail}")
+
+    checks = run_checks(host, node, desired, peers, progress=show)
+    if args.directory and desired is None:
+        # The operator asked for this desired state to be checked: that it cannot be used is a failure,
+        # not a reason to skip the checks that need it.
+        checks.append(Check("desired state", "fail", f"{origin}; run `reconciler validate {args.directory}`"))
+        show(checks[-1])
     failed = [c for c in checks if c.verdict == "fail"]
     warned = [c for c in checks if c.verdict == "warn"]
     print(f"{len(checks)} checks: {len(failed)} failed, {len(warned)} warnings, "

@@ -48,11 +48,22 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     try:
         host = _host(args)
+    except (ReplayError, UnsafeNameError, OSError) as exc:
+        print(f"reconciler observe: {exc}", file=sys.stderr)
+        return 2
+    try:
         if args.capture:
             host = CapturingHost(host, args.capture)
         observed = Observer(host).observe()
-    except (ReplayError, UnsafeNameError, OSError) as exc:
+    except (ReplayError, UnsafeNameError) as exc:
         print(f"reconciler observe: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.strerror and exc.filename:
+            hint = "; give --capture a new directory you can write to" if args.capture else ""
+            print(f"reconciler observe: {exc.filename}: {exc.strerror}{hint}", file=sys.stderr)
+        else:
+            print(f"reconciler observe: {exc}", file=sys.stderr)
         return 2
     if args.json:
         json.dump(to_json(observed), sys.stdout, indent=2)

@@ -68,13 +68,28 @@ def load_target(args: argparse.Namespace) -> Target:
     except ValidationFailed as exc:
         raise CliError(f"the desired state in {directory} is invalid:\n{exc.format(directory)}") from exc
     except UnknownNodeError as exc:
-        raise CliError(f"node {exc}: not in the desired state's cluster (use --node)") from exc
+        raise CliError(f"{getattr(exc, 'message', None) or f'node {exc}: not in the cluster'} (use --node)") from exc
     except (UnsafeNameError, OSError, RuntimeError) as exc:  # RuntimeError: e.g. no simulated cluster there
         raise CliError(str(exc)) from exc
+    if not args.sim:
+        check_real_identity(desired.node, desired.hostname, os.uname().nodename)
     peer = None
     if args.sim:
         peer = _sim_peer(os.path.abspath(args.sim), cluster, node)
     return Target(host, desired, peer)
+
+
+def check_real_identity(node: str, hostname: str, uname: str) -> None:
+    """On a real host, act only as the node whose declared host name this host has.
+
+    DRBD matches its ``on <host>`` sections against ``uname -n``: planning or applying another node's state
+    here would bring up the wrong side of a resource. ``render --node`` shows any node's files for review.
+    """
+    if hostname != uname:
+        raise CliError(f"node {node!r} is declared with host name {hostname!r}, but this host is {uname!r} "
+                       f"(uname -n): acting as {node!r} here could bring up the wrong side of a DRBD resource; "
+                       f"run this on {hostname}, use --sim for a simulated node, or `reconciler render --node "
+                       f"{node}` to review what that node would get")
 
 
 def _sim_peer(sim_dir: str, cluster: Any, node: str) -> Callable[[], PeerView | None]:

@@ -55,7 +55,13 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     files = render_node(desired)
     if args.out:
-        _write(args.out, files)
+        try:
+            _write(args.out, files)
+        except OSError as exc:
+            where = exc.filename or args.out
+            print(f"render: cannot write {where}: {exc.strerror or exc}; give --out a directory you can write to",
+                  file=sys.stderr)
+            return 1
         for rel in sorted(files):
             print(os.path.join(args.out, rel))
     else:

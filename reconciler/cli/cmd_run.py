@@ -1,7 +1,8 @@
 """`reconciler run`: the daemon. Follows a git repository and keeps this node converged.
 
-Every option can also come from the environment (``RECONCILER_<OPTION>``, e.g. ``RECONCILER_REPO``), which
-is how the systemd unit passes ``/etc/reconciler/reconciler.env``.
+Each option that takes one value can also come from the environment (``RECONCILER_<OPTION>``, e.g.
+``RECONCILER_REPO``; ``--path`` is ``RECONCILER_PATH_IN_REPO``), which is how the systemd unit passes
+``/etc/reconciler/reconciler.env``. The repeatable options and the ``--no-*`` switches are command-line only.
 """
 
 from __future__ import annotations
@@ -130,7 +131,12 @@ def build_config(args: argparse.Namespace) -> DaemonConfig:
             raise ConfigError(f"the peer token in {args.peer_token_file} is too short (at least 16 bytes)")
     basic_auth = None
     if args.metrics_basic_auth_file:
-        user, _, hashed = Path(args.metrics_basic_auth_file).read_text().strip().partition(":")
+        try:
+            text = Path(args.metrics_basic_auth_file).read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the metrics basic-auth file {args.metrics_basic_auth_file}: "
+                              f"{exc.strerror}; it holds one line USER:PASSWORD_HASH") from exc
+        user, _, hashed = text.strip().partition(":")
         basic_auth = (user, hashed)
     metrics = None if (args.metrics_address or "").lower() in ("", "none", "off") else args.metrics_address
     return DaemonConfig(
@@ -159,6 +165,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         host, sim_nodes = _host(config)
         check_node_name(config.node, sim_nodes=sim_nodes)
+        _check_local_repo(config.repo)
     except (IdentityError, OSError, ValueError) as exc:
         print(f"reconciler run: refusing to start: {exc}", file=sys.stderr)
         return 2
@@ -183,6 +190,17 @@ def _run(args: argparse.Namespace) -> int:
         return daemon.run_until_signalled()
     finally:
         lock.release()
+
+
+def _check_local_repo(repo: str) -> None:
+    """A local repository path that is not there is a typo, not an outage: say so instead of retrying forever."""
+    if not os.path.isabs(repo):
+        return  # a URL: an unreachable remote is retried with backoff while the last good revision stays
+    if not os.path.isdir(repo):
+        raise ValueError(f"--repo {repo}: no such directory (give the path of a git repository or its URL)")
+    if not (os.path.exists(os.path.join(repo, ".git")) or os.path.isfile(os.path.join(repo, "HEAD"))):
+        raise ValueError(f"--repo {repo}: not a git repository (run `git init` there and commit the desired "
+                         "state, or give the repository's URL)")
 
 
 def _host(config: DaemonConfig) -> tuple[Any, tuple[str, ...] | None]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shlex
@@ -16,6 +17,8 @@ from reconciler.sizes import SizeError, format_size, parse_size
 DEFAULT_NODES = "erdbeere,himbeere"
 DEFAULT_VGS = ("vg-sda:400G", "vg-sdb:400G", "vg-sdc:400G")
 EXIT_USAGE = 2
+# Simulated, but too common to shadow in a user's shell: reach them with `reconciler sim exec`.
+GENERIC_PROGRAMS = frozenset({"true", "false", "git", "ssh", "ip", "uname", "systemctl"})
 
 
 class SimCliError(Exception):
@@ -171,7 +174,7 @@ def _parse_vgs(specs: list[str]) -> dict[str, int]:
 
 @_guard
 def _init(args: argparse.Namespace) -> int:
-    from reconciler.sim.state import SimCluster, load_modules  # noqa: PLC0415
+    from reconciler.sim.state import DOM0_MEMORY_MIB, SimCluster, load_modules  # noqa: PLC0415
 
     load_modules()
     nodes = [check_name(n.strip(), "node") for n in args.nodes.split(",") if n.strip()]
@@ -179,9 +182,16 @@ def _init(args: argparse.Namespace) -> int:
         raise SimCliError(f"--nodes {args.nodes}: a node is named twice")
     vgs = _parse_vgs(args.vg or list(DEFAULT_VGS))
     directory = os.path.abspath(args.dir)
-    if SimCluster(directory).exists() and not args.force:
-        raise SimCliError(f"{args.dir} already holds a simulated cluster (use --force to replace it)")
+    if SimCluster(directory).exists():
+        if not args.force:
+            raise SimCliError(f"{args.dir} already holds a simulated cluster (use --force to replace it)")
+    elif os.path.isdir(directory) and os.listdir(directory):
+        # A simulated cluster next to other files (a desired-state checkout, a home directory) would
+        # mix the simulator's state and lock files into them.
+        raise SimCliError(f"{args.dir} is not empty and holds no simulated cluster; give a new or empty directory")
     memory_mib = parse_size(args.memory) // 1024**2
+    if memory_mib <= DOM0_MEMORY_MIB:
+        raise SimCliError(f"--memory {args.memory}: a node needs more than dom0's {DOM0_MEMORY_MIB // 1024}GiB")
     addresses: dict[str, str] = {}
     for spec in args.address or []:
         node, equals, address = spec.partition("=")
@@ -342,6 +352,8 @@ def _clear(args: argparse.Namespace) -> int:
 
 @_guard
 def _advance(args: argparse.Namespace) -> int:
+    if not math.isfinite(args.seconds):
+        raise SimCliError(f"advance needs a finite number of seconds, not {args.seconds}")
     if args.seconds < 0:
         raise SimCliError("time cannot go backwards")
     now = _cluster(args).advance(args.seconds)
@@ -416,6 +428,8 @@ def _shims(args: argparse.Namespace) -> int:
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     written = []
     for program in known_programs():
+        if program in GENERIC_PROGRAMS:
+            continue
         path = os.path.join(outdir, program)
         script = (
             "#!/bin/sh\n"

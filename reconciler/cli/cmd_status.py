@@ -32,10 +32,20 @@ def register(subparsers: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir)
-    status = status_store.load(state_dir)
-    if status is None:
-        print(f"reconciler status: no status in {state_dir} (is `reconciler run` running with this --state-dir?)",
+    path = state_dir / status_store.STATUS_FILE
+    try:
+        status = status_store.load(state_dir)
+    except OSError as exc:
+        print(f"reconciler status: cannot read {path}: {exc.strerror or exc} (run it as root, or give --state-dir)",
               file=sys.stderr)
+        return 1
+    if status is None:
+        if path.exists():
+            print(f"reconciler status: {path} cannot be read as a status (damaged, or written by another version); "
+                  "the daemon rewrites it at the end of its next pass", file=sys.stderr)
+        else:
+            print(f"reconciler status: no status in {state_dir} (is `reconciler run` running with this --state-dir?)",
+                  file=sys.stderr)
         return 1
     if args.json:
         data = status.model_dump(mode="json")

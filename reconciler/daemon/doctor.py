@@ -72,13 +72,22 @@ def check_tools(host: Host, *, need_ssh: bool) -> list[Check]:
     return checks
 
 
-def check_drbd_module(host: Host) -> Check:
+def check_drbd_module(host: Host, desired: DesiredNode | None = None) -> Check:
     text = host.read_file("/proc/drbd")
     if text is None:
         return Check("DRBD kernel module", "warn", "not loaded (/proc/drbd is absent); `drbdadm up` loads it, "
                                                     "but check that the drbd module is installed for this kernel")
     match = re.search(r"version:\s*(\S+)", text)
-    return Check("DRBD kernel module", "ok", f"version {match.group(1) if match else 'unknown'}")
+    version = match.group(1) if match else None
+    if desired is not None and version is not None:
+        # The rendered resource files follow the declared version: a DRBD 9 file on an 8.4 module (or the
+        # reverse) is rejected by drbdadm at the first `up`.
+        running = "9" if version.split(".")[0] == "9" else "8.4" if version.startswith("8.") else version
+        if running != desired.drbd_version:
+            return Check("DRBD kernel module", "fail",
+                         f"version {version} runs here, but cluster.yaml declares drbd_version "
+                         f"{desired.drbd_version!r} for this node; fix one of them")
+    return Check("DRBD kernel module", "ok", f"version {version or 'unknown'}")
 
 
 def lvm_filter_accepts(patterns: Iterable[str], device: str) -> bool:
@@ -220,7 +229,7 @@ def run_checks(host: Host, node: str, desired: DesiredNode | None, peers: dict[s
 
     add(check_hostname(host, node, desired))
     add(*check_tools(host, need_ssh=need_ssh))
-    add(check_drbd_module(host))
+    add(check_drbd_module(host, desired))
     add(check_lvm_filter(host, desired))
     add(*check_services(host))
     add(check_ballooning(host))

@@ -61,8 +61,9 @@ class RealEngine:
         self.last_observed = observed
         return observed
 
-    def plan(self, desired: DesiredNode, observed: ObservedNode, peer: PeerView | None) -> Plan:
-        return plan_node(desired, observed, peer=peer)
+    def plan(self, desired: DesiredNode, observed: ObservedNode, peer: PeerView | None,
+             moved_away: frozenset[str]) -> Plan:
+        return plan_node(desired, observed, peer=peer, moved_away=moved_away)
 
     def apply(self, plan: Plan, desired: DesiredNode, observed: ObservedNode, hooks: ActionHooks) -> ApplyOutcome:
         options = ApplyOptions(policy=self.retry_policy, should_stop=hooks.should_stop)

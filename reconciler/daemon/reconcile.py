@@ -86,6 +86,11 @@ class Reconciler:
     _reported_seen: set[str] = field(default_factory=set)
     _reported_rejection: tuple[str, str] = ("", "")
     _converged_revision: str | None = None
+    # Which node each VM was designated to in the previous pass, and the VMs a revision has since moved
+    # away from this node. In memory only: after a restart nothing counts as moved, so a restart never
+    # stops a running domain.
+    _last_primaries: dict[str, str] | None = None
+    _moved_away: set[str] = field(default_factory=set)
     status: NodeStatus | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -137,7 +142,9 @@ class Reconciler:
             desired = self.engine.expand(view.in_force.cluster, self.node)
         except Exception as exc:
             # A revision that cannot be expanded for this node is reported, not fatal.
-            message = f"revision {revision[:12]} cannot be expanded for node {self.node}: {exc}"
+            # UnknownNodeError says which nodes cluster.yaml declares; a bare KeyError would print only 'kiwi'.
+            detail = getattr(exc, "message", None) or str(exc)
+            message = f"revision {revision[:12]} cannot be expanded for node {self.node}: {detail}"
             self.error(message)
             return self._finish(started, view, None, None, "error", errors=(message,))
         observed = self._observe()
@@ -145,7 +152,8 @@ class Reconciler:
             return self._finish(started, view, None, desired, "error", errors=(self._errors[-1],))
         self.backing_sizes = self.engine.backing_sizes(desired, observed)
         self.liveness.beat("pass: plan")
-        plan = self.engine.plan(desired, observed, self._peer_view(desired, ctx))
+        moved_away = self._track_moves(desired, observed)
+        plan = self.engine.plan(desired, observed, self._peer_view(desired, ctx), moved_away)
         plan = hold_for_peer_revision(plan, revision, desired, ctx.peers)
         plan, gate_reason = hold_for_boot(plan, ctx.gate, desired, observed)
         suspended_vms = frozenset(vm.name for vm in desired.vms if control.vm_suspended(vm.name) is not None)
@@ -163,6 +171,22 @@ class Reconciler:
             self.error(message)
         return self._finish(started, view, observed, desired, result_kind, resources=resources, apply=outcome,
                             gate=gate_reason)
+
+    def _track_moves(self, desired: DesiredNode, observed: ObservedNode) -> frozenset[str]:
+        current = {vm.name: vm.primary_node for vm in desired.vms}
+        for name, primary in current.items():
+            before = self._last_primaries.get(name) if self._last_primaries is not None else None
+            if before == self.node and primary != self.node:
+                self._moved_away.add(name)
+                event("vm.moved-away", vm=name, to=primary)
+            elif primary == self.node:
+                self._moved_away.discard(name)
+        self._last_primaries = current
+        # A move is done once the domain no longer runs here; a later start by hand is not undone.
+        running = {vm.name for vm in desired.vms
+                   if vm.domain is not None and (dom := observed.domain(vm.domain.name)) is not None and dom.is_running}
+        self._moved_away &= running
+        return frozenset(self._moved_away)
 
     def _observe(self) -> ObservedNode | None:
         self.liveness.beat("pass: observe")

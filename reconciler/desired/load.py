@@ -52,7 +52,11 @@ def vm_files(directory: str) -> list[str]:
             if entry.name.startswith("."):
                 continue
             child = f"{rel}/{entry.name}"
-            if entry.is_dir():
+            if entry.is_symlink():
+                # Reported by _read: a link may point anywhere on the node, and a linked directory may loop.
+                if entry.name.endswith(_SUFFIXES) or entry.is_dir():
+                    found.append(child)
+            elif entry.is_dir():
                 stack.append(child)
             elif entry.name.endswith(_SUFFIXES):
                 found.append(child)
@@ -60,6 +64,11 @@ def vm_files(directory: str) -> list[str]:
 
 
 def _read(directory: str, rel: str, issues: list[Issue]) -> str | None:
+    if os.path.islink(os.path.join(directory, rel)):
+        # The daemon runs as root: a committed link to /etc/shadow must not end up quoted in an error.
+        issues.append(Issue(rel, 1, 1, "is a symbolic link; the desired state is read from regular files only",
+                            "commit the file itself instead of a link"))
+        return None
     try:
         with open(os.path.join(directory, rel), "rb") as handle:  # binary: a third faster than a text reader
             return handle.read().decode("utf-8")
@@ -114,7 +123,8 @@ def collect(directory: str) -> tuple[Cluster | None, list[Issue]]:
 def _collect(directory: str) -> tuple[Cluster | None, list[Issue]]:
     issues: list[Issue] = []
     if not os.path.isdir(directory):
-        return None, [Issue(directory, 1, 1, "not a directory", "give the desired-state directory")]
+        what = "not a directory" if os.path.exists(directory) else "no such directory"
+        return None, [Issue(directory, 1, 1, what, "give the desired-state directory (the one holding cluster.yaml)")]
     docs: dict[str, Document] = {}
     cluster: ClusterFile | None = None
     if not os.path.exists(os.path.join(directory, CLUSTER_FILE)):

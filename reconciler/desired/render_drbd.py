@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from reconciler.desired.resolve import Vm
 from reconciler.model.desired import DrbdHost, DrbdVersion
+from reconciler.names import check_name
 
 HANDLERS = {
     "9": ("/usr/lib/drbd/crm-fence-peer.9.sh", "/usr/lib/drbd/crm-unfence-peer.9.sh"),
@@ -23,7 +24,7 @@ INDENT = "    "
 
 
 def config_path(resource: str) -> str:
-    return f"{CONFIG_DIR}/{resource}.res"
+    return f"{CONFIG_DIR}/{check_name(resource, 'DRBD resource')}.res"
 
 
 def handlers(vm: Vm, version: DrbdVersion) -> tuple[str, str]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from reconciler.desired.resolve import Vm
+from reconciler.names import check_name
 
 CONFIG_DIR = "/etc/xen"
 _MAX_DISKS = 26
 
 
 def config_path(domain: str) -> str:
-    return f"{CONFIG_DIR}/{domain}.cfg"
+    return f"{CONFIG_DIR}/{check_name(domain, 'domain')}.cfg"
 
 
 def disk_specs(devices: Sequence[str]) -> tuple[str, ...]:

@@ -43,7 +43,8 @@ def _describe(value: Any) -> str:
     if isinstance(value, float):
         return f"a number ({value})"
     if isinstance(value, str):
-        return f"a string ({value!r})"
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        return f"a string ({shown!r})"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):

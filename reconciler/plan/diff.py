@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode
@@ -10,6 +10,7 @@ from reconciler.plan.actions import Action
 from reconciler.plan.builder import VmBuilder
 from reconciler.plan.deletion import plan_absent, plan_deletion
 from reconciler.plan.domain import (
+    handover_refusal,
     plan_live_changes,
     plan_make_fs,
     plan_make_swaps,
@@ -42,10 +43,15 @@ REMOVAL_KINDS = frozenset({"remove-lv", "remove-stripe", "remove-drbd-config", "
 
 
 def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | None = None,
-              allow_mass_delete: bool = False, drbd_changes: Mapping[str, str] | None = None) -> Plan:
+              allow_mass_delete: bool = False, drbd_changes: Mapping[str, str] | None = None,
+              moved_away: Collection[str] | None = None) -> Plan:
     """The ordered, gated actions that take ``observed`` to ``desired``; empty when nothing differs.
 
     ``drbd_changes`` (resource -> what ``drbdadm -d adjust`` would run) comes from the optional deep check.
+    ``moved_away`` names the VMs a revision moved away from this node (the daemon knows its history; a one-shot
+    run passes None). A domain running where it is not designated is stopped only when the repository moved it
+    away (when that is known) and the designated primary can take over now; otherwise it was most likely
+    started here by hand in a failover, and stopping it would turn that failover into an outage.
     """
     actions: list[Action] = []
     notes: list[Note] = []
@@ -64,7 +70,7 @@ def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | 
         elif vm.lifecycle == "absent":
             plan_absent(b)
         else:
-            _plan_present(b)
+            _plan_present(b, moved_away)
         actions.extend(b.actions)
         notes.extend(b.notes)
     refusal = mass_delete_refusal(len(deleting), desired.max_removals_per_revision,
@@ -82,7 +88,7 @@ def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | 
                 resources=_resources(desired))
 
 
-def _plan_present(b: VmBuilder) -> None:
+def _plan_present(b: VmBuilder, moved_away: Collection[str] | None) -> None:
     vm, observed = b.vm, b.observed
     plan_lvs(b)
     if vm.stripe is not None:
@@ -92,7 +98,9 @@ def _plan_present(b: VmBuilder) -> None:
     want_primary = vm.is_primary_here
     stop = None
     if domain is not None and running is not None and not want_primary:
-        stop = plan_shutdown(b, domain, f"the designated primary is {vm.primary_node}")
+        stop = plan_shutdown(b, domain, f"the designated primary is {vm.primary_node}",
+                             refused=handover_refusal(vm, b.observed.resource(vm.drbd.name) if vm.drbd else None,
+                                                      moved_away))
     restart = False
     if domain is not None and running is not None and want_primary:
         restart = plan_live_changes(b, domain, running)

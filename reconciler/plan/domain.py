@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from reconciler.model.desired import DesiredDomain
-from reconciler.model.observed import DomainState
+from collections.abc import Collection
+
+from reconciler.model.desired import DesiredDomain, DesiredVm
+from reconciler.model.observed import DomainState, DrbdResourceState
 from reconciler.names import check_name
 from reconciler.plan import actions as A
 from reconciler.plan.builder import VmBuilder
@@ -81,7 +83,29 @@ def plan_start(b: VmBuilder, domain: DesiredDomain, after: tuple[str | None, ...
                  prechecks=("not-mounted",), devices=domain.disks)
 
 
-def plan_shutdown(b: VmBuilder, domain: DesiredDomain, why: str) -> str:
+def plan_shutdown(b: VmBuilder, domain: DesiredDomain, why: str, *, refused: str = "") -> str:
     return b.add("shutdown-domain", domain.key, "delete" if b.vm.lifecycle == "deleted" else "change",
                  f"shut down domain {domain.name} ({why})",
-                 commands=(A.xl("shutdown", "-w", check_name(domain.name, "domain")),), reason=why)
+                 commands=(A.xl("shutdown", "-w", check_name(domain.name, "domain")),), reason=why, refused=refused)
+
+
+def handover_refusal(vm: DesiredVm, res: DrbdResourceState | None, moved_away: Collection[str] | None) -> str:
+    """Why a domain running on a node that is not its designated primary must be left running, or ""."""
+    record = (f"if it was failed over here by hand, record that with `primary: {vm.this_node}` in "
+              f"{vm.source_file}; otherwise shut it down by hand")
+    if moved_away is not None and vm.name not in moved_away:
+        return (f"{vm.name} runs here although no revision moved it away from this node (designated primary: "
+                f"{vm.primary_node}); left running: {record}")
+    if vm.drbd is None:
+        return ""
+    ready = res is not None and any(
+        c.connection_state == "Connected" and c.peer_devices
+        and all(p.peer_disk_state == "UpToDate" for p in c.peer_devices)
+        for c in res.connections)
+    if ready:
+        return ""
+    seen = ", ".join(f"{c.peer_name} {c.connection_state}/"
+                     f"{'/'.join(p.peer_disk_state for p in c.peer_devices) or 'no disk'}"
+                     for c in (res.connections if res else ())) or "no peer connection"
+    return (f"{vm.name} runs here but its designated primary {vm.primary_node} cannot take over now ({seen}); "
+            f"left running: {record}")

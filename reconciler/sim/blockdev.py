@@ -21,7 +21,7 @@ from reconciler.host.base import CommandResult
 from reconciler.sim.commands import CommandContext, command, virtual_file
 from reconciler.sim.options import OptionError, scan
 from reconciler.sim.roles import drbd_role, is_drbd_path
-from reconciler.sim.state import content, device_size, new_uuid, open_count
+from reconciler.sim.state import content, device_size, new_uuid, open_count, peek_content
 
 XFS_MIN_BYTES = 300 * 1024 * 1024
 SWAP_MIN_BYTES = 40 * 1024
@@ -37,7 +37,7 @@ def visible_signatures(ctx: CommandContext, path: str) -> list[dict[str, Any]]:
     key = ctx.resolve_device(path)
     if key is None:
         return []
-    record = content(ctx.state, key)
+    record = peek_content(ctx.state, key)
     found: list[dict[str, Any]] = []
     md = record.get("drbd_md")
     if md and not is_drbd_path(path):
@@ -78,7 +78,7 @@ def _magic(signature: dict[str, Any]) -> tuple[int, str]:
 
 def _failed(ctx: CommandContext, path: str) -> bool:
     key = ctx.resolve_device(path)
-    return key is not None and bool(content(ctx.state, key).get("failed"))
+    return key is not None and bool(peek_content(ctx.state, key).get("failed"))
 
 
 def _busy(ctx: CommandContext, path: str) -> bool:

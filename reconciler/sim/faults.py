@@ -125,6 +125,8 @@ def add_fault(state: State, kind: str, *, node: str | None = None, prefix: Seque
             raise FaultError(f"rate must be in (0, 1], got {rate}")
         if count is not None and count < 1:
             raise FaultError(f"count must be at least 1, got {count}")
+    if exit_code is not None and not 1 <= exit_code <= 255:
+        raise FaultError(f"exit code must be 1 to 255 (what a failing process can return), got {exit_code}")
     faults: list[dict[str, Any]] = state.setdefault("faults", [])
     fault_id = 1 + max((int(f["id"]) for f in faults), default=0)
     fault: dict[str, Any] = {
@@ -196,7 +198,10 @@ def crash(state: State, node: str) -> None:
     ns = node_state(state, node)
     ns["up"] = False
     ns["dm"] = {}
+    gone = list(ns.get("domains", {}))
     ns["domains"] = {}
+    for name in gone:
+        xen.notify(state, node, name, "stop")
     ns["mounts"] = []
     for hook in reboot_hooks():
         hook(state, node)

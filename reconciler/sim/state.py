@@ -6,7 +6,8 @@ Contract for every simulator module (storage, Xen, DRBD, oracle, faults):
     The cluster lives in DIRECTORY: ``state.json`` (the whole state, replaced atomically on every
     save), ``commands.log`` (append-only, one JSON object per line: node, argv, exit, mutating, time)
     and ``lock`` (an ``fcntl.flock`` target). Every read-modify-write holds the exclusive lock, so a
-    daemon per node, a CLI and a test can share one cluster without lost updates.
+    daemon per node, a CLI and a test can share one cluster without lost updates. Only ``init`` creates
+    these files: any other use of a directory without ``state.json`` raises :class:`SimStateError`.
 
     ``with cluster.transaction() as state:`` yields the state as plain JSON data (dicts, lists, str,
     int, float, bool, None) and saves it when the block ends without an exception (an exception
@@ -50,7 +51,8 @@ names what a device path shows:
 * a device-mapper ``striped`` device: ``"striped:<chunk sectors>:<leg key>|<leg key>|..."``, so
   recreating the same stripe over the same LVs finds the same filesystem and DRBD metadata.
 
-``content(state, key)`` is the mutable dict stored for a key: ``"signature"`` (None or e.g.
+``content(state, key)`` is the mutable dict stored for a key (created on first use; read-only paths
+use ``peek_content``, which stores nothing, so that a probe does not count as a change): ``"signature"`` (None or e.g.
 ``{"type": "xfs", "uuid": "..."}``), ``"failed"`` (True after an injected disk failure) and free keys
 for other modules (the DRBD simulator keeps ``"drbd_md"`` there). ``resolve_device(state, node, path)``
 returns the content key of ``/dev/VG/LV``, ``/dev/mapper/VG-LV``, ``/dev/mapper/NAME`` or ``/dev/dm-N``
@@ -285,7 +287,7 @@ class SimCluster:
                 add_vg(node_state, vg, size)
             node_states[node] = node_state
         cluster = cls(path)
-        with cluster._locked(exclusive=True):
+        with cluster._locked(exclusive=True, creating=True):
             cluster._save(new_state(node_states))
             with open(cluster.log_path, "w", encoding="utf-8"):
                 pass
@@ -295,9 +297,15 @@ class SimCluster:
         return os.path.isfile(self.state_path)
 
     @contextlib.contextmanager
-    def _locked(self, *, exclusive: bool) -> Iterator[None]:
-        if not os.path.isdir(self.directory):
-            raise SimStateError(f"no simulated cluster at {self.directory} (create one with `reconciler sim init`)")
+    def _locked(self, *, exclusive: bool, creating: bool = False) -> Iterator[None]:
+        # Only `init` may create the lock file: anything else given a directory without state.json (a
+        # desired-state checkout, a typo) must leave it untouched instead of littering it with a lock.
+        if not os.path.isdir(self.directory) or not (creating or self.exists()):
+            if os.path.isdir(self.directory) and os.listdir(self.directory):
+                raise SimStateError(f"{self.directory} is not a simulated cluster: it has no {STATE_FILE} (give "
+                                    "--sim the directory made by `reconciler sim init NEW_DIR`)")
+            raise SimStateError(f"no simulated cluster at {self.directory}: it has no {STATE_FILE} "
+                                f"(create one with `reconciler sim init {self.directory}`)")
         fd = os.open(os.path.join(self.directory, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
@@ -423,6 +431,12 @@ def node_by_host(state: State, host: str) -> str | None:
         if ns.get("address") == host:
             return str(name)
     return None
+
+
+def peek_content(state: State, key: str) -> dict[str, Any]:
+    """The content record of ``key`` for reading: an empty record when nothing was written (nothing is stored)."""
+    found: dict[str, Any] | None = state.get("disks", {}).get(key)
+    return found if found is not None else {"signature": None}
 
 
 def can_talk(state: State, a: str, b: str) -> bool:

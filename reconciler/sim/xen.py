@@ -43,7 +43,7 @@ def register_domain_listener(fn: DomainListener) -> DomainListener:
     return fn
 
 
-def _notify(state: State, node: str, name: str, event: str) -> None:
+def notify(state: State, node: str, name: str, event: str) -> None:
     for listener in tuple(_listeners):
         listener(state, node, name, event)
 
@@ -400,7 +400,7 @@ def _create(ctx: CommandContext, args: list[str]) -> CommandResult:
                   config_path=path)
     record.pop("name")
     domains[name] = record
-    _notify(ctx.state, ctx.node, name, "start")
+    notify(ctx.state, ctx.node, name, "start")
     return ctx.ok("", stderr)
 
 
@@ -414,7 +414,7 @@ def _shutdown(ctx: CommandContext, args: list[str]) -> CommandResult:
     stderr = f"Shutting down domain {domid}\n"
     if wait:
         del _domains(ctx)[name]
-        _notify(ctx.state, ctx.node, name, "stop")
+        notify(ctx.state, ctx.node, name, "stop")
         return ctx.ok("", stderr + f"Waiting for 1 domains\nDomain {domid} has been shut down, reason code 0\n")
     if dom.get("state") != "shutdown":
         dom["state"] = "shutdown"
@@ -433,7 +433,7 @@ def _destroy(ctx: CommandContext, args: list[str]) -> CommandResult:
         raise XlError(f"libxl: error: libxl_domain.c:1133:devices_destroy_cb: Domain {dom['domid']}:libxl__devices_"
                       "destroy failed\ndestroy failed (rc=-3)\n")
     del _domains(ctx)[name]
-    _notify(ctx.state, ctx.node, name, "stop")
+    notify(ctx.state, ctx.node, name, "stop")
     return ctx.ok()
 
 
@@ -483,9 +483,9 @@ def _migrate(ctx: CommandContext, args: list[str]) -> CommandResult:
     _next_domid(ctx, target)
     moved = dict(dom, domid=new_domid)
     del _domains(ctx)[name]
-    _notify(ctx.state, ctx.node, name, "migrate-out")
+    notify(ctx.state, ctx.node, name, "migrate-out")
     target_domains[name] = moved
-    _notify(ctx.state, target, name, "migrate-in")
+    notify(ctx.state, target, name, "migrate-in")
     return ctx.ok("", sender + "xc: info: Restoring domain\nxc: info: Restore successful\n"
                               "migration target: Transfer complete, requesting permission to start domain.\n"
                               "migration sender: Target has acknowledged transfer.\n"
@@ -572,7 +572,7 @@ def make_dying(state: State, node: str, name: str) -> None:
         raise KeyError(name)
     dom["state"] = "dying"
     domains[f"(null):{dom['domid']}"] = dom
-    _notify(state, node, name, "stop")
+    notify(state, node, name, "stop")
 
 
 def finish_shutdowns(state: State, dt: float) -> None:
@@ -582,7 +582,7 @@ def finish_shutdowns(state: State, dt: float) -> None:
         for name, dom in list(ns.get("domains", {}).items()):
             if dom.get("state") == "shutdown" and float(dom.get("gone_at", now)) <= now:
                 del ns["domains"][name]
-                _notify(state, node, name, "stop")
+                notify(state, node, name, "stop")
 
 
 register_ticker(finish_shutdowns)

@@ -117,3 +117,22 @@ def test_terminal_progress_rewrites_one_line() -> None:
     assert "\r\x1b[K[1/3] vm1: create-lv" in text
     assert "failed vm1: create-lv lv:vg/x: no\n" in text
     assert "42.0%" in text
+
+
+def test_a_real_host_acts_only_as_the_node_it_is(capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    if os.uname().nodename in ("erdbeere", "himbeere"):
+        pytest.skip("this machine is named like a node of the example; the mismatch cannot be shown here")
+    for command in ("plan", "apply"):
+        assert main([command, "--node", "erdbeere", str(EXAMPLE_DIR)]) == 1
+        err = capsys.readouterr().err
+        assert "declared with host name 'erdbeere'" in err
+        assert f"this host is {os.uname().nodename!r}" in err
+
+
+def test_an_unknown_node_lists_the_known_ones(fresh: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "--sim", str(fresh), "--node", "kiwi", str(EXAMPLE_DIR)]) == 1
+    err = capsys.readouterr().err
+    assert "erdbeere" in err
+    assert "himbeere" in err

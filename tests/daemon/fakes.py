@@ -64,6 +64,7 @@ class FakeEngine:
     applied: list[tuple[str, ...]] = field(default_factory=list)
     expanded: list[Any] = field(default_factory=list)
     peer_views: list[PeerView | None] = field(default_factory=list)
+    moved_away: list[frozenset[str]] = field(default_factory=list)
 
     def expand(self, cluster: Any, node: str) -> DesiredNode:
         self.expanded.append(cluster)
@@ -74,8 +75,10 @@ class FakeEngine:
             raise RuntimeError("lvs timed out")
         return ObservedNode(node="erdbeere", drbd=self.drbd)
 
-    def plan(self, desired: DesiredNode, observed: ObservedNode, peer: PeerView | None) -> Plan:
+    def plan(self, desired: DesiredNode, observed: ObservedNode, peer: PeerView | None,
+             moved_away: frozenset[str]) -> Plan:
         self.peer_views.append(peer)
+        self.moved_away.append(moved_away)
         resources = tuple(PlannedResource(key=f"drbd:{vm.name}", vm=vm.name, kind="drbd") for vm in desired.vms)
         return Plan(node=desired.node, actions=tuple(self.planned), resources=resources)
 

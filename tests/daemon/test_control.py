@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -73,3 +74,34 @@ def test_the_control_socket_wakes_the_daemon(tmp_path: Path) -> None:
         server.stop()
     assert not send_command(tmp_path, "reconcile-now")
     assert main(["reconcile-now", "--state-dir", str(tmp_path)]) == 1
+
+
+def test_cli_refuses_a_vm_id_and_warns_about_an_unknown_vm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from reconciler.cli import cmd_control
+
+    for command in ("suspend", "resume"):
+        extra = ["--reason", "x"] if command == "suspend" else []
+        assert main([command, "--vm", "100", *extra, "--state-dir", str(tmp_path)]) == 2
+        assert "--vm takes the VM's name (e.g. vm100" in capsys.readouterr().err
+    assert ControlStore(tmp_path).read().suspensions == ()
+    monkeypatch.setattr(cmd_control, "_vms_in_force", lambda state_dir: ("0123456789ab", {"vm100", "vm101"}))
+    assert main(["suspend", "--vm", "vm10", "--reason", "typo", "--state-dir", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: revision 0123456789ab in force has no VM named vm10 (it has vm100, vm101)" in err
+    assert main(["suspend", "--vm", "vm100", "--reason", "fine", "--state-dir", str(tmp_path)]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_cli_shutdown_node_with_a_bad_sim_or_node_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from reconciler.sim.state import SimCluster
+
+    assert main(["shutdown-node", "--sim", str(tmp_path / "none"), "--node", "erdbeere",
+                 "--state-dir", str(tmp_path / "state")]) == 2
+    assert "no simulated cluster" in capsys.readouterr().err
+    SimCluster.init(tmp_path / "sim", ["erdbeere"], {"vg-sda": 400 << 30})
+    assert main(["shutdown-node", "--sim", str(tmp_path / "sim"), "--node", "kiwi",
+                 "--state-dir", str(tmp_path / "state")]) == 2
+    assert "'kiwi' is not part of the simulated cluster" in capsys.readouterr().err
+    assert main(["shutdown-node", "--node", "not-" + os.uname().nodename, "--state-dir", str(tmp_path / "state")]) == 2
+    assert "does not match this host's name" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,7 @@ from reconciler.cli.main import main
 from reconciler.daemon.doctor import (
     check_addresses,
     check_ballooning,
+    check_drbd_module,
     check_hostname,
     check_lvm_filter,
     check_services,
@@ -132,3 +134,36 @@ def test_cli_exits_non_zero_on_failures(capsys: pytest.CaptureFixture[str]) -> N
     assert main(["doctor", "--state-dir", "/nonexistent"]) == 1
     out = capsys.readouterr().out
     assert "[FAIL] tool xl" in out
+
+
+def test_cli_bad_sim_node_and_desired_state_are_clear_errors(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from reconciler.sim.state import SimCluster
+
+    sim = tmp_path / "sim"
+    SimCluster.init(sim, ["erdbeere", "himbeere"], {"vg-sda": 400 << 30})
+    assert main(["doctor", "--sim", str(tmp_path / "nope"), "--node", "erdbeere"]) == 2
+    assert "no simulated cluster" in capsys.readouterr().err
+    assert main(["doctor", "--sim", str(sim), "--node", "kiwi"]) == 2
+    assert "'kiwi' is not part of the simulated cluster" in capsys.readouterr().err
+    assert main(["doctor", "--sim", str(sim), "--node", "a;b"]) == 2
+    assert "not a safe name" in capsys.readouterr().err
+    broken = tmp_path / "desired"
+    broken.mkdir()
+    (broken / "cluster.yaml").write_text("nodes: [\n")
+    assert main(["doctor", "--sim", str(sim), "--node", "erdbeere", str(broken)]) == 1
+    out = capsys.readouterr().out
+    assert "[FAIL] desired state:" in out
+    assert "cluster.yaml:" in out
+
+
+@pytest.mark.parametrize(("proc_drbd", "verdict"), [
+    ("version: 9.2.12 (api:2/proto:86-122)\n", "ok"),
+    ("version: 8.4.11 (api:1/proto:86-101)\n", "fail"),
+])
+def test_drbd_module_must_match_the_declared_version(proc_drbd: str, verdict: str) -> None:
+    check = check_drbd_module(CannedHost({}, {"/proc/drbd": proc_drbd}), desired_node())  # declares "9"
+    assert check.verdict == verdict
+    if verdict == "fail":
+        assert "declares drbd_version '9'" in check.detail
+    assert check_drbd_module(CannedHost({}, {"/proc/drbd": proc_drbd})).verdict == "ok"  # nothing declared

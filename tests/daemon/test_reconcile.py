@@ -220,3 +220,66 @@ def test_a_repeated_error_is_listed_once_with_its_latest_time(world: Any) -> Non
     matching = [e for e in rec.status.recent_errors if "lvs timed out" in e]
     assert len(matching) == 1
     assert matching[0].startswith(f"{rec.clock.time():.0f} ")
+
+
+def test_a_node_missing_from_the_revision_is_named_with_the_known_ones(world: Any,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.desired.expand import UnknownNodeError
+
+    rec, source, engine, _ = world
+    source.set(SHA_A)
+
+    def unknown(cluster: Any, node: str) -> Any:
+        raise UnknownNodeError(node, ("himbeere", "kiwi"))
+
+    monkeypatch.setattr(engine, "expand", unknown)
+    result = run(rec)
+    assert result.outcome == "error"
+    assert engine.applied == []
+    assert rec.status is not None
+    assert any(e.endswith("cannot be expanded for node erdbeere: node 'erdbeere' is not declared in cluster.yaml "
+                          "(known: himbeere, kiwi)") for e in rec.status.recent_errors), rec.status.recent_errors
+
+
+def _with_primary(primary: str) -> Any:
+    from tests.daemon.fakes import desired_node
+
+    node = desired_node("erdbeere")
+    vms = tuple(vm.model_copy(update={"primary_node": primary, "domain": _domain(vm.name)}) for vm in node.vms)
+    return node.model_copy(update={"vms": vms})
+
+
+def _domain(name: str) -> Any:
+    from reconciler.model.desired import DesiredDomain
+
+    return DesiredDomain(vm=name, name=name, memory_mib=512, maxmem_mib=512, vcpus=1, maxvcpus=1, disks=(),
+                         config_path=f"/etc/xen/{name}.cfg", config_text="")
+
+
+def _running(*names: str) -> Any:
+    from reconciler.model.observed import DomainState, ObservedNode
+
+    return ObservedNode(node="erdbeere", domains=tuple(DomainState(name=n, domid=1, state="blocked", memory_mib=512)
+                                                       for n in names))
+
+
+def test_only_a_revision_that_moves_a_vm_away_lets_the_planner_stop_its_domain(world: Any) -> None:
+    rec, *_ = world
+    # First pass after a start: the VM already runs here against the repository (a failover by hand,
+    # or a restart): nothing counts as moved.
+    assert rec._track_moves(_with_primary("himbeere"), _running("vm100")) == frozenset()
+    # A revision designates erdbeere, then one moves the VM to himbeere: that move is recorded...
+    assert rec._track_moves(_with_primary("erdbeere"), _running("vm100")) == frozenset()
+    assert rec._track_moves(_with_primary("himbeere"), _running("vm100")) == frozenset({"vm100"})
+    # ... kept while the domain still runs here (the handover may take several passes) ...
+    assert rec._track_moves(_with_primary("himbeere"), _running("vm100")) == frozenset({"vm100"})
+    # ... and forgotten once it stopped, so a later start by hand here is left alone.
+    assert rec._track_moves(_with_primary("himbeere"), _running()) == frozenset()
+    assert rec._track_moves(_with_primary("himbeere"), _running("vm100")) == frozenset()
+
+
+def test_the_planner_is_told_what_moved(world: Any) -> None:
+    rec, source, engine, _ = world
+    source.set(SHA_A)
+    run(rec)
+    assert engine.moved_away == [frozenset()]

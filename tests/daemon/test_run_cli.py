@@ -80,3 +80,23 @@ def test_one_daemon_per_state_directory(tmp_path: Path) -> None:
     again = StateLock(tmp_path)
     again.acquire()
     again.release()
+
+
+def test_run_refuses_a_local_repository_that_is_not_there(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from reconciler.sim.state import SimCluster
+
+    sim = tmp_path / "sim"
+    SimCluster.init(sim, ["erdbeere"], {"vg-sda": 400 << 30})
+    common = ("--sim", str(sim), "--node", "erdbeere", "--peer-auth", "none")
+    assert run(tmp_path, *common) == 2
+    assert f"--repo {tmp_path / 'repo'}: no such directory" in capsys.readouterr().err
+    (tmp_path / "repo").mkdir()
+    assert run(tmp_path, *common) == 2
+    assert "not a git repository" in capsys.readouterr().err
+    assert not (tmp_path / "state").exists() or not any((tmp_path / "state").iterdir())
+
+
+def test_run_reports_an_unreadable_basic_auth_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(tmp_path, "--peer-auth", "none", "--metrics-basic-auth-file", str(tmp_path / "absent")) == 2
+    assert "cannot read the metrics basic-auth file" in capsys.readouterr().err

@@ -59,3 +59,13 @@ def test_cli_reads_the_published_file(tmp_path: Path, capsys: pytest.CaptureFixt
     assert data["revision_skew"] == {"himbeere": B}
     assert main(["status", "--state-dir", str(tmp_path)]) == 0
     assert "node erdbeere (cluster classic)" in capsys.readouterr().out
+
+
+def test_cli_tells_a_damaged_status_from_a_missing_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "--state-dir", str(tmp_path)]) == 1
+    assert "no status in" in capsys.readouterr().err
+    (tmp_path / status_store.STATUS_FILE).write_text("{not json\n")
+    assert main(["status", "--state-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot be read as a status" in err
+    assert "no status in" not in err

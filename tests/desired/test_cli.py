@@ -62,3 +62,20 @@ def test_render_of_an_invalid_repository_fails(tmp_path: Path, capsys: pytest.Ca
     repo = write_repo(tmp_path / "repo", CLUSTER, {"vm100.yaml": VM100.replace("port: 7788", "port: -1")})
     assert main(["render", "--node", "erdbeere", str(repo)]) == 1
     assert "nothing rendered" in capsys.readouterr().err
+
+
+def test_render_into_an_unwritable_place_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    assert main(["render", "--node", "erdbeere", "--out", str(blocker), str(EXAMPLE_DIR)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"render: cannot write {blocker}")
+    assert "Traceback" not in err
+
+
+def test_validate_a_missing_or_wrong_path_says_which(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(tmp_path / "absent")]) == 1
+    assert capsys.readouterr().err.startswith(f"{tmp_path / 'absent'}:1:1: no such directory (hint: ")
+    (tmp_path / "file").write_text("x\n")
+    assert main(["validate", str(tmp_path / "file")]) == 1
+    assert capsys.readouterr().err.startswith(f"{tmp_path / 'file'}:1:1: not a directory (hint: ")

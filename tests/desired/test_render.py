@@ -5,9 +5,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from reconciler.desired.expand import expand_node
 from reconciler.desired.load import load_cluster
 from reconciler.desired.render import render_node
+from reconciler.desired.render_drbd import config_path as drbd_path
+from reconciler.desired.render_xen import config_path as xen_path
+from reconciler.names import UnsafeNameError
 from tests.desired.repo import CLUSTER, VM100, VM101, with_drbd84, write_repo
 
 
@@ -110,3 +115,13 @@ def test_only_live_migration_vms_allow_two_primaries(tmp_path: Path) -> None:
     files = render_node(node)
     assert "allow-two-primaries no;" in files["etc/drbd.d/vm100.res"]
     assert "allow-two-primaries yes;" in files["etc/drbd.d/vm101.res"]
+
+
+def test_config_paths_refuse_unsafe_names() -> None:
+    assert drbd_path("vm100") == "/etc/drbd.d/vm100.res"
+    assert xen_path("vm100") == "/etc/xen/vm100.cfg"
+    for bad in ("../../root/.ssh/authorized_keys", "vm100/x", "-rf"):
+        with pytest.raises(UnsafeNameError):
+            drbd_path(bad)
+        with pytest.raises(UnsafeNameError):
+            xen_path(bad)

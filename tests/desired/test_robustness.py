@@ -46,3 +46,31 @@ def test_mutated_example_never_crashes_the_loader(tmp_path: Path, target: str) -
             assert issue.message
             assert issue.hint
     assert invalid > len(variants) // 2
+
+
+def test_symbolic_links_are_refused_and_never_followed(tmp_path: Path) -> None:
+    import shutil
+
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLE_DIR, repo)
+    secret = tmp_path / "secret"
+    secret.write_text("root:$6$do-not-quote-me\n")
+    (repo / "vms" / "leak.yaml").symlink_to(secret)
+    (repo / "vms" / "loop").symlink_to(repo / "vms")
+    cluster, issues = collect(str(repo))
+    assert cluster is None
+    shown = sorted((i.path, i.line, i.message) for i in issues)
+    assert shown == [("vms/leak.yaml", 1, "is a symbolic link; the desired state is read from regular files only"),
+                     ("vms/loop", 1, "is a symbolic link; the desired state is read from regular files only")]
+    assert not any("do-not-quote-me" in i.message for i in issues)
+
+
+def test_a_long_string_is_shortened_in_the_message(tmp_path: Path) -> None:
+    import shutil
+
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLE_DIR, repo)
+    (repo / "vms" / "long.yaml").write_text("x" * 500 + "\n")
+    _, issues = collect(str(repo))
+    message = next(i.message for i in issues if i.path == "vms/long.yaml")
+    assert message == f"the file must be a mapping of settings, got a string ({'x' * 57 + '...'!r})"

@@ -65,7 +65,7 @@ def test_tools_this_machine_lacks_are_missing_or_failed_not_errors(lab: LoopLab)
     observed = Observer(lab.host()).observe()
     states = {t.name: t.state for t in observed.tools if t.name != "files"}
     assert states == _expected_states()
-    lvm_version = subprocess.run(["lvm", "version"], capture_output=True, text=True, check=False,
+    lvm_version = subprocess.run(["lvm", "version"], capture_output=True, text=True, check=False, timeout=60,
                                  stdin=subprocess.DEVNULL, env={**os.environ, "LC_ALL": "C", **lab.env}).stdout
     assert observed.tool("lvm").version in lvm_version  # type: ignore[union-attr,operator]
     for tool in observed.tools:

@@ -4,13 +4,16 @@ The cluster, the git repository seeded from ``desired-state/`` and the two ``rec
 --metrics-address 127.0.0.1:PORT`` processes are made exactly as ``reconciler demo`` makes them
 (``reconciler.daemon.demo.DemoCluster``); its clock driver advances simulated time at 60 simulated seconds
 per real second, so DRBD connects, resyncs and reconnects by itself. Prometheus scrapes both daemons every
-second and loads a copy of the shipped alert rules whose ``for:`` durations are all shortened to
-``HOLD`` (rewritten structurally, see ``shortened_rules``), so pending and firing show within seconds;
-the shipped file keeps its real durations.
+second and loads a copy of the shipped alert rules whose ``for:`` durations are all shortened to 3 s
+(``HOLD``; the YAML is loaded and rewritten structurally, see ``shortened_rules``), so pending and firing
+show within seconds; the shipped file keeps its real durations.
 
-Then: cut the replication network in the simulator, see the DRBD disconnect alert go pending, then firing,
-for every resource on both nodes while the targets stay up; heal it and see the alert resolve; stop one
-daemon and see its target-down alert fire (and only its); stop the other and see the metrics-absent alert.
+Then, with ``reconciler sim fault DIR partition``: cut the replication network, see the DRBD disconnect
+alert go pending, then firing, for every resource on both nodes (and vm101's standby lose its failover
+readiness) while both targets stay up and no target-down alert fires; heal it and see both resolve. Last,
+stop one daemon with SIGTERM and see its target-down alert fire (and only its) and the other daemon
+report its peer unreachable; stop the other and see the
+metrics-absent alert fire.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ DISCONNECTED = "DrbdConnectionNotConnected"
 TARGET_DOWN = "ReconcilerTargetDown"
 ABSENT = "ReconcilerMetricsAbsent"
 NOT_READY = "VmNotFailoverReady"
+PEER_UNREACHABLE = "ReconcilerPeerUnreachable"
+READY_VM, STANDBY = "vm101", "erdbeere"
 RESOURCES = ("vm100", "vm101")
 STEP = 30.0
 
@@ -70,12 +75,13 @@ class Stack:
         result: list[dict[str, Any]] = self.prometheus.api("query?query=" + urllib.parse.quote(expr))["result"]
         return result
 
-    def alerts(self, alertname: str, node: str | None = None, **labels: str) -> list[dict[str, Any]]:
-        want = dict(labels, **({"instance": self.instance[node]} if node else {}))
+    def alerts(self, alertname: str, on: str | None = None, **labels: str) -> list[dict[str, Any]]:
+        """Active alerts named ``alertname`` from node ``on``'s instance (any when None) with ``labels``."""
+        want = dict(labels, **({"instance": self.instance[on]} if on else {}))
         return [a for a in self.prometheus.alerts(alertname) if want.items() <= a["labels"].items()]
 
-    def states(self, alertname: str, node: str | None = None, **labels: str) -> set[str]:
-        return {a["state"] for a in self.alerts(alertname, node, **labels)}
+    def states(self, alertname: str, on: str | None = None, **labels: str) -> set[str]:
+        return {a["state"] for a in self.alerts(alertname, on, **labels)}
 
     def diagnostics(self) -> str:
         parts = [f"--- {n} log\n{self.cluster.log_tail(n, 30)}" for n in self.cluster.nodes]
@@ -99,13 +105,12 @@ class Stack:
                                 f"{self.diagnostics()}")
             try:
                 last = check()
-            except (urllib.error.URLError, ConnectionError) as exc:
-                last = exc
-            else:
                 if last:
                     return last
-            if during is not None:
-                during()
+                if during is not None:
+                    during()
+            except (urllib.error.URLError, ConnectionError) as exc:  # Prometheus busy; ask again
+                last = exc
             if time.monotonic() > deadline:
                 pytest.fail(f"timed out after {timeout:g}s waiting for {what}; last answer: {last!r}\n"
                             f"{self.diagnostics()}")
@@ -123,20 +128,22 @@ def _connected(stack: Stack, node: str) -> set[str]:
     return {r["metric"]["name"] for r in stack.query(expr)}
 
 
-def _settled_connected(stack: Stack, node: str) -> bool:
-    return _connected(stack, node) == set(RESOURCES) and not _not_connected(stack, node)
-
-
 def _all_cut(stack: Stack, node: str) -> bool:
     return _not_connected(stack, node) == set(RESOURCES)
 
 
-def _firing(stack: Stack, alertname: str, node: str | None = None, **labels: str) -> bool:
-    return "firing" in stack.states(alertname, node, **labels)
+def _firing(stack: Stack, alertname: str, on: str | None = None, **labels: str) -> bool:
+    return "firing" in stack.states(alertname, on, **labels)
 
 
 def _resolved(stack: Stack, node: str) -> bool:
-    return not stack.alerts(DISCONNECTED, node) and _connected(stack, node) == set(RESOURCES)
+    return (not stack.alerts(DISCONNECTED, node) and _connected(stack, node) == set(RESOURCES)
+            and not _not_connected(stack, node))
+
+
+def _failover_ready(stack: Stack) -> bool:
+    expr = f'reconciler_failover_ready{{instance="{stack.instance[STANDBY]}",vm="{READY_VM}"}} == 1'
+    return bool(stack.query(expr))
 
 
 def _was_pending(stack: Stack, node: str, resource: str) -> bool:
@@ -179,10 +186,12 @@ def test_partition_alerts_through_the_daemons_metrics(tmp_path: Path) -> None:
         assert loaded[0]["duration"] == HOLD_S, "Prometheus did not load the shortened copy of the rules"
         stack.until("both daemons scraped", prometheus.targets_up)
         for node in nodes:
-            stack.until(f"every resource Connected on {node}", partial(_settled_connected, stack, node))
-            assert stack.states(DISCONNECTED, node) == set()
+            stack.until(f"every resource Connected on {node}, no alert", partial(_resolved, stack, node))
         assert stack.alerts(TARGET_DOWN) == []
-        assert stack.alerts(NOT_READY) == []
+        # vm101's initial resync is short: its standby becomes failover-ready. vm100's (three stripes) takes
+        # simulated days, so its standby stays not ready throughout and is left out.
+        stack.until(f"{READY_VM} failover-ready on {STANDBY}, no alert",
+                    lambda: _failover_ready(stack) and not stack.alerts(NOT_READY, STANDBY, vm=READY_VM))
 
         # Cut the replication network between the two nodes.
         assert main(["sim", "fault", sim, "partition", *nodes]) == 0
@@ -215,10 +224,9 @@ def test_partition_alerts_through_the_daemons_metrics(tmp_path: Path) -> None:
         assert alert["labels"]["conn_name"] == nodes[1]
         assert alert["labels"]["drbd_connection_state"] != "Connected"
         assert "reconciler observe" in alert["annotations"]["runbook"]
-        # Each VM's standby, cut off from its primary, could not take over cleanly.
-        standby = {"vm100": nodes[1], "vm101": nodes[0]}
-        for vm, node in standby.items():
-            stack.until(f"{NOT_READY} firing for {vm} on {node}", partial(_firing, stack, NOT_READY, node, vm=vm))
+        # The standby, cut off from its primary, could not take over cleanly.
+        stack.until(f"{NOT_READY} firing for {READY_VM} on {STANDBY}",
+                    partial(_firing, stack, NOT_READY, STANDBY, vm=READY_VM))
         # The daemons themselves are fine: still scraped, no target-down alert.
         assert target_down_firing == []
         assert stack.alerts(TARGET_DOWN) == []
@@ -230,15 +238,20 @@ def test_partition_alerts_through_the_daemons_metrics(tmp_path: Path) -> None:
         for node in nodes:
             stack.until(f"{DISCONNECTED} resolved on {node}", partial(_resolved, stack, node))
         assert stack.query(f'ALERTS{{alertname="{DISCONNECTED}"}}') == []
-        stack.until(f"{NOT_READY} resolved", lambda: not stack.alerts(NOT_READY))
+        stack.until(f"{NOT_READY} resolved for {READY_VM}",
+                    lambda: not stack.alerts(NOT_READY, STANDBY, vm=READY_VM) and _failover_ready(stack))
 
         # Stop one daemon: its target goes down and alerts; the other stays quiet.
         down, other = nodes[1], nodes[0]
+        assert stack.alerts(PEER_UNREACHABLE) == []
         assert cluster.stop_node(down) == 0
         stack.until(f"{TARGET_DOWN} pending or firing for {down}", lambda: stack.states(TARGET_DOWN, down))
         stack.until(f"{TARGET_DOWN} firing for {down}", partial(_firing, stack, TARGET_DOWN, down), HOLD_S + 15)
         assert stack.alerts(TARGET_DOWN, other) == []
         assert stack.alerts(ABSENT) == [], "one node still exports its metrics"
+        # The survivor's daemon notices its peer is gone and says so in its own metrics.
+        stack.until(f"{PEER_UNREACHABLE} firing on {other}",
+                    partial(_firing, stack, PEER_UNREACHABLE, other, node=other, peer=down), HOLD_S + 15)
 
         # Stop the other: no reconciler metrics at all.
         assert cluster.stop_node(other) == 0

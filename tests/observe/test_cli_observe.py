@@ -103,6 +103,20 @@ def test_replay_errors_are_reported_not_raised(tmp_path: Path, capsys: pytest.Ca
     assert "exclude each other" in capsys.readouterr().err
 
 
+def test_an_unwritable_capture_directory_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from reconciler.sim.state import SimCluster
+
+    SimCluster.init(tmp_path / "sim", ["erdbeere"], {"vg-sda": 400 << 30})
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x\n")
+    argv = ["observe", "--sim", str(tmp_path / "sim"), "--node", "erdbeere", "--capture"]
+    assert main([*argv, str(blocker / "cap")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"reconciler observe: {blocker / 'cap'}: Not a directory; give --capture a new directory")
+    assert main([*argv, str(tmp_path)]) == 2
+    assert "is not empty; choose a new one" in capsys.readouterr().err
+
+
 def test_to_json_is_serialisable_for_every_tool_state() -> None:
     for host in (full_node(), full_node(drbd="8.4"), full_node(drbd=None, xen=False)):
         doc = to_json(Observer(host).observe())

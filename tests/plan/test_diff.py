@@ -363,3 +363,32 @@ def test_deep_check_result_turns_into_an_adjust() -> None:
     plan = plan_node(desired, converged(desired), drbd_changes={"vm100": "drbdsetup net-options vm100 1 --protocol=C"})
     assert kinds(plan) == ["drbd-adjust"]
     assert "would run: drbdsetup net-options" in plan.actions[0].reason
+
+
+def test_hand_failover_is_left_running_while_the_designated_primary_cannot_take_over() -> None:
+    # The primary died; the operator promoted vm100 here and started it by hand.
+    desired = make_node(make_vm(100, primary="himbeere"))
+    obs = converged(make_node(make_vm(100)), conn="Connecting", peer_role="Unknown", peer_disk="DUnknown")
+    plan = plan_node(desired, obs)
+    stop = next(a for a in plan.actions if a.kind == "shutdown-domain")
+    assert "cannot take over now (himbeere Connecting/DUnknown)" in stop.refused
+    assert "primary: erdbeere" in stop.refused
+    assert not [a for a in plan.actions if a.kind == "demote" and not a.refused and stop.id not in a.depends_on]
+
+
+def test_domain_not_moved_by_any_revision_is_left_running_by_the_daemon() -> None:
+    desired = make_node(make_vm(100, primary="himbeere"))
+    obs = converged(make_node(make_vm(100)))
+    kept = plan_node(desired, obs, moved_away=())
+    stop = next(a for a in kept.actions if a.kind == "shutdown-domain")
+    assert "no revision moved it away" in stop.refused
+    moved = plan_node(desired, obs, moved_away=("vm100",))
+    assert kinds(moved) == ["shutdown-domain", "demote"]
+    assert not any(a.refused for a in moved.actions)
+
+
+def test_explicit_absent_stops_even_when_the_peer_is_down() -> None:
+    obs = converged(make_node(make_vm(100)), conn="Connecting", peer_role="Unknown", peer_disk="DUnknown")
+    plan = plan_node(make_node(make_vm(100, lifecycle="absent")), obs, moved_away=())
+    assert kinds(plan) == ["shutdown-domain", "demote"]
+    assert not any(a.refused for a in plan.actions)

@@ -154,3 +154,11 @@ def test_mkfs_geometry_follows_xfsprogs(size: int, agsize: int, blocks: int, ima
     assert lines[0].endswith(f"agcount=4, agsize={agsize} blks")
     assert lines[4].endswith(f"blocks={blocks}, imaxpct={imaxpct}")
     assert lines[7].endswith(f"blocks={log}, version=2")
+
+
+def test_probing_changes_nothing(tmp_path: Path, host: SimHost) -> None:
+    for argv in (["blkid", "-p", "-o", "export", DEV], ["wipefs", DEV], ["wipefs", "-n", "-a", DEV]):
+        host.run(argv)
+    assert [e["mutating"] for e in SimCluster(tmp_path).read_log()[-3:]] == [False, False, False]
+    ok(host, "mkfs.xfs", "-q", DEV)
+    assert SimCluster(tmp_path).read_log()[-1]["mutating"] is True

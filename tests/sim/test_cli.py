@@ -53,6 +53,9 @@ def test_init_with_options_and_bad_names(tmp_path: Path, capsys: pytest.CaptureF
     size, _, err = _run(capsys, "sim", "init", str(tmp_path / "e"), "--vg", "vg-x:lots")
     assert size == 2
     assert "is not a size" in err
+    small, _, err = _run(capsys, "sim", "init", str(tmp_path / "h"), "--memory", "1K")
+    assert small == 2
+    assert "a node needs more than dom0's 4GiB" in err
 
 
 def test_exec_show_fault_clear_and_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -121,6 +124,20 @@ def test_missing_cluster_is_a_usage_error(tmp_path: Path, capsys: pytest.Capture
     assert "no simulated cluster" in err
 
 
+def test_a_desired_state_directory_is_not_taken_for_a_cluster(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    desired = tmp_path / "desired-state"
+    desired.mkdir()
+    (desired / "cluster.yaml").write_text("nodes: {}\n")
+    for argv in (("sim", "show", str(desired)), ("sim", "advance", str(desired), "5"),
+                 ("observe", "--sim", str(desired), "--node", "erdbeere"), ("sim", "init", str(desired))):
+        code, _, err = _run(capsys, *argv)
+        assert code == 2, argv
+        assert str(desired) in err, (argv, err)
+        assert "sim init" in err or "not empty" in err, (argv, err)
+    assert sorted(p.name for p in desired.iterdir()) == ["cluster.yaml"]
+
+
 def test_shims_put_the_simulated_tools_on_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     directory = str(tmp_path / "c")
     _run(capsys, "sim", "init", directory, "--nodes", "erdbeere")
@@ -129,6 +146,8 @@ def test_shims_put_the_simulated_tools_on_path(tmp_path: Path, capsys: pytest.Ca
     assert "export PATH=" in out
     for program in ("lvs", "lvcreate", "dmsetup", "blkid", "mkfs.xfs", "xl", "drbdadm"):
         assert os.access(tmp_path / "bin" / program, os.X_OK), program
+    for program in ("git", "ssh", "true", "uname"):
+        assert not (tmp_path / "bin" / program).exists(), f"{program} would shadow the user's own"
     env = {**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"}
     created = subprocess.run(["lvcreate", "-L", "1G", "-n", "root100", "vg-sda"], env=env, capture_output=True,
                              text=True, timeout=60, check=False)
@@ -174,3 +193,13 @@ def test_fault_remove_heal_and_zombie(tmp_path: Path, capsys: pytest.CaptureFixt
     code, _, err = _run(capsys, "sim", "fault", directory, "transient", "--match", "lvs")
     assert code == 2
     assert "--count N or --rate R" in err
+
+
+@pytest.mark.parametrize("seconds", ["nan", "inf", "NaN", "1e999"])
+def test_advance_refuses_time_that_is_not_a_finite_forward_step(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                 seconds: str) -> None:
+    _run(capsys, "sim", "init", str(tmp_path / "c"))
+    code, _, err = _run(capsys, "sim", "advance", str(tmp_path / "c"), seconds)
+    assert code == 2
+    assert "finite number of seconds" in err
+    assert SimCluster(tmp_path / "c").read()["time"] == 0.0

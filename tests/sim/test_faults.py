@@ -162,3 +162,10 @@ def test_boot_renumbers_lv_minors_vg_by_vg(sim: Path) -> None:
     ok(host, "dmsetup", "create", "x", stdin="0 2097152 linear /dev/vg-sdb/zz 0\n")
     assert ok(host, "dmsetup", "table", "x").stdout == "0 2097152 linear 253:1 0\n"
     assert ok(host, "dmsetup", "info", "-c", "--noheadings", "-o", "name,minor", "x").stdout == "x      2\n"
+
+
+@pytest.mark.parametrize("code", [0, 256, 999, -1])
+def test_an_exit_code_no_process_can_return_is_refused(sim: Path, code: int) -> None:
+    with SimCluster(sim).transaction() as state, pytest.raises(faults.FaultError, match="exit code must be 1 to 255"):
+        faults.add_fault(state, "permanent", prefix=["lvs"], exit_code=code)
+    assert SimCluster(sim).read().get("faults", []) == []

@@ -79,6 +79,17 @@ def test_a_missing_cluster_is_a_clear_error(tmp_path: Path) -> None:
         SimHost(cluster(tmp_path), "nobody")
 
 
+def test_a_directory_without_state_json_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    desired = tmp_path / "desired-state"
+    desired.mkdir()
+    (desired / "cluster.yaml").write_text("nodes: {}\n")
+    for use in (lambda: SimCluster(desired).read(), lambda: SimCluster(desired).advance(1.0),
+                lambda: SimHost(desired, "erdbeere")):
+        with pytest.raises(SimStateError, match=r"has no state\.json"):
+            use()
+    assert sorted(p.name for p in desired.iterdir()) == ["cluster.yaml"]
+
+
 def test_advance_moves_time_and_runs_tickers_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[str, float, float]] = []
     monkeypatch.setattr(simstate, "_tickers", [

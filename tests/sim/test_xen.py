@@ -203,3 +203,18 @@ def test_a_dying_domain_shows_as_null_and_keeps_its_resources(sim: Path) -> None
     with SimCluster(sim).transaction() as state:
         faults.reboot(state, "erdbeere")
     assert _domains(host) == {"Domain-0": 0}
+
+
+def test_domain_listeners_hear_starts_stops_and_migrations(sim: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.sim import faults, xen
+
+    heard: list[tuple[str, str, str]] = []
+    monkeypatch.setattr(xen, "_listeners", [lambda state, node, name, event: heard.append((node, name, event))])
+    source, target = SimHost(sim, "erdbeere"), SimHost(sim, "himbeere")
+    ok(source, "xl", "create", "/etc/xen/vm100.cfg")
+    ok(target, "drbdadm", "primary", "vm100")
+    ok(source, "xl", "migrate", "vm100", "himbeere")
+    with SimCluster(sim).transaction() as state:
+        faults.crash(state, "himbeere")
+    assert heard == [("erdbeere", "vm100", "start"), ("erdbeere", "vm100", "migrate-out"),
+                     ("himbeere", "vm100", "migrate-in"), ("himbeere", "vm100", "stop")]
