@@ -71,6 +71,13 @@ class Reporter:
                 print(f"  [{time.monotonic() - self.started:5.1f}s] {node:<9} {line}", flush=True)
 
 
+def shorten(text: str, width: int) -> str:
+    """Cut at a word boundary and say so, rather than mid-word."""
+    if len(text) <= width:
+        return text
+    return text[: width - 1].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+
+
 def summary(status: NodeStatus | None) -> str:
     if status is None or status.last_pass is None:
         return "starting"
@@ -79,7 +86,7 @@ def summary(status: NodeStatus | None) -> str:
     text = f"{status.last_pass.outcome:<11} {ready}/{len(resources)} resources ready"
     waiting = next((r for r in resources if r.phase in ("waiting", "progressing", "failed")), None)
     if waiting is not None and status.last_pass.outcome != "converged":
-        reason = re.sub(r"\s+", " ", waiting.reason)[:70]
+        reason = shorten(re.sub(r"\s+", " ", waiting.reason), 70)
         text += f"  ({waiting.key}: {reason})" if reason else f"  ({waiting.key} {waiting.phase})"
     if status.boot_gate:
         text += "  [boot gate]"
@@ -93,6 +100,9 @@ def table(cluster: Any) -> str:
         for res in status.resources if status else ():
             if (res.vm, res.key) not in keys:
                 keys.append((res.vm, res.key))
+    # Each node lists only its own resources (the filesystem only on the primary): group by VM again.
+    order = {vm: i for i, vm in enumerate(dict.fromkeys(vm for vm, _ in keys))}
+    keys.sort(key=lambda item: order[item[0]])
     width = max([len(k) for _, k in keys] + [8])
     header = f"  {'VM':<6} {'RESOURCE':<{width}}" + "".join(f"  {n:<12}" for n in cluster.nodes)
     lines = [header]

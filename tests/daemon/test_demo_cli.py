@@ -20,3 +20,13 @@ def test_demo_in_an_unusable_directory_says_so(tmp_path: Path, capsys: pytest.Ca
     err = capsys.readouterr().err
     assert err.startswith(f"reconciler demo: cannot create the demo in {blocker / 'demo'}: ")
     assert "Traceback" not in err
+
+
+def test_progress_reasons_are_cut_at_a_word_boundary() -> None:
+    from reconciler.cli.cmd_demo import shorten
+
+    reason = "vm100 comes up in this pass; promotion is decided from its state on the next pass"
+    cut = shorten(reason, 70)
+    assert cut == "vm100 comes up in this pass; promotion is decided from its state on…"
+    assert len(cut) <= 70
+    assert shorten("short enough", 70) == "short enough"
