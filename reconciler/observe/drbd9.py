@@ -8,7 +8,6 @@ State names are checked against DRBD's vocabulary so that a misread never passes
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -19,6 +18,7 @@ from reconciler.model.observed import (
     DrbdResourceState,
 )
 from reconciler.observe.errors import ParseError
+from reconciler.observe.jsontext import load_json
 
 STATUS_ARGV: tuple[str, ...] = ("drbdsetup", "status", "--json")
 
@@ -222,14 +222,7 @@ def parse_status_json(text: str) -> tuple[DrbdResourceState, ...]:
     tool = "drbdsetup status --json"
     if not text.strip():
         return ()
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        lines = text.split("\n")  # JSON line numbers count only newlines
-        line = lines[exc.lineno - 1] if 0 < exc.lineno <= len(lines) else None
-        raise ParseError(tool, f"not JSON: {exc.msg}", exc.lineno, line) from None
-    except RecursionError:
-        raise ParseError(tool, "JSON nested too deeply") from None
+    data = load_json(text, tool)
     if not isinstance(data, list):
         raise ParseError(tool, f"expected a JSON list of resources, got {type(data).__name__}")
     return tuple(_resource(item, index, tool) for index, item in enumerate(data))

@@ -15,6 +15,7 @@ from typing import Any
 from reconciler.model.base import Frozen
 from reconciler.model.observed import LogicalVolume, VolumeGroup
 from reconciler.observe.errors import ParseError
+from reconciler.observe.jsontext import load_json
 
 _REPORT = ("--reportformat", "json", "--units", "b", "--nosuffix")
 VGS_ARGV: tuple[str, ...] = ("vgs", *_REPORT, "-o", "vg_name,vg_size,vg_free,vg_extent_size,pv_count")
@@ -48,14 +49,7 @@ def _load_report(text: str, tool: str, section: str) -> list[dict[str, Any]]:
         data = json.loads(text)
     except json.JSONDecodeError:
         # Some lvm2 builds (and the examples in lvmreport(7)) leave a comma before a closing bracket.
-        try:
-            data = json.loads(_TRAILING_COMMA.sub(r"\1", text))
-        except json.JSONDecodeError as exc:
-            lines = text.split("\n")  # JSON line numbers count only newlines
-            line = lines[exc.lineno - 1] if 0 < exc.lineno <= len(lines) else None
-            raise ParseError(tool, f"not a JSON report: {exc.msg}", exc.lineno, line) from None
-        except RecursionError:
-            raise ParseError(tool, "JSON nested too deeply") from None
+        data = load_json(_TRAILING_COMMA.sub(r"\1", text), tool, "a JSON report")
     except RecursionError:
         raise ParseError(tool, "JSON nested too deeply") from None
     if not isinstance(data, dict) or not isinstance(data.get("report"), list):

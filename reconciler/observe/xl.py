@@ -7,13 +7,13 @@ A runnable vCPU waiting for a physical CPU shows no flag at all (``------``); th
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from reconciler.model.base import Frozen
 from reconciler.model.observed import DomainRunState, DomainState, HostInfo
 from reconciler.observe.errors import ParseError
+from reconciler.observe.jsontext import load_json
 
 XL_LIST_ARGV: tuple[str, ...] = ("xl", "list")
 XL_LIST_LONG_ARGV: tuple[str, ...] = ("xl", "list", "-l")
@@ -313,14 +313,7 @@ def parse_xl_list_long(text: str) -> tuple[XlDomainConfig, ...]:
     tool = "xl list -l"
     if text.lstrip().startswith("("):
         return _parse_sxp(text, tool)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        lines = text.split("\n")  # JSON line numbers count only newlines
-        line = lines[exc.lineno - 1] if 0 < exc.lineno <= len(lines) else None
-        raise ParseError(tool, f"not JSON: {exc.msg}", exc.lineno, line) from None
-    except RecursionError:
-        raise ParseError(tool, "JSON nested too deeply") from None
+    data = load_json(text, tool)
     if not isinstance(data, list):
         raise ParseError(tool, f"expected a JSON list of domains, got {type(data).__name__}")
     return tuple(_config(entry, tool) for entry in data)
