@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "control",
     "doctor",
     "demo",
+    "fence",
 )
 
 

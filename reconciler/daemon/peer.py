@@ -22,10 +22,12 @@ from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from reconciler.daemon.fence import OUTDATE_PATH, OutdateAnswer, request_signature
 from reconciler.model.status import PeerStatus
 
 PATH = "/v1/status"
 MAX_SKEW_S = 300.0
+MAX_BODY = 4096
 DEFAULT_PEER_PORT = 9791
 _NONCE_MEMORY = 4096
 
@@ -51,10 +53,13 @@ def _sign(key: bytes | None, *parts: bytes) -> str:
 
 
 class PeerServer:
-    """Serves ``GET /v1/status``. ``answer`` is called per request and must be cheap and thread-safe."""
+    """Serves ``GET /v1/status`` and, given ``outdate``, ``POST /v1/outdate`` (DRBD fencing, see
+    :mod:`reconciler.daemon.fence`). ``answer`` is called per request and must be cheap and thread-safe."""
 
-    def __init__(self, address: str, port: int, answer: Callable[[], PeerAnswer], key: bytes | None) -> None:
+    def __init__(self, address: str, port: int, answer: Callable[[], PeerAnswer], key: bytes | None,
+                 outdate: Callable[[str], OutdateAnswer] | None = None) -> None:
         self._answer = answer
+        self._outdate = outdate
         self._key = key
         self._seen: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -63,6 +68,9 @@ class PeerServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 server._handle(self)
+
+            def do_POST(self) -> None:
+                server._handle_outdate(self)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
@@ -113,7 +121,41 @@ class PeerServer:
             if not hmac.compare_digest(given, expected) or not self._fresh(nonce, stamp):
                 request.send_error(401, "bad or stale peer authentication")
                 return
-        body = self._answer().to_json()
+        self._reply(request, nonce, self._answer().to_json())
+
+    def _handle_outdate(self, request: BaseHTTPRequestHandler) -> None:
+        if request.path != OUTDATE_PATH or self._outdate is None:
+            request.send_error(404)
+            return
+        try:
+            length = int(request.headers.get("Content-Length", ""))
+        except ValueError:
+            request.send_error(411)
+            return
+        if not 0 < length <= MAX_BODY:
+            request.send_error(413)
+            return
+        body = request.rfile.read(length)
+        nonce = request.headers.get("X-Reconciler-Nonce", "")
+        stamp = request.headers.get("X-Reconciler-Time", "")
+        if self._key is not None:
+            given = request.headers.get("X-Reconciler-Auth", "")
+            expected = request_signature(self._key, nonce, stamp, body)
+            if not hmac.compare_digest(given, expected) or not self._fresh(nonce, stamp):
+                request.send_error(401, "bad or stale peer authentication")
+                return
+        try:
+            data = json.loads(body)
+        except ValueError:
+            request.send_error(400, "not JSON")
+            return
+        resource = data.get("resource") if isinstance(data, dict) else None
+        if not isinstance(resource, str):
+            request.send_error(400, "no resource")
+            return
+        self._reply(request, nonce, self._outdate(resource).to_json())
+
+    def _reply(self, request: BaseHTTPRequestHandler, nonce: str, body: bytes) -> None:
         request.send_response(200)
         request.send_header("Content-Type", "application/json")
         request.send_header("Content-Length", str(len(body)))

@@ -21,6 +21,7 @@ from reconciler.daemon.config import DaemonConfig, PeerEndpoint
 from reconciler.daemon.control import ControlServer, ControlStore
 from reconciler.daemon.drbd_watch import DrbdWatcher
 from reconciler.daemon.engine import Engine
+from reconciler.daemon.fence import OutdateAnswer, outdate_local, resource_hosts
 from reconciler.daemon.fetcher import Fetcher
 from reconciler.daemon.gating import BootGate
 from reconciler.daemon.liveness import Liveness
@@ -145,6 +146,17 @@ class Daemon:
                           and rec.status.last_pass.outcome == "converged",
                           backing_bytes=dict(rec.backing_sizes))
 
+    def _managed_resources(self) -> frozenset[str]:
+        in_force = self.source.in_force
+        return frozenset(resource_hosts(in_force.cluster, self.config.node)) if in_force is not None else frozenset()
+
+    def _outdate(self, resource: str) -> OutdateAnswer:
+        answer = outdate_local(self.host, resource, self._managed_resources)
+        event("fence.outdate_request", level=logging.WARNING, resource=answer.resource, outcome=answer.outcome,
+              detail=answer.detail)
+        self.wakeup.signal("drbd")
+        return answer
+
     # -- peers from the desired state -----------------------------------------------------------
     def _ensure_peer_wiring(self) -> None:
         in_force = self.source.in_force
@@ -153,7 +165,8 @@ class Daemon:
             listen = self.config.peer_listen or f"{nodes[self.config.node]}:{DEFAULT_PEER_PORT}"
             try:
                 address, port = parse_endpoint(listen)
-                self.peer_server = PeerServer(address, port, self._answer, self.config.peer_key)
+                self.peer_server = PeerServer(address, port, self._answer, self.config.peer_key,
+                                              outdate=self._outdate)
                 self.peer_server.start()
                 event("peer.serving", address=address, port=self.peer_server.port)
             except (OSError, ValueError) as exc:

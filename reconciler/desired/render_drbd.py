@@ -2,8 +2,10 @@
 
 - No automatic promotion on DRBD 9 (``auto-promote no``): only the reconciler decides who is primary.
 - Split-brain recovery never discards data: ``after-sb-0pri/1pri/2pri disconnect``.
-- Fencing lives in the ``disk`` section on 8.4 and in ``net`` on 9; the unfence handler is
-  ``after-resync-target`` on 8.4 and ``unfence-peer`` on 9. Quorum exists on DRBD 9 only.
+- Fencing lives in the ``disk`` section on 8.4 and in ``net`` on 9. The default fence-peer handler is
+  the reconciler's own (``reconciler fence-peer`` asks the peer's daemon to outdate its replica; no
+  Pacemaker). It leaves nothing to undo, so no unfence handler is rendered unless one is configured
+  (``after-resync-target`` on 8.4, ``unfence-peer`` on 9). Quorum exists on DRBD 9 only.
 """
 
 from __future__ import annotations
@@ -15,10 +17,8 @@ from reconciler.desired.resolve import Vm
 from reconciler.model.desired import DrbdHost, DrbdVersion
 from reconciler.names import check_name
 
-HANDLERS = {
-    "9": ("/usr/lib/drbd/crm-fence-peer.9.sh", "/usr/lib/drbd/crm-unfence-peer.9.sh"),
-    "8.4": ("/usr/lib/drbd/crm-fence-peer.sh", "/usr/lib/drbd/crm-unfence-peer.sh"),
-}
+# The console script's path in the systemd units; drbdadm runs handler strings through /bin/sh.
+DEFAULT_FENCE_PEER = "/usr/local/bin/reconciler fence-peer"
 CONFIG_DIR = "/etc/drbd.d"
 INDENT = "    "
 
@@ -27,9 +27,9 @@ def config_path(resource: str) -> str:
     return f"{CONFIG_DIR}/{check_name(resource, 'DRBD resource')}.res"
 
 
-def handlers(vm: Vm, version: DrbdVersion) -> tuple[str, str]:
-    fence, unfence = HANDLERS[version]
-    return vm.safety.fence_peer_handler or fence, vm.safety.unfence_peer_handler or unfence
+def handlers(vm: Vm, version: DrbdVersion) -> tuple[str, str | None]:
+    """The fence-peer command and the unfence command (None: none configured, none needed)."""
+    return vm.safety.fence_peer_handler or DEFAULT_FENCE_PEER, vm.safety.unfence_peer_handler
 
 
 def _address(host: DrbdHost) -> str:
@@ -71,7 +71,8 @@ def render_drbd(
         fence, unfence = handlers(vm, version)
         (net if nine else disk).append(f"fencing {safety.fencing_policy};")
         handler_lines.append(f'fence-peer "{fence}";')
-        handler_lines.append(f'{"unfence-peer" if nine else "after-resync-target"} "{unfence}";')
+        if unfence is not None:
+            handler_lines.append(f'{"unfence-peer" if nine else "after-resync-target"} "{unfence}";')
     elif safety.mechanism == "quorum":
         options += ["quorum majority;", f"on-no-quorum {safety.on_no_quorum};"]
     startup: list[str] = []

@@ -22,6 +22,8 @@ CLUSTER_FILE = "cluster.yaml"
 MIB = 1024 * 1024
 DEFAULT_CHUNK_SECTORS = 64
 DEFAULT_BRIDGE = "xenbr0"
+# Without STONITH nothing can fence a peer that does not answer, so I/O is not frozen waiting for it.
+DEFAULT_FENCING_POLICY = "resource-only"
 
 Origin = tuple[str, KeyPath]
 
@@ -29,7 +31,7 @@ Origin = tuple[str, KeyPath]
 @dataclass(frozen=True, slots=True)
 class Safety:
     mechanism: SafetyMechanism
-    fencing_policy: str = "resource-and-stonith"
+    fencing_policy: str = DEFAULT_FENCING_POLICY
     fence_peer_handler: str | None = None
     unfence_peer_handler: str | None = None
     tiebreaker: str | None = None
@@ -179,7 +181,7 @@ def resolve_vm(
     else:
         safety = Safety(
             mechanism=safety_spec.mechanism,
-            fencing_policy=safety_spec.fencing_policy or "resource-and-stonith",
+            fencing_policy=safety_spec.fencing_policy or DEFAULT_FENCING_POLICY,
             fence_peer_handler=safety_spec.fence_peer_handler,
             unfence_peer_handler=safety_spec.unfence_peer_handler,
             tiebreaker=safety_spec.tiebreaker,

@@ -16,6 +16,9 @@ from tests.desired.repo import CLUSTER, VM100, with_drbd84, with_quorum, write_r
 
 VERSIONS = ("9", "8.4")
 CAPTURED_UP = {"9": "drbdadm-dry-run-up-erdbeere.txt", "8.4": "drbdadm84-dry-run-up-erdbeere.txt"}
+# The handler with its argument, as drbdadm reads it back: one quoted string it hands to /bin/sh.
+OWN_HANDLER = r'fence-peer\s+"/usr/local/bin/reconciler fence-peer";'
+EXPLICIT_POLICY = "    fencing_policy: resource-and-stonith\n"
 
 
 def cluster_for(version: str, quorum: bool = False) -> str:
@@ -62,8 +65,8 @@ def test_dump_on_9_has_no_automatic_promotion_and_fencing_in_net(tmp_path: Path)
     net = re.search(r"net \{(.*?)\}", out, re.S)
     assert net
     assert re.search(r"fencing\s+resource-and-stonith;", net.group(1))
-    assert re.search(r"fence-peer\s+/usr/lib/drbd/crm-fence-peer\.9\.sh;", out)
-    assert re.search(r"unfence-peer\s+/usr/lib/drbd/crm-unfence-peer\.9\.sh;", out)
+    assert re.search(OWN_HANDLER, out)
+    assert "unfence-peer" not in out
 
 
 def test_dump_on_84_has_fencing_in_disk(tmp_path: Path) -> None:
@@ -71,8 +74,8 @@ def test_dump_on_84_has_fencing_in_disk(tmp_path: Path) -> None:
     disk = re.search(r"disk \{(.*?)\}", out, re.S)
     assert disk
     assert re.search(r"fencing\s+resource-and-stonith;", disk.group(1))
-    assert re.search(r"fence-peer\s+/usr/lib/drbd/crm-fence-peer\.sh;", out)
-    assert re.search(r"after-resync-target\s+/usr/lib/drbd/crm-unfence-peer\.sh;", out)
+    assert re.search(OWN_HANDLER, out)
+    assert "after-resync-target" not in out
     assert "auto-promote" not in out
 
 
@@ -124,6 +127,37 @@ def test_fencing_variant_with_custom_handlers_parses(tmp_path: Path, version: st
     assert re.search(r"fencing\s+resource-only;", out)
     assert re.search(r"fence-peer\s+/usr/lib/drbd/stonith_admin-fence-peer\.sh;", out)
 
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_default_fencing_is_resource_only_with_the_reconciler_handler(tmp_path: Path, version: str) -> None:
+    cluster = cluster_for(version)
+    assert EXPLICIT_POLICY in cluster
+    out = dump(version, render_vm100(tmp_path, cluster.replace(EXPLICIT_POLICY, "")))
+    section = re.search(r"net \{(.*?)\}" if version == "9" else r"disk \{(.*?)\}", out, re.S)
+    assert section
+    assert re.search(r"fencing\s+resource-only;", section.group(1))
+    assert re.search(OWN_HANDLER, out)
+    assert "crm-" not in out
+    assert "unfence" not in out
+    assert "after-resync-target" not in out
+
+
+def test_default_fencing_reaches_drbdsetup_on_9(tmp_path: Path) -> None:
+    config = render_vm100(tmp_path, cluster_for("9").replace(EXPLICIT_POLICY, ""))
+    out = dry_run_up("9", config, "erdbeere", "vm100")
+    new_peer = next(line for line in out.splitlines() if " new-peer " in line)
+    assert "--fencing=resource-only" in new_peer
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_an_explicit_unfence_handler_is_still_rendered(tmp_path: Path, version: str) -> None:
+    cluster = cluster_for(version).replace(
+        EXPLICIT_POLICY, EXPLICIT_POLICY + "    unfence_peer_handler: /usr/lib/drbd/crm-unfence-peer.9.sh\n")
+    out = dump(version, render_vm100(tmp_path, cluster))
+    key = "unfence-peer" if version == "9" else "after-resync-target"
+    assert re.search(rf"{key}\s+/usr/lib/drbd/crm-unfence-peer\.9\.sh;", out)
+    assert re.search(OWN_HANDLER, out)
 
 
 @pytest.mark.parametrize("version", VERSIONS)

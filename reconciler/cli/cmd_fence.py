@@ -1,0 +1,164 @@
+"""`reconciler fence-peer`: DRBD's fence-peer handler for clusters without Pacemaker.
+
+DRBD runs it (``handlers { fence-peer "/usr/local/bin/reconciler fence-peer"; }``) with the resource in
+``DRBD_RESOURCE`` and the peer in ``DRBD_PEER_NODE_ID``/``DRBD_PEER_ADDRESS`` (9) or ``DRBD_PEERS`` (8.4).
+It is started by the kernel, not by systemd, so it reads the daemon's environment file itself. The exit
+codes are DRBD's contract, see :mod:`reconciler.daemon.fence`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from reconciler.daemon.config import DEFAULT_STATE_DIR
+from reconciler.daemon.fence import DEFAULT_HANDLER_TIMEOUT, EXIT_ERROR, ask_outdate, resource_hosts
+from reconciler.daemon.peer import DEFAULT_PEER_PORT, parse_endpoint
+from reconciler.model.desired import DrbdHost
+from reconciler.names import UnsafeNameError, check_name
+
+DEFAULT_ENV_FILE = "/etc/reconciler/reconciler.env"
+DEFAULT_PEER_KEY = "/etc/reconciler/peer.key"
+PROG = "reconciler fence-peer"
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "fence-peer", help="DRBD fence-peer handler: ask the peer's daemon to outdate the resource",
+        description="Run by DRBD (not by hand) when a resource loses its peer. Asks the peer's daemon over the "
+                    "authenticated peer channel to outdate DRBD_RESOURCE there and exits with DRBD's code: 3 peer "
+                    "already Outdated or worse, 4 peer outdated, 5 peer unreachable, 6 peer is Primary, "
+                    "1 anything else (refused, unknown resource, outdate failed).")
+    parser.add_argument("--env-file", default=DEFAULT_ENV_FILE, metavar="FILE",
+                        help=f"the daemon's environment file, read for RECONCILER_* settings "
+                             f"(default: {DEFAULT_ENV_FILE}; a missing file is fine)")
+    parser.add_argument("--state-dir", default=None, metavar="DIR",
+                        help=f"the daemon's state directory, for the revision in force (default: {DEFAULT_STATE_DIR})")
+    parser.add_argument("--node", default=None, help="this node's name (default: RECONCILER_NODE, else `uname -n`)")
+    parser.add_argument("--peer", action="append", default=[], metavar="NODE=HOST:PORT",
+                        help="the peer daemon's endpoint (default: the peer's replication address, "
+                             f"port {DEFAULT_PEER_PORT})")
+    parser.add_argument("--peer-token-file", default=None, metavar="FILE",
+                        help=f"shared secret of the cluster's daemons (default: {DEFAULT_PEER_KEY})")
+    parser.add_argument("--peer-auth", choices=("hmac", "none"), default=None)
+    parser.add_argument("--timeout", type=float, default=DEFAULT_HANDLER_TIMEOUT, metavar="S",
+                        help=f"give up on the peer after this long and exit 5 (default: {DEFAULT_HANDLER_TIMEOUT:g})")
+    parser.set_defaults(func=_fence_peer)
+
+
+def read_env_file(path: str) -> dict[str, str]:
+    """``KEY=VALUE`` lines of a systemd EnvironmentFile (comments and blank lines skipped)."""
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return {}
+    found: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")) or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        found[key.strip()] = value
+    return found
+
+
+class HandlerError(Exception):
+    pass
+
+
+def _log(resource: str, message: str) -> None:
+    print(f"{PROG}: {resource}: {message}", file=sys.stderr)
+
+
+def _setting(args_value: str | None, name: str, env: Mapping[str, str], file_env: Mapping[str, str],
+             default: str) -> str:
+    if args_value is not None:
+        return args_value
+    key = f"RECONCILER_{name}"
+    return env.get(key) or file_env.get(key) or default
+
+
+def _pick_peer(hosts: tuple[DrbdHost, ...], node: str, env: Mapping[str, str]) -> DrbdHost:
+    others = [h for h in hosts if h.name != node]
+    node_id = env.get("DRBD_PEER_NODE_ID", "")
+    address = env.get("DRBD_PEER_ADDRESS", "")
+    names = env.get("DRBD_PEERS", "").split()
+    if node_id.isdigit():
+        others = [h for h in others if h.node_id == int(node_id)]
+    elif address:
+        try:
+            wanted = ipaddress.ip_address(address)
+        except ValueError:
+            raise HandlerError(f"DRBD_PEER_ADDRESS {address!r} is not an address") from None
+        others = [h for h in others if ipaddress.ip_address(h.address) == wanted]
+    elif names:
+        others = [h for h in others if h.name in names]
+    if len(others) != 1:
+        seen = ", ".join(h.name for h in others) or "none"
+        raise HandlerError(f"cannot tell which peer to fence (candidates: {seen})")
+    return others[0]
+
+
+def _endpoint(args: argparse.Namespace, resource: str, node: str, state_dir: Path,
+              env: Mapping[str, str]) -> tuple[str, str, int]:
+    explicit: dict[str, tuple[str, int]] = {}
+    for item in args.peer:
+        name, sep, endpoint = item.partition("=")
+        if not sep:
+            raise HandlerError(f"--peer {item!r}: expected NODE=HOST:PORT")
+        explicit[check_name(name, "peer node")] = parse_endpoint(endpoint)
+    if len(explicit) == 1:
+        ((name, (host, port)),) = explicit.items()
+        return name, host, port
+    from reconciler.source.gitsource import GitSource  # noqa: PLC0415
+    from reconciler.source.mirror import Mirror  # noqa: PLC0415
+
+    in_force = GitSource(Mirror(state_dir, "unused", "main"), state_dir).load_in_force()
+    if in_force is None:
+        raise HandlerError(f"no revision in force in {state_dir}: the peers are unknown")
+    hosts = resource_hosts(in_force.cluster, node).get(resource)
+    if hosts is None:
+        raise HandlerError(f"not a resource of node {node} in revision {in_force.info.sha[:12]}")
+    peer = _pick_peer(hosts, node, env)
+    host, port = explicit.get(peer.name, (peer.address, DEFAULT_PEER_PORT))
+    return peer.name, host, port
+
+
+def fence_peer(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    raw = env.get("DRBD_RESOURCE", "")
+    try:
+        resource = check_name(raw, "DRBD resource")
+    except UnsafeNameError as exc:
+        _log(raw or "?", f"refusing: DRBD_RESOURCE: {exc} (this handler is run by DRBD); exit {EXIT_ERROR}")
+        return EXIT_ERROR
+    file_env = read_env_file(args.env_file)
+    try:
+        node = check_name(_setting(args.node, "NODE", env, file_env, os.uname().nodename), "node")
+        state_dir = Path(_setting(args.state_dir, "STATE_DIR", env, file_env, str(DEFAULT_STATE_DIR)))
+        auth = _setting(args.peer_auth, "PEER_AUTH", env, file_env, "hmac")
+        key: bytes | None = None
+        if auth != "none":
+            token_file = _setting(args.peer_token_file, "PEER_TOKEN_FILE", env, file_env, DEFAULT_PEER_KEY)
+            try:
+                key = Path(token_file).read_bytes().strip()
+            except OSError as exc:
+                raise HandlerError(f"cannot read the peer token file {token_file}: {exc.strerror}") from exc
+        peer, host, port = _endpoint(args, resource, node, state_dir, env)
+    except (HandlerError, UnsafeNameError, ValueError) as exc:
+        _log(resource, f"{exc}; exit {EXIT_ERROR}")
+        return EXIT_ERROR
+    result = ask_outdate(peer, host, port, key, resource, timeout=args.timeout)
+    _log(resource, f"{result.message}; exit {result.exit_code}")
+    return result.exit_code
+
+
+def _fence_peer(args: argparse.Namespace) -> int:
+    return fence_peer(args, os.environ)
