@@ -44,7 +44,11 @@ def _resolve_plain(value: str) -> str:
     return tag
 
 
-class _Loader(yaml.CSafeLoader):
+# A PyYAML built without libyaml has no CSafeLoader; the pure-Python one gives the same nodes, only slower.
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc]
     """libyaml composer with a memoised resolver; the safe loader has no path resolvers to maintain."""
 
     def descend_resolver(self, current_node: Any, current_index: Any) -> None:
@@ -196,7 +200,8 @@ def _first_key(mapping: Node, key: str) -> int:
 def _compose(text: str) -> Node | None:
     loader = _Loader(text)
     try:
-        return loader.get_single_node()
+        node: Node | None = loader.get_single_node()
+        return node
     finally:
         loader.dispose()
 
