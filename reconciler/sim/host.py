@@ -78,12 +78,12 @@ class SimHost:
             raise HostFileError(0, f"{self._node}: node is down (simulated crash)")
 
     def read_file(self, path: str) -> str | None:
-        state = self.cluster.read()
+        state = self.cluster.snapshot()
         self._require_up(state)
         return self._context(state).read_file(_normal(path))
 
     def list_dir(self, path: str) -> tuple[str, ...]:
-        state = self.cluster.read()
+        state = self.cluster.snapshot()
         self._require_up(state)
         directory = _normal(path).rstrip("/") or "/"
         prefix = "/" if directory == "/" else directory + "/"

@@ -259,6 +259,7 @@ class SimCluster:
         self._depth = 0
         self._state: State | None = None
         self._loaded_text: str | None = None
+        self._snapshot: tuple[str, State] | None = None
         self._serialised: str | None = None
 
     @property
@@ -317,10 +318,15 @@ class SimCluster:
         try:
             with open(self.state_path, encoding="utf-8") as handle:
                 self._loaded_text = handle.read()
-            state = json.loads(self._loaded_text)
+            state = self._parse(self._loaded_text)
         except FileNotFoundError as exc:
             raise SimStateError(
                 f"no simulated cluster at {self.directory} (create one with `reconciler sim init`)") from exc
+        return state
+
+    def _parse(self, text: str) -> State:
+        try:
+            state = json.loads(text)
         except json.JSONDecodeError as exc:
             raise SimStateError(f"{self.state_path} is not valid JSON: {exc}") from exc
         if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
@@ -382,6 +388,22 @@ class SimCluster:
             return json.loads(json.dumps(self._state))  # type: ignore[no-any-return]
         with self._locked(exclusive=False):
             return self._load()
+
+    def snapshot(self) -> State:
+        """Like :meth:`read`, but shared between calls while the state file's text is unchanged, so
+        read-only callers (file reads of a simulated node) do not parse the whole state every time.
+        Never mutate it."""
+        if self._state is not None:
+            return self.read()
+        with self._locked(exclusive=False):
+            try:
+                with open(self.state_path, encoding="utf-8") as handle:
+                    text = handle.read()
+            except FileNotFoundError:
+                return self._load()  # raises the usual error
+        if self._snapshot is None or text != self._snapshot[0]:
+            self._snapshot = (text, self._parse(text))
+        return self._snapshot[1]
 
     def append_log(self, entry: Mapping[str, Any]) -> None:
         """Append one line to the command log (call inside a transaction to keep the order)."""

@@ -221,3 +221,15 @@ def test_open_count_sees_dm_legs_mounts_and_domains(tmp_path: Path) -> None:
     state = SimCluster(directory).read()
     assert open_count(state, "erdbeere", "/dev/vg-sda/root100") == 1
     assert open_count(state, "erdbeere", "/dev/mapper/x") == 0
+
+
+def test_snapshot_is_reused_until_the_state_changes(tmp_path: Path) -> None:
+    cluster = SimCluster.init(tmp_path / "c", ["erdbeere", "himbeere"], {"vg-sda": 400 * GIB})
+    first = cluster.snapshot()
+    assert cluster.snapshot() is first  # unchanged file: no second parse
+    host = SimHost(str(tmp_path / "c"), "erdbeere")
+    host.write_file("/etc/xen/vm100.cfg", "name = 'vm100'\n")
+    # Another process's (here: another object's) write is seen at once.
+    assert cluster.snapshot() is not first
+    assert SimHost(str(tmp_path / "c"), "erdbeere").read_file("/etc/xen/vm100.cfg") == "name = 'vm100'\n"
+    assert host.read_file("/etc/xen/vm100.cfg") == "name = 'vm100'\n"
