@@ -397,21 +397,13 @@ def _exec(args: argparse.Namespace) -> int:
         raise SimCliError("exec needs a program: reconciler sim exec DIR NODE -- PROGRAM ARGS...")
     _cluster(args)
     host = SimHost(os.path.abspath(args.dir), check_name(args.node, "node"))
-    stdin = _stdin_text()
+    from reconciler.sim.__main__ import stdin_text  # noqa: PLC0415  (the shim entry point's reader)
+
+    stdin = stdin_text()
     result = host.run(argv, timeout=args.timeout, stdin=stdin)
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     return result.returncode
-
-
-def _stdin_text() -> str | None:
-    """What a pipe feeds the tool (``dmsetup create`` reads its table there); nothing from a terminal."""
-    try:
-        if sys.stdin is None or sys.stdin.isatty():
-            return None
-        return sys.stdin.read()
-    except (OSError, ValueError):
-        return None
 
 
 @_guard

@@ -16,7 +16,8 @@ from reconciler.sim.state import SimStateError
 USAGE = "usage: python -m reconciler.sim DIR NODE PROGRAM [ARGS...]"
 
 
-def _stdin_text() -> str | None:
+def stdin_text() -> str | None:
+    """What a pipe feeds the tool (``dmsetup create`` reads its table there); nothing from a terminal."""
     try:
         if sys.stdin is None or sys.stdin.isatty():
             return None
@@ -36,7 +37,7 @@ def main(argv: list[str]) -> int:
         print(f"reconciler sim: {exc}", file=sys.stderr)
         return 2
     timeout = float(os.environ.get("RECONCILER_SIM_TIMEOUT", "60"))
-    result = host.run(command, timeout=timeout, stdin=_stdin_text())
+    result = host.run(command, timeout=timeout, stdin=stdin_text())
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     return result.returncode
