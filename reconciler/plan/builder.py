@@ -50,3 +50,14 @@ class VmBuilder:
     def ids_for(self, *keys: str) -> tuple[str, ...]:
         wanted = set(keys)
         return tuple(a.id for a in self.actions if a.key in wanted)
+
+    def owned_file(self, kind: ActionKind, key: str, path: str, content: str) -> str | None:
+        """Write a file the reconciler owns when it is missing; report drift and rewrite it when it differs."""
+        current = self.observed.file(path)
+        if current == content:
+            return None
+        if current is None:
+            return self.add(kind, key, "create", f"write {path}", file_path=path, file_content=content)
+        self.note("drift", key, f"{path} differs from the desired config (edited by hand?); rewriting it")
+        return self.add(kind, key, "change", f"rewrite {path} (drift)", file_path=path, file_content=content,
+                        reason="drift")

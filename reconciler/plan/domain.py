@@ -12,17 +12,11 @@ from reconciler.plan.builder import VmBuilder
 
 
 def plan_xen_config(b: VmBuilder, domain: DesiredDomain) -> str | None:
-    current = b.observed.file(domain.config_path)
-    if current == domain.config_text:
-        return None
-    if current is None:
-        return b.add("write-xen-config", domain.key, "create", f"write {domain.config_path}",
-                     file_path=domain.config_path, file_content=domain.config_text)
-    b.note("drift", domain.key, f"{domain.config_path} differs from the desired config (edited by hand?); rewriting it")
-    if b.observed.domain(domain.name) is not None:
+    drifted = b.observed.file(domain.config_path) not in (None, domain.config_text)
+    written = b.owned_file("write-xen-config", domain.key, domain.config_path, domain.config_text)
+    if drifted and b.observed.domain(domain.name) is not None:
         b.note("info", domain.key, f"{domain.name} is running: the rewritten config takes effect at its next start")
-    return b.add("write-xen-config", domain.key, "change", f"rewrite {domain.config_path} (drift)",
-                 file_path=domain.config_path, file_content=domain.config_text, reason="drift")
+    return written
 
 
 def plan_make_fs(b: VmBuilder, after: tuple[str | None, ...]) -> str | None:

@@ -34,15 +34,7 @@ def storage_action_ids(b: VmBuilder) -> tuple[str, ...]:
 
 
 def plan_drbd_config(b: VmBuilder, drbd: DesiredDrbd) -> str | None:
-    current = b.observed.file(drbd.config_path)
-    if current == drbd.config_text:
-        return None
-    if current is None:
-        return b.add("write-drbd-config", drbd.key, "create", f"write {drbd.config_path}",
-                     file_path=drbd.config_path, file_content=drbd.config_text)
-    b.note("drift", drbd.key, f"{drbd.config_path} differs from the desired config (edited by hand?); rewriting it")
-    return b.add("write-drbd-config", drbd.key, "change", f"rewrite {drbd.config_path} (drift)",
-                 file_path=drbd.config_path, file_content=drbd.config_text, reason="drift")
+    return b.owned_file("write-drbd-config", drbd.key, drbd.config_path, drbd.config_text)
 
 
 def runtime_drift(res: DrbdResourceState, drbd: DesiredDrbd, this_node: str) -> str | None:
