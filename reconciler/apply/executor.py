@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from reconciler.apply.identity import resolve_identity
 from reconciler.apply.journal import DEFAULT_JOURNAL_PATH, Journal, JournalEntry
+from reconciler.apply.lastlook import LastLook
 from reconciler.apply.progress import Progress, SilentProgress
 from reconciler.apply.result import ApplyResult, pass_outcome, resource_statuses
 from reconciler.apply.retry import RetryPolicy, Sleep, run_with_retries
@@ -18,9 +19,7 @@ from reconciler.model.status import ActionRecord, ActionResult
 from reconciler.observe.observer import Observer, ProbeError
 from reconciler.plan import actions as A
 from reconciler.plan.model import Plan
-from reconciler.plan.safety import parse_generation_ids, parse_mounts, signature_verdict, start_domain_refusal
-
-GI_TIMEOUT = 30.0
+from reconciler.plan.safety import beneath_verdict, signature_verdict
 
 
 @dataclass
@@ -40,6 +39,7 @@ class _Outcome:
     attempts: int = 0
     retries: int = 0
     argv: tuple[tuple[str, ...], ...] = ()
+    inherited: bool = False  # the message names a dependency's root cause, not this action's own
 
 
 class Executor:
@@ -50,6 +50,7 @@ class Executor:
         self.progress = progress or SilentProgress()
         self.observer = observer or Observer(host)
         self.journal = Journal(host, self.options.journal_path)
+        self.last_look = LastLook(host, self.observer)
 
     def apply(self, plan: Plan) -> ApplyResult:
         started = self.options.clock()
@@ -75,9 +76,12 @@ class Executor:
             self.journal.forget_except({a.id for a in plan.actions if outcomes[a.id].result != "ok"})
         self.progress.close()
         done = tuple(records)
-        errors = tuple(f"{r.key}: {r.message}" for r in done if r.result in ("failed", "refused"))
+        errors = (*(f"{r.vm}: {r.reason}" for r in plan.refused_vms),
+                  *(f"{r.key}: {r.message}" for r in done if r.result in ("failed", "refused")))
+        resources = resource_statuses(plan, done)
         return ApplyResult(node=plan.node, started_at=started, finished_at=self.options.clock(),
-                           outcome=pass_outcome(done), actions=done, resources=resource_statuses(plan, done),
+                           outcome=pass_outcome(done, resources, refused_vms=len(plan.refused_vms)), actions=done,
+                           resources=resources,
                            notes=plan.notes, retries=retries, errors=errors)
 
     @staticmethod
@@ -92,8 +96,8 @@ class Executor:
         for dep in action.depends_on:
             seen = outcomes.get(dep)
             if seen is not None and seen.result == "waiting":
-                why = seen.message if seen.message.startswith("waits for ") else f"waits for {dep}: {seen.message}"
-                return _Outcome("waiting", why)
+                why = seen.message if seen.inherited else f"waits for {dep}: {seen.message}"
+                return _Outcome("waiting", why, inherited=True)
         return None
 
     @staticmethod
@@ -104,26 +108,6 @@ class Executor:
             return _Outcome("waiting", action.waiting)
         return None
 
-    def _precheck(self, action: A.Action) -> _Outcome | None:
-        for check in action.prechecks:
-            if check == "generation-ids":
-                resource = action.key.split(":", 1)[1]
-                shown = self.host.run(("drbdadm", "show-gi", A.check_name(resource, "DRBD resource")),
-                                      timeout=GI_TIMEOUT)
-                gi = parse_generation_ids(shown.stdout) if shown.ok else None
-                if gi is None:
-                    return _Outcome("refused", f"forced promotion refused: cannot read generation identifiers "
-                                               f"({shown.describe()})", attempts=1)
-                if gi.has_history:
-                    return _Outcome("refused", "forced promotion refused: generation identifiers show history; "
-                                               "this is not a brand-new pair", attempts=1)
-            elif check == "not-mounted":
-                mounts = parse_mounts(self.host.read_file("/proc/mounts") or "")
-                refusal = start_domain_refusal(action.key.split(":", 1)[1], action.devices, mounts)
-                if refusal:
-                    return _Outcome("refused", refusal, attempts=1)
-        return None
-
     def _probe(self, device: str) -> Signature | None:
         try:
             return self.observer.probe(device)
@@ -131,9 +115,9 @@ class Executor:
             return None
 
     def _run(self, action: A.Action, previous: tuple[JournalEntry, ...]) -> _Outcome:
-        refused = self._precheck(action)
-        if refused is not None:
-            return refused
+        stop = self.last_look.check(action)
+        if stop is not None:
+            return _Outcome(stop.result, stop.reason, attempts=stop.attempts)
         commands = list(action.commands)
         identity = ""
         if action.probe_before:
@@ -145,6 +129,10 @@ class Executor:
                     return _Outcome("ok", verdict.reason, attempts=0)
                 if verdict.decision == "refuse":
                     return _Outcome("refused", verdict.reason, attempts=0)
+                for leg in action.probe_beneath:
+                    below = beneath_verdict(action.kind, verdict.decision, leg, self._probe(leg), above=device)
+                    if below is not None:
+                        return _Outcome("refused", below.reason, attempts=0)
                 if verdict.decision == "redo":
                     commands.insert(0, A.wipefs_all(device))
         entry = self.journal.begin(JournalEntry(node=self.host.node, action_id=action.id, kind=action.kind,

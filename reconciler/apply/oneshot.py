@@ -22,6 +22,8 @@ from reconciler.plan.model import Plan
 from reconciler.plan.peer import PeerView, peer_view_from_observation
 
 PeerSource = Callable[[], PeerView | None]
+Gate = Callable[[Plan, DesiredNode, ObservedNode], Plan]
+"""Rewrites a plan before it runs (the daemon's gates for a one-shot apply); it may only hold actions back."""
 
 
 @dataclass(frozen=True)
@@ -32,11 +34,12 @@ class Step:
 
 
 def _needs_peer(plan: Plan) -> bool:
-    return any(a.kind == "drbd-resize" and "peer's backing size is unknown" in a.waiting for a in plan.actions)
+    return any(a.wait_for == "peer-backing-size" for a in plan.actions)
 
 
 def observe_and_plan(host: Host, desired: DesiredNode, *, peer: PeerSource | None = None,
-                     allow_mass_delete: bool = False, observer: Observer | None = None, deep: bool = False) -> Step:
+                     allow_mass_delete: bool = False, observer: Observer | None = None, deep: bool = False,
+                     gate: Gate | None = None) -> Step:
     """``deep`` adds the DRBD dry-run check: one read-only ``drbdadm -d adjust`` per resource that is up."""
     observed = (observer or Observer(host)).observe()
     changes = drbd_dry_run(host, desired, observed) if deep else None
@@ -45,17 +48,18 @@ def observe_and_plan(host: Host, desired: DesiredNode, *, peer: PeerSource | Non
         view = peer()
         if view is not None:
             plan = plan_node(desired, observed, peer=view, allow_mass_delete=allow_mass_delete, drbd_changes=changes)
-    return Step(observed, plan)
+    return Step(observed, gate(plan, desired, observed) if gate is not None else plan)
 
 
 def converge_once(host: Host, desired: DesiredNode, *, peer: PeerSource | None = None,
                   allow_mass_delete: bool = False, options: ApplyOptions | None = None,
-                  progress: Progress | None = None, observer: Observer | None = None, deep: bool = False) -> Step:
+                  progress: Progress | None = None, observer: Observer | None = None, deep: bool = False,
+                  gate: Gate | None = None) -> Step:
     """Observe, plan, apply. Pass the same ``observer`` to successive calls on one host, as the daemon
     does: it asks the tools' versions only once."""
     observer = observer or Observer(host)
     step = observe_and_plan(host, desired, peer=peer, allow_mass_delete=allow_mass_delete, observer=observer,
-                            deep=deep)
+                            deep=deep, gate=gate)
     result = apply_plan(host, step.plan, options=options, progress=progress, observer=observer)
     return Step(step.observed, step.plan, result)
 

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from reconciler.model.base import Frozen
-from reconciler.model.status import ActionRecord, PassOutcome, PassResult, ResourcePhase, ResourceStatus
+from reconciler.model.status import (
+    ActionRecord,
+    Condition,
+    PassOutcome,
+    PassResult,
+    ResourcePhase,
+    ResourceStatus,
+)
 from reconciler.plan.model import Note, Plan
 
-_PHASE_RANK: dict[ResourcePhase, int] = {"ready": 0, "progressing": 1, "waiting": 2, "refused": 3, "failed": 4,
-                                         "suspended": 5}
+# Conditions that outweigh whatever else a resource waits for: the operator must see them first.
+CRITICAL_CONDITIONS = frozenset({"split-brain", "domain-on-both"})
+_PHASE_RANK: dict[ResourcePhase, int] = {"ready": 0, "degraded": 1, "progressing": 2, "waiting": 3, "refused": 4,
+                                         "failed": 5, "suspended": 6}
 
 
 class ApplyResult(Frozen):
@@ -51,22 +60,40 @@ def resource_statuses(plan: Plan, records: tuple[ActionRecord, ...]) -> tuple[Re
         current = worst.get(record.key)
         if current is None or _PHASE_RANK[phase] > _PHASE_RANK[current[0]]:
             worst[record.key] = (phase, record.message)
+    refused_vms = {r.vm: r.reason for r in plan.refused_vms}
+    conditions: dict[str, list[Condition]] = {}
+    for condition in plan.conditions:
+        conditions.setdefault(condition.key, []).append(condition)
     out = []
     for res in plan.resources:
+        if res.vm in refused_vms:
+            out.append(ResourceStatus(key=res.key, vm=res.vm, kind=res.kind, phase="refused",
+                                      reason=refused_vms[res.vm]))
+            continue
         if res.suspended:
             out.append(ResourceStatus(key=res.key, vm=res.vm, kind=res.kind, phase="suspended",
                                       reason="reconciliation suspended"))
             continue
         phase, reason = worst.get(res.key, ("ready", ""))
+        found = conditions.get(res.key, [])
         if phase == "progressing":
-            phase, reason = "ready", "converged in this pass"
-        out.append(ResourceStatus(key=res.key, vm=res.vm, kind=res.kind, phase=phase, reason=reason))
+            # Changed in this pass: Ready only once a pass observes it as it should be, healthy.
+            reason = "changed in this pass; the next pass confirms it"
+        critical = [c for c in found if c.kind in CRITICAL_CONDITIONS]
+        if (phase == "ready" and found) or (critical and phase in ("progressing", "waiting")):
+            also = f" (also: {reason})" if reason and phase == "waiting" else ""
+            phase, reason = "degraded", "; ".join(c.message for c in found) + also
+        out.append(ResourceStatus(key=res.key, vm=res.vm, kind=res.kind, phase=phase, reason=reason,
+                                  conditions=tuple(c.kind for c in found)))
     return tuple(out)
 
 
-def pass_outcome(records: tuple[ActionRecord, ...]) -> PassOutcome:
-    if any(r.result in ("failed", "refused") for r in records):
+def pass_outcome(records: tuple[ActionRecord, ...], resources: tuple[ResourceStatus, ...] = (), *,
+                 refused_vms: int = 0) -> PassOutcome:
+    if refused_vms or any(r.result in ("failed", "refused") for r in records):
         return "failed"
-    if any(r.result in ("waiting", "skipped") for r in records):
+    if any(r.result in ("waiting", "skipped", "ok") for r in records):
         return "progressing"
+    if any(r.phase == "degraded" for r in resources):
+        return "degraded"
     return "converged"

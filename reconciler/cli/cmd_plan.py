@@ -11,8 +11,10 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from reconciler.cli.cmd_status import add_state_dir
 from reconciler.cli.common import add_host_options, make_host, node_name
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredNode
@@ -40,6 +42,7 @@ def register(subparsers: Any) -> None:
                         help="also ask `drbdadm -d adjust` what it would change for every DRBD resource that is up "
                              "(one read-only command per resource)")
     add_host_options(parser)
+    add_state_dir(parser)
     parser.set_defaults(func=_run)
 
 
@@ -113,12 +116,14 @@ def _sim_peer(sim_dir: str, cluster: Any, node: str) -> Callable[[], PeerView | 
 
 def _run(args: argparse.Namespace) -> int:
     from reconciler.apply.oneshot import observe_and_plan  # noqa: PLC0415
+    from reconciler.cli.oneshot_gate import one_shot_gate  # noqa: PLC0415
     from reconciler.plan.render_plan import render_json, render_text  # noqa: PLC0415
 
     try:
         target = load_target(args)
         step = observe_and_plan(target.host, target.desired, peer=target.peer,
-                                allow_mass_delete=args.allow_mass_delete, deep=args.deep)
+                                allow_mass_delete=args.allow_mass_delete, deep=args.deep,
+                                gate=one_shot_gate(Path(args.state_dir)))
     except CliError as exc:
         print(f"reconciler plan: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -1,5 +1,8 @@
 """`reconciler status`: what the daemon last published about this node (per VM and resource, revisions,
-peers, suspensions, recent errors). Reads ``<state>/status.json``; never touches the node."""
+peers, suspensions, recent errors). Reads ``<state>/status.json``; never touches the node.
+
+Exit status: 0 the daemon runs and its status is fresh; 3 the status is stale or no daemon listens on the
+state directory's control socket (what is shown is then history, not the node now); 1 no status at all."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from typing import Any
 
 from reconciler.daemon import status_store
 from reconciler.daemon.config import DEFAULT_STATE_DIR
+from reconciler.daemon.control import daemon_listening
 from reconciler.model.status import NodeStatus, RevisionInfo
 
 
@@ -47,13 +51,31 @@ def _run(args: argparse.Namespace) -> int:
             print(f"reconciler status: no status in {state_dir} (is `reconciler run` running with this --state-dir?)",
                   file=sys.stderr)
         return 1
+    now = time.time()
+    stale = staleness(status, now=now, running=daemon_listening(state_dir))
     if args.json:
         data = status.model_dump(mode="json")
         data["revision_skew"] = skew(status)
+        data["stale"] = stale or None
         print(json.dumps(data, indent=2, sort_keys=True))
     else:
-        print(render(status, now=time.time()))
-    return 0
+        if stale:
+            print(f"STALE: {stale}; what follows is the last status the daemon published, not the node now")
+        print(render(status, now=now))
+    return EXIT_STALE if stale else 0
+
+
+EXIT_STALE = 3
+
+
+def staleness(status: NodeStatus, *, now: float, running: bool) -> str:
+    """Why the status cannot be taken as the node's state now ("" when it can)."""
+    if not running:
+        return "no daemon is running for this state directory (`systemctl status reconciler`)"
+    if status.fresh_until is not None and now > status.fresh_until:
+        return (f"the daemon has not published a status since {_ago(now, status.updated_at)}, later than it "
+                "promised (hung, or cannot write its state directory: `journalctl -u reconciler`)")
+    return ""
 
 
 def skew(status: NodeStatus) -> dict[str, str | None]:

@@ -27,7 +27,7 @@ from reconciler.source.statefile import read_json, write_json
 CONTROL_FILE = "control.json"
 CONTROL_SOCKET = "control.sock"
 NODE_SCOPE = "node"
-COMMANDS = frozenset({"reconcile-now", "reload"})
+COMMANDS = frozenset({"reconcile-now", "reload", "ping"})
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,11 @@ def send_command(state_dir: Path, command: str, timeout: float = 2.0) -> bool:
         except OSError:
             return False
     return True
+
+
+def daemon_listening(state_dir: Path) -> bool:
+    """True when a daemon listens on the control socket of ``state_dir`` (a datagram it ignores)."""
+    return send_command(state_dir, "ping", timeout=1.0)
 
 
 class ControlServer:

@@ -15,14 +15,13 @@ from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode
 from reconciler.model.status import PeerStatus
 from reconciler.plan.model import Plan
+from reconciler.plan.registry import kinds_where
 from reconciler.plan.safety import peer_cannot_write
 
 # Both DRBD sides must agree on these (port, protocol, size, teardown), so both run the same revision first.
-NEEDS_PEER_AT_REVISION = frozenset({
-    "drbd-adjust", "drbd-resize", "drbd-down", "remove-drbd-config", "remove-stripe", "remove-lv",
-})
+NEEDS_PEER_AT_REVISION = kinds_where("peer_revision")
 # Who runs a domain changes through these; never decided from a cached revision right after a start.
-BOOT_GATED = frozenset({"promote", "promote-force-initial", "demote", "start-domain", "shutdown-domain"})
+BOOT_GATED = kinds_where("boot_gated")
 
 
 def hold_for_peer_revision(plan: Plan, revision: str, desired: DesiredNode, peers: Iterable[PeerStatus]) -> Plan:
@@ -34,7 +33,7 @@ def hold_for_peer_revision(plan: Plan, revision: str, desired: DesiredNode, peer
             behind = [_behind(node, by_node.get(node), revision) for node in vm_peers.get(action.vm, ())]
             reasons = [r for r in behind if r]
             if reasons:
-                actions.append(action.with_(waiting="; ".join(reasons)))
+                actions.append(action.with_(waiting="; ".join(reasons), wait_for="peer-revision"))
                 continue
         actions.append(action)
     return plan.model_copy(update={"actions": tuple(actions)})
@@ -57,11 +56,15 @@ class BootGate:
     fetched: bool
     fetch_deadline_passed: bool
     peers_seen: frozenset[str]
+    one_shot: bool = False  # a one-shot apply: it never sees peers, only DRBD's own view can open the gate
 
     def reason(self, vm_peers: Iterable[str]) -> str:
         missing = [p for p in vm_peers if p not in self.peers_seen]
         if not (self.fetched or self.fetch_deadline_passed):
             return "boot gate: waiting for the first fetch of the repository since start"
+        if missing and self.one_shot:
+            return (f"a one-shot apply does not see peer {', '.join(missing)} and DRBD does not show that it cannot "
+                    "write; left to `reconciler run`, which sees the peer")
         if missing:
             return f"boot gate: waiting to see peer {', '.join(missing)} (an unreachable peer proves nothing)"
         return ""
@@ -85,12 +88,27 @@ def hold_for_boot(plan: Plan, gate: BootGate, desired: DesiredNode, observed: Ob
                 if resource is not None and peer_cannot_write(resource, quorum_mechanism=vm.drbd.safety == "quorum"):
                     reason = ""  # DRBD itself shows the peer cannot write: no need to hear from it.
             if reason:
-                actions.append(action.with_(waiting=reason))
+                actions.append(action.with_(waiting=reason, wait_for="one-shot" if gate.one_shot else "boot-gate"))
                 overall.append(reason)
                 continue
         actions.append(action)
     gated = plan.model_copy(update={"actions": tuple(actions)})
     return gated, overall[0] if overall else ""
+
+
+ONE_SHOT_NO_PEER = ("needs both nodes at the same revision, which only the daemon sees (peer status); a one-shot "
+                    "apply leaves it to `reconciler run`")
+
+
+def hold_for_one_shot(plan: Plan, desired: DesiredNode, observed: ObservedNode) -> tuple[Plan, str]:
+    """The daemon's gates for a one-shot ``apply``, which sees no peer status: what needs the peer at the same
+    revision waits, and role and domain changes wait unless DRBD itself shows the peer cannot write."""
+    held = tuple(a.with_(waiting=ONE_SHOT_NO_PEER, wait_for="one-shot")
+                 if a.kind in NEEDS_PEER_AT_REVISION and not a.refused and not a.waiting
+                 and any(vm.name == a.vm and vm.peers for vm in desired.vms) else a
+                 for a in plan.actions)
+    gate = BootGate(fetched=True, fetch_deadline_passed=True, peers_seen=frozenset(), one_shot=True)
+    return hold_for_boot(plan.model_copy(update={"actions": held}), gate, desired, observed)
 
 
 def without_vms(plan: Plan, vms: frozenset[str]) -> Plan:

@@ -38,7 +38,7 @@ from reconciler.source.gitsource import GitSource, SourceView
 
 MAX_RECENT_ERRORS = 20
 # Outcomes after which this node has done all it can for the revision; peers may then rely on it.
-APPLIED_OUTCOMES: frozenset[PassOutcome] = frozenset({"converged", "progressing"})
+APPLIED_OUTCOMES: frozenset[PassOutcome] = frozenset({"converged", "degraded", "progressing"})
 
 
 class MetricsSink:
@@ -91,6 +91,7 @@ class Reconciler:
     # stops a running domain.
     _last_primaries: dict[str, str] | None = None
     _moved_away: set[str] = field(default_factory=set)
+    _health: dict[str, str] = field(default_factory=dict)  # degraded resource -> its reason, for the log
     status: NodeStatus | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -290,6 +291,7 @@ class Reconciler:
             suspensions=(), recent_errors=tuple(self._errors), booted_at=self.booted_at,
             resources=self._resources, boot_gate=gate, updated_at=finished,
         )
+        self._log_health_changes(resources or ())
         quiet = outcome in ("converged", "progressing", "suspended")
         event("pass.end", level=logging.INFO if quiet else logging.WARNING,
               revision=revision[:12] if revision else None, result=outcome,
@@ -298,13 +300,31 @@ class Reconciler:
               failed=sum(1 for r in result.resources if r.phase == "failed") or None)
         return result
 
+    def _log_health_changes(self, resources: tuple[ResourceStatus, ...]) -> None:
+        """One log line when a resource becomes degraded (with why) and one when it is healthy again."""
+        for res in resources:
+            before = self._health.get(res.key)
+            now = res.reason if res.phase == "degraded" else None
+            if now is not None and now != before:
+                event("resource.degraded", level=logging.WARNING, vm=res.vm, resource=res.key,
+                      conditions=",".join(res.conditions), reason=now)
+            elif now is None and before is not None and res.phase == "ready":
+                event("resource.healthy", vm=res.vm, resource=res.key)
+            if now is not None:
+                self._health[res.key] = now
+            elif res.phase == "ready":
+                self._health.pop(res.key, None)
+
     def publish(self, control: ControlState, peers: tuple[PeerStatus, ...], observed: ObservedNode | None,
-                desired: DesiredNode | None, result: PassResult) -> NodeStatus:
-        """Add what only the loop knows (peers, suspensions), write status.json and feed the metrics."""
+                desired: DesiredNode | None, result: PassResult, *, fresh_for: float | None = None) -> NodeStatus:
+        """Add what only the loop knows (peers, suspensions), write status.json and feed the metrics.
+        ``fresh_for``: seconds within which the loop promises the next status."""
         with self._lock:
             assert self.status is not None  # noqa: S101  (run_pass always sets it)
+            fresh_until = self.clock.time() + fresh_for if fresh_for is not None else None
             status = self.status.model_copy(update={"peers": peers, "suspensions": control.suspensions,
-                                                    "recent_errors": tuple(self._errors)})
+                                                    "recent_errors": tuple(self._errors),
+                                                    "fresh_until": fresh_until})
             self.status = status
             status_store.publish(self.state_dir, status)
         self.metrics.record_pass(result, observed, desired, status)
@@ -323,8 +343,10 @@ def _outcome_of(resources: tuple[ResourceStatus, ...], outcome: ApplyOutcome) ->
     phases = {r.phase for r in resources}
     if "failed" in phases or "refused" in phases or any(a.result == "failed" for a in outcome.actions):
         return "failed"
-    if phases - {"ready", "suspended"}:
+    if phases - {"ready", "degraded", "suspended"}:
         return "progressing"
+    if "degraded" in phases:
+        return "degraded"
     return "converged"
 
 

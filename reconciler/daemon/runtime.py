@@ -38,6 +38,10 @@ from reconciler.source.gitsource import GitSource, Loader, default_loader
 from reconciler.source.mirror import Mirror
 from reconciler.source.watch import RefWatcher, local_git_dir
 
+URGENT_WAKEUPS = frozenset({"drbd", "domain"})
+# A pass that runs mkfs on a large device or waits for a guest's shutdown can take this long.
+STATUS_GRACE_S = 1800.0
+
 
 @dataclass
 class Schedule:
@@ -47,8 +51,11 @@ class Schedule:
     not_before: float = 0.0
     backoff: Backoff = field(default_factory=lambda: Backoff(base=2.0, cap=300.0))
 
-    def woken(self, now: float) -> None:
-        self.next_due = min(self.next_due, max(now, self.not_before))
+    def woken(self, now: float, reasons: frozenset[str] | set[str] = frozenset()) -> None:
+        # A change of DRBD's or a domain's state is news about the node itself (a disconnect, a failed disk,
+        # a role change): it is looked at at once, even while passes back off after errors.
+        urgent = bool(reasons & URGENT_WAKEUPS)
+        self.next_due = min(self.next_due, now if urgent else max(now, self.not_before))
 
     def after(self, result: PassResult, now: float, *, has_revision: bool, waiting: bool,
               progress_interval: float, drift_interval: float) -> float:
@@ -59,7 +66,8 @@ class Schedule:
             return delay
         self.backoff.reset()
         self.not_before = now
-        delay = progress_interval if result.outcome == "progressing" or waiting else drift_interval
+        # A degraded node may heal by itself (a resync ends, the peer returns): look again soon.
+        delay = progress_interval if result.outcome in ("progressing", "degraded") or waiting else drift_interval
         self.next_due = now + delay
         return delay
 
@@ -127,6 +135,8 @@ class Daemon:
         self.reconciler.republish_errors()
 
     def _control_command(self, command: str) -> None:
+        if command == "ping":  # `reconciler status` asking whether a daemon listens; nothing to do
+            return
         event("control", command=command)
         if command == "reconcile-now":
             self.fetcher.poke()
@@ -198,7 +208,10 @@ class Daemon:
         self._ensure_peer_wiring()
         observed = self._observed_for_metrics(result)
         desired = self._desired_for_metrics()
-        status = self.reconciler.publish(control, self.peer_monitor.statuses(), observed, desired, result)
+        # The longest wait between passes, the longest error backoff, and the longest a pass's actions may take.
+        fresh_for = max(self.config.drift_interval, self.schedule.backoff.cap) + STATUS_GRACE_S
+        status = self.reconciler.publish(control, self.peer_monitor.statuses(), observed, desired, result,
+                                         fresh_for=fresh_for)
         if self.reconciler.observed_once and not self.ready_sent:
             self.ready_sent = True
             self.notifier.ready(_status_line(status.model_dump()))
@@ -233,7 +246,7 @@ class Daemon:
                     break
                 now = self.clock.monotonic()
                 if pending:
-                    self.schedule.woken(now)
+                    self.schedule.woken(now, pending)
                 if now < self.schedule.next_due:
                     continue
             reasons = frozenset(pending | self.wakeup.wait(0))

@@ -26,9 +26,8 @@ from reconciler.model.desired import (
     DrbdVersion,
 )
 from reconciler.names import check_device_path, check_name
+from reconciler.ownership import dm_uuid
 from reconciler.sizes import SECTOR
-
-STRIPE_UUID_PREFIX = "RECONCILER-"
 
 
 class UnknownNodeError(KeyError):
@@ -75,7 +74,7 @@ def _storage(vm: Vm) -> tuple[tuple[DesiredLV, ...], DesiredStripe | None, str, 
         stripe = DesiredStripe(
             vm=vm.name,
             name=data_lv,
-            uuid=STRIPE_UUID_PREFIX + data_lv,
+            uuid=dm_uuid(data_lv),
             chunk_sectors=vm.chunk_sectors,
             legs=tuple(check_device_path(lv.path, "stripe leg") for lv in lvs),
             length_sectors=stripe_length_sectors(vm.data_size, vm.stripes, vm.chunk_sectors),

@@ -19,6 +19,7 @@ from reconciler.names import check_name
 
 # The console script's path in the systemd units; drbdadm runs handler strings through /bin/sh.
 DEFAULT_FENCE_PEER = "/usr/local/bin/reconciler fence-peer"
+SPLIT_BRAIN_HANDLER = "/usr/local/bin/reconciler split-brain"
 CONFIG_DIR = "/etc/drbd.d"
 INDENT = "    "
 
@@ -75,6 +76,8 @@ def render_drbd(
             handler_lines.append(f'{"unfence-peer" if nine else "after-resync-target"} "{unfence}";')
     elif safety.mechanism == "quorum":
         options += ["quorum majority;", f"on-no-quorum {safety.on_no_quorum};"]
+    # Neither status nor /proc/drbd says "split brain"; this handler is how DRBD tells the reconciler.
+    handler_lines.append(f'split-brain "{SPLIT_BRAIN_HANDLER}";')
     startup: list[str] = []
     if vm.wfc_timeout is not None:
         startup.append(f"wfc-timeout {vm.wfc_timeout};")

@@ -10,7 +10,8 @@ from reconciler.metrics.families import add_enum, counter, flag, gauge, histogra
 from reconciler.metrics.state import PASS_OUTCOMES, Snapshot, SuspendedScope
 from reconciler.model.status import ResourcePhase
 
-RESOURCE_PHASES: tuple[ResourcePhase, ...] = ("ready", "progressing", "waiting", "failed", "refused", "suspended")
+RESOURCE_PHASES: tuple[ResourcePhase, ...] = ("ready", "degraded", "progressing", "waiting", "failed", "refused",
+                                              "suspended")
 
 
 def _pass_metrics(s: Snapshot) -> list[Metric]:
@@ -59,7 +60,14 @@ def _resource_metrics(s: Snapshot) -> list[Metric]:
     for vm, phases in sorted(by_vm.items()):
         for phase in RESOURCE_PHASES:
             per_vm.add_metric([vm, phase], float(phases[phase]))
-    return [total, per_vm]
+    degraded = gauge("reconciler_resource_degraded",
+                     "1 for each condition that keeps a resource from being Ready (split brain, a disk not "
+                     "UpToDate, the peer's data unknown, a domain away from its node, a restart owed, growth "
+                     "pending)", ["vm", "resource", "condition"])
+    for r in resources:
+        for condition in r.conditions:
+            degraded.add_metric([r.vm, r.key, condition], 1.0)
+    return [total, per_vm, degraded]
 
 
 def _revision_metrics(s: Snapshot) -> list[Metric]:

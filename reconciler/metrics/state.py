@@ -104,7 +104,8 @@ class Snapshot:
     peers: dict[str, PeerStatus]
 
 
-PASS_OUTCOMES: tuple[PassOutcome, ...] = ("converged", "progressing", "failed", "invalid", "suspended", "error")
+PASS_OUTCOMES: tuple[PassOutcome, ...] = ("converged", "degraded", "progressing", "failed", "invalid", "suspended",
+                                          "error")
 
 
 class MetricsState:

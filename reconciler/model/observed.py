@@ -101,6 +101,7 @@ class DrbdResourceState(Frozen):
     devices: tuple[DrbdDeviceState, ...] = ()
     connections: tuple[DrbdConnectionState, ...] = ()
     split_brain: bool = False
+    split_brain_detail: str = ""  # when, with whom, and this node's generation identifiers then
 
 
 class DrbdState(Frozen):

@@ -7,9 +7,23 @@ from typing import Literal
 
 from reconciler.model.base import Frozen
 
-ResourcePhase = Literal["ready", "progressing", "waiting", "failed", "refused", "suspended"]
+ResourcePhase = Literal["ready", "degraded", "progressing", "waiting", "failed", "refused", "suspended"]
 ActionResult = Literal["ok", "failed", "refused", "waiting", "skipped"]
-PassOutcome = Literal["converged", "progressing", "failed", "invalid", "suspended", "error"]
+PassOutcome = Literal["converged", "degraded", "progressing", "failed", "invalid", "suspended", "error"]
+"""``converged``: nothing left to do and everything healthy. ``degraded``: nothing left that the reconciler may
+do by itself, but something is not healthy (split brain, a disk that is not UpToDate, ...)."""
+
+ConditionKind = Literal["split-brain", "disk", "peer-disk", "domain-away", "domain-on-both", "restart-needed",
+                        "growth-pending"]
+
+
+class Condition(Frozen):
+    """Something unhealthy about one resource that the reconciler will not (or must not) repair by itself."""
+
+    key: str
+    vm: str
+    kind: ConditionKind
+    message: str
 
 
 class ResourceStatus(Frozen):
@@ -18,6 +32,7 @@ class ResourceStatus(Frozen):
     kind: str
     phase: ResourcePhase
     reason: str = ""
+    conditions: tuple[ConditionKind, ...] = ()
 
 
 class ActionRecord(Frozen):
@@ -88,3 +103,6 @@ class NodeStatus(Frozen):
     # Why promotion and domain starts are held back after a boot ("" once the gate is open).
     boot_gate: str = ""
     updated_at: float | None = None
+    # The daemon's promise: a newer status by this time (its longest wait between passes plus the longest an
+    # action may take). Past it, the status is stale: the daemon is stopped, hung or cannot write.
+    fresh_until: float | None = None

@@ -24,7 +24,6 @@ INFO_ARGV: tuple[str, ...] = (
     "-o",
     "name,major,minor,attr,open,uuid",
 )
-OWN_UUID_PREFIX = "RECONCILER-"
 
 _NO_DEVICES = "No devices found"
 _TARGET_LINE = re.compile(r"([0-9]+) ([0-9]+) ([A-Za-z0-9_-]+)(?: (.*))?")
@@ -32,14 +31,6 @@ _TARGET_LINE = re.compile(r"([0-9]+) ([0-9]+) ([A-Za-z0-9_-]+)(?: (.*))?")
 _PREFIXED_LINE = re.compile(r"(.+): ([0-9]+ [0-9]+ [A-Za-z0-9_-]+(?: .*)?)")
 _EMPTY_TABLE_LINE = re.compile(r"(.+):\s*")
 _ATTR = re.compile(r"[L-][I-][s-][rw]")
-
-
-def own_uuid(name: str) -> str:
-    return f"{OWN_UUID_PREFIX}{name}"
-
-
-def is_own(device: DmDevice) -> bool:
-    return device.uuid.startswith(OWN_UUID_PREFIX)
 
 
 def _target(text: str, tool: str, line_no: int, line: str) -> DmTarget:

@@ -147,3 +147,47 @@ def drbd_layout(files: Iterable[tuple[str, str]], node: str) -> DrbdLayout:
             peers = sorted({host for c in on_sections for host in c.words[1:] if host != node})
             peer_names[resource] = tuple(peers)
     return DrbdLayout(minor_to_resource, peer_names)
+
+
+@dataclass(frozen=True)
+class ConfigIdentity:
+    """What one ``.res`` file on this node says a resource is here: its minor, backing disk and port."""
+
+    resource: str
+    source: str
+    minor: int | None = None
+    disk: str | None = None
+    port: int | None = None
+
+
+_PORT_RE = re.compile(r":(\d+)$")
+
+
+def _statement(sections: Iterable[_Section], word: str) -> list[str] | None:
+    for section in sections:
+        if not section.is_block and section.words[:1] == [word]:
+            return section.words[1:]
+    return None
+
+
+def config_identities(files: Iterable[tuple[str, str]], node: str) -> dict[str, ConfigIdentity]:
+    """Per resource, the identity this node's own ``on NODE`` section (or the resource level) gives it.
+
+    Raises :class:`ParseError` for a file that cannot be read, like :func:`drbd_layout`.
+    """
+    found: dict[str, ConfigIdentity] = {}
+    for source, text in files:
+        for section in _parse_sections(text, source):
+            if section.words[:1] != ["resource"] or not section.is_block or len(section.words) < 2:
+                continue
+            own = [c for c in section.children if c.is_block and c.words[:1] == ["on"] and node in c.words[1:]]
+            scopes = [*(c.children for c in own), section.children]
+            minors = next((m for m in (_minors(s, source) for s in scopes) if m), [])
+            disk = next((d for d in (_statement(s, "disk") for s in scopes) if d), None)
+            address = next((a for a in (_statement(s, "address") for s in scopes) if a), None)
+            port = _PORT_RE.search(address[-1]) if address else None
+            found[section.words[1]] = ConfigIdentity(
+                resource=section.words[1], source=source, minor=minors[0] if minors else None,
+                disk=disk[0] if disk and disk[0] not in ("{", "none") else None,
+                port=int(port.group(1)) if port else None)
+    return found

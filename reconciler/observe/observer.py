@@ -31,7 +31,7 @@ from reconciler.model.observed import (
     VolumeGroup,
 )
 from reconciler.names import check_device_path, name_problem
-from reconciler.observe import blkid, dmsetup, drbd9, lvm, procdrbd, xl
+from reconciler.observe import blkid, dmsetup, drbd9, lvm, procdrbd, splitbrain, xl
 from reconciler.observe.drbdconf import drbd_layout
 from reconciler.observe.errors import ParseError
 from reconciler.observe.versions import ToolVersions, probe_versions
@@ -219,6 +219,27 @@ def _read_owned(host: Host, directories: Sequence[str]) -> tuple[ToolStatus, tup
     return ToolStatus(name="files", state="available", detail=f"{len(files)} owned files read"), tuple(files)
 
 
+def _read_split_brain_markers(host: Host) -> tuple[tuple[splitbrain.SplitBrainMarker, ...], list[str]]:
+    """The markers DRBD's split-brain handler left (files, no command); an unreadable one is reported."""
+    markers: list[splitbrain.SplitBrainMarker] = []
+    problems: list[str] = []
+    try:
+        names = host.list_dir(splitbrain.MARKER_DIR)
+    except HostFileError as exc:
+        return (), [_file_problem(exc, "list", splitbrain.MARKER_DIR)]
+    for name in names:
+        if not name.endswith(splitbrain.MARKER_SUFFIX):
+            continue
+        path = posixpath.join(splitbrain.MARKER_DIR, name)
+        try:
+            text = host.read_file(path)
+            if text is not None:
+                markers.append(splitbrain.parse_marker(text, path))
+        except (HostFileError, ParseError, ValueError) as exc:
+            problems.append(f"unreadable split-brain marker: {exc}")
+    return tuple(markers), problems
+
+
 class Observer:
     """Observes one node through ``host``. Reuse one instance: tool versions are probed once per instance."""
 
@@ -250,6 +271,12 @@ class Observer:
         lvm_part = _observe_lvm(run, versions.lvm)
         dm_status, dm_devices = _observe_dm(run, versions.dmsetup)
         drbd_status, drbd_state = _observe_drbd(run, self.host, files)
+        # Markers only matter for a connection DRBD dropped to StandAlone; a healthy node reads none.
+        if any(c.connection_state == "StandAlone" for r in drbd_state.resources for c in r.connections):
+            markers, marker_problems = _read_split_brain_markers(self.host)
+            drbd_state = splitbrain.apply_markers(drbd_state, markers)
+            if marker_problems:
+                drbd_status = drbd_status.model_copy(update={"detail": "; ".join(marker_problems)})
         xen = _observe_xen(run)
         self.last_pass_argvs = tuple(run.argvs)
         return ObservedNode(
@@ -264,6 +291,28 @@ class Observer:
             files=files,
             commands_run=len(run.argvs),
         )
+
+    def observe_drbd(self) -> tuple[ToolStatus, DrbdState]:
+        """DRBD's state alone, read afresh (the owned files too: DRBD 8.4 names its minors there)."""
+        _, files = _read_owned(self.host, self.owned_dirs)
+        return _observe_drbd(_Runner(self.host, self.timeout), self.host, files)
+
+    def observe_dm(self) -> tuple[ToolStatus, tuple[DmDevice, ...]]:
+        return _observe_dm(_Runner(self.host, self.timeout), self.versions.dmsetup)
+
+    def observe_lvs(self) -> tuple[ToolStatus, tuple[LogicalVolume, ...]]:
+        """The LVs alone (one ``lvs``), read afresh."""
+        version = self.versions.lvm
+        lvs = _Runner(self.host, self.timeout)(lvm.LVS_ARGV)
+        if lvs.not_found:
+            return _missing("lvm", lvs, version), ()
+        if not lvs.ok:
+            return ToolStatus(name="lvm", state="failed", version=version, detail=_failure(lvs)), ()
+        try:
+            volumes = lvm.parse_lvs(lvs.stdout)
+        except ParseError as exc:
+            return ToolStatus(name="lvm", state="failed", version=version, detail=str(exc)), ()
+        return ToolStatus(name="lvm", state="available", version=version), volumes
 
     def probe(self, device: str) -> Signature:
         """What ``blkid -p`` finds on ``device`` (probing the device, not blkid's cache).

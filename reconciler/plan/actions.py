@@ -10,8 +10,9 @@ from typing import Literal
 
 from reconciler.model.base import Frozen
 from reconciler.names import check_device_path, check_name
+from reconciler.ownership import LV_TAG, dm_uuid
 
-__all__ = ["check_device_path", "check_name"]  # re-exported for builders elsewhere
+__all__ = ["check_device_path", "check_name", "dm_uuid"]  # re-exported for builders elsewhere
 
 ActionKind = Literal[
     "create-lv",
@@ -42,21 +43,11 @@ ActionKind = Literal[
 ]
 
 Change = Literal["create", "change", "delete"]
-Precheck = Literal["generation-ids", "not-mounted"]
-"""Checks apply makes right before running an action (they read the node, so the plan cannot)."""
+WaitFor = Literal["", "peer-backing-size", "peer-revision", "peer-state", "boot-gate", "one-shot", "local-state"]
+"""What a waiting action waits for, as a value code can test (``waiting`` is the sentence for the operator)."""
 
-# Seconds. Most commands return at once; these write whole devices or wait for the peer or the guest.
+# Seconds. Each kind's own timeout (reconciler.plan.registry) replaces this when the action is built.
 DEFAULT_COMMAND_TIMEOUT = 60.0
-LONG_TIMEOUTS: dict[str, float] = {
-    "lvcreate": 300.0,  # zeroing the start and wiping signatures touches the disk
-    "mkfs.xfs": 900.0,
-    "mkswap": 300.0,
-    "wipefs": 120.0,
-    "create-md": 300.0,
-    "resize": 900.0,
-    "shutdown": 330.0,  # `xl shutdown -w` waits for the guest
-    "create": 120.0,
-}
 
 
 class Command(Frozen):
@@ -71,7 +62,9 @@ class Action(Frozen):
 
     ``refused`` and ``waiting`` are reasons: a refused action is never run and its dependents are skipped;
     a waiting one is requeued for a later pass without counting as a failure. ``probe_before`` lists the
-    devices whose ``blkid -p`` signature apply checks right before running (the gate's last word).
+    devices whose ``blkid -p`` signature apply checks right before running (the gate's last word), and
+    ``probe_beneath`` the devices under them (each leg of a stripe), which are probed too but never written.
+    ``safety`` is the DRBD resource's safety mechanism, for the promotion rule re-checked right before.
     ``identity`` lists the LVs beneath the written device (comma-separated paths, or an LV uuid for an
     extend or removal); apply resolves the paths to LV uuids for the crash journal, so a recreated device
     is never mistaken for the one an interrupted step was writing.
@@ -89,11 +82,13 @@ class Action(Frozen):
     depends_on: tuple[str, ...] = ()
     destructive: bool = False
     probe_before: tuple[str, ...] = ()
+    probe_beneath: tuple[str, ...] = ()
     identity: str = ""
-    prechecks: tuple[Precheck, ...] = ()
+    safety: str = ""
     devices: tuple[str, ...] = ()
     refused: str = ""
     waiting: str = ""
+    wait_for: WaitFor = ""
     reason: str = ""
 
     @property
@@ -117,12 +112,7 @@ def action_id(kind: str, key: str) -> str:
 
 
 def cmd(*argv: str, stdin: str | None = None, timeout: float | None = None, mutating: bool = True) -> Command:
-    word = argv[1] if argv[0] in ("drbdadm", "xl") and len(argv) > 1 else argv[0]
-    if argv[0] == "drbdadm" and "create-md" in argv:
-        word = "create-md"
-    if argv[0] == "drbdadm" and "resize" in argv:
-        word = "resize"
-    limit = timeout if timeout is not None else LONG_TIMEOUTS.get(word, DEFAULT_COMMAND_TIMEOUT)
+    limit = timeout if timeout is not None else DEFAULT_COMMAND_TIMEOUT
     return Command.model_construct(argv=tuple(argv), stdin=stdin, timeout_s=limit, mutating=mutating)
 
 
@@ -130,8 +120,8 @@ def cmd(*argv: str, stdin: str | None = None, timeout: float | None = None, muta
 
 
 def lvcreate(vg: str, name: str, size_bytes: int, stripes: int = 1, stripe_size_bytes: int | None = None) -> Command:
-    """Wipe signatures and zero the start, so reused disk space never looks provisioned."""
-    argv = ["lvcreate", "--yes", "--wipesignatures", "y", "--zero", "y", "-L", f"{size_bytes}b"]
+    """Wipe signatures and zero the start, so reused disk space never looks provisioned; the tag marks it ours."""
+    argv = ["lvcreate", "--yes", "--wipesignatures", "y", "--zero", "y", "--addtag", LV_TAG, "-L", f"{size_bytes}b"]
     if stripes > 1:
         argv += ["-i", str(stripes)]
         if stripe_size_bytes:
@@ -150,10 +140,6 @@ def lvremove(vg: str, name: str) -> Command:
 
 
 # --- device-mapper ---------------------------------------------------------------------------------
-
-
-def dm_uuid(name: str) -> str:
-    return f"RECONCILER-{check_name(name, 'dm device')}"
 
 
 def dmsetup_create(name: str, table: str) -> Command:
@@ -198,7 +184,7 @@ def mkswap(device: str, label: str | None = None) -> Command:
 
 
 def wipefs_all(device: str) -> Command:
-    return cmd("wipefs", "-a", check_device_path(device))
+    return cmd("wipefs", "-a", check_device_path(device), timeout=120.0)
 
 
 # --- Xen -------------------------------------------------------------------------------------------

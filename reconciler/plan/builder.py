@@ -10,6 +10,7 @@ from reconciler.plan.actions import Action, ActionKind, Change, Command, action_
 from reconciler.plan.index import ObservedIndex
 from reconciler.plan.model import Note, NoteKind
 from reconciler.plan.peer import PeerView
+from reconciler.plan.registry import spec
 
 # Every field given explicitly: model_construct then skips its per-field default lookups.
 _DEFAULTS: dict[str, Any] = {name: spec.default for name, spec in Action.model_fields.items()
@@ -35,8 +36,10 @@ class VmBuilder:
         unknown = set(fields) - _DEFAULTS.keys()
         if unknown:
             raise TypeError(f"unknown action fields: {sorted(unknown)}")
+        limit = spec(kind).timeout_s
+        timed = tuple(c.model_copy(update={"timeout_s": limit}) for c in commands)
         values = {**_DEFAULTS, "id": ident, "kind": kind, "key": key, "vm": self.vm.name, "change": change,
-                  "description": description, "commands": commands, "depends_on": deps, **fields}
+                  "description": description, "commands": timed, "depends_on": deps, **fields}
         self.actions.append(Action.model_construct(**values))
         return ident
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from reconciler.ownership import LV_TAG
 from reconciler.plan import actions as A
 from reconciler.plan.builder import VmBuilder
 from reconciler.plan.domain import plan_shutdown
+from reconciler.plan.safety import dm_ownership_refusal, lv_ownership_refusal
 
 
 def plan_deletion(b: VmBuilder) -> None:
@@ -32,20 +34,20 @@ def plan_deletion(b: VmBuilder) -> None:
             b.add("remove-drbd-config", drbd.key, "delete", f"remove {drbd.config_path}",
                   file_path=drbd.config_path, depends_on=(down,), destructive=True)
     unstripe = None
-    if vm.stripe is not None and observed.dm(vm.stripe.name) is not None:
-        dev = observed.dm(vm.stripe.name)
-        refused = "" if dev is not None and dev.uuid == A.dm_uuid(vm.stripe.name) else (
-            f"dm device {vm.stripe.name} is not ours (uuid {dev.uuid if dev else '?'}); not removing it")
+    dev = observed.dm(vm.stripe.name) if vm.stripe is not None else None
+    if vm.stripe is not None and dev is not None:
         unstripe = b.add("remove-stripe", vm.stripe.key, "delete", f"remove stripe {vm.stripe.name}",
                          commands=(A.dmsetup_remove(vm.stripe.name),), depends_on=(down,), destructive=True,
-                         refused=refused)
+                         refused=dm_ownership_refusal(vm.stripe.name, dev, A.dm_uuid(vm.stripe.name)) or "")
     for lv in vm.lvs:
         found = observed.lv(lv.vg, lv.name)
         if found is None:
             continue
         after = (unstripe, down) if lv.purpose == "data" else (stop,)
+        refused = lv_ownership_refusal(lv.vg, lv.name, found, uuid=found.uuid or "", tag=LV_TAG) or ""
         b.add("remove-lv", lv.key, "delete", f"remove LV {lv.vg}/{lv.name} and its data",
-              commands=(A.lvremove(lv.vg, lv.name),), depends_on=after, destructive=True, identity=found.uuid or "")
+              commands=(A.lvremove(lv.vg, lv.name),), depends_on=after, destructive=True, identity=found.uuid or "",
+              refused=refused)
 
 
 def plan_absent(b: VmBuilder) -> None:

@@ -10,7 +10,7 @@ from reconciler.plan.actions import Action
 from reconciler.plan.builder import VmBuilder
 from reconciler.plan.deletion import plan_absent, plan_deletion
 from reconciler.plan.domain import (
-    handover_refusal,
+    handover,
     plan_live_changes,
     plan_make_fs,
     plan_make_swaps,
@@ -19,27 +19,18 @@ from reconciler.plan.domain import (
     plan_xen_config,
 )
 from reconciler.plan.drbd import plan_drbd, plan_role
+from reconciler.plan.health import assess
+from reconciler.plan.identity import Holders, identity_refusal
 from reconciler.plan.index import ObservedIndex
-from reconciler.plan.model import Note, Plan, PlannedResource
+from reconciler.plan.model import Note, Plan, PlannedResource, VmRefusal
 from reconciler.plan.order import order_actions
 from reconciler.plan.orphans import find_orphans
 from reconciler.plan.peer import PeerView
+from reconciler.plan.registry import kinds_where, spec
 from reconciler.plan.safety import mass_delete_refusal
 from reconciler.plan.storage import plan_lvs, plan_stripe
 
-# Which observation each action relies on: a tool that could not be read means "unknown", never "none",
-# so nothing is planned on top of it (creating what merely looks absent would fail or, worse, collide).
-TOOL_OF_KIND = {
-    "create-lv": "lvm", "extend-lv": "lvm", "remove-lv": "lvm",
-    "create-stripe": "dmsetup", "reload-stripe": "dmsetup", "resume-stripe": "dmsetup", "remove-stripe": "dmsetup",
-    "create-md": "drbd", "drbd-up": "drbd", "drbd-adjust": "drbd", "drbd-resize": "drbd", "promote": "drbd",
-    "promote-force-initial": "drbd", "demote": "drbd", "drbd-down": "drbd", "make-fs": "drbd",
-    "start-domain": "xl", "shutdown-domain": "xl", "set-domain-memory": "xl", "set-domain-vcpus": "xl",
-    "write-drbd-config": "files", "write-xen-config": "files", "remove-drbd-config": "files",
-    "remove-xen-config": "files",
-}
-
-REMOVAL_KINDS = frozenset({"remove-lv", "remove-stripe", "remove-drbd-config", "remove-xen-config", "drbd-down"})
+REMOVAL_KINDS = kinds_where("removes")
 
 
 def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | None = None,
@@ -56,11 +47,17 @@ def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | 
     actions: list[Action] = []
     notes: list[Note] = []
     deleting: list[str] = []
+    refused_vms: list[VmRefusal] = []
     index = ObservedIndex(observed)
+    holders = Holders(index)
     for vm in desired.vms:
         if vm.suspended:
             notes.append(Note(key=f"vm:{vm.name}", vm=vm.name, kind="info",
                               message=f"{vm.name} is suspended; not reconciled"))
+            continue
+        refusal = identity_refusal(vm, index, holders)
+        if refusal:
+            refused_vms.append(VmRefusal(vm=vm.name, reason=refusal))
             continue
         b = VmBuilder(vm, index, peer, drbd_changes or {})
         if vm.lifecycle == "deleted":
@@ -73,19 +70,23 @@ def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | 
             _plan_present(b, moved_away)
         actions.extend(b.actions)
         notes.extend(b.notes)
-    refusal = mass_delete_refusal(len(deleting), desired.max_removals_per_revision,
+    mass = mass_delete_refusal(len(deleting), desired.max_removals_per_revision,
                                   allowed=allow_mass_delete or desired.allow_mass_delete)
-    if refusal:
-        actions = [a.with_(refused=refusal) if a.vm in deleting and a.kind in REMOVAL_KINDS else a for a in actions]
+    if mass:
+        # The guard holds everything it covers: a VM it keeps is not shut down or demoted either.
+        actions = [a.with_(refused=mass) if a.vm in deleting else a for a in actions]
     blind = {t.name: f"{t.name} could not be observed ({t.state}{': ' + t.detail if t.detail else ''}); "
                      "nothing is changed on what cannot be seen"
              for t in observed.tools if t.state != "available"}
     if blind:
-        actions = [a.with_(refused=blind[TOOL_OF_KIND[a.kind]]) if TOOL_OF_KIND.get(a.kind) in blind and not a.refused
+        # A tool that could not be read means "unknown", never "none": nothing is planned on top of it
+        # (creating what merely looks absent would fail or, worse, collide).
+        actions = [a.with_(refused=blind[spec(a.kind).tool]) if spec(a.kind).tool in blind and not a.refused
                    else a for a in actions]
     notes.extend(find_orphans(desired, observed))
-    return Plan(node=desired.node, actions=order_actions(actions), notes=tuple(notes),
-                resources=_resources(desired))
+    plan = Plan(node=desired.node, actions=order_actions(actions), notes=tuple(notes),
+                resources=_resources(desired), refused_vms=tuple(refused_vms))
+    return plan.model_copy(update={"conditions": assess(desired, observed, plan)})
 
 
 def _plan_present(b: VmBuilder, moved_away: Collection[str] | None) -> None:
@@ -98,9 +99,9 @@ def _plan_present(b: VmBuilder, moved_away: Collection[str] | None) -> None:
     want_primary = vm.is_primary_here
     stop = None
     if domain is not None and running is not None and not want_primary:
-        stop = plan_shutdown(b, domain, f"the designated primary is {vm.primary_node}",
-                             refused=handover_refusal(vm, b.observed.resource(vm.drbd.name) if vm.drbd else None,
-                                                      moved_away))
+        refused, waiting = handover(vm, b.observed.resource(vm.drbd.name) if vm.drbd else None, moved_away)
+        stop = plan_shutdown(b, domain, f"the designated primary is {vm.primary_node}", refused=refused,
+                             waiting=waiting)
     restart = False
     if domain is not None and running is not None and want_primary:
         restart = plan_live_changes(b, domain, running)

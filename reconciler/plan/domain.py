@@ -23,11 +23,12 @@ def plan_make_fs(b: VmBuilder, after: tuple[str | None, ...]) -> str | None:
     fs = b.vm.filesystem
     if fs is None:
         return None
-    lvs = ",".join(lv.path for lv in b.vm.lvs if lv.purpose == "data")
+    data = tuple(lv.path for lv in b.vm.lvs if lv.purpose == "data")
     return b.add("make-fs", fs.key, "create",
-                 f"make an XFS filesystem on {fs.device} (only if blkid -p finds no signature there)",
+                 f"make an XFS filesystem on {fs.device} (only if blkid -p finds no signature there "
+                 "nor a foreign one on any LV beneath it)",
                  commands=(A.mkfs_xfs(fs.device, fs.label),), depends_on=after, destructive=True,
-                 probe_before=(fs.device,), identity=lvs)
+                 probe_before=(fs.device,), probe_beneath=data, identity=",".join(data))
 
 
 def plan_make_swaps(b: VmBuilder) -> tuple[str, ...]:
@@ -74,32 +75,41 @@ def plan_live_changes(b: VmBuilder, domain: DesiredDomain, running: DomainState)
 def plan_start(b: VmBuilder, domain: DesiredDomain, after: tuple[str | None, ...]) -> str:
     return b.add("start-domain", domain.key, "create", f"start domain {domain.name}",
                  commands=(A.xl("create", A.xen_config_path(domain.name)),), depends_on=after,
-                 prechecks=("not-mounted",), devices=domain.disks)
+                 devices=domain.disks)
 
 
-def plan_shutdown(b: VmBuilder, domain: DesiredDomain, why: str, *, refused: str = "") -> str:
+def plan_shutdown(b: VmBuilder, domain: DesiredDomain, why: str, *, refused: str = "", waiting: str = "") -> str:
     return b.add("shutdown-domain", domain.key, "delete" if b.vm.lifecycle == "deleted" else "change",
                  f"shut down domain {domain.name} ({why})",
-                 commands=(A.xl("shutdown", "-w", check_name(domain.name, "domain")),), reason=why, refused=refused)
+                 commands=(A.xl("shutdown", "-w", check_name(domain.name, "domain")),), reason=why, refused=refused,
+                 waiting=waiting)
 
 
-def handover_refusal(vm: DesiredVm, res: DrbdResourceState | None, moved_away: Collection[str] | None) -> str:
-    """Why a domain running on a node that is not its designated primary must be left running, or ""."""
+def handover(vm: DesiredVm, res: DrbdResourceState | None, moved_away: Collection[str] | None) -> tuple[str, str]:
+    """Whether a domain running here, away from its designated primary, may be stopped now for a move:
+    ``(refused, waiting)``, both "" when it may.
+
+    A domain no revision moved away was most likely failed over here by hand: it is left running (refused,
+    with how to record that). A move that a revision asked for waits, with what it waits for, until the
+    designated primary can take over (Connected with UpToDate data); it is never refused for that.
+    """
     record = (f"if it was failed over here by hand, record that with `primary: {vm.this_node}` in "
               f"{vm.source_file}; otherwise shut it down by hand")
     if moved_away is not None and vm.name not in moved_away:
         return (f"{vm.name} runs here although no revision moved it away from this node (designated primary: "
-                f"{vm.primary_node}); left running: {record}")
+                f"{vm.primary_node}); left running: {record}"), ""
     if vm.drbd is None:
-        return ""
+        return "", ""
     ready = res is not None and any(
         c.connection_state == "Connected" and c.peer_devices
         and all(p.peer_disk_state == "UpToDate" for p in c.peer_devices)
         for c in res.connections)
     if ready:
-        return ""
+        return "", ""
     seen = ", ".join(f"{c.peer_name} {c.connection_state}/"
                      f"{'/'.join(p.peer_disk_state for p in c.peer_devices) or 'no disk'}"
                      for c in (res.connections if res else ())) or "no peer connection"
-    return (f"{vm.name} runs here but its designated primary {vm.primary_node} cannot take over now ({seen}); "
-            f"left running: {record}")
+    unknown = (f"; if it was failed over here by hand, record that with `primary: {vm.this_node}` in "
+               f"{vm.source_file}" if moved_away is None else "")
+    return "", (f"the move to {vm.primary_node} waits until it can take over (Connected with UpToDate data; "
+                f"now {seen}); {vm.name} keeps running here meanwhile{unknown}")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from reconciler.model.desired import DesiredDrbd
 from reconciler.model.observed import DrbdResourceState
 from reconciler.plan import actions as A
+from reconciler.plan.actions import WaitFor
 from reconciler.plan.builder import VmBuilder
-from reconciler.plan.safety import peer_cannot_write, promotion_waiting
+from reconciler.plan.safety import promotion_verdict
 from reconciler.sizes import format_size
 
 _BROKEN_CONNECTIONS = ("StandAlone",)
@@ -26,6 +27,14 @@ def backing_bytes(b: VmBuilder) -> int | None:
     return next((lv.size_bytes for lv in vm.lvs if drbd is not None and lv.path == drbd.backing_device), None)
 
 
+def data_lv_paths(b: VmBuilder) -> tuple[str, ...]:
+    """The LVs beneath the DRBD backing device (the legs of a stripe), which a probe of the device cannot see
+    (a linear backing device is its own LV: nothing lies beneath it but the disk)."""
+    drbd = b.vm.drbd
+    return tuple(lv.path for lv in b.vm.lvs
+                 if lv.purpose == "data" and (drbd is None or lv.path != drbd.backing_device))
+
+
 def storage_action_ids(b: VmBuilder) -> tuple[str, ...]:
     keys = [lv.key for lv in b.vm.lvs if lv.purpose == "data"]
     if b.vm.stripe is not None:
@@ -39,8 +48,6 @@ def plan_drbd_config(b: VmBuilder, drbd: DesiredDrbd) -> str | None:
 
 def runtime_drift(res: DrbdResourceState, drbd: DesiredDrbd, this_node: str) -> str | None:
     """What DRBD's runtime shows that its config does not ask for; `drbdadm adjust` repairs each of these."""
-    if res.split_brain:
-        return None  # adjust would only reconnect into the same split brain; that needs an operator
     peers = {h.name for h in drbd.hosts if h.name != this_node}
     connected = {c.peer_name for c in res.connections}
     missing = sorted(peers - connected)
@@ -65,12 +72,18 @@ def plan_drbd(b: VmBuilder, drbd: DesiredDrbd) -> None:
         created = any(a.kind == "create-lv" for a in b.actions)
         data_lvs = ",".join(lv.path for lv in b.vm.lvs if lv.purpose == "data")
         md = b.add("create-md", drbd.key, "create",
-                   f"create DRBD metadata on {drbd.backing_device} (only if blkid -p finds no signature there)",
+                   f"create DRBD metadata on {drbd.backing_device} (only if blkid -p finds no signature there "
+                   "nor on any LV beneath it)",
                    commands=(A.drbdadm("create-md", drbd.name, "--force"),), depends_on=(config, *storage),
-                   destructive=True, probe_before=(drbd.backing_device,), identity=data_lvs,
+                   destructive=True, probe_before=(drbd.backing_device,), probe_beneath=data_lv_paths(b),
+                   identity=data_lvs,
                    reason="new" if created else "after-reboot")
         b.add("drbd-up", drbd.key, "create", f"bring up DRBD resource {drbd.name} on {drbd.device}",
               commands=(A.drbdadm("up", drbd.name),), depends_on=(md, config))
+        return
+    if res.split_brain:
+        # adjust would reconnect into the same split brain (or apply a changed config mid-incident): the
+        # health assessment reports it with the recovery; only the operator decides whose writes are lost.
         return
     drift = runtime_drift(res, drbd, b.vm.this_node)
     if drift is None and drbd.name in b.drbd_changes:
@@ -79,9 +92,6 @@ def plan_drbd(b: VmBuilder, drbd: DesiredDrbd) -> None:
         why = "config rewritten" if config is not None else f"runtime differs from the config: {drift}"
         b.add("drbd-adjust", drbd.key, "change", f"adjust DRBD resource {drbd.name} ({why})",
               commands=(A.drbdadm("adjust", drbd.name),), depends_on=(config, *storage), reason=why)
-    if res.split_brain:
-        b.note("info", drbd.key, f"{drbd.name} is in split brain; resolve it by hand (drbdadm connect "
-                                 "--discard-my-data on the victim)")
     plan_resize(b, drbd, res, storage)
 
 
@@ -93,10 +103,12 @@ def plan_resize(b: VmBuilder, drbd: DesiredDrbd, res: DrbdResourceState, storage
     if size_kib * 1024 + internal_metadata_bytes(backing) >= backing:
         return
     waiting = ""
+    wait_for: WaitFor = "peer-state"
     if not res.connections or any(c.connection_state != "Connected" for c in res.connections):
         waiting = "the peer is not connected; DRBD resizes only with both nodes connected"
     elif b.peer is None:
         waiting = "the peer's backing size is unknown here (no peer status); resize waits for it"
+        wait_for = "peer-backing-size"
     else:
         peer_size = b.peer.backing_bytes.get(drbd.name)
         if peer_size is None or peer_size < backing:
@@ -104,7 +116,8 @@ def plan_resize(b: VmBuilder, drbd: DesiredDrbd, res: DrbdResourceState, storage
                        f"({format_size(peer_size) if peer_size else 'unknown'} < {format_size(backing)})")
     b.add("drbd-resize", drbd.key, "change",
           f"resize DRBD {drbd.name} to the grown backing device ({format_size(backing)})",
-          commands=(A.drbdadm("resize", drbd.name),), depends_on=storage, waiting=waiting)
+          commands=(A.drbdadm("resize", drbd.name),), depends_on=storage, waiting=waiting,
+          wait_for=wait_for if waiting else "")
     if not waiting and b.vm.filesystem is not None:
         b.note("filesystem-growth", b.vm.filesystem.key,
                f"{drbd.device} grows to about {format_size(backing - internal_metadata_bytes(backing))}: grow the "
@@ -128,36 +141,16 @@ def plan_role(b: VmBuilder, drbd: DesiredDrbd, *, want_primary: bool, domain_run
     adjust = b.find("drbd-adjust", drbd.key)
     if res is None:
         return b.add("promote", drbd.key, "change", f"promote {drbd.name}",
-                     commands=(A.drbdadm("primary", drbd.name),), depends_on=(up,),
+                     commands=(A.drbdadm("primary", drbd.name),), depends_on=(up,), safety=drbd.safety,
                      waiting=f"{drbd.name} comes up in this pass; promotion is decided from its state on the next pass")
-    local = [d.disk_state for d in res.devices]
-    peers = [p.peer_disk_state for c in res.connections for p in c.peer_devices]
-    connected = bool(res.connections) and all(c.connection_state == "Connected" for c in res.connections)
-    if local and all(s == "Inconsistent" for s in local) and peers and all(s == "Inconsistent" for s in peers):
-        if not connected:
-            return b.add("promote-force-initial", drbd.key, "change", f"initial forced promotion of {drbd.name}",
-                         commands=(A.drbdadm("primary", drbd.name, "--force"),), depends_on=(adjust,),
-                         waiting="brand-new pair: waiting for the peer to connect (never forced while disconnected)")
-        return b.add("promote-force-initial", drbd.key, "change",
-                     f"initial forced promotion of brand-new pair {drbd.name} (starts the first full sync)",
+    verdict = promotion_verdict(res, quorum_mechanism=drbd.safety == "quorum")
+    if verdict.kind == "promote-force-initial":
+        new = bool(res.connections) and not verdict.waiting
+        what = (f"initial forced promotion of brand-new pair {drbd.name} (starts the first full sync)" if new
+                else f"initial forced promotion of {drbd.name}")
+        return b.add("promote-force-initial", drbd.key, "change", what,
                      commands=(A.drbdadm("primary", drbd.name, "--force"),), depends_on=(adjust,),
-                     destructive=True, prechecks=("generation-ids",))
-    if local and all(s == "Inconsistent" for s in local) and not connected:
-        return b.add("promote-force-initial", drbd.key, "change", f"initial forced promotion of {drbd.name}",
-                     commands=(A.drbdadm("primary", drbd.name, "--force"),), depends_on=(adjust,),
-                     waiting="brand-new pair: waiting for the peer to connect (never forced while disconnected)")
-    if not local or any(s != "UpToDate" for s in local):
-        pct = [p.resync_percent for c in res.connections for p in c.peer_devices if p.resync_percent is not None]
-        detail = f" (resync {pct[0]:.1f}%)" if pct else ""
-        return b.add("promote", drbd.key, "change", f"promote {drbd.name}",
-                     commands=(A.drbdadm("primary", drbd.name),), depends_on=(adjust,),
-                     waiting=f"local disk is {'/'.join(local) or 'missing'}{detail}; promotion needs UpToDate data")
-    # The plan never opens a live-migration window (it moves a VM by shutdown, demote, promote, start), so a
-    # Primary peer always means waiting, even where the configuration would allow two primaries.
-    waiting = promotion_waiting(res, live_migration=False) or ""
-    if not waiting and not peer_cannot_write(res, quorum_mechanism=drbd.safety == "quorum"):
-        states = ", ".join(f"{c.peer_name} {c.connection_state}/{c.peer_role}" for c in res.connections) or "none"
-        waiting = (f"cannot prove the peer is not writing (peer: {states}); unreachable proves nothing: waiting for "
-                   "the peer to show Secondary, for fencing to outdate it, or for quorum")
+                     destructive=True, waiting=verdict.waiting, refused=verdict.refused, safety=drbd.safety)
     return b.add("promote", drbd.key, "change", f"promote {drbd.name} to Primary",
-                 commands=(A.drbdadm("primary", drbd.name),), depends_on=(adjust,), waiting=waiting)
+                 commands=(A.drbdadm("primary", drbd.name),), depends_on=(adjust,), waiting=verdict.waiting,
+                 safety=drbd.safety)

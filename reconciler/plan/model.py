@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from reconciler.model.base import Frozen
+from reconciler.model.status import Condition
 from reconciler.plan.actions import Action
 
 NoteKind = Literal["orphan", "drift", "restart-needed", "filesystem-growth", "info"]
@@ -26,15 +27,25 @@ class PlannedResource(Frozen):
     suspended: bool = False
 
 
+class VmRefusal(Frozen):
+    """A VM this revision must not touch at all on this node (an identity change, a name someone else holds)."""
+
+    vm: str
+    reason: str
+
+
 class Plan(Frozen):
     node: str
     actions: tuple[Action, ...] = ()
     notes: tuple[Note, ...] = ()
     resources: tuple[PlannedResource, ...] = ()
+    refused_vms: tuple[VmRefusal, ...] = ()
+    # What is unhealthy on the node as observed (reconciler.plan.health): such resources are Degraded.
+    conditions: tuple[Condition, ...] = ()
 
     @property
     def is_empty(self) -> bool:
-        return not self.actions
+        return not self.actions and not self.refused_vms
 
     @property
     def refused(self) -> tuple[Action, ...]:

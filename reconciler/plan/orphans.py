@@ -10,6 +10,7 @@ import re
 
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode
+from reconciler.ownership import is_our_dm_uuid
 from reconciler.plan.model import Note
 
 _OUR_LV = re.compile(r"^(root|swap)(\d+)(?:[-_].*)?$")
@@ -49,7 +50,7 @@ def find_orphans(desired: DesiredNode, observed: ObservedNode) -> tuple[Note, ..
         if (lv.vg, lv.name) not in lvs and _OUR_LV.match(lv.name):
             orphan(f"lv:{lv.vg}/{lv.name}", lv.name, f"LV {lv.vg}/{lv.name}")
     for dm in observed.dm_devices:
-        if dm.uuid.startswith("RECONCILER-") and dm.name not in dms:
+        if is_our_dm_uuid(dm.uuid) and dm.name not in dms:
             orphan(f"dm:{dm.name}", dm.name, f"stripe {dm.name}")
     for res in observed.drbd.resources:
         if res.name not in resources:

@@ -14,7 +14,9 @@ def render_text(plan: Plan) -> str:
     lines: list[str] = []
     if plan.is_empty:
         lines.append(f"{plan.node}: no changes; the node matches the desired state.")
-    else:
+    for refusal in plan.refused_vms:
+        lines.append(f"! {refusal.vm}: refused, nothing of it is changed: {refusal.reason}")
+    if plan.actions:
         counts = {s: sum(a.symbol == s for a in plan.actions) for s in "+~-!="}
         lines.append(f"{plan.node}: {len(plan.actions)} actions "
                      f"({counts['+']} to create, {counts['~']} to change, {counts['-']} to delete, "
@@ -71,4 +73,5 @@ def render_json(plan: Plan) -> dict[str, Any]:
             for a in plan.actions
         ],
         "notes": [n.model_dump() for n in plan.notes],
+        "refused_vms": [r.model_dump() for r in plan.refused_vms],
     }

@@ -1,8 +1,10 @@
-"""The safety gate: the only place that decides whether a risky step may run.
+"""The safety gate: the only place that decides whether a destructive or role-changing step may run.
 
-Every function returns a reason (a sentence for the operator) or None. A refused action is never run and
-the resource is left alone; other resources still converge. Some checks need the node's state right
-before the step (a signature, generation identifiers, mounts); apply calls those with what it just read.
+The planner calls these rules with the observation it plans from, and the executor calls the same rules
+again right before the step with what it has just read from the node (a signature, DRBD's state,
+generation identifiers, mounts, a device's owner); no rule has a copy elsewhere. Every function returns a
+reason (a sentence for the operator) or None, or a verdict. A refused action is never run and the
+resource is left alone; other resources still converge.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from reconciler.model.observed import DomainState, DrbdResourceState, Signature
+from reconciler.model.observed import DmDevice, DrbdResourceState, LogicalVolume, Signature
 from reconciler.sizes import format_size
 
 DEFAULT_EXTENT = 4 * 1024 * 1024
@@ -68,6 +70,30 @@ def signature_verdict(kind: str, device: str, signature: Signature | None, *, jo
     verb = {"make-fs": "mkfs.xfs", "make-swap": "mkswap", "create-md": "drbdadm create-md"}[kind]
     return Verdict("refuse", f"{device} carries a {signature.type} signature; {verb} would destroy it "
                              "(wipe it by hand if it is really unwanted)")
+
+
+def beneath_verdict(kind: str, target_decision: SignatureVerdict, device: str, signature: Signature | None,
+                    above: str) -> Verdict | None:
+    """A device beneath the one being written (a leg of a stripe): never written itself, but a signature on it
+    is someone's data that the write through the layers above would destroy. ``blkid`` cannot see it through
+    the stripe (only leg 0's start lines up with the stripe's start), so every leg is probed on its own.
+
+    Legs may carry only what this project's own layers put there: pieces of the DRBD metadata above them,
+    and, while an interrupted mkfs of ours is redone, that filesystem's start. Returns a refusal or None.
+    """
+    if target_decision not in ("run", "redo"):
+        return None
+    if signature is None:
+        return Verdict("refuse", f"blkid -p could not tell what {device} (beneath {above}) holds; refusing to write "
+                                 f"over it")
+    if signature.type is None:
+        return None
+    expected = {"make-fs": {"drbd"} | ({"xfs"} if target_decision == "redo" else set())}.get(kind, set())
+    if signature.type in expected:
+        return None
+    verb = {"make-fs": "mkfs.xfs", "make-swap": "mkswap", "create-md": "drbdadm create-md"}[kind]
+    return Verdict("refuse", f"{device} beneath {above} carries a {signature.type} signature; {verb} on {above} "
+                             "would destroy it (wipe it by hand if it is really unwanted)")
 
 
 @dataclass(frozen=True)
@@ -140,6 +166,76 @@ def peer_cannot_write(resource: DrbdResourceState, *, quorum_mechanism: bool) ->
     return True
 
 
+PromotionKind = Literal["promote", "promote-force-initial"]
+
+
+@dataclass(frozen=True)
+class PromotionVerdict:
+    """How the designated primary may become Primary now: ``waiting`` and ``refused`` are reasons ("" = go)."""
+
+    kind: PromotionKind
+    waiting: str = ""
+    refused: str = ""
+
+
+_NEVER_FORCED = "brand-new pair: waiting for the peer to connect (never forced while disconnected)"
+
+
+def promotion_verdict(resource: DrbdResourceState, *, quorum_mechanism: bool,
+                      gi: GenerationIds | None = None, check_gi: bool = False) -> PromotionVerdict:
+    """The one rule for promoting the designated primary, planned and re-checked right before the step.
+
+    A brand-new pair (both disks Inconsistent, connected, no history in the generation identifiers) is
+    promoted with ``--force``, which starts the first full sync. Anything else is a normal promotion that
+    needs UpToDate data here and proof that the peer is not writing; otherwise it waits.
+    """
+    local = [d.disk_state for d in resource.devices]
+    peers = [p.peer_disk_state for c in resource.connections for p in c.peer_devices]
+    connected = bool(resource.connections) and all(c.connection_state == "Connected" for c in resource.connections)
+    all_local_inconsistent = bool(local) and all(s == "Inconsistent" for s in local)
+    if all_local_inconsistent and (not connected or (peers and all(s == "Inconsistent" for s in peers))):
+        if not connected:
+            return PromotionVerdict("promote-force-initial", waiting=_NEVER_FORCED)
+        refusal = forced_promotion_refusal(resource, designated_primary=True, gi=gi, check_gi=check_gi)
+        return PromotionVerdict("promote-force-initial", refused=refusal or "")
+    if not local or any(s != "UpToDate" for s in local):
+        pct = [p.resync_percent for c in resource.connections for p in c.peer_devices if p.resync_percent is not None]
+        detail = f" (resync {pct[0]:.1f}%)" if pct else ""
+        return PromotionVerdict("promote", waiting=f"local disk is {'/'.join(local) or 'missing'}{detail}; "
+                                                   "promotion needs UpToDate data")
+    # Moves are made by shutdown, demote, promote, start: a Primary peer always means waiting here, even
+    # where the configuration would allow two primaries (only a live-migration window opens that).
+    waiting = promotion_waiting(resource, live_migration=False) or ""
+    if not waiting and not peer_cannot_write(resource, quorum_mechanism=quorum_mechanism):
+        states = ", ".join(f"{c.peer_name} {c.connection_state}/{c.peer_role}" for c in resource.connections) or "none"
+        waiting = (f"cannot prove the peer is not writing (peer: {states}); unreachable proves nothing: waiting for "
+                   "the peer to show Secondary, for fencing to outdate it, or for quorum")
+    return PromotionVerdict("promote", waiting=waiting)
+
+
+def dm_ownership_refusal(name: str, device: DmDevice | None, uuid: str) -> str | None:
+    """A dm device is changed or removed only while it carries the project's uuid for that name."""
+    if device is None:
+        return f"dm device {name} is gone; nothing to change"
+    if device.uuid != uuid:
+        return (f"dm device {name} has uuid {device.uuid or '(none)'}, not {uuid}: it was not made by this project "
+                "and is left alone")
+    return None
+
+
+def lv_ownership_refusal(vg: str, name: str, lv: LogicalVolume | None, *, uuid: str, tag: str) -> str | None:
+    """An LV is removed only while it is the very LV the plan saw (same uuid) and carries the project's tag."""
+    if lv is None:
+        return f"LV {vg}/{name} is gone; nothing to remove"
+    if uuid and lv.uuid != uuid:
+        return (f"LV {vg}/{name} is now a different LV (uuid {lv.uuid}, planned for {uuid}); refusing to remove "
+                "what was not planned")
+    if tag not in lv.tags:
+        return (f"LV {vg}/{name} does not carry the tag {tag!r}: it was not created by this project and is not "
+                f"removed (lvchange --addtag {tag} {vg}/{name} hands it over, if it really should go)")
+    return None
+
+
 def parse_mounts(text: str) -> tuple[str, ...]:
     """Mounted source devices from /proc/mounts (octal escapes such as ``\\040`` decoded)."""
     devices = []
@@ -155,14 +251,6 @@ def start_domain_refusal(domain: str, disks: Iterable[str], mounted: Iterable[st
     busy = sorted(set(disks) & set(mounted))
     if busy:
         return f"starting {domain} refused: {', '.join(busy)} is mounted in dom0"
-    return None
-
-
-def mount_refusal(device: str, domains: Iterable[DomainState], domain_disks: dict[str, tuple[str, ...]]) -> str | None:
-    """Mounting a device in dom0 while the domain using it runs is refused, for the same reason."""
-    for dom in domains:
-        if dom.is_running and device in domain_disks.get(dom.name, ()):
-            return f"mounting {device} refused: domain {dom.name} is running on it"
     return None
 
 

@@ -64,7 +64,7 @@ def _lvm_dm_name(path: str) -> str | None:
     return f"{parts[2].replace('-', '--')}-{parts[3].replace('-', '--')}"
 
 
-def _leg_matches(desired_leg: str, observed_leg: str, observed: ObservedIndex) -> bool:
+def leg_matches(desired_leg: str, observed_leg: str, observed: ObservedIndex) -> bool:
     """Tables show legs as ``major:minor``; resolve the desired path through the LV's own dm device."""
     if desired_leg == observed_leg:
         return True
@@ -93,7 +93,7 @@ def plan_stripe(b: VmBuilder, stripe: DesiredStripe) -> None:
     seen = parse_striped(dev)
     same_layout = (seen is not None and seen.stripes == len(stripe.legs) and seen.chunk == stripe.chunk_sectors
                    and len(seen.legs) == len(stripe.legs)
-                   and all(_leg_matches(d, o, b.observed) for d, o in zip(stripe.legs, seen.legs, strict=True)))
+                   and all(leg_matches(d, o, b.observed) for d, o in zip(stripe.legs, seen.legs, strict=True)))
     if seen is None or not same_layout:
         b.add("reload-stripe", stripe.key, "change", f"change stripe {stripe.name}",
               refused=f"stripe {stripe.name} has a different layout ({dev.table!r}); changing legs or chunk size "

@@ -99,6 +99,10 @@ class ResourceConfig:
         return self.option("handlers", "fence-peer")
 
     @property
+    def split_brain_handler(self) -> str | None:
+        return self.option("handlers", "split-brain")
+
+    @property
     def resync_rate_kib(self) -> int | None:
         text = self.option("disk", "c-max-rate") or self.option("disk", "resync-rate")
         return None if text is None else parse_kib(text)

@@ -18,6 +18,7 @@ import hashlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from reconciler.observe.splitbrain import SplitBrainMarker, marker_path, marker_text
 from reconciler.sim import state as simstate
 from reconciler.sim.drbd_config import ResourceConfig
 from reconciler.sim.state import State
@@ -361,6 +362,22 @@ def _helper(state: State, node: str, res: dict[str, Any], peer: str, *, helper: 
     pending.append(f"response helper {ident} helper:{helper} status:{status}")
 
 
+def _run_split_brain_handler(state: State, node: str, res: dict[str, Any], peer: str, volume: str) -> None:
+    """What the configured ``split-brain`` handler does when it is the reconciler's: it records the incident
+    (resource, peer, time, this node's generation identifiers) where the reconciler's observer reads it."""
+    handler = config_of(res).split_brain_handler
+    if handler is None or not handler.endswith("reconciler split-brain"):
+        return
+    md = device_md(state, res["devices"][volume])
+    peer_md = md["peers"].get(str(res["connections"][peer]["node_id"]), {}) if md is not None else {}
+    generation = "" if md is None else ":".join(
+        f"{int(u):016X}" for u in (md["current"], peer_md.get("bitmap", 0), *md["history"][:2]))
+    marker = SplitBrainMarker(resource=res["name"], peer=peer, detected_at=float(state.get("time", 0.0)),
+                              generation=generation)
+    simstate.node_state(state, node)["files"][marker_path(res["name"])] = {"content": marker_text(marker),
+                                                                           "mode": 0o640}
+
+
 # --- roles ------------------------------------------------------------------------------------
 
 
@@ -445,10 +462,11 @@ def _force_uptodate(state: State, node: str, res: dict[str, Any]) -> None:
         md = device_md(state, dev)
         if md is None:
             continue
+        # Forcing only declares the data good. A disk with history keeps its generation: the new current UUID
+        # comes from becoming Primary without the peer (new_data_generation), with the old one as the bitmap
+        # UUID, as on a real node; so a forced promotion during a partition meets the other side's writes as
+        # a split brain on reconnect, not as a sync in either direction.
         if md["current"] == UUID_JUST_CREATED:
-            md["current"] = new_uuid(state, node, f"{res['name']}:force")
-        else:
-            _push_history(md, md["current"])
             md["current"] = new_uuid(state, node, f"{res['name']}:force")
         set_disk(state, dev, "UpToDate")
     # A forced primary with a connected Inconsistent peer starts a full sync towards it.
@@ -735,6 +753,7 @@ def _handshake(state: State, a: str, ra: dict[str, Any], b: str, rb: dict[str, A
                 for volume, verdict in verdicts.items():
                     if abs(verdict) == 100:
                         _helper(state, node, res, peer, helper="split-brain", status=0, volume=volume)
+                        _run_split_brain_handler(state, node, res, peer, volume)
             ca["conn"] = cb["conn"] = "StandAlone"
             ca["split_brain"] = cb["split_brain"] = True
             return

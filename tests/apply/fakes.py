@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from reconciler.host.base import DEFAULT_TIMEOUT, CommandResult
+from reconciler.model.observed import DrbdResourceState
 
 Responder = Callable[[tuple[str, ...]], CommandResult | None]
 
@@ -24,12 +26,29 @@ def fail(argv: Sequence[str], code: int, stderr: str) -> CommandResult:
     return CommandResult(tuple(argv), code, "", stderr)
 
 
-def lvs_report(*lvs: tuple[str, str, str]) -> str:
+def lvs_report(*lvs: tuple[str, str, str], tags: str = "") -> str:
     rows = ",".join(
         f'{{"lv_name":"{name}","vg_name":"{vg}","lv_size":"1073741824","lv_attr":"-wi-a-----","lv_uuid":"{uuid}",'
-        f'"segtype":"linear","stripes":"1","stripe_size":"0","devices":"/dev/sda(0)","lv_tags":""}}'
+        f'"segtype":"linear","stripes":"1","stripe_size":"0","devices":"/dev/sda(0)","lv_tags":"{tags}"}}'
         for vg, name, uuid in lvs)
     return f'{{"report": [{{"lv": [{rows}]}}]}}'
+
+
+def drbd9_status_json(*resources: DrbdResourceState) -> str:
+    """What ``drbdsetup status --json`` prints for these states (the keys the parser reads)."""
+    return json.dumps([{
+        "name": r.name, "role": r.role, "suspended": r.suspended,
+        "devices": [{"volume": d.volume, "minor": d.minor, "disk-state": d.disk_state, "client": d.client,
+                     **({"quorum": d.quorum} if d.quorum is not None else {}),
+                     **({"size": d.size_kib} if d.size_kib is not None else {})} for d in r.devices],
+        "connections": [{"name": c.peer_name, "connection-state": c.connection_state, "peer-role": c.peer_role,
+                         "peer_devices": [{"volume": p.volume, "replication-state": p.replication_state,
+                                           "peer-disk-state": p.peer_disk_state} for p in c.peer_devices]}
+                        for c in r.connections],
+    } for r in resources])
+
+
+PROC_DRBD_9 = "version: 9.2.12 (api:2/proto:86-122)\n"
 
 
 @dataclass
@@ -42,6 +61,12 @@ class FakeHost:
     signatures: dict[str, str] = field(default_factory=dict)  # device -> blkid TYPE
     kill_before: tuple[str, ...] | None = None
     kill_after: tuple[str, ...] | None = None
+    # DRBD 9 as the executor re-reads it right before a promotion; None: no DRBD module loaded.
+    drbd: tuple[DrbdResourceState, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.drbd is not None:
+            self.files.setdefault("/proc/drbd", PROC_DRBD_9)
 
     def run(self, argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, stdin: str | None = None) -> CommandResult:
         args = tuple(argv)
@@ -59,6 +84,8 @@ class FakeHost:
             answer = responder(args)
             if answer is not None:
                 return answer
+        if args[:2] == ("drbdsetup", "status") and self.drbd is not None:
+            return ok(args, drbd9_status_json(*self.drbd))
         if args[0] == "blkid":
             device = args[-1]
             kind = self.signatures.get(device)
@@ -89,5 +116,5 @@ class FakeHost:
         self.files.pop(path, None)
 
     def mutating_calls(self) -> list[tuple[str, ...]]:
-        return [c for c in self.calls if c[0] not in ("blkid", "lvs", "drbdadm") or
+        return [c for c in self.calls if c[0] not in ("blkid", "lvs", "drbdadm", "drbdsetup") or
                 (c[0] == "drbdadm" and c[1] not in ("show-gi", "status"))]

@@ -30,7 +30,7 @@ def test_plan_shows_changes_and_exits_2(fresh: Path, capsys: pytest.CaptureFixtu
     code, out, _ = run_cli(capsys, "plan", "--sim", str(fresh), "--node", "erdbeere", str(EXAMPLE_DIR))
     assert code == 2
     assert "+ create-lv" in out
-    assert "$ lvcreate --yes --wipesignatures y --zero y -L 107374182400b -n root100 vg-sda" in out
+    assert "$ lvcreate --yes --wipesignatures y --zero y --addtag reconciler -L 107374182400b -n root100 vg-sda" in out
     assert "= promote" in out
     assert SimLab(fresh).log()[-1]["mutating"] is False  # planning never changes the node
     assert not any(e["mutating"] for e in SimLab(fresh).log())

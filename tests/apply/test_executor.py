@@ -12,7 +12,7 @@ from reconciler.apply.retry import RetryPolicy
 from reconciler.plan.diff import plan_node
 from reconciler.plan.model import Plan
 from tests.apply.fakes import FakeHost, Killed, fail, lvs_report, ok
-from tests.plan.factories import converged, empty_observed, make_node, make_vm
+from tests.plan.factories import converged, drbd_state, empty_observed, make_node, make_vm
 
 
 class VirtualClock:
@@ -35,6 +35,14 @@ def options(clock: VirtualClock, attempts: int = 5) -> ApplyOptions:
 
 def fresh_plan(*vids: int) -> Plan:
     return plan_node(make_node(*(make_vm(v) for v in vids)), empty_observed())
+
+
+START_DRBD = (drbd_state("vm100", 0, role="Secondary"),)
+
+
+def start_host(**kwargs: object) -> FakeHost:
+    """A host whose DRBD, read afresh before the promotion, shows what start_plan planned from."""
+    return FakeHost(drbd=START_DRBD, **kwargs)  # type: ignore[arg-type]
 
 
 def start_plan(**drbd: object) -> Plan:
@@ -104,7 +112,7 @@ def test_exhausted_retries_fail_and_skip_dependents_while_other_vm_converges() -
     assert ("dmsetup", "create", "root101", "--uuid", "RECONCILER-root101") in host.calls
     status = {r.key: r for r in result.resources}
     assert status["dm:root100"].phase == "failed"
-    assert status["dm:root101"].phase == "ready"
+    assert status["dm:root101"].phase == "progressing"  # made in this pass; Ready once a pass confirms it
 
 
 def test_permanent_failure_is_not_retried() -> None:
@@ -128,7 +136,7 @@ def test_precondition_failure_waits_without_counting_as_failure() -> None:
             return fail(argv, 11, "vm100: State change failed: (-1) Multiple primaries not allowed by config\n")
         return None
 
-    host, clock = FakeHost(responders=[peer_primary]), VirtualClock()  # type: ignore[list-item]
+    host, clock = start_host(responders=[peer_primary]), VirtualClock()  # type: ignore[list-item]
     result = apply_plan(host, start_plan(), options=options(clock))
     by_kind = {r.kind: r for r in result.actions}
     assert by_kind["promote"].result == "waiting"
@@ -139,12 +147,12 @@ def test_precondition_failure_waits_without_counting_as_failure() -> None:
 
 
 def test_mkfs_skipped_when_the_device_already_has_xfs_and_refused_over_foreign_data() -> None:
-    host, clock = FakeHost(signatures={"/dev/drbd0": "xfs"}), VirtualClock()
+    host, clock = start_host(signatures={"/dev/drbd0": "xfs"}), VirtualClock()
     result = apply_plan(host, start_plan(), options=options(clock))
     assert not any(c[0] == "mkfs.xfs" for c in host.calls)
     assert {r.kind: r.result for r in result.actions}["make-fs"] == "ok"
     assert ("xl", "create", "/etc/xen/vm100.cfg") in host.calls
-    host = FakeHost(signatures={"/dev/drbd0": "ext4"})
+    host = start_host(signatures={"/dev/drbd0": "ext4"})
     result = apply_plan(host, start_plan(), options=options(clock))
     by_kind = {r.kind: r for r in result.actions}
     assert by_kind["make-fs"].result == "refused"
@@ -154,7 +162,7 @@ def test_mkfs_skipped_when_the_device_already_has_xfs_and_refused_over_foreign_d
 
 
 def test_mkswap_never_runs_over_an_xfs_signature() -> None:
-    host = FakeHost(signatures={"/dev/vg-sda/swap100": "xfs"})
+    host = start_host(signatures={"/dev/vg-sda/swap100": "xfs"})
     result = apply_plan(host, start_plan(), options=options(VirtualClock()))
     swap = next(r for r in result.actions if r.kind == "make-swap")
     assert swap.result == "refused"
@@ -166,9 +174,12 @@ def test_unreadable_probe_refuses_the_write() -> None:
     def no_blkid(argv: tuple[str, ...]) -> object:
         return fail(argv, 127, "blkid: not found") if argv[0] == "blkid" else None
 
-    host = FakeHost(responders=[no_blkid])  # type: ignore[list-item]
+    host = start_host(responders=[no_blkid])  # type: ignore[list-item]
     result = apply_plan(host, start_plan(), options=options(VirtualClock()))
     assert {r.kind: r.result for r in result.actions}["make-fs"] == "refused"
+
+
+NEW_PAIR = (drbd_state("vm100", 0, role="Secondary", disk="Inconsistent", peer_disk="Inconsistent"),)
 
 
 def _forced_plan() -> Plan:
@@ -186,7 +197,7 @@ def test_forced_promotion_checks_generation_identifiers_first(gi: str, allowed: 
     def show_gi(argv: tuple[str, ...]) -> object:
         return ok(argv, gi) if argv[:2] == ("drbdadm", "show-gi") else None
 
-    host = FakeHost(responders=[show_gi])  # type: ignore[list-item]
+    host = FakeHost(responders=[show_gi], drbd=NEW_PAIR)  # type: ignore[list-item]
     result = apply_plan(host, _forced_plan(), options=options(VirtualClock()))
     force = next(r for r in result.actions if r.kind == "promote-force-initial")
     assert (("drbdadm", "primary", "--force", "vm100") in host.calls) is allowed
@@ -194,7 +205,7 @@ def test_forced_promotion_checks_generation_identifiers_first(gi: str, allowed: 
 
 
 def test_domain_start_refused_while_dom0_has_its_device_mounted() -> None:
-    host = FakeHost(signatures={"/dev/drbd0": "xfs", "/dev/vg-sda/swap100": "swap"})
+    host = start_host(signatures={"/dev/drbd0": "xfs", "/dev/vg-sda/swap100": "swap"})
     host.files["/proc/mounts"] = "/dev/sda1 / ext4 rw 0 0\n/dev/drbd0 /mnt xfs rw 0 0\n"
     result = apply_plan(host, start_plan(), options=options(VirtualClock()))
     start = next(r for r in result.actions if r.kind == "start-domain")
@@ -204,7 +215,7 @@ def test_domain_start_refused_while_dom0_has_its_device_mounted() -> None:
 
 
 def test_command_timeouts_are_longer_for_mkfs() -> None:
-    host = FakeHost()
+    host = start_host()
     apply_plan(host, start_plan(), options=options(VirtualClock()))
     timeouts = dict(zip(host.calls, host.timeouts, strict=True))
     assert timeouts[("mkfs.xfs", "/dev/drbd0")] >= 600
@@ -222,7 +233,7 @@ def _lvs(uuids: tuple[tuple[str, str, str], ...]) -> object:
 
 
 def test_interrupted_mkfs_is_redone_only_on_the_very_device_the_journal_names() -> None:
-    host = FakeHost(responders=[_lvs(LEG_UUIDS)], kill_after=("mkfs.xfs",))  # type: ignore[list-item]
+    host = start_host(responders=[_lvs(LEG_UUIDS)], kill_after=("mkfs.xfs",))  # type: ignore[list-item]
     with pytest.raises(Killed):
         apply_plan(host, start_plan(), options=options(VirtualClock()))
     journal = json.loads(host.files[DEFAULT_JOURNAL_PATH])
@@ -236,7 +247,8 @@ def test_interrupted_mkfs_is_redone_only_on_the_very_device_the_journal_names() 
     result = apply_plan(host, start_plan(), options=options(VirtualClock()))
     assert [c for c in host.calls if c[0] in ("wipefs", "mkfs.xfs")] == [("wipefs", "-a", "/dev/drbd0"),
                                                                          ("mkfs.xfs", "/dev/drbd0")]
-    assert result.outcome == "converged"
+    assert result.outcome == "progressing"  # work was done: the next pass confirms
+    assert not [r for r in result.actions if r.result != "ok"]
     assert DEFAULT_JOURNAL_PATH not in host.files
     # Without the journal, the same signature means "done": nothing is redone.
     host.calls.clear()
@@ -245,7 +257,7 @@ def test_interrupted_mkfs_is_redone_only_on_the_very_device_the_journal_names() 
 
 
 def test_journal_for_another_incarnation_of_the_device_does_not_allow_a_redo() -> None:
-    host = FakeHost(responders=[_lvs(LEG_UUIDS)], kill_after=("mkfs.xfs",))  # type: ignore[list-item]
+    host = start_host(responders=[_lvs(LEG_UUIDS)], kill_after=("mkfs.xfs",))  # type: ignore[list-item]
     with pytest.raises(Killed):
         apply_plan(host, start_plan(), options=options(VirtualClock()))
     recreated = tuple((vg, name, uuid + "-new") for vg, name, uuid in LEG_UUIDS)
@@ -282,6 +294,6 @@ def test_refused_plan_actions_are_reported_and_never_run() -> None:
     refused = [r for r in result.actions if r.result == "refused"]
     assert refused
     assert all("more than the limit" in r.message for r in refused)
-    assert not any(c[0] in ("lvremove", "dmsetup") for c in host.calls)
-    # Stopping the domains is not a removal: it still happens.
-    assert ("xl", "shutdown", "-w", "vm100") in host.calls
+    # The guard holds the whole VM: nothing is removed, and nothing is shut down or demoted either.
+    assert {r.result for r in result.actions} <= {"refused", "skipped"}
+    assert host.calls == []

@@ -148,5 +148,8 @@ def test_deep_check_finds_runtime_options_the_observation_cannot_see(lab: SimLab
 
     step = converge_once(host, desired, deep=True)
     assert step.result is not None
-    assert step.result.converged
+    assert [(r.kind, r.result) for r in step.result.actions] == [("drbd-adjust", "ok")]
     assert observe_and_plan(host, desired, deep=True).plan.is_empty
+    again = converge_once(host, desired, deep=True)
+    assert again.result is not None
+    assert again.result.converged

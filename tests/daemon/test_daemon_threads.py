@@ -122,7 +122,7 @@ def test_stop_lets_the_running_action_finish_and_starts_no_other(tmp_path: Path)
     assert engine.in_action.wait(5)
     stopper = threading.Thread(target=daemon.stop)
     stopper.start()
-    time.sleep(0.3)
+    stopper.join(timeout=0.3)  # a bounded window in which stop() must not return
     assert stopper.is_alive(), "stop() returned while an action was still running"
     engine.release.set()
     stopper.join(10)

@@ -110,7 +110,10 @@ def test_two_daemons_follow_the_repository_through_everything(cluster: DemoClust
         .replace("port: 7790", "port: 7791").replace("01:02", "01:03").replace("VM 102", "VM 103")})
     assert cluster.wait_for(lambda: cluster.converged("himbeere", third) or bool(
         (s := cluster.status("himbeere")) and s.last_applied and s.last_applied.sha == third), STEP_TIMEOUT)
-    time.sleep(1.0)
+    # erdbeere has seen the new revision and passed over it, suspended.
+    assert cluster.wait_for(lambda: bool(
+        (s := cluster.status("erdbeere")) and s.last_attempted and s.last_attempted.sha == third
+        and s.last_pass and s.last_pass.outcome == "suspended"), STEP_TIMEOUT)
     status = cluster.status("erdbeere")
     assert status is not None
     assert status.last_pass is not None

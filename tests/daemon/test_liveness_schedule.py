@@ -53,6 +53,26 @@ def test_errors_back_off_exponentially_and_success_resets() -> None:
     assert schedule.next_due == 201.0
 
 
+def test_a_drbd_state_change_starts_a_pass_at_once_even_during_the_error_backoff() -> None:
+    schedule = Schedule(backoff=Backoff(base=2, cap=60, jitter=0, rng=random.Random(1)))  # noqa: S311
+    for _ in range(6):
+        schedule.after(result("error"), 100.0, has_revision=True, waiting=False, progress_interval=5,
+                       drift_interval=300)
+    schedule.woken(101.0, {"peer"})
+    assert schedule.next_due == 160.0
+    schedule.woken(102.0, {"drbd"})
+    assert schedule.next_due == 102.0
+
+
+def test_waiting_and_degraded_passes_recheck_soon_without_backing_off() -> None:
+    schedule = Schedule()
+    assert schedule.after(result("degraded"), 0.0, has_revision=True, waiting=False, progress_interval=5,
+                          drift_interval=300) == 5
+    assert schedule.after(result("converged"), 0.0, has_revision=True, waiting=True, progress_interval=5,
+                          drift_interval=300) == 5
+    assert schedule.backoff.failures == 0
+
+
 def test_progressing_passes_recheck_soon_and_no_revision_is_not_throttled() -> None:
     schedule = Schedule()
     assert schedule.after(result("progressing"), 0.0, has_revision=True, waiting=False, progress_interval=5,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
-from reconciler.cli.cmd_status import render, skew
+from reconciler.cli.cmd_status import render, skew, staleness
 from reconciler.cli.main import main
 from reconciler.daemon import status_store
+from reconciler.daemon.control import ControlServer
 from reconciler.model.status import NodeStatus, PassResult, PeerStatus, ResourceStatus, RevisionInfo, Suspension
 
 A, B = "a" * 40, "b" * 40
@@ -53,12 +55,17 @@ def test_cli_reads_the_published_file(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["status", "--state-dir", str(tmp_path)]) == 1
     assert "no status" in capsys.readouterr().err
     status_store.publish(tmp_path, sample())
-    assert main(["status", "--json", "--state-dir", str(tmp_path)]) == 0
-    data = json.loads(capsys.readouterr().out)
-    assert data["node"] == "erdbeere"
-    assert data["revision_skew"] == {"himbeere": B}
-    assert main(["status", "--state-dir", str(tmp_path)]) == 0
-    assert "node erdbeere (cluster classic)" in capsys.readouterr().out
+    server = ControlServer(tmp_path, lambda _command: None)  # a daemon listening on the state directory
+    server.start()
+    try:
+        assert main(["status", "--json", "--state-dir", str(tmp_path)]) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert data["node"] == "erdbeere"
+        assert data["revision_skew"] == {"himbeere": B}
+        assert main(["status", "--state-dir", str(tmp_path)]) == 0
+        assert "node erdbeere (cluster classic)" in capsys.readouterr().out
+    finally:
+        server.stop()
 
 
 def test_cli_tells_a_damaged_status_from_a_missing_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -69,3 +76,42 @@ def test_cli_tells_a_damaged_status_from_a_missing_one(tmp_path: Path, capsys: p
     err = capsys.readouterr().err
     assert "cannot be read as a status" in err
     assert "no status in" not in err
+
+
+def test_a_status_without_a_daemon_is_flagged_stale_and_exits_3(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    status_store.publish(tmp_path, sample())
+    assert main(["status", "--state-dir", str(tmp_path)]) == 3
+    out = capsys.readouterr().out
+    assert out.startswith("STALE: no daemon is running for this state directory")
+    assert main(["status", "--json", "--state-dir", str(tmp_path)]) == 3
+    assert "no daemon is running" in json.loads(capsys.readouterr().out)["stale"]
+
+
+def test_a_listening_daemon_with_a_fresh_status_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    commands: list[str] = []
+    server = ControlServer(tmp_path, commands.append)
+    server.start()
+    try:
+        status_store.publish(tmp_path, sample().model_copy(update={"fresh_until": time.time() + 600}))
+        assert main(["status", "--state-dir", str(tmp_path)]) == 0
+        assert "STALE" not in capsys.readouterr().out
+        status_store.publish(tmp_path, sample().model_copy(update={"fresh_until": time.time() - 1}))
+        assert main(["status", "--state-dir", str(tmp_path)]) == 3
+        assert "later than it promised" in capsys.readouterr().out
+    finally:
+        server.stop()
+
+
+def test_staleness_rules() -> None:
+    fresh = sample().model_copy(update={"fresh_until": 200.0})
+    assert staleness(fresh, now=150.0, running=True) == ""
+    assert "promised" in staleness(fresh, now=250.0, running=True)
+    assert "no daemon" in staleness(fresh, now=150.0, running=False)
+
+
+def test_degraded_resources_are_shown_with_their_reason() -> None:
+    status = sample().model_copy(update={"resources": (
+        ResourceStatus(key="drbd:vm100", vm="vm100", kind="drbd", phase="degraded",
+                       reason="vm100 is in split brain", conditions=("split-brain",)),)})
+    assert "vm100  drbd:vm100  Degraded     vm100 is in split brain" in render(status, now=100.0)

@@ -126,6 +126,8 @@ def pass_result(revision: str, started: float, finished: float, outcome: str = "
         started_at=started, finished_at=finished, revision=revision, outcome=outcome,
         resources=(
             ResourceStatus(key="lv:vg-sda/root100", vm="vm100", kind="lv", phase="ready"),
+            ResourceStatus(key="domain:vm100", vm="vm100", kind="domain", phase="degraded",
+                           reason="vm100: restart needed for vcpus 2 -> 4", conditions=("restart-needed",)),
             ResourceStatus(key="drbd:vm101", vm="vm101", kind="drbd", phase="progressing", reason="resync"),
             ResourceStatus(key="domain:vm101", vm="vm101", kind="domain", phase="waiting", reason="peer primary"),
         ),

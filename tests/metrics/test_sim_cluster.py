@@ -51,11 +51,12 @@ def test_domains_run_on_their_primaries_only(pair: SimPair) -> None:
             assert value(s, "reconciler_domain_expected_running", vm=vm, domain=vm) == running
 
 
-def test_standby_ready_once_the_initial_sync_finished(pair: SimPair) -> None:
+def test_standby_ready_once_the_initial_sync_finished(tmp_path: Path) -> None:
+    pair = converged_example(tmp_path / "cluster", wait_for_sync=False)
     pair.refresh()
     s = scrape(pair.states["himbeere"])
-    if _checks(s, "vm100", "himbeere")["disk_uptodate"] == 1.0:
-        pytest.skip("the simulated initial sync finished during convergence; the not-yet case cannot be shown")
+    assert _checks(s, "vm100", "himbeere")["disk_uptodate"] == 0.0
+    assert {p.outcome for p in pair.last_pass.values()} == {"degraded"}  # nothing to do, but not healthy yet
     assert value(s, "reconciler_failover_ready", vm="vm100", node="himbeere", primary="erdbeere") == 0.0
     assert [k for k, v in _checks(s, "vm100", "himbeere").items() if v == 0.0] == ["disk_uptodate"]
 

@@ -7,6 +7,7 @@ import pytest
 from reconciler.model.observed import DmTarget
 from reconciler.observe import dmsetup
 from reconciler.observe.errors import ParseError
+from reconciler.ownership import dm_uuid, is_our_dm_uuid
 
 TABLE_ALL = """\
 root100: 0 6291456 striped 3 128 253:0 2048 253:1 2048 253:2 2048
@@ -78,8 +79,8 @@ def test_info_attributes() -> None:
     assert (root.name, root.major, root.minor, root.open_count) == ("root100", 253, 3, 1)
     assert root.uuid == "RECONCILER-root100"
     assert (root.live_table, root.inactive_table, root.suspended, root.read_only) == (True, False, False, False)
-    assert dmsetup.is_own(root)
-    assert not dmsetup.is_own(lvm_dev)
+    assert is_our_dm_uuid(root.uuid)
+    assert not is_our_dm_uuid(lvm_dev.uuid)
     assert lvm_dev.uuid.startswith("LVM-")
     assert paused.suspended
     assert paused.uuid == ""
@@ -124,4 +125,4 @@ def test_normalise_maps_paths_to_numbers_and_back() -> None:
 
 
 def test_own_uuid() -> None:
-    assert dmsetup.own_uuid("root100") == "RECONCILER-root100"
+    assert dm_uuid("root100") == "RECONCILER-root100"

@@ -46,7 +46,9 @@ def make_vm(vid: int = 100, *, node: str = "erdbeere", primary: str = "erdbeere"
     stripe = DesiredStripe(vm=name, name=f"root{vid}", uuid=f"RECONCILER-root{vid}", chunk_sectors=chunk,
                            legs=tuple(lv.path for lv in data), length_sectors=3 * leg_bytes // 512,
                            depends_on=tuple(lv.key for lv in data))
-    config = f"resource {name} {{ # {leg_gib} }}\n"
+    config = "".join([f"resource {name} {{\n    # {leg_gib}\n"] + [
+        f"    on {n} {{ device /dev/drbd{minor}; disk /dev/mapper/root{vid}; address 192.168.2.{i + 1}:{7788 + minor}; "
+        "meta-disk internal; }\n" for i, n in enumerate(NODES)] + ["}\n"])
     drbd = DesiredDrbd(vm=name, name=name, minor=minor, port=7788 + minor, backing_device=stripe.path,
                        drbd_version="9", safety="fencing", config_path=f"/etc/drbd.d/{name}.res", config_text=config,
                        hosts=(DrbdHost(name="erdbeere", address="192.168.2.1", port=7788 + minor, node_id=0),
@@ -95,7 +97,7 @@ def converged(desired: DesiredNode, **drbd_overrides: object) -> ObservedNode:
         if vm.lifecycle != "present":
             continue
         lvs += [LogicalVolume(vg=lv.vg, name=lv.name, size_bytes=lv.size_bytes, attributes="-wi-a-----",
-                              uuid=f"uuid-{lv.vg}-{lv.name}") for lv in vm.lvs]
+                              uuid=f"uuid-{lv.vg}-{lv.name}", tags=("reconciler",)) for lv in vm.lvs]
         if vm.stripe:
             legs = " ".join(f"8:{i} 0" for i in range(len(vm.stripe.legs)))
             args = f"{len(vm.stripe.legs)} {vm.stripe.chunk_sectors} {legs}"

@@ -14,6 +14,7 @@ from reconciler.model.observed import (
 from reconciler.plan.diff import plan_node
 from reconciler.plan.model import Plan
 from reconciler.plan.peer import PeerView
+from reconciler.plan.registry import spec
 from tests.plan.factories import GIB, converged, empty_observed, make_node, make_vm
 
 
@@ -47,8 +48,8 @@ def test_fresh_node_creates_everything_in_dependency_order() -> None:
     for action in plan.actions:
         assert all(positions[d] < positions[action.id] for d in action.depends_on)
     lv = plan.actions[0]
-    assert lv.argvs[0] == ("lvcreate", "--yes", "--wipesignatures", "y", "--zero", "y", "-L", f"{10 * GIB}b",
-                           "-n", "root100", "vg-sda")
+    assert lv.argvs[0] == ("lvcreate", "--yes", "--wipesignatures", "y", "--zero", "y", "--addtag", "reconciler",
+                           "-L", f"{10 * GIB}b", "-n", "root100", "vg-sda")
     stripe = next(a for a in plan.actions if a.kind == "create-stripe")
     assert stripe.commands[0].argv == ("dmsetup", "create", "root100", "--uuid", "RECONCILER-root100")
     assert stripe.commands[0].stdin == f"0 {3 * 10 * GIB // 512} striped 3 128 /dev/vg-sda/root100 0 " \
@@ -87,7 +88,7 @@ def test_brand_new_connected_pair_is_force_promoted_on_the_designated_primary_on
     assert force.argvs == (("drbdadm", "primary", "--force", "vm100"),)
     assert not force.waiting
     assert not force.refused
-    assert force.prechecks == ("generation-ids",)
+    assert spec(force.kind).prechecks == ("forced-promotion",)
     assert "make-fs" in kinds(primary)
     assert not any(a.kind.startswith("promote") for a in secondary.actions)
 
@@ -290,14 +291,14 @@ def test_suspended_stripe_with_the_right_table_is_only_resumed() -> None:
 def test_foreign_dm_device_and_changed_layout_are_refused() -> None:
     desired = make_node(make_vm(100))
     foreign = plan_node(desired, _with_stripe(converged(desired), uuid="LVM-xyz"))
-    assert foreign.actions[0].refused
-    assert "not ours" in foreign.actions[0].refused
+    assert not foreign.actions
+    assert "uuid LVM-xyz, not RECONCILER-root100" in foreign.refused_vms[0].reason
     obs = converged(desired)
     target = obs.dm_devices[0].targets[0]
     rechunked = target.model_copy(update={"args": target.args.replace(" 128 ", " 256 ", 1)})
     changed = plan_node(desired, _with_stripe(obs, targets=(rechunked,)))
-    assert changed.actions[0].symbol == "!"
-    assert "layout" in changed.actions[0].refused
+    assert not changed.actions
+    assert "would change from 3 legs with chunk 256" in changed.refused_vms[0].reason
 
 
 def test_missing_volume_group_refuses_only_that_lv() -> None:
@@ -349,9 +350,10 @@ def test_mass_delete_needs_explicit_permission() -> None:
     deleted = make_node(make_vm(100, lifecycle="deleted"), make_vm(101, lifecycle="deleted"))
     observed = converged(make_node(make_vm(100), make_vm(101)))
     refused = plan_node(deleted, observed)
-    assert {a.kind for a in refused.refused} == {"drbd-down", "remove-drbd-config", "remove-stripe", "remove-lv",
-                                                 "remove-xen-config"}
-    assert not [a for a in refused.actions if a.kind == "shutdown-domain" and a.refused]
+    # The guard holds everything of the VMs it covers: no removal, and no shutdown or demotion either.
+    assert {a.kind for a in refused.refused} == {"shutdown-domain", "demote", "drbd-down", "remove-drbd-config",
+                                                 "remove-stripe", "remove-lv", "remove-xen-config"}
+    assert refused.refused == refused.actions
     allowed = plan_node(deleted, observed, allow_mass_delete=True)
     assert allowed.refused == ()
     raised = make_node(make_vm(100, lifecycle="deleted"), make_vm(101, lifecycle="deleted"), max_removals=2)
@@ -366,14 +368,26 @@ def test_deep_check_result_turns_into_an_adjust() -> None:
 
 
 def test_hand_failover_is_left_running_while_the_designated_primary_cannot_take_over() -> None:
-    # The primary died; the operator promoted vm100 here and started it by hand.
+    # The primary died; the operator promoted vm100 here and started it by hand. A one-shot plan does not
+    # know whether a revision moved it: the stop waits (it is never refused with advice to stop it by hand).
     desired = make_node(make_vm(100, primary="himbeere"))
     obs = converged(make_node(make_vm(100)), conn="Connecting", peer_role="Unknown", peer_disk="DUnknown")
     plan = plan_node(desired, obs)
     stop = next(a for a in plan.actions if a.kind == "shutdown-domain")
-    assert "cannot take over now (himbeere Connecting/DUnknown)" in stop.refused
-    assert "primary: erdbeere" in stop.refused
+    assert not stop.refused
+    assert "waits until it can take over (Connected with UpToDate data; now himbeere Connecting/DUnknown)" in \
+        stop.waiting
+    assert "primary: erdbeere" in stop.waiting
     assert not [a for a in plan.actions if a.kind == "demote" and not a.refused and stop.id not in a.depends_on]
+
+
+def test_a_move_by_revision_waits_for_the_designated_primary_never_refuses() -> None:
+    desired = make_node(make_vm(100, primary="himbeere"))
+    resync = converged(make_node(make_vm(100)), peer_disk="Inconsistent", resync=40.0)
+    stop = next(a for a in plan_node(desired, resync, moved_away=("vm100",)).actions if a.kind == "shutdown-domain")
+    assert not stop.refused
+    assert "himbeere Connected/Inconsistent" in stop.waiting
+    assert "record that" not in stop.waiting
 
 
 def test_domain_not_moved_by_any_revision_is_left_running_by_the_daemon() -> None:

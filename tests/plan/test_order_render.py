@@ -36,7 +36,7 @@ def test_text_shows_symbols_argv_and_refusals() -> None:
     assert "$ xl shutdown -w vm100" in text
     fresh = render_text(plan_node(make_node(make_vm(100)), empty_observed()))
     assert "\n+ create-lv" in fresh
-    assert "$ lvcreate --yes --wipesignatures y --zero y -L 10737418240b -n root100 vg-sda" in fresh
+    assert "$ lvcreate --yes --wipesignatures y --zero y --addtag reconciler -L 10737418240b -n root100 vg-sda" in fresh
     assert "\n= promote" in fresh
     assert "stdin: 0 62914560 striped 3 128 /dev/vg-sda/root100 0" in fresh
 

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.model.observed import DomainState, Signature
+from reconciler.model.observed import DmDevice, LogicalVolume, Signature
 from reconciler.plan.safety import (
+    GenerationIds,
+    beneath_verdict,
+    dm_ownership_refusal,
     forced_promotion_refusal,
+    lv_ownership_refusal,
     lv_shrink_refusal,
     mass_delete_refusal,
-    mount_refusal,
     parse_generation_ids,
     parse_mounts,
     peer_cannot_write,
+    promotion_verdict,
     signature_verdict,
     start_domain_refusal,
     stripe_shrink_refusal,
@@ -94,12 +98,93 @@ def test_mounts_and_domains() -> None:
     assert mounted == ("/dev/sda1", "/dev/drbd0")
     assert start_domain_refusal("vm100", ("/dev/drbd0",), mounted) is not None
     assert start_domain_refusal("vm100", ("/dev/drbd1",), mounted) is None
-    running = (DomainState(name="vm100", domid=3, state="blocked", memory_mib=1024),)
-    assert mount_refusal("/dev/drbd0", running, {"vm100": ("/dev/drbd0",)}) is not None
-    assert mount_refusal("/dev/drbd1", running, {"vm100": ("/dev/drbd0",)}) is None
 
 
 def test_mass_delete_limit() -> None:
     assert mass_delete_refusal(2, 1, allowed=False) is not None
     assert mass_delete_refusal(2, 1, allowed=True) is None
     assert mass_delete_refusal(1, 1, allowed=False) is None
+
+
+FRESH_GI = GenerationIds(current=4, bitmap=0, history=())
+HISTORY_GI = GenerationIds(current=0x5A3B, bitmap=0, history=(0x1234,))
+
+
+@pytest.mark.parametrize(("local", "peer", "conn", "peer_role", "kind", "waits", "refused"), [
+    # brand-new pair, connected: forced promotion, nothing to wait for
+    ("Inconsistent", "Inconsistent", "Connected", "Secondary", "promote-force-initial", False, False),
+    # brand-new here, peer unknown: never forced while disconnected
+    ("Inconsistent", "DUnknown", "Connecting", "Unknown", "promote-force-initial", True, False),
+    # a resync target (local Inconsistent, peer UpToDate): a normal promotion that waits for UpToDate data,
+    # never a forced one (forcing it would make the stale side the sync source)
+    ("Inconsistent", "UpToDate", "Connected", "Secondary", "promote", True, False),
+    ("Outdated", "UpToDate", "Connected", "Secondary", "promote", True, False),
+    ("Diskless", "UpToDate", "Connected", "Secondary", "promote", True, False),
+    ("UpToDate", "UpToDate", "Connected", "Secondary", "promote", False, False),
+    ("UpToDate", "UpToDate", "Connected", "Primary", "promote", True, False),
+    ("UpToDate", "DUnknown", "Connecting", "Unknown", "promote", True, False),
+    ("UpToDate", "Outdated", "Connecting", "Unknown", "promote", False, False),
+])
+def test_promotion_verdict(local: str, peer: str, conn: str, peer_role: str, kind: str,  # noqa: PLR0917
+                           waits: bool, refused: bool) -> None:
+    res = drbd_state("r", 0, role="Secondary", disk=local, peer_disk=peer, conn=conn, peer_role=peer_role)
+    verdict = promotion_verdict(res, quorum_mechanism=False)
+    assert verdict.kind == kind
+    assert bool(verdict.waiting) is waits
+    assert bool(verdict.refused) is refused
+
+
+def test_promotion_verdict_checks_generation_ids_only_when_asked() -> None:
+    new = drbd_state("r", 0, role="Secondary", disk="Inconsistent", peer_disk="Inconsistent")
+    assert promotion_verdict(new, quorum_mechanism=False, gi=HISTORY_GI, check_gi=True).refused
+    assert not promotion_verdict(new, quorum_mechanism=False, gi=FRESH_GI, check_gi=True).refused
+    assert promotion_verdict(new, quorum_mechanism=False, gi=None, check_gi=True).refused
+    assert not promotion_verdict(new, quorum_mechanism=False).refused
+
+
+def test_quorum_alone_proves_a_disconnected_peer_cannot_write() -> None:
+    res = drbd_state("r", 0, role="Secondary", conn="Connecting", peer_role="Unknown", peer_disk="DUnknown")
+    with_quorum = res.model_copy(update={"devices": (res.devices[0].model_copy(update={"quorum": True}),)})
+    assert promotion_verdict(with_quorum, quorum_mechanism=True).waiting == ""
+    assert promotion_verdict(with_quorum, quorum_mechanism=False).waiting != ""
+
+
+@pytest.mark.parametrize(("kind", "target", "leg", "refused"), [
+    ("create-md", "run", None, False),
+    ("create-md", "run", "xfs", True),  # someone's filesystem on a leg, invisible through the stripe
+    ("create-md", "run", "drbd", True),  # metadata of another resource on a leg
+    ("create-md", "done", "xfs", False),  # the stripe already carries our metadata: legs are not judged
+    ("make-fs", "run", "drbd", False),  # pieces of our own DRBD metadata on a leg
+    ("make-fs", "run", "xfs", True),
+    ("make-fs", "run", "swap", True),
+    ("make-fs", "redo", "xfs", False),  # the start of our own interrupted mkfs
+    ("make-fs", "redo", "swap", True),
+    ("make-fs", "refuse", "swap", False),  # already refused on the device itself
+])
+def test_beneath_verdicts(kind: str, target: str, leg: str | None, refused: bool) -> None:
+    verdict = beneath_verdict(kind, target, "/dev/vg-sdb/root100",  # type: ignore[arg-type]
+                              Signature(device="/dev/vg-sdb/root100", type=leg), above="/dev/x")
+    assert (verdict is not None and verdict.decision == "refuse") is refused
+
+
+def test_a_leg_that_cannot_be_probed_refuses() -> None:
+    verdict = beneath_verdict("create-md", "run", "/dev/vg-sdb/root100", None, above="/dev/mapper/root100")
+    assert verdict is not None
+    assert verdict.decision == "refuse"
+
+
+def test_dm_ownership() -> None:
+    ours = DmDevice(name="root100", uuid="RECONCILER-root100")
+    assert dm_ownership_refusal("root100", ours, "RECONCILER-root100") is None
+    assert dm_ownership_refusal("root100", DmDevice(name="root100"), "RECONCILER-root100") is not None
+    assert dm_ownership_refusal("root100", DmDevice(name="root100", uuid="LVM-abc"), "RECONCILER-root100")
+    assert dm_ownership_refusal("root100", None, "RECONCILER-root100") is not None
+
+
+def test_lv_ownership() -> None:
+    lv = LogicalVolume(vg="vg-sda", name="root100", size_bytes=GIB, uuid="u1", tags=("reconciler",))
+    assert lv_ownership_refusal("vg-sda", "root100", lv, uuid="u1", tag="reconciler") is None
+    assert lv_ownership_refusal("vg-sda", "root100", lv, uuid="u2", tag="reconciler") is not None
+    untagged = lv.model_copy(update={"tags": ()})
+    assert "addtag" in (lv_ownership_refusal("vg-sda", "root100", untagged, uuid="u1", tag="reconciler") or "")
+    assert lv_ownership_refusal("vg-sda", "root100", None, uuid="u1", tag="reconciler") is not None

@@ -22,6 +22,7 @@ from reconciler.observe import blkid as blkid_parser
 from reconciler.observe import dmsetup as dm_parser
 from reconciler.observe import lvm as lvm_parser
 from reconciler.observe import xl as xl_parser
+from reconciler.ownership import is_our_dm_uuid
 from reconciler.sim.host import SimHost
 from tests.conftest import read_capture
 from tests.sim.storage_helpers import ACTIVATION_WARNING, capture_layout, cluster, mask_ids, ok
@@ -241,7 +242,7 @@ def test_the_observe_parsers_read_simulated_dmsetup_blkid_and_xl(tmp_path: Path)
     assert tables["root100"][0].target == "striped"
     devices = dm_parser.parse_info(ok(host, "dmsetup", "info", "-c", "--noheadings", "--separator", "/", "-o",
                                       "name,major,minor,attr,open,uuid").stdout)
-    assert [d.name for d in devices if dm_parser.is_own(d)] == ["root100"]
+    assert [d.name for d in devices if is_our_dm_uuid(d.uuid)] == ["root100"]
     empty = host.run(["blkid", "-p", "-o", "export", "/dev/mapper/root100"])
     assert blkid_parser.parse_blkid_export(empty.stdout, "/dev/mapper/root100", empty.returncode).type is None
     ok(host, "mkfs.xfs", "-q", "/dev/mapper/root100")

@@ -1,0 +1,128 @@
+"""The gate's last word: right before a step, read afresh what the step depends on and ask the gate again.
+
+A plan may be seconds or minutes old when its step comes up (earlier steps ran, a resync moved on, the peer
+changed its role, someone typed a command). The rules are those of :mod:`reconciler.plan.safety`; this
+module only gathers the fresh facts they need, with a few read-only commands for the few kinds that need
+them (``reconciler.plan.registry`` lists each kind's checks). Signature probes run in the executor, which
+combines them with the crash journal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reconciler.host.base import Host
+from reconciler.model.observed import DrbdResourceState
+from reconciler.model.status import ActionResult
+from reconciler.names import check_name
+from reconciler.observe.observer import Observer
+from reconciler.ownership import LV_TAG, dm_uuid
+from reconciler.plan.actions import Action
+from reconciler.plan.registry import spec
+from reconciler.plan.safety import (
+    dm_ownership_refusal,
+    lv_ownership_refusal,
+    parse_generation_ids,
+    parse_mounts,
+    promotion_verdict,
+    start_domain_refusal,
+)
+
+GI_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Stop:
+    """The step must not run now: ``result`` is refused or waiting, ``reason`` says why."""
+
+    result: ActionResult
+    reason: str
+    attempts: int = 1
+
+
+class LastLook:
+    def __init__(self, host: Host, observer: Observer) -> None:
+        self.host = host
+        self.observer = observer
+
+    def check(self, action: Action) -> Stop | None:
+        for check in spec(action.kind).prechecks:
+            if check == "forced-promotion":
+                stop = self._forced_promotion(action)
+            elif check == "promotion":
+                stop = self._promotion(action)
+            elif check == "not-mounted":
+                stop = self._not_mounted(action)
+            elif check == "dm-ours":
+                stop = self._dm_ours(action)
+            elif check == "lv-ours":
+                stop = self._lv_ours(action)
+            else:  # "signatures": probed by the executor together with the crash journal
+                stop = None
+            if stop is not None:
+                return stop
+        return None
+
+    def _resource(self, action: Action) -> tuple[DrbdResourceState | None, str]:
+        name = check_name(action.key.split(":", 1)[1], "DRBD resource")
+        status, state = self.observer.observe_drbd()
+        if status.state != "available":
+            return None, f"cannot re-read DRBD's state right before the step ({status.state}: {status.detail})"
+        resource = state.resource(name)
+        return resource, "" if resource is not None else f"DRBD resource {name} is not up any more"
+
+    def _forced_promotion(self, action: Action) -> Stop | None:
+        resource, problem = self._resource(action)
+        if resource is None:
+            return Stop("refused", f"forced promotion refused: {problem}")
+        name = resource.name
+        shown = self.host.run(("drbdadm", "show-gi", name), timeout=GI_TIMEOUT)
+        gi = parse_generation_ids(shown.stdout) if shown.ok else None
+        if gi is None:
+            return Stop("refused", f"forced promotion refused: cannot read generation identifiers ({shown.describe()})")
+        verdict = promotion_verdict(resource, quorum_mechanism=action.safety == "quorum", gi=gi, check_gi=True)
+        if verdict.kind != "promote-force-initial":
+            why = verdict.waiting or "a normal promotion applies"
+            return Stop("refused", f"forced promotion refused: DRBD no longer shows a brand-new pair ({why})")
+        if verdict.refused:
+            return Stop("refused", verdict.refused)
+        if verdict.waiting:
+            return Stop("waiting", verdict.waiting)
+        return None
+
+    def _promotion(self, action: Action) -> Stop | None:
+        resource, problem = self._resource(action)
+        if resource is None:
+            return Stop("waiting", f"promotion waits: {problem}")
+        if resource.role == "Primary":
+            return None  # already there; `drbdadm primary` is a no-op
+        verdict = promotion_verdict(resource, quorum_mechanism=action.safety == "quorum")
+        if verdict.kind != "promote":
+            return Stop("waiting", "DRBD now shows a brand-new pair; the next pass decides the initial promotion")
+        if verdict.waiting:
+            return Stop("waiting", verdict.waiting)
+        return None
+
+    def _not_mounted(self, action: Action) -> Stop | None:
+        mounts = parse_mounts(self.host.read_file("/proc/mounts") or "")
+        refusal = start_domain_refusal(action.key.split(":", 1)[1], action.devices, mounts)
+        return Stop("refused", refusal) if refusal else None
+
+    def _dm_ours(self, action: Action) -> Stop | None:
+        name = action.key.split(":", 1)[1]
+        status, devices = self.observer.observe_dm()
+        if status.state != "available":
+            return Stop("refused", f"cannot re-read device-mapper right before the step ({status.state}: "
+                                   f"{status.detail})")
+        device = next((d for d in devices if d.name == name), None)
+        refusal = dm_ownership_refusal(name, device, dm_uuid(name))
+        return Stop("refused", refusal) if refusal else None
+
+    def _lv_ours(self, action: Action) -> Stop | None:
+        vg, name = action.key.split(":", 1)[1].split("/", 1)
+        status, lvs = self.observer.observe_lvs()
+        if status.state != "available":
+            return Stop("refused", f"cannot re-read LVM right before the step ({status.state}: {status.detail})")
+        lv = next((v for v in lvs if v.vg == vg and v.name == name), None)
+        refusal = lv_ownership_refusal(vg, name, lv, uuid=action.identity, tag=LV_TAG)
+        return Stop("refused", refusal) if refusal else None

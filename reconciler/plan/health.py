@@ -1,0 +1,92 @@
+"""Is what the node has healthy? "Converged" (nothing left to do) is not enough for "Ready".
+
+Each condition here is a state the reconciler cannot or must not repair by itself, and that an operator must
+know about: split brain, a disk that should hold UpToDate data and does not, a peer whose data is unknown or
+stale, a domain running away from its designated node (or possibly on both), a restart the desired state
+asked for but did not allow, growth that has not reached the DRBD device. A resource with a condition is
+Degraded, and a pass with one is not "converged". Pure: desired + observation + plan in, conditions out.
+"""
+
+from __future__ import annotations
+
+from reconciler.model.desired import DesiredNode, DesiredVm
+from reconciler.model.observed import DrbdResourceState, ObservedNode
+from reconciler.model.status import Condition
+from reconciler.plan.model import Plan
+
+
+def split_brain_recovery(name: str) -> str:
+    return ("nothing is adjusted or reconnected automatically: decide which node's changes are discarded, stop the "
+            f"domain there, then on that node `drbdadm disconnect {name}; drbdadm secondary {name}; drbdadm connect "
+            f"--discard-my-data {name}` and on the survivor `drbdadm connect {name}` (docs/operations.md, split brain)")
+
+
+def assess(desired: DesiredNode, observed: ObservedNode, plan: Plan) -> tuple[Condition, ...]:
+    conditions: list[Condition] = []
+    resources = {r.name: r for r in observed.drbd.resources}
+    for vm in desired.vms:
+        if vm.lifecycle != "present" or vm.suspended:
+            continue
+        res = resources.get(vm.drbd.name) if vm.drbd is not None else None
+        if vm.drbd is not None and res is not None:
+            conditions += _drbd_conditions(vm, res)
+        conditions += _domain_conditions(vm, observed, res)
+    for note in plan.notes:
+        if note.kind == "restart-needed":
+            conditions.append(Condition(key=note.key, vm=note.vm, kind="restart-needed", message=note.message))
+    for action in plan.actions:
+        if action.kind == "drbd-resize" and action.waiting:
+            conditions.append(Condition(key=action.key, vm=action.vm, kind="growth-pending",
+                                        message=f"the backing device grew but the DRBD device has not: "
+                                                f"{action.waiting}"))
+    return tuple(conditions)
+
+
+def _drbd_conditions(vm: DesiredVm, res: DrbdResourceState) -> list[Condition]:
+    assert vm.drbd is not None  # noqa: S101  (the caller checked)
+    key, name = vm.drbd.key, vm.drbd.name
+    out: list[Condition] = []
+    if res.split_brain:
+        out.append(Condition(key=key, vm=vm.name, kind="split-brain",
+                             message=f"{name} is in split brain ({res.split_brain_detail or 'detected'}): both "
+                                     f"sides wrote while disconnected; {split_brain_recovery(name)}"))
+    me = next((h for h in vm.drbd.hosts if h.name == vm.this_node), None)
+    wants_disk = me is None or not me.diskless
+    bad = sorted({d.disk_state for d in res.devices if d.disk_state != "UpToDate"})
+    if wants_disk and (bad or not res.devices):
+        writes_through = " (the domain's writes go to the peer only)" if res.role == "Primary" else ""
+        shown = "/".join(bad) or "missing"
+        out.append(Condition(key=key, vm=vm.name, kind="disk",
+                             message=f"{name}: local disk is {shown}, not UpToDate{writes_through}"))
+    peers = [(c.peer_name, c.connection_state, p.peer_disk_state) for c in res.connections for p in c.peer_devices]
+    bad_peers = [f"{peer} {conn}/{disk}" for peer, conn, disk in peers if disk != "UpToDate"]
+    missing = [c.peer_name for c in res.connections if not c.peer_devices]
+    missing += [h.name for h in vm.drbd.hosts
+                if h.name != vm.this_node and h.name not in {c.peer_name for c in res.connections}]
+    if bad_peers or missing:
+        seen = ", ".join(bad_peers + [f"{p} not connected" for p in missing])
+        out.append(Condition(key=key, vm=vm.name, kind="peer-disk",
+                             message=f"{name}: the peer's data is not known to be UpToDate ({seen}); "
+                                     "a failover now could lose writes or find no good copy"))
+    return out
+
+
+def _domain_conditions(vm: DesiredVm, observed: ObservedNode, res: DrbdResourceState | None) -> list[Condition]:
+    if vm.domain is None:
+        return []
+    dom = observed.domain(vm.domain.name)
+    running_here = dom is not None and dom.is_running
+    peer_primary = [c.peer_name for c in (res.connections if res is not None else ()) if c.peer_role == "Primary"]
+    key = vm.domain.key
+    if running_here and peer_primary:
+        return [Condition(key=key, vm=vm.name, kind="domain-on-both",
+                          message=f"{vm.name} runs here while {', '.join(peer_primary)} is Primary too: the VM may "
+                                  "run on both nodes")]
+    if running_here and not vm.is_primary_here:
+        return [Condition(key=key, vm=vm.name, kind="domain-away",
+                          message=f"{vm.name} runs here, away from its designated primary {vm.primary_node}")]
+    if not running_here and vm.is_primary_here and peer_primary:
+        return [Condition(key=key, vm=vm.name, kind="domain-away",
+                          message=f"{vm.name} is designated to run here, but {', '.join(peer_primary)} is Primary "
+                                  "(the VM runs there, away from this node)")]
+    return []

@@ -1,0 +1,82 @@
+"""One entry per action kind: what the planner, the daemon's gates and the executor need to know about it.
+
+Every rule that differs by kind reads this table, so adding a kind means one entry here (a test fails
+when a kind has none) instead of edits to lists spread over the planner, the loop and the executor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from reconciler.plan.actions import ActionKind
+
+ObservedTool = Literal["lvm", "dmsetup", "drbd", "xl", "files"]
+"""The part of the observation an action relies on: when it could not be read, the action is refused."""
+
+Precheck = Literal["signatures", "forced-promotion", "promotion", "not-mounted", "dm-ours", "lv-ours"]
+"""Checks the executor makes right before running an action, from a fresh read of the node (the gate's
+last word; the plan may be seconds or minutes old by then):
+
+- ``signatures``: ``blkid -p`` on every device the action writes and every device beneath it.
+- ``forced-promotion``: DRBD's state and generation identifiers still show a brand-new pair.
+- ``promotion``: DRBD still shows that the peer is not Primary and cannot write.
+- ``not-mounted``: no disk of the domain is mounted in dom0.
+- ``dm-ours``: the dm device still carries the project's uuid.
+- ``lv-ours``: the LV still has the uuid the plan saw and carries the project's tag.
+"""
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    tool: ObservedTool
+    timeout_s: float  # per command of the action
+    removes: bool = False  # takes something away: held whole by the mass-deletion guard
+    peer_revision: bool = False  # both DRBD sides must agree: waits until the peer applied the same revision
+    boot_gated: bool = False  # changes who runs a domain: never decided from a cached revision after a start
+    prechecks: tuple[Precheck, ...] = ()
+
+
+DEFAULT_TIMEOUT = 60.0
+
+REGISTRY: dict[ActionKind, KindSpec] = {
+    # lvcreate wipes signatures and zeroes the start, which touches the disk.
+    "create-lv": KindSpec("lvm", 300.0),
+    "extend-lv": KindSpec("lvm", DEFAULT_TIMEOUT),
+    "remove-lv": KindSpec("lvm", DEFAULT_TIMEOUT, removes=True, peer_revision=True, prechecks=("lv-ours",)),
+    "create-stripe": KindSpec("dmsetup", DEFAULT_TIMEOUT),
+    "reload-stripe": KindSpec("dmsetup", DEFAULT_TIMEOUT, prechecks=("dm-ours",)),
+    "resume-stripe": KindSpec("dmsetup", DEFAULT_TIMEOUT, prechecks=("dm-ours",)),
+    "remove-stripe": KindSpec("dmsetup", DEFAULT_TIMEOUT, removes=True, peer_revision=True, prechecks=("dm-ours",)),
+    "write-drbd-config": KindSpec("files", DEFAULT_TIMEOUT),
+    "remove-drbd-config": KindSpec("files", DEFAULT_TIMEOUT, removes=True, peer_revision=True),
+    "create-md": KindSpec("drbd", 300.0, prechecks=("signatures",)),
+    "drbd-up": KindSpec("drbd", DEFAULT_TIMEOUT),
+    "drbd-adjust": KindSpec("drbd", DEFAULT_TIMEOUT, peer_revision=True),
+    # An online resize resyncs the new area before it returns.
+    "drbd-resize": KindSpec("drbd", 900.0, peer_revision=True),
+    "drbd-down": KindSpec("drbd", DEFAULT_TIMEOUT, removes=True, peer_revision=True),
+    "promote": KindSpec("drbd", DEFAULT_TIMEOUT, boot_gated=True, prechecks=("promotion",)),
+    "promote-force-initial": KindSpec("drbd", DEFAULT_TIMEOUT, boot_gated=True, prechecks=("forced-promotion",)),
+    "demote": KindSpec("drbd", DEFAULT_TIMEOUT, boot_gated=True),
+    "make-fs": KindSpec("drbd", 900.0, prechecks=("signatures",)),
+    "make-swap": KindSpec("lvm", 300.0, prechecks=("signatures",)),
+    "write-xen-config": KindSpec("files", DEFAULT_TIMEOUT),
+    "remove-xen-config": KindSpec("files", DEFAULT_TIMEOUT, removes=True),
+    "start-domain": KindSpec("xl", 120.0, boot_gated=True, prechecks=("not-mounted",)),
+    # `xl shutdown -w` waits for the guest to finish its own shutdown.
+    "shutdown-domain": KindSpec("xl", 330.0, boot_gated=True),
+    "set-domain-memory": KindSpec("xl", DEFAULT_TIMEOUT),
+    "set-domain-vcpus": KindSpec("xl", DEFAULT_TIMEOUT),
+}
+
+
+def spec(kind: ActionKind) -> KindSpec:
+    return REGISTRY[kind]
+
+
+def kinds_where(flag: Literal["removes", "peer_revision", "boot_gated"]) -> frozenset[ActionKind]:
+    return frozenset(kind for kind, entry in REGISTRY.items() if getattr(entry, flag))
+
+
+ALL_KINDS: tuple[ActionKind, ...] = get_args(ActionKind)

@@ -1,0 +1,40 @@
+"""Every action kind has exactly one registry entry, and the rules that differ by kind read it."""
+
+from __future__ import annotations
+
+from typing import get_args
+
+from reconciler.daemon.gating import BOOT_GATED, NEEDS_PEER_AT_REVISION
+from reconciler.plan.actions import ActionKind
+from reconciler.plan.diff import REMOVAL_KINDS, plan_node
+from reconciler.plan.registry import REGISTRY, spec
+from tests.plan.factories import converged, empty_observed, make_node, make_vm
+
+
+def test_every_action_kind_has_an_entry_and_no_entry_lacks_a_kind() -> None:
+    assert set(get_args(ActionKind)) == set(REGISTRY)
+
+
+def test_the_scattered_lists_are_views_of_the_registry() -> None:
+    assert {k for k, s in REGISTRY.items() if s.removes} == REMOVAL_KINDS
+    assert {k for k, s in REGISTRY.items() if s.peer_revision} == NEEDS_PEER_AT_REVISION
+    assert {k for k, s in REGISTRY.items() if s.boot_gated} == BOOT_GATED
+    assert {"promote", "promote-force-initial", "start-domain", "shutdown-domain", "demote"} <= BOOT_GATED
+
+
+def test_every_destructive_write_is_probed_right_before_it_runs() -> None:
+    for kind in ("create-md", "make-fs", "make-swap"):
+        assert "signatures" in spec(kind).prechecks
+    assert "forced-promotion" in spec("promote-force-initial").prechecks
+    assert "promotion" in spec("promote").prechecks
+    assert "lv-ours" in spec("remove-lv").prechecks
+    assert "dm-ours" in spec("remove-stripe").prechecks
+
+
+def test_planned_commands_carry_their_kinds_timeout() -> None:
+    fresh = plan_node(make_node(make_vm(100)), empty_observed())
+    deleted = plan_node(make_node(make_vm(100, lifecycle="deleted")), converged(make_node(make_vm(100))))
+    actions = [*fresh.actions, *deleted.actions]
+    assert len({a.kind for a in actions}) >= 15
+    for action in actions:
+        assert all(c.timeout_s == spec(action.kind).timeout_s for c in action.commands), action.kind
