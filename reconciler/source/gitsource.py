@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.model.status import RevisionInfo
+from reconciler.printable import escape
 from reconciler.source.errors import SourceError
 from reconciler.source.mirror import Mirror, check_sha
 from reconciler.source.signatures import SignaturePolicy
@@ -71,7 +72,7 @@ def format_validation_issues(exc: BaseException) -> tuple[str, ...]:
         hint = getattr(issue, "hint", None)
         if hint:
             text += f" (hint: {hint})"
-        lines.append(text)
+        lines.append(escape(text))
     return tuple(lines)
 
 
