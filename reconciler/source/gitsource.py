@@ -22,6 +22,7 @@ from reconciler.source.errors import SourceError
 from reconciler.source.mirror import Mirror, check_sha
 from reconciler.source.signatures import SignaturePolicy
 from reconciler.source.statefile import read_json, write_json
+from reconciler.source.treeread import UnreadableRevision
 
 Loader = Callable[[Path], Any]
 
@@ -198,6 +199,10 @@ class GitSource:
                               allowed_snapshot=allowed), None
         try:
             directory = self._export(tip)
+        except UnreadableRevision as exc:
+            # Judged like an invalid revision: refused once, with the reason in status, not retried forever.
+            shutil.rmtree(self._revisions / tip, ignore_errors=True)
+            return _Judgement(errors=exc.reasons, allowed_snapshot=allowed), None
         except SourceError as exc:
             raise SourceError(f"cannot export revision {tip[:12]}: {exc}") from exc
         try:

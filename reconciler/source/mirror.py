@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import re
-import shutil
-import tarfile
 from pathlib import Path
 
 from reconciler.model.status import RevisionInfo
 from reconciler.source.errors import GitFailed, SourceError
 from reconciler.source.gitcmd import FETCH_TIMEOUT, GitRunner
+from reconciler.source.treeread import export_tree
 
 _SHA_RE = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 _BRANCH_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
@@ -94,19 +92,9 @@ class Mirror:
         return RevisionInfo(sha=sha, seen_at=seen_at, committed_at=committed, summary=summary[:200])
 
     def export(self, sha: str, subdir: str, dest: Path) -> Path:
-        """Write the tree of ``sha`` (only ``subdir`` when given) to ``dest``; return the directory to load."""
+        """Write the tree of ``sha`` (only ``subdir`` when given) to ``dest``; return the directory to load.
+
+        Read from the object store, not ``git archive``: see :mod:`reconciler.source.treeread`."""
         check_sha(sha)
         subdir = check_subdir(subdir)
-        out = self.git.output(self._in_repo("archive", "--format=tar", sha, *([subdir] if subdir else [])),
-                              timeout=self.fetch_timeout)
-        if out.returncode != 0:
-            raise GitFailed(("archive", sha, subdir), out.returncode, out.stderr)
-        tmp = dest.with_name(dest.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        with tarfile.open(fileobj=io.BytesIO(out.stdout), mode="r:") as archive:
-            # The "data" filter refuses absolute paths, links out of the tree and device files.
-            archive.extractall(tmp, filter="data")
-        shutil.rmtree(dest, ignore_errors=True)
-        tmp.rename(dest)
-        return dest / subdir if subdir else dest
+        return export_tree(self.git, str(self.path), sha, subdir, dest, timeout=self.fetch_timeout)
