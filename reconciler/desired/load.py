@@ -15,7 +15,7 @@ from reconciler.desired.safefs import UnsafePath, read_desired
 from reconciler.desired.schema import ClusterFile, VmFile
 from reconciler.desired.schema_issues import validate_document
 from reconciler.desired.validate import check_cluster, check_fleet, check_vm, check_vm_file
-from reconciler.desired.yamlload import Document, NodeBudget, parse
+from reconciler.desired.yamlload import MAX_NODES, Document, NodeBudget, parse
 
 # All files of one load together: ten times what the 10,000-VM benchmark fleet expands to.
 MAX_TOTAL_NODES = 5_000_000
@@ -45,6 +45,7 @@ class _ParsedVm:
     spec: VmFile | None
     issues: tuple[Issue, ...]
     size: int
+    reusable: bool  # False when the load's shared value budget, not the text alone, decided the outcome
 
 
 # What each VM file gave at the last load: the daemon loads every new revision, and most files are
@@ -55,7 +56,7 @@ _LAST_LOAD: dict[str, _ParsedVm] = {}
 
 def _parse_vm(rel: str, text: str, budget: NodeBudget) -> _ParsedVm:
     cached = _LAST_LOAD.get(rel)
-    if cached is not None and cached.text == text and cached.size <= budget.remaining:
+    if cached is not None and cached.reusable and cached.text == text and cached.size <= budget.remaining:
         budget.remaining -= cached.size
         return cached
     before = budget.remaining
@@ -66,7 +67,8 @@ def _parse_vm(rel: str, text: str, budget: NodeBudget) -> _ParsedVm:
         found += schema_issues
         if spec is not None:
             found += check_vm_file(spec, doc)
-    return _ParsedVm(text, doc, spec, tuple(found), before - budget.remaining)
+    return _ParsedVm(text, doc, spec, tuple(found), before - budget.remaining,
+                     reusable=doc is not None or before >= MAX_NODES)
 
 
 def collect(directory: str) -> tuple[Cluster | None, list[Issue]]:

@@ -25,6 +25,9 @@ _FLOAT = "tag:yaml.org,2002:float"
 _SEQ = "tag:yaml.org,2002:seq"
 _MAP = "tag:yaml.org,2002:map"
 _PLAIN_TAGS = {_STR, _INT, _BOOL, _NULL, _FLOAT, _SEQ, _MAP}
+# The other types of the YAML 1.1 type repository; anything else (!!python/..., !custom) is refused.
+_STANDARD_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("timestamp", "binary", "omap", "pairs", "set", "merge",
+                                                              "value")}
 
 KeyPath = tuple[str | int, ...]
 
@@ -34,6 +37,7 @@ KeyPath = tuple[str | int, ...]
 # limits leave room while keeping one file's worth of values to a few megabytes.
 MAX_DEPTH = 32
 MAX_NODES = 50_000
+_MAX_NUMBER_TEXT = 64
 
 # Most plain scalars repeat across files (volume group names, "present", sizes); resolving each distinct
 # text once instead of running the resolver's regular expressions on every occurrence halves load time.
@@ -204,6 +208,11 @@ def _scalar(path: str, node: ScalarNode, issues: list[Issue]) -> Any:
         return node.value
     if tag == _INT:
         text = node.value
+        if len(text) > _MAX_NUMBER_TEXT:
+            # Python refuses to convert more than 4300 digits (and converting is quadratic below that).
+            issues.append(_mark_issue(path, node, f"a number written with {len(text)} characters",
+                                      "no setting needs more than 20 digits"))
+            return text
         return int(text) if text.isdigit() else _CONSTRUCTOR.construct_yaml_int(node)
     if tag == _BOOL:
         return _CONSTRUCTOR.construct_yaml_bool(node)
@@ -211,7 +220,7 @@ def _scalar(path: str, node: ScalarNode, issues: list[Issue]) -> Any:
         return None
     if tag == _FLOAT:
         return _CONSTRUCTOR.construct_yaml_float(node)
-    if tag in _PLAIN_TAGS or tag.startswith("tag:yaml.org,2002:"):
+    if tag in _PLAIN_TAGS or tag in _STANDARD_TAGS:
         # Timestamps, binary and the like mean nothing here; the schema reports the text as what it is.
         return node.value
     issues.append(_mark_issue(path, node, f"unsupported YAML tag {tag!r}", "remove the tag; plain values only"))
@@ -223,6 +232,9 @@ def _to_value(path: str, node: Node, issues: list[Issue]) -> Any:
     kind = node.__class__
     if kind is ScalarNode:
         return node.value if node.tag == _STR else _scalar(path, node, issues)  # type: ignore[arg-type]
+    if kind is not ScalarNode and node.tag not in (_SEQ, _MAP):
+        issues.append(_mark_issue(path, node, f"unsupported YAML tag {node.tag!r}",
+                                  "remove the tag; plain values only"))
     if kind is SequenceNode:
         return [
             item.value if item.__class__ is ScalarNode and item.tag == _STR else _to_value(path, item, issues)
@@ -286,6 +298,12 @@ def parse(path: str, text: str, budget: NodeBudget | None = None) -> tuple[Docum
         context = f" ({exc.context})" if exc.context else ""
         hint = f"check indentation, colons, brackets and quotes around here{context}"
         return None, [Issue(path, line, col, f"YAML syntax error: {problem}", hint)]
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - text.rfind("\n", 0, exc.position)
+        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        return None, [Issue(path, line, col, f"a character YAML does not allow: U+{ord(char):04X}",
+                            "remove control characters; save the file as plain UTF-8 text")]
     except yaml.YAMLError as exc:
         return None, [Issue(path, 1, 1, f"YAML error: {exc}", "check the file's encoding and syntax")]
     except RecursionError:

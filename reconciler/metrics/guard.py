@@ -93,6 +93,7 @@ class GuardedServerMixin:
         self._open: dict[int, tuple[Any, str, float]] = {}
         self._per_client: dict[str, int] = {}
         self._guard_stop = threading.Event()
+        self.accepted_connections = 0
         self.refused_connections = 0
         self.cut_connections = 0
         self._reaper = threading.Thread(target=self._reap, name=f"{self.name}-reaper", daemon=True)
@@ -111,6 +112,7 @@ class GuardedServerMixin:
             if not (full or crowded):
                 self._open[id(request)] = (request, client, time.monotonic() + self.connection_deadline)
                 self._per_client[client] = self._per_client.get(client, 0) + 1
+                self.accepted_connections += 1
         if full or crowded:
             self.refused_connections += 1
             self._close(request)

@@ -179,10 +179,11 @@ def test_two_thousand_idle_connections_cost_a_bounded_number_of_threads(node: No
             sock.bind((f"127.0.1.{1 + i % 250}", 0))
             sock.connect(("127.0.0.1", node.peer_port))
             held.append(sock)
-        assert wait_for(lambda: guard.open_connections + guard.refused_connections >= 2000, 30)
+        assert wait_for(lambda: guard.accepted_connections + guard.refused_connections >= 2000, 30)
         threads_during = threading.active_count()
         print(f"threads: {threads_before} before, {threads_during} with 2000 idle connections; "
-              f"{guard.open_connections} held, {guard.refused_connections} refused")
+              f"{guard.open_connections} held, {guard.refused_connections} refused at once, "
+              f"{guard.cut_connections} cut at their deadline")
         assert guard.open_connections <= guard.max_connections
         assert threads_during <= threads_before + guard.max_connections
         node.still_reconciling_and_answering()
