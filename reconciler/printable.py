@@ -7,8 +7,6 @@ is shown as a Python-style escape instead, so what an operator reads is what is 
 
 from __future__ import annotations
 
-import unicodedata
-
 # Bidirectional embeddings, overrides and isolates, and the zero-width characters that hide text.
 _INVISIBLE = frozenset("\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2066\u2067\u2068\u2069"
                        "\ufeff")
@@ -22,13 +20,14 @@ def _escaped(char: str) -> str:
 
 
 def _unsafe(char: str) -> bool:
-    if char in _INVISIBLE:
-        return True
-    return unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+    # Not printable: controls, format characters, unassigned code points and every space but ' ' (a
+    # no-break space in a file name looks like a plain one).
+    return char in _INVISIBLE or not char.isprintable()
 
 
 def escape(text: str) -> str:
-    """``text`` with every control, format or unassigned character written as an escape; a backslash stays."""
+    """``text`` with every character that is not printable (controls, format characters, unassigned code
+    points, spaces other than ' ') written as an escape; the result is always ``str.isprintable()``."""
     if text.isascii() and text.isprintable():
         return text
     return "".join(_escaped(c) if _unsafe(c) else c for c in text)
