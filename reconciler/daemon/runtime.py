@@ -245,7 +245,7 @@ class Daemon:
             except Exception as exc:  # a bug in one pass must not end the service; it is throttled
                 logging.getLogger("reconciler").exception("pass crashed")
                 self.reconciler.error(f"pass crashed: {type(exc).__name__}: {exc}")
-                self.reconciler.republish_errors()  # the reason reaches status now, not after the next pass
+                self.reconciler.republish_errors(even_first=True)  # the reason reaches status now
                 delay = self.schedule.backoff.failure()
                 self.schedule.not_before = self.schedule.next_due = self.clock.monotonic() + delay
                 continue
