@@ -20,7 +20,9 @@ def _quote(value: object) -> str:
     text = str(value)
     if text and all(c.isalnum() or c in "-_.:/@+," for c in text):
         return text
-    return json.dumps(text, ensure_ascii=False)
+    # JSON escapes the C0 controls only; a C1 control or a bidirectional override in a value (a file name,
+    # a tool's output) would reach the terminal raw, so such a value is written as ASCII throughout.
+    return json.dumps(text, ensure_ascii=not text.isprintable())
 
 
 class KeyValueFormatter(logging.Formatter):

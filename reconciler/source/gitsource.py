@@ -195,7 +195,7 @@ class GitSource:
                 allowed_snapshot=allowed), None
         verdict = self.policy.verify(self.mirror.git, self.mirror.path, tip)
         if not verdict.trusted:
-            return _Judgement(refusal=f"signature check refused revision {tip[:12]}: {verdict.reason}",
+            return _Judgement(refusal=f"signature check refused revision {tip[:12]}: {escape(verdict.reason)}",
                               allowed_snapshot=allowed), None
         try:
             directory = self._export(tip)

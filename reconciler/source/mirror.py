@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from reconciler.model.status import RevisionInfo
+from reconciler.printable import escape
 from reconciler.source.errors import GitFailed, SourceError
 from reconciler.source.gitcmd import FETCH_TIMEOUT, GitRunner
 from reconciler.source.treeread import export_tree
@@ -89,7 +90,8 @@ class Mirror:
         text = self.git.run(self._in_repo("show", "-s", "--format=%ct%x00%s", check_sha(sha)))
         stamp, _, summary = text.strip("\n").partition("\x00")
         committed = float(stamp) if stamp.isdigit() else None
-        return RevisionInfo(sha=sha, seen_at=seen_at, committed_at=committed, summary=summary[:200])
+        # The subject is whatever the committer wrote; status and logs show it, so it is escaped.
+        return RevisionInfo(sha=sha, seen_at=seen_at, committed_at=committed, summary=escape(summary[:200]))
 
     def export(self, sha: str, subdir: str, dest: Path) -> Path:
         """Write the tree of ``sha`` (only ``subdir`` when given) to ``dest``; return the directory to load.

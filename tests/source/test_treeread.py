@@ -125,3 +125,12 @@ def test_exported_files_are_private(tmp_path: Path, repo: WorkRepo) -> None:
     assert view.in_force is not None
     assert (view.in_force.directory / "cluster.yaml").stat().st_mode & 0o777 == 0o600
     assert (view.in_force.directory / "vms" / "a").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_commit_subject_reaches_status_escaped(tmp_path: Path, repo: WorkRepo) -> None:
+    repo.commit("\x1b[2J\x1b[32mall good\u202e", {"cluster.yaml": "cluster: c\n"})
+    source = make_source(tmp_path, repo)
+    source.mirror.fetch()
+    view = source.evaluate(1.0)
+    assert view.in_force is not None
+    assert view.in_force.info.summary == "\\x1b[2J\\x1b[32mall good\\u202e"
