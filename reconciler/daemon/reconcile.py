@@ -122,7 +122,7 @@ class Reconciler:
                 return
             base = self.status if self.status is not None else NodeStatus(node=self.node)
             self.status = base.model_copy(update={"recent_errors": tuple(self._errors),
-                                                         "updated_at": self.clock.time()})
+                                                  "updated_at": self.clock.time()})
             status_store.publish(self.state_dir, self.status)
 
     # -- the pass ----------------------------------------------------------------------------
