@@ -282,3 +282,20 @@ def test_password_guessing_costs_a_bounded_share_of_cpu(node: Node) -> None:
     assert more.count(429) >= 20
     assert _scrape(node.metrics_port, PASSWORD, "127.0.0.2") == 200  # the real scraper is never held up
     node.still_reconciling_and_answering()
+
+
+def test_the_metrics_endpoint_is_bounded_the_same_way(node: Node) -> None:
+    server = node.daemon._metrics_server
+    assert server is not None
+    guard = server.guard
+    guard.connection_deadline = 1.0
+    held = [socket.create_connection(("127.0.0.1", node.metrics_port), timeout=5) for _ in range(guard.max_per_client
+                                                                                                 + 4)]
+    try:
+        assert wait_for(lambda: guard.refused_connections >= 4, 5)  # beyond 8 per client: closed at once
+        assert wait_for(lambda: guard.open_connections == 0, 10)  # the idle ones: cut at their deadline
+    finally:
+        for sock in held:
+            sock.close()
+    assert _scrape(node.metrics_port, PASSWORD) == 200
+    node.still_reconciling_and_answering()

@@ -351,3 +351,17 @@ def test_the_directory_given_may_not_be_a_link(tmp_path: Path) -> None:
     (tmp_path / "up").symlink_to(tmp_path)
     _, issues = collect(str(tmp_path / "up" / "real"))
     assert issues[0].message == f"{tmp_path / 'up'} is a symbolic link, not a directory"
+
+
+@pytest.mark.timeout(20)
+def test_validate_on_a_fifo_answers_at_once_with_one_escaped_line(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from reconciler.cli.main import main
+
+    root = write_repo(tmp_path / "repo")
+    os.mkfifo(root / "vms" / "x\x1b[2J.yaml")
+    assert main(["validate", str(root)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"{root}/vms/x\\x1b[2J.yaml:1:1: is a FIFO (named pipe); the desired state is read from regular "
+                   "files only (hint: commit the file itself (not a link, pipe or device) or remove it)",
+                   "1 problem(s) found"]

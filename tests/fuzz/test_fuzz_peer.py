@@ -3,6 +3,8 @@ can send authenticates without the key, crashes the handler or leaves the server
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import socket
 from collections.abc import Iterator
 
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 from reconciler.daemon import peerauth
 from reconciler.daemon.fence import OutdateAnswer
 from reconciler.daemon.peer import PATH, PeerAnswer, PeerServer, fetch_peer
+from reconciler.metrics.auth import ALLOWED, LIMITED, REFUSED, BasicAuth
 from reconciler.metrics.guard import FailureLimiter
 from tests.fuzz.budget import budget
 
@@ -100,3 +103,12 @@ def test_raw_requests_get_a_refusal_never_a_crash(server: PeerServer, line: byte
         assert status != b"200", raw
         assert status != b"500", raw
     assert fetch_peer(ME, "127.0.0.1", server.port, KEY, sender="erdbeere").reachable
+
+
+@given(header=st.one_of(st.none(), st.text(max_size=120), st.binary(max_size=60).map(
+    lambda b: "Basic " + base64.b64encode(b).decode())), client=st.text(max_size=20))
+@budget(500, deadline_ms=500)
+def test_any_authorization_header_is_answered_never_raised(header: str | None, client: str) -> None:
+    auth = BasicAuth("prometheus", "sha256:" + hashlib.sha256(b"right").hexdigest())
+    assert auth.check(header, client) in (ALLOWED, REFUSED, LIMITED)
+    assert auth.check("Basic " + base64.b64encode(b"prometheus:right").decode(), client) == ALLOWED
