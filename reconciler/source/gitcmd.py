@@ -10,6 +10,7 @@ time is up. A stuck ``fetch`` therefore costs at most its timeout, and nothing s
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -59,11 +60,15 @@ class GitRunner:
         return self._cwd
 
     def output(self, args: Sequence[str], *, timeout: float = DEFAULT_GIT_TIMEOUT,
-               env: Mapping[str, str] | None = None) -> GitOutput:
-        """Run and return the outcome whatever the exit code; raise only on timeout."""
+               env: Mapping[str, str] | None = None, max_file_bytes: int | None = None) -> GitOutput:
+        """Run and return the outcome whatever the exit code; raise only on timeout.
+
+        ``max_file_bytes`` caps every file git writes (``prlimit --fsize``): a fetched pack from a server
+        that sends more is cut off and the command fails, instead of filling the state directory's disk."""
         argv = tuple(args)
+        prefix = _fsize_prefix(max_file_bytes)
         status, out, err = self._git.execute(
-            ["git", *argv],
+            [*prefix, "git", *argv],
             with_extended_output=True,
             with_exceptions=False,
             stdout_as_string=False,
@@ -78,9 +83,9 @@ class GitRunner:
         return GitOutput(int(status or 0), stdout, stderr)
 
     def run(self, args: Sequence[str], *, timeout: float = DEFAULT_GIT_TIMEOUT,
-            env: Mapping[str, str] | None = None) -> str:
+            env: Mapping[str, str] | None = None, max_file_bytes: int | None = None) -> str:
         """Run and return stdout as text; raise :class:`GitFailed` on a non-zero exit."""
-        result = self.output(args, timeout=timeout, env=env)
+        result = self.output(args, timeout=timeout, env=env, max_file_bytes=max_file_bytes)
         if result.returncode != 0:
             raise GitFailed(tuple(args), result.returncode, result.stderr)
         return result.stdout.decode(errors="replace")
@@ -102,6 +107,13 @@ class GitRunner:
                 proc.wait()
                 raise GitTimeout(tuple(args), timeout) from None
         return GitOutput(proc.returncode if proc.returncode is not None else -9, out, err.decode(errors="replace"))
+
+
+def _fsize_prefix(max_file_bytes: int | None) -> list[str]:
+    if max_file_bytes is None:
+        return []
+    prlimit = shutil.which("prlimit")
+    return [prlimit, f"--fsize={max_file_bytes}", "--"] if prlimit else []
 
 
 def _communicate_bounded(proc: subprocess.Popen[bytes], stdin: bytes, max_bytes: int,

@@ -4,11 +4,13 @@ cannot be read as plain files is refused like an invalid revision, with the reas
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 from reconciler.desired.safefs import MAX_FILE_BYTES
+from reconciler.source.errors import SourceError
 from reconciler.source.gitsource import GitSource
 from reconciler.source.mirror import Mirror
 from tests.source.gitrepo import WorkRepo, git
@@ -134,3 +136,22 @@ def test_a_commit_subject_reaches_status_escaped(tmp_path: Path, repo: WorkRepo)
     view = source.evaluate(1.0)
     assert view.in_force is not None
     assert view.in_force.info.summary == "\\x1b[2J\\x1b[32mall good\\u202e"
+
+
+def test_a_fetch_larger_than_the_limit_is_stopped_and_the_revision_in_force_stays(tmp_path: Path,
+                                                                                 repo: WorkRepo) -> None:
+    if shutil.which("prlimit") is None:
+        pytest.skip("prlimit (util-linux) is not installed")
+    good = repo.commit("good", {"cluster.yaml": "cluster: c\n"})
+    state = tmp_path / "state"
+    mirror = Mirror(state, repo.url, "main", max_fetch_bytes=1_000_000)
+    assert mirror.fetch() == good
+    (repo.work / "docs").mkdir()
+    (repo.work / "docs" / "huge.bin").write_bytes(os.urandom(3_000_000))  # incompressible: 3 MB on the wire
+    repo.commit("huge")
+    for _ in range(2):  # each failed fetch cleans up after itself: nothing accumulates
+        with pytest.raises(SourceError, match="the server sent a file larger than 1000000 bytes"):
+            mirror.fetch()
+        assert mirror.tip() == good
+        assert list((mirror.path / "objects" / "pack").glob("tmp_*")) == []
+    assert sum(f.stat().st_size for f in mirror.path.rglob("*") if f.is_file()) < 1_000_000
