@@ -106,6 +106,15 @@ def _at_most(limit: int, reason: str, hint: str, *, size: bool = False) -> After
     return AfterValidator(check)
 
 
+def _within(low: int, high: int, reason: str, hint: str) -> AfterValidator:
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise SettingError(f"{value} is outside {low}-{high}: {reason}", hint)
+        return value
+
+    return AfterValidator(check)
+
+
 def _length_at_most(limit: int, reason: str) -> AfterValidator:
     def check(value: str) -> str:
         if len(value) > limit:
@@ -124,6 +133,10 @@ MAX_CHUNK_SECTORS = 2**31  # dm-stripe keeps the chunk size in a 32-bit sector c
 MAX_WFC_TIMEOUT = 300_000  # DRBD's limit for wfc-timeout and degr-wfc-timeout (seconds)
 MAX_CMDLINE = 2048  # Linux's COMMAND_LINE_SIZE on x86
 
+DrbdMinor = Annotated[StrictInt, _within(0, 1048575, "DRBD minor numbers have 20 bits",
+                                          "use the next free minor, e.g. the VM's index")]
+TcpPort = Annotated[StrictInt, _within(1, 65535, "a TCP port number",
+                                       "use a free port, e.g. 7788 plus the minor")]
 Name = Annotated[StrictStr, AfterValidator(_safe_name)]
 Size = Annotated[int, BeforeValidator(_size)]
 LvSize = Annotated[Size, _at_most(MAX_LV_BYTES, "LVM cannot address 8 EiB or more",
@@ -176,8 +189,8 @@ class DrbdDefaults(Section):
 
 
 class DrbdSection(DrbdDefaults):
-    minor: Annotated[StrictInt, Field(ge=0, le=1048575)]
-    port: Annotated[StrictInt, Field(ge=1, le=65535)]
+    minor: DrbdMinor
+    port: TcpPort
 
 
 class SafetySection(Section):

@@ -145,8 +145,7 @@ CASES = [
          vms=vm("domain:\n", "safety:\n  mechanism: fencing\n  on_no_quorum: io-error\ndomain:\n")),
     Case("duplicate-mac", (f"{VM_B}:14:12: MAC address 00:16:3e:00:01:00 is already used by {VM}",),
          vms=second(VM101 + "  vifs:\n    - mac: 00:16:3E:00:01:00\n")),
-    Case("port-out-of-range", (f"{VM}:10:9: drbd.port: 70000 is out of range (input should be less than or equal to "
-                               "65535)",),
+    Case("port-out-of-range", (f"{VM}:10:9: drbd.port: 70000 is outside 1-65535: a TCP port number",),
          vms=vm("port: 7788", "port: 70000")),
 ]
 
