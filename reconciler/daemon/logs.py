@@ -46,7 +46,9 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {"ts": record.created, "level": record.levelname.lower(), "event": record.getMessage()}
         data.update(_fields(record))
-        return json.dumps(data, default=str, ensure_ascii=False)
+        text = json.dumps(data, default=str, ensure_ascii=False)
+        # As in key=value lines: a value with a C1 control or a bidirectional override is written as ASCII.
+        return text if text.isprintable() else json.dumps(data, default=str)
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
