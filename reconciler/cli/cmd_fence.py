@@ -18,6 +18,7 @@ from typing import Any
 
 from reconciler.daemon.config import DEFAULT_STATE_DIR
 from reconciler.daemon.fence import DEFAULT_HANDLER_TIMEOUT, EXIT_ERROR, ask_outdate, resource_hosts
+from reconciler.daemon.keyfile import SecretFileError, read_secret
 from reconciler.daemon.peer import DEFAULT_PEER_PORT, parse_endpoint
 from reconciler.model.desired import DrbdHost
 from reconciler.names import UnsafeNameError, check_name
@@ -148,14 +149,14 @@ def fence_peer(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         if auth != "none":
             token_file = _setting(args.peer_token_file, "PEER_TOKEN_FILE", env, file_env, DEFAULT_PEER_KEY)
             try:
-                key = Path(token_file).read_bytes().strip()
-            except OSError as exc:
-                raise HandlerError(f"cannot read the peer token file {token_file}: {exc.strerror}") from exc
+                key = read_secret(token_file, "peer token file").strip()
+            except SecretFileError as exc:
+                raise HandlerError(str(exc)) from exc
         peer, host, port = _endpoint(args, resource, node, state_dir, env)
     except (HandlerError, UnsafeNameError, ValueError) as exc:
         _log(resource, f"{exc}; exit {EXIT_ERROR}")
         return EXIT_ERROR
-    result = ask_outdate(peer, host, port, key, resource, timeout=args.timeout)
+    result = ask_outdate(peer, host, port, key, resource, sender=node, timeout=args.timeout)
     _log(resource, f"{result.message}; exit {result.exit_code}")
     return result.exit_code
 

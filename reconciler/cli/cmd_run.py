@@ -21,6 +21,7 @@ from reconciler.daemon.config import (
     DaemonConfig,
     PeerEndpoint,
 )
+from reconciler.daemon.keyfile import SecretFileError, read_secret
 from reconciler.daemon.peer import DEFAULT_PEER_PORT, parse_endpoint
 from reconciler.names import UnsafeNameError, check_name
 from reconciler.source.errors import SourceError
@@ -121,10 +122,10 @@ def build_config(args: argparse.Namespace) -> DaemonConfig:
     key: bytes | None = None
     if args.peer_auth == "hmac":
         try:
-            key = Path(args.peer_token_file).read_bytes().strip()
-        except OSError as exc:
+            key = read_secret(args.peer_token_file, "peer token file").strip()
+        except SecretFileError as exc:
             raise ConfigError(
-                f"cannot read the peer token file {args.peer_token_file}: {exc.strerror}. Create one shared secret "
+                f"{exc}. Create one shared secret "
                 "for the cluster (e.g. `head -c 32 /dev/urandom | base64 > /etc/reconciler/peer.key`, mode 0600, "
                 "the same on every node) or pass --peer-auth none on a trusted replication link") from exc
         if len(key) < 16:
@@ -132,10 +133,9 @@ def build_config(args: argparse.Namespace) -> DaemonConfig:
     basic_auth = None
     if args.metrics_basic_auth_file:
         try:
-            text = Path(args.metrics_basic_auth_file).read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read the metrics basic-auth file {args.metrics_basic_auth_file}: "
-                              f"{exc.strerror}; it holds one line USER:PASSWORD_HASH") from exc
+            text = read_secret(args.metrics_basic_auth_file, "metrics basic-auth file").decode("utf-8", "replace")
+        except SecretFileError as exc:
+            raise ConfigError(f"{exc}; it holds one line USER:PASSWORD_HASH") from exc
         user, _, hashed = text.strip().partition(":")
         basic_auth = (user, hashed)
     metrics = None if (args.metrics_address or "").lower() in ("", "none", "off") else args.metrics_address

@@ -13,20 +13,18 @@ which DRBD logs as a broken helper and treats as "not fenced": nothing is assume
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import http.client
 import json
-import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.daemon.peerclient import ForgedAnswer, signed_exchange
 from reconciler.desired.expand import UnknownNodeError, expand_node
 from reconciler.host.base import Host
 from reconciler.model.desired import DrbdHost
 from reconciler.names import UnsafeNameError, check_name
+from reconciler.printable import escape
 
 OUTDATE_PATH = "/v1/outdate"
 DRBDADM_TIMEOUT = 20.0
@@ -100,52 +98,35 @@ def outdate_local(host: Host, resource: str, managed: Callable[[], frozenset[str
     return OutdateAnswer(host.node, name, "failed", result.describe())
 
 
-def sign(key: bytes | None, *parts: bytes) -> str:
-    if key is None:
-        return ""
-    return hmac.new(key, b"\n".join(parts), hashlib.sha256).hexdigest()
-
-
-def request_signature(key: bytes | None, nonce: str, stamp: str, body: bytes) -> str:
-    # Its own label, and the body signed too: a status request's signature cannot be replayed as an outdate.
-    return sign(key, b"outdate", nonce.encode(), stamp.encode(), body)
-
-
 @dataclass(frozen=True)
 class FenceResult:
     exit_code: int
     message: str
 
 
-def ask_outdate(node: str, host: str, port: int, key: bytes | None, resource: str, *,
+def ask_outdate(node: str, host: str, port: int, key: bytes | None, resource: str, *, sender: str,
                 timeout: float = DEFAULT_HANDLER_TIMEOUT) -> FenceResult:
-    """Ask one peer's daemon to outdate ``resource``; the result carries DRBD's fence-peer exit code."""
+    """Ask one peer's daemon to outdate ``resource``; the result carries DRBD's fence-peer exit code.
+
+    The request is signed for ``node`` alone (with ``sender``, this node, as its origin), so it cannot be
+    replayed to any other node, nor to ``node`` again (see :mod:`reconciler.daemon.peerauth`)."""
     body = json.dumps({"resource": resource}).encode()
-    nonce = secrets.token_hex(16)
-    stamp = f"{time.time():.3f}"
-    headers = {"Content-Type": "application/json", "X-Reconciler-Nonce": nonce, "X-Reconciler-Time": stamp,
-               "X-Reconciler-Auth": request_signature(key, nonce, stamp, body)}
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        conn.request("POST", OUTDATE_PATH, body=body, headers=headers)
-        response = conn.getresponse()
-        answer = response.read(65536)
-        signature = response.getheader("X-Reconciler-Signature", "")
+        status, reason, answer = signed_exchange(key, sender=sender, target=node, host=host, port=port,
+                                                 method="POST", path=OUTDATE_PATH, body=body, timeout=timeout)
+    except ForgedAnswer:
+        return FenceResult(EXIT_ERROR, f"peer {node} answer has a bad signature")
     except (OSError, http.client.HTTPException) as exc:
         return FenceResult(EXIT_UNREACHABLE, f"peer {node} at {host}:{port} unreachable: {type(exc).__name__}: {exc}")
-    finally:
-        conn.close()
-    if response.status != 200:
+    if status != 200:
         # It answered, so it is alive: claiming "unreachable" would let DRBD assume it dead.
-        return FenceResult(EXIT_ERROR, f"peer {node} refused: HTTP {response.status} {response.reason}")
-    if key is not None and not hmac.compare_digest(signature, sign(key, b"response", nonce.encode(), answer)):
-        return FenceResult(EXIT_ERROR, f"peer {node} answer has a bad signature")
+        return FenceResult(EXIT_ERROR, f"peer {node} refused: HTTP {status} {escape(reason)[:100]}")
     try:
         data = json.loads(answer)
     except ValueError:
         return FenceResult(EXIT_ERROR, f"peer {node} answered something that is not JSON")
     if not isinstance(data, dict) or data.get("node") != node or data.get("resource") != resource:
-        return FenceResult(EXIT_ERROR, f"peer answer is not about {resource} on {node}: {data!r:.200}")
+        return FenceResult(EXIT_ERROR, f"peer answer is not about {resource} on {node}: {escape(repr(data))[:200]}")
     outcome = str(data.get("outcome"))
     code = OUTCOMES.get(outcome, EXIT_ERROR)
-    return FenceResult(code, f"peer {node}: {outcome}: {data.get('detail', '')}")
+    return FenceResult(code, f"peer {node}: {escape(outcome)[:40]}: {escape(str(data.get('detail', '')))[:300]}")

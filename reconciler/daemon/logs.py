@@ -20,7 +20,9 @@ def _quote(value: object) -> str:
     text = str(value)
     if text and all(c.isalnum() or c in "-_.:/@+," for c in text):
         return text
-    return json.dumps(text, ensure_ascii=False)
+    # JSON escapes the C0 controls only; a C1 control or a bidirectional override in a value (a file name,
+    # a tool's output) would reach the terminal raw, so such a value is written as ASCII throughout.
+    return json.dumps(text, ensure_ascii=not text.isprintable())
 
 
 class KeyValueFormatter(logging.Formatter):
@@ -44,7 +46,9 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {"ts": record.created, "level": record.levelname.lower(), "event": record.getMessage()}
         data.update(_fields(record))
-        return json.dumps(data, default=str, ensure_ascii=False)
+        text = json.dumps(data, default=str, ensure_ascii=False)
+        # As in key=value lines: a value with a C1 control or a bidirectional override is written as ASCII.
+        return text if text.isprintable() else json.dumps(data, default=str)
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:

@@ -2,34 +2,47 @@
 and reads its peers'.
 
 Authentication is a shared secret (a token file, the same on every node of the cluster) used as an
-HMAC-SHA256 key, never sent over the wire: the client signs a fresh nonce and the time; the server
-checks it (rejecting stale or replayed requests) and signs its answer together with the nonce, so a
-client cannot be fooled by a replayed or forged answer either. ``--peer-auth none`` switches it off
-explicitly (only sensible on a dedicated, trusted replication link).
+HMAC-SHA256 key, never sent over the wire (see :mod:`reconciler.daemon.peerauth`): a request is signed over
+its sender, the node it is for, method, path, body, time and a fresh nonce; the server refuses it unless
+it is for this node, fresh, and its nonce unseen (remembered across restarts, see
+:mod:`reconciler.daemon.replay`); the answer is signed with the nonce, so a replayed or forged answer
+fools no client either. ``--peer-auth none`` switches signatures off explicitly (only sensible on a
+dedicated, trusted replication link).
+
+The port faces the replication network, so the server is bounded before anything is authenticated: a
+capped number of connections (per client and in all), a deadline per connection, small bodies, and failed
+authentications limited per client (:mod:`reconciler.metrics.guard`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import contextlib
 import http.client
 import json
-import secrets
+import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
-from reconciler.daemon.fence import OUTDATE_PATH, OutdateAnswer, request_signature
+from reconciler.daemon import peerauth
+from reconciler.daemon.fence import OUTDATE_PATH, OutdateAnswer
+from reconciler.daemon.peerclient import ForgedAnswer, signed_exchange
+from reconciler.daemon.replay import ReplayGuard
+from reconciler.metrics.guard import FailureLimiter, GuardedServerMixin
 from reconciler.model.status import PeerStatus
+from reconciler.printable import escape
+
+log = logging.getLogger(__name__)
 
 PATH = "/v1/status"
 MAX_SKEW_S = 300.0
 MAX_BODY = 4096
 DEFAULT_PEER_PORT = 9791
-_NONCE_MEMORY = 4096
+HEADER_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -46,42 +59,54 @@ class PeerAnswer:
         return json.dumps(asdict(self), sort_keys=True).encode()
 
 
-def _sign(key: bytes | None, *parts: bytes) -> str:
-    if key is None:
-        return ""
-    return hmac.new(key, b"\n".join(parts), hashlib.sha256).hexdigest()
+class _PeerHTTPServer(GuardedServerMixin, ThreadingHTTPServer):
+    daemon_threads = True
+    name = "peer-server"
 
 
 class PeerServer:
     """Serves ``GET /v1/status`` and, given ``outdate``, ``POST /v1/outdate`` (DRBD fencing, see
-    :mod:`reconciler.daemon.fence`). ``answer`` is called per request and must be cheap and thread-safe."""
+    :mod:`reconciler.daemon.fence`). ``answer`` is called per request and must be cheap and thread-safe.
+
+    ``node`` is this node's name (requests signed for another node are refused; default: the answer's
+    node); ``replay_file`` keeps the accepted nonces across restarts (the daemon's state directory)."""
 
     def __init__(self, address: str, port: int, answer: Callable[[], PeerAnswer], key: bytes | None,
-                 outdate: Callable[[str], OutdateAnswer] | None = None) -> None:
+                 outdate: Callable[[str], OutdateAnswer] | None = None, *, node: str | None = None,
+                 replay_file: Path | None = None, limiter: FailureLimiter | None = None) -> None:
         self._answer = answer
         self._outdate = outdate
         self._key = key
-        self._seen: dict[str, float] = {}
+        self._node = node
+        self._replay = ReplayGuard(replay_file, MAX_SKEW_S)
+        self.limiter = limiter or FailureLimiter(per_client=10, window=60.0, global_rate=20.0, global_burst=100.0)
+        self.refused: dict[str, int] = {}
         self._lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = HEADER_TIMEOUT_S  # each read; the guard's deadline bounds the connection as a whole
+
             def do_GET(self) -> None:
-                server._handle(self)
+                server._dispatch(self, "GET")
 
             def do_POST(self) -> None:
-                server._handle_outdate(self)
+                server._dispatch(self, "POST")
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._httpd = ThreadingHTTPServer((address, port), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _PeerHTTPServer((address, port), Handler)
+        self._httpd.guard_start()
         self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
         return int(self._httpd.server_address[1])
+
+    @property
+    def guard(self) -> GuardedServerMixin:
+        return self._httpd
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.5},
@@ -92,112 +117,116 @@ class PeerServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def _fresh(self, nonce: str, stamp: str) -> bool:
-        try:
-            when = float(stamp)
-        except ValueError:
-            return False
-        now = time.time()
-        if abs(now - when) > MAX_SKEW_S or not 16 <= len(nonce) <= 128:
-            return False
+    def _me(self) -> str:
+        return self._node if self._node is not None else self._answer().node
+
+    def _refuse(self, request: BaseHTTPRequestHandler, code: int, reason: str, client: str) -> None:
         with self._lock:
-            if nonce in self._seen:
-                return False
-            self._seen[nonce] = now
-            if len(self._seen) > _NONCE_MEMORY:
-                cutoff = now - MAX_SKEW_S
-                self._seen = {n: t for n, t in self._seen.items() if t >= cutoff}
-        return True
+            self.refused[reason] = self.refused.get(reason, 0) + 1
+        log.info("peer request from %s refused: %s", client, escape(reason))
+        request.close_connection = True
+        request.send_error(code, {401: "peer authentication failed", 429: "too many failed authentications"}.get(
+            code, "refused"))
 
-    def _handle(self, request: BaseHTTPRequestHandler) -> None:
-        if request.path != PATH:
-            request.send_error(404)
-            return
-        nonce = request.headers.get("X-Reconciler-Nonce", "")
-        stamp = request.headers.get("X-Reconciler-Time", "")
-        if self._key is not None:
-            given = request.headers.get("X-Reconciler-Auth", "")
-            expected = _sign(self._key, b"request", nonce.encode(), stamp.encode())
-            if not hmac.compare_digest(given, expected) or not self._fresh(nonce, stamp):
-                request.send_error(401, "bad or stale peer authentication")
-                return
-        self._reply(request, nonce, self._answer().to_json())
-
-    def _handle_outdate(self, request: BaseHTTPRequestHandler) -> None:
-        if request.path != OUTDATE_PATH or self._outdate is None:
-            request.send_error(404)
-            return
+    def _dispatch(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        client = str(request.client_address[0])
         try:
-            length = int(request.headers.get("Content-Length", ""))
-        except ValueError:
-            request.send_error(411)
+            self._handle(request, method, client)
+        except (OSError, http.client.HTTPException):
+            raise  # the connection broke or timed out: the server closes it quietly
+        except Exception as exc:  # never a traceback for what a client sent
+            log.warning("peer request from %s failed: %s: %s", client, type(exc).__name__, escape(str(exc))[:200])
+            with contextlib.suppress(OSError):
+                request.send_error(500, "internal error")
+
+    def _handle(self, request: BaseHTTPRequestHandler, method: str, client: str) -> None:
+        path = request.path
+        if (method, path) not in (("GET", PATH), ("POST", OUTDATE_PATH)) or (
+                path == OUTDATE_PATH and self._outdate is None):
+            request.send_error(404)
             return
-        if not 0 < length <= MAX_BODY:
-            request.send_error(413)
+        if not self.limiter.allow(client):
+            self._refuse(request, 429, "failed authentications over the limit", client)
             return
-        body = request.rfile.read(length)
-        nonce = request.headers.get("X-Reconciler-Nonce", "")
-        stamp = request.headers.get("X-Reconciler-Time", "")
-        if self._key is not None:
-            given = request.headers.get("X-Reconciler-Auth", "")
-            expected = request_signature(self._key, nonce, stamp, body)
-            if not hmac.compare_digest(given, expected) or not self._fresh(nonce, stamp):
-                request.send_error(401, "bad or stale peer authentication")
+        body = b""
+        if method == "POST":
+            raw_length = request.headers.get("Content-Length", "")
+            if not raw_length.isascii() or not raw_length.isdigit():
+                request.close_connection = True
+                request.send_error(411)
                 return
+            length = int(raw_length)
+            if not 0 < length <= MAX_BODY:
+                request.close_connection = True
+                request.send_error(413)
+                return
+            body = request.rfile.read(length)
+            if len(body) != length:
+                return
+        try:
+            signed = peerauth.verify_request(self._key, request.headers, me=self._me(), method=method, path=path,
+                                             body=body)
+        except peerauth.AuthRefused as exc:
+            self.limiter.failed(client)
+            self._refuse(request, 401, str(exc), client)
+            return
+        fresh, why = self._replay.fresh(signed.nonce, signed.stamp)
+        if not fresh:
+            self.limiter.failed(client)
+            self._refuse(request, 401, why, client)
+            return
+        if method == "GET":
+            self._reply(request, signed.nonce, self._answer().to_json())
+            return
         try:
             data = json.loads(body)
         except ValueError:
             request.send_error(400, "not JSON")
             return
         resource = data.get("resource") if isinstance(data, dict) else None
-        if not isinstance(resource, str):
+        if not isinstance(resource, str) or self._outdate is None:
             request.send_error(400, "no resource")
             return
-        self._reply(request, nonce, self._outdate(resource).to_json())
+        self._reply(request, signed.nonce, self._outdate(resource).to_json())
 
     def _reply(self, request: BaseHTTPRequestHandler, nonce: str, body: bytes) -> None:
         request.send_response(200)
         request.send_header("Content-Type", "application/json")
         request.send_header("Content-Length", str(len(body)))
-        request.send_header("X-Reconciler-Signature", _sign(self._key, b"response", nonce.encode(), body))
+        if self._key is not None:
+            request.send_header(peerauth.H_SIGNATURE,
+                                peerauth.answer_mac(self._key, responder=self._me(), nonce=nonce, body=body))
         request.end_headers()
         request.wfile.write(body)
 
 
-def fetch_peer(node: str, host: str, port: int, key: bytes | None, *, timeout: float = 3.0) -> PeerStatus:
+def fetch_peer(node: str, host: str, port: int, key: bytes | None, *, sender: str,
+               timeout: float = 3.0) -> PeerStatus:
     """Ask one peer; an unreachable or unauthenticated peer is reported, never raised."""
-    return fetch_peer_answer(node, host, port, key, timeout=timeout)[0]
+    return fetch_peer_answer(node, host, port, key, sender=sender, timeout=timeout)[0]
 
 
-def fetch_peer_answer(node: str, host: str, port: int, key: bytes | None, *, timeout: float = 3.0,
+def fetch_peer_answer(node: str, host: str, port: int, key: bytes | None, *, sender: str, timeout: float = 3.0,
                       now: float | None = None) -> tuple[PeerStatus, dict[str, int]]:
     """The peer's status and the backing sizes it reported (empty when it could not be asked)."""
     checked = time.time() if now is None else now
-    nonce = secrets.token_hex(16)
-    stamp = f"{time.time():.3f}"
-    headers = {"X-Reconciler-Nonce": nonce, "X-Reconciler-Time": stamp,
-               "X-Reconciler-Auth": _sign(key, b"request", nonce.encode(), stamp.encode())}
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        conn.request("GET", PATH, headers=headers)
-        response = conn.getresponse()
-        body = response.read(65536)
-        if response.status != 200:
+        status, reason, body = signed_exchange(key, sender=sender, target=node, host=host, port=port, method="GET",
+                                               path=PATH, timeout=timeout)
+        if status != 200:
             return PeerStatus(node=node, reachable=False, checked_at=checked,
-                              error=f"peer answered HTTP {response.status} {response.reason}"), {}
-        signature = response.getheader("X-Reconciler-Signature", "")
-        if key is not None and not hmac.compare_digest(signature, _sign(key, b"response", nonce.encode(), body)):
-            return PeerStatus(node=node, reachable=False, checked_at=checked,
-                              error="peer answer has a bad signature"), {}
+                              error=f"peer answered HTTP {status} {escape(reason)[:100]}"), {}
         data = json.loads(body)
+    except ForgedAnswer:
+        return PeerStatus(node=node, reachable=False, checked_at=checked,
+                          error="peer answer has a bad signature"), {}
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        return PeerStatus(node=node, reachable=False, checked_at=checked, error=f"{type(exc).__name__}: {exc}"), {}
-    finally:
-        conn.close()
+        return PeerStatus(node=node, reachable=False, checked_at=checked,
+                          error=f"{type(exc).__name__}: {escape(str(exc))[:200]}"), {}
     if not isinstance(data, dict) or data.get("node") != node:
         who = data.get("node") if isinstance(data, dict) else "?"
         return PeerStatus(node=node, reachable=False, checked_at=checked,
-                          error=f"answer is from {who!r}, not {node!r}"), {}
+                          error=f"answer is from {escape(repr(who))[:80]}, not {node!r}"), {}
     applied = data.get("applied_revision")
     raw = data.get("backing_bytes")
     backing = {str(k): int(v) for k, v in raw.items() if isinstance(v, int)} if isinstance(raw, dict) else {}

@@ -12,8 +12,9 @@ from reconciler.model.status import PeerStatus
 
 class PeerMonitor:
     def __init__(self, endpoints: tuple[PeerEndpoint, ...], key: bytes | None, *, interval: float,
-                 on_change: Callable[[PeerStatus], None]) -> None:
+                 on_change: Callable[[PeerStatus], None], sender: str) -> None:
         self.endpoints = endpoints
+        self.sender = sender  # this node: every request is signed as coming from it
         self._key = key
         self.interval = interval
         self._on_change = on_change
@@ -27,7 +28,8 @@ class PeerMonitor:
 
     def poll_once(self) -> None:
         for endpoint in self.endpoints:
-            status, backing = fetch_peer_answer(endpoint.node, endpoint.host, endpoint.port, self._key)
+            status, backing = fetch_peer_answer(endpoint.node, endpoint.host, endpoint.port, self._key,
+                                                sender=self.sender)
             with self._lock:
                 before = self._status.get(endpoint.node)
                 self._status[endpoint.node] = status

@@ -33,6 +33,7 @@ from reconciler.model.status import (
 from reconciler.plan.actions import Action
 from reconciler.plan.model import Plan
 from reconciler.plan.peer import PeerView
+from reconciler.printable import escape
 from reconciler.source.errors import SourceError
 from reconciler.source.gitsource import GitSource, SourceView
 
@@ -104,7 +105,9 @@ class Reconciler:
             self._errors.extend(previous.recent_errors)
 
     def error(self, message: str) -> None:
-        """Remember an error for status; a repeated one moves to the end with its latest time."""
+        """Remember an error for status; a repeated one moves to the end with its latest time. Escaped: an
+        error may quote a file name or a tool's output, which must not reach a terminal raw."""
+        message = escape(message)
         stamp = self.clock.time()
         with self._lock:
             for entry in list(self._errors):
@@ -112,13 +115,15 @@ class Reconciler:
                     self._errors.remove(entry)
             self._errors.append(f"{stamp:.0f} {message}")
 
-    def republish_errors(self) -> None:
-        """Publish new errors between passes (a failing fetch), without running a pass."""
+    def republish_errors(self, *, even_first: bool = False) -> None:
+        """Publish new errors between passes (a failing fetch), without running a pass; ``even_first``
+        publishes them also before any pass has finished (a pass that crashed)."""
         with self._lock:
-            if self.status is None:
+            if self.status is None and not even_first:
                 return
-            self.status = self.status.model_copy(update={"recent_errors": tuple(self._errors),
-                                                         "updated_at": self.clock.time()})
+            base = self.status if self.status is not None else NodeStatus(node=self.node)
+            self.status = base.model_copy(update={"recent_errors": tuple(self._errors),
+                                                  "updated_at": self.clock.time()})
             status_store.publish(self.state_dir, self.status)
 
     # -- the pass ----------------------------------------------------------------------------

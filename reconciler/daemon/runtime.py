@@ -36,6 +36,7 @@ from reconciler.model.observed import DrbdState, ObservedNode
 from reconciler.model.status import PassResult, PeerStatus
 from reconciler.source.gitsource import GitSource, Loader, default_loader
 from reconciler.source.mirror import Mirror
+from reconciler.source.statefile import ensure_private_dir
 from reconciler.source.watch import RefWatcher, local_git_dir
 
 URGENT_WAKEUPS = frozenset({"drbd", "domain"})
@@ -84,7 +85,7 @@ class Daemon:
         self.liveness = Liveness(self.clock.monotonic, idle_budget=120.0)
         self.metrics: Any = metrics if metrics is not None else MetricsSink()
         self.control = ControlStore(config.state_dir)
-        config.state_dir.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(config.state_dir)
         mirror = Mirror(config.state_dir, config.repo, config.branch)
         mirror.ensure()
         self.source = GitSource(mirror, config.state_dir, subdir=config.subdir, policy=config.signatures,
@@ -98,7 +99,7 @@ class Daemon:
         git_dir = local_git_dir(config.repo) if config.watch_local else None
         self.watcher = RefWatcher(git_dir, self.fetcher.poke) if git_dir is not None else None
         self.peer_monitor = PeerMonitor(config.peers, config.peer_key, interval=config.peer_poll,
-                                        on_change=self._peer_changed)
+                                        on_change=self._peer_changed, sender=config.node)
         self.peer_server: PeerServer | None = None
         self.drbd_watch = DrbdWatcher(host, interval=config.drbd_poll, on_change=self._drbd_changed,
                                       follow=_stream_follower(host)) if config.drbd_events else None
@@ -176,7 +177,8 @@ class Daemon:
             try:
                 address, port = parse_endpoint(listen)
                 self.peer_server = PeerServer(address, port, self._answer, self.config.peer_key,
-                                              outdate=self._outdate)
+                                              outdate=self._outdate, node=self.config.node,
+                                              replay_file=self.config.state_dir / "peer-nonces.json")
                 self.peer_server.start()
                 event("peer.serving", address=address, port=self.peer_server.port)
             except (OSError, ValueError) as exc:
@@ -256,6 +258,7 @@ class Daemon:
             except Exception as exc:  # a bug in one pass must not end the service; it is throttled
                 logging.getLogger("reconciler").exception("pass crashed")
                 self.reconciler.error(f"pass crashed: {type(exc).__name__}: {exc}")
+                self.reconciler.republish_errors(even_first=True)  # the reason reaches status now
                 delay = self.schedule.backoff.failure()
                 self.schedule.not_before = self.schedule.next_due = self.clock.monotonic() + delay
                 continue

@@ -1,15 +1,23 @@
-"""Start domains outside the service's cgroup, so restarting or stopping the daemon cannot kill them.
+"""Start domains as transient services of their own, so that neither the daemon's lifetime nor its sandbox
+reaches them.
 
 ``xl create`` leaves a background ``xl`` process per domain (it handles the domain's reboot and crash
-actions) and, for some guests, a device-model process. Started from the daemon they would live in
-``reconciler.service``'s cgroup, and ``systemctl restart reconciler`` would kill them (KillMode=mixed
-sends the final SIGKILL to everything left in the cgroup). ``systemd-run --scope`` puts them in a
-transient scope unit of their own under ``machine.slice`` instead, as libvirt does for its guests.
+actions) and, for some guests, a device model (qemu) and hotplug scripts. Started from the daemon they
+would live in ``reconciler.service``'s cgroup, and ``systemctl restart reconciler`` would kill them
+(KillMode=mixed sends the final SIGKILL to everything left in the cgroup). A ``systemd-run --scope`` would
+move them to a cgroup of their own, but a scope's processes are still the daemon's children: they keep its
+seccomp filter, capability bounding set, namespaces and read-only file system. So the domain is started as
+a transient *service*, ``reconciler-domain-NAME.service`` under ``machine.slice``, which PID 1 spawns
+with no more than systemd's defaults: the daemon's unit can then be locked down without a domain that can
+no longer start. ``Type=forking`` fits ``xl create``: it returns once the domain is created, and the
+remaining ``xl`` monitor keeps the unit active until the domain is gone (``--collect`` then unloads it).
+When the start fails, the unit's journal (what ``xl`` said) is added to the error.
 Outside systemd (a terminal, the simulator) commands run unchanged.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import posixpath
 from collections.abc import Sequence
@@ -17,24 +25,40 @@ from collections.abc import Sequence
 from reconciler.host.base import DEFAULT_TIMEOUT, CommandResult, Host
 from reconciler.names import check_name
 
+UNIT_PREFIX = "reconciler-domain-"
+START_TIMEOUT_S = 300
+
 
 def under_systemd() -> bool:
     return bool(os.environ.get("INVOCATION_ID")) and os.path.isdir("/run/systemd/system")
 
 
+def domain_unit(name: str) -> str:
+    """The transient unit of domain ``name`` (a checked name; '+' escaped the way systemd-escape does)."""
+    check_name(name, "domain")
+    return UNIT_PREFIX + name.replace("+", "\\x2b") + ".service"
+
+
+def _domain_started(argv: tuple[str, ...]) -> str | None:
+    if len(argv) >= 3 and argv[0] == "xl" and argv[1] == "create":
+        return posixpath.basename(argv[-1]).removesuffix(".cfg")
+    return None
+
+
 def scoped_argv(argv: Sequence[str]) -> tuple[str, ...]:
-    """``xl create /etc/xen/NAME.cfg`` wrapped in its own scope; any other argv unchanged."""
+    """``xl create /etc/xen/NAME.cfg`` as a transient service of its own; any other argv unchanged."""
     args = tuple(argv)
-    if len(args) >= 3 and args[0] == "xl" and args[1] == "create":
-        name = posixpath.basename(args[-1]).removesuffix(".cfg")
-        check_name(name, "domain")
-        return ("systemd-run", "--scope", "--quiet", "--collect", "--slice=machine.slice",
-                f"--description=Xen domain {name} (started by reconciler)", "--", *args)
-    return args
+    name = _domain_started(args)
+    if name is None:
+        return args
+    unit = domain_unit(name)
+    return ("systemd-run", f"--unit={unit}", "--slice=machine.slice", "--service-type=forking", "--collect",
+            "--quiet", "--no-ask-password", f"--description=Xen domain {name} (started by reconciler)",
+            f"--property=TimeoutStartSec={START_TIMEOUT_S}", "--", *args)
 
 
 class ScopedHost:
-    """The host seam, with domain starts moved into their own scope unit."""
+    """The host seam, with domain starts moved into transient services of their own."""
 
     def __init__(self, inner: Host) -> None:
         self._inner = inner
@@ -44,7 +68,17 @@ class ScopedHost:
         return self._inner.node
 
     def run(self, argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, stdin: str | None = None) -> CommandResult:
-        return self._inner.run(scoped_argv(argv), timeout=timeout, stdin=stdin)
+        wrapped = scoped_argv(argv)
+        result = self._inner.run(wrapped, timeout=timeout, stdin=stdin)
+        name = _domain_started(tuple(argv))
+        if result.ok or name is None:
+            return result
+        # systemd-run only says the job failed; what xl said is in the unit's journal.
+        journal = self._inner.run(("journalctl", "--no-pager", "--quiet", "--output=cat", "--lines=20",
+                                   f"--unit={domain_unit(name)}"), timeout=10)
+        if journal.ok and journal.stdout.strip():
+            return dataclasses.replace(result, stderr=f"{result.stderr.rstrip()}\n{journal.stdout.rstrip()}")
+        return result
 
     def read_file(self, path: str) -> str | None:
         return self._inner.read_file(path)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from reconciler.printable import escape
+
 
 @dataclass(frozen=True, slots=True)
 class Issue:
@@ -17,9 +19,10 @@ class Issue:
     hint: str = ""
 
     def format(self, root: str | None = None) -> str:
+        """One line, whatever the file name or value holds: control characters are shown escaped."""
         shown = self.path if root in (None, "", ".") else os.path.normpath(os.path.join(root, self.path))
-        text = f"{shown}:{self.line}:{self.col}: {self.message}"
-        return f"{text} (hint: {self.hint})" if self.hint else text
+        text = f"{escape(shown)}:{self.line}:{self.col}: {escape(self.message)}"
+        return f"{text} (hint: {escape(self.hint)})" if self.hint else text
 
     def sort_key(self) -> tuple[str, int, int, str]:
         return (self.path, self.line, self.col, self.message)

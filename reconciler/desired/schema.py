@@ -15,7 +15,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from reconciler.model.desired import DrbdVersion, Lifecycle, SafetyMechanism, StorageLayout
 from reconciler.names import check_name
-from reconciler.sizes import parse_size
+from reconciler.sizes import format_size, parse_size
 
 
 class SettingError(ValueError):
@@ -93,15 +93,71 @@ def _cmdline(value: str) -> str:
     return value
 
 
+def _at_most(limit: int, reason: str, hint: str, *, size: bool = False) -> AfterValidator:
+    """A bound whose error says why the limit is where it is."""
+
+    def check(value: int) -> int:
+        if value > limit:
+            shown = format_size(value) if size else str(value)
+            most = format_size(limit) if size else str(limit)
+            raise SettingError(f"{shown} is more than {most}: {reason}", hint)
+        return value
+
+    return AfterValidator(check)
+
+
+def _within(low: int, high: int, reason: str, hint: str) -> AfterValidator:
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise SettingError(f"{value} is outside {low}-{high}: {reason}", hint)
+        return value
+
+    return AfterValidator(check)
+
+
+def _length_at_most(limit: int, reason: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if len(value) > limit:
+            raise SettingError(f"{len(value)} characters are more than {limit}: {reason}", "shorten it")
+        return value
+
+    return AfterValidator(check)
+
+
+# What the tools at the other end can take; beyond these a value is a typo or an attack, never a plan.
+MAX_LV_BYTES = 8191 * 1024**5  # LVM addresses less than 8 EiB (2^63 bytes) on 64-bit kernels
+MAX_MEMORY_BYTES = 16 * 1024**4  # Xen on x86-64 supports at most 16 TiB of host memory
+MAX_VCPUS = 512
+MAX_STRIPES = 128  # lvcreate: "Number of stripes must be between 1 and 128"
+MAX_CHUNK_SECTORS = 2**31  # dm-stripe keeps the chunk size in a 32-bit sector count
+MAX_WFC_TIMEOUT = 300_000  # DRBD's limit for wfc-timeout and degr-wfc-timeout (seconds)
+MAX_CMDLINE = 2048  # Linux's COMMAND_LINE_SIZE on x86
+
+DrbdMinor = Annotated[StrictInt, _within(0, 1048575, "DRBD minor numbers have 20 bits",
+                                          "use the next free minor, e.g. the VM's index")]
+TcpPort = Annotated[StrictInt, _within(1, 65535, "a TCP port number",
+                                       "use a free port, e.g. 7788 plus the minor")]
 Name = Annotated[StrictStr, AfterValidator(_safe_name)]
 Size = Annotated[int, BeforeValidator(_size)]
+LvSize = Annotated[Size, _at_most(MAX_LV_BYTES, "LVM cannot address 8 EiB or more",
+                                  "give the size in G or T, e.g. 100G", size=True)]
+MemorySize = Annotated[Size, _at_most(MAX_MEMORY_BYTES, "Xen supports at most 16 TiB of memory on a host",
+                                      "give the domain's memory in M or G, e.g. 4G", size=True)]
+Vcpus = Annotated[StrictInt, Field(ge=1), _at_most(MAX_VCPUS, "Xen gives one guest at most a few hundred vCPUs "
+                                                              "(PVH and HVM guests: 128)", "use at most 128 vCPUs")]
+Stripes = Annotated[StrictInt, Field(ge=1), _at_most(MAX_STRIPES, "LVM stripes over at most 128 devices",
+                                                     "use one stripe per volume group")]
+ChunkSectors = Annotated[StrictInt, Field(ge=1), _at_most(MAX_CHUNK_SECTORS, "dm-stripe keeps the chunk in 32 bits",
+                                                          "use a power of two like 64 or 128")]
+WfcTimeout = Annotated[StrictInt, Field(ge=0), _at_most(MAX_WFC_TIMEOUT, "DRBD refuses longer timeouts",
+                                                        "give seconds, e.g. 120")]
 Address = Annotated[StrictStr, AfterValidator(_address)]
 Path = Annotated[StrictStr, AfterValidator(_absolute_path)]
 Mac = Annotated[StrictStr, AfterValidator(_mac)]
 Program = Annotated[StrictStr, AfterValidator(_program)]
-Cmdline = Annotated[StrictStr, AfterValidator(_cmdline)]
+Cmdline = Annotated[StrictStr, _length_at_most(MAX_CMDLINE, "Linux truncates a longer kernel command line"),
+                    AfterValidator(_cmdline)]
 DrbdVersionField = Annotated[DrbdVersion, BeforeValidator(_drbd_version)]
-Count = Annotated[StrictInt, Field(ge=1)]
 
 
 class NodeSpec(Section):
@@ -114,13 +170,13 @@ class NodeSpec(Section):
 class StorageSection(Section):
     layout: StorageLayout | None = None
     volume_groups: tuple[Name, ...] | None = None
-    stripes: Count | None = None
-    chunk_sectors: Count | None = None
-    size: Size | None = None
+    stripes: Stripes | None = None
+    chunk_sectors: ChunkSectors | None = None
+    size: LvSize | None = None
 
 
 class SwapSection(Section):
-    size: Size | None = None
+    size: LvSize | None = None
     volume_groups: tuple[Name, ...] | None = None
 
 
@@ -128,13 +184,13 @@ class DrbdDefaults(Section):
     protocol: Literal["A", "B", "C"] | None = None
     al_extents: Annotated[StrictInt, Field(ge=7, le=65534)] | None = None
     on_io_error: Literal["detach", "pass_on", "call-local-io-error"] | None = None
-    degr_wfc_timeout: Annotated[StrictInt, Field(ge=0)] | None = None
-    wfc_timeout: Annotated[StrictInt, Field(ge=0)] | None = None
+    degr_wfc_timeout: WfcTimeout | None = None
+    wfc_timeout: WfcTimeout | None = None
 
 
 class DrbdSection(DrbdDefaults):
-    minor: Annotated[StrictInt, Field(ge=0, le=1048575)]
-    port: Annotated[StrictInt, Field(ge=1, le=65535)]
+    minor: DrbdMinor
+    port: TcpPort
 
 
 class SafetySection(Section):
@@ -153,10 +209,10 @@ class Vif(Section):
 
 class DomainDefaults(Section):
     type: Literal["pv", "pvh"] | None = None
-    memory: Size | None = None
-    maxmem: Size | None = None
-    vcpus: Count | None = None
-    maxvcpus: Count | None = None
+    memory: MemorySize | None = None
+    maxmem: MemorySize | None = None
+    vcpus: Vcpus | None = None
+    maxvcpus: Vcpus | None = None
     bootloader: Program | None = None
     kernel: Path | None = None
     ramdisk: Path | None = None
@@ -179,7 +235,7 @@ class Defaults(Section):
 
 
 class Guards(Section):
-    max_removals_per_revision: Annotated[StrictInt, Field(ge=0)] = 1
+    max_removals_per_revision: Annotated[StrictInt, Field(ge=0, le=1_000_000)] = 1
     allow_mass_delete: StrictBool = False
 
 
@@ -196,7 +252,7 @@ class VmFile(Section):
     nodes: tuple[Name, ...]
     primary: Name
     lifecycle: Lifecycle = "present"
-    confirm_delete: StrictStr | None = None
+    confirm_delete: Annotated[StrictStr, _length_at_most(255, "it must equal the VM's name")] | None = None
     suspended: StrictBool = False
     storage: StorageSection | None = None
     swap: SwapSection | None = None

@@ -25,8 +25,19 @@ _FLOAT = "tag:yaml.org,2002:float"
 _SEQ = "tag:yaml.org,2002:seq"
 _MAP = "tag:yaml.org,2002:map"
 _PLAIN_TAGS = {_STR, _INT, _BOOL, _NULL, _FLOAT, _SEQ, _MAP}
+# The other types of the YAML 1.1 type repository; anything else (!!python/..., !custom) is refused.
+_STANDARD_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("timestamp", "binary", "omap", "pairs", "set", "merge",
+                                                              "value")}
 
 KeyPath = tuple[str | int, ...]
+
+# Bounds of one file's structure. Aliases share nodes, so composing is linear in the text; building plain
+# values expands every alias, and a few KB of nested aliases ("billion laughs") would expand to billions of
+# values. A VM file has a few dozen nodes and a cluster file of a thousand nodes some ten thousand, so these
+# limits leave room while keeping one file's worth of values to a few megabytes.
+MAX_DEPTH = 32
+MAX_NODES = 50_000
+_MAX_NUMBER_TEXT = 64
 
 # Most plain scalars repeat across files (volume group names, "present", sizes); resolving each distinct
 # text once instead of running the resolver's regular expressions on every occurrence halves load time.
@@ -131,6 +142,62 @@ class Document:
         return True
 
 
+class NodeBudget:
+    """How many values (aliases expanded) all the files of one load may still build together."""
+
+    __slots__ = ("remaining",)
+
+    def __init__(self, total: int) -> None:
+        self.remaining = total
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    return []
+
+
+def check_shape(path: str, root: Node, limit: int = MAX_NODES) -> tuple[int, Issue | None]:
+    """The number of values ``root`` expands to, or the issue that makes it unsafe to expand: nesting deeper
+    than :data:`MAX_DEPTH`, an alias inside its own anchor (a cycle), or more than ``limit`` values.
+
+    Iterative and memoised per node, so a shared (aliased) node is measured once: the cost is linear in the
+    composed text whatever the aliases would expand to.
+    """
+    sizes: dict[int, int] = {}
+    depths: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            kids = _children(node)
+            size = 1 + sum(sizes[id(k)] for k in kids)
+            depth = 1 + max((depths[id(k)] for k in kids), default=0)
+            open_nodes.discard(key)
+            if depth > MAX_DEPTH:
+                return size, _mark_issue(path, node, f"nesting deeper than {MAX_DEPTH} levels",
+                                         "the desired state needs a handful of levels; flatten the structure")
+            if size > limit:
+                return size, _mark_issue(
+                    path, node, f"expands to more than {limit} values (aliases included)",
+                    "write the values out instead of nesting aliases; a VM file needs a few dozen values")
+            sizes[key], depths[key] = size, depth
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            return 0, _mark_issue(path, node, "an alias refers to a node that contains it (a recursive structure)",
+                                  "remove the alias; the desired state is a tree of plain values")
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+    return sizes[id(root)], None
+
+
 def _mark_issue(path: str, node: Node, message: str, hint: str) -> Issue:
     return Issue(path, node.start_mark.line + 1, node.start_mark.column + 1, message, hint)
 
@@ -141,6 +208,11 @@ def _scalar(path: str, node: ScalarNode, issues: list[Issue]) -> Any:
         return node.value
     if tag == _INT:
         text = node.value
+        if len(text) > _MAX_NUMBER_TEXT:
+            # Python refuses to convert more than 4300 digits (and converting is quadratic below that).
+            issues.append(_mark_issue(path, node, f"a number written with {len(text)} characters",
+                                      "no setting needs more than 20 digits"))
+            return text
         return int(text) if text.isdigit() else _CONSTRUCTOR.construct_yaml_int(node)
     if tag == _BOOL:
         return _CONSTRUCTOR.construct_yaml_bool(node)
@@ -148,7 +220,7 @@ def _scalar(path: str, node: ScalarNode, issues: list[Issue]) -> Any:
         return None
     if tag == _FLOAT:
         return _CONSTRUCTOR.construct_yaml_float(node)
-    if tag in _PLAIN_TAGS or tag.startswith("tag:yaml.org,2002:"):
+    if tag in _PLAIN_TAGS or tag in _STANDARD_TAGS:
         # Timestamps, binary and the like mean nothing here; the schema reports the text as what it is.
         return node.value
     issues.append(_mark_issue(path, node, f"unsupported YAML tag {tag!r}", "remove the tag; plain values only"))
@@ -160,6 +232,9 @@ def _to_value(path: str, node: Node, issues: list[Issue]) -> Any:
     kind = node.__class__
     if kind is ScalarNode:
         return node.value if node.tag == _STR else _scalar(path, node, issues)  # type: ignore[arg-type]
+    if kind is not ScalarNode and node.tag not in (_SEQ, _MAP):
+        issues.append(_mark_issue(path, node, f"unsupported YAML tag {node.tag!r}",
+                                  "remove the tag; plain values only"))
     if kind is SequenceNode:
         return [
             item.value if item.__class__ is ScalarNode and item.tag == _STR else _to_value(path, item, issues)
@@ -206,9 +281,10 @@ def _compose(text: str) -> Node | None:
         loader.dispose()
 
 
-def parse(path: str, text: str) -> tuple[Document | None, list[Issue]]:
+def parse(path: str, text: str, budget: NodeBudget | None = None) -> tuple[Document | None, list[Issue]]:
     """Parse ``text`` (the content of ``path``). A document comes back whenever the YAML could be read, even
-    with issues such as duplicate keys, so that the schema can still report everything else in the file."""
+    with issues such as duplicate keys, so that the schema can still report everything else in the file.
+    ``budget`` bounds the values built across all files of one load."""
     loader = _Loader(text)
     try:
         root = loader.get_single_node()
@@ -222,12 +298,31 @@ def parse(path: str, text: str) -> tuple[Document | None, list[Issue]]:
         context = f" ({exc.context})" if exc.context else ""
         hint = f"check indentation, colons, brackets and quotes around here{context}"
         return None, [Issue(path, line, col, f"YAML syntax error: {problem}", hint)]
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - text.rfind("\n", 0, exc.position)
+        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        return None, [Issue(path, line, col, f"a character YAML does not allow: U+{ord(char):04X}",
+                            "remove control characters; save the file as plain UTF-8 text")]
     except yaml.YAMLError as exc:
         return None, [Issue(path, 1, 1, f"YAML error: {exc}", "check the file's encoding and syntax")]
+    except RecursionError:
+        # Only the pure-Python composer recurses; libyaml stops at 1000 levels with a syntax error itself.
+        return None, [Issue(path, 1, 1, "nesting too deep to read", f"use at most {MAX_DEPTH} levels")]
     finally:
         loader.dispose()
     if root is None:
         return None, [Issue(path, 1, 1, "the file is empty", "write the settings as a YAML mapping")]
+    limit = MAX_NODES if budget is None else min(MAX_NODES, budget.remaining)
+    size, unsafe = check_shape(path, root, limit)
+    if unsafe is not None:
+        if budget is not None and limit < MAX_NODES and size > limit and "expands to" in unsafe.message:
+            unsafe = Issue(path, unsafe.line, unsafe.col,
+                           "the desired state as a whole expands to too many values (aliases included)",
+                           "write the values out instead of nesting aliases")
+        return None, [unsafe]
+    if budget is not None:
+        budget.remaining -= size
     issues: list[Issue] = []
     value = _to_value(path, root, issues)
     return Document(path, text, value, root if issues else None), issues

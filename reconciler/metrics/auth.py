@@ -21,6 +21,8 @@ import os
 import sys
 import threading
 
+from reconciler.metrics.guard import FailureLimiter
+
 PBKDF2_PREFIX = "pbkdf2-sha256"
 PBKDF2_ITERATIONS = 200_000
 BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
@@ -91,19 +93,46 @@ def verify_password(password: str, encoded: str) -> bool:
     raise PasswordHashError("unknown password hash format")
 
 
+ALLOWED = "allowed"
+REFUSED = "refused"
+LIMITED = "limited"
+
+
 class BasicAuth:
     """Checks ``Authorization: Basic`` headers against one user and password hash.
 
     Slow hashes at every scrape would cost a noticeable share of a core, so a successful check is
     remembered by the SHA-256 of the credentials (as Prometheus' exporter toolkit does); failures are not.
+    Each failure costs a slow hash, so failures are limited (:meth:`check`): per client address and in all,
+    one hash at a time; a client over the limit is answered without hashing. The remembered good
+    credentials are checked first, so a scraper with the right password is never held up by a guesser.
     """
 
-    def __init__(self, username: str, password_hash: str) -> None:
+    def __init__(self, username: str, password_hash: str, limiter: FailureLimiter | None = None) -> None:
         check_hash_format(password_hash)
         self._username = username.encode()
         self._hash = password_hash
         self._good: set[bytes] = set()
         self._lock = threading.Lock()
+        self._hashing = threading.Lock()
+        self.limiter = limiter or FailureLimiter()
+
+    def check(self, header: str | None, client: str) -> str:
+        """:data:`ALLOWED`, :data:`REFUSED`, or :data:`LIMITED` (not checked: too many failures)."""
+        key = _credentials_key(header)
+        if key is not None:
+            with self._lock:
+                if key in self._good:
+                    return ALLOWED
+        if not self.limiter.allow(client):
+            return LIMITED
+        with self._hashing:  # one slow hash at a time: guessers in parallel get no more than one core
+            if not self.limiter.allow(client):
+                return LIMITED
+            if self.check_header(header):
+                return ALLOWED
+            self.limiter.failed(client)
+            return REFUSED
 
     def check_header(self, header: str | None) -> bool:
         if not header or not header.startswith("Basic "):
@@ -127,6 +156,15 @@ class BasicAuth:
                 self._good.add(key)
             return True
         return False
+
+
+def _credentials_key(header: str | None) -> bytes | None:
+    if not header or not header.startswith("Basic "):
+        return None
+    try:
+        return hashlib.sha256(base64.b64decode(header[len("Basic "):].strip(), validate=True)).digest()
+    except ValueError:
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,8 +22,9 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from prometheus_client import make_wsgi_app
 
-from reconciler.metrics.auth import BasicAuth
+from reconciler.metrics.auth import ALLOWED, LIMITED, BasicAuth
 from reconciler.metrics.collector import build_registry
+from reconciler.metrics.guard import GuardedServerMixin
 from reconciler.metrics.state import MetricsState
 
 log = logging.getLogger(__name__)
@@ -54,13 +55,12 @@ class _Handler(WSGIRequestHandler):
         log.debug("metrics endpoint: " + format, *args)
 
 
-class _Server(ThreadingMixIn, WSGIServer):
+class _Server(GuardedServerMixin, ThreadingMixIn, WSGIServer):
+    # Connections are capped and each has a deadline (see reconciler.metrics.guard): a scraper that hangs
+    # up, times out or fails the TLS handshake is not the daemon's problem, nor are a thousand of them.
     daemon_threads = True
     allow_reuse_address = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A scraper that hangs up, times out or fails the TLS handshake is not the daemon's problem.
-        log.debug("metrics endpoint: connection from %s failed", client_address, exc_info=True)
+    name = "metrics-http"
 
 
 class _Server6(_Server):
@@ -69,7 +69,13 @@ class _Server6(_Server):
 
 def _route(metrics_app: WsgiApp, auth: BasicAuth | None) -> WsgiApp:
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if auth is not None and not auth.check_header(environ.get("HTTP_AUTHORIZATION")):
+        verdict = ALLOWED if auth is None else auth.check(environ.get("HTTP_AUTHORIZATION"),
+                                                          str(environ.get("REMOTE_ADDR", "?")))
+        if verdict == LIMITED:
+            start_response("429 Too Many Requests", [("Content-Type", "text/plain; charset=utf-8"),
+                                                     ("Retry-After", "60")])
+            return [b"Too many failed logins; try again later\n"]
+        if verdict != ALLOWED:
             start_response("401 Unauthorized", [("Content-Type", "text/plain; charset=utf-8"),
                                                 ("WWW-Authenticate", 'Basic realm="reconciler"')])
             return [b"Unauthorized\n"]
@@ -154,6 +160,10 @@ class MetricsServer:
         self.port: int = int(httpd.server_address[1])
 
     @property
+    def guard(self) -> GuardedServerMixin:
+        return self._httpd
+
+    @property
     def url(self) -> str:
         host = f"[{self.address}]" if ":" in self.address else self.address
         return f"{self.scheme}://{host}:{self.port}/metrics"
@@ -184,6 +194,7 @@ def start_metrics_server(
     app = _route(make_wsgi_app(build_registry(state)), auth)
     server_class = _Server6 if ":" in address else _Server
     httpd = server_class((address, port), _Handler)
+    httpd.guard_start()
     httpd.set_app(app)
     if context is not None:
         httpd.socket = context.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)

@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.model.status import RevisionInfo
+from reconciler.printable import escape
 from reconciler.source.errors import SourceError
 from reconciler.source.mirror import Mirror, check_sha
 from reconciler.source.signatures import SignaturePolicy
 from reconciler.source.statefile import read_json, write_json
+from reconciler.source.treeread import UnreadableRevision
 
 Loader = Callable[[Path], Any]
 
@@ -71,7 +73,7 @@ def format_validation_issues(exc: BaseException) -> tuple[str, ...]:
         hint = getattr(issue, "hint", None)
         if hint:
             text += f" (hint: {hint})"
-        lines.append(text)
+        lines.append(escape(text))
     return tuple(lines)
 
 
@@ -193,10 +195,14 @@ class GitSource:
                 allowed_snapshot=allowed), None
         verdict = self.policy.verify(self.mirror.git, self.mirror.path, tip)
         if not verdict.trusted:
-            return _Judgement(refusal=f"signature check refused revision {tip[:12]}: {verdict.reason}",
+            return _Judgement(refusal=f"signature check refused revision {tip[:12]}: {escape(verdict.reason)}",
                               allowed_snapshot=allowed), None
         try:
             directory = self._export(tip)
+        except UnreadableRevision as exc:
+            # Judged like an invalid revision: refused once, with the reason in status, not retried forever.
+            shutil.rmtree(self._revisions / tip, ignore_errors=True)
+            return _Judgement(errors=exc.reasons, allowed_snapshot=allowed), None
         except SourceError as exc:
             raise SourceError(f"cannot export revision {tip[:12]}: {exc}") from exc
         try:

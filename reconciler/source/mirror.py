@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import re
-import shutil
-import tarfile
 from pathlib import Path
 
 from reconciler.model.status import RevisionInfo
+from reconciler.printable import escape
 from reconciler.source.errors import GitFailed, SourceError
 from reconciler.source.gitcmd import FETCH_TIMEOUT, GitRunner
+from reconciler.source.treeread import export_tree
 
+# Every file a fetch writes (a pack, or a loose object) is capped: a server cannot fill the state
+# directory's disk with one huge pack. Desired-state repositories are kilobytes to a few megabytes.
+MAX_FETCH_FILE_BYTES = 1024 * 1024 * 1024
 _SHA_RE = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 _BRANCH_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
 _SUBDIR_RE = re.compile(r"[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*")
@@ -39,13 +41,15 @@ def check_subdir(value: str) -> str:
 class Mirror:
     """``<state>/repo.git`` tracking one branch of ``url`` as ``refs/remotes/origin/<branch>``."""
 
-    def __init__(self, state_dir: Path, url: str, branch: str, *, fetch_timeout: float = FETCH_TIMEOUT) -> None:
+    def __init__(self, state_dir: Path, url: str, branch: str, *, fetch_timeout: float = FETCH_TIMEOUT,
+                 max_fetch_bytes: int = MAX_FETCH_FILE_BYTES) -> None:
         if url.startswith("-"):
             raise SourceError(f"repository {url!r} must not start with '-'")
         self.url = url
         self.branch = check_branch(branch)
         self.path = state_dir / "repo.git"
         self.fetch_timeout = fetch_timeout
+        self.max_fetch_bytes = max_fetch_bytes
         self._ref = f"refs/remotes/origin/{self.branch}"
         self.git = GitRunner(str(state_dir))
 
@@ -60,14 +64,37 @@ class Mirror:
         self.git.run(self._in_repo("config", "remote.origin.url", self.url))
         # Fetched objects only ever come from the one remote; no automatic gc racing our reads.
         self.git.run(self._in_repo("config", "gc.auto", "0"))
+        # A fetch always stays one pack file (never hundreds of loose objects), so the size cap on each
+        # file written bounds the fetch as a whole.
+        self.git.run(self._in_repo("config", "fetch.unpackLimit", "1"))
 
     def fetch(self) -> str | None:
         """Fetch the branch (forced: a force-push is detected by the source, not refused by git)."""
         self.ensure()
         refspec = f"+refs/heads/{self.branch}:{self._ref}"
-        self.git.run(self._in_repo("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "origin", refspec),
-                     timeout=self.fetch_timeout)
+        try:
+            self.git.run(self._in_repo("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "origin", refspec),
+                         timeout=self.fetch_timeout, max_file_bytes=self.max_fetch_bytes)
+        except GitFailed as exc:
+            largest = self._remove_partial_packs()
+            # SIGXFSZ killed git or its index-pack: seen in the exit, in git's words, or in what it left.
+            if exc.returncode == -25 or "signal 25" in exc.stderr or largest >= self.max_fetch_bytes:
+                raise SourceError(f"git fetch stopped: the server sent a file larger than {self.max_fetch_bytes} "
+                                  "bytes (a desired-state repository is far smaller; check the server)") from exc
+            raise
         return self.tip()
+
+    def _remove_partial_packs(self) -> int:
+        """Remove what a failed fetch left behind (each later one would leave another); the largest size."""
+        largest = 0
+        leftovers = [*(self.path / "objects" / "pack").glob("tmp_*"), *(self.path / "objects").glob("tmp_obj_*")]
+        for leftover in leftovers:
+            try:
+                largest = max(largest, leftover.stat().st_size)
+                leftover.unlink()
+            except OSError:
+                continue
+        return largest
 
     def tip(self) -> str | None:
         """The fetched tip of the branch, or None before the first successful fetch."""
@@ -91,22 +118,13 @@ class Mirror:
         text = self.git.run(self._in_repo("show", "-s", "--format=%ct%x00%s", check_sha(sha)))
         stamp, _, summary = text.strip("\n").partition("\x00")
         committed = float(stamp) if stamp.isdigit() else None
-        return RevisionInfo(sha=sha, seen_at=seen_at, committed_at=committed, summary=summary[:200])
+        # The subject is whatever the committer wrote; status and logs show it, so it is escaped.
+        return RevisionInfo(sha=sha, seen_at=seen_at, committed_at=committed, summary=escape(summary[:200]))
 
     def export(self, sha: str, subdir: str, dest: Path) -> Path:
-        """Write the tree of ``sha`` (only ``subdir`` when given) to ``dest``; return the directory to load."""
+        """Write the tree of ``sha`` (only ``subdir`` when given) to ``dest``; return the directory to load.
+
+        Read from the object store, not ``git archive``: see :mod:`reconciler.source.treeread`."""
         check_sha(sha)
         subdir = check_subdir(subdir)
-        out = self.git.output(self._in_repo("archive", "--format=tar", sha, *([subdir] if subdir else [])),
-                              timeout=self.fetch_timeout)
-        if out.returncode != 0:
-            raise GitFailed(("archive", sha, subdir), out.returncode, out.stderr)
-        tmp = dest.with_name(dest.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        with tarfile.open(fileobj=io.BytesIO(out.stdout), mode="r:") as archive:
-            # The "data" filter refuses absolute paths, links out of the tree and device files.
-            archive.extractall(tmp, filter="data")
-        shutil.rmtree(dest, ignore_errors=True)
-        tmp.rename(dest)
-        return dest / subdir if subdir else dest
+        return export_tree(self.git, str(self.path), sha, subdir, dest, timeout=self.fetch_timeout)

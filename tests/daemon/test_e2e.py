@@ -90,7 +90,7 @@ def test_two_daemons_follow_the_repository_through_everything(cluster: DemoClust
 
     # A force-push (history rewritten under the applied revision) is refused until allowed.
     cluster.git("reset", "-q", "--hard", second)
-    rewritten = cluster.commit("Rewritten history", {"vms/README": "rewritten\n"})
+    rewritten = cluster.commit("Rewritten history", {"README": "rewritten\n"})
     for node in cluster.nodes:
         assert cluster.wait_for(lambda n=node: bool((s := cluster.status(n)) and s.pending_refusal), STEP_TIMEOUT)
         status = cluster.status(node)

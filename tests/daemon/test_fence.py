@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import secrets
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -19,10 +18,9 @@ from reconciler.daemon.fence import (
     OutdateAnswer,
     ask_outdate,
     outdate_local,
-    request_signature,
-    sign,
 )
 from reconciler.daemon.peer import PATH, PeerAnswer, PeerServer
+from reconciler.daemon.peerauth import H_TIME, request_headers
 from reconciler.desired.render_drbd import DEFAULT_FENCE_PEER
 from reconciler.model.desired import DrbdHost
 from reconciler.sim.drbd_config import parse_text
@@ -70,6 +68,7 @@ def _handler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, port: int, *, key:
              timeout: float = 2.0, resource: str = "vm100") -> int:
     token = tmp_path / "peer.key"
     token.write_bytes(key + b"\n")
+    token.chmod(0o600)
     monkeypatch.setenv("DRBD_RESOURCE", resource)
     return main(["fence-peer", "--env-file", str(tmp_path / "absent.env"), "--node", "erdbeere",
                  "--peer", f"{PEER}=127.0.0.1:{port}", "--peer-token-file", str(token), "--timeout", str(timeout)])
@@ -118,7 +117,7 @@ def test_wrong_token_is_refused_and_exits_1_not_5(tmp_path: Path, monkeypatch: p
 
 def test_an_answer_about_another_node_is_not_trusted(serve: Serve) -> None:
     server = serve(Outdater("outdated"))
-    result = ask_outdate("kiwi", "127.0.0.1", server.port, KEY, "vm100", timeout=2)
+    result = ask_outdate("kiwi", "127.0.0.1", server.port, KEY, "vm100", sender="erdbeere", timeout=2)
     assert result.exit_code == 1
 
 
@@ -141,10 +140,9 @@ def _post(port: int, body: bytes, headers: dict[str, str]) -> int:
         conn.close()
 
 
-def _signed(body: bytes, key: bytes = KEY) -> dict[str, str]:
-    nonce, stamp = secrets.token_hex(16), f"{time.time():.3f}"
-    return {"X-Reconciler-Nonce": nonce, "X-Reconciler-Time": stamp,
-            "X-Reconciler-Auth": request_signature(key, nonce, stamp, body)}
+def _signed(body: bytes, key: bytes = KEY, *, now: float | None = None, method: str = "POST",
+            path: str = OUTDATE_PATH) -> dict[str, str]:
+    return request_headers(key, sender="erdbeere", target=PEER, method=method, path=path, body=body, now=now)
 
 
 def test_endpoint_rejects_everything_but_a_fresh_signed_request(serve: Serve) -> None:
@@ -154,15 +152,12 @@ def test_endpoint_rejects_everything_but_a_fresh_signed_request(serve: Serve) ->
     assert _post(port, body, {}) == 401
     headers = _signed(body)
     assert _post(port, json.dumps({"resource": "vm101"}).encode(), headers) == 401  # body not the signed one
-    nonce, stamp = secrets.token_hex(16), f"{time.time():.3f}"
-    status_signature = sign(KEY, b"request", nonce.encode(), stamp.encode())
-    assert _post(port, body, {"X-Reconciler-Nonce": nonce, "X-Reconciler-Time": stamp,
-                              "X-Reconciler-Auth": status_signature}) == 401  # a GET signature is not a POST's
-    stale = _signed(body)
-    old = f"{time.time() - 3600:.3f}"
-    stale.update({"X-Reconciler-Time": old,
-                  "X-Reconciler-Auth": request_signature(KEY, stale["X-Reconciler-Nonce"], old, body)})
+    assert _post(port, body, _signed(body, method="GET")) == 401  # a GET signature is not a POST's
+    assert _post(port, body, _signed(body, path=PATH)) == 401  # nor one for another path
+    stale = _signed(body, now=time.time() - 3600)
     assert _post(port, body, stale) == 401
+    forged_time = dict(stale, **{H_TIME: f"{time.time():.3f}"})  # the time is signed too
+    assert _post(port, body, forged_time) == 401
     assert outdater.asked == []
     fresh = _signed(body)
     assert _post(port, body, fresh) == 200
@@ -278,6 +273,7 @@ def test_the_environment_file_supplies_the_token_file(tmp_path: Path, monkeypatc
 
     token = tmp_path / "secret"
     token.write_bytes(KEY)
+    token.chmod(0o600)
     env_file = tmp_path / "reconciler.env"
     env_file.write_text(f"# comment\nRECONCILER_PEER_TOKEN_FILE=\"{token}\"\nRECONCILER_NODE=erdbeere\n")
     assert read_env_file(str(env_file))["RECONCILER_PEER_TOKEN_FILE"] == str(token)
@@ -318,6 +314,7 @@ def test_daemon_outdates_its_replica_for_the_handler_of_its_peer(partitioned: Dr
         assert daemon._outdate("vm999").outcome == "unknown"
         token = tmp_path / "peer.key"
         token.write_bytes(KEY)
+        token.chmod(0o600)
         monkeypatch.setenv("DRBD_RESOURCE", "vm100")
         monkeypatch.setenv("DRBD_PEER_NODE_ID", "1")
         # Two endpoints given: which one DRBD means comes from the revision in force in the state directory.

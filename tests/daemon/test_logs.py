@@ -27,3 +27,19 @@ def test_json_lines() -> None:
     assert data["event"] == "pass.end"
     assert data["revision"] == "abc"
     assert "skipped" not in data
+
+
+def test_values_from_outside_cannot_reach_the_terminal_raw() -> None:
+    stream = io.StringIO()
+    setup_logging("kv", stream=stream)
+    event("revision.invalid", error="vms/\u202eevil\x9b31m.yaml:1:1: bad\nforged=line")
+    line = stream.getvalue().strip()
+    assert "\n" not in line
+    assert line.isascii()
+    assert 'error="vms/\\u202eevil\\u009b31m.yaml:1:1: bad\\nforged=line"' in line
+    stream = io.StringIO()
+    setup_logging("json", stream=stream)
+    event("revision.invalid", error="vms/\u202eevil.yaml")
+    line = stream.getvalue().strip()
+    assert line.isascii()
+    assert json.loads(line)["error"] == "vms/\u202eevil.yaml"

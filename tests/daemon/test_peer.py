@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from reconciler.daemon.peer import PeerAnswer, PeerServer, _sign, fetch_peer, fetch_peer_answer, parse_endpoint
+from reconciler.daemon.peer import PATH, PeerAnswer, PeerServer, fetch_peer, fetch_peer_answer, parse_endpoint
+from reconciler.daemon.peerauth import request_headers
 
 KEY = b"0123456789abcdef0123456789abcdef"
 
@@ -23,7 +24,7 @@ def server() -> Iterator[PeerServer]:
 
 
 def test_the_peer_answers_with_its_applied_revision_and_backing_sizes(server: PeerServer) -> None:
-    status, backing = fetch_peer_answer("himbeere", "127.0.0.1", server.port, KEY)
+    status, backing = fetch_peer_answer("himbeere", "127.0.0.1", server.port, KEY, sender="erdbeere")
     assert status.reachable
     assert status.applied_revision == "c" * 40
     assert status.ready
@@ -31,17 +32,13 @@ def test_the_peer_answers_with_its_applied_revision_and_backing_sizes(server: Pe
 
 
 def test_a_wrong_key_is_refused(server: PeerServer) -> None:
-    status = fetch_peer("himbeere", "127.0.0.1", server.port, b"x" * 32)
+    status = fetch_peer("himbeere", "127.0.0.1", server.port, b"x" * 32, sender="erdbeere")
     assert not status.reachable
     assert "401" in status.error
 
 
 def test_a_replayed_request_is_refused(server: PeerServer) -> None:
-    import time
-
-    nonce, stamp = "f" * 32, f"{time.time():.3f}"
-    headers = {"X-Reconciler-Nonce": nonce, "X-Reconciler-Time": stamp,
-               "X-Reconciler-Auth": _sign(KEY, b"request", nonce.encode(), stamp.encode())}
+    headers = request_headers(KEY, sender="erdbeere", target="himbeere", method="GET", path=PATH)
     codes = []
     for _ in range(2):
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=3)
@@ -52,11 +49,9 @@ def test_a_replayed_request_is_refused(server: PeerServer) -> None:
 
 
 def test_a_stale_request_is_refused(server: PeerServer) -> None:
-    nonce, stamp = "e" * 32, "1000.0"
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=3)
-    conn.request("GET", "/v1/status", headers={
-        "X-Reconciler-Nonce": nonce, "X-Reconciler-Time": stamp,
-        "X-Reconciler-Auth": _sign(KEY, b"request", nonce.encode(), stamp.encode())})
+    conn.request("GET", "/v1/status", headers=request_headers(KEY, sender="erdbeere", target="himbeere",
+                                                              method="GET", path=PATH, now=1000.0))
     assert conn.getresponse().status == 401
     conn.close()
 
@@ -66,21 +61,22 @@ def test_an_answer_from_an_unauthenticated_server_is_not_believed() -> None:
     impostor = PeerServer("127.0.0.1", 0, lambda: answer, None)  # signs nothing
     impostor.start()
     try:
-        status = fetch_peer("himbeere", "127.0.0.1", impostor.port, KEY)
+        status = fetch_peer("himbeere", "127.0.0.1", impostor.port, KEY, sender="erdbeere")
     finally:
         impostor.shutdown()
     assert not status.reachable
     assert "bad signature" in status.error
 
 
-def test_the_answer_must_come_from_the_expected_node(server: PeerServer) -> None:
-    status = fetch_peer("erdbeere", "127.0.0.1", server.port, KEY)
+def test_a_request_for_another_node_is_refused(server: PeerServer) -> None:
+    status = fetch_peer("kiwi", "127.0.0.1", server.port, KEY, sender="erdbeere")
     assert not status.reachable
-    assert "himbeere" in status.error
+    assert "401" in status.error
+    assert server.refused == {"request is for node kiwi, not himbeere": 1}
 
 
 def test_an_unreachable_peer_is_reported_not_raised() -> None:
-    status = fetch_peer("himbeere", "127.0.0.1", 1, KEY, timeout=1)
+    status = fetch_peer("himbeere", "127.0.0.1", 1, KEY, sender="erdbeere", timeout=1)
     assert not status.reachable
     assert status.error
 
@@ -90,7 +86,7 @@ def test_no_auth_mode_works_when_both_sides_agree() -> None:
     srv = PeerServer("127.0.0.1", 0, lambda: answer, None)
     srv.start()
     try:
-        status = fetch_peer("himbeere", "127.0.0.1", srv.port, None)
+        status = fetch_peer("himbeere", "127.0.0.1", srv.port, None, sender="erdbeere")
     finally:
         srv.shutdown()
     assert status.reachable

@@ -47,6 +47,7 @@ def test_run_needs_the_peer_secret(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "cannot read the peer token file" in capsys.readouterr().err
     short = tmp_path / "short.key"
     short.write_text("abc\n")
+    short.chmod(0o600)
     assert run(tmp_path, "--peer-token-file", str(short)) == 2
     assert "too short" in capsys.readouterr().err
 

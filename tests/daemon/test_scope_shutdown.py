@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from reconciler.daemon.scope import ScopedHost, scoped_argv
+from reconciler.daemon.scope import ScopedHost, domain_unit, scoped_argv
 from reconciler.daemon.shutdown import shutdown_node
 from reconciler.host.base import CommandResult
 from reconciler.model.desired import DesiredDomain
@@ -43,15 +43,36 @@ class ScriptedHost:
         return None
 
 
-def test_only_domain_starts_are_scoped() -> None:
-    assert scoped_argv(("xl", "create", "/etc/xen/vm100.cfg"))[:3] == ("systemd-run", "--scope", "--quiet")
-    assert scoped_argv(("xl", "create", "/etc/xen/vm100.cfg"))[-3:] == ("xl", "create", "/etc/xen/vm100.cfg")
+def test_only_domain_starts_become_transient_services() -> None:
+    argv = scoped_argv(("xl", "create", "/etc/xen/vm100.cfg"))
+    # A service PID 1 starts, not a scope: a scope's processes would keep the daemon's sandbox.
+    assert argv[:5] == ("systemd-run", "--unit=reconciler-domain-vm100.service", "--slice=machine.slice",
+                        "--service-type=forking", "--collect")
+    assert "--scope" not in argv
+    assert argv[-4:] == ("--", "xl", "create", "/etc/xen/vm100.cfg")
     assert scoped_argv(("xl", "shutdown", "-w", "vm100")) == ("xl", "shutdown", "-w", "vm100")
+    assert domain_unit("db+1") == "reconciler-domain-db\\x2b1.service"  # '+' is not allowed in unit names
     with pytest.raises(UnsafeNameError):
         scoped_argv(("xl", "create", "/etc/xen/-rf.cfg"))
     inner = ScriptedHost()
     ScopedHost(inner).run(("xl", "create", "/etc/xen/vm100.cfg"))
     assert inner.ran[0][0] == "systemd-run"
+
+
+def test_a_failed_start_carries_what_xl_said_from_the_unit_journal() -> None:
+    class FailingStart(ScriptedHost):
+        def run(self, argv: Sequence[str], *, timeout: float = 60, stdin: str | None = None) -> CommandResult:
+            args = tuple(argv)
+            self.ran.append(args)
+            if args[0] == "journalctl":
+                return CommandResult(args, 0, "libxl: error: cannot find /dev/drbd0\n", "")
+            return CommandResult(args, 1, "", "Job for reconciler-domain-vm100.service failed.")
+
+    inner = FailingStart()
+    result = ScopedHost(inner).run(("xl", "create", "/etc/xen/vm100.cfg"))
+    assert not result.ok
+    assert result.stderr == "Job for reconciler-domain-vm100.service failed.\nlibxl: error: cannot find /dev/drbd0"
+    assert inner.ran[1][-1] == "--unit=reconciler-domain-vm100.service"
 
 
 def with_domains(*names: str) -> object:

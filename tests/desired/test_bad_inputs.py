@@ -145,8 +145,7 @@ CASES = [
          vms=vm("domain:\n", "safety:\n  mechanism: fencing\n  on_no_quorum: io-error\ndomain:\n")),
     Case("duplicate-mac", (f"{VM_B}:14:12: MAC address 00:16:3e:00:01:00 is already used by {VM}",),
          vms=second(VM101 + "  vifs:\n    - mac: 00:16:3E:00:01:00\n")),
-    Case("port-out-of-range", (f"{VM}:10:9: drbd.port: 70000 is out of range (input should be less than or equal to "
-                               "65535)",),
+    Case("port-out-of-range", (f"{VM}:10:9: drbd.port: 70000 is outside 1-65535: a TCP port number",),
          vms=vm("port: 7788", "port: 70000")),
 ]
 
@@ -207,14 +206,16 @@ def test_file_that_is_not_utf8_is_reported(tmp_path: Path) -> None:
         ("vms/vm7.yaml", 1, "not UTF-8 text: invalid start byte")]
 
 
-def test_vm_files_in_subfolders_are_found_and_others_ignored(tmp_path: Path) -> None:
+def test_vm_files_in_subfolders_are_found_and_other_files_reported(tmp_path: Path) -> None:
     root = write_repo(tmp_path / "repo", vms={"vm100.yaml": VM100})
     (root / "vms" / "team-b").mkdir()
     (root / "vms" / "team-b" / "vm101.yml").write_text(VM101.replace("minor: 1", "minor: 0"))
     (root / "vms" / "README.md").write_text("not a VM\n")
     (root / "vms" / ".vm9.yaml.swp").write_text(": editor swap file")
     _, issues = collect(str(root))
+    not_read = "is not read: only files ending in .yaml or .yml (lower case) under vms/ describe VMs"
     assert [(i.path, i.line, i.message) for i in issues] == [
+        ("vms/README.md", 1, not_read),
         # files are read in path order, so the clash is reported at the later one: vms/vm100.yaml
         (VM, 9, "DRBD minor 0 is already used on node erdbeere by vms/team-b/vm101.yml")]
 
