@@ -18,7 +18,7 @@ from reconciler.model.desired import DrbdHost, DrbdVersion
 from reconciler.names import check_name
 
 # The console script's path in the systemd units; drbdadm runs handler strings through /bin/sh.
-DEFAULT_FENCE_PEER = "/usr/local/bin/reconciler fence-peer"
+DEFAULT_FENCE_PEER = "/usr/bin/reconciler fence-peer"
 CONFIG_DIR = "/etc/drbd.d"
 INDENT = "    "
 
