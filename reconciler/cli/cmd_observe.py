@@ -54,7 +54,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if args.capture:
             host = CapturingHost(host, args.capture)
-        observed = Observer(host).observe()
+        observer = Observer(host)
+        observed = observer.observe()
     except (ReplayError, UnsafeNameError) as exc:
         print(f"reconciler observe: {exc}", file=sys.stderr)
         return 2
@@ -66,10 +67,10 @@ def _run(args: argparse.Namespace) -> int:
             print(f"reconciler observe: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        json.dump(to_json(observed), sys.stdout, indent=2)
+        json.dump(to_json(observed, observer.version_commands_run), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(format_summary(observed))
+        sys.stdout.write(format_summary(observed, observer.version_commands_run))
     if args.capture:
         print(f"capture saved to {args.capture}", file=sys.stderr)
     return 0

@@ -204,11 +204,12 @@ class Reconciler:
             self.liveness.busy(f"action {action.kind} {action.key}", timeout)
             event("action.start", vm=action.vm, resource=action.key, action=action.kind, revision=revision[:12])
 
-        def finished(action: Action, result: str) -> None:
+        def finished(action: Action, result: str, message: str) -> None:
             self.liveness.beat("pass: apply")
             level = logging.WARNING if result in ("failed", "refused") else logging.INFO
+            # Every outcome other than ok carries its reason: a failure line must say what failed.
             event("action.end", level=level, vm=action.vm, resource=action.key, action=action.kind,
-                  revision=revision[:12], result=result)
+                  revision=revision[:12], result=result, error=message if result != "ok" and message else None)
 
         return ActionHooks(started=started, finished=finished, should_stop=self.should_stop)
 

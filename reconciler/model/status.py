@@ -8,7 +8,8 @@ from typing import Literal
 from reconciler.model.base import Frozen
 
 ResourcePhase = Literal["ready", "progressing", "waiting", "failed", "refused", "suspended"]
-ActionResult = Literal["ok", "failed", "refused", "waiting", "skipped"]
+# unchanged: nothing ran, what the action would make is already there (e.g. a swap signature that blkid finds).
+ActionResult = Literal["ok", "unchanged", "failed", "refused", "waiting", "skipped"]
 PassOutcome = Literal["converged", "progressing", "failed", "invalid", "suspended", "error"]
 
 
