@@ -292,6 +292,9 @@ class SimCluster:
             cluster._save(new_state(node_states))
             with open(cluster.log_path, "w", encoding="utf-8"):
                 pass
+        from reconciler.sim.endpoints import record_peer_ports  # noqa: PLC0415
+
+        record_peer_ports(path, nodes)
         return cluster
 
     def exists(self) -> bool:
