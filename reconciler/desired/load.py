@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 
 from reconciler.desired.errors import Issue, ValidationFailed
+from reconciler.desired.partial import Remainder, validate_remainder
 from reconciler.desired.resolve import CLUSTER_FILE, Vm, default_bases, resolve_vm
 from reconciler.desired.schema import ClusterFile, VmFile
 from reconciler.desired.schema_issues import validate_document
@@ -85,6 +86,8 @@ class _ParsedVm:
     doc: Document | None
     spec: VmFile | None
     issues: tuple[Issue, ...]
+    # Set when the schema rejected some values: the rest of the file, checked for its other problems.
+    remainder: Remainder[VmFile] | None = None
 
 
 # What each VM file gave at the last load: the daemon loads every new revision, and most files are
@@ -99,12 +102,17 @@ def _parse_vm(rel: str, text: str) -> _ParsedVm:
         return cached
     doc, found = parse(rel, text)
     spec: VmFile | None = None
+    remainder: Remainder[VmFile] | None = None
     if doc is not None:
         spec, schema_issues = validate_document(VmFile, doc)
         found += schema_issues
         if spec is not None:
             found += check_vm_file(spec, doc)
-    return _ParsedVm(text, doc, spec, tuple(found))
+        elif schema_issues:
+            remainder = validate_remainder(VmFile, doc)
+            if remainder is not None:
+                found += remainder.keep(check_vm_file(remainder.spec, remainder.document))
+    return _ParsedVm(text, doc, spec, tuple(found), remainder)
 
 
 def collect(directory: str) -> tuple[Cluster | None, list[Issue]]:
@@ -141,7 +149,7 @@ def _collect(directory: str) -> tuple[Cluster | None, list[Issue]]:
             if cluster is not None:
                 issues.extend(check_cluster(cluster, doc))
 
-    specs: list[tuple[VmFile, Document]] = []
+    specs: list[tuple[VmFile, Document, Remainder[VmFile] | None]] = []
     parsed: dict[str, _ParsedVm] = {}
     for rel in vm_files(directory):
         text = _read(directory, rel, issues)
@@ -152,7 +160,9 @@ def _collect(directory: str) -> tuple[Cluster | None, list[Issue]]:
         if entry.doc is not None:
             docs[rel] = entry.doc
             if entry.spec is not None:
-                specs.append((entry.spec, entry.doc))
+                specs.append((entry.spec, entry.doc, None))
+            elif entry.remainder is not None:
+                specs.append((entry.remainder.spec, entry.remainder.document, entry.remainder))
     _LAST_LOAD.clear()
     _LAST_LOAD.update(parsed)
 
@@ -160,13 +170,17 @@ def _collect(directory: str) -> tuple[Cluster | None, list[Issue]]:
         return None, _report(issues)
     vms: list[Vm] = []
     bases = default_bases(cluster)
-    for spec, doc in specs:
+    remainders = [r for _, _, r in specs if r is not None]
+    for spec, doc, remainder in specs:
         vm, found = resolve_vm(spec, doc.path, cluster, doc, bases)
-        issues.extend(found)
+        own = check_vm(vm, cluster, docs) if vm is not None else []
+        issues.extend(remainder.keep([*found, *own]) if remainder is not None else [*found, *own])
         if vm is not None:
-            issues.extend(check_vm(vm, cluster, docs))
             vms.append(vm)
-    issues.extend(check_fleet(vms, cluster, docs))
+    fleet = check_fleet(vms, cluster, docs)
+    for remainder in remainders:
+        fleet = remainder.keep(fleet)
+    issues.extend(fleet)
     if issues:
         return None, _report(issues)
     return Cluster(directory, cluster, tuple(vms)), []
