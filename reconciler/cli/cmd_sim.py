@@ -36,8 +36,9 @@ def register(subparsers: Any) -> None:
     init = sub.add_parser("init", help="create a cluster in DIR")
     init.add_argument("dir")
     init.add_argument("--nodes", default=DEFAULT_NODES, help=f"comma-separated node names (default {DEFAULT_NODES})")
-    init.add_argument("--vg", action="append", metavar="NAME:SIZE",
-                      help="a volume group on each node, one disk each (repeatable; default: "
+    init.add_argument("--vg", action="append", metavar="NAME:SIZE[xCOUNT]",
+                      help="a volume group on each node, of COUNT disks of SIZE (default 1; e.g. vg-data:100Gx3 for "
+                           "lvm-striped VMs); repeatable; default: "
                            + ", ".join(DEFAULT_VGS) + ")")
     init.add_argument("--drbd", choices=("9", "8.4"), default="9", help="DRBD kernel module version (default 9)")
     init.add_argument("--memory", default="64G", help="host memory per node (default 64G)")
@@ -168,17 +169,28 @@ def _guard(fn: Any) -> Any:
     return run
 
 
-def _parse_vgs(specs: list[str]) -> dict[str, int]:
+MAX_PVS_PER_VG = 32
+
+
+def _parse_vgs(specs: list[str]) -> tuple[dict[str, int], dict[str, int]]:
+    """NAME:SIZE or NAME:SIZExCOUNT -> (size of each PV, number of PVs) per volume group."""
     vgs: dict[str, int] = {}
+    counts: dict[str, int] = {}
     for spec in specs:
         name, colon, size = spec.partition(":")
         if not colon:
-            raise SimCliError(f"--vg {spec!r}: expected NAME:SIZE, e.g. vg-sda:400G")
+            raise SimCliError(f"--vg {spec!r}: expected NAME:SIZE or NAME:SIZExCOUNT, e.g. vg-sda:400G or "
+                              "vg-data:100Gx3")
         check_name(name, "volume group")
         if name in vgs:
             raise SimCliError(f"--vg {name} given twice")
+        size, times, count = size.lower().partition("x")
+        if times and not (count.isdigit() and 1 <= int(count) <= MAX_PVS_PER_VG):
+            raise SimCliError(f"--vg {spec!r}: the number of physical volumes after 'x' must be 1 to "
+                              f"{MAX_PVS_PER_VG}")
         vgs[name] = parse_size(size)
-    return vgs
+        counts[name] = int(count) if times else 1
+    return vgs, counts
 
 
 @_guard
@@ -189,7 +201,7 @@ def _init(args: argparse.Namespace) -> int:
     nodes = [check_name(n.strip(), "node") for n in args.nodes.split(",") if n.strip()]
     if len(set(nodes)) != len(nodes):
         raise SimCliError(f"--nodes {args.nodes}: a node is named twice")
-    vgs = _parse_vgs(args.vg or list(DEFAULT_VGS))
+    vgs, pv_counts = _parse_vgs(args.vg or list(DEFAULT_VGS))
     directory = os.path.abspath(args.dir)
     if SimCluster(directory).exists():
         if not args.force:
@@ -207,9 +219,11 @@ def _init(args: argparse.Namespace) -> int:
         if not equals or node not in nodes or not re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]+", address):
             raise SimCliError(f"--address {spec!r}: expected NODE=IP for one of {', '.join(nodes)}")
         addresses[node] = address
-    SimCluster.init(directory, nodes, vgs, args.drbd, memory_mib=memory_mib, addresses=addresses)
-    print(f"simulated cluster in {directory}: nodes {', '.join(nodes)}; DRBD {args.drbd}; "
-          f"volume groups {', '.join(f'{n} ({format_size(s)})' for n, s in vgs.items())}")
+    SimCluster.init(directory, nodes, vgs, args.drbd, memory_mib=memory_mib, addresses=addresses,
+                    pv_counts=pv_counts)
+    shown = ", ".join(f"{n} ({format_size(s)})" if pv_counts[n] == 1 else f"{n} ({pv_counts[n]} x {format_size(s)})"
+                      for n, s in vgs.items())
+    print(f"simulated cluster in {directory}: nodes {', '.join(nodes)}; DRBD {args.drbd}; volume groups {shown}")
     print(f"try: reconciler observe --sim {shlex.quote(args.dir)} --node {nodes[0]}")
     return 0
 
