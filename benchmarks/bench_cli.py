@@ -5,7 +5,8 @@ Every figure is the median wall time of --runs fresh processes, measured in the 
   reconciler --help     target: within 3x of a bare start
   reconciler validate   the example desired state (needs the schema, nothing else)
   vgs + lvs             the two lvm2 reports a plan needs, run one after the other (the floor of a plan)
-  reconciler plan       one observation and plan over 102 LVs; target: within 2x of vgs + lvs
+  reconciler plan       one observation and plan over 102 LVs; target: within 2x of vgs + lvs (with the
+                        tool versions an earlier command remembered, and without: version probes)
 
 The lvm2 part needs root and loop devices: three volume groups on this run's own loop devices, activation
 disabled (lvm2 reads and writes only metadata), holding 17 dm-striped VMs of this host (3 data LVs and
@@ -24,13 +25,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from reconciler.observe import lvm  # noqa: E402
+from reconciler.observe import lvm, version_cache  # noqa: E402
 from tests.lvm_real.loopvg import MIB, LoopLab, loop_vgs, unavailable_reason  # noqa: E402
 
 VGS = ("vg-sda", "vg-sdb", "vg-sdc")
@@ -42,11 +43,14 @@ RECONCILER = str(BIN / "reconciler")
 
 
 def timed(argv: Sequence[str], runs: int, env: Mapping[str, str] | None = None,
-          ok: Sequence[int] = (0,)) -> float:
-    """Median seconds of ``runs`` fresh processes (after one unmeasured warm-up for the page cache)."""
+          ok: Sequence[int] = (0,), before: Callable[[], None] | None = None) -> float:
+    """Median seconds of ``runs`` fresh processes (after one unmeasured warm-up for the page cache);
+    ``before`` runs ahead of each, untimed."""
     full_env = {**os.environ, **(env or {})}
     times = []
     for index in range(runs + 1):
+        if before is not None:
+            before()
         started = time.perf_counter()
         proc = subprocess.run(list(argv), env=full_env, capture_output=True, timeout=120, check=False)
         elapsed = time.perf_counter() - started
@@ -128,9 +132,17 @@ def lvm_rows(runs: int) -> list[tuple[str, float, float | None, float | None]]:
             raise RuntimeError(f"expected {3 * len(names)} LVs, lvs lists {count}")
         floor = timed_pair(vgs_argv, lvs_argv, runs, lab.env)
         # plan exits 2 when something would change (here the DRBD resources and domains are missing).
-        plan = timed([RECONCILER, "plan", "--node", hostname, str(desired)], runs, lab.env, ok=(0, 2))
+        argv = [RECONCILER, "plan", "--node", hostname, str(desired)]
+        cold = timed(argv, runs, lab.env, ok=(0, 2), before=forget_versions)
+        plan = timed(argv, runs, lab.env, ok=(0, 2))
         return [(f"vgs + lvs ({count} LVs)", floor, None, None),
-                (f"reconciler plan ({count} LVs)", plan, plan / floor, 2.0)]
+                (f"reconciler plan ({count} LVs)", plan, plan / floor, 2.0),
+                ("  same, tool versions probed", cold, cold / floor, None)]
+
+
+def forget_versions() -> None:
+    """The first plan on a node (or after a reboot or an upgrade) probes lvm, dmsetup and drbdadm."""
+    (version_cache.CACHE_DIR / version_cache.CACHE_FILE).unlink(missing_ok=True)
 
 
 def main() -> int:

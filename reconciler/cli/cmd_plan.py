@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.cli.common import add_host_options, make_host, node_name
+from reconciler.cli.common import add_host_options, make_host, make_observer, node_name, remember_versions
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredNode
 from reconciler.names import UnsafeNameError, check_name
@@ -117,8 +117,10 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         target = load_target(args)
+        observer = make_observer(args, target.host)
         step = observe_and_plan(target.host, target.desired, peer=target.peer,
-                                allow_mass_delete=args.allow_mass_delete, deep=args.deep)
+                                allow_mass_delete=args.allow_mass_delete, deep=args.deep, observer=observer)
+        remember_versions(args, observer)
     except CliError as exc:
         print(f"reconciler plan: {exc}", file=sys.stderr)
         return EXIT_ERROR

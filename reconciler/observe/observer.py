@@ -223,11 +223,12 @@ class Observer:
     """Observes one node through ``host``. Reuse one instance: tool versions are probed once per instance."""
 
     def __init__(self, host: Host, *, owned_dirs: Sequence[str] = DEFAULT_OWNED_DIRS,
-                 timeout: float = OBSERVE_TIMEOUT) -> None:
+                 timeout: float = OBSERVE_TIMEOUT, versions: ToolVersions | None = None) -> None:
+        """``versions``: tool versions already known (e.g. remembered by an earlier command); not probed then."""
         self.host = host
         self.owned_dirs = tuple(owned_dirs)
         self.timeout = timeout
-        self._versions: ToolVersions | None = None
+        self._versions: ToolVersions | None = versions
         self.version_commands_run = 0
         self.last_pass_argvs: tuple[tuple[str, ...], ...] = ()
 
