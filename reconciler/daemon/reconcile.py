@@ -207,9 +207,11 @@ class Reconciler:
         def finished(action: Action, result: str, message: str) -> None:
             self.liveness.beat("pass: apply")
             level = logging.WARNING if result in ("failed", "refused") else logging.INFO
-            # Every outcome other than ok carries its reason: a failure line must say what failed.
+            # A failure line must say what failed; an unchanged one why nothing ran.
+            failed = result in ("failed", "refused", "waiting", "skipped")
             event("action.end", level=level, vm=action.vm, resource=action.key, action=action.kind,
-                  revision=revision[:12], result=result, error=message if result != "ok" and message else None)
+                  revision=revision[:12], result=result, error=message if failed and message else None,
+                  reason=message if result == "unchanged" and message else None)
 
         return ActionHooks(started=started, finished=finished, should_stop=self.should_stop)
 

@@ -28,8 +28,12 @@ def test_a_failed_action_logs_its_error(tmp_path: Path) -> None:
     progress.finished(act, ActionRecord(kind="create-lv", key=act.key, vm=act.vm, result="failed",
                                         message="permanent: lvcreate: volume group vg-sda not found"))
     progress.finished(act, ActionRecord(kind="create-lv", key=act.key, vm=act.vm, result="ok"))
-    failed, succeeded = stream.getvalue().strip().splitlines()
+    progress.finished(act, ActionRecord(kind="make-swap", key=act.key, vm=act.vm, result="unchanged",
+                                        message="/dev/vg-sda/swap100 already carries a swap signature"))
+    failed, succeeded, unchanged = stream.getvalue().strip().splitlines()
     assert "result=failed" in failed
     assert 'error="permanent: lvcreate: volume group vg-sda not found"' in failed
     assert "result=ok" in succeeded
     assert "error=" not in succeeded
+    assert 'reason="/dev/vg-sda/swap100 already carries a swap signature"' in unchanged
+    assert "error=" not in unchanged
