@@ -32,13 +32,13 @@ from reconciler.model.observed import (
 )
 from reconciler.names import check_device_path, name_problem
 from reconciler.observe import blkid, dmsetup, drbd9, lvm, procdrbd, xl
+from reconciler.observe.argv import OBSERVE_TIMEOUT
 from reconciler.observe.drbdconf import drbd_layout
 from reconciler.observe.errors import ParseError
 from reconciler.observe.versions import ToolVersions, probe_versions
 
 DEFAULT_OWNED_DIRS = ("/etc/drbd.d", "/etc/xen")
 OWNED_SUFFIXES = (".res", ".cfg")
-OBSERVE_TIMEOUT = 30.0
 PROBE_TIMEOUT = 30.0
 MAX_COMMANDS_PER_PASS = 8
 
