@@ -36,7 +36,7 @@ def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     proc = subprocess.run([str(ROOT / "scripts" / "build-deb"), "--out", str(out)], capture_output=True, text=True,
                           timeout=900, check=False, stdin=subprocess.DEVNULL)
     offline = ("Failed to establish a new connection", "Temporary failure in name resolution",
-               "No matching distribution found", "Network is unreachable")
+               "Network is unreachable")
     if proc.returncode != 0 and any(marker in proc.stderr for marker in offline):
         pytest.skip(f"scripts/build-deb cannot download the Python dependencies from PyPI: {proc.stderr[-500:]}")
     assert proc.returncode == 0, proc.stderr[-3000:]
