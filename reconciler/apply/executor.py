@@ -69,11 +69,13 @@ class Executor:
             retries += outcome.retries
             record = ActionRecord(kind=action.kind, key=action.key, vm=action.vm, result=outcome.result,
                                   attempts=outcome.attempts, duration_s=max(self.options.clock() - t0, 0.0),
-                                  message=outcome.message, argv=outcome.argv or action.argvs)
+                                  message=outcome.message,
+                                  argv=() if outcome.result == "unchanged" else outcome.argv or action.argvs)
             records.append(record)
             self.progress.finished(action, record)
         if previous:
-            self.journal.forget_except({a.id for a in plan.actions if outcomes[a.id].result != "ok"})
+            self.journal.forget_except({a.id for a in plan.actions
+                                        if outcomes[a.id].result not in ("ok", "unchanged")})
         self.progress.close()
         done = tuple(records)
         errors = (*(f"{r.vm}: {r.reason}" for r in plan.refused_vms),
@@ -126,7 +128,7 @@ class Executor:
                 ours = any(e.names(action.kind, device, identity) for e in previous)
                 verdict = signature_verdict(action.kind, device, self._probe(device), journal_names_device=ours)
                 if verdict.decision == "done":
-                    return _Outcome("ok", verdict.reason, attempts=0)
+                    return _Outcome("unchanged", verdict.reason, attempts=0)
                 if verdict.decision == "refuse":
                     return _Outcome("refused", verdict.reason, attempts=0)
                 for leg in action.probe_beneath:

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from reconciler.apply.deepcheck import drbd_dry_run
-from reconciler.apply.executor import ApplyOptions, apply_plan
-from reconciler.apply.progress import Progress
-from reconciler.apply.result import ApplyResult
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode
@@ -20,6 +18,11 @@ from reconciler.observe.observer import Observer
 from reconciler.plan.diff import plan_node
 from reconciler.plan.model import Plan
 from reconciler.plan.peer import PeerView, peer_view_from_observation
+
+if TYPE_CHECKING:  # the executor (and tenacity) load only when something is applied: `plan` starts faster
+    from reconciler.apply.executor import ApplyOptions
+    from reconciler.apply.progress import Progress
+    from reconciler.apply.result import ApplyResult
 
 PeerSource = Callable[[], PeerView | None]
 Gate = Callable[[Plan, DesiredNode, ObservedNode], Plan]
@@ -57,6 +60,8 @@ def converge_once(host: Host, desired: DesiredNode, *, peer: PeerSource | None =
                   gate: Gate | None = None) -> Step:
     """Observe, plan, apply. Pass the same ``observer`` to successive calls on one host, as the daemon
     does: it asks the tools' versions only once."""
+    from reconciler.apply.executor import apply_plan  # noqa: PLC0415
+
     observer = observer or Observer(host)
     step = observe_and_plan(host, desired, peer=peer, allow_mass_delete=allow_mass_delete, observer=observer,
                             deep=deep, gate=gate)

@@ -82,7 +82,7 @@ class TerminalProgress:
         self._status(f"[{index}/{total}] {action.vm}: {action.kind} {action.key} ...")
 
     def finished(self, action: Action, record: ActionRecord) -> None:
-        if record.result != "ok":
+        if record.result not in ("ok", "unchanged"):
             self.stream.write(f"\r\x1b[K{record.result:>8} {record.vm}: {record.kind} {record.key}: {record.message}\n")
             self.stream.flush()
 

@@ -44,7 +44,8 @@ class ApplyResult(Frozen):
 
     def summary(self) -> str:
         parts = [f"{self.node}: {self.outcome}",
-                 f"{self.count('ok')} ok", f"{self.count('failed')} failed", f"{self.count('refused')} refused",
+                 f"{self.count('ok')} ok", f"{self.count('unchanged')} unchanged",
+                 f"{self.count('failed')} failed", f"{self.count('refused')} refused",
                  f"{self.count('waiting')} waiting", f"{self.count('skipped')} skipped", f"{self.retries} retries"]
         return ", ".join(parts)
 
@@ -53,7 +54,8 @@ def resource_statuses(plan: Plan, records: tuple[ActionRecord, ...]) -> tuple[Re
     """Each desired resource's phase: the worst outcome of the actions on it (none means ready)."""
     worst: dict[str, tuple[ResourcePhase, str]] = {}
     # Skipped means a dependency failed or was refused: the resource is blocked by a failure.
-    phase_of: dict[str, ResourcePhase] = {"ok": "progressing", "failed": "failed", "refused": "refused",
+    phase_of: dict[str, ResourcePhase] = {"ok": "progressing", "unchanged": "ready", "failed": "failed",
+                                          "refused": "refused",
                                           "waiting": "waiting", "skipped": "failed"}
     for record in records:
         phase = phase_of[record.result]

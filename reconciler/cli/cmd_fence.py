@@ -1,6 +1,6 @@
 """`reconciler fence-peer`: DRBD's fence-peer handler for clusters without Pacemaker.
 
-DRBD runs it (``handlers { fence-peer "/usr/local/bin/reconciler fence-peer"; }``) with the resource in
+DRBD runs it (``handlers { fence-peer "/usr/bin/reconciler fence-peer"; }``) with the resource in
 ``DRBD_RESOURCE`` and the peer in ``DRBD_PEER_NODE_ID``/``DRBD_PEER_ADDRESS`` (9) or ``DRBD_PEERS`` (8.4).
 It is started by the kernel, not by systemd, so it reads the daemon's environment file itself. The exit
 codes are DRBD's contract, see :mod:`reconciler.daemon.fence`.

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from reconciler.cli.common import add_host_options, make_host
+from reconciler.cli.common import add_host_options, make_host, make_observer, remember_versions
 from reconciler.host.base import Host
 from reconciler.names import UnsafeNameError, check_name
 
@@ -40,7 +40,6 @@ def _host(args: argparse.Namespace) -> Host:
 def _run(args: argparse.Namespace) -> int:
     from reconciler.host.capture import CapturingHost  # noqa: PLC0415
     from reconciler.host.replay import ReplayError  # noqa: PLC0415
-    from reconciler.observe.observer import Observer  # noqa: PLC0415
     from reconciler.observe.summary import format_summary, to_json  # noqa: PLC0415
 
     if args.replay and args.sim:
@@ -54,7 +53,9 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if args.capture:
             host = CapturingHost(host, args.capture)
-        observed = Observer(host).observe()
+        observer = make_observer(args, host)
+        observed = observer.observe()
+        remember_versions(args, observer)
     except (ReplayError, UnsafeNameError) as exc:
         print(f"reconciler observe: {exc}", file=sys.stderr)
         return 2
@@ -66,10 +67,10 @@ def _run(args: argparse.Namespace) -> int:
             print(f"reconciler observe: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        json.dump(to_json(observed), sys.stdout, indent=2)
+        json.dump(to_json(observed, observer.version_commands_run), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(format_summary(observed))
+        sys.stdout.write(format_summary(observed, observer.version_commands_run))
     if args.capture:
         print(f"capture saved to {args.capture}", file=sys.stderr)
     return 0

@@ -12,14 +12,16 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.cli.cmd_status import add_state_dir
-from reconciler.cli.common import add_host_options, make_host, node_name
+from reconciler.cli.common import add_host_options, make_host, make_observer, node_name, remember_versions
 from reconciler.host.base import Host
-from reconciler.model.desired import DesiredNode
 from reconciler.names import UnsafeNameError, check_name
-from reconciler.plan.peer import PeerView
+
+if TYPE_CHECKING:  # the models load in _run, after the LVM reports have been started (see _prefetching_host)
+    from reconciler.model.desired import DesiredNode
+    from reconciler.plan.peer import PeerView
 
 EXIT_NO_CHANGES = 0
 EXIT_ERROR = 1
@@ -57,7 +59,7 @@ class CliError(Exception):
     """A problem to print in one line with exit status 1."""
 
 
-def load_target(args: argparse.Namespace) -> Target:
+def load_target(args: argparse.Namespace, host: Host | None = None) -> Target:
     from reconciler.desired.errors import ValidationFailed  # noqa: PLC0415
     from reconciler.desired.expand import UnknownNodeError, expand_node  # noqa: PLC0415
     from reconciler.desired.load import load_cluster  # noqa: PLC0415
@@ -67,7 +69,7 @@ def load_target(args: argparse.Namespace) -> Target:
         node = node_name(args)
         cluster = load_cluster(directory)
         desired = expand_node(cluster, node)
-        host = make_host(args)
+        host = host or make_host(args)
     except ValidationFailed as exc:
         raise CliError(f"the desired state in {directory} is invalid:\n{exc.format(directory)}") from exc
     except UnknownNodeError as exc:
@@ -114,16 +116,33 @@ def _sim_peer(sim_dir: str, cluster: Any, node: str) -> Callable[[], PeerView | 
     return view
 
 
+def _prefetching_host(args: argparse.Namespace) -> Host | None:
+    """On a real node, `vgs` and `lvs` start now and run while the desired state is imported and validated
+    (a fresh plan spends most of its time there); the observer then gets their answers."""
+    if args.sim:
+        return None
+    from reconciler.host.prefetch import PrefetchingHost  # noqa: PLC0415
+    from reconciler.observe.argv import LVS_ARGV, OBSERVE_TIMEOUT, VGS_ARGV  # noqa: PLC0415
+
+    try:
+        return PrefetchingHost(make_host(args), (VGS_ARGV, LVS_ARGV), timeout=OBSERVE_TIMEOUT)
+    except UnsafeNameError:
+        return None  # reported by load_target
+
+
 def _run(args: argparse.Namespace) -> int:
+    host = _prefetching_host(args)
     from reconciler.apply.oneshot import observe_and_plan  # noqa: PLC0415
     from reconciler.cli.oneshot_gate import one_shot_gate  # noqa: PLC0415
     from reconciler.plan.render_plan import render_json, render_text  # noqa: PLC0415
 
     try:
-        target = load_target(args)
+        target = load_target(args, host)
+        observer = make_observer(args, target.host)
         step = observe_and_plan(target.host, target.desired, peer=target.peer,
-                                allow_mass_delete=args.allow_mass_delete, deep=args.deep,
+                                allow_mass_delete=args.allow_mass_delete, deep=args.deep, observer=observer,
                                 gate=one_shot_gate(Path(args.state_dir)))
+        remember_versions(args, observer)
     except CliError as exc:
         print(f"reconciler plan: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -119,6 +119,9 @@ def build_config(args: argparse.Namespace) -> DaemonConfig:
             raise ConfigError(f"--peer {item!r}: expected NODE=HOST:PORT")
         host, port = parse_endpoint(endpoint)
         peers.append(PeerEndpoint(check_name(name, "peer node"), host, port))
+    peer_listen = args.peer_listen
+    if args.sim:
+        peer_listen, peers = _sim_peers(Path(args.sim), node, peer_listen, peers)
     key: bytes | None = None
     if args.peer_auth == "hmac":
         try:
@@ -147,7 +150,7 @@ def build_config(args: argparse.Namespace) -> DaemonConfig:
         drift_interval=args.drift_interval, watch_local=not args.no_watch,
         boot_fetch_timeout=args.boot_fetch_timeout, signatures=policy,
         allow_non_descendant=allowed, metrics_address=metrics, metrics_tls_cert=args.metrics_tls_cert,
-        metrics_tls_key=args.metrics_tls_key, metrics_basic_auth=basic_auth, peer_listen=args.peer_listen,
+        metrics_tls_key=args.metrics_tls_key, metrics_basic_auth=basic_auth, peer_listen=peer_listen,
         peers=tuple(peers), peer_key=key, peer_auth=args.peer_auth, drbd_events=not args.no_drbd_events,
         log_format=args.log_format)
 
@@ -185,11 +188,41 @@ def _run(args: argparse.Namespace) -> int:
         lock.release()
         print(f"reconciler run: cannot start: {exc}", file=sys.stderr)
         return 1
+    from reconciler.daemon.runtime import DaemonStartError  # noqa: PLC0415
+
     daemon.reconciler.booted_at = None if config.sim else boot_time()
     try:
         return daemon.run_until_signalled()
+    except DaemonStartError as exc:  # raised before any other part started: nothing to stop
+        print(f"reconciler run: cannot start: {exc}", file=sys.stderr)
+        return 1
     finally:
         lock.release()
+
+
+def _sim_peers(sim: Path, node: str, listen: str | None,
+               peers: list[PeerEndpoint]) -> tuple[str, list[PeerEndpoint]]:
+    """A simulated node talks to its peers on loopback only: its replication addresses are simulated.
+
+    Defaults come from the ports ``sim init`` recorded; an endpoint outside loopback is refused."""
+    from reconciler.sim.endpoints import LOOPBACK, is_loopback, peer_ports  # noqa: PLC0415
+
+    ports = peer_ports(sim)
+    if listen is None:
+        if node not in ports:
+            raise ConfigError(f"no peer port recorded for node {node} in {sim} (a cluster made before ports were "
+                              f"recorded): give --peer-listen 127.0.0.1:PORT and --peer NODE=127.0.0.1:PORT")
+        listen = f"{LOOPBACK}:{ports[node]}"
+    listen_host, _ = parse_endpoint(listen)
+    if not is_loopback(listen_host):
+        raise ConfigError(f"--peer-listen {listen}: a simulated node listens on loopback only (127.0.0.1)")
+    for peer in peers:
+        if not is_loopback(peer.host):
+            raise ConfigError(f"--peer {peer.node}={peer.host}:{peer.port}: a simulated node reaches its peers "
+                              "on loopback only; its replication addresses exist only in the simulator")
+    if not peers:
+        peers = [PeerEndpoint(other, LOOPBACK, port) for other, port in sorted(ports.items()) if other != node]
+    return listen, peers
 
 
 def _check_local_repo(repo: str) -> None:

@@ -36,8 +36,9 @@ def register(subparsers: Any) -> None:
     init = sub.add_parser("init", help="create a cluster in DIR")
     init.add_argument("dir")
     init.add_argument("--nodes", default=DEFAULT_NODES, help=f"comma-separated node names (default {DEFAULT_NODES})")
-    init.add_argument("--vg", action="append", metavar="NAME:SIZE",
-                      help="a volume group on each node, one disk each (repeatable; default: "
+    init.add_argument("--vg", action="append", metavar="NAME:SIZE[xCOUNT]",
+                      help="a volume group on each node, of COUNT disks of SIZE (default 1; e.g. vg-data:100Gx3 for "
+                           "lvm-striped VMs); repeatable; default: "
                            + ", ".join(DEFAULT_VGS) + ")")
     init.add_argument("--drbd", choices=("9", "8.4"), default="9", help="DRBD kernel module version (default 9)")
     init.add_argument("--memory", default="64G", help="host memory per node (default 64G)")
@@ -105,6 +106,15 @@ def register(subparsers: Any) -> None:
     advance.add_argument("seconds", type=float)
     advance.set_defaults(func=_advance)
 
+    clock = sub.add_parser("clock", help="let simulated time follow wall time while daemons run (until Ctrl-C)",
+                           description="Advance the cluster's simulated time by RATE simulated seconds per wall-clock "
+                                       "second, so resyncs move in daemons started by hand. Run one per cluster.")
+    clock.add_argument("dir")
+    clock.add_argument("--rate", type=float, default=1.0, help="simulated seconds per wall second (default 1)")
+    clock.add_argument("--for", dest="duration", type=float, metavar="S",
+                       help="stop after S wall seconds (default: until interrupted)")
+    clock.set_defaults(func=_clock)
+
     check = sub.add_parser("check", help="the data oracle's verdict (exit 1 on a violation)")
     check.add_argument("dir")
     check.add_argument("--json", action="store_true")
@@ -159,17 +169,28 @@ def _guard(fn: Any) -> Any:
     return run
 
 
-def _parse_vgs(specs: list[str]) -> dict[str, int]:
+MAX_PVS_PER_VG = 32
+
+
+def _parse_vgs(specs: list[str]) -> tuple[dict[str, int], dict[str, int]]:
+    """NAME:SIZE or NAME:SIZExCOUNT -> (size of each PV, number of PVs) per volume group."""
     vgs: dict[str, int] = {}
+    counts: dict[str, int] = {}
     for spec in specs:
         name, colon, size = spec.partition(":")
         if not colon:
-            raise SimCliError(f"--vg {spec!r}: expected NAME:SIZE, e.g. vg-sda:400G")
+            raise SimCliError(f"--vg {spec!r}: expected NAME:SIZE or NAME:SIZExCOUNT, e.g. vg-sda:400G or "
+                              "vg-data:100Gx3")
         check_name(name, "volume group")
         if name in vgs:
             raise SimCliError(f"--vg {name} given twice")
+        size, times, count = size.lower().partition("x")
+        if times and not (count.isdigit() and 1 <= int(count) <= MAX_PVS_PER_VG):
+            raise SimCliError(f"--vg {spec!r}: the number of physical volumes after 'x' must be 1 to "
+                              f"{MAX_PVS_PER_VG}")
         vgs[name] = parse_size(size)
-    return vgs
+        counts[name] = int(count) if times else 1
+    return vgs, counts
 
 
 @_guard
@@ -180,7 +201,7 @@ def _init(args: argparse.Namespace) -> int:
     nodes = [check_name(n.strip(), "node") for n in args.nodes.split(",") if n.strip()]
     if len(set(nodes)) != len(nodes):
         raise SimCliError(f"--nodes {args.nodes}: a node is named twice")
-    vgs = _parse_vgs(args.vg or list(DEFAULT_VGS))
+    vgs, pv_counts = _parse_vgs(args.vg or list(DEFAULT_VGS))
     directory = os.path.abspath(args.dir)
     if SimCluster(directory).exists():
         if not args.force:
@@ -198,9 +219,11 @@ def _init(args: argparse.Namespace) -> int:
         if not equals or node not in nodes or not re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]+", address):
             raise SimCliError(f"--address {spec!r}: expected NODE=IP for one of {', '.join(nodes)}")
         addresses[node] = address
-    SimCluster.init(directory, nodes, vgs, args.drbd, memory_mib=memory_mib, addresses=addresses)
-    print(f"simulated cluster in {directory}: nodes {', '.join(nodes)}; DRBD {args.drbd}; "
-          f"volume groups {', '.join(f'{n} ({format_size(s)})' for n, s in vgs.items())}")
+    SimCluster.init(directory, nodes, vgs, args.drbd, memory_mib=memory_mib, addresses=addresses,
+                    pv_counts=pv_counts)
+    shown = ", ".join(f"{n} ({format_size(s)})" if pv_counts[n] == 1 else f"{n} ({pv_counts[n]} x {format_size(s)})"
+                      for n, s in vgs.items())
+    print(f"simulated cluster in {directory}: nodes {', '.join(nodes)}; DRBD {args.drbd}; volume groups {shown}")
     print(f"try: reconciler observe --sim {shlex.quote(args.dir)} --node {nodes[0]}")
     return 0
 
@@ -357,6 +380,25 @@ def _advance(args: argparse.Namespace) -> int:
     if args.seconds < 0:
         raise SimCliError("time cannot go backwards")
     now = _cluster(args).advance(args.seconds)
+    print(f"time {now:.1f}s")
+    return 0
+
+
+@_guard
+def _clock(args: argparse.Namespace) -> int:
+    import time  # noqa: PLC0415
+
+    if not (math.isfinite(args.rate) and args.rate > 0):
+        raise SimCliError(f"--rate must be a positive number, not {args.rate}")
+    cluster = _cluster(args)
+    print(f"simulated time in {args.dir} follows wall time x{args.rate:g}; Ctrl-C stops", flush=True)
+    started = last = time.monotonic()
+    now = 0.0
+    while args.duration is None or last - started < args.duration:
+        time.sleep(0.25)  # pacing, not synchronisation: each step advances by the wall time really elapsed
+        current = time.monotonic()
+        now = cluster.advance((current - last) * args.rate)
+        last = current
     print(f"time {now:.1f}s")
     return 0
 

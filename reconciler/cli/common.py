@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+from typing import TYPE_CHECKING
 
 from reconciler.host.base import Host
 from reconciler.names import check_name
+
+if TYPE_CHECKING:
+    from reconciler.observe.observer import Observer
 
 
 def add_host_options(parser: argparse.ArgumentParser) -> None:
@@ -29,3 +33,27 @@ def make_host(args: argparse.Namespace) -> Host:
     from reconciler.host.real import RealHost  # noqa: PLC0415
 
     return RealHost(node)
+
+
+def _real_node(args: argparse.Namespace) -> bool:
+    """This machine itself: not a simulated node, a replay, or a capture (which must hold the probes)."""
+    return not (getattr(args, "sim", None) or getattr(args, "replay", None) or getattr(args, "capture", None))
+
+
+def make_observer(args: argparse.Namespace, host: Host) -> Observer:
+    """An observer that reuses the tool versions an earlier command found on this node (see version_cache)."""
+    from reconciler.observe.observer import Observer  # noqa: PLC0415
+
+    if not _real_node(args):
+        return Observer(host)
+    from reconciler.observe import version_cache  # noqa: PLC0415
+
+    return Observer(host, versions=version_cache.load())
+
+
+def remember_versions(args: argparse.Namespace, observer: Observer) -> None:
+    """Keep the versions this command probed for the next one."""
+    if _real_node(args) and observer.version_commands_run:
+        from reconciler.observe import version_cache  # noqa: PLC0415
+
+        version_cache.store(observer.versions)

@@ -1,4 +1,9 @@
-"""Entry point of the ``reconciler`` command."""
+"""Entry point of the ``reconciler`` command.
+
+Only the module of the command being run is imported: `reconciler --help` and light commands such as
+`validate` do not pay for git, HTTP or the simulator. The other commands appear in the parser as stubs
+carrying their one-line help, so the top-level help and the "invalid choice" message list them all.
+"""
 
 from __future__ import annotations
 
@@ -11,39 +16,72 @@ from collections.abc import Sequence
 from reconciler import __version__
 
 # Each module defines ``register(subparsers)``; the parser it adds sets ``func(args) -> int``.
-COMMAND_MODULES = (
-    "validate",
-    "render",
-    "observe",
-    "plan",
-    "apply",
-    "sim",
-    "run",
-    "status",
-    "control",
-    "doctor",
-    "demo",
-    "fence",
-    "splitbrain",
+# (command, module under reconciler.cli, one-line help); a test checks these lines against the modules'.
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("validate", "cmd_validate", "check a desired-state directory; print every problem as path:line:col"),
+    ("render", "cmd_render", "render the DRBD, Xen and dm files one node would get"),
+    ("observe", "cmd_observe", "show what the node has (LVM, device-mapper, DRBD, Xen) from one observation pass"),
+    ("plan", "cmd_plan",
+     "show what apply would change on this node (+ create, ~ change, - delete, ! refused, = waiting)"),
+    ("apply", "cmd_apply", "converge this node to the desired state (one pass with retries)"),
+    ("sim", "cmd_sim", "a simulated cluster (LVM, device-mapper, DRBD, Xen) for trying the reconciler"),
+    ("run", "cmd_run", "run the daemon: follow a git repository and keep this node converged"),
+    ("status", "cmd_status", "show what the daemon last published about this node"),
+    ("suspend", "cmd_control", "stop acting on this node (or one VM); observing and exporting go on"),
+    ("resume", "cmd_control", "lift a suspension made with `reconciler suspend`"),
+    ("reconcile-now", "cmd_control", "fetch and run a pass at once"),
+    ("allow-revision", "cmd_control",
+     "allow one commit that does not descend from the applied revision (force-push)"),
+    ("shutdown-node", "cmd_control",
+     "shut down managed domains, then demote and bring down DRBD (system shutdown)"),
+    ("doctor", "cmd_doctor", "preflight checks of this node (host name, tools, LVM filter, services, ballooning, ...)"),
+    ("demo", "cmd_demo",
+     "see it work: a simulated two-node cluster, one daemon per node, following a git repository"),
+    ("fence-peer", "cmd_fence", "DRBD fence-peer handler: ask the peer's daemon to outdate the resource"),
+    ("split-brain", "cmd_splitbrain", "DRBD split-brain handler: record the incident for status, metrics and alerts"),
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def chosen_command(argv: Sequence[str]) -> str | None:
+    """The command named on the line: the first word that is not an option (the top level has no option
+    taking a value, so nothing else can come first)."""
+    for word in argv:
+        if word == "--":
+            return None
+        if not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``argv``, only the named command's module is imported (all of them without)."""
     parser = argparse.ArgumentParser(
         prog="reconciler",
         description="Keep a Xen + DRBD + LVM node converged to the desired state in a git repository.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        module = importlib.import_module(f"reconciler.cli.cmd_{name}")
-        module.register(subparsers)
+    wanted = chosen_command(argv) if argv is not None else None
+    modules = {module for name, module, _ in COMMANDS if argv is None or name == wanted}
+    registered: set[str] = set()
+    for name, module, help_text in COMMANDS:
+        if name in registered:
+            continue
+        if module in modules:
+            modules.discard(module)
+            before = set(subparsers.choices)
+            importlib.import_module(f"reconciler.cli.{module}").register(subparsers)
+            registered |= set(subparsers.choices) - before
+        else:
+            subparsers.add_parser(name, help=help_text, add_help=False)
+            registered.add(name)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(words)
+    args = parser.parse_args(words)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)

@@ -31,7 +31,8 @@ class ActionHooks:
     """Called by apply around each action: the loop's liveness and the stop request live here."""
 
     started: Callable[[Action, float], None] = lambda action, timeout: None
-    finished: Callable[[Action, str], None] = lambda action, result: None
+    # (action, result, message): the message is the error text of a failed, refused or waiting action.
+    finished: Callable[[Action, str, str], None] = lambda action, result, message: None
     should_stop: Callable[[], bool] = field(default=lambda: False)
 
 

@@ -34,7 +34,7 @@ class _HookProgress:
         self._hooks.started(action, budget)
 
     def finished(self, action: Action, record: ActionRecord) -> None:
-        self._hooks.finished(action, record.result)
+        self._hooks.finished(action, record.result, record.message)
 
     def resync(self, resource: str, peer: str, percent: float) -> None:
         return None

@@ -210,11 +210,14 @@ class Reconciler:
             self.liveness.busy(f"action {action.kind} {action.key}", timeout)
             event("action.start", vm=action.vm, resource=action.key, action=action.kind, revision=revision[:12])
 
-        def finished(action: Action, result: str) -> None:
+        def finished(action: Action, result: str, message: str) -> None:
             self.liveness.beat("pass: apply")
             level = logging.WARNING if result in ("failed", "refused") else logging.INFO
+            # A failure line must say what failed; an unchanged one why nothing ran.
+            failed = result in ("failed", "refused", "waiting", "skipped")
             event("action.end", level=level, vm=action.vm, resource=action.key, action=action.kind,
-                  revision=revision[:12], result=result)
+                  revision=revision[:12], result=result, error=message if failed and message else None,
+                  reason=message if result == "unchanged" and message else None)
 
         return ActionHooks(started=started, finished=finished, should_stop=self.should_stop)
 

@@ -44,6 +44,10 @@ URGENT_WAKEUPS = frozenset({"drbd", "domain"})
 STATUS_GRACE_S = 1800.0
 
 
+class DaemonStartError(RuntimeError):
+    """The daemon cannot start (the message says why and what to do)."""
+
+
 @dataclass
 class Schedule:
     """When the next pass is due, and the throttle after daemon-level errors (reset on success)."""
@@ -113,6 +117,8 @@ class Daemon:
         self._metrics_server: Any = None
         self.passes = 0
         self.exit_code = 0
+        # Set when the daemon cannot do its job and must stop (e.g. its peer listener cannot bind).
+        self.fatal_error: str | None = None
 
     # -- callbacks from other threads ---------------------------------------------------------
     def _peer_changed(self, status: PeerStatus) -> None:
@@ -182,9 +188,14 @@ class Daemon:
                 self.peer_server.start()
                 event("peer.serving", address=address, port=self.peer_server.port)
             except (OSError, ValueError) as exc:
-                self.reconciler.error(f"cannot serve peer status on {listen}: {exc}")
-                event("peer.serve_error", level=logging.WARNING, address=listen, error=str(exc))
-        if not self.peer_monitor.endpoints and nodes:
+                # Fatal: without its listener the peer cannot see this node, fence through it or gate its boot.
+                self.fatal_error = (f"cannot serve peer status on {listen}: {exc} (another daemon of this node, or "
+                                    "another program, holds that port? choose another with --peer-listen)")
+                self.reconciler.error(self.fatal_error)
+                event("peer.serve_error", level=logging.ERROR, address=listen, error=str(exc))
+        # A simulated node's replication addresses exist only in the simulator: its peers are the loopback
+        # endpoints `reconciler run --sim` configured, never addresses taken from the desired state.
+        if not self.peer_monitor.endpoints and nodes and self.config.sim is None:
             endpoints = tuple(PeerEndpoint(node, address, DEFAULT_PEER_PORT)
                               for node, address in sorted(nodes.items()) if node != self.config.node)
             if endpoints:
@@ -279,11 +290,14 @@ class Daemon:
 
     # -- start and stop --------------------------------------------------------------------------
     def start(self) -> None:
+        """Start every part; raises :class:`DaemonStartError` when the peer listener cannot bind."""
+        if self.config.peer_listen:
+            self._ensure_peer_wiring()
+            if self.fatal_error is not None:
+                raise DaemonStartError(self.fatal_error)
         self.control_server.start()
         if self.config.metrics_address:
             self._start_metrics()
-        if self.config.peer_listen:
-            self._ensure_peer_wiring()
         if self.config.peers:
             self.peer_monitor.start()
         if self.watcher is not None:
@@ -347,6 +361,10 @@ class Daemon:
         signal.signal(signal.SIGHUP, on_hup)
         self.start()
         while not stop.wait(1.0):
+            if self.fatal_error is not None:
+                event("stopping", level=logging.ERROR, reason=self.fatal_error)
+                self.exit_code = 1
+                break
             if self._loop_thread is not None and not self._loop_thread.is_alive():
                 event("loop.died", level=logging.ERROR)
                 self.exit_code = 1

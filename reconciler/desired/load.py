@@ -10,6 +10,7 @@ import gc
 from dataclasses import dataclass
 
 from reconciler.desired.errors import Issue, ValidationFailed
+from reconciler.desired.partial import Remainder, validate_remainder
 from reconciler.desired.resolve import CLUSTER_FILE, Vm, default_bases, resolve_vm
 from reconciler.desired.safefs import UnsafePath, read_desired
 from reconciler.desired.schema import ClusterFile, VmFile
@@ -46,6 +47,8 @@ class _ParsedVm:
     issues: tuple[Issue, ...]
     size: int
     reusable: bool  # False when the load's shared value budget, not the text alone, decided the outcome
+    # Set when the schema rejected some values: the rest of the file, checked for its other problems.
+    remainder: Remainder[VmFile] | None = None
 
 
 # What each VM file gave at the last load: the daemon loads every new revision, and most files are
@@ -62,13 +65,18 @@ def _parse_vm(rel: str, text: str, budget: NodeBudget) -> _ParsedVm:
     before = budget.remaining
     doc, found = parse(rel, text, budget)
     spec: VmFile | None = None
+    remainder: Remainder[VmFile] | None = None
     if doc is not None:
         spec, schema_issues = validate_document(VmFile, doc)
         found += schema_issues
         if spec is not None:
             found += check_vm_file(spec, doc)
+        elif schema_issues:
+            remainder = validate_remainder(VmFile, doc)
+            if remainder is not None:
+                found += remainder.keep(check_vm_file(remainder.spec, remainder.document))
     return _ParsedVm(text, doc, spec, tuple(found), before - budget.remaining,
-                     reusable=doc is not None or before >= MAX_NODES)
+                     reusable=doc is not None or before >= MAX_NODES, remainder=remainder)
 
 
 def collect(directory: str) -> tuple[Cluster | None, list[Issue]]:
@@ -109,7 +117,7 @@ def _collect(directory: str) -> tuple[Cluster | None, list[Issue]]:
             if cluster is not None:
                 issues.extend(check_cluster(cluster, doc))
 
-    specs: list[tuple[VmFile, Document]] = []
+    specs: list[tuple[VmFile, Document, Remainder[VmFile] | None]] = []
     parsed: dict[str, _ParsedVm] = {}
     for rel, text in files.vms:
         entry = parsed[rel] = _parse_vm(rel, text, budget)
@@ -117,7 +125,9 @@ def _collect(directory: str) -> tuple[Cluster | None, list[Issue]]:
         if entry.doc is not None:
             docs[rel] = entry.doc
             if entry.spec is not None:
-                specs.append((entry.spec, entry.doc))
+                specs.append((entry.spec, entry.doc, None))
+            elif entry.remainder is not None:
+                specs.append((entry.remainder.spec, entry.remainder.document, entry.remainder))
     _LAST_LOAD.clear()
     _LAST_LOAD.update(parsed)
 
@@ -125,13 +135,17 @@ def _collect(directory: str) -> tuple[Cluster | None, list[Issue]]:
         return None, _report(issues)
     vms: list[Vm] = []
     bases = default_bases(cluster)
-    for spec, doc in specs:
+    remainders = [r for _, _, r in specs if r is not None]
+    for spec, doc, remainder in specs:
         vm, found = resolve_vm(spec, doc.path, cluster, doc, bases)
-        issues.extend(found)
+        own = check_vm(vm, cluster, docs) if vm is not None else []
+        issues.extend(remainder.keep([*found, *own]) if remainder is not None else [*found, *own])
         if vm is not None:
-            issues.extend(check_vm(vm, cluster, docs))
             vms.append(vm)
-    issues.extend(check_fleet(vms, cluster, docs))
+    fleet = check_fleet(vms, cluster, docs)
+    for remainder in remainders:
+        fleet = remainder.keep(fleet)
+    issues.extend(fleet)
     if issues:
         return None, _report(issues)
     return Cluster(directory, cluster, tuple(vms)), []

@@ -18,8 +18,8 @@ from reconciler.model.desired import DrbdHost, DrbdVersion
 from reconciler.names import check_name
 
 # The console script's path in the systemd units; drbdadm runs handler strings through /bin/sh.
-DEFAULT_FENCE_PEER = "/usr/local/bin/reconciler fence-peer"
-SPLIT_BRAIN_HANDLER = "/usr/local/bin/reconciler split-brain"
+DEFAULT_FENCE_PEER = "/usr/bin/reconciler fence-peer"
+SPLIT_BRAIN_HANDLER = "/usr/bin/reconciler split-brain"
 CONFIG_DIR = "/etc/drbd.d"
 INDENT = "    "
 

@@ -155,6 +155,16 @@ def _check_storage(vm: Vm, cluster: ClusterFile, nodes: list[str], report: _Repo
     if vm.layout == "linear" and vm.stripes != 1:
         report.at(vm.where("storage.stripes"), f"a linear layout has no stripes (got {vm.stripes})",
                   "remove stripes, or use layout: lvm-striped")
+    own = vm.spec.storage if vm.spec is not None else None
+    if vm.layout == "linear" and own is not None:
+        # Settings the VM's own file gives that its layout ignores: the operator meant something that will not
+        # happen (cluster defaults are for the VMs whose layout uses them, so only the VM file is checked).
+        if own.stripes == 1:
+            report.at(vm.where("storage.stripes"), "stripes has no effect on a linear layout",
+                      "remove stripes, or use layout: lvm-striped or dm-striped")
+        if own.chunk_sectors is not None:
+            report.at(vm.where("storage.chunk_sectors"), "chunk_sectors has no effect on a linear layout",
+                      "remove chunk_sectors, or use layout: lvm-striped or dm-striped")
     chunk = vm.chunk_sectors
     if vm.layout != "linear" and (chunk < MIN_CHUNK_SECTORS or chunk & (chunk - 1)):
         report.at(vm.where("storage.chunk_sectors"),

@@ -8,7 +8,8 @@ from typing import Literal
 from reconciler.model.base import Frozen
 
 ResourcePhase = Literal["ready", "degraded", "progressing", "waiting", "failed", "refused", "suspended"]
-ActionResult = Literal["ok", "failed", "refused", "waiting", "skipped"]
+# unchanged: nothing ran, what the action would make is already there (e.g. a swap signature that blkid finds).
+ActionResult = Literal["ok", "unchanged", "failed", "refused", "waiting", "skipped"]
 PassOutcome = Literal["converged", "degraded", "progressing", "failed", "invalid", "suspended", "error"]
 """``converged``: nothing left to do and everything healthy. ``degraded``: nothing left that the reconciler may
 do by itself, but something is not healthy (split brain, a disk that is not UpToDate, ...)."""

@@ -14,18 +14,14 @@ from typing import Any
 
 from reconciler.model.base import Frozen
 from reconciler.model.observed import LogicalVolume, VolumeGroup
+from reconciler.observe import argv as _argv
 from reconciler.observe.errors import ParseError
 from reconciler.observe.jsontext import load_json
 
-_REPORT = ("--reportformat", "json", "--units", "b", "--nosuffix")
-VGS_ARGV: tuple[str, ...] = ("vgs", *_REPORT, "-o", "vg_name,vg_size,vg_free,vg_extent_size,pv_count")
-LVS_ARGV: tuple[str, ...] = (
-    "lvs",
-    *_REPORT,
-    "-o",
-    "lv_name,vg_name,lv_size,lv_attr,lv_uuid,segtype,stripes,stripe_size,devices,lv_tags",
-)
-PVS_ARGV: tuple[str, ...] = ("pvs", *_REPORT, "-o", "pv_name,vg_name,pv_size,pv_free")
+# The report command lines live in observe.argv (importable on their own); these names stay the parsers'.
+VGS_ARGV: tuple[str, ...] = _argv.VGS_ARGV
+LVS_ARGV: tuple[str, ...] = _argv.LVS_ARGV
+PVS_ARGV: tuple[str, ...] = _argv.PVS_ARGV
 VERSION_ARGV: tuple[str, ...] = ("lvm", "version")
 
 

@@ -32,13 +32,13 @@ from reconciler.model.observed import (
 )
 from reconciler.names import check_device_path, name_problem
 from reconciler.observe import blkid, dmsetup, drbd9, lvm, procdrbd, splitbrain, xl
+from reconciler.observe.argv import OBSERVE_TIMEOUT
 from reconciler.observe.drbdconf import drbd_layout
 from reconciler.observe.errors import ParseError
 from reconciler.observe.versions import ToolVersions, probe_versions
 
 DEFAULT_OWNED_DIRS = ("/etc/drbd.d", "/etc/xen")
 OWNED_SUFFIXES = (".res", ".cfg")
-OBSERVE_TIMEOUT = 30.0
 PROBE_TIMEOUT = 30.0
 MAX_COMMANDS_PER_PASS = 8
 
@@ -244,11 +244,12 @@ class Observer:
     """Observes one node through ``host``. Reuse one instance: tool versions are probed once per instance."""
 
     def __init__(self, host: Host, *, owned_dirs: Sequence[str] = DEFAULT_OWNED_DIRS,
-                 timeout: float = OBSERVE_TIMEOUT) -> None:
+                 timeout: float = OBSERVE_TIMEOUT, versions: ToolVersions | None = None) -> None:
+        """``versions``: tool versions already known (e.g. remembered by an earlier command); not probed then."""
         self.host = host
         self.owned_dirs = tuple(owned_dirs)
         self.timeout = timeout
-        self._versions: ToolVersions | None = None
+        self._versions: ToolVersions | None = versions
         self.version_commands_run = 0
         self.last_pass_argvs: tuple[tuple[str, ...], ...] = ()
 

@@ -12,12 +12,16 @@ from reconciler.sizes import format_size
 JSON_FORMAT = "reconciler-observation/1"
 
 
-def to_json(observed: ObservedNode) -> dict[str, Any]:
-    """The observation as plain JSON values. Sizes are bytes, memory MiB; absent values are null."""
+def to_json(observed: ObservedNode, version_commands: int = 0) -> dict[str, Any]:
+    """The observation as plain JSON values. Sizes are bytes, memory MiB; absent values are null.
+
+    ``version_commands``: the tool-version probes run before this pass (once per observer), so that
+    ``commands_run + version_commands_run`` is every command that really ran."""
     return {
         "format": JSON_FORMAT,
         "node": observed.node,
         "commands_run": observed.commands_run,
+        "version_commands_run": version_commands,
         "tools": [t.model_dump() for t in observed.tools],
         "volume_groups": [vg.model_dump() for vg in observed.volume_groups],
         "logical_volumes": [
@@ -104,8 +108,11 @@ def _drbd_rows(resource: DrbdResourceState) -> list[list[object]]:
     return rows
 
 
-def format_summary(observed: ObservedNode) -> str:
-    lines = [f"node {observed.node}: {observed.commands_run} commands this pass", "", "tools"]
+def format_summary(observed: ObservedNode, version_commands: int = 0) -> str:
+    probes = f" and {version_commands} version probes" if version_commands else ""
+    total = observed.commands_run + version_commands
+    lines = [f"node {observed.node}: {total} commands ran ({observed.commands_run} for this pass{probes})", "",
+             "tools"]
     lines += table(("TOOL", "STATE", "VERSION", "DETAIL"),
                    [(t.name, t.state, t.version, t.detail or "") for t in observed.tools])
     sections: list[tuple[str, str, Sequence[str], Sequence[Sequence[object]]]] = [

@@ -273,7 +273,9 @@ class SimCluster:
     @classmethod
     def init(cls, directory: str | os.PathLike[str], nodes: list[str] | tuple[str, ...],
              vgs: Mapping[str, int], drbd_version: str = "9", *, memory_mib: int = DEFAULT_MEMORY_MIB,
-             addresses: Mapping[str, str] | None = None) -> SimCluster:
+             addresses: Mapping[str, str] | None = None, pv_counts: Mapping[str, int] | None = None) -> SimCluster:
+        """``vgs``: name -> size of each PV; ``pv_counts``: how many PVs a VG has (default 1; with more, they
+        are /dev/<disk>1, /dev/<disk>2, ... so that lvm-striped LVs can stripe over them)."""
         if drbd_version not in ("9", "8.4"):
             raise ValueError(f"DRBD version must be '9' or '8.4', not {drbd_version!r}")
         if not nodes:
@@ -285,13 +287,25 @@ class SimCluster:
             node_state = empty_node(drbd_version, memory_mib)
             node_state["address"] = (addresses or {}).get(node, f"192.168.2.{index + 1}")
             for vg, size in vgs.items():
-                add_vg(node_state, vg, size)
+                count = (pv_counts or {}).get(vg, 1)
+                if count < 1:
+                    raise ValueError(f"volume group {vg}: needs at least one physical volume, not {count}")
+                if count == 1:
+                    add_vg(node_state, vg, size)
+                    continue
+                disk = "/dev/" + (vg[3:] if vg.startswith("vg-") else vg)
+                add_vg(node_state, vg, size, pv_name=f"{disk}1")
+                for number in range(2, count + 1):
+                    add_pv(node_state, vg, f"{disk}{number}", size)
             node_states[node] = node_state
         cluster = cls(path)
         with cluster._locked(exclusive=True, creating=True):
             cluster._save(new_state(node_states))
             with open(cluster.log_path, "w", encoding="utf-8"):
                 pass
+        from reconciler.sim.endpoints import record_peer_ports  # noqa: PLC0415
+
+        record_peer_ports(path, nodes)
         return cluster
 
     def exists(self) -> bool:

@@ -15,8 +15,6 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import git
-
 from reconciler.source.errors import GitFailed, GitTimeout
 
 DEFAULT_GIT_TIMEOUT = 30.0
@@ -49,6 +47,9 @@ class GitRunner:
     """Runs ``git ARGS`` in ``cwd`` with a timeout. ``env`` adds variables (e.g. ``GNUPGHOME``)."""
 
     def __init__(self, cwd: str, env: Mapping[str, str] | None = None) -> None:
+        # Imported here: commands that only read the state directory (status, suspend) need no GitPython.
+        import git  # noqa: PLC0415
+
         self._cwd = cwd
         self._git = git.Git(cwd)
         self._env = {**_QUIET_ENV, **(env or {})}

@@ -93,7 +93,7 @@ class FakeEngine:
                 hooks.started(act, 10.0)
                 result, phase = "ok", "ready"
                 ran.append(act.id)
-                hooks.finished(act, "ok")
+                hooks.finished(act, "ok", "")
             records.append(ActionRecord(kind=act.kind, key=act.key, vm=act.vm, result=result,  # type: ignore[arg-type]
                                         message=act.waiting))
             phases[act.key] = (phase, act.waiting)

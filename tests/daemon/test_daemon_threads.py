@@ -104,7 +104,7 @@ class SlowActionEngine(FakeEngine):
             self.in_action.set()
             self.release.wait(10)
             self.finished_actions.append(act.id)
-            hooks.finished(act, "ok")
+            hooks.finished(act, "ok", "")
         return ApplyOutcome()
 
 

@@ -240,7 +240,7 @@ def test_the_simulator_reads_the_default_handler_line() -> None:
     text = resource_text(net="fencing resource-only;", handlers=f'fence-peer "{DEFAULT_FENCE_PEER}";')
     config = parse_text(text, "vm100.res")[0][0]
     assert config.fencing == "resource-only"
-    assert config.fence_peer_handler == "/usr/local/bin/reconciler fence-peer"
+    assert config.fence_peer_handler == "/usr/bin/reconciler fence-peer"
 
 
 # --- which peer DRBD means ----------------------------------------------------------------------------

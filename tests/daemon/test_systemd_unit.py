@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 UNITS = Path(__file__).resolve().parents[2] / "systemd"
-INSTALLED_BINARY = "/usr/local/bin/reconciler"
+INSTALLED_BINARY = "/usr/bin/reconciler"
 
 
 def unit_settings(name: str) -> dict[str, list[str]]:

@@ -17,7 +17,7 @@ from tests.desired.repo import CLUSTER, VM100, with_drbd84, with_quorum, write_r
 VERSIONS = ("9", "8.4")
 CAPTURED_UP = {"9": "drbdadm-dry-run-up-erdbeere.txt", "8.4": "drbdadm84-dry-run-up-erdbeere.txt"}
 # The handler with its argument, as drbdadm reads it back: one quoted string it hands to /bin/sh.
-OWN_HANDLER = r'fence-peer\s+"/usr/local/bin/reconciler fence-peer";'
+OWN_HANDLER = r'fence-peer\s+"/usr/bin/reconciler fence-peer";'
 EXPLICIT_POLICY = "    fencing_policy: resource-and-stonith\n"
 
 

@@ -38,6 +38,8 @@ def vm_texts(draw: st.DrawFn) -> tuple[str, str, str]:
         if layout == "lvm-striped":
             storage += f"  stripes: {draw(st.integers(2, 4))}\n"
     chunk = draw(st.sampled_from([8, 64, 128, 1024]))
+    if layout != "linear":  # a linear VM that names a chunk size is an error (the setting would do nothing)
+        storage += f"  chunk_sectors: {chunk}\n"
     size_sectors = draw(st.integers(chunk, 1 << 30))
     swap_vgs = draw(st.lists(st.sampled_from(VGS), unique=True, max_size=3))
     vm_id = draw(st.integers(0, 999999))
@@ -45,7 +47,7 @@ def vm_texts(draw: st.DrawFn) -> tuple[str, str, str]:
     text = (
         f"id: {vm_id}\nnodes: [{', '.join(draw(st.permutations(['erdbeere', 'himbeere'])))}]\n"
         f"primary: {draw(st.sampled_from(['erdbeere', 'himbeere']))}\n"
-        f"storage:\n{storage}  chunk_sectors: {chunk}\n  size: {size_sectors * SECTOR}\n"
+        f"storage:\n{storage}  size: {size_sectors * SECTOR}\n"
         + (swap if swap_vgs else "")
         + f"drbd:\n  minor: {draw(st.integers(0, 255))}\n  port: {draw(st.integers(1024, 65535))}\n"
         f"  protocol: {draw(st.sampled_from(['A', 'B', 'C']))}\n"

@@ -55,12 +55,14 @@ def test_json_has_every_documented_field(capture_dir: Path, capsys: pytest.Captu
         "files": ("available", None),
     }
     assert doc["commands_run"] == 8
+    # lvm version, dmsetup version and drbdadm --version ran too, before the pass: counted, not hidden.
+    assert doc["version_commands_run"] == 3
 
 
 def test_human_summary_is_aligned_tables(capture_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["observe", "--replay", str(capture_dir)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("node erdbeere: 8 commands this pass\n")
+    assert out.startswith("node erdbeere: 11 commands ran (8 for this pass and 3 version probes)\n")
     lines = out.splitlines()
     header = next(line for line in lines if line.strip().startswith("VG ") and "ATTR" in line)
     row = next(line for line in lines if "swap100" in line)
