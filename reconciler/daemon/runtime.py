@@ -19,6 +19,7 @@ from reconciler.daemon.backoff import Backoff
 from reconciler.daemon.clock import Clock, RealClock
 from reconciler.daemon.config import DaemonConfig, PeerEndpoint
 from reconciler.daemon.control import ControlServer, ControlStore
+from reconciler.daemon.domain_watch import DomainWatcher
 from reconciler.daemon.drbd_watch import DrbdWatcher
 from reconciler.daemon.engine import Engine
 from reconciler.daemon.fence import OutdateAnswer, outdate_local, resource_hosts
@@ -40,6 +41,7 @@ from reconciler.source.statefile import ensure_private_dir
 from reconciler.source.watch import RefWatcher, local_git_dir
 
 URGENT_WAKEUPS = frozenset({"drbd", "domain"})
+CONFIRM_DELAY_S = 1.0
 # A pass that runs mkfs on a large device or waits for a guest's shutdown can take this long.
 STATUS_GRACE_S = 1800.0
 
@@ -73,6 +75,9 @@ class Schedule:
         self.not_before = now
         # A degraded node may heal by itself (a resync ends, the peer returns): look again soon.
         delay = progress_interval if result.outcome in ("progressing", "degraded") or waiting else drift_interval
+        if any(a.result == "ok" for a in result.actions):
+            # Something changed: the next pass confirms it (Ready only then) and goes on with what depended on it.
+            delay = min(delay, CONFIRM_DELAY_S)
         self.next_due = now + delay
         return delay
 
@@ -107,6 +112,9 @@ class Daemon:
         self.peer_server: PeerServer | None = None
         self.drbd_watch = DrbdWatcher(host, interval=config.drbd_poll, on_change=self._drbd_changed,
                                       follow=_stream_follower(host)) if config.drbd_events else None
+        self.domain_watch = (DomainWatcher(host, interval=config.drbd_poll,
+                                           on_change=lambda: self.wakeup.signal("domain"))
+                             if config.drbd_events else None)
         self.control_server = ControlServer(config.state_dir, self._control_command)
         self.schedule = Schedule()
         self.started = self.clock.monotonic()
@@ -305,6 +313,8 @@ class Daemon:
         self.fetcher.start()
         if self.drbd_watch is not None:
             self.drbd_watch.start()
+        if self.domain_watch is not None:
+            self.domain_watch.start()
         interval = watchdog_interval()
         if interval is not None:
             self._watchdog_thread = threading.Thread(target=self._watchdog, args=(interval,), name="watchdog",
@@ -335,7 +345,7 @@ class Daemon:
         self.notifier.stopping("stopping: finishing the running action")
         if self._loop_thread is not None:
             self._loop_thread.join()
-        for part in (self.fetcher, self.peer_monitor, self.drbd_watch, self.watcher):
+        for part in (self.fetcher, self.peer_monitor, self.drbd_watch, self.domain_watch, self.watcher):
             if part is not None:
                 part.stop()
         for server in (self.peer_server, self._metrics_server):

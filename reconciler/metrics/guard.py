@@ -153,7 +153,10 @@ class GuardedServerMixin:
                     request.shutdown(socket.SHUT_RDWR)
 
     def server_close(self) -> None:
-        self._guard_stop.set()
+        # socketserver calls this from __init__ when bind fails, before guard_start ever ran.
+        stop: threading.Event | None = getattr(self, "_guard_stop", None)
+        if stop is not None:
+            stop.set()
         super().server_close()  # type: ignore[misc]
 
     def handle_error(self, request: Any, client_address: Any) -> None:

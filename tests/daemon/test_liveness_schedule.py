@@ -8,7 +8,7 @@ from reconciler.daemon.backoff import Backoff
 from reconciler.daemon.clock import VirtualClock
 from reconciler.daemon.liveness import Liveness
 from reconciler.daemon.runtime import Schedule
-from reconciler.model.status import PassResult
+from reconciler.model.status import ActionRecord, PassResult
 
 
 def test_a_long_action_is_tolerated_until_its_own_timeout_plus_grace() -> None:
@@ -62,6 +62,13 @@ def test_a_drbd_state_change_starts_a_pass_at_once_even_during_the_error_backoff
     assert schedule.next_due == 160.0
     schedule.woken(102.0, {"drbd"})
     assert schedule.next_due == 102.0
+
+
+def test_a_pass_that_changed_something_is_confirmed_at_once() -> None:
+    changed = result("progressing").model_copy(update={"actions": (
+        ActionRecord(kind="create-lv", key="lv:vg-sda/root100", vm="vm100", result="ok"),)})
+    assert Schedule().after(changed, 0.0, has_revision=True, waiting=False, progress_interval=5,
+                            drift_interval=300) == 1.0
 
 
 def test_waiting_and_degraded_passes_recheck_soon_without_backing_off() -> None:

@@ -37,7 +37,7 @@ def test_a_type_error_does_not_hide_the_files_other_problems(repo: Path) -> None
          ("minor: 1", "minor: 0"), ("port: 7789", "port: 99999"))
     found = messages(repo)
     assert any("domain.memory: [1] is not a size" in m for m in found)
-    assert any("drbd.port: 99999 is out of range" in m for m in found)
+    assert any("drbd.port: 99999 is outside 1-65535: a TCP port number" in m for m in found)
     # The independent problems of the same file: its own rule, and a clash with another file.
     assert any("primary 'nobody' is not one of the VM's nodes" in m for m in found)
     assert any("DRBD minor 0 is already used on node erdbeere by vms/vm100.yaml" in m for m in found)

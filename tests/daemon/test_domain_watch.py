@@ -1,0 +1,42 @@
+"""The domain watcher wakes the loop when a domain appears, goes or changes state, not on counters."""
+
+from __future__ import annotations
+
+from reconciler.daemon.domain_watch import DomainWatcher, domain_signature
+from reconciler.host.base import CommandResult
+from tests.apply.fakes import FakeHost, ok
+
+HEADER = "Name                                        ID   Mem VCPUs      State   Time(s)\n"
+DOM0 = "Domain-0                                     0  1024     2     r-----      51.2\n"
+
+
+def listing(*rows: str) -> str:
+    return HEADER + DOM0 + "".join(rows)
+
+
+def test_signature_ignores_ids_memory_and_cpu_time() -> None:
+    a = listing("vm100                                        3  4096     2     -b----      12.0\n")
+    b = listing("vm100                                        3  4096     2     -b----      99.9\n")
+    assert domain_signature(a) == domain_signature(b)
+    crashed = listing("vm100                                        3  4096     2     ----c-      99.9\n")
+    assert domain_signature(a) != domain_signature(crashed)
+
+
+def test_a_domain_going_away_wakes_the_loop_once() -> None:
+    answers = [listing("vm100                                        3  4096     2     -b----      1.0\n"),
+               listing("vm100                                        3  4096     2     -b----      2.0\n"),
+               listing()]
+    woken: list[int] = []
+    host = FakeHost(responders=[lambda argv: ok(argv, answers.pop(0)) if argv[:2] == ("xl", "list") else None])
+    watcher = DomainWatcher(host, interval=1.0, on_change=lambda: woken.append(1))
+    assert not watcher.check_once()  # the first answer is the baseline
+    assert not watcher.check_once()  # only the CPU time moved
+    assert watcher.check_once()
+    assert woken == [1]
+
+
+def test_no_xl_disables_the_watcher() -> None:
+    host = FakeHost(responders=[lambda argv: CommandResult(argv, 127, "", "xl: not found", not_found=True)])
+    watcher = DomainWatcher(host, interval=1.0, on_change=lambda: None)
+    assert not watcher.check_once()
+    assert watcher.disabled_reason == "xl is not installed"
