@@ -22,7 +22,7 @@ import os
 import posixpath
 from collections.abc import Sequence
 
-from reconciler.host.base import DEFAULT_TIMEOUT, CommandResult, Host
+from reconciler.host.base import DEFAULT_TIMEOUT, CommandResult, HostWrapper
 from reconciler.names import check_name
 
 UNIT_PREFIX = "reconciler-domain-"
@@ -57,15 +57,8 @@ def scoped_argv(argv: Sequence[str]) -> tuple[str, ...]:
             f"--property=TimeoutStartSec={START_TIMEOUT_S}", "--", *args)
 
 
-class ScopedHost:
+class ScopedHost(HostWrapper):
     """The host seam, with domain starts moved into transient services of their own."""
-
-    def __init__(self, inner: Host) -> None:
-        self._inner = inner
-
-    @property
-    def node(self) -> str:
-        return self._inner.node
 
     def run(self, argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, stdin: str | None = None) -> CommandResult:
         wrapped = scoped_argv(argv)
@@ -79,15 +72,3 @@ class ScopedHost:
         if journal.ok and journal.stdout.strip():
             return dataclasses.replace(result, stderr=f"{result.stderr.rstrip()}\n{journal.stdout.rstrip()}")
         return result
-
-    def read_file(self, path: str) -> str | None:
-        return self._inner.read_file(path)
-
-    def list_dir(self, path: str) -> tuple[str, ...]:
-        return self._inner.list_dir(path)
-
-    def write_file(self, path: str, content: str, mode: int = 0o644) -> None:
-        self._inner.write_file(path, content, mode)
-
-    def remove_file(self, path: str) -> None:
-        self._inner.remove_file(path)

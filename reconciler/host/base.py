@@ -72,3 +72,29 @@ class Host(Protocol):
     def remove_file(self, path: str) -> None:
         """Remove ``path`` if it exists (not following symlinks)."""
         ...
+
+
+class HostWrapper:
+    """A host that changes how commands run and passes everything else to ``inner`` unchanged."""
+
+    def __init__(self, inner: Host) -> None:
+        self._inner = inner
+
+    @property
+    def node(self) -> str:
+        return self._inner.node
+
+    def run(self, argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, stdin: str | None = None) -> CommandResult:
+        return self._inner.run(argv, timeout=timeout, stdin=stdin)
+
+    def read_file(self, path: str) -> str | None:
+        return self._inner.read_file(path)
+
+    def list_dir(self, path: str) -> tuple[str, ...]:
+        return self._inner.list_dir(path)
+
+    def write_file(self, path: str, content: str, mode: int = 0o644) -> None:
+        self._inner.write_file(path, content, mode)
+
+    def remove_file(self, path: str) -> None:
+        self._inner.remove_file(path)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from reconciler.host.base import DEFAULT_TIMEOUT, CommandResult, Host
+from reconciler.host.base import DEFAULT_TIMEOUT, CommandResult, Host, HostWrapper
 
 
 class _Pending:
@@ -37,18 +37,14 @@ class _Pending:
         return self.result
 
 
-class PrefetchingHost:
+class PrefetchingHost(HostWrapper):
     """``inner`` with ``argvs`` already started, each with ``timeout``."""
 
     def __init__(self, inner: Host, argvs: Sequence[Sequence[str]], *, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._timeout = timeout
         self._lock = threading.Lock()
         self._pending = {tuple(argv): _Pending(inner, tuple(argv), timeout) for argv in argvs}
-
-    @property
-    def node(self) -> str:
-        return self._inner.node
 
     def run(self, argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, stdin: str | None = None) -> CommandResult:
         pending = None
@@ -58,15 +54,3 @@ class PrefetchingHost:
         if pending is not None:
             return pending.take()
         return self._inner.run(argv, timeout=timeout, stdin=stdin)
-
-    def read_file(self, path: str) -> str | None:
-        return self._inner.read_file(path)
-
-    def list_dir(self, path: str) -> tuple[str, ...]:
-        return self._inner.list_dir(path)
-
-    def write_file(self, path: str, content: str, mode: int = 0o644) -> None:
-        self._inner.write_file(path, content, mode)
-
-    def remove_file(self, path: str) -> None:
-        self._inner.remove_file(path)
