@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,3 +65,11 @@ class SimLab:
             if all(s.result is not None and s.result.converged and not s.plan.actions for s in last.values()):
                 break
         return last
+
+
+def edit_vm(lab: SimLab, vm: str, pattern: str, replacement: str) -> None:
+    path = lab.desired_dir / "vms" / f"{vm}.yaml"
+    text = path.read_text()
+    changed = re.sub(pattern, replacement, text, count=1, flags=re.M)
+    assert changed != text, f"{pattern!r} not found in {path}"
+    path.write_text(changed)

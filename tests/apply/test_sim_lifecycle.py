@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from reconciler.sim import faults, oracle
-from tests.apply.simlab import NODES, SimLab
+from tests.apply.simlab import NODES, SimLab, edit_vm
 
 
 @pytest.fixture
 def lab(converged_lab: SimLab) -> SimLab:
     return converged_lab
-
-
-def edit_vm(lab: SimLab, vm: str, pattern: str, replacement: str) -> None:
-    path = lab.desired_dir / "vms" / f"{vm}.yaml"
-    text = path.read_text()
-    changed = re.sub(pattern, replacement, text, count=1, flags=re.M)
-    assert changed != text, f"{pattern!r} not found in {path}"
-    path.write_text(changed)
 
 
 def commands_since(lab: SimLab, mark: int, node: str) -> list[list[str]]:

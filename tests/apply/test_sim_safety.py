@@ -3,13 +3,11 @@ command builders, parsers, planner and executor: each was once a path the simula
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from reconciler.sim import faults
 from reconciler.sim.host import SimHost
-from tests.apply.simlab import SimLab
+from tests.apply.simlab import SimLab, edit_vm
 
 
 @pytest.fixture
@@ -70,20 +68,12 @@ def test_a_failed_backing_disk_on_the_primary_is_not_converged(lab: SimLab) -> N
         assert drbd.phase != "ready"
 
 
-def _edit(lab: SimLab, vm: str, pattern: str, replacement: str) -> None:
-    path = lab.desired_dir / "vms" / f"{vm}.yaml"
-    text = path.read_text()
-    changed = re.sub(pattern, replacement, text, count=1, flags=re.M)
-    assert changed != text, f"{pattern!r} not found in {path}"
-    path.write_text(changed)
-
-
 def test_a_layout_change_of_a_running_vm_is_refused_and_survives_a_reboot(lab: SimLab) -> None:
     before = (lab.desired_dir / "vms" / "vm100.yaml").read_text()
-    _edit(lab, "vm100", r"^  layout: dm-striped", "  layout: linear")
-    _edit(lab, "vm100", r"^  volume_groups: \[vg-sda, vg-sdb, vg-sdc\]\n  stripes: 3", "  volume_groups: [vg-sda]")
-    _edit(lab, "vm100", r"^  chunk_sectors: 64\n", "")
-    _edit(lab, "vm100", r"^  size: 100G", "  size: 300G")
+    edit_vm(lab, "vm100", r"^  layout: dm-striped", "  layout: linear")
+    edit_vm(lab, "vm100", r"^  volume_groups: \[vg-sda, vg-sdb, vg-sdc\]\n  stripes: 3", "  volume_groups: [vg-sda]")
+    edit_vm(lab, "vm100", r"^  chunk_sectors: 64\n", "")
+    edit_vm(lab, "vm100", r"^  size: 100G", "  size: 300G")
     assert (lab.desired_dir / "vms" / "vm100.yaml").read_text() != before
     mark = len(lab.log())
     step = lab.apply("erdbeere")
