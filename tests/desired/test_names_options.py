@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import pytest
+
 from reconciler.desired.expand import expand_node
-from reconciler.desired.load import collect
-from tests.desired.repo import VM100, write_repo
+from reconciler.desired.load import collect, load_cluster
+from tests.desired.drbdtools import drbdadm, dump, run
+from tests.desired.repo import CLUSTER, VM100, with_drbd84, write_repo
 
 NAMED = VM100.replace("drbd:\n  minor: 0\n  port: 7788\n", """\
 names: {data_lv: data-web, swap_lv: swap-web, resource: r0}
@@ -60,3 +64,30 @@ def test_an_explicit_resource_name_may_not_collide_with_another_vm(tmp_path: Pat
     cluster, issues = collect(str(repo))
     assert cluster is None
     assert any("DRBD resource 'r0' is already used" in i.message for i in issues)
+
+
+@pytest.mark.parametrize("version", ["9", "8.4"])
+def test_the_real_drbdadm_accepts_names_and_passed_through_options(tmp_path: Path, version: str) -> None:
+    cluster = with_drbd84(CLUSTER) if version == "8.4" else CLUSTER
+    repo = write_repo(tmp_path / "repo", cluster, {"vm100.yaml": NAMED})
+    drbd = expand_node(load_cluster(str(repo)), "erdbeere").vms[0].drbd
+    assert drbd is not None
+    config = tmp_path / "r0.res"
+    config.write_text(drbd.config_text)
+    out = dump(version, config)
+    assert re.search(r"resource r0 \{", out)
+    assert re.search(r"sndbuf-size\s+512k;", out)
+    assert re.search(r"max-buffers\s+8000;", out)
+    assert re.search(r"disk\s+/dev/mapper/data-web;", out)
+
+
+def test_an_option_drbd_does_not_know_is_caught_by_drbdadm(tmp_path: Path) -> None:
+    # The schema checks the form of an option only; drbdadm is what knows DRBD's options.
+    repo = write_repo(tmp_path / "repo", CLUSTER, {"vm100.yaml": NAMED.replace("max-buffers", "max-bufers")})
+    drbd = expand_node(load_cluster(str(repo)), "erdbeere").vms[0].drbd
+    assert drbd is not None
+    config = tmp_path / "r0.res"
+    config.write_text(drbd.config_text)
+    result = run([drbdadm("9"), "-c", str(config), "dump", "all"], tmp_path)
+    assert result.returncode != 0
+    assert "max-bufers" in result.stderr
