@@ -14,10 +14,14 @@ from typing import Any
 
 import pytest
 
+from reconciler.apply.executor import ApplyOptions, apply_plan
+from reconciler.apply.retry import RetryPolicy
 from reconciler.cli.main import main
 from reconciler.desired.expand import expand_node
 from reconciler.desired.load import load_cluster
 from reconciler.desired.render import render_node
+from reconciler.observe.observer import Observer
+from reconciler.plan.diff import plan_node
 from reconciler.sim.state import SimCluster
 from tests.apply.simlab import NODES, SimLab
 
@@ -186,3 +190,23 @@ def test_a_config_that_means_something_else_is_refused_with_the_difference(
     assert "net sndbuf-size: 512k -> 1M" in refused.refused
     assert lab.host("erdbeere").read_file("/etc/drbd.d/vm100.res") == DRBD_RES
     assert not any(e["argv"][0] == "drbdadm" for e in lab.log()[mark:] if e.get("mutating"))
+
+
+def test_ownership_is_refused_when_the_device_changed_after_planning(built: tuple[Path, Path]) -> None:
+    directory, out = built
+    import_both(directory, out)
+    lab = SimLab(directory, desired_dir=out)
+    host = lab.host("erdbeere")
+    desired = expand_node(load_cluster(str(out)), "erdbeere")
+    plan = plan_node(desired, Observer(host).observe())
+    assert plan.action("adopt-stripe@dm:root100") is not None
+    # Between planning and the step, someone gives the device a uuid and grows an LV by hand.
+    assert host.run(["dmsetup", "rename", "root100", "--setuuid", "OTHER-root100"]).ok
+    assert host.run(["lvextend", "-L", "11G", "vg-sda/root100"]).ok
+    result = apply_plan(host, plan, options=ApplyOptions(policy=RetryPolicy(attempts=1), sleep=lambda _s: None))
+    outcome = {f"{a.kind}@{a.key}": (a.result, a.message) for a in result.actions}
+    assert outcome["adopt-stripe@dm:root100"][0] == "refused"
+    assert "has uuid OTHER-root100" in outcome["adopt-stripe@dm:root100"][1]
+    assert outcome["adopt-lv@lv:vg-sda/root100"][0] == "refused"
+    assert "not the desired 10GiB" in outcome["adopt-lv@lv:vg-sda/root100"][1]
+    assert outcome["adopt-lv@lv:vg-sdb/root100"][0] == "ok"
