@@ -9,8 +9,10 @@ as leaving them out); for Xen, when ``xl create`` would build the same domain. P
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from reconciler.model.observed import OwnedFile
 from reconciler.observe.drbdconf import _parse_sections, _Section
 from reconciler.observe.errors import ParseError
 
@@ -51,6 +53,21 @@ def hand_written(text: str, *, drbd_resource: str | None = None, domain: str | N
     except ParseError:
         return False
     return setting is not None and setting.value == domain
+
+
+def defined_elsewhere(files: Iterable[OwnedFile], key: str, path: str) -> str:
+    """Why ``path`` must not be written for resource ``key`` (``drbd:NAME``): another file drbdadm reads already
+    defines it, and a resource defined twice makes every drbdadm call fail. Empty when nothing else does."""
+    name = key.split(":", 1)[1]
+    pattern = re.compile(rf"^\s*resource\s+{re.escape(name)}\s*\{{", re.MULTILINE)
+    for f in files:
+        found = pattern.search(f.content) if f.path != path and f.content is not None else None
+        if found is not None and f.content is not None:
+            line = f.content[:found.start()].count("\n") + 1
+            return (f"resource {name} is defined in {f.path}:{line}; writing {path} beside it would define it twice "
+                    "and make every drbdadm call fail: move that definition to this path by hand (see docs/import.md), "
+                    "then the next pass takes it over")
+    return ""
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler.model.desired import DesiredVm
-from reconciler.observe.config_semantics import hand_written
+from reconciler.observe.config_semantics import defined_elsewhere, hand_written
 from reconciler.plan.actions import Action, ActionKind, Change, Command, action_id
 from reconciler.plan.index import ObservedIndex
 from reconciler.plan.model import Note, NoteKind
@@ -61,7 +61,10 @@ class VmBuilder:
         if current == content:
             return None
         if current is None:
-            return self.add(kind, key, "create", f"write {path}", file_path=path, file_content=content)
+            drbd = kind == "write-drbd-config"
+            elsewhere = defined_elsewhere(self.observed.observed.files, key, path) if drbd else ""
+            return self.add(kind, key, "create", f"write {path}", file_path=path, file_content=content,
+                            refused=elsewhere)
         name = key.split(":", 1)[1]
         if self.vm.lifecycle == "present" and hand_written(
                 current, drbd_resource=name if kind == "write-drbd-config" else None, domain=name):

@@ -40,7 +40,7 @@ class Holders:
         found: dict[str, ConfigIdentity] = {}
         problems: list[str] = []
         for f in self.observed.observed.files:
-            if not f.path.endswith(".res") or f.content is None:
+            if not (f.path.endswith(".res") or f.path == "/etc/drbd.conf") or f.content is None:
                 continue
             try:
                 found.update(config_identities([(f.path, f.content)], self.observed.node))

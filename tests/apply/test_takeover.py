@@ -68,14 +68,15 @@ def sim_exec(monkeypatch: pytest.MonkeyPatch, directory: Path, node: str, *argv:
     assert main(["sim", "exec", str(directory), node, "--", *argv]) == 0, argv
 
 
-def build_by_hand(monkeypatch: pytest.MonkeyPatch, directory: Path, drbd_res: str = DRBD_RES) -> None:
+def build_by_hand(monkeypatch: pytest.MonkeyPatch, directory: Path, drbd_res: str = DRBD_RES,
+                  drbd_path: str = "/etc/drbd.d/vm100.res") -> None:
     """The article's commands, node by node."""
     for node in NODES:
         for vg in VGS:
             sim_exec(monkeypatch, directory, node, "lvcreate", "-L", "1G", "-n", "swap100", vg)
             sim_exec(monkeypatch, directory, node, "lvcreate", "-L", "10G", "-n", "root100", vg)
         sim_exec(monkeypatch, directory, node, "dmsetup", "create", "root100", stdin=STRIPE)
-        sim_exec(monkeypatch, directory, node, "tee", "/etc/drbd.d/vm100.res", stdin=drbd_res)
+        sim_exec(monkeypatch, directory, node, "tee", drbd_path, stdin=drbd_res)
         sim_exec(monkeypatch, directory, node, "tee", "/etc/xen/vm100.cfg", stdin=XEN_CFG)
         sim_exec(monkeypatch, directory, node, "drbdadm", "create-md", "vm100")
         sim_exec(monkeypatch, directory, node, "drbdadm", "up", "vm100")
@@ -210,3 +211,39 @@ def test_ownership_is_refused_when_the_device_changed_after_planning(built: tupl
     assert outcome["adopt-lv@lv:vg-sda/root100"][0] == "refused"
     assert "not the desired 10GiB" in outcome["adopt-lv@lv:vg-sda/root100"][1]
     assert outcome["adopt-lv@lv:vg-sdb/root100"][0] == "ok"
+
+
+OLD_DRBD_CONF = "global { usage-count no; }\n" + DRBD_RES
+
+
+def test_a_resource_in_an_old_drbd_conf_is_never_defined_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = tmp_path / "sim"
+    SimCluster.init(directory, list(NODES), dict.fromkeys(VGS, 100 * GIB), drbd_version="8.4")
+    build_by_hand(monkeypatch, directory, drbd_res=OLD_DRBD_CONF, drbd_path="/etc/drbd.conf")
+    out = tmp_path / "repo"
+    report = import_both(directory, out)
+    assert "erdbeere: /etc/drbd.conf:2: [old-definition] resource vm100 is defined here" in report
+    lab = SimLab(directory, desired_dir=out)
+    mark = len(lab.log())
+    lab.converge(passes=3, resync_seconds=60)
+    refused = lab.apply("erdbeere").plan.action("write-drbd-config@drbd:vm100")
+    assert refused is not None
+    assert "resource vm100 is defined in /etc/drbd.conf:2" in refused.refused
+    assert lab.host("erdbeere").read_file("/etc/drbd.d/vm100.res") is None
+    mutating = [e["argv"] for e in lab.log()[mark:] if e.get("mutating")]
+    assert all(a[:2] in (["dmsetup", "rename"], ["lvchange", "--addtag"]) for a in mutating), mutating
+    assert lab.host("erdbeere").run(["drbdadm", "status", "vm100"]).ok
+    # The documented step: the block moves to the rendered path first (the old drbd.conf does not include
+    # drbd.d, so drbdadm still sees one definition), then drbd.conf is replaced by one that includes drbd.d.
+    for node in NODES:
+        sim_exec(monkeypatch, directory, node, "tee", "/etc/drbd.d/vm100.res", stdin=DRBD_RES)
+        assert lab.host(node).run(["drbdadm", "status", "vm100"]).ok
+        sim_exec(monkeypatch, directory, node, "tee", "/etc/drbd.conf", stdin='include "drbd.d/*.res";\n')
+        assert lab.host(node).run(["drbdadm", "status", "vm100"]).ok
+    mark = len(lab.log())
+    steps = lab.converge(passes=3, resync_seconds=60)
+    assert all(s.result is not None and s.result.converged for s in steps.values())
+    assert [e["argv"] for e in lab.log()[mark:] if e.get("mutating")] == []
+    for node in NODES:
+        assert lab.host(node).read_file("/etc/drbd.d/vm100.res").startswith("# vm100: written by")  # type: ignore[union-attr]
+        assert lab.host(node).run(["drbdadm", "-d", "adjust", "vm100"]).stdout == ""
