@@ -149,6 +149,7 @@ def test_the_takeover_runs_only_ownership_commands_and_never_stops_the_domain(bu
     for node in NODES:
         host = lab.host(node)
         assert host.read_file("/etc/drbd.d/vm100.res").startswith("# vm100: written by the reconciler")  # type: ignore[union-attr]
+        assert host.read_file("/etc/xen/vm100.cfg").startswith("# vm100: written by the reconciler")  # type: ignore[union-attr]
         assert host.run(["drbdadm", "-d", "adjust", "vm100"]).stdout == ""
         uuid = host.run(["dmsetup", "info", "-c", "--noheadings", "-o", "uuid", "root100"]).stdout.strip()
         assert uuid == "RECONCILER-root100"
