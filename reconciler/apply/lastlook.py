@@ -20,7 +20,9 @@ from reconciler.ownership import LV_TAG, dm_uuid
 from reconciler.plan.actions import Action
 from reconciler.plan.registry import spec
 from reconciler.plan.safety import (
+    dm_adoption_refusal,
     dm_ownership_refusal,
+    lv_adoption_refusal,
     lv_ownership_refusal,
     parse_generation_ids,
     parse_mounts,
@@ -57,6 +59,10 @@ class LastLook:
                 stop = self._dm_ours(action)
             elif check == "lv-ours":
                 stop = self._lv_ours(action)
+            elif check == "dm-adoptable":
+                stop = self._dm_adoptable(action)
+            elif check == "lv-adoptable":
+                stop = self._lv_adoptable(action)
             else:  # "signatures": probed by the executor together with the crash journal
                 stop = None
             if stop is not None:
@@ -125,4 +131,27 @@ class LastLook:
             return Stop("refused", f"cannot re-read LVM right before the step ({status.state}: {status.detail})")
         lv = next((v for v in lvs if v.vg == vg and v.name == name), None)
         refusal = lv_ownership_refusal(vg, name, lv, uuid=action.identity, tag=LV_TAG)
+        return Stop("refused", refusal) if refusal else None
+
+    def _dm_adoptable(self, action: Action) -> Stop | None:
+        """``identity`` of an adopt-stripe action is the desired table the live one must still equal."""
+        name = action.key.split(":", 1)[1]
+        status, devices = self.observer.observe_dm()
+        if status.state != "available":
+            return Stop("refused", f"cannot re-read device-mapper right before the step ({status.state}: "
+                                   f"{status.detail})")
+        device = next((d for d in devices if d.name == name), None)
+        refusal = dm_adoption_refusal(name, device, uuid=dm_uuid(name), table=action.identity, devices=devices)
+        return Stop("refused", refusal) if refusal else None
+
+    def _lv_adoptable(self, action: Action) -> Stop | None:
+        """``identity`` of an adopt-lv action is ``uuid bytes stripes extent``: what the plan saw and wants."""
+        vg, name = action.key.split(":", 1)[1].split("/", 1)
+        uuid, size, stripes, extent = [*action.identity.split(), "", "0", "1", "0"][:4]
+        status, lvs = self.observer.observe_lvs()
+        if status.state != "available":
+            return Stop("refused", f"cannot re-read LVM right before the step ({status.state}: {status.detail})")
+        lv = next((v for v in lvs if v.vg == vg and v.name == name), None)
+        refusal = lv_adoption_refusal(vg, name, lv, uuid=uuid if uuid != "-" else "", size_bytes=int(size),
+                                      stripes=int(stripes), extent_bytes=int(extent) or None, tag=LV_TAG)
         return Stop("refused", refusal) if refusal else None

@@ -18,7 +18,7 @@ DEFAULT_NODES = "erdbeere,himbeere"
 DEFAULT_VGS = ("vg-sda:400G", "vg-sdb:400G", "vg-sdc:400G")
 EXIT_USAGE = 2
 # Simulated, but too common to shadow in a user's shell: reach them with `reconciler sim exec`.
-GENERIC_PROGRAMS = frozenset({"true", "false", "git", "ssh", "ip", "uname", "systemctl"})
+GENERIC_PROGRAMS = frozenset({"true", "false", "git", "ssh", "ip", "uname", "systemctl", "tee"})
 
 
 class SimCliError(Exception):

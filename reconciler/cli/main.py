@@ -20,6 +20,7 @@ from reconciler import __version__
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("validate", "cmd_validate", "check a desired-state directory; print every problem as path:line:col"),
     ("render", "cmd_render", "render the DRBD, Xen and dm files one node would get"),
+    ("import", "cmd_import", "write the desired state that reproduces a node built by hand (read-only on the node)"),
     ("observe", "cmd_observe", "show what the node has (LVM, device-mapper, DRBD, Xen) from one observation pass"),
     ("plan", "cmd_plan",
      "show what apply would change on this node (+ create, ~ change, - delete, ! refused, = waiting)"),

@@ -15,6 +15,11 @@ from typing import Literal
 
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredNode
+from reconciler.observe import lvm
+from reconciler.observe.errors import ParseError
+from reconciler.observe.observer import Observer
+from reconciler.plan.identity import Holders, identity_refusal
+from reconciler.plan.index import ObservedIndex
 
 Verdict = Literal["ok", "warn", "fail", "skip"]
 TIMEOUT = 20.0
@@ -217,6 +222,49 @@ def check_ssh_trust(host: Host, desired: DesiredNode | None, peers: dict[str, st
     return checks
 
 
+def check_volume_groups(host: Host, desired: DesiredNode | None) -> Check:
+    """Each declared volume group exists, with as many PVs as the widest LVM stripe asked of it."""
+    if desired is None:
+        return Check("volume groups", "skip", "no desired state known (give a directory or --state-dir)")
+    result = host.run(lvm.VGS_ARGV, timeout=TIMEOUT)
+    if result.not_found:
+        return Check("volume groups", "skip", "vgs is not installed")
+    try:
+        groups = {vg.name: vg for vg in lvm.parse_vgs(result.stdout)} if result.ok else None
+    except ParseError as exc:
+        return Check("volume groups", "fail", f"cannot read `vgs`: {exc}")
+    if groups is None:
+        return Check("volume groups", "fail", f"`vgs` failed: {result.describe()}")
+    wanted = set(desired.volume_groups) | {lv.vg for vm in desired.vms for lv in vm.lvs}
+    problems = [f"{name} does not exist" for name in sorted(wanted - set(groups))]
+    for vm in desired.vms:
+        for lv in vm.lvs:
+            vg = groups.get(lv.vg)
+            if vg is not None and lv.stripes > 1 and vg.pv_count is not None and vg.pv_count < lv.stripes:
+                problems.append(f"{vm.name} stripes {lv.vg}/{lv.name} over {lv.stripes} PVs, but {lv.vg} has "
+                                f"{vg.pv_count}")
+    if problems:
+        return Check("volume groups", "fail", "; ".join(problems) + " (create them, or fix cluster.yaml)")
+    return Check("volume groups", "ok", ", ".join(sorted(wanted)) or "none declared")
+
+
+def check_foreign_holders(host: Host, desired: DesiredNode | None) -> Check:
+    """Nothing made by hand or by another tool holds a name, minor or port the desired state uses (what could be
+    taken over, a dm device without uuid and the desired table, is not in the way)."""
+    if desired is None:
+        return Check("names and minors", "skip", "no desired state known (give a directory or --state-dir)")
+    observed = Observer(host).observe()
+    blind = [t.name for t in observed.tools if t.state != "available" and t.name in ("lvm", "dmsetup", "drbd")]
+    index = ObservedIndex(observed)
+    holders = Holders(index)
+    refusals = [r for vm in desired.vms if (r := identity_refusal(vm, index, holders))]
+    if refusals:
+        return Check("names and minors", "fail", "; ".join(refusals))
+    if blind:
+        return Check("names and minors", "skip", f"{', '.join(blind)} could not be observed here")
+    return Check("names and minors", "ok", "no name, minor or port of the desired state is held by anything else")
+
+
 def run_checks(host: Host, node: str, desired: DesiredNode | None, peers: dict[str, str],
                progress: Callable[[Check], None] = lambda c: None) -> list[Check]:
     need_ssh = desired is not None and any(vm.domain is not None and vm.domain.live_migration for vm in desired.vms)
@@ -235,4 +283,6 @@ def run_checks(host: Host, node: str, desired: DesiredNode | None, peers: dict[s
     add(check_ballooning(host))
     add(*check_ssh_trust(host, desired, peers))
     add(check_addresses(host, desired))
+    add(check_volume_groups(host, desired))
+    add(check_foreign_holders(host, desired))
     return checks

@@ -139,7 +139,7 @@ def _drbd(
     text = render_drbd(vm, version, hosts, vm.minor, data_backing, allow_two_primaries=allow_two)
     return DesiredDrbd(
         vm=vm.name,
-        name=vm.name,
+        name=vm.resource,
         minor=vm.minor,
         port=vm.port,
         backing_device=own_backing,
@@ -148,7 +148,7 @@ def _drbd(
         hosts=hosts,
         safety=vm.safety.mechanism,
         allow_two_primaries=allow_two,
-        config_path=drbd_config_path(vm.name),
+        config_path=drbd_config_path(vm.resource),
         config_text=text,
         depends_on=after,
     )

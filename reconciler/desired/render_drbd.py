@@ -78,15 +78,19 @@ def render_drbd(
         options += ["quorum majority;", f"on-no-quorum {safety.on_no_quorum};"]
     # Neither status nor /proc/drbd says "split brain"; this handler is how DRBD tells the reconciler.
     handler_lines.append(f'split-brain "{SPLIT_BRAIN_HANDLER}";')
+    extra = dict(vm.drbd_options)
+    for section, target in (("options", options), ("net", net), ("disk", disk)):
+        target += [f"{key} {value};" for key, value in extra.get(section, ())]
     startup: list[str] = []
     if vm.wfc_timeout is not None:
         startup.append(f"wfc-timeout {vm.wfc_timeout};")
     if vm.degr_wfc_timeout is not None:
         startup.append(f"degr-wfc-timeout {vm.degr_wfc_timeout};")
+    startup += [f"{key} {value};" for key, value in extra.get("startup", ())]
 
     lines = [
         f"# {vm.name}: written by the reconciler from {vm.source}; local changes are overwritten.",
-        f"resource {vm.name} {{",
+        f"resource {vm.resource} {{",
         *_section("options", options),
         *_section("net", net),
         *_section("disk", disk),

@@ -92,14 +92,22 @@ class Vm:
     domain: Domain
     spec: VmFile | None = field(default=None, compare=False, repr=False)
     defaults: Defaults | None = field(default=None, compare=False, repr=False)
+    drbd_options: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    data_lv_name: str | None = None
+    swap_lv_name: str | None = None
+    resource_name: str | None = None
 
     @property
     def data_lv(self) -> str:
-        return f"root{self.id}"
+        return self.data_lv_name or f"root{self.id}"
 
     @property
     def swap_lv(self) -> str:
-        return f"swap{self.id}"
+        return self.swap_lv_name or f"swap{self.id}"
+
+    @property
+    def resource(self) -> str:
+        return self.resource_name or self.name
 
     def where(self, setting: str) -> Origin:
         """The file and key path a setting came from: the VM file, the cluster defaults, or (when it is
@@ -237,4 +245,9 @@ def resolve_vm(
         domain=domain,
         spec=vm,
         defaults=defaults,
+        drbd_options=tuple((section, tuple(sorted(values.items())))
+                           for section, values in sorted((drbd.get("options") or {}).items())),
+        data_lv_name=vm.names.data_lv if vm.names else None,
+        swap_lv_name=vm.names.swap_lv if vm.names else None,
+        resource_name=vm.names.resource if vm.names else None,
     ), []

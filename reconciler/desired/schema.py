@@ -180,12 +180,55 @@ class SwapSection(Section):
     volume_groups: tuple[Name, ...] | None = None
 
 
+_DRBD_OPTION_RE = re.compile(r"[a-z][a-z0-9-]{0,62}")
+_DRBD_VALUE_RE = re.compile(r"[A-Za-z0-9_.:+-]{1,64}")
+# What the renderer writes itself (or refuses to leave to a pass-through): set through the schema's own keys.
+RESERVED_DRBD_OPTIONS = frozenset({
+    "protocol", "on-io-error", "al-extents", "wfc-timeout", "degr-wfc-timeout", "fencing", "quorum", "on-no-quorum",
+    "auto-promote", "after-sb-0pri", "after-sb-1pri", "after-sb-2pri", "allow-two-primaries", "become-primary-on",
+    "outdated-wfc-timeout", "wait-after-sb", "stacked-timeouts", "node-id", "device", "disk", "meta-disk", "address",
+})
+
+
+def _drbd_option(value: str) -> str:
+    if not _DRBD_OPTION_RE.fullmatch(value):
+        raise SettingError(f"{value!r} is not a DRBD option name", "write it as in drbd.conf, e.g. sndbuf-size")
+    if value in RESERVED_DRBD_OPTIONS:
+        raise SettingError(f"{value!r} is set by the schema's own settings or never passed through",
+                           "use the drbd/safety keys of the desired state for it, or leave it out")
+    return value
+
+
+def _drbd_value(value: object) -> str:
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not _DRBD_VALUE_RE.fullmatch(text):
+        raise SettingError(f"{value!r} is not a DRBD option value this project passes through",
+                           "one word of letters, digits and _ . : + - (e.g. 512k), in quotes")
+    return text
+
+
+DrbdOptionName = Annotated[StrictStr, AfterValidator(_drbd_option)]
+DrbdOptionValue = Annotated[str, BeforeValidator(_drbd_value)]
+DrbdOptionSection = Literal["net", "disk", "startup", "options"]
+
+
 class DrbdDefaults(Section):
     protocol: Literal["A", "B", "C"] | None = None
     al_extents: Annotated[StrictInt, Field(ge=7, le=65534)] | None = None
     on_io_error: Literal["detach", "pass_on", "call-local-io-error"] | None = None
     degr_wfc_timeout: WfcTimeout | None = None
     wfc_timeout: WfcTimeout | None = None
+    # Options the schema has no key for, written as given into the resource file's section of that name
+    # (e.g. net: {sndbuf-size: 512k}); `reconciler import` fills it from what `drbdadm dump` showed.
+    options: dict[DrbdOptionSection, dict[DrbdOptionName, DrbdOptionValue]] | None = None
+
+
+class NamesSection(Section):
+    """Names that do not follow the id pattern (root<id>, swap<id>, resource = VM name), for VMs built by hand."""
+
+    data_lv: Name | None = None
+    swap_lv: Name | None = None
+    resource: Name | None = None
 
 
 class DrbdSection(DrbdDefaults):
@@ -249,6 +292,7 @@ class ClusterFile(Section):
 class VmFile(Section):
     id: Annotated[StrictInt, Field(ge=0, le=999999)]
     name: Name | None = None
+    names: NamesSection | None = None
     nodes: tuple[Name, ...]
     primary: Name
     lifecycle: Lifecycle = "present"

@@ -272,6 +272,8 @@ def check_fleet(vms: list[Vm], cluster: ClusterFile, docs: Mapping[str, Document
     minors: dict[tuple[str, int], str] = {}
     ports: dict[tuple[str, int], str] = {}
     macs: dict[str, str] = {}
+    resources: dict[str, str] = {}
+    volumes: dict[tuple[str, str], str] = {}
     for vm in vms:
         if vm.id in ids:
             report.at(vm.where("id"), f"VM id {vm.id} is already used by {ids[vm.id]}", "give each VM its own id")
@@ -280,6 +282,7 @@ def check_fleet(vms: list[Vm], cluster: ClusterFile, docs: Mapping[str, Document
             report.at(vm.where("name"), f"VM name {vm.name!r} is already used by {names[vm.name]}",
                       "give each VM its own name")
         names.setdefault(vm.name, vm.source)
+        _check_explicit_names(vm, resources, volumes, report)
         members = [n for n in vm.nodes if n in cluster.nodes]
         if vm.safety.mechanism == "quorum" and vm.safety.tiebreaker in cluster.nodes:
             members.append(vm.safety.tiebreaker)
@@ -299,6 +302,28 @@ def check_fleet(vms: list[Vm], cluster: ClusterFile, docs: Mapping[str, Document
             macs.setdefault(vif.mac, vm.source)
     _check_address_families(vms, cluster, report)
     return report.issues
+
+
+def _check_explicit_names(vm: Vm, resources: dict[str, str], volumes: dict[tuple[str, str], str],
+                          report: _Reporter) -> None:
+    """Names given under ``names:`` may not collide with another VM's (derived names of unique ids never do)."""
+    if vm.resource_name is None and vm.data_lv_name is None and vm.swap_lv_name is None:
+        resources.setdefault(vm.resource, vm.source)
+        volumes.update(dict.fromkeys(_lv_names(vm), vm.source))
+        return
+    if resources.get(vm.resource, vm.source) != vm.source:
+        report.at((vm.source, ("names", "resource")), f"DRBD resource {vm.resource!r} is already used by "
+                  f"{resources[vm.resource]}", "give each VM its own resource name")
+    resources.setdefault(vm.resource, vm.source)
+    for vg, lv in _lv_names(vm):
+        if volumes.get((vg, lv), vm.source) != vm.source:
+            report.at((vm.source, ("names",)), f"LV {vg}/{lv} is already used by {volumes[(vg, lv)]}",
+                      "give each VM its own LV names")
+        volumes.setdefault((vg, lv), vm.source)
+
+
+def _lv_names(vm: Vm) -> list[tuple[str, str]]:
+    return [(vg, vm.data_lv) for vg in vm.data_vgs] + [(vg, vm.swap_lv) for vg in vm.swap_vgs]
 
 
 def _check_address_families(vms: list[Vm], cluster: ClusterFile, report: _Reporter) -> None:

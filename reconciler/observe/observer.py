@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from reconciler.host.base import CommandResult, Host, HostFileError
+from reconciler.host.replay import ReplayError
 from reconciler.model.observed import (
     DmDevice,
     DomainState,
@@ -39,6 +40,7 @@ from reconciler.observe.versions import ToolVersions, probe_versions
 
 DEFAULT_OWNED_DIRS = ("/etc/drbd.d", "/etc/xen")
 OWNED_SUFFIXES = (".res", ".cfg")
+DRBD_TOP_CONFIG = "/etc/drbd.conf"
 PROBE_TIMEOUT = 30.0
 MAX_COMMANDS_PER_PASS = 8
 
@@ -154,7 +156,8 @@ def _observe_drbd(run: _Runner, host: Host, files: tuple[OwnedFile, ...]) -> tup
 def _observe_drbd84(proc: str, version: str, node: str,
                     files: tuple[OwnedFile, ...]) -> tuple[ToolStatus, DrbdState]:
     """DRBD 8.4 shows minors only; the owned ``.res`` files name them (no command needed)."""
-    configs = [(f.path, f.content) for f in files if f.path.endswith(".res") and f.content is not None]
+    configs = [(f.path, f.content) for f in files
+               if (f.path.endswith(".res") or f.path == DRBD_TOP_CONFIG) and f.content is not None]
     try:
         layout = drbd_layout(configs, node)
         peers = {resource: ",".join(names) for resource, names in layout.peer_names.items() if names}
@@ -214,6 +217,18 @@ def _read_owned(host: Host, directories: Sequence[str]) -> tuple[ToolStatus, tup
                 files.append(OwnedFile(path=path, content=host.read_file(path)))
             except HostFileError as exc:
                 problems.append(_file_problem(exc, "read", path))
+    if "/etc/drbd.d" in directories:
+        # Not the reconciler's, but what drbdadm reads first: a resource an old hand-written drbd.conf defines
+        # is taken over with it, and must not be defined a second time by a rendered file.
+        try:
+            top = host.read_file(DRBD_TOP_CONFIG)
+        except HostFileError as exc:
+            problems.append(_file_problem(exc, "read", DRBD_TOP_CONFIG))
+        except ReplayError:
+            top = None  # a capture made before this file was read: replayed as absent, as it was then
+        else:
+            if top is not None:
+                files.append(OwnedFile(path=DRBD_TOP_CONFIG, content=top))
     if problems:
         return ToolStatus(name="files", state="failed", detail="; ".join(problems)), tuple(files)
     return ToolStatus(name="files", state="available", detail=f"{len(files)} owned files read"), tuple(files)

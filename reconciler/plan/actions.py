@@ -15,6 +15,8 @@ from reconciler.ownership import LV_TAG, dm_uuid
 __all__ = ["check_device_path", "check_name", "dm_uuid"]  # re-exported for builders elsewhere
 
 ActionKind = Literal[
+    "adopt-lv",
+    "adopt-stripe",
     "create-lv",
     "extend-lv",
     "create-stripe",
@@ -130,6 +132,11 @@ def lvcreate(vg: str, name: str, size_bytes: int, stripes: int = 1, stripe_size_
     return cmd(*argv)
 
 
+def lvchange_addtag(vg: str, name: str) -> Command:
+    """Take over an LV made by hand: the tag is metadata only, the LV's data and mapping stay as they are."""
+    return cmd("lvchange", "--addtag", LV_TAG, f"{check_name(vg, 'volume group')}/{check_name(name, 'logical volume')}")
+
+
 def lvextend(vg: str, name: str, size_bytes: int) -> Command:
     target = f"{check_name(vg, 'volume group')}/{check_name(name, 'logical volume')}"
     return cmd("lvextend", "-L", f"{size_bytes}b", target)
@@ -144,6 +151,11 @@ def lvremove(vg: str, name: str) -> Command:
 
 def dmsetup_create(name: str, table: str) -> Command:
     return cmd("dmsetup", "create", check_name(name, "dm device"), "--uuid", dm_uuid(name), stdin=table + "\n")
+
+
+def dmsetup_setuuid(name: str) -> Command:
+    """Take over a dm device made without uuid: it keeps its name and table; the kernel allows this once."""
+    return cmd("dmsetup", "rename", check_name(name, "dm device"), "--setuuid", dm_uuid(name))
 
 
 def dmsetup_reload(name: str, table: str) -> Command:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler.model.desired import DesiredVm
+from reconciler.observe.config_semantics import defined_elsewhere, hand_written
 from reconciler.plan.actions import Action, ActionKind, Change, Command, action_id
 from reconciler.plan.index import ObservedIndex
 from reconciler.plan.model import Note, NoteKind
@@ -60,7 +61,16 @@ class VmBuilder:
         if current == content:
             return None
         if current is None:
-            return self.add(kind, key, "create", f"write {path}", file_path=path, file_content=content)
+            drbd = kind == "write-drbd-config"
+            elsewhere = defined_elsewhere(self.observed.observed.files, key, path) if drbd else ""
+            return self.add(kind, key, "create", f"write {path}", file_path=path, file_content=content,
+                            refused=elsewhere)
+        name = key.split(":", 1)[1]
+        if self.vm.lifecycle == "present" and hand_written(
+                current, drbd_resource=name if kind == "write-drbd-config" else None, domain=name):
+            from reconciler.plan.takeover import foreign_file  # noqa: PLC0415  (takeover builds on this module)
+
+            return foreign_file(self, kind, key, path, content=content, current=current)
         self.note("drift", key, f"{path} differs from the desired config (edited by hand?); rewriting it")
         return self.add(kind, key, "change", f"rewrite {path} (drift)", file_path=path, file_content=content,
                         reason="drift")

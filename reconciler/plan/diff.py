@@ -29,6 +29,7 @@ from reconciler.plan.peer import PeerView
 from reconciler.plan.registry import kinds_where, spec
 from reconciler.plan.safety import mass_delete_refusal
 from reconciler.plan.storage import plan_lvs, plan_stripe
+from reconciler.plan.takeover import hold_until_owned
 
 REMOVAL_KINDS = kinds_where("removes")
 
@@ -68,6 +69,7 @@ def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | 
             plan_absent(b)
         else:
             _plan_present(b, moved_away)
+            hold_until_owned(b)
         actions.extend(b.actions)
         notes.extend(b.notes)
     mass = mass_delete_refusal(len(deleting), desired.max_removals_per_revision,

@@ -88,6 +88,9 @@ def plan_drbd(b: VmBuilder, drbd: DesiredDrbd) -> None:
     drift = runtime_drift(res, drbd, b.vm.this_node)
     if drift is None and drbd.name in b.drbd_changes:
         drift = f"drbdadm -d adjust would run: {b.drbd_changes[drbd.name]}"
+    written = next((a for a in b.actions if a.id == config), None) if config is not None else None
+    if written is not None and (written.refused or written.reason == "takeover"):
+        config = None  # refused, or a hand-written file replaced by one that means the same: nothing to adjust
     if config is not None or drift is not None:
         why = "config rewritten" if config is not None else f"runtime differs from the config: {drift}"
         b.add("drbd-adjust", drbd.key, "change", f"adjust DRBD resource {drbd.name} ({why})",

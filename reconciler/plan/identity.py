@@ -21,6 +21,7 @@ from reconciler.observe.drbdconf import ConfigIdentity, config_identities
 from reconciler.observe.errors import ParseError
 from reconciler.ownership import LV_TAG, dm_uuid
 from reconciler.plan.index import ObservedIndex
+from reconciler.plan.safety import dm_adoption_refusal
 from reconciler.plan.storage import leg_matches, parse_striped
 
 HOW = ("identities of an existing VM never change in place: to move its data, create a new VM and copy the data "
@@ -39,7 +40,7 @@ class Holders:
         found: dict[str, ConfigIdentity] = {}
         problems: list[str] = []
         for f in self.observed.observed.files:
-            if not f.path.endswith(".res") or f.content is None:
+            if not (f.path.endswith(".res") or f.path == "/etc/drbd.conf") or f.content is None:
                 continue
             try:
                 found.update(config_identities([(f.path, f.content)], self.observed.node))
@@ -139,6 +140,11 @@ def _collision(vm: DesiredVm, observed: ObservedIndex, holders: Holders) -> str 
                     "choose a free port, or delete the other VM first")
     if vm.stripe is not None:
         dev = observed.dm(vm.stripe.name)
+        if dev is not None and not dev.uuid and vm.lifecycle == "present":
+            # Made by hand without uuid: taken over (adopt-stripe) only when its table is the desired one.
+            refusal = dm_adoption_refusal(vm.stripe.name, dev, uuid=dm_uuid(vm.stripe.name), table=vm.stripe.table,
+                                          devices=observed.observed.dm_devices)
+            return f"{vm.name}: {refusal}" if refusal else None
         if dev is not None and dev.uuid != dm_uuid(vm.stripe.name):
             return (f"{vm.name}: a dm device named {vm.stripe.name} exists with uuid {dev.uuid or '(none)'}, not "
                     f"{dm_uuid(vm.stripe.name)}: it was made by hand or by another tool and is not taken over "

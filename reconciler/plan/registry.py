@@ -14,7 +14,8 @@ from reconciler.plan.actions import ActionKind
 ObservedTool = Literal["lvm", "dmsetup", "drbd", "xl", "files"]
 """The part of the observation an action relies on: when it could not be read, the action is refused."""
 
-Precheck = Literal["signatures", "forced-promotion", "promotion", "not-mounted", "dm-ours", "lv-ours"]
+Precheck = Literal["signatures", "forced-promotion", "promotion", "not-mounted", "dm-ours", "lv-ours", "dm-adoptable",
+                   "lv-adoptable"]
 """Checks the executor makes right before running an action, from a fresh read of the node (the gate's
 last word; the plan may be seconds or minutes old by then):
 
@@ -24,6 +25,8 @@ last word; the plan may be seconds or minutes old by then):
 - ``not-mounted``: no disk of the domain is mounted in dom0.
 - ``dm-ours``: the dm device still carries the project's uuid.
 - ``lv-ours``: the LV still has the uuid the plan saw and carries the project's tag.
+- ``dm-adoptable``: the dm device still has no uuid and its live table still equals the desired one.
+- ``lv-adoptable``: the LV is still the one the plan saw, untagged, of the desired size and stripes.
 """
 
 
@@ -40,6 +43,9 @@ class KindSpec:
 DEFAULT_TIMEOUT = 60.0
 
 REGISTRY: dict[ActionKind, KindSpec] = {
+    # Taking over what was made by hand: metadata only (a uuid, a tag); nothing is written to the devices.
+    "adopt-lv": KindSpec("lvm", DEFAULT_TIMEOUT, prechecks=("lv-adoptable",)),
+    "adopt-stripe": KindSpec("dmsetup", DEFAULT_TIMEOUT, prechecks=("dm-adoptable",)),
     # lvcreate wipes signatures and zeroes the start, which touches the disk.
     "create-lv": KindSpec("lvm", 300.0),
     "extend-lv": KindSpec("lvm", DEFAULT_TIMEOUT),

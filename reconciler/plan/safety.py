@@ -236,6 +236,63 @@ def lv_ownership_refusal(vg: str, name: str, lv: LogicalVolume | None, *, uuid: 
     return None
 
 
+def _lvm_dm_name(path: str) -> str | None:
+    parts = path.split("/")
+    if len(parts) != 4 or parts[1] != "dev":
+        return None
+    if parts[2] == "mapper":
+        return parts[3]
+    return f"{parts[2].replace('-', '--')}-{parts[3].replace('-', '--')}"
+
+
+def _resolved_table(table: str, devices: Iterable[DmDevice]) -> str:
+    """A table with device paths written as ``major:minor``, as the kernel shows it."""
+    numbers = {d.name: f"{d.major}:{d.minor}" for d in devices if d.major is not None}
+    words = []
+    for word in table.split():
+        name = _lvm_dm_name(word) if word.startswith("/dev/") else None
+        words.append(numbers.get(name, word) if name else word)
+    return " ".join(words)
+
+
+def dm_adoption_refusal(name: str, device: DmDevice | None, *, uuid: str, table: str,
+                        devices: Iterable[DmDevice]) -> str | None:
+    """A dm device made by hand is taken over (given the project's uuid, its name kept) only while it has no uuid
+    at all (device-mapper sets one only once) and its live table is exactly the desired one. Returns a refusal."""
+    if device is None:
+        return f"dm device {name} is gone; nothing to take over"
+    if device.uuid:
+        return (f"dm device {name} has uuid {device.uuid}; device-mapper sets a uuid only once, so it cannot become "
+                f"{uuid} (it was made by another tool; see docs/import.md)")
+    if device.suspended or device.inactive_table:
+        return f"dm device {name} is suspended or has an inactive table loaded; it is taken over only when idle"
+    known = tuple(devices)
+    if _resolved_table(device.table, known) != _resolved_table(table, known):
+        return (f"dm device {name} shows the table {device.table!r}, not the desired {table!r}: it is taken over only "
+                "when both are equal; change the desired state to match (a difference to resolve by commit)")
+    return None
+
+
+def lv_adoption_refusal(vg: str, name: str, lv: LogicalVolume | None, *, uuid: str, size_bytes: int, stripes: int,
+                        extent_bytes: int | None, tag: str) -> str | None:
+    """An LV made by hand gets the project's tag only while it is the LV the plan saw, untagged, and of the desired
+    size (rounded up to whole extents as lvcreate would) and stripe count. Returns a refusal."""
+    if lv is None:
+        return f"LV {vg}/{name} is gone; nothing to take over"
+    if uuid and lv.uuid != uuid:
+        return f"LV {vg}/{name} is now a different LV (uuid {lv.uuid}, planned for {uuid}); not taken over"
+    if tag in lv.tags:
+        return f"LV {vg}/{name} already carries the tag {tag!r}"
+    granule = (extent_bytes or DEFAULT_EXTENT) * max(stripes, 1)
+    rounded = -(-size_bytes // granule) * granule
+    if lv.size_bytes != rounded:
+        return (f"LV {vg}/{name} is {format_size(lv.size_bytes)}, not the desired {format_size(size_bytes)}: it is "
+                "taken over only when the sizes match; change the desired size (a difference to resolve by commit)")
+    if (lv.stripes or 1) != stripes:
+        return f"LV {vg}/{name} has {lv.stripes} stripes, not {stripes}: not taken over"
+    return None
+
+
 def parse_mounts(text: str) -> tuple[str, ...]:
     """Mounted source devices from /proc/mounts (octal escapes such as ``\\040`` decoded)."""
     devices = []

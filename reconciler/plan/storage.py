@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 from reconciler.model.desired import DesiredStripe
 from reconciler.model.observed import DmDevice
+from reconciler.ownership import LV_TAG
 from reconciler.plan import actions as A
 from reconciler.plan.builder import VmBuilder
 from reconciler.plan.index import ObservedIndex
-from reconciler.plan.safety import lv_shrink_refusal, stripe_shrink_refusal
+from reconciler.plan.safety import dm_adoption_refusal, lv_adoption_refusal, lv_shrink_refusal, stripe_shrink_refusal
 from reconciler.sizes import format_size
 
 
@@ -23,6 +24,15 @@ def plan_lvs(b: VmBuilder) -> None:
             b.add("create-lv", lv.key, "create", what,
                   commands=(A.lvcreate(lv.vg, lv.name, lv.size_bytes, lv.stripes, lv.stripe_size_bytes),),
                   refused=refused)
+            continue
+        if LV_TAG not in found.tags and b.vm.lifecycle == "present":
+            # Made by hand (the identity gate let it through: its VM exists here): take it over first.
+            extent = vg.extent_size_bytes if vg else None
+            refused = lv_adoption_refusal(lv.vg, lv.name, found, uuid=found.uuid or "", size_bytes=lv.size_bytes,
+                                          stripes=lv.stripes, extent_bytes=extent, tag=LV_TAG) or ""
+            b.add("adopt-lv", lv.key, "change", f"take over LV {lv.vg}/{lv.name} (add the tag {LV_TAG!r})",
+                  commands=(A.lvchange_addtag(lv.vg, lv.name),), refused=refused,
+                  identity=f"{found.uuid or '-'} {lv.size_bytes} {lv.stripes} {extent or 0}")
             continue
         if found.size_bytes >= lv.size_bytes:
             refusal = lv_shrink_refusal(f"{lv.vg}/{lv.name}", lv.size_bytes, found.size_bytes,
@@ -84,6 +94,13 @@ def plan_stripe(b: VmBuilder, stripe: DesiredStripe) -> None:
     if dev is None:
         b.add("create-stripe", stripe.key, "create", f"create stripe {stripe.name} over {len(stripe.legs)} LVs",
               commands=(A.dmsetup_create(stripe.name, table),), depends_on=leg_actions)
+        return
+    if not dev.uuid:
+        refused = dm_adoption_refusal(stripe.name, dev, uuid=A.dm_uuid(stripe.name), table=table,
+                                      devices=b.observed.observed.dm_devices) or ""
+        b.add("adopt-stripe", stripe.key, "change",
+              f"take over dm device {stripe.name} (made without uuid; it keeps its name, gets the project's uuid)",
+              commands=(A.dmsetup_setuuid(stripe.name),), refused=refused, identity=table)
         return
     if dev.uuid != A.dm_uuid(stripe.name):
         b.add("reload-stripe", stripe.key, "change", f"manage stripe {stripe.name}",

@@ -1,4 +1,4 @@
-"""Simulated ``dmsetup`` (device-mapper 1.02.185): create, reload, suspend, resume, remove, table, info, ls.
+"""Simulated ``dmsetup`` (device-mapper 1.02.185): create, reload, suspend, resume, remove, rename, table, info, ls.
 
 Every active LV is a device-mapper device too, as on a real node: ``dmsetup table``/``info``/``ls``
 list ``vg--sda-root100`` with uuid ``LVM-<vg uuid><lv uuid>`` beside the devices created with
@@ -44,7 +44,7 @@ _SPEC: dict[str, tuple[str, bool]] = {
     "--retry": ("retry", False), "--deferred": ("deferred", False), "--target": ("target", True),
     "--showkeys": ("showkeys", False), "--noflush": ("noflush", False), "--nolockfs": ("nolockfs", False),
     "--addnodeoncreate": ("addnode", False), "--addnodeonresume": ("addnode", False), "--sort": ("sort", True),
-    "-O": ("sort", True), "--nameprefixes": ("nameprefixes", False),
+    "-O": ("sort", True), "--nameprefixes": ("nameprefixes", False), "--setuuid": ("setuuid", True),
 }
 
 
@@ -296,6 +296,35 @@ def _reload(ctx: CommandContext, parsed: Parsed) -> CommandResult:
     return ctx.ok()
 
 
+def _rename(ctx: CommandContext, parsed: Parsed) -> CommandResult:
+    """``rename OLD NEW`` or ``rename NAME --setuuid UUID``. As dm-ioctl's hash rename does, a uuid is set only on
+    a device that has none (a second attempt is EINVAL), and neither a name nor a uuid another device holds is
+    taken (EBUSY)."""
+    if not parsed.positionals:
+        raise DmError("Please specify device.\n\nCommand failed.\n")
+    name = parsed.positionals[0]
+    new_uuid = parsed.last("setuuid")
+    if (new_uuid is None) == (len(parsed.positionals) < 2):
+        raise DmError("Usage: rename <device> [--setuuid] <new_name_or_uuid>\nCommand failed.\n")
+    ns = ctx.node_state
+    dev = _user_device(ctx, "rename", name)
+    existing = all_devices(ns)
+    if new_uuid is not None:
+        if any(d.get("uuid") == new_uuid for n, d in existing.items() if n != name) or not new_uuid:
+            raise _ioctl_failed("rename", name, "", "Device or resource busy")
+        if dev.get("uuid"):
+            raise _ioctl_failed("rename", name, "", "Invalid argument")
+        dev["uuid"] = new_uuid
+        return ctx.ok()
+    new_name = parsed.positionals[1]
+    if new_name in existing:
+        raise _ioctl_failed("rename", name, "", "Device or resource busy")
+    if "/" in new_name or len(new_name) > 127:
+        raise _ioctl_failed("rename", name, "", "Invalid argument")
+    ns["dm"][new_name] = ns["dm"].pop(name)
+    return ctx.ok()
+
+
 def _suspend(ctx: CommandContext, parsed: Parsed) -> CommandResult:
     for name in parsed.positionals or []:
         _user_device(ctx, "suspend", name)["suspended"] = True
@@ -455,7 +484,7 @@ def _version(ctx: CommandContext, parsed: Parsed) -> CommandResult:
 
 
 _SUBCOMMANDS = {"version": _version, "create": _create, "reload": _reload, "load": _reload, "suspend": _suspend,
-                "resume": _resume, "remove": _remove, "table": _table, "info": _info, "ls": _ls}
+                "resume": _resume, "remove": _remove, "rename": _rename, "table": _table, "info": _info, "ls": _ls}
 
 
 @command("dmsetup")

@@ -666,9 +666,16 @@ def _adm_adjust(ctx: CommandContext, args: _Args, config: ResourceConfig) -> str
     return ""
 
 
+# The kernel's values of options a file leaves out: writing them explicitly changes nothing, and drbdadm
+# adjust (which compares with what the kernel reports) passes nothing for them.
+_KERNEL_DEFAULTS = {"protocol": "C", "after-sb-0pri": "disconnect", "after-sb-1pri": "disconnect",
+                    "after-sb-2pri": "disconnect", "allow-two-primaries": "no", "fencing": "dont-care",
+                    "auto-promote": "yes"}
+
+
 def _changed(wanted: Mapping[str, str], running: Mapping[str, str]) -> dict[str, str]:
     """Options whose value differs (drbdadm adjust passes only those to drbdsetup)."""
-    return {k: v for k, v in wanted.items() if running.get(k) != v}
+    return {k: v for k, v in wanted.items() if running.get(k, _KERNEL_DEFAULTS.get(k)) != v}
 
 
 def _nothing() -> None:

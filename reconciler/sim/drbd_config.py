@@ -7,12 +7,16 @@ real ``drbdadm`` passes options it does not need to interpret straight to the ke
 
 from __future__ import annotations
 
+import fnmatch
+import posixpath
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 CONFIG_DIR = "/etc/drbd.d/"
+TOP_CONFIG = "/etc/drbd.conf"
+_INCLUDE_RE = re.compile(r'^\s*include\s+"?([^";\s]+)"?\s*;', re.MULTILINE)
 EXIT_CONFIG = 10
 
 _PROTOCOLS = ("A", "B", "C")
@@ -56,6 +60,7 @@ class ResourceConfig:
     hosts: tuple[HostConfig, ...]
     sections: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     source: str = ""
+    line: int = 1
 
     def host(self, name: str) -> HostConfig | None:
         return next((h for h in self.hosts if h.name == name), None)
@@ -112,6 +117,7 @@ class ResourceConfig:
             "name": self.name,
             "source": self.source,
             "sections": {k: dict(v) for k, v in self.sections.items()},
+            "line": self.line,
             "hosts": [
                 {"name": h.name, "node_id": h.node_id, "address": h.address, "port": h.port, "family": h.family,
                  "volumes": [{"number": v.number, "device": v.device, "minor": v.minor, "disk": v.disk,
@@ -128,7 +134,8 @@ class ResourceConfig:
                        volumes=tuple(VolumeConfig(**v) for v in h["volumes"]))
             for h in data["hosts"]
         )
-        return cls(name=data["name"], hosts=hosts, sections=data.get("sections", {}), source=data.get("source", ""))
+        return cls(name=data["name"], hosts=hosts, sections=data.get("sections", {}), source=data.get("source", ""),
+                   line=int(data.get("line", 1)))
 
 
 def _yes(value: str | None) -> bool:
@@ -354,7 +361,7 @@ def _resource(stmt: _Stmt, source: str, common: Mapping[str, Mapping[str, str]])
         family, host, port = address if address is not None else ("ipv4", None, None)
         built.append(HostConfig(name=host_name, node_id=assigned, address=host, port=port, family=family,
                                 volumes=tuple(volumes)))
-    return ResourceConfig(name=name, hosts=tuple(built), sections=sections, source=source)
+    return ResourceConfig(name=name, hosts=tuple(built), sections=sections, source=source, line=stmt.line)
 
 
 def parse_text(text: str, source: str = "drbd.res",
@@ -383,7 +390,8 @@ def load_files(files: Mapping[str, str]) -> dict[str, ResourceConfig]:
         for key, values in found.items():
             common.setdefault(key, {}).update(values)
     resources: dict[str, ResourceConfig] = {}
-    for path in sorted(p for p in files if p.endswith(".res")):
+    # /etc/drbd.conf sorts before /etc/drbd.d/: a resource it defines is the first definition, as drbdadm reads it.
+    for path in sorted(p for p in files if p.endswith(".res") or p == TOP_CONFIG):
         for resource in parse_text(files[path], path, common)[0]:
             if resource.name in resources:
                 raise DrbdConfigError(
@@ -394,10 +402,25 @@ def load_files(files: Mapping[str, str]) -> dict[str, ResourceConfig]:
 
 
 def node_config_files(node_files: Mapping[str, Any]) -> dict[str, str]:
-    """The DRBD configuration files among a simulated node's files (``{path: {"content": ...}}``)."""
-    return {
+    """The DRBD configuration files drbdadm reads on a simulated node (``{path: {"content": ...}}``).
+
+    Without ``/etc/drbd.conf`` the node behaves as with Debian's, which includes ``drbd.d/global_common.conf``
+    and ``drbd.d/*.res``. With one, drbdadm reads it (resources defined in it included) and the files under
+    ``/etc/drbd.d`` that its ``include`` statements name: an old hand-written drbd.conf without includes hides
+    them, and one that defines a resource also defined in ``drbd.d`` makes every drbdadm call fail.
+    """
+    in_dir = {
         path: str(entry["content"])
         for path, entry in node_files.items()
         if path.startswith(CONFIG_DIR) and "/" not in path[len(CONFIG_DIR):]
         and (path.endswith(".res") or path.endswith(".conf"))
     }
+    top = node_files.get(TOP_CONFIG)
+    if top is None:
+        return in_dir
+    text = str(top["content"])
+    chosen = {TOP_CONFIG: text}
+    for pattern in _INCLUDE_RE.findall(text):
+        absolute = pattern if pattern.startswith("/") else posixpath.join("/etc", pattern)
+        chosen.update({p: t for p, t in in_dir.items() if fnmatch.fnmatchcase(p, absolute)})
+    return chosen

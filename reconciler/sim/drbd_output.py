@@ -563,7 +563,7 @@ def dump_text(config: ResourceConfig, node: str, ver: str) -> str:
     source = config.source
     state = "not ignored" if config.host(node) is not None else "ignored"
     lines = [f"# {source}", f"# resource {config.name} on {node}: {state}, not stacked",
-             f"# defined at {source}:1", f"resource {config.name} {{"]
+             f"# defined at {source}:{config.line}", f"resource {config.name} {{"]
     for host in config.hosts:
         lines.append(f"    on {host.name} {{")
         if ver != "8.4":

@@ -944,6 +944,41 @@ def lvremove(ctx: CommandContext, argv: list[str]) -> CommandResult:
     return _run(ctx, body)
 
 
+# --- lvchange (tags only) ---------------------------------------------------------------------
+
+_CHANGE_SPEC: dict[str, tuple[str, bool]] = {
+    "--addtag": ("addtag", True), "--deltag": ("deltag", True), "-y": ("yes", False), "--yes": ("yes", False),
+    "-A": ("autobackup", True), "--autobackup": ("autobackup", True),
+}
+_TAG_RE = re.compile(r"[A-Za-z0-9_+.\-/=!:&#]{1,1024}")
+
+
+@command("lvchange")
+def lvchange(ctx: CommandContext, argv: list[str]) -> CommandResult:
+    """``lvchange --addtag T|--deltag T VG/LV...``: the metadata-only change a takeover makes (a tag on an LV)."""
+    def body(ns: NodeState, out: list[str]) -> int:
+        parsed = _scan("lvchange", argv[1:], _CHANGE_SPEC)
+        adds, dels = parsed.all("addtag"), parsed.all("deltag")
+        if not adds and not dels:
+            raise LvmError(EXIT_CMDLINE, _err("Need one or more command options.",
+                                              "Run `lvchange --help' for more information."))
+        for tag in (*adds, *dels):
+            if not _TAG_RE.fullmatch(tag):
+                raise LvmError(EXIT_CMDLINE, _err(f"Invalid argument for --addtag: {tag}"))
+        if not parsed.positionals:
+            raise LvmError(EXIT_CMDLINE, _err("Please supply logical volume(s) or use --select for selection.",
+                                              "Run `lvchange --help' for more information."))
+        for arg in parsed.positionals:
+            vg_name, _, lv_name, lv = _find_lv(ns, arg)
+            tags = [t for t in lv.get("tags", []) if t not in dels]
+            tags += [t for t in adds if t not in tags]
+            lv["tags"] = tags
+            out.append(f"  Logical volume {vg_name}/{lv_name} changed.\n")
+        return EXIT_OK
+
+    return _run(ctx, body)
+
+
 # --- lvm (the multiplexer) and versions -------------------------------------------------------
 
 LVM_VERSION_TEXT = (
@@ -954,7 +989,7 @@ LVM_VERSION_TEXT = (
     "--with-default-locking-dir=/run/lock/lvm --enable-udev_sync --enable-udev_rules\n"
 )
 _LVM_SUBCOMMANDS = {"lvs": lvs, "vgs": vgs, "pvs": pvs, "lvcreate": lvcreate, "lvextend": lvextend,
-                    "lvreduce": lvreduce, "lvremove": lvremove}
+                    "lvreduce": lvreduce, "lvremove": lvremove, "lvchange": lvchange}
 
 
 @command("lvm")

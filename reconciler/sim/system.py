@@ -1,6 +1,7 @@
 """Simulated odds and ends a node answers: ``uname``, ``lvmconfig``, ``systemctl``, ``git --version``,
-``ip -j addr`` (the node's address from the state), ``ssh [user@]HOST COMMAND`` (runs COMMAND on the node
-that HOST names, when the network lets the two talk), ``true`` and ``false``.
+``ip -j addr`` (the node's address from the state), ``tee [-a] PATH`` (writes a node's file from standard
+input), ``ssh [user@]HOST COMMAND`` (runs COMMAND on the node that HOST names, when the network lets the two
+talk), ``true`` and ``false``.
 
 ``lvmconfig`` reads ``devices { global_filter, filter, use_devicesfile }`` from the node's
 ``/etc/lvm/lvm.conf`` and prints lvm2's defaults for what the file does not set. A new simulated node
@@ -82,6 +83,25 @@ def git(ctx: CommandContext, argv: list[str]) -> CommandResult:
     if argv[1:] == ["--version"]:
         return ctx.ok("git version 2.39.5\n")
     return ctx.fail(128, "fatal: not a git repository (or any of the parent directories): .git\n")
+
+
+@command("tee")
+def tee(ctx: CommandContext, argv: list[str]) -> CommandResult:
+    """``tee [-a] PATH...``: write standard input to the node's files (how a config is written by hand through
+    ``sim exec``) and echo it, as coreutils does."""
+    text = ctx.stdin or ""
+    append = any(a in ("-a", "--append") for a in argv[1:])
+    paths = [a for a in argv[1:] if not a.startswith("-")]
+    files = ctx.node_state["files"]
+    for path in paths:
+        if not path.startswith("/"):
+            # A simulated node has no working directory to resolve a relative path against.
+            raise ctx.abort(1, f"tee: {path}: No such file or directory\n", text)
+        if path.endswith("/") or any(f.startswith(path + "/") for f in files):
+            raise ctx.abort(1, f"tee: {path}: Is a directory\n", text)
+        before = str(files[path]["content"]) if append and path in files else ""
+        files[path] = {"content": before + text, "mode": 0o644}
+    return ctx.ok(text)
 
 
 @command("true")

@@ -6,8 +6,8 @@ Each case is one of the destructive paths the simulator's leniency once hid: the
 
 from __future__ import annotations
 
-from reconciler.model.desired import DesiredLV, DesiredVm
-from reconciler.model.observed import DrbdState, LogicalVolume, ObservedNode, OwnedFile
+from reconciler.model.desired import DesiredLV, DesiredNode, DesiredVm
+from reconciler.model.observed import DmDevice, DrbdState, LogicalVolume, ObservedNode, OwnedFile
 from reconciler.plan.diff import plan_node
 from reconciler.plan.model import Plan
 from tests.plan.factories import GIB, converged, drbd_state, empty_observed, make_node, make_vm
@@ -111,14 +111,48 @@ def test_a_port_held_by_an_orphaned_config_is_refused() -> None:
     assert "port 7788 is used by resource vm100" in reason
 
 
-def test_a_hand_made_dm_device_under_the_stripe_name_refuses_the_vm() -> None:
+def _handmade(update: dict[str, object]) -> tuple[DesiredNode, ObservedNode]:
     vm = make_vm(100)
     observed = converged(make_node(vm))
-    handmade = tuple(d.model_copy(update={"uuid": ""}) for d in observed.dm_devices)
-    fresh = observed.model_copy(update={"dm_devices": handmade, "files": (),
-                                        "drbd": DrbdState(kernel_version="9.2.12"), "domains": ()})
-    reason = refusal(plan_node(make_node(vm), fresh), "vm100")
-    assert "dm device named root100 exists with uuid (none)" in reason
+    handmade = tuple(d.model_copy(update=update) for d in observed.dm_devices)
+    # The data LVs' own dm devices, whose numbers the stripe's table shows (8:0, 8:1, 8:2 in the factory).
+    legs = tuple(DmDevice(name=f"{lv.vg.replace('-', '--')}-{lv.name}", uuid=f"LVM-{lv.vg}", major=8, minor=i)
+                 for i, lv in enumerate(lv for lv in vm.lvs if lv.purpose == "data"))
+    handmade += legs
+    return make_node(vm), observed.model_copy(update={"dm_devices": handmade, "files": (),
+                                                      "drbd": DrbdState(kernel_version="9.2.12"), "domains": ()})
+
+
+def test_a_hand_made_dm_device_with_the_desired_table_is_taken_over_before_anything_else() -> None:
+    desired, fresh = _handmade({"uuid": ""})
+    plan = plan_node(desired, fresh)
+    assert not plan.refused_vms
+    adopt = plan.action("adopt-stripe@dm:root100")
+    assert adopt is not None
+    assert not adopt.refused
+    assert adopt.argvs == (("dmsetup", "rename", "root100", "--setuuid", "RECONCILER-root100"),)
+    others = [a for a in plan.actions if a.kind != "adopt-stripe"]
+    assert others, "the rest of the VM is planned, and waits"
+    assert all(a.waiting for a in others)
+    assert plan.action("create-md@drbd:vm100") is not None
+    assert plan.action("create-md@drbd:vm100").waiting.startswith("taking over what was built by hand first")  # type: ignore[union-attr]
+
+
+def test_a_hand_made_dm_device_with_another_table_refuses_the_vm() -> None:
+    desired, fresh = _handmade({"uuid": ""})
+    stripe = fresh.dm("root100")
+    assert stripe is not None
+    other = stripe.model_copy(update={"targets": (stripe.targets[0].model_copy(update={"length": 1024}),)})
+    fresh = fresh.model_copy(update={"dm_devices": tuple(other if d.name == "root100" else d
+                                                         for d in fresh.dm_devices)})
+    reason = refusal(plan_node(desired, fresh), "vm100")
+    assert "taken over only when both are equal" in reason
+
+
+def test_a_dm_device_with_a_foreign_uuid_under_the_stripe_name_refuses_the_vm() -> None:
+    desired, fresh = _handmade({"uuid": "CRYPT-root100"})
+    reason = refusal(plan_node(desired, fresh), "vm100")
+    assert "dm device named root100 exists with uuid CRYPT-root100" in reason
 
 
 def _preexisting(tags: tuple[str, ...]) -> ObservedNode:
@@ -142,11 +176,23 @@ def test_lvs_tagged_as_ours_are_used_and_their_legs_probed_before_metadata_is_wr
     assert md.probe_beneath == ("/dev/vg-sda/root100", "/dev/vg-sdb/root100", "/dev/vg-sdc/root100")
 
 
-def test_an_existing_vm_with_untagged_lvs_from_an_older_version_still_converges() -> None:
+def test_an_existing_vm_with_untagged_lvs_gets_the_tag_and_nothing_else() -> None:
     observed = converged(make_node(make_vm(100)))
     untagged = tuple(lv.model_copy(update={"tags": ()}) for lv in observed.logical_volumes)
     plan = plan_node(make_node(make_vm(100)), observed.model_copy(update={"logical_volumes": untagged}))
-    assert plan.is_empty
+    assert {a.kind for a in plan.actions} == {"adopt-lv"}
+    assert len(plan.actions) == len(untagged)
+    assert all(not a.refused and a.argvs[0][:3] == ("lvchange", "--addtag", "reconciler") for a in plan.actions)
+
+
+def test_an_untagged_lv_of_another_size_is_not_taken_over() -> None:
+    observed = converged(make_node(make_vm(100)))
+    untagged = tuple(lv.model_copy(update={"tags": (), "size_bytes": lv.size_bytes * 2})
+                     for lv in observed.logical_volumes)
+    plan = plan_node(make_node(make_vm(100)), observed.model_copy(update={"logical_volumes": untagged}))
+    adopts = [a for a in plan.actions if a.kind == "adopt-lv"]
+    assert adopts
+    assert all("taken over only when the sizes match" in a.refused for a in adopts)
 
 
 def test_deleting_a_vm_is_never_blocked_by_an_identity_check() -> None:
