@@ -145,3 +145,98 @@ def test_a_promotion_that_now_faces_a_brand_new_pair_waits_for_the_next_pass() -
     assert outcome == "waiting"
     assert message == "DRBD now shows a brand-new pair; the next pass decides the initial promotion"
     assert not any(c[:2] == ("drbdadm", "primary") for c in host.calls)
+
+
+FRESH_GI = "0000000000000004:0000000000000000:0000000000000000:0000000000000000:0:0:0:0\n"
+NEW_PAIR_NOW = (drbd_state("vm100", 0, role="Secondary", disk="Inconsistent", peer_disk="Inconsistent"),)
+
+
+def _new_pair_plan() -> Plan:
+    desired = make_node(make_vm(100))
+    observed = converged(desired, role="Secondary", disk="Inconsistent", peer_disk="Inconsistent")
+    plan = plan_node(desired, observed.model_copy(update={"domains": ()}))
+    assert any(a.kind == "promote-force-initial" and not a.waiting for a in plan.actions)
+    return plan
+
+
+def _show_gi(stdout: str, code: int = 0) -> Responder:
+    def answer(argv: tuple[str, ...]) -> CommandResult | None:
+        if argv[:2] == ("drbdadm", "show-gi"):
+            return CommandResult(argv, code, stdout, "" if code == 0 else "drbdadm: command failed")
+        return None
+    return answer
+
+
+def _forced(host: FakeHost) -> tuple[str, str]:
+    return _outcomes(host, _new_pair_plan())["promote-force-initial@drbd:vm100"]
+
+
+def test_forced_promotion_reads_the_generation_identifiers_with_a_bounded_timeout() -> None:
+    host = FakeHost(responders=[_show_gi(FRESH_GI)], drbd=NEW_PAIR_NOW)
+    assert _forced(host)[0] == "ok"
+    index = host.calls.index(("drbdadm", "show-gi", "vm100"))
+    assert host.timeouts[index] == 30.0
+
+
+def test_forced_promotion_never_trusts_a_failed_read_of_the_generation_identifiers() -> None:
+    # drbdadm failed, yet its output holds a line that looks like a fresh pair: a failed read proves nothing.
+    host = FakeHost(responders=[_show_gi(FRESH_GI, code=10)], drbd=NEW_PAIR_NOW)
+    outcome, message = _forced(host)
+    assert outcome == "refused"
+    assert message.startswith("forced promotion refused: cannot read generation identifiers (")
+    assert ("drbdadm", "primary", "--force", "vm100") not in host.calls
+
+
+def test_forced_promotion_is_refused_when_the_generation_identifiers_show_history() -> None:
+    host = FakeHost(responders=[_show_gi("0000000000000004:0000000000000000:6A4C9D3E5B1F2C10:0\n")],
+                    drbd=NEW_PAIR_NOW)
+    assert _forced(host) == ("refused", "forced promotion refused: generation identifiers show history; this is "
+                                        "not a new pair")
+
+
+def test_forced_promotion_is_refused_when_drbd_cannot_be_read_or_the_resource_is_gone() -> None:
+    blind = FakeHost(responders=[_show_gi(FRESH_GI)])  # no DRBD module loaded any more
+    outcome, message = _forced(blind)
+    assert outcome == "refused"
+    assert message.startswith("forced promotion refused: cannot re-read DRBD's state right before the step (")
+    gone = FakeHost(responders=[_show_gi(FRESH_GI)], drbd=())
+    assert _forced(gone) == ("refused", "forced promotion refused: DRBD resource vm100 is not up any more")
+    assert not any(c[:2] == ("drbdadm", "primary") for c in blind.calls + gone.calls)
+
+
+def test_forced_promotion_is_refused_once_the_pair_has_synced_and_waits_while_it_is_disconnected() -> None:
+    synced = FakeHost(responders=[_show_gi(FRESH_GI)], drbd=(drbd_state("vm100", 0, role="Secondary"),))
+    assert _forced(synced) == ("refused", "forced promotion refused: DRBD no longer shows a brand-new pair (a normal "
+                                          "promotion applies)")
+    cut = FakeHost(responders=[_show_gi(FRESH_GI)], drbd=(drbd_state(
+        "vm100", 0, role="Secondary", disk="Inconsistent", conn="Connecting", peer_role="Unknown",
+        peer_disk="DUnknown"),))
+    assert _forced(cut) == ("waiting", "brand-new pair: waiting for the peer to connect (never forced while "
+                                       "disconnected)")
+    assert not any(c[:2] == ("drbdadm", "primary") for c in synced.calls + cut.calls)
+
+
+def test_a_promotion_waits_while_its_resource_is_not_up() -> None:
+    plan = _promotion_plan(make_node(make_vm(100)))
+    host = FakeHost(drbd=())
+    assert _outcomes(host, plan)["promote@drbd:vm100"] == (
+        "waiting", "promotion waits: DRBD resource vm100 is not up any more")
+
+
+def test_a_forced_promotion_refused_for_a_synced_pair_says_whether_the_peer_is_proven_harmless() -> None:
+    # Synced meanwhile, the peer gone, this node holding quorum: a normal promotion applies only where quorum is
+    # the safety mechanism; with fencing the peer is not proven harmless. Either way nothing is forced.
+    now = (_with_quorum(drbd_state("vm100", 0, role="Secondary")),)
+    fencing = FakeHost(responders=[_show_gi(FRESH_GI)], drbd=now)
+    outcome, message = _forced(fencing)
+    assert outcome == "refused"
+    assert message.startswith("forced promotion refused: DRBD no longer shows a brand-new pair (cannot prove the "
+                              "peer is not writing")
+    vm = make_vm(100)
+    desired = make_node(vm.model_copy(update={"drbd": vm.drbd.model_copy(update={"safety": "quorum"})}))  # type: ignore[union-attr]
+    observed = converged(desired, role="Secondary", disk="Inconsistent", peer_disk="Inconsistent")
+    plan = plan_node(desired, observed.model_copy(update={"domains": ()}))
+    quorum = FakeHost(responders=[_show_gi(FRESH_GI)], drbd=now)
+    assert _outcomes(quorum, plan)["promote-force-initial@drbd:vm100"] == (
+        "refused", "forced promotion refused: DRBD no longer shows a brand-new pair (a normal promotion applies)")
+    assert not any(c[:2] == ("drbdadm", "primary") for c in fencing.calls + quorum.calls)
