@@ -28,10 +28,12 @@ def equivalent_names() -> set[str]:
     return set(re.findall(r"^\|\s*`([\w.]+__mutmut_\d+)`\s*\|", DOC.read_text(), flags=re.MULTILINE))
 
 
-def main() -> int:
-    metas = sorted(MUTANTS.rglob("*.py.meta"))
+def main(argv: list[str]) -> int:
+    """``argv``: optionally the folder of a run's results (a copy of mutants/), to compare two runs."""
+    where = Path(argv[0]) if argv else MUTANTS
+    metas = sorted(where.rglob("*.py.meta"))
     if not metas:
-        print(f"mutation: no results under {MUTANTS}; run scripts/mutation first", file=sys.stderr)
+        print(f"mutation: no results under {where}; run scripts/mutation first", file=sys.stderr)
         return 1
     listed = equivalent_names()
     by_file: dict[str, Counter[str]] = {}
@@ -45,24 +47,25 @@ def main() -> int:
             if status == "survived" and name in listed:
                 status = "equivalent"
                 equivalent.append(name)
-            elif status in ("survived", "no tests", "suspicious", "not checked", "skipped"):
+            elif status == "not checked":
+                pass
+            elif status not in {"killed", "timeout"}:
                 survivors.append(f"{name} ({status})")
             counts[status] += 1
-        by_file[meta.relative_to(MUTANTS).as_posix().removesuffix(".meta")] = counts
+        by_file[meta.relative_to(where).as_posix().removesuffix(".meta")] = counts
     total: Counter[str] = sum(by_file.values(), Counter())
     width = max(len(f) for f in by_file)
-    print(f"{'module':<{width}}  mutants  killed  timeout  equivalent  survived")
-    for path, c in by_file.items():
-        n = sum(c.values())
-        left = n - c["killed"] - c["timeout"] - c["equivalent"]
-        print(f"{path:<{width}}  {n:7}  {c['killed']:6}  {c['timeout']:7}  {c['equivalent']:10}  {left:8}")
-    n = sum(total.values())
-    left = n - total["killed"] - total["timeout"] - total["equivalent"]
-    print(f"{'total':<{width}}  {n:7}  {total['killed']:6}  {total['timeout']:7}  {total['equivalent']:10}  {left:8}")
-    relevant = n - total["equivalent"]
+    columns = ("killed", "timeout", "equivalent", "survived", "not checked")
+    print(f"{'module':<{width}}  mutants  " + "  ".join(columns))
+    for path, c in (*by_file.items(), ("total", total)):
+        print(f"{path:<{width}}  {sum(c.values()):7}  " + "  ".join(f"{_left(c, k):{len(k)}}" for k in columns))
+    checked = sum(total.values()) - total["not checked"]
+    relevant = checked - total["equivalent"]
     rate = 100.0 * (total["killed"] + total["timeout"]) / relevant if relevant else 100.0
-    print(f"kill rate of non-equivalent mutants: {rate:.1f}% ({total['killed'] + total['timeout']}/{relevant}; "
+    print(f"kill rate of non-equivalent mutants checked: {rate:.1f}% ({total['killed'] + total['timeout']}/{relevant}; "
           "a timeout counts as killed)")
+    if total["not checked"]:
+        print(f"{total['not checked']} mutants were not checked: the run stopped before them (see --limit)")
     stale = sorted(listed - set(equivalent))
     if stale:
         print(f"listed as equivalent in {DOC.name} but not a survivor of this run: {', '.join(stale)}")
@@ -74,10 +77,17 @@ def main() -> int:
     return 0
 
 
+def _left(counts: Counter[str], column: str) -> int:
+    """Statuses other than these columns (no tests, suspicious, skipped) count as survived."""
+    if column != "survived":
+        return counts[column]
+    return sum(v for k, v in counts.items() if k not in ("killed", "timeout", "equivalent", "not checked"))
+
+
 def _natural(name: str) -> tuple[str, int]:
     stem, _, number = name.rpartition("_")
     return stem, int(number) if number.isdigit() else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
