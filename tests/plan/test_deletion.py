@@ -40,7 +40,7 @@ def test_a_stripe_without_the_projects_uuid_is_refused_in_the_plan_and_its_data_
     plan = plan_node(DELETED, obs.model_copy(update={"dm_devices": foreign}))
     stripe = next(a for a in plan.actions if a.kind == "remove-stripe")
     assert stripe.refused
-    assert "CRYPT-LUKS2-someone-else" in stripe.refused
+    assert stripe.refused.startswith("dm device root100 has uuid CRYPT-LUKS2-someone-else, not RECONCILER-root100")
     assert "not made by this project" in stripe.refused
     assert stripe.symbol == "!"
     # The data legs wait for the stripe on top of them; the swap LV only for the domain to stop.
@@ -146,6 +146,7 @@ def test_absent_stops_a_running_domain_before_the_demotion_and_keeps_everything(
     assert shutdown.reason == "VM marked absent"
     assert shutdown.change == demote.change == "change"
     assert demote.key == "drbd:vm100"
+    assert demote.description == "demote vm100 to Secondary"
     assert demote.argvs == (("drbdadm", "secondary", "vm100"),)
     assert demote.depends_on == (shutdown.id,)
 
@@ -167,3 +168,31 @@ def _lvs(tags: str) -> Responder:
     def answer(argv: tuple[str, ...]) -> CommandResult | None:
         return ok(argv, lvs_report(*lvs, tags=tags)) if argv[0] == "lvs" else None
     return answer
+
+
+def test_after_a_reboot_the_config_goes_without_waiting_for_a_resource_that_is_not_up() -> None:
+    observed = converged(PRESENT)
+    rebooted = observed.model_copy(update={"drbd": observed.drbd.model_copy(update={"resources": ()}),
+                                           "dm_devices": (), "domains": ()})
+    plan = plan_node(DELETED, rebooted)
+    steps = _by_kind(plan)
+    assert "drbd-down" not in steps
+    assert "remove-stripe" not in steps
+    assert steps["remove-drbd-config"][0].depends_on == ()
+    assert all(a.depends_on == () for a in steps["remove-lv"])
+
+
+def test_lvs_already_gone_are_skipped_and_the_rest_are_still_removed() -> None:
+    observed = converged(PRESENT)
+    partial = tuple(lv for lv in observed.logical_volumes if lv.vg != "vg-sda")
+    plan = plan_node(DELETED, observed.model_copy(update={"logical_volumes": partial}))
+    assert {a.key for a in plan.actions if a.kind == "remove-lv"} == {"lv:vg-sdb/root100", "lv:vg-sdc/root100"}
+
+
+def test_a_tagged_lv_whose_uuid_lvm_did_not_report_is_removed_on_its_tag() -> None:
+    observed = converged(PRESENT)
+    no_uuid = tuple(lv.model_copy(update={"uuid": None}) for lv in observed.logical_volumes)
+    plan = plan_node(DELETED, observed.model_copy(update={"logical_volumes": no_uuid}))
+    removals = [a for a in plan.actions if a.kind == "remove-lv"]
+    assert len(removals) == 4
+    assert all(not a.refused and a.identity == "" for a in removals)
