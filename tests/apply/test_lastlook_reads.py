@@ -3,11 +3,16 @@ re-read never runs, an ownership refusal names the device, and a promotion follo
 
 from __future__ import annotations
 
+import pytest
+
 from reconciler.apply.executor import ApplyOptions, apply_plan
+from reconciler.apply.lastlook import LastLook
 from reconciler.apply.retry import RetryPolicy
 from reconciler.host.base import CommandResult
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import DrbdResourceState
+from reconciler.names import UnsafeNameError
+from reconciler.observe.observer import Observer
 from reconciler.plan.diff import plan_node
 from reconciler.plan.model import Plan
 from tests.apply.fakes import FakeHost, Responder, fail, lvs_report, ok
@@ -240,3 +245,13 @@ def test_a_forced_promotion_refused_for_a_synced_pair_says_whether_the_peer_is_p
     assert _outcomes(quorum, plan)["promote-force-initial@drbd:vm100"] == (
         "refused", "forced promotion refused: DRBD no longer shows a brand-new pair (a normal promotion applies)")
     assert not any(c[:2] == ("drbdadm", "primary") for c in fencing.calls + quorum.calls)
+
+
+def test_a_step_whose_resource_name_is_unsafe_never_reaches_drbdadm() -> None:
+    plan = _promotion_plan(make_node(make_vm(100)))
+    promote = next(a for a in plan.actions if a.kind == "promote")
+    forged = promote.with_(key="drbd:vm100;reboot")
+    host = FakeHost(drbd=(drbd_state("vm100", 0, role="Secondary"),))
+    with pytest.raises(UnsafeNameError, match="DRBD resource"):
+        LastLook(host, Observer(host)).check(forged)
+    assert not any(c[:2] == ("drbdadm", "primary") for c in host.calls)

@@ -209,3 +209,20 @@ def test_a_drbd_state_for_another_resource_proves_nothing() -> None:
     observed = observed.model_copy(update={"drbd": observed.drbd.model_copy(update={"resources": (other,)})})
     gate = BootGate(fetched=True, fetch_deadline_passed=True, peers_seen=frozenset())
     assert hold_for_boot(plan, gate, desired, observed)[1].startswith("boot gate: waiting to see peer himbeere")
+
+
+def test_every_peer_behind_or_unseen_is_named() -> None:
+    gate = BootGate(fetched=True, fetch_deadline_passed=False, peers_seen=frozenset({"erdbeere"}))
+    assert gate.reason(["himbeere", "kiwi"]) == ("boot gate: waiting to see peer himbeere, kiwi (an unreachable "
+                                                 "peer proves nothing)")
+    one_shot = BootGate(fetched=True, fetch_deadline_passed=True, peers_seen=frozenset(), one_shot=True)
+    assert one_shot.reason(["himbeere", "kiwi"]).startswith("a one-shot apply does not see peer himbeere, kiwi and ")
+    desired, plan = _resize_plan()
+    three = desired.vms[0].model_copy(update={"nodes": ("erdbeere", "himbeere", "kiwi")})
+    assert three.peers == ("himbeere", "kiwi")
+    desired = desired.model_copy(update={"vms": (three, desired.vms[1])})
+    held = hold_for_peer_revision(plan, REV, desired, [PeerStatus(node="himbeere", reachable=True,
+                                                                    applied_revision=OLD)])
+    assert held.actions[0].waiting == ("waiting for peer himbeere to apply revision bbbbbbbbbbbb (it has "
+                                       "aaaaaaaaaaaa); waiting for peer kiwi to apply revision bbbbbbbbbbbb: peer "
+                                       "status unknown")

@@ -183,3 +183,10 @@ def test_ownership_refusals_name_what_they_leave_alone() -> None:
     assert lv_ownership_refusal("vg-sda", "root100", lv, uuid="", tag="reconciler") is None
     assert lv_ownership_refusal("vg-sda", "root100", None, uuid="u1", tag="reconciler") == (
         "LV vg-sda/root100 is gone; nothing to remove")
+
+
+def test_a_refusal_lists_every_volume_of_both_sides() -> None:
+    res = NEW_PAIR.model_copy(update={"devices": (*NEW_PAIR.devices, NEW_PAIR.devices[0].model_copy(update={
+        "volume": 1, "disk_state": "UpToDate"}))})
+    assert forced_promotion_refusal(res, designated_primary=True, gi=FRESH) == (
+        "forced promotion refused: both disks must be Inconsistent (local Inconsistent/UpToDate, peer Inconsistent)")
