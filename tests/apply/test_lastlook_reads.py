@@ -252,6 +252,16 @@ def test_a_step_whose_resource_name_is_unsafe_never_reaches_drbdadm() -> None:
     promote = next(a for a in plan.actions if a.kind == "promote")
     forged = promote.with_(key="drbd:vm100;reboot")
     host = FakeHost(drbd=(drbd_state("vm100", 0, role="Secondary"),))
-    with pytest.raises(UnsafeNameError, match="DRBD resource"):
+    with pytest.raises(UnsafeNameError, match=r"^DRBD resource 'vm100;reboot' is not a safe name"):
         LastLook(host, Observer(host)).check(forged)
     assert not any(c[:2] == ("drbdadm", "primary") for c in host.calls)
+
+
+def test_a_domain_start_refusal_names_the_domain_and_the_mounted_device() -> None:
+    plan = _promotion_plan(make_node(make_vm(100)))
+    host = FakeHost(drbd=(drbd_state("vm100", 0, role="Secondary"),),
+                    signatures={"/dev/drbd0": "xfs", "/dev/vg-sda/swap100": "swap"},
+                    files={"/proc/mounts": "/dev/drbd0 /mnt/rescue xfs rw 0 0\n"})
+    assert _outcomes(host, plan)["start-domain@domain:vm100"] == (
+        "refused", "starting vm100 refused: /dev/drbd0 is mounted in dom0")
+    assert not any(c[:2] == ("xl", "create") for c in host.calls)
