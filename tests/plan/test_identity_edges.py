@@ -173,3 +173,14 @@ def test_any_trace_of_the_vm_makes_its_untagged_lvs_its_own() -> None:
     assert not plan_node(make_node(vm), only_running).refused_vms
     nothing = _no_config(base).model_copy(update={"dm_devices": (), "drbd": DrbdState(kernel_version="9.2.12")})
     assert "was not created by this project" in _refusal(plan_node(make_node(vm), nothing), "vm100")
+
+
+def test_a_stripe_table_with_fewer_legs_than_it_declares_refuses_the_vm_instead_of_failing_the_plan() -> None:
+    vm = make_vm(100)
+    for args in ("3 128 8:0 0", "3 128 8:0 0 8:1 0 8:2", "0 128"):
+        observed = _with_stripe(converged(make_node(vm)), targets=(
+            DmTarget(start=0, length=62914560, target="striped", args=args),))
+        plan = plan_node(make_node(vm, make_vm(101)), observed)
+        reason = _refusal(plan, "vm100")
+        assert reason.startswith("vm100: the stripe root100 has a table this project did not write ("), args
+        assert any(a.vm == "vm101" for a in plan.actions)
