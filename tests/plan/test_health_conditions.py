@@ -147,3 +147,51 @@ def test_a_restart_or_a_growth_still_pending_is_degraded() -> None:
                   message="the backing device grew but the DRBD device has not: the peer's backing device has not "
                           "grown yet"),
     )
+
+
+def _two_peers(observed: ObservedNode, **state: str) -> ObservedNode:
+    res = observed.drbd.resources[0]
+    kiwi = res.connections[0].model_copy(update={"peer_name": "kiwi", **state})
+    both = res.model_copy(update={"connections": (*tuple(c.model_copy(update=state) for c in res.connections), kiwi)})
+    return observed.model_copy(update={"drbd": observed.drbd.model_copy(update={"resources": (both,)})})
+
+
+def test_every_primary_peer_and_every_bad_state_is_listed() -> None:
+    here = make_node(make_vm(100))
+    both = _messages(assess(here, _running(_two_peers(_observed(here), peer_role="Primary")), EMPTY))
+    assert both["domain-on-both"].startswith("vm100 runs here while himbeere, kiwi is Primary too")
+    stopped = _two_peers(_observed(here, role="Secondary"), peer_role="Primary").model_copy(update={"domains": ()})
+    assert "but himbeere, kiwi is Primary" in _messages(assess(here, stopped, EMPTY))["domain-away"]
+    outdated = _two_peers(_observed(here))
+    res = outdated.drbd.resources[0]
+    conns = tuple(c.model_copy(update={"peer_devices": tuple(p.model_copy(update={"peer_disk_state": "Outdated"})
+                                                             for p in c.peer_devices)}) for c in res.connections)
+    two_bad = outdated.model_copy(update={"drbd": outdated.drbd.model_copy(update={"resources": (
+        res.model_copy(update={"connections": conns}),)})})
+    assert "(himbeere Connected/Outdated, kiwi Connected/Outdated)" in _messages(
+        assess(here, two_bad, EMPTY))["peer-disk"]
+    volumes = res.model_copy(update={"devices": (res.devices[0].model_copy(update={"disk_state": "Outdated"}),
+                                                 res.devices[0].model_copy(update={"volume": 1,
+                                                                                   "disk_state": "Failed"}))})
+    two_disks = outdated.model_copy(update={"drbd": outdated.drbd.model_copy(update={"resources": (volumes,)})})
+    assert _messages(assess(here, two_disks, EMPTY))["disk"].startswith("vm100: local disk is Failed/Outdated, ")
+
+
+def test_a_node_missing_from_the_drbd_hosts_still_wants_its_disk() -> None:
+    vm = make_vm(100)
+    assert vm.drbd is not None
+    others = tuple(h for h in vm.drbd.hosts if h.name != "erdbeere")
+    odd = make_node(vm.model_copy(update={"drbd": vm.drbd.model_copy(update={"hosts": others})}))
+    assert "disk" in _messages(assess(odd, _observed(odd, disk="Failed"), EMPTY))
+
+
+def test_each_vm_is_assessed_after_one_that_is_not_meant_to_run() -> None:
+    desired = make_node(make_vm(101, lifecycle="absent"), make_vm(100))
+    assert {c.kind for c in assess(desired, _observed(make_node(make_vm(100)), disk="Failed"), EMPTY)} == {"disk"}
+
+
+def test_a_vm_without_drbd_is_assessed_on_its_domain_alone() -> None:
+    vm = make_vm(100, primary="himbeere")
+    local = make_node(vm.model_copy(update={"drbd": None}))
+    conditions = assess(local, _running(_observed(make_node(make_vm(100)))), EMPTY)
+    assert [c.kind for c in conditions] == ["domain-away"]

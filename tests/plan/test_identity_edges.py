@@ -184,3 +184,44 @@ def test_a_stripe_table_with_fewer_legs_than_it_declares_refuses_the_vm_instead_
         reason = _refusal(plan, "vm100")
         assert reason.startswith("vm100: the stripe root100 has a table this project did not write ("), args
         assert any(a.vm == "vm101" for a in plan.actions)
+
+
+def test_two_running_minors_are_both_named() -> None:
+    vm = make_vm(100)
+    observed = _no_config(converged(make_node(vm)))
+    res = drbd_state("vm100", 0)
+    two = res.model_copy(update={"devices": (*res.devices, res.devices[0].model_copy(update={"volume": 1,
+                                                                                            "minor": 5}))})
+    observed = observed.model_copy(update={"drbd": observed.drbd.model_copy(update={"resources": (two,)})})
+    assert _refusal(plan_node(make_node(vm), observed), "vm100").startswith(
+        "vm100: its DRBD minor would change from 0/5 (running now) to 0; ")
+
+
+def test_every_data_lv_is_compared_even_after_one_lvm_did_not_describe() -> None:
+    vm = _linear(make_vm(100), stripes=2, stripe_size=64 * 1024)
+    second = DesiredLV(vm="vm100", vg="vg-sdb", name="root100b", size_bytes=GIB, purpose="data", stripes=2,
+                       stripe_size_bytes=64 * 1024)
+    vm = vm.model_copy(update={"lvs": (vm.lvs[0], second, *vm.lvs[1:])})
+    observed = _lvm_observed(vm, 1, None)
+    first_unknown = tuple(lv.model_copy(update={"stripes": None}) if lv.name == "root100" else lv
+                          for lv in observed.logical_volumes)
+    reason = _refusal(plan_node(make_node(vm), observed.model_copy(update={"logical_volumes": first_unknown})),
+                      "vm100")
+    assert "its LV vg-sdb/root100b would change from 1 stripes to 2" in reason
+
+
+def test_a_running_resource_is_not_held_against_an_unreadable_config_elsewhere() -> None:
+    # The collision check guards bringing a resource up; one that is up already holds its minor and port.
+    vm = make_vm(100)
+    observed = converged(make_node(vm))
+    broken = OwnedFile(path="/etc/drbd.d/other.res", content="resource other { on erdbeere { device")
+    assert not plan_node(make_node(vm), observed.model_copy(update={"files": (*observed.files, broken)})).refused_vms
+
+
+def test_a_port_collision_says_what_to_do() -> None:
+    text = ("resource vm200 {\n  on erdbeere { device /dev/drbd9; disk /dev/mapper/root200; "
+            "address 192.168.2.1:7788; meta-disk internal; }\n}\n")
+    held = empty_observed().model_copy(update={"files": (OwnedFile(path="/etc/drbd.d/vm200.res", content=text),)})
+    assert _refusal(plan_node(make_node(make_vm(100)), held), "vm100") == (
+        "vm100: port 7788 is used by resource vm200 (/etc/drbd.d/vm200.res); choose a free port, or delete the other "
+        "VM first")

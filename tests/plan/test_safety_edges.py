@@ -19,10 +19,15 @@ from reconciler.plan.safety import (
     dm_ownership_refusal,
     forced_promotion_refusal,
     lv_ownership_refusal,
+    lv_shrink_refusal,
+    mass_delete_refusal,
     parse_generation_ids,
+    parse_mounts,
     peer_cannot_write,
     promotion_verdict,
     signature_verdict,
+    start_domain_refusal,
+    stripe_shrink_refusal,
 )
 from tests.plan.factories import GIB, drbd_state
 
@@ -190,3 +195,63 @@ def test_a_refusal_lists_every_volume_of_both_sides() -> None:
         "volume": 1, "disk_state": "UpToDate"}))})
     assert forced_promotion_refusal(res, designated_primary=True, gi=FRESH) == (
         "forced promotion refused: both disks must be Inconsistent (local Inconsistent/UpToDate, peer Inconsistent)")
+
+
+MIB = 1024**2
+
+
+def test_lv_shrink_rounds_to_the_real_extent_and_stripe_count() -> None:
+    # 12 MiB on 4 MiB extents is exactly 12 MiB: 16 MiB now is a shrink.
+    assert lv_shrink_refusal("vg/lv", 12 * MIB, 16 * MIB, 4 * MIB) == (
+        "shrinking vg/lv from 16MiB to 12MiB is refused: lvreduce destroys whatever lives past the new end "
+        "(and shrinks an inactive LV without asking)")
+    assert lv_shrink_refusal("vg/lv", 12 * MIB, 16 * MIB, 4 * MIB, stripes=1) is not None
+    # With 32 MiB extents, 40 MiB is allocated as 64 MiB: no shrink.
+    assert lv_shrink_refusal("vg/lv", 40 * MIB, 64 * MIB, 32 * MIB) is None
+    # Two stripes of 4 MiB extents: 12 MiB becomes 16 MiB.
+    assert lv_shrink_refusal("vg/lv", 12 * MIB, 16 * MIB, 4 * MIB, stripes=2) is None
+    assert lv_shrink_refusal("vg/lv", 12 * MIB, 16 * MIB, None) is not None
+
+
+def test_shrink_and_mass_delete_refusals_say_what_to_do() -> None:
+    assert stripe_shrink_refusal("root100", 100, 200) == (
+        "shrinking the stripe root100 from 200 to 100 sectors is refused: DRBD metadata and data past the new end "
+        "would be cut off")
+    assert mass_delete_refusal(3, 1, allowed=False) == (
+        "3 VMs would be removed in this revision, more than the limit of 1; allow it explicitly "
+        "(--allow-mass-delete, or allow_mass_delete in the repository)")
+
+
+def test_mounted_devices_are_decoded_and_all_named() -> None:
+    mounted = parse_mounts("/dev/disk/by-label/my\\040disk /mnt xfs rw 0 0\n/dev/drbd0 /a xfs rw 0 0\n"
+                           "/dev/drbd1 /b xfs rw 0 0\n")
+    assert mounted == ("/dev/disk/by-label/my disk", "/dev/drbd0", "/dev/drbd1")
+    assert start_domain_refusal("vm100", ("/dev/drbd1", "/dev/drbd0"), mounted) == (
+        "starting vm100 refused: /dev/drbd0, /dev/drbd1 is mounted in dom0")
+
+
+def test_waits_name_every_volume_and_every_peer() -> None:
+    res = drbd_state("vm100", 0, role="Secondary", disk="Outdated")
+    two = res.model_copy(update={"devices": (*res.devices, res.devices[0].model_copy(update={
+        "volume": 1, "disk_state": "Inconsistent"}))})
+    assert promotion_verdict(two, quorum_mechanism=False).waiting.startswith(
+        "local disk is Outdated/Inconsistent; ")
+    unknown = drbd_state("vm100", 0, role="Secondary", conn="Connecting", peer_role="Unknown", peer_disk="DUnknown")
+    kiwi = unknown.connections[0].model_copy(update={"peer_name": "kiwi"})
+    pair = unknown.model_copy(update={"connections": (*unknown.connections, kiwi)})
+    assert "(peer: himbeere Connecting/Unknown, kiwi Connecting/Unknown)" in promotion_verdict(
+        pair, quorum_mechanism=False).waiting
+    alone = unknown.model_copy(update={"connections": ()})
+    assert "(peer: none)" in promotion_verdict(alone, quorum_mechanism=False).waiting
+
+
+@pytest.mark.parametrize(("kind", "found", "journal", "reason"), [
+    ("make-fs", None, False, "/dev/x carries no signature"),
+    ("make-fs", "xfs", True, "/dev/x shows xfs from our own interrupted make-fs; redoing it"),
+    ("make-fs", "xfs", False, "/dev/x already carries a xfs signature"),
+    ("make-swap", "swap", False, "/dev/x already carries a swap signature"),
+    ("create-md", "drbd", False, "/dev/x already carries DRBD metadata (never recreated)"),
+])
+def test_signature_verdicts_say_what_they_saw(kind: str, found: str | None, journal: bool, reason: str) -> None:
+    verdict = signature_verdict(kind, "/dev/x", Signature(device="/dev/x", type=found), journal_names_device=journal)
+    assert verdict.reason == reason
