@@ -9,7 +9,7 @@ import pytest
 
 from reconciler.apply.executor import apply_plan
 from reconciler.apply.journal import DEFAULT_JOURNAL_PATH
-from reconciler.host.base import CommandResult
+from reconciler.host.base import CommandResult, HostFileError
 from reconciler.model.status import ActionRecord
 from reconciler.plan.diff import plan_node
 from reconciler.plan.model import Plan
@@ -172,3 +172,67 @@ def test_the_journal_follows_a_redo_to_its_second_command() -> None:
     entry = json.loads(host.files[DEFAULT_JOURNAL_PATH])["in_flight"][0]
     assert entry["kind"] == "make-fs"
     assert entry["step"] == 1
+
+
+def test_a_successful_redo_records_the_wipe_too_and_no_message() -> None:
+    host = _interrupted_mkfs()
+    record = _by_kind(apply_plan(host, start_plan(), options=options(VirtualClock())).actions)["make-fs"]
+    assert record.result == "ok"
+    assert record.argv == (WIPE, MKFS)
+    assert record.message == ""
+
+
+class _ReadOnlyHost(FakeHost):
+    def write_file(self, path: str, content: str, mode: int = 0o600) -> None:
+        if path.startswith("/etc/drbd.d/"):
+            raise HostFileError(f"cannot write {path}: Read-only file system")
+        super().write_file(path, content, mode)
+
+
+def test_a_config_file_that_cannot_be_written_fails_its_step_with_the_reason() -> None:
+    result = apply_plan(_ReadOnlyHost(), fresh_plan(100), options=options(VirtualClock()))
+    record = _by_kind(result.actions)["write-drbd-config"]
+    assert record.result == "failed"
+    assert record.message == ("permanent: /etc/drbd.d/vm100.res: cannot write /etc/drbd.d/vm100.res: Read-only file "
+                              "system")
+    assert record.attempts == 1
+    assert record.argv == ()
+    assert result.retries == 0
+    assert _by_kind(result.actions)["create-md"].result == "skipped"
+
+
+def test_a_skipped_step_names_the_failed_dependency_and_its_reason() -> None:
+    said = "device-mapper: create ioctl on root100 failed: Invalid argument"
+    host = FakeHost(responders=[_answer(("dmsetup", "create"), fail(("dmsetup", "create"), 1, said))])
+    records = _by_kind(apply_plan(host, fresh_plan(100), options=options(VirtualClock())).actions)
+    assert records["create-md"].result == "skipped"
+    assert records["create-md"].message == (
+        "skipped: create-stripe@dm:root100 failed: permanent: `dmsetup create` (exit 1): device-mapper: create ioctl "
+        "on root100 failed: Invalid argument")
+
+
+def test_a_wait_is_told_once_down_a_chain_of_steps() -> None:
+    records = apply_plan(FakeHost(), fresh_plan(100), options=options(VirtualClock())).actions
+    waiting = [r for r in records if r.result == "waiting"]
+    assert {r.kind for r in waiting} >= {"promote", "make-fs", "start-domain"}
+    dependents = [r for r in waiting if r.kind != "promote"]
+    assert all(r.message.startswith("waits for promote@drbd:vm100: ") for r in dependents)
+    assert all(r.message.count("waits for") == 1 for r in dependents)
+
+
+def test_the_journal_lives_where_the_options_say() -> None:
+    opts = options(VirtualClock())
+    opts.journal_path = "/var/lib/elsewhere/journal.json"
+    host = FakeHost(kill_after=("lvcreate",))
+    with pytest.raises(Killed):
+        apply_plan(host, fresh_plan(100), options=opts)
+    assert "/var/lib/elsewhere/journal.json" in host.files
+    assert DEFAULT_JOURNAL_PATH not in host.files
+
+
+def test_a_pass_with_nothing_to_do_leaves_the_crash_journal_alone() -> None:
+    host = _interrupted_mkfs()
+    before = host.files[DEFAULT_JOURNAL_PATH]
+    empty = start_plan().model_copy(update={"actions": ()})
+    apply_plan(host, empty, options=options(VirtualClock()))
+    assert host.files[DEFAULT_JOURNAL_PATH] == before
