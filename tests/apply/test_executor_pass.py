@@ -165,3 +165,19 @@ def test_the_journal_forgets_a_step_found_done_and_keeps_one_that_still_waits() 
     result = apply_plan(host, start_plan(), options=options(VirtualClock()))
     assert next(r for r in result.actions if r.kind == "make-fs").result == "waiting"
     assert _journal_ids(host) == ["make-fs@fs:/dev/drbd0"]
+
+
+def test_a_wait_down_a_chain_names_the_root_cause_once() -> None:
+    first = Action(id="drbd-adjust@drbd:vm100", kind="drbd-adjust", key="drbd:vm100", vm="vm100", change="change",
+                   description="adjust", waiting="waiting for peer himbeere to apply revision bbbbbbbbbbbb")
+    second = Action(id="drbd-resize@drbd:vm100", kind="drbd-resize", key="drbd:vm100", vm="vm100", change="change",
+                    description="resize", depends_on=(first.id,))
+    third = Action(id="extend-lv@lv:vg-sda/root100", kind="extend-lv", key="lv:vg-sda/root100", vm="vm100",
+                   change="change", description="extend", depends_on=(second.id,))
+    plan = Plan(node="erdbeere", actions=(first, second, third))
+    host = FakeHost()
+    records = apply_plan(host, plan, options=options(VirtualClock())).actions
+    expected = "waits for drbd-adjust@drbd:vm100: waiting for peer himbeere to apply revision bbbbbbbbbbbb"
+    assert [r.message for r in records] == [first.waiting, expected, expected]
+    assert [r.result for r in records] == ["waiting"] * 3
+    assert host.calls == []
