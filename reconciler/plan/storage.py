@@ -61,7 +61,10 @@ def parse_striped(dev: DmDevice) -> StripeTable | None:
         stripes, chunk = int(words[0]), int(words[1])
     except (IndexError, ValueError):
         return None
-    legs = tuple(words[2::2][:stripes])
+    # Each leg is a device and an offset: a table with another number of words is not one this project wrote.
+    if stripes < 1 or len(words) != 2 + 2 * stripes:
+        return None
+    legs = tuple(words[2::2])
     return StripeTable(dev.targets[0].length, stripes, chunk, legs)
 
 

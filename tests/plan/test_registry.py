@@ -7,7 +7,7 @@ from typing import get_args
 from reconciler.daemon.gating import BOOT_GATED, NEEDS_PEER_AT_REVISION
 from reconciler.plan.actions import ActionKind
 from reconciler.plan.diff import REMOVAL_KINDS, plan_node
-from reconciler.plan.registry import REGISTRY, spec
+from reconciler.plan.registry import REGISTRY, kinds_where, spec
 from tests.plan.factories import converged, empty_observed, make_node, make_vm
 
 
@@ -38,3 +38,13 @@ def test_planned_commands_carry_their_kinds_timeout() -> None:
     assert len({a.kind for a in actions}) >= 15
     for action in actions:
         assert all(c.timeout_s == spec(action.kind).timeout_s for c in action.commands), action.kind
+
+
+def test_each_flag_selects_exactly_its_kinds() -> None:
+    # Asked at run time, not only through the module constants computed at import.
+    assert kinds_where("removes") == {"remove-lv", "remove-stripe", "remove-drbd-config", "drbd-down",
+                                      "remove-xen-config"}
+    assert kinds_where("peer_revision") == {"remove-lv", "remove-stripe", "remove-drbd-config", "drbd-adjust",
+                                            "drbd-resize", "drbd-down"}
+    assert kinds_where("boot_gated") == {"promote", "promote-force-initial", "demote", "start-domain",
+                                         "shutdown-domain"}
