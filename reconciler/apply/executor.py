@@ -23,6 +23,10 @@ from reconciler.plan.safety import parse_generation_ids, parse_mounts, signature
 GI_TIMEOUT = 30.0
 
 
+# /proc/mounts is a symlink (to self/mounts) and the host seam never follows a final symlink.
+MOUNTS_FILE = "/proc/self/mounts"
+
+
 @dataclass
 class ApplyOptions:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
@@ -118,7 +122,7 @@ class Executor:
                     return _Outcome("refused", "forced promotion refused: generation identifiers show history; "
                                                "this is not a brand-new pair", attempts=1)
             elif check == "not-mounted":
-                mounts = parse_mounts(self.host.read_file("/proc/mounts") or "")
+                mounts = parse_mounts(self.host.read_file(MOUNTS_FILE) or "")
                 refusal = start_domain_refusal(action.key.split(":", 1)[1], action.devices, mounts)
                 if refusal:
                     return _Outcome("refused", refusal, attempts=1)

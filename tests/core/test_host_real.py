@@ -107,3 +107,14 @@ def test_no_command_log_unless_asked(tmp_path: Path, monkeypatch: pytest.MonkeyP
     RealHost("n1").run(["true"])
     assert list(tmp_path.iterdir()) == []
 
+
+def test_the_mounts_file_the_executor_reads_is_readable_on_a_real_host() -> None:
+    # Found on real kernels: /proc/mounts is a symlink and the real host never follows one (O_NOFOLLOW),
+    # so every start-domain precheck crashed the pass until the executor read /proc/self/mounts.
+    from reconciler.apply.executor import MOUNTS_FILE
+
+    with pytest.raises(HostFileError):
+        RealHost().read_file("/proc/mounts")
+    text = RealHost().read_file(MOUNTS_FILE)
+    assert text is not None
+    assert any(line.split()[1] == "/" for line in text.splitlines())
