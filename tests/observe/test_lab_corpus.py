@@ -84,3 +84,19 @@ def test_the_simulator_prints_a_striped_table_in_the_real_shape(tmp_path: Path) 
     table = "0 786432 striped 3 64 /dev/vg-sda/root100 0 /dev/vg-sdb/root100 0 /dev/vg-sdc/root100 0"
     assert host.run(["dmsetup", "create", "root100", "--table", table]).ok
     assert shape.fullmatch(host.run(["dmsetup", "table", "root100"]).stdout)
+
+
+def test_a_survivor_after_its_primary_lost_power_sees_an_unknown_peer() -> None:
+    # Captured in scenario 5 after himbeere's QEMU was killed: /proc/drbd says WFConnection, DRBD's events2
+    # stream (drbd-utils 9.22 on the 8.4 module) says Connecting; the peer's role and disk are unknown.
+    observed = Observer(ReplayHost(bundle("peer-lost", "erdbeere"))).observe()
+    resource = observed.drbd.resource("vm100")
+    assert resource is not None
+    assert resource.role == "Secondary"
+    assert [d.disk_state for d in resource.devices] == ["UpToDate"]
+    (conn,) = resource.connections
+    assert (conn.connection_state, conn.peer_role) == ("Connecting", "Unknown")
+    assert [p.peer_disk_state for p in conn.peer_devices] == ["DUnknown"]
+    assert observed.domain("vm100") is None
+    proc = read_capture(bundle("peer-lost", "erdbeere") / "real-proc-drbd.txt")[2]
+    assert "cs:WFConnection ro:Secondary/Unknown ds:UpToDate/DUnknown" in proc
