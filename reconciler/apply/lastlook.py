@@ -31,6 +31,8 @@ from reconciler.plan.safety import (
 )
 
 GI_TIMEOUT = 30.0
+# /proc/mounts is a symlink (to self/mounts) and the host seam never follows a final symlink.
+MOUNTS_FILE = "/proc/self/mounts"
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ class LastLook:
         return None
 
     def _not_mounted(self, action: Action) -> Stop | None:
-        mounts = parse_mounts(self.host.read_file("/proc/mounts") or "")
+        mounts = parse_mounts(self.host.read_file(MOUNTS_FILE) or "")
         refusal = start_domain_refusal(action.key.split(":", 1)[1], action.devices, mounts)
         return Stop("refused", refusal) if refusal else None
 

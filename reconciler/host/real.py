@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -12,6 +13,9 @@ from reconciler.host.atomic import write_atomic
 from reconciler.host.base import DEFAULT_TIMEOUT, EXIT_NOT_FOUND, EXIT_TIMEOUT, CommandResult, HostFileError
 
 EXIT_NOT_EXECUTABLE = 126
+# When set, every command this host runs is appended to that file as one JSON line (argv, exit code,
+# seconds): an audit of exactly what touched the node, e.g. to prove that a pass changed nothing.
+COMMAND_LOG_ENV = "RECONCILER_COMMAND_LOG"
 
 
 class RealHost:
@@ -20,12 +24,29 @@ class RealHost:
     def __init__(self, node: str | None = None, env: Mapping[str, str] | None = None) -> None:
         self._node = node or socket.gethostname()
         self._env = dict(env or {})
+        self._command_log = os.environ.get(COMMAND_LOG_ENV) or None
 
     @property
     def node(self) -> str:
         return self._node
 
     def run(self, argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, stdin: str | None = None) -> CommandResult:
+        result = self._run(argv, timeout=timeout, stdin=stdin)
+        if self._command_log is not None:
+            self._log(result)
+        return result
+
+    def _log(self, result: CommandResult) -> None:
+        line = json.dumps({"time": round(time.time(), 3), "argv": list(result.argv), "rc": result.returncode,
+                           "seconds": round(result.duration_s, 3)})
+        try:
+            with open(self._command_log or "", "a", encoding="utf-8") as handle:
+                handle.write(line + "\n")
+        except OSError:
+            # An audit log that cannot be written must not stop the node's convergence.
+            pass
+
+    def _run(self, argv: Sequence[str], *, timeout: float, stdin: str | None) -> CommandResult:
         args = tuple(argv)
         if not args or not all(isinstance(a, str) for a in args):
             raise TypeError(f"argv must be a non-empty sequence of strings, got {argv!r}")

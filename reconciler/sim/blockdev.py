@@ -169,6 +169,12 @@ def blkid(ctx: CommandContext, argv: list[str]) -> CommandResult:
                 errors.append(f"blkid: error: {path}: Input/output error\n")
                 code = 4
             continue
+        role = drbd_role(ctx.state, ctx.node, path)
+        if role is not None and role != "Primary" and ctx.node_state.get("drbd_version") == "8.4":
+            # Real DRBD 8.4 (the lab's corpus): a Secondary refuses to be opened, so probing fails.
+            if probe:
+                errors.append(f"blkid: error: {path}: Wrong medium type\n")
+            continue
         signatures = visible_signatures(ctx, path)
         if not signatures:
             continue

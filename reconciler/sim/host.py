@@ -8,6 +8,7 @@ hang is charged to simulated time.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import posixpath
@@ -19,6 +20,8 @@ from reconciler.sim import commands, faults
 from reconciler.sim.state import SimCluster, SimStateError, State, load_modules, node_state, serialise
 
 EXIT_UNREACHABLE = 255
+# Files that are symlinks on Linux (read them through /proc/self/...).
+PROC_SYMLINKS = frozenset({"/proc/mounts", "/proc/net"})
 
 
 class SimHost:
@@ -80,6 +83,9 @@ class SimHost:
     def read_file(self, path: str) -> str | None:
         state = self.cluster.snapshot()
         self._require_up(state)
+        if _normal(path) in PROC_SYMLINKS:
+            # As on a real node: the host seam opens files with O_NOFOLLOW, and these are symlinks.
+            raise HostFileError(errno.ELOOP, f"cannot read {path}: Too many levels of symbolic links")
         return self._context(state).read_file(_normal(path))
 
     def list_dir(self, path: str) -> tuple[str, ...]:

@@ -208,7 +208,7 @@ def test_forced_promotion_checks_generation_identifiers_first(gi: str, allowed: 
 
 def test_domain_start_refused_while_dom0_has_its_device_mounted() -> None:
     host = start_host(signatures={"/dev/drbd0": "xfs", "/dev/vg-sda/swap100": "swap"})
-    host.files["/proc/mounts"] = "/dev/sda1 / ext4 rw 0 0\n/dev/drbd0 /mnt xfs rw 0 0\n"
+    host.files["/proc/self/mounts"] = "/dev/sda1 / ext4 rw 0 0\n/dev/drbd0 /mnt xfs rw 0 0\n"
     result = apply_plan(host, start_plan(), options=options(VirtualClock()))
     start = next(r for r in result.actions if r.kind == "start-domain")
     assert start.result == "refused"

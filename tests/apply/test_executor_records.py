@@ -123,7 +123,7 @@ def test_configuration_files_are_written_world_readable() -> None:
 
 def test_steps_stopped_before_any_command_count_no_attempt_but_a_last_look_counts_one() -> None:
     host = start_host(signatures={"/dev/drbd0": "ext4", "/dev/vg-sda/swap100": "swap"},
-                      files={"/proc/mounts": "/dev/vg-sda/swap100 none swap sw 0 0\n"})
+                      files={"/proc/self/mounts": "/dev/vg-sda/swap100 none swap sw 0 0\n"})
     records = _by_kind(apply_plan(host, start_plan(), options=options(VirtualClock())).actions)
     assert records["make-fs"].result == "refused"
     assert records["make-fs"].attempts == 0

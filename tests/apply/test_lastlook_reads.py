@@ -261,7 +261,7 @@ def test_a_domain_start_refusal_names_the_domain_and_the_mounted_device() -> Non
     plan = _promotion_plan(make_node(make_vm(100)))
     host = FakeHost(drbd=(drbd_state("vm100", 0, role="Secondary"),),
                     signatures={"/dev/drbd0": "xfs", "/dev/vg-sda/swap100": "swap"},
-                    files={"/proc/mounts": "/dev/drbd0 /mnt/rescue xfs rw 0 0\n"})
+                    files={"/proc/self/mounts": "/dev/drbd0 /mnt/rescue xfs rw 0 0\n"})
     assert _outcomes(host, plan)["start-domain@domain:vm100"] == (
         "refused", "starting vm100 refused: /dev/drbd0 is mounted in dom0")
     assert not any(c[:2] == ("xl", "create") for c in host.calls)

@@ -87,3 +87,34 @@ def test_list_and_remove(tmp_path: Path) -> None:
     host.remove_file(str(tmp_path / "a"))
     assert os.listdir(tmp_path) == ["b"]
     assert host.list_dir(str(tmp_path / "nope")) == ()
+
+
+def test_command_log_records_every_command_with_its_exit_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    log = tmp_path / "commands.jsonl"
+    monkeypatch.setenv("RECONCILER_COMMAND_LOG", str(log))
+    host = RealHost("n1")
+    host.run(["true"])
+    host.run([sys.executable, "-c", "raise SystemExit(4)"])
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(e["argv"][0], e["rc"]) for e in entries] == [("true", 0), (sys.executable, 4)]
+
+
+def test_no_command_log_unless_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RECONCILER_COMMAND_LOG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    RealHost("n1").run(["true"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_mounts_file_the_executor_reads_is_readable_on_a_real_host() -> None:
+    # Found on real kernels: /proc/mounts is a symlink and the real host never follows one (O_NOFOLLOW),
+    # so every start-domain precheck crashed the pass until the last look read /proc/self/mounts.
+    from reconciler.apply.lastlook import MOUNTS_FILE
+
+    with pytest.raises(HostFileError):
+        RealHost().read_file("/proc/mounts")
+    text = RealHost().read_file(MOUNTS_FILE)
+    assert text is not None
+    assert any(line.split()[1] == "/" for line in text.splitlines())

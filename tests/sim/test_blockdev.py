@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.host.base import HostFileError
 from reconciler.sim.blockdev import human_size
 from reconciler.sim.host import SimHost
 from reconciler.sim.state import SimCluster, content, resolve_device
@@ -94,9 +95,12 @@ def test_mount_umount_and_proc_mounts(host: SimHost) -> None:
     assert "wrong fs type, bad option, bad superblock" in nothing.stderr
     ok(host, "mkfs.xfs", "-q", DEV)
     ok(host, "mount", DEV, "/mnt")
-    mounts = host.read_file("/proc/mounts")
+    mounts = host.read_file("/proc/self/mounts")
     assert mounts is not None
     assert f"{DEV} /mnt xfs rw,relatime" in mounts
+    # /proc/mounts is a symlink: the host seam refuses it on a real node, and so does the simulator.
+    with pytest.raises(HostFileError, match="symbolic links"):
+        host.read_file("/proc/mounts")
     again = host.run(["mount", DEV, "/mnt"])
     assert (again.returncode, again.stderr) == (32, f"mount: /mnt: {DEV} already mounted on /mnt.\n")
     assert "contains a mounted filesystem" in host.run(["mkfs.xfs", "-f", DEV]).stderr

@@ -618,3 +618,15 @@ def test_a_failed_leg_under_a_striped_backing_device_detaches(tmp_path: Path) ->
     with cluster.cluster.transaction() as state:
         faults.disk_fail(state, "himbeere", "/dev/vg-sdb/root100b")
     assert cluster.disk("himbeere") == "Diskless"
+
+
+def test_drbd84_blkid_on_a_secondary_fails_as_on_real_kernels(tmp_path: Path) -> None:
+    # Real DRBD 8.4.11 in the lab (tests/observe/fixtures/lab-converged-himbeere/real-blkid-drbd0.txt):
+    # probing the Secondary's device fails; the Primary's shows the filesystem.
+    pair = DrbdCluster(tmp_path / "c", drbd_version="8.4")
+    pair.new_pair()
+    pair.ok("erdbeere", "mkfs.xfs", "-q", "/dev/drbd0")
+    secondary = pair.run("himbeere", "blkid", "-p", "-o", "export", "/dev/drbd0")
+    assert (secondary.returncode, secondary.stdout) == (2, "")
+    assert secondary.stderr == "blkid: error: /dev/drbd0: Wrong medium type\n"
+    assert "TYPE=xfs" in pair.ok("erdbeere", "blkid", "-p", "-o", "export", "/dev/drbd0").stdout

@@ -127,7 +127,7 @@ def test_files_live_per_node(tmp_path: Path) -> None:
 
 def test_proc_mounts_is_served_from_state(tmp_path: Path) -> None:
     host = SimHost(cluster(tmp_path), "erdbeere")
-    mounts = host.read_file("/proc/mounts")
+    mounts = host.read_file("/proc/self/mounts")
     assert mounts is not None
     assert " / ext4 " in mounts
     assert "mounts" in host.list_dir("/proc")

@@ -1,0 +1,3 @@
+from reconciler_lab.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,107 @@
+"""The lab's desired state: the classic example's structure, scaled down to the lab's disks, on DRBD 8.4.
+
+It lives in a git repository on the host that both nodes' daemons follow (read over the shared root);
+scenarios change it by committing, as an operator would.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from reconciler_lab import paths
+from reconciler_lab.proc import run
+from reconciler_lab.qemu import NODES
+
+VM_ID = 100
+DATA_LV = "128M"     # each of three legs: a 384 MiB stripe, XFS needs 300 MiB after DRBD's metadata
+SWAP_LV = "16M"
+GIT_ENV = {"GIT_AUTHOR_NAME": "lab", "GIT_AUTHOR_EMAIL": "lab@localhost", "GIT_COMMITTER_NAME": "lab",
+           "GIT_COMMITTER_EMAIL": "lab@localhost"}
+
+
+def cluster_yaml() -> str:
+    nodes = "".join(f"  {n.name}:\n    hostname: {n.name}\n    address: {n.address('rep')}\n"
+                    f"    volume_groups: [vg-sda, vg-sdb, vg-sdc]\n    drbd_version: \"8.4\"\n" for n in NODES)
+    return f"""# The lab's cluster: two nodes on real Xen 4.17 and DRBD 8.4 (see docs/lab.md).
+cluster: lab
+nodes:
+{nodes}
+defaults:
+  storage:
+    layout: dm-striped
+    volume_groups: [vg-sda, vg-sdb, vg-sdc]
+    chunk_sectors: 64
+  drbd:
+    protocol: C
+    degr_wfc_timeout: 120
+    on_io_error: detach
+    al_extents: 257
+  safety:
+    mechanism: fencing
+    fencing_policy: resource-only
+    # Asks the peer's daemon over the management link (the default handler uses the replication link).
+    fence_peer_handler: /usr/local/sbin/lab-fence-peer
+  domain:
+    type: pv
+guards:
+  max_removals_per_revision: 1
+  allow_mass_delete: false
+"""
+
+
+def vm_yaml(primary: str = "erdbeere", size: str = DATA_LV) -> str:
+    version = paths.kernel_version()
+    return f"""# The lab's VM {VM_ID}: the classic layout (three swap LVs, a dm stripe of three data LVs, DRBD on
+# minor 0, XFS made once on the primary), scaled down; a Debian kernel with a busybox initramfs as the guest.
+id: {VM_ID}
+nodes: [erdbeere, himbeere]
+primary: {primary}
+storage:
+  layout: dm-striped
+  volume_groups: [vg-sda, vg-sdb, vg-sdc]
+  stripes: 3
+  chunk_sectors: 64
+  size: {size}
+swap:
+  size: {SWAP_LV}
+  volume_groups: [vg-sda, vg-sdb, vg-sdc]
+drbd: {{minor: 0, port: 7788, protocol: C}}
+filesystem: xfs
+domain:
+  memory: 160M
+  vcpus: 1
+  kernel: {paths.KERNEL_TREE}/boot/vmlinuz-{version}
+  ramdisk: {paths.DOMU_INITRD}
+  extra: console=hvc0 loglevel=4
+"""
+
+
+class DesiredRepo:
+    """The git repository the daemons follow."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def git(self, *args: str) -> str:
+        env_argv = ["env", *(f"{k}={v}" for k, v in GIT_ENV.items())]
+        return run((*env_argv, "git", "-C", str(self.path), *args), timeout=60).stdout
+
+    def create(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        run(("git", "init", "-q", "-b", "main", str(self.path)), timeout=60)
+        self.write(cluster_yaml(), vm_yaml())
+        self.commit("lab: initial desired state")
+
+    def write(self, cluster: str, vm: str) -> None:
+        (self.path / "vms").mkdir(exist_ok=True)
+        (self.path / "cluster.yaml").write_text(cluster)
+        (self.path / "vms" / f"vm{VM_ID}.yaml").write_text(vm)
+
+    def commit(self, message: str) -> str:
+        self.git("add", "-A")
+        self.git("commit", "-q", "--allow-empty", "-m", message)
+        head = self.git("rev-parse", "HEAD").strip()
+        # The guests read the repository over 9p as another user's files; let them.
+        os.chmod(self.path, 0o755)  # noqa: S103
+        return head

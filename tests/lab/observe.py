@@ -1,0 +1,86 @@
+"""Reading the lab nodes' real state: /proc/drbd (DRBD 8.4), xl list, dm tables, the command log."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from reconciler_lab.lab import Node
+
+_PROC_DRBD = re.compile(r"^\s*(\d+): cs:(\S+) ro:(\S+)/(\S+) ds:(\S+)/(\S+)", re.M)
+
+
+@dataclass(frozen=True)
+class Replica:
+    cs: str
+    role: str
+    peer_role: str
+    disk: str
+    peer_disk: str
+
+
+def replica(node: Node, minor: int = 0) -> Replica | None:
+    """The resource on ``minor`` as /proc/drbd shows it, or None when it is not configured."""
+    for match in _PROC_DRBD.finditer(node.check(["cat", "/proc/drbd"], timeout=60)):
+        if int(match.group(1)) == minor:
+            return Replica(*match.group(2, 3, 4, 5, 6))
+    return None
+
+
+def domains(node: Node) -> set[str]:
+    lines = node.check(["xl", "list"], timeout=120).splitlines()[1:]
+    return {line.split()[0] for line in lines if line.split()} - {"Domain-0"}
+
+
+def commands(node: Node) -> list[dict[str, object]]:
+    """The real host's command log. A power loss can leave one torn line (NUL bytes after the journal
+    replay); it is skipped, everything else must parse."""
+    text = node.check(["cat", "/persist/log/commands.jsonl"], timeout=60)
+    entries = []
+    for line in text.splitlines():
+        if not line.strip("\0 \t"):
+            continue
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            if "\0" not in line and line.startswith("{") and line is not text.splitlines()[-1]:
+                raise
+    return entries
+
+
+def daemon_log(node: Node) -> str:
+    return node.check(["cat", "/persist/log/daemon.log"], timeout=60)
+
+
+def passes(node: Node) -> list[str]:
+    return [line for line in daemon_log(node).splitlines() if "event=pass.end" in line]
+
+
+def kernel_log(node: Node) -> str:
+    return node.check(["dmesg"], timeout=60)
+
+
+def helper_exits(node: Node, helper: str = "fence-peer") -> list[int]:
+    """Exit codes DRBD logged for a usermode helper (``helper command: drbdadm fence-peer ... exit code N``)."""
+    pattern = re.compile(rf"helper command: \S*drbdadm {re.escape(helper)} \S+ exit code (\d+)")
+    return [int(m.group(1)) for m in pattern.finditer(kernel_log(node))]
+
+
+def legs(node: Node, device: str = "root100") -> list[str]:
+    """The major:minor of each leg of a striped dm table."""
+    table = node.check(["dmsetup", "table", device], timeout=60).split()
+    assert table[2] == "striped", table
+    count = int(table[3])
+    return [table[5 + 2 * i] for i in range(count)]
+
+
+def lv_devices(node: Node, lv: str = "root100") -> dict[str, str]:
+    """vg -> major:minor of ``lv`` in every volume group."""
+    out = node.check(["lvs", "--noheadings", "-o", "vg_name,lv_name,lv_kernel_major,lv_kernel_minor"], timeout=120)
+    found = {}
+    for line in out.splitlines():
+        vg, name, major, minor = line.split()
+        if name == lv:
+            found[vg] = f"{major}:{minor}"
+    return found
