@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import time
+import traceback
 from typing import Any, TextIO
 
 LOGGER_NAME = "reconciler"
@@ -53,9 +54,13 @@ class JsonFormatter(logging.Formatter):
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
     fields = getattr(record, "fields", None)
-    if not isinstance(fields, dict):
-        return {}
-    return {k: v for k, v in fields.items() if v is not None}
+    found = {k: v for k, v in fields.items() if v is not None} if isinstance(fields, dict) else {}
+    if record.exc_info and record.exc_info[1] is not None:
+        # A crash must say what and where in its own line: journald keeps one line per event.
+        exc = record.exc_info[1]
+        found["error"] = f"{type(exc).__name__}: {exc}"
+        found["traceback"] = "".join(traceback.format_exception(exc)).rstrip()
+    return found
 
 
 def setup_logging(fmt: str = "kv", *, stream: TextIO | None = None, level: int = logging.INFO) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 
-from reconciler.daemon.logs import event, setup_logging
+from reconciler.daemon.logs import LOGGER_NAME, event, setup_logging
 
 
 def test_key_value_lines() -> None:
@@ -43,3 +44,17 @@ def test_values_from_outside_cannot_reach_the_terminal_raw() -> None:
     line = stream.getvalue().strip()
     assert line.isascii()
     assert json.loads(line)["error"] == "vms/\u202eevil.yaml"
+
+
+def test_a_crash_line_carries_the_error_and_its_traceback_in_one_line() -> None:
+    stream = io.StringIO()
+    setup_logging("kv", stream=stream)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logging.getLogger(LOGGER_NAME).exception("pass crashed")
+    line = stream.getvalue()
+    assert line.count("\n") == 1
+    assert 'error="ValueError: boom"' in line
+    assert "traceback=" in line
+    assert "test_a_crash_line_carries_the_error" in line
