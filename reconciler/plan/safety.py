@@ -236,7 +236,8 @@ def lv_ownership_refusal(vg: str, name: str, lv: LogicalVolume | None, *, uuid: 
     return None
 
 
-def _lvm_dm_name(path: str) -> str | None:
+def lvm_dm_name(path: str) -> str | None:
+    """The dm device name of an LV path (``/dev/vg-a/lv`` -> ``vg--a-lv``) or of ``/dev/mapper/NAME``."""
     parts = path.split("/")
     if len(parts) != 4 or parts[1] != "dev":
         return None
@@ -250,7 +251,7 @@ def _resolved_table(table: str, devices: Iterable[DmDevice]) -> str:
     numbers = {d.name: f"{d.major}:{d.minor}" for d in devices if d.major is not None}
     words = []
     for word in table.split():
-        name = _lvm_dm_name(word) if word.startswith("/dev/") else None
+        name = lvm_dm_name(word) if word.startswith("/dev/") else None
         words.append(numbers.get(name, word) if name else word)
     return " ".join(words)
 

@@ -10,7 +10,13 @@ from reconciler.ownership import LV_TAG
 from reconciler.plan import actions as A
 from reconciler.plan.builder import VmBuilder
 from reconciler.plan.index import ObservedIndex
-from reconciler.plan.safety import dm_adoption_refusal, lv_adoption_refusal, lv_shrink_refusal, stripe_shrink_refusal
+from reconciler.plan.safety import (
+    dm_adoption_refusal,
+    lv_adoption_refusal,
+    lv_shrink_refusal,
+    lvm_dm_name,
+    stripe_shrink_refusal,
+)
 from reconciler.sizes import format_size
 
 
@@ -68,20 +74,11 @@ def parse_striped(dev: DmDevice) -> StripeTable | None:
     return StripeTable(dev.targets[0].length, stripes, chunk, legs)
 
 
-def _lvm_dm_name(path: str) -> str | None:
-    parts = path.split("/")
-    if len(parts) != 4 or parts[1] != "dev":
-        return None
-    if parts[2] == "mapper":
-        return parts[3]
-    return f"{parts[2].replace('-', '--')}-{parts[3].replace('-', '--')}"
-
-
 def leg_matches(desired_leg: str, observed_leg: str, observed: ObservedIndex) -> bool:
     """Tables show legs as ``major:minor``; resolve the desired path through the LV's own dm device."""
     if desired_leg == observed_leg:
         return True
-    name = _lvm_dm_name(desired_leg)
+    name = lvm_dm_name(desired_leg)
     dev = observed.dm(name) if name else None
     if dev is not None and dev.major is not None:
         return observed_leg == f"{dev.major}:{dev.minor}"
