@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reconciler.host.base import Host
-from reconciler.model.observed import DrbdResourceState
+from reconciler.model.observed import DmDevice, DrbdResourceState, LogicalVolume
 from reconciler.model.status import ActionResult
 from reconciler.names import check_name
 from reconciler.observe.observer import Observer
@@ -116,32 +116,42 @@ class LastLook:
         refusal = start_domain_refusal(action.key.split(":", 1)[1], action.devices, mounts)
         return Stop("refused", refusal) if refusal else None
 
-    def _dm_ours(self, action: Action) -> Stop | None:
-        name = action.key.split(":", 1)[1]
+    def _fresh_dm(self) -> tuple[DmDevice, ...] | Stop:
         status, devices = self.observer.observe_dm()
         if status.state != "available":
             return Stop("refused", f"cannot re-read device-mapper right before the step ({status.state}: "
                                    f"{status.detail})")
+        return devices
+
+    def _fresh_lv(self, vg: str, name: str) -> LogicalVolume | Stop | None:
+        status, lvs = self.observer.observe_lvs()
+        if status.state != "available":
+            return Stop("refused", f"cannot re-read LVM right before the step ({status.state}: {status.detail})")
+        return next((v for v in lvs if v.vg == vg and v.name == name), None)
+
+    def _dm_ours(self, action: Action) -> Stop | None:
+        name = action.key.split(":", 1)[1]
+        devices = self._fresh_dm()
+        if isinstance(devices, Stop):
+            return devices
         device = next((d for d in devices if d.name == name), None)
         refusal = dm_ownership_refusal(name, device, dm_uuid(name))
         return Stop("refused", refusal) if refusal else None
 
     def _lv_ours(self, action: Action) -> Stop | None:
         vg, name = action.key.split(":", 1)[1].split("/", 1)
-        status, lvs = self.observer.observe_lvs()
-        if status.state != "available":
-            return Stop("refused", f"cannot re-read LVM right before the step ({status.state}: {status.detail})")
-        lv = next((v for v in lvs if v.vg == vg and v.name == name), None)
+        lv = self._fresh_lv(vg, name)
+        if isinstance(lv, Stop):
+            return lv
         refusal = lv_ownership_refusal(vg, name, lv, uuid=action.identity, tag=LV_TAG)
         return Stop("refused", refusal) if refusal else None
 
     def _dm_adoptable(self, action: Action) -> Stop | None:
         """``identity`` of an adopt-stripe action is the desired table the live one must still equal."""
         name = action.key.split(":", 1)[1]
-        status, devices = self.observer.observe_dm()
-        if status.state != "available":
-            return Stop("refused", f"cannot re-read device-mapper right before the step ({status.state}: "
-                                   f"{status.detail})")
+        devices = self._fresh_dm()
+        if isinstance(devices, Stop):
+            return devices
         device = next((d for d in devices if d.name == name), None)
         refusal = dm_adoption_refusal(name, device, uuid=dm_uuid(name), table=action.identity, devices=devices)
         return Stop("refused", refusal) if refusal else None
@@ -150,10 +160,9 @@ class LastLook:
         """``identity`` of an adopt-lv action is ``uuid bytes stripes extent``: what the plan saw and wants."""
         vg, name = action.key.split(":", 1)[1].split("/", 1)
         uuid, size, stripes, extent = [*action.identity.split(), "", "0", "1", "0"][:4]
-        status, lvs = self.observer.observe_lvs()
-        if status.state != "available":
-            return Stop("refused", f"cannot re-read LVM right before the step ({status.state}: {status.detail})")
-        lv = next((v for v in lvs if v.vg == vg and v.name == name), None)
+        lv = self._fresh_lv(vg, name)
+        if isinstance(lv, Stop):
+            return lv
         refusal = lv_adoption_refusal(vg, name, lv, uuid=uuid if uuid != "-" else "", size_bytes=int(size),
                                       stripes=int(stripes), extent_bytes=int(extent) or None, tag=LV_TAG)
         return Stop("refused", refusal) if refusal else None
