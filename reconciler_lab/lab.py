@@ -160,6 +160,29 @@ class Node:
         self.agent.close()
         self.qemu.kill()
 
+    def stop_daemon(self) -> None:
+        """What ``systemctl stop reconciler`` does: SIGTERM, then wait for the daemon to exit."""
+        pid = self.check(["cat", "/run/reconciler.pid"], timeout=60).strip()
+        if not pid.isdigit():
+            raise LabError(f"{self.name}: no daemon pid in /run/reconciler.pid: {pid!r}")
+        self.check(["kill", pid], timeout=60)
+        # tail --pid returns when the process is gone; timeout bounds it.
+        self.check(["timeout", "300", "tail", f"--pid={pid}", "-f", "/dev/null"], timeout=360)
+
+    def clean_shutdown(self) -> str:
+        """A clean system shutdown as the shipped units do it: reconciler.service stops first, then
+        reconciler-shutdown.service's ExecStop (``reconciler shutdown-node``); then the power goes."""
+        self.stop_daemon()
+        report = self.check(["sh", "-c", "set -a; . /etc/reconciler/reconciler.env; set +a; "
+                             "exec reconciler shutdown-node --state-dir /var/lib/reconciler"], timeout=1200)
+        self.check(["sync"], timeout=120)
+        self.power_off()
+        return report
+
+    def set_link(self, link: str, *, up: bool) -> None:
+        """Cut or restore one of the node's links (QEMU ``set_link``), as a pulled cable would."""
+        self.qemu.qmp("set_link", {"name": link, "up": up})
+
 
 class Lab:
     def __init__(self, run_dir: Path = paths.RUN) -> None:

@@ -9,12 +9,17 @@ exit code DRBD's kernel module understands (``drbd_nl.c``, ``conn_try_outdate_pe
 could not be reached (DRBD then assumes it dead); 6 the peer is Primary (DRBD outdates the local disk).
 Everything else (a refused authentication, an unknown resource, a failed ``drbdadm outdate``) is exit 1,
 which DRBD logs as a broken helper and treats as "not fenced": nothing is assumed about the peer.
+
+Each side notices a cut link on its own ping timeout, so the peer may still call itself Connected when it is
+asked, and DRBD refuses to outdate a connected disk. The peer then answers "connected" and the handler asks
+again until its deadline: a 4 is only ever the peer's own confirmation.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +33,9 @@ from reconciler.printable import escape
 
 OUTDATE_PATH = "/v1/outdate"
 DRBDADM_TIMEOUT = 20.0
-DEFAULT_HANDLER_TIMEOUT = 10.0
+# Covers the peer noticing the cut (DRBD's ping-int plus ping-timeout: 10.5 s by default) with room to spare.
+DEFAULT_HANDLER_TIMEOUT = 60.0
+RETRY_INTERVAL = 1.0
 
 EXIT_ERROR = 1
 EXIT_ALREADY = 3
@@ -45,7 +52,14 @@ OUTCOMES = {
     "primary": EXIT_PEER_PRIMARY,
     "unknown": EXIT_ERROR,
     "failed": EXIT_ERROR,
+    "connected": EXIT_ERROR,  # only when the peer still calls itself connected at the handler's deadline
 }
+
+# Connection states in which DRBD refuses to outdate the disk: the peer still sees the link as up.
+CONNECTED_STATES = frozenset({
+    "Connected", "StartingSyncS", "StartingSyncT", "WFBitMapS", "WFBitMapT", "WFSyncUUID", "SyncSource",
+    "SyncTarget", "PausedSyncS", "PausedSyncT", "VerifyS", "VerifyT", "Ahead", "Behind",
+})
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,11 @@ def outdate_local(host: Host, resource: str, managed: Callable[[], frozenset[str
         states = [_first_field(line) for line in disks.stdout.splitlines() if line.strip()] if disks.ok else []
         if states and all(state in NOT_UP_TO_DATE for state in states):
             return OutdateAnswer(host.node, name, "already", f"{name} is already {'/'.join(states)}")
+        links = host.run(("drbdadm", "cstate", name), timeout=DRBDADM_TIMEOUT)
+        seen = [line.strip() for line in links.stdout.splitlines() if line.strip()] if links.ok else []
+        if any(state in CONNECTED_STATES for state in seen):
+            return OutdateAnswer(host.node, name, "connected",
+                                 f"{name} on {host.node} is still {'/'.join(seen)}: it has not noticed the cut yet")
     # Not up here (``drbdadm outdate`` then marks the metadata offline), or Secondary with good data.
     result = host.run(("drbdadm", "outdate", name), timeout=DRBDADM_TIMEOUT)
     if result.ok:
@@ -105,28 +124,45 @@ class FenceResult:
 
 
 def ask_outdate(node: str, host: str, port: int, key: bytes | None, resource: str, *, sender: str,
-                timeout: float = DEFAULT_HANDLER_TIMEOUT) -> FenceResult:
+                timeout: float = DEFAULT_HANDLER_TIMEOUT,
+                wait: Callable[[float], object] = time.sleep,
+                clock: Callable[[], float] = time.monotonic) -> FenceResult:
     """Ask one peer's daemon to outdate ``resource``; the result carries DRBD's fence-peer exit code.
 
-    The request is signed for ``node`` alone (with ``sender``, this node, as its origin), so it cannot be
-    replayed to any other node, nor to ``node`` again (see :mod:`reconciler.daemon.peerauth`)."""
+    While the peer answers that it is still connected, ask again until ``timeout`` (the whole handler's
+    deadline). The request is signed for ``node`` alone (with ``sender``, this node, as its origin), so it
+    cannot be replayed to any other node, nor to ``node`` again (see :mod:`reconciler.daemon.peerauth`)."""
+    deadline = clock() + timeout
+    while True:
+        left = deadline - clock()
+        result, outcome = _ask_once(node, host, port, key, resource, sender=sender, timeout=max(left, 0.1))
+        if outcome != "connected" or deadline - clock() <= RETRY_INTERVAL:
+            return result
+        wait(RETRY_INTERVAL)
+
+
+def _ask_once(node: str, host: str, port: int, key: bytes | None, resource: str, *, sender: str,
+              timeout: float) -> tuple[FenceResult, str]:
     body = json.dumps({"resource": resource}).encode()
     try:
         status, reason, answer = signed_exchange(key, sender=sender, target=node, host=host, port=port,
                                                  method="POST", path=OUTDATE_PATH, body=body, timeout=timeout)
     except ForgedAnswer:
-        return FenceResult(EXIT_ERROR, f"peer {node} answer has a bad signature")
+        return FenceResult(EXIT_ERROR, f"peer {node} answer has a bad signature"), ""
     except (OSError, http.client.HTTPException) as exc:
-        return FenceResult(EXIT_UNREACHABLE, f"peer {node} at {host}:{port} unreachable: {type(exc).__name__}: {exc}")
+        return FenceResult(EXIT_UNREACHABLE,
+                           f"peer {node} at {host}:{port} unreachable: {type(exc).__name__}: {exc}"), ""
     if status != 200:
         # It answered, so it is alive: claiming "unreachable" would let DRBD assume it dead.
-        return FenceResult(EXIT_ERROR, f"peer {node} refused: HTTP {status} {escape(reason)[:100]}")
+        return FenceResult(EXIT_ERROR, f"peer {node} refused: HTTP {status} {escape(reason)[:100]}"), ""
     try:
         data = json.loads(answer)
     except ValueError:
-        return FenceResult(EXIT_ERROR, f"peer {node} answered something that is not JSON")
+        return FenceResult(EXIT_ERROR, f"peer {node} answered something that is not JSON"), ""
     if not isinstance(data, dict) or data.get("node") != node or data.get("resource") != resource:
-        return FenceResult(EXIT_ERROR, f"peer answer is not about {resource} on {node}: {escape(repr(data))[:200]}")
+        return FenceResult(EXIT_ERROR,
+                           f"peer answer is not about {resource} on {node}: {escape(repr(data))[:200]}"), ""
     outcome = str(data.get("outcome"))
     code = OUTCOMES.get(outcome, EXIT_ERROR)
-    return FenceResult(code, f"peer {node}: {escape(outcome)[:40]}: {escape(str(data.get('detail', '')))[:300]}")
+    detail = escape(str(data.get("detail", "")))[:300]
+    return FenceResult(code, f"peer {node}: {escape(outcome)[:40]}: {detail}"), outcome

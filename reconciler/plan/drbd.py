@@ -117,6 +117,9 @@ def plan_resize(b: VmBuilder, drbd: DesiredDrbd, res: DrbdResourceState, storage
         if peer_size is None or peer_size < backing:
             waiting = (f"peer {b.peer.node} has not grown its backing device yet "
                        f"({format_size(peer_size) if peer_size else 'unknown'} < {format_size(backing)})")
+    if not waiting and not b.vm.is_primary_here:
+        # One resize grows the device on both connected nodes; issuing it from both would run it twice.
+        waiting = f"the designated primary {b.vm.primary_node} resizes it (DRBD grows both nodes at once)"
     b.add("drbd-resize", drbd.key, "change",
           f"resize DRBD {drbd.name} to the grown backing device ({format_size(backing)})",
           commands=(A.drbdadm("resize", drbd.name),), depends_on=storage, waiting=waiting,

@@ -31,8 +31,13 @@ def test_growth_extends_reloads_and_resizes_once_both_nodes_grew(lab: SimLab) ->
     assert not any(a[:2] == ["drbdadm", "resize"] for a in ran)
     second = lab.apply("himbeere")
     assert second.result is not None
-    assert "drbd-resize" in [r.kind for r in second.result.actions if r.result == "ok"]
-    assert any(n.kind == "filesystem-growth" for n in second.plan.notes)
+    waiting = next(a for a in second.plan.actions if a.kind == "drbd-resize")
+    assert "the designated primary erdbeere resizes it" in waiting.waiting
+    assert not any(a[:2] == ["drbdadm", "resize"] for a in commands_since(lab, mark, "himbeere"))
+    third = lab.apply("erdbeere")
+    assert third.result is not None
+    assert "drbd-resize" in [r.kind for r in third.result.actions if r.result == "ok"]
+    assert any(n.kind == "filesystem-growth" for n in third.plan.notes)
     resizes = [a for node in NODES for a in commands_since(lab, mark, node) if a[:2] == ["drbdadm", "resize"]]
     assert len(resizes) == 1
     for node in NODES:

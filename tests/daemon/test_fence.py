@@ -31,15 +31,34 @@ PEER = "himbeere"
 
 
 class Outdater:
-    """Stands in for the peer's DRBD: answers with a fixed outcome and remembers what it was asked."""
+    """Stands in for the peer's DRBD: answers with a fixed outcome (after ``connected_for`` answers that it is
+    still connected) and remembers what it was asked."""
 
-    def __init__(self, outcome: str) -> None:
+    def __init__(self, outcome: str, connected_for: int = 0) -> None:
         self.outcome = outcome
+        self.connected_for = connected_for
         self.asked: list[str] = []
 
     def __call__(self, resource: str) -> OutdateAnswer:
         self.asked.append(resource)
+        if len(self.asked) <= self.connected_for:
+            return OutdateAnswer(PEER, resource, "connected", "still Connected")
         return OutdateAnswer(PEER, resource, self.outcome, "from the test")
+
+
+class FakeTime:
+    """A clock that moves only when the code under test waits."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def wait(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
 
 
 def _status() -> PeerAnswer:
@@ -87,6 +106,30 @@ def test_handler_exit_code_follows_the_peer_answer(tmp_path: Path, monkeypatch: 
     assert len(err) == 1
     assert err[0].startswith("reconciler fence-peer: vm100: peer himbeere: ")
     assert err[0].endswith(f"exit {code}")
+
+
+def test_a_peer_that_has_not_noticed_the_cut_is_asked_again_until_it_confirms(serve: Serve) -> None:
+    # Each side notices a cut link on its own ping timeout; a 4 must be the peer's own confirmation.
+    outdater = Outdater("outdated", connected_for=3)
+    server = serve(outdater)
+    fake = FakeTime()
+    result = ask_outdate(PEER, "127.0.0.1", server.port, KEY, "vm100", sender="erdbeere", timeout=30.0,
+                         wait=fake.wait, clock=fake.clock)
+    assert result.exit_code == 4
+    assert outdater.asked == ["vm100"] * 4
+    assert fake.waits == [1.0, 1.0, 1.0]
+
+
+def test_a_peer_still_connected_at_the_deadline_is_exit_1_never_5(serve: Serve) -> None:
+    outdater = Outdater("outdated", connected_for=1000)
+    server = serve(outdater)
+    fake = FakeTime()
+    result = ask_outdate(PEER, "127.0.0.1", server.port, KEY, "vm100", sender="erdbeere", timeout=5.0,
+                         wait=fake.wait, clock=fake.clock)
+    assert result.exit_code == 1
+    assert "connected" in result.message
+    assert len(outdater.asked) == 5
+    assert fake.now <= 5.0
 
 
 def test_unreachable_peer_is_exit_5(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -219,11 +262,12 @@ def test_a_resource_this_node_does_not_manage_is_not_touched(partitioned: DrbdCl
     assert partitioned.disk("himbeere") == "UpToDate"
 
 
-def test_while_still_connected_drbd_refuses_and_the_handler_gets_1(tmp_path: Path) -> None:
+def test_while_still_connected_the_peer_answers_connected_and_outdates_nothing(tmp_path: Path) -> None:
     pair = DrbdCluster(tmp_path / "cluster")
     pair.new_pair(resource_text())
     answer = outdate_local(pair.hosts["himbeere"], "vm100", _managed)
-    assert answer.outcome == "failed"
+    assert answer.outcome == "connected"
+    assert answer.detail == "vm100 on himbeere is still Connected: it has not noticed the cut yet"
     assert pair.disk("himbeere") == "UpToDate"
 
 

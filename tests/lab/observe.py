@@ -84,3 +84,36 @@ def lv_devices(node: Node, lv: str = "root100") -> dict[str, str]:
         if name == lv:
             found[vg] = f"{major}:{minor}"
     return found
+
+
+def drbd_bytes(node: Node, minor: int = 0) -> int:
+    """The DRBD device's size (8.4's /proc/drbd shows none; sysfs counts 512-byte sectors)."""
+    return int(node.check(["cat", f"/sys/block/drbd{minor}/size"], timeout=60).strip()) * 512
+
+
+def dm_bytes(node: Node, device: str = "root100") -> int:
+    """The length of a dm table, in bytes."""
+    fields = node.check(["dmsetup", "table", device], timeout=60).split()
+    return int(fields[1]) * 512
+
+
+def lv_bytes(node: Node, lv: str = "root100") -> dict[str, int]:
+    """vg -> size in bytes of ``lv`` in every volume group."""
+    out = node.check(["lvs", "--noheadings", "--units", "b", "--nosuffix", "-o", "vg_name,lv_name,lv_size"],
+                     timeout=120)
+    return {vg: int(size) for vg, name, size in (line.split() for line in out.splitlines() if line.strip())
+            if name == lv}
+
+
+def domain_id(node: Node, name: str) -> int | None:
+    for line in node.check(["xl", "list"], timeout=120).splitlines()[1:]:
+        fields = line.split()
+        if fields and fields[0] == name:
+            return int(fields[1])
+    return None
+
+
+def metrics(node: Node) -> str:
+    """The daemon's Prometheus exposition, read inside the node (it listens on the node's loopback)."""
+    return node.check(["python3", "-c", "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen("
+                       "'http://127.0.0.1:9793/metrics', timeout=60).read().decode())"], timeout=120)

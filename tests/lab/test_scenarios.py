@@ -6,21 +6,28 @@ real kernels show; every wait polls an observed condition with a generous deadli
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
 import pytest
 
 from reconciler_lab.desired import cluster_yaml, vm_yaml
-from reconciler_lab.lab import Lab, Node, capture, wait_until
+from reconciler_lab.lab import Lab, Node, capture, start_daemon, wait_until
 from reconciler_lab.proc import LabError
 from tests.lab.observe import (
     Replica,
     commands,
+    dm_bytes,
+    domain_id,
     domains,
+    drbd_bytes,
     helper_exits,
+    kernel_log,
     legs,
+    lv_bytes,
     lv_devices,
+    metrics,
     passes,
     replica,
 )
@@ -28,6 +35,9 @@ from tests.lab.observe import (
 CONVERGE = 1800.0     # from empty disks: LVs, create-md, full sync of 384 MiB, mkfs.xfs, a domU boot, on TCG
 MOVE = 1200.0
 VM = "vm100"
+MIB = 1024 * 1024
+GROWN_LV = 160 * MIB
+SYNCED = ("Connected", "UpToDate", "UpToDate")
 
 # Commands that only read: anything else in a no-op pass's command log is a mutation.
 READ_ONLY = {
@@ -59,6 +69,40 @@ def _running(node: Node) -> bool:
 def _converged(node: Node) -> bool:
     ends = passes(node)
     return bool(ends) and "result=converged" in ends[-1]
+
+
+def _size(lab: Lab) -> str:
+    """The data LVs' size in the desired state now (a later commit must not ask for a shrink)."""
+    text = (lab.repo.path / "vms" / f"{VM}.yaml").read_text()
+    found = re.search(r"^storage:\n(?:  .*\n)*?  size: (\S+)$", text, re.M)
+    assert found, text
+    return found.group(1)
+
+
+def _roles(lab: Lab) -> tuple[Node, Node]:
+    """(the node where DRBD is Primary, the other one), from what DRBD shows."""
+    for node in lab.nodes.values():
+        mine = replica(node)
+        if mine is not None and mine.role == "Primary":
+            other = next(n for n in lab.nodes.values() if n is not node)
+            return node, other
+    raise AssertionError(f"no Primary: {[replica(n) for n in lab.nodes.values()]}")
+
+
+def _synced(node: Node, role: str) -> bool:
+    mine = replica(node)
+    return mine is not None and (mine.cs, mine.disk, mine.peer_disk) == SYNCED and mine.role == role
+
+
+def _settled(primary: Node, secondary: Node) -> bool:
+    """Connected, UpToDate on both sides, the domU on the primary only, and both daemons converged."""
+    return (_synced(primary, "Primary") and _synced(secondary, "Secondary") and _running(primary)
+            and VM not in domains(secondary) and _converged(primary) and _converged(secondary))
+
+
+def _passes_after(node: Node, count: int, what: str) -> None:
+    seen = len(passes(node))
+    wait_until(f"{count} passes on {node.name} {what}", lambda: len(passes(node)) >= seen + count, 600, poll=3.0)
 
 
 class Sampler:
@@ -147,10 +191,44 @@ def test_2_no_op_pass(lab: Lab) -> None:
 
 
 @pytest.mark.timeout(2400)
+def test_3_growth_by_commit(lab: Lab) -> None:
+    started = time.monotonic()
+    primary, secondary = _roles(lab)
+    domid = domain_id(primary, VM)
+    assert domid is not None
+    marks = {n.name: len(commands(n)) for n in lab.nodes.values()}
+    before = drbd_bytes(primary)
+    lab.repo.write(cluster_yaml(), vm_yaml(primary=primary.name, size=f"{GROWN_LV // MIB}M"))
+    lab.repo.commit("lab: grow vm100's three legs to 160M")
+    backing = 3 * GROWN_LV
+
+    def grown() -> bool:
+        for node in lab.nodes.values():
+            if set(lv_bytes(node).values()) != {GROWN_LV} or dm_bytes(node) != backing:
+                return False
+            # DRBD keeps its internal metadata (activity log, bitmap) at the end of the backing device.
+            if not backing - 4 * MIB < drbd_bytes(node) < backing:
+                return False
+        return _settled(primary, secondary)
+
+    wait_until("vm100 to grow on both nodes and settle", grown, MOVE, poll=5.0)
+    assert drbd_bytes(primary) == drbd_bytes(secondary)
+    assert drbd_bytes(primary) > before + 3 * 30 * MIB, (before, drbd_bytes(primary))
+    ran = {n.name: [c["argv"] for c in commands(n)[marks[n.name]:]] for n in lab.nodes.values()}
+    resizes = [(name, a) for name, argvs in ran.items() for a in argvs if a[:2] == ["drbdadm", "resize"]]
+    assert resizes == [(primary.name, ["drbdadm", "resize", VM])], f"drbdadm resize must run once: {resizes}"
+    for name, argvs in ran.items():
+        assert sum(a[0] == "lvextend" for a in argvs) == 3, f"{name}: {argvs}"
+        assert ["dmsetup", "resume", "root100"] in argvs, f"{name}: the stripe was not reloaded: {argvs}"
+    assert domain_id(primary, VM) == domid, "the domU was restarted by a growth"
+    lab.timings["scenario 3 (growth)"] = time.monotonic() - started
+
+
+@pytest.mark.timeout(2400)
 def test_4_planned_switchover(lab: Lab) -> None:
     started = time.monotonic()
     erdbeere, himbeere = lab.node("erdbeere"), lab.node("himbeere")
-    lab.repo.write(cluster_yaml(), vm_yaml(primary="himbeere"))
+    lab.repo.write(cluster_yaml(), vm_yaml(primary="himbeere", size=_size(lab)))
     lab.repo.commit("lab: move vm100 to himbeere")
     with Sampler(lab) as sampler:
         def moved() -> bool:
@@ -164,58 +242,187 @@ def test_4_planned_switchover(lab: Lab) -> None:
     lab.timings["scenario 4 (switchover)"] = time.monotonic() - started
 
 
+@pytest.mark.timeout(2400)
+def test_6_replication_link_cut(lab: Lab) -> None:
+    started = time.monotonic()
+    primary, secondary = _roles(lab)
+    exits_before = {n.name: len(helper_exits(n)) for n in lab.nodes.values()}
+    with Sampler(lab) as sampler:
+        primary.set_link("rep", up=False)
+        try:
+            wait_until("both nodes to notice the cut", lambda: all(
+                (r := replica(n)) is not None and r.cs != "Connected" for n in lab.nodes.values()), 600, poll=3.0)
+            # The primary's DRBD runs fence-peer; the handler asks the peer over the management link.
+            wait_until("the primary's fence-peer handler to finish",
+                       lambda: len(helper_exits(primary)) > exits_before[primary.name], 600, poll=3.0)
+            wait_until("the secondary's disk to be Outdated",
+                       lambda: (r := replica(secondary)) is not None and r.disk == "Outdated", 300, poll=3.0)
+            _passes_after(secondary, 2, "during the cut")
+            _passes_after(primary, 2, "during the cut")
+            assert replica(secondary) == Replica("WFConnection", "Secondary", "Unknown", "Outdated", "DUnknown")
+            mine = replica(primary)
+            assert mine is not None
+            assert (mine.role, mine.disk) == ("Primary", "UpToDate"), mine
+            assert _running(primary)
+            assert VM not in domains(secondary)
+            assert "degraded" in passes(primary)[-1], passes(primary)[-1]
+            capture(primary, "link-cut")
+            capture(secondary, "link-cut")
+        finally:
+            primary.set_link("rep", up=True)
+        wait_until("the replica to reconnect, resync and settle", lambda: _settled(primary, secondary), MOVE,
+                   poll=5.0)
+    assert sampler.samples > 5, "too few samples to show anything"
+    assert not sampler.violations, "\n".join(sampler.violations[:5])
+    exits = {n.name: helper_exits(n)[exits_before[n.name]:] for n in lab.nodes.values()}
+    # 5 ("unreachable") or 7 would let DRBD treat a live peer as dead; 4 is the peer's own confirmation.
+    assert exits[primary.name], f"fence-peer exit codes: {exits}"
+    assert set(exits[primary.name]) <= {3, 4}, f"fence-peer exit codes: {exits}"
+    assert not {5, 7} & set(exits[secondary.name]), f"fence-peer exit codes: {exits}"
+    for node in lab.nodes.values():
+        assert "Split-Brain detected" not in kernel_log(node), f"{node.name}: split brain after a link cut"
+    lab.timings["scenario 6 (link cut)"] = time.monotonic() - started
+
+
+@pytest.mark.timeout(3600)
+def test_7_clean_reboot_of_the_primary(lab: Lab) -> None:
+    started = time.monotonic()
+    primary, secondary = _roles(lab)
+    marks = {n.name: len(commands(n)) for n in lab.nodes.values()}
+    with Sampler(lab) as sampler:
+        report = primary.clean_shutdown()
+        wait_until("the secondary to lose its peer", lambda: (r := replica(secondary)) is not None
+                   and r.cs != "Connected", 600, poll=3.0)
+        _passes_after(secondary, 2, "with its peer down")
+        # The designated primary left cleanly (a Secondary that went away): nothing moves to the other node.
+        mine = replica(secondary)
+        assert mine is not None
+        assert (mine.role, mine.disk) == ("Secondary", "UpToDate"), mine
+        assert VM not in domains(secondary)
+        primary.boot(fresh=False)
+        wait_until("the rebooted primary to run vm100 again and both to settle",
+                   lambda: _settled(primary, secondary), MOVE, poll=5.0)
+    assert sampler.samples > 5, "too few samples to show anything"
+    assert not sampler.violations, "\n".join(sampler.violations[:5])
+    ran = [c["argv"] for c in commands(primary)[marks[primary.name]:]]
+    assert any(a[:3] == ["dmsetup", "create", "root100"] for a in ran), f"stripe not rebuilt: {ran}"
+    assert not [a for a in ran if a[0] in ("lvcreate", "mkfs.xfs", "mkswap", "wipefs")
+                or (a[0] == "drbdadm" and "create-md" in a)], f"rebuilt over existing data: {ran}"
+    assert ["xl", "create", f"/etc/xen/{VM}.cfg"] in ran, ran
+    assert not [c for c in commands(secondary)[marks[secondary.name]:] if c["argv"][:2] in (
+        ["xl", "create"], ["drbdadm", "primary"])], "the secondary took over although the primary left cleanly"
+    vgs = lv_devices(primary)
+    assert legs(primary) == [vgs["vg-sda"], vgs["vg-sdb"], vgs["vg-sdc"]]
+    lab.notes.append(f"clean shutdown of {primary.name}: {report.strip()[:300]}")
+    lab.timings["scenario 7 (clean reboot)"] = time.monotonic() - started
+
+
 @pytest.mark.timeout(3600)
 def test_5_power_loss_of_the_primary(lab: Lab) -> None:
     started = time.monotonic()
-    erdbeere, himbeere = lab.node("erdbeere"), lab.node("himbeere")
-    was = replica(himbeere)
-    assert was is not None
-    assert was.role == "Primary"
-    passes_before = len(passes(erdbeere))
-    logged_before = len(commands(himbeere))
-    himbeere.power_off()
+    dead, survivor = _roles(lab)
+    passes_before = len(passes(survivor))
+    logged_before = len(commands(dead))
+    dead.power_off()
 
     # The survivor notices and runs passes; it is not the designated primary, so nothing changes yet.
-    wait_until("erdbeere to lose its peer", lambda: (r := replica(erdbeere)) is not None and r.cs != "Connected",
-               600, poll=3.0)
-    lost = len(passes(erdbeere))
-    wait_until("two passes on erdbeere after the loss", lambda: len(passes(erdbeere)) >= max(lost, passes_before) + 2,
-               600, poll=3.0)
-    capture(erdbeere, "peer-lost")
+    wait_until(f"{survivor.name} to lose its peer",
+               lambda: (r := replica(survivor)) is not None and r.cs != "Connected", 600, poll=3.0)
+    lost = len(passes(survivor))
+    wait_until(f"two passes on {survivor.name} after the loss",
+               lambda: len(passes(survivor)) >= max(lost, passes_before) + 2, 600, poll=3.0)
+    capture(survivor, "peer-lost")
 
     # The documented failover (docs/operations.md): the dead node is powered off; record the decision in git.
-    lab.repo.write(cluster_yaml(), vm_yaml(primary="erdbeere"))
-    lab.repo.commit("lab: failover of vm100 to erdbeere (himbeere lost power)")
+    lab.repo.write(cluster_yaml(), vm_yaml(primary=survivor.name, size=_size(lab)))
+    lab.repo.commit(f"lab: failover of vm100 to {survivor.name} ({dead.name} lost power)")
     head = lab.repo.git("rev-parse", "--short=12", "HEAD").strip()
-    wait_until("erdbeere to apply the failover revision", lambda: head in erdbeere.check(
+    wait_until(f"{survivor.name} to apply the failover revision", lambda: head in survivor.check(
         ["reconciler", "status"], timeout=120), 600, poll=3.0)
-    seen = len(passes(erdbeere))
-    wait_until("two passes on the failover revision", lambda: len(passes(erdbeere)) >= seen + 2, 600, poll=3.0)
+    seen = len(passes(survivor))
+    wait_until("two passes on the failover revision", lambda: len(passes(survivor)) >= seen + 2, 600, poll=3.0)
     # Unreachable proves nothing: the daemon alone must not promote.
-    mine = replica(erdbeere)
+    mine = replica(survivor)
     assert mine is not None
-    assert mine.role == "Secondary", f"erdbeere promoted without proof: {mine}"
-    assert VM not in domains(erdbeere)
-    status = erdbeere.check(["reconciler", "status"], timeout=120)
+    assert mine.role == "Secondary", f"{survivor.name} promoted without proof: {mine}"
+    assert VM not in domains(survivor)
+    status = survivor.check(["reconciler", "status"], timeout=120)
     assert "cannot prove the peer is not writing" in status, status
     # Step 1 of the runbook made sure the peer cannot write (its power is off). The operator's promotion runs
     # DRBD's fence-peer handler, which cannot reach the peer (exit 5); DRBD then marks the peer Outdated,
     # which is the proof the daemon waits for: it starts the domain.
-    erdbeere.check(["drbdadm", "primary", "vm100"], timeout=300)
-    wait_until("vm100 to run on erdbeere", lambda: _running(erdbeere), MOVE, poll=5.0)
-    assert 5 in helper_exits(erdbeere), f"fence-peer exit codes on erdbeere: {helper_exits(erdbeere)}"
+    survivor.check(["drbdadm", "primary", "vm100"], timeout=300)
+    wait_until(f"vm100 to run on {survivor.name}", lambda: _running(survivor), MOVE, poll=5.0)
+    assert 5 in helper_exits(survivor), f"fence-peer exit codes on {survivor.name}: {helper_exits(survivor)}"
 
     # The dead node boots again: Secondary, resyncs, never starts the domain.
     with Sampler(lab) as sampler:
-        himbeere.boot(fresh=False)
+        dead.boot(fresh=False)
 
         def back() -> bool:
-            return (replica(erdbeere) == Replica("Connected", "Primary", "Secondary", "UpToDate", "UpToDate")
-                    and _converged(himbeere))
+            return (replica(survivor) == Replica("Connected", "Primary", "Secondary", "UpToDate", "UpToDate")
+                    and _converged(dead))
 
-        wait_until("himbeere to return as an UpToDate Secondary", back, MOVE, poll=5.0)
+        wait_until(f"{dead.name} to return as an UpToDate Secondary", back, MOVE, poll=5.0)
     assert not sampler.violations, "\n".join(sampler.violations[:5])
-    assert VM not in domains(himbeere)
-    after_return = [c["argv"] for c in commands(himbeere)[logged_before:]]
+    assert VM not in domains(dead)
+    after_return = [c["argv"] for c in commands(dead)[logged_before:]]
     assert not [a for a in after_return if a[:2] == ["xl", "create"] or a[:2] == ["drbdadm", "primary"]], after_return
     lab.timings["scenario 5 (power loss)"] = time.monotonic() - started
+
+
+@pytest.mark.timeout(3600)
+def test_8_split_brain_made_by_hand(lab: Lab) -> None:
+    started = time.monotonic()
+    primary, secondary = _roles(lab)
+    marks = {n.name: len(commands(n)) for n in lab.nodes.values()}
+    # A full partition, then the mistake the classic setup warns about: promoting the other side by hand.
+    for link in ("rep", "mgmt"):
+        primary.set_link(link, up=False)
+    try:
+        wait_until("both nodes to notice the partition", lambda: all(
+            (r := replica(n)) is not None and r.cs != "Connected" for n in lab.nodes.values()), 600, poll=3.0)
+        secondary.stop_daemon()  # the operator stops the daemon there first, as they would to work by hand
+        secondary.check(["drbdadm", "primary", "--force", VM], timeout=300)
+        # Writes on both sides: the domU keeps writing on the primary; here a block near the device's end.
+        blocks = drbd_bytes(secondary) // 4096
+        secondary.check(["dd", "if=/dev/urandom", "of=/dev/drbd0", "bs=4096", "count=4", f"seek={blocks - 8}",
+                         "oflag=direct", "conv=notrunc"], timeout=120)
+        secondary.check(["drbdadm", "secondary", VM], timeout=300)
+        start_daemon(secondary)
+    finally:
+        for link in ("rep", "mgmt"):
+            primary.set_link(link, up=True)
+    wait_until("DRBD to detect the split brain on both nodes", lambda: all(
+        "Split-Brain detected" in kernel_log(n) for n in lab.nodes.values()), MOVE, poll=5.0)
+
+    def reported(node: Node) -> bool:
+        exposed = metrics(node)
+        return ('drbd_resource_split_brain{resource="vm100"} 1.0' in exposed
+                and "split brain" in node.check(["reconciler", "status"], timeout=120))
+
+    wait_until("both nodes to report the split brain in status and metrics",
+               lambda: all(reported(n) for n in lab.nodes.values()), 600, poll=5.0)
+    for node in lab.nodes.values():
+        _passes_after(node, 2, "in split brain")
+        mine = replica(node)
+        assert mine is not None
+        assert mine.cs == "StandAlone", f"{node.name} reconnected into the split brain: {mine}"
+        assert "result=converged" not in passes(node)[-1], passes(node)[-1]
+        capture(node, "split-brain")
+    # Nothing discarded, nothing adjusted or reconnected: only the operator decides whose writes are lost.
+    for node in lab.nodes.values():
+        ran = [c["argv"] for c in commands(node)[marks[node.name]:]]
+        assert not [a for a in ran if (a[0] == "drbdadm" and a[1] in ("connect", "adjust", "invalidate"))
+                    or "--discard-my-data" in a], f"{node.name}: {ran}"
+    assert _running(primary)
+    assert VM not in domains(secondary)
+
+    # The documented recovery (docs/operations.md): the secondary's writes are discarded, then both settle.
+    for argv in (["drbdadm", "disconnect", VM], ["drbdadm", "secondary", VM],
+                 ["drbdadm", "connect", "--discard-my-data", VM]):
+        secondary.check(argv, timeout=300)
+    primary.check(["drbdadm", "connect", VM], timeout=300)
+    wait_until("the replica to resync from the primary and both to settle", lambda: _settled(primary, secondary),
+               MOVE, poll=5.0)
+    lab.timings["scenario 8 (split brain)"] = time.monotonic() - started

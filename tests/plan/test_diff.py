@@ -132,6 +132,18 @@ def test_drbd_resize_waits_for_the_peer_then_runs_once_both_grew() -> None:
     assert plan_node(new, converged(new), peer=PeerView(node="himbeere", backing_bytes={"vm100": 36 * GIB})).is_empty
 
 
+def test_resize_runs_once_from_the_designated_primary() -> None:
+    # One `drbdadm resize` grows both connected nodes; the other node waits for it instead of repeating it.
+    old = make_node(make_vm(100, leg_gib=10, node="himbeere"), node="himbeere")
+    new = make_node(make_vm(100, leg_gib=12, node="himbeere"), node="himbeere")
+    grown = converged(new).model_copy(update={"drbd": converged(old).drbd})
+    plan = plan_node(new, grown, peer=PeerView(node="erdbeere", backing_bytes={"vm100": 36 * GIB}))
+    resize = next(a for a in plan.actions if a.kind == "drbd-resize")
+    assert resize.waiting == "the designated primary erdbeere resizes it (DRBD grows both nodes at once)"
+    assert resize.wait_for == "peer-state"
+    assert not any(n.kind == "filesystem-growth" for n in plan.notes)
+
+
 def test_resize_waits_while_disconnected() -> None:
     old = make_node(make_vm(100, leg_gib=10))
     new = make_node(make_vm(100, leg_gib=12))
