@@ -132,7 +132,7 @@ def running_domains(cluster: Any) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from reconciler.daemon.demo import DemoCluster, DemoError, environment_ok, example_desired_state  # noqa: PLC0415
+    from reconciler.sim.demo import DemoCluster, DemoError, environment_ok, example_desired_state  # noqa: PLC0415
 
     problem = environment_ok()
     seed = example_desired_state()

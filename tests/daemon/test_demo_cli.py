@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli.main import main
-from reconciler.daemon.demo import environment_ok
+from reconciler.sim.demo import environment_ok
 
 
 def test_demo_in_an_unusable_directory_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from reconciler.cli.cmd_demo import NEW_VM
 from reconciler.cli.main import main
-from reconciler.daemon.demo import DemoCluster, example_desired_state
+from reconciler.sim.demo import DemoCluster, example_desired_state
 
 STEP_TIMEOUT = 60.0
 
