@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from reconciler.daemon.demo import DemoCluster, example_desired_state
+from reconciler.sim.demo import DemoCluster, example_desired_state
 
 
 def percentile(values: list[float], pct: float) -> float:

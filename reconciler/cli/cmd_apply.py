@@ -57,7 +57,7 @@ def run_apply(target: Target, *, allow_mass_delete: bool = False, out: TextIO | 
     progress = SilentProgress() if quiet else progress_for(target.desired.node, stream)
     observer = Observer(target.host)
     gate = one_shot_gate(Path(state_dir or DEFAULT_STATE_DIR))
-    step = converge_once(target.host, target.desired, peer=target.peer, allow_mass_delete=allow_mass_delete,
+    step = converge_once(target.host, target.desired, allow_mass_delete=allow_mass_delete,
                          progress=progress, deep=deep, observer=observer, gate=gate)
     result = step.result
     if result is None:  # pragma: no cover - converge_once always applies

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.cli.cmd_status import add_state_dir
-from reconciler.cli.common import add_host_options, make_host
+from reconciler.cli.common import add_host_options, make_host, node_access
 from reconciler.daemon.control import NODE_SCOPE, ControlStore, operator_name, send_command
 from reconciler.names import UnsafeNameError
 from reconciler.source.errors import SourceError
@@ -148,7 +148,7 @@ def _shutdown_node(args: argparse.Namespace) -> int:
 
     try:
         host = make_host(args)
-        if not args.sim:
+        if node_access(args).this_machine:
             # Acting as another node here would shut down and demote what that node runs, not this one.
             check_node_name(host.node)
     except (UnsafeNameError, OSError, IdentityError) as exc:  # a bad --node, or --sim naming no cluster

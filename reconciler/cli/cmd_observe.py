@@ -8,8 +8,7 @@ import sys
 from typing import Any
 
 from reconciler.cli.common import add_host_options, make_host, make_observer, remember_versions
-from reconciler.host.base import Host
-from reconciler.names import UnsafeNameError, check_name
+from reconciler.names import UnsafeNameError
 
 
 def register(subparsers: Any) -> None:
@@ -28,15 +27,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=_run)
 
 
-def _host(args: argparse.Namespace) -> Host:
-    if args.replay:
-        from reconciler.host.replay import ReplayHost  # noqa: PLC0415
-
-        node = check_name(args.node, "node") if args.node else None
-        return ReplayHost(args.replay, node)
-    return make_host(args)
-
-
 def _run(args: argparse.Namespace) -> int:
     from reconciler.host.capture import CapturingHost  # noqa: PLC0415
     from reconciler.host.replay import ReplayError  # noqa: PLC0415
@@ -46,7 +36,7 @@ def _run(args: argparse.Namespace) -> int:
         print("reconciler observe: --replay and --sim exclude each other", file=sys.stderr)
         return 2
     try:
-        host = _host(args)
+        host = make_host(args)
     except (ReplayError, UnsafeNameError, OSError) as exc:
         print(f"reconciler observe: {exc}", file=sys.stderr)
         return 2

@@ -9,19 +9,24 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.cli.cmd_status import add_state_dir
-from reconciler.cli.common import add_host_options, make_host, make_observer, node_name, remember_versions
+from reconciler.cli.common import (
+    add_host_options,
+    make_host,
+    make_observer,
+    node_access,
+    node_name,
+    remember_versions,
+)
 from reconciler.host.base import Host
-from reconciler.names import UnsafeNameError, check_name
+from reconciler.names import UnsafeNameError
 
 if TYPE_CHECKING:  # the models load in _run, after the LVM reports have been started (see _prefetching_host)
     from reconciler.model.desired import DesiredNode
-    from reconciler.plan.peer import PeerView
 
 EXIT_NO_CHANGES = 0
 EXIT_ERROR = 1
@@ -52,7 +57,6 @@ def register(subparsers: Any) -> None:
 class Target:
     host: Host
     desired: DesiredNode
-    peer: Callable[[], PeerView | None] | None
 
 
 class CliError(Exception):
@@ -76,12 +80,11 @@ def load_target(args: argparse.Namespace, host: Host | None = None) -> Target:
         raise CliError(f"{getattr(exc, 'message', None) or f'node {exc}: not in the cluster'} (use --node)") from exc
     except (UnsafeNameError, OSError, RuntimeError) as exc:  # RuntimeError: e.g. no simulated cluster there
         raise CliError(str(exc)) from exc
-    if not args.sim:
+    if node_access(args).this_machine:
         check_real_identity(desired.node, desired.hostname, os.uname().nodename)
-    peer = None
-    if args.sim:
-        peer = _sim_peer(os.path.abspath(args.sim), cluster, node)
-    return Target(host, desired, peer)
+    # No peer view, on any kind of node: a one-shot command hears no peer status, so what needs the peer's
+    # state (an online resize) waits for the daemon, on a simulated node as on a real one.
+    return Target(host, desired)
 
 
 def check_real_identity(node: str, hostname: str, uname: str) -> None:
@@ -97,29 +100,10 @@ def check_real_identity(node: str, hostname: str, uname: str) -> None:
                        f"{node}` to review what that node would get")
 
 
-def _sim_peer(sim_dir: str, cluster: Any, node: str) -> Callable[[], PeerView | None]:
-    """On a simulated cluster the peer can be observed directly (a real node learns it from peer status)."""
-
-    def view() -> PeerView | None:
-        from reconciler.apply.oneshot import observed_peer  # noqa: PLC0415
-        from reconciler.desired.expand import expand_node  # noqa: PLC0415
-        from reconciler.sim.host import SimHost  # noqa: PLC0415
-
-        peers = [n for n in cluster.spec.nodes if n != node]
-        if len(peers) != 1:
-            return None
-        try:
-            return observed_peer(SimHost(sim_dir, check_name(peers[0], "node")), expand_node(cluster, peers[0]))
-        except Exception:  # a peer we cannot observe just leaves the resize waiting
-            return None
-
-    return view
-
-
 def _prefetching_host(args: argparse.Namespace) -> Host | None:
     """On a real node, `vgs` and `lvs` start now and run while the desired state is imported and validated
     (a fresh plan spends most of its time there); the observer then gets their answers."""
-    if args.sim:
+    if not node_access(args).this_machine:
         return None
     from reconciler.host.prefetch import PrefetchingHost  # noqa: PLC0415
     from reconciler.observe.argv import LVS_ARGV, OBSERVE_TIMEOUT, VGS_ARGV  # noqa: PLC0415
@@ -139,9 +123,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         target = load_target(args, host)
         observer = make_observer(args, target.host)
-        step = observe_and_plan(target.host, target.desired, peer=target.peer,
-                                allow_mass_delete=args.allow_mass_delete, deep=args.deep, observer=observer,
-                                gate=one_shot_gate(Path(args.state_dir)))
+        step = observe_and_plan(target.host, target.desired, allow_mass_delete=args.allow_mass_delete,
+                                deep=args.deep, observer=observer, gate=one_shot_gate(Path(args.state_dir)))
         remember_versions(args, observer)
     except CliError as exc:
         print(f"reconciler plan: {exc}", file=sys.stderr)

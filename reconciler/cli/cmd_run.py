@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,9 @@ from reconciler.daemon.config import (
 )
 from reconciler.daemon.keyfile import SecretFileError, read_secret
 from reconciler.daemon.peer import DEFAULT_PEER_PORT, parse_endpoint
+from reconciler.host.base import Host
+from reconciler.host.factory import NodeAccess, known_nodes, make_host, peer_ports
+from reconciler.loopback import LOOPBACK, is_loopback
 from reconciler.names import UnsafeNameError, check_name
 from reconciler.source.errors import SourceError
 from reconciler.source.mirror import check_branch, check_sha, check_subdir
@@ -120,8 +124,10 @@ def build_config(args: argparse.Namespace) -> DaemonConfig:
         host, port = parse_endpoint(endpoint)
         peers.append(PeerEndpoint(check_name(name, "peer node"), host, port))
     peer_listen = args.peer_listen
-    if args.sim:
-        peer_listen, peers = _sim_peers(Path(args.sim), node, peer_listen, peers)
+    access = NodeAccess.of(sim=args.sim)
+    local_ports = peer_ports(access)
+    if local_ports is not None:
+        peer_listen, peers = _local_peers(local_ports, access.location or "", node, peer_listen, peers)
     key: bytes | None = None
     if args.peer_auth == "hmac":
         try:
@@ -166,8 +172,9 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     setup_logging(config.log_format)
     try:
-        host, sim_nodes = _host(config)
-        check_node_name(config.node, sim_nodes=sim_nodes)
+        access = NodeAccess.of(sim=config.sim)
+        check_node_name(config.node, sim_nodes=known_nodes(access))
+        host = _host(access, config.node)
         _check_local_repo(config.repo)
     except (IdentityError, OSError, ValueError) as exc:
         print(f"reconciler run: refusing to start: {exc}", file=sys.stderr)
@@ -190,7 +197,7 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     from reconciler.daemon.runtime import DaemonStartError  # noqa: PLC0415
 
-    daemon.reconciler.booted_at = None if config.sim else boot_time()
+    daemon.reconciler.booted_at = boot_time() if access.this_machine else None
     try:
         return daemon.run_until_signalled()
     except DaemonStartError as exc:  # raised before any other part started: nothing to stop
@@ -200,17 +207,14 @@ def _run(args: argparse.Namespace) -> int:
         lock.release()
 
 
-def _sim_peers(sim: Path, node: str, listen: str | None,
-               peers: list[PeerEndpoint]) -> tuple[str, list[PeerEndpoint]]:
-    """A simulated node talks to its peers on loopback only: its replication addresses are simulated.
-
-    Defaults come from the ports ``sim init`` recorded; an endpoint outside loopback is refused."""
-    from reconciler.sim.endpoints import LOOPBACK, is_loopback, peer_ports  # noqa: PLC0415
-
-    ports = peer_ports(sim)
+def _local_peers(ports: Mapping[str, int], where: str, node: str, listen: str | None,
+                 peers: list[PeerEndpoint]) -> tuple[str, list[PeerEndpoint]]:
+    """A node without a real replication network (a simulated one) talks to its peers on loopback only:
+    its replication addresses exist nowhere else. Defaults come from the ports its provider recorded
+    (``sim init``); an endpoint outside loopback is refused."""
     if listen is None:
         if node not in ports:
-            raise ConfigError(f"no peer port recorded for node {node} in {sim} (a cluster made before ports were "
+            raise ConfigError(f"no peer port recorded for node {node} in {where} (a cluster made before ports were "
                               f"recorded): give --peer-listen 127.0.0.1:PORT and --peer NODE=127.0.0.1:PORT")
         listen = f"{LOOPBACK}:{ports[node]}"
     listen_host, _ = parse_endpoint(listen)
@@ -236,17 +240,10 @@ def _check_local_repo(repo: str) -> None:
                          "state, or give the repository's URL)")
 
 
-def _host(config: DaemonConfig) -> tuple[Any, tuple[str, ...] | None]:
-    if config.sim is not None:
-        from reconciler.sim.host import SimHost  # noqa: PLC0415
-        from reconciler.sim.state import SimCluster  # noqa: PLC0415
-
-        nodes = tuple(sorted(SimCluster(config.sim).read().get("nodes", {})))
-        if config.node not in nodes:
-            return None, nodes
-        return SimHost(config.sim, config.node), nodes
+def _host(access: NodeAccess, node: str) -> Host:
+    host = make_host(access, node)
+    if not access.this_machine:
+        return host
     from reconciler.daemon.scope import ScopedHost, under_systemd  # noqa: PLC0415
-    from reconciler.host.real import RealHost  # noqa: PLC0415
 
-    host = RealHost(config.node)
-    return (ScopedHost(host) if under_systemd() else host), None
+    return ScopedHost(host) if under_systemd() else host

@@ -1,12 +1,12 @@
-"""Options shared by the commands that act on a node: the real host or a simulated one."""
+"""Options shared by the commands that act on a node: the real host, a simulated one or a replayed one."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 from typing import TYPE_CHECKING
 
+from reconciler.host import factory
 from reconciler.host.base import Host
 from reconciler.names import check_name
 
@@ -23,21 +23,22 @@ def node_name(args: argparse.Namespace) -> str:
     return check_name(args.node or socket.gethostname(), "node")
 
 
+def node_access(args: argparse.Namespace) -> factory.NodeAccess:
+    """How the command reaches its node: ``--sim DIR``, ``--replay DIR`` (where offered), else this machine."""
+    return factory.NodeAccess.of(sim=getattr(args, "sim", None), replay=getattr(args, "replay", None))
+
+
 def make_host(args: argparse.Namespace) -> Host:
-    """The host the command acts on: a simulated node with ``--sim``, else this machine."""
-    node = node_name(args)
-    if args.sim:
-        from reconciler.sim.host import SimHost  # noqa: PLC0415  (the simulator is optional at run time)
-
-        return SimHost(os.path.abspath(args.sim), node)
-    from reconciler.host.real import RealHost  # noqa: PLC0415
-
-    return RealHost(node)
+    """The host the command acts on. A replay without ``--node`` answers as the node it captured."""
+    access = node_access(args)
+    if access.kind == "replay":
+        return factory.make_host(access, check_name(args.node, "node") if args.node else None)
+    return factory.make_host(access, node_name(args))
 
 
 def _real_node(args: argparse.Namespace) -> bool:
     """This machine itself: not a simulated node, a replay, or a capture (which must hold the probes)."""
-    return not (getattr(args, "sim", None) or getattr(args, "replay", None) or getattr(args, "capture", None))
+    return node_access(args).this_machine and not getattr(args, "capture", None)
 
 
 def make_observer(args: argparse.Namespace, host: Host) -> Observer:

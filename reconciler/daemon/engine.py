@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode
@@ -16,6 +16,9 @@ from reconciler.model.status import ActionRecord, ResourceStatus
 from reconciler.plan.actions import Action
 from reconciler.plan.model import Plan
 from reconciler.plan.peer import PeerView
+
+if TYPE_CHECKING:
+    from reconciler.desired.load import Cluster
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class ActionHooks:
 
 
 class Engine(Protocol):
-    def expand(self, cluster: Any, node: str) -> DesiredNode: ...
+    def expand(self, cluster: Cluster, node: str) -> DesiredNode: ...
 
     def observe(self) -> ObservedNode: ...
 

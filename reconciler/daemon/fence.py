@@ -22,7 +22,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from reconciler.daemon.peerclient import ForgedAnswer, signed_exchange
 from reconciler.desired.expand import UnknownNodeError, expand_node
@@ -30,6 +30,9 @@ from reconciler.host.base import Host
 from reconciler.model.desired import DrbdHost
 from reconciler.names import UnsafeNameError, check_name
 from reconciler.printable import escape
+
+if TYPE_CHECKING:
+    from reconciler.desired.load import Cluster
 
 OUTDATE_PATH = "/v1/outdate"
 DRBDADM_TIMEOUT = 20.0
@@ -74,7 +77,7 @@ class OutdateAnswer:
                            "detail": self.detail}, sort_keys=True).encode()
 
 
-def resource_hosts(cluster: Any, node: str) -> dict[str, tuple[DrbdHost, ...]]:
+def resource_hosts(cluster: Cluster, node: str) -> dict[str, tuple[DrbdHost, ...]]:
     """DRBD resource -> its hosts, for the resources ``node`` holds in a loaded cluster (empty if none)."""
     try:
         desired = expand_node(cluster, node)

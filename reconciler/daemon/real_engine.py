@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from reconciler.apply.executor import ApplyOptions, Executor
 from reconciler.apply.retry import RetryPolicy
@@ -17,6 +17,9 @@ from reconciler.plan.actions import Action
 from reconciler.plan.diff import plan_node
 from reconciler.plan.model import Plan
 from reconciler.plan.peer import PeerView, peer_view_from_observation
+
+if TYPE_CHECKING:
+    from reconciler.desired.load import Cluster
 
 
 class _HookProgress:
@@ -51,7 +54,7 @@ class RealEngine:
         self.last_observed: ObservedNode | None = None
         self.last_desired: DesiredNode | None = None
 
-    def expand(self, cluster: Any, node: str) -> DesiredNode:
+    def expand(self, cluster: Cluster, node: str) -> DesiredNode:
         desired = expand_node(cluster, node)
         self.last_desired = desired
         return desired

@@ -12,7 +12,7 @@ import signal
 import threading
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.daemon import control as control_mod
 from reconciler.daemon.backoff import Backoff
@@ -39,6 +39,9 @@ from reconciler.source.gitsource import GitSource, Loader, default_loader
 from reconciler.source.mirror import Mirror
 from reconciler.source.statefile import ensure_private_dir
 from reconciler.source.watch import RefWatcher, local_git_dir
+
+if TYPE_CHECKING:
+    from reconciler.desired.load import Cluster
 
 URGENT_WAKEUPS = frozenset({"drbd", "domain"})
 CONFIRM_DELAY_S = 1.0
@@ -391,8 +394,9 @@ def _stream_follower(host: Host) -> Any:
     return follow if isinstance(host, RealHost | ScopedHost) else None
 
 
-def _cluster_nodes(cluster: Any) -> dict[str, str]:
-    """node name -> replication address, from a loaded cluster (empty when it has no such data)."""
+def _cluster_nodes(cluster: Cluster) -> dict[str, str]:
+    """node name -> replication address, from a loaded cluster (empty when it has no such data: the loop's
+    tests drive it with stand-in clusters)."""
     spec = getattr(cluster, "spec", None)
     nodes = getattr(spec, "nodes", None)
     if not isinstance(nodes, dict):

@@ -108,19 +108,6 @@ class RealHost:
             return
 
 
-def spawn(argv: Sequence[str], *, log_path: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start a long-running local process (a daemon of the demo) with its output appended to ``log_path``.
-
-    ``run`` waits for completion; this is for processes the caller supervises and stops itself.
-    """
-    args = tuple(argv)
-    if not args or not all(isinstance(a, str) for a in args):
-        raise TypeError(f"argv must be a non-empty sequence of strings, got {argv!r}")
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, **(env or {})}, start_new_session=True)
-
-
 def follow(argv: Sequence[str]) -> subprocess.Popen[str]:
     """Start a command that streams events (e.g. ``drbdsetup events2``); the caller reads its stdout line by
     line and terminates it. Its stderr is discarded; a stream that ends is the caller's signal to fall back."""

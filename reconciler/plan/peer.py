@@ -1,7 +1,7 @@
 """What this node knows about its peer beyond DRBD's own view: the peer's backing device sizes.
 
 DRBD's status does not show the peer's backing size, so an online resize would be guessed. The daemon
-(peer status) or the CLI (observing a simulated peer) fills this in; without it a resize waits.
+fills this in from peer status (tests also from observing a simulated peer); without it a resize waits.
 """
 
 from __future__ import annotations

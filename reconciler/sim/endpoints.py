@@ -8,14 +8,14 @@ its node's port and reaches the others on theirs, and refuses any peer endpoint 
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import socket
 from collections.abc import Iterable, Mapping
 
+from reconciler.loopback import LOOPBACK
+
 PORTS_FILE = "peer-ports.json"
-LOOPBACK = "127.0.0.1"
 
 
 def _free_loopback_port(taken: set[int]) -> int:
@@ -57,11 +57,3 @@ def peer_ports(directory: str | os.PathLike[str]) -> Mapping[str, int]:
         raise ValueError(f"{path}: expected {{node: port}} with ports 1-65535")
     return data
 
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: it could resolve anywhere

@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.model.status import RevisionInfo
 from reconciler.printable import escape
@@ -24,14 +24,17 @@ from reconciler.source.signatures import SignaturePolicy
 from reconciler.source.statefile import read_json, write_json
 from reconciler.source.treeread import UnreadableRevision
 
-Loader = Callable[[Path], Any]
+if TYPE_CHECKING:  # the schema loads with the first revision, not with every command that reads the state
+    from reconciler.desired.load import Cluster
+
+Loader = Callable[[Path], "Cluster"]
 
 
 @dataclass(frozen=True)
 class LoadedRevision:
     info: RevisionInfo
     directory: Path
-    cluster: Any
+    cluster: Cluster
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ class InvalidRevision(Exception):
         super().__init__("; ".join(errors))
 
 
-def default_loader(directory: Path) -> Any:
+def default_loader(directory: Path) -> Cluster:
     """Load and validate with the project's schema; validation failures become InvalidRevision."""
     from reconciler.desired.errors import ValidationFailed  # noqa: PLC0415  (the schema only when needed)
     from reconciler.desired.load import load_cluster  # noqa: PLC0415
@@ -186,7 +189,7 @@ class GitSource:
         return SourceView(self._in_force, attempted)
 
     def _judge(self, tip: str, current: LoadedRevision | None,
-               allowed: frozenset[str]) -> tuple[_Judgement, tuple[Path, Any] | None]:
+               allowed: frozenset[str]) -> tuple[_Judgement, tuple[Path, Cluster] | None]:
         if current is not None and tip not in allowed and not self.mirror.is_ancestor(current.info.sha, tip):
             return _Judgement(
                 refusal=(f"revision {tip[:12]} does not descend from the revision in force {current.info.sha[:12]} "

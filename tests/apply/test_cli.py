@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli.main import main
-from tests.apply.simlab import SimLab, init_cluster
+from tests.apply.simlab import SimLab, edit_vm, init_cluster
 from tests.conftest import EXAMPLE_DIR
 
 
@@ -57,6 +57,21 @@ def test_apply_until_converged_then_plan_exits_0(converged_lab: SimLab, capsys: 
     code, out, _ = run_cli(capsys, "apply", "--sim", sim, "--node", "erdbeere", str(EXAMPLE_DIR))
     assert code == 0
     assert "erdbeere: converged" in out
+
+
+def test_plan_on_a_simulated_node_hears_no_peer_as_on_a_real_one(converged_lab: SimLab,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """A one-shot plan has no peer status: a resize waits for the peer's size, and nothing runs on the peer."""
+    edit_vm(converged_lab, "vm100", r"^  size: 100G", "  size: 120G")
+    grown = converged_lab.apply("erdbeere")  # erdbeere's LVs grow; its DRBD resize waits for himbeere's
+    assert any(a.kind == "drbd-resize" and a.waiting for a in grown.plan.actions)
+    on_peer = [e for e in converged_lab.log() if e["node"] == "himbeere"]
+    code, out, _ = run_cli(capsys, "plan", "--json", "--sim", str(converged_lab.directory), "--node", "erdbeere",
+                           str(converged_lab.desired_dir))
+    assert code == 2
+    resize = next(a for a in json.loads(out)["actions"] if a["kind"] == "drbd-resize")
+    assert resize["waiting"] == "the peer's backing size is unknown here (no peer status); resize waits for it"
+    assert [e for e in converged_lab.log() if e["node"] == "himbeere"] == on_peer
 
 
 def test_apply_line_output_and_progressing_exit(fresh: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -45,11 +45,19 @@ def heavy_in(modules: set[str], heavy: tuple[str, ...]) -> list[str]:
     return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in heavy))
 
 
+COMMAND_MODULES = frozenset(module for _, module, _ in COMMANDS)
+
+
+def command_modules(modules: set[str]) -> list[str]:
+    return sorted(modules & COMMAND_MODULES)
+
+
 @pytest.mark.parametrize("argv", [["--help"], ["--version"], []])
 def test_top_level_help_loads_no_command_module(argv: list[str]) -> None:
     modules = loaded_modules(*argv)
     assert heavy_in(modules, HEAVY_FOR_HELP) == []
-    assert sorted(m for m in modules if m.startswith("reconciler.cli.cmd_")) == []
+    assert command_modules(modules) == []
+    assert sorted(m for m in modules if m.startswith("reconciler.sim")) == []
 
 
 def test_validate_loads_the_schema_and_nothing_heavier() -> None:
@@ -60,8 +68,13 @@ def test_validate_loads_the_schema_and_nothing_heavier() -> None:
 
 def test_a_command_loads_only_its_own_module() -> None:
     modules = loaded_modules("sim", "--help")
-    assert sorted(m for m in modules if m.startswith("reconciler.cli.cmd_")) == ["reconciler.cli.cmd_sim"]
+    assert command_modules(modules) == ["reconciler.sim.cli"]
     assert heavy_in(modules, HEAVY_FOR_HELP) == []
+
+
+def test_a_command_on_a_real_node_loads_no_simulator() -> None:
+    modules = loaded_modules("validate", str(ROOT / "desired-state"))
+    assert sorted(m for m in modules if m.startswith("reconciler.sim")) == []
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli.main import main
-from reconciler.daemon.demo import environment_ok
+from reconciler.sim.demo import environment_ok
 
 
 def test_demo_in_an_unusable_directory_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -23,7 +23,7 @@ def test_demo_in_an_unusable_directory_says_so(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_progress_reasons_are_cut_at_a_word_boundary() -> None:
-    from reconciler.cli.cmd_demo import shorten
+    from reconciler.sim.demo_cli import shorten
 
     reason = "vm100 comes up in this pass; promotion is decided from its state on the next pass"
     cut = shorten(reason, 70)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.cli.cmd_demo import NEW_VM
 from reconciler.cli.main import main
-from reconciler.daemon.demo import DemoCluster, example_desired_state
+from reconciler.sim.demo import DemoCluster, example_desired_state
+from reconciler.sim.demo_cli import NEW_VM
 
 STEP_TIMEOUT = 60.0
 

@@ -37,6 +37,7 @@ from reconciler.model.status import (
     RevisionInfo,
     Suspension,
 )
+from reconciler.ownership import dm_uuid
 
 NODE = "xen1"
 PEER = "xen2"
@@ -48,7 +49,7 @@ def desired_vm(vm_id: int, primary: str, *, this_node: str = NODE, safety: str =
                memory_mib: int = 1024) -> DesiredVm:
     name = f"vm{vm_id}"
     lv = DesiredLV(vm=name, vg="vg-sda", name=f"root{vm_id}", size_bytes=1 << 30, purpose="data")
-    stripe = DesiredStripe(vm=name, name=f"root{vm_id}", uuid=f"RECONCILER-root{vm_id}", chunk_sectors=128,
+    stripe = DesiredStripe(vm=name, name=f"root{vm_id}", uuid=dm_uuid(f"root{vm_id}"), chunk_sectors=128,
                            legs=(lv.path,), length_sectors=(1 << 30) // 512, depends_on=(lv.key,))
     drbd = DesiredDrbd(
         vm=name, name=name, minor=vm_id, port=7700 + vm_id, backing_device=stripe.path, drbd_version="9",

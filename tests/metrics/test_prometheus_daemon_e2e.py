@@ -2,7 +2,7 @@
 
 The cluster, the git repository seeded from ``desired-state/`` and the two ``reconciler run --sim ...
 --metrics-address 127.0.0.1:PORT`` processes are made exactly as ``reconciler demo`` makes them
-(``reconciler.daemon.demo.DemoCluster``); its clock driver advances simulated time at 60 simulated seconds
+(``reconciler.sim.demo.DemoCluster``); its clock driver advances simulated time at 60 simulated seconds
 per real second, so DRBD connects, resyncs and reconnects by itself. Prometheus scrapes both daemons every
 second and loads a copy of the shipped alert rules whose ``for:`` durations are all shortened to 3 s
 (``HOLD``; the YAML is loaded and rewritten structurally, see ``shortened_rules``), so pending and firing
@@ -32,7 +32,7 @@ import pytest
 import yaml
 
 from reconciler.cli.main import main
-from reconciler.daemon.demo import DemoCluster, environment_ok, example_desired_state
+from reconciler.sim.demo import DemoCluster, environment_ok, example_desired_state
 from tests.metrics.prom import RULES, Prometheus
 
 pytestmark = pytest.mark.slow

@@ -28,6 +28,7 @@ from reconciler.model.observed import (
     OwnedFile,
     VolumeGroup,
 )
+from reconciler.ownership import dm_uuid
 
 GIB = 1024**3
 VGS = ("vg-sda", "vg-sdb", "vg-sdc")
@@ -43,7 +44,7 @@ def make_vm(vid: int = 100, *, node: str = "erdbeere", primary: str = "erdbeere"
     leg_bytes = leg_gib * GIB
     data = tuple(DesiredLV(vm=name, vg=vg, name=f"root{vid}", size_bytes=leg_bytes, purpose="data") for vg in VGS)
     swaps_lv = (DesiredLV(vm=name, vg="vg-sda", name=f"swap{vid}", size_bytes=GIB, purpose="swap"),) if swap else ()
-    stripe = DesiredStripe(vm=name, name=f"root{vid}", uuid=f"RECONCILER-root{vid}", chunk_sectors=chunk,
+    stripe = DesiredStripe(vm=name, name=f"root{vid}", uuid=dm_uuid(f"root{vid}"), chunk_sectors=chunk,
                            legs=tuple(lv.path for lv in data), length_sectors=3 * leg_bytes // 512,
                            depends_on=tuple(lv.key for lv in data))
     config = "".join([f"resource {name} {{\n    # {leg_gib}\n"] + [

@@ -14,14 +14,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.daemon import status_store
-from reconciler.daemon.simclock import SimClockDriver
-from reconciler.host.real import RealHost, spawn
+from reconciler.host.real import RealHost
 from reconciler.model.status import NodeStatus
+from reconciler.sim.clock import SimClockDriver
+from reconciler.sim.state import SimCluster
 
 DEFAULT_NODES = ("erdbeere", "himbeere")
 EXAMPLE_VGS = {"vg-sda": 400 << 30, "vg-sdb": 400 << 30, "vg-sdc": 400 << 30}
@@ -78,8 +79,6 @@ class DemoCluster:
 
     # -- setup -----------------------------------------------------------------------------------
     def create(self, seed: Path, *, vgs: Mapping[str, int] = EXAMPLE_VGS) -> str:
-        from reconciler.sim.state import SimCluster  # noqa: PLC0415
-
         self.root.mkdir(parents=True, exist_ok=True)
         SimCluster.init(self.sim, list(self.nodes), dict(vgs))
         self.key_file.write_text(secrets.token_hex(32) + "\n")
@@ -133,7 +132,7 @@ class DemoCluster:
         me = self.procs[node]
         if me.process is not None and me.process.poll() is None:
             return
-        me.process = spawn(self.argv(node), log_path=str(me.log), env={"PYTHONUNBUFFERED": "1"})
+        me.process = _spawn(self.argv(node), log_path=str(me.log), env={"PYTHONUNBUFFERED": "1"})
 
     def start(self) -> None:
         self.start_clock()
@@ -210,6 +209,13 @@ class DemoCluster:
             return "\n".join(self.procs[node].log.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def _spawn(argv: Sequence[str], *, log_path: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start one node's daemon with its output appended to ``log_path``; the cluster stops it itself."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(tuple(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, **(env or {})}, start_new_session=True)
 
 
 def environment_ok() -> str | None:

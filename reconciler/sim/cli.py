@@ -9,10 +9,13 @@ import os
 import re
 import shlex
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.names import UnsafeNameError, check_name
 from reconciler.sizes import SizeError, format_size, parse_size
+
+if TYPE_CHECKING:  # the simulator's state loads when an action runs, not for `reconciler sim --help`
+    from reconciler.sim.state import SimCluster
 
 DEFAULT_NODES = "erdbeere,himbeere"
 DEFAULT_VGS = ("vg-sda:400G", "vg-sdb:400G", "vg-sdc:400G")
@@ -145,7 +148,7 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return EXIT_USAGE
 
 
-def _cluster(args: argparse.Namespace) -> Any:
+def _cluster(args: argparse.Namespace) -> SimCluster:
     from reconciler.sim.state import SimCluster, load_modules  # noqa: PLC0415
 
     load_modules()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from reconciler.sim.state import SimCluster
+
 
 class SimClockDriver:
     """Advances the simulated cluster in ``directory`` by ``rate`` simulated seconds per real second."""
@@ -19,8 +21,6 @@ class SimClockDriver:
         self.errors = 0
 
     def _run(self) -> None:
-        from reconciler.sim.state import SimCluster  # noqa: PLC0415  (the simulator is optional)
-
         cluster = SimCluster(self.directory)
         while not self._stop.wait(self.period):
             try:

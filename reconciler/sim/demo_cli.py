@@ -9,9 +9,12 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.model.status import NodeStatus
+
+if TYPE_CHECKING:  # the cluster harness loads when the demo runs, not for `reconciler demo --help`
+    from reconciler.sim.demo import DemoCluster
 
 
 def register(subparsers: Any) -> None:
@@ -58,7 +61,7 @@ domain:
 class Reporter:
     """Prints one line per change of a node's state, so progress is visible without flooding."""
 
-    def __init__(self, cluster: Any, started: float) -> None:
+    def __init__(self, cluster: DemoCluster, started: float) -> None:
         self.cluster = cluster
         self.started = started
         self.last: dict[str, str] = {}
@@ -93,13 +96,13 @@ def summary(status: NodeStatus | None) -> str:
     return text
 
 
-def table(cluster: Any) -> str:
+def table(cluster: DemoCluster) -> str:
     statuses = {n: cluster.status(n) for n in cluster.nodes}
     keys: list[tuple[str, str]] = []
     for status in statuses.values():
-        for res in status.resources if status else ():
-            if (res.vm, res.key) not in keys:
-                keys.append((res.vm, res.key))
+        for listed in status.resources if status else ():
+            if (listed.vm, listed.key) not in keys:
+                keys.append((listed.vm, listed.key))
     # Each node lists only its own resources (the filesystem only on the primary): group by VM again.
     order = {vm: i for i, vm in enumerate(dict.fromkeys(vm for vm, _ in keys))}
     keys.sort(key=lambda item: order[item[0]])
@@ -120,7 +123,7 @@ def table(cluster: Any) -> str:
     return "\n".join(lines)
 
 
-def running_domains(cluster: Any) -> str:
+def running_domains(cluster: DemoCluster) -> str:
     from reconciler.sim.state import SimCluster  # noqa: PLC0415
 
     state = SimCluster(cluster.sim).read()
@@ -132,7 +135,7 @@ def running_domains(cluster: Any) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from reconciler.daemon.demo import DemoCluster, DemoError, environment_ok, example_desired_state  # noqa: PLC0415
+    from reconciler.sim.demo import DemoCluster, DemoError, environment_ok, example_desired_state  # noqa: PLC0415
 
     problem = environment_ok()
     seed = example_desired_state()
@@ -200,7 +203,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _await_peers(cluster: Any, sha: str) -> None:
+def _await_peers(cluster: DemoCluster, sha: str) -> None:
     """Give each daemon a moment to hear that its peer is at ``sha`` too, so the table shows no stale skew."""
     def agreed() -> bool:
         statuses = [cluster.status(n) for n in cluster.nodes]
@@ -219,7 +222,7 @@ def _sample_metric(url: str) -> str:
     return f"{len(lines)} samples"
 
 
-def _failed(cluster: Any, why: str) -> int:
+def _failed(cluster: DemoCluster, why: str) -> int:
     print(f"reconciler demo: {why}", file=sys.stderr)
     for node in cluster.nodes:
         print(f"--- last lines of {node}'s log:", file=sys.stderr)
