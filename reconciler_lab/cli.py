@@ -24,6 +24,7 @@ SCENARIOS = {
     "4": "test_4_planned_switchover",
     "6": "test_6_replication_link_cut",
     "7": "test_7_clean_reboot_of_the_primary",
+    "9": "test_9_destructive_changes_are_refused",
     "5": "test_5_power_loss_of_the_primary",
     "8": "test_8_split_brain_made_by_hand",
 }

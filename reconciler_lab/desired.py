@@ -98,6 +98,12 @@ class DesiredRepo:
         (self.path / "cluster.yaml").write_text(cluster)
         (self.path / "vms" / f"vm{VM_ID}.yaml").write_text(vm)
 
+    def write_vm(self, name: str, text: str) -> None:
+        (self.path / "vms" / f"{name}.yaml").write_text(text)
+
+    def remove_vm(self, name: str) -> None:
+        (self.path / "vms" / f"{name}.yaml").unlink()
+
     def commit(self, message: str) -> str:
         self.git("add", "-A")
         self.git("commit", "-q", "--allow-empty", "-m", message)

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from reconciler_lab.desired import cluster_yaml, vm_yaml
+from reconciler_lab.desired import VM_ID, cluster_yaml, vm_yaml
 from reconciler_lab.lab import Lab, Node, capture, start_daemon, wait_until
 from reconciler_lab.proc import LabError
 from tests.lab.observe import (
@@ -315,6 +315,97 @@ def test_7_clean_reboot_of_the_primary(lab: Lab) -> None:
     assert legs(primary) == [vgs["vg-sda"], vgs["vg-sdb"], vgs["vg-sdc"]]
     lab.notes.append(f"clean shutdown of {primary.name}: {report.strip()[:300]}")
     lab.timings["scenario 7 (clean reboot)"] = time.monotonic() - started
+
+
+def _refused(node: Node, phrase: str) -> bool:
+    return phrase in node.check(["reconciler", "status"], timeout=120)
+
+
+def _all_read_only(node: Node, since: int) -> list[list[str]]:
+    """The mutating commands among those logged since ``since`` (an empty list is the point)."""
+    return [list(c["argv"]) for c in commands(node)[since:] if not _read_only(list(c["argv"]))]  # type: ignore[arg-type]
+
+
+@pytest.mark.timeout(3600)
+def test_9_destructive_changes_are_refused(lab: Lab) -> None:
+    """The classes the independent checks found on the simulator, on real kernels: each is refused with its
+    reason, runs nothing that writes, and leaves the running VM and any data alone."""
+    started = time.monotonic()
+    primary, secondary = _roles(lab)
+    domid = domain_id(primary, VM)
+    original = vm_yaml(primary=primary.name, size=_size(lab))
+
+    def refused_everywhere(what: str, phrase: str, marks: dict[str, int]) -> None:
+        wait_until(f"both nodes to refuse {what}", lambda: all(_refused(n, phrase) for n in lab.nodes.values()),
+                   600, poll=5.0)
+        for node in lab.nodes.values():
+            _passes_after(node, 2, f"refusing {what}")
+            assert not _all_read_only(node, marks[node.name]), f"{node.name} wrote while refusing {what}"
+        assert domain_id(primary, VM) == domid, f"the running domU was touched while refusing {what}"
+        assert _synced(primary, "Primary")
+        assert _synced(secondary, "Secondary")
+
+    def restore(message: str) -> None:
+        lab.repo.write(cluster_yaml(), original)
+        lab.repo.commit(message)
+        wait_until("both nodes to settle again", lambda: _settled(primary, secondary), MOVE, poll=5.0)
+
+    # (a) A layout change of an existing VM: its DRBD backing device would become another device.
+    marks = {n.name: len(commands(n)) for n in lab.nodes.values()}
+    striped = "layout: dm-striped\n  volume_groups: [vg-sda, vg-sdb, vg-sdc]\n"
+    assert striped in original
+    lab.repo.write(cluster_yaml(), original.replace(striped, "layout: lvm-striped\n  volume_groups: [vg-sda]\n", 1))
+    lab.repo.commit("lab: vm100 on an LVM-striped volume instead of the dm stripe")
+    refused_everywhere("a layout change", "would change", marks)
+    restore("lab: vm100 back on its dm stripe")
+
+    # (b) A new id that keeps the live minor and port: never a second resource on minor 0.
+    marks = {n.name: len(commands(n)) for n in lab.nodes.values()}
+    renamed = original.replace(f"id: {VM_ID}", "id: 101")
+    lab.repo.remove_vm(VM)
+    lab.repo.write_vm("vm101", renamed)
+    lab.repo.commit("lab: vm100 renamed to vm101, same minor and port")
+    refused_everywhere("an id change on the live minor", "DRBD minor 0 (/dev/drbd0) is held by resource vm100",
+                       marks)
+    for node in lab.nodes.values():
+        assert "vm101" not in node.check(["cat", "/proc/drbd"], timeout=60)
+        assert "vm101" not in domains(node)
+    lab.repo.remove_vm("vm101")
+    restore("lab: vm101 back to vm100")
+
+    # (c) LVs under a new VM's names, made by hand, one leg carrying a filesystem.
+    for node in lab.nodes.values():
+        for vg in ("vg-sda", "vg-sdb", "vg-sdc"):
+            node.check(["lvcreate", "-q", "-y", "-L", "128M", "-n", "root102", vg], timeout=300)
+        node.check(["mkfs.ext4", "-q", "-F", "/dev/vg-sdb/root102"], timeout=300)
+    marks = {n.name: len(commands(n)) for n in lab.nodes.values()}
+    new_vm = original.replace(f"id: {VM_ID}", "id: 102").replace("minor: 0, port: 7788", "minor: 2, port: 7790")
+    lab.repo.write_vm("vm102", new_vm)
+    lab.repo.commit("lab: a new vm102 over LVs someone made by hand")
+    refused_everywhere("LVs the project did not create", "LV vg-sda/root102 already exists and was not created",
+                       marks)
+    # The operator takes them over by tagging them; the leg's filesystem must still stop create-md and mkfs.
+    marks = {n.name: len(commands(n)) for n in lab.nodes.values()}
+    for node in lab.nodes.values():
+        for vg in ("vg-sda", "vg-sdb", "vg-sdc"):
+            node.check(["lvchange", "-q", "--addtag", "reconciler", f"{vg}/root102"], timeout=300)
+    wait_until("both nodes to refuse metadata over the leg's filesystem", lambda: all(
+        _refused(n, "/dev/vg-sdb/root102") for n in lab.nodes.values()), 600, poll=5.0)
+    for node in lab.nodes.values():
+        _passes_after(node, 2, "refusing create-md over a filesystem")
+        ran = [list(c["argv"]) for c in commands(node)[marks[node.name]:]]
+        assert not [a for a in ran if a[0] in ("mkfs.xfs", "wipefs") or (a[0] == "drbdadm" and "create-md" in a)
+                    or (a[0] == "lvcreate" and "root102" in a)], f"{node.name}: {ran}"
+        assert "ext4" in node.check(["blkid", "-p", "-o", "value", "-s", "TYPE", "/dev/vg-sdb/root102"],
+                                    timeout=120), f"{node.name}: the leg's filesystem is gone"
+        assert "vm102" not in domains(node)
+    # Withdrawn the documented way: the reconciler removes only what carries the project's marks.
+    lab.repo.write_vm("vm102", new_vm.replace("id: 102", "id: 102\nlifecycle: deleted\nconfirm_delete: vm102"))
+    lab.repo.commit("lab: vm102 deleted")
+    wait_until("vm102's devices to be gone on both nodes", lambda: all(
+        not lv_bytes(n, "root102") and not lv_bytes(n, "swap102") for n in lab.nodes.values()), MOVE, poll=5.0)
+    wait_until("both nodes to settle again", lambda: _settled(primary, secondary), MOVE, poll=5.0)
+    lab.timings["scenario 9 (destructive changes)"] = time.monotonic() - started
 
 
 @pytest.mark.timeout(3600)
