@@ -137,7 +137,7 @@ def _observe_drbd(run: _Runner, host: Host, files: tuple[OwnedFile, ...]) -> tup
         return ToolStatus(name="drbd", state="failed",
                           detail=f"{procdrbd.PROC_DRBD_PATH} has no 'version:' line"), DrbdState()
     if not version.startswith("9."):
-        return _observe_drbd84(proc, version, host.node, files)
+        return _observe_drbd84(proc, version, host, files)
     status = run(drbd9.STATUS_ARGV)
     if status.not_found:
         return _missing("drbd", status, version), DrbdState(kernel_version=version)
@@ -153,19 +153,44 @@ def _observe_drbd(run: _Runner, host: Host, files: tuple[OwnedFile, ...]) -> tup
         DrbdState(kernel_version=version, resources=tuple(resources))
 
 
-def _observe_drbd84(proc: str, version: str, node: str,
+def _observe_drbd84(proc: str, version: str, host: Host,
                     files: tuple[OwnedFile, ...]) -> tuple[ToolStatus, DrbdState]:
-    """DRBD 8.4 shows minors only; the owned ``.res`` files name them (no command needed)."""
+    """DRBD 8.4 shows minors only; the owned ``.res`` files name them (no command needed). /proc/drbd has no
+    sizes: each device's size comes from sysfs (a file read, not a command)."""
     configs = [(f.path, f.content) for f in files
                if (f.path.endswith(".res") or f.path == DRBD_TOP_CONFIG) and f.content is not None]
     try:
-        layout = drbd_layout(configs, node)
+        layout = drbd_layout(configs, host.node)
         peers = {resource: ",".join(names) for resource, names in layout.peer_names.items() if names}
         state = procdrbd.to_drbd_state(procdrbd.parse_proc_drbd(proc), layout.minor_to_resource, peers)
     except ParseError as exc:
         return ToolStatus(name="drbd", state="failed", version=version, detail=str(exc)), \
             DrbdState(kernel_version=version)
-    return ToolStatus(name="drbd", state="available", version=version), state
+    problems: list[str] = []
+    resources = tuple(res.model_copy(update={"devices": tuple(
+        dev.model_copy(update={"size_kib": _drbd84_size_kib(host, dev.minor, problems)}) for dev in res.devices)})
+        for res in state.resources)
+    status = ToolStatus(name="drbd", state="available", version=version, detail="; ".join(problems) or None)
+    return status, state.model_copy(update={"resources": resources})
+
+
+def _drbd84_size_kib(host: Host, minor: int, problems: list[str]) -> int | None:
+    """The device's size from ``/sys/devices/virtual/block/drbdN/size`` (512-byte sectors); None when unknown.
+
+    The real path, not /sys/block/drbdN: that is a symlink, and the host seam never follows one."""
+    path = procdrbd.sysfs_size_path(minor)
+    try:
+        text = host.read_file(path)
+    except HostFileError as exc:
+        problems.append(_file_problem(exc, "read", path))
+        return None
+    if text is None:
+        return None
+    try:
+        return procdrbd.parse_sysfs_size(text, path) // 2
+    except ParseError as exc:
+        problems.append(str(exc))
+        return None
 
 
 @dataclass(frozen=True)

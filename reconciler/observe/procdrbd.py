@@ -293,3 +293,15 @@ def to_drbd_state(
             )
         )
     return DrbdState(kernel_version=proc.version, resources=tuple(resources))
+
+
+def sysfs_size_path(minor: int) -> str:
+    return f"/sys/devices/virtual/block/drbd{minor}/size"
+
+
+def parse_sysfs_size(text: str, path: str) -> int:
+    """A block device's size in 512-byte sectors, as sysfs prints it (one decimal number)."""
+    value = text.strip()
+    if not value.isdigit() or len(value) > 20:
+        raise ParseError(path, "expected a number of 512-byte sectors", 1, value[:40])
+    return int(value)

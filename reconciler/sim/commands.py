@@ -29,6 +29,7 @@ Modules register by being imported; :mod:`reconciler.sim.handlers` imports them 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,8 @@ FileProvider = Callable[["CommandContext"], "str | None"]
 
 _commands: dict[str, Handler] = {}
 _virtual_files: dict[str, FileProvider] = {}
+# Files whose paths carry a number (``/sys/devices/virtual/block/drbd0/size``).
+_virtual_patterns: list[tuple[re.Pattern[str], Callable[[CommandContext, re.Match[str]], str | None]]] = []
 _virtual_dirs: dict[str, Callable[[CommandContext], tuple[str, ...]]] = {}
 
 
@@ -100,7 +103,13 @@ class CommandContext:
         if entry is not None:
             return str(entry["content"])
         provider = _virtual_files.get(path)
-        return None if provider is None else provider(self)
+        if provider is not None:
+            return provider(self)
+        for pattern, by_match in _virtual_patterns:
+            found = pattern.fullmatch(path)
+            if found is not None:
+                return by_match(self, found)
+        return None
 
 
 def command(*names: str) -> Callable[[Handler], Handler]:
@@ -120,6 +129,18 @@ def virtual_file(*paths: str) -> Callable[[FileProvider], FileProvider]:
     def decorate(fn: FileProvider) -> FileProvider:
         for path in paths:
             _virtual_files[path] = fn
+        return fn
+
+    return decorate
+
+
+def virtual_file_pattern(pattern: str) -> Callable[[Callable[[CommandContext, re.Match[str]], str | None]],
+                                                   Callable[[CommandContext, re.Match[str]], str | None]]:
+    """Register a provider for every path that matches ``pattern`` as a whole; it gets the match."""
+
+    def decorate(fn: Callable[[CommandContext, re.Match[str]], str | None]) -> Callable[
+            [CommandContext, re.Match[str]], str | None]:
+        _virtual_patterns.append((re.compile(pattern), fn))
         return fn
 
     return decorate

@@ -8,6 +8,7 @@ readers that follow the stream.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,7 @@ from reconciler.sim import drbd_machine as m
 from reconciler.sim import drbd_output as out
 from reconciler.sim import oracle
 from reconciler.sim import state as simstate
-from reconciler.sim.commands import CommandContext, command, virtual_file
+from reconciler.sim.commands import CommandContext, command, virtual_file, virtual_file_pattern
 from reconciler.sim.drbd_config import DrbdConfigError, ResourceConfig, load_files, node_config_files
 from reconciler.sim.state import State
 
@@ -859,6 +860,20 @@ def drbdsetup(ctx: CommandContext, argv: list[str]) -> CommandResult:
         handler = _ADM_HANDLERS[args.command]
         return _mutating(ctx, lambda: handler(ctx, adm_args, configs[name]))
     return ctx.fail(EXIT_TOOL, f"{args.program}: Unknown command '{args.command}'\n")
+
+
+@virtual_file_pattern(r"/sys/devices/virtual/block/drbd(\d+)/size")
+def sysfs_size(ctx: CommandContext, found: re.Match[str]) -> str | None:
+    """The device's size in 512-byte sectors, while its minor exists (as the kernel's sysfs shows it)."""
+    if ctx.node_state.get("drbd_version") not in ("9", "8.4"):
+        return None
+    m.settle(ctx.state)
+    minor = int(found.group(1))
+    for res in m.resources(ctx.state, ctx.node).values():
+        for dev in res["devices"].values():
+            if int(dev["minor"]) == minor:
+                return f"{int(dev['size_kib']) * 2}\n"
+    return None
 
 
 @virtual_file("/proc/drbd")

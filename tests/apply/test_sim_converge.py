@@ -9,7 +9,7 @@ import pytest
 
 from reconciler.sim import faults, oracle
 from reconciler.sim.state import SimCluster
-from tests.apply.simlab import GIB, NODES, SimLab, init_cluster
+from tests.apply.simlab import GIB, NODES, SimLab, edit_vm, init_cluster
 from tests.conftest import EXAMPLE_DIR
 
 
@@ -93,3 +93,27 @@ def test_drbd_84_cluster_converges_too(tmp_path: Path) -> None:
     assert {node: set(state["nodes"][node]["domains"]) for node in NODES} == {"erdbeere": {"vm100"},
                                                                               "himbeere": {"vm101"}}
     assert oracle.check(state) == []
+
+
+def test_drbd_84_growth_reaches_drbd_through_the_sysfs_size(tmp_path: Path) -> None:
+    # /proc/drbd of 8.4 has no sizes: without the sysfs size a grown stripe was "converged" while DRBD kept
+    # its old size (found on real DRBD 8.4 in the lab, scenario 3).
+    desired = tmp_path / "desired"
+    shutil.copytree(EXAMPLE_DIR, desired)
+    cluster = desired / "cluster.yaml"
+    cluster.write_text(cluster.read_text().replace('drbd_version: "9"', 'drbd_version: "8.4"'))
+    SimCluster.init(tmp_path / "sim", list(NODES), dict.fromkeys(("vg-sda", "vg-sdb", "vg-sdc"), 400 * GIB),
+                    drbd_version="8.4")
+    lab = SimLab(tmp_path / "sim", desired_dir=desired)
+    lab.converge()
+    sizes = {node: lab.host(node).read_file("/sys/devices/virtual/block/drbd0/size") for node in NODES}
+    assert all(sizes.values()), sizes
+    edit_vm(lab, "vm100", r"^  size: 100G", "  size: 120G")
+    mark = len(lab.log())
+    last = lab.converge()
+    assert all(s.plan.is_empty for s in last.values())
+    resizes = [(e["node"], e["argv"]) for e in lab.log()[mark:] if e["argv"][:2] == ["drbdadm", "resize"]]
+    assert resizes == [("erdbeere", ["drbdadm", "resize", "vm100"])]
+    grown = {node: lab.host(node).read_file("/sys/devices/virtual/block/drbd0/size") for node in NODES}
+    for node in NODES:
+        assert int(grown[node] or 0) > int(sizes[node] or 0) + 50 * GIB // 512, (sizes, grown)

@@ -278,3 +278,33 @@ def test_an_empty_node_is_available_with_nothing_on_it() -> None:
     assert observed.drbd.resources == ()
     assert observed.domains == ()
     assert len(observed.volume_groups) == 1
+
+
+def test_drbd84_sizes_come_from_sysfs_without_a_command() -> None:
+    host = full_node(drbd="8.4")
+    host.files["/sys/devices/virtual/block/drbd0/size"] = "786336\n"
+    calls_before = len(host.calls)
+    observed = Observer(host).observe()
+    vm100 = observed.drbd.resource("vm100")
+    assert vm100 is not None
+    assert vm100.devices[0].size_kib == 393168
+    vm103 = observed.drbd.resource("vm103")
+    assert vm103 is not None
+    assert vm103.devices[0].size_kib is None  # no such file: unknown, not zero
+    assert "/sys/devices/virtual/block/drbd3/size" in host.reads
+    drbd_commands = [c for c in host.calls[calls_before:] if c[0] in ("drbdsetup", "drbdadm", "cat")]
+    assert drbd_commands == [("drbdadm", "--version")]  # the one-time version probe, nothing for sizes
+    assert observed.tool("drbd").detail is None  # type: ignore[union-attr]
+
+
+def test_drbd84_unreadable_size_is_unknown_and_said() -> None:
+    host = full_node(drbd="8.4")
+    host.files["/sys/devices/virtual/block/drbd0/size"] = "lots\n"
+    host.unreadable.add("/sys/devices/virtual/block/drbd3/size")
+    observed = Observer(host).observe()
+    drbd = observed.tool("drbd")
+    assert drbd is not None
+    assert drbd.state == "available"
+    assert "expected a number of 512-byte sectors" in (drbd.detail or "")
+    assert "drbd3/size" in (drbd.detail or "")
+    assert all(d.size_kib is None for r in observed.drbd.resources for d in r.devices)
