@@ -1,9 +1,10 @@
 """Notice a domain's state change between passes (a guest that powered off, crashed, or was started or
 destroyed by hand) and wake the loop at once, as the DRBD watcher does for DRBD.
 
-Xen has no event stream the daemon can follow without a library, so the watcher asks ``xl list`` every
-couple of seconds and compares the names and states it prints (not the counters): one cheap read-only
-command, and nothing when ``xl`` is not installed.
+The hypervisor names the listing (:meth:`~reconciler.backends.base.Hypervisor.watch_argv`: ``xl list``
+for Xen, which has no event stream the daemon can follow without a library) and what of it is state
+(:meth:`~reconciler.backends.base.Hypervisor.state_signature`, counters left out). The watcher asks every
+couple of seconds: one cheap read-only command, and nothing when the tool is not installed.
 """
 
 from __future__ import annotations
@@ -12,25 +13,17 @@ import logging
 import threading
 from collections.abc import Callable
 
+from reconciler.backends.base import Hypervisor
+from reconciler.backends.registry import DEFAULT_BACKENDS
 from reconciler.daemon.logs import event
 from reconciler.host.base import Host
 
-XL_LIST = ("xl", "list")
-
-
-def domain_signature(text: str) -> str:
-    """Name and state of each domain from ``xl list`` (ids, memory, vcpus and CPU time left out)."""
-    rows = []
-    for line in text.splitlines()[1:]:
-        words = line.split()
-        if len(words) >= 6:
-            rows.append(f"{' '.join(words[:-5])} {words[-2]}")
-    return "\n".join(sorted(rows))
-
 
 class DomainWatcher:
-    def __init__(self, host: Host, *, interval: float, on_change: Callable[[], None], timeout: float = 10.0) -> None:
+    def __init__(self, host: Host, *, interval: float, on_change: Callable[[], None], timeout: float = 10.0,
+                 hypervisor: Hypervisor = DEFAULT_BACKENDS.hypervisor) -> None:
         self.host = host
+        self.hypervisor = hypervisor
         self.interval = interval
         self._on_change = on_change
         self._timeout = timeout
@@ -41,13 +34,14 @@ class DomainWatcher:
 
     def check_once(self) -> bool:
         """Ask once; True when a domain appeared, went or changed state since the last time."""
-        result = self.host.run(XL_LIST, timeout=self._timeout)
+        argv = self.hypervisor.watch_argv()
+        result = self.host.run(argv, timeout=self._timeout)
         if result.not_found:
-            self.disabled_reason = "xl is not installed"
+            self.disabled_reason = f"{argv[0]} is not installed"
             return False
         if not result.ok:
             return False
-        signature = domain_signature(result.stdout)
+        signature = self.hypervisor.state_signature(result.stdout)
         changed = self._last is not None and signature != self._last
         self._last = signature
         if changed:

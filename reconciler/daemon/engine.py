@@ -40,6 +40,16 @@ class ActionHooks:
 
 
 class Engine(Protocol):
+    @property
+    def last_observed(self) -> ObservedNode | None:
+        """The latest observation, None before the first: metrics, and DRBD events between passes, use it."""
+        ...
+
+    @property
+    def last_desired(self) -> DesiredNode | None:
+        """The latest expansion for this node, None before the first (for metrics)."""
+        ...
+
     def expand(self, cluster: Cluster, node: str) -> DesiredNode: ...
 
     def observe(self) -> ObservedNode: ...

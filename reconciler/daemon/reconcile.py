@@ -20,6 +20,7 @@ from reconciler.daemon.engine import ActionHooks, ApplyOutcome, Engine
 from reconciler.daemon.gating import BootGate, hold_for_boot, hold_for_peer_revision, without_vms
 from reconciler.daemon.liveness import Liveness
 from reconciler.daemon.logs import event
+from reconciler.daemon.metrics_sink import MetricsSink, NullMetrics
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode
 from reconciler.model.status import (
@@ -42,19 +43,6 @@ MAX_RECENT_ERRORS = 20
 APPLIED_OUTCOMES: frozenset[PassOutcome] = frozenset({"converged", "degraded", "progressing"})
 
 
-class MetricsSink:
-    """What the loop reports to the metrics state (the real one is reconciler.metrics.state.MetricsState)."""
-
-    def record_revision_seen(self, sha: str, at: float) -> None: ...
-
-    def record_pass(self, result: PassResult, observed: ObservedNode | None, desired: DesiredNode | None,
-                    status: NodeStatus) -> None: ...
-
-    def set_suspended(self, scope: str, suspended: bool) -> None: ...
-
-    def record_peer(self, peer: PeerStatus) -> None: ...
-
-
 @dataclass
 class PassContext:
     """What the loop hands the pass about the world outside this node."""
@@ -73,7 +61,7 @@ class Reconciler:
     engine: Engine
     clock: Clock
     liveness: Liveness
-    metrics: MetricsSink = field(default_factory=MetricsSink)
+    metrics: MetricsSink = field(default_factory=NullMetrics)
     should_stop: Callable[[], bool] = lambda: False
     cluster_name: str = ""
     booted_at: float | None = None

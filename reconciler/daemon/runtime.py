@@ -27,12 +27,14 @@ from reconciler.daemon.fetcher import Fetcher
 from reconciler.daemon.gating import BootGate
 from reconciler.daemon.liveness import Liveness
 from reconciler.daemon.logs import event
+from reconciler.daemon.metrics_sink import MetricsSink, NullMetrics
 from reconciler.daemon.notify import Notifier, watchdog_interval
 from reconciler.daemon.peer import DEFAULT_PEER_PORT, PeerAnswer, PeerServer, parse_endpoint
 from reconciler.daemon.peer_monitor import PeerMonitor
-from reconciler.daemon.reconcile import MetricsSink, PassContext, Reconciler
+from reconciler.daemon.reconcile import PassContext, Reconciler
 from reconciler.daemon.wakeup import Wakeup
 from reconciler.host.base import Host
+from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import DrbdState, ObservedNode
 from reconciler.model.status import PassResult, PeerStatus
 from reconciler.source.gitsource import GitSource, Loader, default_loader
@@ -42,6 +44,7 @@ from reconciler.source.watch import RefWatcher, local_git_dir
 
 if TYPE_CHECKING:
     from reconciler.desired.load import Cluster
+    from reconciler.metrics.server import MetricsServer
 
 URGENT_WAKEUPS = frozenset({"drbd", "domain"})
 CONFIRM_DELAY_S = 1.0
@@ -87,7 +90,8 @@ class Schedule:
 
 class Daemon:
     def __init__(self, config: DaemonConfig, host: Host, engine: Engine, *, clock: Clock | None = None,
-                 metrics: Any = None, notifier: Notifier | None = None, loader: Loader = default_loader) -> None:
+                 metrics: MetricsSink | None = None, notifier: Notifier | None = None,
+                 loader: Loader = default_loader) -> None:
         self.config = config
         self.host = host
         self.clock = clock or RealClock()
@@ -95,7 +99,7 @@ class Daemon:
         self.wakeup = Wakeup()
         self.stop_requested = threading.Event()
         self.liveness = Liveness(self.clock.monotonic, idle_budget=120.0)
-        self.metrics: Any = metrics if metrics is not None else MetricsSink()
+        self.metrics: MetricsSink = metrics if metrics is not None else NullMetrics()
         self.control = ControlStore(config.state_dir)
         ensure_private_dir(config.state_dir)
         mirror = Mirror(config.state_dir, config.repo, config.branch)
@@ -125,7 +129,7 @@ class Daemon:
         self.last_observed: ObservedNode | None = None
         self._loop_thread: threading.Thread | None = None
         self._watchdog_thread: threading.Thread | None = None
-        self._metrics_server: Any = None
+        self._metrics_server: MetricsServer | None = None
         self.passes = 0
         self.exit_code = 0
         # Set when the daemon cannot do its job and must stop (e.g. its peer listener cannot bind).
@@ -143,9 +147,7 @@ class Daemon:
         if drbd is not None and self.last_observed is not None:
             kernel = self.last_observed.drbd.kernel_version
             fresh = self.last_observed.model_copy(update={"drbd": drbd.model_copy(update={"kernel_version": kernel})})
-            update = getattr(self.metrics, "update_observed", None)
-            if update is not None:
-                update(fresh)
+            self.metrics.update_observed(fresh)
         self.wakeup.signal("drbd")
 
     def _fetch_error(self, message: str) -> None:
@@ -245,13 +247,13 @@ class Daemon:
         return result
 
     def _observed_for_metrics(self, result: PassResult) -> ObservedNode | None:
-        observed = getattr(self.reconciler.engine, "last_observed", None)
-        if isinstance(observed, ObservedNode):
+        observed = self.reconciler.engine.last_observed
+        if observed is not None:
             self.last_observed = observed
         return self.last_observed
 
-    def _desired_for_metrics(self) -> Any:
-        return getattr(self.reconciler.engine, "last_desired", None)
+    def _desired_for_metrics(self) -> DesiredNode | None:
+        return self.reconciler.engine.last_desired
 
     def _loop(self) -> None:
         if self.source.mirror.tip() is None:
@@ -332,7 +334,11 @@ class Daemon:
         address = self.config.metrics_address or ""
         try:
             from reconciler.metrics.server import start_metrics_server  # noqa: PLC0415
+            from reconciler.metrics.state import MetricsState  # noqa: PLC0415
 
+            if not isinstance(self.metrics, MetricsState):
+                # Only the real state has something to serve; a scrape of a null sink would fail each time.
+                raise ValueError("this daemon keeps no metrics to serve (it was given no MetricsState)")
             host, port = parse_endpoint(address, 9793)
             self._metrics_server = start_metrics_server(
                 self.metrics, host, port, tls_cert=self.config.metrics_tls_cert, tls_key=self.config.metrics_tls_key,

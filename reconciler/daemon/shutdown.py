@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from reconciler.backends.registry import DEFAULT_BACKENDS, Backends
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode
@@ -30,7 +31,9 @@ class ShutdownReport:
 
 
 def shutdown_node(host: Host, desired: DesiredNode, observed: ObservedNode, *,
-                  domain_timeout: float = DOMAIN_SHUTDOWN_TIMEOUT) -> ShutdownReport:
+                  domain_timeout: float = DOMAIN_SHUTDOWN_TIMEOUT,
+                  backends: Backends = DEFAULT_BACKENDS) -> ShutdownReport:
+    hypervisor, replicator = backends.hypervisor, backends.replicator
     report = ShutdownReport()
     still_running: set[str] = set()
     for vm in desired.vms:
@@ -40,7 +43,7 @@ def shutdown_node(host: Host, desired: DesiredNode, observed: ObservedNode, *,
         running = observed.domain(name)
         if running is None:
             continue
-        result = host.run(("xl", "shutdown", "-w", name), timeout=domain_timeout)
+        result = host.run(hypervisor.shutdown_argv(name), timeout=domain_timeout)
         if result.ok:
             report.steps.append(f"domain {name} shut down")
         else:
@@ -57,12 +60,12 @@ def shutdown_node(host: Host, desired: DesiredNode, observed: ObservedNode, *,
             report.failures.append(f"DRBD {resource} left up: its domain still runs")
             continue
         if state.role == "Primary":
-            result = host.run(("drbdadm", "secondary", resource), timeout=DRBD_TIMEOUT)
+            result = host.run(replicator.demote_argv(resource), timeout=DRBD_TIMEOUT)
             if not result.ok:
                 report.failures.append(f"DRBD {resource} could not be demoted: {result.describe()}")
                 continue
             report.steps.append(f"DRBD {resource} demoted")
-        result = host.run(("drbdadm", "down", resource), timeout=DRBD_TIMEOUT)
+        result = host.run(replicator.down_argv(resource), timeout=DRBD_TIMEOUT)
         if result.ok:
             report.steps.append(f"DRBD {resource} down")
         else:

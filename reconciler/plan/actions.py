@@ -170,14 +170,6 @@ def dmsetup_remove(name: str) -> Command:
     return cmd("dmsetup", "remove", check_name(name, "dm device"))
 
 
-# --- DRBD ------------------------------------------------------------------------------------------
-
-
-def drbdadm(verb: str, resource: str, *options: str) -> Command:
-    # Options follow the verb: drbdadm accepts them there and it reads like the manual.
-    return cmd("drbdadm", verb, *options, check_name(resource, "DRBD resource"))
-
-
 # --- file systems ----------------------------------------------------------------------------------
 
 
@@ -197,18 +189,3 @@ def mkswap(device: str, label: str | None = None) -> Command:
 
 def wipefs_all(device: str) -> Command:
     return cmd("wipefs", "-a", check_device_path(device), timeout=120.0)
-
-
-# --- Xen -------------------------------------------------------------------------------------------
-
-
-def xl(verb: str, *args: str) -> Command:
-    return cmd("xl", verb, *args)
-
-
-def xen_config_path(domain: str) -> str:
-    return f"/etc/xen/{check_name(domain, 'domain')}.cfg"
-
-
-def drbd_config_path(resource: str) -> str:
-    return f"/etc/drbd.d/{check_name(resource, 'DRBD resource')}.res"

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler.backends.base import Argv, Hypervisor, Replicator
+from reconciler.backends.registry import DEFAULT_BACKENDS, Backends
 from reconciler.model.desired import DesiredVm
 from reconciler.observe.config_semantics import defined_elsewhere, hand_written
-from reconciler.plan.actions import Action, ActionKind, Change, Command, action_id
+from reconciler.plan.actions import Action, ActionKind, Change, Command, action_id, cmd
 from reconciler.plan.index import ObservedIndex
 from reconciler.plan.model import Note, NoteKind
 from reconciler.plan.peer import PeerView
@@ -20,8 +22,10 @@ _DEFAULTS: dict[str, Any] = {name: spec.default for name, spec in Action.model_f
 
 class VmBuilder:
     def __init__(self, vm: DesiredVm, observed: ObservedIndex, peer: PeerView | None,
-                 drbd_changes: Mapping[str, str] | None = None) -> None:
+                 drbd_changes: Mapping[str, str] | None = None, backends: Backends = DEFAULT_BACKENDS) -> None:
         self.vm = vm
+        self.hypervisor: Hypervisor = backends.hypervisor
+        self.replicator: Replicator = backends.replicator
         self.observed = observed
         self.peer = peer
         self.drbd_changes = drbd_changes or {}
@@ -43,6 +47,11 @@ class VmBuilder:
                   "description": description, "commands": timed, "depends_on": deps, **fields}
         self.actions.append(Action.model_construct(**values))
         return ident
+
+    @staticmethod
+    def command(argv: Argv) -> Command:
+        """A backend's argv as an action's command (the action's kind gives it its timeout)."""
+        return cmd(*argv)
 
     def note(self, kind: NoteKind, key: str, message: str) -> None:
         self.notes.append(Note(key=key, vm=self.vm.name, kind=kind, message=message))

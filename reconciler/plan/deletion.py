@@ -26,9 +26,10 @@ def plan_deletion(b: VmBuilder) -> None:
             demote = None
             if res.role == "Primary":
                 demote = b.add("demote", drbd.key, "delete", f"demote {drbd.name} to Secondary",
-                               commands=(A.drbdadm("secondary", drbd.name),), depends_on=(stop,))
+                               commands=(b.command(b.replicator.demote_argv(drbd.name)),), depends_on=(stop,))
             down = b.add("drbd-down", drbd.key, "delete", f"take down DRBD resource {drbd.name}",
-                         commands=(A.drbdadm("down", drbd.name),), depends_on=(demote, stop), destructive=True)
+                         commands=(b.command(b.replicator.down_argv(drbd.name)),), depends_on=(demote, stop),
+                         destructive=True)
         if observed.file(drbd.config_path) is not None:
             # The config goes only after `down`: drbdadm needs it to take the resource down.
             b.add("remove-drbd-config", drbd.key, "delete", f"remove {drbd.config_path}",
@@ -60,4 +61,4 @@ def plan_absent(b: VmBuilder) -> None:
         res = observed.resource(vm.drbd.name)
         if res is not None and res.role == "Primary":
             b.add("demote", vm.drbd.key, "change", f"demote {vm.drbd.name} to Secondary",
-                  commands=(A.drbdadm("secondary", vm.drbd.name),), depends_on=(stop,))
+                  commands=(b.command(b.replicator.demote_argv(vm.drbd.name)),), depends_on=(stop,))

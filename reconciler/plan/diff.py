@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
+from reconciler.backends.registry import DEFAULT_BACKENDS, Backends
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode
 from reconciler.plan.actions import Action
@@ -36,7 +37,7 @@ REMOVAL_KINDS = kinds_where("removes")
 
 def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | None = None,
               allow_mass_delete: bool = False, drbd_changes: Mapping[str, str] | None = None,
-              moved_away: Collection[str] | None = None) -> Plan:
+              moved_away: Collection[str] | None = None, backends: Backends = DEFAULT_BACKENDS) -> Plan:
     """The ordered, gated actions that take ``observed`` to ``desired``; empty when nothing differs.
 
     ``drbd_changes`` (resource -> what ``drbdadm -d adjust`` would run) comes from the optional deep check.
@@ -44,6 +45,7 @@ def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | 
     run passes None). A domain running where it is not designated is stopped only when the repository moved it
     away (when that is known) and the designated primary can take over now; otherwise it was most likely
     started here by hand in a failover, and stopping it would turn that failover into an outage.
+    ``backends``: the hypervisor and replicator whose commands the actions run (Xen and DRBD by default).
     """
     actions: list[Action] = []
     notes: list[Note] = []
@@ -60,7 +62,7 @@ def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | 
         if refusal:
             refused_vms.append(VmRefusal(vm=vm.name, reason=refusal))
             continue
-        b = VmBuilder(vm, index, peer, drbd_changes or {})
+        b = VmBuilder(vm, index, peer, drbd_changes or {}, backends)
         if vm.lifecycle == "deleted":
             plan_deletion(b)
             if any(a.kind in REMOVAL_KINDS for a in b.actions):
@@ -101,7 +103,8 @@ def _plan_present(b: VmBuilder, moved_away: Collection[str] | None) -> None:
     want_primary = vm.is_primary_here
     stop = None
     if domain is not None and running is not None and not want_primary:
-        refused, waiting = handover(vm, b.observed.resource(vm.drbd.name) if vm.drbd else None, moved_away)
+        refused, waiting = handover(vm, b.observed.resource(vm.drbd.name) if vm.drbd else None, moved_away,
+                                    b.replicator)
         stop = plan_shutdown(b, domain, f"the designated primary is {vm.primary_node}", refused=refused,
                              waiting=waiting)
     restart = False

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from reconciler.backends.base import Replicator
 from reconciler.model.desired import DesiredDomain, DesiredVm
 from reconciler.model.observed import DomainState, DrbdResourceState
-from reconciler.names import check_name
 from reconciler.plan import actions as A
 from reconciler.plan.builder import VmBuilder
 
@@ -53,14 +53,14 @@ def plan_live_changes(b: VmBuilder, domain: DesiredDomain, running: DomainState)
         if domain.memory_mib <= maxmem:
             b.add("set-domain-memory", domain.key, "change",
                   f"set {domain.name} memory {running.memory_mib} -> {domain.memory_mib} MiB (live)",
-                  commands=(A.xl("mem-set", check_name(domain.name, "domain"), f"{domain.memory_mib}m"),))
+                  commands=(b.command(b.hypervisor.set_memory_argv(domain.name, domain.memory_mib)),))
         else:
             restart.append(f"memory {domain.memory_mib} MiB exceeds the running maximum of {maxmem} MiB")
     if running.vcpus is not None and running.vcpus != domain.vcpus:
         if domain.vcpus <= domain.maxvcpus and not restart:
             b.add("set-domain-vcpus", domain.key, "change",
                   f"set {domain.name} vcpus {running.vcpus} -> {domain.vcpus} (live)",
-                  commands=(A.xl("vcpu-set", check_name(domain.name, "domain"), str(domain.vcpus)),))
+                  commands=(b.command(b.hypervisor.set_vcpus_argv(domain.name, domain.vcpus)),))
         else:
             restart.append(f"vcpus {running.vcpus} -> {domain.vcpus}")
     if not restart:
@@ -74,18 +74,19 @@ def plan_live_changes(b: VmBuilder, domain: DesiredDomain, running: DomainState)
 
 def plan_start(b: VmBuilder, domain: DesiredDomain, after: tuple[str | None, ...]) -> str:
     return b.add("start-domain", domain.key, "create", f"start domain {domain.name}",
-                 commands=(A.xl("create", A.xen_config_path(domain.name)),), depends_on=after,
+                 commands=(b.command(b.hypervisor.start_argv(domain.name)),), depends_on=after,
                  devices=domain.disks)
 
 
 def plan_shutdown(b: VmBuilder, domain: DesiredDomain, why: str, *, refused: str = "", waiting: str = "") -> str:
     return b.add("shutdown-domain", domain.key, "delete" if b.vm.lifecycle == "deleted" else "change",
                  f"shut down domain {domain.name} ({why})",
-                 commands=(A.xl("shutdown", "-w", check_name(domain.name, "domain")),), reason=why, refused=refused,
+                 commands=(b.command(b.hypervisor.shutdown_argv(domain.name)),), reason=why, refused=refused,
                  waiting=waiting)
 
 
-def handover(vm: DesiredVm, res: DrbdResourceState | None, moved_away: Collection[str] | None) -> tuple[str, str]:
+def handover(vm: DesiredVm, res: DrbdResourceState | None, moved_away: Collection[str] | None,
+             replicator: Replicator) -> tuple[str, str]:
     """Whether a domain running here, away from its designated primary, may be stopped now for a move:
     ``(refused, waiting)``, both "" when it may.
 
@@ -100,11 +101,7 @@ def handover(vm: DesiredVm, res: DrbdResourceState | None, moved_away: Collectio
                 f"{vm.primary_node}); left running: {record}"), ""
     if vm.drbd is None:
         return "", ""
-    ready = res is not None and any(
-        c.connection_state == "Connected" and c.peer_devices
-        and all(p.peer_disk_state == "UpToDate" for p in c.peer_devices)
-        for c in res.connections)
-    if ready:
+    if res is not None and replicator.peer_can_take_over(res):
         return "", ""
     seen = ", ".join(f"{c.peer_name} {c.connection_state}/"
                      f"{'/'.join(p.peer_disk_state for p in c.peer_devices) or 'no disk'}"

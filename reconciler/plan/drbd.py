@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from reconciler.model.desired import DesiredDrbd
 from reconciler.model.observed import DrbdResourceState
-from reconciler.plan import actions as A
 from reconciler.plan.actions import WaitFor
 from reconciler.plan.builder import VmBuilder
 from reconciler.plan.safety import promotion_verdict
@@ -74,12 +73,12 @@ def plan_drbd(b: VmBuilder, drbd: DesiredDrbd) -> None:
         md = b.add("create-md", drbd.key, "create",
                    f"create DRBD metadata on {drbd.backing_device} (only if blkid -p finds no signature there "
                    "nor on any LV beneath it)",
-                   commands=(A.drbdadm("create-md", drbd.name, "--force"),), depends_on=(config, *storage),
+                   commands=(b.command(b.replicator.create_metadata_argv(drbd.name)),), depends_on=(config, *storage),
                    destructive=True, probe_before=(drbd.backing_device,), probe_beneath=data_lv_paths(b),
                    identity=data_lvs,
                    reason="new" if created else "after-reboot")
         b.add("drbd-up", drbd.key, "create", f"bring up DRBD resource {drbd.name} on {drbd.device}",
-              commands=(A.drbdadm("up", drbd.name),), depends_on=(md, config))
+              commands=(b.command(b.replicator.up_argv(drbd.name)),), depends_on=(md, config))
         return
     if res.split_brain:
         # adjust would reconnect into the same split brain (or apply a changed config mid-incident): the
@@ -94,7 +93,7 @@ def plan_drbd(b: VmBuilder, drbd: DesiredDrbd) -> None:
     if config is not None or drift is not None:
         why = "config rewritten" if config is not None else f"runtime differs from the config: {drift}"
         b.add("drbd-adjust", drbd.key, "change", f"adjust DRBD resource {drbd.name} ({why})",
-              commands=(A.drbdadm("adjust", drbd.name),), depends_on=(config, *storage), reason=why)
+              commands=(b.command(b.replicator.adjust_argv(drbd.name)),), depends_on=(config, *storage), reason=why)
     plan_resize(b, drbd, res, storage)
 
 
@@ -122,7 +121,7 @@ def plan_resize(b: VmBuilder, drbd: DesiredDrbd, res: DrbdResourceState, storage
         waiting = f"the designated primary {b.vm.primary_node} resizes it (DRBD grows both nodes at once)"
     b.add("drbd-resize", drbd.key, "change",
           f"resize DRBD {drbd.name} to the grown backing device ({format_size(backing)})",
-          commands=(A.drbdadm("resize", drbd.name),), depends_on=storage, waiting=waiting,
+          commands=(b.command(b.replicator.resize_argv(drbd.name)),), depends_on=storage, waiting=waiting,
           wait_for=wait_for if waiting else "")
     if not waiting and b.vm.filesystem is not None:
         b.note("filesystem-growth", b.vm.filesystem.key,
@@ -139,7 +138,7 @@ def plan_role(b: VmBuilder, drbd: DesiredDrbd, *, want_primary: bool, domain_run
             if domain_running and stop is None:
                 return None  # the domain keeps running here; demoting under it would fail
             return b.add("demote", drbd.key, "change", f"demote {drbd.name} to Secondary",
-                         commands=(A.drbdadm("secondary", drbd.name),), depends_on=(stop,))
+                         commands=(b.command(b.replicator.demote_argv(drbd.name)),), depends_on=(stop,))
         return None
     if res is not None and res.role == "Primary":
         return None
@@ -147,7 +146,7 @@ def plan_role(b: VmBuilder, drbd: DesiredDrbd, *, want_primary: bool, domain_run
     adjust = b.find("drbd-adjust", drbd.key)
     if res is None:
         return b.add("promote", drbd.key, "change", f"promote {drbd.name}",
-                     commands=(A.drbdadm("primary", drbd.name),), depends_on=(up,), safety=drbd.safety,
+                     commands=(b.command(b.replicator.promote_argv(drbd.name)),), depends_on=(up,), safety=drbd.safety,
                      waiting=f"{drbd.name} comes up in this pass; promotion is decided from its state on the next pass")
     verdict = promotion_verdict(res, quorum_mechanism=drbd.safety == "quorum")
     if verdict.kind == "promote-force-initial":
@@ -155,8 +154,8 @@ def plan_role(b: VmBuilder, drbd: DesiredDrbd, *, want_primary: bool, domain_run
         what = (f"initial forced promotion of brand-new pair {drbd.name} (starts the first full sync)" if new
                 else f"initial forced promotion of {drbd.name}")
         return b.add("promote-force-initial", drbd.key, "change", what,
-                     commands=(A.drbdadm("primary", drbd.name, "--force"),), depends_on=(adjust,),
+                     commands=(b.command(b.replicator.promote_argv(drbd.name, force=True)),), depends_on=(adjust,),
                      destructive=True, waiting=verdict.waiting, refused=verdict.refused, safety=drbd.safety)
     return b.add("promote", drbd.key, "change", f"promote {drbd.name} to Primary",
-                 commands=(A.drbdadm("primary", drbd.name),), depends_on=(adjust,), waiting=verdict.waiting,
-                 safety=drbd.safety)
+                 commands=(b.command(b.replicator.promote_argv(drbd.name)),), depends_on=(adjust,),
+                 waiting=verdict.waiting, safety=drbd.safety)

@@ -65,6 +65,9 @@ class FakeEngine:
     expanded: list[Any] = field(default_factory=list)
     peer_views: list[PeerView | None] = field(default_factory=list)
     moved_away: list[frozenset[str]] = field(default_factory=list)
+    # What the loop shows metrics; this engine leaves them unset, as an engine before its first pass does.
+    last_observed: ObservedNode | None = None
+    last_desired: DesiredNode | None = None
 
     def expand(self, cluster: Any, node: str) -> DesiredNode:
         self.expanded.append(cluster)
@@ -138,6 +141,7 @@ class RecordingMetrics:
         self.passes: list[str] = []
         self.suspended: list[tuple[str, bool]] = []
         self.peers: list[str] = []
+        self.observed: list[Any] = []
 
     def record_revision_seen(self, sha: str, at: float) -> None:
         self.seen.append(sha)
@@ -150,3 +154,6 @@ class RecordingMetrics:
 
     def record_peer(self, peer: Any) -> None:
         self.peers.append(peer.node)
+
+    def update_observed(self, observed: Any) -> None:
+        self.observed.append(observed)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from reconciler.daemon.domain_watch import DomainWatcher, domain_signature
+from reconciler.backends.xen import XenHypervisor
+from reconciler.daemon.domain_watch import DomainWatcher
 from reconciler.host.base import CommandResult
 from tests.apply.fakes import FakeHost, ok
 
@@ -12,6 +13,10 @@ DOM0 = "Domain-0                                     0  1024     2     r-----   
 
 def listing(*rows: str) -> str:
     return HEADER + DOM0 + "".join(rows)
+
+
+def domain_signature(text: str) -> str:
+    return XenHypervisor().state_signature(text)
 
 
 def test_signature_ignores_ids_memory_and_cpu_time() -> None:

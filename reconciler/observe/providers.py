@@ -1,0 +1,234 @@
+"""The fact providers of LVM, device-mapper, DRBD and Xen, and the registry the observer runs in order.
+
+Each provider runs its tool's read-only commands, parses them with the tool's parser module and fills its
+part of :class:`~reconciler.observe.facts.NodeFacts`. The order of :data:`FACT_PROVIDERS` is the order of
+the pass's commands and of ``ObservedNode.tools``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+from reconciler.host.base import Host, HostFileError
+from reconciler.model.observed import DmDevice, DrbdState, OwnedFile, ToolStatus
+from reconciler.observe import dmsetup, drbd9, lvm, procdrbd, splitbrain, xl
+from reconciler.observe.drbdconf import drbd_layout
+from reconciler.observe.errors import ParseError
+from reconciler.observe.facts import (
+    CommandRunner,
+    FactProvider,
+    NodeFacts,
+    PassContext,
+    failure,
+    file_problem,
+    missing,
+)
+
+DRBD_TOP_CONFIG = "/etc/drbd.conf"
+
+
+class LvmFacts:
+    """Volume groups and logical volumes: ``vgs``, then ``lvs``."""
+
+    name = "lvm"
+
+    def read(self, context: PassContext, facts: NodeFacts) -> None:
+        version = context.versions.lvm
+        run = context.run
+        vgs = run(lvm.VGS_ARGV)
+        if vgs.not_found:
+            facts.tools.append(missing("lvm", vgs, version))
+            return
+        if not vgs.ok:
+            facts.tools.append(ToolStatus(name="lvm", state="failed", version=version, detail=failure(vgs)))
+            return
+        lvs = run(lvm.LVS_ARGV)
+        if not lvs.ok:
+            facts.tools.append(ToolStatus(name="lvm", state="failed", version=version, detail=failure(lvs)))
+            return
+        try:
+            groups = lvm.parse_vgs(vgs.stdout)
+            volumes = lvm.parse_lvs(lvs.stdout)
+        except ParseError as exc:
+            facts.tools.append(ToolStatus(name="lvm", state="failed", version=version, detail=str(exc)))
+            return
+        facts.tools.append(ToolStatus(name="lvm", state="available", version=version))
+        facts.volume_groups = groups
+        facts.logical_volumes = volumes
+
+
+def observe_dm(run: CommandRunner, version: str | None) -> tuple[ToolStatus, tuple[DmDevice, ...]]:
+    """``dmsetup info``, then ``dmsetup table``, merged per device."""
+    info = run(dmsetup.INFO_ARGV)
+    if info.not_found:
+        return missing("dmsetup", info, version), ()
+    if not info.ok:
+        return ToolStatus(name="dmsetup", state="failed", version=version, detail=failure(info)), ()
+    table = run(dmsetup.TABLE_ARGV)
+    if not table.ok:
+        return ToolStatus(name="dmsetup", state="failed", version=version, detail=failure(table)), ()
+    try:
+        devices = dmsetup.merge(dmsetup.parse_info(info.stdout), dmsetup.parse_table(table.stdout))
+    except ParseError as exc:
+        return ToolStatus(name="dmsetup", state="failed", version=version, detail=str(exc)), ()
+    return ToolStatus(name="dmsetup", state="available", version=version), tuple(devices)
+
+
+class DmFacts:
+    """Device-mapper devices with their tables."""
+
+    name = "dm"
+
+    def read(self, context: PassContext, facts: NodeFacts) -> None:
+        status, devices = observe_dm(context.run, context.versions.dmsetup)
+        facts.tools.append(status)
+        facts.dm_devices = devices
+
+
+def observe_drbd(run: CommandRunner, host: Host, files: tuple[OwnedFile, ...]) -> tuple[ToolStatus, DrbdState]:
+    """``/proc/drbd``, then on DRBD 9 ``drbdsetup status``; DRBD 8.4 needs no command (see below)."""
+    try:
+        proc = host.read_file(procdrbd.PROC_DRBD_PATH)
+    except HostFileError as exc:
+        return ToolStatus(name="drbd", state="failed", detail=file_problem(exc, "read", procdrbd.PROC_DRBD_PATH)), \
+            DrbdState()
+    if proc is None:
+        return ToolStatus(name="drbd", state="missing",
+                          detail=f"no DRBD kernel module loaded ({procdrbd.PROC_DRBD_PATH} is absent)"), DrbdState()
+    try:
+        version = procdrbd.parse_version(proc)
+    except ParseError as exc:
+        return ToolStatus(name="drbd", state="failed", detail=str(exc)), DrbdState()
+    if version is None:
+        return ToolStatus(name="drbd", state="failed",
+                          detail=f"{procdrbd.PROC_DRBD_PATH} has no 'version:' line"), DrbdState()
+    if not version.startswith("9."):
+        return _observe_drbd84(proc, version, host, files)
+    status = run(drbd9.STATUS_ARGV)
+    if status.not_found:
+        return missing("drbd", status, version), DrbdState(kernel_version=version)
+    if not status.ok:
+        return ToolStatus(name="drbd", state="failed", version=version, detail=failure(status)), \
+            DrbdState(kernel_version=version)
+    try:
+        resources = drbd9.parse_status_json(status.stdout)
+    except ParseError as exc:
+        return ToolStatus(name="drbd", state="failed", version=version, detail=str(exc)), \
+            DrbdState(kernel_version=version)
+    return ToolStatus(name="drbd", state="available", version=version), \
+        DrbdState(kernel_version=version, resources=tuple(resources))
+
+
+def _observe_drbd84(proc: str, version: str, host: Host,
+                    files: tuple[OwnedFile, ...]) -> tuple[ToolStatus, DrbdState]:
+    """DRBD 8.4 shows minors only; the owned ``.res`` files name them (no command needed). /proc/drbd has no
+    sizes: each device's size comes from sysfs (a file read, not a command)."""
+    configs = [(f.path, f.content) for f in files
+               if (f.path.endswith(".res") or f.path == DRBD_TOP_CONFIG) and f.content is not None]
+    try:
+        layout = drbd_layout(configs, host.node)
+        peers = {resource: ",".join(names) for resource, names in layout.peer_names.items() if names}
+        state = procdrbd.to_drbd_state(procdrbd.parse_proc_drbd(proc), layout.minor_to_resource, peers)
+    except ParseError as exc:
+        return ToolStatus(name="drbd", state="failed", version=version, detail=str(exc)), \
+            DrbdState(kernel_version=version)
+    problems: list[str] = []
+    resources = tuple(res.model_copy(update={"devices": tuple(
+        dev.model_copy(update={"size_kib": _drbd84_size_kib(host, dev.minor, problems)}) for dev in res.devices)})
+        for res in state.resources)
+    status = ToolStatus(name="drbd", state="available", version=version, detail="; ".join(problems) or None)
+    return status, state.model_copy(update={"resources": resources})
+
+
+def _drbd84_size_kib(host: Host, minor: int, problems: list[str]) -> int | None:
+    """The device's size from ``/sys/devices/virtual/block/drbdN/size`` (512-byte sectors); None when unknown.
+
+    The real path, not /sys/block/drbdN: that is a symlink, and the host seam never follows one."""
+    path = procdrbd.sysfs_size_path(minor)
+    try:
+        text = host.read_file(path)
+    except HostFileError as exc:
+        problems.append(file_problem(exc, "read", path))
+        return None
+    if text is None:
+        return None
+    try:
+        return procdrbd.parse_sysfs_size(text, path) // 2
+    except ParseError as exc:
+        problems.append(str(exc))
+        return None
+
+
+def _read_split_brain_markers(host: Host) -> tuple[tuple[splitbrain.SplitBrainMarker, ...], list[str]]:
+    """The markers DRBD's split-brain handler left (files, no command); an unreadable one is reported."""
+    markers: list[splitbrain.SplitBrainMarker] = []
+    problems: list[str] = []
+    try:
+        names = host.list_dir(splitbrain.MARKER_DIR)
+    except HostFileError as exc:
+        return (), [file_problem(exc, "list", splitbrain.MARKER_DIR)]
+    for name in names:
+        if not name.endswith(splitbrain.MARKER_SUFFIX):
+            continue
+        path = posixpath.join(splitbrain.MARKER_DIR, name)
+        try:
+            text = host.read_file(path)
+            if text is not None:
+                markers.append(splitbrain.parse_marker(text, path))
+        except (HostFileError, ParseError, ValueError) as exc:
+            problems.append(f"unreadable split-brain marker: {exc}")
+    return tuple(markers), problems
+
+
+class DrbdFacts:
+    """DRBD's resources (kernel state, split-brain markers), and drbd-utils' probed version as its own tool."""
+
+    name = "drbd"
+
+    def read(self, context: PassContext, facts: NodeFacts) -> None:
+        status, state = observe_drbd(context.run, context.host, context.files)
+        # Markers only matter for a connection DRBD dropped to StandAlone; a healthy node reads none.
+        if any(c.connection_state == "StandAlone" for r in state.resources for c in r.connections):
+            markers, marker_problems = _read_split_brain_markers(context.host)
+            state = splitbrain.apply_markers(state, markers)
+            if marker_problems:
+                status = status.model_copy(update={"detail": "; ".join(marker_problems)})
+        facts.tools += [status, context.versions.drbd_utils]
+        facts.drbd = state
+
+
+class XenFacts:
+    """Domains (``xl list``, ``xl list -l``) and the hypervisor (``xl info``)."""
+
+    name = "xen"
+
+    def read(self, context: PassContext, facts: NodeFacts) -> None:
+        run = context.run
+        listing = run(xl.XL_LIST_ARGV)
+        if listing.not_found:
+            facts.tools.append(missing("xl", listing))
+            return
+        if not listing.ok:
+            facts.tools.append(ToolStatus(name="xl", state="failed", detail=failure(listing)))
+            return
+        long_listing = run(xl.XL_LIST_LONG_ARGV)
+        if not long_listing.ok:
+            facts.tools.append(ToolStatus(name="xl", state="failed", detail=failure(long_listing)))
+            return
+        info = run(xl.XL_INFO_ARGV)
+        if not info.ok:
+            facts.tools.append(ToolStatus(name="xl", state="failed", detail=failure(info)))
+            return
+        try:
+            domains = xl.merge_domains(xl.parse_xl_list(listing.stdout), xl.parse_xl_list_long(long_listing.stdout))
+            host_info = xl.parse_xl_info(info.stdout)
+        except ParseError as exc:
+            facts.tools.append(ToolStatus(name="xl", state="failed", detail=str(exc)))
+            return
+        facts.tools.append(ToolStatus(name="xl", state="available", version=host_info.xen_version))
+        facts.domains = tuple(domains)
+        facts.host = host_info
+
+
+# The order is the pass's: commands run, and tools are listed, in this order. A new backend registers here.
+FACT_PROVIDERS: tuple[FactProvider, ...] = (LvmFacts(), DmFacts(), DrbdFacts(), XenFacts())

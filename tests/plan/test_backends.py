@@ -1,0 +1,97 @@
+"""Xen and DRBD behind the Hypervisor and Replicator protocols: the same argv as ever, and a plan built
+with another backend runs that backend's commands, through the same gate and order."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.backends.base import Argv
+from reconciler.backends.drbd import DrbdReplicator
+from reconciler.backends.registry import DEFAULT_BACKENDS, HYPERVISORS, REPLICATORS, Backends
+from reconciler.backends.xen import XenHypervisor
+from reconciler.daemon.shutdown import shutdown_node
+from reconciler.names import UnsafeNameError
+from reconciler.plan.diff import plan_node
+from tests.apply.fakes import FakeHost
+from tests.plan.factories import converged, drbd_state, empty_observed, make_node, make_vm
+
+XEN = XenHypervisor()
+DRBD = DrbdReplicator()
+
+
+def test_the_registry_holds_xen_and_drbd_as_the_default() -> None:
+    assert list(HYPERVISORS) == ["xen"]
+    assert list(REPLICATORS) == ["drbd"]
+    assert Backends(HYPERVISORS["xen"], REPLICATORS["drbd"]) == DEFAULT_BACKENDS
+    assert (DEFAULT_BACKENDS.hypervisor.tool, DEFAULT_BACKENDS.replicator.tool) == ("xl", "drbd")
+
+
+def test_xen_commands_are_the_xl_command_lines() -> None:
+    assert XEN.config_path("vm100") == "/etc/xen/vm100.cfg"
+    assert XEN.start_argv("vm100") == ("xl", "create", "/etc/xen/vm100.cfg")
+    assert XEN.shutdown_argv("vm100") == ("xl", "shutdown", "-w", "vm100")
+    assert XEN.set_memory_argv("vm100", 2048) == ("xl", "mem-set", "vm100", "2048m")
+    assert XEN.set_vcpus_argv("vm100", 3) == ("xl", "vcpu-set", "vm100", "3")
+    assert XEN.watch_argv() == ("xl", "list")
+
+
+def test_drbd_commands_are_the_drbdadm_command_lines() -> None:
+    assert DRBD.config_path("vm100") == "/etc/drbd.d/vm100.res"
+    assert DRBD.create_metadata_argv("vm100") == ("drbdadm", "create-md", "--force", "vm100")
+    assert [DRBD.up_argv("vm100"), DRBD.down_argv("vm100"), DRBD.adjust_argv("vm100"), DRBD.resize_argv("vm100")] \
+        == [("drbdadm", verb, "vm100") for verb in ("up", "down", "adjust", "resize")]
+    assert DRBD.promote_argv("vm100") == ("drbdadm", "primary", "vm100")
+    assert DRBD.promote_argv("vm100", force=True) == ("drbdadm", "primary", "--force", "vm100")
+    assert DRBD.demote_argv("vm100") == ("drbdadm", "secondary", "vm100")
+
+
+@pytest.mark.parametrize("build", [XEN.start_argv, XEN.shutdown_argv, DRBD.up_argv, DRBD.demote_argv])
+def test_unsafe_names_never_reach_an_argv(build: object) -> None:
+    with pytest.raises(UnsafeNameError):
+        build("-rf /")  # type: ignore[operator]
+
+
+def test_the_peer_can_take_over_only_connected_with_up_to_date_data() -> None:
+    assert DRBD.peer_can_take_over(drbd_state("vm100", 0))
+    assert not DRBD.peer_can_take_over(drbd_state("vm100", 0, peer_disk="Inconsistent"))
+    assert not DRBD.peer_can_take_over(drbd_state("vm100", 0, conn="Connecting"))
+
+
+class OtherHypervisor(XenHypervisor):
+    """Stands in for another hypervisor: its own command lines, Xen's config paths."""
+
+    def start_argv(self, domain: str) -> Argv:
+        return ("other", "start", domain)
+
+    def shutdown_argv(self, domain: str) -> Argv:
+        return ("other", "shutdown", domain)
+
+
+OTHER = Backends(hypervisor=OtherHypervisor(), replicator=DRBD)
+
+
+def test_a_plan_runs_the_given_hypervisors_commands_in_the_same_order() -> None:
+    desired = make_node(make_vm(100))
+    xen_plan = plan_node(desired, empty_observed())
+    other_plan = plan_node(desired, empty_observed(), backends=OTHER)
+    assert [a.id for a in other_plan.actions] == [a.id for a in xen_plan.actions]
+    start = next(a for a in other_plan.actions if a.kind == "start-domain")
+    assert start.argvs == (("other", "start", "vm100"),)
+    assert all(argv[0] != "xl" for a in other_plan.actions for argv in a.argvs)
+
+
+def test_a_moved_domain_is_shut_down_with_the_given_hypervisor() -> None:
+    before = make_node(make_vm(100))
+    after = make_node(make_vm(100, primary="himbeere"))
+    plan = plan_node(after, converged(before), moved_away={"vm100"}, backends=OTHER)
+    stop = next(a for a in plan.actions if a.kind == "shutdown-domain")
+    assert stop.argvs == (("other", "shutdown", "vm100"),)
+
+
+def test_shutdown_of_the_node_uses_the_given_backends() -> None:
+    desired = make_node(make_vm(100))
+    host = FakeHost()
+    report = shutdown_node(host, desired, converged(desired), backends=OTHER)  # type: ignore[arg-type]
+    assert report.ok, report.failures
+    assert [c for c in host.calls if c[0] in ("other", "drbdadm")] == [
+        ("other", "shutdown", "vm100"), ("drbdadm", "secondary", "vm100"), ("drbdadm", "down", "vm100")]
