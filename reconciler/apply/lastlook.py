@@ -159,7 +159,7 @@ class LastLook:
     def _lv_adoptable(self, action: Action) -> Stop | None:
         """``identity`` of an adopt-lv action is ``uuid bytes stripes extent``: what the plan saw and wants."""
         vg, name = action.key.split(":", 1)[1].split("/", 1)
-        uuid, size, stripes, extent = [*action.identity.split(), "", "0", "1", "0"][:4]
+        uuid, size, stripes, extent = action.identity.split()
         lv = self._fresh_lv(vg, name)
         if isinstance(lv, Stop):
             return lv

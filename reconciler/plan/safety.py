@@ -237,9 +237,10 @@ def lv_ownership_refusal(vg: str, name: str, lv: LogicalVolume | None, *, uuid: 
 
 
 def lvm_dm_name(path: str) -> str | None:
-    """The dm device name of an LV path (``/dev/vg-a/lv`` -> ``vg--a-lv``) or of ``/dev/mapper/NAME``."""
+    """The dm device name of an LV path (``/dev/vg-a/lv`` -> ``vg--a-lv``) or of ``/dev/mapper/NAME``; None for
+    any other word (``/dev/drbd0``, ``/dev/disk/by-id/X``, a relative path, a table's numbers)."""
     parts = path.split("/")
-    if len(parts) != 4 or parts[1] != "dev":
+    if len(parts) != 4 or parts[0] or parts[1] != "dev":
         return None
     if parts[2] == "mapper":
         return parts[3]
@@ -251,7 +252,7 @@ def _resolved_table(table: str, devices: Iterable[DmDevice]) -> str:
     numbers = {d.name: f"{d.major}:{d.minor}" for d in devices if d.major is not None}
     words = []
     for word in table.split():
-        name = lvm_dm_name(word) if word.startswith("/dev/") else None
+        name = lvm_dm_name(word)
         words.append(numbers.get(name, word) if name else word)
     return " ".join(words)
 

@@ -146,7 +146,20 @@ def test_a_hand_made_dm_device_with_another_table_refuses_the_vm() -> None:
     fresh = fresh.model_copy(update={"dm_devices": tuple(other if d.name == "root100" else d
                                                          for d in fresh.dm_devices)})
     reason = refusal(plan_node(desired, fresh), "vm100")
-    assert "taken over only when both are equal" in reason
+    assert reason == (
+        "vm100: dm device root100 shows the table '0 1024 striped 3 128 8:0 0 8:1 0 8:2 0', not the desired "
+        "'0 62914560 striped 3 128 /dev/vg-sda/root100 0 /dev/vg-sdb/root100 0 /dev/vg-sdc/root100 0': it is taken "
+        "over only when both are equal; change the desired state to match (a difference to resolve by commit)")
+
+
+def test_a_hand_made_dm_device_of_a_vm_marked_absent_is_not_taken_over() -> None:
+    """Taking over is part of converging a present VM; an absent one only stops, and stops on nothing foreign."""
+    desired, fresh = _handmade({"uuid": ""})
+    absent = make_node(make_vm(100, lifecycle="absent"))
+    assert desired.vms[0].stripe == absent.vms[0].stripe
+    assert refusal(plan_node(absent, fresh), "vm100") == (
+        "vm100: a dm device named root100 exists with uuid (none), not RECONCILER-root100: it was made by hand or by "
+        "another tool and is not taken over implicitly (if nothing uses it, `dmsetup remove root100` frees the name)")
 
 
 def test_a_dm_device_with_a_foreign_uuid_under_the_stripe_name_refuses_the_vm() -> None:
