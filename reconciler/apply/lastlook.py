@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.host.base import Host
+from reconciler.host.base import Host, HostFileError
 from reconciler.model.observed import DmDevice, DrbdResourceState, LogicalVolume
 from reconciler.model.status import ActionResult
 from reconciler.names import check_name
@@ -112,8 +112,17 @@ class LastLook:
         return None
 
     def _not_mounted(self, action: Action) -> Stop | None:
-        mounts = parse_mounts(self.host.read_file(MOUNTS_FILE) or "")
-        refusal = start_domain_refusal(action.key.split(":", 1)[1], action.devices, mounts)
+        domain = action.key.split(":", 1)[1]
+        # Fail closed: without the mount table nothing proves that dom0 does not have a disk mounted.
+        try:
+            text = self.host.read_file(MOUNTS_FILE)
+            problem = f"{MOUNTS_FILE} does not exist" if text is None else ""
+        except HostFileError as exc:
+            text, problem = None, exc.strerror or str(exc)
+        if text is None:
+            return Stop("refused", f"starting {domain} refused: cannot prove that its disks are not mounted in "
+                                   f"dom0 ({problem})")
+        refusal = start_domain_refusal(domain, action.devices, parse_mounts(text))
         return Stop("refused", refusal) if refusal else None
 
     def _fresh_dm(self) -> tuple[DmDevice, ...] | Stop:
