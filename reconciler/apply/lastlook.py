@@ -15,6 +15,7 @@ from reconciler.host.base import Host, HostFileError
 from reconciler.model.observed import DmDevice, DrbdResourceState, LogicalVolume
 from reconciler.model.status import ActionResult
 from reconciler.names import check_name
+from reconciler.observe.facts import file_problem
 from reconciler.observe.observer import Observer
 from reconciler.ownership import LV_TAG, dm_uuid
 from reconciler.plan.actions import Action
@@ -42,6 +43,11 @@ class Stop:
     result: ActionResult
     reason: str
     attempts: int = 1
+
+
+def _unproven_mounts(domain: str, problem: str) -> Stop:
+    return Stop("refused", f"starting {domain} refused: cannot prove that its disks are not mounted in dom0 "
+                           f"({problem})")
 
 
 class LastLook:
@@ -113,15 +119,13 @@ class LastLook:
 
     def _not_mounted(self, action: Action) -> Stop | None:
         domain = action.key.split(":", 1)[1]
-        # Fail closed: without the mount table nothing proves that dom0 does not have a disk mounted.
+        # Fail closed: without dom0's mount table nothing proves that none of the domain's disks is mounted.
         try:
             text = self.host.read_file(MOUNTS_FILE)
-            problem = f"{MOUNTS_FILE} does not exist" if text is None else ""
         except HostFileError as exc:
-            text, problem = None, exc.strerror or str(exc)
+            return _unproven_mounts(domain, file_problem(exc, "read", MOUNTS_FILE))
         if text is None:
-            return Stop("refused", f"starting {domain} refused: cannot prove that its disks are not mounted in "
-                                   f"dom0 ({problem})")
+            return _unproven_mounts(domain, f"{MOUNTS_FILE} does not exist")
         refusal = start_domain_refusal(domain, action.devices, parse_mounts(text))
         return Stop("refused", refusal) if refusal else None
 
