@@ -3,6 +3,8 @@ re-read never runs, an ownership refusal names the device, and a promotion follo
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import pytest
 
 from reconciler.apply.executor import ApplyOptions, apply_plan
@@ -267,23 +269,32 @@ def test_a_domain_start_refusal_names_the_domain_and_the_mounted_device() -> Non
     assert not any(c[:2] == ("xl", "create") for c in host.calls)
 
 
+@dataclass
 class _UnreadableMounts(FakeHost):
-    """A node where dom0's mount table cannot be read (a hardened /proc, a confined service)."""
+    """A node where dom0's mount table cannot be read (a hardened /proc, a confined service, a node gone down)."""
+
+    error: HostFileError = field(default_factory=lambda: HostFileError(13, "Permission denied"))
 
     def read_file(self, path: str) -> str | None:
         if path == MOUNTS_FILE:
-            raise HostFileError(13, f"cannot read {path}: Permission denied")
+            raise self.error
         return super().read_file(path)
 
 
-def test_a_domain_never_starts_when_dom0s_mount_table_cannot_be_read() -> None:
+@pytest.mark.parametrize(("error", "problem"), [
+    # The real host names the path in its error; the simulator's crashed node does not.
+    (HostFileError(13, "cannot read /proc/self/mounts: Permission denied"),
+     "cannot read /proc/self/mounts: Permission denied"),
+    (HostFileError(0, "erdbeere: node is down (simulated crash)"),
+     "cannot read /proc/self/mounts: erdbeere: node is down (simulated crash)"),
+])
+def test_a_domain_never_starts_when_dom0s_mount_table_cannot_be_read(error: HostFileError, problem: str) -> None:
     # Fail closed: the rule is "no disk of the domain is mounted in dom0", and an unread table proves nothing.
     plan = _promotion_plan(make_node(make_vm(100)))
     host = _UnreadableMounts(drbd=(drbd_state("vm100", 0, role="Secondary"),),
-                             signatures={"/dev/drbd0": "xfs", "/dev/vg-sda/swap100": "swap"})
+                             signatures={"/dev/drbd0": "xfs", "/dev/vg-sda/swap100": "swap"}, error=error)
     assert _outcomes(host, plan)["start-domain@domain:vm100"] == (
-        "refused", "starting vm100 refused: cannot prove that its disks are not mounted in dom0 "
-                   "(cannot read /proc/self/mounts: Permission denied)")
+        "refused", f"starting vm100 refused: cannot prove that its disks are not mounted in dom0 ({problem})")
     assert not any(c[:2] == ("xl", "create") for c in host.calls)
 
 
