@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.host.base import Host
+from reconciler.host.base import Host, HostFileError
 from reconciler.model.observed import DmDevice, DrbdResourceState, LogicalVolume
 from reconciler.model.status import ActionResult
 from reconciler.names import check_name
+from reconciler.observe.facts import file_problem
 from reconciler.observe.observer import Observer
 from reconciler.ownership import LV_TAG, dm_uuid
 from reconciler.plan.actions import Action
@@ -42,6 +43,11 @@ class Stop:
     result: ActionResult
     reason: str
     attempts: int = 1
+
+
+def _unproven_mounts(domain: str, problem: str) -> Stop:
+    return Stop("refused", f"starting {domain} refused: cannot prove that its disks are not mounted in dom0 "
+                           f"({problem})")
 
 
 class LastLook:
@@ -112,8 +118,15 @@ class LastLook:
         return None
 
     def _not_mounted(self, action: Action) -> Stop | None:
-        mounts = parse_mounts(self.host.read_file(MOUNTS_FILE) or "")
-        refusal = start_domain_refusal(action.key.split(":", 1)[1], action.devices, mounts)
+        domain = action.key.split(":", 1)[1]
+        # Fail closed: without dom0's mount table nothing proves that none of the domain's disks is mounted.
+        try:
+            text = self.host.read_file(MOUNTS_FILE)
+        except HostFileError as exc:
+            return _unproven_mounts(domain, file_problem(exc, "read", MOUNTS_FILE))
+        if text is None:
+            return _unproven_mounts(domain, f"{MOUNTS_FILE} does not exist")
+        refusal = start_domain_refusal(domain, action.devices, parse_mounts(text))
         return Stop("refused", refusal) if refusal else None
 
     def _fresh_dm(self) -> tuple[DmDevice, ...] | Stop:

@@ -49,6 +49,8 @@ def drbd9_status_json(*resources: DrbdResourceState) -> str:
 
 
 PROC_DRBD_9 = "version: 9.2.12 (api:2/proto:86-122)\n"
+# Every Linux node has a mount table; the last look before starting a domain refuses without one.
+PROC_MOUNTS = "/dev/sda1 / ext4 rw,relatime 0 0\nproc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n"
 
 
 @dataclass
@@ -65,6 +67,7 @@ class FakeHost:
     drbd: tuple[DrbdResourceState, ...] | None = None
 
     def __post_init__(self) -> None:
+        self.files.setdefault("/proc/self/mounts", PROC_MOUNTS)
         if self.drbd is not None:
             self.files.setdefault("/proc/drbd", PROC_DRBD_9)
 

@@ -3,12 +3,14 @@ re-read never runs, an ownership refusal names the device, and a promotion follo
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import pytest
 
 from reconciler.apply.executor import ApplyOptions, apply_plan
-from reconciler.apply.lastlook import LastLook
+from reconciler.apply.lastlook import MOUNTS_FILE, LastLook
 from reconciler.apply.retry import RetryPolicy
-from reconciler.host.base import CommandResult
+from reconciler.host.base import CommandResult, HostFileError
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import DrbdResourceState
 from reconciler.names import UnsafeNameError
@@ -265,3 +267,52 @@ def test_a_domain_start_refusal_names_the_domain_and_the_mounted_device() -> Non
     assert _outcomes(host, plan)["start-domain@domain:vm100"] == (
         "refused", "starting vm100 refused: /dev/drbd0 is mounted in dom0")
     assert not any(c[:2] == ("xl", "create") for c in host.calls)
+
+
+@dataclass
+class _UnreadableMounts(FakeHost):
+    """A node where dom0's mount table cannot be read (a hardened /proc, a confined service, a node gone down)."""
+
+    error: HostFileError = field(default_factory=lambda: HostFileError(13, "Permission denied"))
+
+    def read_file(self, path: str) -> str | None:
+        if path == MOUNTS_FILE:
+            raise self.error
+        return super().read_file(path)
+
+
+@pytest.mark.parametrize(("error", "problem"), [
+    # The real host names the path in its error; the simulator's crashed node does not.
+    (HostFileError(13, "cannot read /proc/self/mounts: Permission denied"),
+     "cannot read /proc/self/mounts: Permission denied"),
+    (HostFileError(0, "erdbeere: node is down (simulated crash)"),
+     "cannot read /proc/self/mounts: erdbeere: node is down (simulated crash)"),
+])
+def test_a_domain_never_starts_when_dom0s_mount_table_cannot_be_read(error: HostFileError, problem: str) -> None:
+    # Fail closed: the rule is "no disk of the domain is mounted in dom0", and an unread table proves nothing.
+    plan = _promotion_plan(make_node(make_vm(100)))
+    host = _UnreadableMounts(drbd=(drbd_state("vm100", 0, role="Secondary"),),
+                             signatures={"/dev/drbd0": "xfs", "/dev/vg-sda/swap100": "swap"}, error=error)
+    assert _outcomes(host, plan)["start-domain@domain:vm100"] == (
+        "refused", f"starting vm100 refused: cannot prove that its disks are not mounted in dom0 ({problem})")
+    assert not any(c[:2] == ("xl", "create") for c in host.calls)
+
+
+def test_a_domain_never_starts_when_dom0_shows_no_mount_table() -> None:
+    plan = _promotion_plan(make_node(make_vm(100)))
+    host = FakeHost(drbd=(drbd_state("vm100", 0, role="Secondary"),),
+                    signatures={"/dev/drbd0": "xfs", "/dev/vg-sda/swap100": "swap"})
+    del host.files[MOUNTS_FILE]
+    assert _outcomes(host, plan)["start-domain@domain:vm100"] == (
+        "refused", "starting vm100 refused: cannot prove that its disks are not mounted in dom0 "
+                   "(/proc/self/mounts does not exist)")
+    assert not any(c[:2] == ("xl", "create") for c in host.calls)
+
+
+def test_a_domain_starts_when_dom0_mounts_only_other_devices() -> None:
+    plan = _promotion_plan(make_node(make_vm(100)))
+    host = FakeHost(drbd=(drbd_state("vm100", 0, role="Secondary"),),
+                    signatures={"/dev/drbd0": "xfs", "/dev/vg-sda/swap100": "swap"},
+                    files={MOUNTS_FILE: "/dev/sda1 / ext4 rw 0 0\n/dev/drbd1 /mnt/other xfs rw 0 0\n"})
+    assert _outcomes(host, plan)["start-domain@domain:vm100"][0] == "ok"
+    assert ("xl", "create", "/etc/xen/vm100.cfg") in host.calls

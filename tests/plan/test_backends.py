@@ -3,6 +3,8 @@ with another backend runs that backend's commands, through the same gate and ord
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from reconciler.backends.base import Argv
@@ -45,10 +47,18 @@ def test_drbd_commands_are_the_drbdadm_command_lines() -> None:
     assert DRBD.demote_argv("vm100") == ("drbdadm", "secondary", "vm100")
 
 
-@pytest.mark.parametrize("build", [XEN.start_argv, XEN.shutdown_argv, DRBD.up_argv, DRBD.demote_argv])
-def test_unsafe_names_never_reach_an_argv(build: object) -> None:
-    with pytest.raises(UnsafeNameError):
-        build("-rf /")  # type: ignore[operator]
+@pytest.mark.parametrize(("build", "what"), [
+    (XEN.config_path, "domain"), (XEN.start_argv, "domain"), (XEN.shutdown_argv, "domain"),
+    (lambda name: XEN.set_memory_argv(name, 2048), "domain"), (lambda name: XEN.set_vcpus_argv(name, 2), "domain"),
+    (DRBD.config_path, "DRBD resource"), (DRBD.create_metadata_argv, "DRBD resource"), (DRBD.up_argv, "DRBD resource"),
+    (DRBD.down_argv, "DRBD resource"), (DRBD.promote_argv, "DRBD resource"), (DRBD.demote_argv, "DRBD resource"),
+])
+def test_unsafe_names_never_reach_an_argv_and_the_refusal_says_what_the_name_was_for(
+        build: Callable[[str], object], what: str) -> None:
+    with pytest.raises(UnsafeNameError) as raised:
+        build("-rf /")
+    assert str(raised.value) == (f"{what} '-rf /' is not a safe name: it starts with '-', which a command would "
+                                 "read as an option")
 
 
 def test_the_peer_can_take_over_only_connected_with_up_to_date_data() -> None:
