@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 import urllib.parse
 from collections.abc import Iterator
 from functools import partial
@@ -84,7 +83,12 @@ def stacks() -> Iterator[list[Stack]]:
 
 def _check_dashboard_queries(stack: Stack) -> None:
     """Every dashboard query evaluates on scraped data, and all but the problem lists return series."""
-    time.sleep(2)  # a few more scrapes, so rate() and histogram_quantile() have two samples
+    # rate() and histogram_quantile() need two samples of every target.
+    def scraped_twice() -> bool:
+        counts = stack.prometheus.api("query?query=" + urllib.parse.quote("count_over_time(up[5m])"))["result"]
+        return bool(counts) and all(float(r["value"][1]) >= 2 for r in counts)
+
+    stack.prometheus.wait_for("two scrapes of every target", scraped_twice, timeout=60)
     dashboard = json.loads((PROJECT_ROOT / "exporters" / "grafana" / "reconciler-dashboard.json").read_text())
     exprs = [t["expr"].replace("$instance", ".*") for p in dashboard["panels"] for t in p.get("targets", [])]
     answered = [stack.prometheus.api("query?query=" + urllib.parse.quote(e))["result"] for e in exprs]
