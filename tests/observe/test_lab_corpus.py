@@ -96,9 +96,6 @@ def test_the_simulator_prints_a_striped_table_in_the_real_shape(tmp_path: Path) 
     assert shape.fullmatch(host.run(["dmsetup", "table", "root100"]).stdout)
 
 
-@pytest.mark.skip(reason="lab-peer-lost-erdbeere was captured before the observer read DRBD 8.4 device sizes "
-                         "from sysfs, so it cannot be replayed now; `scripts/lab run 5` captures it again "
-                         "(corpus/peer-lost-*), to be copied here")
 def test_a_survivor_after_its_primary_lost_power_sees_an_unknown_peer() -> None:
     # Captured in scenario 5 after himbeere's QEMU was killed: /proc/drbd says WFConnection, DRBD's events2
     # stream (drbd-utils 9.22 on the 8.4 module) says Connecting; the peer's role and disk are unknown.
@@ -107,6 +104,7 @@ def test_a_survivor_after_its_primary_lost_power_sees_an_unknown_peer() -> None:
     assert resource is not None
     assert resource.role == "Secondary"
     assert [d.disk_state for d in resource.devices] == ["UpToDate"]
+    assert [d.size_kib for d in resource.devices] == [_events2_size(bundle("peer-lost", "erdbeere"))]
     (conn,) = resource.connections
     assert (conn.connection_state, conn.peer_role) == ("Connecting", "Unknown")
     assert [p.peer_disk_state for p in conn.peer_devices] == ["DUnknown"]
