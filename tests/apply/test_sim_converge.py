@@ -79,14 +79,19 @@ def test_permanent_fault_skips_dependents_and_the_other_vm_converges(lab: SimLab
     assert status["drbd:vm101"] == "ready"
 
 
-def test_drbd_84_cluster_converges_too(tmp_path: Path) -> None:
+def _drbd84_lab(tmp_path: Path) -> SimLab:
+    """The example desired state on a simulated DRBD 8.4 pair."""
     desired = tmp_path / "desired"
     shutil.copytree(EXAMPLE_DIR, desired)
     cluster = desired / "cluster.yaml"
     cluster.write_text(cluster.read_text().replace('drbd_version: "9"', 'drbd_version: "8.4"'))
     SimCluster.init(tmp_path / "sim", list(NODES), dict.fromkeys(("vg-sda", "vg-sdb", "vg-sdc"), 400 * GIB),
                     drbd_version="8.4")
-    lab = SimLab(tmp_path / "sim", desired_dir=desired)
+    return SimLab(tmp_path / "sim", desired_dir=desired)
+
+
+def test_drbd_84_cluster_converges_too(tmp_path: Path) -> None:
+    lab = _drbd84_lab(tmp_path)
     last = lab.converge()
     assert all(s.plan.is_empty for s in last.values())
     state = lab.cluster.read()
@@ -98,13 +103,7 @@ def test_drbd_84_cluster_converges_too(tmp_path: Path) -> None:
 def test_drbd_84_growth_reaches_drbd_through_the_sysfs_size(tmp_path: Path) -> None:
     # /proc/drbd of 8.4 has no sizes: without the sysfs size a grown stripe was "converged" while DRBD kept
     # its old size (found on real DRBD 8.4 in the lab, scenario 3).
-    desired = tmp_path / "desired"
-    shutil.copytree(EXAMPLE_DIR, desired)
-    cluster = desired / "cluster.yaml"
-    cluster.write_text(cluster.read_text().replace('drbd_version: "9"', 'drbd_version: "8.4"'))
-    SimCluster.init(tmp_path / "sim", list(NODES), dict.fromkeys(("vg-sda", "vg-sdb", "vg-sdc"), 400 * GIB),
-                    drbd_version="8.4")
-    lab = SimLab(tmp_path / "sim", desired_dir=desired)
+    lab = _drbd84_lab(tmp_path)
     lab.converge()
     sizes = {node: lab.host(node).read_file("/sys/devices/virtual/block/drbd0/size") for node in NODES}
     assert all(sizes.values()), sizes
