@@ -17,6 +17,7 @@ from reconciler.model.status import ActionResult
 from reconciler.names import check_name
 from reconciler.observe.facts import file_problem
 from reconciler.observe.observer import Observer
+from reconciler.observe.splitbrain import incident_id
 from reconciler.ownership import LV_TAG, dm_uuid
 from reconciler.plan.actions import Action
 from reconciler.plan.registry import spec
@@ -28,8 +29,10 @@ from reconciler.plan.safety import (
     parse_generation_ids,
     parse_mounts,
     promotion_verdict,
+    split_brain_recovery_refusal,
     start_domain_refusal,
 )
+from reconciler.plan.splitbrain import parse_identity
 
 GI_TIMEOUT = 30.0
 # /proc/mounts is a symlink (to self/mounts) and the host seam never follows a final symlink.
@@ -71,6 +74,8 @@ class LastLook:
                 stop = self._dm_adoptable(action)
             elif check == "lv-adoptable":
                 stop = self._lv_adoptable(action)
+            elif check == "split-brain-incident":
+                stop = self._split_brain_incident(action)
             else:  # "signatures": probed by the executor together with the crash journal
                 stop = None
             if stop is not None:
@@ -116,6 +121,21 @@ class LastLook:
         if verdict.waiting:
             return Stop("waiting", verdict.waiting)
         return None
+
+    def _split_brain_incident(self, action: Action) -> Stop | None:
+        """The incident is named again from this node's record as DRBD's handler left it now and the peer's
+        record the plan saw (the split brain stopped writes to the peer's record: only a new split brain, which
+        rewrites this node's record too, changes it)."""
+        what = "discarding this node's changes" if action.kind == "discard-my-data" else "connecting to the survivor"
+        resource, problem = self._resource(action)
+        if resource is None:
+            return Stop("refused", f"{what} refused: {problem}")
+        wanted, peer_record = parse_identity(action.identity)
+        record = resource.split_brain_record
+        incident = incident_id(resource.name, record, peer_record) if resource.split_brain else None
+        refusal = split_brain_recovery_refusal(resource.name, wanted=wanted, split=resource.split_brain,
+                                               incident=incident)
+        return Stop("refused", f"{what} refused right before the step: {refusal}") if refusal else None
 
     def _not_mounted(self, action: Action) -> Stop | None:
         domain = action.key.split(":", 1)[1]

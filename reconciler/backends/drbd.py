@@ -43,6 +43,12 @@ class DrbdReplicator:
     def demote_argv(self, resource: str) -> Argv:
         return drbdadm("secondary", resource)
 
+    def disconnect_argv(self, resource: str) -> Argv:
+        return drbdadm("disconnect", resource)
+
+    def connect_argv(self, resource: str, *, discard_my_data: bool = False) -> Argv:
+        return drbdadm("connect", resource, *(("--discard-my-data",) if discard_my_data else ()))
+
     def peer_can_take_over(self, state: DrbdResourceState) -> bool:
         return any(c.connection_state == "Connected" and c.peer_devices
                    and all(p.peer_disk_state == "UpToDate" for p in c.peer_devices)

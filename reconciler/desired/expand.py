@@ -24,6 +24,7 @@ from reconciler.model.desired import (
     DesiredVm,
     DrbdHost,
     DrbdVersion,
+    SplitBrainRecovery,
 )
 from reconciler.names import check_device_path, check_name
 from reconciler.ownership import dm_uuid
@@ -120,8 +121,11 @@ def _expand_vm(vm: Vm, spec: ClusterFile, node: str) -> DesiredVm:
         live_migration=vm.domain.live_migration,
         depends_on=(filesystem.key, *(swap.key for swap in swaps)),
     )
+    statement = vm.spec.split_brain_recovery if vm.spec is not None else None
+    recovery = (SplitBrainRecovery(incident=statement.incident, discard=statement.discard)
+                if statement is not None else None)
     return DesiredVm(**common, lvs=lvs, stripe=stripe, drbd=drbd, filesystem=filesystem, swaps=swaps,
-                     domain=domain)
+                     domain=domain, split_brain_recovery=recovery)
 
 
 def _drbd(

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from reconciler.model.desired import DrbdVersion, Lifecycle, SafetyMechanism, StorageLayout
+from reconciler.model.desired import INCIDENT_RE, DrbdVersion, Lifecycle, SafetyMechanism, StorageLayout
 from reconciler.names import check_name
 from reconciler.sizes import format_size, parse_size
 
@@ -289,6 +289,23 @@ class ClusterFile(Section):
     guards: Guards = Guards()
 
 
+def _incident(value: str) -> str:
+    if not INCIDENT_RE.fullmatch(value):
+        raise SettingError(f"{value!r} is not a split-brain incident id",
+                           "copy it from `reconciler status` or the log, e.g. sb-0123456789ab")
+    return value
+
+
+Incident = Annotated[StrictStr, AfterValidator(_incident)]
+
+
+class SplitBrainRecoverySection(Section):
+    """Resolve one split brain of this VM: the node named ``discard`` drops its changes and takes the other's."""
+
+    incident: Incident
+    discard: Name
+
+
 class VmFile(Section):
     id: Annotated[StrictInt, Field(ge=0, le=999999)]
     name: Name | None = None
@@ -304,3 +321,4 @@ class VmFile(Section):
     safety: SafetySection | None = None
     filesystem: Literal["xfs"] | None = None
     domain: DomainSection | None = None
+    split_brain_recovery: SplitBrainRecoverySection | None = None

@@ -99,6 +99,16 @@ def check_vm_file(vm: VmFile, doc: Document) -> list[Issue]:
     if vm.primary not in vm.nodes:
         report.in_file(path, ("primary",), f"primary {vm.primary!r} is not one of the VM's nodes",
                        "choose one of: " + ", ".join(vm.nodes))
+    recovery = vm.split_brain_recovery
+    if recovery is not None and recovery.discard not in vm.nodes:
+        report.in_file(path, ("split_brain_recovery", "discard"),
+                       f"discard {recovery.discard!r} is not one of the VM's nodes: a split brain is resolved on "
+                       "one of the two nodes that hold its replicas",
+                       "name the node whose changes are discarded, one of: " + ", ".join(vm.nodes))
+    if recovery is not None and vm.lifecycle != "present":
+        report.in_file(path, ("split_brain_recovery",),
+                       f"split_brain_recovery needs lifecycle: present, not {vm.lifecycle}",
+                       "resolve the split brain first, then change the lifecycle")
     return report.issues
 
 

@@ -6,6 +6,7 @@ the resources that must exist first (LVs -> stripe -> DRBD -> filesystem -> doma
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from reconciler.model.base import Frozen
@@ -142,6 +143,18 @@ class DesiredDomain(Frozen):
         return f"domain:{self.name}"
 
 
+INCIDENT_RE = re.compile(r"sb-[0-9a-f]{12}")
+"""How a split-brain incident is named (reconciler.observe.splitbrain.incident_id)."""
+
+
+class SplitBrainRecovery(Frozen):
+    """An operator's decision for one split brain of one VM: ``discard`` (a node name) loses the changes it made
+    while disconnected. It applies only while the split brain named ``incident`` persists, never to a later one."""
+
+    incident: str
+    discard: str
+
+
 class DesiredVm(Frozen):
     """One VM as this node should see it."""
 
@@ -160,6 +173,7 @@ class DesiredVm(Frozen):
     filesystem: DesiredFilesystem | None = None
     swaps: tuple[DesiredSwap, ...] = ()
     domain: DesiredDomain | None = None
+    split_brain_recovery: SplitBrainRecovery | None = None
 
     @property
     def is_primary_here(self) -> bool:

@@ -102,6 +102,9 @@ class DrbdResourceState(Frozen):
     connections: tuple[DrbdConnectionState, ...] = ()
     split_brain: bool = False
     split_brain_detail: str = ""  # when, with whom, and this node's generation identifiers then
+    # This node's generation identifiers when DRBD last reported a split brain of this resource (kept after the
+    # split brain is resolved: with the peer's record they name the incident, reconciler.observe.splitbrain).
+    split_brain_record: str = ""
 
 
 class DrbdState(Frozen):

@@ -7,8 +7,10 @@ flags a resource whose connection is still StandAlone. Pure apart from the path 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import posixpath
+import re
 
 from reconciler.model.base import Frozen
 from reconciler.model.observed import DrbdResourceState, DrbdState
@@ -48,6 +50,28 @@ def parse_marker(text: str, path: str) -> SplitBrainMarker:
     return marker
 
 
+INCIDENT_PREFIX = "sb-"
+_CURRENT_RE = re.compile(r"^([0-9A-Fa-f]{16})(?::|$)")
+
+
+def current_uuid(generation: str) -> str | None:
+    """The current data generation (the first identifier) of a ``current:bitmap:history`` record."""
+    match = _CURRENT_RE.match(generation.strip())
+    return match.group(1).upper() if match else None
+
+
+def incident_id(resource: str, local: str, peer: str) -> str | None:
+    """The name of one split brain: both sides' current data generations at detection, which both nodes know
+    alike (each records its own; the peer status carries the other's), and which a later split brain never
+    repeats (every resolution ends in a new common generation, every write while disconnected in a new one).
+    None while either side's record is unknown."""
+    mine, theirs = current_uuid(local), current_uuid(peer)
+    if mine is None or theirs is None:
+        return None
+    digest = hashlib.sha256("|".join((resource, *sorted((mine, theirs)))).encode()).hexdigest()
+    return INCIDENT_PREFIX + digest[:12]
+
+
 def describe(marker: SplitBrainMarker) -> str:
     peer = f" with {marker.peer}" if marker.peer else ""
     generation = f"; this node's generation identifiers then: {marker.generation}" if marker.generation else ""
@@ -66,7 +90,11 @@ def apply_markers(state: DrbdState, markers: tuple[SplitBrainMarker, ...]) -> Dr
     resources = []
     for res in state.resources:
         marker = by_resource.get(res.name)
-        split = marker is not None and _still_split(res, marker)
-        resources.append(res.model_copy(update={"split_brain": True, "split_brain_detail": describe(marker)})
-                         if split and marker is not None else res)
+        if marker is None:
+            resources.append(res)
+            continue
+        update: dict[str, object] = {"split_brain_record": marker.generation}
+        if _still_split(res, marker):
+            update |= {"split_brain": True, "split_brain_detail": describe(marker)}
+        resources.append(res.model_copy(update=update))
     return state.model_copy(update={"resources": tuple(resources)})

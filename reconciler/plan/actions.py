@@ -30,6 +30,8 @@ ActionKind = Literal[
     "promote",
     "promote-force-initial",
     "demote",
+    "discard-my-data",
+    "split-brain-connect",
     "make-swap",
     "make-fs",
     "write-xen-config",

@@ -29,6 +29,7 @@ from reconciler.plan.orphans import find_orphans
 from reconciler.plan.peer import PeerView
 from reconciler.plan.registry import kinds_where, spec
 from reconciler.plan.safety import mass_delete_refusal
+from reconciler.plan.splitbrain import plan_split_brain
 from reconciler.plan.storage import plan_lvs, plan_stripe
 from reconciler.plan.takeover import hold_until_owned
 
@@ -90,11 +91,13 @@ def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | 
     notes.extend(find_orphans(desired, observed))
     plan = Plan(node=desired.node, actions=order_actions(actions), notes=tuple(notes),
                 resources=_resources(desired), refused_vms=tuple(refused_vms))
-    return plan.model_copy(update={"conditions": assess(desired, observed, plan)})
+    return plan.model_copy(update={"conditions": assess(desired, observed, plan, peer)})
 
 
 def _plan_present(b: VmBuilder, moved_away: Collection[str] | None) -> None:
     vm, observed = b.vm, b.observed
+    if plan_split_brain(b, vm.domain is not None and observed.domain(vm.domain.name) is not None):
+        return  # this node discards its changes: nothing else for the VM until DRBD has resolved the split brain
     plan_lvs(b)
     if vm.stripe is not None:
         plan_stripe(b, vm.stripe)

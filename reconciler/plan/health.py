@@ -13,15 +13,12 @@ from reconciler.model.desired import DesiredNode, DesiredVm
 from reconciler.model.observed import DrbdResourceState, ObservedNode
 from reconciler.model.status import Condition
 from reconciler.plan.model import Plan
+from reconciler.plan.peer import PeerView
+from reconciler.plan.splitbrain import describe_incident, incident_of, recovery_hint
 
 
-def split_brain_recovery(name: str) -> str:
-    return ("nothing is adjusted or reconnected automatically: decide which node's changes are discarded, stop the "
-            f"domain there, then on that node `drbdadm disconnect {name}; drbdadm secondary {name}; drbdadm connect "
-            f"--discard-my-data {name}` and on the survivor `drbdadm connect {name}` (docs/operations.md, split brain)")
-
-
-def assess(desired: DesiredNode, observed: ObservedNode, plan: Plan) -> tuple[Condition, ...]:
+def assess(desired: DesiredNode, observed: ObservedNode, plan: Plan,
+           peer: PeerView | None = None) -> tuple[Condition, ...]:
     conditions: list[Condition] = []
     resources = {r.name: r for r in observed.drbd.resources}
     for vm in desired.vms:
@@ -29,7 +26,7 @@ def assess(desired: DesiredNode, observed: ObservedNode, plan: Plan) -> tuple[Co
             continue
         res = resources.get(vm.drbd.name) if vm.drbd is not None else None
         if vm.drbd is not None and res is not None:
-            conditions += _drbd_conditions(vm, res)
+            conditions += _drbd_conditions(vm, res, peer)
         conditions += _domain_conditions(vm, observed, res)
     for note in plan.notes:
         if note.kind == "restart-needed":
@@ -42,14 +39,16 @@ def assess(desired: DesiredNode, observed: ObservedNode, plan: Plan) -> tuple[Co
     return tuple(conditions)
 
 
-def _drbd_conditions(vm: DesiredVm, res: DrbdResourceState) -> list[Condition]:
+def _drbd_conditions(vm: DesiredVm, res: DrbdResourceState, peer: PeerView | None) -> list[Condition]:
     assert vm.drbd is not None  # noqa: S101  (the caller checked)
     key, name = vm.drbd.key, vm.drbd.name
     out: list[Condition] = []
     if res.split_brain:
+        incident = incident_of(vm, res, peer)
         out.append(Condition(key=key, vm=vm.name, kind="split-brain",
                              message=f"{name} is in split brain ({res.split_brain_detail or 'detected'}): both "
-                                     f"sides wrote while disconnected; {split_brain_recovery(name)}"))
+                                     f"sides wrote while disconnected; {describe_incident(vm, incident)}; "
+                                     f"{recovery_hint(vm, incident)}"))
     me = next((h for h in vm.drbd.hosts if h.name == vm.this_node), None)
     wants_disk = me is None or not me.diskless
     bad = sorted({d.disk_state for d in res.devices if d.disk_state != "UpToDate"})

@@ -15,7 +15,7 @@ ObservedTool = Literal["lvm", "dmsetup", "drbd", "xl", "files"]
 """The part of the observation an action relies on: when it could not be read, the action is refused."""
 
 Precheck = Literal["signatures", "forced-promotion", "promotion", "not-mounted", "dm-ours", "lv-ours", "dm-adoptable",
-                   "lv-adoptable"]
+                   "lv-adoptable", "split-brain-incident"]
 """Checks the executor makes right before running an action, from a fresh read of the node (the gate's
 last word; the plan may be seconds or minutes old by then):
 
@@ -27,6 +27,8 @@ last word; the plan may be seconds or minutes old by then):
 - ``lv-ours``: the LV still has the uuid the plan saw and carries the project's tag.
 - ``dm-adoptable``: the dm device still has no uuid and its live table still equals the desired one.
 - ``lv-adoptable``: the LV is still the one the plan saw, untagged, of the desired size and stripes.
+- ``split-brain-incident``: DRBD still shows the split brain the desired state names (StandAlone, and this
+  node's record with the peer's still names the same incident).
 """
 
 
@@ -65,6 +67,10 @@ REGISTRY: dict[ActionKind, KindSpec] = {
     "promote": KindSpec("drbd", DEFAULT_TIMEOUT, boot_gated=True, prechecks=("promotion",)),
     "promote-force-initial": KindSpec("drbd", DEFAULT_TIMEOUT, boot_gated=True, prechecks=("forced-promotion",)),
     "demote": KindSpec("drbd", DEFAULT_TIMEOUT, boot_gated=True),
+    # Split brain resolved by commit: the discarding node demotes and drops its changes (destructive); the
+    # survivor only connects. Neither waits for the peer's revision: the incident itself is what both agree on.
+    "discard-my-data": KindSpec("drbd", DEFAULT_TIMEOUT, boot_gated=True, prechecks=("split-brain-incident",)),
+    "split-brain-connect": KindSpec("drbd", DEFAULT_TIMEOUT, prechecks=("split-brain-incident",)),
     "make-fs": KindSpec("drbd", 900.0, prechecks=("signatures",)),
     "make-swap": KindSpec("lvm", 300.0, prechecks=("signatures",)),
     "write-xen-config": KindSpec("files", DEFAULT_TIMEOUT),

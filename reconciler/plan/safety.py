@@ -318,3 +318,19 @@ def mass_delete_refusal(count: int, limit: int, *, allowed: bool) -> str | None:
         return (f"{count} VMs would be removed in this revision, more than the limit of {limit}; "
                 "allow it explicitly (--allow-mass-delete, or allow_mass_delete in the repository)")
     return None
+
+
+def split_brain_recovery_refusal(resource: str, *, wanted: str, split: bool, incident: str | None) -> str | None:
+    """A statement resolving a split brain (``split_brain_recovery``) acts only while the very incident it names
+    persists: this node still shows the split brain (StandAlone after DRBD reported it) and both sides' records
+    name the same incident. A statement written for one split brain never applies to a later one."""
+    if not split:
+        return (f"{resource} is not in split brain on this node now: the split_brain_recovery for incident {wanted} "
+                "does nothing here")
+    if incident is None:
+        return (f"the split brain of {resource} cannot be named: the peer's record of it is unknown (no peer status, "
+                f"or its split-brain handler did not run); the split_brain_recovery for {wanted} waits for it")
+    if incident != wanted:
+        return (f"{resource} is in split brain incident {incident}, not {wanted}: a statement written for one split "
+                f"brain never applies to another (write split_brain_recovery for {incident} to resolve this one)")
+    return None

@@ -88,10 +88,12 @@ def test_split_brain_without_detail_still_names_the_recovery() -> None:
     res = observed.drbd.resources[0].model_copy(update={"split_brain": True})
     observed = observed.model_copy(update={"drbd": observed.drbd.model_copy(update={"resources": (res,)})})
     message = _messages(assess(desired, observed, EMPTY))["split-brain"]
-    assert message.startswith("vm100 is in split brain (detected): both sides wrote while disconnected; nothing is "
-                              "adjusted or reconnected automatically: decide which node's changes are discarded")
+    assert message.startswith("vm100 is in split brain (detected): both sides wrote while disconnected; incident not "
+                              "named yet (the peer's record is unknown); generation identifiers at detection: "
+                              "erdbeere unknown, himbeere unknown (no peer status); nothing is adjusted or "
+                              "reconnected automatically: decide which node's changes are discarded")
     assert "`drbdadm disconnect vm100; drbdadm secondary vm100; drbdadm connect --discard-my-data vm100`" in message
-    assert "on the survivor `drbdadm connect vm100` (docs/operations.md, split brain)" in message
+    assert "on the survivor `drbdadm connect vm100` (docs/split-brain.md)" in message
 
 
 def _running(observed: ObservedNode, state: str = "running") -> ObservedNode:

@@ -29,6 +29,8 @@ def test_every_destructive_write_is_probed_right_before_it_runs() -> None:
     assert "promotion" in spec("promote").prechecks
     assert "lv-ours" in spec("remove-lv").prechecks
     assert "dm-ours" in spec("remove-stripe").prechecks
+    assert "split-brain-incident" in spec("discard-my-data").prechecks
+    assert "split-brain-incident" in spec("split-brain-connect").prechecks
 
 
 def test_planned_commands_carry_their_kinds_timeout() -> None:
@@ -47,4 +49,4 @@ def test_each_flag_selects_exactly_its_kinds() -> None:
     assert kinds_where("peer_revision") == {"remove-lv", "remove-stripe", "remove-drbd-config", "drbd-adjust",
                                             "drbd-resize", "drbd-down"}
     assert kinds_where("boot_gated") == {"promote", "promote-force-initial", "demote", "start-domain",
-                                         "shutdown-domain"}
+                                         "shutdown-domain", "discard-my-data"}

@@ -1,0 +1,131 @@
+"""Split brain, resolved by commit: the desired state names, for one incident, the node whose changes are lost.
+
+DRBD reports a split brain on both nodes (its ``split-brain`` handler records each side's generation
+identifiers, reconciler.daemon.splitbrain); both records together name the incident
+(:func:`reconciler.observe.splitbrain.incident_id`), this node's from its own record and the peer's from peer
+status. A VM's ``split_brain_recovery: {incident: ID, discard: NODE}`` then makes the discarding node shut
+its domain down and run ``drbdadm disconnect``, ``drbdadm secondary`` and ``drbdadm connect
+--discard-my-data``, and the survivor ``drbdadm connect``: DRBD makes the discarding side SyncTarget and it
+takes the survivor's data. Only while that incident persists, re-checked right before the step (the gate's
+rule is :func:`reconciler.plan.safety.split_brain_recovery_refusal`); otherwise the statement is inert and a
+note says so. Pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reconciler.model.desired import DesiredVm, SplitBrainRecovery
+from reconciler.model.observed import DrbdResourceState
+from reconciler.observe.splitbrain import incident_id
+from reconciler.plan.actions import ActionKind
+from reconciler.plan.builder import VmBuilder
+from reconciler.plan.domain import plan_shutdown
+from reconciler.plan.peer import PeerView
+from reconciler.plan.safety import split_brain_recovery_refusal
+
+DISCARD: ActionKind = "discard-my-data"
+CONNECT: ActionKind = "split-brain-connect"
+
+
+@dataclass(frozen=True)
+class Incident:
+    """One split brain as this node knows it: its id (None until both sides' records are known) and the
+    generation identifiers each side recorded at detection."""
+
+    resource: str
+    split: bool
+    id: str | None
+    local: str
+    peer: str
+    peer_node: str
+
+    def identity(self, wanted: str) -> str:
+        """What the last look needs to name the incident again: the one the statement names and the peer's
+        record (which it cannot re-read right before the step; this node's own record it reads afresh)."""
+        return f"{wanted} {self.peer or '-'}"
+
+
+def incident_of(vm: DesiredVm, res: DrbdResourceState, peer: PeerView | None) -> Incident:
+    peer_record = ""
+    peer_node = next(iter(vm.peers), "")
+    if peer is not None and peer.node in vm.peers:
+        peer_record = peer.split_brain.get(res.name, "")
+        peer_node = peer.node
+    return Incident(resource=res.name, split=res.split_brain,
+                    id=incident_id(res.name, res.split_brain_record, peer_record) if res.split_brain else None,
+                    local=res.split_brain_record, peer=peer_record, peer_node=peer_node)
+
+
+def parse_identity(identity: str) -> tuple[str, str]:
+    """``incident peer-record`` of a split-brain action (``-`` for unknown) -> (incident, peer record)."""
+    wanted, _, peer = identity.partition(" ")
+    return wanted, "" if peer in ("", "-") else peer
+
+
+def describe_incident(vm: DesiredVm, incident: Incident) -> str:
+    """The incident for status and logs: its id and both sides' generation identifiers at detection."""
+    here = f"{vm.this_node} {incident.local or 'unknown'}"
+    there = f"{incident.peer_node or 'the peer'} {incident.peer or 'unknown (no peer status)'}"
+    named = f"incident {incident.id}" if incident.id else "incident not named yet (the peer's record is unknown)"
+    return f"{named}; generation identifiers at detection: {here}, {there}"
+
+
+def recovery_hint(vm: DesiredVm, incident: Incident) -> str:
+    name = incident.resource
+    statement = vm.split_brain_recovery
+    if statement is not None and incident.id == statement.incident:
+        return (f"being resolved by commit: {statement.discard}'s changes are discarded (split_brain_recovery in "
+                f"{vm.source_file})")
+    by_commit = (f"resolve it by commit: add `split_brain_recovery: {{incident: {incident.id}, discard: NODE}}` to "
+                 f"{vm.source_file}, NODE being the node whose changes are lost; or " if incident.id else "")
+    return (f"nothing is adjusted or reconnected automatically: {by_commit}decide which node's changes are discarded, "
+            f"stop the domain there, then on that node `drbdadm disconnect {name}; drbdadm secondary {name}; drbdadm "
+            f"connect --discard-my-data {name}` and on the survivor `drbdadm connect {name}` (docs/split-brain.md)")
+
+
+def plan_split_brain(b: VmBuilder, running: bool) -> bool:
+    """Plan the recovery the desired state asks for, or note why it does nothing. True when this node discards
+    its changes in this pass (the caller then plans nothing else for the VM: no promotion, no start)."""
+    vm = b.vm
+    statement = vm.split_brain_recovery
+    drbd = vm.drbd
+    if statement is None or drbd is None:
+        return False
+    res = b.observed.resource(drbd.name)
+    if res is None:
+        _inert(b, statement, f"{drbd.name} is not up on this node")
+        return False
+    incident = incident_of(vm, res, b.peer)
+    refusal = split_brain_recovery_refusal(drbd.name, wanted=statement.incident, split=incident.split,
+                                           incident=incident.id)
+    if refusal and (not incident.split or incident.id is not None):
+        _inert(b, statement, refusal)
+        return False
+    waiting = refusal or ""
+    identity = incident.identity(statement.incident)
+    if statement.discard != vm.this_node:
+        b.add(CONNECT, drbd.key, "change",
+              f"connect {drbd.name} to {incident.peer_node} (split brain {statement.incident}: this node survives, "
+              f"{statement.discard} discards its changes)",
+              commands=(b.command(b.replicator.connect_argv(drbd.name)),), identity=identity,
+              waiting=waiting, wait_for="peer-state" if waiting else "",
+              reason=f"split_brain_recovery {statement.incident}")
+        return False
+    why = f"split brain {statement.incident}: this node's changes are discarded"
+    stop = plan_shutdown(b, vm.domain, why, waiting=waiting) if running and vm.domain is not None else None
+    b.add(DISCARD, drbd.key, "change",
+          f"discard this node's changes to {drbd.name} and resync from {incident.peer_node} (split brain "
+          f"{statement.incident}, by split_brain_recovery in {vm.source_file})",
+          commands=(b.command(b.replicator.disconnect_argv(drbd.name)),
+                    b.command(b.replicator.demote_argv(drbd.name)),
+                    b.command(b.replicator.connect_argv(drbd.name, discard_my_data=True))),
+          depends_on=(stop,), destructive=True, identity=identity, waiting=waiting,
+          wait_for="peer-state" if waiting else "", reason=why)
+    return True
+
+
+def _inert(b: VmBuilder, statement: SplitBrainRecovery, why: str) -> None:
+    b.note("info", f"vm:{b.vm.name}",
+           f"split_brain_recovery in {b.vm.source_file} does nothing: {why}. Once no node reports split brain "
+           f"incident {statement.incident} for {b.vm.name}, the statement can be removed")
