@@ -17,7 +17,7 @@ from reconciler.model.status import ActionResult
 from reconciler.names import check_name
 from reconciler.observe.facts import file_problem
 from reconciler.observe.observer import Observer
-from reconciler.observe.splitbrain import incident_id
+from reconciler.observe.splitbrain import current_uuid, incident_id
 from reconciler.ownership import LV_TAG, dm_uuid
 from reconciler.plan.actions import Action
 from reconciler.plan.registry import spec
@@ -124,17 +124,18 @@ class LastLook:
 
     def _split_brain_incident(self, action: Action) -> Stop | None:
         """The incident is named again from this node's record as DRBD's handler left it now and the peer's
-        record the plan saw (the split brain stopped writes to the peer's record: only a new split brain, which
-        rewrites this node's record too, changes it)."""
+        record the plan saw (which only a new split brain changes, and a new one rewrites this node's record
+        too: a record that changed since the plan is a new incident)."""
         what = "discarding this node's changes" if action.kind == "discard-my-data" else "connecting to the survivor"
         resource, problem = self._resource(action)
         if resource is None:
             return Stop("refused", f"{what} refused: {problem}")
-        wanted, peer_record = parse_identity(action.identity)
+        wanted, peer_record, planned_record = parse_identity(action.identity)
         record = resource.split_brain_record
         incident = incident_id(resource.name, record, peer_record) if resource.split_brain else None
         refusal = split_brain_recovery_refusal(resource.name, wanted=wanted, split=resource.split_brain,
-                                               incident=incident)
+                                               incident=incident,
+                                               redetected=current_uuid(record) != current_uuid(planned_record))
         return Stop("refused", f"{what} refused right before the step: {refusal}") if refusal else None
 
     def _not_mounted(self, action: Action) -> Stop | None:

@@ -1,7 +1,8 @@
 """One convergence step as the CLI (and tests, and benchmarks) run it: observe, plan, optionally apply.
 
 The peer is observed only when the plan cannot decide without it (an online resize needs to know the
-peer's backing size): a converged pass costs this node's fixed handful of commands and nothing else.
+peer's backing size, a split brain the peer's record to be named): a converged pass costs this node's fixed
+handful of commands and nothing else.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ class Step:
     result: ApplyResult | None = None
 
 
-def _needs_peer(plan: Plan) -> bool:
-    return any(a.wait_for == "peer-backing-size" for a in plan.actions)
+def _needs_peer(plan: Plan, observed: ObservedNode) -> bool:
+    return (any(a.wait_for == "peer-backing-size" for a in plan.actions)
+            or any(r.split_brain for r in observed.drbd.resources))
 
 
 def observe_and_plan(host: Host, desired: DesiredNode, *, peer: PeerSource | None = None,
@@ -47,7 +49,7 @@ def observe_and_plan(host: Host, desired: DesiredNode, *, peer: PeerSource | Non
     observed = (observer or Observer(host)).observe()
     changes = drbd_dry_run(host, desired, observed) if deep else None
     plan = plan_node(desired, observed, allow_mass_delete=allow_mass_delete, drbd_changes=changes)
-    if peer is not None and _needs_peer(plan):
+    if peer is not None and _needs_peer(plan, observed):
         view = peer()
         if view is not None:
             plan = plan_node(desired, observed, peer=view, allow_mass_delete=allow_mass_delete, drbd_changes=changes)

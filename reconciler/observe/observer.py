@@ -28,7 +28,13 @@ from reconciler.observe import blkid, lvm
 from reconciler.observe.argv import OBSERVE_TIMEOUT
 from reconciler.observe.errors import ParseError
 from reconciler.observe.facts import CommandRunner, FactProvider, NodeFacts, PassContext, failure, file_problem, missing
-from reconciler.observe.providers import DRBD_TOP_CONFIG, FACT_PROVIDERS, observe_dm, observe_drbd
+from reconciler.observe.providers import (
+    DRBD_TOP_CONFIG,
+    FACT_PROVIDERS,
+    observe_dm,
+    observe_drbd,
+    with_split_brain_markers,
+)
 from reconciler.observe.versions import ToolVersions, probe_versions
 
 DEFAULT_OWNED_DIRS = ("/etc/drbd.d", "/etc/xen")
@@ -132,9 +138,11 @@ class Observer:
         )
 
     def observe_drbd(self) -> tuple[ToolStatus, DrbdState]:
-        """DRBD's state alone, read afresh (the owned files too: DRBD 8.4 names its minors there)."""
+        """DRBD's state alone, read afresh (the owned files too: DRBD 8.4 names its minors there), with the
+        split-brain handler's records."""
         _, files = _read_owned(self.host, self.owned_dirs)
-        return observe_drbd(CommandRunner(self.host, self.timeout), self.host, files)
+        return with_split_brain_markers(self.host, *observe_drbd(CommandRunner(self.host, self.timeout), self.host,
+                                                                 files))
 
     def observe_dm(self) -> tuple[ToolStatus, tuple[DmDevice, ...]]:
         return observe_dm(CommandRunner(self.host, self.timeout), self.versions.dmsetup)

@@ -180,19 +180,26 @@ def _read_split_brain_markers(host: Host) -> tuple[tuple[splitbrain.SplitBrainMa
     return tuple(markers), problems
 
 
+def with_split_brain_markers(host: Host, status: ToolStatus, state: DrbdState) -> tuple[ToolStatus, DrbdState]:
+    """DRBD's state with the split-brain handler's records applied. Markers only matter while a connection is
+    down: StandAlone after a split brain, or Connecting again while one is being resolved (the peer's record
+    names the incident until both sides connect); a healthy node reads none."""
+    if all(c.connection_state == "Connected" for r in state.resources for c in r.connections):
+        return status, state
+    markers, marker_problems = _read_split_brain_markers(host)
+    state = splitbrain.apply_markers(state, markers)
+    if marker_problems:
+        status = status.model_copy(update={"detail": "; ".join(marker_problems)})
+    return status, state
+
+
 class DrbdFacts:
     """DRBD's resources (kernel state, split-brain markers), and drbd-utils' probed version as its own tool."""
 
     name = "drbd"
 
     def read(self, context: PassContext, facts: NodeFacts) -> None:
-        status, state = observe_drbd(context.run, context.host, context.files)
-        # Markers only matter for a connection DRBD dropped to StandAlone; a healthy node reads none.
-        if any(c.connection_state == "StandAlone" for r in state.resources for c in r.connections):
-            markers, marker_problems = _read_split_brain_markers(context.host)
-            state = splitbrain.apply_markers(state, markers)
-            if marker_problems:
-                status = status.model_copy(update={"detail": "; ".join(marker_problems)})
+        status, state = with_split_brain_markers(context.host, *observe_drbd(context.run, context.host, context.files))
         facts.tools += [status, context.versions.drbd_utils]
         facts.drbd = state
 

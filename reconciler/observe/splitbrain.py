@@ -55,9 +55,10 @@ _CURRENT_RE = re.compile(r"^([0-9A-Fa-f]{16})(?::|$)")
 
 
 def current_uuid(generation: str) -> str | None:
-    """The current data generation (the first identifier) of a ``current:bitmap:history`` record."""
+    """The current data generation (the first identifier) of a ``current:bitmap:history`` record, without bit 0,
+    which only says whether the node was Primary (DRBD ignores it when it compares generations too)."""
     match = _CURRENT_RE.match(generation.strip())
-    return match.group(1).upper() if match else None
+    return f"{int(match.group(1), 16) & ~1:016X}" if match else None
 
 
 def incident_id(resource: str, local: str, peer: str) -> str | None:

@@ -320,13 +320,18 @@ def mass_delete_refusal(count: int, limit: int, *, allowed: bool) -> str | None:
     return None
 
 
-def split_brain_recovery_refusal(resource: str, *, wanted: str, split: bool, incident: str | None) -> str | None:
+def split_brain_recovery_refusal(resource: str, *, wanted: str, split: bool, incident: str | None,
+                                 redetected: bool = False) -> str | None:
     """A statement resolving a split brain (``split_brain_recovery``) acts only while the very incident it names
     persists: this node still shows the split brain (StandAlone after DRBD reported it) and both sides' records
-    name the same incident. A statement written for one split brain never applies to a later one."""
+    name the same incident. A statement written for one split brain never applies to a later one.
+    ``redetected``: right before the step, this node's own record differs from the one the plan saw."""
     if not split:
         return (f"{resource} is not in split brain on this node now: the split_brain_recovery for incident {wanted} "
                 "does nothing here")
+    if redetected:
+        return (f"DRBD reported a split brain of {resource} again since the plan (this node's generation identifiers "
+                f"changed): it is no longer incident {wanted}; the next pass names it afresh")
     if incident is None:
         return (f"the split brain of {resource} cannot be named: the peer's record of it is unknown (no peer status, "
                 f"or its split-brain handler did not run); the split_brain_recovery for {wanted} waits for it")

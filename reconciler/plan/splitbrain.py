@@ -41,9 +41,9 @@ class Incident:
     peer_node: str
 
     def identity(self, wanted: str) -> str:
-        """What the last look needs to name the incident again: the one the statement names and the peer's
-        record (which it cannot re-read right before the step; this node's own record it reads afresh)."""
-        return f"{wanted} {self.peer or '-'}"
+        """What the last look needs to name the incident again: the one the statement names, the peer's record
+        (which it cannot re-read right before the step) and this node's (which it reads afresh and compares)."""
+        return f"{wanted} {self.peer or '-'} {self.local or '-'}"
 
 
 def incident_of(vm: DesiredVm, res: DrbdResourceState, peer: PeerView | None) -> Incident:
@@ -57,10 +57,10 @@ def incident_of(vm: DesiredVm, res: DrbdResourceState, peer: PeerView | None) ->
                     local=res.split_brain_record, peer=peer_record, peer_node=peer_node)
 
 
-def parse_identity(identity: str) -> tuple[str, str]:
-    """``incident peer-record`` of a split-brain action (``-`` for unknown) -> (incident, peer record)."""
-    wanted, _, peer = identity.partition(" ")
-    return wanted, "" if peer in ("", "-") else peer
+def parse_identity(identity: str) -> tuple[str, str, str]:
+    """``incident peer-record local-record`` of a split-brain action (``-`` for unknown) -> the three."""
+    wanted, peer, local = [*identity.split(" "), "", ""][:3]
+    return wanted, "" if peer == "-" else peer, "" if local == "-" else local
 
 
 def describe_incident(vm: DesiredVm, incident: Incident) -> str:

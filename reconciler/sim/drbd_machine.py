@@ -44,6 +44,18 @@ def register_role_listener(fn: RoleListener) -> RoleListener:
     return fn
 
 
+DiscardListener = Callable[[State, str, str, str], None]
+_discard_listeners: list[DiscardListener] = []
+
+
+def register_discard_listener(fn: DiscardListener) -> DiscardListener:
+    """``fn(state, node, resource, survivor)`` is called when a split brain is resolved by ``node``'s
+    ``--discard-my-data``, before the resync replaces its data with the survivor's (the oracle records it)."""
+    if fn not in _discard_listeners:
+        _discard_listeners.append(fn)
+    return fn
+
+
 class StateChangeFailed(Exception):
     """A state change DRBD refuses; ``code`` is the kernel's (negative) return value."""
 
@@ -742,10 +754,14 @@ def _handshake(state: State, a: str, ra: dict[str, Any], b: str, rb: dict[str, A
         ca["conn"] = cb["conn"] = "StandAlone"
         return
     if any(abs(v) == 100 for v in verdicts.values()):
+        # An operator's --discard-my-data on exactly one side, a Secondary, settles it: that side becomes
+        # SyncTarget (DRBD: "Split-Brain detected, manually solved. Sync from peer node").
         if ca["discard_my_data"] and not cb["discard_my_data"] and ra["role"] != PRIMARY:
             verdicts = {k: (-1 if abs(v) == 100 else v) for k, v in verdicts.items()}
+            _solved_manually(state, discarding=(a, ra), survivor=(b, rb))
         elif cb["discard_my_data"] and not ca["discard_my_data"] and rb["role"] != PRIMARY:
             verdicts = {k: (1 if abs(v) == 100 else v) for k, v in verdicts.items()}
+            _solved_manually(state, discarding=(b, rb), survivor=(a, ra))
         else:
             for node, res, peer in ((a, ra, b), (b, rb, a)):
                 node_drbd(state, node).setdefault("log", []).append(
@@ -788,6 +804,17 @@ def _handshake(state: State, a: str, ra: dict[str, Any], b: str, rb: dict[str, A
                         amount_kib=_sync_amount(md_b, ra["node_id"], dev_b, abs(verdict) == 2))
         else:
             _equalize(state, dev_a, dev_b, md_a, md_b, a_id=ra["node_id"], b_id=rb["node_id"])
+
+
+def _solved_manually(state: State, *, discarding: tuple[str, dict[str, Any]],
+                     survivor: tuple[str, dict[str, Any]]) -> None:
+    (node, res), (peer, _peer_res) = discarding, survivor
+    node_drbd(state, node).setdefault("log", []).append(
+        f"{res['name']}: Split-Brain detected, manually solved. Sync from peer node")
+    node_drbd(state, peer).setdefault("log", []).append(
+        f"{res['name']}: Split-Brain detected, manually solved. Sync from this node")
+    for listener in tuple(_discard_listeners):
+        listener(state, node, res["name"], peer)
 
 
 def _after_crash(md_a: dict[str, Any], md_b: dict[str, Any], a_id: int, b_id: int, size_kib: int) -> int:

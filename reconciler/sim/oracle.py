@@ -13,6 +13,10 @@ records violations:
   longer than :data:`MIGRATION_GRACE_S` without a migration;
 * ``domain-twice``: one domain running on two nodes at once.
 
+A split brain resolved with ``--discard-my-data`` loses, by the operator's decision, the writes only the
+discarding side holds: they leave the acknowledged set (counted as discarded), and every write the
+survivor holds must still be there on every node that serves the data afterwards.
+
 Everything lives in ``state["oracle"]``; :func:`check` returns the verdict.
 """
 
@@ -223,6 +227,38 @@ def _on_domain(state: State, node: str, name: str, event: str) -> None:
 register_domain_listener(_on_domain)
 
 
+def _on_discard(state: State, node: str, resource: str, survivor: str) -> None:
+    oracle = _oracle(state)
+    res, kept_res = m.runtime(state, node, resource), m.runtime(state, survivor, resource)
+    if res is None or kept_res is None:
+        return
+    acked: list[list[int]] = oracle["acked"].setdefault(resource, [])
+    for volume, dev in res["devices"].items():
+        kept = kept_res["devices"].get(volume, {})
+        # missing_ranges(have, want) is want minus have: the acknowledged writes only the discarding side holds.
+        only_here = m.missing_ranges(m.writes_of(state, kept.get("key")), m.writes_of(state, dev.get("key")))
+        lost = m.missing_ranges(m.missing_ranges(acked, only_here), only_here)
+        acked[:] = m.missing_ranges(lost, acked)
+        discarded: dict[str, int] = oracle.setdefault("discarded", {})
+        discarded[resource] = int(discarded.get(resource, 0)) + _count(lost)
+
+
+m.register_discard_listener(_on_discard)
+
+
+def write_by_hand(state: State, node: str, resource: str, count: int) -> bool:
+    """Writes through ``node``'s DRBD device from dom0 (an operator who mounted it), acknowledged like a
+    domain's; True when DRBD acknowledged them."""
+    oracle = _oracle(state)
+    first = int(oracle["next_seq"])
+    last = first + count - 1
+    oracle["next_seq"] = last + 1
+    if m.write(state, node, resource, first, last):
+        m.add_range(oracle["acked"].setdefault(resource, []), first, last)
+        return True
+    return False
+
+
 def write_tick(state: State, dt: float) -> None:
     """Each running domain writes to its DRBD devices for ``dt`` simulated seconds."""
     if dt <= 0:
@@ -280,5 +316,6 @@ def summary(state: State) -> dict[str, Any]:
     return {
         "acknowledged": {r: _count(v) for r, v in sorted(oracle["acked"].items())},
         "failed_writes": int(oracle.get("failed_writes", 0)),
+        "discarded": {r: int(n) for r, n in sorted(oracle.get("discarded", {}).items())},
         "primaries": {r: list(v) for r, v in sorted(oracle["primaries"].items()) if v},
     }
