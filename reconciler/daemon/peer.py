@@ -20,6 +20,7 @@ import contextlib
 import http.client
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from reconciler.daemon.peerclient import ForgedAnswer, signed_exchange
 from reconciler.daemon.replay import ReplayGuard
 from reconciler.metrics.guard import FailureLimiter, GuardedServerMixin
 from reconciler.model.status import PeerStatus
+from reconciler.names import name_problem
 from reconciler.printable import escape
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ MAX_SKEW_S = 300.0
 MAX_BODY = 4096
 DEFAULT_PEER_PORT = 9791
 HEADER_TIMEOUT_S = 5.0
+_GI_RECORD = re.compile(r"[0-9A-Fa-f]{16}(?::[0-9A-Fa-f]{1,16}){0,8}")
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,9 @@ class PeerAnswer:
     in_force_revision: str | None
     ready: bool
     backing_bytes: dict[str, int] = field(default_factory=dict)  # DRBD resource -> backing device size
+    # DRBD resource -> this node's generation identifiers when DRBD last reported a split brain there: with the
+    # peer's own they name the incident (reconciler.observe.splitbrain.incident_id)
+    split_brain: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -206,32 +212,57 @@ def fetch_peer(node: str, host: str, port: int, key: bytes | None, *, sender: st
     return fetch_peer_answer(node, host, port, key, sender=sender, timeout=timeout)[0]
 
 
+@dataclass(frozen=True)
+class PeerReport:
+    """One answer of a peer as the monitor keeps it (sizes and records empty when it could not be asked)."""
+
+    status: PeerStatus
+    backing_bytes: dict[str, int] = field(default_factory=dict)
+    split_brain: dict[str, str] = field(default_factory=dict)
+
+
 def fetch_peer_answer(node: str, host: str, port: int, key: bytes | None, *, sender: str, timeout: float = 3.0,
                       now: float | None = None) -> tuple[PeerStatus, dict[str, int]]:
     """The peer's status and the backing sizes it reported (empty when it could not be asked)."""
+    report = fetch_peer_report(node, host, port, key, sender=sender, timeout=timeout, now=now)
+    return report.status, report.backing_bytes
+
+
+def _split_brain_records(raw: object) -> dict[str, str]:
+    """Only what could be a resource name and a generation record: the rest of an answer is never trusted further."""
+    if not isinstance(raw, dict):
+        return {}
+    return {k: v for k, v in raw.items()
+            if isinstance(k, str) and isinstance(v, str) and name_problem(k) is None and _GI_RECORD.fullmatch(v)}
+
+
+def fetch_peer_report(node: str, host: str, port: int, key: bytes | None, *, sender: str, timeout: float = 3.0,
+                      now: float | None = None) -> PeerReport:
+    """The peer's status, backing sizes and split-brain records; an unreachable peer is reported, never raised."""
     checked = time.time() if now is None else now
     try:
         status, reason, body = signed_exchange(key, sender=sender, target=node, host=host, port=port, method="GET",
                                                path=PATH, timeout=timeout)
         if status != 200:
-            return PeerStatus(node=node, reachable=False, checked_at=checked,
-                              error=f"peer answered HTTP {status} {escape(reason)[:100]}"), {}
+            return PeerReport(PeerStatus(node=node, reachable=False, checked_at=checked,
+                                          error=f"peer answered HTTP {status} {escape(reason)[:100]}"))
         data = json.loads(body)
     except ForgedAnswer:
-        return PeerStatus(node=node, reachable=False, checked_at=checked,
-                          error="peer answer has a bad signature"), {}
+        return PeerReport(PeerStatus(node=node, reachable=False, checked_at=checked,
+                                          error="peer answer has a bad signature"))
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        return PeerStatus(node=node, reachable=False, checked_at=checked,
-                          error=f"{type(exc).__name__}: {escape(str(exc))[:200]}"), {}
+        return PeerReport(PeerStatus(node=node, reachable=False, checked_at=checked,
+                                          error=f"{type(exc).__name__}: {escape(str(exc))[:200]}"))
     if not isinstance(data, dict) or data.get("node") != node:
         who = data.get("node") if isinstance(data, dict) else "?"
-        return PeerStatus(node=node, reachable=False, checked_at=checked,
-                          error=f"answer is from {escape(repr(who))[:80]}, not {node!r}"), {}
+        return PeerReport(PeerStatus(node=node, reachable=False, checked_at=checked,
+                                          error=f"answer is from {escape(repr(who))[:80]}, not {node!r}"))
     applied = data.get("applied_revision")
     raw = data.get("backing_bytes")
     backing = {str(k): int(v) for k, v in raw.items() if isinstance(v, int)} if isinstance(raw, dict) else {}
-    return PeerStatus(node=node, reachable=True, applied_revision=applied if isinstance(applied, str) else None,
-                      ready=bool(data.get("ready")), checked_at=checked), backing
+    answered = PeerStatus(node=node, reachable=True, applied_revision=applied if isinstance(applied, str) else None,
+                          ready=bool(data.get("ready")), checked_at=checked)
+    return PeerReport(answered, backing, _split_brain_records(data.get("split_brain")))
 
 
 def parse_endpoint(text: str, default_port: int = DEFAULT_PEER_PORT) -> tuple[str, int]:

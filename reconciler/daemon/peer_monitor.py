@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 
 from reconciler.daemon.config import PeerEndpoint
-from reconciler.daemon.peer import fetch_peer_answer
+from reconciler.daemon.peer import fetch_peer_report
 from reconciler.model.status import PeerStatus
 
 
@@ -21,6 +21,7 @@ class PeerMonitor:
         self._lock = threading.Lock()
         self._status: dict[str, PeerStatus] = {}
         self._backing: dict[str, dict[str, int]] = {}
+        self._split_brain: dict[str, dict[str, str]] = {}
         self._seen: set[str] = set()
         self._stop = threading.Event()
         self._now = threading.Event()
@@ -28,14 +29,15 @@ class PeerMonitor:
 
     def poll_once(self) -> None:
         for endpoint in self.endpoints:
-            status, backing = fetch_peer_answer(endpoint.node, endpoint.host, endpoint.port, self._key,
-                                                sender=self.sender)
+            report = fetch_peer_report(endpoint.node, endpoint.host, endpoint.port, self._key, sender=self.sender)
+            status = report.status
             with self._lock:
                 before = self._status.get(endpoint.node)
                 self._status[endpoint.node] = status
                 if status.reachable:
                     self._seen.add(endpoint.node)
-                    self._backing[endpoint.node] = backing
+                    self._backing[endpoint.node] = report.backing_bytes
+                    self._split_brain[endpoint.node] = report.split_brain
             changed = before is None or (before.reachable, before.applied_revision, before.ready) != (
                 status.reachable, status.applied_revision, status.ready)
             if changed:
@@ -48,6 +50,11 @@ class PeerMonitor:
     def backing(self) -> dict[str, dict[str, int]]:
         with self._lock:
             return {node: dict(sizes) for node, sizes in self._backing.items()}
+
+    def split_brain(self) -> dict[str, dict[str, str]]:
+        """Peer -> DRBD resource -> the peer's record of its last split brain there (as last reported)."""
+        with self._lock:
+            return {node: dict(records) for node, records in self._split_brain.items()}
 
     def seen(self) -> frozenset[str]:
         with self._lock:

@@ -49,6 +49,8 @@ class PassContext:
 
     peers: tuple[PeerStatus, ...] = ()
     peer_backing: dict[str, dict[str, int]] = field(default_factory=dict)  # peer -> resource -> bytes
+    # peer -> resource -> the peer's record of its last split brain there (names incidents with this node's)
+    peer_split_brain: dict[str, dict[str, str]] = field(default_factory=dict)
     gate: BootGate = field(default_factory=lambda: BootGate(fetched=True, fetch_deadline_passed=True,
                                                              peers_seen=frozenset()))
 
@@ -69,6 +71,8 @@ class Reconciler:
     last_success_at: float | None = None
     observed_once: bool = False
     backing_sizes: dict[str, int] = field(default_factory=dict)
+    # This node's split-brain records (resource -> generation identifiers at detection), for the peer status.
+    split_brain_records: dict[str, str] = field(default_factory=dict)
     _errors: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_RECENT_ERRORS))
     _resources: tuple[ResourceStatus, ...] = ()
     _suspended_scopes: frozenset[str] = frozenset()
@@ -145,6 +149,8 @@ class Reconciler:
         if observed is None:
             return self._finish(started, view, None, desired, "error", errors=(self._errors[-1],))
         self.backing_sizes = self.engine.backing_sizes(desired, observed)
+        self.split_brain_records = {r.name: r.split_brain_record for r in observed.drbd.resources
+                                    if r.split_brain_record}
         self.liveness.beat("pass: plan")
         moved_away = self._track_moves(desired, observed)
         plan = self.engine.plan(desired, observed, self._peer_view(desired, ctx), moved_away)
@@ -215,7 +221,9 @@ class Reconciler:
             return None
         (peer,) = peers
         sizes = ctx.peer_backing.get(peer)
-        return PeerView(node=peer, backing_bytes=dict(sizes)) if sizes is not None else None
+        if sizes is None:
+            return None
+        return PeerView(node=peer, backing_bytes=dict(sizes), split_brain=dict(ctx.peer_split_brain.get(peer, {})))
 
     def _sync_suspensions(self, control: ControlState) -> None:
         scopes = frozenset(s.scope for s in control.suspensions)

@@ -174,7 +174,7 @@ class Daemon:
                           in_force_revision=in_force.info.sha if in_force else None,
                           ready=rec.status is not None and rec.status.last_pass is not None
                           and rec.status.last_pass.outcome == "converged",
-                          backing_bytes=dict(rec.backing_sizes))
+                          backing_bytes=dict(rec.backing_sizes), split_brain=dict(rec.split_brain_records))
 
     def _managed_resources(self) -> frozenset[str]:
         in_force = self.source.in_force
@@ -227,7 +227,7 @@ class Daemon:
         allowed = control.allowed_revisions | self.config.allow_non_descendant
         control = control_mod.ControlState(control.suspensions, allowed)
         ctx = PassContext(peers=self.peer_monitor.statuses(), peer_backing=self.peer_monitor.backing(),
-                          gate=self._gate())
+                          peer_split_brain=self.peer_monitor.split_brain(), gate=self._gate())
         event("pass.start", reasons=",".join(sorted(reasons)) or "schedule")
         result = self.reconciler.run_pass(control, ctx, reasons)
         self.passes += 1

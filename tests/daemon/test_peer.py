@@ -7,7 +7,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from reconciler.daemon.peer import PATH, PeerAnswer, PeerServer, fetch_peer, fetch_peer_answer, parse_endpoint
+from reconciler.daemon.peer import (
+    PATH,
+    PeerAnswer,
+    PeerServer,
+    fetch_peer,
+    fetch_peer_answer,
+    fetch_peer_report,
+    parse_endpoint,
+)
 from reconciler.daemon.peerauth import request_headers
 
 KEY = b"0123456789abcdef0123456789abcdef"
@@ -104,3 +112,17 @@ def test_parse_endpoint(text: str, expected: tuple[str, int]) -> None:
 def test_parse_endpoint_rejects(text: str) -> None:
     with pytest.raises(ValueError, match=r"no host|port"):
         parse_endpoint(text)
+
+
+def test_the_peer_reports_its_split_brain_records_and_nothing_that_is_not_one() -> None:
+    record = "8C5E0D1F2A3B4C5D:6E7F8091A2B3C4D4:0000000000000000:0000000000000000:1:1:0:0"
+    answer = PeerAnswer(node="himbeere", applied_revision=None, in_force_revision=None, ready=False,
+                        split_brain={"vm100": record, "vm101": "rm -rf /", "../x": record})
+    srv = PeerServer("127.0.0.1", 0, lambda: answer, KEY)
+    srv.start()
+    try:
+        report = fetch_peer_report("himbeere", "127.0.0.1", srv.port, KEY, sender="erdbeere")
+    finally:
+        srv.shutdown()
+    assert report.status.reachable
+    assert report.split_brain == {"vm100": record}

@@ -13,7 +13,7 @@ from reconciler.daemon.control import ControlState, ControlStore
 from reconciler.daemon.gating import BootGate
 from reconciler.daemon.liveness import Liveness
 from reconciler.daemon.reconcile import PassContext, Reconciler
-from reconciler.model.observed import DrbdState
+from reconciler.model.observed import DrbdResourceState, DrbdState
 from reconciler.model.status import PeerStatus, Suspension
 from tests.daemon.fakes import SHA_A, SHA_B, FakeEngine, FakeSource, RecordingMetrics, action, drbd_resource
 
@@ -197,6 +197,20 @@ def test_the_peer_view_carries_the_peers_backing_sizes(world: Any) -> None:
     run(rec, peer_backing={"himbeere": {"vm100": 4096}})
     assert engine.peer_views[-1] is not None
     assert engine.peer_views[-1].backing_bytes == {"vm100": 4096}
+
+
+def test_split_brain_records_go_both_ways_through_peer_status(world: Any) -> None:
+    """The peer's records reach the plan (they name the incident with this node's); this node's own records,
+    as observed, are what it serves its peer."""
+    rec, source, engine, _ = world
+    source.set(SHA_A)
+    mine, theirs = "1" * 16 + ":" + "2" * 16, "3" * 16 + ":" + "2" * 16
+    engine.drbd = DrbdState(resources=(DrbdResourceState(name="vm100", role="Primary", split_brain=True,
+                                                         split_brain_record=mine),))
+    run(rec, peer_backing={"himbeere": {}}, peer_split_brain={"himbeere": {"vm100": theirs}})
+    assert engine.peer_views[-1] is not None
+    assert engine.peer_views[-1].split_brain == {"vm100": theirs}
+    assert rec.split_brain_records == {"vm100": mine}
 
 
 def test_status_survives_a_restart_of_the_daemon(world: Any, tmp_path: Path) -> None:
