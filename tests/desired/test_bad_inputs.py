@@ -113,6 +113,17 @@ CASES = [
          vms=vm("id: 100\n", "id: 100\nlifecycle: deleted\nconfirm_delete: vm101\n")),
     Case("confirm-without-delete", (f"{VM}:2:17: confirm_delete is only allowed with lifecycle: deleted",),
          vms=vm("id: 100\n", "id: 100\nconfirm_delete: vm100\n")),
+    Case("split-brain-discard-not-a-node",
+         (f"{VM}:2:60: discard 'kiwi' is not one of the VM's nodes: a split brain is resolved on one of the two "
+          "nodes that hold its replicas",),
+         vms=vm("id: 100\n", "id: 100\nsplit_brain_recovery: {incident: sb-0123456789ab, discard: kiwi}\n")),
+    Case("split-brain-incident-malformed",
+         (f"{VM}:2:34: split_brain_recovery.incident: 'vm100-1' is not a split-brain incident id",),
+         vms=vm("id: 100\n", "id: 100\nsplit_brain_recovery: {incident: vm100-1, discard: erdbeere}\n")),
+    Case("split-brain-recovery-of-an-absent-vm",
+         (f"{VM}:3:23: split_brain_recovery needs lifecycle: present, not absent",),
+         vms=vm("id: 100\n", "id: 100\nlifecycle: absent\nsplit_brain_recovery: {incident: sb-0123456789ab, "
+                              "discard: erdbeere}\n")),
     Case("layout-unknown", (f"{VM}:6:11: storage.layout: a string ('raid5') is not allowed",),
          vms=vm("  size: 100G\n", "  size: 100G\n  layout: raid5\n")),
     Case("chunk-not-power-of-two", (f"{VM}:6:18: chunk_sectors 48 is not a power of two of at least 8",),
