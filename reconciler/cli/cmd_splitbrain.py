@@ -37,5 +37,5 @@ def _split_brain(args: argparse.Namespace) -> int:
         print(f"{PROG}: could not record the split brain: {exc}", file=sys.stderr)
         return 0
     print(f"{PROG}: split brain on {marker.resource} with {marker.peer or 'the peer'} recorded; resolve it by "
-          "commit or by hand (docs/operations.md)", file=sys.stderr)
+          "commit (split_brain_recovery) or by hand (docs/split-brain.md)", file=sys.stderr)
     return 0

@@ -511,7 +511,7 @@ def test_8_split_brain_made_by_hand(lab: Lab) -> None:
     assert _running(primary)
     assert VM not in domains(secondary)
 
-    # The documented recovery (docs/operations.md): the secondary's writes are discarded, then both settle.
+    # The documented recovery by hand (docs/split-brain.md): the secondary's writes are discarded, then both settle.
     for argv in (["drbdadm", "disconnect", VM], ["drbdadm", "secondary", VM],
                  ["drbdadm", "connect", "--discard-my-data", VM]):
         secondary.check(argv, timeout=300)
