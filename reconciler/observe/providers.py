@@ -10,6 +10,7 @@ from __future__ import annotations
 import posixpath
 
 from reconciler.host.base import Host, HostFileError
+from reconciler.host.replay import ReplayError
 from reconciler.model.observed import DmDevice, DrbdState, OwnedFile, ToolStatus
 from reconciler.observe import dmsetup, drbd9, lvm, procdrbd, splitbrain, xl
 from reconciler.observe.drbdconf import drbd_layout
@@ -167,6 +168,8 @@ def _read_split_brain_markers(host: Host) -> tuple[tuple[splitbrain.SplitBrainMa
         names = host.list_dir(splitbrain.MARKER_DIR)
     except HostFileError as exc:
         return (), [file_problem(exc, "list", splitbrain.MARKER_DIR)]
+    except ReplayError:
+        return (), []  # a capture made before markers were read on a Connecting resource: none, as then
     for name in names:
         if not name.endswith(splitbrain.MARKER_SUFFIX):
             continue
