@@ -97,6 +97,12 @@ def plan_split_brain(b: VmBuilder, running: bool) -> bool:
         _inert(b, statement, f"{drbd.name} is not up on this node")
         return False
     incident = incident_of(vm, res, b.peer)
+    if statement.discard == vm.this_node and _discarded_awaiting_resync(res, incident, statement):
+        b.note("info", f"vm:{vm.name}",
+               f"{drbd.name}: this node's changes were discarded for split brain {statement.incident} and it has "
+               f"not resynced from {incident.peer_node} yet; nothing else is done for {vm.name} here until it has "
+               f"(if that incident was resolved otherwise, remove split_brain_recovery from {vm.source_file})")
+        return True
     refusal = split_brain_recovery_refusal(drbd.name, wanted=statement.incident, split=incident.split,
                                            incident=incident.id)
     if refusal and (not incident.split or incident.id is not None):
@@ -123,6 +129,18 @@ def plan_split_brain(b: VmBuilder, running: bool) -> bool:
           depends_on=(stop,), destructive=True, identity=identity, waiting=waiting,
           wait_for="peer-state" if waiting else "", reason=why)
     return True
+
+
+def _discarded_awaiting_resync(res: DrbdResourceState, incident: Incident, statement: SplitBrainRecovery) -> bool:
+    """After ``connect --discard-my-data`` and before DRBD's handshake with the survivor, this node is Connecting
+    with its own, condemned data still UpToDate: nothing may promote it (where quorum alone would allow it) or
+    start the domain on it. Once connected it is SyncTarget (Inconsistent) and the usual rules hold it."""
+    if incident.split or not res.split_brain_record:
+        return False
+    # Without the peer's record the incident cannot be told from a later one: held too (unreachable proves
+    # nothing; the note says how to lift it once the incident is over).
+    named = not incident.peer or incident_id(res.name, res.split_brain_record, incident.peer) == statement.incident
+    return named and any(c.connection_state != "Connected" for c in res.connections)
 
 
 def _inert(b: VmBuilder, statement: SplitBrainRecovery, why: str) -> None:

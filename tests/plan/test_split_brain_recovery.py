@@ -101,6 +101,32 @@ def test_a_statement_for_another_incident_or_without_a_split_brain_plans_nothing
         assert "the statement can be removed" in note
 
 
+def test_after_the_discard_and_before_the_resync_the_discarding_node_is_neither_promoted_nor_started() -> None:
+    """Connecting again with its condemned data still UpToDate: even where quorum alone would allow a promotion,
+    the designated primary waits for the survivor's data."""
+    desired = _node(discard="erdbeere")
+    observed = converged(desired)
+    res = drbd_state("vm100", 0, role="Secondary", conn="Connecting", peer_role="Unknown", peer_disk="DUnknown")
+    res = res.model_copy(update={"split_brain_record": HERE})
+    quorum = desired.model_copy(update={"vms": tuple(
+        vm.model_copy(update={"drbd": vm.drbd.model_copy(update={"safety": "quorum"}) if vm.drbd else None})
+        for vm in desired.vms)})
+    observed = observed.model_copy(update={"domains": (), "drbd": observed.drbd.model_copy(update={"resources": (
+        res.model_copy(update={"devices": tuple(d.model_copy(update={"quorum": True}) for d in res.devices)}),)})})
+    for peer in (PEER, None):
+        plan = plan_node(quorum, observed, peer=peer)
+        assert not plan.actions
+        assert any("has not resynced from himbeere yet" in n.message for n in plan.notes)
+    # A statement for an earlier incident holds nothing once the peer's record names another one.
+    stale = quorum.model_copy(update={"vms": tuple(v.model_copy(update={"split_brain_recovery": SplitBrainRecovery(
+        incident="sb-000000000000", discard="erdbeere")}) for v in quorum.vms)})
+    assert "promote" in _kinds(plan_node(stale, observed, peer=PEER))
+    # Without the statement, quorum would have promoted it and started the domain.
+    plain = quorum.model_copy(update={"vms": tuple(v.model_copy(update={"split_brain_recovery": None})
+                                                   for v in quorum.vms)})
+    assert {"promote", "start-domain"} <= set(_kinds(plan_node(plain, observed, peer=PEER)))
+
+
 def test_the_gate_names_each_reason_to_refuse() -> None:
     assert split_brain_recovery_refusal("vm100", wanted=INCIDENT, split=True, incident=INCIDENT) is None
     assert "not in split brain" in (split_brain_recovery_refusal("vm100", wanted=INCIDENT, split=False,
