@@ -114,6 +114,10 @@ def test_split_brain_after_double_primary_and_its_resolution(pair: DrbdCluster) 
     target = pair.conn("himbeere", "erdbeere")
     assert target["connection-state"] == "Connected"
     assert target["peer_devices"][0]["replication-state"] in ("SyncTarget", "Established")
+    assert "vm100: Split-Brain detected, manually solved. Sync from peer node" in drbd.kernel_log(pair.state(),
+                                                                                                   "himbeere")
+    assert "vm100: Split-Brain detected, manually solved. Sync from this node" in drbd.kernel_log(pair.state(),
+                                                                                                   "erdbeere")
     pair.advance(30)
     assert pair.disk("himbeere") == "UpToDate"
     assert pair.status("erdbeere")["role"] == "Primary"
