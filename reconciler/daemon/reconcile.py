@@ -77,6 +77,7 @@ class Reconciler:
     _resources: tuple[ResourceStatus, ...] = ()
     _suspended_scopes: frozenset[str] = frozenset()
     _reported_seen: set[str] = field(default_factory=set)
+    _reported_recovery_notes: frozenset[str] = frozenset()
     _reported_rejection: tuple[str, str] = ("", "")
     _converged_revision: str | None = None
     # Which node each VM was designated to in the previous pass, and the VMs a revision has since moved
@@ -160,6 +161,7 @@ class Reconciler:
         if control.node_suspended:
             return self._finish(started, view, observed, desired, "suspended",
                                 resources=self._suspended_resources(plan, control), gate=gate_reason)
+        self._report_recovery_notes(plan)
         runnable = without_vms(plan, suspended_vms)
         for action in runnable.actions:
             event("action.planned", level=logging.DEBUG, vm=action.vm, resource=action.key, action=action.kind,
@@ -224,6 +226,14 @@ class Reconciler:
         if sizes is None:
             return None
         return PeerView(node=peer, backing_bytes=dict(sizes), split_brain=dict(ctx.peer_split_brain.get(peer, {})))
+
+    def _report_recovery_notes(self, plan: Plan) -> None:
+        """What a split_brain_recovery statement does not do (or no longer does), logged when it changes: that
+        is where an operator learns that the statement can be removed."""
+        notes = {n.message: n for n in plan.notes if n.kind == "split-brain-recovery"}
+        for message in sorted(notes.keys() - self._reported_recovery_notes):
+            event("split-brain-recovery.note", vm=notes[message].vm, note=message)
+        self._reported_recovery_notes = frozenset(notes)
 
     def _sync_suspensions(self, control: ControlState) -> None:
         scopes = frozenset(s.scope for s in control.suspensions)

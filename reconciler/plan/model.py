@@ -8,7 +8,7 @@ from reconciler.model.base import Frozen
 from reconciler.model.status import Condition
 from reconciler.plan.actions import Action
 
-NoteKind = Literal["orphan", "drift", "restart-needed", "filesystem-growth", "info"]
+NoteKind = Literal["orphan", "drift", "restart-needed", "filesystem-growth", "split-brain-recovery", "info"]
 
 
 class Note(Frozen):

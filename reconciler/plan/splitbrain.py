@@ -98,7 +98,7 @@ def plan_split_brain(b: VmBuilder, running: bool) -> bool:
         return False
     incident = incident_of(vm, res, b.peer)
     if statement.discard == vm.this_node and _discarded_awaiting_resync(res, incident, statement):
-        b.note("info", f"vm:{vm.name}",
+        b.note("split-brain-recovery", f"vm:{vm.name}",
                f"{drbd.name}: this node's changes were discarded for split brain {statement.incident} and it has "
                f"not resynced from {incident.peer_node} yet; nothing else is done for {vm.name} here until it has "
                f"(if that incident was resolved otherwise, remove split_brain_recovery from {vm.source_file})")
@@ -144,6 +144,6 @@ def _discarded_awaiting_resync(res: DrbdResourceState, incident: Incident, state
 
 
 def _inert(b: VmBuilder, statement: SplitBrainRecovery, why: str) -> None:
-    b.note("info", f"vm:{b.vm.name}",
+    b.note("split-brain-recovery", f"vm:{b.vm.name}",
            f"split_brain_recovery in {b.vm.source_file} does nothing: {why}. Once no node reports split brain "
            f"incident {statement.incident} for {b.vm.name}, the statement can be removed")

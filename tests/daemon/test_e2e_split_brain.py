@@ -109,3 +109,12 @@ def test_two_daemons_name_the_incident_alike_and_resolve_it_by_commit(cluster: D
     assert [str(v) for v in oracle.check(state)] == violations_before
     discards = [e["argv"] for e in sim.read_log() if e["argv"][:3] == ["drbdadm", "connect", "--discard-my-data"]]
     assert discards == [["drbdadm", "connect", "--discard-my-data", RESOURCE]]
+    # Afterwards the statement is inert, and each daemon's log says it can be removed (once, not every pass).
+    for node in cluster.nodes:
+        log = cluster.procs[node].log
+        if not cluster.wait_for(lambda log=log: "can be removed" in log.read_text(errors="replace"), STEP_TIMEOUT):
+            _fail(cluster, f"{node} never said that the statement can be removed")
+        lines = [line for line in log.read_text(errors="replace").splitlines()
+                 if "event=split-brain-recovery.note" in line and "is not in split brain on this node now" in line]
+        assert len(lines) == 1, lines
+        assert "vm=vm100" in lines[0]
