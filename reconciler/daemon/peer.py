@@ -245,18 +245,18 @@ def fetch_peer_report(node: str, host: str, port: int, key: bytes | None, *, sen
                                                path=PATH, timeout=timeout)
         if status != 200:
             return PeerReport(PeerStatus(node=node, reachable=False, checked_at=checked,
-                                          error=f"peer answered HTTP {status} {escape(reason)[:100]}"))
+                                         error=f"peer answered HTTP {status} {escape(reason)[:100]}"))
         data = json.loads(body)
     except ForgedAnswer:
         return PeerReport(PeerStatus(node=node, reachable=False, checked_at=checked,
-                                          error="peer answer has a bad signature"))
+                                     error="peer answer has a bad signature"))
     except (OSError, http.client.HTTPException, ValueError) as exc:
         return PeerReport(PeerStatus(node=node, reachable=False, checked_at=checked,
-                                          error=f"{type(exc).__name__}: {escape(str(exc))[:200]}"))
+                                     error=f"{type(exc).__name__}: {escape(str(exc))[:200]}"))
     if not isinstance(data, dict) or data.get("node") != node:
         who = data.get("node") if isinstance(data, dict) else "?"
         return PeerReport(PeerStatus(node=node, reachable=False, checked_at=checked,
-                                          error=f"answer is from {escape(repr(who))[:80]}, not {node!r}"))
+                                     error=f"answer is from {escape(repr(who))[:80]}, not {node!r}"))
     applied = data.get("applied_revision")
     raw = data.get("backing_bytes")
     backing = {str(k): int(v) for k, v in raw.items() if isinstance(v, int)} if isinstance(raw, dict) else {}
