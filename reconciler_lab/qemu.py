@@ -59,6 +59,8 @@ class Qemu:
         self.accel = accel
         self.proc: subprocess.Popen[bytes] | None = None
         self.boots = 0
+        # Stage 2 of the node's init: the lab's own (node-init.sh) or systemd with the shipped units.
+        self.stage2 = "node-init.sh"
 
     @property
     def console(self) -> Path:
@@ -90,7 +92,7 @@ class Qemu:
         dom0 = " ".join((str(paths.vmlinuz()), "console=hvc0", "earlyprintk=xen", "loglevel=6",
                          f"lab.node={spec.name}", f"lab.conf={conf_dir}", f"lab.xenroot={paths.XEN_ROOT}",
                          f"lab.ktree={paths.KERNEL_TREE}", f"lab.project={paths.PROJECT}",
-                         f"lab.init={paths.GUEST_DIR / 'node-init.sh'}"))
+                         f"lab.init={paths.GUEST_DIR / self.stage2}"))
         argv = ["qemu-system-x86_64", "-name", spec.name, "-machine", f"pc,accel={self.accel}",
                 "-cpu", "Nehalem" if self.accel == "tcg" else "host", "-smp", "1", "-m", str(MEMORY_MIB),
                 "-display", "none", "-monitor", "none", "-serial", f"file:{self.console}",
