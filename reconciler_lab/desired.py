@@ -77,6 +77,32 @@ domain:
 """
 
 
+def small_vm_yaml(index: int, primary: str = "erdbeere") -> str:
+    """One of the benchmark's extra VMs (index 1..): a replicated 8 MiB linear LV on one of the three volume
+    groups in turn, no swap, no filesystem, and a 64 MiB domU (the lab's guest, which idles without one)."""
+    version = paths.kernel_version()
+    vg = ("vg-sda", "vg-sdb", "vg-sdc")[index % 3]
+    return f"""# A benchmark VM: replicated storage and a small domU, nothing else.
+id: {VM_ID + index}
+nodes: [erdbeere, himbeere]
+primary: {primary}
+storage:
+  layout: linear
+  volume_groups: [{vg}]
+  size: 8M
+swap:
+  size: 4M
+  volume_groups: []
+drbd: {{minor: {index}, port: {7788 + index}, protocol: C}}
+domain:
+  memory: 64M
+  vcpus: 1
+  kernel: {paths.KERNEL_TREE}/boot/vmlinuz-{version}
+  ramdisk: {paths.DOMU_INITRD}
+  extra: console=hvc0 loglevel=4
+"""
+
+
 class DesiredRepo:
     """The git repository the daemons follow."""
 
