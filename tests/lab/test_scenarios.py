@@ -124,6 +124,11 @@ class Sampler:
         self._stop.set()
         self._thread.join(timeout=300)
 
+    def verify(self) -> None:
+        """Enough samples to show something, and none broke the rules."""
+        assert self.samples > 5, f"too few samples to show anything ({self.samples})"
+        assert not self.violations, "\n".join(self.violations[:5])
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             seen: dict[str, tuple[Replica | None, set[str]]] = {}
@@ -238,8 +243,7 @@ def test_4_planned_switchover(lab: Lab) -> None:
                     and _converged(erdbeere))
 
         wait_until("vm100 to move to himbeere", moved, MOVE, poll=5.0)
-    assert sampler.samples > 5, "too few samples to show anything"
-    assert not sampler.violations, "\n".join(sampler.violations[:5])
+    sampler.verify()
     lab.timings["scenario 4 (switchover)"] = time.monotonic() - started
 
 
@@ -273,8 +277,7 @@ def test_6_replication_link_cut(lab: Lab) -> None:
             primary.set_link("rep", up=True)
         wait_until("the replica to reconnect, resync and settle", lambda: _settled(primary, secondary), MOVE,
                    poll=5.0)
-    assert sampler.samples > 5, "too few samples to show anything"
-    assert not sampler.violations, "\n".join(sampler.violations[:5])
+    sampler.verify()
     exits = {n.name: helper_exits(n)[exits_before[n.name]:] for n in lab.nodes.values()}
     # 5 ("unreachable") or 7 would let DRBD treat a live peer as dead; 4 is the peer's own confirmation.
     assert exits[primary.name], f"fence-peer exit codes: {exits}"
@@ -303,8 +306,7 @@ def test_7_clean_reboot_of_the_primary(lab: Lab) -> None:
         primary.boot(fresh=False)
         wait_until("the rebooted primary to run vm100 again and both to settle",
                    lambda: _settled(primary, secondary), MOVE, poll=5.0)
-    assert sampler.samples > 5, "too few samples to show anything"
-    assert not sampler.violations, "\n".join(sampler.violations[:5])
+    sampler.verify()
     ran = [c["argv"] for c in commands(primary)[marks[primary.name]:]]
     assert any(a[:3] == ["dmsetup", "create", "root100"] for a in ran), f"stripe not rebuilt: {ran}"
     assert not [a for a in ran if a[0] in ("lvcreate", "mkfs.xfs", "mkswap", "wipefs")
@@ -457,7 +459,7 @@ def test_5_power_loss_of_the_primary(lab: Lab) -> None:
                     and _converged(dead))
 
         wait_until(f"{dead.name} to return as an UpToDate Secondary", back, MOVE, poll=5.0)
-    assert not sampler.violations, "\n".join(sampler.violations[:5])
+    sampler.verify()
     assert VM not in domains(dead)
     after_return = [c["argv"] for c in commands(dead)[logged_before:]]
     assert not [a for a in after_return if a[:2] == ["xl", "create"] or a[:2] == ["drbdadm", "primary"]], after_return
@@ -572,8 +574,7 @@ def test_10_the_units_as_shipped(lab: Lab) -> None:
     lab.repo.commit(f"lab: move vm100 to {node.name}, which runs the shipped units")
     with Sampler(lab) as sampler:
         wait_until(f"vm100 to move to {node.name}", lambda: _settled(node, primary), MOVE, poll=5.0)
-    assert sampler.samples > 5, "too few samples to show anything"
-    assert not sampler.violations, "\n".join(sampler.violations[:5])
+    sampler.verify()
     assert _active(node, DOMAIN_UNIT), f"{DOMAIN_UNIT} is not active"
     cgroup = node.check(["systemctl", "show", "--property=ControlGroup", "--value", DOMAIN_UNIT], timeout=60).strip()
     assert cgroup == f"/machine.slice/{DOMAIN_UNIT}", cgroup
@@ -605,7 +606,7 @@ def test_10_the_units_as_shipped(lab: Lab) -> None:
         assert mine is not None
         assert (mine.role, mine.disk) == ("Secondary", "UpToDate"), mine
         assert VM not in domains(primary), "the other node started the domain after a clean shutdown"
-    assert not sampler.violations, "\n".join(sampler.violations[:5])
+    sampler.verify()
     assert "peer( Primary -> Secondary )" in kernel_log(primary)[kernel_mark:], \
         f"{primary.name} never saw its peer demote before it went away"
 
