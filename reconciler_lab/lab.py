@@ -135,7 +135,7 @@ class Node:
             f"LAB_DAEMON_ARGS='{daemon_args}'\n")
         (conf / "lab-fence-peer").write_text(
             "#!/bin/sh\n# The lab's fence-peer handler: the product's, asking the peer over the management link.\n"
-            f"exec /usr/local/bin/reconciler fence-peer --peer {other.name}={other.address('mgmt')}:9791\n")
+            f"exec /usr/bin/reconciler fence-peer --peer {other.name}={other.address('mgmt')}:9791\n")
 
     @property
     def systemd(self) -> bool:

@@ -46,8 +46,9 @@ mount -o bind /persist/reconciler /var/lib/reconciler
 cp "$CONF"/etc-reconciler/* /etc/reconciler/ && chmod 600 /etc/reconciler/peer.key
 cp "$CONF/lvm.conf" /etc/lvm/lvm.conf
 mkdir -p /var/lib/drbd /run/drbd
-# The units run /usr/local/bin/reconciler; DRBD runs the fence-peer handler through it.
-ln -sf "$(arg lab.project)/.venv/bin/reconciler" /usr/local/bin/reconciler
+# Where the package installs it: the units, the rendered DRBD handlers (split-brain, fence-peer) and the lab
+# run /usr/bin/reconciler (without it DRBD's split-brain helper fails and no split brain is ever recorded).
+ln -sf "$(arg lab.project)/.venv/bin/reconciler" /usr/bin/reconciler
 cp "$CONF/lab-fence-peer" /usr/local/sbin/lab-fence-peer && chmod 755 /usr/local/sbin/lab-fence-peer
 
 # LVM without udev: scan and activate what is there (after a reboot the VGs exist).

@@ -15,8 +15,7 @@ echo "$NODE" >/etc/hostname
 cp /persist/machine-id /etc/machine-id
 mkdir -p /persist/journal /var/log/journal && mount -o bind /persist/journal /var/log/journal
 
-# As the package installs it: /usr/bin/reconciler and both units in /lib/systemd/system, enabled.
-ln -sf "$PROJECT/.venv/bin/reconciler" /usr/bin/reconciler
+# As the package installs them: both units in /lib/systemd/system (node-prepare.sh made /usr/bin/reconciler).
 cp "$PROJECT/systemd/reconciler.service" "$PROJECT/systemd/reconciler-shutdown.service" /lib/systemd/system/
 
 # The shared root is this machine's: its own services (databases, timers, NTP, gettys on terminals a PV dom0
