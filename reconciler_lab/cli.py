@@ -27,6 +27,7 @@ SCENARIOS = {
     "9": "test_9_destructive_changes_are_refused",
     "5": "test_5_power_loss_of_the_primary",
     "8": "test_8_split_brain_made_by_hand",
+    "10": "test_10_the_units_as_shipped",
 }
 
 

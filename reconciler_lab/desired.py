@@ -50,8 +50,18 @@ guards:
 """
 
 
+def _domain(memory: str) -> str:
+    """The lab's domU: Debian's kernel with the lab's busybox initramfs."""
+    return f"""domain:
+  memory: {memory}
+  vcpus: 1
+  kernel: {paths.KERNEL_TREE}/boot/vmlinuz-{paths.kernel_version()}
+  ramdisk: {paths.DOMU_INITRD}
+  extra: console=hvc0 loglevel=4
+"""
+
+
 def vm_yaml(primary: str = "erdbeere", size: str = DATA_LV) -> str:
-    version = paths.kernel_version()
     return f"""# The lab's VM {VM_ID}: the classic layout (three swap LVs, a dm stripe of three data LVs, DRBD on
 # minor 0, XFS made once on the primary), scaled down; a Debian kernel with a busybox initramfs as the guest.
 id: {VM_ID}
@@ -68,13 +78,26 @@ swap:
   volume_groups: [vg-sda, vg-sdb, vg-sdc]
 drbd: {{minor: 0, port: 7788, protocol: C}}
 filesystem: xfs
-domain:
-  memory: 160M
-  vcpus: 1
-  kernel: {paths.KERNEL_TREE}/boot/vmlinuz-{version}
-  ramdisk: {paths.DOMU_INITRD}
-  extra: console=hvc0 loglevel=4
-"""
+{_domain("160M")}"""
+
+
+def small_vm_yaml(index: int, primary: str = "erdbeere") -> str:
+    """One of the benchmark's extra VMs (index 1..): a replicated 8 MiB linear LV on one of the three volume
+    groups in turn, no swap, no filesystem, and a 64 MiB domU (the lab's guest, which idles without one)."""
+    vg = ("vg-sda", "vg-sdb", "vg-sdc")[index % 3]
+    return f"""# A benchmark VM: replicated storage and a small domU, nothing else.
+id: {VM_ID + index}
+nodes: [erdbeere, himbeere]
+primary: {primary}
+storage:
+  layout: linear
+  volume_groups: [{vg}]
+  size: 8M
+swap:
+  size: 4M
+  volume_groups: []
+drbd: {{minor: {index}, port: {7788 + index}, protocol: C}}
+{_domain("64M")}"""
 
 
 class DesiredRepo:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -19,6 +20,10 @@ from reconciler_lab.proc import LabError, run
 from reconciler_lab.qemu import NODES, NodeSpec, Qemu, node_spec
 
 T = TypeVar("T")
+PLAIN_STAGE2 = "node-init.sh"
+SYSTEMD_STAGE2 = "node-systemd.sh"
+# What the console shows once dom0 has powered off (Linux's last words, Xen's after dom0 is gone).
+POWERED_OFF = ("reboot: Power down", "Hardware Dom0 halted", "Hardware Dom0 shutdown")
 BOOT_DEADLINE = 900.0      # TCG under load: Xen, dom0, 9p and the module loads take minutes, not seconds
 POLL = 1.0
 
@@ -110,22 +115,46 @@ class Node:
         (conf / "lvm.conf").write_text(LVM_CONF)
         (conf / "global_common.conf").write_text(GLOBAL_COMMON)
         (conf / "etc-reconciler" / "peer.key").write_text(self.lab.peer_key + "\n")
+        repo = f"/mnt/host{self.lab.repo.path}"
+        peer = f"{other.name}={other.address('mgmt')}:9791"
         daemon_args = " ".join((
-            f"--repo /mnt/host{self.lab.repo.path}", "--branch main", "--interval 5", "--drift-interval 30",
-            "--no-watch", "--peer-listen 0.0.0.0:9791", f"--peer {other.name}={other.address('mgmt')}:9791",
+            f"--repo {repo}", "--branch main", "--interval 5", "--drift-interval 30",
+            "--no-watch", "--peer-listen 0.0.0.0:9791", f"--peer {peer}",
             "--metrics-address 127.0.0.1:9793"))
         (conf / "etc-reconciler" / "reconciler.env").write_text(
             f"RECONCILER_NODE={self.name}\nRECONCILER_STATE_DIR=/var/lib/reconciler\n"
             "RECONCILER_PEER_TOKEN_FILE=/etc/reconciler/peer.key\n"
-            "RECONCILER_COMMAND_LOG=/persist/log/commands.jsonl\n"
+            f"RECONCILER_COMMAND_LOG={self.command_log}\n"
+            # What the shipped unit reads (`reconciler run` with no options); start-daemon.sh passes the
+            # same as options.
+            f"RECONCILER_REPO={repo}\nRECONCILER_BRANCH=main\nRECONCILER_INTERVAL=5\n"
+            "RECONCILER_DRIFT_INTERVAL=30\nRECONCILER_PEER_LISTEN=0.0.0.0:9791\n"
+            f"RECONCILER_PEERS={peer}\nRECONCILER_METRICS_ADDRESS=127.0.0.1:9793\n"
             # No udev in the lab's dom0: libdevmapper creates /dev/mapper nodes itself (as udev would).
             "DM_DISABLE_UDEV=1\n"
             f"LAB_DAEMON_ARGS='{daemon_args}'\n")
         (conf / "lab-fence-peer").write_text(
             "#!/bin/sh\n# The lab's fence-peer handler: the product's, asking the peer over the management link.\n"
-            f"exec /usr/local/bin/reconciler fence-peer --peer {other.name}={other.address('mgmt')}:9791\n")
+            f"exec /usr/bin/reconciler fence-peer --peer {other.name}={other.address('mgmt')}:9791\n")
 
-    def boot(self, *, fresh: bool) -> None:
+    @property
+    def systemd(self) -> bool:
+        """Whether the node's init is systemd with the shipped units (scenario 10) rather than the lab's."""
+        return self.qemu.stage2 == SYSTEMD_STAGE2
+
+    @property
+    def command_log(self) -> str:
+        """The real host seam's command log. Under the shipped unit the daemon may write only its state
+        directory (ProtectSystem=strict), which is on the persistent disk too."""
+        return "/var/lib/reconciler/commands.jsonl" if self.systemd else "/persist/log/commands.jsonl"
+
+    def daemon_log(self) -> str:
+        if self.systemd:
+            return self.check(["journalctl", "--no-pager", "--output=cat", "--unit=reconciler.service"], timeout=120)
+        return self.check(["cat", "/persist/log/daemon.log"], timeout=60)
+
+    def boot(self, *, fresh: bool, systemd: bool = False) -> None:
+        self.qemu.stage2 = SYSTEMD_STAGE2 if systemd else PLAIN_STAGE2
         if fresh:
             self.qemu.make_disks()
         self.write_conf()
@@ -162,6 +191,9 @@ class Node:
 
     def stop_daemon(self) -> None:
         """What ``systemctl stop reconciler`` does: SIGTERM, then wait for the daemon to exit."""
+        if self.systemd:
+            self.check(["systemctl", "stop", "reconciler.service"], timeout=1000)
+            return
         pid = self.check(["cat", "/run/reconciler.pid"], timeout=60).strip()
         if not pid.isdigit():
             raise LabError(f"{self.name}: no daemon pid in /run/reconciler.pid: {pid!r}")
@@ -178,6 +210,24 @@ class Node:
         self.check(["sync"], timeout=120)
         self.power_off()
         return report
+
+    def system_poweroff(self, deadline: float = 1500.0) -> None:
+        """``systemctl poweroff`` on a systemd node: every unit stops in order (the shipped shutdown unit's
+        ExecStop among them) and the machine powers off; waits for QEMU to exit, or for the hypervisor to
+        say dom0 is gone where the emulated machine does not power off by itself."""
+        if not self.systemd:
+            raise LabError(f"{self.name}: not booted with systemd")
+        # The agent may be stopped before it answers; what counts is the power-off below.
+        with contextlib.suppress(LabError):
+            self.run(["systemctl", "--no-block", "poweroff"], timeout=60)
+
+        def off() -> bool:
+            if not self.qemu.running():
+                return True
+            text = self.console_text()
+            return any(marker in text for marker in POWERED_OFF)
+        wait_until(f"{self.name} to power off", off, deadline, poll=2.0)
+        self.power_off()
 
     def set_link(self, link: str, *, up: bool) -> None:
         """Cut or restore one of the node's links (QEMU ``set_link``), as a pulled cable would."""
@@ -242,7 +292,13 @@ class Lab:
             for source in sorted(node.qemu.dir.glob("console-*.log")) + sorted(node.qemu.dir.glob("qemu-*")):
                 shutil.copy(source, target / source.name)
             if node.qemu.running():
-                for path in ("/persist/log/daemon.log", "/persist/log/commands.jsonl", "/persist/log/agent.log"):
+                if node.systemd:
+                    try:
+                        journal = node.run(["journalctl", "--no-pager", "--output=short-precise"], timeout=120)
+                        (target / "journal.txt").write_text(journal.stdout)
+                    except LabError:
+                        pass
+                for path in ("/persist/log/daemon.log", node.command_log, "/persist/log/agent.log"):
                     try:
                         result = node.run(["cat", path], timeout=30)
                     except LabError:
@@ -336,7 +392,22 @@ def provision(node: Node) -> None:
         raise LabError(f"{node.name}: reconciler doctor failed:\n{doctor.stdout}")
 
 
+def bring_up(lab: Lab) -> None:
+    """A fresh lab from empty disks: both nodes booted and provisioned, both daemons following the repository."""
+    started = time.monotonic()
+    lab.create()
+    lab.boot_all(fresh=True)
+    for node in lab.nodes.values():
+        provision(node)
+    for node in lab.nodes.values():
+        start_daemon(node)
+    lab.timings["boot+provision"] = time.monotonic() - started
+
+
 def start_daemon(node: Node) -> None:
+    if node.systemd:
+        node.check(["systemctl", "start", "reconciler.service"], timeout=600)
+        return
     node.check([str(paths.GUEST_DIR / "start-daemon.sh")], timeout=60)
 
 

@@ -83,7 +83,8 @@ def register(subparsers: Any) -> None:
                       help="serve this node's status here "
                            f"(default: its replication address, port {DEFAULT_PEER_PORT})")
     peer.add_argument("--peer", action="append", default=[], metavar="NODE=HOST:PORT",
-                      help="a peer's status endpoint (default: the other nodes' replication addresses)")
+                      help="a peer's status endpoint (env RECONCILER_PEERS: NODE=HOST:PORT items separated by "
+                           "spaces; default: the other nodes' replication addresses)")
     peer.add_argument("--peer-token-file", default=_env("PEER_TOKEN_FILE", DEFAULT_PEER_KEY), metavar="FILE",
                       help=f"shared secret of the cluster's daemons (default: {DEFAULT_PEER_KEY})")
     peer.add_argument("--peer-auth", choices=("hmac", "none"), default=_env("PEER_AUTH", "hmac"),
@@ -117,10 +118,14 @@ def build_config(args: argparse.Namespace) -> DaemonConfig:
                              allowed_signers=Path(args.allowed_signers) if args.allowed_signers else None,
                              gpg_home=Path(args.gpg_home) if args.gpg_home else None)
     peers = []
-    for item in args.peer:
+    # An option repeated on the command line wins over the environment as a whole, never merged with it:
+    # a unit's drop-in with --peer replaces the list in reconciler.env instead of adding to it.
+    items = list(args.peer) or (_env("PEERS") or "").split()
+    source = "--peer" if args.peer else "RECONCILER_PEERS"
+    for item in items:
         name, sep, endpoint = item.partition("=")
         if not sep:
-            raise ConfigError(f"--peer {item!r}: expected NODE=HOST:PORT")
+            raise ConfigError(f"{source} {item!r}: expected NODE=HOST:PORT")
         host, port = parse_endpoint(endpoint)
         peers.append(PeerEndpoint(check_name(name, "peer node"), host, port))
     peer_listen = args.peer_listen

@@ -265,6 +265,33 @@ def check_foreign_holders(host: Host, desired: DesiredNode | None) -> Check:
     return Check("names and minors", "ok", "no name, minor or port of the desired state is held by anything else")
 
 
+_HANDLER = re.compile(r'^\s*([a-z][a-z0-9-]*)\s+"([^"]+)"\s*;', re.MULTILINE)
+
+
+def check_drbd_handlers(host: Host, desired: DesiredNode | None) -> Check:
+    """Every program the rendered resources name as a DRBD handler must be executable here. The kernel runs
+    handlers as usermode helpers: a missing one fails silently from the daemon's point of view, so a split
+    brain is never recorded (the daemon cannot report it, and would treat the StandAlone connection as drift)
+    and fencing can prove nothing."""
+    if desired is None:
+        return Check("DRBD handlers", "skip", "no desired state known (give a directory or --state-dir)")
+    programs: dict[str, str] = {}
+    for vm in desired.vms:
+        if vm.drbd is None:
+            continue
+        for handler, command in _HANDLER.findall(vm.drbd.config_text.split("handlers", 1)[-1]):
+            programs.setdefault(command.split()[0], f"{handler} of {vm.drbd.name}")
+    if not programs:
+        return Check("DRBD handlers", "skip", "no resource names a handler")
+    missing = [f"{program} ({use})" for program, use in sorted(programs.items())
+               if not host.run(("test", "-x", program), timeout=10).ok]
+    if missing:
+        return Check("DRBD handlers", "fail",
+                     f"not an executable file here: {', '.join(missing)}; the kernel runs these when DRBD fences or "
+                     "detects a split brain (install the package, which provides /usr/bin/reconciler)")
+    return Check("DRBD handlers", "ok", ", ".join(sorted(programs)))
+
+
 def run_checks(host: Host, node: str, desired: DesiredNode | None, peers: dict[str, str],
                progress: Callable[[Check], None] = lambda c: None) -> list[Check]:
     need_ssh = desired is not None and any(vm.domain is not None and vm.domain.live_migration for vm in desired.vms)
@@ -278,6 +305,7 @@ def run_checks(host: Host, node: str, desired: DesiredNode | None, peers: dict[s
     add(check_hostname(host, node, desired))
     add(*check_tools(host, need_ssh=need_ssh))
     add(check_drbd_module(host, desired))
+    add(check_drbd_handlers(host, desired))
     add(check_lvm_filter(host, desired))
     add(*check_services(host))
     add(check_ballooning(host))

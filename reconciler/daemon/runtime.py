@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     from reconciler.metrics.server import MetricsServer
 
 URGENT_WAKEUPS = frozenset({"drbd", "domain"})
+# A new revision fetched: new input, so the error backoff of the old one no longer applies.
+NEW_INPUT = frozenset({"revision"})
 CONFIRM_DELAY_S = 1.0
 # A pass that runs mkfs on a large device or waits for a guest's shutdown can take this long.
 STATUS_GRACE_S = 1800.0
@@ -65,6 +67,11 @@ class Schedule:
     backoff: Backoff = field(default_factory=lambda: Backoff(base=2.0, cap=300.0))
 
     def woken(self, now: float, reasons: frozenset[str] | set[str] = frozenset()) -> None:
+        if reasons & NEW_INPUT:
+            # The failures counted so far were the old revision's; the commit that fixes them must not wait
+            # out their backoff (seen in the lab: a fix applied five minutes after it was fetched).
+            self.backoff.reset()
+            self.not_before = min(self.not_before, now)
         # A change of DRBD's or a domain's state is news about the node itself (a disconnect, a failed disk,
         # a role change): it is looked at at once, even while passes back off after errors.
         urgent = bool(reasons & URGENT_WAKEUPS)

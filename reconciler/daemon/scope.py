@@ -12,6 +12,12 @@ with no more than systemd's defaults: the daemon's unit can then be locked down 
 no longer start. ``Type=forking`` fits ``xl create``: it returns once the domain is created, and the
 remaining ``xl`` monitor keeps the unit active until the domain is gone (``--collect`` then unloads it).
 When the start fails, the unit's journal (what ``xl`` said) is added to the error.
+At system shutdown the domain's unit must outlive ``reconciler-shutdown.service``'s ExecStop: the ``xl``
+monitor is what destroys a domain once it has shut down (its ``on_poweroff`` action) and releases its
+disks; stopped first, it leaves the domain in the shutdown state holding the DRBD device, and the clean
+shutdown degrades into waiting out the timeout and destroying it. ``Before=`` that unit reverses into
+"stopped after it" at shutdown (libvirt orders its machines before ``virt-guest-shutdown.target`` for the
+same reason).
 Outside systemd (a terminal, the simulator) commands run unchanged.
 """
 
@@ -27,6 +33,7 @@ from reconciler.names import check_name
 
 UNIT_PREFIX = "reconciler-domain-"
 START_TIMEOUT_S = 300
+SHUTDOWN_UNIT = "reconciler-shutdown.service"
 
 
 def under_systemd() -> bool:
@@ -54,7 +61,7 @@ def scoped_argv(argv: Sequence[str]) -> tuple[str, ...]:
     unit = domain_unit(name)
     return ("systemd-run", f"--unit={unit}", "--slice=machine.slice", "--service-type=forking", "--collect",
             "--quiet", "--no-ask-password", f"--description=Xen domain {name} (started by reconciler)",
-            f"--property=TimeoutStartSec={START_TIMEOUT_S}", "--", *args)
+            f"--property=TimeoutStartSec={START_TIMEOUT_S}", f"--property=Before={SHUTDOWN_UNIT}", "--", *args)
 
 
 class ScopedHost(HostWrapper):

@@ -7,5 +7,5 @@ set -a
 set +a
 touch /persist/daemon.enabled
 echo "=== start $(date -u +%FT%TZ)" >>/persist/log/daemon.log
-setsid /usr/local/bin/reconciler run $LAB_DAEMON_ARGS </dev/null >>/persist/log/daemon.log 2>&1 &
+setsid /usr/bin/reconciler run $LAB_DAEMON_ARGS </dev/null >>/persist/log/daemon.log 2>&1 &
 echo $! >/run/reconciler.pid

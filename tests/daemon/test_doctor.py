@@ -167,3 +167,21 @@ def test_drbd_module_must_match_the_declared_version(proc_drbd: str, verdict: st
     if verdict == "fail":
         assert "declares drbd_version '9'" in check.detail
     assert check_drbd_module(CannedHost({}, {"/proc/drbd": proc_drbd})).verdict == "ok"  # nothing declared
+
+
+def test_drbd_handler_programs_must_be_executable_here() -> None:
+    from reconciler.daemon.doctor import check_drbd_handlers
+    from reconciler.desired.expand import expand_node
+    from reconciler.desired.load import load_cluster
+
+    desired = expand_node(load_cluster(str(Path(__file__).resolve().parents[2] / "desired-state")), "erdbeere")
+    assert "/usr/bin/reconciler split-brain" in desired.vms[0].drbd.config_text  # type: ignore[union-attr]
+    present = check_drbd_handlers(CannedHost({"test -x /usr/bin/reconciler": (0, "")}), desired)
+    assert present.verdict == "ok", present
+    assert present.detail == "/usr/bin/reconciler"
+    # Without it the kernel's split-brain helper fails silently: no record, nothing to report.
+    missing = check_drbd_handlers(CannedHost({"test -x /usr/bin/reconciler": (1, "")}), desired)
+    assert missing.verdict == "fail"
+    assert "/usr/bin/reconciler (" in missing.detail
+    assert "split brain" in missing.detail
+    assert check_drbd_handlers(CannedHost({}), None).verdict == "skip"

@@ -64,6 +64,20 @@ def test_a_drbd_state_change_starts_a_pass_at_once_even_during_the_error_backoff
     assert schedule.next_due == 102.0
 
 
+def test_a_new_revision_ends_the_backoff_of_the_old_one() -> None:
+    schedule = Schedule(backoff=Backoff(base=2, cap=300, jitter=0, rng=random.Random(1)))  # noqa: S311
+    for _ in range(9):
+        schedule.after(result("failed"), 100.0, has_revision=True, waiting=False, progress_interval=5,
+                       drift_interval=300)
+    assert schedule.next_due == 400.0
+    schedule.woken(110.0, {"revision"})
+    assert schedule.next_due == 110.0
+    assert schedule.backoff.failures == 0
+    # If the new revision fails too, its own backoff starts from the beginning.
+    assert schedule.after(result("failed"), 111.0, has_revision=True, waiting=False, progress_interval=5,
+                          drift_interval=300) == 2
+
+
 def test_a_pass_that_changed_something_is_confirmed_at_once() -> None:
     changed = result("progressing").model_copy(update={"actions": (
         ActionRecord(kind="create-lv", key="lv:vg-sda/root100", vm="vm100", result="ok"),)})

@@ -50,6 +50,8 @@ def test_only_domain_starts_become_transient_services() -> None:
                         "--service-type=forking", "--collect")
     assert "--scope" not in argv
     assert argv[-4:] == ("--", "xl", "create", "/etc/xen/vm100.cfg")
+    # Stopped after the shutdown unit's ExecStop, so the xl monitor can still destroy the shut-down domain.
+    assert "--property=Before=reconciler-shutdown.service" in argv
     assert scoped_argv(("xl", "shutdown", "-w", "vm100")) == ("xl", "shutdown", "-w", "vm100")
     assert domain_unit("db+1") == "reconciler-domain-db\\x2b1.service"  # '+' is not allowed in unit names
     with pytest.raises(UnsafeNameError):

@@ -103,3 +103,10 @@ def test_domains_do_not_start_inside_the_daemons_sandbox() -> None:
     assert argv[0] == "systemd-run"
     assert "--scope" not in argv  # a scope's processes are the daemon's children and keep its sandbox
     assert any(a.startswith("--unit=") and a.endswith(".service") for a in argv)
+
+
+def test_domains_are_ordered_against_the_shipped_shutdown_unit() -> None:
+    from reconciler.daemon.scope import SHUTDOWN_UNIT, scoped_argv
+
+    assert (UNITS / SHUTDOWN_UNIT).is_file()
+    assert f"--property=Before={SHUTDOWN_UNIT}" in scoped_argv(("xl", "create", "/etc/xen/vm100.cfg"))

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from reconciler_lab import paths
-from reconciler_lab.lab import Lab, down, provision, start_daemon
+from reconciler_lab.lab import Lab, bring_up, down
 
 _failed: list[str] = []
 
@@ -39,15 +38,8 @@ def lab() -> Iterator[Lab]:
     if not paths.STAMP.exists():
         pytest.fail(f"the lab is not set up ({paths.STAMP} missing): run scripts/lab setup first")
     the_lab = Lab()
-    started = time.monotonic()
     try:
-        the_lab.create()
-        the_lab.boot_all(fresh=True)
-        for node in the_lab.nodes.values():
-            provision(node)
-        for node in the_lab.nodes.values():
-            start_daemon(node)
-        the_lab.timings["boot+provision"] = time.monotonic() - started
+        bring_up(the_lab)
     except BaseException:
         _failed.append("lab bring-up")
         _finish(the_lab)

@@ -36,7 +36,7 @@ def domains(node: Node) -> set[str]:
 def commands(node: Node) -> list[dict[str, object]]:
     """The real host's command log. A power loss can leave one torn line (NUL bytes after the journal
     replay); it is skipped, everything else must parse."""
-    text = node.check(["cat", "/persist/log/commands.jsonl"], timeout=60)
+    text = node.check(["cat", node.command_log], timeout=60)
     entries = []
     for line in text.splitlines():
         if not line.strip("\0 \t"):
@@ -50,7 +50,7 @@ def commands(node: Node) -> list[dict[str, object]]:
 
 
 def daemon_log(node: Node) -> str:
-    return node.check(["cat", "/persist/log/daemon.log"], timeout=60)
+    return node.daemon_log()
 
 
 def passes(node: Node) -> list[str]:

@@ -124,6 +124,11 @@ class Sampler:
         self._stop.set()
         self._thread.join(timeout=300)
 
+    def verify(self) -> None:
+        """Enough samples to show something, and none broke the rules."""
+        assert self.samples > 5, f"too few samples to show anything ({self.samples})"
+        assert not self.violations, "\n".join(self.violations[:5])
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             seen: dict[str, tuple[Replica | None, set[str]]] = {}
@@ -238,8 +243,7 @@ def test_4_planned_switchover(lab: Lab) -> None:
                     and _converged(erdbeere))
 
         wait_until("vm100 to move to himbeere", moved, MOVE, poll=5.0)
-    assert sampler.samples > 5, "too few samples to show anything"
-    assert not sampler.violations, "\n".join(sampler.violations[:5])
+    sampler.verify()
     lab.timings["scenario 4 (switchover)"] = time.monotonic() - started
 
 
@@ -273,8 +277,7 @@ def test_6_replication_link_cut(lab: Lab) -> None:
             primary.set_link("rep", up=True)
         wait_until("the replica to reconnect, resync and settle", lambda: _settled(primary, secondary), MOVE,
                    poll=5.0)
-    assert sampler.samples > 5, "too few samples to show anything"
-    assert not sampler.violations, "\n".join(sampler.violations[:5])
+    sampler.verify()
     exits = {n.name: helper_exits(n)[exits_before[n.name]:] for n in lab.nodes.values()}
     # 5 ("unreachable") or 7 would let DRBD treat a live peer as dead; 4 is the peer's own confirmation.
     assert exits[primary.name], f"fence-peer exit codes: {exits}"
@@ -303,8 +306,7 @@ def test_7_clean_reboot_of_the_primary(lab: Lab) -> None:
         primary.boot(fresh=False)
         wait_until("the rebooted primary to run vm100 again and both to settle",
                    lambda: _settled(primary, secondary), MOVE, poll=5.0)
-    assert sampler.samples > 5, "too few samples to show anything"
-    assert not sampler.violations, "\n".join(sampler.violations[:5])
+    sampler.verify()
     ran = [c["argv"] for c in commands(primary)[marks[primary.name]:]]
     assert any(a[:3] == ["dmsetup", "create", "root100"] for a in ran), f"stripe not rebuilt: {ran}"
     assert not [a for a in ran if a[0] in ("lvcreate", "mkfs.xfs", "mkswap", "wipefs")
@@ -457,7 +459,7 @@ def test_5_power_loss_of_the_primary(lab: Lab) -> None:
                     and _converged(dead))
 
         wait_until(f"{dead.name} to return as an UpToDate Secondary", back, MOVE, poll=5.0)
-    assert not sampler.violations, "\n".join(sampler.violations[:5])
+    sampler.verify()
     assert VM not in domains(dead)
     after_return = [c["argv"] for c in commands(dead)[logged_before:]]
     assert not [a for a in after_return if a[:2] == ["xl", "create"] or a[:2] == ["drbdadm", "primary"]], after_return
@@ -519,3 +521,106 @@ def test_8_split_brain_made_by_hand(lab: Lab) -> None:
     wait_until("the replica to resync from the primary and both to settle", lambda: _settled(primary, secondary),
                MOVE, poll=5.0)
     lab.timings["scenario 8 (split brain)"] = time.monotonic() - started
+
+
+DOMAIN_UNIT = f"reconciler-domain-{VM}.service"
+
+
+def _active(node: Node, *units: str) -> bool:
+    result = node.run(["systemctl", "is-active", *units], timeout=120)
+    return result.stdout.split() == ["active"] * len(units)
+
+
+def _status_field(node: Node, pid: str, field: str) -> str:
+    """One field of /proc/PID/status (``Seccomp``, ``CapBnd``)."""
+    for line in node.check(["cat", f"/proc/{pid}/status"], timeout=60).splitlines():
+        name, _, value = line.partition(":")
+        if name == field:
+            return value.strip()
+    raise AssertionError(f"{node.name}: no {field} in /proc/{pid}/status")
+
+
+def _cgroup_processes(node: Node, cgroup: str) -> dict[str, str]:
+    """pid -> command name of every process in a cgroup (v2, as systemd mounts it)."""
+    pids = node.check(["cat", f"/sys/fs/cgroup{cgroup}/cgroup.procs"], timeout=60).split()
+    return {pid: node.check(["cat", f"/proc/{pid}/comm"], timeout=60).strip() for pid in pids}
+
+
+@pytest.mark.timeout(5400)
+def test_10_the_units_as_shipped(lab: Lab) -> None:
+    """dom0 boots systemd as its init from the shared root and runs reconciler.service and
+    reconciler-shutdown.service as shipped: the daemon in its sandbox, the domain it starts outside it, and a
+    clean shutdown of the node through the shutdown unit."""
+    started = time.monotonic()
+    primary, node = _roles(lab)
+    node.clean_shutdown()
+    node.boot(fresh=False, systemd=True)
+    wait_until(f"{node.name}: both shipped units active", lambda: _active(
+        node, "reconciler.service", "reconciler-shutdown.service"), 900, poll=5.0)
+    wait_until(f"{node.name} to rejoin as Secondary under systemd and both to settle",
+               lambda: _settled(primary, node), MOVE, poll=5.0)
+
+    # The daemon runs in the unit's sandbox: a seccomp filter and a reduced capability bounding set.
+    daemon = node.check(["systemctl", "show", "--property=MainPID", "--value", "reconciler.service"],
+                        timeout=60).strip()
+    assert daemon.isdigit(), daemon
+    assert daemon != "0", "reconciler.service has no main process"
+    assert _status_field(node, daemon, "Seccomp") == "2", "the daemon runs without its system call filter"
+    full = _status_field(node, "1", "CapBnd")
+    assert _status_field(node, daemon, "CapBnd") != full, "the daemon kept every capability"
+
+    # A switchover by commit to the systemd node: it starts the domain as a transient service of its own.
+    lab.repo.write(cluster_yaml(), vm_yaml(primary=node.name, size=_size(lab)))
+    lab.repo.commit(f"lab: move vm100 to {node.name}, which runs the shipped units")
+    with Sampler(lab) as sampler:
+        wait_until(f"vm100 to move to {node.name}", lambda: _settled(node, primary), MOVE, poll=5.0)
+    sampler.verify()
+    assert _active(node, DOMAIN_UNIT), f"{DOMAIN_UNIT} is not active"
+    cgroup = node.check(["systemctl", "show", "--property=ControlGroup", "--value", DOMAIN_UNIT], timeout=60).strip()
+    assert cgroup == f"/machine.slice/{DOMAIN_UNIT}", cgroup
+    outside = _cgroup_processes(node, cgroup)
+    assert "xl" in outside.values(), f"no xl monitor in {cgroup}: {outside}"
+    for pid, name in outside.items():
+        assert _status_field(node, pid, "Seccomp") == "0", f"{name} ({pid}) runs with the daemon's filter"
+        assert _status_field(node, pid, "CapBnd") == full, f"{name} ({pid}) runs with the daemon's capabilities"
+    inside = _cgroup_processes(node, "/system.slice/reconciler.service")
+    assert "xl" not in inside.values(), f"an xl process lives in the daemon's cgroup: {inside}"
+
+    # Restarting the daemon's unit leaves the domain alone.
+    domid = domain_id(node, VM)
+    node.check(["systemctl", "restart", "reconciler.service"], timeout=1200)
+    _passes_after(node, 2, "after a restart of reconciler.service")
+    assert domain_id(node, VM) == domid, "restarting reconciler.service restarted the domain"
+    wait_until("both to settle after the restart", lambda: _settled(node, primary), MOVE, poll=5.0)
+
+    # A clean shutdown of the node: `systemctl poweroff`; the shutdown unit's ExecStop shuts the domain down,
+    # demotes and downs DRBD while the domain's unit (its xl monitor) is still there to destroy it.
+    marks = len(commands(node))
+    kernel_mark = len(kernel_log(primary))
+    with Sampler(lab) as sampler:
+        node.system_poweroff()
+        wait_until(f"{primary.name} to lose its peer", lambda: (r := replica(primary)) is not None
+                   and r.cs != "Connected", 600, poll=3.0)
+        _passes_after(primary, 2, "with its peer powered off")
+        mine = replica(primary)
+        assert mine is not None
+        assert (mine.role, mine.disk) == ("Secondary", "UpToDate"), mine
+        assert VM not in domains(primary), "the other node started the domain after a clean shutdown"
+    sampler.verify()
+    assert "peer( Primary -> Secondary )" in kernel_log(primary)[kernel_mark:], \
+        f"{primary.name} never saw its peer demote before it went away"
+
+    # Boot it again: the journal on its persistent disk has the shutdown unit's record, the command log what
+    # that unit ran; and the domain comes back where it is designated, started by the unit again.
+    node.boot(fresh=False, systemd=True)
+    ran = [(list(c["argv"]), c["rc"]) for c in commands(node)[marks:]]
+    for step in (["xl", "shutdown", "-w", VM], ["drbdadm", "secondary", VM], ["drbdadm", "down", VM]):
+        assert (step, 0) in ran, f"the shutdown unit did not run {step} successfully: {ran}"
+    assert not [a for a, _ in ran if a[:2] == ["xl", "destroy"]], f"a domain was destroyed at shutdown: {ran}"
+    record = node.check(["journalctl", "--no-pager", "--output=cat", "--boot=-1",
+                         "--unit=reconciler-shutdown.service"], timeout=120)
+    assert VM in record, f"the shutdown unit's journal does not mention {VM}:\n{record[-3000:]}"
+    wait_until(f"vm100 to run on {node.name} again and both to settle", lambda: _settled(node, primary), MOVE,
+               poll=5.0)
+    lab.notes.append(f"shutdown unit on {node.name}: {record.strip()[-400:]}")
+    lab.timings["scenario 10 (units as shipped)"] = time.monotonic() - started
