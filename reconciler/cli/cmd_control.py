@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reconciler.cli.cmd_status import add_state_dir
-from reconciler.cli.common import add_host_options, make_host, node_access
+from reconciler.cli.common import add_host_options, add_state_dir, make_host, node_access
 from reconciler.daemon.control import NODE_SCOPE, ControlStore, operator_name, send_command
 from reconciler.names import UnsafeNameError
 from reconciler.source.errors import SourceError

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler.cli.cmd_status import add_state_dir
 from reconciler.cli.common import (
     add_host_options,
+    add_state_dir,
     make_host,
     make_observer,
     node_access,
@@ -101,15 +101,18 @@ def check_real_identity(node: str, hostname: str, uname: str) -> None:
 
 
 def _prefetching_host(args: argparse.Namespace) -> Host | None:
-    """On a real node, `vgs` and `lvs` start now and run while the desired state is imported and validated
-    (a fresh plan spends most of its time there); the observer then gets their answers."""
+    """On a real node, the pass's `vgs`, `lvs` and `dmsetup info` reports start now and run while the rest of
+    the command is imported and the desired state loaded (a fresh plan spends most of its time there); the
+    observer then gets their answers."""
     if not node_access(args).this_machine:
         return None
     from reconciler.host.prefetch import PrefetchingHost  # noqa: PLC0415
-    from reconciler.observe.argv import LVS_ARGV, OBSERVE_TIMEOUT, VGS_ARGV  # noqa: PLC0415
+    from reconciler.observe import argv  # noqa: PLC0415
 
+    # Not `dmsetup table`: the pass asks for it only after `dmsetup info` answered (the kernel has the driver).
+    reports = (argv.VGS_ARGV, argv.LVS_ARGV, argv.DM_INFO_ARGV)
     try:
-        return PrefetchingHost(make_host(args), (VGS_ARGV, LVS_ARGV), timeout=OBSERVE_TIMEOUT)
+        return PrefetchingHost(make_host(args), reports, timeout=argv.OBSERVE_TIMEOUT)
     except UnsafeNameError:
         return None  # reported by load_target
 
