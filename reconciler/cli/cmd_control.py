@@ -140,7 +140,8 @@ def _allow(args: argparse.Namespace) -> int:
 def _shutdown_node(args: argparse.Namespace) -> int:
     from reconciler.daemon.identity import IdentityError, check_node_name  # noqa: PLC0415
     from reconciler.daemon.shutdown import shutdown_node  # noqa: PLC0415
-    from reconciler.desired.expand import UnknownNodeError, expand_node  # noqa: PLC0415
+    from reconciler.desired.errors import UnknownNodeError  # noqa: PLC0415
+    from reconciler.desired.expand import expand_node  # noqa: PLC0415
     from reconciler.observe.observer import Observer  # noqa: PLC0415
     from reconciler.source.gitsource import GitSource  # noqa: PLC0415
     from reconciler.source.mirror import Mirror  # noqa: PLC0415

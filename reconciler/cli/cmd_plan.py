@@ -26,6 +26,7 @@ from reconciler.host.base import Host
 from reconciler.names import UnsafeNameError
 
 if TYPE_CHECKING:  # the models load in _run, after the LVM reports have been started (see _prefetching_host)
+    from reconciler.desired.safefs import DesiredFiles
     from reconciler.model.desired import DesiredNode
 
 EXIT_NO_CHANGES = 0
@@ -64,15 +65,22 @@ class CliError(Exception):
 
 
 def load_target(args: argparse.Namespace, host: Host | None = None) -> Target:
-    from reconciler.desired.errors import ValidationFailed  # noqa: PLC0415
-    from reconciler.desired.expand import UnknownNodeError, expand_node  # noqa: PLC0415
-    from reconciler.desired.load import load_cluster  # noqa: PLC0415
+    from reconciler.desired import cache  # noqa: PLC0415
+    from reconciler.desired.errors import UnknownNodeError, ValidationFailed  # noqa: PLC0415
 
     directory = args.directory
+    state_dir = getattr(args, "state_dir", None)
+
+    def load(files: DesiredFiles | None) -> DesiredNode:
+        # Only a full load needs the parser, the schema and the checks: a cached node needs none of them.
+        from reconciler.desired.expand import expand_node  # noqa: PLC0415
+        from reconciler.desired.load import load_cluster  # noqa: PLC0415
+
+        return expand_node(load_cluster(directory, files), node)
+
     try:
         node = node_name(args)
-        cluster = load_cluster(directory)
-        desired = expand_node(cluster, node)
+        desired = cache.desired_node(directory, node, Path(state_dir) if state_dir else None, load)
         host = host or make_host(args)
     except ValidationFailed as exc:
         raise CliError(f"the desired state in {directory} is invalid:\n{exc.format(directory)}") from exc
