@@ -30,6 +30,13 @@ def example_stays_untouched() -> Iterator[None]:
     assert not added, f"the test run wrote into {EXAMPLE_DIR}: {', '.join(added)}; use a copy under tmp_path"
 
 
+@pytest.fixture(autouse=True)
+def own_state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`plan` and `apply` keep the validated desired state in their state directory (by default the
+    machine's /var/lib/reconciler): every test gets one of its own instead."""
+    monkeypatch.setenv("RECONCILER_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture
 def real_outputs() -> Path:
     if not REAL_OUTPUTS.is_dir():

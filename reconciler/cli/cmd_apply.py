@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from reconciler.cli.cmd_plan import CliError, Target, load_target
-from reconciler.cli.cmd_status import add_state_dir
-from reconciler.cli.common import add_host_options
-from reconciler.daemon.config import DEFAULT_STATE_DIR
+from reconciler.cli.common import add_host_options, add_state_dir
+from reconciler.statedir import DEFAULT_STATE_DIR
 
 EXIT_CONVERGED = 0
 EXIT_FAILED = 1

@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reconciler.cli.cmd_status import add_state_dir
-from reconciler.cli.common import add_host_options, make_host, node_access
+from reconciler.cli.common import add_host_options, add_state_dir, make_host, node_access
 from reconciler.daemon.control import NODE_SCOPE, ControlStore, operator_name, send_command
 from reconciler.names import UnsafeNameError
 from reconciler.source.errors import SourceError
@@ -141,7 +140,8 @@ def _allow(args: argparse.Namespace) -> int:
 def _shutdown_node(args: argparse.Namespace) -> int:
     from reconciler.daemon.identity import IdentityError, check_node_name  # noqa: PLC0415
     from reconciler.daemon.shutdown import shutdown_node  # noqa: PLC0415
-    from reconciler.desired.expand import UnknownNodeError, expand_node  # noqa: PLC0415
+    from reconciler.desired.errors import UnknownNodeError  # noqa: PLC0415
+    from reconciler.desired.expand import expand_node  # noqa: PLC0415
     from reconciler.observe.observer import Observer  # noqa: PLC0415
     from reconciler.source.gitsource import GitSource  # noqa: PLC0415
     from reconciler.source.mirror import Mirror  # noqa: PLC0415

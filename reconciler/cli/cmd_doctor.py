@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reconciler.cli.cmd_status import add_state_dir
-from reconciler.cli.common import add_host_options, make_host, node_name
+from reconciler.cli.common import add_host_options, add_state_dir, make_host, node_name
 from reconciler.names import UnsafeNameError
 
 MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "skip"}

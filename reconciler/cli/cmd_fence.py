@@ -16,12 +16,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from reconciler.daemon.config import DEFAULT_STATE_DIR
 from reconciler.daemon.fence import DEFAULT_HANDLER_TIMEOUT, EXIT_ERROR, ask_outdate, resource_hosts
 from reconciler.daemon.keyfile import SecretFileError, read_secret
 from reconciler.daemon.peer import DEFAULT_PEER_PORT, parse_endpoint
 from reconciler.model.desired import DrbdHost
 from reconciler.names import UnsafeNameError, check_name
+from reconciler.statedir import DEFAULT_STATE_DIR
 
 DEFAULT_ENV_FILE = "/etc/reconciler/reconciler.env"
 DEFAULT_PEER_KEY = "/etc/reconciler/peer.key"

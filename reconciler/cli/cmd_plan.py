@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler.cli.cmd_status import add_state_dir
 from reconciler.cli.common import (
     add_host_options,
+    add_state_dir,
     make_host,
     make_observer,
     node_access,
@@ -26,6 +26,7 @@ from reconciler.host.base import Host
 from reconciler.names import UnsafeNameError
 
 if TYPE_CHECKING:  # the models load in _run, after the LVM reports have been started (see _prefetching_host)
+    from reconciler.desired.safefs import DesiredFiles
     from reconciler.model.desired import DesiredNode
 
 EXIT_NO_CHANGES = 0
@@ -64,15 +65,22 @@ class CliError(Exception):
 
 
 def load_target(args: argparse.Namespace, host: Host | None = None) -> Target:
-    from reconciler.desired.errors import ValidationFailed  # noqa: PLC0415
-    from reconciler.desired.expand import UnknownNodeError, expand_node  # noqa: PLC0415
-    from reconciler.desired.load import load_cluster  # noqa: PLC0415
+    from reconciler.desired import cache  # noqa: PLC0415
+    from reconciler.desired.errors import UnknownNodeError, ValidationFailed  # noqa: PLC0415
 
     directory = args.directory
+    state_dir = getattr(args, "state_dir", None)
+
+    def load(files: DesiredFiles | None) -> DesiredNode:
+        # Only a full load needs the parser, the schema and the checks: a cached node needs none of them.
+        from reconciler.desired.expand import expand_node  # noqa: PLC0415
+        from reconciler.desired.load import load_cluster  # noqa: PLC0415
+
+        return expand_node(load_cluster(directory, files), node)
+
     try:
         node = node_name(args)
-        cluster = load_cluster(directory)
-        desired = expand_node(cluster, node)
+        desired = cache.desired_node(directory, node, Path(state_dir) if state_dir else None, load)
         host = host or make_host(args)
     except ValidationFailed as exc:
         raise CliError(f"the desired state in {directory} is invalid:\n{exc.format(directory)}") from exc
@@ -101,15 +109,18 @@ def check_real_identity(node: str, hostname: str, uname: str) -> None:
 
 
 def _prefetching_host(args: argparse.Namespace) -> Host | None:
-    """On a real node, `vgs` and `lvs` start now and run while the desired state is imported and validated
-    (a fresh plan spends most of its time there); the observer then gets their answers."""
+    """On a real node, the pass's `vgs`, `lvs` and `dmsetup info` reports start now and run while the rest of
+    the command is imported and the desired state loaded (a fresh plan spends most of its time there); the
+    observer then gets their answers."""
     if not node_access(args).this_machine:
         return None
     from reconciler.host.prefetch import PrefetchingHost  # noqa: PLC0415
-    from reconciler.observe.argv import LVS_ARGV, OBSERVE_TIMEOUT, VGS_ARGV  # noqa: PLC0415
+    from reconciler.observe import argv  # noqa: PLC0415
 
+    # Not `dmsetup table`: the pass asks for it only after `dmsetup info` answered (the kernel has the driver).
+    reports = (argv.VGS_ARGV, argv.LVS_ARGV, argv.DM_INFO_ARGV)
     try:
-        return PrefetchingHost(make_host(args), (VGS_ARGV, LVS_ARGV), timeout=OBSERVE_TIMEOUT)
+        return PrefetchingHost(make_host(args), reports, timeout=argv.OBSERVE_TIMEOUT)
     except UnsafeNameError:
         return None  # reported by load_target
 

@@ -7,7 +7,8 @@ import os
 import sys
 from typing import Any
 
-from reconciler.desired.expand import UnknownNodeError, expand_node
+from reconciler.desired.errors import UnknownNodeError
+from reconciler.desired.expand import expand_node
 from reconciler.desired.load import collect
 from reconciler.desired.render import render_node
 from reconciler.names import UnsafeNameError, check_name

@@ -18,7 +18,6 @@ from reconciler.daemon.config import (
     DEFAULT_BOOT_FETCH_TIMEOUT,
     DEFAULT_DRIFT_INTERVAL,
     DEFAULT_FETCH_INTERVAL,
-    DEFAULT_STATE_DIR,
     DaemonConfig,
     PeerEndpoint,
 )
@@ -31,6 +30,7 @@ from reconciler.names import UnsafeNameError, check_name
 from reconciler.source.errors import SourceError
 from reconciler.source.mirror import check_branch, check_sha, check_subdir
 from reconciler.source.signatures import SignaturePolicy
+from reconciler.statedir import DEFAULT_STATE_DIR
 
 DEFAULT_PEER_KEY = "/etc/reconciler/peer.key"
 

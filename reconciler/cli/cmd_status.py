@@ -8,21 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from reconciler.cli.common import add_state_dir
 from reconciler.daemon import status_store
-from reconciler.daemon.config import DEFAULT_STATE_DIR
 from reconciler.daemon.control import daemon_listening
 from reconciler.model.status import NodeStatus, RevisionInfo
-
-
-def add_state_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--state-dir", default=os.environ.get("RECONCILER_STATE_DIR", str(DEFAULT_STATE_DIR)),
-                        metavar="DIR", help=f"the daemon's state directory (default: {DEFAULT_STATE_DIR})")
 
 
 def register(subparsers: Any) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 from typing import TYPE_CHECKING
 
 from reconciler.host import factory
 from reconciler.host.base import Host
 from reconciler.names import check_name
+from reconciler.statedir import DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
     from reconciler.observe.observer import Observer
@@ -17,6 +19,15 @@ if TYPE_CHECKING:
 def add_host_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--node", help="node name (default: this host's name as `uname -n` reports it)")
     parser.add_argument("--sim", metavar="DIR", help="act on a simulated node (cluster in DIR)")
+
+
+def add_state_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state-dir",
+        default=os.environ.get("RECONCILER_STATE_DIR", str(DEFAULT_STATE_DIR)),
+        metavar="DIR",
+        help=f"the daemon's state directory (default: {DEFAULT_STATE_DIR})",
+    )
 
 
 def node_name(args: argparse.Namespace) -> str:

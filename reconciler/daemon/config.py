@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.source.signatures import SignaturePolicy
+from reconciler.statedir import DEFAULT_STATE_DIR
 
-DEFAULT_STATE_DIR = Path("/var/lib/reconciler")
 DEFAULT_FETCH_INTERVAL = 60.0
 DEFAULT_DRIFT_INTERVAL = 300.0
 DEFAULT_PROGRESS_INTERVAL = 5.0

@@ -21,7 +21,6 @@ from pathlib import Path
 
 from reconciler.model.status import Suspension
 from reconciler.names import check_name
-from reconciler.source.mirror import check_sha
 from reconciler.source.statefile import read_json, write_json
 
 CONTROL_FILE = "control.json"
@@ -113,6 +112,9 @@ class ControlStore:
         return True
 
     def allow_revision(self, sha: str) -> None:
+        # Imported here: `plan` and `apply` read this store, and need none of the git mirror's code.
+        from reconciler.source.mirror import check_sha  # noqa: PLC0415
+
         check_sha(sha)
         with self._locked():
             current = self.read()

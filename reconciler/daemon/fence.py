@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from reconciler.daemon.peerclient import ForgedAnswer, signed_exchange
-from reconciler.desired.expand import UnknownNodeError, expand_node
+from reconciler.desired.errors import UnknownNodeError
+from reconciler.desired.expand import expand_node
 from reconciler.host.base import Host
 from reconciler.model.desired import DrbdHost
 from reconciler.names import UnsafeNameError, check_name

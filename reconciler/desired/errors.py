@@ -38,3 +38,13 @@ class ValidationFailed(Exception):
 
     def format(self, root: str | None = None) -> str:
         return "\n".join(issue.format(root) for issue in self.issues)
+
+
+class UnknownNodeError(KeyError):
+    """The node is not declared in the cluster file. Like any KeyError, ``str()`` is the quoted node name;
+    ``message`` says it in a sentence with the known nodes."""
+
+    def __init__(self, node: str, known: tuple[str, ...]) -> None:
+        super().__init__(node)
+        self.node = node
+        self.message = f"node {node!r} is not declared in cluster.yaml (known: {', '.join(known)})"

@@ -6,6 +6,7 @@ cluster and node always give the same (frozen) result.
 
 from __future__ import annotations
 
+from reconciler.desired.errors import UnknownNodeError
 from reconciler.desired.load import Cluster
 from reconciler.desired.render_drbd import config_path as drbd_config_path
 from reconciler.desired.render_drbd import render_drbd
@@ -29,16 +30,6 @@ from reconciler.model.desired import (
 from reconciler.names import check_device_path, check_name
 from reconciler.ownership import dm_uuid
 from reconciler.sizes import SECTOR
-
-
-class UnknownNodeError(KeyError):
-    """The node is not declared in the cluster file. Like any KeyError, ``str()`` is the quoted node name;
-    ``message`` says it in a sentence with the known nodes."""
-
-    def __init__(self, node: str, known: tuple[str, ...]) -> None:
-        super().__init__(node)
-        self.node = node
-        self.message = f"node {node!r} is not declared in cluster.yaml (known: {', '.join(known)})"
 
 
 def stripe_length_sectors(leg_bytes: int, stripes: int, chunk_sectors: int) -> int:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from reconciler.desired.errors import Issue, ValidationFailed
 from reconciler.desired.partial import Remainder, validate_remainder
 from reconciler.desired.resolve import CLUSTER_FILE, Vm, default_bases, resolve_vm
-from reconciler.desired.safefs import UnsafePath, read_desired
+from reconciler.desired.safefs import DesiredFiles, UnsafePath, read_desired
 from reconciler.desired.schema import ClusterFile, VmFile
 from reconciler.desired.schema_issues import validate_document
 from reconciler.desired.validate import check_cluster, check_fleet, check_vm, check_vm_file
@@ -79,27 +79,29 @@ def _parse_vm(rel: str, text: str, budget: NodeBudget) -> _ParsedVm:
                      reusable=doc is not None or before >= MAX_NODES, remainder=remainder)
 
 
-def collect(directory: str) -> tuple[Cluster | None, list[Issue]]:
-    """Load and validate ``directory``; the cluster comes back only when there is no issue at all."""
+def collect(directory: str, files: DesiredFiles | None = None) -> tuple[Cluster | None, list[Issue]]:
+    """Load and validate ``directory`` (or ``files``, read from it already); the cluster comes back only when
+    there is no issue at all."""
     # Loading builds hundreds of thousands of small acyclic objects; the cyclic collector would rescan
     # all of them again and again (a quarter of the load time for a large fleet) and find nothing.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _collect(directory)
+        return _collect(directory, files)
     finally:
         if was_enabled:
             gc.enable()
 
 
-def _collect(directory: str) -> tuple[Cluster | None, list[Issue]]:
-    try:
-        files = read_desired(directory)
-    except UnsafePath as exc:
-        return None, [exc.issue]
-    except OSError as exc:
-        return None, [Issue(directory, 1, 1, f"cannot open the directory: {exc.strerror}",
-                            "give the desired-state directory (the one holding cluster.yaml)")]
+def _collect(directory: str, files: DesiredFiles | None) -> tuple[Cluster | None, list[Issue]]:
+    if files is None:
+        try:
+            files = read_desired(directory)
+        except UnsafePath as exc:
+            return None, [exc.issue]
+        except OSError as exc:
+            return None, [Issue(directory, 1, 1, f"cannot open the directory: {exc.strerror}",
+                                "give the desired-state directory (the one holding cluster.yaml)")]
     issues: list[Issue] = list(files.issues)
     budget = NodeBudget(MAX_TOTAL_NODES)
     docs: dict[str, Document] = {}
@@ -156,9 +158,10 @@ def _report(issues: list[Issue]) -> list[Issue]:
     return sorted(set(issues), key=Issue.sort_key)
 
 
-def load_cluster(directory: str) -> Cluster:
-    """The validated desired state in ``directory``; raises :class:`ValidationFailed` with every issue."""
-    cluster, issues = collect(directory)
+def load_cluster(directory: str, files: DesiredFiles | None = None) -> Cluster:
+    """The validated desired state in ``directory`` (or ``files``, read from it already); raises
+    :class:`ValidationFailed` with every issue."""
+    cluster, issues = collect(directory, files)
     if cluster is None:
         raise ValidationFailed(issues)
     return cluster

@@ -27,7 +27,8 @@ class SettingError(ValueError):
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built on first use, like the models (see reconciler.model.base.Frozen).
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 def _safe_name(value: str) -> str:

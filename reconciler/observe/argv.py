@@ -1,4 +1,4 @@
-"""The LVM report command lines of an observation pass and the pass's command timeout.
+"""The LVM and device-mapper report command lines of an observation pass and the pass's command timeout.
 
 Kept apart from the parsers so that a fresh command can start these reports before it imports the rest
 (see reconciler.host.prefetch): this module imports nothing.
@@ -17,3 +17,13 @@ LVS_ARGV: tuple[str, ...] = (
     "lv_name,vg_name,lv_size,lv_attr,lv_uuid,segtype,stripes,stripe_size,devices,lv_tags",
 )
 PVS_ARGV: tuple[str, ...] = ("pvs", *_REPORT, "-o", "pv_name,vg_name,pv_size,pv_free")
+DM_INFO_ARGV: tuple[str, ...] = (
+    "dmsetup",
+    "info",
+    "-c",
+    "--noheadings",
+    "--separator",
+    "/",
+    "-o",
+    "name,major,minor,attr,open,uuid",
+)

@@ -11,19 +11,12 @@ import re
 from collections.abc import Mapping
 
 from reconciler.model.observed import DmDevice, DmTarget
+from reconciler.observe import argv as _argv
 from reconciler.observe.errors import ParseError
 
 TABLE_ARGV: tuple[str, ...] = ("dmsetup", "table")
-INFO_ARGV: tuple[str, ...] = (
-    "dmsetup",
-    "info",
-    "-c",
-    "--noheadings",
-    "--separator",
-    "/",
-    "-o",
-    "name,major,minor,attr,open,uuid",
-)
+# Lives in observe.argv (importable on its own, for the prefetch); this name stays the parser's.
+INFO_ARGV: tuple[str, ...] = _argv.DM_INFO_ARGV
 
 _NO_DEVICES = "No devices found"
 _TARGET_LINE = re.compile(r"([0-9]+) ([0-9]+) ([A-Za-z0-9_-]+)(?: (.*))?")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli.main import COMMANDS, build_parser
+from tests.apply.simlab import init_cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -96,3 +97,15 @@ def test_an_unknown_command_lists_every_command() -> None:
     assert "invalid choice: 'no-such-command'" in proc.stderr
     for name, _, _ in COMMANDS:
         assert f"'{name}'" in proc.stderr
+
+
+def test_a_plan_on_unchanged_files_loads_no_parser_or_schema(tmp_path: Path) -> None:
+    """The second plan over the same files takes the node validated by the first (see desired.cache)."""
+    init_cluster(tmp_path / "sim")
+    argv = ("plan", "--sim", str(tmp_path / "sim"), "--node", "erdbeere", "--state-dir", str(tmp_path / "state"),
+            str(ROOT / "desired-state"))
+    first = loaded_modules(*argv)
+    assert "reconciler.desired.schema" in first
+    again = loaded_modules(*argv)
+    assert heavy_in(again, ("yaml", "reconciler.desired.schema", "reconciler.desired.load")) == []
+    assert "reconciler.plan.diff" in again  # it did plan

@@ -238,7 +238,7 @@ def test_a_repeated_error_is_listed_once_with_its_latest_time(world: Any) -> Non
 
 def test_a_node_missing_from_the_revision_is_named_with_the_known_ones(world: Any,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from reconciler.desired.expand import UnknownNodeError
+    from reconciler.desired.errors import UnknownNodeError
 
     rec, source, engine, _ = world
     source.set(SHA_A)

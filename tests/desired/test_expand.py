@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.desired.expand import UnknownNodeError, expand_node, stripe_length_sectors
+from reconciler.desired.errors import UnknownNodeError
+from reconciler.desired.expand import expand_node, stripe_length_sectors
 from reconciler.desired.load import Cluster, load_cluster
 from reconciler.model.desired import DesiredVm
 from tests.desired.repo import CLUSTER, VM100, VM101, with_quorum, write_repo

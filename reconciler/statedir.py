@@ -1,0 +1,7 @@
+"""The daemon's state directory by default; importable on its own, for the commands' option help."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DEFAULT_STATE_DIR = Path("/var/lib/reconciler")
