@@ -882,3 +882,11 @@ def proc_drbd(ctx: CommandContext) -> str | None:
         return None
     m.settle(ctx.state)
     return out.proc_drbd(ctx.state, ctx.node)
+
+
+@virtual_file("/sys/module/drbd/parameters/usermode_helper")
+def usermode_helper(ctx: CommandContext) -> str | None:
+    """The module parameter, as sysfs prints it; a fault may set it (``drbd_usermode_helper`` in the node state)."""
+    if ctx.node_state.get("drbd_version") not in ("9", "8.4"):
+        return None
+    return f"{ctx.node_state.get('drbd_usermode_helper', '/sbin/drbdadm')}\n"
