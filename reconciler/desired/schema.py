@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
+from reconciler.desired.verify import VerifySection
 from reconciler.model.desired import DrbdVersion, Lifecycle, SafetyMechanism, StorageLayout
 from reconciler.names import check_name
 from reconciler.sizes import format_size, parse_size
@@ -275,6 +276,7 @@ class Defaults(Section):
     drbd: DrbdDefaults | None = None
     safety: SafetySection | None = None
     domain: DomainDefaults | None = None
+    verify: VerifySection | None = None
 
 
 class Guards(Section):
@@ -304,3 +306,4 @@ class VmFile(Section):
     safety: SafetySection | None = None
     filesystem: Literal["xfs"] | None = None
     domain: DomainSection | None = None
+    verify: VerifySection | None = None
