@@ -52,6 +52,7 @@ CONNECTION_STATES = frozenset(
     }
 )
 SYNCING_STATES = frozenset({"SyncSource", "SyncTarget", "PausedSyncS", "PausedSyncT"})
+VERIFY_STATES = frozenset({"VerifyS", "VerifyT"})
 REPLICATION_STATES = frozenset(
     {
         "Off",
