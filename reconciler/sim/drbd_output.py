@@ -159,6 +159,13 @@ def status_object(state: State, node: str, res: dict[str, Any]) -> dict[str, Any
                 "has-sync-details": syncing, "has-online-verify-details": False,
                 "percent-in-sync": _Fixed(percent_in_sync(res, volume, {"oos_kib": oos})),
             }
+            if pd["repl"] in m.VERIFY_STATES:
+                total, left = int(pd.get("verify_total_kib", 1)), int(pd.get("verify_left_kib", 0))
+                item.update({
+                    "has-sync-details": True, "has-online-verify-details": True, "rs-total": total * 2,
+                    "ov-left": left * 2, "want": _Fixed(m.resync_rate(state, node, res) / 1024),
+                    "percent-resync-done": _Fixed(m.verify_percent(pd)),
+                })
             if syncing:
                 item.update({
                     "rs-total": int(pd["total_kib"]), "rs-dt-start-ms": 0, "rs-paused-ms": 0,
