@@ -237,6 +237,10 @@ class VerifyScheduler:
             record.resynced_run_id = wanted
             return ""
         why = "the VM is suspended" if held else "actions for the VM run in this pass" if busy else _why_not_quiet(res)
+        if not why and res is not None and res.role != "Primary":
+            # Only a Primary starts a new data generation when it disconnects; between two Secondaries the
+            # generations stay equal and the reconnect resyncs nothing ("No resync, but N bits in bitmap").
+            why = "the resource is not Primary here (a reconnect resyncs found blocks only from a Primary)"
         if why:
             return f"resync of the blocks run {wanted} found waits: {why}"
         # Recorded first: the statement is carried out at most once, even across a crash (see the module doc).
