@@ -167,3 +167,40 @@ def test_found_blocks_are_resynced_once_for_a_statement_naming_the_run(lab: SimL
     runner.step()
     Runner(lab, tmp_path / "state", clock).step()
     assert len(runner.commands("drbdadm", "disconnect")) == 1
+
+
+def test_a_pass_runs_the_scheduler_and_the_status_and_metrics_carry_it(lab: SimLab, tmp_path: Path) -> None:
+    from reconciler.daemon.control import ControlState
+    from reconciler.daemon.gating import BootGate
+    from reconciler.daemon.liveness import Liveness
+    from reconciler.daemon.real_engine import RealEngine
+    from reconciler.daemon.reconcile import PassContext, Reconciler
+    from reconciler.metrics.collector import exposition
+    from reconciler.metrics.state import MetricsState
+    from reconciler.model.status import PeerStatus
+    from tests.daemon.fakes import SHA_A, FakeSource
+
+    add_verify(lab)
+    lab.converge()
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    clock = VirtualClock(1_780_000_000.0)
+    source = FakeSource(state_dir)
+    source.set(SHA_A, load_cluster(str(lab.desired_dir)))
+    host = lab.host("erdbeere")
+    metrics = MetricsState("erdbeere", clock=clock.time)
+    rec = Reconciler(node="erdbeere", state_dir=state_dir, source=source, engine=RealEngine(host),  # type: ignore[arg-type]
+                     clock=clock, liveness=Liveness(clock.monotonic), metrics=metrics,
+                     verifier=VerifyScheduler(host, state_dir, clock.time))
+    peers = (PeerStatus(node="himbeere", reachable=True, applied_revision=SHA_A, ready=True),)
+    ctx = PassContext(peers=peers, gate=BootGate(fetched=True, fetch_deadline_passed=False,
+                                                  peers_seen=frozenset({"himbeere"})))
+    result = rec.run_pass(ControlState(), ctx)
+    published = rec.publish(ControlState(), peers, None, None, result)
+    assert result.outcome == "converged"
+    (entry,) = published.verify
+    assert (entry.vm, entry.running) == ("vm100", True)
+    assert ["drbdadm", "verify", "vm100"] in [e["argv"] for e in lab.log() if e.get("node") == "erdbeere"]
+    text = exposition(metrics).decode()
+    assert 'reconciler_drbd_verify_running{resource="vm100",vm="vm100"} 1.0' in text
+    assert "reconciler_metrics_section_failed{section=\"verify\"} 0.0" in text
