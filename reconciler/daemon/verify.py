@@ -3,10 +3,11 @@
 At the end of a pass, for every VM with a verify schedule whose primary this node is: a run that is due
 starts (``drbdadm verify RES``) only when the resource is quiet and whole (every connection Connected and
 Established, both disks UpToDate, no split brain, nothing planned for the VM in this pass) and no run or
-resync is going on. Later passes follow it through DRBD's own state (VerifyS/VerifyT, ``verified:`` or
-``done:``) and, when the replication state is back to Established, read what it found: the out-of-sync
-amount DRBD marked (``oos:`` in /proc/drbd, ``out-of-sync`` of events2 --statistics). A verify starts from a
-connected, in-sync pair, so everything out of sync at its end was found by it.
+resync is going on; and one at a time per node, since each reads its whole backing device on both nodes.
+Later passes follow it through DRBD's own state (VerifyS/VerifyT, ``verified:`` or ``done:``) and, when the
+replication state is back to Established, read what it found: the out-of-sync amount DRBD marked (``oos:``
+in /proc/drbd, ``out-of-sync`` of drbdsetup). A verify starts from a connected, in-sync pair, so everything
+out of sync at its end was found by it.
 
 Found blocks stay out of sync: a verify never copies data. Only a ``resync_found: RUN`` statement naming the
 last run makes the daemon resync them, once, by ``drbdadm disconnect`` + ``drbdadm connect`` on the primary
@@ -153,13 +154,16 @@ class VerifyScheduler:
         self._load()
         before = {name: r.to_json() for name, r in self._records.items()}
         statuses = []
-        for vm in desired.vms:
-            drbd = vm.drbd
-            if drbd is None or drbd.verify is None or not vm.is_primary_here or vm.lifecycle != "present":
-                continue
-            record = self._records.setdefault(drbd.name, _Record(first_seen_at=self.now()))
-            waiting = self._step_vm(vm, record, observed.drbd.resource(drbd.name), busy=vm.name in busy,
-                                    held=vm.name in held or vm.suspended)
+        scheduled = [vm for vm in desired.vms if vm.drbd is not None and vm.drbd.verify is not None
+                     and vm.is_primary_here and vm.lifecycle == "present"]
+        names = {vm.drbd.name for vm in scheduled if vm.drbd is not None}
+        for vm in scheduled:
+            assert vm.drbd is not None  # noqa: S101  (filtered above)
+            record = self._records.setdefault(vm.drbd.name, _Record(first_seen_at=self.now()))
+            # One scheduled verify at a time per node: each reads its whole backing device.
+            others = sorted(n for n in names if n != vm.drbd.name and self._records.get(n, record).running)
+            waiting = self._step_vm(vm, record, observed.drbd.resource(vm.drbd.name), busy=vm.name in busy,
+                                    held=vm.name in held or vm.suspended, others=others)
             statuses.append(self._status(vm, record, waiting))
         if {name: r.to_json() for name, r in self._records.items()} != before:
             self._save()
@@ -167,7 +171,7 @@ class VerifyScheduler:
         return self._statuses
 
     def _step_vm(self, vm: DesiredVm, record: _Record, res: DrbdResourceState | None, *, busy: bool,
-                 held: bool) -> str:
+                 held: bool, others: list[str]) -> str:
         assert vm.drbd is not None  # noqa: S101  (the caller checked)
         assert vm.drbd.verify is not None  # noqa: S101
         name, interval = vm.drbd.name, vm.drbd.verify.interval_seconds
@@ -188,7 +192,8 @@ class VerifyScheduler:
         if now < due:
             return ""
         why = ("the VM is suspended" if held else "actions for the VM run in this pass" if busy
-               else "a refused start is retried later" if now < record.retry_after else _why_not_quiet(res))
+               else "a refused start is retried later" if now < record.retry_after
+               else f"the verify of {others[0]} runs on this node" if others else _why_not_quiet(res))
         if why:
             return f"due, waiting: {why}"
         result = self.host.run(verify_argv(name), timeout=COMMAND_TIMEOUT)

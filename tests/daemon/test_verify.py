@@ -204,3 +204,17 @@ def test_a_pass_runs_the_scheduler_and_the_status_and_metrics_carry_it(lab: SimL
     text = exposition(metrics).decode()
     assert 'reconciler_drbd_verify_running{resource="vm100",vm="vm100"} 1.0' in text
     assert "reconciler_metrics_section_failed{section=\"verify\"} 0.0" in text
+
+
+def test_one_scheduled_verify_at_a_time_per_node(lab: SimLab, tmp_path: Path) -> None:
+    add_verify(lab)
+    edit_vm(lab, "vm101", r"^primary: himbeere$", "primary: erdbeere")
+    lab.converge()
+    runner = Runner(lab, tmp_path / "state", VirtualClock())
+    (tmp_path / "state").mkdir()
+    first = runner.step()
+    assert first["vm100"].running
+    assert first["vm101"].waiting == "due, waiting: the verify of vm100 runs on this node"
+    lab.cluster.advance(600)
+    assert runner.step()["vm101"].running  # vm100 ended in this pass, before vm101's turn
+    assert runner.commands("drbdadm", "verify") == [["drbdadm", "verify", "vm100"], ["drbdadm", "verify", "vm101"]]
