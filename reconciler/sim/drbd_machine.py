@@ -1070,6 +1070,9 @@ def verify_tick(state: State, dt: float) -> None:
         if not simstate.node_state(state, node).get("up"):
             continue
         for name, res in resources(state, node).items():
+            pds = [ps for c in res["connections"].values() for ps in c["peer_devices"].values()]
+            if not any(ps["repl"] == "VerifyS" for ps in pds):
+                continue  # the common case, and cheap: the rate needs the parsed config
             rate = resync_rate(state, node, res)
             for peer, conn in res["connections"].items():
                 peer_res = runtime(state, peer, name)
