@@ -147,31 +147,54 @@ class VerifyScheduler:
     def statuses(self) -> tuple[VerifyStatus, ...]:
         return self._statuses
 
-    def step(self, desired: DesiredNode, observed: ObservedNode, *, busy: frozenset[str] = frozenset(),
-             held: frozenset[str] = frozenset()) -> tuple[VerifyStatus, ...]:
+    def step(
+        self,
+        desired: DesiredNode,
+        observed: ObservedNode,
+        *,
+        busy: frozenset[str] = frozenset(),
+        held: frozenset[str] = frozenset(),
+    ) -> tuple[VerifyStatus, ...]:
         """One look at every scheduled VM. ``busy``: VMs with actions in this pass (nothing starts beside
         them); ``held``: suspended VMs (followed, never started)."""
         self._load()
         before = {name: r.to_json() for name, r in self._records.items()}
         statuses = []
-        scheduled = [vm for vm in desired.vms if vm.drbd is not None and vm.drbd.verify is not None
-                     and vm.is_primary_here and vm.lifecycle == "present"]
+        scheduled = [
+            vm
+            for vm in desired.vms
+            if vm.drbd is not None and vm.drbd.verify is not None and vm.is_primary_here and vm.lifecycle == "present"
+        ]
         names = {vm.drbd.name for vm in scheduled if vm.drbd is not None}
         for vm in scheduled:
             assert vm.drbd is not None  # noqa: S101  (filtered above)
             record = self._records.setdefault(vm.drbd.name, _Record(first_seen_at=self.now()))
             # One scheduled verify at a time per node: each reads its whole backing device.
             others = sorted(n for n in names if n != vm.drbd.name and self._records.get(n, record).running)
-            waiting = self._step_vm(vm, record, observed.drbd.resource(vm.drbd.name), busy=vm.name in busy,
-                                    held=vm.name in held or vm.suspended, others=others)
+            waiting = self._step_vm(
+                vm,
+                record,
+                observed.drbd.resource(vm.drbd.name),
+                busy=vm.name in busy,
+                held=vm.name in held or vm.suspended,
+                others=others,
+            )
             statuses.append(self._status(vm, record, waiting))
         if {name: r.to_json() for name, r in self._records.items()} != before:
             self._save()
         self._statuses = tuple(statuses)
         return self._statuses
 
-    def _step_vm(self, vm: DesiredVm, record: _Record, res: DrbdResourceState | None, *, busy: bool,
-                 held: bool, others: list[str]) -> str:
+    def _step_vm(
+        self,
+        vm: DesiredVm,
+        record: _Record,
+        res: DrbdResourceState | None,
+        *,
+        busy: bool,
+        held: bool,
+        others: list[str],
+    ) -> str:
         assert vm.drbd is not None  # noqa: S101  (the caller checked)
         assert vm.drbd.verify is not None  # noqa: S101
         name, interval = vm.drbd.name, vm.drbd.verify.interval_seconds
@@ -191,9 +214,17 @@ class VerifyScheduler:
         due = self._due_at(record, interval)
         if now < due:
             return ""
-        why = ("the VM is suspended" if held else "actions for the VM run in this pass" if busy
-               else "a refused start is retried later" if now < record.retry_after
-               else f"the verify of {others[0]} runs on this node" if others else _why_not_quiet(res))
+        why = (
+            "the VM is suspended"
+            if held
+            else "actions for the VM run in this pass"
+            if busy
+            else "a refused start is retried later"
+            if now < record.retry_after
+            else f"the verify of {others[0]} runs on this node"
+            if others
+            else _why_not_quiet(res)
+        )
         if why:
             return f"due, waiting: {why}"
         result = self.host.run(verify_argv(name), timeout=COMMAND_TIMEOUT)
@@ -211,8 +242,11 @@ class VerifyScheduler:
         record.running, record.progress = False, None
         name = vm.drbd.name if vm.drbd is not None else vm.name
         whole = res is not None and all(c.connection_state == "Connected" for c in res.connections)
-        whole = whole and res is not None and all(pd.replication_state == "Established"
-                                                  for c in res.connections for pd in c.peer_devices)
+        whole = (
+            whole
+            and res is not None
+            and all(pd.replication_state == "Established" for c in res.connections for pd in c.peer_devices)
+        )
         if not whole or res is None:
             # The connection broke (or the resource went down) before every block was compared.
             record.error = f"run {record.run_id} was interrupted ({_why_not_quiet(res) or 'stopped'}); it runs again"
@@ -220,24 +254,33 @@ class VerifyScheduler:
             return
         found = _out_of_sync(res) or 0
         record.last_run_id, record.last_run_at, record.found_bytes, record.error = record.run_id, now, found, ""
-        event("verify.done", level=logging.WARNING if found else logging.INFO, vm=vm.name, resource=name,
-              run=record.run_id, out_of_sync_bytes=found)
+        event(
+            "verify.done",
+            level=logging.WARNING if found else logging.INFO,
+            vm=vm.name,
+            resource=name,
+            run=record.run_id,
+            out_of_sync_bytes=found,
+        )
 
     def _due_at(self, record: _Record, interval: int) -> float:
         if record.last_run_at is None:
             return record.first_seen_at
         return record.last_run_at + interval
 
-    def _resync_statement(self, vm: DesiredVm, record: _Record, res: DrbdResourceState | None, *, busy: bool,
-                          held: bool) -> str:
+    def _resync_statement(
+        self, vm: DesiredVm, record: _Record, res: DrbdResourceState | None, *, busy: bool, held: bool
+    ) -> str:
         """Carry out ``resync_found: RUN`` once; why it waits, or ""."""
         assert vm.drbd is not None and vm.drbd.verify is not None  # noqa: S101,PT018
         wanted, name = vm.drbd.verify.resync_found, vm.drbd.name
         if wanted is None or wanted == record.resynced_run_id:
             return ""
         if wanted != record.last_run_id:
-            return (f"resync_found names run {wanted}, but the last complete run is "
-                    f"{record.last_run_id or 'none yet'}: nothing is resynced")
+            return (
+                f"resync_found names run {wanted}, but the last complete run is "
+                f"{record.last_run_id or 'none yet'}: nothing is resynced"
+            )
         if not record.found_bytes:
             record.resynced_run_id = wanted
             return ""
@@ -264,10 +307,19 @@ class VerifyScheduler:
         assert vm.drbd is not None and vm.drbd.verify is not None  # noqa: S101,PT018
         verify = vm.drbd.verify
         return VerifyStatus(
-            vm=vm.name, resource=vm.drbd.name, schedule=verify.schedule, interval_seconds=verify.interval_seconds,
+            vm=vm.name,
+            resource=vm.drbd.name,
+            schedule=verify.schedule,
+            interval_seconds=verify.interval_seconds,
             next_due_at=None if record.running else self._due_at(record, verify.interval_seconds),
-            running=record.running, run_id=record.run_id, started_at=record.started_at,
-            progress_percent=record.progress if record.running else None, last_run_id=record.last_run_id,
-            last_run_at=record.last_run_at, found_out_of_sync_bytes=record.found_bytes,
-            resynced_run_id=record.resynced_run_id, waiting=waiting, error=record.error,
+            running=record.running,
+            run_id=record.run_id,
+            started_at=record.started_at,
+            progress_percent=record.progress if record.running else None,
+            last_run_id=record.last_run_id,
+            last_run_at=record.last_run_at,
+            found_out_of_sync_bytes=record.found_bytes,
+            resynced_run_id=record.resynced_run_id,
+            waiting=waiting,
+            error=record.error,
         )

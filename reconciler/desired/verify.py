@@ -67,8 +67,10 @@ def parse_schedule(value: object) -> int | None:
         raise VerifySettingError(f"{value!r} is not a schedule", hint)
     seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     if not MIN_INTERVAL <= seconds <= MAX_INTERVAL:
-        raise VerifySettingError(f"{value!r} is outside 1h-366d: a verify reads the whole device on both nodes",
-                                 "use daily or weekly for most clusters")
+        raise VerifySettingError(
+            f"{value!r} is outside 1h-366d: a verify reads the whole device on both nodes",
+            "use daily or weekly for most clusters",
+        )
     return seconds
 
 
@@ -86,15 +88,16 @@ def _rate(value: object) -> int:
     if rate % 1024:
         raise VerifySettingError(f"{value!r} is not a whole number of KiB per second", "e.g. 10M or 512K")
     if not MIN_RATE <= rate <= MAX_RATE:
-        raise VerifySettingError(f"{value!r} is outside 250K-4G per second, DRBD's range for c-max-rate",
-                                 "e.g. 10M")
+        raise VerifySettingError(f"{value!r} is outside 250K-4G per second, DRBD's range for c-max-rate", "e.g. 10M")
     return rate
 
 
 def _run_id(value: object) -> str:
     if not isinstance(value, str) or not RUN_ID.fullmatch(value):
-        raise VerifySettingError(f"{value!r} is not a verify run id",
-                                 "copy the run id from `reconciler status` (e.g. 20261206T101500Z), in quotes")
+        raise VerifySettingError(
+            f"{value!r} is not a verify run id",
+            "copy the run id from `reconciler status` (e.g. 20261206T101500Z), in quotes",
+        )
     return value
 
 

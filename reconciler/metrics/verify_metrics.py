@@ -14,17 +14,24 @@ LABELS = ("vm", "resource")
 
 
 def verify_metrics(status: NodeStatus | None) -> list[Metric]:
-    last_run = gauge("reconciler_drbd_verify_last_run_timestamp_seconds",
-                     "When the last online verify that compared every block ended", LABELS)
-    found = gauge("reconciler_drbd_verify_out_of_sync_bytes",
-                  "Bytes the last online verify found out of sync and no resync_found statement has resynced yet",
-                  LABELS)
+    last_run = gauge(
+        "reconciler_drbd_verify_last_run_timestamp_seconds",
+        "When the last online verify that compared every block ended",
+        LABELS,
+    )
+    found = gauge(
+        "reconciler_drbd_verify_out_of_sync_bytes",
+        "Bytes the last online verify found out of sync and no resync_found statement has resynced yet",
+        LABELS,
+    )
     interval = gauge("reconciler_drbd_verify_interval_seconds", "The verify schedule's interval", LABELS)
-    due = gauge("reconciler_drbd_verify_next_due_timestamp_seconds",
-                "When the next online verify is due (absent while one runs)", LABELS)
+    due = gauge(
+        "reconciler_drbd_verify_next_due_timestamp_seconds",
+        "When the next online verify is due (absent while one runs)",
+        LABELS,
+    )
     running = gauge("reconciler_drbd_verify_running", "1 while an online verify runs", LABELS)
-    progress = gauge("reconciler_drbd_verify_progress_ratio", "Share of the blocks the running verify compared",
-                     LABELS)
+    progress = gauge("reconciler_drbd_verify_progress_ratio", "Share of the blocks the running verify compared", LABELS)
     for entry in status.verify if status is not None else ():
         labels = [entry.vm, entry.resource]
         interval.add_metric(labels, float(entry.interval_seconds))

@@ -58,16 +58,21 @@ class Runner:
         return {s.resource: s for s in statuses}
 
     def commands(self, *prefix: str) -> list[list[str]]:
-        return [e["argv"] for e in self.lab.log() if e.get("node") == self.node and e["argv"][:len(prefix)] ==
-                list(prefix)]
+        return [
+            e["argv"] for e in self.lab.log() if e.get("node") == self.node and e["argv"][: len(prefix)] == list(prefix)
+        ]
 
 
 def test_adding_verify_to_existing_resources_is_a_safe_adjust(lab: SimLab) -> None:
     add_verify(lab)
     step = lab.apply("erdbeere")
     kinds = sorted({(a.kind, a.key) for a in step.plan.actions})
-    assert kinds == [("drbd-adjust", "drbd:vm100"), ("drbd-adjust", "drbd:vm101"),
-                     ("write-drbd-config", "drbd:vm100"), ("write-drbd-config", "drbd:vm101")]
+    assert kinds == [
+        ("drbd-adjust", "drbd:vm100"),
+        ("drbd-adjust", "drbd:vm101"),
+        ("write-drbd-config", "drbd:vm100"),
+        ("write-drbd-config", "drbd:vm101"),
+    ]
     assert not any(a.refused or a.destructive for a in step.plan.actions)
     assert step.result is not None
     assert {a.result for a in step.result.actions} == {"ok"}
@@ -106,7 +111,10 @@ def test_a_due_verify_runs_once_reports_and_survives_a_restart(lab: SimLab, tmp_
     done = runner.step()["vm100"]
     assert not done.running
     assert (done.last_run_id, done.last_run_at, done.found_out_of_sync_bytes) == (
-        started["vm100"].run_id, clock.time(), FOUND_KIB * 1024)
+        started["vm100"].run_id,
+        clock.time(),
+        FOUND_KIB * 1024,
+    )
     assert done.unresolved_out_of_sync_bytes == FOUND_KIB * 1024
     assert done.next_due_at == clock.time() + DAY
 
@@ -148,7 +156,7 @@ def test_found_blocks_are_resynced_once_for_a_statement_naming_the_run(lab: SimL
     assert runner.step()["vm100"].found_out_of_sync_bytes == FOUND_KIB * 1024
     assert runner.commands("drbdadm", "disconnect") == []  # never by itself
 
-    edit_vm(lab, "vm100", r"^primary: erdbeere$", "primary: erdbeere\nverify: {resync_found: \"20000101T000000Z\"}")
+    edit_vm(lab, "vm100", r"^primary: erdbeere$", 'primary: erdbeere\nverify: {resync_found: "20000101T000000Z"}')
     wrong = runner.step()["vm100"]
     assert "names run 20000101T000000Z, but the last complete run is " + run in wrong.waiting
     assert runner.commands("drbdadm", "disconnect") == []
@@ -189,12 +197,20 @@ def test_a_pass_runs_the_scheduler_and_the_status_and_metrics_carry_it(lab: SimL
     source.set(SHA_A, load_cluster(str(lab.desired_dir)))
     host = lab.host("erdbeere")
     metrics = MetricsState("erdbeere", clock=clock.time)
-    rec = Reconciler(node="erdbeere", state_dir=state_dir, source=source, engine=RealEngine(host),  # type: ignore[arg-type]
-                     clock=clock, liveness=Liveness(clock.monotonic), metrics=metrics,
-                     verifier=VerifyScheduler(host, state_dir, clock.time))
+    rec = Reconciler(
+        node="erdbeere",
+        state_dir=state_dir,
+        source=source,
+        engine=RealEngine(host),  # type: ignore[arg-type]
+        clock=clock,
+        liveness=Liveness(clock.monotonic),
+        metrics=metrics,
+        verifier=VerifyScheduler(host, state_dir, clock.time),
+    )
     peers = (PeerStatus(node="himbeere", reachable=True, applied_revision=SHA_A, ready=True),)
-    ctx = PassContext(peers=peers, gate=BootGate(fetched=True, fetch_deadline_passed=False,
-                                                  peers_seen=frozenset({"himbeere"})))
+    ctx = PassContext(
+        peers=peers, gate=BootGate(fetched=True, fetch_deadline_passed=False, peers_seen=frozenset({"himbeere"}))
+    )
     result = rec.run_pass(ControlState(), ctx)
     published = rec.publish(ControlState(), peers, None, None, result)
     assert result.outcome == "converged"
@@ -203,7 +219,7 @@ def test_a_pass_runs_the_scheduler_and_the_status_and_metrics_carry_it(lab: SimL
     assert ["drbdadm", "verify", "vm100"] in [e["argv"] for e in lab.log() if e.get("node") == "erdbeere"]
     text = exposition(metrics).decode()
     assert 'reconciler_drbd_verify_running{resource="vm100",vm="vm100"} 1.0' in text
-    assert "reconciler_metrics_section_failed{section=\"verify\"} 0.0" in text
+    assert 'reconciler_metrics_section_failed{section="verify"} 0.0' in text
 
 
 def test_one_scheduled_verify_at_a_time_per_node(lab: SimLab, tmp_path: Path) -> None:

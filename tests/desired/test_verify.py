@@ -35,10 +35,19 @@ def issues_of(repo: Path) -> list[str]:
     return caught.value.format().splitlines()
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("daily", 86400), ("weekly", 604800), ("12h", 43200), ("3d", 259200), ("2w", 1209600), ("90m", 5400),
-    ("off", None), ("Weekly", 604800),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("daily", 86400),
+        ("weekly", 604800),
+        ("12h", 43200),
+        ("3d", 259200),
+        ("2w", 1209600),
+        ("90m", 5400),
+        ("off", None),
+        ("Weekly", 604800),
+    ],
+)
 def test_schedules(text: str, seconds: int | None) -> None:
     assert parse_schedule(text) == seconds
 
@@ -55,7 +64,11 @@ def test_cluster_default_applies_and_a_vm_overrides_key_by_key(tmp_path: Path) -
     verify = drbd_of(repo).verify
     assert verify is not None
     assert (verify.schedule, verify.interval_seconds, verify.alg, verify.rate_bytes) == (
-        "weekly", 604800, "sha256", 10 << 20)
+        "weekly",
+        604800,
+        "sha256",
+        10 << 20,
+    )
     other = drbd_of(repo, "vm101").verify
     assert other is not None
     assert (other.schedule, other.alg, other.rate_bytes) == ("daily", "sha1", 10 << 20)
@@ -80,22 +93,26 @@ def test_a_vm_opts_out_and_nothing_is_rendered(tmp_path: Path) -> None:
 def test_without_verify_the_config_is_unchanged(tmp_path: Path) -> None:
     plain = drbd_of(write_repo(tmp_path / "a", CLUSTER, {"vm100.yaml": VM100})).config_text
     assert "verify-alg" not in plain
-    without_rate = drbd_of(write_repo(tmp_path / "b", with_default_verify(text="  verify:\n    schedule: daily\n"),
-                                      {"vm100.yaml": VM100})).config_text
+    without_rate = drbd_of(
+        write_repo(tmp_path / "b", with_default_verify(text="  verify:\n    schedule: daily\n"), {"vm100.yaml": VM100})
+    ).config_text
     assert "verify-alg sha256;" in without_rate
     assert "c-max-rate" not in without_rate
     assert "resync-rate" not in without_rate
 
 
-@pytest.mark.parametrize(("verify", "line", "says"), [
-    ("verify:\n  schedule: hourly\n", 17, "'hourly' is not a schedule"),
-    ("verify:\n  schedule: daily\n  rate: 100K\n", 18, "outside 250K-4G"),
-    ("verify:\n  schedule: daily\n  rate: 1500\n", 18, "not a whole number of KiB"),
-    ("verify:\n  schedule: daily\n  alg: crc32\n", 18, "verify.alg"),
-    ("verify:\n  schedule: daily\n  resync_found: yesterday\n", 18, "is not a verify run id"),
-    ("verify:\n  resync_found: 20261206T101500Z\n", 17, "no verify is scheduled"),
-    ("verify:\n  schedul: daily\n", 17, "unknown key 'schedul'"),
-])
+@pytest.mark.parametrize(
+    ("verify", "line", "says"),
+    [
+        ("verify:\n  schedule: hourly\n", 17, "'hourly' is not a schedule"),
+        ("verify:\n  schedule: daily\n  rate: 100K\n", 18, "outside 250K-4G"),
+        ("verify:\n  schedule: daily\n  rate: 1500\n", 18, "not a whole number of KiB"),
+        ("verify:\n  schedule: daily\n  alg: crc32\n", 18, "verify.alg"),
+        ("verify:\n  schedule: daily\n  resync_found: yesterday\n", 18, "is not a verify run id"),
+        ("verify:\n  resync_found: 20261206T101500Z\n", 17, "no verify is scheduled"),
+        ("verify:\n  schedul: daily\n", 17, "unknown key 'schedul'"),
+    ],
+)
 def test_errors_name_file_and_line(tmp_path: Path, verify: str, line: int, says: str) -> None:
     repo = write_repo(tmp_path / "repo", CLUSTER, {"vm100.yaml": VM100 + verify})
     issues = issues_of(repo)
@@ -105,8 +122,9 @@ def test_errors_name_file_and_line(tmp_path: Path, verify: str, line: int, says:
 
 
 def test_options_that_verify_writes_cannot_be_passed_through_too(tmp_path: Path) -> None:
-    vm = VM100.replace("  port: 7788\n", "  port: 7788\n  options:\n    disk: {c-max-rate: 50M}\n"
-                                          "    net: {verify-alg: md5}\n")
+    vm = VM100.replace(
+        "  port: 7788\n", "  port: 7788\n  options:\n    disk: {c-max-rate: 50M}\n    net: {verify-alg: md5}\n"
+    )
     repo = write_repo(tmp_path / "repo", with_default_verify(), {"vm100.yaml": vm})
     issues = issues_of(repo)
     assert any(i.startswith("cluster.yaml:") and "drbd.options.disk sets c-max-rate" in i for i in issues), issues
