@@ -16,7 +16,8 @@ from typing import Any
 from reconciler.cli.common import add_state_dir
 from reconciler.daemon import status_store
 from reconciler.daemon.control import daemon_listening
-from reconciler.model.status import NodeStatus, RevisionInfo
+from reconciler.model.status import NodeStatus, RevisionInfo, VerifyStatus
+from reconciler.sizes import format_size
 
 
 def register(subparsers: Any) -> None:
@@ -95,6 +96,27 @@ def _rev(info: RevisionInfo | None) -> str:
     return f"{info.sha[:12]} {info.summary!r}" if info.summary else info.sha[:12]
 
 
+def _verify_lines(entry: VerifyStatus, now: float) -> list[str]:
+    head = f"{entry.resource} ({entry.schedule}): "
+    if entry.running:
+        done = f", {entry.progress_percent:.1f}% compared" if entry.progress_percent is not None else ""
+        head += f"run {entry.run_id} running since {_ago(now, entry.started_at)}{done}"
+    elif entry.next_due_at is not None:
+        ahead = _ago(now, 2 * now - entry.next_due_at).removesuffix(" ago")  # the same units, forwards
+        head += "next due now" if entry.next_due_at <= now else f"next due in {ahead}"
+    lines = [head]
+    if entry.last_run_id:
+        found = entry.found_out_of_sync_bytes or 0
+        result = (f"found {format_size(found)} out of sync" if found else "found nothing out of sync")
+        if found and entry.resynced_run_id == entry.last_run_id:
+            result += ", resynced by statement"
+        elif found:
+            result += f" (resync them with verify: {{resync_found: {entry.last_run_id}}})"
+        lines.append(f"  last run {entry.last_run_id} ended {_ago(now, entry.last_run_at)}: {result}")
+    lines += [f"  {text}" for text in (entry.waiting, entry.error) if text]
+    return lines
+
+
 def render(status: NodeStatus, *, now: float) -> str:
     lines = [f"node {status.node}" + (f" (cluster {status.cluster})" if status.cluster else "")
              + f", status updated {_ago(now, status.updated_at)}"]
@@ -135,6 +157,10 @@ def render(status: NodeStatus, *, now: float) -> str:
         for res in status.resources:
             lines.append(f"{res.vm:<{width_vm}}  {res.key:<{width_key}}  {res.phase.capitalize():<11}  {res.reason}"
                          .rstrip())
+    if status.verify:
+        lines.append("")
+        lines.append("online verify:")
+        lines.extend(f"  {line}" for entry in status.verify for line in _verify_lines(entry, now))
     if status.recent_errors:
         lines.append("")
         lines.append("recent errors:")

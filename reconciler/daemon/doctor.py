@@ -95,6 +95,44 @@ def check_drbd_module(host: Host, desired: DesiredNode | None = None) -> Check:
     return Check("DRBD kernel module", "ok", f"version {version or 'unknown'}")
 
 
+USERMODE_HELPER_PATH = "/sys/module/drbd/parameters/usermode_helper"
+# The program DRBD runs for every handler; the default is drbdadm, which reads the resource file and runs the
+# handler configured there (the reconciler's fence-peer and split-brain commands).
+_HANDLER_RUNNERS = frozenset({"drbdadm"})
+_NO_HANDLER = frozenset({"true", "false"})
+
+
+def check_usermode_helper(host: Host) -> Check:
+    """DRBD's usermode helper must be drbdadm, or none of the rendered handlers ever runs.
+
+    What DRBD does without it (drbd_nl.c): with the value ``disabled`` (DRBD 9), ``drbd_maybe_khelper()``
+    returns DRBD_UMH_DISABLED and ``conn_try_outdate_peer()`` returns true on that: fencing counts as
+    succeeded although the peer was never outdated, and the split-brain and before-resync handlers are
+    skipped. With ``/bin/true`` (Ganeti's convention) the kernel runs true instead of drbdadm: no handler
+    runs, and its exit code 0 is none of fence-peer's answers (3-7), so ``conn_try_outdate_peer()`` logs
+    "fence-peer helper broken, returned 0" and fails (a resource-and-stonith primary keeps its I/O frozen).
+    An empty value makes the call itself fail, and DRBD ignores that errno the same way (ret 0). Either way the
+    reconciler never hears of a split brain and its fence-peer never outdates the peer.
+    """
+    name = "DRBD usermode helper"
+    text = host.read_file(USERMODE_HELPER_PATH)
+    if text is None:
+        return Check(name, "skip", f"{USERMODE_HELPER_PATH} is absent (the drbd module is not loaded)")
+    value = text.strip().strip("\0")
+    base = value.rsplit("/", 1)[-1]
+    fix = (f"the handlers (fence-peer, split-brain) never run and DRBD treats fencing as done or failed without "
+           f"asking the peer; set it back: `echo /sbin/drbdadm > {USERMODE_HELPER_PATH}` and remove "
+           "usermode_helper= from the drbd module options (/etc/modprobe.d) and the kernel command line")
+    if not value:
+        return Check(name, "fail", f"{USERMODE_HELPER_PATH} is empty: {fix}")
+    if value == "disabled" or base in _NO_HANDLER:
+        return Check(name, "fail", f"{USERMODE_HELPER_PATH} is {value!r}: {fix}")
+    if base in _HANDLER_RUNNERS:
+        return Check(name, "ok", f"{value} (runs the handlers configured in the resource files)")
+    return Check(name, "warn", f"{USERMODE_HELPER_PATH} is {value!r}, not drbdadm: make sure it runs the handler "
+                               "drbdadm would (fence-peer and split-brain go to the reconciler)")
+
+
 def lvm_filter_accepts(patterns: Iterable[str], device: str) -> bool:
     """LVM's rule: the first pattern that matches decides (a=accept, r=reject); no match accepts."""
     for pattern in patterns:
@@ -306,6 +344,7 @@ def run_checks(host: Host, node: str, desired: DesiredNode | None, peers: dict[s
     add(*check_tools(host, need_ssh=need_ssh))
     add(check_drbd_module(host, desired))
     add(check_drbd_handlers(host, desired))
+    add(check_usermode_helper(host))
     add(check_lvm_filter(host, desired))
     add(*check_services(host))
     add(check_ballooning(host))

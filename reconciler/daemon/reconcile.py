@@ -21,6 +21,7 @@ from reconciler.daemon.gating import BootGate, hold_for_boot, hold_for_peer_revi
 from reconciler.daemon.liveness import Liveness
 from reconciler.daemon.logs import event
 from reconciler.daemon.metrics_sink import MetricsSink, NullMetrics
+from reconciler.daemon.verify import VerifyScheduler
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode
 from reconciler.model.status import (
@@ -30,6 +31,7 @@ from reconciler.model.status import (
     PeerStatus,
     ResourceStatus,
     RevisionInfo,
+    VerifyStatus,
 )
 from reconciler.plan.actions import Action
 from reconciler.plan.model import Plan
@@ -87,6 +89,8 @@ class Reconciler:
     _moved_away: set[str] = field(default_factory=set)
     _health: dict[str, str] = field(default_factory=dict)  # degraded resource -> its reason, for the log
     status: NodeStatus | None = None
+    verifier: VerifyScheduler | None = None
+    _verify: tuple[VerifyStatus, ...] = ()
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     def __post_init__(self) -> None:
@@ -167,12 +171,26 @@ class Reconciler:
             event("action.planned", level=logging.DEBUG, vm=action.vm, resource=action.key, action=action.kind,
                   revision=revision[:12], waiting=action.waiting or None, refused=action.refused or None)
         outcome = self.engine.apply(runnable, desired, observed, self._hooks(revision))
+        self._run_verify(desired, observed, plan, suspended_vms)
         resources = self._merge_suspended(outcome.resources, plan, control, suspended_vms)
         result_kind = _outcome_of(resources, outcome)
         for message in outcome.errors:
             self.error(message)
         return self._finish(started, view, observed, desired, result_kind, resources=resources, apply=outcome,
                             gate=gate_reason)
+
+    def _run_verify(self, desired: DesiredNode, observed: ObservedNode, plan: Plan,
+                    suspended_vms: frozenset[str]) -> None:
+        """Scheduled online verification; it never fails the pass (a failing command is reported in status)."""
+        if self.verifier is None:
+            return
+        self.liveness.beat("pass: verify")
+        busy = frozenset(a.vm for a in plan.actions)
+        try:
+            self._verify = self.verifier.step(desired, observed, busy=busy, held=suspended_vms)
+        except Exception as exc:
+            self.error(f"online verify: {exc}")
+            event("verify.error", level=logging.WARNING, error=str(exc))
 
     def _track_moves(self, desired: DesiredNode, observed: ObservedNode) -> frozenset[str]:
         current = {vm.name: vm.primary_node for vm in desired.vms}
@@ -303,7 +321,7 @@ class Reconciler:
             pending_refusal=view.refusal, invalid_errors=view.invalid_errors,
             last_pass=result, last_success_at=self.last_success_at,
             suspensions=(), recent_errors=tuple(self._errors), booted_at=self.booted_at,
-            resources=self._resources, boot_gate=gate, updated_at=finished,
+            resources=self._resources, boot_gate=gate, updated_at=finished, verify=self._verify,
         )
         self._log_health_changes(resources or ())
         quiet = outcome in ("converged", "progressing", "suspended")

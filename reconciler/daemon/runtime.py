@@ -32,6 +32,7 @@ from reconciler.daemon.notify import Notifier, watchdog_interval
 from reconciler.daemon.peer import DEFAULT_PEER_PORT, PeerAnswer, PeerServer, parse_endpoint
 from reconciler.daemon.peer_monitor import PeerMonitor
 from reconciler.daemon.reconcile import PassContext, Reconciler
+from reconciler.daemon.verify import VerifyScheduler
 from reconciler.daemon.wakeup import Wakeup
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredNode
@@ -115,7 +116,8 @@ class Daemon:
                                 loader=loader)
         self.reconciler = Reconciler(node=config.node, state_dir=config.state_dir, source=self.source, engine=engine,
                                      clock=self.clock, liveness=self.liveness, metrics=self.metrics,
-                                     should_stop=self.stop_requested.is_set)
+                                     should_stop=self.stop_requested.is_set,
+                                     verifier=VerifyScheduler(host, config.state_dir, self.clock.time))
         self.fetcher = Fetcher(mirror, interval=config.fetch_interval, jitter=config.fetch_jitter,
                                on_new_tip=lambda sha: self.wakeup.signal("revision"),
                                on_error=self._fetch_error, monotonic=self.clock.monotonic)

@@ -146,6 +146,7 @@ def _drbd(
         config_path=drbd_config_path(vm.resource),
         config_text=text,
         depends_on=after,
+        verify=vm.verify,
     )
 
 

@@ -14,8 +14,9 @@ from pydantic import BaseModel
 
 from reconciler.desired.errors import Issue
 from reconciler.desired.schema import ClusterFile, Defaults, VmFile
+from reconciler.desired.verify import DEFAULT_ALG, parse_schedule
 from reconciler.desired.yamlload import Document, KeyPath
-from reconciler.model.desired import Lifecycle, SafetyMechanism, StorageLayout
+from reconciler.model.desired import DesiredVerify, Lifecycle, SafetyMechanism, StorageLayout
 from reconciler.sizes import SECTOR
 
 CLUSTER_FILE = "cluster.yaml"
@@ -96,6 +97,7 @@ class Vm:
     data_lv_name: str | None = None
     swap_lv_name: str | None = None
     resource_name: str | None = None
+    verify: DesiredVerify | None = None
 
     @property
     def data_lv(self) -> str:
@@ -131,7 +133,7 @@ class Vm:
 
 
 Bases = dict[str, dict[str, Any]]
-_SECTIONS = ("storage", "swap", "drbd", "domain")
+_SECTIONS = ("storage", "swap", "drbd", "domain", "verify")
 
 
 def default_bases(cluster: ClusterFile) -> Bases:
@@ -166,6 +168,7 @@ def resolve_vm(
     swap = _merge(vm.swap, bases["swap"])
     drbd = _merge(vm.drbd, bases["drbd"])
     dom = _merge(vm.domain, bases["domain"])
+    verify = _merge(vm.verify, bases["verify"])
 
     def require(section: str, settings: dict[str, Any], key: str, hint: str) -> Any:
         value = settings.get(key)
@@ -250,4 +253,15 @@ def resolve_vm(
         data_lv_name=vm.names.data_lv if vm.names else None,
         swap_lv_name=vm.names.swap_lv if vm.names else None,
         resource_name=vm.names.resource if vm.names else None,
+        verify=_verify(verify),
     ), []
+
+
+def _verify(settings: dict[str, Any]) -> DesiredVerify | None:
+    """The merged verify settings; None without a schedule or with ``schedule: off``."""
+    schedule = settings.get("schedule")
+    interval = parse_schedule(schedule) if schedule is not None else None
+    if schedule is None or interval is None:
+        return None
+    return DesiredVerify(schedule=schedule, interval_seconds=interval, alg=settings.get("alg", DEFAULT_ALG),
+                         rate_bytes=settings.get("rate"), resync_found=settings.get("resync_found"))

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
+from reconciler.desired.verify import VerifySection
 from reconciler.model.desired import INCIDENT_RE, DrbdVersion, Lifecycle, SafetyMechanism, StorageLayout
 from reconciler.names import check_name
 from reconciler.sizes import format_size, parse_size
@@ -276,6 +277,7 @@ class Defaults(Section):
     drbd: DrbdDefaults | None = None
     safety: SafetySection | None = None
     domain: DomainDefaults | None = None
+    verify: VerifySection | None = None
 
 
 class Guards(Section):
@@ -323,3 +325,4 @@ class VmFile(Section):
     filesystem: Literal["xfs"] | None = None
     domain: DomainSection | None = None
     split_brain_recovery: SplitBrainRecoverySection | None = None
+    verify: VerifySection | None = None

@@ -12,6 +12,7 @@ from pydantic_core import ErrorDetails
 
 from reconciler.desired.errors import Issue
 from reconciler.desired.schema import SettingError
+from reconciler.desired.verify import VerifySettingError
 from reconciler.desired.yamlload import Document, KeyPath, keypath_str
 from reconciler.names import UnsafeNameError
 from reconciler.sizes import SizeError
@@ -152,7 +153,7 @@ def _message(error: ErrorDetails, keypath: KeyPath, model: type[BaseModel]) -> t
 def _value_hint(cause: object) -> str:
     if isinstance(cause, UnsafeNameError):
         return "rename it: letters, digits, '_', '.', '+', '-', at most 63 characters, starting with a letter or digit"
-    if isinstance(cause, SettingError):
+    if isinstance(cause, SettingError | VerifySettingError):
         return cause.hint
     if isinstance(cause, SizeError):
         return "sizes are binary: 2G, 2GiB and 2g all mean 2 GiB; a plain number means bytes"

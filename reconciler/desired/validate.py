@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from reconciler.desired.errors import Issue
 from reconciler.desired.resolve import CLUSTER_FILE, MIB, Origin, Vm
 from reconciler.desired.schema import ClusterFile, VmFile
+from reconciler.desired.verify import RATE_OPTIONS
 from reconciler.desired.yamlload import Document, KeyPath
 from reconciler.sizes import SECTOR, format_size
 
@@ -42,6 +43,10 @@ def _suggest(name: str, known: Iterable[str]) -> str:
 
 def check_cluster(cluster: ClusterFile, doc: Document) -> list[Issue]:
     report = _Reporter({CLUSTER_FILE: doc})
+    if cluster.defaults.verify is not None and cluster.defaults.verify.resync_found is not None:
+        report.in_file(CLUSTER_FILE, ("defaults", "verify", "resync_found"),
+                       "resync_found answers one verify run of one VM; it cannot be a default",
+                       "write it in the VM file, under verify")
     hostnames: dict[str, str] = {}
     addresses: dict[str, str] = {}
     for name, node in cluster.nodes.items():
@@ -125,7 +130,28 @@ def check_vm(vm: Vm, cluster: ClusterFile, docs: Mapping[str, Document]) -> list
     _check_drbd_version(vm, cluster, known_nodes, report)
     _check_safety(vm, cluster, report)
     _check_domain(vm, report)
+    _check_verify(vm, report)
     return report.issues
+
+
+def _check_verify(vm: Vm, report: _Reporter) -> None:
+    """The verify settings write verify-alg, c-max-rate and resync-rate: the same option passed through
+    drbd.options too would be written twice, and drbdadm refuses a file that sets an option twice."""
+    spec = vm.spec.verify if vm.spec is not None else None
+    if vm.verify is None:
+        if spec is not None and spec.resync_found is not None:
+            report.at((vm.source, ("verify", "resync_found")), "resync_found names a verify run, but no verify "
+                      "is scheduled for this VM", "add verify.schedule (here or under defaults), or remove it")
+        return
+    passed = {(section, key) for section, values in vm.drbd_options for key, _ in values}
+    if ("net", "verify-alg") in passed:
+        report.at(vm.where("verify.schedule"), "verify-alg is set both by verify and by drbd.options.net",
+                  "remove verify-alg from drbd.options; verify.alg sets it")
+    if vm.verify.rate_bytes is not None:
+        for section, key in RATE_OPTIONS:
+            if (section, key) in passed:
+                report.at(vm.where("verify.rate"), f"verify.rate sets the resync controller, but drbd.options."
+                          f"{section} sets {key} too", f"remove {key} from drbd.options, or remove verify.rate")
 
 
 def _check_storage(vm: Vm, cluster: ClusterFile, nodes: list[str], report: _Reporter) -> None:

@@ -14,6 +14,7 @@ from reconciler.metrics.failover import failover_metrics
 from reconciler.metrics.families import gauge
 from reconciler.metrics.reconcile_metrics import reconcile_metrics
 from reconciler.metrics.state import MetricsState
+from reconciler.metrics.verify_metrics import verify_metrics
 from reconciler.metrics.xen_metrics import xen_metrics
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class ReconcilerCollector(Collector):
             ("drbd", lambda: drbd_metrics(snap.observed, snap.desired) if snap.observed is not None else []),
             ("xen", lambda: xen_metrics(snap.observed, snap.desired)),
             ("failover", lambda: failover_metrics(snap.desired, snap.observed, applied, snap.peers)),
+            ("verify", lambda: verify_metrics(snap.status)),
         ]
         failed: list[str] = []
         for name, build in sections:

@@ -77,6 +77,16 @@ class DrbdHost(Frozen):
     diskless: bool = False
 
 
+class DesiredVerify(Frozen):
+    """Online verification of one resource, run by the daemon on the primary (reconciler.desired.verify)."""
+
+    schedule: str  # as written: daily, weekly or an interval like 12h
+    interval_seconds: int
+    alg: str
+    rate_bytes: int | None = None
+    resync_found: str | None = None  # the verify run whose out-of-sync blocks the desired state asks to resync
+
+
 class DesiredDrbd(Frozen):
     vm: str
     name: str
@@ -91,6 +101,7 @@ class DesiredDrbd(Frozen):
     config_path: str
     config_text: str
     depends_on: tuple[str, ...] = ()
+    verify: DesiredVerify | None = None
 
     @property
     def key(self) -> str:

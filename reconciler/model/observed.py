@@ -82,6 +82,7 @@ class DrbdPeerDeviceState(Frozen):
     out_of_sync_bytes: int | None = None
     resync_percent: float | None = None
     resync_eta_seconds: float | None = None
+    verify_percent: float | None = None  # while an online verify runs (VerifyS/VerifyT)
 
 
 class DrbdConnectionState(Frozen):

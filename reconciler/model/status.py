@@ -86,6 +86,33 @@ class Suspension(Frozen):
     at: float
 
 
+class VerifyStatus(Frozen):
+    """Online verification of one resource whose designated primary is this node (reconciler.daemon.verify)."""
+
+    vm: str
+    resource: str
+    schedule: str
+    interval_seconds: int
+    next_due_at: float | None = None
+    running: bool = False
+    run_id: str = ""  # the run going on, or the last one started
+    started_at: float | None = None
+    progress_percent: float | None = None
+    last_run_id: str = ""  # the last run that compared every block
+    last_run_at: float | None = None  # when it ended
+    found_out_of_sync_bytes: int | None = None  # what it found (blocks DRBD marked out of sync)
+    resynced_run_id: str = ""  # the run whose found blocks a resync_found statement had resynced
+    waiting: str = ""  # why a due run does not start (or a statement is not carried out)
+    error: str = ""
+
+    @property
+    def unresolved_out_of_sync_bytes(self) -> int | None:
+        """Found by the last run and not resynced since by a statement naming it."""
+        if self.found_out_of_sync_bytes is None:
+            return None
+        return 0 if self.resynced_run_id and self.resynced_run_id == self.last_run_id else self.found_out_of_sync_bytes
+
+
 class NodeStatus(Frozen):
     node: str
     cluster: str = ""
@@ -107,3 +134,4 @@ class NodeStatus(Frozen):
     # The daemon's promise: a newer status by this time (its longest wait between passes plus the longest an
     # action may take). Past it, the status is stale: the daemon is stopped, hung or cannot write.
     fresh_until: float | None = None
+    verify: tuple[VerifyStatus, ...] = ()

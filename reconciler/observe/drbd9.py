@@ -52,6 +52,7 @@ CONNECTION_STATES = frozenset(
     }
 )
 SYNCING_STATES = frozenset({"SyncSource", "SyncTarget", "PausedSyncS", "PausedSyncT"})
+VERIFY_STATES = frozenset({"VerifyS", "VerifyT"})
 REPLICATION_STATES = frozenset(
     {
         "Off",
@@ -165,6 +166,8 @@ def _peer_device(data: object, where: str, tool: str) -> DrbdPeerDeviceState:
         out_of_sync_bytes=oos_kib * KIB if oos_kib is not None else None,
         resync_percent=percent if replication in SYNCING_STATES else None,
         resync_eta_seconds=eta if replication in SYNCING_STATES else None,
+        # drbdsetup reports a verify's progress as percent-resync-done (from ov-left) as well.
+        verify_percent=percent if replication in VERIFY_STATES else None,
     )
 
 

@@ -30,6 +30,7 @@ from reconciler.observe.drbd9 import (
     REPLICATION_STATES,
     ROLES,
     SYNCING_STATES,
+    VERIFY_STATES,
 )
 from reconciler.observe.errors import ParseError
 
@@ -273,6 +274,11 @@ def _apply_peer_device(resource: DrbdResourceState, event: DrbdEvent) -> DrbdRes
             )
         else:
             peer = peer.model_copy(update={"resync_percent": None, "resync_eta_seconds": None})
+        if peer.replication_state in VERIFY_STATES:
+            percent = _float(props, "done")
+            peer = peer.model_copy(update={"verify_percent": percent if percent is not None else peer.verify_percent})
+        elif peer.verify_percent is not None:
+            peer = peer.model_copy(update={"verify_percent": None})
         peer_devices = tuple(sorted([*others, peer], key=lambda p: p.volume))
     updated = connection.model_copy(update={"peer_devices": peer_devices})
     connections = tuple(updated if c is connection else c for c in resource.connections)

@@ -20,7 +20,7 @@ from reconciler.model.observed import (
     DrbdResourceState,
     DrbdState,
 )
-from reconciler.observe.drbd9 import DISK_STATES, KIB, ROLES
+from reconciler.observe.drbd9 import DISK_STATES, KIB, ROLES, VERIFY_STATES
 from reconciler.observe.errors import ParseError
 
 PROC_DRBD_PATH = "/proc/drbd"
@@ -252,6 +252,8 @@ def _peer_device(minor: ProcMinor, volume: int) -> DrbdPeerDeviceState:
         resync_eta_seconds=float(minor.resync_eta_seconds)
         if syncing and minor.resync_eta_seconds is not None
         else None,
+        # While verifying, the progress line says "verified:" and counts what was compared so far.
+        verify_percent=minor.resync_percent if cs in VERIFY_STATES else None,
     )
 
 

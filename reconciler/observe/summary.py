@@ -100,10 +100,11 @@ def _drbd_rows(resource: DrbdResourceState) -> list[list[object]]:
         peer_disks = ",".join(p.peer_disk_state for p in peer_devices) or "-"
         out_of_sync = sum(p.out_of_sync_bytes or 0 for p in peer_devices)
         resync = [p.resync_percent for p in peer_devices if p.resync_percent is not None]
+        verify = [p.verify_percent for p in peer_devices if p.verify_percent is not None]
         rows.append([
             resource.name, resource.role, disks, connection.peer_name, connection.connection_state,
             connection.peer_role, peer_disks, replication, _size(out_of_sync) if peer_devices else "-",
-            f"{min(resync):.1f}%" if resync else "-",
+            f"{min(resync):.1f}%" if resync else f"verify {min(verify):.1f}%" if verify else "-",
         ])
     return rows
 

@@ -96,6 +96,11 @@ def register(subparsers: Any) -> None:
     zombie.add_argument("node")
     zombie.add_argument("domain")
     zombie.set_defaults(func=_zombie)
+    finds = kinds.add_parser("verify-finds", help="the next online verify started on NODE finds SIZE out of sync "
+                                                  "(the replicas differ there)")
+    finds.add_argument("node")
+    finds.add_argument("size", help="e.g. 4M")
+    finds.set_defaults(func=_verify_finds)
     remove = kinds.add_parser("remove", help="remove one command fault by its id")
     remove.add_argument("id", type=int)
     remove.set_defaults(func=_remove_fault)
@@ -351,6 +356,18 @@ def _zombie(args: argparse.Namespace) -> int:
     with _cluster(args).transaction() as state:
         faults.zombie(state, check_name(args.node, "node"), args.domain)
     print(f"{args.node}: domain {args.domain} is dying and stays (null) until the node reboots")
+    return 0
+
+
+@_guard
+def _verify_finds(args: argparse.Namespace) -> int:
+    from reconciler.sim import drbd  # noqa: PLC0415
+    from reconciler.sizes import parse_size  # noqa: PLC0415
+
+    kib = max(1, parse_size(args.size) // 1024)
+    with _cluster(args).transaction() as state:
+        drbd.set_verify_finds(state, check_name(args.node, "node"), kib)
+    print(f"{args.node}: the next online verify started there finds {kib} KiB out of sync")
     return 0
 
 

@@ -41,6 +41,7 @@ def _tick(state: State, dt: float) -> None:
     m.deliver_in_flight(state)
     oracle.write_tick(state, dt)
     m.resync_tick(state, dt)
+    m.verify_tick(state, dt)
     m.settle(state)
     oracle.observe(state)
     _record_events(state, before)
@@ -299,7 +300,7 @@ def _mutating(ctx: CommandContext, body: Callable[[], str]) -> CommandResult:
 
 _DRBDADM_COMMANDS = ("create-md", "up", "down", "adjust", "primary", "secondary", "connect", "disconnect",
                      "outdate", "resize", "status", "net-options", "show-gi", "get-gi", "attach", "detach",
-                     "dump", "sh-resources", "role", "cstate", "dstate", "resume-io", "invalidate")
+                     "dump", "sh-resources", "role", "cstate", "dstate", "resume-io", "invalidate", "verify")
 
 
 @command("drbdadm")
@@ -522,6 +523,24 @@ def _adm_invalidate(ctx: CommandContext, args: _Args, config: ResourceConfig) ->
         minor = next(iter(res["devices"].values()))["minor"]
         raise _state_failure(ctx, config.name, exc, f"{_setup_name(ctx)} invalidate {minor}") from None
     return ""
+
+
+def _adm_verify(ctx: CommandContext, args: _Args, config: ResourceConfig) -> str:
+    res = _runtime_or_fail(ctx, config, f"{_setup_name(ctx)} verify {config.name}")
+    try:
+        m.start_verify(ctx.state, ctx.node, config.name)
+    except m.StateChangeFailed as exc:
+        minor = next(iter(res["devices"].values()))["minor"]
+        peer_id = next(iter(res["connections"].values()))["node_id"] if res["connections"] else 0
+        command = f"{_setup_name(ctx)} verify {minor}" if out.version(ctx.state, ctx.node) == "8.4" else (
+            f"{_setup_name(ctx)} verify {config.name} {peer_id} 0")
+        raise _state_failure(ctx, config.name, exc, command) from None
+    return ""
+
+
+def set_verify_finds(state: State, node: str, kib: int) -> None:
+    """The next verify started on ``node`` finds ``kib`` out of sync."""
+    m.set_verify_finds(state, node, kib)
 
 
 def _adm_resume_io(ctx: CommandContext, args: _Args, config: ResourceConfig) -> str:
@@ -816,6 +835,7 @@ _ADM_HANDLERS: dict[str, Callable[[CommandContext, _Args, ResourceConfig], str]]
     "detach": _adm_detach,
     "resume-io": _adm_resume_io,
     "invalidate": _adm_invalidate,
+    "verify": _adm_verify,
 }
 
 
@@ -882,3 +902,11 @@ def proc_drbd(ctx: CommandContext) -> str | None:
         return None
     m.settle(ctx.state)
     return out.proc_drbd(ctx.state, ctx.node)
+
+
+@virtual_file("/sys/module/drbd/parameters/usermode_helper")
+def usermode_helper(ctx: CommandContext) -> str | None:
+    """The module parameter, as sysfs prints it; a fault may set it (``drbd_usermode_helper`` in the node state)."""
+    if ctx.node_state.get("drbd_version") not in ("9", "8.4"):
+        return None
+    return f"{ctx.node_state.get('drbd_usermode_helper', '/sbin/drbdadm')}\n"

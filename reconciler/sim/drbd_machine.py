@@ -65,7 +65,10 @@ class StateChangeFailed(Exception):
         -6: "Refusing to be Outdated while Connected",
         -7: "Refusing to be Primary while peer is not outdated",
         -11: "Device is diskless, the requested operation requires a disk",
+        -8: "Can not start OV/resync since it is already active",
         -12: "Device is held open by someone",
+        -14: "Need a verify algorithm to start online verify",
+        -15: "Need a connection to start verify or resync",
         -25: "No quorum",
     }
 
@@ -669,6 +672,7 @@ def _lose(state: State, node: str, res: dict[str, Any], peer: str, new_conn: str
         pd["repl"] = "Off"
         pd["oos_kib"] = 0
         pd["total_kib"] = 0
+        stop_verify_on_loss(pd)
     if res["role"] == PRIMARY:
         new_data_generation(state, node, res)
         config = config_of(res)
@@ -1048,6 +1052,95 @@ def resync_tick(state: State, dt: float) -> None:
                     pt["received_kib"] = int(pt["received_kib"]) + moved
                     if left <= 0:
                         _finish_sync(state, node, res, peer, peer_res, volume=volume)
+
+
+# --- online verify ------------------------------------------------------------------------------
+
+VERIFY_STATES = ("VerifyS", "VerifyT")
+
+
+def start_verify(state: State, node: str, name: str) -> None:
+    """``drbdadm verify``: compare every block with each connected peer, paced like a resync."""
+    res = require_runtime(state, node, name)
+    if not config_of(res).option("net", "verify-alg"):
+        raise StateChangeFailed(-14)
+    pairs = []
+    for peer, peer_res in connected_peers(state, node, res):
+        for volume, ps in res["connections"][peer]["peer_devices"].items():
+            pt = peer_res["connections"][node]["peer_devices"].get(volume)
+            if pt is None:
+                continue
+            if ps["repl"] != "Established":
+                raise StateChangeFailed(-8)
+            pairs.append((ps, pt, int(res["devices"][volume]["size_kib"])))
+    if not pairs:
+        raise StateChangeFailed(-15)
+    for ps, pt, size in pairs:
+        ps["repl"], pt["repl"] = "VerifyS", "VerifyT"
+        ps["verify_total_kib"] = pt["verify_total_kib"] = max(size, 1)
+        ps["verify_left_kib"] = pt["verify_left_kib"] = size
+
+
+def set_verify_finds(state: State, node: str, kib: int) -> None:
+    """What the next verify started on ``node`` finds out of sync (a fault: the replicas differ there)."""
+    settings(state, node)["verify_finds_kib"] = int(kib)
+
+
+def verify_percent(pd: dict[str, Any]) -> float:
+    total = max(int(pd.get("verify_total_kib", 1)), 1)
+    return round(100.0 * (total - int(pd.get("verify_left_kib", 0))) / total, 2)
+
+
+def verify_tick(state: State, dt: float) -> None:
+    """Advance every running verify by ``dt`` seconds at the verifying node's resync rate."""
+    for node in sorted(state["nodes"]):
+        if not simstate.node_state(state, node).get("up"):
+            continue
+        for name, res in resources(state, node).items():
+            pds = [ps for c in res["connections"].values() for ps in c["peer_devices"].values()]
+            if not any(ps["repl"] == "VerifyS" for ps in pds):
+                continue  # the common case, and cheap: the rate needs the parsed config
+            rate = resync_rate(state, node, res)
+            for peer, conn in res["connections"].items():
+                peer_res = runtime(state, peer, name)
+                if conn["conn"] != "Connected" or peer_res is None:
+                    continue
+                for volume, ps in conn["peer_devices"].items():
+                    if ps["repl"] != "VerifyS":
+                        continue
+                    pt = peer_res["connections"][node]["peer_devices"][volume]
+                    left = max(0, int(ps["verify_left_kib"]) - int(rate * dt))
+                    ps["verify_left_kib"] = pt["verify_left_kib"] = left
+                    if left == 0:
+                        _finish_verify(state, node, res, peer, peer_res, volume=volume)
+
+
+def _finish_verify(state: State, node: str, res: dict[str, Any], peer: str, peer_res: dict[str, Any], *,
+                   volume: str) -> None:
+    """Back to Established; what differed is marked out of sync on both sides (nothing is copied)."""
+    ps = res["connections"][peer]["peer_devices"][volume]
+    pt = peer_res["connections"][node]["peer_devices"][volume]
+    ps["repl"] = pt["repl"] = "Established"
+    for pd in (ps, pt):
+        pd.pop("verify_total_kib", None)
+        pd.pop("verify_left_kib", None)
+    dev_s, dev_t = res["devices"][volume], peer_res["devices"].get(volume)
+    found = min(int(settings(state, node).pop("verify_finds_kib", 0)), int(dev_s["size_kib"]))
+    log = node_drbd(state, node).setdefault("log", [])
+    log.append(f"{res['name']}/{volume}: Online verify done")
+    if not found or dev_t is None:
+        return
+    log.append(f"{res['name']}/{volume}: Online verify found {found // 4} 4k blocks out of sync!")
+    for dev, peer_id in ((dev_s, peer_res["node_id"]), (dev_t, res["node_id"])):
+        md = device_md(state, dev)
+        if md is not None:
+            peer_md = _md_peer(md, peer_id)
+            peer_md["oos_kib"] = max(int(peer_md["oos_kib"]), found)
+
+
+def stop_verify_on_loss(pd: dict[str, Any]) -> None:
+    pd.pop("verify_total_kib", None)
+    pd.pop("verify_left_kib", None)
 
 
 def resync_rate(state: State, node: str, res: dict[str, Any]) -> float:

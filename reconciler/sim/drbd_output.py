@@ -159,6 +159,13 @@ def status_object(state: State, node: str, res: dict[str, Any]) -> dict[str, Any
                 "has-sync-details": syncing, "has-online-verify-details": False,
                 "percent-in-sync": _Fixed(percent_in_sync(res, volume, {"oos_kib": oos})),
             }
+            if pd["repl"] in m.VERIFY_STATES:
+                total, left = int(pd.get("verify_total_kib", 1)), int(pd.get("verify_left_kib", 0))
+                item.update({
+                    "has-sync-details": True, "has-online-verify-details": True, "rs-total": total * 2,
+                    "ov-left": left * 2, "want": _Fixed(m.resync_rate(state, node, res) / 1024),
+                    "percent-resync-done": _Fixed(m.verify_percent(pd)),
+                })
             if syncing:
                 item.update({
                     "rs-total": int(pd["total_kib"]), "rs-dt-start-ms": 0, "rs-paused-ms": 0,
@@ -292,6 +299,8 @@ def event_objects(state: State, node: str) -> list[EventObject]:
                           "peer-client": _yn(peer_client(state, res, peer, volume)), "resync-suspended": "no"}
                 stats = {"received": str(pd.get("received_kib", 0)), "sent": str(pd.get("sent_kib", 0)),
                          "out-of-sync": str(_oos_kib(state, res, conn, volume, pd)), "pending": "0", "unacked": "0"}
+                if repl in m.VERIFY_STATES:
+                    fields["done"] = f"{m.verify_percent(pd):.2f}"
                 if repl in ("SyncSource", "SyncTarget"):
                     fields["done"] = f"{resync_percent(pd):.2f}"
                     stats["dbdt1"] = f"{m.resync_rate(state, node, res) / 1024:.2f}"
@@ -409,6 +418,22 @@ def _proc_minor(state: State, node: str, minor: int, res: dict[str, Any], volume
            f"al:0 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:{oos}")
     if pd is not None and cs in ("SyncSource", "SyncTarget"):
         yield from _proc_progress(state, node, res, pd)
+    if pd is not None and cs in m.VERIFY_STATES:
+        yield from _proc_verify_progress(state, node, res, pd)
+
+
+def _proc_verify_progress(state: State, node: str, res: dict[str, Any], pd: dict[str, Any]) -> Iterator[str]:
+    # drbd_syncer_progress() prints a verify like a resync, with "verified:" and the blocks left to compare.
+    total = max(int(pd.get("verify_total_kib", 1)), 1)
+    left = int(pd.get("verify_left_kib", 0))
+    permille = (total - left) * 1000 // total
+    filled = permille // 50
+    bar = "=" * max(filled - 1, 0) + ">" + "." * (20 - filled)
+    amount = f"({left // 1024}/{total // 1024})M" if left > 4 * 1024 * 1024 else f"({left}/{total})K"
+    yield f"\t[{bar}] verified:{permille // 10:3d}.{permille % 10}% {amount}"
+    rate = int(m.resync_rate(state, node, res))
+    eta = -(-left // max(rate, 1))
+    yield f"\tfinish: {eta // 3600}:{eta // 60 % 60:02d}:{eta % 60:02d} speed: {rate:,} ({rate:,}) K/sec"
 
 
 def _proc_progress(state: State, node: str, res: dict[str, Any], pd: dict[str, Any]) -> Iterator[str]:

@@ -10,6 +10,7 @@ import pytest
 
 from reconciler.cli.main import main
 from reconciler.daemon.doctor import (
+    USERMODE_HELPER_PATH,
     check_addresses,
     check_ballooning,
     check_drbd_module,
@@ -17,6 +18,7 @@ from reconciler.daemon.doctor import (
     check_lvm_filter,
     check_services,
     check_tools,
+    check_usermode_helper,
     lvm_filter_accepts,
     run_checks,
 )
@@ -185,3 +187,37 @@ def test_drbd_handler_programs_must_be_executable_here() -> None:
     assert "/usr/bin/reconciler (" in missing.detail
     assert "split brain" in missing.detail
     assert check_drbd_handlers(CannedHost({}), None).verdict == "skip"
+
+
+@pytest.mark.parametrize(("value", "verdict", "says"), [
+    ("/sbin/drbdadm\n", "ok", "/sbin/drbdadm"),
+    ("/usr/sbin/drbdadm\n", "ok", "runs the handlers"),
+    ("\n", "fail", "is empty"),
+    ("/bin/true\n", "fail", "'/bin/true'"),
+    ("disabled\n", "fail", "'disabled'"),
+    ("/usr/local/bin/my-helper\n", "warn", "not drbdadm"),
+])
+def test_usermode_helper_must_run_the_handlers(value: str, verdict: str, says: str) -> None:
+    check = check_usermode_helper(CannedHost({}, {USERMODE_HELPER_PATH: value}))
+    assert (check.verdict, check.name) == (verdict, "DRBD usermode helper")
+    assert says in check.detail
+    if verdict == "fail":
+        assert "fence-peer" in check.detail
+        assert "echo /sbin/drbdadm" in check.detail
+
+
+def test_usermode_helper_skipped_without_the_module() -> None:
+    assert check_usermode_helper(CannedHost({})).verdict == "skip"
+
+
+def test_usermode_helper_on_a_simulated_node(tmp_path: Path) -> None:
+    from reconciler.sim.host import SimHost
+    from reconciler.sim.state import SimCluster
+
+    cluster = SimCluster.init(tmp_path / "sim", ["erdbeere", "himbeere"], {"vg-sda": 400 << 30})
+    host = SimHost(cluster.directory, "erdbeere")
+    checks = {c.name: c for c in run_checks(host, "erdbeere", None, {})}
+    assert checks["DRBD usermode helper"].verdict == "ok"
+    with cluster.transaction() as state:
+        state["nodes"]["erdbeere"]["drbd_usermode_helper"] = "/bin/true"
+    assert check_usermode_helper(host).verdict == "fail"

@@ -115,3 +115,23 @@ def test_degraded_resources_are_shown_with_their_reason() -> None:
         ResourceStatus(key="drbd:vm100", vm="vm100", kind="drbd", phase="degraded",
                        reason="vm100 is in split brain", conditions=("split-brain",)),)})
     assert "vm100  drbd:vm100  Degraded     vm100 is in split brain" in render(status, now=100.0)
+
+
+def test_render_shows_online_verify() -> None:
+    from reconciler.model.status import VerifyStatus
+
+    now = 1_800_000_000.0
+    status = NodeStatus(node="erdbeere", verify=(
+        VerifyStatus(vm="vm100", resource="vm100", schedule="weekly", interval_seconds=604800,
+                     next_due_at=now + 3 * 3600, last_run_id="20270115T080000Z", last_run_at=now - 600,
+                     found_out_of_sync_bytes=4 << 20),
+        VerifyStatus(vm="vm101", resource="vm101", schedule="daily", interval_seconds=86400, running=True,
+                     run_id="20270115T090000Z", started_at=now - 300, progress_percent=12.5),
+        VerifyStatus(vm="vm102", resource="vm102", schedule="daily", interval_seconds=86400, next_due_at=now - 5,
+                     waiting="due, waiting: the connection to himbeere is StandAlone")))
+    lines = render(status, now=now).splitlines()
+    assert "  vm100 (weekly): next due in 3.0h" in lines
+    assert ("    last run 20270115T080000Z ended 10m ago: found 4MiB out of sync (resync them with verify: "
+            "{resync_found: 20270115T080000Z})") in lines
+    assert "  vm101 (daily): run 20270115T090000Z running since 5m ago, 12.5% compared" in lines
+    assert "    due, waiting: the connection to himbeere is StandAlone" in lines

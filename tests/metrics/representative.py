@@ -36,6 +36,7 @@ from reconciler.model.status import (
     ResourceStatus,
     RevisionInfo,
     Suspension,
+    VerifyStatus,
 )
 from reconciler.ownership import dm_uuid
 
@@ -145,8 +146,13 @@ def node_status(revision: str, *, seen_at: float, committed_at: float | None = N
                 refusal: str = "", invalid: tuple[str, ...] = (),
                 suspensions: tuple[Suspension, ...] = ()) -> NodeStatus:
     info = RevisionInfo(sha=revision, seen_at=seen_at, committed_at=committed_at)
+    verify = (VerifyStatus(vm="vm100", resource="vm100", schedule="weekly", interval_seconds=604800,
+                           next_due_at=seen_at + 604800, run_id="20270115T080000Z", started_at=seen_at - 3600,
+                           last_run_id="20270115T080000Z", last_run_at=seen_at - 60, found_out_of_sync_bytes=4096),
+              VerifyStatus(vm="vm101", resource="vm101", schedule="daily", interval_seconds=86400, running=True,
+                           run_id="20270115T090000Z", started_at=seen_at - 30, progress_percent=12.5))
     return NodeStatus(node=NODE, cluster="lab", last_attempted=info, last_applied=info, pending_refusal=refusal,
-                      invalid_errors=invalid, last_success_at=success_at, suspensions=suspensions)
+                      invalid_errors=invalid, last_success_at=success_at, suspensions=suspensions, verify=verify)
 
 
 def representative_state(now: float = 1_800_000_000.0) -> MetricsState:

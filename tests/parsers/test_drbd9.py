@@ -201,3 +201,13 @@ def test_truncated_json() -> None:
 def test_not_a_list() -> None:
     with pytest.raises(ParseError, match="list of resources"):
         drbd9.parse_status_json('{"name": "vm100"}')
+
+
+def test_a_verify_reports_its_progress_as_verify_not_resync() -> None:
+    data = _resource()
+    pd = data["connections"][0]["peer_devices"][0]
+    pd.update({"replication-state": "VerifyS", "peer-disk-state": "UpToDate", "out-of-sync": 0,
+               "has-online-verify-details": True, "ov-left": 1000})
+    (res,) = drbd9.parse_status_json(json.dumps([data]))
+    peer = res.connections[0].peer_devices[0]
+    assert (peer.replication_state, peer.verify_percent, peer.resync_percent) == ("VerifyS", 31.25, None)

@@ -185,3 +185,16 @@ def test_drbd84_lines_without_peer_ids() -> None:
     (conn,) = res.connections
     assert (conn.peer_name, conn.connection_state, conn.peer_role) == ("unknown", "Connected", "Primary")
     assert conn.peer_devices[0].replication_state == "Established"
+
+
+def test_verify_progress_follows_done_and_clears_after() -> None:
+    start = NOW_STATISTICS.replace("replication:SyncSource peer-disk:Inconsistent", "replication:VerifyS "
+                                   "peer-disk:UpToDate").replace("out-of-sync:9175040", "out-of-sync:0")
+    state = events2.state_from_events(start)
+    peer = state.resources[0].connections[0].peer_devices[0]
+    assert (peer.replication_state, peer.verify_percent, peer.resync_percent) == ("VerifyS", 12.5, None)
+    done = events2.parse_event_line("change peer-device name:vm100 peer-node-id:1 conn-name:node2 volume:0 "
+                                    "replication:Established out-of-sync:64")
+    assert done is not None
+    after = events2.apply_event(state, done).resources[0].connections[0].peer_devices[0]
+    assert (after.replication_state, after.verify_percent, after.out_of_sync_bytes) == ("Established", None, 65536)

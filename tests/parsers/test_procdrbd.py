@@ -160,3 +160,23 @@ def test_to_drbd_state_numbers_volumes_in_minor_order() -> None:
     state = procdrbd.to_drbd_state(proc, {5: "multi", 0: "multi"})
     (res,) = [r for r in state.resources if r.name == "multi"]
     assert [(d.volume, d.minor) for d in res.devices] == [(0, 0), (1, 5)]
+
+
+PROC_84_VERIFY = """\
+version: 8.4.11 (api:1/proto:86-101)
+ 0: cs:VerifyS ro:Primary/Secondary ds:UpToDate/UpToDate C r-----
+    ns:1048576 nr:0 dw:0 dr:1048776 al:0 bm:64 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:8
+\t[=====>..............] verified: 30.0% (734004/1048576)K
+\tfinish: 0:00:30 speed: 10,240 (10,240) want: 10,240 K/sec
+"""
+
+
+def test_84_verify_progress_and_found_blocks() -> None:
+    state = procdrbd.to_drbd_state(procdrbd.parse_proc_drbd(PROC_84_VERIFY), {0: "vm100"})
+    (peer,) = state.resources[0].connections[0].peer_devices
+    assert peer.replication_state == "VerifyS"
+    assert peer.verify_percent == 30.0
+    assert peer.resync_percent is None  # a verify copies nothing: it is not a resync
+    assert peer.out_of_sync_bytes == 8 * 1024
+    connected = procdrbd.to_drbd_state(procdrbd.parse_proc_drbd(PROC_84), {0: "vm100"})
+    assert connected.resources[0].connections[0].peer_devices[0].verify_percent is None

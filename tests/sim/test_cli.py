@@ -203,3 +203,15 @@ def test_advance_refuses_time_that_is_not_a_finite_forward_step(tmp_path: Path, 
     assert code == 2
     assert "finite number of seconds" in err
     assert SimCluster(tmp_path / "c").read()["time"] == 0.0
+
+
+def test_fault_verify_finds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    directory = str(tmp_path / "c")
+    _run(capsys, "sim", "init", directory)
+    code, out, _ = _run(capsys, "sim", "fault", directory, "verify-finds", "erdbeere", "4M")
+    assert code == 0
+    assert "finds 4096 KiB out of sync" in out
+    assert SimCluster(directory).read()["nodes"]["erdbeere"]["drbd"]["settings"]["verify_finds_kib"] == 4096
+    code, _, err = _run(capsys, "sim", "fault", directory, "verify-finds", "erdbeere", "lots")
+    assert code == 2
+    assert "not a size" in err
