@@ -153,6 +153,7 @@ def _was_pending(stack: Stack, node: str, resource: str) -> bool:
     return bool(stack.query(expr))
 
 
+@pytest.mark.timeout(900)
 def test_partition_alerts_through_the_daemons_metrics(tmp_path: Path) -> None:
     if shutil.which("prometheus") is None:
         pytest.skip("the prometheus server is not installed (Debian package 'prometheus')")
@@ -168,7 +169,7 @@ def test_partition_alerts_through_the_daemons_metrics(tmp_path: Path) -> None:
     try:
         first = cluster.create(seed)
         cluster.start()
-        if not cluster.wait_converged(first, 60.0):
+        if not cluster.wait_converged(first, 180.0):  # the initial resync alone is ~60 s on a loaded machine
             logs = "\n".join(f"--- {n}\n{cluster.log_tail(n, 40)}" for n in cluster.nodes)
             pytest.fail(f"the daemons did not converge at {first[:12]}\n{logs}")
 
