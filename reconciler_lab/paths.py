@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 CACHE = Path(os.environ.get("RECONCILER_LAB_CACHE", "/var/cache/reconciler-lab"))
@@ -13,8 +14,11 @@ XEN_IMAGE = CACHE / "xen-4.17-amd64"
 DOM0_INITRD = CACHE / "dom0-initrd.img"
 DOMU_INITRD = CACHE / "domu-initrd.img"
 STAMP = CACHE / "setup.json"
-RUN = CACHE / "run"
-NETNS = "reconciler-lab"
+# A second lab may run beside the first (its own run directory and namespace), e.g. a benchmark.
+RUN = Path(os.environ.get("RECONCILER_LAB_RUN", CACHE / "run"))
+NETNS = os.environ.get("RECONCILER_LAB_NETNS", "reconciler-lab")
+if not re.fullmatch(r"[a-z][a-z0-9-]{0,30}", NETNS):
+    raise ValueError(f"RECONCILER_LAB_NETNS={NETNS!r}: expected a short name of lower-case letters, digits and '-'")
 PROJECT = Path(__file__).resolve().parent.parent
 GUEST_DIR = Path(__file__).resolve().parent / "guest"
 

@@ -9,6 +9,11 @@ GUEST=$(cd "$(dirname "$0")" && pwd)
 PROJECT=$(arg lab.project)
 UNITS=/etc/systemd/system
 
+# A node's own /tmp and /var/tmp: systemd-tmpfiles empties /tmp at boot, and the shared root's (the host's,
+# through the overlay) took it over ten minutes on the emulated CPU.
+mount -t tmpfs -o mode=1777,size=256m tmpfs /tmp
+mount -t tmpfs -o mode=1777,size=64m tmpfs /var/tmp
+
 # systemd sets the host name from /etc/hostname (the shared root's) and needs a machine id of its own.
 echo "$NODE" >/etc/hostname
 [ -s /persist/machine-id ] || tr -d '-' </proc/sys/kernel/random/uuid >/persist/machine-id

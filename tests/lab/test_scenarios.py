@@ -493,7 +493,7 @@ def test_8_split_brain_made_by_hand(lab: Lab) -> None:
 
     def reported(node: Node) -> bool:
         exposed = metrics(node)
-        return ('drbd_resource_split_brain{resource="vm100"} 1.0' in exposed
+        return ('drbd_resource_split_brain{name="vm100"} 1.0' in exposed
                 and "split brain" in node.check(["reconciler", "status"], timeout=120))
 
     wait_until("both nodes to report the split brain in status and metrics",
