@@ -75,7 +75,9 @@ REGISTRY: dict[ActionKind, KindSpec] = {
     "make-swap": KindSpec("lvm", 300.0, prechecks=("signatures",)),
     "write-xen-config": KindSpec("files", DEFAULT_TIMEOUT),
     "remove-xen-config": KindSpec("files", DEFAULT_TIMEOUT, removes=True),
-    "start-domain": KindSpec("xl", 120.0, boot_gated=True, prechecks=("not-mounted",)),
+    # Longer than the transient unit's TimeoutStartSec (300 s): `xl create` killed mid-way leaves a domain
+    # without its xl monitor, and on an emulated CPU under load a start took over 120 s in the lab.
+    "start-domain": KindSpec("xl", 330.0, boot_gated=True, prechecks=("not-mounted",)),
     # `xl shutdown -w` waits for the guest to finish its own shutdown.
     "shutdown-domain": KindSpec("xl", 330.0, boot_gated=True),
     "set-domain-memory": KindSpec("xl", DEFAULT_TIMEOUT),

@@ -50,3 +50,10 @@ def test_each_flag_selects_exactly_its_kinds() -> None:
                                             "drbd-resize", "drbd-down"}
     assert kinds_where("boot_gated") == {"promote", "promote-force-initial", "demote", "start-domain",
                                          "shutdown-domain", "discard-my-data"}
+
+
+def test_a_domain_start_outlasts_its_transient_units_start_timeout() -> None:
+    from reconciler.daemon.scope import START_TIMEOUT_S
+
+    # Killing `xl create` before systemd gives up on it leaves a half-made domain without its monitor.
+    assert spec("start-domain").timeout_s > START_TIMEOUT_S
