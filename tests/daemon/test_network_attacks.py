@@ -27,6 +27,7 @@ from reconciler.daemon.peer import PATH, PeerAnswer, PeerServer, fetch_peer
 from reconciler.daemon.peerauth import request_headers
 from reconciler.daemon.runtime import Daemon
 from reconciler.metrics.auth import hash_password
+from reconciler.metrics.guard import FailureLimiter
 from reconciler.metrics.state import MetricsState
 from tests.daemon.fakes import FakeEngine
 from tests.source.gitrepo import WorkRepo
@@ -271,6 +272,7 @@ def _scrape(port: int, password: str, source: str = "127.0.0.1") -> int:
 def test_password_guessing_costs_a_bounded_share_of_cpu(node: Node) -> None:
     assert _scrape(node.metrics_port, PASSWORD, "127.0.0.2") == 200  # Prometheus, before the attack
     cpu_before = time.process_time()
+    started = time.monotonic()
     codes = [_scrape(node.metrics_port, f"guess-{i}") for i in range(100)]
     cpu = time.process_time() - cpu_before
     hashed = codes.count(401)
@@ -279,7 +281,12 @@ def test_password_guessing_costs_a_bounded_share_of_cpu(node: Node) -> None:
     assert codes.count(429) == 90
     # Another guesser address gets its own small budget, and the total is bounded by the global bucket.
     more = [_scrape(node.metrics_port, f"guess-{i}", f"127.0.2.{i}") for i in range(1, 41)]
-    assert more.count(429) >= 20
+    # The global bucket refills while the guesses run (slowly, on a loaded machine): every checked guess, from
+    # all addresses together, fits in its burst plus its rate over the time taken, and no more.
+    limits = FailureLimiter()
+    budget = limits.global_burst + limits.global_rate * (time.monotonic() - started)
+    assert hashed + more.count(401) <= budget + 1, (hashed, more.count(401), budget)
+    assert more.count(429) >= 40 - (budget + 1 - hashed)
     assert _scrape(node.metrics_port, PASSWORD, "127.0.0.2") == 200  # the real scraper is never held up
     node.still_reconciling_and_answering()
 
