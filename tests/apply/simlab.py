@@ -73,3 +73,9 @@ def edit_vm(lab: SimLab, vm: str, pattern: str, replacement: str) -> None:
     changed = re.sub(pattern, replacement, text, count=1, flags=re.M)
     assert changed != text, f"{pattern!r} not found in {path}"
     path.write_text(changed)
+
+
+def run_on(lab: SimLab, node: str, *argv: str) -> None:
+    """Run ``argv`` on a simulated node by hand (as an operator would); it must succeed."""
+    result = SimHost(lab.directory, node).run(list(argv), timeout=30)
+    assert result.ok, result.describe()

@@ -9,17 +9,12 @@ import pytest
 
 from reconciler.sim import faults
 from reconciler.sim.host import SimHost
-from tests.apply.simlab import SimLab, edit_vm, init_cluster
+from tests.apply.simlab import SimLab, edit_vm, init_cluster, run_on
 
 
 @pytest.fixture
 def lab(converged_lab: SimLab) -> SimLab:
     return converged_lab
-
-
-def _run(lab: SimLab, node: str, *argv: str) -> None:
-    result = SimHost(lab.directory, node).run(list(argv), timeout=30)
-    assert result.ok, result.describe()
 
 
 def _mutating(lab: SimLab, mark: int, node: str) -> list[list[str]]:
@@ -31,8 +26,8 @@ def test_split_brain_is_reported_on_both_nodes_and_nothing_is_adjusted_or_reconn
         faults.partition(state, "erdbeere", "himbeere")
     lab.cluster.advance(10)
     # An operator promotes the cut-off secondary by hand and starts the VM there too; both sides write.
-    _run(lab, "himbeere", "drbdadm", "primary", "--force", "vm100")
-    _run(lab, "himbeere", "xl", "create", "/etc/xen/vm100.cfg")
+    run_on(lab, "himbeere", "drbdadm", "primary", "--force", "vm100")
+    run_on(lab, "himbeere", "xl", "create", "/etc/xen/vm100.cfg")
     lab.cluster.advance(10)
     with lab.cluster.transaction() as state:
         faults.heal(state)
@@ -118,8 +113,8 @@ def test_lvs_made_by_hand_with_a_filesystem_on_a_leg_are_never_written_over(tmp_
         init_cluster(directory)
         lab = SimLab(directory)
         for vg in ("vg-sda", "vg-sdb", "vg-sdc"):
-            _run(lab, "erdbeere", "lvcreate", "--yes", *tag, "-L", "100G", "-n", "root100", vg)
-        _run(lab, "erdbeere", "mkfs.xfs", "/dev/vg-sdb/root100")
+            run_on(lab, "erdbeere", "lvcreate", "--yes", *tag, "-L", "100G", "-n", "root100", vg)
+        run_on(lab, "erdbeere", "mkfs.xfs", "/dev/vg-sdb/root100")
         return lab
 
     untagged = made_by_hand(tmp_path / "untagged")

@@ -18,8 +18,7 @@ from reconciler.desired.expand import expand_node
 from reconciler.desired.load import load_cluster
 from reconciler.sim import drbd_machine as m
 from reconciler.sim import faults, oracle
-from reconciler.sim.host import SimHost
-from tests.apply.simlab import SimLab, edit_vm
+from tests.apply.simlab import SimLab, edit_vm, run_on
 
 RESOURCE = "vm100"
 DISCARD_ARGV = ["drbdadm", "connect", "--discard-my-data", RESOURCE]
@@ -31,11 +30,6 @@ _INCIDENT = re.compile(r"incident (sb-[0-9a-f]{12})")
 @pytest.fixture
 def lab(converged_lab: SimLab) -> SimLab:
     return converged_lab
-
-
-def _run(lab: SimLab, node: str, *argv: str) -> None:
-    result = SimHost(lab.directory, node).run(list(argv), timeout=30)
-    assert result.ok, result.describe()
 
 
 def _mutating(lab: SimLab, mark: int, node: str) -> list[list[str]]:
@@ -52,10 +46,10 @@ def _split_brain(lab: SimLab) -> None:
     with lab.cluster.transaction() as state:
         faults.partition(state, "erdbeere", "himbeere")
     lab.cluster.advance(10)
-    _run(lab, "himbeere", "drbdadm", "primary", "--force", RESOURCE)
+    run_on(lab, "himbeere", "drbdadm", "primary", "--force", RESOURCE)
     with lab.cluster.transaction() as state:
         assert oracle.write_by_hand(state, "himbeere", RESOURCE, HAND_WRITES)
-    _run(lab, "himbeere", "drbdadm", "secondary", RESOURCE)
+    run_on(lab, "himbeere", "drbdadm", "secondary", RESOURCE)
     lab.cluster.advance(10)
     with lab.cluster.transaction() as state:
         faults.heal(state)
@@ -222,8 +216,8 @@ def test_the_last_look_refuses_a_discard_planned_for_an_incident_that_has_since_
     assert discard is not None
     assert not discard.waiting
     assert not discard.refused
-    _run(lab, "himbeere", "drbdadm", "connect", "--discard-my-data", RESOURCE)
-    _run(lab, "erdbeere", "drbdadm", "connect", RESOURCE)
+    run_on(lab, "himbeere", "drbdadm", "connect", "--discard-my-data", RESOURCE)
+    run_on(lab, "erdbeere", "drbdadm", "connect", RESOURCE)
     lab.cluster.advance(3600)
     _split_brain(lab)
     second = _incident(lab)

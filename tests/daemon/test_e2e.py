@@ -4,29 +4,16 @@ commits to: bring-up, a change, an invalid commit, a fix, a force-push, suspend/
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from reconciler.cli.main import main
-from reconciler.sim.demo import DemoCluster, example_desired_state
+from reconciler.sim.demo import DemoCluster
 from reconciler.sim.demo_cli import NEW_VM
 
 # A deadline, not a pause: the bring-up's initial resync alone takes about 60 s of wall time on a loaded
 # two-core machine (the simulator's clock runs at 60x), so each step gets room well beyond that.
 STEP_TIMEOUT = 180.0
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[DemoCluster]:
-    seed = example_desired_state()
-    if seed is None:
-        pytest.skip("desired-state/ (the example repository) is not present")
-    demo = DemoCluster(tmp_path / "demo")
-    demo.create(seed)
-    yield demo
-    demo.stop()
 
 
 def state_dir(cluster: DemoCluster, node: str) -> str:

@@ -4,14 +4,12 @@ through their peer status, and resolve it once a commit says whose changes are d
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from reconciler.sim import drbd_machine as m
 from reconciler.sim import faults, oracle
-from reconciler.sim.demo import DemoCluster, example_desired_state
+from reconciler.sim.demo import DemoCluster
 from reconciler.sim.host import SimHost
 from reconciler.sim.state import SimCluster
 
@@ -19,17 +17,6 @@ STEP_TIMEOUT = 90.0
 RESOURCE = "vm100"
 HAND_WRITES = 20
 _INCIDENT = re.compile(r"incident (sb-[0-9a-f]{12})")
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[DemoCluster]:
-    seed = example_desired_state()
-    if seed is None:
-        pytest.skip("desired-state/ (the example repository) is not present")
-    demo = DemoCluster(tmp_path / "demo")
-    demo.create(seed)
-    yield demo
-    demo.stop()
 
 
 def _run(cluster: DemoCluster, node: str, *argv: str) -> None:
