@@ -3,6 +3,7 @@ journal, and one typed outcome per action. Never raises for a failing command; a
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from reconciler.apply.lastlook import LastLook
 from reconciler.apply.progress import Progress, SilentProgress
 from reconciler.apply.result import ApplyResult, pass_outcome, resource_statuses
 from reconciler.apply.retry import RetryPolicy, Sleep, run_with_retries
+from reconciler.apply.undo import undo_failed
 from reconciler.host.base import Host, HostFileError
 from reconciler.model.observed import Signature
 from reconciler.model.status import ActionRecord, ActionResult
@@ -141,6 +143,10 @@ class Executor:
                                                 key=action.key, vm=action.vm, devices=action.probe_before,
                                                 identity=identity, started_at=self.options.clock()))
         outcome = self._execute(action, commands, entry)
+        if outcome.result == "failed":
+            undone = undo_failed(self.host, action)
+            outcome = dataclasses.replace(outcome, message=outcome.message + undone.message,
+                                          argv=outcome.argv + undone.ran)
         self.journal.finish(action.id)
         return outcome
 

@@ -38,6 +38,10 @@ class Hypervisor(Protocol):
         """Shut the domain down cleanly and wait for it (never destroy it)."""
         ...
 
+    def destroy_argv(self, domain: str) -> Argv:
+        """Destroy the domain at once; used only on what an interrupted start left, which never ran."""
+        ...
+
     def set_memory_argv(self, domain: str, mib: int) -> Argv:
         """Change a running domain's memory, within its maximum."""
         ...

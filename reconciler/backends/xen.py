@@ -21,6 +21,9 @@ class XenHypervisor:
     def shutdown_argv(self, domain: str) -> Argv:
         return ("xl", "shutdown", "-w", check_name(domain, "domain"))
 
+    def destroy_argv(self, domain: str) -> Argv:
+        return ("xl", "destroy", check_name(domain, "domain"))
+
     def set_memory_argv(self, domain: str, mib: int) -> Argv:
         return ("xl", "mem-set", check_name(domain, "domain"), f"{mib}m")
 

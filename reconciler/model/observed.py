@@ -127,6 +127,12 @@ class DrbdState(Frozen):
 DomainRunState = Literal["running", "blocked", "paused", "crashed", "shutdown", "dying", "unknown"]
 
 
+def never_ran(state: DomainRunState, cpu_time_s: float | None) -> bool:
+    """Paused without a moment of CPU time: what ``xl create`` leaves when it is killed before it unpauses
+    the domain (it destroys the domain itself only when it fails on its own). Its guest wrote nothing."""
+    return state == "paused" and cpu_time_s == 0.0
+
+
 class DomainState(Frozen):
     name: str
     domid: int
@@ -137,10 +143,15 @@ class DomainState(Frozen):
     uuid: str | None = None
     disks: tuple[str, ...] = ()
     nics: tuple[str, ...] = ()
+    cpu_time_s: float | None = None
 
     @property
     def is_running(self) -> bool:
         return self.state in ("running", "blocked")
+
+    @property
+    def never_ran(self) -> bool:
+        return never_ran(self.state, self.cpu_time_s)
 
 
 class HostInfo(Frozen):

@@ -14,8 +14,8 @@ PassOutcome = Literal["converged", "degraded", "progressing", "failed", "invalid
 """``converged``: nothing left to do and everything healthy. ``degraded``: nothing left that the reconciler may
 do by itself, but something is not healthy (split brain, a disk that is not UpToDate, ...)."""
 
-ConditionKind = Literal["split-brain", "disk", "peer-disk", "domain-away", "domain-on-both", "restart-needed",
-                        "growth-pending"]
+ConditionKind = Literal["split-brain", "disk", "peer-disk", "domain-away", "domain-on-both", "domain-not-running",
+                        "restart-needed", "growth-pending"]
 
 
 class Condition(Frozen):

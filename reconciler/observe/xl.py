@@ -341,6 +341,7 @@ def merge_domains(rows: tuple[XlListRow, ...], configs: tuple[XlDomainConfig, ..
                 uuid=config.uuid if config else None,
                 disks=config.disks if config else (),
                 nics=config.nics if config else (),
+                cpu_time_s=row.time_s,
             )
         )
     return tuple(domains)

@@ -71,7 +71,9 @@ class Action(Frozen):
     ``safety`` is the DRBD resource's safety mechanism, for the promotion rule re-checked right before.
     ``identity`` lists the LVs beneath the written device (comma-separated paths, or an LV uuid for an
     extend or removal); apply resolves the paths to LV uuids for the crash journal, so a recreated device
-    is never mistaken for the one an interrupted step was writing.
+    is never mistaken for the one an interrupted step was writing. ``undo`` clears what the action leaves
+    half-made when it fails; it runs only when the kind's undo check (``reconciler.plan.registry``) proves
+    it safe on a fresh look.
     """
 
     id: str
@@ -94,6 +96,7 @@ class Action(Frozen):
     waiting: str = ""
     wait_for: WaitFor = ""
     reason: str = ""
+    undo: tuple[Command, ...] = ()
 
     @property
     def symbol(self) -> str:

@@ -111,7 +111,9 @@ def _plan_present(b: VmBuilder, moved_away: Collection[str] | None) -> None:
         stop = plan_shutdown(b, domain, f"the designated primary is {vm.primary_node}", refused=refused,
                              waiting=waiting)
     restart = False
-    if domain is not None and running is not None and want_primary:
+    if domain is not None and running is not None and running.is_running and want_primary:
+        # A paused, crashed or half-made domain is reported (health), not changed: `xl mem-set` on a domain
+        # that `xl create` never finished fails every pass and says nothing useful.
         restart = plan_live_changes(b, domain, running)
     config = plan_xen_config(b, domain) if domain is not None else None
     if restart and domain is not None:

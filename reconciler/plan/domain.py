@@ -75,7 +75,7 @@ def plan_live_changes(b: VmBuilder, domain: DesiredDomain, running: DomainState)
 def plan_start(b: VmBuilder, domain: DesiredDomain, after: tuple[str | None, ...]) -> str:
     return b.add("start-domain", domain.key, "create", f"start domain {domain.name}",
                  commands=(b.command(b.hypervisor.start_argv(domain.name)),), depends_on=after,
-                 devices=domain.disks)
+                 devices=domain.disks, undo=(b.command(b.hypervisor.destroy_argv(domain.name)),))
 
 
 def plan_shutdown(b: VmBuilder, domain: DesiredDomain, why: str, *, refused: str = "", waiting: str = "") -> str:

@@ -2,7 +2,8 @@
 
 Each condition here is a state the reconciler cannot or must not repair by itself, and that an operator must
 know about: split brain, a disk that should hold UpToDate data and does not, a peer whose data is unknown or
-stale, a domain running away from its designated node (or possibly on both), a restart the desired state
+stale, a domain running away from its designated node (or possibly on both), a domain that exists on its
+designated node but does not run (paused, crashed, half-made by an interrupted start), a restart the desired state
 asked for but did not allow, growth that has not reached the DRBD device. A resource with a condition is
 Degraded, and a pass with one is not "converged". Pure: desired + observation + plan in, conditions out.
 """
@@ -10,7 +11,7 @@ Degraded, and a pass with one is not "converged". Pure: desired + observation + 
 from __future__ import annotations
 
 from reconciler.model.desired import DesiredNode, DesiredVm
-from reconciler.model.observed import DrbdResourceState, ObservedNode
+from reconciler.model.observed import DomainState, DrbdResourceState, ObservedNode
 from reconciler.model.status import Condition
 from reconciler.plan.model import Plan
 from reconciler.plan.peer import PeerView
@@ -88,4 +89,23 @@ def _domain_conditions(vm: DesiredVm, observed: ObservedNode, res: DrbdResourceS
         return [Condition(key=key, vm=vm.name, kind="domain-away",
                           message=f"{vm.name} is designated to run here, but {', '.join(peer_primary)} is Primary "
                                   "(the VM runs there, away from this node)")]
+    if dom is not None and not running_here and vm.is_primary_here:
+        return [Condition(key=key, vm=vm.name, kind="domain-not-running", message=not_running(dom))]
     return []
+
+
+def not_running(dom: DomainState) -> str:
+    """Why a domain that exists here is not running, and what brings it back; the reconciler does not
+    restart it itself (its name is taken, and a paused or crashed domain may be kept on purpose)."""
+    name = dom.name
+    again = f"`xl destroy {name}` lets the reconciler start it again"
+    if dom.never_ran:
+        return (f"{name} (domain {dom.domid}) is paused and has never run: a start that did not finish (`xl create` "
+                f"stopped before it unpaused the domain); its guest wrote nothing, and {again}")
+    if dom.state == "paused":
+        return f"{name} (domain {dom.domid}) is paused; `xl unpause {name}` resumes it"
+    if dom.state == "crashed":
+        return (f"{name} (domain {dom.domid}) crashed and is kept for inspection (its on_crash setting); "
+                f"once inspected, {again}")
+    return (f"{name} (domain {dom.domid}) is {dom.state} but still listed: the reconciler starts it again once it is "
+            f"gone; if it stays, {again}")

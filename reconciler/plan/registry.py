@@ -31,6 +31,13 @@ last word; the plan may be seconds or minutes old by then):
   node's record with the peer's still names the same incident).
 """
 
+UndoCheck = Literal["unstarted-domain"]
+"""What the executor checks, after an action failed, before it runs the action's ``undo`` commands:
+
+- ``unstarted-domain``: a domain of that name exists, paused, with no CPU time at all: what `xl create`
+  leaves when it is killed before it unpauses the domain. Its guest never ran, so destroying it loses nothing.
+"""
+
 
 @dataclass(frozen=True)
 class KindSpec:
@@ -40,6 +47,7 @@ class KindSpec:
     peer_revision: bool = False  # both DRBD sides must agree: waits until the peer applied the same revision
     boot_gated: bool = False  # changes who runs a domain: never decided from a cached revision after a start
     prechecks: tuple[Precheck, ...] = ()
+    undo_check: UndoCheck | None = None  # when the action fails: what proves its ``undo`` commands safe
 
 
 DEFAULT_TIMEOUT = 60.0
@@ -75,9 +83,9 @@ REGISTRY: dict[ActionKind, KindSpec] = {
     "make-swap": KindSpec("lvm", 300.0, prechecks=("signatures",)),
     "write-xen-config": KindSpec("files", DEFAULT_TIMEOUT),
     "remove-xen-config": KindSpec("files", DEFAULT_TIMEOUT, removes=True),
-    # Longer than the transient unit's TimeoutStartSec (300 s): `xl create` killed mid-way leaves a domain
-    # without its xl monitor, and on an emulated CPU under load a start took over 120 s in the lab.
-    "start-domain": KindSpec("xl", 330.0, boot_gated=True, prechecks=("not-mounted",)),
+    # Longer than the transient unit's TimeoutStartSec (300 s): on an emulated CPU under load a start took
+    # over 120 s in the lab. `xl create` killed mid-way leaves a paused domain that blocks every later start.
+    "start-domain": KindSpec("xl", 330.0, boot_gated=True, prechecks=("not-mounted",), undo_check="unstarted-domain"),
     # `xl shutdown -w` waits for the guest to finish its own shutdown.
     "shutdown-domain": KindSpec("xl", 330.0, boot_gated=True),
     "set-domain-memory": KindSpec("xl", DEFAULT_TIMEOUT),

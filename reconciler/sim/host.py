@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from reconciler.host.base import DEFAULT_TIMEOUT, CommandResult, HostFileError
-from reconciler.sim import commands, faults
+from reconciler.sim import commands, faults, xen
 from reconciler.sim.state import SimCluster, SimStateError, State, load_modules, node_state, serialise
 
 EXIT_UNREACHABLE = 255
@@ -57,7 +57,16 @@ class SimHost:
                                  f"{self._node}: node is down (simulated crash)\n"), False
         forced = faults.apply_command_faults(state, self._node, args, timeout)
         if forced is not None:
-            return forced, False
+            leftover = xen.interrupted_create(args) if forced.timed_out else None
+            if leftover is None:
+                return forced, False
+            # A hung `xl create` that is killed leaves its domain behind, paused, as the real one does.
+            made, _ = self._dispatch(state, leftover, timeout, stdin)
+            return forced, made.ok
+        return self._dispatch(state, args, timeout, stdin)
+
+    def _dispatch(self, state: State, args: tuple[str, ...], timeout: float,
+                  stdin: str | None) -> tuple[CommandResult, bool]:
         before = self.cluster.loaded_text if not state.get("faults") else None
         if before is None:
             before = serialise(state)

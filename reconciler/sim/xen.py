@@ -210,7 +210,11 @@ def _flags(dom: dict[str, Any]) -> str:
 
 
 def _cpu_time(ctx: CommandContext, dom: dict[str, Any]) -> float:
-    return max(ctx.now - float(dom.get("started", ctx.now)), 0.0) * 0.02 * int(dom["vcpus"])
+    """A paused domain's vCPUs do not run: its time stands still (at 0.0 when it was created paused)."""
+    if dom.get("state") == "paused":
+        return float(dom.get("cpu_s", 0.0))
+    ran = max(ctx.now - float(dom.get("started", ctx.now)), 0.0)
+    return float(dom.get("cpu_s", 0.0)) + ran * 0.02 * int(dom["vcpus"])
 
 
 def _disk_problem(state: State, node: str, disk: dict[str, str], others: dict[str, dict[str, Any]],
@@ -437,6 +441,36 @@ def _destroy(ctx: CommandContext, args: list[str]) -> CommandResult:
     return ctx.ok()
 
 
+def interrupted_create(argv: tuple[str, ...]) -> tuple[str, ...] | None:
+    """What a killed ``xl create`` leaves, as the command that makes it: the domain created, paused, never
+    unpaused (``xl`` destroys a domain itself only when it fails on its own)."""
+    if len(argv) >= 3 and argv[0] == "xl" and argv[1] == "create" and "-p" not in argv:
+        return ("xl", "create", "-p", *argv[2:])
+    return None
+
+
+def _pause(ctx: CommandContext, args: list[str]) -> CommandResult:
+    names = [a for a in args if not a.startswith("-")]
+    if not names:
+        raise XlError("Usage: xl [-vf] pause <Domain>\n", 2)
+    _, dom = _find(ctx, names[0])
+    if dom.get("state") == "running":
+        dom["cpu_s"] = _cpu_time(ctx, dom)
+        dom["state"] = "paused"
+    return ctx.ok()
+
+
+def _unpause(ctx: CommandContext, args: list[str]) -> CommandResult:
+    names = [a for a in args if not a.startswith("-")]
+    if not names:
+        raise XlError("Usage: xl [-vf] unpause <Domain>\n", 2)
+    _, dom = _find(ctx, names[0])
+    if dom.get("state") == "paused":
+        dom["state"] = "running"
+        dom["started"] = ctx.now
+    return ctx.ok()
+
+
 def _migrate(ctx: CommandContext, args: list[str]) -> CommandResult:
     positional = []
     skip = False
@@ -543,7 +577,7 @@ def _vcpu_set(ctx: CommandContext, args: list[str]) -> CommandResult:
 
 _SUBCOMMANDS: dict[str, Callable[[CommandContext, list[str]], CommandResult]] = {
     "list": _list, "li": _list, "info": _info, "create": _create, "shutdown": _shutdown, "destroy": _destroy,
-    "migrate": _migrate, "mem-set": _mem_set, "vcpu-set": _vcpu_set,
+    "migrate": _migrate, "mem-set": _mem_set, "vcpu-set": _vcpu_set, "pause": _pause, "unpause": _unpause,
 }
 
 

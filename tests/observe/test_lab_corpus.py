@@ -70,6 +70,10 @@ def test_the_domain_runs_on_the_primary_only_with_its_replicated_disk_and_local_
     domain = primary.domain("vm100")
     assert domain is not None
     assert domain.state in ("running", "blocked")
+    # A real domU that booted has CPU time: only a start that never unpaused its domain shows 0.0.
+    assert domain.cpu_time_s is not None
+    assert domain.cpu_time_s > 0
+    assert not domain.never_ran
     assert domain.disks == ("/dev/drbd0", "/dev/vg-sda/swap100", "/dev/vg-sdb/swap100", "/dev/vg-sdc/swap100")
     assert secondary.domain("vm100") is None
 

@@ -51,6 +51,8 @@ def test_full_node_with_drbd9_and_xen() -> None:
     domain = observed.domain("vm100")
     assert domain is not None
     assert (domain.domid, domain.state, domain.memory_mib) == (3, "blocked", 4096)
+    assert domain.cpu_time_s == 567.8
+    assert not domain.never_ran
     assert domain.disks == ("/dev/drbd0",)
     assert observed.host.free_memory_mib == 40960
 

@@ -76,6 +76,9 @@ class OtherHypervisor(XenHypervisor):
     def shutdown_argv(self, domain: str) -> Argv:
         return ("other", "shutdown", domain)
 
+    def destroy_argv(self, domain: str) -> Argv:
+        return ("other", "destroy", domain)
+
 
 OTHER = Backends(hypervisor=OtherHypervisor(), replicator=DRBD)
 

@@ -119,6 +119,30 @@ def test_domain_conditions_say_where_the_vm_runs() -> None:
         update={"domains": ()}), EMPTY) == ()
 
 
+def test_a_domain_that_exists_on_its_node_but_does_not_run_says_why_and_what_brings_it_back() -> None:
+    here = make_node(make_vm(100))
+
+    def said(state: str, cpu_time_s: float | None) -> str:
+        observed = _running(_observed(here), state=state)
+        dom = observed.domains[0].model_copy(update={"cpu_time_s": cpu_time_s})
+        found = _messages(assess(here, observed.model_copy(update={"domains": (dom,)}), EMPTY))
+        assert set(found) == {"domain-not-running"}, state
+        return found["domain-not-running"]
+
+    assert said("paused", 0.0) == (
+        "vm100 (domain 3) is paused and has never run: a start that did not finish (`xl create` stopped before it "
+        "unpaused the domain); its guest wrote nothing, and `xl destroy vm100` lets the reconciler start it again")
+    assert said("paused", 12.5) == "vm100 (domain 3) is paused; `xl unpause vm100` resumes it"
+    assert said("paused", None) == "vm100 (domain 3) is paused; `xl unpause vm100` resumes it"
+    assert said("crashed", 3.0) == ("vm100 (domain 3) crashed and is kept for inspection (its on_crash setting); "
+                                    "once inspected, `xl destroy vm100` lets the reconciler start it again")
+    assert said("shutdown", 3.0).startswith("vm100 (domain 3) is shutdown but still listed")
+    # Running or blocked is healthy; designated elsewhere, a stopped record here is the shutdown's business.
+    assert assess(here, _running(_observed(here), state="blocked"), EMPTY) == ()
+    away = make_node(make_vm(100, primary="himbeere"))
+    assert "domain-not-running" not in _messages(assess(away, _running(_observed(away), state="paused"), EMPTY))
+
+
 def test_a_vm_without_a_domain_or_without_drbd_state_raises_only_what_applies() -> None:
     vm = make_vm(100)
     no_domain = make_node(vm.model_copy(update={"domain": None}))

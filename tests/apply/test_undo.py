@@ -1,0 +1,80 @@
+"""After a failed start, only a domain that never ran is destroyed; anything else is left as it is."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.apply.undo import undo_failed
+from reconciler.plan.actions import Action, Command
+from tests.apply.fakes import FakeHost, fail, ok
+
+pytestmark = pytest.mark.timeout(30)
+
+PAUSED_NEVER_RAN = "vm100                                        7   512     2     --p---       0.0\n"
+HEADER = "Name                                        ID   Mem VCPUs\tState\tTime(s)\n"
+DOM0 = "Domain-0                                     0  2048     2     r-----      50.2\n"
+
+
+def _start() -> Action:
+    return Action(id="start-domain@domain:vm100", kind="start-domain", key="domain:vm100", vm="vm100",
+                  change="create", description="start domain vm100",
+                  commands=(Command(argv=("xl", "create", "/etc/xen/vm100.cfg")),),
+                  undo=(Command(argv=("xl", "destroy", "vm100")),))
+
+
+def _host(row: str, *, destroy_fails: bool = False) -> FakeHost:
+    def answer(argv: tuple[str, ...]) -> object:
+        if argv == ("xl", "list"):
+            return ok(argv, HEADER + DOM0 + row)
+        if argv[:2] == ("xl", "destroy") and destroy_fails:
+            return fail(argv, 1, "libxl: error: libxl_domain.c:1133:devices_destroy_cb: destroy failed (rc=-3)\n")
+        return None
+
+    return FakeHost(responders=[answer])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("row", [
+    "",  # nothing was made
+    "vm100                                        7  1024     2     -b----       0.4\n",  # it ran: not ours to end
+    "vm100                                        7  1024     2     --p---       3.1\n",  # paused after running
+    "vm100                                        7  1024     2     ----c-       0.0\n",  # crashed: kept
+    "vm101                                        7  1024     2     --p---       0.0\n",  # another domain
+])
+def test_nothing_is_destroyed_unless_the_domain_is_paused_and_never_ran(row: str) -> None:
+    host = _host(row)
+    undone = undo_failed(host, _start())
+    assert undone.message == ""
+    assert undone.ran == ()
+    assert host.calls == [("xl", "list")]
+
+
+def test_a_paused_domain_without_cpu_time_is_destroyed() -> None:
+    host = _host(PAUSED_NEVER_RAN)
+    undone = undo_failed(host, _start())
+    assert host.calls == [("xl", "list"), ("xl", "destroy", "vm100")]
+    assert undone.ran == (("xl", "destroy", "vm100"),)
+    assert undone.message == ("; the half-made vm100 (domain 7, paused, never ran) was destroyed, as xl does when a "
+                              "start fails: the next pass starts it again")
+
+
+def test_a_destroy_that_fails_says_the_next_start_will_fail_too() -> None:
+    host = _host(PAUSED_NEVER_RAN, destroy_fails=True)
+    undone = undo_failed(host, _start())
+    assert undone.message.startswith("; vm100 (domain 7) was left paused and never ran, and "
+                                     "`xl destroy vm100` (exit 1)")
+    assert undone.message.endswith("failed: the next start fails until it is gone")
+
+
+def test_an_unreadable_listing_is_said_and_nothing_is_destroyed() -> None:
+    host = FakeHost(responders=[lambda argv: fail(argv, 1, "xencall: error: Could not obtain handle\n")
+                                if argv == ("xl", "list") else None])
+    undone = undo_failed(host, _start())
+    assert undone.ran == ()
+    assert undone.message.startswith("; could not look for a half-made vm100 afterwards: `xl list` (exit 1)")
+
+
+def test_kinds_without_an_undo_check_never_look() -> None:
+    host = _host(PAUSED_NEVER_RAN)
+    other = _start().model_copy(update={"kind": "set-domain-memory"})
+    assert undo_failed(host, other).message == ""
+    assert host.calls == []
