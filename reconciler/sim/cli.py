@@ -80,9 +80,11 @@ def register(subparsers: Any) -> None:
         one = kinds.add_parser(kind, help=text)
         one.add_argument("node")
         one.set_defaults(func=_node_fault, kind=kind)
-    part = kinds.add_parser("partition", help="cut the network between two nodes")
+    part = kinds.add_parser("partition", help="cut the replication link between two nodes")
     part.add_argument("a")
     part.add_argument("b")
+    part.add_argument("--management", action="store_true",
+                      help="cut the management link too (peer status, fence-peer): a full partition")
     part.set_defaults(func=_partition)
     heal = kinds.add_parser("heal", help="reconnect two nodes (or every pair)")
     heal.add_argument("a", nargs="?")
@@ -274,9 +276,10 @@ def _summary(state: dict[str, Any]) -> str:
             lines.append(f"  domain {name} (id {dom['domid']}, {dom['memory']} MiB, {dom.get('state')})")
         for mount in ns.get("mounts", []):
             lines.append(f"  mounted {mount['device']} on {mount['mountpoint']}")
-    cuts = state.get("network", {}).get("cut", [])
-    if cuts:
-        lines.append("network cut: " + ", ".join(f"{a}<->{b}" for a, b in cuts))
+    for key, what in (("cut", "replication link cut"), ("management_cut", "management link cut")):
+        cuts = state.get("network", {}).get(key, [])
+        if cuts:
+            lines.append(f"{what}: " + ", ".join(f"{a}<->{b}" for a, b in cuts))
     for fault in state.get("faults", []):
         lines.append("fault " + _describe_fault(fault))
     return "\n".join(lines)
@@ -322,8 +325,8 @@ def _partition(args: argparse.Namespace) -> int:
     from reconciler.sim import faults  # noqa: PLC0415
 
     with _cluster(args).transaction() as state:
-        faults.partition(state, check_name(args.a, "node"), check_name(args.b, "node"))
-    print(f"network cut between {args.a} and {args.b}")
+        faults.partition(state, check_name(args.a, "node"), check_name(args.b, "node"), management=args.management)
+    print(f"{'both links' if args.management else 'replication link'} cut between {args.a} and {args.b}")
     return 0
 
 

@@ -579,9 +579,8 @@ def fence_peer_exit(state: State, node: str, name: str, peer: str) -> int:
     fixed = {"outdate": 4, "unreachable": 5, "stonith": 7, "fail": 1}
     if mode in fixed:
         return fixed[mode]
-    peer_state = state["nodes"].get(peer, {})
-    if not peer_state.get("up"):
-        return 5
+    if not simstate.can_talk(state, node, peer, link="management_cut"):
+        return 5  # the handler cannot reach the peer's daemon (down, or the management link cut too)
     peer_res = runtime(state, peer, name)
     if peer_res is not None and peer_res["role"] == PRIMARY:
         return 6

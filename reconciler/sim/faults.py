@@ -233,25 +233,30 @@ def reboot(state: State, node: str) -> None:
     boot(state, node)
 
 
-def partition(state: State, a: str, b: str) -> None:
+def partition(state: State, a: str, b: str, *, management: bool = False) -> None:
+    """Cut the replication link between ``a`` and ``b`` (DRBD's connection); with ``management`` the
+    management link as well (peer status and the fence-peer handler's requests), a full partition."""
     _check_node(state, a)
     _check_node(state, b)
     if a == b:
         raise FaultError("a partition needs two different nodes")
     pair = sorted((a, b))
-    cut: list[list[str]] = state.setdefault("network", {}).setdefault("cut", [])
-    if pair not in [sorted(p) for p in cut]:
-        cut.append(pair)
+    network = state.setdefault("network", {})
+    for key in ("cut", "management_cut") if management else ("cut",):
+        cut: list[list[str]] = network.setdefault(key, [])
+        if pair not in [sorted(p) for p in cut]:
+            cut.append(pair)
 
 
 def heal(state: State, a: str | None = None, b: str | None = None) -> None:
-    """Reconnect ``a`` and ``b``, or every pair when no node is named."""
+    """Reconnect ``a`` and ``b`` on both links, or every pair when no node is named."""
     network = state.setdefault("network", {})
-    if a is None or b is None:
-        network["cut"] = []
-        return
-    pair = sorted((a, b))
-    network["cut"] = [p for p in network.get("cut", []) if sorted(p) != pair]
+    for key in ("cut", "management_cut"):
+        if a is None or b is None:
+            network[key] = []
+            continue
+        pair = sorted((a, b))
+        network[key] = [p for p in network.get(key, []) if sorted(p) != pair]
 
 
 def disk_fail(state: State, node: str, device: str) -> str:

@@ -38,7 +38,8 @@ State layout (``state`` is a dict)::
         drbd_version  "9" or "8.4"
         address     the node's replication address (``ip -j addr``, ``ssh``); 192.168.2.N by default
         next_minor  next device-mapper minor number (253:N); next_domid: the next Xen domain id
-    network     {"cut": [[a, b], ...]} sorted pairs of nodes that cannot talk to each other
+    network     {"cut": [[a, b], ...]} sorted pairs of nodes whose replication link is cut;
+                "management_cut": the same for the management link (peer status, fence-peer requests)
     faults      [fault dicts] (reconciler.sim.faults)
     disks       {content key: content dict}: what is written on block devices (below)
     oracle      reserved for reconciler.sim.oracle
@@ -475,13 +476,14 @@ def peek_content(state: State, key: str) -> dict[str, Any]:
     return found if found is not None else {"signature": None}
 
 
-def can_talk(state: State, a: str, b: str) -> bool:
-    """Whether nodes ``a`` and ``b`` are both up and the network between them is not cut."""
+def can_talk(state: State, a: str, b: str, *, link: str = "cut") -> bool:
+    """Whether nodes ``a`` and ``b`` are both up and the link between them (``cut``: replication,
+    ``management_cut``: management) is not cut."""
     nodes = state["nodes"]
     if not nodes.get(a, {}).get("up") or not nodes.get(b, {}).get("up"):
         return False
     pair = sorted((a, b))
-    return pair not in [sorted(p) for p in state.get("network", {}).get("cut", [])]
+    return pair not in [sorted(p) for p in state.get("network", {}).get(link, [])]
 
 
 def _lv_path_key(node: NodeState, vg: str, lv: str) -> str | None:

@@ -14,9 +14,10 @@ import pytest
 
 from reconciler.host.replay import ReplayHost
 from reconciler.observe.observer import Observer
+from reconciler.observe.splitbrain import MARKER_DIR, SplitBrainMarker, current_uuid, incident_id, parse_marker
 from reconciler.sim.host import SimHost
 from tests.conftest import read_capture
-from tests.sim.test_drbd_helpers import DrbdCluster
+from tests.sim.test_drbd_helpers import DrbdCluster, resource_text
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MIB = 1024**2
@@ -134,3 +135,69 @@ def test_a_replication_link_cut_with_the_peer_outdated_through_the_management_li
     assert [p.peer_disk_state for p in conn.peer_devices] == [peer_disk]
     assert not resource.split_brain
     assert (observed.domain("vm100") is not None) == (role == "Primary")
+
+
+def _marker(node: str) -> SplitBrainMarker:
+    path = bundle("split-brain", node) / "files" / MARKER_DIR.lstrip("/") / "vm100.json"
+    return parse_marker(path.read_text(), str(path))
+
+
+@pytest.mark.parametrize(("node", "peer", "role"), [("erdbeere", "himbeere", "Primary"),
+                                                     ("himbeere", "erdbeere", "Secondary")])
+def test_a_split_brain_made_by_hand_is_flagged_on_both_nodes(node: str, peer: str, role: str) -> None:
+    # Captured in scenario 8: both links cut, `drbdadm primary --force` and writes on himbeere, back to
+    # Secondary, links healed. DRBD 8.4 detected the split brain on both sides, ran the rendered handler
+    # (`reconciler split-brain`, which left the marker) and went StandAlone; /proc/drbd says nothing more.
+    observed = Observer(ReplayHost(bundle("split-brain", node))).observe()
+    resource = observed.drbd.resource("vm100")
+    assert resource is not None
+    assert resource.split_brain
+    assert resource.role == role
+    assert [d.disk_state for d in resource.devices] == ["UpToDate"]
+    (conn,) = resource.connections
+    assert (conn.connection_state, conn.peer_role) == ("StandAlone", "Unknown")
+    # Both sides had marked the other Outdated: with both links cut, the fence-peer handler could not reach
+    # the peer's daemon and exited 5 ("peer unreachable"), which DRBD takes as the peer being dead.
+    assert [p.peer_disk_state for p in conn.peer_devices] == ["Outdated"]
+    assert _marker(node).peer == peer
+    assert f"detected with {peer} at" in (resource.split_brain_detail or "")
+    assert (observed.domain("vm100") is not None) == (role == "Primary")
+    proc = read_capture(bundle("split-brain", node) / "real-proc-drbd.txt")[2]
+    assert f"cs:StandAlone ro:{role}/Unknown ds:UpToDate/Outdated" in proc
+
+
+def test_both_nodes_name_the_real_split_brain_alike() -> None:
+    # Each side records only its own generation identifiers; the incident name from both must agree, or a
+    # recovery statement written for it would apply on one node only.
+    ours, theirs = _marker("erdbeere").generation, _marker("himbeere").generation
+    assert current_uuid(ours) != current_uuid(theirs), "both wrote while apart: two current generations"
+    # The same last common generation (the bitmap identifier) apart from bit 0, the Primary flag.
+    assert int(ours.split(":")[1], 16) & ~1 == int(theirs.split(":")[1], 16) & ~1
+    named = incident_id("vm100", ours, theirs)
+    assert named is not None
+    assert named == incident_id("vm100", theirs, ours)
+    assert named.startswith("sb-")
+
+
+def test_the_simulator_goes_into_the_real_split_brain_alike(tmp_path: Path) -> None:
+    # Scenario 8's steps on a simulated DRBD 8.4 pair with the lab's fencing: both links cut (so the fence-peer
+    # handler cannot reach the peer's daemon and exits 5), a forced promotion of the secondary, back to
+    # Secondary, both links healed. (A new current generation is made by the promotion itself, so the writes
+    # the lab made as well are not needed for the split brain.)
+    pair = DrbdCluster(tmp_path / "c", drbd_version="8.4")
+    pair.new_pair(resource_text(disk="on-io-error detach; al-extents 257; fencing resource-only;",
+                                handlers='fence-peer "/usr/bin/reconciler fence-peer"; '
+                                         'split-brain "/usr/bin/reconciler split-brain";'))
+    pair.partition("erdbeere", "himbeere", management=True)
+    pair.advance(15)
+    pair.ok("himbeere", "drbdadm", "primary", "--force", "vm100")
+    pair.ok("himbeere", "drbdadm", "secondary", "vm100")
+    pair.heal()
+    pair.advance(15)
+    state_line = re.compile(r"^ 0: (cs:\S+ ro:\S+ ds:\S+)", re.M)
+    for node in ("erdbeere", "himbeere"):
+        real = state_line.search(read_capture(bundle("split-brain", node) / "real-proc-drbd.txt")[2])
+        simulated = state_line.search(pair.hosts[node].read_file("/proc/drbd") or "")
+        assert real is not None
+        assert simulated is not None
+        assert simulated.group(1) == real.group(1), node

@@ -88,9 +88,9 @@ class DrbdCluster:
     def state(self) -> State:
         return self.cluster.read()
 
-    def partition(self, a: str, b: str) -> None:
+    def partition(self, a: str, b: str, *, management: bool = False) -> None:
         with self.cluster.transaction() as state:
-            faults.partition(state, a, b)
+            faults.partition(state, a, b, management=management)
 
     def heal(self) -> None:
         with self.cluster.transaction() as state:
