@@ -101,9 +101,6 @@ class Replicator(Protocol):
     def demote_argv(self, resource: str) -> Argv:
         ...
 
-    def disconnect_argv(self, resource: str) -> Argv:
-        ...
-
     def connect_argv(self, resource: str, *, discard_my_data: bool = False) -> Argv:
         """Connect to the peer; ``discard_my_data`` only to resolve a split brain the desired state decided."""
         ...

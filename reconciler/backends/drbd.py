@@ -43,9 +43,6 @@ class DrbdReplicator:
     def demote_argv(self, resource: str) -> Argv:
         return drbdadm("secondary", resource)
 
-    def disconnect_argv(self, resource: str) -> Argv:
-        return drbdadm("disconnect", resource)
-
     def connect_argv(self, resource: str, *, discard_my_data: bool = False) -> Argv:
         return drbdadm("connect", resource, *(("--discard-my-data",) if discard_my_data else ()))
 

@@ -4,11 +4,11 @@ DRBD reports a split brain on both nodes (its ``split-brain`` handler records ea
 identifiers, reconciler.daemon.splitbrain); both records together name the incident
 (:func:`reconciler.observe.splitbrain.incident_id`), this node's from its own record and the peer's from peer
 status. A VM's ``split_brain_recovery: {incident: ID, discard: NODE}`` then makes the discarding node shut
-its domain down and run ``drbdadm disconnect``, ``drbdadm secondary`` and ``drbdadm connect
---discard-my-data``, and the survivor ``drbdadm connect``: DRBD makes the discarding side SyncTarget and it
-takes the survivor's data. Only while that incident persists, re-checked right before the step (the gate's
-rule is :func:`reconciler.plan.safety.split_brain_recovery_refusal`); otherwise the statement is inert and a
-note says so. Pure.
+its domain down and run ``drbdadm secondary`` and ``drbdadm connect --discard-my-data``, and the survivor
+``drbdadm connect``: DRBD makes the discarding side SyncTarget and it takes the survivor's data. Only while
+that incident persists, re-checked right before the step (the gate's rule is
+:func:`reconciler.plan.safety.split_brain_recovery_refusal`); otherwise the statement is inert and a note
+says so. Pure.
 """
 
 from __future__ import annotations
@@ -80,8 +80,8 @@ def recovery_hint(vm: DesiredVm, incident: Incident) -> str:
     by_commit = (f"resolve it by commit: add `split_brain_recovery: {{incident: {incident.id}, discard: NODE}}` to "
                  f"{vm.source_file}, NODE being the node whose changes are lost; or " if incident.id else "")
     return (f"nothing is adjusted or reconnected automatically: {by_commit}decide which node's changes are discarded, "
-            f"stop the domain there, then on that node `drbdadm disconnect {name}; drbdadm secondary {name}; drbdadm "
-            f"connect --discard-my-data {name}` and on the survivor `drbdadm connect {name}` (docs/split-brain.md)")
+            f"stop the domain there, then on that node `drbdadm secondary {name}; drbdadm connect --discard-my-data "
+            f"{name}` and on the survivor `drbdadm connect {name}` (docs/split-brain.md)")
 
 
 def plan_split_brain(b: VmBuilder, running: bool) -> bool:
@@ -123,8 +123,10 @@ def plan_split_brain(b: VmBuilder, running: bool) -> bool:
     b.add(DISCARD, drbd.key, "change",
           f"discard this node's changes to {drbd.name} and resync from {incident.peer_node} (split brain "
           f"{statement.incident}, by split_brain_recovery in {vm.source_file})",
-          commands=(b.command(b.replicator.disconnect_argv(drbd.name)),
-                    b.command(b.replicator.demote_argv(drbd.name)),
+          # No `disconnect` first, as the user's guides have it for a victim still trying to connect: the last look
+          # proves this side StandAlone, and there DRBD 8.4 has no connection to drop ("unknown connection",
+          # exit 10, seen on real 8.4.11 in the lab); `connect` starts from StandAlone on 8.4 and 9 alike.
+          commands=(b.command(b.replicator.demote_argv(drbd.name)),
                     b.command(b.replicator.connect_argv(drbd.name, discard_my_data=True))),
           depends_on=(stop,), destructive=True, identity=identity, waiting=waiting,
           wait_for="peer-state" if waiting else "", reason=why)

@@ -488,7 +488,16 @@ def _adm_connect(ctx: CommandContext, args: _Args, config: ResourceConfig) -> st
 
 
 def _adm_disconnect(ctx: CommandContext, args: _Args, config: ResourceConfig) -> str:
-    _runtime_or_fail(ctx, config, f"{_setup_name(ctx)} disconnect {config.name}")
+    res = _runtime_or_fail(ctx, config, f"{_setup_name(ctx)} disconnect {config.name}")
+    standalone = all(c["conn"] == "StandAlone" for c in res["connections"].values())
+    if standalone and out.version(ctx.state, ctx.node) == "8.4":
+        # DRBD 8.4 keeps no connection object while StandAlone (real 8.4.11 in the lab, scenario 8).
+        me = config.host(ctx.node)
+        peer = next((h for h in config.hosts if h.name != ctx.node), None)
+        ends = " ".join(f"{h.family}:{h.address}:{h.port}" for h in (me, peer) if h is not None)
+        raise _Failure(EXIT_CONFIG, "??: Failure: (162) Invalid configuration request\nadditional info from kernel:\n"
+                                    "unknown connection\n"
+                                    f"Command 'drbdsetup-84 disconnect {ends}' terminated with exit code 10\n")
     m.disconnect(ctx.state, ctx.node, config.name)
     return ""
 

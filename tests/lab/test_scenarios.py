@@ -34,6 +34,7 @@ from tests.lab.observe import (
 
 CONVERGE = 1800.0     # from empty disks: LVs, create-md, full sync of 384 MiB, mkfs.xfs, a domU boot, on TCG
 MOVE = 1200.0
+_INCIDENT = re.compile(r"incident (sb-[0-9a-f]{12})")
 VM = "vm100"
 MIB = 1024 * 1024
 GROWN_LV = 160 * MIB
@@ -513,13 +514,31 @@ def test_8_split_brain_made_by_hand(lab: Lab) -> None:
     assert _running(primary)
     assert VM not in domains(secondary)
 
-    # The documented recovery by hand (docs/split-brain.md): the secondary's writes are discarded, then both settle.
-    for argv in (["drbdadm", "disconnect", VM], ["drbdadm", "secondary", VM],
-                 ["drbdadm", "connect", "--discard-my-data", VM]):
-        secondary.check(argv, timeout=300)
-    primary.check(["drbdadm", "connect", VM], timeout=300)
+    # The recovery by commit (docs/split-brain.md): both name the incident alike; the secondary's writes go.
+    def named() -> set[str] | None:
+        # Each node names it once it has the peer's record from peer status.
+        ids = [set(_INCIDENT.findall(n.check(["reconciler", "status"], timeout=120))) for n in lab.nodes.values()]
+        return set.union(*ids) if all(ids) else None
+
+    incidents = wait_until("both nodes to name the incident", named, 300, poll=5.0)
+    assert len(incidents) == 1, f"the nodes name the split brain differently: {incidents}"
+    (incident,) = incidents
+    domid = domain_id(primary, VM)
+    marks = {n.name: len(commands(n)) for n in lab.nodes.values()}
+    lab.repo.write(cluster_yaml(), vm_yaml(primary=primary.name, size=_size(lab)) +
+                   f"split_brain_recovery: {{incident: {incident}, discard: {secondary.name}}}\n")
+    lab.repo.commit(f"lab: resolve split brain {incident} of vm100, discarding {secondary.name}'s changes")
     wait_until("the replica to resync from the primary and both to settle", lambda: _settled(primary, secondary),
                MOVE, poll=5.0)
+    discarded = [c["argv"] for c in commands(secondary)[marks[secondary.name]:]]
+    survived = [c["argv"] for c in commands(primary)[marks[primary.name]:]]
+    assert discarded.count(["drbdadm", "connect", "--discard-my-data", VM]) == 1, discarded
+    assert ["drbdadm", "disconnect", VM] not in discarded, discarded
+    assert survived.count(["drbdadm", "connect", VM]) == 1, survived
+    assert not [a for a in survived if "--discard-my-data" in a or a[:2] == ["xl", "shutdown"]], survived
+    assert "Split-Brain detected, manually solved. Sync from peer node" in kernel_log(secondary)
+    assert "Split-Brain detected, manually solved. Sync from this node" in kernel_log(primary)
+    assert domain_id(primary, VM) == domid, "the survivor's domain was restarted"
     lab.timings["scenario 8 (split brain)"] = time.monotonic() - started
 
 

@@ -201,3 +201,19 @@ def test_the_simulator_goes_into_the_real_split_brain_alike(tmp_path: Path) -> N
         assert real is not None
         assert simulated is not None
         assert simulated.group(1) == real.group(1), node
+    # The user's guides' manual recovery starts with `drbdadm disconnect`: refused on a StandAlone 8.4
+    # resource, in the same words. What the reconciler runs instead (secondary, connect --discard-my-data;
+    # connect on the survivor) resolves it.
+    real_refusal = bundle("split-brain", "himbeere") / "real-drbdadm-disconnect-standalone.txt"
+    _, code, stdout, stderr = read_capture(real_refusal)
+    refused = pair.run("himbeere", "drbdadm", "disconnect", "vm100")
+    assert (refused.returncode, refused.stdout, refused.stderr) == (code, stdout, stderr)
+    pair.ok("himbeere", "drbdadm", "secondary", "vm100")
+    pair.ok("himbeere", "drbdadm", "connect", "--discard-my-data", "vm100")
+    pair.ok("erdbeere", "drbdadm", "connect", "vm100")
+    pair.advance(60)
+    nodes = ("erdbeere", "himbeere")
+    settled = {node: state_line.search(pair.hosts[node].read_file("/proc/drbd") or "") for node in nodes}
+    assert {node: found.group(1) if found else None for node, found in settled.items()} == {
+        "erdbeere": "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
+        "himbeere": "cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate"}

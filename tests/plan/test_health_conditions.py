@@ -92,7 +92,7 @@ def test_split_brain_without_detail_still_names_the_recovery() -> None:
                               "named yet (the peer's record is unknown); generation identifiers at detection: "
                               "erdbeere unknown, himbeere unknown (no peer status); nothing is adjusted or "
                               "reconnected automatically: decide which node's changes are discarded")
-    assert "`drbdadm disconnect vm100; drbdadm secondary vm100; drbdadm connect --discard-my-data vm100`" in message
+    assert "`drbdadm secondary vm100; drbdadm connect --discard-my-data vm100`" in message
     assert "on the survivor `drbdadm connect vm100` (docs/split-brain.md)" in message
 
 
