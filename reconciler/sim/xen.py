@@ -449,26 +449,26 @@ def interrupted_create(argv: tuple[str, ...]) -> tuple[str, ...] | None:
     return None
 
 
-def _pause(ctx: CommandContext, args: list[str]) -> CommandResult:
+def _pause_or_unpause(ctx: CommandContext, args: list[str], *, pause: bool) -> CommandResult:
     names = [a for a in args if not a.startswith("-")]
     if not names:
-        raise XlError("Usage: xl [-vf] pause <Domain>\n", 2)
+        raise XlError(f"Usage: xl [-vf] {'pause' if pause else 'unpause'} <Domain>\n", 2)
     _, dom = _find(ctx, names[0])
-    if dom.get("state") == "running":
+    if pause and dom.get("state") == "running":
         dom["cpu_s"] = _cpu_time(ctx, dom)
         dom["state"] = "paused"
-    return ctx.ok()
-
-
-def _unpause(ctx: CommandContext, args: list[str]) -> CommandResult:
-    names = [a for a in args if not a.startswith("-")]
-    if not names:
-        raise XlError("Usage: xl [-vf] unpause <Domain>\n", 2)
-    _, dom = _find(ctx, names[0])
-    if dom.get("state") == "paused":
+    elif not pause and dom.get("state") == "paused":
         dom["state"] = "running"
         dom["started"] = ctx.now
     return ctx.ok()
+
+
+def _pause(ctx: CommandContext, args: list[str]) -> CommandResult:
+    return _pause_or_unpause(ctx, args, pause=True)
+
+
+def _unpause(ctx: CommandContext, args: list[str]) -> CommandResult:
+    return _pause_or_unpause(ctx, args, pause=False)
 
 
 def _migrate(ctx: CommandContext, args: list[str]) -> CommandResult:

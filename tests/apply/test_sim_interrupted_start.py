@@ -91,3 +91,12 @@ def test_a_paused_domain_that_ran_is_neither_changed_nor_destroyed(lab: SimLab) 
     assert dom is not None
     assert dom["state"] == "paused"
     assert float(dom["cpu_s"]) > 0
+    # Resumed as the condition says: the memory change the revision asks for is made live, and it is healthy.
+    run_on(lab, "erdbeere", "xl", "unpause", "vm100")
+    resumed = lab.apply("erdbeere")
+    assert resumed.result is not None
+    assert [r.result for r in resumed.result.actions if r.kind == "set-domain-memory"] == ["ok"]
+    settled = lab.apply("erdbeere")
+    assert settled.plan.is_empty
+    assert settled.result is not None
+    assert settled.result.converged
