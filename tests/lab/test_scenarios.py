@@ -563,7 +563,7 @@ def _cgroup_processes(node: Node, cgroup: str) -> dict[str, list[str]]:
     """pid -> command line of every process in a cgroup (v2, as systemd mounts it), read in one go inside the
     node. A process that exits meanwhile (the daemon's own short `xl list`, `drbdsetup` ...) is left out."""
     script = ('for p in $(cat "$1/cgroup.procs"); do '
-              'c=$(tr "\\0" " " < "/proc/$p/cmdline" 2>/dev/null) && echo "$p $c"; done')
+              'c=$(tr "\\0" " " 2>/dev/null < "/proc/$p/cmdline") && echo "$p $c"; done; true')
     out = node.check(["sh", "-c", script, "sh", f"/sys/fs/cgroup{cgroup}"], timeout=60)
     found = {}
     for line in out.splitlines():
