@@ -42,8 +42,8 @@ def register(subparsers: Any) -> None:
                         help=f"the daemon's state directory, for the revision in force (default: {DEFAULT_STATE_DIR})")
     parser.add_argument("--node", default=None, help="this node's name (default: RECONCILER_NODE, else `uname -n`)")
     parser.add_argument("--peer", action="append", default=[], metavar="NODE=HOST:PORT",
-                        help="the peer daemon's endpoint (default: the peer's replication address, "
-                             f"port {DEFAULT_PEER_PORT})")
+                        help="the peer daemon's endpoint (default: RECONCILER_PEERS, as the daemon uses it; "
+                             f"without it the peer's replication address, port {DEFAULT_PEER_PORT})")
     parser.add_argument("--peer-token-file", default=None, metavar="FILE",
                         help=f"shared secret of the cluster's daemons (default: {DEFAULT_PEER_KEY})")
     parser.add_argument("--peer-auth", choices=("hmac", "none"), default=None)
@@ -108,13 +108,17 @@ def _pick_peer(hosts: tuple[DrbdHost, ...], node: str, env: Mapping[str, str]) -
     return others[0]
 
 
-def _endpoint(args: argparse.Namespace, resource: str, node: str, state_dir: Path,
-              env: Mapping[str, str]) -> tuple[str, str, int]:
+def _endpoint(args: argparse.Namespace, resource: str, node: str, state_dir: Path, *,
+              env: Mapping[str, str], file_env: Mapping[str, str]) -> tuple[str, str, int]:
+    # The daemon's own list of peer endpoints (RECONCILER_PEERS, a management address where one is set):
+    # asked over the replication link, the peer is unreachable exactly when that link is what failed.
+    items = list(args.peer) or (env.get("RECONCILER_PEERS") or file_env.get("RECONCILER_PEERS") or "").split()
+    source = "--peer" if args.peer else "RECONCILER_PEERS"
     explicit: dict[str, tuple[str, int]] = {}
-    for item in args.peer:
+    for item in items:
         name, sep, endpoint = item.partition("=")
         if not sep:
-            raise HandlerError(f"--peer {item!r}: expected NODE=HOST:PORT")
+            raise HandlerError(f"{source} {item!r}: expected NODE=HOST:PORT")
         explicit[check_name(name, "peer node")] = parse_endpoint(endpoint)
     if len(explicit) == 1:
         ((name, (host, port)),) = explicit.items()
@@ -152,7 +156,7 @@ def fence_peer(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                 key = read_secret(token_file, "peer token file").strip()
             except SecretFileError as exc:
                 raise HandlerError(str(exc)) from exc
-        peer, host, port = _endpoint(args, resource, node, state_dir, env)
+        peer, host, port = _endpoint(args, resource, node, state_dir, env=env, file_env=file_env)
     except (HandlerError, UnsafeNameError, ValueError) as exc:
         _log(resource, f"{exc}; exit {EXIT_ERROR}")
         return EXIT_ERROR

@@ -327,6 +327,28 @@ def test_the_environment_file_supplies_the_token_file(tmp_path: Path, monkeypatc
     assert main(["fence-peer", "--env-file", str(env_file), "--peer", f"{PEER}=127.0.0.1:{server.port}"]) == 4
 
 
+
+def test_the_peer_endpoint_comes_from_the_daemons_environment_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    serve: Serve) -> None:
+    # DRBD runs the handler with no options: the management address the daemon uses (RECONCILER_PEERS) must
+    # be the one asked too, or a cut replication link makes the living peer "unreachable" (exit 5).
+    token = tmp_path / "secret"
+    token.write_bytes(KEY)
+    token.chmod(0o600)
+    server = serve(Outdater("outdated"))
+    env_file = tmp_path / "reconciler.env"
+    env_file.write_text(f"RECONCILER_PEER_TOKEN_FILE={token}\nRECONCILER_NODE=erdbeere\n"
+                        f"RECONCILER_PEERS={PEER}=127.0.0.1:{server.port}\n")
+    monkeypatch.setenv("DRBD_RESOURCE", "vm100")
+    for name in ("RECONCILER_PEERS", "RECONCILER_PEER_TOKEN_FILE", "RECONCILER_NODE"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["fence-peer", "--env-file", str(env_file)]) == 4
+    # An option still replaces the file's list as a whole, as it does for `reconciler run`.
+    assert main(["fence-peer", "--env-file", str(env_file), "--timeout", "2", "--peer", f"{PEER}=127.0.0.1:9"]) == 5
+    env_file.write_text(env_file.read_text().replace(f"RECONCILER_PEERS={PEER}=", "RECONCILER_PEERS=nonsense"))
+    assert main(["fence-peer", "--env-file", str(env_file)]) == 1
+
+
 # --- the daemon serves it for the revision in force ------------------------------------------------------
 
 
