@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 from reconciler.cli.common import add_host_options, add_state_dir, make_host, node_name
 from reconciler.names import UnsafeNameError
 
+# The fence-peer handler's default too (reconciler.cli.cmd_fence, not imported here to keep --help light).
+ENV_FILE = "/etc/reconciler/reconciler.env"
 MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
 
 
@@ -21,6 +24,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("directory", nargs="?", metavar="DIR", help="desired-state directory (optional)")
     add_host_options(parser)
     add_state_dir(parser)
+    parser.add_argument("--env-file", default=ENV_FILE, metavar="FILE",
+                        help=f"the daemon's environment file, read for RECONCILER_PEERS (default: {ENV_FILE}; "
+                             "a missing file is fine)")
     parser.set_defaults(func=_run)
 
 
@@ -47,6 +53,23 @@ def _desired(args: argparse.Namespace, node: str) -> tuple[Any, dict[str, str], 
         return None, {}, f"desired state unusable: {exc}"
 
 
+def _fence_peers(args: argparse.Namespace) -> dict[str, str]:
+    """node -> host of RECONCILER_PEERS, as the fence-peer handler reads it (the environment, else the
+    daemon's environment file); items that do not parse are left to the handler and the daemon to report."""
+    from reconciler.cli.cmd_fence import read_env_file  # noqa: PLC0415
+    from reconciler.daemon.peer import parse_endpoint  # noqa: PLC0415
+
+    raw = os.environ.get("RECONCILER_PEERS") or read_env_file(args.env_file).get("RECONCILER_PEERS", "")
+    found: dict[str, str] = {}
+    for item in raw.split():
+        name, sep, endpoint = item.partition("=")
+        try:
+            found[name] = parse_endpoint(endpoint)[0] if sep else ""
+        except ValueError:
+            continue
+    return {name: host for name, host in found.items() if host}
+
+
 def _run(args: argparse.Namespace) -> int:
     from reconciler.daemon.doctor import Check, run_checks  # noqa: PLC0415
 
@@ -62,7 +85,7 @@ def _run(args: argparse.Namespace) -> int:
     def show(check: Check) -> None:
         print(f"[{MARK[check.verdict]}] {check.name}: {check.detail}")
 
-    checks = run_checks(host, node, desired, peers, progress=show)
+    checks = run_checks(host, node, desired, peers, progress=show, fence_peers=_fence_peers(args))
     if args.directory and desired is None:
         # The operator asked for this desired state to be checked: that it cannot be used is a failure,
         # not a reason to skip the checks that need it.

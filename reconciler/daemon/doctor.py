@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from reconciler.desired.render_drbd import DEFAULT_FENCE_PEER
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredNode
 from reconciler.observe import lvm
@@ -330,8 +331,33 @@ def check_drbd_handlers(host: Host, desired: DesiredNode | None) -> Check:
     return Check("DRBD handlers", "ok", ", ".join(sorted(programs)))
 
 
-def run_checks(host: Host, node: str, desired: DesiredNode | None, peers: dict[str, str],
-               progress: Callable[[Check], None] = lambda c: None) -> list[Check]:
+def check_fence_path(desired: DesiredNode | None, fence_peers: Mapping[str, str]) -> Check:
+    """The project's fence-peer handler asks each peer's daemon to outdate its replica; over the replication
+    link, a cut of that link alone makes a living peer "unreachable" (exit 5), and DRBD then takes it as
+    Outdated in its own view while the peer's disk still says UpToDate. ``fence_peers`` is the daemon's
+    RECONCILER_PEERS (node -> host), which the handler uses too."""
+    name = "fence-peer path"
+    if desired is None:
+        return Check(name, "skip", "no desired state known (give a directory or --state-dir)")
+    replication: dict[str, str] = {}
+    for vm in desired.vms:
+        if vm.drbd is not None and DEFAULT_FENCE_PEER in vm.drbd.config_text:
+            replication.update((h.name, h.address) for h in vm.drbd.hosts if h.name != desired.node)
+    if not replication:
+        return Check(name, "skip", f"no resource here uses `{DEFAULT_FENCE_PEER}`")
+    shared = sorted(peer for peer, address in replication.items() if fence_peers.get(peer, address) == address)
+    if shared:
+        return Check(name, "warn",
+                     f"the fence-peer handler reaches {', '.join(shared)} over the replication link "
+                     f"({', '.join(replication[p] for p in shared)}): if only that link fails, the living peer is "
+                     "'unreachable' (exit 5) and DRBD takes it as Outdated; set RECONCILER_PEERS (and "
+                     "RECONCILER_PEER_LISTEN on every node) to management addresses in /etc/reconciler/reconciler.env")
+    return Check(name, "ok", ", ".join(f"{peer} at {fence_peers[peer]}" for peer in sorted(replication)))
+
+
+def run_checks(host: Host, node: str, desired: DesiredNode | None, peers: dict[str, str], *,
+               progress: Callable[[Check], None] = lambda c: None,
+               fence_peers: Mapping[str, str] | None = None) -> list[Check]:
     need_ssh = desired is not None and any(vm.domain is not None and vm.domain.live_migration for vm in desired.vms)
     checks: list[Check] = []
 
@@ -344,6 +370,7 @@ def run_checks(host: Host, node: str, desired: DesiredNode | None, peers: dict[s
     add(*check_tools(host, need_ssh=need_ssh))
     add(check_drbd_module(host, desired))
     add(check_drbd_handlers(host, desired))
+    add(check_fence_path(desired, fence_peers or {}))
     add(check_usermode_helper(host))
     add(check_lvm_filter(host, desired))
     add(*check_services(host))

@@ -221,3 +221,36 @@ def test_usermode_helper_on_a_simulated_node(tmp_path: Path) -> None:
     with cluster.transaction() as state:
         state["nodes"]["erdbeere"]["drbd_usermode_helper"] = "/bin/true"
     assert check_usermode_helper(host).verdict == "fail"
+
+
+def test_fencing_over_the_replication_link_is_a_warning_with_the_fix() -> None:
+    from reconciler.daemon.doctor import check_fence_path
+    from reconciler.desired.expand import expand_node
+    from reconciler.desired.load import load_cluster
+
+    desired = expand_node(load_cluster(str(Path(__file__).resolve().parents[2] / "desired-state")), "erdbeere")
+    # The example's resources run `reconciler fence-peer`; without RECONCILER_PEERS it asks the peer at
+    # its replication address, the very link whose loss it must tell from the peer's death.
+    shared = check_fence_path(desired, {})
+    assert shared.verdict == "warn"
+    assert "reaches himbeere over the replication link (192.168.2.2)" in shared.detail
+    assert "RECONCILER_PEERS" in shared.detail
+    assert check_fence_path(desired, {"himbeere": "192.168.2.2"}).verdict == "warn"
+    apart = check_fence_path(desired, {"himbeere": "10.0.0.2"})
+    assert (apart.verdict, apart.detail) == ("ok", "himbeere at 10.0.0.2")
+    assert check_fence_path(None, {}).verdict == "skip"
+    assert check_fence_path(desired_node(), {}).verdict == "skip", "a resource without the handler needs no path"
+    assert "fence-peer path" in {c.name for c in run_checks(CannedHost({}), "erdbeere", desired, {})}
+
+
+def test_the_cli_reads_the_fence_path_from_the_daemons_environment_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    example = str(Path(__file__).resolve().parents[2] / "desired-state")
+    env_file = tmp_path / "reconciler.env"
+    env_file.write_text("# management addresses\nRECONCILER_PEERS=himbeere=10.0.0.2:9791\n")
+    monkeypatch.delenv("RECONCILER_PEERS", raising=False)
+    main(["doctor", "--node", "erdbeere", "--env-file", str(env_file), example])
+    assert "[ok  ] fence-peer path: himbeere at 10.0.0.2" in capsys.readouterr().out
+    main(["doctor", "--node", "erdbeere", "--env-file", str(tmp_path / "missing.env"), example])
+    assert "[WARN] fence-peer path: the fence-peer handler reaches himbeere over the replication link" in (
+        capsys.readouterr().out)
