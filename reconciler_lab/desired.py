@@ -97,6 +97,7 @@ swap:
   size: 4M
   volume_groups: []
 drbd: {{minor: {index}, port: {7788 + index}, protocol: C}}
+filesystem: none
 {_domain("64M")}"""
 
 

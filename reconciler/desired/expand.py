@@ -95,7 +95,9 @@ def _expand_vm(vm: Vm, spec: ClusterFile, node: str) -> DesiredVm:
         return DesiredVm(**common, lvs=(), drbd=drbd)
     lvs, stripe, backing, backing_keys = _storage(vm)
     drbd = _drbd(vm, version, hosts, data_backing=backing, own_backing=backing, after=backing_keys)
-    filesystem = DesiredFilesystem(vm=vm.name, device=drbd.device, fstype="xfs", depends_on=(drbd.key,))
+    # `none`: the guest makes its own (a partition table, another filesystem); nothing is written here.
+    filesystem = (DesiredFilesystem(vm=vm.name, device=drbd.device, fstype="xfs", depends_on=(drbd.key,))
+                  if vm.filesystem != "none" else None)
     swaps = tuple(DesiredSwap(vm=vm.name, device=lv.path, depends_on=(lv.key,)) for lv in lvs if lv.purpose == "swap")
     devices = (drbd.device, *(swap.device for swap in swaps))
     domain = DesiredDomain(
@@ -110,7 +112,7 @@ def _expand_vm(vm: Vm, spec: ClusterFile, node: str) -> DesiredVm:
         config_text=render_xen(vm, devices),
         allow_restart=vm.domain.allow_restart,
         live_migration=vm.domain.live_migration,
-        depends_on=(filesystem.key, *(swap.key for swap in swaps)),
+        depends_on=(*((filesystem.key,) if filesystem else ()), *(swap.key for swap in swaps)),
     )
     statement = vm.spec.split_brain_recovery if vm.spec is not None else None
     recovery = (SplitBrainRecovery(incident=statement.incident, discard=statement.discard)

@@ -322,7 +322,7 @@ class VmFile(Section):
     swap: SwapSection | None = None
     drbd: DrbdSection
     safety: SafetySection | None = None
-    filesystem: Literal["xfs"] | None = None
+    filesystem: Literal["xfs", "none"] | None = None
     domain: DomainSection | None = None
     split_brain_recovery: SplitBrainRecoverySection | None = None
     verify: VerifySection | None = None

@@ -168,3 +168,21 @@ def test_inherited_swap_can_be_turned_off(tmp_path: Path) -> None:
     node = expand_node(load(tmp_path, cluster, vms), "erdbeere")
     swap = {vm.name: [lv.path for lv in vm.lvs if lv.purpose == "swap"] for vm in node.vms}
     assert swap == {"vm100": ["/dev/vg-sda/swap100", "/dev/vg-sdb/swap100", "/dev/vg-sdc/swap100"], "vm101": []}
+
+
+def test_filesystem_none_leaves_the_disk_to_the_guest(tmp_path: Path) -> None:
+    from reconciler.plan.diff import plan_node
+    from tests.plan.factories import empty_observed
+
+    assert "filesystem:" not in VM100
+    node = expand_node(load(tmp_path, vms={"vm100.yaml": VM100 + "filesystem: none\n"}), "erdbeere")
+    vm = vm_named(node.vms, "vm100")
+    assert vm.filesystem is None
+    assert vm.domain is not None
+    assert vm.domain.depends_on == tuple(swap.key for swap in vm.swaps)
+    kinds = [a.kind for a in plan_node(node, empty_observed()).actions]
+    assert "make-fs" not in kinds
+    assert "start-domain" in kinds
+    # Left out, the default is still XFS made once on the primary.
+    default = expand_node(load(tmp_path / "d", vms={"vm100.yaml": VM100}), "erdbeere")
+    assert vm_named(default.vms, "vm100").filesystem is not None
