@@ -24,6 +24,7 @@ from reconciler.sim.roles import drbd_role, is_drbd_path
 from reconciler.sim.state import content, device_size, new_uuid, open_count, peek_content
 
 XFS_MIN_BYTES = 300 * 1024 * 1024
+XFS_MIN_DATA_BLOCKS = 4096  # of 4 KiB: below this mkfs.xfs refuses before it checks the 300 MB minimum
 SWAP_MIN_BYTES = 40 * 1024
 PAGE = 4096
 DRBD_MAGIC = {"v08": "83 74 02 6b", "v09": "83 74 02 6d"}
@@ -227,8 +228,13 @@ def mkfs_xfs(ctx: CommandContext, argv: list[str]) -> CommandResult:
     if _busy(ctx, path) or drbd_role(ctx.state, ctx.node, path) not in (None, "Primary"):
         return ctx.fail(1, f"{prog}: cannot open {path}: Device or resource busy\n")
     size = device_size(ctx.state, ctx.node, path)
+    if size is None and is_drbd_path(path):
+        size = _drbd_size(ctx, path)
+    if size is not None and size // 4096 < XFS_MIN_DATA_BLOCKS:
+        return ctx.fail(1, f"size {size // 4096} of data subvolume is too small, minimum {XFS_MIN_DATA_BLOCKS} "
+                           f"blocks\n{_MKFS_USAGE}")
     if size is not None and size < XFS_MIN_BYTES:
-        return ctx.fail(1, "Filesystem must be larger than 300MB.\n")
+        return ctx.fail(1, f"Filesystem must be larger than 300MB.\n{_MKFS_USAGE}")
     signatures = visible_signatures(ctx, path)
     if signatures and not parsed.has("force"):
         kind = signatures[0]["type"]
@@ -243,6 +249,45 @@ def mkfs_xfs(ctx: CommandContext, argv: list[str]) -> CommandResult:
         signature["label"] = parsed.last("label")
     _write(ctx, path, signature)
     return ctx.ok("" if parsed.has("quiet") else _mkfs_report(path, size or XFS_MIN_BYTES))
+
+
+def _drbd_size(ctx: CommandContext, path: str) -> int | None:
+    """A DRBD device's usable size (its backing device less the internal metadata), as sysfs shows it."""
+    minor = path.removeprefix("/dev/drbd")
+    text = ctx.read_file(f"/sys/devices/virtual/block/drbd{minor}/size") if minor.isdigit() else None
+    return int(text) * 512 if text and text.strip().isdigit() else None
+
+
+# What mkfs.xfs 6.1.0 prints after refusing a device as too small (tests/sim/fixtures/mkfs-xfs-*.txt).
+_MKFS_USAGE = (
+    'Usage: mkfs.xfs\n'
+    '/* blocksize */\t\t[-b size=num]\n'
+    '/* config file */\t[-c options=xxx]\n'
+    '/* metadata */\t\t[-m crc=0|1,finobt=0|1,uuid=xxx,rmapbt=0|1,reflink=0|1,\n'
+    '\t\t\t    inobtcount=0|1,bigtime=0|1]\n'
+    '/* data subvol */\t[-d agcount=n,agsize=n,file,name=xxx,size=num,\n'
+    '\t\t\t    (sunit=value,swidth=value|su=num,sw=num|noalign),\n'
+    '\t\t\t    sectsize=num\n'
+    '/* force overwrite */\t[-f]\n'
+    '/* inode size */\t[-i perblock=n|size=num,maxpct=n,attr=0|1|2,\n'
+    '\t\t\t    projid32bit=0|1,sparse=0|1,nrext64=0|1]\n'
+    '/* no discard */\t[-K]\n'
+    '/* log subvol */\t[-l agnum=n,internal,size=num,logdev=xxx,version=n\n'
+    '\t\t\t    sunit=value|su=num,sectsize=num,lazy-count=0|1]\n'
+    '/* label */\t\t[-L label (maximum 12 characters)]\n'
+    '/* naming */\t\t[-n size=num,version=2|ci,ftype=0|1]\n'
+    '/* no-op info only */\t[-N]\n'
+    '/* prototype file */\t[-p fname]\n'
+    '/* quiet */\t\t[-q]\n'
+    '/* realtime subvol */\t[-r extsize=num,size=num,rtdev=xxx]\n'
+    '/* sectorsize */\t[-s size=num]\n'
+    '/* version */\t\t[-V]\n'
+    '\t\t\tdevicename\n'
+    '<devicename> is required unless -d name=xxx is given.\n'
+    '<num> is xxx (bytes), xxxs (sectors), xxxb (fs blocks), xxxk (xxx KiB),\n'
+    '      xxxm (xxx MiB), xxxg (xxx GiB), xxxt (xxx TiB) or xxxp (xxx PiB).\n'
+    '<value> is xxx (512 byte blocks).\n'
+)
 
 
 def _mkfs_report(path: str, size: int) -> str:
