@@ -104,6 +104,11 @@ def _simulated(repo: Path, passes: int) -> dict[str, Any]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _row(vms: int, where: str, r: dict[str, Any]) -> str:
+    return (f"{vms:>4}  {where:<17} {r['commands']:>9}  {r['actions']:>7}  {r['observe_ms']:>10.1f}  "
+            f"{r['plan_ms']:>7.1f}  {r['pass_ms']:>7.1f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="no-op pass cost in the real-kernel lab and the simulator")
     parser.add_argument("--sizes", default="1,20", help="VM counts, ascending (default 1,20)")
@@ -116,9 +121,11 @@ def main() -> int:
     try:
         bring_up(lab)
         for vms in sizes:
-            rows.append((vms, "lab (real tools)", _real(lab, vms, args.passes)))
-            rows.append((vms, "simulator", _simulated(lab.repo.path, args.passes)))
-            print(f"   {vms} VMs measured", flush=True)
+            for where, measure in (("lab (real tools)", lambda n=vms: _real(lab, n, args.passes)),
+                                   ("simulator", lambda n=vms: _simulated(lab.repo.path, args.passes))):
+                rows.append((vms, where, measure()))
+                # Each figure as soon as it is measured: a later size that fails must not take it along.
+                print(f"   measured: {_row(*rows[-1])}", flush=True)
     except LabError as exc:
         print(f"bench_lab: {exc}\n{lab.consoles()[-6000:]}", file=sys.stderr)
         return 1
@@ -131,9 +138,8 @@ def main() -> int:
     print(f"\nno-op pass on erdbeere, medians of {args.passes} passes after the first "
           f"(lab: QEMU {lab.accel.upper()}, Xen 4.17 PV dom0, DRBD 8.4)")
     print("    VMs  where              commands  actions  observe ms  plan ms  pass ms")
-    for vms, where, r in rows:
-        print(f"   {vms:>4}  {where:<17} {r['commands']:>9}  {r['actions']:>7}  {r['observe_ms']:>10.1f}  "
-              f"{r['plan_ms']:>7.1f}  {r['pass_ms']:>7.1f}")
+    for row in rows:
+        print(f"   {_row(*row)}")
     by = {(vms, where.split()[0]): r for vms, where, r in rows}
     for vms in sizes:
         real, sim = by[(vms, "lab")], by[(vms, "simulator")]
