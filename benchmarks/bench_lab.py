@@ -2,7 +2,7 @@
 simulator's figure for the same desired state.
 
 It boots a fresh lab (docs/lab.md; `scripts/lab setup` first, as root), lets the daemons converge the lab's
-vm100, then 19 more small VMs (replicated 8 MiB LVs and 64 MiB domUs, all on erdbeere), and at each size
+vm100, then 19 more small VMs (replicated 8 MiB LVs and 96 MiB domUs, all on erdbeere), and at each size
 stops erdbeere's daemon and runs reconciler_lab/noop_probe.py in its dom0: a first pass (tool versions),
 then the medians of --passes observe + plan passes against the real LVM, device-mapper, DRBD 8.4 and Xen.
 The same probe then runs on this machine against the simulator, brought to the same state from the same
@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-# Twenty domUs of 64 MiB beside dom0's 900 MiB and vm100's 160 MiB (set before the nodes are made).
-os.environ.setdefault("RECONCILER_LAB_MEMORY_MIB", "3072")
+# Nineteen domUs of 96 MiB beside dom0's 900 MiB and vm100's 160 MiB (set before the nodes are made).
+os.environ.setdefault("RECONCILER_LAB_MEMORY_MIB", "4096")
 
 from bench_plan import _bring_up  # noqa: E402  (the simulator bring-up through apply)
 
