@@ -1,11 +1,13 @@
 """After a step failed: clear what it left half-made, where a fresh look proves that nothing is lost.
 
 ``xl create`` destroys the domain it was building when it fails by itself, but not when it is killed: by
-its timeout, by systemd's ``TimeoutStartSec`` on the domain's unit, or with the daemon. The domain then
-stays, paused, holding its disks, and its name makes every later start fail ("already exists"). Right
-after a failed start, a domain of that name that is paused and has never had a moment of CPU time is that
-remnant: its guest never ran an instruction and wrote nothing, so destroying it is what ``xl`` itself would
-have done. A domain that ran, even briefly, is never touched here: health reports it instead.
+its timeout or by systemd's ``TimeoutStartSec`` on the domain's unit. The domain then stays, paused,
+holding its disks, and its name makes every later start fail ("already exists"). Right after a failed
+start, a domain of that name that is paused and has never had a moment of CPU time is that remnant: its
+guest never ran an instruction and wrote nothing, so destroying it is what ``xl`` itself would have done.
+It is destroyed by its id, so a domain that takes the name meanwhile is not touched. A domain that ran,
+even briefly, is never touched here, and neither is one left by a daemon that died during ``xl create``
+(no failed step of its own to clear up after): health reports those instead.
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ def undo_failed(host: Host, action: Action) -> Undone:
         return Undone("")
     ran: list[tuple[str, ...]] = []
     for command in action.undo:
-        ran.append(command.argv)
-        result = host.run(command.argv, timeout=command.timeout_s)
+        argv = tuple(str(row.domid) if word == name else word for word in command.argv)
+        ran.append(argv)
+        result = host.run(argv, timeout=command.timeout_s)
         if not result.ok:
             return Undone(f"; {name} (domain {row.domid}) was left paused and never ran, and {result.describe()} "
                           "failed: the next start fails until it is gone", tuple(ran))

@@ -120,7 +120,9 @@ def _endpoint(args: argparse.Namespace, resource: str, node: str, state_dir: Pat
         if not sep:
             raise HandlerError(f"{source} {item!r}: expected NODE=HOST:PORT")
         explicit[check_name(name, "peer node")] = parse_endpoint(endpoint)
-    if len(explicit) == 1:
+    if args.peer and len(explicit) == 1:
+        # One --peer, written for this resource's handler: that is the peer. RECONCILER_PEERS is the node's
+        # list for every resource, so which of its entries DRBD means always comes from the revision below.
         ((name, (host, port)),) = explicit.items()
         return name, host, port
     from reconciler.source.gitsource import GitSource  # noqa: PLC0415

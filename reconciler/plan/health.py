@@ -100,8 +100,9 @@ def not_running(dom: DomainState) -> str:
     name = dom.name
     again = f"`xl destroy {name}` lets the reconciler start it again"
     if dom.never_ran:
-        return (f"{name} (domain {dom.domid}) is paused and has never run: a start that did not finish (`xl create` "
-                f"stopped before it unpaused the domain); its guest wrote nothing, and {again}")
+        return (f"{name} (domain {dom.domid}) is paused and has never run: most likely a start that did not finish "
+                f"(`xl create` stopped before it unpaused the domain), whose guest wrote nothing, and then {again}; "
+                f"if it was restored or migrated in paused, `xl unpause {name}` runs it instead")
     if dom.state == "paused":
         return f"{name} (domain {dom.domid}) is paused; `xl unpause {name}` resumes it"
     if dom.state == "crashed":

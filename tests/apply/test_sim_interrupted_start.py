@@ -41,7 +41,8 @@ def test_a_killed_start_is_cleared_and_the_next_pass_starts_the_domain(lab: SimL
     assert start.result == "failed"
     assert "; the half-made vm100 (domain " in start.message
     assert "paused, never ran) was destroyed" in start.message
-    assert start.argv[-1] == ("xl", "destroy", "vm100")
+    assert start.argv[-1][:2] == ("xl", "destroy")
+    assert start.argv[-1][2].isdigit(), "destroyed by its domain id"
     assert _domain(lab) is None
     assert not first.result.converged
 

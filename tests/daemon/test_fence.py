@@ -328,23 +328,20 @@ def test_the_environment_file_supplies_the_token_file(tmp_path: Path, monkeypatc
 
 
 
-def test_the_peer_endpoint_comes_from_the_daemons_environment_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                    serve: Serve) -> None:
-    # DRBD runs the handler with no options: the management address the daemon uses (RECONCILER_PEERS) must
-    # be the one asked too, or a cut replication link makes the living peer "unreachable" (exit 5).
+def test_a_one_entry_peer_list_in_the_environment_file_does_not_name_the_peer_by_itself(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # RECONCILER_PEERS is the node's list for every resource: which entry DRBD means comes from the revision
+    # in force (none here), never from the list having one entry.
     token = tmp_path / "secret"
     token.write_bytes(KEY)
     token.chmod(0o600)
-    server = serve(Outdater("outdated"))
     env_file = tmp_path / "reconciler.env"
     env_file.write_text(f"RECONCILER_PEER_TOKEN_FILE={token}\nRECONCILER_NODE=erdbeere\n"
-                        f"RECONCILER_PEERS={PEER}=127.0.0.1:{server.port}\n")
+                        f"RECONCILER_STATE_DIR={tmp_path / 'state'}\nRECONCILER_PEERS={PEER}=127.0.0.1:9\n")
     monkeypatch.setenv("DRBD_RESOURCE", "vm100")
-    for name in ("RECONCILER_PEERS", "RECONCILER_PEER_TOKEN_FILE", "RECONCILER_NODE"):
+    for name in ("RECONCILER_PEERS", "RECONCILER_PEER_TOKEN_FILE", "RECONCILER_NODE", "RECONCILER_STATE_DIR"):
         monkeypatch.delenv(name, raising=False)
-    assert main(["fence-peer", "--env-file", str(env_file)]) == 4
-    # An option still replaces the file's list as a whole, as it does for `reconciler run`.
-    assert main(["fence-peer", "--env-file", str(env_file), "--timeout", "2", "--peer", f"{PEER}=127.0.0.1:9"]) == 5
+    assert main(["fence-peer", "--env-file", str(env_file)]) == 1
     env_file.write_text(env_file.read_text().replace(f"RECONCILER_PEERS={PEER}=", "RECONCILER_PEERS=nonsense"))
     assert main(["fence-peer", "--env-file", str(env_file)]) == 1
 
@@ -389,6 +386,15 @@ def test_daemon_outdates_its_replica_for_the_handler_of_its_peer(partitioned: Dr
                      "--peer", f"himbeere=127.0.0.1:{port}", "--peer", "kiwi=127.0.0.1:9"])
         assert code == 4
         assert partitioned.disk("himbeere") == "Outdated"
+        # DRBD runs the handler with no options: the endpoints come from RECONCILER_PEERS in the daemon's
+        # environment file (a management address on a real node), the peer from the revision in force.
+        env_file = tmp_path / "reconciler.env"
+        env_file.write_text(f"RECONCILER_NODE=erdbeere\nRECONCILER_STATE_DIR={state_dir}\n"
+                            f"RECONCILER_PEER_TOKEN_FILE={token}\n"
+                            f"RECONCILER_PEERS=kiwi=127.0.0.1:9 himbeere=127.0.0.1:{port}\n")
+        for name in ("RECONCILER_PEERS", "RECONCILER_PEER_TOKEN_FILE", "RECONCILER_NODE", "RECONCILER_STATE_DIR"):
+            monkeypatch.delenv(name, raising=False)
+        assert main(["fence-peer", "--env-file", str(env_file), "--timeout", "5"]) == 3  # already Outdated
     finally:
         daemon.request_stop()
         daemon.stop()

@@ -130,8 +130,9 @@ def test_a_domain_that_exists_on_its_node_but_does_not_run_says_why_and_what_bri
         return found["domain-not-running"]
 
     assert said("paused", 0.0) == (
-        "vm100 (domain 3) is paused and has never run: a start that did not finish (`xl create` stopped before it "
-        "unpaused the domain); its guest wrote nothing, and `xl destroy vm100` lets the reconciler start it again")
+        "vm100 (domain 3) is paused and has never run: most likely a start that did not finish (`xl create` stopped "
+        "before it unpaused the domain), whose guest wrote nothing, and then `xl destroy vm100` lets the reconciler "
+        "start it again; if it was restored or migrated in paused, `xl unpause vm100` runs it instead")
     assert said("paused", 12.5) == "vm100 (domain 3) is paused; `xl unpause vm100` resumes it"
     assert said("paused", None) == "vm100 (domain 3) is paused; `xl unpause vm100` resumes it"
     assert said("crashed", 3.0) == ("vm100 (domain 3) crashed and is kept for inspection (its on_crash setting); "
