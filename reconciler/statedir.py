@@ -5,3 +5,5 @@ from __future__ import annotations
 from pathlib import Path
 
 DEFAULT_STATE_DIR = Path("/var/lib/reconciler")
+# The unit's EnvironmentFile; the handlers DRBD runs (not systemd) and `doctor` read it themselves.
+DEFAULT_ENV_FILE = "/etc/reconciler/reconciler.env"

@@ -10,9 +10,8 @@ from typing import Any
 
 from reconciler.cli.common import add_host_options, add_state_dir, make_host, node_name
 from reconciler.names import UnsafeNameError
+from reconciler.statedir import DEFAULT_ENV_FILE
 
-# The fence-peer handler's default too (reconciler.cli.cmd_fence, not imported here to keep --help light).
-ENV_FILE = "/etc/reconciler/reconciler.env"
 MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
 
 
@@ -24,9 +23,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("directory", nargs="?", metavar="DIR", help="desired-state directory (optional)")
     add_host_options(parser)
     add_state_dir(parser)
-    parser.add_argument("--env-file", default=ENV_FILE, metavar="FILE",
-                        help=f"the daemon's environment file, read for RECONCILER_PEERS (default: {ENV_FILE}; "
-                             "a missing file is fine)")
+    parser.add_argument("--env-file", default=DEFAULT_ENV_FILE, metavar="FILE",
+                        help=f"the daemon's environment file, read for RECONCILER_PEERS (default: "
+                             f"{DEFAULT_ENV_FILE}; a missing file is fine)")
     parser.set_defaults(func=_run)
 
 
@@ -57,17 +56,17 @@ def _fence_peers(args: argparse.Namespace) -> dict[str, str]:
     """node -> host of RECONCILER_PEERS, as the fence-peer handler reads it (the environment, else the
     daemon's environment file); items that do not parse are left to the handler and the daemon to report."""
     from reconciler.cli.cmd_fence import read_env_file  # noqa: PLC0415
-    from reconciler.daemon.peer import parse_endpoint  # noqa: PLC0415
+    from reconciler.daemon.peer import parse_peer_item  # noqa: PLC0415
 
     raw = os.environ.get("RECONCILER_PEERS") or read_env_file(args.env_file).get("RECONCILER_PEERS", "")
     found: dict[str, str] = {}
     for item in raw.split():
-        name, sep, endpoint = item.partition("=")
         try:
-            found[name] = parse_endpoint(endpoint)[0] if sep else ""
+            name, host, _ = parse_peer_item(item, "RECONCILER_PEERS")
         except ValueError:
             continue
-    return {name: host for name, host in found.items() if host}
+        found[name] = host
+    return found
 
 
 def _run(args: argparse.Namespace) -> int:

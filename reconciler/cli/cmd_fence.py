@@ -18,12 +18,11 @@ from typing import Any
 
 from reconciler.daemon.fence import DEFAULT_HANDLER_TIMEOUT, EXIT_ERROR, ask_outdate, resource_hosts
 from reconciler.daemon.keyfile import SecretFileError, read_secret
-from reconciler.daemon.peer import DEFAULT_PEER_PORT, parse_endpoint
+from reconciler.daemon.peer import DEFAULT_PEER_PORT, parse_peer_item
 from reconciler.model.desired import DrbdHost
 from reconciler.names import UnsafeNameError, check_name
-from reconciler.statedir import DEFAULT_STATE_DIR
+from reconciler.statedir import DEFAULT_ENV_FILE, DEFAULT_STATE_DIR
 
-DEFAULT_ENV_FILE = "/etc/reconciler/reconciler.env"
 DEFAULT_PEER_KEY = "/etc/reconciler/peer.key"
 PROG = "reconciler fence-peer"
 
@@ -116,10 +115,11 @@ def _endpoint(args: argparse.Namespace, resource: str, node: str, state_dir: Pat
     source = "--peer" if args.peer else "RECONCILER_PEERS"
     explicit: dict[str, tuple[str, int]] = {}
     for item in items:
-        name, sep, endpoint = item.partition("=")
-        if not sep:
-            raise HandlerError(f"{source} {item!r}: expected NODE=HOST:PORT")
-        explicit[check_name(name, "peer node")] = parse_endpoint(endpoint)
+        try:
+            name, host, port = parse_peer_item(item, source)
+        except ValueError as exc:
+            raise HandlerError(str(exc)) from exc
+        explicit[check_name(name, "peer node")] = (host, port)
     if args.peer and len(explicit) == 1:
         # One --peer, written for this resource's handler: that is the peer. RECONCILER_PEERS is the node's
         # list for every resource, so which of its entries DRBD means always comes from the revision below.

@@ -22,7 +22,7 @@ from reconciler.daemon.config import (
     PeerEndpoint,
 )
 from reconciler.daemon.keyfile import SecretFileError, read_secret
-from reconciler.daemon.peer import DEFAULT_PEER_PORT, parse_endpoint
+from reconciler.daemon.peer import DEFAULT_PEER_PORT, parse_endpoint, parse_peer_item
 from reconciler.host.base import Host
 from reconciler.host.factory import NodeAccess, known_nodes, make_host, peer_ports
 from reconciler.loopback import LOOPBACK, is_loopback
@@ -123,10 +123,10 @@ def build_config(args: argparse.Namespace) -> DaemonConfig:
     items = list(args.peer) or (_env("PEERS") or "").split()
     source = "--peer" if args.peer else "RECONCILER_PEERS"
     for item in items:
-        name, sep, endpoint = item.partition("=")
-        if not sep:
-            raise ConfigError(f"{source} {item!r}: expected NODE=HOST:PORT")
-        host, port = parse_endpoint(endpoint)
+        try:
+            name, host, port = parse_peer_item(item, source)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
         peers.append(PeerEndpoint(check_name(name, "peer node"), host, port))
     peer_listen = args.peer_listen
     access = NodeAccess.of(sim=args.sim)

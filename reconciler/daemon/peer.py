@@ -265,6 +265,16 @@ def fetch_peer_report(node: str, host: str, port: int, key: bytes | None, *, sen
     return PeerReport(answered, backing, _split_brain_records(data.get("split_brain")))
 
 
+def parse_peer_item(item: str, source: str) -> tuple[str, str, int]:
+    """One ``NODE=HOST:PORT`` of ``--peer`` or RECONCILER_PEERS -> (node, host, port); ValueError naming
+    ``source`` and the item otherwise."""
+    name, sep, endpoint = item.partition("=")
+    if not sep:
+        raise ValueError(f"{source} {item!r}: expected NODE=HOST:PORT")
+    host, port = parse_endpoint(endpoint)
+    return name, host, port
+
+
 def parse_endpoint(text: str, default_port: int = DEFAULT_PEER_PORT) -> tuple[str, int]:
     """``HOST:PORT``, ``[V6]:PORT`` or ``HOST`` -> (host, port)."""
     if text.startswith("["):
