@@ -26,6 +26,7 @@ SCENARIOS = {
     "7": "test_7_clean_reboot_of_the_primary",
     "9": "test_9_destructive_changes_are_refused",
     "5": "test_5_power_loss_of_the_primary",
+    "11": "test_11_full_partition_with_power_fences",
     "8": "test_8_split_brain_made_by_hand",
     "10": "test_10_the_units_as_shipped",
 }

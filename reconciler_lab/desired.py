@@ -20,9 +20,24 @@ GIT_ENV = {"GIT_AUTHOR_NAME": "lab", "GIT_AUTHOR_EMAIL": "lab@localhost", "GIT_C
            "GIT_COMMITTER_EMAIL": "lab@localhost"}
 
 
-def cluster_yaml() -> str:
+POWER_FENCE = "/usr/local/sbin/lab-power-fence"
+FENCE_DELAY = 5
+
+
+def _power_fence(node: str) -> str:
+    # The lab's power switch (reconciler_lab/fence_relay.py), reached by the other node's dom0.
+    return (f"    power_fence:\n      off: [{POWER_FENCE}, --node={node}, --action=off]\n"
+            f"      status: [{POWER_FENCE}, --node={node}, --action=status]\n"
+            f"      timeout: 60\n      delay: {FENCE_DELAY}\n")
+
+
+def cluster_yaml(*, power_fence: bool = True) -> str:
+    """With ``power_fence``, fencing is ``resource-and-stonith`` with the lab's power switch; without it,
+    ``resource-only`` and no power fence (a cluster that can only ask the peer's daemon)."""
     nodes = "".join(f"  {n.name}:\n    hostname: {n.name}\n    address: {n.address('rep')}\n"
-                    f"    volume_groups: [vg-sda, vg-sdb, vg-sdc]\n    drbd_version: \"8.4\"\n" for n in NODES)
+                    f"    volume_groups: [vg-sda, vg-sdb, vg-sdc]\n    drbd_version: \"8.4\"\n"
+                    + (_power_fence(n.name) if power_fence else "") for n in NODES)
+    policy = "resource-and-stonith" if power_fence else "resource-only"
     return f"""# The lab's cluster: two nodes on real Xen 4.17 and DRBD 8.4 (see docs/lab.md).
 cluster: lab
 nodes:
@@ -39,7 +54,7 @@ defaults:
     al_extents: 257
   safety:
     mechanism: fencing
-    fencing_policy: resource-only
+    fencing_policy: {policy}
     # Asks the peer's daemon over the management link (the default handler uses the replication link).
     fence_peer_handler: /usr/local/sbin/lab-fence-peer
   domain:

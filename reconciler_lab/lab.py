@@ -16,6 +16,7 @@ from typing import TypeVar
 from reconciler_lab import paths
 from reconciler_lab.agent_client import AgentClient, Result
 from reconciler_lab.desired import DesiredRepo
+from reconciler_lab.fence_relay import FenceRelay
 from reconciler_lab.proc import LabError, run
 from reconciler_lab.qemu import NODES, NodeSpec, Qemu, node_spec
 
@@ -101,6 +102,8 @@ class Node:
         self.qemu = Qemu(spec, lab.run_dir, lab.accel)
         self.agent = AgentClient(spec.name, self.qemu.agent_socket)
         self.boot_seconds: list[float] = []
+        self.fence_relay = FenceRelay(spec.name, self.qemu.fence_socket, power_off=lab.power_off,
+                                      is_on=lab.is_on, others=frozenset(n.name for n in NODES) - {spec.name})
 
     @property
     def conf_dir(self) -> Path:
@@ -136,6 +139,9 @@ class Node:
         (conf / "lab-fence-peer").write_text(
             "#!/bin/sh\n# The lab's fence-peer handler: the product's, asking the peer over the management link.\n"
             f"exec /usr/bin/reconciler fence-peer --peer {other.name}={other.address('mgmt')}:9791\n")
+        (conf / "lab-power-fence").write_text(
+            "#!/bin/sh\n# The lab's fence agent: asks the host to pull the other node's plug (fence_relay.py).\n"
+            f"exec {paths.PROJECT}/.venv/bin/python {paths.GUEST_DIR}/power-fence.py \"$@\"\n")
 
     @property
     def systemd(self) -> bool:
@@ -161,6 +167,7 @@ class Node:
         started = time.monotonic()
         self.agent.close()
         self.qemu.start(self.conf_dir)
+        self.fence_relay.start()
 
         wait_until(f"{self.name} to boot and answer", lambda: _connected(self), BOOT_DEADLINE, poll=3.0)
         self.wait_console("lab-init: ready", 300)
@@ -248,6 +255,14 @@ class Lab:
     def node(self, name: str) -> Node:
         node_spec(name)
         return self.nodes[name]
+
+    def power_off(self, name: str) -> None:
+        """The power switch the nodes' fence agents reach (fence_relay.py)."""
+        self.node(name).power_off()
+        self.notes.append(f"{name} powered off by the other node's power fence")
+
+    def is_on(self, name: str) -> bool:
+        return self.node(name).qemu.running()
 
     def create(self) -> None:
         """A fresh lab: empty disks, a new desired-state repository, the namespace."""

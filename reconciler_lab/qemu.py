@@ -79,6 +79,10 @@ class Qemu:
     def qmp_socket(self) -> Path:
         return self.dir / "qmp.sock"
 
+    @property
+    def fence_socket(self) -> Path:
+        return self.dir / "fence.sock"
+
     def disk(self, name: str) -> Path:
         return self.dir / f"{name}.img"
 
@@ -109,7 +113,10 @@ class Qemu:
                 "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
                 "-device", "virtio-serial-pci",
                 "-chardev", f"socket,id=agent,path={self.agent_socket},server=on,wait=off",
-                "-device", "virtserialport,chardev=agent,name=lab.agent"]
+                "-device", "virtserialport,chardev=agent,name=lab.agent",
+                # The lab's power switch (reconciler_lab/fence_relay.py): the node's fence agent asks the host.
+                "-chardev", f"socket,id=fence,path={self.fence_socket},server=on,wait=off",
+                "-device", "virtserialport,chardev=fence,name=lab.fence"]
         for name in [*DATA_DISKS, "persist"]:
             argv += ["-drive", f"file={self.disk(name)},format=raw,if=none,id={name},cache=unsafe",
                      "-device", f"virtio-blk-pci,drive={name},serial={name}"]
@@ -124,7 +131,7 @@ class Qemu:
         if self.proc is not None and self.proc.poll() is None:
             raise LabError(f"{self.spec.name}: QEMU already running (pid {self.proc.pid})")
         self.boots += 1
-        for sock in (self.agent_socket, self.qmp_socket):
+        for sock in (self.agent_socket, self.qmp_socket, self.fence_socket):
             sock.unlink(missing_ok=True)
         argv = ["ip", "netns", "exec", paths.NETNS, *self.argv(conf_dir)]
         (self.dir / "qemu-argv.json").write_text(json.dumps(argv, indent=1) + "\n")

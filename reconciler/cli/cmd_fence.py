@@ -14,14 +14,25 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reconciler.daemon.fence import DEFAULT_HANDLER_TIMEOUT, EXIT_ERROR, ask_outdate, resource_hosts
+from reconciler.daemon.fence import (
+    DEFAULT_HANDLER_TIMEOUT,
+    EXIT_ERROR,
+    FenceResult,
+    ask_outdate,
+    resource_hosts,
+    stonith_peer,
+)
 from reconciler.daemon.keyfile import SecretFileError, read_secret
 from reconciler.daemon.peer import DEFAULT_PEER_PORT, parse_peer_item
+from reconciler.host.real import RealHost
 from reconciler.model.desired import DrbdHost
 from reconciler.names import UnsafeNameError, check_name
 from reconciler.statedir import DEFAULT_ENV_FILE, DEFAULT_STATE_DIR
+
+if TYPE_CHECKING:
+    from reconciler.source.gitsource import LoadedRevision
 
 DEFAULT_PEER_KEY = "/etc/reconciler/peer.key"
 PROG = "reconciler fence-peer"
@@ -32,8 +43,9 @@ def register(subparsers: Any) -> None:
         "fence-peer", help="DRBD fence-peer handler: ask the peer's daemon to outdate the resource",
         description="Run by DRBD (not by hand) when a resource loses its peer. Asks the peer's daemon over the "
                     "authenticated peer channel to outdate DRBD_RESOURCE there and exits with DRBD's code: 3 peer "
-                    "already Outdated or worse, 4 peer outdated, 5 peer unreachable, 6 peer is Primary, "
-                    "1 anything else (refused, unknown resource, outdate failed).")
+                    "already Outdated or worse, 4 peer outdated, 6 peer is Primary, 7 peer unreachable and "
+                    "powered off by its power_fence (resource-and-stonith only), 1 anything else (unreachable "
+                    "without a power fence, refused, unknown resource, outdate failed). Never 5.")
     parser.add_argument("--env-file", default=DEFAULT_ENV_FILE, metavar="FILE",
                         help=f"the daemon's environment file, read for RECONCILER_* settings "
                              f"(default: {DEFAULT_ENV_FILE}; a missing file is fine)")
@@ -47,7 +59,8 @@ def register(subparsers: Any) -> None:
                         help=f"shared secret of the cluster's daemons (default: {DEFAULT_PEER_KEY})")
     parser.add_argument("--peer-auth", choices=("hmac", "none"), default=None)
     parser.add_argument("--timeout", type=float, default=DEFAULT_HANDLER_TIMEOUT, metavar="S",
-                        help=f"give up on the peer after this long and exit 5 (default: {DEFAULT_HANDLER_TIMEOUT:g})")
+                        help="give up waiting for a peer that still calls itself connected after this long "
+                             f"(default: {DEFAULT_HANDLER_TIMEOUT:g})")
     parser.set_defaults(func=_fence_peer)
 
 
@@ -107,6 +120,13 @@ def _pick_peer(hosts: tuple[DrbdHost, ...], node: str, env: Mapping[str, str]) -
     return others[0]
 
 
+def _in_force(state_dir: Path) -> LoadedRevision | None:
+    from reconciler.source.gitsource import GitSource  # noqa: PLC0415
+    from reconciler.source.mirror import Mirror  # noqa: PLC0415
+
+    return GitSource(Mirror(state_dir, "unused", "main"), state_dir).load_in_force()
+
+
 def _endpoint(args: argparse.Namespace, resource: str, node: str, state_dir: Path, *,
               env: Mapping[str, str], file_env: Mapping[str, str]) -> tuple[str, str, int]:
     # The daemon's own list of peer endpoints (RECONCILER_PEERS, a management address where one is set):
@@ -125,10 +145,7 @@ def _endpoint(args: argparse.Namespace, resource: str, node: str, state_dir: Pat
         # list for every resource, so which of its entries DRBD means always comes from the revision below.
         ((name, (host, port)),) = explicit.items()
         return name, host, port
-    from reconciler.source.gitsource import GitSource  # noqa: PLC0415
-    from reconciler.source.mirror import Mirror  # noqa: PLC0415
-
-    in_force = GitSource(Mirror(state_dir, "unused", "main"), state_dir).load_in_force()
+    in_force = _in_force(state_dir)
     if in_force is None:
         raise HandlerError(f"no revision in force in {state_dir}: the peers are unknown")
     hosts = resource_hosts(in_force.cluster, node).get(resource)
@@ -163,8 +180,22 @@ def fence_peer(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         _log(resource, f"{exc}; exit {EXIT_ERROR}")
         return EXIT_ERROR
     result = ask_outdate(peer, host, port, key, resource, sender=node, timeout=args.timeout)
+    if result.unreachable:
+        _log(resource, result.message)
+        result = _stonith(resource, node, peer, state_dir, env)
     _log(resource, f"{result.message}; exit {result.exit_code}")
     return result.exit_code
+
+
+def _stonith(resource: str, node: str, peer: str, state_dir: Path, env: Mapping[str, str]) -> FenceResult:
+    """An unreachable peer proves nothing: only its power fence, run and verified now, may (exit 7)."""
+    try:
+        in_force = _in_force(state_dir)
+    except (OSError, ValueError) as exc:
+        return FenceResult(EXIT_ERROR, f"the revision in force could not be read ({exc}): no power fence known")
+    if in_force is None:
+        return FenceResult(EXIT_ERROR, f"no revision in force in {state_dir}: no power fence known")
+    return stonith_peer(RealHost(node), in_force.cluster, resource, peer, state_dir, env=env)
 
 
 def _fence_peer(args: argparse.Namespace) -> int:

@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from reconciler.daemon.powerfence import STATUS_OFF, STATUS_ON
 from reconciler.desired.render_drbd import DEFAULT_FENCE_PEER
+from reconciler.desired.schema import PowerFenceSection
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredNode
 from reconciler.observe import lvm
@@ -355,9 +357,46 @@ def check_fence_path(desired: DesiredNode | None, fence_peers: Mapping[str, str]
     return Check(name, "ok", ", ".join(f"{peer} at {fence_peers[peer]}" for peer in sorted(replication)))
 
 
+STONITH_POLICY = "fencing resource-and-stonith;"
+
+
+def check_power_fences(host: Host, desired: DesiredNode | None,
+                       power_fences: Mapping[str, PowerFenceSection]) -> list[Check]:
+    """Under ``resource-and-stonith`` the fence-peer handler powers off a peer it cannot reach: each such peer
+    needs a power fence whose status command works from here (it is only queried, never switched)."""
+    if desired is None:
+        return [Check("power fence", "skip", "no desired state known (give a directory or --state-dir)")]
+    peers = sorted({h.name for vm in desired.vms if vm.drbd is not None and STONITH_POLICY in vm.drbd.config_text
+                    for h in vm.drbd.hosts if h.name != desired.node})
+    if not peers:
+        return [Check("power fence", "skip", "no resource here uses fencing_policy: resource-and-stonith")]
+    checks = []
+    for peer in peers:
+        name = f"power fence {peer}"
+        spec = power_fences.get(peer)
+        if spec is None:
+            checks.append(Check(name, "fail", f"resources here use resource-and-stonith but cluster.yaml has no "
+                                              f"nodes.{peer}.power_fence: if {peer} cannot be reached, their I/O "
+                                              "stays frozen (the handler cannot prove anything); add one, or use "
+                                              "fencing_policy: resource-only"))
+            continue
+        result = host.run(spec.status, timeout=float(spec.timeout))
+        said = (result.stdout.strip() or result.stderr.strip()).splitlines()
+        detail = said[-1][:200] if said else "no output"
+        if result.returncode == STATUS_ON:
+            checks.append(Check(name, "ok", f"its status command answers on ({detail})"))
+        elif result.returncode == STATUS_OFF:
+            checks.append(Check(name, "warn", f"its status command answers off ({detail}): is {peer} powered off?"))
+        else:
+            checks.append(Check(name, "fail", f"its status command does not work from here, so a fence of {peer} "
+                                              f"could never be verified: {result.describe()}"))
+    return checks
+
+
 def run_checks(host: Host, node: str, desired: DesiredNode | None, peers: dict[str, str], *,
                progress: Callable[[Check], None] = lambda c: None,
-               fence_peers: Mapping[str, str] | None = None) -> list[Check]:
+               fence_peers: Mapping[str, str] | None = None,
+               power_fences: Mapping[str, PowerFenceSection] | None = None) -> list[Check]:
     need_ssh = desired is not None and any(vm.domain is not None and vm.domain.live_migration for vm in desired.vms)
     checks: list[Check] = []
 
@@ -371,6 +410,7 @@ def run_checks(host: Host, node: str, desired: DesiredNode | None, peers: dict[s
     add(check_drbd_module(host, desired))
     add(check_drbd_handlers(host, desired))
     add(check_fence_path(desired, fence_peers or {}))
+    add(*check_power_fences(host, desired, power_fences or {}))
     add(check_usermode_helper(host))
     add(check_lvm_filter(host, desired))
     add(*check_services(host))

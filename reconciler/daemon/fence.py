@@ -5,10 +5,12 @@ The handler (``reconciler fence-peer``) runs on the node that lost its peer; it 
 is Secondary there, and answers with one of the :data:`OUTCOMES`. The handler turns the answer into the
 exit code DRBD's kernel module understands (``drbd_nl.c``, ``conn_try_outdate_peer``):
 
-3 the peer's disk is already Outdated, Inconsistent or worse; 4 the peer was outdated now; 5 the peer
-could not be reached (DRBD then assumes it dead); 6 the peer is Primary (DRBD outdates the local disk).
-Everything else (a refused authentication, an unknown resource, a failed ``drbdadm outdate``) is exit 1,
-which DRBD logs as a broken helper and treats as "not fenced": nothing is assumed about the peer.
+3 the peer's disk is already Outdated, Inconsistent or worse; 4 the peer was outdated now; 6 the peer is
+Primary (DRBD outdates the local disk); 7 the peer was powered off and a status query proved it off
+(:mod:`reconciler.daemon.powerfence`, only under ``resource-and-stonith``). Everything else is exit 1, which
+DRBD logs as a broken helper and treats as "not fenced": nothing is assumed about the peer. That includes a
+peer that cannot be reached: 5 ("unreachable") would make DRBD treat a peer that merely lost a link, and
+may still be writing, as Outdated; this handler never answers it.
 
 Each side notices a cut link on its own ping timeout, so the peer may still call itself Connected when it is
 asked, and DRBD refuses to outdate a connected disk. The peer then answers "connected" and the handler asks
@@ -19,33 +21,41 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.daemon.peerclient import ForgedAnswer, signed_exchange
+from reconciler.daemon.powerfence import FenceRecord, power_fence, write_record
 from reconciler.desired.errors import UnknownNodeError
 from reconciler.desired.expand import expand_node
-from reconciler.host.base import Host
+from reconciler.host.base import Host, HostFileError
 from reconciler.model.desired import DrbdHost
 from reconciler.names import UnsafeNameError, check_name
 from reconciler.printable import escape
 
 if TYPE_CHECKING:
     from reconciler.desired.load import Cluster
+    from reconciler.desired.resolve import Vm
 
 OUTDATE_PATH = "/v1/outdate"
 DRBDADM_TIMEOUT = 20.0
 # Covers the peer noticing the cut (DRBD's ping-int plus ping-timeout: 10.5 s by default) with room to spare.
 DEFAULT_HANDLER_TIMEOUT = 60.0
 RETRY_INTERVAL = 1.0
+# A peer that does not answer is asked again for this long (a daemon restarting, a link blip) before the
+# handler counts it as unreachable; each attempt waits at most ATTEMPT_TIMEOUT for an answer.
+UNREACHABLE_GRACE = 10.0
+ATTEMPT_TIMEOUT = 10.0
 
 EXIT_ERROR = 1
 EXIT_ALREADY = 3
 EXIT_OUTDATED = 4
-EXIT_UNREACHABLE = 5
 EXIT_PEER_PRIMARY = 6
+EXIT_STONITHED = 7
 
 # Disk states at least as bad as Outdated: such a replica can never become a sync source or Primary.
 NOT_UP_TO_DATE = frozenset({"Outdated", "Inconsistent", "Diskless", "Failed"})
@@ -125,6 +135,7 @@ def outdate_local(host: Host, resource: str, managed: Callable[[], frozenset[str
 class FenceResult:
     exit_code: int
     message: str
+    unreachable: bool = False  # no answer at all: the peer may be dead, or only cut off
 
 
 def ask_outdate(node: str, host: str, port: int, key: bytes | None, resource: str, *, sender: str,
@@ -134,14 +145,24 @@ def ask_outdate(node: str, host: str, port: int, key: bytes | None, resource: st
     """Ask one peer's daemon to outdate ``resource``; the result carries DRBD's fence-peer exit code.
 
     While the peer answers that it is still connected, ask again until ``timeout`` (the whole handler's
-    deadline). The request is signed for ``node`` alone (with ``sender``, this node, as its origin), so it
-    cannot be replayed to any other node, nor to ``node`` again (see :mod:`reconciler.daemon.peerauth`)."""
+    deadline); while it does not answer at all, ask again for :data:`UNREACHABLE_GRACE`. The request is
+    signed for ``node`` alone (with ``sender``, this node, as its origin), so it cannot be replayed to any
+    other node, nor to ``node`` again (see :mod:`reconciler.daemon.peerauth`)."""
     deadline = clock() + timeout
+    silent_since: float | None = None
     while True:
-        left = deadline - clock()
-        result, outcome = _ask_once(node, host, port, key, resource, sender=sender, timeout=max(left, 0.1))
-        if outcome != "connected" or deadline - clock() <= RETRY_INTERVAL:
+        asked = clock()
+        result, outcome = _ask_once(node, host, port, key, resource, sender=sender,
+                                    timeout=max(min(deadline - asked, ATTEMPT_TIMEOUT), 0.1))
+        now = clock()
+        if result.unreachable:
+            silent_since = asked if silent_since is None else silent_since
+            if now - silent_since >= UNREACHABLE_GRACE or deadline - now <= RETRY_INTERVAL:
+                return result
+        elif outcome != "connected" or deadline - now <= RETRY_INTERVAL:
             return result
+        else:
+            silent_since = None
         wait(RETRY_INTERVAL)
 
 
@@ -154,8 +175,8 @@ def _ask_once(node: str, host: str, port: int, key: bytes | None, resource: str,
     except ForgedAnswer:
         return FenceResult(EXIT_ERROR, f"peer {node} answer has a bad signature"), ""
     except (OSError, http.client.HTTPException) as exc:
-        return FenceResult(EXIT_UNREACHABLE,
-                           f"peer {node} at {host}:{port} unreachable: {type(exc).__name__}: {exc}"), ""
+        return FenceResult(EXIT_ERROR, f"peer {node} at {host}:{port} unreachable: {type(exc).__name__}: {exc}",
+                           unreachable=True), ""
     if status != 200:
         # It answered, so it is alive: claiming "unreachable" would let DRBD assume it dead.
         return FenceResult(EXIT_ERROR, f"peer {node} refused: HTTP {status} {escape(reason)[:100]}"), ""
@@ -170,3 +191,78 @@ def _ask_once(node: str, host: str, port: int, key: bytes | None, resource: str,
     code = OUTCOMES.get(outcome, EXIT_ERROR)
     detail = escape(str(data.get("detail", "")))[:300]
     return FenceResult(code, f"peer {node}: {escape(outcome)[:40]}: {detail}"), outcome
+
+
+def _resource_vm(cluster: Cluster, node: str, resource: str) -> tuple[Vm, int] | None:
+    try:
+        desired = expand_node(cluster, node)
+    except UnknownNodeError:
+        return None
+    minors = {vm.name: vm.drbd.minor for vm in desired.vms if vm.drbd is not None and vm.drbd.name == resource}
+    vm = next((vm for vm in cluster.vms if vm.name in minors), None)
+    return None if vm is None else (vm, minors[vm.name])
+
+
+_PROC_LINE = re.compile(r"^\s*(\d+): cs:\S+ ro:(\w+)/\w+ ds:(\w+)/\w+", re.MULTILINE)
+
+
+def local_view(host: Host, minor: int, env: Mapping[str, str]) -> tuple[str, str]:
+    """This node's role and disk state of the resource on ``minor``, read without DRBD's netlink.
+
+    The handler may be running inside ``drbdsetup primary``, which holds the netlink lock while it waits for
+    the handler: a ``drbdadm role`` or ``dstate`` from here would wait for it (crm-fence-peer.sh reads
+    /proc/drbd for the same reason). DRBD 8.4 lists each minor there; DRBD 9 does not, so its disk comes
+    from the helper's environment (``UP_TO_DATE_NODES``, a bit mask, and ``DRBD_MY_NODE_ID``) and its role
+    stays unknown. Unknown is ``("Unknown", "Unknown")``, which never allows a power fence."""
+    text = host.read_file("/proc/drbd") or ""
+    for match in _PROC_LINE.finditer(text):
+        if int(match.group(1)) == minor:
+            return match.group(2), match.group(3)
+    mask, me = env.get("UP_TO_DATE_NODES", ""), env.get("DRBD_MY_NODE_ID", "")
+    if me.isdigit() and re.fullmatch(r"0x[0-9A-Fa-f]+|\d+", mask):
+        return "Unknown", "UpToDate" if int(mask, 0) >> int(me) & 1 else "NotUpToDate"
+    return "Unknown", "Unknown"
+
+
+def stonith_peer(host: Host, cluster: Cluster, resource: str, peer: str, state_dir: Path, *,
+                 env: Mapping[str, str] | None = None,
+                 wait: Callable[[float], object] = time.sleep) -> FenceResult:
+    """Power the unreachable ``peer`` off with its fence agent when the revision allows it; else exit 1.
+
+    Only under ``fencing_policy: resource-and-stonith`` with a ``power_fence`` for the peer, and only while
+    the local disk of ``resource`` is UpToDate: after a power loss of both nodes a Consistent disk may lack
+    the peer's last writes, and exit 7 would let DRBD promote it. A node that is not Primary here waits the
+    fence's ``delay`` first, so that when both links fail the node running the VM powers the other off, not
+    the other way round."""
+    found = _resource_vm(cluster, host.node, resource)
+    hosts = resource_hosts(cluster, host.node).get(resource, ())
+    if peer not in {h.name for h in hosts if h.name != host.node}:
+        # A wrong --peer must never switch off a node that does not even hold the resource.
+        return FenceResult(EXIT_ERROR, f"peer {peer} unreachable, and it is not the other host of {resource} in "
+                                       "the revision in force: not powering anything off")
+    spec = cluster.spec.nodes[peer].power_fence if peer in cluster.spec.nodes else None
+    if found is None or found[0].safety.mechanism != "fencing" \
+            or found[0].safety.fencing_policy != "resource-and-stonith":
+        return FenceResult(EXIT_ERROR, f"peer {peer} unreachable; without resource-and-stonith and a power fence "
+                                       "nothing proves it cannot write")
+    if spec is None:
+        return FenceResult(EXIT_ERROR, f"peer {peer} unreachable and cluster.yaml names no power_fence for it: "
+                                       "nothing proves it cannot write")
+    role, disk = local_view(host, found[1], env or {})
+    if disk != "UpToDate":
+        return FenceResult(EXIT_ERROR, f"peer {peer} unreachable; not powering it off: the local disk is {disk}, "
+                                       "not UpToDate, and may lack its last writes")
+    if role != "Primary" and spec.delay:
+        wait(float(spec.delay))
+    record = power_fence(host, peer, resource, spec)
+    try:
+        write_record(state_dir, record)
+    except (OSError, HostFileError) as exc:
+        # The node is off either way; the record is what the metrics show, so say that it is missing.
+        detail = f"{record.detail}; the record was not written: {exc}"
+        record = FenceRecord(record.peer, record.by, record.resource, record.outcome, record.started,
+                             record.finished, detail)
+    if record.verified_off:
+        return FenceResult(EXIT_STONITHED, f"peer {peer} powered off and verified off: {record.detail}")
+    return FenceResult(EXIT_ERROR, f"peer {peer} unreachable and its power fence did not prove it off: "
+                                   f"{record.detail}")

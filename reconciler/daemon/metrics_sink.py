@@ -6,6 +6,7 @@ the daemon and the pass know only this protocol, so they import nothing of Prome
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from reconciler.model.desired import DesiredNode
@@ -37,6 +38,10 @@ class MetricsSink(Protocol):
         """The peer monitor saw a change of a peer's status."""
         ...
 
+    def record_power_fences(self, fences: Mapping[str, tuple[str, float]]) -> None:
+        """The latest power fence of each peer by this node: ``peer -> (outcome, finished at)``."""
+        ...
+
 
 class NullMetrics:
     """A sink that keeps nothing: a daemon or a pass run without metrics."""
@@ -55,4 +60,7 @@ class NullMetrics:
         pass
 
     def record_peer(self, peer: PeerStatus) -> None:
+        pass
+
+    def record_power_fences(self, fences: Mapping[str, tuple[str, float]]) -> None:
         pass

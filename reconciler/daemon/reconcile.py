@@ -21,6 +21,7 @@ from reconciler.daemon.gating import BootGate, hold_for_boot, hold_for_peer_revi
 from reconciler.daemon.liveness import Liveness
 from reconciler.daemon.logs import event
 from reconciler.daemon.metrics_sink import MetricsSink, NullMetrics
+from reconciler.daemon.powerfence import read_records
 from reconciler.daemon.verify import VerifyScheduler
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode
@@ -360,6 +361,8 @@ class Reconciler:
             self.status = status
             status_store.publish(self.state_dir, status)
         self.metrics.record_pass(result, observed, desired, status)
+        # What the fence-peer handler (a process DRBD starts, not this one) recorded of its power fences.
+        self.metrics.record_power_fences({r.peer: (r.outcome, r.finished) for r in read_records(self.state_dir)})
         return status
 
 

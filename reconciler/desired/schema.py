@@ -162,11 +162,56 @@ Cmdline = Annotated[StrictStr, _length_at_most(MAX_CMDLINE, "Linux truncates a l
 DrbdVersionField = Annotated[DrbdVersion, BeforeValidator(_drbd_version)]
 
 
+_FENCE_ARG_RE = re.compile(r"[A-Za-z0-9_@%+=:,./-]{1,256}")
+MAX_FENCE_ARGS = 64
+MAX_FENCE_TIMEOUT = 600
+MAX_FENCE_DELAY = 300
+
+
+def _fence_arg(value: str) -> str:
+    # An argv item, never through a shell; still one plain word, so that it reads the same in a log line.
+    if not _FENCE_ARG_RE.fullmatch(value):
+        raise SettingError(f"{value!r} is not a fence command argument this project runs",
+                           "one word of letters, digits and _ @ % + = : , . / - (no spaces, no quotes)")
+    if value == "reboot" or value.endswith("=reboot"):
+        raise SettingError("a power fence powers the node off, never reboots it",
+                           "use the agent's off action (e.g. --action=off) and status action")
+    return value
+
+
+def _fence_argv(value: tuple[str, ...]) -> tuple[str, ...]:
+    if not value[0].startswith("/"):
+        raise SettingError(f"{value[0]!r} is not an absolute path",
+                           "name the fence agent by its full path, e.g. /usr/sbin/fence_ipmilan")
+    _absolute_path(value[0])
+    return value
+
+
+FenceArgv = Annotated[tuple[Annotated[StrictStr, AfterValidator(_fence_arg)], ...],
+                      Field(min_length=1, max_length=MAX_FENCE_ARGS), AfterValidator(_fence_argv)]
+
+
+class PowerFenceSection(Section):
+    """How the other nodes power this node off (a fence agent's argv), and how they see that it is off.
+
+    ``status`` follows fence-agents' ``--action=status``: exit 0 for on, 2 for off, anything else unknown."""
+
+    off: FenceArgv
+    status: FenceArgv
+    timeout: Annotated[StrictInt, Field(ge=1), _at_most(MAX_FENCE_TIMEOUT, "a fence that takes longer keeps "
+                                                        "I/O frozen for as long", "give seconds, e.g. 60")] = 60
+    # Seconds a node that does not run the VM waits before powering this node off: when both links fail,
+    # the node running the VM fences first, so the two never power each other off.
+    delay: Annotated[StrictInt, Field(ge=0), _at_most(MAX_FENCE_DELAY, "DRBD's I/O stays frozen meanwhile",
+                                                      "give seconds, e.g. 15")] = 15
+
+
 class NodeSpec(Section):
     hostname: Name | None = None
     address: Address
     volume_groups: tuple[Name, ...] = Field(min_length=1)
     drbd_version: DrbdVersionField
+    power_fence: PowerFenceSection | None = None
 
 
 class StorageSection(Section):

@@ -12,6 +12,7 @@ from prometheus_client.registry import Collector
 from reconciler.metrics.drbd_metrics import drbd_metrics
 from reconciler.metrics.failover import failover_metrics
 from reconciler.metrics.families import gauge
+from reconciler.metrics.fence_metrics import fence_metrics
 from reconciler.metrics.reconcile_metrics import reconcile_metrics
 from reconciler.metrics.state import MetricsState
 from reconciler.metrics.verify_metrics import verify_metrics
@@ -38,6 +39,7 @@ class ReconcilerCollector(Collector):
             ("xen", lambda: xen_metrics(snap.observed, snap.desired)),
             ("failover", lambda: failover_metrics(snap.desired, snap.observed, applied, snap.peers)),
             ("verify", lambda: verify_metrics(snap.status)),
+            ("fencing", lambda: fence_metrics(snap.power_fences)),
         ]
         failed: list[str] = []
         for name, build in sections:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client.utils import floatToGoString
@@ -102,6 +102,7 @@ class Snapshot:
     last_revision_seen_at: float | None
     suspended: dict[str, SuspendedScope]
     peers: dict[str, PeerStatus]
+    power_fences: dict[str, tuple[str, float]] = field(default_factory=dict)
 
 
 PASS_OUTCOMES: tuple[PassOutcome, ...] = ("converged", "degraded", "progressing", "failed", "invalid", "suspended",
@@ -141,6 +142,7 @@ class MetricsState:
         self._last_revision_seen_at: float | None = None
         self._suspended: dict[str, SuspendedScope] = {"node": SuspendedScope(False, None)}
         self._peers: dict[str, PeerStatus] = {}
+        self._power_fences: dict[str, tuple[str, float]] = {}
 
     def _now(self) -> float:
         return float(self._clock())
@@ -241,6 +243,10 @@ class MetricsState:
         with self._lock:
             self._peers[peer.node] = peer
 
+    def record_power_fences(self, fences: Mapping[str, tuple[str, float]]) -> None:
+        with self._lock:
+            self._power_fences = dict(fences)
+
     def snapshot(self) -> Snapshot:
         with self._lock:
             return Snapshot(
@@ -264,4 +270,5 @@ class MetricsState:
                 last_revision_seen_at=self._last_revision_seen_at,
                 suspended=dict(self._suspended),
                 peers=dict(self._peers),
+                power_fences=dict(self._power_fences),
             )

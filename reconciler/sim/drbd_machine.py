@@ -430,12 +430,21 @@ def has_uptodate_access(state: State, node: str, res: dict[str, Any]) -> bool:
 
 
 def primary(state: State, node: str, name: str, force: bool = False) -> list[str]:
-    """Promote; returns the lines DRBD would log (fence-peer outcome). Raises StateChangeFailed."""
+    """Promote; returns the lines DRBD would log (fence-peer outcome). Raises StateChangeFailed, after
+    logging what the fence-peer handler answered: the kernel logs that whether or not the promotion succeeds."""
+    log: list[str] = []
+    try:
+        return _primary(state, node, name, force, log)
+    except StateChangeFailed:
+        node_drbd(state, node).setdefault("log", []).extend(log)
+        raise
+
+
+def _primary(state: State, node: str, name: str, force: bool, log: list[str]) -> list[str]:
     res = require_runtime(state, node, name)
     if res["role"] == PRIMARY:
         return []
     config = config_of(res)
-    log: list[str] = []
     if not config.allow_two_primaries and any(p["role"] == PRIMARY for _, p in connected_peers(state, node, res)):
         raise StateChangeFailed(-1)
     if not res.get("quorum", True) and not force:
@@ -457,8 +466,13 @@ def primary(state: State, node: str, name: str, force: bool = False) -> list[str
             log += _fence_all(state, node, res)
             if any(dev["disk"] != "UpToDate" for dev in res["devices"].values()):
                 raise StateChangeFailed(-2)
-            if any(not _peer_known_outdated(state, res, res["connections"][p]["node_id"]) for p in unfenced):
+            still = [p for p in unfenced if not _peer_known_outdated(state, res, res["connections"][p]["node_id"])]
+            if still and not force:
                 raise StateChangeFailed(-7)
+            for peer in still:
+                # drbd_set_role(): a failed fence with --force promotes anyway and takes the peer for Outdated.
+                log.append(f"{name}: Forced into split brain situation!")
+                _mark_peer_outdated(state, res, res["connections"][peer]["node_id"])
     set_role(state, node, res, PRIMARY)
     new_data_generation(state, node, res)
     return log
@@ -559,7 +573,10 @@ def _fence_all(state: State, node: str, res: dict[str, Any]) -> list[str]:
         meaning = FENCE_EXIT_MEANING.get(code, f"fence-peer helper broken, returned {code}")
         log.append(f"{res['name']}: helper command: /sbin/drbdadm fence-peer {res['name']} "
                    f"exit code {code} ({meaning})")
-        if code in (3, 4, 5, 7):
+        if code == 5 and any(dev["disk"] != "UpToDate" for dev in res["devices"].values()):
+            # "peer unreachable, doing nothing since disk != UpToDate" (drbd_nl.c, conn_try_outdate_peer)
+            log[-1] = log[-1].replace(FENCE_EXIT_MEANING[5], "peer unreachable, doing nothing since disk != UpToDate")
+        elif code in (3, 4, 5, 7):
             _mark_peer_outdated(state, res, conn["node_id"])
             if code == 4:
                 _outdate_remote(state, peer, res["name"])
@@ -576,15 +593,30 @@ def _fence_all(state: State, node: str, res: dict[str, Any]) -> list[str]:
 def fence_peer_exit(state: State, node: str, name: str, peer: str) -> int:
     """The exit code the configured fence-peer handler returns, per the node's ``fence_peer`` setting."""
     mode = str(settings(state, node).get("fence_peer", "auto"))
-    fixed = {"outdate": 4, "unreachable": 5, "stonith": 7, "fail": 1}
+    fixed = {"outdate": 4, "unreachable": 5, "fail": 1}
     if mode in fixed:
         return fixed[mode]
-    if not simstate.can_talk(state, node, peer, link="management_cut"):
-        return 5  # the handler cannot reach the peer's daemon (down, or the management link cut too)
+    reachable = simstate.can_talk(state, node, peer, link="management_cut")
+    if mode == "stonith":
+        # A power fence: the peer's power is cut (whatever it was doing) and the off state is what counts.
+        if simstate.node_state(state, peer).get("up"):
+            for hook in _power_off_hooks:
+                hook(state, peer)
+        return 7
+    if not reachable:
+        return 1  # reconciler fence-peer never answers 5: unreachable proves nothing about the peer's writes
     peer_res = runtime(state, peer, name)
     if peer_res is not None and peer_res["role"] == PRIMARY:
         return 6
     return 4
+
+
+_power_off_hooks: list[Callable[[State, str], None]] = []
+
+
+def register_power_off(hook: Callable[[State, str], None]) -> None:
+    """How a node loses power (the fault module's crash), without this module importing it."""
+    _power_off_hooks.append(hook)
 
 
 def _mark_peer_outdated(state: State, res: dict[str, Any], peer_id: int) -> None:

@@ -32,8 +32,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from reconciler.host.base import EXIT_TIMEOUT, CommandResult
+from reconciler.sim import drbd_machine, xen
 from reconciler.sim import state as simstate
-from reconciler.sim import xen
 from reconciler.sim.state import (
     State,
     advance_state,
@@ -285,3 +285,6 @@ def clear(state: State) -> None:
     """Remove every command fault and network cut (crashed nodes stay down until booted)."""
     state["faults"] = []
     heal(state)
+
+
+drbd_machine.register_power_off(crash)  # a power fence in the simulator is the same loss of power

@@ -50,6 +50,7 @@ mkdir -p /var/lib/drbd /run/drbd
 # run /usr/bin/reconciler (without it DRBD's split-brain helper fails and no split brain is ever recorded).
 ln -sf "$(arg lab.project)/.venv/bin/reconciler" /usr/bin/reconciler
 cp "$CONF/lab-fence-peer" /usr/local/sbin/lab-fence-peer && chmod 755 /usr/local/sbin/lab-fence-peer
+cp "$CONF/lab-power-fence" /usr/local/sbin/lab-power-fence && chmod 755 /usr/local/sbin/lab-power-fence
 
 # LVM without udev: scan and activate what is there (after a reboot the VGs exist).
 vgscan --mknodes >/dev/null 2>&1

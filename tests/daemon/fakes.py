@@ -142,6 +142,7 @@ class RecordingMetrics:
         self.suspended: list[tuple[str, bool]] = []
         self.peers: list[str] = []
         self.observed: list[Any] = []
+        self.power_fences: list[dict[str, Any]] = []
 
     def record_revision_seen(self, sha: str, at: float) -> None:
         self.seen.append(sha)
@@ -151,6 +152,9 @@ class RecordingMetrics:
 
     def set_suspended(self, scope: str, suspended: bool) -> None:
         self.suspended.append((scope, suspended))
+
+    def record_power_fences(self, fences: Any) -> None:
+        self.power_fences.append(dict(fences))
 
     def record_peer(self, peer: Any) -> None:
         self.peers.append(peer.node)

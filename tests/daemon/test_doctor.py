@@ -16,13 +16,16 @@ from reconciler.daemon.doctor import (
     check_drbd_module,
     check_hostname,
     check_lvm_filter,
+    check_power_fences,
     check_services,
     check_tools,
     check_usermode_helper,
     lvm_filter_accepts,
     run_checks,
 )
+from reconciler.desired.schema import PowerFenceSection
 from reconciler.host.base import CommandResult
+from reconciler.model.desired import DesiredNode
 from tests.daemon.fakes import desired_node
 
 
@@ -254,3 +257,40 @@ def test_the_cli_reads_the_fence_path_from_the_daemons_environment_file(
     main(["doctor", "--node", "erdbeere", "--env-file", str(tmp_path / "missing.env"), example])
     assert "[WARN] fence-peer path: the fence-peer handler reaches himbeere over the replication link" in (
         capsys.readouterr().out)
+
+
+# --- power fences under resource-and-stonith -------------------------------------------------------------
+
+
+def _stonith_node() -> DesiredNode:
+    node = desired_node()
+    vms = tuple(vm.model_copy(update={"drbd": vm.drbd.model_copy(update={
+        "config_text": "resource vm100 {\n  net {\n    fencing resource-and-stonith;\n  }\n}\n"})})
+        for vm in node.vms if vm.drbd is not None)
+    return node.model_copy(update={"vms": vms})
+
+
+FENCE = PowerFenceSection(off=("/usr/sbin/fence_ipmilan", "--ip=10.0.1.2", "--action=off"),
+                          status=("/usr/sbin/fence_ipmilan", "--ip=10.0.1.2", "--action=status"))
+
+
+@pytest.mark.parametrize(("answer", "verdict", "said"), [
+    ((0, "Status: ON"), "ok", "answers on"),
+    ((2, "Status: OFF"), "warn", "powered off?"),
+    ((1, "Failed: Unable to connect"), "fail", "could never be verified"),
+])
+def test_each_peer_under_resource_and_stonith_has_a_power_fence_whose_status_works(
+        answer: tuple[int, str], verdict: str, said: str) -> None:
+    host = CannedHost({"/usr/sbin/fence_ipmilan --ip=10.0.1.2 --action=status": answer})
+    (check,) = check_power_fences(host, _stonith_node(), {"himbeere": FENCE})
+    assert (check.name, check.verdict) == ("power fence himbeere", verdict)
+    assert said in check.detail
+
+
+def test_resource_and_stonith_without_a_power_fence_fails_and_resource_only_skips() -> None:
+    host = CannedHost({})
+    (check,) = check_power_fences(host, _stonith_node(), {})
+    assert check.verdict == "fail"
+    assert "nodes.himbeere.power_fence" in check.detail
+    (skipped,) = check_power_fences(host, desired_node(), {"himbeere": FENCE})
+    assert skipped.verdict == "skip"

@@ -132,25 +132,31 @@ def test_a_peer_still_connected_at_the_deadline_is_exit_1_never_5(serve: Serve) 
     assert fake.now <= 5.0
 
 
-def test_unreachable_peer_is_exit_5(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unreachable_peer_is_asked_again_then_exit_1_never_5(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # Unreachable proves nothing about the peer's writes; only a power fence may (tests/daemon/test_power_fence.py).
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    assert _handler(tmp_path, monkeypatch, port) == 5
+    monkeypatch.setattr("reconciler.daemon.fence.UNREACHABLE_GRACE", 1.5)
+    started = time.monotonic()
+    assert _handler(tmp_path, monkeypatch, port, timeout=5.0) == 1
+    assert time.monotonic() - started >= 1.5
 
 
-def test_a_peer_that_does_not_answer_in_time_is_exit_5(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_silent_peer_is_given_up_at_the_deadline_with_exit_1(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(1)  # the kernel accepts the connection; nobody ever answers
         started = time.monotonic()
-        assert _handler(tmp_path, monkeypatch, silent.getsockname()[1], timeout=0.5) == 5
+        assert _handler(tmp_path, monkeypatch, silent.getsockname()[1], timeout=0.5) == 1
         assert time.monotonic() - started < 5
 
 
-def test_wrong_token_is_refused_and_exits_1_not_5(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_wrong_token_is_refused_and_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str], serve: Serve) -> None:
-    # The peer answered, so it is alive: exit 5 would make DRBD assume it dead and mark it Outdated.
+    # The peer answered, so it is alive: it must not be taken for unreachable (and then powered off).
     outdater = Outdater("outdated")
     server = serve(outdater)
     assert _handler(tmp_path, monkeypatch, server.port, key=b"another-secret-of-16+bytes") == 1

@@ -6,6 +6,7 @@ real kernels show; every wait polls an observed condition with a generous deadli
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -444,12 +445,21 @@ def test_5_power_loss_of_the_primary(lab: Lab) -> None:
     assert VM not in domains(survivor)
     status = survivor.check(["reconciler", "status"], timeout=120)
     assert "cannot prove the peer is not writing" in status, status
-    # Step 1 of the runbook made sure the peer cannot write (its power is off). The operator's promotion runs
-    # DRBD's fence-peer handler, which cannot reach the peer (exit 5); DRBD then marks the peer Outdated,
-    # which is the proof the daemon waits for: it starts the domain.
+    # The operator's promotion runs DRBD's fence-peer handler. It cannot reach the peer's daemon, which proves
+    # nothing; under resource-and-stonith it powers the peer off with the lab's power switch (the node is off
+    # already: the switch says so) and exits 7 only after the status query says off. DRBD then marks the peer
+    # Outdated, which is the proof the daemon waits for: it starts the domain.
+    asked = len(survivor.fence_relay.handled)
     survivor.check(["drbdadm", "primary", "vm100"], timeout=300)
     wait_until(f"vm100 to run on {survivor.name}", lambda: _running(survivor), MOVE, poll=5.0)
-    assert 5 in helper_exits(survivor), f"fence-peer exit codes on {survivor.name}: {helper_exits(survivor)}"
+    exits = helper_exits(survivor)
+    assert 7 in exits, f"fence-peer exit codes on {survivor.name}: {exits}"
+    assert 5 not in exits, f"fence-peer exit codes on {survivor.name}: {exits}"
+    switched = [(h["action"], h["target"], h.get("power")) for h in survivor.fence_relay.handled[asked:]]
+    assert ("status", dead.name, "OFF") in switched, switched
+    record = json.loads(survivor.check(["cat", f"/var/lib/reconciler/power-fence/{dead.name}.json"], timeout=60))
+    assert (record["outcome"], record["by"], record["resource"]) == ("off", survivor.name, VM), record
+    assert f'reconciler_power_fence_last_outcome{{outcome="off",peer="{dead.name}"}} 1.0' in metrics(survivor)
 
     # The dead node boots again: Secondary, resyncs, never starts the domain.
     with Sampler(lab) as sampler:
@@ -468,16 +478,77 @@ def test_5_power_loss_of_the_primary(lab: Lab) -> None:
 
 
 @pytest.mark.timeout(3600)
+def test_11_full_partition_with_power_fences(lab: Lab) -> None:
+    """Both links of the primary cut under resource-and-stonith: its fence-peer handler cannot reach the other
+    node's daemon, powers that node off with the lab's switch and answers 7 once the switch says off; the
+    primary's frozen I/O resumes and the domU runs on. The other node never fences (it would wait its delay
+    and only when promoted), and when it boots again it rejoins as Secondary."""
+    started = time.monotonic()
+    primary, secondary = _roles(lab)
+    exits_before = len(helper_exits(primary))
+    asked = len(primary.fence_relay.handled)
+    marks = {n.name: len(commands(n)) for n in lab.nodes.values()}
+    with Sampler(lab) as sampler:
+        for link in ("rep", "mgmt"):
+            primary.set_link(link, up=False)
+        try:
+            wait_until(f"{primary.name}'s power fence to power {secondary.name} off",
+                       lambda: not secondary.qemu.running(), 600, poll=3.0)
+            wait_until("the primary's fence-peer handler to finish",
+                       lambda: len(helper_exits(primary)) > exits_before, 600, poll=3.0)
+            exits = helper_exits(primary)[exits_before:]
+            assert exits == [7], f"fence-peer exit codes on {primary.name}: {exits}"
+            switched = [(h["action"], h["target"], h.get("power")) for h in primary.fence_relay.handled[asked:]]
+            assert switched[0] == ("off", secondary.name, "OFF"), switched
+            assert ("status", secondary.name, "OFF") in switched, switched
+            assert not secondary.fence_relay.handled, "the node without the VM fenced too"
+            mine = replica(primary)
+            assert mine is not None
+            assert (mine.role, mine.disk, mine.peer_disk) == ("Primary", "UpToDate", "Outdated"), mine
+            assert _running(primary)
+            # I/O resumed: the domU's disk takes a write through DRBD (it would hang while frozen).
+            primary.check(["dd", "if=/dev/drbd0", "of=/dev/null", "bs=4096", "count=1", "iflag=direct"],
+                          timeout=120)
+            record = json.loads(primary.check(["cat", f"/var/lib/reconciler/power-fence/{secondary.name}.json"],
+                                              timeout=60))
+            assert (record["outcome"], record["by"]) == ("off", primary.name), record
+        finally:
+            for link in ("rep", "mgmt"):
+                primary.set_link(link, up=True)
+        secondary.boot(fresh=False)
+        wait_until(f"{secondary.name} to return as an UpToDate Secondary and both to settle",
+                   lambda: _settled(primary, secondary), MOVE, poll=5.0)
+    sampler.verify()
+    assert not [c["argv"] for c in commands(secondary)[marks[secondary.name]:]
+                if c["argv"][:2] in (["xl", "create"], ["drbdadm", "primary"])]
+    lab.timings["scenario 11 (full partition, power fence)"] = time.monotonic() - started
+
+
+@pytest.mark.timeout(3600)
 def test_8_split_brain_made_by_hand(lab: Lab) -> None:
     started = time.monotonic()
     primary, secondary = _roles(lab)
+    # A cluster without a power fence (resource-only): with one, the primary's handler would power the other
+    # node off when the partition starts, and there would be nothing left to promote by mistake.
+    lab.repo.write(cluster_yaml(power_fence=False), vm_yaml(primary=primary.name, size=_size(lab)))
+    lab.repo.commit("lab: fencing without a power fence (resource-only)")
+    head = lab.repo.git("rev-parse", "--short=12", "HEAD").strip()
+    wait_until("both nodes to take the revision without a power fence", lambda: all(
+        head in n.check(["reconciler", "status"], timeout=120) for n in lab.nodes.values()), 600, poll=3.0)
+    wait_until("both nodes to settle on it", lambda: _settled(primary, secondary), MOVE, poll=5.0)
+    assert all("resource-only" in n.check(["drbdadm", "dump", VM], timeout=60) for n in lab.nodes.values())
     marks = {n.name: len(commands(n)) for n in lab.nodes.values()}
     # A full partition, then the mistake the classic setup warns about: promoting the other side by hand.
+    exits_before = len(helper_exits(primary))
     for link in ("rep", "mgmt"):
         primary.set_link(link, up=False)
     try:
         wait_until("both nodes to notice the partition", lambda: all(
             (r := replica(n)) is not None and r.cs != "Connected" for n in lab.nodes.values()), 600, poll=3.0)
+        # Without a power fence the primary's handler can prove nothing about the unreachable peer: 1, never 5.
+        wait_until("the primary's fence-peer handler to finish",
+                   lambda: len(helper_exits(primary)) > exits_before, 600, poll=3.0)
+        assert helper_exits(primary)[exits_before:] == [1], helper_exits(primary)
         secondary.stop_daemon()  # the operator stops the daemon there first, as they would to work by hand
         secondary.check(["drbdadm", "primary", "--force", VM], timeout=300)
         # Writes on both sides: the domU keeps writing on the primary; here a block near the device's end.
@@ -525,7 +596,7 @@ def test_8_split_brain_made_by_hand(lab: Lab) -> None:
     (incident,) = incidents
     domid = domain_id(primary, VM)
     marks = {n.name: len(commands(n)) for n in lab.nodes.values()}
-    lab.repo.write(cluster_yaml(), vm_yaml(primary=primary.name, size=_size(lab)) +
+    lab.repo.write(cluster_yaml(power_fence=False), vm_yaml(primary=primary.name, size=_size(lab)) +
                    f"split_brain_recovery: {{incident: {incident}, discard: {secondary.name}}}\n")
     lab.repo.commit(f"lab: resolve split brain {incident} of vm100, discarding {secondary.name}'s changes")
     wait_until("the replica to resync from the primary and both to settle", lambda: _settled(primary, secondary),

@@ -167,6 +167,7 @@ def representative_state(now: float = 1_800_000_000.0) -> MetricsState:
                                   suspensions=(Suspension(scope="vm101", reason="maintenance", by="root",
                                                           at=now - 10),)))
     state.record_peer(PeerStatus(node=PEER, reachable=True, applied_revision=REV_B, ready=True, checked_at=now - 5))
+    state.record_power_fences({PEER: ("off", now - 3600)})
     state.set_suspended("node", False)
     state.update_observed(observed)
     return state

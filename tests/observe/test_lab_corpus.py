@@ -15,6 +15,7 @@ import pytest
 from reconciler.host.replay import ReplayHost
 from reconciler.observe.observer import Observer
 from reconciler.observe.splitbrain import MARKER_DIR, SplitBrainMarker, current_uuid, incident_id, parse_marker
+from reconciler.sim import drbd
 from reconciler.sim.host import SimHost
 from tests.conftest import read_capture
 from tests.sim.test_drbd_helpers import DrbdCluster, resource_text
@@ -180,14 +181,18 @@ def test_both_nodes_name_the_real_split_brain_alike() -> None:
 
 
 def test_the_simulator_goes_into_the_real_split_brain_alike(tmp_path: Path) -> None:
-    # Scenario 8's steps on a simulated DRBD 8.4 pair with the lab's fencing: both links cut (so the fence-peer
-    # handler cannot reach the peer's daemon and exits 5), a forced promotion of the secondary, back to
-    # Secondary, both links healed. (A new current generation is made by the promotion itself, so the writes
-    # the lab made as well are not needed for the split brain.)
+    # Scenario 8's steps on a simulated DRBD 8.4 pair with the lab's fencing: both links cut, a forced promotion
+    # of the secondary, back to Secondary, both links healed. (A new current generation is made by the
+    # promotion itself, so the writes the lab made as well are not needed for the split brain.) The corpus was
+    # captured while the handler still answered 5 for an unreachable peer (it answers 1 now), so the simulated
+    # handlers answer what the real ones did then.
     pair = DrbdCluster(tmp_path / "c", drbd_version="8.4")
     pair.new_pair(resource_text(disk="on-io-error detach; al-extents 257; fencing resource-only;",
                                 handlers='fence-peer "/usr/bin/reconciler fence-peer"; '
                                          'split-brain "/usr/bin/reconciler split-brain";'))
+    with pair.cluster.transaction() as state:
+        for node in ("erdbeere", "himbeere"):
+            drbd.set_fence_peer(state, node, "unreachable")
     pair.partition("erdbeere", "himbeere", management=True)
     pair.advance(15)
     pair.ok("himbeere", "drbdadm", "primary", "--force", "vm100")
@@ -217,3 +222,16 @@ def test_the_simulator_goes_into_the_real_split_brain_alike(tmp_path: Path) -> N
     assert {node: found.group(1) if found else None for node, found in settled.items()} == {
         "erdbeere": "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
         "himbeere": "cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate"}
+
+
+@pytest.mark.parametrize(("label", "node", "view"), [
+    ("peer-lost", "erdbeere", ("Secondary", "UpToDate")),
+    ("link-cut", "erdbeere", ("Secondary", "Outdated")),
+    ("link-cut", "himbeere", ("Primary", "UpToDate")),
+    ("split-brain", "erdbeere", ("Primary", "UpToDate")),
+])
+def test_the_fence_handler_reads_its_own_state_from_the_real_proc_drbd(label: str, node: str,
+                                                                       view: tuple[str, str]) -> None:
+    from reconciler.daemon.fence import local_view
+
+    assert local_view(ReplayHost(bundle(label, node)), 0, {}) == view

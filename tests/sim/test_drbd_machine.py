@@ -262,7 +262,7 @@ def test_cold_start_with_fencing_comes_up_consistent(tmp_path: Path) -> None:
     assert pair.disk("erdbeere") == pair.disk("himbeere") == "UpToDate"
 
 
-def test_a_lone_consistent_node_promotes_after_fencing_the_dead_peer(tmp_path: Path) -> None:
+def _lone_consistent_node(tmp_path: Path) -> DrbdCluster:
     pair = DrbdCluster(tmp_path / "c")
     pair.new_pair(FENCED)
     pair.ok("erdbeere", "drbdadm", "secondary", "vm100")
@@ -270,10 +270,32 @@ def test_a_lone_consistent_node_promotes_after_fencing_the_dead_peer(tmp_path: P
     pair.crash("himbeere")
     pair.boot("erdbeere")
     pair.ok("erdbeere", "drbdadm", "up", "vm100")
+    assert pair.disk("erdbeere") == "Consistent"
+    return pair
+
+
+@pytest.mark.parametrize(("mode", "said"), [
+    ("auto", "fence-peer helper broken, returned 1"),
+    ("unreachable", "exit code 5 (peer unreachable, doing nothing since disk != UpToDate)"),
+])
+def test_a_lone_consistent_node_is_not_promoted_on_an_unproven_peer(tmp_path: Path, mode: str, said: str) -> None:
+    # After a power loss of both nodes the Consistent disk may lack the peer's last writes.
+    pair = _lone_consistent_node(tmp_path)
+    with pair.cluster.transaction() as state:
+        drbd.set_fence_peer(state, "erdbeere", mode)
+    assert pair.run("erdbeere", "drbdadm", "primary", "vm100").returncode == 17
+    assert pair.disk("erdbeere") == "Consistent"
+    assert any(said in line for line in drbd.kernel_log(pair.state(), "erdbeere"))
+
+
+def test_exit_7_makes_a_consistent_disk_up_to_date_which_is_why_the_handler_refuses_it_there(
+        tmp_path: Path) -> None:
+    pair = _lone_consistent_node(tmp_path)
+    with pair.cluster.transaction() as state:
+        drbd.set_fence_peer(state, "erdbeere", "stonith")
     pair.ok("erdbeere", "drbdadm", "primary", "vm100")
     assert pair.disk("erdbeere") == "UpToDate"
-    assert any("exit code 5 (peer is unreachable, assumed to be dead)" in line
-               for line in drbd.kernel_log(pair.state(), "erdbeere"))
+    assert any("exit code 7 (peer was stonithed)" in line for line in drbd.kernel_log(pair.state(), "erdbeere"))
 
 
 def test_rebooted_old_primary_resyncs_from_the_new_one(pair: DrbdCluster) -> None:

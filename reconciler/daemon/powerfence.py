@@ -1,0 +1,120 @@
+"""Power fencing for the fence-peer handler: power a lost peer off and prove that it is off.
+
+Exit 7 ("peer was stonithed") makes DRBD mark the peer Outdated in its own view, so the handler answers 7
+only after the peer's fence agent reported the node off in a status query made after the off command.
+Both run inside the handler, which DRBD starts when it lost the connection (or when a promotion finds the
+peer unknown): every proof it uses is newer than the disconnect. A status answer from before, a record of
+an earlier fence, or the peer merely not answering never counts.
+
+The commands are the cluster's own (``nodes.<peer>.power_fence`` in cluster.yaml), run as argv lists with
+the configured timeout. Their status convention is fence-agents' ``--action=status``: exit 0 when the node
+is on, 2 when it is off, anything else when the agent does not know (ClusterLabs/fence-agents,
+``lib/fencing.py.py``, ``fence_action``).
+
+Every attempt is recorded in the state directory (``power-fence/<peer>.json``, the latest per peer), which
+the daemon exports as metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from reconciler.desired.schema import PowerFenceSection
+from reconciler.host.atomic import write_atomic
+from reconciler.host.base import CommandResult, Host
+from reconciler.names import UnsafeNameError, check_name
+from reconciler.printable import escape
+
+RECORD_DIR = "power-fence"
+STATUS_ON = 0
+STATUS_OFF = 2
+STATUS_INTERVAL = 1.0
+MAX_RECORD_BYTES = 16 * 1024
+OUTCOMES = ("off", "failed")
+
+
+@dataclass(frozen=True)
+class FenceRecord:
+    """One power fence of ``peer`` by ``by`` for ``resource``: ``off`` only when a status query proved it."""
+
+    peer: str
+    by: str
+    resource: str
+    outcome: str  # one of OUTCOMES
+    started: float  # wall-clock seconds
+    finished: float
+    detail: str
+
+    @property
+    def verified_off(self) -> bool:
+        return self.outcome == "off"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True) + "\n"
+
+
+def _said(result: CommandResult) -> str:
+    text = (result.stdout.strip() or result.stderr.strip()).splitlines()
+    return escape(text[-1])[:200] if text else "no output"
+
+
+def power_fence(host: Host, peer: str, resource: str, spec: PowerFenceSection, *,
+                wait: Callable[[float], object] = time.sleep,
+                clock: Callable[[], float] = time.monotonic,
+                wall: Callable[[], float] = time.time) -> FenceRecord:
+    """Run the peer's off command, then its status command until it reports off or the timeout passes."""
+    started = wall()
+    off = host.run(spec.off, timeout=float(spec.timeout))
+    steps = [f"off exited {off.returncode} ({_said(off)})"]
+    deadline = clock() + spec.timeout
+    while True:
+        left = deadline - clock()
+        status = host.run(spec.status, timeout=max(min(float(spec.timeout), left), 1.0))
+        if status.returncode == STATUS_OFF:
+            steps.append(f"status exited 2 ({_said(status)}): off")
+            return FenceRecord(peer, host.node, resource, "off", started, wall(), "; ".join(steps))
+        if deadline - clock() <= STATUS_INTERVAL:
+            meaning = "still on" if status.returncode == STATUS_ON else "unknown"
+            steps.append(f"status exited {status.returncode} ({_said(status)}): {meaning} after {spec.timeout} s")
+            return FenceRecord(peer, host.node, resource, "failed", started, wall(), "; ".join(steps))
+        wait(STATUS_INTERVAL)
+
+
+def record_path(state_dir: Path, peer: str) -> Path:
+    return state_dir / RECORD_DIR / f"{check_name(peer, 'peer node')}.json"
+
+
+def write_record(state_dir: Path, record: FenceRecord) -> None:
+    write_atomic(str(record_path(state_dir, record.peer)), record.to_json(), mode=0o640)
+
+
+def read_records(state_dir: Path) -> list[FenceRecord]:
+    """The latest record per peer; unreadable or foreign files are skipped, never trusted."""
+    directory = state_dir / RECORD_DIR
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    found: list[FenceRecord] = []
+    for name in names:
+        if not name.endswith(".json"):
+            continue
+        try:
+            peer = check_name(name[:-5], "peer node")
+            path = directory / name
+            if path.is_symlink() or path.stat().st_size > MAX_RECORD_BYTES:
+                continue
+            data = json.loads(path.read_text())
+            record = FenceRecord(peer=str(data["peer"]), by=str(data["by"]), resource=str(data["resource"]),
+                                 outcome=str(data["outcome"]), started=float(data["started"]),
+                                 finished=float(data["finished"]), detail=str(data["detail"]))
+        except (OSError, ValueError, KeyError, TypeError, UnsafeNameError):
+            continue
+        if record.peer == peer and record.outcome in OUTCOMES:
+            found.append(record)
+    return found

@@ -1,0 +1,258 @@
+"""Power fencing in the fence-peer handler: a peer that cannot be reached is exit 7 only after its fence
+agent (real processes here, following fence-agents' status convention) powered it off and a status query
+proved it off; otherwise exit 1, never 5."""
+
+from __future__ import annotations
+
+import socket
+import stat
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from reconciler.cli.main import main
+from reconciler.daemon.fence import EXIT_ERROR, EXIT_STONITHED, stonith_peer
+from reconciler.daemon.powerfence import power_fence, read_records, record_path
+from reconciler.desired.load import load_cluster
+from reconciler.desired.schema import PowerFenceSection
+from reconciler.host.base import CommandResult
+from reconciler.host.real import RealHost
+from tests.desired.repo import CLUSTER, VM100
+
+pytestmark = pytest.mark.timeout(60)
+
+# A fence agent for tests: --state=FILE --action=off|status, and a MODE file beside STATE that makes it
+# misbehave the ways real agents do.
+AGENT = """\
+import sys
+from pathlib import Path
+args = dict(a[2:].split("=", 1) for a in sys.argv[1:])
+state = Path(args["state"])
+mode = (state.parent / "MODE").read_text().strip() if (state.parent / "MODE").exists() else "normal"
+with (state.parent / "CALLS").open("a") as calls:
+    calls.write(args["action"] + "\\n")
+if args["action"] == "off":
+    if mode == "off-fails":
+        print("Failed: Unable to obtain correct plug status or plug is not available", file=sys.stderr)
+        sys.exit(1)
+    if mode != "stays-on":
+        state.write_text("OFF")
+    print("Success: Powered OFF")
+    sys.exit(0)
+if mode == "unknown":
+    print("Failed: Connection timed out", file=sys.stderr)
+    sys.exit(1)
+power = state.read_text() if state.exists() else "ON"
+print("Status: " + power)
+sys.exit(2 if power == "OFF" else 0)
+"""
+
+
+class Clock:
+    """Moves only when the code under test waits."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def wait(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+def _agent(tmp_path: Path, mode: str = "normal") -> tuple[Path, PowerFenceSection]:
+    script = tmp_path / "fence_test"
+    script.write_text(f"#!{sys.executable}\n{AGENT}")
+    script.chmod(0o755)
+    (tmp_path / "MODE").write_text(mode)
+    state = f"--state={tmp_path / 'power'}"
+    spec = PowerFenceSection(off=(str(script), state, "--action=off"),
+                             status=(str(script), state, "--action=status"), timeout=5, delay=7)
+    return script, spec
+
+
+def _calls(tmp_path: Path) -> list[str]:
+    path = tmp_path / "CALLS"
+    return path.read_text().split() if path.exists() else []
+
+
+def test_off_is_verified_by_a_status_query_after_it(tmp_path: Path) -> None:
+    _, spec = _agent(tmp_path)
+    clock = Clock()
+    record = power_fence(RealHost("erdbeere"), "himbeere", "vm100", spec, wait=clock.wait, clock=clock)
+    assert record.verified_off, record
+    assert _calls(tmp_path) == ["off", "status"]
+    assert "Status: OFF" in record.detail
+    assert (record.peer, record.by, record.resource) == ("himbeere", "erdbeere", "vm100")
+
+
+def test_a_failed_off_still_counts_when_the_status_proves_the_node_off(tmp_path: Path) -> None:
+    _, spec = _agent(tmp_path, "off-fails")
+    (tmp_path / "power").write_text("OFF")  # already off (the agent's off failed for its own reasons)
+    clock = Clock()
+    record = power_fence(RealHost("erdbeere"), "himbeere", "vm100", spec, wait=clock.wait, clock=clock)
+    assert record.verified_off
+    assert "off exited 1" in record.detail
+
+
+@pytest.mark.parametrize(("mode", "said"), [("stays-on", "still on"), ("unknown", "unknown")])
+def test_a_node_not_proven_off_within_the_timeout_is_a_failed_fence(tmp_path: Path, mode: str, said: str) -> None:
+    _, spec = _agent(tmp_path, mode)
+    clock = Clock()
+    record = power_fence(RealHost("erdbeere"), "himbeere", "vm100", spec, wait=clock.wait, clock=clock)
+    assert not record.verified_off
+    assert said in record.detail
+    assert _calls(tmp_path)[0] == "off"
+    assert _calls(tmp_path).count("status") >= 4  # asked again every second until the timeout
+    assert clock.now <= spec.timeout
+
+
+# --- the handler's decision -----------------------------------------------------------------------------
+
+
+class Node(RealHost):
+    """The real command runner for fence agents; DRBD's view of the local disk and role comes from a
+    /proc/drbd as DRBD 8.4 prints it (minor 0 is vm100's in the test cluster)."""
+
+    def __init__(self, role: str = "Primary", disk: str = "UpToDate") -> None:
+        super().__init__("erdbeere")
+        self.proc_drbd = ("version: 8.4.11 (api:1/proto:86-101)\nsrcversion: 0\n"
+                          f" 0: cs:WFConnection ro:{role}/Unknown ds:{disk}/DUnknown C r-----\n"
+                          "    ns:0 nr:0 dw:0 dr:0 al:0 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:0\n")
+        self.ran: list[tuple[str, ...]] = []
+
+    def read_file(self, path: str) -> str | None:
+        return self.proc_drbd if path == "/proc/drbd" else super().read_file(path)
+
+    def run(self, argv: Sequence[str], *, timeout: float = 30.0, stdin: str | None = None) -> CommandResult:
+        self.ran.append(tuple(argv))
+        return super().run(argv, timeout=timeout, stdin=stdin)
+
+
+def _cluster(tmp_path: Path, spec: PowerFenceSection | None, policy: str = "resource-and-stonith") -> Path:
+    root = tmp_path / "desired"
+    (root / "vms").mkdir(parents=True)
+    text = CLUSTER.replace("fencing_policy: resource-and-stonith", f"fencing_policy: {policy}")
+    if spec is not None:
+        lines = ["    power_fence:",
+                 "      off: [" + ", ".join(spec.off) + "]",
+                 "      status: [" + ", ".join(spec.status) + "]",
+                 f"      timeout: {spec.timeout}", f"      delay: {spec.delay}"]
+        text = text.replace("    address: 192.168.2.2\n", "    address: 192.168.2.2\n" + "\n".join(lines) + "\n")
+    (root / "cluster.yaml").write_text(text)
+    (root / "vms" / "vm100.yaml").write_text(VM100)
+    return root
+
+
+def test_the_node_running_the_vm_fences_at_once_and_answers_7(tmp_path: Path) -> None:
+    _, spec = _agent(tmp_path)
+    cluster = load_cluster(str(_cluster(tmp_path, spec)))
+    state = tmp_path / "state"
+    clock = Clock()
+    node = Node("Primary")
+    result = stonith_peer(node, cluster, "vm100", "himbeere", state, wait=clock.wait)
+    assert result.exit_code == EXIT_STONITHED, result
+    assert clock.waits == []
+    # Inside `drbdsetup primary` DRBD's netlink is taken: nothing of DRBD is asked, only the fence agent runs.
+    assert {Path(argv[0]).name for argv in node.ran} == {"fence_test"}
+    records = read_records(state)
+    assert [(r.peer, r.outcome, r.by) for r in records] == [("himbeere", "off", "erdbeere")]
+    assert record_path(state, "himbeere").stat().st_mode & stat.S_IROTH == 0
+
+
+def test_a_node_not_running_the_vm_waits_its_delay_first(tmp_path: Path) -> None:
+    _, spec = _agent(tmp_path)
+    cluster = load_cluster(str(_cluster(tmp_path, spec)))
+    clock = Clock()
+    result = stonith_peer(Node("Secondary"), cluster, "vm100", "himbeere", tmp_path / "state", wait=clock.wait)
+    assert result.exit_code == EXIT_STONITHED
+    assert clock.waits == [7.0]
+
+
+def test_a_failed_fence_is_exit_1_and_recorded(tmp_path: Path) -> None:
+    _, spec = _agent(tmp_path, "unknown")
+    spec = spec.model_copy(update={"timeout": 1})  # one status query, on the real clock
+    cluster = load_cluster(str(_cluster(tmp_path, spec)))
+    state = tmp_path / "state"
+    result = stonith_peer(Node("Primary"), cluster, "vm100", "himbeere", state)
+    assert result.exit_code == EXIT_ERROR
+    assert "did not prove it off" in result.message
+    assert [r.outcome for r in read_records(state)] == ["failed"]
+
+
+@pytest.mark.parametrize(("policy", "with_fence", "disk", "why"), [
+    ("resource-only", True, "UpToDate", "without resource-and-stonith"),
+    ("resource-and-stonith", False, "UpToDate", "names no power_fence"),
+    ("resource-and-stonith", True, "Consistent", "not UpToDate"),
+])
+def test_without_every_condition_nothing_is_powered_off_and_the_answer_is_1(
+        tmp_path: Path, policy: str, with_fence: bool, disk: str, why: str) -> None:
+    _, spec = _agent(tmp_path)
+    cluster = load_cluster(str(_cluster(tmp_path, spec if with_fence else None, policy)))
+    node = Node("Secondary", disk)
+    result = stonith_peer(node, cluster, "vm100", "himbeere", tmp_path / "state", wait=lambda _s: None)
+    assert result.exit_code == EXIT_ERROR
+    assert why in result.message
+    assert _calls(tmp_path) == []
+    assert read_records(tmp_path / "state") == []
+
+
+def test_drbd_9_disk_state_comes_from_the_helpers_environment() -> None:
+    from reconciler.daemon.fence import local_view
+
+    node = Node()
+    node.proc_drbd = "version: 9.2.12 (api:2/proto:86-122)\n"
+    assert local_view(node, 0, {"UP_TO_DATE_NODES": "0x1", "DRBD_MY_NODE_ID": "0"}) == ("Unknown", "UpToDate")
+    assert local_view(node, 0, {"UP_TO_DATE_NODES": "0x2", "DRBD_MY_NODE_ID": "0"})[1] == "NotUpToDate"
+    assert local_view(node, 0, {}) == ("Unknown", "Unknown")
+    assert local_view(Node("Secondary", "Consistent"), 0, {}) == ("Secondary", "Consistent")
+    assert local_view(Node(), 7, {}) == ("Unknown", "Unknown")  # another minor
+
+
+def test_a_node_that_does_not_hold_the_resource_is_never_switched_off(tmp_path: Path) -> None:
+    _, spec = _agent(tmp_path)
+    cluster = load_cluster(str(_cluster(tmp_path, spec)))
+    for wrong in ("erdbeere", "kiwi"):  # this node itself, a node the cluster does not have
+        result = stonith_peer(Node(), cluster, "vm100", wrong, tmp_path / "state", wait=lambda _s: None)
+        assert result.exit_code == EXIT_ERROR
+        assert "not the other host" in result.message
+    assert _calls(tmp_path) == []
+
+
+def test_records_that_are_not_ours_are_never_trusted(tmp_path: Path) -> None:
+    directory = tmp_path / "state" / "power-fence"
+    directory.mkdir(parents=True)
+    (directory / "himbeere.json").write_text('{"peer": "kiwi", "by": "x", "resource": "vm100", "outcome": "off",'
+                                             ' "started": 1, "finished": 2, "detail": ""}')
+    (directory / "kiwi.json").write_text("not json")
+    (directory / "..json").write_text("{}")
+    assert read_records(tmp_path / "state") == []
+
+
+# --- the handler as DRBD runs it --------------------------------------------------------------------------
+
+
+def test_an_unreachable_peer_without_a_revision_is_exit_1_never_5(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = tmp_path / "peer.key"
+    token.write_bytes(b"0123456789abcdef-fence-test\n")
+    token.chmod(0o600)
+    monkeypatch.setenv("DRBD_RESOURCE", "vm100")
+    monkeypatch.setattr("reconciler.daemon.fence.UNREACHABLE_GRACE", 0.0)
+    code = main(["fence-peer", "--env-file", str(tmp_path / "absent.env"), "--node", "erdbeere",
+                 "--state-dir", str(tmp_path / "state"), "--peer", f"himbeere=127.0.0.1:{port}",
+                 "--peer-token-file", str(token), "--timeout", "2"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "unreachable" in err
+    assert "no revision in force" in err
+
