@@ -7,8 +7,10 @@ known) says so with "skip" rather than guessing.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
+import socket
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -333,7 +335,21 @@ def check_drbd_handlers(host: Host, desired: DesiredNode | None) -> Check:
     return Check("DRBD handlers", "ok", ", ".join(sorted(programs)))
 
 
-def check_fence_path(desired: DesiredNode | None, fence_peers: Mapping[str, str]) -> Check:
+def resolve_host(name: str) -> frozenset[str] | None:
+    """The addresses ``name`` stands for (itself when it is an address), or None when it does not resolve."""
+    try:
+        return frozenset({str(ipaddress.ip_address(name))})
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return None
+    return frozenset(str(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])) for info in found)
+
+
+def check_fence_path(desired: DesiredNode | None, fence_peers: Mapping[str, str], *,
+                     resolve: Callable[[str], frozenset[str] | None] = resolve_host) -> Check:
     """The project's fence-peer handler asks each peer's daemon to outdate its replica; over the replication
     link, a cut of that link alone makes a living peer "unreachable" (exit 5), and DRBD then takes it as
     Outdated in its own view while the peer's disk still says UpToDate. ``fence_peers`` is the daemon's
@@ -347,7 +363,15 @@ def check_fence_path(desired: DesiredNode | None, fence_peers: Mapping[str, str]
             replication.update((h.name, h.address) for h in vm.drbd.hosts if h.name != desired.node)
     if not replication:
         return Check(name, "skip", f"no resource here uses `{DEFAULT_FENCE_PEER}`")
-    shared = sorted(peer for peer, address in replication.items() if fence_peers.get(peer, address) == address)
+    unresolved = sorted(peer for peer in replication if peer in fence_peers and resolve(fence_peers[peer]) is None)
+    if unresolved:
+        named = ", ".join(f"{p} as {fence_peers[p]!r}" for p in unresolved)
+        return Check(name, "warn", f"RECONCILER_PEERS names {named}, which does not resolve here: the fence-peer "
+                                   "handler could not reach it")
+    # Compared as addresses: a host name in RECONCILER_PEERS that resolves to the replication address is the
+    # same link.
+    shared = sorted(peer for peer, address in replication.items()
+                    if str(ipaddress.ip_address(address)) in (resolve(fence_peers.get(peer, address)) or ()))
     if shared:
         return Check(name, "warn",
                      f"the fence-peer handler reaches {', '.join(shared)} over the replication link "

@@ -28,9 +28,16 @@ class CommandResult:
         return self.returncode == 0 and not self.timed_out and not self.not_found
 
     def describe(self) -> str:
-        """One line for error messages: the command and the essence of what it said."""
-        said = (self.stderr.strip() or self.stdout.strip()).splitlines()
-        tail = said[-1].strip() if said else ""
+        """One line for error messages: the command and the essence of what it said.
+
+        That is its last line, and before it the first line that says "error" when that is another one: a
+        tool that gives up after a chain of errors (``xl create``: "xc: error: panic: ... segment kernel too
+        large", then four libxl lines ending in "Destruction of domain failed") names the cause first."""
+        said = [line.strip() for line in (self.stderr.strip() or self.stdout.strip()).splitlines() if line.strip()]
+        tail = said[-1] if said else ""
+        cause = next((line for line in said[:-1] if "error" in line.lower()), "")
+        if cause:
+            tail = f"{cause[:MAX_CAUSE]} [...] {tail}"
         if self.timed_out:
             state = "timed out"
         elif self.not_found:
@@ -38,6 +45,9 @@ class CommandResult:
         else:
             state = f"exit {self.returncode}"
         return f"`{' '.join(self.argv)}` ({state}){': ' + tail if tail else ''}"
+
+
+MAX_CAUSE = 300
 
 
 class HostFileError(OSError):

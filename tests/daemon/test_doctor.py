@@ -243,6 +243,13 @@ def test_fencing_over_the_replication_link_is_a_warning_with_the_fix() -> None:
     assert (apart.verdict, apart.detail) == ("ok", "himbeere at 10.0.0.2")
     assert check_fence_path(None, {}).verdict == "skip"
     assert check_fence_path(desired_node(), {}).verdict == "skip", "a resource without the handler needs no path"
+    # A name is compared by what it resolves to: one that stands for the replication address is that link.
+    names = {"himbeere-mgmt": frozenset({"10.0.0.2"}), "himbeere-rep": frozenset({"192.168.2.2", "10.9.9.9"})}
+    assert check_fence_path(desired, {"himbeere": "himbeere-rep"}, resolve=names.get).verdict == "warn"
+    assert check_fence_path(desired, {"himbeere": "himbeere-mgmt"}, resolve=names.get).verdict == "ok"
+    unknown = check_fence_path(desired, {"himbeere": "nowhere"}, resolve=names.get)
+    assert unknown.verdict == "warn"
+    assert "does not resolve" in unknown.detail
     assert "fence-peer path" in {c.name for c in run_checks(CannedHost({}), "erdbeere", desired, {})}
 
 
