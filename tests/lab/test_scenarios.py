@@ -459,7 +459,8 @@ def test_5_power_loss_of_the_primary(lab: Lab) -> None:
     assert ("status", dead.name, "OFF") in switched, switched
     record = json.loads(survivor.check(["cat", f"/var/lib/reconciler/power-fence/{dead.name}.json"], timeout=60))
     assert (record["outcome"], record["by"], record["resource"]) == ("off", survivor.name, VM), record
-    assert f'reconciler_power_fence_last_outcome{{outcome="off",peer="{dead.name}"}} 1.0' in metrics(survivor)
+    exported = f'reconciler_power_fence_last_outcome{{outcome="off",peer="{dead.name}"}} 1.0'
+    wait_until("the power fence in the survivor's metrics", lambda: exported in metrics(survivor), 300, poll=5.0)
 
     # The dead node boots again: Secondary, resyncs, never starts the domain.
     with Sampler(lab) as sampler:
