@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -16,6 +18,27 @@ EXIT_NOT_EXECUTABLE = 126
 # When set, every command this host runs is appended to that file as one JSON line (argv, exit code,
 # seconds): an audit of exactly what touched the node, e.g. to prove that a pass changed nothing.
 COMMAND_LOG_ENV = "RECONCILER_COMMAND_LOG"
+
+
+LEFTOVER_WAIT = 5.0
+
+
+def _kill_session(proc: subprocess.Popen[str]) -> None:
+    """SIGKILL to the command's whole session (it leads its own process group), then reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    # One stuck in the kernel (D state) goes when its I/O does; we do not wait for it longer.
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=LEFTOVER_WAIT)
+
+
+def _leftovers(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """What a killed command had written; the pipes close once the whole group is gone."""
+    try:
+        out, err = proc.communicate(timeout=LEFTOVER_WAIT)
+    except subprocess.TimeoutExpired:
+        return "", ""
+    return out or "", err or ""
 
 
 class RealHost:
@@ -53,18 +76,20 @@ class RealHost:
         env = {**os.environ, **self._env, "LC_ALL": "C", "LANG": "C"}
         started = time.monotonic()
         try:
-            proc = subprocess.run(
+            # A session of its own, so that a timeout kills what the command started too: `drbdadm show-gi`
+            # runs drbdmeta, which holds DRBD's per-minor lock; killing drbdadm alone left drbdmeta holding
+            # it, and every later drbdmeta on that minor failed with exit 20.
+            proc = subprocess.Popen(
                 args,
-                input=stdin,
-                capture_output=True,
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
                 # A label or path in a non-UTF-8 encoding must not crash a whole observation pass.
                 encoding="utf-8",
                 errors="replace",
-                timeout=timeout,
                 env=env,
-                check=False,
-                stdin=None if stdin is not None else subprocess.DEVNULL,
+                start_new_session=True,
             )
         except FileNotFoundError as exc:
             return CommandResult(args, EXIT_NOT_FOUND, "", f"{args[0]}: {exc.strerror}", time.monotonic() - started,
@@ -73,12 +98,18 @@ class RealHost:
             # Present but not runnable (no execute permission, wrong format): the shell's 126.
             return CommandResult(args, EXIT_NOT_EXECUTABLE, "", f"{args[0]}: {exc.strerror}",
                                  time.monotonic() - started)
-        except subprocess.TimeoutExpired as exc:
-            out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-            err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        try:
+            out, err = proc.communicate(stdin, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_session(proc)
+            out, err = _leftovers(proc)
             return CommandResult(args, EXIT_TIMEOUT, out, err + f"\ntimed out after {timeout:g}s",
                                  time.monotonic() - started, timed_out=True)
-        return CommandResult(args, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+        except BaseException:
+            # Interrupted (Ctrl-C, a stop): the command's session goes with us.
+            _kill_session(proc)
+            raise
+        return CommandResult(args, proc.returncode, out, err, time.monotonic() - started)
 
     def read_file(self, path: str) -> str | None:
         try:

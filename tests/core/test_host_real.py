@@ -30,6 +30,25 @@ def test_timeout_is_reported_not_raised() -> None:
     assert result.duration_s < 3
 
 
+def test_a_timeout_kills_what_the_command_started_too(tmp_path: Path) -> None:
+    # Like `drbdadm` running `drbdmeta`: the child (it holds a lock in real life) must not outlive the timeout.
+    pid_file = tmp_path / "grandchild.pid"
+    parent = ("import subprocess, sys, time; "
+              "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+              f"open({str(pid_file)!r}, 'w').write(str(child.pid)); time.sleep(60)")
+    result = RealHost().run([sys.executable, "-c", parent], timeout=1.0)
+    assert result.timed_out
+    assert result.duration_s < 15
+    stat = Path(f"/proc/{int(pid_file.read_text())}/stat")
+    # Gone, or a zombie waiting for init to reap it (its parent was killed with it): not running either way.
+    assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_a_command_runs_in_a_session_of_its_own() -> None:
+    result = RealHost().run([sys.executable, "-c", "import os; print(os.getsid(0) == os.getpid())"])
+    assert result.stdout.strip() == "True"
+
+
 def test_missing_program_is_reported() -> None:
     result = RealHost().run(["/nonexistent/program-xyz"])
     assert result.not_found
