@@ -286,6 +286,7 @@ class Lab:
                 node.qemu.make_disks()
             node.write_conf()
             node.qemu.start(node.conf_dir)
+            node.fence_relay.start()
         for node in self.nodes.values():
             wait_until(f"{node.name} agent", lambda n=node: _connected(n), BOOT_DEADLINE, poll=3.0)  # type: ignore[misc]
             node.wait_console("lab-init: ready", 300)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.daemon.peerclient import ForgedAnswer, signed_exchange
+from reconciler.daemon.peerclient import ForgedAnswer, SilentPeer, signed_exchange
 from reconciler.daemon.powerfence import FenceRecord, power_fence, write_record
 from reconciler.desired.errors import UnknownNodeError
 from reconciler.desired.expand import expand_node
@@ -174,6 +174,9 @@ def _ask_once(node: str, host: str, port: int, key: bytes | None, resource: str,
                                                  method="POST", path=OUTDATE_PATH, body=body, timeout=timeout)
     except ForgedAnswer:
         return FenceResult(EXIT_ERROR, f"peer {node} answer has a bad signature"), ""
+    except SilentPeer as exc:
+        # Its host is up: never unreachable, never powered off for it; asked again like a connected peer.
+        return FenceResult(EXIT_ERROR, f"peer {node}: {exc}"), "connected"
     except (OSError, http.client.HTTPException) as exc:
         return FenceResult(EXIT_ERROR, f"peer {node} at {host}:{port} unreachable: {type(exc).__name__}: {exc}",
                            unreachable=True), ""

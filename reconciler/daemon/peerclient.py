@@ -13,6 +13,10 @@ class ForgedAnswer(Exception):
     """An answer without the responder's valid signature over this request's nonce."""
 
 
+class SilentPeer(OSError):
+    """The peer's host accepted the connection but no answer came in time: it is alive, only slow or stuck."""
+
+
 def signed_exchange(key: bytes | None, *, sender: str, target: str, host: str, port: int, method: str, path: str,
                     body: bytes = b"", timeout: float) -> tuple[int, str, bytes]:
     """Send one signed request; (status, reason, body) of a genuine answer. A forged or unsigned answer
@@ -22,9 +26,13 @@ def signed_exchange(key: bytes | None, *, sender: str, target: str, host: str, p
         headers["Content-Type"] = "application/json"
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        conn.request(method, path, body=body or None, headers=headers)
-        response = conn.getresponse()
-        answer = response.read(MAX_ANSWER)
+        conn.connect()  # failing here (refused, no route, no SYN-ACK in time) means nothing answered at all
+        try:
+            conn.request(method, path, body=body or None, headers=headers)
+            response = conn.getresponse()
+            answer = response.read(MAX_ANSWER)
+        except TimeoutError as exc:
+            raise SilentPeer(f"{host}:{port} accepted the connection but did not answer within {timeout:g}s") from exc
         signature = response.getheader(peerauth.H_SIGNATURE)
     finally:
         conn.close()

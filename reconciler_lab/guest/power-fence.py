@@ -30,17 +30,36 @@ def find_port() -> str:
 
 
 def ask(action: str, target: str) -> dict[str, str]:
-    fd = os.open(find_port(), os.O_RDWR)
+    # Non-blocking: a write to a port whose host side is not connected would block for good.
+    fd = os.open(find_port(), os.O_RDWR | os.O_NONBLOCK)
+    deadline = time.monotonic() + ANSWER_TIMEOUT
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # one question on the port at a time
-        os.write(fd, json.dumps({"action": action, "target": target}).encode() + b"\n")
-        deadline = time.monotonic() + ANSWER_TIMEOUT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # one question on the port at a time
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the port stayed locked by another question") from None
+                time.sleep(0.1)
+        request = json.dumps({"action": action, "target": target}).encode() + b"\n"
+        while request:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([], [fd], [], left)[1]:
+                raise TimeoutError(f"the lab's power switch did not take the question in {ANSWER_TIMEOUT:g} s")
+            try:
+                request = request[os.write(fd, request):]
+            except BlockingIOError:
+                time.sleep(0.1)
         buffer = b""
         while b"\n" not in buffer:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([fd], [], [], left)[0]:
                 raise TimeoutError(f"no answer from the lab's power switch in {ANSWER_TIMEOUT:g} s")
-            chunk = os.read(fd, 4096)
+            try:
+                chunk = os.read(fd, 4096)
+            except BlockingIOError:
+                chunk = b""
             if not chunk:
                 time.sleep(0.1)  # the host side is reconnecting
             buffer += chunk

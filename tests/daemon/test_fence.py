@@ -154,6 +154,20 @@ def test_a_silent_peer_is_given_up_at_the_deadline_with_exit_1(tmp_path: Path,
         assert time.monotonic() - started < 5
 
 
+def test_a_peer_that_accepts_but_does_not_answer_is_alive_not_unreachable() -> None:
+    # A slow or stuck daemon on a living host must never be taken for a dead peer (and powered off).
+    fake = FakeTime()
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        result = ask_outdate(PEER, "127.0.0.1", silent.getsockname()[1], KEY, "vm100", sender="erdbeere",
+                             timeout=3.0, wait=fake.wait, clock=fake.clock)
+    assert result.exit_code == 1
+    assert not result.unreachable
+    assert "did not answer" in result.message
+    assert len(fake.waits) >= 1  # asked again, as a peer that still calls itself connected
+
+
 def test_wrong_token_is_refused_and_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str], serve: Serve) -> None:
     # The peer answered, so it is alive: it must not be taken for unreachable (and then powered off).
