@@ -19,6 +19,7 @@ from reconciler.desired.load import load_cluster
 from reconciler.desired.schema import PowerFenceSection
 from reconciler.host.base import CommandResult
 from reconciler.host.real import RealHost
+from tests.daemon.test_fence import FakeTime
 from tests.desired.repo import CLUSTER, VM100
 
 pytestmark = pytest.mark.timeout(60)
@@ -50,21 +51,6 @@ sys.exit(2 if power == "OFF" else 0)
 """
 
 
-class Clock:
-    """Moves only when the code under test waits."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.waits: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def wait(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += seconds
-
-
 def _agent(tmp_path: Path, mode: str = "normal") -> tuple[Path, PowerFenceSection]:
     script = tmp_path / "fence_test"
     script.write_text(f"#!{sys.executable}\n{AGENT}")
@@ -83,8 +69,8 @@ def _calls(tmp_path: Path) -> list[str]:
 
 def test_off_is_verified_by_a_status_query_after_it(tmp_path: Path) -> None:
     _, spec = _agent(tmp_path)
-    clock = Clock()
-    record = power_fence(RealHost("erdbeere"), "himbeere", "vm100", spec, wait=clock.wait, clock=clock)
+    clock = FakeTime()
+    record = power_fence(RealHost("erdbeere"), "himbeere", "vm100", spec, wait=clock.wait, clock=clock.clock)
     assert record.verified_off, record
     assert _calls(tmp_path) == ["off", "status"]
     assert "Status: OFF" in record.detail
@@ -94,8 +80,8 @@ def test_off_is_verified_by_a_status_query_after_it(tmp_path: Path) -> None:
 def test_a_failed_off_still_counts_when_the_status_proves_the_node_off(tmp_path: Path) -> None:
     _, spec = _agent(tmp_path, "off-fails")
     (tmp_path / "power").write_text("OFF")  # already off (the agent's off failed for its own reasons)
-    clock = Clock()
-    record = power_fence(RealHost("erdbeere"), "himbeere", "vm100", spec, wait=clock.wait, clock=clock)
+    clock = FakeTime()
+    record = power_fence(RealHost("erdbeere"), "himbeere", "vm100", spec, wait=clock.wait, clock=clock.clock)
     assert record.verified_off
     assert "off exited 1" in record.detail
 
@@ -103,8 +89,8 @@ def test_a_failed_off_still_counts_when_the_status_proves_the_node_off(tmp_path:
 @pytest.mark.parametrize(("mode", "said"), [("stays-on", "still on"), ("unknown", "unknown")])
 def test_a_node_not_proven_off_within_the_timeout_is_a_failed_fence(tmp_path: Path, mode: str, said: str) -> None:
     _, spec = _agent(tmp_path, mode)
-    clock = Clock()
-    record = power_fence(RealHost("erdbeere"), "himbeere", "vm100", spec, wait=clock.wait, clock=clock)
+    clock = FakeTime()
+    record = power_fence(RealHost("erdbeere"), "himbeere", "vm100", spec, wait=clock.wait, clock=clock.clock)
     assert not record.verified_off
     assert said in record.detail
     assert _calls(tmp_path)[0] == "off"
@@ -153,7 +139,7 @@ def test_the_node_running_the_vm_fences_at_once_and_answers_7(tmp_path: Path) ->
     _, spec = _agent(tmp_path)
     cluster = load_cluster(str(_cluster(tmp_path, spec)))
     state = tmp_path / "state"
-    clock = Clock()
+    clock = FakeTime()
     node = Node("Primary")
     result = stonith_peer(node, cluster, "vm100", "himbeere", state, wait=clock.wait)
     assert result.exit_code == EXIT_STONITHED, result
@@ -168,7 +154,7 @@ def test_the_node_running_the_vm_fences_at_once_and_answers_7(tmp_path: Path) ->
 def test_a_node_not_running_the_vm_waits_its_delay_first(tmp_path: Path) -> None:
     _, spec = _agent(tmp_path)
     cluster = load_cluster(str(_cluster(tmp_path, spec)))
-    clock = Clock()
+    clock = FakeTime()
     result = stonith_peer(Node("Secondary"), cluster, "vm100", "himbeere", tmp_path / "state", wait=clock.wait)
     assert result.exit_code == EXIT_STONITHED
     assert clock.waits == [7.0]
