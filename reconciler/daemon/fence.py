@@ -157,8 +157,11 @@ def ask_outdate(node: str, host: str, port: int, key: bytes | None, resource: st
         now = clock()
         if result.unreachable:
             silent_since = asked if silent_since is None else silent_since
-            if now - silent_since >= UNREACHABLE_GRACE or deadline - now <= RETRY_INTERVAL:
+            if now - silent_since >= UNREACHABLE_GRACE:
                 return result
+            if deadline - now <= RETRY_INTERVAL:
+                # Silent for less than the grace: that proves nothing either way.
+                return FenceResult(EXIT_ERROR, result.message)
         elif outcome != "connected" or deadline - now <= RETRY_INTERVAL:
             return result
         else:
@@ -209,22 +212,32 @@ def _resource_vm(cluster: Cluster, node: str, resource: str) -> tuple[Vm, int] |
 _PROC_LINE = re.compile(r"^\s*(\d+): cs:\S+ ro:(\w+)/\w+ ds:(\w+)/\w+", re.MULTILINE)
 
 
-def local_view(host: Host, minor: int, env: Mapping[str, str]) -> tuple[str, str]:
+def local_view(host: Host, minor: int) -> tuple[str, str]:
     """This node's role and disk state of the resource on ``minor``, read without DRBD's netlink.
 
     The handler may be running inside ``drbdsetup primary``, which holds the netlink lock while it waits for
     the handler: a ``drbdadm role`` or ``dstate`` from here would wait for it (crm-fence-peer.sh reads
-    /proc/drbd for the same reason). DRBD 8.4 lists each minor there; DRBD 9 does not, so its disk comes
-    from the helper's environment (``UP_TO_DATE_NODES``, a bit mask, and ``DRBD_MY_NODE_ID``) and its role
-    stays unknown. Unknown is ``("Unknown", "Unknown")``, which never allows a power fence."""
-    text = host.read_file("/proc/drbd") or ""
+    /proc/drbd for the same reason). DRBD 8.4 lists each minor there; DRBD 9 does not, and its helper
+    environment is no substitute (``UP_TO_DATE_NODES`` always has this node's own bit set for fence-peer,
+    whatever its disk), so on 9 both stay unknown. Unknown is ``("Unknown", "Unknown")``, which never allows
+    a power fence."""
+    try:
+        text = host.read_file("/proc/drbd") or ""
+    except OSError:
+        return "Unknown", "Unknown"
     for match in _PROC_LINE.finditer(text):
         if int(match.group(1)) == minor:
             return match.group(2), match.group(3)
-    mask, me = env.get("UP_TO_DATE_NODES", ""), env.get("DRBD_MY_NODE_ID", "")
-    if me.isdigit() and re.fullmatch(r"0x[0-9A-Fa-f]+|\d+", mask):
-        return "Unknown", "UpToDate" if int(mask, 0) >> int(me) & 1 else "NotUpToDate"
     return "Unknown", "Unknown"
+
+
+def _drbd_named_peer(hosts: tuple[DrbdHost, ...], env: Mapping[str, str]) -> str | None:
+    """The peer DRBD's environment names, when it names one (9: node id; 8.4: DRBD_PEERS with one name)."""
+    node_id = env.get("DRBD_PEER_NODE_ID", "")
+    if node_id.isdigit():
+        return next((h.name for h in hosts if h.node_id == int(node_id)), "")
+    names = env.get("DRBD_PEERS", "").split()
+    return names[0] if len(names) == 1 else None
 
 
 def stonith_peer(host: Host, cluster: Cluster, resource: str, peer: str, state_dir: Path, *,
@@ -251,7 +264,15 @@ def stonith_peer(host: Host, cluster: Cluster, resource: str, peer: str, state_d
     if spec is None:
         return FenceResult(EXIT_ERROR, f"peer {peer} unreachable and cluster.yaml names no power_fence for it: "
                                        "nothing proves it cannot write")
-    role, disk = local_view(host, found[1], env or {})
+    env = env or {}
+    minors = [int(m) for m in env.get("DRBD_MINOR", "").split() if m.isdigit()]
+    if minors and found[1] not in minors:
+        return FenceResult(EXIT_ERROR, f"DRBD runs this handler for minor(s) {minors}, the revision in force has "
+                                       f"{resource} on minor {found[1]}: not powering anything off")
+    named = _drbd_named_peer(hosts, env)
+    if named is not None and named != peer:
+        return FenceResult(EXIT_ERROR, f"DRBD lost {named}, not {peer}: not powering anything off")
+    role, disk = local_view(host, found[1])
     if disk != "UpToDate":
         return FenceResult(EXIT_ERROR, f"peer {peer} unreachable; not powering it off: the local disk is {disk}, "
                                        "not UpToDate, and may lack its last writes")

@@ -33,6 +33,9 @@ def signed_exchange(key: bytes | None, *, sender: str, target: str, host: str, p
             answer = response.read(MAX_ANSWER)
         except TimeoutError as exc:
             raise SilentPeer(f"{host}:{port} accepted the connection but did not answer within {timeout:g}s") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            # Reset, closed or garbled after the connection was made: its host is up.
+            raise SilentPeer(f"{host}:{port} accepted the connection, then: {type(exc).__name__}: {exc}") from exc
         signature = response.getheader(peerauth.H_SIGNATURE)
     finally:
         conn.close()

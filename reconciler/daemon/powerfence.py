@@ -8,8 +8,9 @@ an earlier fence, or the peer merely not answering never counts.
 
 The commands are the cluster's own (``nodes.<peer>.power_fence`` in cluster.yaml), run as argv lists with
 the configured timeout. Their status convention is fence-agents' ``--action=status``: exit 0 when the node
-is on, 2 when it is off, anything else when the agent does not know (ClusterLabs/fence-agents,
-``lib/fencing.py.py``, ``fence_action``).
+is on, 2 with ``Status: OFF`` on its output when it is off, anything else when the agent does not know
+(ClusterLabs/fence-agents, ``lib/fencing.py.py``, ``fence_action``; 2 is also its code for bad arguments,
+so the exit code alone proves nothing).
 
 Every attempt is recorded in the state directory (``power-fence/<peer>.json``, the latest per peer), which
 the daemon exports as metrics.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -33,6 +35,8 @@ from reconciler.printable import escape
 RECORD_DIR = "power-fence"
 STATUS_ON = 0
 STATUS_OFF = 2
+# Exit 2 alone is no proof: it is also fence-agents' (and argparse's) code for bad arguments.
+STATUS_OFF_LINE = re.compile(r"^\s*Status:\s*OFF\s*$", re.IGNORECASE | re.MULTILINE)
 STATUS_INTERVAL = 1.0
 MAX_RECORD_BYTES = 16 * 1024
 OUTCOMES = ("off", "failed")
@@ -75,7 +79,7 @@ def power_fence(host: Host, peer: str, resource: str, spec: PowerFenceSection, *
     while True:
         left = deadline - clock()
         status = host.run(spec.status, timeout=max(min(float(spec.timeout), left), 1.0))
-        if status.returncode == STATUS_OFF:
+        if status.returncode == STATUS_OFF and STATUS_OFF_LINE.search(status.stdout):
             steps.append(f"status exited 2 ({_said(status)}): off")
             return FenceRecord(peer, host.node, resource, "off", started, wall(), "; ".join(steps))
         if deadline - clock() <= STATUS_INTERVAL:

@@ -25,7 +25,7 @@ LEFTOVER_WAIT = 5.0
 
 def _kill_session(proc: subprocess.Popen[str]) -> None:
     """SIGKILL to the command's whole session (it leads its own process group), then reap it."""
-    with contextlib.suppress(ProcessLookupError):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     # One stuck in the kernel (D state) goes when its I/O does; we do not wait for it longer.
     with contextlib.suppress(subprocess.TimeoutExpired):

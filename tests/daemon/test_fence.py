@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -166,6 +167,45 @@ def test_a_peer_that_accepts_but_does_not_answer_is_alive_not_unreachable() -> N
     assert not result.unreachable
     assert "did not answer" in result.message
     assert len(fake.waits) >= 1  # asked again, as a peer that still calls itself connected
+
+
+def test_a_host_that_accepts_and_hangs_up_is_alive_not_unreachable() -> None:
+    fake = FakeTime()
+    with socket.socket() as rude:
+        rude.bind(("127.0.0.1", 0))
+        rude.listen(8)
+        stop = threading.Event()
+
+        def hang_up() -> None:
+            rude.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    conn, _ = rude.accept()
+                except TimeoutError:
+                    continue
+                conn.close()
+
+        worker = threading.Thread(target=hang_up, daemon=True)
+        worker.start()
+        try:
+            result = ask_outdate(PEER, "127.0.0.1", rude.getsockname()[1], KEY, "vm100", sender="erdbeere",
+                                 timeout=3.0, wait=fake.wait, clock=fake.clock)
+        finally:
+            stop.set()
+            worker.join(timeout=5)
+    assert result.exit_code == 1
+    assert not result.unreachable
+
+
+def test_silence_shorter_than_the_grace_is_not_unreachable_at_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeTime()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = ask_outdate(PEER, "127.0.0.1", port, KEY, "vm100", sender="erdbeere", timeout=2.0,
+                         wait=fake.wait, clock=fake.clock)
+    assert result.exit_code == 1
+    assert not result.unreachable  # 2 s of refusals is less than the 10 s grace
 
 
 def test_wrong_token_is_refused_and_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -188,16 +188,53 @@ def test_without_every_condition_nothing_is_powered_off_and_the_answer_is_1(
     assert read_records(tmp_path / "state") == []
 
 
-def test_drbd_9_disk_state_comes_from_the_helpers_environment() -> None:
+def test_drbd_9_never_powers_off_because_its_own_state_cannot_be_read_safely(tmp_path: Path) -> None:
     from reconciler.daemon.fence import local_view
 
+    # DRBD 9's /proc/drbd lists no minors, and UP_TO_DATE_NODES always carries this node's own bit for
+    # fence-peer whatever its disk: neither proves the local disk UpToDate.
     node = Node()
     node.proc_drbd = "version: 9.2.12 (api:2/proto:86-122)\n"
-    assert local_view(node, 0, {"UP_TO_DATE_NODES": "0x1", "DRBD_MY_NODE_ID": "0"}) == ("Unknown", "UpToDate")
-    assert local_view(node, 0, {"UP_TO_DATE_NODES": "0x2", "DRBD_MY_NODE_ID": "0"})[1] == "NotUpToDate"
-    assert local_view(node, 0, {}) == ("Unknown", "Unknown")
-    assert local_view(Node("Secondary", "Consistent"), 0, {}) == ("Secondary", "Consistent")
-    assert local_view(Node(), 7, {}) == ("Unknown", "Unknown")  # another minor
+    assert local_view(node, 0) == ("Unknown", "Unknown")
+    _, spec = _agent(tmp_path)
+    cluster = load_cluster(str(_cluster(tmp_path, spec)))
+    result = stonith_peer(node, cluster, "vm100", "himbeere", tmp_path / "state", wait=lambda _s: None,
+                          env={"UP_TO_DATE_NODES": "0x3", "DRBD_MY_NODE_ID": "0"})
+    assert result.exit_code == EXIT_ERROR
+    assert _calls(tmp_path) == []
+    assert local_view(Node("Secondary", "Consistent"), 0) == ("Secondary", "Consistent")
+    assert local_view(Node(), 7) == ("Unknown", "Unknown")  # another minor
+
+
+@pytest.mark.parametrize(("env", "said"), [
+    ({"DRBD_MINOR": "3"}, "minor(s) [3]"),
+    ({"DRBD_PEERS": "kiwi"}, "DRBD lost kiwi"),
+    ({"DRBD_PEER_NODE_ID": "0"}, "DRBD lost erdbeere"),
+])
+def test_a_peer_or_minor_other_than_drbds_is_never_switched_off(tmp_path: Path, env: dict[str, str],
+                                                               said: str) -> None:
+    _, spec = _agent(tmp_path)
+    cluster = load_cluster(str(_cluster(tmp_path, spec)))
+    result = stonith_peer(Node(), cluster, "vm100", "himbeere", tmp_path / "state", wait=lambda _s: None, env=env)
+    assert result.exit_code == EXIT_ERROR
+    assert said in result.message
+    assert _calls(tmp_path) == []
+    matching = {"DRBD_MINOR": "0", "DRBD_PEERS": "himbeere"}
+    assert stonith_peer(Node(), cluster, "vm100", "himbeere", tmp_path / "state", wait=lambda _s: None,
+                        env=matching).exit_code == EXIT_STONITHED
+
+
+def test_exit_2_without_status_off_is_no_proof(tmp_path: Path) -> None:
+    # fence-agents (and argparse) exit 2 on bad arguments too.
+    script = tmp_path / "fence_usage"
+    script.write_text(f"#!{sys.executable}\nimport sys\nprint('usage: fence_x [--action=...]', file=sys.stderr)\n"
+                      "sys.exit(2)\n")
+    script.chmod(0o755)
+    spec = PowerFenceSection(off=(str(script), "--action=off"), status=(str(script), "--action=status"), timeout=2)
+    clock = FakeTime()
+    record = power_fence(RealHost("erdbeere"), "himbeere", "vm100", spec, wait=clock.wait, clock=clock.clock)
+    assert not record.verified_off
+    assert "unknown" in record.detail
 
 
 def test_a_node_that_does_not_hold_the_resource_is_never_switched_off(tmp_path: Path) -> None:

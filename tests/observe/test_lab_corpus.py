@@ -234,4 +234,4 @@ def test_the_fence_handler_reads_its_own_state_from_the_real_proc_drbd(label: st
                                                                        view: tuple[str, str]) -> None:
     from reconciler.daemon.fence import local_view
 
-    assert local_view(ReplayHost(bundle(label, node)), 0, {}) == view
+    assert local_view(ReplayHost(bundle(label, node)), 0) == view
