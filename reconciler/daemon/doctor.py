@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from reconciler.daemon.powerfence import STATUS_OFF, STATUS_ON
+from reconciler.daemon.powerfence import power_state, said
 from reconciler.desired.render_drbd import DEFAULT_FENCE_PEER
 from reconciler.desired.schema import PowerFenceSection
 from reconciler.host.base import Host
@@ -405,11 +405,11 @@ def check_power_fences(host: Host, desired: DesiredNode | None,
                                               "fencing_policy: resource-only"))
             continue
         result = host.run(spec.status, timeout=float(spec.timeout))
-        said = (result.stdout.strip() or result.stderr.strip()).splitlines()
-        detail = said[-1][:200] if said else "no output"
-        if result.returncode == STATUS_ON:
+        state = power_state(result)
+        detail = said(result)
+        if state == "on":
             checks.append(Check(name, "ok", f"its status command answers on ({detail})"))
-        elif result.returncode == STATUS_OFF:
+        elif state == "off":
             checks.append(Check(name, "warn", f"its status command answers off ({detail}): is {peer} powered off?"))
         else:
             checks.append(Check(name, "fail", f"its status command does not work from here, so a fence of {peer} "

@@ -19,9 +19,9 @@ again until its deadline: a 4 is only ever the peer's own confirmation.
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,12 +29,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.daemon.peerclient import ForgedAnswer, SilentPeer, signed_exchange
-from reconciler.daemon.powerfence import FenceRecord, power_fence, write_record
+from reconciler.daemon.powerfence import power_fence, write_record
 from reconciler.desired.errors import UnknownNodeError
 from reconciler.desired.expand import expand_node
 from reconciler.host.base import Host, HostFileError
-from reconciler.model.desired import DrbdHost
+from reconciler.model.desired import DesiredDrbd, DrbdHost
 from reconciler.names import UnsafeNameError, check_name
+from reconciler.observe.errors import ParseError
+from reconciler.observe.procdrbd import parse_proc_drbd
 from reconciler.printable import escape
 
 if TYPE_CHECKING:
@@ -199,17 +201,15 @@ def _ask_once(node: str, host: str, port: int, key: bytes | None, resource: str,
     return FenceResult(code, f"peer {node}: {escape(outcome)[:40]}: {detail}"), outcome
 
 
-def _resource_vm(cluster: Cluster, node: str, resource: str) -> tuple[Vm, int] | None:
+def _resource_vm(cluster: Cluster, node: str, resource: str) -> tuple[Vm, DesiredDrbd] | None:
+    """The VM whose DRBD resource ``resource`` is on ``node``, with that resource as the node expands it."""
     try:
         desired = expand_node(cluster, node)
     except UnknownNodeError:
         return None
-    minors = {vm.name: vm.drbd.minor for vm in desired.vms if vm.drbd is not None and vm.drbd.name == resource}
-    vm = next((vm for vm in cluster.vms if vm.name in minors), None)
-    return None if vm is None else (vm, minors[vm.name])
-
-
-_PROC_LINE = re.compile(r"^\s*(\d+): cs:\S+ ro:(\w+)/\w+ ds:(\w+)/\w+", re.MULTILINE)
+    drbds = {vm.name: vm.drbd for vm in desired.vms if vm.drbd is not None and vm.drbd.name == resource}
+    vm = next((vm for vm in cluster.vms if vm.name in drbds), None)
+    return None if vm is None else (vm, drbds[vm.name])
 
 
 def local_view(host: Host, minor: int) -> tuple[str, str]:
@@ -222,13 +222,13 @@ def local_view(host: Host, minor: int) -> tuple[str, str]:
     whatever its disk), so on 9 both stay unknown. Unknown is ``("Unknown", "Unknown")``, which never allows
     a power fence."""
     try:
-        text = host.read_file("/proc/drbd") or ""
-    except OSError:
+        proc = parse_proc_drbd(host.read_file("/proc/drbd") or "")
+    except (OSError, ParseError):
         return "Unknown", "Unknown"
-    for match in _PROC_LINE.finditer(text):
-        if int(match.group(1)) == minor:
-            return match.group(2), match.group(3)
-    return "Unknown", "Unknown"
+    found = next((m for m in proc.minors if m.minor == minor and m.configured), None)
+    if found is None:
+        return "Unknown", "Unknown"
+    return found.role or "Unknown", found.disk_state or "Unknown"
 
 
 def _drbd_named_peer(hosts: tuple[DrbdHost, ...], env: Mapping[str, str]) -> str | None:
@@ -251,7 +251,7 @@ def stonith_peer(host: Host, cluster: Cluster, resource: str, peer: str, state_d
     fence's ``delay`` first, so that when both links fail the node running the VM powers the other off, not
     the other way round."""
     found = _resource_vm(cluster, host.node, resource)
-    hosts = resource_hosts(cluster, host.node).get(resource, ())
+    hosts = found[1].hosts if found is not None else ()
     if peer not in {h.name for h in hosts if h.name != host.node}:
         # A wrong --peer must never switch off a node that does not even hold the resource.
         return FenceResult(EXIT_ERROR, f"peer {peer} unreachable, and it is not the other host of {resource} in "
@@ -266,13 +266,13 @@ def stonith_peer(host: Host, cluster: Cluster, resource: str, peer: str, state_d
                                        "nothing proves it cannot write")
     env = env or {}
     minors = [int(m) for m in env.get("DRBD_MINOR", "").split() if m.isdigit()]
-    if minors and found[1] not in minors:
+    if minors and found[1].minor not in minors:
         return FenceResult(EXIT_ERROR, f"DRBD runs this handler for minor(s) {minors}, the revision in force has "
-                                       f"{resource} on minor {found[1]}: not powering anything off")
+                                       f"{resource} on minor {found[1].minor}: not powering anything off")
     named = _drbd_named_peer(hosts, env)
     if named is not None and named != peer:
         return FenceResult(EXIT_ERROR, f"DRBD lost {named}, not {peer}: not powering anything off")
-    role, disk = local_view(host, found[1])
+    role, disk = local_view(host, found[1].minor)
     if disk != "UpToDate":
         return FenceResult(EXIT_ERROR, f"peer {peer} unreachable; not powering it off: the local disk is {disk}, "
                                        "not UpToDate, and may lack its last writes")
@@ -283,9 +283,7 @@ def stonith_peer(host: Host, cluster: Cluster, resource: str, peer: str, state_d
         write_record(state_dir, record)
     except (OSError, HostFileError) as exc:
         # The node is off either way; the record is what the metrics show, so say that it is missing.
-        detail = f"{record.detail}; the record was not written: {exc}"
-        record = FenceRecord(record.peer, record.by, record.resource, record.outcome, record.started,
-                             record.finished, detail)
+        record = dataclasses.replace(record, detail=f"{record.detail}; the record was not written: {exc}")
     if record.verified_off:
         return FenceResult(EXIT_STONITHED, f"peer {peer} powered off and verified off: {record.detail}")
     return FenceResult(EXIT_ERROR, f"peer {peer} unreachable and its power fence did not prove it off: "

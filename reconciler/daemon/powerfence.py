@@ -62,9 +62,19 @@ class FenceRecord:
         return json.dumps(asdict(self), sort_keys=True) + "\n"
 
 
-def _said(result: CommandResult) -> str:
+def said(result: CommandResult) -> str:
+    """The last line a command printed (its output, else its errors), for a log line."""
     text = (result.stdout.strip() or result.stderr.strip()).splitlines()
     return escape(text[-1])[:200] if text else "no output"
+
+
+def power_state(result: CommandResult) -> str:
+    """What a status command said: ``on``, ``off`` (exit 2 with a ``Status: OFF`` line) or ``unknown``."""
+    if result.returncode == STATUS_ON:
+        return "on"
+    if result.returncode == STATUS_OFF and STATUS_OFF_LINE.search(result.stdout):
+        return "off"
+    return "unknown"
 
 
 def power_fence(host: Host, peer: str, resource: str, spec: PowerFenceSection, *,
@@ -74,17 +84,18 @@ def power_fence(host: Host, peer: str, resource: str, spec: PowerFenceSection, *
     """Run the peer's off command, then its status command until it reports off or the timeout passes."""
     started = wall()
     off = host.run(spec.off, timeout=float(spec.timeout))
-    steps = [f"off exited {off.returncode} ({_said(off)})"]
+    steps = [f"off exited {off.returncode} ({said(off)})"]
     deadline = clock() + spec.timeout
     while True:
         left = deadline - clock()
         status = host.run(spec.status, timeout=max(min(float(spec.timeout), left), 1.0))
-        if status.returncode == STATUS_OFF and STATUS_OFF_LINE.search(status.stdout):
-            steps.append(f"status exited 2 ({_said(status)}): off")
+        state = power_state(status)
+        if state == "off":
+            steps.append(f"status exited 2 ({said(status)}): off")
             return FenceRecord(peer, host.node, resource, "off", started, wall(), "; ".join(steps))
         if deadline - clock() <= STATUS_INTERVAL:
-            meaning = "still on" if status.returncode == STATUS_ON else "unknown"
-            steps.append(f"status exited {status.returncode} ({_said(status)}): {meaning} after {spec.timeout} s")
+            meaning = "still on" if state == "on" else "unknown"
+            steps.append(f"status exited {status.returncode} ({said(status)}): {meaning} after {spec.timeout} s")
             return FenceRecord(peer, host.node, resource, "failed", started, wall(), "; ".join(steps))
         wait(STATUS_INTERVAL)
 
