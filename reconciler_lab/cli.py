@@ -29,6 +29,7 @@ SCENARIOS = {
     "11": "test_11_full_partition_with_power_fences",
     "8": "test_8_split_brain_made_by_hand",
     "10": "test_10_the_units_as_shipped",
+    "12": "test_12_automatic_failover_on_power_loss",
 }
 
 

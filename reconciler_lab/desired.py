@@ -31,13 +31,15 @@ def _power_fence(node: str) -> str:
             f"      timeout: 60\n      delay: {FENCE_DELAY}\n")
 
 
-def cluster_yaml(*, power_fence: bool = True) -> str:
+def cluster_yaml(*, power_fence: bool = True, automatic_failover: bool = False) -> str:
     """With ``power_fence``, fencing is ``resource-and-stonith`` with the lab's power switch; without it,
-    ``resource-only`` and no power fence (a cluster that can only ask the peer's daemon)."""
+    ``resource-only`` and no power fence (a cluster that can only ask the peer's daemon).
+    ``automatic_failover``: every VM fails over by itself (which needs the power fence)."""
     nodes = "".join(f"  {n.name}:\n    hostname: {n.name}\n    address: {n.address('rep')}\n"
                     f"    volume_groups: [vg-sda, vg-sdb, vg-sdc]\n    drbd_version: \"8.4\"\n"
                     + (_power_fence(n.name) if power_fence else "") for n in NODES)
     policy = "resource-and-stonith" if power_fence else "resource-only"
+    failover = "  failover:\n    mode: automatic\n    grace: 30\n" if automatic_failover else ""
     return f"""# The lab's cluster: two nodes on real Xen 4.17 and DRBD 8.4 (see docs/lab.md).
 cluster: lab
 nodes:
@@ -59,7 +61,7 @@ defaults:
     fence_peer_handler: /usr/local/sbin/lab-fence-peer
   domain:
     type: pv
-guards:
+{failover}guards:
   max_removals_per_revision: 1
   allow_mass_delete: false
 """

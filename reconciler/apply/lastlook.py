@@ -22,6 +22,7 @@ from reconciler.ownership import LV_TAG, dm_uuid
 from reconciler.plan.actions import Action
 from reconciler.plan.registry import spec
 from reconciler.plan.safety import (
+    FENCED_TAKEOVER,
     dm_adoption_refusal,
     dm_ownership_refusal,
     lv_adoption_refusal,
@@ -115,7 +116,8 @@ class LastLook:
             return Stop("waiting", f"promotion waits: {problem}")
         if resource.role == "Primary":
             return None  # already there; `drbdadm primary` is a no-op
-        verdict = promotion_verdict(resource, quorum_mechanism=action.safety == "quorum")
+        verdict = promotion_verdict(resource, quorum_mechanism=action.safety == "quorum",
+                                    handler_fences=action.safety == FENCED_TAKEOVER)
         if verdict.kind != "promote":
             return Stop("waiting", "DRBD now shows a brand-new pair; the next pass decides the initial promotion")
         if verdict.waiting:

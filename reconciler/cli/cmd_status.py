@@ -16,7 +16,7 @@ from typing import Any
 from reconciler.cli.common import add_state_dir
 from reconciler.daemon import status_store
 from reconciler.daemon.control import daemon_listening
-from reconciler.model.status import NodeStatus, RevisionInfo, VerifyStatus
+from reconciler.model.status import FailoverStatus, NodeStatus, RevisionInfo, VerifyStatus
 from reconciler.sizes import format_size
 
 
@@ -117,6 +117,17 @@ def _verify_lines(entry: VerifyStatus, now: float) -> list[str]:
     return lines
 
 
+def _failover_lines(entry: FailoverStatus, now: float) -> list[str]:
+    lines = []
+    if entry.state is not None:
+        lines.append(f"{entry.vm}: {entry.id} from {entry.from_node} to {entry.to_node}, decided "
+                     f"{_ago(now, entry.decided_at)}: {entry.state.upper()}")
+        lines += [f"  {text}" for text in (f"why: {entry.reason}" if entry.reason else "", entry.detail) if text]
+    if entry.watching:
+        lines.append(f"{entry.vm}: {entry.watching}")
+    return lines
+
+
 def render(status: NodeStatus, *, now: float) -> str:
     lines = [f"node {status.node}" + (f" (cluster {status.cluster})" if status.cluster else "")
              + f", status updated {_ago(now, status.updated_at)}"]
@@ -157,6 +168,10 @@ def render(status: NodeStatus, *, now: float) -> str:
         for res in status.resources:
             lines.append(f"{res.vm:<{width_vm}}  {res.key:<{width_key}}  {res.phase.capitalize():<11}  {res.reason}"
                          .rstrip())
+    if status.failovers:
+        lines.append("")
+        lines.append("automatic failover:")
+        lines.extend(f"  {line}" for entry in status.failovers for line in _failover_lines(entry, now))
     if status.verify:
         lines.append("")
         lines.append("online verify:")

@@ -33,7 +33,7 @@ from reconciler.daemon.powerfence import power_fence, write_record
 from reconciler.desired.errors import UnknownNodeError
 from reconciler.desired.expand import expand_node
 from reconciler.host.base import Host, HostFileError
-from reconciler.model.desired import DesiredDrbd, DrbdHost
+from reconciler.model.desired import FENCE_HANDLER_SECONDS, DesiredDrbd, DrbdHost
 from reconciler.names import UnsafeNameError, check_name
 from reconciler.observe.errors import ParseError
 from reconciler.observe.procdrbd import parse_proc_drbd
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 OUTDATE_PATH = "/v1/outdate"
 DRBDADM_TIMEOUT = 20.0
 # Covers the peer noticing the cut (DRBD's ping-int plus ping-timeout: 10.5 s by default) with room to spare.
-DEFAULT_HANDLER_TIMEOUT = 60.0
+DEFAULT_HANDLER_TIMEOUT = FENCE_HANDLER_SECONDS
 RETRY_INTERVAL = 1.0
 # A peer that does not answer is asked again for this long (a daemon restarting, a link blip) before the
 # handler counts it as unreachable; each attempt waits at most ATTEMPT_TIMEOUT for an answer.

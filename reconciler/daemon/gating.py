@@ -83,6 +83,10 @@ def hold_for_boot(plan: Plan, gate: BootGate, desired: DesiredNode, observed: Ob
         vm = vms.get(action.vm)
         if action.kind in BOOT_GATED and vm is not None and not action.refused and not action.waiting:
             reason = gate.reason(vm.peers)
+            if reason and gate.fetch_done and vm.takeover is not None:
+                # An automatic failover is itself a judgment of the lost peer (its grace), and DRBD's fence-peer
+                # handler or quorum proves it at the promotion: waiting to hear from the peer would never end.
+                reason = ""
             if reason and gate.fetch_done and vm.drbd is not None:
                 resource = observed.drbd.resource(vm.drbd.name)
                 if resource is not None and peer_cannot_write(resource, quorum_mechanism=vm.drbd.safety == "quorum"):

@@ -17,6 +17,7 @@ from reconciler.daemon import status_store
 from reconciler.daemon.clock import Clock
 from reconciler.daemon.control import NODE_SCOPE, ControlState, ControlStore
 from reconciler.daemon.engine import ActionHooks, ApplyOutcome, Engine
+from reconciler.daemon.failover import FailoverKeeper
 from reconciler.daemon.gating import BootGate, hold_for_boot, hold_for_peer_revision, without_vms
 from reconciler.daemon.liveness import Liveness
 from reconciler.daemon.logs import event
@@ -93,8 +94,10 @@ class Reconciler:
     verifier: VerifyScheduler | None = None
     _verify: tuple[VerifyStatus, ...] = ()
     _lock: threading.RLock = field(default_factory=threading.RLock)
+    failovers: FailoverKeeper = field(init=False)
 
     def __post_init__(self) -> None:
+        self.failovers = FailoverKeeper(self.state_dir, self.node, self.clock.time)
         previous = status_store.load(self.state_dir)
         if previous is not None and previous.node == self.node:
             self.last_applied = previous.last_applied
@@ -154,6 +157,8 @@ class Reconciler:
         observed = self._observe()
         if observed is None:
             return self._finish(started, view, None, desired, "error", errors=(self._errors[-1],))
+        held = {vm.name: why for vm in desired.vms if (why := _suspension_reason(control, vm.name))}
+        desired = self.failovers.view(desired, observed, ctx.peers, held=held)
         self.backing_sizes = self.engine.backing_sizes(desired, observed)
         self.split_brain_records = {r.name: r.split_brain_record for r in observed.drbd.resources
                                     if r.split_brain_record}
@@ -172,6 +177,7 @@ class Reconciler:
             event("action.planned", level=logging.DEBUG, vm=action.vm, resource=action.key, action=action.kind,
                   revision=revision[:12], waiting=action.waiting or None, refused=action.refused or None)
         outcome = self.engine.apply(runnable, desired, observed, self._hooks(revision))
+        self.failovers.after_apply(outcome.actions)
         self._run_verify(desired, observed, plan, suspended_vms)
         resources = self._merge_suspended(outcome.resources, plan, control, suspended_vms)
         result_kind = _outcome_of(resources, outcome)
@@ -323,6 +329,7 @@ class Reconciler:
             last_pass=result, last_success_at=self.last_success_at,
             suspensions=(), recent_errors=tuple(self._errors), booted_at=self.booted_at,
             resources=self._resources, boot_gate=gate, updated_at=finished, verify=self._verify,
+            failovers=self.failovers.statuses(),
         )
         self._log_health_changes(resources or ())
         quiet = outcome in ("converged", "progressing", "suspended")

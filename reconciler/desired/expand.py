@@ -15,8 +15,10 @@ from reconciler.desired.render_xen import render_xen
 from reconciler.desired.resolve import Vm
 from reconciler.desired.schema import ClusterFile
 from reconciler.model.desired import (
+    FENCE_HANDLER_SECONDS,
     DesiredDomain,
     DesiredDrbd,
+    DesiredFailover,
     DesiredFilesystem,
     DesiredLV,
     DesiredNode,
@@ -81,12 +83,25 @@ def _storage(vm: Vm) -> tuple[tuple[DesiredLV, ...], DesiredStripe | None, str, 
     return tuple(lvs), stripe, check_device_path(backing, "backing device"), backing_keys
 
 
+# Room beyond the handler's own worst case, for drbdadm and the kernel around it.
+PROMOTE_MARGIN_SECONDS = 30.0
+
+
+def _failover(vm: Vm, spec: ClusterFile) -> DesiredFailover:
+    """The VM's failover settings, with the time a promotion may take when DRBD runs the fence-peer handler:
+    its questions to the peer, then (for a power fence) the fence's delay, off command and status polling."""
+    fences = [spec.nodes[n].power_fence for n in vm.nodes if n in spec.nodes]
+    fence_seconds = max((f.delay + 2 * f.timeout for f in fences if f is not None), default=0)
+    budget = FENCE_HANDLER_SECONDS + fence_seconds + PROMOTE_MARGIN_SECONDS
+    return vm.failover.model_copy(update={"promote_timeout_seconds": budget})
+
+
 def _expand_vm(vm: Vm, spec: ClusterFile, node: str) -> DesiredVm:
     version = spec.nodes[node].drbd_version
     hosts = drbd_hosts(vm, spec)
     common = {"name": vm.name, "id": vm.id, "source_file": vm.source, "lifecycle": vm.lifecycle,
               "suspended": vm.suspended, "layout": vm.layout, "nodes": vm.nodes, "primary_node": vm.primary,
-              "this_node": node}
+              "this_node": node, "failover": _failover(vm, spec)}
     if node not in vm.nodes:
         # A quorum tiebreaker: a diskless DRBD peer and nothing else; its resource file is the same as the
         # data nodes' so that all three agree on every host's settings.

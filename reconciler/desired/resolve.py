@@ -16,7 +16,7 @@ from reconciler.desired.errors import Issue
 from reconciler.desired.schema import ClusterFile, Defaults, VmFile
 from reconciler.desired.verify import DEFAULT_ALG, parse_schedule
 from reconciler.desired.yamlload import Document, KeyPath
-from reconciler.model.desired import DesiredVerify, Lifecycle, SafetyMechanism, StorageLayout
+from reconciler.model.desired import DesiredFailover, DesiredVerify, Lifecycle, SafetyMechanism, StorageLayout
 from reconciler.sizes import SECTOR
 
 CLUSTER_FILE = "cluster.yaml"
@@ -98,6 +98,7 @@ class Vm:
     swap_lv_name: str | None = None
     resource_name: str | None = None
     verify: DesiredVerify | None = None
+    failover: DesiredFailover = field(default_factory=DesiredFailover)
 
     @property
     def data_lv(self) -> str:
@@ -133,7 +134,7 @@ class Vm:
 
 
 Bases = dict[str, dict[str, Any]]
-_SECTIONS = ("storage", "swap", "drbd", "domain", "verify")
+_SECTIONS = ("storage", "swap", "drbd", "domain", "verify", "failover")
 
 
 def default_bases(cluster: ClusterFile) -> Bases:
@@ -169,6 +170,7 @@ def resolve_vm(
     drbd = _merge(vm.drbd, bases["drbd"])
     dom = _merge(vm.domain, bases["domain"])
     verify = _merge(vm.verify, bases["verify"])
+    failover = _merge(vm.failover, bases["failover"])
 
     def require(section: str, settings: dict[str, Any], key: str, hint: str) -> Any:
         value = settings.get(key)
@@ -254,6 +256,9 @@ def resolve_vm(
         swap_lv_name=vm.names.swap_lv if vm.names else None,
         resource_name=vm.names.resource if vm.names else None,
         verify=_verify(verify),
+        failover=DesiredFailover(mode=failover.get("mode", "manual"), grace_seconds=failover.get("grace", 30),
+                                 min_interval_seconds=failover.get("min_interval", 3600),
+                                 failback=failover.get("failback", "manual"), hold=failover.get("hold", False)),
     ), []
 
 

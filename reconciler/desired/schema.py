@@ -316,6 +316,43 @@ class DomainSection(DomainDefaults):
     vifs: tuple[Vif, ...] | None = None
 
 
+MIN_FAILOVER_GRACE = 20
+MAX_FAILOVER_GRACE = 3600
+MIN_FAILOVER_INTERVAL = 300
+MAX_FAILOVER_INTERVAL = 30 * 24 * 3600
+FailoverMode = Literal["manual", "automatic"]
+
+
+def _failover_shorthand(value: object) -> object:
+    # `failover: automatic` is the short form of `failover: {mode: automatic}`.
+    if not isinstance(value, str):
+        return value
+    if value not in ("manual", "automatic"):
+        raise SettingError(f"{value!r} is not a failover mode",
+                           "write manual or automatic, or a section like {mode: automatic, grace: 30}")
+    return {"mode": value}
+
+
+class FailoverSection(Section):
+    """Whether the standby takes a VM over by itself when the node running it is lost (docs/failover.md)."""
+
+    mode: FailoverMode | None = None
+    # Seconds both DRBD's connection and the peer's daemon must have been silent before the standby acts.
+    grace: Annotated[StrictInt, _within(MIN_FAILOVER_GRACE, MAX_FAILOVER_GRACE,
+                                        "it must outlast DRBD's own timeouts (ping-int 10 s, timeout 6 s) and a "
+                                        "daemon restart", "give seconds, e.g. 30")] | None = None
+    # Seconds after one automatic failover of a VM before another may happen (flapping links, a crash loop).
+    min_interval: Annotated[StrictInt, _within(MIN_FAILOVER_INTERVAL, MAX_FAILOVER_INTERVAL,
+                                               "a VM that fails over more often is flapping",
+                                               "give seconds, e.g. 3600")] | None = None
+    failback: FailoverMode | None = None
+    # The maintenance switch: true holds every automatic failover it covers (commit it before planned work).
+    hold: StrictBool | None = None
+
+
+Failover = Annotated[FailoverSection | None, BeforeValidator(_failover_shorthand)]
+
+
 class Defaults(Section):
     storage: StorageSection | None = None
     swap: SwapSection | None = None
@@ -323,6 +360,7 @@ class Defaults(Section):
     safety: SafetySection | None = None
     domain: DomainDefaults | None = None
     verify: VerifySection | None = None
+    failover: Failover = None
 
 
 class Guards(Section):
@@ -371,3 +409,4 @@ class VmFile(Section):
     domain: DomainSection | None = None
     split_brain_recovery: SplitBrainRecoverySection | None = None
     verify: VerifySection | None = None
+    failover: Failover = None

@@ -129,6 +129,7 @@ def check_vm(vm: Vm, cluster: ClusterFile, docs: Mapping[str, Document]) -> list
     _check_storage(vm, cluster, known_nodes, report)
     _check_drbd_version(vm, cluster, known_nodes, report)
     _check_safety(vm, cluster, report)
+    _check_failover(vm, cluster, report)
     _check_domain(vm, report)
     _check_verify(vm, report)
     return report.issues
@@ -268,6 +269,37 @@ def _check_safety(vm: Vm, cluster: ClusterFile, report: _Reporter) -> None:
             if given(key):
                 report.at(vm.where(f"safety.{key}"), f"{key} belongs to mechanism quorum, not {safety.mechanism}",
                           "remove it, or use mechanism: quorum (DRBD 9)")
+
+
+def _check_failover(vm: Vm, cluster: ClusterFile, report: _Reporter) -> None:
+    """Automatic failover only with a mechanism that keeps the standby from being stale and the old primary
+    from writing on: DRBD 9 quorum with a tiebreaker (checked with safety), or fencing that powers a lost peer
+    off (resource-and-stonith, a power fence for each node, DRBD 8.4)."""
+    if vm.failover.mode != "automatic" or vm.safety.mechanism == "quorum":
+        return
+    where = vm.where("failover.mode")
+    if vm.safety.mechanism != "fencing":
+        report.at(where, "automatic failover needs a safety mechanism: with none, nothing keeps the standby from "
+                  "being stale or the old primary from writing on",
+                  "use mechanism: fencing with fencing_policy: resource-and-stonith and a power_fence for each "
+                  "node, or mechanism: quorum with a tiebreaker (DRBD 9), or failover: manual")
+        return
+    if vm.safety.fencing_policy != "resource-and-stonith":
+        report.at(where, f"automatic failover under fencing_policy {vm.safety.fencing_policy}: after a link loss the "
+                  "primary writes on alone (its handler cannot outdate a peer it cannot reach), and if it then dies "
+                  "the standby still looks UpToDate but lacks every write since",
+                  "use fencing_policy: resource-and-stonith with a power_fence for each node, or failover: manual")
+    known = [n for n in vm.nodes if n in cluster.nodes]
+    unfenced = [n for n in known if cluster.nodes[n].power_fence is None]
+    if unfenced:
+        report.at(where, f"automatic failover needs a power_fence for {', '.join(unfenced)}: only a verified "
+                  "power-off proves that a lost node no longer writes",
+                  "add power_fence under each node in cluster.yaml (docs/desired-state.md, \"Power fence\")")
+    nine = [n for n in known if cluster.nodes[n].drbd_version == "9"]
+    if nine:
+        report.at(where, f"automatic failover by power fence needs DRBD 8.4; on DRBD 9 ({', '.join(nine)}) the "
+                  "fence-peer handler cannot read its own disk state safely and never powers a peer off",
+                  "on DRBD 9 use mechanism: quorum with a tiebreaker, or failover: manual")
 
 
 def _check_domain(vm: Vm, report: _Reporter) -> None:

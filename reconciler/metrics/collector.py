@@ -15,6 +15,7 @@ from reconciler.metrics.families import gauge
 from reconciler.metrics.fence_metrics import fence_metrics
 from reconciler.metrics.reconcile_metrics import reconcile_metrics
 from reconciler.metrics.state import MetricsState
+from reconciler.metrics.takeover_metrics import takeover_metrics
 from reconciler.metrics.verify_metrics import verify_metrics
 from reconciler.metrics.xen_metrics import xen_metrics
 
@@ -40,6 +41,7 @@ class ReconcilerCollector(Collector):
             ("failover", lambda: failover_metrics(snap.desired, snap.observed, applied, snap.peers)),
             ("verify", lambda: verify_metrics(snap.status)),
             ("fencing", lambda: fence_metrics(snap.power_fences)),
+            ("takeover", lambda: takeover_metrics(snap.status)),
         ]
         failed: list[str] = []
         for name, build in sections:

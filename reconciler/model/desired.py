@@ -166,6 +166,31 @@ class SplitBrainRecovery(Frozen):
     discard: str
 
 
+# How long `reconciler fence-peer` asks the peer's daemon at most (its --timeout default), before any power fence.
+FENCE_HANDLER_SECONDS = 60.0
+
+
+class DesiredFailover(Frozen):
+    """What the standby may do by itself when the node running the VM is lost (reconciler.daemon.failover)."""
+
+    mode: Literal["manual", "automatic"] = "manual"
+    grace_seconds: int = 30
+    min_interval_seconds: int = 3600
+    failback: Literal["manual", "automatic"] = "manual"
+    hold: bool = False
+    # The longest the promotion may take: DRBD runs the fence-peer handler, which may wait for the peer,
+    # then its fence delay, then the off and status commands.
+    promote_timeout_seconds: float = 60.0
+
+
+class Takeover(Frozen):
+    """This node runs the VM after an automatic failover away from ``from_node``, its designated primary."""
+
+    id: str
+    from_node: str
+    decided_at: float
+
+
 class DesiredVm(Frozen):
     """One VM as this node should see it."""
 
@@ -185,6 +210,14 @@ class DesiredVm(Frozen):
     swaps: tuple[DesiredSwap, ...] = ()
     domain: DesiredDomain | None = None
     split_brain_recovery: SplitBrainRecovery | None = None
+    failover: DesiredFailover = DesiredFailover()
+    # Set only on the daemon's own view, never by expansion: primary_node is then this node.
+    takeover: Takeover | None = None
+
+    @property
+    def designated_primary(self) -> str:
+        """The node the desired state names, whatever a failover did."""
+        return self.takeover.from_node if self.takeover is not None else self.primary_node
 
     @property
     def is_primary_here(self) -> bool:

@@ -15,7 +15,8 @@ PassOutcome = Literal["converged", "degraded", "progressing", "failed", "invalid
 do by itself, but something is not healthy (split brain, a disk that is not UpToDate, ...)."""
 
 ConditionKind = Literal["split-brain", "disk", "peer-disk", "domain-away", "domain-on-both", "domain-not-running",
-                        "restart-needed", "growth-pending"]
+                        "restart-needed", "growth-pending", "failed-over"]
+FailoverState = Literal["decided", "running", "failed", "abandoned", "ended"]
 
 
 class Condition(Frozen):
@@ -113,6 +114,22 @@ class VerifyStatus(Frozen):
         return 0 if self.resynced_run_id and self.resynced_run_id == self.last_run_id else self.found_out_of_sync_bytes
 
 
+class FailoverStatus(Frozen):
+    """Automatic failover of one VM as this node sees it (reconciler.daemon.failover): the latest record, and
+    ``watching``, why the VM is not (yet) taken over while its designated primary looks lost."""
+
+    vm: str
+    id: str = ""
+    state: FailoverState | None = None
+    from_node: str = ""
+    to_node: str = ""
+    decided_at: float | None = None
+    updated_at: float | None = None
+    reason: str = ""
+    detail: str = ""
+    watching: str = ""
+
+
 class NodeStatus(Frozen):
     node: str
     cluster: str = ""
@@ -135,3 +152,4 @@ class NodeStatus(Frozen):
     # action may take). Past it, the status is stale: the daemon is stopped, hung or cannot write.
     fresh_until: float | None = None
     verify: tuple[VerifyStatus, ...] = ()
+    failovers: tuple[FailoverStatus, ...] = ()

@@ -33,7 +33,8 @@ class VmBuilder:
         self.notes: list[Note] = []
 
     def add(self, kind: ActionKind, key: str, change: Change, description: str, *,
-            commands: tuple[Command, ...] = (), depends_on: tuple[str | None, ...] = (), **fields: Any) -> str:
+            commands: tuple[Command, ...] = (), depends_on: tuple[str | None, ...] = (), timeout: float | None = None,
+            **fields: Any) -> str:
         ident = action_id(kind, key)
         deps = tuple(dict.fromkeys(d for d in depends_on if d is not None and d != ident))
         # Built from validated desired values and the planner's own literals: skip re-validation, which
@@ -41,7 +42,7 @@ class VmBuilder:
         unknown = set(fields) - _DEFAULTS.keys()
         if unknown:
             raise TypeError(f"unknown action fields: {sorted(unknown)}")
-        limit = spec(kind).timeout_s
+        limit = timeout if timeout is not None else spec(kind).timeout_s
         timed = tuple(c.model_copy(update={"timeout_s": limit}) for c in commands)
         values = {**_DEFAULTS, "id": ident, "kind": kind, "key": key, "vm": self.vm.name, "change": change,
                   "description": description, "commands": timed, "depends_on": deps, **fields}

@@ -6,7 +6,7 @@ from reconciler.model.desired import DesiredDrbd
 from reconciler.model.observed import DrbdResourceState
 from reconciler.plan.actions import WaitFor
 from reconciler.plan.builder import VmBuilder
-from reconciler.plan.safety import promotion_verdict
+from reconciler.plan.safety import FENCED_TAKEOVER, promotion_verdict
 from reconciler.sizes import format_size
 
 _BROKEN_CONNECTIONS = ("StandAlone",)
@@ -148,7 +148,8 @@ def plan_role(b: VmBuilder, drbd: DesiredDrbd, *, want_primary: bool, domain_run
         return b.add("promote", drbd.key, "change", f"promote {drbd.name}",
                      commands=(b.command(b.replicator.promote_argv(drbd.name)),), depends_on=(up,), safety=drbd.safety,
                      waiting=f"{drbd.name} comes up in this pass; promotion is decided from its state on the next pass")
-    verdict = promotion_verdict(res, quorum_mechanism=drbd.safety == "quorum")
+    takeover = b.vm.takeover is not None and drbd.safety == "fencing"
+    verdict = promotion_verdict(res, quorum_mechanism=drbd.safety == "quorum", handler_fences=takeover)
     if verdict.kind == "promote-force-initial":
         new = bool(res.connections) and not verdict.waiting
         what = (f"initial forced promotion of brand-new pair {drbd.name} (starts the first full sync)" if new
@@ -156,6 +157,14 @@ def plan_role(b: VmBuilder, drbd: DesiredDrbd, *, want_primary: bool, domain_run
         return b.add("promote-force-initial", drbd.key, "change", what,
                      commands=(b.command(b.replicator.promote_argv(drbd.name, force=True)),), depends_on=(adjust,),
                      destructive=True, waiting=verdict.waiting, refused=verdict.refused, safety=drbd.safety)
+    if b.vm.takeover is not None:
+        # DRBD may run the fence-peer handler inside this command: it gets the handler's whole budget.
+        return b.add("promote", drbd.key, "change",
+                     f"promote {drbd.name} to Primary (automatic failover {b.vm.takeover.id} from "
+                     f"{b.vm.takeover.from_node})",
+                     commands=(b.command(b.replicator.promote_argv(drbd.name)),), depends_on=(adjust,),
+                     waiting=verdict.waiting, safety=FENCED_TAKEOVER if takeover else drbd.safety,
+                     timeout=b.vm.failover.promote_timeout_seconds)
     return b.add("promote", drbd.key, "change", f"promote {drbd.name} to Primary",
                  commands=(b.command(b.replicator.promote_argv(drbd.name)),), depends_on=(adjust,),
                  waiting=verdict.waiting, safety=drbd.safety)

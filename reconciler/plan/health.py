@@ -78,6 +78,14 @@ def _domain_conditions(vm: DesiredVm, observed: ObservedNode, res: DrbdResourceS
     running_here = dom is not None and dom.is_running
     peer_primary = [c.peer_name for c in (res.connections if res is not None else ()) if c.peer_role == "Primary"]
     key = vm.domain.key
+    if vm.takeover is not None and not peer_primary and (running_here or dom is None):
+        state = "runs here" if running_here else "is being started here"
+        return [Condition(key=key, vm=vm.name, kind="failed-over",
+                          message=f"{vm.name} {state} after automatic failover {vm.takeover.id} from "
+                                  f"{vm.takeover.from_node}, its designated primary; decide by commit: "
+                                  f"`primary: {vm.this_node}` in {vm.source_file} keeps it here, "
+                                  f"`failover: {{failback: automatic}}` moves it back once {vm.takeover.from_node} "
+                                  "is UpToDate again")]
     if running_here and peer_primary:
         return [Condition(key=key, vm=vm.name, kind="domain-on-both",
                           message=f"{vm.name} runs here while {', '.join(peer_primary)} is Primary too: the VM may "

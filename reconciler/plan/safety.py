@@ -181,13 +181,23 @@ class PromotionVerdict:
 _NEVER_FORCED = "brand-new pair: waiting for the peer to connect (never forced while disconnected)"
 
 
+# The Action.safety of a promotion after an automatic failover under fencing: DRBD itself asks the fence-peer
+# handler, and promotes only if it outdated or powered off the lost peer.
+FENCED_TAKEOVER = "fencing-takeover"
+
+
 def promotion_verdict(resource: DrbdResourceState, *, quorum_mechanism: bool,
-                      gi: GenerationIds | None = None, check_gi: bool = False) -> PromotionVerdict:
+                      gi: GenerationIds | None = None, check_gi: bool = False,
+                      handler_fences: bool = False) -> PromotionVerdict:
     """The one rule for promoting the designated primary, planned and re-checked right before the step.
 
     A brand-new pair (both disks Inconsistent, connected, no history in the generation identifiers) is
     promoted with ``--force``, which starts the first full sync. Anything else is a normal promotion that
     needs UpToDate data here and proof that the peer is not writing; otherwise it waits.
+
+    ``handler_fences``: an automatic failover under ``resource-and-stonith`` with a power fence. A disconnected
+    peer is then no reason to wait: ``drbdadm primary`` (never ``--force``) makes DRBD run the fence-peer handler,
+    which answers 7 only after it powered the peer off and saw it off, and DRBD refuses the promotion otherwise.
     """
     local = [d.disk_state for d in resource.devices]
     peers = [p.peer_disk_state for c in resource.connections for p in c.peer_devices]
@@ -206,6 +216,9 @@ def promotion_verdict(resource: DrbdResourceState, *, quorum_mechanism: bool,
     # Moves are made by shutdown, demote, promote, start: a Primary peer always means waiting here, even
     # where the configuration would allow two primaries (only a live-migration window opens that).
     waiting = promotion_waiting(resource, live_migration=False) or ""
+    if not waiting and handler_fences and resource.connections \
+            and all(c.connection_state != "Connected" for c in resource.connections):
+        return PromotionVerdict("promote")
     if not waiting and not peer_cannot_write(resource, quorum_mechanism=quorum_mechanism):
         states = ", ".join(f"{c.peer_name} {c.connection_state}/{c.peer_role}" for c in resource.connections) or "none"
         waiting = (f"cannot prove the peer is not writing (peer: {states}); unreachable proves nothing: waiting for "

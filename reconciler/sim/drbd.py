@@ -147,8 +147,8 @@ def kernel_log(state: State, node: str) -> list[str]:
 
 
 def set_fence_peer(state: State, node: str, mode: str) -> None:
-    """How the fence-peer handler of ``node`` answers: auto, outdate, fail, unreachable or stonith."""
-    if mode not in ("auto", "outdate", "fail", "unreachable", "stonith"):
+    """How the fence-peer handler of ``node`` answers: auto, outdate, fail, unreachable, stonith or stonith-always."""
+    if mode not in ("auto", "outdate", "fail", "unreachable", "stonith", "stonith-always"):
         raise ValueError(f"unknown fence-peer behaviour {mode!r}")
     m.settings(state, node)["fence_peer"] = mode
 

@@ -103,7 +103,8 @@ def require_runtime(state: State, node: str, name: str) -> dict[str, Any]:
 
 
 def settings(state: State, node: str) -> dict[str, Any]:
-    """Per-node knobs: ``resync_rate_kib`` and ``fence_peer`` (auto, outdate, fail, unreachable, stonith)."""
+    """Per-node knobs: ``resync_rate_kib`` and ``fence_peer`` (auto, outdate, fail, unreachable,
+    stonith: auto with a power fence for an unreachable peer, stonith-always: a power-off whatever the peer is)."""
     found: dict[str, Any] = node_drbd(state, node).setdefault("settings", {})
     return found
 
@@ -597,13 +598,16 @@ def fence_peer_exit(state: State, node: str, name: str, peer: str) -> int:
     if mode in fixed:
         return fixed[mode]
     reachable = simstate.can_talk(state, node, peer, link="management_cut")
-    if mode == "stonith":
-        # A power fence: the peer's power is cut (whatever it was doing) and the off state is what counts.
-        if simstate.node_state(state, peer).get("up"):
-            for hook in _power_off_hooks:
-                hook(state, peer)
+    if mode == "stonith-always":
+        # A handler that powers the peer off whatever it finds (to show what DRBD makes of exit 7).
+        _power_off(state, peer)
         return 7
     if not reachable:
+        if mode == "stonith" and _local_uptodate(state, node, name):
+            # reconciler fence-peer with a power fence under resource-and-stonith: an unreachable peer is
+            # powered off, and the off state is what counts; never for a disk that may lack its last writes.
+            _power_off(state, peer)
+            return 7
         return 1  # reconciler fence-peer never answers 5: unreachable proves nothing about the peer's writes
     peer_res = runtime(state, peer, name)
     if peer_res is not None and peer_res["role"] == PRIMARY:
@@ -612,6 +616,17 @@ def fence_peer_exit(state: State, node: str, name: str, peer: str) -> int:
 
 
 _power_off_hooks: list[Callable[[State, str], None]] = []
+
+
+def _power_off(state: State, peer: str) -> None:
+    if simstate.node_state(state, peer).get("up"):
+        for hook in _power_off_hooks:
+            hook(state, peer)
+
+
+def _local_uptodate(state: State, node: str, name: str) -> bool:
+    res = runtime(state, node, name)
+    return res is not None and bool(res["devices"]) and all(d["disk"] == "UpToDate" for d in res["devices"].values())
 
 
 def register_power_off(hook: Callable[[State, str], None]) -> None:

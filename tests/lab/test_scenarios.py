@@ -728,3 +728,68 @@ def test_10_the_units_as_shipped(lab: Lab) -> None:
                poll=5.0)
     lab.notes.append(f"shutdown unit on {node.name}: {record.strip()[-400:]}")
     lab.timings["scenario 10 (units as shipped)"] = time.monotonic() - started
+
+
+@pytest.mark.timeout(3600)
+def test_12_automatic_failover_on_power_loss(lab: Lab) -> None:
+    """failover: automatic under resource-and-stonith with the lab's power switch. The primary loses power; the
+    survivor waits the grace, its promotion runs the fence-peer handler (which powers the lost node off and sees
+    it off: exit 7) and it starts the domU, with no commit and no operator. The returning node rejoins as
+    Secondary, never starts the domU and never stops it on the survivor; a commit naming the survivor then ends
+    the failover."""
+    started = time.monotonic()
+    dead, survivor = _roles(lab)
+    lab.repo.write(cluster_yaml(automatic_failover=True), vm_yaml(primary=dead.name, size=_size(lab)))
+    lab.repo.commit("lab: automatic failover")
+    head = lab.repo.git("rev-parse", "--short=12", "HEAD").strip()
+    for node in lab.nodes.values():
+        wait_until(f"{node.name} to apply the automatic-failover revision", lambda n=node: head in n.check(
+            ["reconciler", "status"], timeout=120) and _converged(n), 600, poll=3.0)
+    logged_before = len(commands(dead))
+    asked = len(survivor.fence_relay.handled)
+    exits_before = len(helper_exits(survivor))
+    record_path = f"/var/lib/reconciler/failover/{VM}.json"
+    with Sampler(lab) as sampler:
+        lost_at = time.monotonic()
+        dead.power_off()
+        wait_until(f"{VM} to run on {survivor.name} by itself", lambda: _running(survivor), MOVE, poll=5.0)
+        took = time.monotonic() - lost_at
+        exits = helper_exits(survivor)[exits_before:]
+        assert 7 in exits, f"fence-peer exit codes on {survivor.name}: {exits}"
+        assert 5 not in exits, f"fence-peer exit codes on {survivor.name}: {exits}"
+        switched = [(h["action"], h["target"], h.get("power")) for h in survivor.fence_relay.handled[asked:]]
+        assert ("status", dead.name, "OFF") in switched, switched
+
+        def record() -> dict[str, object]:
+            loaded: dict[str, object] = json.loads(survivor.check(["cat", record_path], timeout=60))
+            return loaded
+
+        wait_until("the failover record to say running", lambda: record()["state"] == "running", 300, poll=5.0)
+        taken = record()
+        assert (taken["from_node"], taken["to_node"]) == (dead.name, survivor.name), taken
+        exported = f'reconciler_failover_active{{from_node="{dead.name}",vm="{VM}"}} 1.0'
+        wait_until("the failover in the survivor's metrics", lambda: exported in metrics(survivor), 300, poll=5.0)
+        status = survivor.check(["reconciler", "status"], timeout=120)
+        assert str(taken["id"]) in status, status
+
+        dead.boot(fresh=False)
+
+        def back() -> bool:
+            return replica(survivor) == Replica("Connected", "Primary", "Secondary", "UpToDate", "UpToDate")
+
+        wait_until(f"{dead.name} to return as an UpToDate Secondary", back, MOVE, poll=5.0)
+        _passes_after(dead, 2, "after its return")
+        assert _running(survivor)
+        assert VM not in domains(dead)
+    sampler.verify()
+    after_return = [c["argv"] for c in commands(dead)[logged_before:]]
+    assert not [a for a in after_return if a[:2] in (["xl", "create"], ["drbdadm", "primary"])], after_return
+    assert record()["state"] == "running"  # failback: manual, so the VM stays until a commit decides
+
+    # The decision, by commit: the VM stays on the survivor. The failover record ends; both settle.
+    lab.repo.write(cluster_yaml(), vm_yaml(primary=survivor.name, size=_size(lab)))
+    lab.repo.commit(f"lab: keep {VM} on {survivor.name} after the automatic failover")
+    wait_until("both to settle after the commit", lambda: _settled(survivor, dead), MOVE, poll=5.0)
+    assert record()["state"] == "ended"
+    lab.notes.append(f"automatic failover: {VM} ran on {survivor.name} {took:.0f} s after {dead.name} lost power")
+    lab.timings["scenario 12 (automatic failover)"] = time.monotonic() - started

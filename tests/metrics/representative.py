@@ -30,6 +30,7 @@ from reconciler.model.observed import (
 )
 from reconciler.model.status import (
     ActionRecord,
+    FailoverStatus,
     NodeStatus,
     PassResult,
     PeerStatus,
@@ -151,8 +152,12 @@ def node_status(revision: str, *, seen_at: float, committed_at: float | None = N
                            last_run_id="20270115T080000Z", last_run_at=seen_at - 60, found_out_of_sync_bytes=4096),
               VerifyStatus(vm="vm101", resource="vm101", schedule="daily", interval_seconds=86400, running=True,
                            run_id="20270115T090000Z", started_at=seen_at - 30, progress_percent=12.5))
+    failovers = (FailoverStatus(vm="vm100", id="fo-0123456789ab", state="running", from_node=PEER, to_node=NODE,
+                                decided_at=seen_at - 600, updated_at=seen_at - 540, reason="lost"),
+                 FailoverStatus(vm="vm101", watching="lost; failover after 30 s (12 s so far)"))
     return NodeStatus(node=NODE, cluster="lab", last_attempted=info, last_applied=info, pending_refusal=refusal,
-                      invalid_errors=invalid, last_success_at=success_at, suspensions=suspensions, verify=verify)
+                      invalid_errors=invalid, last_success_at=success_at, suspensions=suspensions, verify=verify,
+                      failovers=failovers)
 
 
 def representative_state(now: float = 1_800_000_000.0) -> MetricsState:

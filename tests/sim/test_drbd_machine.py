@@ -292,7 +292,7 @@ def test_exit_7_makes_a_consistent_disk_up_to_date_which_is_why_the_handler_refu
         tmp_path: Path) -> None:
     pair = _lone_consistent_node(tmp_path)
     with pair.cluster.transaction() as state:
-        drbd.set_fence_peer(state, "erdbeere", "stonith")
+        drbd.set_fence_peer(state, "erdbeere", "stonith-always")
     pair.ok("erdbeere", "drbdadm", "primary", "vm100")
     assert pair.disk("erdbeere") == "UpToDate"
     assert any("exit code 7 (peer was stonithed)" in line for line in drbd.kernel_log(pair.state(), "erdbeere"))

@@ -1,0 +1,391 @@
+"""Automatic failover on the simulator: two in-process daemons (the real engine on simulated DRBD 8.4 nodes under
+resource-and-stonith with a power fence), a virtual clock, and the data oracle after every step: no acknowledged
+write lost, never writable on two nodes, the domain never on two nodes."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from reconciler.daemon.clock import VirtualClock
+from reconciler.daemon.control import ControlState, ControlStore
+from reconciler.daemon.failover import read_records
+from reconciler.daemon.gating import BootGate
+from reconciler.daemon.liveness import Liveness
+from reconciler.daemon.real_engine import RealEngine
+from reconciler.daemon.reconcile import PassContext, Reconciler
+from reconciler.desired.load import load_cluster
+from reconciler.metrics.collector import exposition
+from reconciler.metrics.state import MetricsState
+from reconciler.model.status import PassResult, PeerStatus
+from reconciler.sim import drbd, faults, oracle
+from reconciler.sim import drbd_machine as machine
+from reconciler.sim.state import SimCluster, State, can_talk
+from tests.apply.simlab import GIB, NODES, SimLab
+from tests.conftest import EXAMPLE_DIR
+from tests.daemon.fakes import SHA_A, FakeSource
+
+pytestmark = pytest.mark.timeout(300)
+
+FENCE = """    power_fence:
+      off: [/usr/sbin/fence_lab, --action=off, --plug={node}]
+      status: [/usr/sbin/fence_lab, --action=status, --plug={node}]
+      delay: 15
+"""
+PASS_EVERY = 5.0  # the daemon's progress interval: a degraded node looks again this often
+
+
+def _desired(tmp_path: Path, failover: str) -> Path:
+    desired = tmp_path / "desired"
+    shutil.copytree(EXAMPLE_DIR, desired)
+    cluster = desired / "cluster.yaml"
+    text = cluster.read_text().replace('drbd_version: "9"', 'drbd_version: "8.4"')
+    text = text.replace("fencing_policy: resource-only", "fencing_policy: resource-and-stonith")
+    for node in NODES:
+        anchor = f"  {node}:\n"
+        text = text.replace(anchor, anchor + FENCE.format(node=node), 1)
+    text = text.replace("\nguards:", f"\n  failover: {failover}\n\nguards:", 1)
+    cluster.write_text(text)
+    return desired
+
+
+@dataclass
+class Daemon:
+    """One node's daemon, in process: its reconciler, its state directory and what it has seen of its peer."""
+
+    rec: Reconciler
+    metrics: MetricsState
+    seen_peer: bool = False
+
+
+@dataclass
+class Pair:
+    lab: SimLab
+    tmp: Path
+    clock: VirtualClock = field(default_factory=lambda: VirtualClock(1_780_000_000.0))
+    daemons: dict[str, Daemon] = field(default_factory=dict)
+
+    def start(self, node: str) -> Daemon:
+        """A daemon (re)starting on ``node``: memory empty, its state directory kept."""
+        state_dir = self.tmp / "state" / node
+        state_dir.mkdir(parents=True, exist_ok=True)
+        source = FakeSource(state_dir)
+        source.set(SHA_A, load_cluster(str(self.lab.desired_dir)))
+        metrics = MetricsState(node, clock=self.clock.time)
+        rec = Reconciler(node=node, state_dir=state_dir, source=source,  # type: ignore[arg-type]
+                         engine=RealEngine(self.lab.host(node)), clock=self.clock,  # type: ignore[arg-type]
+                         liveness=Liveness(self.clock.monotonic), metrics=metrics)
+        self.daemons[node] = Daemon(rec, metrics)
+        return self.daemons[node]
+
+    def reload(self) -> None:
+        """A new commit of the desired directory reaches both daemons."""
+        for daemon in self.daemons.values():
+            daemon.rec.source.set(SHA_A, load_cluster(str(self.lab.desired_dir)))  # type: ignore[attr-defined]
+
+    def up(self, node: str) -> bool:
+        return bool(self.state()["nodes"][node].get("up"))
+
+    def state(self) -> State:
+        return self.lab.cluster.read()
+
+    def step(self, node: str, control: ControlState | None = None) -> PassResult:
+        daemon = self.daemons[node]
+        state = self.state()
+        peer = next(n for n in NODES if n != node)
+        reachable = can_talk(state, node, peer, link="management_cut")
+        daemon.seen_peer = daemon.seen_peer or reachable
+        peers = (PeerStatus(node=peer, reachable=reachable, applied_revision=SHA_A if reachable else None,
+                            ready=reachable, error="" if reachable else "connection refused"),)
+        gate = BootGate(fetched=True, fetch_deadline_passed=True,
+                        peers_seen=frozenset({peer}) if daemon.seen_peer else frozenset())
+        control = control or ControlState()
+        result = daemon.rec.run_pass(control, PassContext(peers=peers, gate=gate))
+        daemon.rec.publish(control, peers, None, None, result)
+        return result
+
+    def tick(self, seconds: float = PASS_EVERY, control: ControlState | None = None) -> None:
+        """Time passes (guests write), then every daemon whose node is up runs a pass; the oracle stays clean."""
+        self.clock.advance(seconds)
+        self.lab.cluster.advance(seconds)
+        for node in NODES:
+            if self.up(node) and node in self.daemons:
+                self.step(node, control)
+        assert oracle.check(self.state()) == []
+
+    def run_for(self, seconds: float, control: ControlState | None = None) -> None:
+        for _ in range(int(seconds / PASS_EVERY)):
+            self.tick(control=control)
+
+    def running(self, node: str) -> set[str]:
+        return set(self.state()["nodes"][node].get("domains") or {})
+
+    def role(self, node: str, resource: str = "vm100") -> str:
+        res = machine.runtime(self.state(), node, resource) if self.up(node) else None
+        return str(res["role"]) if res is not None else "down"
+
+    def disk(self, node: str, resource: str = "vm100") -> str:
+        res = machine.runtime(self.state(), node, resource)
+        assert res is not None
+        return "/".join(str(d["disk"]) for d in res["devices"].values())
+
+    def record(self, node: str, vm: str = "vm100") -> str | None:
+        found = read_records(self.tmp / "state" / node).get(vm)
+        return found.state if found is not None else None
+
+    def crash(self, node: str) -> None:
+        with self.lab.cluster.transaction() as state:
+            faults.crash(state, node)
+        self.daemons.pop(node, None)
+
+    def boot(self, node: str) -> None:
+        with self.lab.cluster.transaction() as state:
+            faults.boot(state, node)
+        self.start(node)
+
+
+def _pair(tmp_path: Path, failover: str = "automatic", fence: str = "stonith") -> Pair:
+    SimCluster.init(tmp_path / "sim", list(NODES), dict.fromkeys(("vg-sda", "vg-sdb", "vg-sdc"), 400 * GIB),
+                    drbd_version="8.4")
+    lab = SimLab(tmp_path / "sim", desired_dir=_desired(tmp_path, failover))
+    with lab.cluster.transaction() as state:
+        for node in NODES:
+            drbd.set_fence_peer(state, node, fence)
+    pair = Pair(lab, tmp_path)
+    for node in NODES:
+        pair.start(node)
+    for _ in range(30):
+        pair.tick(600.0)  # the initial full sync of 300 GiB takes simulated hours
+        if pair.running("erdbeere") == {"vm100"} and pair.running("himbeere") == {"vm101"} \
+                and pair.disk("himbeere") == "UpToDate" and pair.disk("erdbeere") == "UpToDate":
+            break
+    assert pair.running("erdbeere") == {"vm100"}
+    assert pair.running("himbeere") == {"vm101"}
+    assert pair.disk("himbeere") == pair.disk("erdbeere") == "UpToDate"
+    return pair
+
+
+@pytest.fixture(scope="module")
+def converged(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One converged automatic pair, copied for each test (bringing one up takes most of a test's time)."""
+    base = tmp_path_factory.mktemp("failover")
+    _pair(base)
+    return base
+
+
+def _copy(converged: Path, tmp_path: Path, *, failover: str | None = None, fence: str | None = None) -> Pair:
+    for name in ("sim", "desired", "state"):
+        shutil.copytree(converged / name, tmp_path / name)
+    lab = SimLab(tmp_path / "sim", desired_dir=tmp_path / "desired")
+    if failover is not None:
+        cluster = tmp_path / "desired" / "cluster.yaml"
+        cluster.write_text(cluster.read_text().replace("  failover: automatic", f"  failover: {failover}"))
+    if fence is not None:
+        with lab.cluster.transaction() as state:
+            for node in NODES:
+                drbd.set_fence_peer(state, node, fence)
+    pair = Pair(lab, tmp_path)
+    for node in NODES:
+        pair.start(node)
+    pair.tick()
+    return pair
+
+
+def test_the_standby_takes_over_after_the_grace_and_the_returning_node_rejoins_as_secondary(
+        converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path)
+    written = oracle.acknowledged(pair.state(), "vm100")
+    pair.crash("erdbeere")
+    pair.run_for(20)
+    # Within the grace (30 s): nothing moves; status says why.
+    assert pair.role("himbeere") == "Secondary"
+    assert "vm100" not in pair.running("himbeere")
+    status = pair.daemons["himbeere"].rec.status
+    assert status is not None
+    (watch,) = [f for f in status.failovers if f.vm == "vm100"]
+    assert "erdbeere lost" in watch.watching
+    assert "failover after 30 s" in watch.watching
+    pair.run_for(30)
+    assert pair.role("himbeere") == "Primary"
+    assert pair.running("himbeere") == {"vm100", "vm101"}
+    assert pair.record("himbeere") == "running"
+    assert any("exit code 7 (peer was stonithed)" in line for line in drbd.kernel_log(pair.state(), "himbeere"))
+    assert oracle.acknowledged(pair.state(), "vm100") >= written
+    status = pair.daemons["himbeere"].rec.status
+    assert status is not None
+    assert status.last_pass is not None
+    assert status.last_pass.outcome == "degraded"  # running away from its designated node is a decision to make
+    domain = next(r for r in status.resources if r.key == "domain:vm100")
+    assert "failed-over" in domain.conditions
+    text = exposition(pair.daemons["himbeere"].metrics).decode()
+    assert 'reconciler_failover_active{from_node="erdbeere",vm="vm100"} 1.0' in text
+
+    # The old primary returns: Secondary, resynced, never starts the domain, never stops the one on himbeere.
+    pair.boot("erdbeere")
+    pair.run_for(120)
+    assert pair.role("erdbeere") == "Secondary"
+    assert pair.disk("erdbeere") == "UpToDate"
+    assert "vm100" not in pair.running("erdbeere")
+    assert pair.running("himbeere") == {"vm100", "vm101"}
+    assert pair.record("himbeere") == "running"  # failback: manual, so it stays until a commit decides
+
+
+def test_a_commit_naming_the_survivor_ends_the_failover_and_keeps_the_vm_where_it_runs(
+        converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path)
+    pair.crash("erdbeere")
+    pair.run_for(60)
+    assert pair.record("himbeere") == "running"
+    vm_file = pair.lab.desired_dir / "vms" / "vm100.yaml"
+    vm_file.write_text(vm_file.read_text().replace("primary: erdbeere", "primary: himbeere"))
+    pair.reload()
+    pair.tick()
+    assert pair.record("himbeere") == "ended"
+    assert pair.running("himbeere") == {"vm100", "vm101"}
+    status = pair.daemons["himbeere"].rec.status
+    assert status is not None
+    domain = next(r for r in status.resources if r.key == "domain:vm100")
+    assert "failed-over" not in domain.conditions
+
+
+def test_failback_automatic_moves_the_vm_back_as_a_planned_switchover(converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path, failover="{mode: automatic, failback: automatic}")
+    pair.crash("erdbeere")
+    pair.run_for(60)
+    assert pair.running("himbeere") == {"vm100", "vm101"}
+    pair.boot("erdbeere")
+    pair.run_for(240)
+    assert pair.record("himbeere") == "ended"
+    assert pair.running("erdbeere") == {"vm100"}
+    assert pair.running("himbeere") == {"vm101"}
+    assert pair.role("erdbeere") == "Primary"
+    assert pair.role("himbeere") == "Secondary"
+
+
+def test_manual_failover_stays_manual(converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path, failover="manual")
+    pair.crash("erdbeere")
+    pair.run_for(300)
+    assert pair.role("himbeere") == "Secondary"
+    assert "vm100" not in pair.running("himbeere")
+    assert pair.record("himbeere") is None
+
+
+def test_the_maintenance_switch_holds_automatic_failover(converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path, failover="{mode: automatic, hold: true}")
+    pair.crash("erdbeere")
+    pair.run_for(120)
+    assert pair.role("himbeere") == "Secondary"
+    status = pair.daemons["himbeere"].rec.status
+    assert status is not None
+    (watch,) = [f for f in status.failovers if f.vm == "vm100"]
+    assert "held" in watch.watching
+
+
+def test_a_suspended_vm_is_not_failed_over(converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path)
+    store = ControlStore(tmp_path / "state" / "himbeere")
+    store.suspend("vm100", "disk swap", "alice", at=1.0)
+    control = store.read()
+    pair.crash("erdbeere")
+    pair.run_for(120, control=control)
+    assert pair.role("himbeere") == "Secondary"
+    assert pair.record("himbeere") is None
+
+
+def test_a_blip_shorter_than_the_grace_moves_nothing(converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path)
+    for _ in range(4):  # a flapping link: both links down for 20 s, up for 10 s
+        with pair.lab.cluster.transaction() as state:
+            faults.partition(state, "erdbeere", "himbeere", management=True)
+        pair.run_for(20)
+        with pair.lab.cluster.transaction() as state:
+            faults.heal(state)
+        pair.run_for(10)
+    assert pair.record("himbeere") is None
+    assert "vm100" not in pair.running("himbeere")
+
+
+def test_a_full_partition_powers_the_standby_off_and_nothing_fails_over(converged: Path, tmp_path: Path) -> None:
+    # Both links lost: the Primary's handler runs at once (no delay for the node running the VM) and powers the
+    # standby off long before its grace could end; the two never fence each other.
+    pair = _copy(converged, tmp_path)
+    with pair.lab.cluster.transaction() as state:
+        faults.partition(state, "erdbeere", "himbeere", management=True)
+    pair.run_for(120)
+    assert not pair.up("himbeere")
+    assert pair.up("erdbeere")
+    assert "vm100" in pair.running("erdbeere")
+    assert pair.record("himbeere") is None
+
+
+def test_a_link_loss_outdates_the_standby_which_then_never_takes_over(converged: Path, tmp_path: Path) -> None:
+    # Only the replication link fails: the Primary's handler reaches the standby's daemon over the management
+    # link and outdates it. When the Primary then dies, the standby lacks its last writes and must stay down.
+    pair = _copy(converged, tmp_path)
+    with pair.lab.cluster.transaction() as state:
+        faults.partition(state, "erdbeere", "himbeere")
+    pair.run_for(30)
+    assert pair.disk("himbeere") == "Outdated"
+    pair.crash("erdbeere")
+    pair.run_for(300)
+    assert pair.role("himbeere") == "Secondary"
+    assert "vm100" not in pair.running("himbeere")
+    status = pair.daemons["himbeere"].rec.status
+    assert status is not None
+    (watch,) = [f for f in status.failovers if f.vm == "vm100"]
+    assert "not UpToDate" in watch.watching
+
+
+def test_a_failed_fence_ends_the_failover_as_failed_and_the_next_waits_out_min_interval(
+        converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path, fence="fail")
+    pair.crash("erdbeere")
+    pair.run_for(60)
+    assert pair.record("himbeere") == "decided"
+    assert pair.role("himbeere") == "Secondary"  # DRBD refused: the handler proved nothing
+    pair.run_for(900)
+    assert pair.record("himbeere") == "failed"
+    assert pair.role("himbeere") == "Secondary"
+    status = pair.daemons["himbeere"].rec.status
+    assert status is not None
+    (watch,) = [f for f in status.failovers if f.vm == "vm100"]
+    assert "min_interval" in watch.watching
+    tried = len(_promotions(pair))
+    assert tried >= 1
+    pair.run_for(600)
+    assert len(_promotions(pair)) == tried  # the failed failover is not retried in a loop
+    text = exposition(pair.daemons["himbeere"].metrics).decode()
+    assert 'reconciler_failover_last_outcome{outcome="failed",vm="vm100"} 1.0' in text
+    assert 'reconciler_failover_active{' not in text
+
+
+def _promotions(pair: Pair) -> list[list[str]]:
+    log = pair.lab.log()
+    return [e["argv"] for e in log if e.get("node") == "himbeere" and e["argv"][:2] == ["drbdadm", "primary"]]
+
+
+def test_the_old_primary_returning_before_the_promotion_abandons_the_failover(converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path, fence="fail")
+    pair.crash("erdbeere")
+    pair.run_for(60)
+    assert pair.record("himbeere") == "decided"
+    pair.boot("erdbeere")
+    pair.run_for(120)
+    assert pair.record("himbeere") == "abandoned"
+    assert pair.running("erdbeere") == {"vm100"}
+    assert "vm100" not in pair.running("himbeere")
+
+
+def test_a_restarted_daemon_keeps_running_the_failed_over_vm(converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path)
+    pair.crash("erdbeere")
+    pair.run_for(60)
+    assert pair.record("himbeere") == "running"
+    pair.start("himbeere")  # the daemon restarts; the domain and DRBD keep running
+    pair.run_for(60)
+    assert pair.running("himbeere") == {"vm100", "vm101"}
+    assert pair.role("himbeere") == "Primary"
