@@ -77,6 +77,8 @@ class LastLook:
                 stop = self._lv_adoptable(action)
             elif check == "split-brain-incident":
                 stop = self._split_brain_incident(action)
+            elif check == "quorum-lost":
+                stop = self._quorum_lost(action)
             else:  # "signatures": probed by the executor together with the crash journal
                 stop = None
             if stop is not None:
@@ -100,7 +102,8 @@ class LastLook:
         gi = parse_generation_ids(shown.stdout) if shown.ok else None
         if gi is None:
             return Stop("refused", f"forced promotion refused: cannot read generation identifiers ({shown.describe()})")
-        verdict = promotion_verdict(resource, quorum_mechanism=action.safety == "quorum", gi=gi, check_gi=True)
+        verdict = promotion_verdict(resource, quorum_mechanism=action.safety == "quorum", gi=gi, check_gi=True,
+                                    diskless=frozenset(action.diskless_peers))
         if verdict.kind != "promote-force-initial":
             why = verdict.waiting or "a normal promotion applies"
             return Stop("refused", f"forced promotion refused: DRBD no longer shows a brand-new pair ({why})")
@@ -117,11 +120,25 @@ class LastLook:
         if resource.role == "Primary":
             return None  # already there; `drbdadm primary` is a no-op
         verdict = promotion_verdict(resource, quorum_mechanism=action.safety == "quorum",
-                                    handler_fences=action.safety == FENCED_TAKEOVER)
+                                    handler_fences=action.safety == FENCED_TAKEOVER,
+                                    diskless=frozenset(action.diskless_peers))
         if verdict.kind != "promote":
             return Stop("waiting", "DRBD now shows a brand-new pair; the next pass decides the initial promotion")
         if verdict.waiting:
             return Stop("waiting", verdict.waiting)
+        return None
+
+    def _quorum_lost(self, action: Action) -> Stop | None:
+        """The DRBD devices the action names (``devices``: /dev/drbdN) must still lack quorum here."""
+        status, state = self.observer.observe_drbd()
+        if status.state != "available":
+            return Stop("waiting", f"cannot re-read DRBD's state right before destroying {action.vm}'s domain "
+                                   f"({status.state}: {status.detail})")
+        minors = {int(d.removeprefix("/dev/drbd")) for d in action.devices if d.removeprefix("/dev/drbd").isdigit()}
+        devices = [d for r in state.resources for d in r.devices if d.minor in minors]
+        if not any(d.quorum is False for d in devices):
+            return Stop("waiting", f"DRBD shows quorum on {', '.join(action.devices) or 'no device'} again: the "
+                                   "domain is left running")
         return None
 
     def _split_brain_incident(self, action: Action) -> Stop | None:

@@ -15,7 +15,7 @@ PassOutcome = Literal["converged", "degraded", "progressing", "failed", "invalid
 do by itself, but something is not healthy (split brain, a disk that is not UpToDate, ...)."""
 
 ConditionKind = Literal["split-brain", "disk", "peer-disk", "domain-away", "domain-on-both", "domain-not-running",
-                        "restart-needed", "growth-pending", "failed-over"]
+                        "restart-needed", "growth-pending", "failed-over", "quorum-lost", "tiebreaker-lost"]
 FailoverState = Literal["decided", "running", "failed", "abandoned", "ended"]
 
 

@@ -37,6 +37,7 @@ ActionKind = Literal[
     "write-xen-config",
     "start-domain",
     "shutdown-domain",
+    "destroy-domain",
     "set-domain-memory",
     "set-domain-vcpus",
     "drbd-down",
@@ -91,6 +92,9 @@ class Action(Frozen):
     probe_beneath: tuple[str, ...] = ()
     identity: str = ""
     safety: str = ""
+    # The DRBD hosts that hold no data by design (a quorum tiebreaker), for the promotion rule re-checked right
+    # before: their disk state says nothing about the data.
+    diskless_peers: tuple[str, ...] = ()
     devices: tuple[str, ...] = ()
     refused: str = ""
     waiting: str = ""

@@ -27,6 +27,7 @@ from reconciler.plan.model import Note, Plan, PlannedResource, VmRefusal
 from reconciler.plan.order import order_actions
 from reconciler.plan.orphans import find_orphans
 from reconciler.plan.peer import PeerView
+from reconciler.plan.quorum import plan_quorum_loss
 from reconciler.plan.registry import kinds_where, spec
 from reconciler.plan.safety import mass_delete_refusal
 from reconciler.plan.splitbrain import plan_split_brain
@@ -98,6 +99,8 @@ def _plan_present(b: VmBuilder, moved_away: Collection[str] | None) -> None:
     vm, observed = b.vm, b.observed
     if plan_split_brain(b, vm.domain is not None and observed.domain(vm.domain.name) is not None):
         return  # this node discards its changes: nothing else for the VM until DRBD has resolved the split brain
+    if vm.drbd is not None and (res := observed.resource(vm.drbd.name)) is not None and plan_quorum_loss(b, res):
+        return  # quorum lost on the Primary: the domain goes, the resource demotes; nothing else until it is back
     plan_lvs(b)
     if vm.stripe is not None:
         plan_stripe(b, vm.stripe)

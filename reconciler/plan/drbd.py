@@ -10,6 +10,7 @@ from reconciler.plan.safety import FENCED_TAKEOVER, promotion_verdict
 from reconciler.sizes import format_size
 
 _BROKEN_CONNECTIONS = ("StandAlone",)
+DISKLESS = "none"  # the backing device of a quorum tiebreaker's replica (`disk none`)
 
 
 def internal_metadata_bytes(backing_bytes: int) -> int:
@@ -67,6 +68,11 @@ def plan_drbd(b: VmBuilder, drbd: DesiredDrbd) -> None:
     res = b.observed.resource(drbd.name)
     config = plan_drbd_config(b, drbd)
     storage = storage_action_ids(b)
+    if res is None and drbd.backing_device == DISKLESS:
+        # A quorum tiebreaker: no disk, so no metadata to create; `drbdadm up` brings it up diskless.
+        b.add("drbd-up", drbd.key, "create", f"bring up DRBD resource {drbd.name} on {drbd.device} (diskless)",
+              commands=(b.command(b.replicator.up_argv(drbd.name)),), depends_on=(config,))
+        return
     if res is None:
         created = any(a.kind == "create-lv" for a in b.actions)
         data_lvs = ",".join(lv.path for lv in b.vm.lvs if lv.purpose == "data")
@@ -149,14 +155,17 @@ def plan_role(b: VmBuilder, drbd: DesiredDrbd, *, want_primary: bool, domain_run
                      commands=(b.command(b.replicator.promote_argv(drbd.name)),), depends_on=(up,), safety=drbd.safety,
                      waiting=f"{drbd.name} comes up in this pass; promotion is decided from its state on the next pass")
     takeover = b.vm.takeover is not None and drbd.safety == "fencing"
-    verdict = promotion_verdict(res, quorum_mechanism=drbd.safety == "quorum", handler_fences=takeover)
+    diskless = tuple(h.name for h in drbd.hosts if h.diskless)
+    verdict = promotion_verdict(res, quorum_mechanism=drbd.safety == "quorum", handler_fences=takeover,
+                                diskless=frozenset(diskless))
     if verdict.kind == "promote-force-initial":
         new = bool(res.connections) and not verdict.waiting
         what = (f"initial forced promotion of brand-new pair {drbd.name} (starts the first full sync)" if new
                 else f"initial forced promotion of {drbd.name}")
         return b.add("promote-force-initial", drbd.key, "change", what,
                      commands=(b.command(b.replicator.promote_argv(drbd.name, force=True)),), depends_on=(adjust,),
-                     destructive=True, waiting=verdict.waiting, refused=verdict.refused, safety=drbd.safety)
+                     destructive=True, waiting=verdict.waiting, refused=verdict.refused, safety=drbd.safety,
+                     diskless_peers=diskless)
     if b.vm.takeover is not None:
         # DRBD may run the fence-peer handler inside this command: it gets the handler's whole budget.
         return b.add("promote", drbd.key, "change",
@@ -164,7 +173,7 @@ def plan_role(b: VmBuilder, drbd: DesiredDrbd, *, want_primary: bool, domain_run
                      f"{b.vm.takeover.from_node})",
                      commands=(b.command(b.replicator.promote_argv(drbd.name)),), depends_on=(adjust,),
                      waiting=verdict.waiting, safety=FENCED_TAKEOVER if takeover else drbd.safety,
-                     timeout=b.vm.failover.promote_timeout_seconds)
+                     timeout=b.vm.failover.promote_timeout_seconds, diskless_peers=diskless)
     return b.add("promote", drbd.key, "change", f"promote {drbd.name} to Primary",
                  commands=(b.command(b.replicator.promote_argv(drbd.name)),), depends_on=(adjust,),
-                 waiting=verdict.waiting, safety=drbd.safety)
+                 waiting=verdict.waiting, safety=drbd.safety, diskless_peers=diskless)

@@ -15,7 +15,7 @@ ObservedTool = Literal["lvm", "dmsetup", "drbd", "xl", "files"]
 """The part of the observation an action relies on: when it could not be read, the action is refused."""
 
 Precheck = Literal["signatures", "forced-promotion", "promotion", "not-mounted", "dm-ours", "lv-ours", "dm-adoptable",
-                   "lv-adoptable", "split-brain-incident"]
+                   "lv-adoptable", "split-brain-incident", "quorum-lost"]
 """Checks the executor makes right before running an action, from a fresh read of the node (the gate's
 last word; the plan may be seconds or minutes old by then):
 
@@ -29,6 +29,8 @@ last word; the plan may be seconds or minutes old by then):
 - ``lv-adoptable``: the LV is still the one the plan saw, untagged, of the desired size and stripes.
 - ``split-brain-incident``: DRBD still shows the split brain the desired state names (StandAlone, and this
   node's record with the peer's still names the same incident).
+- ``quorum-lost``: DRBD still shows the resource without quorum here (a destroy for lost quorum is never run
+  on a domain whose disk has quorum again).
 """
 
 UndoCheck = Literal["unstarted-domain"]
@@ -88,6 +90,9 @@ REGISTRY: dict[ActionKind, KindSpec] = {
     "start-domain": KindSpec("xl", 330.0, boot_gated=True, prechecks=("not-mounted",), undo_check="unstarted-domain"),
     # `xl shutdown -w` waits for the guest to finish its own shutdown.
     "shutdown-domain": KindSpec("xl", 330.0, boot_gated=True),
+    # A Primary that lost quorum: its disk fails or freezes every write, so a clean shutdown cannot finish,
+    # and the other side may take the VM over once its grace ends. Never boot-gated: it only stops.
+    "destroy-domain": KindSpec("xl", DEFAULT_TIMEOUT, prechecks=("quorum-lost",)),
     "set-domain-memory": KindSpec("xl", DEFAULT_TIMEOUT),
     "set-domain-vcpus": KindSpec("xl", DEFAULT_TIMEOUT),
 }

@@ -122,8 +122,10 @@ def parse_generation_ids(text: str) -> GenerationIds | None:
 
 
 def forced_promotion_refusal(resource: DrbdResourceState | None, *, designated_primary: bool,
-                             gi: GenerationIds | None = None, check_gi: bool = True) -> str | None:
-    """``primary --force`` only for a brand-new pair: connected, both Inconsistent, no history, our node."""
+                             gi: GenerationIds | None = None, check_gi: bool = True,
+                             diskless: frozenset[str] = frozenset()) -> str | None:
+    """``primary --force`` only for a brand-new pair: connected, both Inconsistent, no history, our node.
+    ``diskless``: peers that hold no data by design (a quorum tiebreaker); their disk state says nothing."""
     if not designated_primary:
         return "forced promotion refused: this node is not the designated primary"
     if resource is None:
@@ -131,7 +133,7 @@ def forced_promotion_refusal(resource: DrbdResourceState | None, *, designated_p
     if not resource.connections or any(c.connection_state != "Connected" for c in resource.connections):
         return "forced promotion refused: the peer is not connected (never forced while disconnected)"
     local = [d.disk_state for d in resource.devices]
-    peers = [p.peer_disk_state for c in resource.connections for p in c.peer_devices]
+    peers = [p.peer_disk_state for c in resource.connections if c.peer_name not in diskless for p in c.peer_devices]
     if not local or any(s != "Inconsistent" for s in local) or not peers or any(s != "Inconsistent" for s in peers):
         return (f"forced promotion refused: both disks must be Inconsistent (local {'/'.join(local) or '?'}, "
                 f"peer {'/'.join(peers) or '?'})")
@@ -188,7 +190,7 @@ FENCED_TAKEOVER = "fencing-takeover"
 
 def promotion_verdict(resource: DrbdResourceState, *, quorum_mechanism: bool,
                       gi: GenerationIds | None = None, check_gi: bool = False,
-                      handler_fences: bool = False) -> PromotionVerdict:
+                      handler_fences: bool = False, diskless: frozenset[str] = frozenset()) -> PromotionVerdict:
     """The one rule for promoting the designated primary, planned and re-checked right before the step.
 
     A brand-new pair (both disks Inconsistent, connected, no history in the generation identifiers) is
@@ -200,13 +202,14 @@ def promotion_verdict(resource: DrbdResourceState, *, quorum_mechanism: bool,
     which answers 7 only after it powered the peer off and saw it off, and DRBD refuses the promotion otherwise.
     """
     local = [d.disk_state for d in resource.devices]
-    peers = [p.peer_disk_state for c in resource.connections for p in c.peer_devices]
+    peers = [p.peer_disk_state for c in resource.connections if c.peer_name not in diskless for p in c.peer_devices]
     connected = bool(resource.connections) and all(c.connection_state == "Connected" for c in resource.connections)
     all_local_inconsistent = bool(local) and all(s == "Inconsistent" for s in local)
     if all_local_inconsistent and (not connected or (peers and all(s == "Inconsistent" for s in peers))):
         if not connected:
             return PromotionVerdict("promote-force-initial", waiting=_NEVER_FORCED)
-        refusal = forced_promotion_refusal(resource, designated_primary=True, gi=gi, check_gi=check_gi)
+        refusal = forced_promotion_refusal(resource, designated_primary=True, gi=gi, check_gi=check_gi,
+                                           diskless=diskless)
         return PromotionVerdict("promote-force-initial", refused=refusal or "")
     if not local or any(s != "UpToDate" for s in local):
         pct = [p.resync_percent for c in resource.connections for p in c.peer_devices if p.resync_percent is not None]

@@ -720,7 +720,11 @@ def _lose(state: State, node: str, res: dict[str, Any], peer: str, new_conn: str
         pd["total_kib"] = 0
         stop_verify_on_loss(pd)
     if res["role"] == PRIMARY:
-        new_data_generation(state, node, res)
+        # DRBD 9.0.20+: "check if we still have quorum by exchanging a drbd-ping with peers before creating new
+        # current UUID after loosing one peer" (LINBIT/drbd, CHANGELOG): a Primary that lost quorum cannot write,
+        # so it starts no new data generation and later rejoins as a plain resync target, not a split brain.
+        if _quorum_after_ping(state, node, res):
+            new_data_generation(state, node, res)
         config = config_of(res)
         if fence and config.fencing != "dont-care":
             log = _fence_all(state, node, res)
@@ -1043,6 +1047,25 @@ def _check_disks(state: State, node: str, res: dict[str, Any]) -> None:
         else:
             dev["disk"] = "Failed" if policy == "call-local-io-error" else dev["disk"]
             dev["io_error"] = True
+
+
+def _quorum_votes(state: State, node: str, res: dict[str, Any]) -> tuple[bool, int, int]:
+    """(quorum applies, votes needed, voters): DRBD 8.4 and ``quorum off`` have no quorum."""
+    config = config_of(res)
+    if config.quorum == "off" or simstate.node_state(state, node).get("drbd_version") == "8.4":
+        return False, 0, 0
+    voters = len(config.hosts)
+    return True, int(config.quorum) if config.quorum.isdigit() else voters // 2 + 1, voters
+
+
+def _quorum_after_ping(state: State, node: str, res: dict[str, Any]) -> bool:
+    """Whether the node keeps quorum with the peers that still answer (connected and reachable) right now."""
+    applies, need, _ = _quorum_votes(state, node, res)
+    if not applies:
+        return True
+    answering = sum(1 for peer, c in res["connections"].items()
+                    if c["conn"] == "Connected" and simstate.can_talk(state, node, peer))
+    return 1 + answering >= need
 
 
 def _update_quorum(state: State, node: str, res: dict[str, Any]) -> None:

@@ -1,0 +1,122 @@
+"""In-process daemons on a simulated cluster: the real engine on each simulated node, one virtual clock, peer
+status as the simulated management network allows it, and the data oracle checked after every step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.daemon.clock import VirtualClock
+from reconciler.daemon.control import ControlState
+from reconciler.daemon.failover import read_records
+from reconciler.daemon.gating import BootGate
+from reconciler.daemon.liveness import Liveness
+from reconciler.daemon.real_engine import RealEngine
+from reconciler.daemon.reconcile import PassContext, Reconciler
+from reconciler.desired.load import load_cluster
+from reconciler.metrics.state import MetricsState
+from reconciler.model.status import PassResult, PeerStatus
+from reconciler.sim import drbd_machine as machine
+from reconciler.sim import faults, oracle
+from reconciler.sim.state import State, can_talk
+from tests.apply.simlab import NODES, SimLab
+from tests.daemon.fakes import SHA_A, FakeSource
+
+PASS_EVERY = 5.0  # the daemon's progress interval: a degraded node looks again this often
+
+
+@dataclass
+class Daemon:
+    """One node's daemon, in process: its reconciler, its metrics and whether it has seen its peers."""
+
+    rec: Reconciler
+    metrics: MetricsState
+    seen: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Pair:
+    lab: SimLab
+    tmp: Path
+    nodes: tuple[str, ...] = NODES
+    clock: VirtualClock = field(default_factory=lambda: VirtualClock(1_780_000_000.0))
+    daemons: dict[str, Daemon] = field(default_factory=dict)
+
+    def start(self, node: str) -> Daemon:
+        """A daemon (re)starting on ``node``: memory empty, its state directory kept."""
+        state_dir = self.tmp / "state" / node
+        state_dir.mkdir(parents=True, exist_ok=True)
+        source = FakeSource(state_dir)
+        source.set(SHA_A, load_cluster(str(self.lab.desired_dir)))
+        metrics = MetricsState(node, clock=self.clock.time)
+        rec = Reconciler(node=node, state_dir=state_dir, source=source,  # type: ignore[arg-type]
+                         engine=RealEngine(self.lab.host(node)), clock=self.clock,  # type: ignore[arg-type]
+                         liveness=Liveness(self.clock.monotonic), metrics=metrics)
+        self.daemons[node] = Daemon(rec, metrics)
+        return self.daemons[node]
+
+    def reload(self) -> None:
+        """A new commit of the desired directory reaches every daemon."""
+        for daemon in self.daemons.values():
+            daemon.rec.source.set(SHA_A, load_cluster(str(self.lab.desired_dir)))  # type: ignore[attr-defined]
+
+    def up(self, node: str) -> bool:
+        return bool(self.state()["nodes"][node].get("up"))
+
+    def state(self) -> State:
+        return self.lab.cluster.read()
+
+    def step(self, node: str, control: ControlState | None = None) -> PassResult:
+        daemon = self.daemons[node]
+        state = self.state()
+        peers = []
+        for peer in (n for n in self.nodes if n != node):
+            reachable = can_talk(state, node, peer, link="management_cut")
+            if reachable:
+                daemon.seen.add(peer)
+            peers.append(PeerStatus(node=peer, reachable=reachable, applied_revision=SHA_A if reachable else None,
+                                    ready=reachable, error="" if reachable else "connection refused"))
+        gate = BootGate(fetched=True, fetch_deadline_passed=True, peers_seen=frozenset(daemon.seen))
+        control = control or ControlState()
+        result = daemon.rec.run_pass(control, PassContext(peers=tuple(peers), gate=gate))
+        daemon.rec.publish(control, tuple(peers), None, None, result)
+        return result
+
+    def tick(self, seconds: float = PASS_EVERY, control: ControlState | None = None) -> None:
+        """Time passes (guests write), then every daemon whose node is up runs a pass; the oracle stays clean."""
+        self.clock.advance(seconds)
+        self.lab.cluster.advance(seconds)
+        for node in self.nodes:
+            if self.up(node) and node in self.daemons:
+                self.step(node, control)
+        assert oracle.check(self.state()) == []
+
+    def run_for(self, seconds: float, control: ControlState | None = None) -> None:
+        for _ in range(int(seconds / PASS_EVERY)):
+            self.tick(control=control)
+
+    def running(self, node: str) -> set[str]:
+        return set(self.state()["nodes"][node].get("domains") or {})
+
+    def role(self, node: str, resource: str = "vm100") -> str:
+        res = machine.runtime(self.state(), node, resource) if self.up(node) else None
+        return str(res["role"]) if res is not None else "down"
+
+    def disk(self, node: str, resource: str = "vm100") -> str:
+        res = machine.runtime(self.state(), node, resource)
+        assert res is not None
+        return "/".join(str(d["disk"]) for d in res["devices"].values())
+
+    def record(self, node: str, vm: str = "vm100") -> str | None:
+        found = read_records(self.tmp / "state" / node).get(vm)
+        return found.state if found is not None else None
+
+    def crash(self, node: str) -> None:
+        with self.lab.cluster.transaction() as state:
+            faults.crash(state, node)
+        self.daemons.pop(node, None)
+
+    def boot(self, node: str) -> None:
+        with self.lab.cluster.transaction() as state:
+            faults.boot(state, node)
+        self.start(node)

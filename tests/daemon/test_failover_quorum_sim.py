@@ -1,0 +1,135 @@
+"""Automatic failover under DRBD 9 quorum with a diskless tiebreaker, on the simulator: three in-process daemons
+(two data nodes and the tiebreaker, which only brings up its diskless side), a virtual clock, and the data oracle
+after every step."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from reconciler.sim import drbd_machine as machine
+from reconciler.sim import faults
+from reconciler.sim.state import SimCluster
+from tests.apply.simlab import GIB, SimLab
+from tests.conftest import EXAMPLE_DIR
+from tests.daemon.daemonpair import Pair
+
+pytestmark = pytest.mark.timeout(300)
+
+NODES = ("erdbeere", "himbeere", "kirsche")
+TIEBREAKER = """  kirsche:
+    hostname: kirsche
+    address: 192.168.2.3
+    volume_groups: [vg-sda]
+    drbd_version: "9"
+"""
+QUORUM = """  safety:
+    mechanism: quorum
+    tiebreaker: kirsche
+    on_no_quorum: io-error
+"""
+
+
+def _desired(tmp_path: Path) -> Path:
+    desired = tmp_path / "desired"
+    shutil.copytree(EXAMPLE_DIR, desired)
+    cluster = desired / "cluster.yaml"
+    text = cluster.read_text().replace("\ndefaults:", "\n" + TIEBREAKER + "\ndefaults:", 1)
+    text, count = re.subn(r"  safety:\n(?:    .*\n)*?    fencing_policy: resource-only\n", QUORUM, text)
+    assert count == 1
+    text = text.replace("\nguards:", "\n  failover: automatic\n\nguards:", 1)
+    cluster.write_text(text)
+    return desired
+
+
+@pytest.fixture(scope="module")
+def converged(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("quorum")
+    SimCluster.init(base / "sim", list(NODES), dict.fromkeys(("vg-sda", "vg-sdb", "vg-sdc"), 400 * GIB))
+    pair = Pair(SimLab(base / "sim", desired_dir=_desired(base)), base, nodes=NODES)
+    for node in NODES:
+        pair.start(node)
+    for _ in range(30):
+        pair.tick(600.0)
+        if pair.running("erdbeere") == {"vm100"} and pair.disk("himbeere") == pair.disk("erdbeere") == "UpToDate":
+            break
+    assert pair.running("erdbeere") == {"vm100"}
+    assert pair.running("himbeere") == {"vm101"}
+    assert pair.disk("kirsche") == "Diskless"
+    return base
+
+
+def _copy(converged: Path, tmp_path: Path) -> Pair:
+    for name in ("sim", "desired", "state"):
+        shutil.copytree(converged / name, tmp_path / name)
+    pair = Pair(SimLab(tmp_path / "sim", desired_dir=tmp_path / "desired"), tmp_path, nodes=NODES)
+    for node in NODES:
+        pair.start(node)
+    pair.tick()
+    return pair
+
+
+def _quorum(pair: Pair, node: str) -> bool:
+    res = machine.runtime(pair.state(), node, "vm100")
+    assert res is not None
+    return bool(res.get("quorum", True))
+
+
+def test_the_standby_with_quorum_takes_over_a_lost_primary(converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path)
+    pair.crash("erdbeere")
+    pair.run_for(20)
+    assert pair.role("himbeere") == "Secondary"  # within the grace
+    pair.run_for(30)
+    assert _quorum(pair, "himbeere")  # the tiebreaker's vote
+    assert pair.role("himbeere") == "Primary"
+    assert pair.running("himbeere") == {"vm100", "vm101"}
+    assert pair.record("himbeere") == "running"
+    assert pair.record("kirsche") is None  # the tiebreaker never takes anything over
+    assert pair.running("kirsche") == set()
+
+
+def test_a_primary_cut_off_from_both_gives_the_vm_up_and_the_side_with_quorum_takes_it_over(
+        converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path)
+    with pair.lab.cluster.transaction() as state:
+        for other in ("himbeere", "kirsche"):
+            faults.partition(state, "erdbeere", other, management=True)
+    pair.tick()
+    assert not _quorum(pair, "erdbeere")
+    # At once (not after a grace): the domain is destroyed and the resource demoted on the node without quorum.
+    assert pair.running("erdbeere") == set()
+    assert pair.role("erdbeere") == "Secondary"
+    status = pair.daemons["erdbeere"].rec.status
+    assert status is not None
+    drbd = next(r for r in status.resources if r.key == "drbd:vm100")
+    assert "quorum-lost" in drbd.conditions
+    pair.run_for(60)
+    assert pair.running("himbeere") == {"vm100", "vm101"}
+    assert pair.role("himbeere") == "Primary"
+    # Nothing on erdbeere moves meanwhile, and it takes nothing over (it has no quorum).
+    assert pair.running("erdbeere") == set()
+    assert pair.record("erdbeere") is None
+
+    # The partition heals: erdbeere rejoins as Secondary and resyncs; the VM stays on himbeere.
+    with pair.lab.cluster.transaction() as state:
+        faults.heal(state)
+    pair.run_for(120)
+    assert pair.role("erdbeere") == "Secondary"
+    assert pair.disk("erdbeere") == "UpToDate"
+    assert pair.running("erdbeere") == set()
+    assert pair.running("himbeere") == {"vm100", "vm101"}
+
+
+def test_losing_the_tiebreaker_moves_nothing(converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path)
+    pair.crash("kirsche")
+    pair.run_for(120)
+    assert _quorum(pair, "erdbeere")
+    assert pair.running("erdbeere") == {"vm100"}
+    assert pair.running("himbeere") == {"vm101"}
+    assert pair.record("himbeere") is None
+    assert pair.record("erdbeere") is None
