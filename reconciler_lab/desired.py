@@ -34,12 +34,17 @@ def _power_fence(node: str) -> str:
 def cluster_yaml(*, power_fence: bool = True, automatic_failover: bool = False) -> str:
     """With ``power_fence``, fencing is ``resource-and-stonith`` with the lab's power switch; without it,
     ``resource-only`` and no power fence (a cluster that can only ask the peer's daemon).
-    ``automatic_failover``: every VM fails over by itself (which needs the power fence)."""
+    ``automatic_failover``: every VM fails over by itself (which needs the power fence, and DRBD's handler is the
+    product's own, which finds the peer's management address in /etc/reconciler/reconciler.env)."""
     nodes = "".join(f"  {n.name}:\n    hostname: {n.name}\n    address: {n.address('rep')}\n"
                     f"    volume_groups: [vg-sda, vg-sdb, vg-sdc]\n    drbd_version: \"8.4\"\n"
                     + (_power_fence(n.name) if power_fence else "") for n in NODES)
     policy = "resource-and-stonith" if power_fence else "resource-only"
     failover = "  failover:\n    mode: automatic\n    grace: 30\n" if automatic_failover else ""
+    handler = "" if automatic_failover else (
+        "    # Asks the peer's daemon over the management link (as the product's own handler does with\n"
+        "    # RECONCILER_PEERS from /etc/reconciler/reconciler.env).\n"
+        "    fence_peer_handler: /usr/local/sbin/lab-fence-peer\n")
     return f"""# The lab's cluster: two nodes on real Xen 4.17 and DRBD 8.4 (see docs/lab.md).
 cluster: lab
 nodes:
@@ -57,9 +62,7 @@ defaults:
   safety:
     mechanism: fencing
     fencing_policy: {policy}
-    # Asks the peer's daemon over the management link (the default handler uses the replication link).
-    fence_peer_handler: /usr/local/sbin/lab-fence-peer
-  domain:
+{handler}  domain:
     type: pv
 {failover}guards:
   max_removals_per_revision: 1

@@ -72,7 +72,8 @@ class Executor:
             record = ActionRecord(kind=action.kind, key=action.key, vm=action.vm, result=outcome.result,
                                   attempts=outcome.attempts, duration_s=max(self.options.clock() - t0, 0.0),
                                   message=outcome.message,
-                                  argv=() if outcome.result == "unchanged" else outcome.argv or action.argvs)
+                                  argv=() if outcome.result == "unchanged" else outcome.argv or action.argvs,
+                                  ran=bool(outcome.argv))
             records.append(record)
             self.progress.finished(action, record)
         if previous:

@@ -46,7 +46,7 @@ def run_with_retries(host: Host, command: Command, policy: RetryPolicy, sleep: S
         return last
 
     retrying = Retrying(
-        stop=stop_after_attempt(max(policy.attempts, 1)),
+        stop=stop_after_attempt(max(policy.attempts, 1) if command.retry else 1),
         wait=wait_exponential_jitter(initial=policy.initial_s, max=policy.max_s, jitter=policy.jitter_s),
         retry=retry_if_result(transient),
         retry_error_callback=give_up,

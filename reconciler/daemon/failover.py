@@ -40,7 +40,7 @@ from pathlib import Path
 from reconciler.daemon.logs import event
 from reconciler.host.atomic import write_atomic
 from reconciler.model.desired import DesiredNode, DesiredVm, Takeover
-from reconciler.model.observed import DrbdResourceState, ObservedNode
+from reconciler.model.observed import DrbdConnectionState, DrbdResourceState, ObservedNode
 from reconciler.model.status import ActionRecord, FailoverState, FailoverStatus, PeerStatus
 from reconciler.names import UnsafeNameError, check_name
 
@@ -50,13 +50,17 @@ IN_FORCE: frozenset[FailoverState] = frozenset({"decided", "running"})
 STATES: frozenset[FailoverState] = frozenset({"decided", "running", "failed", "abandoned", "ended"})
 # Beyond the promotion's own budget: the domain's start and a pass or two between the steps.
 START_MARGIN_SECONDS = 420.0
+# A peer status older than this (a stopped peer monitor) says nothing about the peer.
+PEER_STATUS_MAX_AGE = 60.0
 # The actions whose failure ends a failover that has not reached "running".
 TAKEOVER_KINDS = frozenset({"promote", "start-domain", "make-fs", "make-swap"})
 
 
 @dataclass(frozen=True)
 class FailoverRecord:
-    """One automatic failover of ``vm`` from ``from_node`` to ``to_node`` (this node), and where it stands."""
+    """One automatic failover of ``vm`` from ``from_node`` to ``to_node`` (this node), and where it stands.
+    ``designated``: the node the desired state named when it was decided (``from_node``, or this node when it
+    takes its own VM back from a peer that ran it after an earlier failover and was lost in turn)."""
 
     vm: str
     id: str
@@ -67,10 +71,16 @@ class FailoverRecord:
     updated_at: float
     reason: str  # why it was decided
     detail: str = ""  # why it is in its current state
+    designated: str = ""
 
     @property
     def in_force(self) -> bool:
         return self.state in IN_FORCE
+
+    @property
+    def returning(self) -> bool:
+        """This node takes its own VM back (it is the designated primary)."""
+        return self.designated == self.to_node
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True) + "\n"
@@ -113,7 +123,8 @@ def read_records(state_dir: Path) -> dict[str, FailoverRecord]:
             record = FailoverRecord(vm=str(data["vm"]), id=str(data["id"]), from_node=str(data["from_node"]),
                                     to_node=str(data["to_node"]), state=state,
                                     decided_at=float(data["decided_at"]), updated_at=float(data["updated_at"]),
-                                    reason=str(data["reason"]), detail=str(data.get("detail", "")))
+                                    reason=str(data["reason"]), detail=str(data.get("detail", "")),
+                                    designated=str(data.get("designated") or data["from_node"]))
         except (OSError, ValueError, KeyError, TypeError, UnsafeNameError):
             continue
         if record.vm == vm:
@@ -121,27 +132,36 @@ def read_records(state_dir: Path) -> dict[str, FailoverRecord]:
     return found
 
 
-def diskful_peer_connections(vm: DesiredVm, res: DrbdResourceState, hostname: str) -> list[str]:
-    """The connection states to the VM's other data node (a quorum tiebreaker is not a data node)."""
+def other_node(vm: DesiredVm) -> str | None:
+    """The VM's other data node (a quorum tiebreaker holds no data and is never one)."""
+    return next((n for n in vm.nodes if n != vm.this_node), None)
+
+
+def _data_peer_connections(vm: DesiredVm, res: DrbdResourceState, hostname: str) -> list[DrbdConnectionState]:
     drbd = vm.drbd
     peers = {h.name for h in drbd.hosts if not h.diskless and h.name != hostname} if drbd is not None else set()
-    return [c.connection_state for c in res.connections if c.peer_name in peers]
+    return [c for c in res.connections if c.peer_name in peers]
 
 
-def peer_lost(vm: DesiredVm, res: DrbdResourceState | None, peer: PeerStatus | None, hostname: str) -> str:
-    """How the designated primary looks lost from here, or "" when it does not: DRBD's connection to it is down
-    and its daemon does not answer. One of the two alone is a link, not a node."""
-    if res is None or (peer is not None and peer.reachable):
+def peer_lost(vm: DesiredVm, res: DrbdResourceState | None, peer: PeerStatus | None, hostname: str,
+              now: float) -> str:
+    """How the VM's other data node looks lost from here, or "" when it does not: DRBD's connection to it is
+    down *and* its daemon does not answer, in a peer status no older than PEER_STATUS_MAX_AGE. One of the two
+    alone is a link, not a node; a status that is missing or old says nothing."""
+    node = other_node(vm)
+    if res is None or node is None or peer is None or peer.reachable:
         return ""
-    states = diskful_peer_connections(vm, res, hostname)
+    if now - peer.checked_at > PEER_STATUS_MAX_AGE:
+        return ""
+    states = [c.connection_state for c in _data_peer_connections(vm, res, hostname)]
     if "Connected" in states:
         return ""
-    why = peer.error if peer is not None and peer.error else "no answer yet"
-    return f"{vm.primary_node} lost: DRBD {'/'.join(states) or 'has no connection to it'}, its daemon: {why}"
+    why = peer.error or "no answer"
+    return f"{node} lost: DRBD {'/'.join(states) or 'has no connection to it'}, its daemon: {why}"
 
 
-def takeover_refusal(vm: DesiredVm, res: DrbdResourceState | None, *, held: str = "") -> str:
-    """Why this node must not take the VM over (besides the grace and the rate limit), "" when it may."""
+def hold_reason(vm: DesiredVm, held: str) -> str:
+    """Why automatic failover must not act for the VM now, whatever DRBD and the peer show."""
     if vm.failover.mode != "automatic":
         return "failover: manual (a failover is a commit)"
     if vm.failover.hold:
@@ -150,6 +170,14 @@ def takeover_refusal(vm: DesiredVm, res: DrbdResourceState | None, *, held: str 
         return f"automatic failover is held: {held}"
     if vm.lifecycle != "present" or vm.suspended:
         return f"the VM is {'suspended' if vm.suspended else vm.lifecycle} in the desired state"
+    return ""
+
+
+def takeover_refusal(vm: DesiredVm, res: DrbdResourceState | None, *, held: str = "") -> str:
+    """Why this node must not take the VM over (besides the grace and the rate limit), "" when it may."""
+    hold = hold_reason(vm, held)
+    if hold:
+        return hold
     if vm.drbd is None:
         return "the VM has no DRBD resource"
     if res is None:
@@ -167,36 +195,38 @@ def takeover_refusal(vm: DesiredVm, res: DrbdResourceState | None, *, held: str 
     return ""
 
 
-def failback_ready(vm: DesiredVm, res: DrbdResourceState | None, peer: PeerStatus | None, hostname: str) -> str:
-    """Why an automatic failback cannot start yet, "" when the designated primary can take the VM back."""
+def peer_back(vm: DesiredVm, res: DrbdResourceState | None, peer: PeerStatus | None, hostname: str) -> str:
+    """Why the other data node does not count as back, "" when it is: its daemon answers, DRBD is connected to
+    it and its disk is UpToDate (what a failback needs)."""
+    node = other_node(vm)
     if peer is None or not peer.reachable:
-        return f"the daemon of {vm.designated_primary} does not answer"
+        return f"the daemon of {node} does not answer"
     if res is None:
         return "the DRBD resource is not up here"
-    drbd = vm.drbd
-    peers = {h.name for h in drbd.hosts if not h.diskless and h.name != hostname} if drbd is not None else set()
-    conns = [c for c in res.connections if c.peer_name in peers]
+    conns = _data_peer_connections(vm, res, hostname)
     if not conns or any(c.connection_state != "Connected" for c in conns):
-        return f"{vm.designated_primary} is not connected"
+        return f"{node} is not connected"
     disks = [p.peer_disk_state for c in conns for p in c.peer_devices]
     if not disks or any(d != "UpToDate" for d in disks):
-        return f"{vm.designated_primary}'s disk is {'/'.join(disks) or 'unknown'}, not UpToDate"
+        return f"{node}'s disk is {'/'.join(disks) or 'unknown'}, not UpToDate"
     return ""
 
 
 def with_takeovers(desired: DesiredNode, records: Mapping[str, FailoverRecord]) -> DesiredNode:
-    """The daemon's view for a one-shot command: the failovers in force here, as the daemon last recorded them
-    (no new decision; the daemon reviews them every pass)."""
+    """The daemon's view for a one-shot command: the failovers that run here, as the daemon last recorded them.
+    Only ``running`` ones: a decided one is the daemon's to carry out or to abandon, never a one-shot's."""
     vms = tuple(_taken_over(vm, record, desired.node)
-                if (record := records.get(vm.name)) is not None and record.in_force and record.to_node == desired.node
-                and record.from_node == vm.primary_node and vm.this_node in vm.nodes else vm
+                if (record := records.get(vm.name)) is not None and record.state == "running"
+                and record.to_node == desired.node and record.designated == vm.primary_node
+                and vm.this_node in vm.nodes else vm
                 for vm in desired.vms)
     return desired.model_copy(update={"vms": vms})
 
 
 def _taken_over(vm: DesiredVm, record: FailoverRecord, node: str) -> DesiredVm:
     return vm.model_copy(update={"primary_node": node, "takeover": Takeover(
-        id=record.id, from_node=record.from_node, decided_at=record.decided_at)})
+        id=record.id, from_node=record.from_node, decided_at=record.decided_at,
+        designated=record.designated or record.from_node)})
 
 
 def _domain_runs(vm: DesiredVm, observed: ObservedNode) -> bool:
@@ -237,38 +267,38 @@ class FailoverKeeper:
         seen = _Pass(observed, {p.node: p for p in peers}, desired.hostname, self.clock())
         held = held or {}
         vms = tuple(self._one(vm, seen, held.get(vm.name, "")) for vm in desired.vms)
-        known = {vm.name for vm in desired.vms}
+        planned = {vm.name for vm in vms if vm.takeover is not None}
         for name, record in list(self.records.items()):
-            if record.in_force and name not in known:
-                self._end(record, "ended", "the VM is no longer in the desired state for this node", seen.now)
+            if record.in_force and name not in planned:
+                self._end(record, "ended", "the VM is no longer planned here (not in the desired state for this "
+                                           "node, or no DRBD resource)", seen.now)
         return desired.model_copy(update={"vms": vms})
 
     def _one(self, vm: DesiredVm, seen: _Pass, held: str) -> DesiredVm:
-        if vm.this_node not in vm.nodes or vm.drbd is None:
+        node = other_node(vm)
+        if vm.this_node not in vm.nodes or vm.drbd is None or node is None:
             return vm
         res = seen.observed.drbd.resource(vm.drbd.name)
         record = self.records.get(vm.name)
         if record is not None and record.in_force:
-            record = self._review(record, vm, res, seen)
+            record = self._review(record, vm, res, seen, held)
             if record.in_force:
-                self._waiting.pop(vm.name, None)
+                self._quiet(vm.name)
                 return _taken_over(vm, record, self.node)
-            return vm
-        if vm.is_primary_here:
+        lost = peer_lost(vm, res, seen.peers.get(node), seen.hostname, seen.now)
+        if not lost or (vm.is_primary_here and res is not None and res.role == "Primary"):
+            # Not lost, or lost while this node runs the VM where the desired state wants it: nothing to take.
             self._lost_since.pop(vm.name, None)
-            self._waiting.pop(vm.name, None)
+            self._quiet(vm.name)
             return vm
-        lost = peer_lost(vm, res, seen.peers.get(vm.primary_node), seen.hostname)
-        if not lost:
+        refusal = takeover_refusal(vm, res, held=held)
+        if refusal:
+            # The grace counts only while a takeover is allowed: lifting a hold never acts at once.
             self._lost_since.pop(vm.name, None)
-            self._waiting.pop(vm.name, None)
+            self._wait(vm.name, f"{lost}; no automatic failover: {refusal}")
             return vm
         now = seen.now
         since = self._lost_since.setdefault(vm.name, now)
-        refusal = takeover_refusal(vm, res, held=held)
-        if refusal:
-            self._wait(vm.name, f"{lost}; no automatic failover: {refusal}")
-            return vm
         waited = now - since
         if waited < vm.failover.grace_seconds:
             self._wait(vm.name, f"{lost}; failover after {vm.failover.grace_seconds} s of that "
@@ -279,9 +309,10 @@ class FailoverKeeper:
                                 f"{now - record.decided_at:.0f} s ago, less than min_interval "
                                 f"{vm.failover.min_interval_seconds} s")
             return vm
-        decided = FailoverRecord(vm=vm.name, id=failover_id(vm.name, self.node, now), from_node=vm.primary_node,
+        decided = FailoverRecord(vm=vm.name, id=failover_id(vm.name, self.node, now), from_node=node,
                                  to_node=self.node, state="decided", decided_at=now, updated_at=now,
-                                 reason=f"{lost} for {waited:.0f} s; local disk UpToDate")
+                                 reason=f"{lost} for {waited:.0f} s; local disk UpToDate",
+                                 designated=vm.primary_node)
         try:
             write_record(self.state_dir, decided)
         except OSError as exc:
@@ -289,31 +320,35 @@ class FailoverKeeper:
             self._wait(vm.name, f"{lost}; the failover record could not be written ({exc}); not taking over")
             return vm
         self.records[vm.name] = decided
-        self._waiting.pop(vm.name, None)
-        event("failover.decided", level=logging.WARNING, vm=vm.name, failover=decided.id, peer=vm.primary_node,
+        self._lost_since.pop(vm.name, None)
+        self._quiet(vm.name)
+        event("failover.decided", level=logging.WARNING, vm=vm.name, failover=decided.id, peer=node,
               reason=decided.reason)
         return _taken_over(vm, decided, self.node)
 
-    def _review(self, record: FailoverRecord, vm: DesiredVm, res: DrbdResourceState | None,
-                seen: _Pass) -> FailoverRecord:
+    def _review(self, record: FailoverRecord, vm: DesiredVm, res: DrbdResourceState | None, seen: _Pass,
+                held: str) -> FailoverRecord:
         """Whether a failover in force still is: its record, moved on where the world says so."""
         now = seen.now
-        if vm.is_primary_here:
-            return self._end(record, "ended", "the desired state now names this node as the primary", now)
         if vm.lifecycle != "present":
             return self._end(record, "ended", f"the VM's lifecycle is now {vm.lifecycle}", now)
-        if vm.primary_node != record.from_node:
+        if vm.primary_node not in (record.designated, self.node):
             return self._end(record, "ended", f"the desired state now names {vm.primary_node}", now)
         peer_primary = [c.peer_name for c in (res.connections if res else ()) if c.peer_role == "Primary"]
         if res is not None and res.role != "Primary" and peer_primary:
             return self._end(record, "abandoned" if record.state == "decided" else "ended",
                              f"{', '.join(peer_primary)} is Primary: the VM runs there", now)
         peer = seen.peers.get(record.from_node)
+        primary_here = res is not None and res.role == "Primary"
         if record.state == "decided":
-            lost = peer_lost(vm, res, peer, seen.hostname)
-            if not lost and (res is None or res.role != "Primary"):
+            hold = hold_reason(vm, held)
+            if hold and not primary_here:
+                return self._end(record, "abandoned", f"before the promotion: {hold}", now)
+            if not peer_lost(vm, res, peer, seen.hostname, now) and not primary_here:
                 return self._end(record, "abandoned", f"{record.from_node} came back before the promotion", now)
-            if res is not None and res.role == "Primary" and _domain_runs(vm, seen.observed):
+            if primary_here and _domain_runs(vm, seen.observed):
+                if record.returning or vm.is_primary_here:
+                    return self._end(record, "ended", "the VM runs on the node the desired state names", now)
                 record = replace(record, state="running", updated_at=now, detail="Primary here, the domain runs")
                 self._save(record)
                 event("failover.running", level=logging.WARNING, vm=vm.name, failover=record.id)
@@ -322,20 +357,29 @@ class FailoverKeeper:
             if now - record.decided_at > budget:
                 return self._end(record, "failed", f"not running {budget:.0f} s after the decision", now)
             return record
-        if vm.failover.failback == "automatic" and not failback_ready(vm, res, peer, seen.hostname):
+        if vm.is_primary_here:
+            return self._end(record, "ended", "the desired state now names this node as the primary", now)
+        if not primary_here and not _domain_runs(vm, seen.observed) and not peer_back(vm, res, peer, seen.hostname):
+            # This node lost the VM (a reboot) while its designated primary is back: the VM goes home.
+            return self._end(record, "ended", f"this node no longer runs the VM and {record.from_node} is back",
+                             now)
+        if vm.failover.failback == "automatic" and not peer_back(vm, res, peer, seen.hostname):
             return self._end(record, "ended", f"failback: {record.from_node} is connected and UpToDate again; "
                                               "the VM moves back as a planned switchover", now)
         return record
 
     # -- after applying ----------------------------------------------------------------------
     def after_apply(self, actions: Iterable[ActionRecord]) -> None:
-        """A failover whose promotion or start failed ends as failed: reported, not retried in a loop."""
+        """A failover whose promotion or start failed ends as failed: reported, never retried in a loop. A
+        promotion DRBD refused (the fence-peer handler proved nothing) is a failure here, not a wait: trying
+        again would run the handler, and with it a power fence, once more."""
         now = self.clock()
         for action in actions:
             record = self.records.get(action.vm)
             if record is None or record.state != "decided" or action.kind not in TAKEOVER_KINDS:
                 continue
-            if action.result in ("failed", "refused"):
+            if action.result in ("failed", "refused") or (action.kind == "promote" and action.result == "waiting"
+                                                           and action.ran):
                 self._end(record, "failed", f"{action.kind} {action.result}: {action.message}", now)
 
     # -- reporting ---------------------------------------------------------------------------
@@ -357,6 +401,10 @@ class FailoverKeeper:
         if self._reported.get(vm) != head:
             self._reported[vm] = head
             event("failover.watching", level=logging.WARNING, vm=vm, detail=why)
+
+    def _quiet(self, vm: str) -> None:
+        self._waiting.pop(vm, None)
+        self._reported.pop(vm, None)
 
     def _end(self, record: FailoverRecord, state: FailoverState, why: str, now: float) -> FailoverRecord:
         ended = replace(record, state=state, updated_at=now, detail=why)

@@ -212,6 +212,18 @@ def _resource_vm(cluster: Cluster, node: str, resource: str) -> tuple[Vm, Desire
     return None if vm is None else (vm, drbds[vm.name])
 
 
+def fence_wait(delay: int, *, primary: bool, first: bool) -> float:
+    """Seconds to wait before powering the peer off, so that when both links fail exactly one node fences.
+
+    A Primary whose node name sorts first waits nothing; a Primary that sorts second waits ``delay``: in the
+    classic layout each node runs VMs of its own, so both are Primary for something and both handlers run at
+    once. A node that is not Primary (only a promotion runs its handler) waits twice ``delay``, so the node
+    running the VM wins."""
+    if primary:
+        return 0.0 if first else float(delay)
+    return 2.0 * delay
+
+
 def local_view(host: Host, minor: int) -> tuple[str, str]:
     """This node's role and disk state of the resource on ``minor``, read without DRBD's netlink.
 
@@ -247,9 +259,8 @@ def stonith_peer(host: Host, cluster: Cluster, resource: str, peer: str, state_d
 
     Only under ``fencing_policy: resource-and-stonith`` with a ``power_fence`` for the peer, and only while
     the local disk of ``resource`` is UpToDate: after a power loss of both nodes a Consistent disk may lack
-    the peer's last writes, and exit 7 would let DRBD promote it. A node that is not Primary here waits the
-    fence's ``delay`` first, so that when both links fail the node running the VM powers the other off, not
-    the other way round."""
+    the peer's last writes, and exit 7 would let DRBD promote it. It waits first (``fence_wait``), so that when
+    both links fail one node powers the other off, never both, and the node running the VM wins."""
     found = _resource_vm(cluster, host.node, resource)
     hosts = found[1].hosts if found is not None else ()
     if peer not in {h.name for h in hosts if h.name != host.node}:
@@ -276,8 +287,9 @@ def stonith_peer(host: Host, cluster: Cluster, resource: str, peer: str, state_d
     if disk != "UpToDate":
         return FenceResult(EXIT_ERROR, f"peer {peer} unreachable; not powering it off: the local disk is {disk}, "
                                        "not UpToDate, and may lack its last writes")
-    if role != "Primary" and spec.delay:
-        wait(float(spec.delay))
+    pause = fence_wait(spec.delay, primary=role == "Primary", first=host.node < peer)
+    if pause:
+        wait(pause)
     record = power_fence(host, peer, resource, spec)
     try:
         write_record(state_dir, record)

@@ -95,6 +95,9 @@ class Reconciler:
     _verify: tuple[VerifyStatus, ...] = ()
     _lock: threading.RLock = field(default_factory=threading.RLock)
     failovers: FailoverKeeper = field(init=False)
+    # The desired state as the last pass planned it (VMs taken over after a failover included): what the
+    # metrics compare the node with.
+    planned: DesiredNode | None = None
 
     def __post_init__(self) -> None:
         self.failovers = FailoverKeeper(self.state_dir, self.node, self.clock.time)
@@ -159,6 +162,7 @@ class Reconciler:
             return self._finish(started, view, None, desired, "error", errors=(self._errors[-1],))
         held = {vm.name: why for vm in desired.vms if (why := _suspension_reason(control, vm.name))}
         desired = self.failovers.view(desired, observed, ctx.peers, held=held)
+        self.planned = desired
         self.backing_sizes = self.engine.backing_sizes(desired, observed)
         self.split_brain_records = {r.name: r.split_brain_record for r in observed.drbd.resources
                                     if r.split_brain_record}

@@ -262,7 +262,7 @@ class Daemon:
         return self.last_observed
 
     def _desired_for_metrics(self) -> DesiredNode | None:
-        return self.reconciler.engine.last_desired
+        return self.reconciler.planned or self.reconciler.engine.last_desired
 
     def _loop(self) -> None:
         if self.source.mirror.tip() is None:

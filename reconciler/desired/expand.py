@@ -89,9 +89,10 @@ PROMOTE_MARGIN_SECONDS = 30.0
 
 def _failover(vm: Vm, spec: ClusterFile) -> DesiredFailover:
     """The VM's failover settings, with the time a promotion may take when DRBD runs the fence-peer handler:
-    its questions to the peer, then (for a power fence) the fence's delay, off command and status polling."""
+    its questions to the peer, then (for a power fence) its wait (at most twice the delay), the off command and
+    the status polling."""
     fences = [spec.nodes[n].power_fence for n in vm.nodes if n in spec.nodes]
-    fence_seconds = max((f.delay + 2 * f.timeout for f in fences if f is not None), default=0)
+    fence_seconds = max((2 * f.delay + 2 * f.timeout for f in fences if f is not None), default=0)
     budget = FENCE_HANDLER_SECONDS + fence_seconds + PROMOTE_MARGIN_SECONDS
     return vm.failover.model_copy(update={"promote_timeout_seconds": budget})
 

@@ -200,8 +200,8 @@ class PowerFenceSection(Section):
     status: FenceArgv
     timeout: Annotated[StrictInt, Field(ge=1), _at_most(MAX_FENCE_TIMEOUT, "a fence that takes longer keeps "
                                                         "I/O frozen for as long", "give seconds, e.g. 60")] = 60
-    # Seconds a node that does not run the VM waits before powering this node off: when both links fail,
-    # the node running the VM fences first, so the two never power each other off.
+    # The stagger before powering this node off, so that when both links fail only one node fences: a Primary
+    # whose name sorts first waits 0, a Primary that sorts second this delay, a node that is not Primary twice.
     delay: Annotated[StrictInt, Field(ge=0), _at_most(MAX_FENCE_DELAY, "DRBD's I/O stays frozen meanwhile",
                                                       "give seconds, e.g. 15")] = 15
 

@@ -284,6 +284,10 @@ def _check_failover(vm: Vm, cluster: ClusterFile, report: _Reporter) -> None:
                   "use mechanism: fencing with fencing_policy: resource-and-stonith and a power_fence for each "
                   "node, or mechanism: quorum with a tiebreaker (DRBD 9), or failover: manual")
         return
+    if vm.safety.fence_peer_handler is not None:
+        report.at(vm.where("safety.fence_peer_handler"), "automatic failover relies on `reconciler fence-peer`, which "
+                  "answers DRBD 7 only after a power-off it saw; another fence-peer handler cannot be checked for that",
+                  "remove fence_peer_handler (the default handler is the reconciler's own), or use failover: manual")
     if vm.safety.fencing_policy != "resource-and-stonith":
         report.at(where, f"automatic failover under fencing_policy {vm.safety.fencing_policy}: after a link loss the "
                   "primary writes on alone (its handler cannot outdate a peer it cannot reach), and if it then dies "

@@ -184,11 +184,13 @@ class DesiredFailover(Frozen):
 
 
 class Takeover(Frozen):
-    """This node runs the VM after an automatic failover away from ``from_node``, its designated primary."""
+    """This node runs the VM after an automatic failover away from ``from_node``. ``designated``: the node the
+    desired state names (``from_node``, or this node when it takes its own VM back from a lost peer)."""
 
     id: str
     from_node: str
     decided_at: float
+    designated: str
 
 
 class DesiredVm(Frozen):
@@ -217,7 +219,7 @@ class DesiredVm(Frozen):
     @property
     def designated_primary(self) -> str:
         """The node the desired state names, whatever a failover did."""
-        return self.takeover.from_node if self.takeover is not None else self.primary_node
+        return self.takeover.designated if self.takeover is not None else self.primary_node
 
     @property
     def is_primary_here(self) -> bool:

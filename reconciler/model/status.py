@@ -46,6 +46,8 @@ class ActionRecord(Frozen):
     duration_s: float = 0.0
     message: str = ""
     argv: tuple[tuple[str, ...], ...] = ()
+    # Whether a command of the action ran (a step held by its plan or by the last look ran none).
+    ran: bool = False
 
 
 class PassResult(Frozen):

@@ -60,6 +60,9 @@ class Command(Frozen):
     stdin: str | None = None
     timeout_s: float = DEFAULT_COMMAND_TIMEOUT
     mutating: bool = True
+    # False: one attempt only, whatever the failure (a promotion that runs DRBD's fence-peer handler, which may
+    # power a node off, is never repeated by the retry loop).
+    retry: bool = True
 
 
 class Action(Frozen):

@@ -171,8 +171,8 @@ def plan_role(b: VmBuilder, drbd: DesiredDrbd, *, want_primary: bool, domain_run
         return b.add("promote", drbd.key, "change",
                      f"promote {drbd.name} to Primary (automatic failover {b.vm.takeover.id} from "
                      f"{b.vm.takeover.from_node})",
-                     commands=(b.command(b.replicator.promote_argv(drbd.name)),), depends_on=(adjust,),
-                     waiting=verdict.waiting, safety=FENCED_TAKEOVER if takeover else drbd.safety,
+                     commands=(b.command(b.replicator.promote_argv(drbd.name)).model_copy(update={"retry": False}),),
+                     depends_on=(adjust,), waiting=verdict.waiting, safety=FENCED_TAKEOVER if takeover else drbd.safety,
                      timeout=b.vm.failover.promote_timeout_seconds, diskless_peers=diskless)
     return b.add("promote", drbd.key, "change", f"promote {drbd.name} to Primary",
                  commands=(b.command(b.replicator.promote_argv(drbd.name)),), depends_on=(adjust,),

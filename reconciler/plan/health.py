@@ -93,7 +93,8 @@ def _domain_conditions(vm: DesiredVm, observed: ObservedNode, res: DrbdResourceS
     running_here = dom is not None and dom.is_running
     peer_primary = [c.peer_name for c in (res.connections if res is not None else ()) if c.peer_role == "Primary"]
     key = vm.domain.key
-    if vm.takeover is not None and not peer_primary and (running_here or dom is None):
+    if vm.takeover is not None and vm.takeover.designated != vm.this_node and not peer_primary \
+            and (running_here or dom is None):
         state = "runs here" if running_here else "is being started here"
         return [Condition(key=key, vm=vm.name, kind="failed-over",
                           message=f"{vm.name} {state} after automatic failover {vm.takeover.id} from "

@@ -75,7 +75,8 @@ class Pair:
             if reachable:
                 daemon.seen.add(peer)
             peers.append(PeerStatus(node=peer, reachable=reachable, applied_revision=SHA_A if reachable else None,
-                                    ready=reachable, error="" if reachable else "connection refused"))
+                                    ready=reachable, error="" if reachable else "connection refused",
+                                    checked_at=self.clock.time()))
         gate = BootGate(fetched=True, fetch_deadline_passed=True, peers_seen=frozenset(daemon.seen))
         control = control or ControlState()
         result = daemon.rec.run_pass(control, PassContext(peers=tuple(peers), gate=gate))

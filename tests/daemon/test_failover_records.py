@@ -13,7 +13,8 @@ from reconciler.model.status import FailoverStatus, NodeStatus
 from tests.daemon.fakes import desired_node
 
 RECORD = FailoverRecord(vm="vm100", id="fo-0123456789ab", from_node="himbeere", to_node="erdbeere", state="running",
-                        decided_at=1000.0, updated_at=1010.0, reason="himbeere lost", detail="the domain runs")
+                        decided_at=1000.0, updated_at=1010.0, reason="himbeere lost", detail="the domain runs",
+                        designated="himbeere")
 
 
 def test_a_record_reads_back_as_written(tmp_path: Path) -> None:
@@ -35,21 +36,23 @@ def test_foreign_or_damaged_records_are_skipped(tmp_path: Path) -> None:
     assert read_records(tmp_path) == {}
 
 
-def test_a_one_shot_view_applies_only_failovers_in_force_to_this_node() -> None:
-    desired = desired_node("himbeere", "erdbeere", vms=("vm100", "vm101", "vm102"))
+def test_a_one_shot_view_applies_only_failovers_running_here() -> None:
+    desired = desired_node("himbeere", "erdbeere", vms=("vm100", "vm101", "vm102", "vm103"))
     desired = desired.model_copy(update={"vms": tuple(vm.model_copy(update={"primary_node": "erdbeere"})
                                                       for vm in desired.vms)})
+    mine = replace(RECORD, from_node="erdbeere", to_node="himbeere", designated="erdbeere")
     records = {
-        "vm100": replace(RECORD, from_node="erdbeere", to_node="himbeere"),
-        "vm101": replace(RECORD, vm="vm101", from_node="erdbeere", to_node="himbeere", state="failed"),
-        "vm102": replace(RECORD, vm="vm102", from_node="kiwi", to_node="himbeere"),
+        "vm100": mine,
+        "vm101": replace(mine, vm="vm101", state="failed"),
+        "vm102": replace(mine, vm="vm102", designated="kiwi"),  # decided when the desired state named another
+        "vm103": replace(mine, vm="vm103", state="decided"),  # the daemon's to carry out, never a one-shot's
     }
     view = {vm.name: vm for vm in with_takeovers(desired, records).vms}
     assert view["vm100"].primary_node == "himbeere"
     assert view["vm100"].takeover is not None
     assert view["vm100"].designated_primary == "erdbeere"
-    assert (view["vm101"].primary_node, view["vm101"].takeover) == ("erdbeere", None)
-    assert (view["vm102"].primary_node, view["vm102"].takeover) == ("erdbeere", None)
+    for name in ("vm101", "vm102", "vm103"):
+        assert (view[name].primary_node, view[name].takeover) == ("erdbeere", None), name
 
 
 def test_status_shows_the_failover_and_what_is_watched() -> None:

@@ -151,13 +151,26 @@ def test_the_node_running_the_vm_fences_at_once_and_answers_7(tmp_path: Path) ->
     assert record_path(state, "himbeere").stat().st_mode & stat.S_IROTH == 0
 
 
-def test_a_node_not_running_the_vm_waits_its_delay_first(tmp_path: Path) -> None:
+def test_a_node_not_running_the_vm_waits_twice_the_delay_first(tmp_path: Path) -> None:
     _, spec = _agent(tmp_path)
     cluster = load_cluster(str(_cluster(tmp_path, spec)))
     clock = FakeTime()
     result = stonith_peer(Node("Secondary"), cluster, "vm100", "himbeere", tmp_path / "state", wait=clock.wait)
     assert result.exit_code == EXIT_STONITHED
-    assert clock.waits == [7.0]
+    assert clock.waits == [14.0]
+
+
+@pytest.mark.parametrize(("primary", "first", "wait"), [
+    (True, True, 0.0), (True, False, 7.0), (False, True, 14.0), (False, False, 14.0)])
+def test_when_both_links_fail_exactly_one_node_fences(primary: bool, first: bool, wait: float) -> None:
+    from reconciler.daemon.fence import fence_wait
+
+    assert fence_wait(7, primary=primary, first=first) == wait
+    # Both Primary (each for VMs of its own): the node that sorts first fences 7 s before the other could.
+    assert fence_wait(7, primary=True, first=True) < fence_wait(7, primary=True, first=False)
+    # The node running the VM always fences before a node that is not Primary.
+    assert max(fence_wait(7, primary=True, first=f) for f in (True, False)) < fence_wait(7, primary=False,
+                                                                                        first=True)
 
 
 def test_a_failed_fence_is_exit_1_and_recorded(tmp_path: Path) -> None:

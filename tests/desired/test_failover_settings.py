@@ -45,8 +45,9 @@ def test_automatic_under_stonith_with_power_fences_on_drbd_84_is_valid(tmp_path:
     (vm,) = node.vms
     assert vm.failover.mode == "automatic"
     assert (vm.failover.grace_seconds, vm.failover.min_interval_seconds, vm.failover.failback) == (30, 3600, "manual")
-    # The handler asks for up to 60 s, then a power fence: its delay, the off command and the status polling.
-    assert vm.failover.promote_timeout_seconds == 60 + 10 + 2 * 40 + 30
+    # The handler asks for up to 60 s, then a power fence: its wait (at most twice the delay), the off command
+    # and the status polling.
+    assert vm.failover.promote_timeout_seconds == 60 + 2 * 10 + 2 * 40 + 30
 
 
 def test_a_vm_file_overrides_the_default_key_by_key(tmp_path: Path) -> None:
