@@ -267,6 +267,8 @@ class FailoverKeeper:
         seen = _Pass(observed, {p.node: p for p in peers}, desired.hostname, self.clock())
         held = held or {}
         vms = tuple(self._one(vm, seen, held.get(vm.name, "")) for vm in desired.vms)
+        for name in set(self._waiting) - {vm.name for vm in desired.vms}:
+            self._quiet(name)
         planned = {vm.name for vm in vms if vm.takeover is not None}
         for name, record in list(self.records.items()):
             if record.in_force and name not in planned:
@@ -277,6 +279,7 @@ class FailoverKeeper:
     def _one(self, vm: DesiredVm, seen: _Pass, held: str) -> DesiredVm:
         node = other_node(vm)
         if vm.this_node not in vm.nodes or vm.drbd is None or node is None:
+            self._quiet(vm.name)
             return vm
         res = seen.observed.drbd.resource(vm.drbd.name)
         record = self.records.get(vm.name)
@@ -304,7 +307,8 @@ class FailoverKeeper:
             self._wait(vm.name, f"{lost}; failover after {vm.failover.grace_seconds} s of that "
                                 f"({waited:.0f} s so far)")
             return vm
-        if record is not None and now - record.decided_at < vm.failover.min_interval_seconds:
+        if record is not None and record.state != "abandoned" \
+                and now - record.decided_at < vm.failover.min_interval_seconds:
             self._wait(vm.name, f"{lost}; no automatic failover: the last one ({record.id}, {record.state}) was "
                                 f"{now - record.decided_at:.0f} s ago, less than min_interval "
                                 f"{vm.failover.min_interval_seconds} s")
@@ -386,7 +390,7 @@ class FailoverKeeper:
     def statuses(self) -> tuple[FailoverStatus, ...]:
         out = {name: FailoverStatus(vm=name, id=r.id, state=r.state, from_node=r.from_node, to_node=r.to_node,
                                     decided_at=r.decided_at, updated_at=r.updated_at, reason=r.reason,
-                                    detail=r.detail)
+                                    detail=r.detail, designated=r.designated)
                for name, r in self.records.items()}
         for name, why in self._waiting.items():
             base = out.get(name)

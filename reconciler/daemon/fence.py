@@ -287,7 +287,11 @@ def stonith_peer(host: Host, cluster: Cluster, resource: str, peer: str, state_d
     if disk != "UpToDate":
         return FenceResult(EXIT_ERROR, f"peer {peer} unreachable; not powering it off: the local disk is {disk}, "
                                        "not UpToDate, and may lack its last writes")
-    pause = fence_wait(spec.delay, primary=role == "Primary", first=host.node < peer)
+    # One stagger for both sides (the larger delay): each side computing its own from the other's setting could
+    # leave a standby waiting less than the Primary it powers off.
+    mine = cluster.spec.nodes[host.node].power_fence if host.node in cluster.spec.nodes else None
+    stagger = max(spec.delay, mine.delay if mine is not None else 0)
+    pause = fence_wait(stagger, primary=role == "Primary", first=host.node < peer)
     if pause:
         wait(pause)
     record = power_fence(host, peer, resource, spec)

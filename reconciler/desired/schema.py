@@ -166,6 +166,7 @@ _FENCE_ARG_RE = re.compile(r"[A-Za-z0-9_@%+=:,./-]{1,256}")
 MAX_FENCE_ARGS = 64
 MAX_FENCE_TIMEOUT = 600
 MAX_FENCE_DELAY = 300
+MIN_FENCE_DELAY = 5
 
 
 def _fence_arg(value: str) -> str:
@@ -200,10 +201,13 @@ class PowerFenceSection(Section):
     status: FenceArgv
     timeout: Annotated[StrictInt, Field(ge=1), _at_most(MAX_FENCE_TIMEOUT, "a fence that takes longer keeps "
                                                         "I/O frozen for as long", "give seconds, e.g. 60")] = 60
-    # The stagger before powering this node off, so that when both links fail only one node fences: a Primary
-    # whose name sorts first waits 0, a Primary that sorts second this delay, a node that is not Primary twice.
-    delay: Annotated[StrictInt, Field(ge=0), _at_most(MAX_FENCE_DELAY, "DRBD's I/O stays frozen meanwhile",
-                                                      "give seconds, e.g. 15")] = 15
+    # The stagger between the two nodes, so that when both links fail only one node fences (the larger of the
+    # two nodes' values counts): a Primary whose name sorts first waits 0, a Primary that sorts second this
+    # delay, a node that is not Primary twice. At least MIN_FENCE_DELAY: with 0, two Primaries fence each other.
+    delay: Annotated[StrictInt, _within(MIN_FENCE_DELAY, MAX_FENCE_DELAY,
+                                        "it staggers the two nodes' fences (with 0 two Primaries power each other "
+                                        "off) and DRBD's I/O stays frozen meanwhile",
+                                        "give seconds, e.g. 15: more than DRBD's ping-int plus the off command")] = 15
 
 
 class NodeSpec(Section):

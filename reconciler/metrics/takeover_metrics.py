@@ -30,7 +30,8 @@ def takeover_metrics(status: NodeStatus | None) -> list[Metric]:
                      ["vm"])
     for entry in status.failovers if status is not None else ():
         if entry.state is not None:
-            if entry.state in ("decided", "running"):
+            # Taking its own VM back is no VM running away from its designated node.
+            if entry.state in ("decided", "running") and entry.designated != entry.to_node:
                 active.add_metric([entry.vm, entry.from_node], 1.0)
             for name in STATES:
                 outcome.add_metric([entry.vm, name], 1.0 if name == entry.state else 0.0)

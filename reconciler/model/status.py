@@ -130,6 +130,7 @@ class FailoverStatus(Frozen):
     reason: str = ""
     detail: str = ""
     watching: str = ""
+    designated: str = ""  # the node the desired state named when it was decided (this node: a VM taken back)
 
 
 class NodeStatus(Frozen):

@@ -28,7 +28,7 @@ def assess(desired: DesiredNode, observed: ObservedNode, plan: Plan,
             continue
         res = resources.get(vm.drbd.name) if vm.drbd is not None else None
         if vm.drbd is not None and res is not None:
-            conditions += _drbd_conditions(vm, res, peer)
+            conditions += _drbd_conditions(vm, res, peer, desired.hostname)
         conditions += _domain_conditions(vm, observed, res)
     for note in plan.notes:
         if note.kind == "restart-needed":
@@ -41,7 +41,9 @@ def assess(desired: DesiredNode, observed: ObservedNode, plan: Plan,
     return tuple(conditions)
 
 
-def _drbd_conditions(vm: DesiredVm, res: DrbdResourceState, peer: PeerView | None) -> list[Condition]:
+def _drbd_conditions(vm: DesiredVm, res: DrbdResourceState, peer: PeerView | None,
+                     hostname: str) -> list[Condition]:
+    """``hostname``: this node's host name, the name DRBD's hosts and connections use."""
     assert vm.drbd is not None  # noqa: S101  (the caller checked)
     key, name = vm.drbd.key, vm.drbd.name
     out: list[Condition] = []
@@ -56,7 +58,7 @@ def _drbd_conditions(vm: DesiredVm, res: DrbdResourceState, peer: PeerView | Non
                              message=f"{name}: this node has no quorum: its writes fail or freeze here; a Primary "
                                      "gives the VM up (domain destroyed, resource demoted), and the VM can run only "
                                      "where quorum is held"))
-    me = next((h for h in vm.drbd.hosts if h.name == vm.this_node), None)
+    me = next((h for h in vm.drbd.hosts if h.name == hostname), None)
     wants_disk = me is None or not me.diskless
     bad = sorted({d.disk_state for d in res.devices if d.disk_state != "UpToDate"})
     if wants_disk and (bad or not res.devices):
@@ -69,7 +71,7 @@ def _drbd_conditions(vm: DesiredVm, res: DrbdResourceState, peer: PeerView | Non
              if c.peer_name not in diskless for p in c.peer_devices]
     bad_peers = [f"{peer} {conn}/{disk}" for peer, conn, disk in peers if disk != "UpToDate"]
     missing = [c.peer_name for c in res.connections if not c.peer_devices and c.peer_name not in diskless]
-    missing += [h.name for h in vm.drbd.hosts if h.name != vm.this_node and not h.diskless
+    missing += [h.name for h in vm.drbd.hosts if h.name != hostname and not h.diskless
                 and h.name not in {c.peer_name for c in res.connections}]
     if bad_peers or missing:
         seen = ", ".join(bad_peers + [f"{p} not connected" for p in missing])
@@ -77,7 +79,7 @@ def _drbd_conditions(vm: DesiredVm, res: DrbdResourceState, peer: PeerView | Non
                              message=f"{name}: the peer's data is not known to be UpToDate ({seen}); "
                                      "a failover now could lose writes or find no good copy"))
     connected = {c.peer_name for c in res.connections if c.connection_state == "Connected"}
-    lost = sorted(diskless - connected - {vm.this_node})
+    lost = sorted(diskless - connected - {hostname})
     if lost and wants_disk:
         out.append(Condition(key=key, vm=vm.name, kind="tiebreaker-lost",
                              message=f"{name}: the tiebreaker {', '.join(lost)} is not connected: quorum rests on the "

@@ -984,7 +984,30 @@ def settle(state: State) -> None:
         for a, ra in holders:
             _update_quorum(state, a, ra)
             _release_fencing_freeze(state, ra)
+        _outdate_weakly_connected(state, name, holders)
         replicate_signatures(state, name)
+
+
+def _outdate_weakly_connected(state: State, name: str, holders: list[tuple[str, dict[str, Any]]]) -> None:
+    """DRBD 9: a Secondary that lost its connection to a Primary but still reaches a node connected to that
+    Primary is "weakly connected": it knows the Primary writes on without it and marks its disk Outdated
+    (LINBIT/drbd 9.0.13: "fix outdating of weakly connected nodes"). This is what keeps the data node on the
+    far side of a cut data link, which still sees the tiebreaker (and with it quorum), from being promoted."""
+    roles = dict(holders)
+    primaries = [node for node, res in holders if res["role"] == PRIMARY]
+    for node, res in holders:
+        if res["role"] == PRIMARY or simstate.node_state(state, node).get("drbd_version") == "8.4":
+            continue
+        for primary in primaries:
+            if res["connections"].get(primary, {}).get("conn") == "Connected":
+                continue
+            relayed = any(conn["conn"] == "Connected" and other in roles
+                          and roles[other]["connections"].get(primary, {}).get("conn") == "Connected"
+                          for other, conn in res["connections"].items() if other != primary)
+            if relayed:
+                for dev in res["devices"].values():
+                    if dev["disk"] in ("UpToDate", "Consistent"):
+                        set_disk(state, dev, "Outdated")
 
 
 def deliver_in_flight(state: State) -> None:

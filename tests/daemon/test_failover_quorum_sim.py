@@ -133,3 +133,25 @@ def test_losing_the_tiebreaker_moves_nothing(converged: Path, tmp_path: Path) ->
     assert pair.running("himbeere") == {"vm101"}
     assert pair.record("himbeere") is None
     assert pair.record("erdbeere") is None
+
+
+def test_a_cut_between_the_data_nodes_moves_nothing_while_both_still_see_the_tiebreaker(
+        converged: Path, tmp_path: Path) -> None:
+    # Both data nodes keep quorum through the tiebreaker; each is Secondary for the other's VM and now only
+    # weakly connected to its Primary, so DRBD marks that replica Outdated: neither takes the other's VM over.
+    pair = _copy(converged, tmp_path)
+    with pair.lab.cluster.transaction() as state:
+        faults.partition(state, "erdbeere", "himbeere", management=True)
+    pair.run_for(120)
+    assert _quorum(pair, "erdbeere")
+    assert _quorum(pair, "himbeere")
+    assert pair.disk("himbeere", "vm100") == "Outdated"
+    assert pair.disk("erdbeere", "vm101") == "Outdated"
+    assert pair.running("erdbeere") == {"vm100"}
+    assert pair.running("himbeere") == {"vm101"}
+    assert pair.record("himbeere") is None
+    assert pair.record("erdbeere", "vm101") is None
+    with pair.lab.cluster.transaction() as state:
+        faults.heal(state)
+    pair.run_for(120)
+    assert pair.disk("himbeere", "vm100") == pair.disk("erdbeere", "vm101") == "UpToDate"

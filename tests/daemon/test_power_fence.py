@@ -160,6 +160,23 @@ def test_a_node_not_running_the_vm_waits_twice_the_delay_first(tmp_path: Path) -
     assert clock.waits == [14.0]
 
 
+def test_both_sides_stagger_by_the_larger_delay(tmp_path: Path) -> None:
+    # erdbeere's own fence has a longer delay than himbeere's: a standby erdbeere must still wait longer than
+    # a Primary himbeere would (2 x 20 s, not 2 x 7 s).
+    _, spec = _agent(tmp_path)
+    root = _cluster(tmp_path, spec)
+    text = (root / "cluster.yaml").read_text()
+    own = ["    power_fence:", "      off: [" + ", ".join(spec.off) + "]",
+           "      status: [" + ", ".join(spec.status) + "]", "      delay: 20"]
+    (root / "cluster.yaml").write_text(text.replace("    address: 192.168.2.1\n",
+                                                    "    address: 192.168.2.1\n" + "\n".join(own) + "\n"))
+    clock = FakeTime()
+    result = stonith_peer(Node("Secondary"), load_cluster(str(root)), "vm100", "himbeere", tmp_path / "state",
+                          wait=clock.wait)
+    assert result.exit_code == EXIT_STONITHED
+    assert clock.waits == [40.0]
+
+
 @pytest.mark.parametrize(("primary", "first", "wait"), [
     (True, True, 0.0), (True, False, 7.0), (False, True, 14.0), (False, False, 14.0)])
 def test_when_both_links_fail_exactly_one_node_fences(primary: bool, first: bool, wait: float) -> None:
