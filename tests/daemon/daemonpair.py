@@ -108,6 +108,12 @@ class Pair:
         assert res is not None
         return "/".join(str(d["disk"]) for d in res["devices"].values())
 
+    def watching(self, node: str, vm: str = "vm100") -> str:
+        """What the node's last status says about a VM whose other node looks lost ("" when nothing)."""
+        status = self.daemons[node].rec.status
+        assert status is not None
+        return next((f.watching for f in status.failovers if f.vm == vm), "")
+
     def record(self, node: str, vm: str = "vm100") -> str | None:
         found = read_records(self.tmp / "state" / node).get(vm)
         return found.state if found is not None else None

@@ -43,13 +43,7 @@ def _desired(tmp_path: Path, failover: str) -> Path:
 def _pair(tmp_path: Path, failover: str = "automatic", fence: str = "stonith") -> Pair:
     SimCluster.init(tmp_path / "sim", list(NODES), dict.fromkeys(("vg-sda", "vg-sdb", "vg-sdc"), 400 * GIB),
                     drbd_version="8.4")
-    lab = SimLab(tmp_path / "sim", desired_dir=_desired(tmp_path, failover))
-    with lab.cluster.transaction() as state:
-        for node in NODES:
-            drbd.set_fence_peer(state, node, fence)
-    pair = Pair(lab, tmp_path)
-    for node in NODES:
-        pair.start(node)
+    pair = _started(SimLab(tmp_path / "sim", desired_dir=_desired(tmp_path, failover)), tmp_path, fence)
     for _ in range(30):
         pair.tick(600.0)  # the initial full sync of 300 GiB takes simulated hours
         if pair.running("erdbeere") == {"vm100"} and pair.running("himbeere") == {"vm101"} \
@@ -76,6 +70,13 @@ def _copy(converged: Path, tmp_path: Path, *, failover: str | None = None, fence
     if failover is not None:
         cluster = tmp_path / "desired" / "cluster.yaml"
         cluster.write_text(cluster.read_text().replace("  failover: automatic", f"  failover: {failover}"))
+    pair = _started(lab, tmp_path, fence)
+    pair.tick()
+    return pair
+
+
+def _started(lab: SimLab, tmp_path: Path, fence: str | None) -> Pair:
+    """Both daemons started on ``lab``, whose fence-peer handlers answer as ``fence`` says (None: unchanged)."""
     if fence is not None:
         with lab.cluster.transaction() as state:
             for node in NODES:
@@ -83,7 +84,6 @@ def _copy(converged: Path, tmp_path: Path, *, failover: str | None = None, fence
     pair = Pair(lab, tmp_path)
     for node in NODES:
         pair.start(node)
-    pair.tick()
     return pair
 
 
@@ -96,11 +96,8 @@ def test_the_standby_takes_over_after_the_grace_and_the_returning_node_rejoins_a
     # Within the grace (30 s): nothing moves; status says why.
     assert pair.role("himbeere") == "Secondary"
     assert "vm100" not in pair.running("himbeere")
-    status = pair.daemons["himbeere"].rec.status
-    assert status is not None
-    (watch,) = [f for f in status.failovers if f.vm == "vm100"]
-    assert "erdbeere lost" in watch.watching
-    assert "failover after 30 s" in watch.watching
+    assert "erdbeere lost" in pair.watching("himbeere")
+    assert "failover after 30 s" in pair.watching("himbeere")
     pair.run_for(30)
     assert pair.role("himbeere") == "Primary"
     assert pair.running("himbeere") == {"vm100", "vm101"}
@@ -172,10 +169,7 @@ def test_the_maintenance_switch_holds_automatic_failover(converged: Path, tmp_pa
     pair.crash("erdbeere")
     pair.run_for(120)
     assert pair.role("himbeere") == "Secondary"
-    status = pair.daemons["himbeere"].rec.status
-    assert status is not None
-    (watch,) = [f for f in status.failovers if f.vm == "vm100"]
-    assert "held" in watch.watching
+    assert "held" in pair.watching("himbeere")
 
 
 def test_a_suspended_vm_is_not_failed_over(converged: Path, tmp_path: Path) -> None:
@@ -230,10 +224,7 @@ def test_a_link_loss_outdates_the_standby_which_then_never_takes_over(converged:
     pair.run_for(300)
     assert pair.role("himbeere") == "Secondary"
     assert "vm100" not in pair.running("himbeere")
-    status = pair.daemons["himbeere"].rec.status
-    assert status is not None
-    (watch,) = [f for f in status.failovers if f.vm == "vm100"]
-    assert "not UpToDate" in watch.watching
+    assert "not UpToDate" in pair.watching("himbeere")
 
 
 def test_a_failed_fence_ends_the_failover_at_once_and_the_next_waits_out_min_interval(
@@ -248,10 +239,7 @@ def test_a_failed_fence_ends_the_failover_at_once_and_the_next_waits_out_min_int
     assert len(_promotions(pair)) == 1
     pair.run_for(1200)
     assert len(_promotions(pair)) == 1
-    status = pair.daemons["himbeere"].rec.status
-    assert status is not None
-    (watch,) = [f for f in status.failovers if f.vm == "vm100"]
-    assert "min_interval" in watch.watching
+    assert "min_interval" in pair.watching("himbeere")
     text = exposition(pair.daemons["himbeere"].metrics).decode()
     assert 'reconciler_failover_last_outcome{outcome="failed",vm="vm100"} 1.0' in text
     assert "reconciler_failover_active{" not in text
@@ -390,10 +378,7 @@ def test_after_both_nodes_lose_power_a_lone_node_starts_nothing_and_the_pair_agr
     assert pair.disk("himbeere") == pair.disk("himbeere", "vm101") == "Consistent"
     assert pair.running("himbeere") == set()
     assert pair.record("himbeere") is None
-    status = pair.daemons["himbeere"].rec.status
-    assert status is not None
-    (watch,) = [f for f in status.failovers if f.vm == "vm100"]
-    assert "not UpToDate" in watch.watching
+    assert "not UpToDate" in pair.watching("himbeere")
     # erdbeere returns: the two connect and agree whose data is newer; each VM then runs on its designated node.
     pair.boot("erdbeere")
     pair.run_for(180)
