@@ -25,18 +25,27 @@ BOOT_GATED = kinds_where("boot_gated")
 
 
 def hold_for_peer_revision(plan: Plan, revision: str, desired: DesiredNode, peers: Iterable[PeerStatus]) -> Plan:
+    """Hold what needs the peer at the same revision. A DRBD config file is held with the adjust that applies
+    it: written alone, the file would match the desired state while the kernel still runs the old settings,
+    and the next pass, finding nothing to write, would call the node converged (seen in the lab)."""
     by_node = {p.node: p for p in peers}
     vm_peers = {vm.name: vm.peers for vm in desired.vms}
-    actions = []
+    held: dict[str, str] = {}
     for action in plan.actions:
         if action.kind in NEEDS_PEER_AT_REVISION and not action.refused and not action.waiting:
             behind = [_behind(node, by_node.get(node), revision) for node in vm_peers.get(action.vm, ())]
             reasons = [r for r in behind if r]
             if reasons:
-                actions.append(action.with_(waiting="; ".join(reasons), wait_for="peer-revision"))
-                continue
-        actions.append(action)
-    return plan.model_copy(update={"actions": tuple(actions)})
+                held[action.id] = "; ".join(reasons)
+    by_id = {a.id: a for a in plan.actions}
+    for ident, reason in list(held.items()):
+        if by_id[ident].kind == "drbd-adjust":
+            for dep in by_id[ident].depends_on:
+                if dep in by_id and by_id[dep].kind == "write-drbd-config" and not by_id[dep].refused:
+                    held.setdefault(dep, f"{reason} (the file is written together with its adjust)")
+    actions = tuple(a.with_(waiting=held[a.id], wait_for="peer-revision") if a.id in held else a
+                    for a in plan.actions)
+    return plan.model_copy(update={"actions": actions})
 
 
 def _behind(node: str, peer: PeerStatus | None, revision: str) -> str:

@@ -227,3 +227,25 @@ def test_every_peer_behind_or_unseen_is_named() -> None:
     assert held.actions[0].waiting == ("waiting for peer himbeere to apply revision bbbbbbbbbbbb (it has "
                                        "aaaaaaaaaaaa); waiting for peer kiwi to apply revision bbbbbbbbbbbb: peer "
                                        "status unknown")
+
+
+def test_a_changed_drbd_config_is_written_only_together_with_the_adjust_that_applies_it() -> None:
+    # Written alone, the file would match the desired state while the kernel still ran the old settings, and
+    # the next pass would find nothing to do and call the node converged (seen in the lab, scenario 8).
+    from reconciler.observe.config_semantics import OWN_MARK
+
+    desired = make_node(make_vm(100))
+    (vm,) = desired.vms
+    assert vm.drbd is not None
+    ours = vm.drbd.model_copy(update={"config_text": f"# {OWN_MARK}\n{vm.drbd.config_text}"})
+    observed = converged(desired.model_copy(update={"vms": (vm.model_copy(update={"drbd": ours}),)}))
+    changed = ours.model_copy(update={"config_text": ours.config_text + "# fencing changed\n"})
+    desired = desired.model_copy(update={"vms": (vm.model_copy(update={"drbd": changed}),)})
+    plan = plan_node(desired, observed)
+    assert {"write-drbd-config", "drbd-adjust"} <= set(_by_kind(plan))
+    behind = [PeerStatus(node="himbeere", reachable=True, applied_revision=OLD)]
+    held = _by_kind(hold_for_peer_revision(plan, REV, desired, behind))
+    assert held["drbd-adjust"].wait_for == held["write-drbd-config"].wait_for == "peer-revision"
+    assert held["write-drbd-config"].waiting.startswith("waiting for peer himbeere to apply revision bbbbbbbbbbbb")
+    caught_up = [PeerStatus(node="himbeere", reachable=True, applied_revision=REV)]
+    assert not any(a.waiting for a in hold_for_peer_revision(plan, REV, desired, caught_up).actions)
