@@ -1072,19 +1072,19 @@ def _check_disks(state: State, node: str, res: dict[str, Any]) -> None:
             dev["io_error"] = True
 
 
-def _quorum_votes(state: State, node: str, res: dict[str, Any]) -> tuple[bool, int, int]:
-    """(quorum applies, votes needed, voters): DRBD 8.4 and ``quorum off`` have no quorum."""
+def _votes_needed(state: State, node: str, res: dict[str, Any]) -> int | None:
+    """The votes (this node included) the resource needs for quorum; None where there is no quorum (DRBD 8.4,
+    ``quorum off``)."""
     config = config_of(res)
     if config.quorum == "off" or simstate.node_state(state, node).get("drbd_version") == "8.4":
-        return False, 0, 0
-    voters = len(config.hosts)
-    return True, int(config.quorum) if config.quorum.isdigit() else voters // 2 + 1, voters
+        return None
+    return int(config.quorum) if config.quorum.isdigit() else len(config.hosts) // 2 + 1
 
 
 def _quorum_after_ping(state: State, node: str, res: dict[str, Any]) -> bool:
     """Whether the node keeps quorum with the peers that still answer (connected and reachable) right now."""
-    applies, need, _ = _quorum_votes(state, node, res)
-    if not applies:
+    need = _votes_needed(state, node, res)
+    if need is None:
         return True
     answering = sum(1 for peer, c in res["connections"].items()
                     if c["conn"] == "Connected" and simstate.can_talk(state, node, peer))
@@ -1093,12 +1093,11 @@ def _quorum_after_ping(state: State, node: str, res: dict[str, Any]) -> bool:
 
 def _update_quorum(state: State, node: str, res: dict[str, Any]) -> None:
     config = config_of(res)
-    if config.quorum == "off" or simstate.node_state(state, node).get("drbd_version") == "8.4":
+    need = _votes_needed(state, node, res)
+    if need is None:
         res["quorum"] = True
         return
-    voters = len(config.hosts)
     visible = 1 + sum(1 for c in res["connections"].values() if c["conn"] == "Connected")
-    need = int(config.quorum) if config.quorum.isdigit() else voters // 2 + 1
     had = res.get("quorum", True)
     res["quorum"] = visible >= need
     if res["quorum"]:
