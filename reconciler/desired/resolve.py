@@ -134,6 +134,7 @@ class Vm:
 
 
 Bases = dict[str, dict[str, Any]]
+_FAILOVER_FIELDS = {"grace": "grace_seconds", "min_interval": "min_interval_seconds"}
 _SECTIONS = ("storage", "swap", "drbd", "domain", "verify", "failover")
 
 
@@ -256,9 +257,8 @@ def resolve_vm(
         swap_lv_name=vm.names.swap_lv if vm.names else None,
         resource_name=vm.names.resource if vm.names else None,
         verify=_verify(verify),
-        failover=DesiredFailover(mode=failover.get("mode", "manual"), grace_seconds=failover.get("grace", 30),
-                                 min_interval_seconds=failover.get("min_interval", 3600),
-                                 failback=failover.get("failback", "manual"), hold=failover.get("hold", False)),
+        # The defaults live in DesiredFailover alone; only the keys that name seconds are spelt otherwise.
+        failover=DesiredFailover(**{_FAILOVER_FIELDS.get(key, key): value for key, value in failover.items()}),
     ), []
 
 
