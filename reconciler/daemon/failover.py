@@ -32,20 +32,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
+from reconciler.daemon import named_records
 from reconciler.daemon.logs import event
-from reconciler.host.atomic import write_atomic
 from reconciler.model.desired import DesiredNode, DesiredVm, Takeover
 from reconciler.model.observed import DrbdConnectionState, DrbdResourceState, ObservedNode
 from reconciler.model.status import ActionRecord, FailoverState, FailoverStatus, PeerStatus
-from reconciler.names import UnsafeNameError, check_name
 
 RECORD_DIR = "failover"
-MAX_RECORD_BYTES = 16 * 1024
 IN_FORCE: frozenset[FailoverState] = frozenset({"decided", "running"})
 STATES: frozenset[FailoverState] = frozenset({"decided", "running", "failed", "abandoned", "ended"})
 # Beyond the promotion's own budget: the domain's start and a pass or two between the steps.
@@ -93,43 +91,28 @@ def failover_id(vm: str, node: str, decided_at: float) -> str:
 
 
 def record_path(state_dir: Path, vm: str) -> Path:
-    return state_dir / RECORD_DIR / f"{check_name(vm, 'VM')}.json"
+    return named_records.record_path(state_dir / RECORD_DIR, vm, "VM")
 
 
 def write_record(state_dir: Path, record: FailoverRecord) -> None:
-    write_atomic(str(record_path(state_dir, record.vm)), record.to_json(), mode=0o640)
+    named_records.write_named(state_dir / RECORD_DIR, record.vm, "VM", record.to_json())
+
+
+def _record(data: Mapping[str, Any]) -> FailoverRecord:
+    state = str(data["state"])
+    if state not in STATES:
+        raise ValueError(f"unknown failover state {state!r}")
+    return FailoverRecord(vm=str(data["vm"]), id=str(data["id"]), from_node=str(data["from_node"]),
+                          to_node=str(data["to_node"]), state=state,
+                          decided_at=float(data["decided_at"]), updated_at=float(data["updated_at"]),
+                          reason=str(data["reason"]), detail=str(data.get("detail", "")),
+                          designated=str(data.get("designated") or data["from_node"]))
 
 
 def read_records(state_dir: Path) -> dict[str, FailoverRecord]:
     """The latest record per VM; unreadable or foreign files are skipped (and a skipped record never moves a VM)."""
-    directory = state_dir / RECORD_DIR
-    try:
-        names = sorted(os.listdir(directory))
-    except OSError:
-        return {}
-    found: dict[str, FailoverRecord] = {}
-    for name in names:
-        if not name.endswith(".json"):
-            continue
-        try:
-            vm = check_name(name[:-5], "VM")
-            path = directory / name
-            if path.is_symlink() or path.stat().st_size > MAX_RECORD_BYTES:
-                continue
-            data = json.loads(path.read_text())
-            state = str(data["state"])
-            if state not in STATES:
-                continue
-            record = FailoverRecord(vm=str(data["vm"]), id=str(data["id"]), from_node=str(data["from_node"]),
-                                    to_node=str(data["to_node"]), state=state,
-                                    decided_at=float(data["decided_at"]), updated_at=float(data["updated_at"]),
-                                    reason=str(data["reason"]), detail=str(data.get("detail", "")),
-                                    designated=str(data.get("designated") or data["from_node"]))
-        except (OSError, ValueError, KeyError, TypeError, UnsafeNameError):
-            continue
-        if record.vm == vm:
-            found[vm] = record
-    return found
+    found = named_records.read_named(state_dir / RECORD_DIR, "VM", _record)
+    return {vm: record for vm, record in found.items() if record.vm == vm}
 
 
 def other_node(vm: DesiredVm) -> str | None:

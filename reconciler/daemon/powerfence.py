@@ -19,17 +19,16 @@ the daemon exports as metrics.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
+from reconciler.daemon import named_records
 from reconciler.desired.schema import PowerFenceSection
-from reconciler.host.atomic import write_atomic
 from reconciler.host.base import CommandResult, Host
-from reconciler.names import UnsafeNameError, check_name
 from reconciler.printable import escape
 
 RECORD_DIR = "power-fence"
@@ -38,7 +37,6 @@ STATUS_OFF = 2
 # Exit 2 alone is no proof: it is also fence-agents' (and argparse's) code for bad arguments.
 STATUS_OFF_LINE = re.compile(r"^\s*Status:\s*OFF\s*$", re.IGNORECASE | re.MULTILINE)
 STATUS_INTERVAL = 1.0
-MAX_RECORD_BYTES = 16 * 1024
 OUTCOMES = ("off", "failed")
 
 
@@ -101,35 +99,20 @@ def power_fence(host: Host, peer: str, resource: str, spec: PowerFenceSection, *
 
 
 def record_path(state_dir: Path, peer: str) -> Path:
-    return state_dir / RECORD_DIR / f"{check_name(peer, 'peer node')}.json"
+    return named_records.record_path(state_dir / RECORD_DIR, peer, "peer node")
 
 
 def write_record(state_dir: Path, record: FenceRecord) -> None:
-    write_atomic(str(record_path(state_dir, record.peer)), record.to_json(), mode=0o640)
+    named_records.write_named(state_dir / RECORD_DIR, record.peer, "peer node", record.to_json())
+
+
+def _record(data: Mapping[str, Any]) -> FenceRecord:
+    return FenceRecord(peer=str(data["peer"]), by=str(data["by"]), resource=str(data["resource"]),
+                       outcome=str(data["outcome"]), started=float(data["started"]),
+                       finished=float(data["finished"]), detail=str(data["detail"]))
 
 
 def read_records(state_dir: Path) -> list[FenceRecord]:
     """The latest record per peer; unreadable or foreign files are skipped, never trusted."""
-    directory = state_dir / RECORD_DIR
-    try:
-        names = sorted(os.listdir(directory))
-    except OSError:
-        return []
-    found: list[FenceRecord] = []
-    for name in names:
-        if not name.endswith(".json"):
-            continue
-        try:
-            peer = check_name(name[:-5], "peer node")
-            path = directory / name
-            if path.is_symlink() or path.stat().st_size > MAX_RECORD_BYTES:
-                continue
-            data = json.loads(path.read_text())
-            record = FenceRecord(peer=str(data["peer"]), by=str(data["by"]), resource=str(data["resource"]),
-                                 outcome=str(data["outcome"]), started=float(data["started"]),
-                                 finished=float(data["finished"]), detail=str(data["detail"]))
-        except (OSError, ValueError, KeyError, TypeError, UnsafeNameError):
-            continue
-        if record.peer == peer and record.outcome in OUTCOMES:
-            found.append(record)
-    return found
+    found = named_records.read_named(state_dir / RECORD_DIR, "peer node", _record)
+    return [record for peer, record in found.items() if record.peer == peer and record.outcome in OUTCOMES]
