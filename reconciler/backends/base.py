@@ -101,6 +101,11 @@ class Replicator(Protocol):
     def demote_argv(self, resource: str) -> Argv:
         ...
 
+    def force_demote_argv(self, resource: str) -> Argv:
+        """Demote although the device is still open: its openers get I/O errors (after a plain demotion failed
+        on a node that lost quorum, before the node is rebooted)."""
+        ...
+
     def connect_argv(self, resource: str, *, discard_my_data: bool = False) -> Argv:
         """Connect to the peer; ``discard_my_data`` only to resolve a split brain the desired state decided."""
         ...

@@ -43,6 +43,10 @@ class DrbdReplicator:
     def demote_argv(self, resource: str) -> Argv:
         return drbdadm("secondary", resource)
 
+    def force_demote_argv(self, resource: str) -> Argv:
+        # drbdsetup, as drbd-reactor's promoter does: DRBD 9.1.7 and later demote an opened device with --force.
+        return ("drbdsetup", "secondary", "--force", check_name(resource, "DRBD resource"))
+
     def connect_argv(self, resource: str, *, discard_my_data: bool = False) -> Argv:
         return drbdadm("connect", resource, *(("--discard-my-data",) if discard_my_data else ()))
 

@@ -172,6 +172,12 @@ def render(status: NodeStatus, *, now: float) -> str:
         lines.append("")
         lines.append("automatic failover:")
         lines.extend(f"  {line}" for entry in status.failovers for line in _failover_lines(entry, now))
+    if status.escalations:
+        lines.append("")
+        lines.append("reboots after a failed demotion without quorum:")
+        for esc in status.escalations:
+            lines.append(f"  {esc.vm}: {esc.action} decided {_ago(now, esc.decided_at)}: {esc.state.upper()}")
+            lines.extend(f"    {text}" for text in (f"why: {esc.reason}" if esc.reason else "", esc.message) if text)
     if status.verify:
         lines.append("")
         lines.append("online verify:")

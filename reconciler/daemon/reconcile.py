@@ -17,6 +17,7 @@ from reconciler.daemon import status_store
 from reconciler.daemon.clock import Clock
 from reconciler.daemon.control import NODE_SCOPE, ControlState, ControlStore
 from reconciler.daemon.engine import ActionHooks, ApplyOutcome, Engine
+from reconciler.daemon.escalation import EscalationKeeper
 from reconciler.daemon.failover import FailoverKeeper
 from reconciler.daemon.gating import BootGate, hold_for_boot, hold_for_peer_revision, without_vms
 from reconciler.daemon.liveness import Liveness
@@ -95,12 +96,14 @@ class Reconciler:
     _verify: tuple[VerifyStatus, ...] = ()
     _lock: threading.RLock = field(default_factory=threading.RLock)
     failovers: FailoverKeeper = field(init=False)
+    escalations: EscalationKeeper = field(init=False)
     # The desired state as the last pass planned it (VMs taken over after a failover included): what the
     # metrics compare the node with.
     planned: DesiredNode | None = None
 
     def __post_init__(self) -> None:
         self.failovers = FailoverKeeper(self.state_dir, self.node, self.clock.time)
+        self.escalations = EscalationKeeper(self.state_dir, self.node, self.clock.time)
         previous = status_store.load(self.state_dir)
         if previous is not None and previous.node == self.node:
             self.last_applied = previous.last_applied
@@ -162,6 +165,7 @@ class Reconciler:
             return self._finish(started, view, None, desired, "error", errors=(self._errors[-1],))
         held = {vm.name: why for vm in desired.vms if (why := _suspension_reason(control, vm.name))}
         desired = self.failovers.view(desired, observed, ctx.peers, held=held)
+        desired = self.escalations.view(desired, observed)
         self.planned = desired
         self.backing_sizes = self.engine.backing_sizes(desired, observed)
         self.split_brain_records = {r.name: r.split_brain_record for r in observed.drbd.resources
@@ -182,6 +186,7 @@ class Reconciler:
                   revision=revision[:12], waiting=action.waiting or None, refused=action.refused or None)
         outcome = self.engine.apply(runnable, desired, observed, self._hooks(revision))
         self.failovers.after_apply(outcome.actions)
+        self.escalations.after_apply(outcome.actions)
         self._run_verify(desired, observed, plan, suspended_vms)
         resources = self._merge_suspended(outcome.resources, plan, control, suspended_vms)
         result_kind = _outcome_of(resources, outcome)
@@ -333,7 +338,7 @@ class Reconciler:
             last_pass=result, last_success_at=self.last_success_at,
             suspensions=(), recent_errors=tuple(self._errors), booted_at=self.booted_at,
             resources=self._resources, boot_gate=gate, updated_at=finished, verify=self._verify,
-            failovers=self.failovers.statuses(),
+            failovers=self.failovers.statuses(), escalations=self.escalations.statuses(),
         )
         self._log_health_changes(resources or ())
         quiet = outcome in ("converged", "progressing", "suspended")

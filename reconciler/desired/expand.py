@@ -160,6 +160,7 @@ def _drbd(
         drbd_version=version,
         hosts=hosts,
         safety=vm.safety.mechanism,
+        on_demote_failure=vm.safety.on_demote_failure,
         allow_two_primaries=allow_two,
         config_path=drbd_config_path(vm.resource),
         config_text=text,

@@ -16,7 +16,14 @@ from reconciler.desired.errors import Issue
 from reconciler.desired.schema import ClusterFile, Defaults, VmFile
 from reconciler.desired.verify import DEFAULT_ALG, parse_schedule
 from reconciler.desired.yamlload import Document, KeyPath
-from reconciler.model.desired import DesiredFailover, DesiredVerify, Lifecycle, SafetyMechanism, StorageLayout
+from reconciler.model.desired import (
+    DemoteFailureAction,
+    DesiredFailover,
+    DesiredVerify,
+    Lifecycle,
+    SafetyMechanism,
+    StorageLayout,
+)
 from reconciler.sizes import SECTOR
 
 CLUSTER_FILE = "cluster.yaml"
@@ -37,6 +44,7 @@ class Safety:
     unfence_peer_handler: str | None = None
     tiebreaker: str | None = None
     on_no_quorum: str = "io-error"
+    on_demote_failure: DemoteFailureAction = "reboot-force"
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +208,7 @@ def resolve_vm(
             unfence_peer_handler=safety_spec.unfence_peer_handler,
             tiebreaker=safety_spec.tiebreaker,
             on_no_quorum=safety_spec.on_no_quorum or "io-error",
+            on_demote_failure=safety_spec.on_demote_failure or "reboot-force",
         )
 
     memory: int = require("domain", dom, "memory", "give the domain's memory, e.g. memory: 2G") or MIB

@@ -294,6 +294,7 @@ class SafetySection(Section):
     unfence_peer_handler: Path | None = None
     tiebreaker: Name | None = None
     on_no_quorum: Literal["io-error", "suspend-io"] | None = None
+    on_demote_failure: Literal["reboot", "reboot-force", "reboot-immediate", "none"] | None = None
 
 
 class Vif(Section):

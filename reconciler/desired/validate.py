@@ -265,7 +265,7 @@ def _check_safety(vm: Vm, cluster: ClusterFile, report: _Reporter) -> None:
                       f"tiebreaker {tiebreaker!r} runs DRBD 8.4, which has no quorum or diskless nodes",
                       "pick a node running DRBD 9")
     else:
-        for key in ("tiebreaker", "on_no_quorum"):
+        for key in ("tiebreaker", "on_no_quorum", "on_demote_failure"):
             if given(key):
                 report.at(vm.where(f"safety.{key}"), f"{key} belongs to mechanism quorum, not {safety.mechanism}",
                           "remove it, or use mechanism: quorum (DRBD 9)")

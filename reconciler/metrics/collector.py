@@ -10,6 +10,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from reconciler.metrics.drbd_metrics import drbd_metrics
+from reconciler.metrics.escalation_metrics import escalation_metrics
 from reconciler.metrics.failover import failover_metrics
 from reconciler.metrics.families import gauge
 from reconciler.metrics.fence_metrics import fence_metrics
@@ -42,6 +43,7 @@ class ReconcilerCollector(Collector):
             ("verify", lambda: verify_metrics(snap.status)),
             ("fencing", lambda: fence_metrics(snap.power_fences)),
             ("takeover", lambda: takeover_metrics(snap.status)),
+            ("escalation", lambda: escalation_metrics(snap.status)),
         ]
         failed: list[str] = []
         for name, build in sections:

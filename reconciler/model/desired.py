@@ -19,6 +19,9 @@ Lifecycle = Literal["present", "absent", "deleted"]
 StorageLayout = Literal["dm-striped", "lvm-striped", "linear"]
 SafetyMechanism = Literal["fencing", "quorum", "none"]
 DrbdVersion = Literal["8.4", "9"]
+DemoteFailureAction = Literal["reboot", "reboot-force", "reboot-immediate", "none"]
+"""What a node does when it cannot demote a resource after losing quorum (systemd's names, as drbd-reactor's
+``on-drbd-demote-failure``): ``systemctl reboot``, with ``--force``, with ``--force --force``, or nothing."""
 
 
 class DesiredLV(Frozen):
@@ -97,6 +100,7 @@ class DesiredDrbd(Frozen):
     drbd_version: DrbdVersion
     hosts: tuple[DrbdHost, ...]
     safety: SafetyMechanism
+    on_demote_failure: DemoteFailureAction = "reboot-force"
     allow_two_primaries: bool = False
     config_path: str
     config_text: str
@@ -193,6 +197,14 @@ class Takeover(Frozen):
     designated: str
 
 
+class DemoteEscalation(Frozen):
+    """How often this node failed to give the VM up after losing quorum (the domain's destroy or the demotion),
+    and why a reboot may not be tried now (``reboot_held``: one was already decided recently)."""
+
+    failures: int
+    reboot_held: str = ""
+
+
 class DesiredVm(Frozen):
     """One VM as this node should see it."""
 
@@ -215,6 +227,8 @@ class DesiredVm(Frozen):
     failover: DesiredFailover = DesiredFailover()
     # Set only on the daemon's own view, never by expansion: primary_node is then this node.
     takeover: Takeover | None = None
+    # Set only on the daemon's own view: the escalation after failed attempts to stop a Primary without quorum.
+    escalation: DemoteEscalation | None = None
 
     @property
     def designated_primary(self) -> str:

@@ -17,6 +17,7 @@ do by itself, but something is not healthy (split brain, a disk that is not UpTo
 ConditionKind = Literal["split-brain", "disk", "peer-disk", "domain-away", "domain-on-both", "domain-not-running",
                         "restart-needed", "growth-pending", "failed-over", "quorum-lost", "tiebreaker-lost"]
 FailoverState = Literal["decided", "running", "failed", "abandoned", "ended"]
+EscalationState = Literal["decided", "requested", "failed"]
 
 
 class Condition(Frozen):
@@ -133,6 +134,22 @@ class FailoverStatus(Frozen):
     designated: str = ""  # the node the desired state named when it was decided (this node: a VM taken back)
 
 
+class EscalationStatus(Frozen):
+    """The latest reboot this node decided because a Primary without quorum could not be stopped
+    (reconciler.daemon.escalation): ``decided`` (the reboot command was started; it did not return, as a
+    reboot does not), ``requested`` (systemd took the reboot job) or ``failed`` (the command failed)."""
+
+    vm: str
+    resource: str
+    action: str
+    state: EscalationState
+    decided_at: float
+    updated_at: float
+    failures: int
+    reason: str = ""
+    message: str = ""
+
+
 class NodeStatus(Frozen):
     node: str
     cluster: str = ""
@@ -156,3 +173,4 @@ class NodeStatus(Frozen):
     fresh_until: float | None = None
     verify: tuple[VerifyStatus, ...] = ()
     failovers: tuple[FailoverStatus, ...] = ()
+    escalations: tuple[EscalationStatus, ...] = ()

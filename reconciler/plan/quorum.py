@@ -4,15 +4,30 @@ Quorum loss alone only fails (``on-no-quorum io-error``) or freezes (``suspend-i
 domain would run on against a dead disk while the side that kept quorum may take the VM over (automatic
 failover after its grace, or a commit). A clean shutdown cannot finish without writes, so the domain is
 destroyed at once (the guest's unflushed writes could not have reached any disk anyway), then the resource is
-demoted, so that the two sides never reconnect as two Primaries. A demotion that fails is reported (a failed
-action); the node is not rebooted by the reconciler.
+demoted, so that the two sides never reconnect as two Primaries.
+
+When that fails (the daemon counts the failures, ``DesiredVm.escalation``), the next attempt demotes with
+``--force`` (the device's openers get I/O errors), and the one after reboots the node as the VM's
+``safety.on_demote_failure`` says, as drbd-reactor's promoter escalates: a Primary that cannot be demoted keeps
+its stale role, and a domain that cannot be destroyed may still hold the disk. A reboot decided recently is not
+repeated (``reboot_held``): the action is refused and an operator is needed.
 """
 
 from __future__ import annotations
 
-from reconciler.model.desired import DesiredVm
+from reconciler.model.desired import DemoteFailureAction, DesiredVm
 from reconciler.model.observed import DrbdResourceState
 from reconciler.plan.builder import VmBuilder
+
+# systemd's reboot, as its FailureAction= names them: a clean reboot, one that skips the services' own stop, and
+# one that calls reboot(2) at once (the only one certain to finish while I/O is frozen).
+REBOOT_ARGV: dict[DemoteFailureAction, tuple[str, ...]] = {
+    "reboot": ("systemctl", "reboot"),
+    "reboot-force": ("systemctl", "reboot", "--force"),
+    "reboot-immediate": ("systemctl", "reboot", "--force", "--force"),
+}
+FORCE_AFTER_FAILURES = 1
+REBOOT_AFTER_FAILURES = 2
 
 
 def quorum_lost(vm: DesiredVm, res: DrbdResourceState | None) -> bool:
@@ -34,6 +49,18 @@ def plan_quorum_loss(b: VmBuilder, res: DrbdResourceState) -> bool:
         stop = b.add("destroy-domain", domain.key, "change", f"destroy domain {domain.name} ({why})",
                      commands=(b.command(b.hypervisor.destroy_argv(domain.name)),), reason=why,
                      devices=(drbd.device,))
-    b.add("demote", drbd.key, "change", f"demote {drbd.name} to Secondary (quorum lost)",
-          commands=(b.command(b.replicator.demote_argv(drbd.name)),), depends_on=(stop,), reason=why)
+    failures = vm.escalation.failures if vm.escalation is not None else 0
+    reboot = REBOOT_ARGV.get(drbd.on_demote_failure)
+    if failures >= REBOOT_AFTER_FAILURES and reboot is not None:
+        held = vm.escalation.reboot_held if vm.escalation is not None else ""
+        b.add("reboot-node", drbd.key, "change",
+              f"reboot {vm.this_node} ({drbd.on_demote_failure}): {drbd.name} is still Primary without quorum after "
+              f"{failures} failed attempts to stop it", commands=(b.command(reboot),), reason=why,
+              devices=(drbd.device,), refused=held)
+        return True
+    forced = failures >= FORCE_AFTER_FAILURES
+    argv = b.replicator.force_demote_argv(drbd.name) if forced else b.replicator.demote_argv(drbd.name)
+    b.add("demote", drbd.key, "change",
+          f"demote {drbd.name} to Secondary (quorum lost{'; forced: the device may still be open' if forced else ''})",
+          commands=(b.command(argv),), depends_on=(stop,), reason=why)
     return True

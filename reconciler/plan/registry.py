@@ -30,7 +30,8 @@ last word; the plan may be seconds or minutes old by then):
 - ``split-brain-incident``: DRBD still shows the split brain the desired state names (StandAlone, and this
   node's record with the peer's still names the same incident).
 - ``quorum-lost``: DRBD still shows the resource without quorum here (a destroy for lost quorum is never run
-  on a domain whose disk has quorum again).
+  on a domain whose disk has quorum again); for ``reboot-node`` also still Primary (a node is never rebooted
+  for a resource that has been demoted or has quorum again).
 """
 
 UndoCheck = Literal["unstarted-domain"]
@@ -93,6 +94,9 @@ REGISTRY: dict[ActionKind, KindSpec] = {
     # A Primary that lost quorum: its disk fails or freezes every write, so a clean shutdown cannot finish,
     # and the other side may take the VM over once its grace ends. Never boot-gated: it only stops.
     "destroy-domain": KindSpec("xl", DEFAULT_TIMEOUT, prechecks=("quorum-lost",)),
+    # The last resort when a Primary without quorum cannot be stopped: the kernel forgets the role and the domain.
+    # `systemctl reboot` returns once systemd took the job; with --force --force the call never returns.
+    "reboot-node": KindSpec("drbd", DEFAULT_TIMEOUT, prechecks=("quorum-lost",)),
     "set-domain-memory": KindSpec("xl", DEFAULT_TIMEOUT),
     "set-domain-vcpus": KindSpec("xl", DEFAULT_TIMEOUT),
 }

@@ -461,8 +461,10 @@ def _adm_primary(ctx: CommandContext, args: _Args, config: ResourceConfig) -> st
 def _adm_secondary(ctx: CommandContext, args: _Args, config: ResourceConfig) -> str:
     cmd = f"{_setup_name(ctx)} secondary {_role_object(ctx, config)}"
     _runtime_or_fail(ctx, config, cmd)
+    if args.force and out.version(ctx.state, ctx.node) != "9":
+        raise _Failure(EXIT_USAGE, f"{_setup_name(ctx)} secondary: unrecognized option '--force'\n")
     try:
-        m.secondary(ctx.state, ctx.node, config.name)
+        m.secondary(ctx.state, ctx.node, config.name, force=args.force)
     except m.StateChangeFailed as exc:
         raise _state_failure(ctx, config.name, exc, cmd) from None
     return ""

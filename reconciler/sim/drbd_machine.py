@@ -511,11 +511,13 @@ def _force_uptodate(state: State, node: str, res: dict[str, Any]) -> None:
                 _start_sync(state, node, res, peer, peer_res, volume=volume, amount_kib=size)
 
 
-def secondary(state: State, node: str, name: str) -> None:
+def secondary(state: State, node: str, name: str, *, force: bool = False) -> None:
+    """``force`` (DRBD 9.1.7's ``secondary --force``): demote although the device is open; its openers get I/O
+    errors from then on."""
     res = require_runtime(state, node, name)
     if res["role"] != PRIMARY:
         return
-    if resource_open(state, node, res):
+    if resource_open(state, node, res) and not force:
         raise StateChangeFailed(-12)
     set_role(state, node, res, SECONDARY)
 

@@ -8,7 +8,8 @@ talk), ``true`` and ``false``.
 carries :data:`reconciler.sim.state.PREPARED_LVM_CONF`, whose filter keeps LVM away from DRBD and stripe
 devices as a prepared real node does (and ``/etc/xen/xl.conf`` with ``autoballoon="off"``).
 ``systemctl is-enabled``/``is-active`` answer "disabled"/"inactive" for every unit: on a node the
-reconciler manages, neither drbd.service nor xendomains.service starts resources at boot.
+reconciler manages, neither drbd.service nor xendomains.service starts resources at boot. ``systemctl reboot``
+(with or without ``--force``) reboots the node at once: what ran is gone, and it comes back with nothing running.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import shlex
 from typing import Any
 
 from reconciler.host.base import CommandResult
+from reconciler.sim import faults
 from reconciler.sim.commands import CommandContext, SimAbort, command, dispatch
 from reconciler.sim.state import LVM_CONF, can_talk, node_by_host
 
@@ -74,6 +76,9 @@ def systemctl(ctx: CommandContext, argv: list[str]) -> CommandResult:
         return ctx.result(1, "disabled\n")
     if verb == "is-active":
         return ctx.result(3, "inactive\n")
+    if verb == "reboot" and all(a in ("--force", "-f") for a in argv[2:]):
+        faults.reboot(ctx.state, ctx.node)
+        return ctx.ok()
     return ctx.fail(1, "System has not been booted with systemd as init system (PID 1). Can't operate.\n"
                        "Failed to connect to bus: Host is down\n")
 

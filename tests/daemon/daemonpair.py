@@ -31,6 +31,7 @@ class Daemon:
 
     rec: Reconciler
     metrics: MetricsState
+    boot_id: str
     seen: set[str] = field(default_factory=set)
 
 
@@ -52,8 +53,11 @@ class Pair:
         rec = Reconciler(node=node, state_dir=state_dir, source=source,  # type: ignore[arg-type]
                          engine=RealEngine(self.lab.host(node)), clock=self.clock,  # type: ignore[arg-type]
                          liveness=Liveness(self.clock.monotonic), metrics=metrics)
-        self.daemons[node] = Daemon(rec, metrics)
+        self.daemons[node] = Daemon(rec, metrics, self.boot_id(node))
         return self.daemons[node]
+
+    def boot_id(self, node: str) -> str:
+        return str(self.state()["nodes"][node].get("boot_id", ""))
 
     def reload(self) -> None:
         """A new commit of the desired directory reaches every daemon."""
@@ -89,6 +93,8 @@ class Pair:
         self.lab.cluster.advance(seconds)
         for node in self.nodes:
             if self.up(node) and node in self.daemons:
+                if self.daemons[node].boot_id != self.boot_id(node):
+                    self.start(node)  # the node rebooted itself: its daemon starts anew, memory empty
                 self.step(node, control)
         assert oracle.check(self.state()) == []
 

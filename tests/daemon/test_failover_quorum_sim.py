@@ -155,3 +155,62 @@ def test_a_cut_between_the_data_nodes_moves_nothing_while_both_still_see_the_tie
         faults.heal(state)
     pair.run_for(120)
     assert pair.disk("himbeere", "vm100") == pair.disk("erdbeere", "vm101") == "UpToDate"
+
+
+def _cut_off(pair: Pair, node: str) -> None:
+    with pair.lab.cluster.transaction() as state:
+        for other in NODES:
+            if other != node:
+                faults.partition(state, node, other, management=True)
+
+
+def test_a_primary_without_quorum_whose_domain_cannot_die_is_demoted_by_force(converged: Path,
+                                                                              tmp_path: Path) -> None:
+    # The domain dies but its backend keeps the disk open: the plain demotion fails, the forced one succeeds,
+    # and nothing reboots.
+    pair = _copy(converged, tmp_path)
+    boot = pair.boot_id("erdbeere")
+    with pair.lab.cluster.transaction() as state:
+        faults.zombie(state, "erdbeere", "vm100")
+    _cut_off(pair, "erdbeere")
+    pair.tick()
+    assert pair.role("erdbeere") == "Primary"  # "Device is held open by someone"
+    pair.tick()
+    assert pair.role("erdbeere") == "Secondary"
+    assert pair.boot_id("erdbeere") == boot
+    status = pair.daemons["erdbeere"].rec.status
+    assert status is not None
+    assert status.escalations == ()
+    pair.run_for(60)
+    assert pair.running("himbeere") == {"vm100", "vm101"}
+
+
+def test_a_primary_without_quorum_that_cannot_be_demoted_reboots_once(converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path)
+    boot = pair.boot_id("erdbeere")
+    with pair.lab.cluster.transaction() as state:
+        for program in ("drbdadm", "drbdsetup"):
+            faults.add_fault(state, "permanent", node="erdbeere", prefix=[program, "secondary"])
+    _cut_off(pair, "erdbeere")
+    pair.tick()
+    pair.tick()
+    assert pair.role("erdbeere") == "Primary"  # the plain and the forced demotion both failed
+    assert pair.boot_id("erdbeere") == boot
+    pair.tick()
+    # The third pass rebooted the node (`systemctl reboot --force`, the default); it came back with nothing.
+    assert pair.boot_id("erdbeere") != boot
+    assert pair.role("erdbeere") == "down"  # the sim's reboot leaves DRBD down until the new daemon's pass
+    assert pair.running("erdbeere") == set()
+    records = pair.daemons["erdbeere"].rec.escalations.statuses()
+    assert [(r.vm, r.action, r.state, r.failures) for r in records] == [("vm100", "reboot-force", "requested", 2)]
+    after = pair.boot_id("erdbeere")
+    pair.run_for(60)
+    # The restarted daemon brings DRBD up without quorum as Secondary and never reboots again; the side with
+    # quorum takes the VM over.
+    assert pair.boot_id("erdbeere") == after
+    assert pair.role("erdbeere") == "Secondary"
+    assert pair.running("erdbeere") == set()
+    assert pair.running("himbeere") == {"vm100", "vm101"}
+    status = pair.daemons["erdbeere"].rec.status
+    assert status is not None
+    assert [r.state for r in status.escalations] == ["requested"]

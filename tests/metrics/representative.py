@@ -30,6 +30,7 @@ from reconciler.model.observed import (
 )
 from reconciler.model.status import (
     ActionRecord,
+    EscalationStatus,
     FailoverStatus,
     NodeStatus,
     PassResult,
@@ -155,9 +156,11 @@ def node_status(revision: str, *, seen_at: float, committed_at: float | None = N
     failovers = (FailoverStatus(vm="vm100", id="fo-0123456789ab", state="running", from_node=PEER, to_node=NODE,
                                 decided_at=seen_at - 600, updated_at=seen_at - 540, reason="lost"),
                  FailoverStatus(vm="vm101", watching="lost; failover after 30 s (12 s so far)"))
+    escalations = (EscalationStatus(vm="vm102", resource="vm102", action="reboot-force", state="requested",
+                                    decided_at=seen_at - 900, updated_at=seen_at - 900, failures=2),)
     return NodeStatus(node=NODE, cluster="lab", last_attempted=info, last_applied=info, pending_refusal=refusal,
                       invalid_errors=invalid, last_success_at=success_at, suspensions=suspensions, verify=verify,
-                      failovers=failovers)
+                      failovers=failovers, escalations=escalations)
 
 
 def representative_state(now: float = 1_800_000_000.0) -> MetricsState:

@@ -1,0 +1,104 @@
+"""A Primary that lost quorum and cannot be stopped: the plain demotion, then a forced one, then a reboot (as the
+VM's ``on_demote_failure`` says), and the last look that never reboots a node whose resource has quorum again
+or has been demoted meanwhile."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.apply.executor import ApplyOptions, apply_plan
+from reconciler.apply.retry import RetryPolicy
+from reconciler.model.desired import DemoteEscalation, DemoteFailureAction, DesiredNode, DesiredVm
+from reconciler.model.observed import DrbdResourceState, ObservedNode
+from reconciler.plan.diff import plan_node
+from reconciler.plan.model import Plan
+from tests.apply.fakes import FakeHost
+from tests.plan.factories import converged, make_node, make_vm
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def _vm(escalation: DemoteEscalation | None = None, action: DemoteFailureAction = "reboot-force") -> DesiredVm:
+    vm = make_vm(100)
+    assert vm.drbd is not None
+    drbd = vm.drbd.model_copy(update={"safety": "quorum", "on_demote_failure": action})
+    return vm.model_copy(update={"drbd": drbd, "escalation": escalation})
+
+
+def _without_quorum(observed: ObservedNode, *, role: str = "Primary", quorum: bool = False) -> ObservedNode:
+    def lost(res: DrbdResourceState) -> DrbdResourceState:
+        devices = tuple(d.model_copy(update={"quorum": quorum}) for d in res.devices)
+        return res.model_copy(update={"role": role, "connections": (), "devices": devices})
+    drbd = observed.drbd.model_copy(update={"resources": tuple(lost(r) for r in observed.drbd.resources)})
+    return observed.model_copy(update={"drbd": drbd})
+
+
+def _plan(vm: DesiredVm, *, domain: bool = True) -> tuple[DesiredNode, ObservedNode, Plan]:
+    desired = make_node(vm)
+    observed = _without_quorum(converged(desired))
+    if not domain:
+        observed = observed.model_copy(update={"domains": ()})
+    return desired, observed, plan_node(desired, observed)
+
+
+def _argvs(plan: Plan, kind: str) -> list[tuple[str, ...]]:
+    return [c.argv for a in plan.actions if a.kind == kind for c in a.commands]
+
+
+def test_the_first_attempt_destroys_the_domain_and_demotes_plainly() -> None:
+    _, _, plan = _plan(_vm())
+    assert [a.kind for a in plan.actions] == ["destroy-domain", "demote"]
+    assert _argvs(plan, "demote") == [("drbdadm", "secondary", "vm100")]
+
+
+def test_after_one_failure_the_demotion_is_forced() -> None:
+    _, _, plan = _plan(_vm(DemoteEscalation(failures=1)))
+    assert _argvs(plan, "demote") == [("drbdsetup", "secondary", "--force", "vm100")]
+    assert not _argvs(plan, "reboot-node")
+
+
+@pytest.mark.parametrize(("action", "argv"), [
+    ("reboot", ("systemctl", "reboot")),
+    ("reboot-force", ("systemctl", "reboot", "--force")),
+    ("reboot-immediate", ("systemctl", "reboot", "--force", "--force")),
+])
+def test_after_two_failures_the_node_reboots_as_the_vm_says(action: DemoteFailureAction,
+                                                           argv: tuple[str, ...]) -> None:
+    _, _, plan = _plan(_vm(DemoteEscalation(failures=2), action), domain=False)
+    assert [a.kind for a in plan.actions] == ["reboot-node"]
+    assert _argvs(plan, "reboot-node") == [argv]
+    assert not plan.actions[0].refused
+
+
+def test_with_none_the_node_keeps_forcing_the_demotion_and_never_reboots() -> None:
+    _, _, plan = _plan(_vm(DemoteEscalation(failures=5), "none"), domain=False)
+    assert _argvs(plan, "demote") == [("drbdsetup", "secondary", "--force", "vm100")]
+    assert not _argvs(plan, "reboot-node")
+
+
+def test_a_reboot_decided_recently_is_refused_not_repeated() -> None:
+    _, _, plan = _plan(_vm(DemoteEscalation(failures=2, reboot_held="a reboot was already decided")), domain=False)
+    (reboot,) = plan.actions
+    assert reboot.kind == "reboot-node"
+    assert reboot.refused == "a reboot was already decided"
+
+
+def _apply(plan: Plan, now: ObservedNode) -> tuple[dict[str, str], list[tuple[str, ...]]]:
+    host = FakeHost(drbd=now.drbd.resources)
+    options = ApplyOptions(policy=RetryPolicy(attempts=1, initial_s=1.0, max_s=1.0, jitter_s=0.0),
+                           sleep=lambda _s: None, clock=lambda: 1000.0)
+    result = apply_plan(host, plan, options=options)
+    return {r.kind: r.result for r in result.actions}, list(host.calls)
+
+
+def test_the_last_look_reboots_only_a_node_still_primary_without_quorum() -> None:
+    desired, observed, plan = _plan(_vm(DemoteEscalation(failures=2)), domain=False)
+    results, calls = _apply(plan, observed)
+    assert results == {"reboot-node": "ok"}
+    assert ("systemctl", "reboot", "--force") in calls
+
+    for now in (_without_quorum(converged(desired), quorum=True),
+                _without_quorum(converged(desired), role="Secondary")):
+        results, calls = _apply(plan, now)
+        assert results == {"reboot-node": "waiting"}
+        assert not any(c[0] == "systemctl" for c in calls)
