@@ -214,3 +214,23 @@ def test_a_primary_without_quorum_that_cannot_be_demoted_reboots_once(converged:
     status = pair.daemons["erdbeere"].rec.status
     assert status is not None
     assert [r.state for r in status.escalations] == ["requested"]
+
+
+def test_a_flapping_primary_loses_its_domain_each_time_but_never_writes_beside_the_other(
+        converged: Path, tmp_path: Path) -> None:
+    # erdbeere is cut off from both others for 10 s every 40 s. There is no hold-down: each loss of quorum costs
+    # the domain (destroyed, demoted), and erdbeere, still the designated primary with quorum back, starts it
+    # again; himbeere's grace (30 s) never ends, so it never takes the VM over. The oracle checks every step.
+    pair = _copy(converged, tmp_path)
+    for _ in range(4):
+        _cut_off(pair, "erdbeere")
+        pair.run_for(10)
+        assert "vm100" not in pair.running("erdbeere")
+        with pair.lab.cluster.transaction() as state:
+            faults.heal(state)
+        pair.run_for(30)
+    pair.run_for(300)
+    assert pair.running("erdbeere") == {"vm100"}
+    assert pair.running("himbeere") == {"vm101"}
+    assert pair.record("himbeere") is None
+    assert pair.disk("himbeere") == pair.disk("erdbeere") == "UpToDate"

@@ -386,3 +386,48 @@ def test_after_both_nodes_lose_power_a_lone_node_starts_nothing_and_the_pair_agr
     assert pair.running("himbeere") == {"vm101"}
     assert pair.record("himbeere") is None
     assert pair.record("erdbeere") is None
+
+
+def _starts(pair: Pair, node: str, domain: str = "vm100") -> int:
+    return sum(1 for e in pair.lab.log() if e.get("node") == node and e["argv"][:2] == ["xl", "create"]
+               and any(domain in a for a in e["argv"][2:]))
+
+
+def test_a_domain_that_fails_to_start_on_the_survivor_is_reported_not_retried_in_a_loop(
+        converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path)
+    with pair.lab.cluster.transaction() as state:
+        faults.add_fault(state, "permanent", node="himbeere", regex=r"^xl create \S*vm100")
+    pair.crash("erdbeere")
+    pair.run_for(60)
+    assert pair.record("himbeere") == "failed"
+    tries = _starts(pair, "himbeere")
+    assert tries >= 1
+    assert "vm100" not in pair.running("himbeere")
+    pair.run_for(1200)
+    assert _starts(pair, "himbeere") == tries
+    assert pair.record("himbeere") == "failed"
+    text = exposition(pair.daemons["himbeere"].metrics).decode()
+    assert 'reconciler_failover_last_outcome{outcome="failed",vm="vm100"} 1.0' in text
+
+
+def test_a_flapping_replication_link_moves_nothing(converged: Path, tmp_path: Path) -> None:
+    # The replication link drops for 10 s every 30 s while the management link stays up: the Primary's handler
+    # outdates the standby through its daemon each time, the standby never looks lost, and it resyncs in between.
+    pair = _copy(converged, tmp_path)
+    for _ in range(6):
+        with pair.lab.cluster.transaction() as state:
+            faults.partition(state, "erdbeere", "himbeere")
+        pair.run_for(10)
+        assert pair.watching("himbeere") == ""
+        with pair.lab.cluster.transaction() as state:
+            faults.heal(state)
+        pair.run_for(20)
+    pair.run_for(300)
+    assert pair.up("himbeere")
+    assert pair.up("erdbeere")
+    assert pair.running("erdbeere") == {"vm100"}
+    assert pair.running("himbeere") == {"vm101"}
+    assert pair.disk("himbeere") == pair.disk("erdbeere") == "UpToDate"
+    assert pair.record("himbeere") is None
+    assert pair.record("erdbeere", "vm101") is None
