@@ -233,6 +233,7 @@ def xl_meaning(settings: dict[str, XlSetting]) -> dict[str, XlValue]:
     values.setdefault("maxmem", values.get("memory", 0))
     values.setdefault("maxvcpus", values.get("vcpus", 1))
     values.setdefault("vcpus", 1)
+    values.setdefault("vif", ())  # no vif line: a domain without network interfaces, as `vif = []`
     if isinstance(values.get("vif"), tuple):
         values["vif"] = tuple(_vif(v) for v in values["vif"])  # type: ignore[union-attr]
     if isinstance(values.get("disk"), tuple):

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from reconciler_lab import paths
 from reconciler_lab.desired import VM_ID, cluster_yaml, vm_yaml
 from reconciler_lab.lab import Lab, Node, capture, start_daemon, wait_until
 from reconciler_lab.proc import LabError
@@ -793,3 +794,136 @@ def test_12_automatic_failover_on_power_loss(lab: Lab) -> None:
     assert record()["state"] == "ended"
     lab.notes.append(f"automatic failover: {VM} ran on {survivor.name} {took:.0f} s after {dead.name} lost power")
     lab.timings["scenario 12 (automatic failover)"] = time.monotonic() - started
+
+
+HAND_VM = "vm101"
+HAND_LEG = 112 * MIB      # three legs: a 336 MiB stripe, room for XFS's 300 MiB beside vm100 on the 512 MiB disks
+HAND_GROWN = 128 * MIB
+HAND_SWAP = "16M"
+OWNERSHIP = (["dmsetup", "rename"], ["lvchange", "--addtag"])
+
+
+def _hand_drbd(lab: Lab) -> str:
+    """A resource file as an operator writes it (the lab's fencing and timeouts, minor 1, port 7789)."""
+    hosts = "".join(f"  on {n.name} {{\n    device /dev/drbd1;\n    disk /dev/mapper/root101;\n"
+                    f"    address {n.spec.address('rep')}:7789;\n    meta-disk internal;\n  }}\n"
+                    for n in lab.nodes.values())
+    return ("resource vm101 {\n  protocol C;\n  startup { degr-wfc-timeout 120; }\n"
+            "  disk { on-io-error detach; al-extents 257; fencing resource-and-stonith; }\n"
+            '  handlers { fence-peer "/usr/local/sbin/lab-fence-peer"; }\n' + hosts + "}\n")
+
+
+def _hand_xen() -> str:
+    swaps = ", ".join(f"'phy:/dev/{vg}/swap101,xvd{letter},w'" for vg, letter in
+                      (("vg-sda", "b"), ("vg-sdb", "c"), ("vg-sdc", "d")))
+    return (f'name = "{HAND_VM}"\nmemory = 128\nvcpus = 1\nkernel = "{paths.vmlinuz()}"\n'
+            f'ramdisk = "{paths.DOMU_INITRD}"\nextra = "console=hvc0 loglevel=4"\n'
+            f"disk = ['phy:/dev/drbd1,xvda,w', {swaps}]\n")
+
+
+def _hand_state(node: Node) -> tuple[str, str]:
+    """(connection state, disk states) of the hand-built resource, as drbdadm reports them."""
+    return (node.check(["drbdadm", "cstate", HAND_VM], timeout=60).strip(),
+            node.check(["drbdadm", "dstate", HAND_VM], timeout=60).strip())
+
+
+def _copy_dir(source: Node, target: Node, directory: str) -> None:
+    archive = source.check(["sh", "-c", f"tar -C {directory} -cf - . | base64 -w0"], timeout=300)
+    target.check(["sh", "-c", f"mkdir -p {directory} && base64 -d | tar -C {directory} -xf -"], timeout=300,
+                 stdin=archive)
+
+
+def _disconnects(node: Node) -> int:
+    return sum(f"{HAND_VM}: conn( Connected ->" in line for line in kernel_log(node).splitlines())
+
+
+@pytest.mark.timeout(3600)
+def test_13_takeover_of_a_hand_built_vm(lab: Lab) -> None:
+    """The article's commands build vm101 by hand beside vm100 (LVs, a `dmsetup create` stripe without a uuid, a
+    hand-written DRBD file, create-md, up, the forced first promotion, mkfs.xfs, mkswap, a Xen config, `xl
+    create`); `reconciler import` runs on both nodes into one directory; its vm101.yaml is committed. Both
+    daemons then take vm101 over with ownership commands only: the domU keeps its id, DRBD never disconnects.
+    A growth commit afterwards works without a restart."""
+    started = time.monotonic()
+    erdbeere, himbeere = lab.node("erdbeere"), lab.node("himbeere")
+    leg = f"{HAND_LEG // MIB}M"
+    sectors = 3 * HAND_LEG // 512
+    table = f"0 {sectors} striped 3 64 " + " ".join(f"/dev/{vg}/root101 0" for vg in ("vg-sda", "vg-sdb", "vg-sdc"))
+    for node in (erdbeere, himbeere):
+        for vg in ("vg-sda", "vg-sdb", "vg-sdc"):
+            node.check(["lvcreate", "-q", "-L", HAND_SWAP, "-n", "swap101", vg], timeout=300)
+            node.check(["lvcreate", "-q", "-L", leg, "-n", "root101", vg], timeout=300)
+        node.check(["env", "DM_DISABLE_UDEV=1", "dmsetup", "create", "root101"], timeout=120, stdin=table + "\n")
+        node.check(["tee", "/etc/drbd.d/vm101.res"], stdin=_hand_drbd(lab))
+        node.check(["tee", "/etc/xen/vm101.cfg"], stdin=_hand_xen())
+        node.check(["drbdadm", "create-md", "--force", HAND_VM], timeout=300)
+        node.check(["drbdadm", "up", HAND_VM], timeout=300)
+    erdbeere.check(["drbdadm", "primary", "--force", HAND_VM], timeout=300)
+    wait_until("the hand-built resource's first sync", lambda: _hand_state(erdbeere) == (
+        "Connected", "UpToDate/UpToDate"), CONVERGE, poll=5.0)
+    erdbeere.check(["mkfs.xfs", "-q", "/dev/drbd1"], timeout=600)
+    for vg in ("vg-sda", "vg-sdb", "vg-sdc"):
+        erdbeere.check(["mkswap", f"/dev/{vg}/swap101"], timeout=120)
+    erdbeere.check(["xl", "create", "/etc/xen/vm101.cfg"], timeout=600)
+    wait_until("the hand-built domU to mount its disk", lambda: "lab-domu: data mounted" in erdbeere.check(
+        ["cat", f"/var/log/xen/console/guest-{HAND_VM}.log"]), 600, poll=5.0)
+    domid = domain_id(erdbeere, HAND_VM)
+    assert domid is not None
+
+    # reconciler import on both nodes into one directory, carried from one node to the other.
+    out = "/run/import"
+    for source, node in ((None, erdbeere), (erdbeere, himbeere)):
+        if source is not None:
+            _copy_dir(source, node, out)
+        node.check(["reconciler", "import", "--node", node.name, "--out", out], timeout=600)
+    report = himbeere.check(["cat", f"{out}/import/REPORT.txt"], timeout=60)
+    assert "Disagreements between the nodes (0)" in report, report
+    imported = himbeere.check(["cat", f"{out}/vms/{HAND_VM}.yaml"], timeout=60)
+    lab.notes.append(f"import report: {report.strip()[-600:]}")
+
+    marks = {n.name: len(commands(n)) for n in (erdbeere, himbeere)}
+    disconnects = {n.name: _disconnects(n) for n in (erdbeere, himbeere)}
+    lab.repo.write_vm(HAND_VM, imported)
+    head = lab.repo.commit(f"lab: take {HAND_VM}, built by hand, over as imported")[:12]
+
+    def taken() -> bool:
+        return all(head in n.check(["reconciler", "status"], timeout=120) and _converged(n)
+                   and n.check(["dmsetup", "info", "-c", "--noheadings", "-o", "uuid", "root101"],
+                               timeout=60).strip() == "RECONCILER-root101" for n in (erdbeere, himbeere))
+
+    wait_until(f"both daemons to take {HAND_VM} over", taken, MOVE, poll=5.0)
+    for node in (erdbeere, himbeere):
+        ran = [list(c["argv"]) for c in commands(node)[marks[node.name]:]]  # type: ignore[call-overload]
+        mutating = [a for a in ran if not _read_only(a)]
+        assert mutating, f"{node.name}: no ownership command ran"
+        assert all(any(a[:len(o)] == o for o in OWNERSHIP) for a in mutating), f"{node.name}: {mutating}"
+        assert sum(a[:2] == ["dmsetup", "rename"] for a in mutating) == 1, mutating
+        assert sum(a[0] == "lvchange" for a in mutating) == 6, mutating
+        for path in ("/etc/drbd.d/vm101.res", "/etc/xen/vm101.cfg"):
+            assert "written by the reconciler" in node.check(["head", "-1", path], timeout=60), path
+        assert node.check(["drbdadm", "-d", "adjust", HAND_VM], timeout=120).strip() == ""
+    assert domain_id(erdbeere, HAND_VM) == domid, "the takeover restarted the domU"
+    assert HAND_VM not in domains(himbeere)
+    assert _hand_state(erdbeere) == ("Connected", "UpToDate/UpToDate")
+    assert {n.name: _disconnects(n) for n in (erdbeere, himbeere)} == disconnects, "DRBD disconnected"
+
+    # A growth commit, as on any VM the daemons built.
+    grown = re.sub(r"^(storage:\n(?:  .*\n)*?  size: )\S+$", rf"\g<1>{HAND_GROWN // MIB}M", imported, count=1,
+                   flags=re.M)
+    assert grown != imported, imported
+    lab.repo.write_vm(HAND_VM, grown)
+    lab.repo.commit(f"lab: grow {HAND_VM}'s three legs to {HAND_GROWN // MIB}M")
+    backing = 3 * HAND_GROWN
+
+    def bigger() -> bool:
+        for node in (erdbeere, himbeere):
+            if set(lv_bytes(node, "root101").values()) != {HAND_GROWN} or dm_bytes(node, "root101") != backing:
+                return False
+            if not backing - 4 * MIB < drbd_bytes(node, 1) < backing:
+                return False
+        return _hand_state(erdbeere) == ("Connected", "UpToDate/UpToDate") and _converged(erdbeere) \
+            and _converged(himbeere)
+
+    wait_until(f"{HAND_VM} to grow on both nodes", bigger, MOVE, poll=5.0)
+    assert domain_id(erdbeere, HAND_VM) == domid, "the growth restarted the domU"
+    lab.timings["scenario 13 (takeover of a hand-built VM)"] = time.monotonic() - started

@@ -81,6 +81,12 @@ def test_xl_defaults_and_vif_order_do_not_count() -> None:
                                                                             "memory: 2048 -> 4096"]
 
 
+def test_no_vif_line_means_the_same_as_an_empty_list() -> None:
+    hand = 'name = "vm101"\nmemory = 128\nkernel = "/boot/vmlinuz"\ndisk = [\'phy:/dev/drbd1,xvda,w\']\n'
+    assert xl_differences(hand, hand + "vif = []\n", "x") == []
+    assert xl_differences(hand, hand + "vif = ['bridge=xenbr0']\n", "x") == ["vif: () -> ('bridge=xenbr0',)"]
+
+
 def test_xl_settings_keep_their_line_numbers() -> None:
     settings = parse_xl('# a domain\n\nname = "vm100"\nmemory = 512 # MiB\n', "f")
     assert (settings["name"].value, settings["name"].line) == ("vm100", 3)
