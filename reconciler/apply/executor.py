@@ -32,6 +32,9 @@ class ApplyOptions:
     journal_path: str = DEFAULT_JOURNAL_PATH
     # Asked between actions (the daemon's stop request): the rest of the pass is requeued as waiting.
     should_stop: Callable[[], bool] = lambda: False
+    # Called once an action passed its last look, right before its first command runs (the daemon records a
+    # reboot there: the command may never return).
+    before_run: Callable[[A.Action], None] = lambda action: None
 
 
 @dataclass
@@ -140,6 +143,7 @@ class Executor:
                         return _Outcome("refused", below.reason, attempts=0)
                 if verdict.decision == "redo":
                     commands.insert(0, A.wipefs_all(device))
+        self.options.before_run(action)
         entry = self.journal.begin(JournalEntry(node=self.host.node, action_id=action.id, kind=action.kind,
                                                 key=action.key, vm=action.vm, devices=action.probe_before,
                                                 identity=identity, started_at=self.options.clock()))

@@ -131,14 +131,16 @@ class LastLook:
     def _quorum_lost(self, action: Action) -> Stop | None:
         """The DRBD devices the action names (``devices``: /dev/drbdN) must still lack quorum here; a reboot
         also needs their resource still Primary."""
-        what = "rebooting the node" if action.kind == "reboot-node" else f"destroying {action.vm}'s domain"
+        what = {"reboot-node": "rebooting the node", "quorum-demote": f"demoting {action.key.split(':', 1)[1]}"}.get(
+            action.kind, f"destroying {action.vm}'s domain")
         status, state = self.observer.observe_drbd()
         if status.state != "available":
             return Stop("waiting", f"cannot re-read DRBD's state right before {what} ({status.state}: {status.detail})")
         minors = {int(d.removeprefix("/dev/drbd")) for d in action.devices if d.removeprefix("/dev/drbd").isdigit()}
         held = [(r, d) for r in state.resources for d in r.devices if d.minor in minors]
         if not any(d.quorum is False for _, d in held):
-            left = "the node is not rebooted" if action.kind == "reboot-node" else "the domain is left running"
+            left = {"reboot-node": "the node is not rebooted", "quorum-demote": "the resource stays Primary"}.get(
+                action.kind, "the domain is left running")
             return Stop("waiting", f"DRBD shows quorum on {', '.join(action.devices) or 'no device'} again: {left}")
         if action.kind == "reboot-node" and not any(r.role == "Primary" for r, _ in held):
             return Stop("waiting", f"{action.key.split(':', 1)[1]} is no longer Primary: the node is not rebooted")

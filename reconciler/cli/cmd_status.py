@@ -176,7 +176,7 @@ def render(status: NodeStatus, *, now: float) -> str:
         lines.append("")
         lines.append("reboots after a failed demotion without quorum:")
         for esc in status.escalations:
-            lines.append(f"  {esc.vm}: {esc.action} decided {_ago(now, esc.decided_at)}: {esc.state.upper()}")
+            lines.append(f"  {esc.vm}: `{esc.action}` {_ago(now, esc.decided_at)}: {esc.state.upper()}")
             lines.extend(f"    {text}" for text in (f"why: {esc.reason}" if esc.reason else "", esc.message) if text)
     if status.verify:
         lines.append("")

@@ -1,10 +1,16 @@
 """Escalation when a Primary that lost DRBD 9 quorum cannot be stopped (reconciler.plan.quorum plans each step).
 
 The daemon counts the failed attempts to destroy the domain or demote the resource while DRBD still shows the
-resource Primary without quorum; the planner turns the count into a forced demotion, then a reboot. A reboot is
-decided at most once an hour per VM (a record in ``state/escalations/<vm>.json``, kept across the reboot): a node
-that comes back and fails again waits for an operator rather than rebooting in a loop. The count lives in memory
-only: after a restart (a reboot included) the plain demotion is tried first again.
+resource Primary without quorum; the planner turns the count into a forced demotion, and the reboot becomes due
+once a forced demotion failed too and at least :data:`REBOOT_AFTER_SECONDS` passed since the first failure (a
+device briefly held open while a destroyed domain's backend lets go is no reason to reboot a node).
+
+A reboot is recorded in ``state/escalations/<vm>.json`` right before its command runs (after its last look),
+since the command may never return; the record outlives the reboot. While any record of this node is younger
+than :data:`REBOOT_HOLD_SECONDS`, no further reboot runs (the action is refused, the forced demotion goes on):
+a node that comes back and fails again waits for an operator rather than rebooting in a loop, and several stuck
+VMs reboot it once, not once each. The count lives in memory only: after a restart (a reboot included) the plain
+demotion is tried first again.
 """
 
 from __future__ import annotations
@@ -16,15 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.daemon.logs import event
-from reconciler.daemon.named_records import read_named, record_path, write_named
+from reconciler.daemon.named_records import read_named, write_named
 from reconciler.model.desired import DemoteEscalation, DesiredNode, DesiredVm
 from reconciler.model.observed import ObservedNode
 from reconciler.model.status import ActionRecord, EscalationState, EscalationStatus
-from reconciler.plan.quorum import REBOOT_AFTER_FAILURES, REBOOT_ARGV, quorum_lost
+from reconciler.plan.actions import Action
+from reconciler.plan.quorum import REBOOT_ARGV, quorum_lost
 
 RECORDS_DIR = "escalations"
 REBOOT_HOLD_SECONDS = 3600.0
-STOP_KINDS = frozenset({"demote", "destroy-domain"})
+REBOOT_AFTER_SECONDS = 30.0
+STOP_KINDS = frozenset({"quorum-demote", "destroy-domain"})
 
 
 def _build(data: Mapping[str, Any]) -> EscalationStatus:
@@ -42,37 +50,49 @@ class EscalationKeeper:
         self.node = node
         self.clock = clock
         self._failures: dict[str, int] = {}
+        self._forced_failures: dict[str, int] = {}
+        self._first_failure_at: dict[str, float] = {}
         self._stopping: frozenset[str] = frozenset()  # VMs Primary here without quorum, as the last view saw them
-        self._decided: set[str] = set()  # reboots decided by the last view (a record written)
+        self._running: dict[str, EscalationStatus] = {}  # reboots whose command started in this pass
 
     def view(self, desired: DesiredNode, observed: ObservedNode) -> DesiredNode:
         """The desired state with each VM's escalation, for the VMs whose resource is Primary here without quorum."""
         now = self.clock()
         stopping = frozenset(vm.name for vm in desired.vms if self._primary_without_quorum(vm, observed))
-        self._failures = {vm: n for vm, n in self._failures.items() if vm in stopping}
+        for counts in (self._failures, self._forced_failures, self._first_failure_at):
+            for vm_name in [v for v in counts if v not in stopping]:
+                del counts[vm_name]
         self._stopping = stopping
-        self._decided = set()
-        records = read_records(self.state_dir) if self._failures else {}
+        self._running = {}
+        held = self._reboot_held(read_records(self.state_dir), now) if self._failures else ""
         vms: list[DesiredVm] = []
         for vm in desired.vms:
             failures = self._failures.get(vm.name, 0)
             if failures == 0 or vm.drbd is None:
                 vms.append(vm)
                 continue
-            held = ""
-            if failures >= REBOOT_AFTER_FAILURES and vm.drbd.on_demote_failure in REBOOT_ARGV:
-                held = self._reboot_held(records.get(vm.name), now)
-                if not held:
-                    self._write(EscalationStatus(
-                        vm=vm.name, resource=vm.drbd.name, action=vm.drbd.on_demote_failure, state="decided",
-                        decided_at=now, updated_at=now, failures=failures,
-                        reason=f"{vm.drbd.name} is still Primary without quorum after {failures} failed attempts "
-                               "to stop it"))
-                    self._decided.add(vm.name)
-                    event("escalation.reboot", level=logging.ERROR, vm=vm.name, resource=vm.drbd.name,
-                          action=vm.drbd.on_demote_failure, failures=failures)
-            vms.append(vm.model_copy(update={"escalation": DemoteEscalation(failures=failures, reboot_held=held)}))
+            due = (self._forced_failures.get(vm.name, 0) > 0
+                   and now - self._first_failure_at[vm.name] >= REBOOT_AFTER_SECONDS
+                   and vm.drbd.on_demote_failure in REBOOT_ARGV)
+            escalation = DemoteEscalation(failures=failures, reboot_due=due, reboot_held=held if due else "")
+            vms.append(vm.model_copy(update={"escalation": escalation}))
         return desired.model_copy(update={"vms": tuple(vms)})
+
+    def reboot_starting(self, action: Action) -> None:
+        """The reboot passed its last look and its command runs next: record it now, it may never return."""
+        vm = action.vm
+        resource = action.key.split(":", 1)[1]
+        now = self.clock()
+        failures = self._failures.get(vm, 0)
+        record = EscalationStatus(
+            vm=vm, resource=resource, action=" ".join(action.argvs[0]) if action.argvs else "", state="started",
+            decided_at=now, updated_at=now, failures=failures,
+            reason=f"{resource} was still Primary without quorum after {failures} failed attempts to stop it, "
+                   "a forced demotion among them")
+        self._write(record)
+        self._running[vm] = record
+        event("escalation.reboot", level=logging.ERROR, vm=vm, resource=resource, command=record.action,
+              failures=failures)
 
     def after_apply(self, actions: Iterable[ActionRecord]) -> None:
         for action in actions:
@@ -82,8 +102,14 @@ class EscalationKeeper:
             # demotion); here any attempt that ran and did not end the role counts.
             if action.kind in STOP_KINDS and action.ran and action.result not in ("ok", "unchanged"):
                 self._failures[action.vm] = self._failures.get(action.vm, 0) + 1
-            elif action.kind == "reboot-node" and action.vm in self._decided:
-                self._reboot_outcome(action)
+                self._first_failure_at.setdefault(action.vm, self.clock())
+                if any("--force" in argv for argv in action.argv) and action.kind == "quorum-demote":
+                    self._forced_failures[action.vm] = self._forced_failures.get(action.vm, 0) + 1
+            elif action.kind == "reboot-node" and action.vm in self._running:
+                state: EscalationState = "requested" if action.result == "ok" else "failed"
+                self._write(self._running[action.vm].model_copy(update={
+                    "state": state, "updated_at": self.clock(),
+                    "message": "" if action.result == "ok" else action.message}))
 
     def statuses(self) -> tuple[EscalationStatus, ...]:
         return tuple(record for _, record in sorted(read_records(self.state_dir).items()))
@@ -97,24 +123,14 @@ class EscalationKeeper:
         return res is not None and res.role == "Primary" and quorum_lost(vm, res)
 
     @staticmethod
-    def _reboot_held(record: EscalationStatus | None, now: float) -> str:
-        if record is None or now - record.decided_at >= REBOOT_HOLD_SECONDS:
+    def _reboot_held(records: Mapping[str, EscalationStatus], now: float) -> str:
+        recent = [r for r in records.values() if now - r.decided_at < REBOOT_HOLD_SECONDS]
+        if not recent:
             return ""
-        return (f"a reboot for {record.resource} was already decided {now - record.decided_at:.0f} s ago "
-                f"({record.state}); it is not repeated within {REBOOT_HOLD_SECONDS / 60:.0f} min: demote "
-                f"{record.resource} by hand (`drbdsetup secondary --force {record.resource}`) or power the node off")
-
-    def _reboot_outcome(self, action: ActionRecord) -> None:
-        record = read_records(self.state_dir).get(action.vm)
-        if record is None:
-            return
-        if not action.ran:
-            # The last look found quorum back or the resource demoted: no reboot was tried, none is held.
-            record_path(self.directory, action.vm, "VM").unlink(missing_ok=True)
-            return
-        state: EscalationState = "requested" if action.result == "ok" else "failed"
-        self._write(record.model_copy(update={"state": state, "updated_at": self.clock(),
-                                              "message": "" if action.result == "ok" else action.message}))
+        last = max(recent, key=lambda r: r.decided_at)
+        return (f"this node already rebooted itself for lost quorum {now - last.decided_at:.0f} s ago ({last.vm}, "
+                f"{last.state}); no second reboot within {REBOOT_HOLD_SECONDS / 60:.0f} min: demote "
+                f"{last.resource} by hand (`drbdsetup secondary --force {last.resource}`) or power the node off")
 
     def _write(self, record: EscalationStatus) -> None:
         self.directory.mkdir(mode=0o750, parents=True, exist_ok=True)

@@ -69,7 +69,7 @@ class RealEngine:
         return plan_node(desired, observed, peer=peer, moved_away=moved_away)
 
     def apply(self, plan: Plan, desired: DesiredNode, observed: ObservedNode, hooks: ActionHooks) -> ApplyOutcome:
-        options = ApplyOptions(policy=self.retry_policy, should_stop=hooks.should_stop)
+        options = ApplyOptions(policy=self.retry_policy, should_stop=hooks.should_stop, before_run=hooks.running)
         executor = Executor(self.host, options=options, progress=_HookProgress(hooks, self.retry_policy),
                             observer=self.observer)
         result = executor.apply(plan)

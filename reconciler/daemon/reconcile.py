@@ -249,7 +249,11 @@ class Reconciler:
                   revision=revision[:12], result=result, error=message if failed and message else None,
                   reason=message if result == "unchanged" and message else None)
 
-        return ActionHooks(started=started, finished=finished, should_stop=self.should_stop)
+        def running(action: Action) -> None:
+            if action.kind == "reboot-node":
+                self.escalations.reboot_starting(action)
+
+        return ActionHooks(started=started, finished=finished, should_stop=self.should_stop, running=running)
 
     def _peer_view(self, desired: DesiredNode, ctx: PassContext) -> PeerView | None:
         peers = {p for vm in desired.vms for p in vm.peers}

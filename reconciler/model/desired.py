@@ -198,10 +198,12 @@ class Takeover(Frozen):
 
 
 class DemoteEscalation(Frozen):
-    """How often this node failed to give the VM up after losing quorum (the domain's destroy or the demotion),
-    and why a reboot may not be tried now (``reboot_held``: one was already decided recently)."""
+    """How often this node failed to give the VM up after losing quorum (the domain's destroy or the demotion);
+    ``reboot_due``: a forced demotion failed too, long enough after the first failure; ``reboot_held``: why the
+    reboot may not run now (the node rebooted itself for lost quorum recently)."""
 
     failures: int
+    reboot_due: bool = False
     reboot_held: str = ""
 
 

@@ -17,7 +17,7 @@ do by itself, but something is not healthy (split brain, a disk that is not UpTo
 ConditionKind = Literal["split-brain", "disk", "peer-disk", "domain-away", "domain-on-both", "domain-not-running",
                         "restart-needed", "growth-pending", "failed-over", "quorum-lost", "tiebreaker-lost"]
 FailoverState = Literal["decided", "running", "failed", "abandoned", "ended"]
-EscalationState = Literal["decided", "requested", "failed"]
+EscalationState = Literal["started", "requested", "failed"]
 
 
 class Condition(Frozen):
@@ -135,9 +135,10 @@ class FailoverStatus(Frozen):
 
 
 class EscalationStatus(Frozen):
-    """The latest reboot this node decided because a Primary without quorum could not be stopped
-    (reconciler.daemon.escalation): ``decided`` (the reboot command was started; it did not return, as a
-    reboot does not), ``requested`` (systemd took the reboot job) or ``failed`` (the command failed)."""
+    """The latest reboot this node made because a Primary without quorum could not be stopped
+    (reconciler.daemon.escalation): ``started`` (the reboot command ran and did not return, as a reboot does
+    not), ``requested`` (systemd took the reboot job) or ``failed`` (the command failed). ``action`` is the
+    command; ``decided_at`` when it started."""
 
     vm: str
     resource: str

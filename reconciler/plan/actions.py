@@ -38,6 +38,7 @@ ActionKind = Literal[
     "start-domain",
     "shutdown-domain",
     "destroy-domain",
+    "quorum-demote",
     "reboot-node",
     "set-domain-memory",
     "set-domain-vcpus",

@@ -6,11 +6,13 @@ failover after its grace, or a commit). A clean shutdown cannot finish without w
 destroyed at once (the guest's unflushed writes could not have reached any disk anyway), then the resource is
 demoted, so that the two sides never reconnect as two Primaries.
 
-When that fails (the daemon counts the failures, ``DesiredVm.escalation``), the next attempt demotes with
-``--force`` (the device's openers get I/O errors), and the one after reboots the node as the VM's
-``safety.on_demote_failure`` says, as drbd-reactor's promoter escalates: a Primary that cannot be demoted keeps
-its stale role, and a domain that cannot be destroyed may still hold the disk. A reboot decided recently is not
-repeated (``reboot_held``): the action is refused and an operator is needed.
+When that fails (the daemon counts the failures, ``DesiredVm.escalation``), every later attempt demotes with
+``--force`` (the device's openers get I/O errors); once a forced demotion failed too, and long enough after
+the first failure, the node reboots after the forced demotion of the same pass as the VM's
+``safety.on_demote_failure`` says (as drbd-reactor's promoter escalates): a Primary that cannot be demoted
+keeps its stale role, and a domain that cannot be destroyed may still hold the disk. The reboot's last look
+runs it only while the resource is still Primary without quorum; one the node made recently holds the next
+(``reboot_held``: refused, the forced demotion goes on).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ REBOOT_ARGV: dict[DemoteFailureAction, tuple[str, ...]] = {
     "reboot-immediate": ("systemctl", "reboot", "--force", "--force"),
 }
 FORCE_AFTER_FAILURES = 1
-REBOOT_AFTER_FAILURES = 2
 
 
 def quorum_lost(vm: DesiredVm, res: DrbdResourceState | None) -> bool:
@@ -49,18 +50,18 @@ def plan_quorum_loss(b: VmBuilder, res: DrbdResourceState) -> bool:
         stop = b.add("destroy-domain", domain.key, "change", f"destroy domain {domain.name} ({why})",
                      commands=(b.command(b.hypervisor.destroy_argv(domain.name)),), reason=why,
                      devices=(drbd.device,))
-    failures = vm.escalation.failures if vm.escalation is not None else 0
-    reboot = REBOOT_ARGV.get(drbd.on_demote_failure)
-    if failures >= REBOOT_AFTER_FAILURES and reboot is not None:
-        held = vm.escalation.reboot_held if vm.escalation is not None else ""
-        b.add("reboot-node", drbd.key, "change",
-              f"reboot {vm.this_node} ({drbd.on_demote_failure}): {drbd.name} is still Primary without quorum after "
-              f"{failures} failed attempts to stop it", commands=(b.command(reboot),), reason=why,
-              devices=(drbd.device,), refused=held)
-        return True
-    forced = failures >= FORCE_AFTER_FAILURES
+    escalation = vm.escalation
+    forced = escalation is not None and escalation.failures >= FORCE_AFTER_FAILURES
     argv = b.replicator.force_demote_argv(drbd.name) if forced else b.replicator.demote_argv(drbd.name)
-    b.add("demote", drbd.key, "change",
+    b.add("quorum-demote", drbd.key, "change",
           f"demote {drbd.name} to Secondary (quorum lost{'; forced: the device may still be open' if forced else ''})",
-          commands=(b.command(argv),), depends_on=(stop,), reason=why)
+          commands=(b.command(argv),), depends_on=(stop,), reason=why, devices=(drbd.device,))
+    reboot = REBOOT_ARGV.get(drbd.on_demote_failure)
+    if escalation is not None and escalation.reboot_due and reboot is not None:
+        # No dependency: it runs after the demotion (plan order) whether that failed or was skipped, and its last
+        # look reboots only while the resource is still Primary without quorum.
+        b.add("reboot-node", drbd.key, "change",
+              f"reboot {vm.this_node} ({drbd.on_demote_failure}) if {drbd.name} is still Primary without quorum "
+              f"after {escalation.failures} failed attempts to stop it, a forced demotion among them",
+              commands=(b.command(reboot),), reason=why, devices=(drbd.device,), refused=escalation.reboot_held)
     return True

@@ -94,6 +94,9 @@ REGISTRY: dict[ActionKind, KindSpec] = {
     # A Primary that lost quorum: its disk fails or freezes every write, so a clean shutdown cannot finish,
     # and the other side may take the VM over once its grace ends. Never boot-gated: it only stops.
     "destroy-domain": KindSpec("xl", DEFAULT_TIMEOUT, prechecks=("quorum-lost",)),
+    # Its demotion: never boot-gated (it decides nothing from a revision and cannot make a second writer), and
+    # re-checked right before (quorum back: the node stays the VM's Primary and starts the domain again).
+    "quorum-demote": KindSpec("drbd", DEFAULT_TIMEOUT, prechecks=("quorum-lost",)),
     # The last resort when a Primary without quorum cannot be stopped: the kernel forgets the role and the domain.
     # `systemctl reboot` returns once systemd took the job; with --force --force the call never returns.
     "reboot-node": KindSpec("drbd", DEFAULT_TIMEOUT, prechecks=("quorum-lost",)),

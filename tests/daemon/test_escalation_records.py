@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli.cmd_status import render
-from reconciler.daemon.escalation import REBOOT_HOLD_SECONDS, EscalationKeeper
-from reconciler.model.desired import DesiredNode, DesiredVm
+from reconciler.daemon.escalation import REBOOT_AFTER_SECONDS, REBOOT_HOLD_SECONDS, EscalationKeeper
+from reconciler.model.desired import DemoteEscalation, DesiredNode, DesiredVm
 from reconciler.model.observed import DrbdResourceState, ObservedNode
 from reconciler.model.status import ActionRecord, EscalationStatus, NodeStatus
+from reconciler.plan.actions import Action, Command
 from tests.plan.factories import converged, make_node, make_vm
 
 pytestmark = pytest.mark.timeout(30)
@@ -46,83 +47,127 @@ def _vm(node: DesiredNode) -> DesiredVm:
     return vm
 
 
-def _failed(kind: str, *, ran: bool = True, result: str = "failed") -> ActionRecord:
-    return ActionRecord(kind=kind, key="drbd:vm100", vm="vm100", result=result, ran=ran)  # type: ignore[arg-type]
+def _failed(kind: str = "quorum-demote", *, forced: bool = False, ran: bool = True, result: str = "failed",
+            vm: str = "vm100") -> ActionRecord:
+    argv = (("drbdsetup", "secondary", "--force", vm),) if forced else (("drbdadm", "secondary", vm),)
+    return ActionRecord(kind=kind, key=f"drbd:{vm}", vm=vm, result=result, ran=ran, argv=argv)  # type: ignore[arg-type]
 
 
-def test_failed_attempts_are_counted_until_a_reboot_is_decided_once(tmp_path: Path) -> None:
+def _reboot(vm: str = "vm100") -> Action:
+    return Action(id=f"reboot-node@drbd:{vm}", kind="reboot-node", key=f"drbd:{vm}", vm=vm, change="change",
+                  description="reboot", commands=(Command(argv=("systemctl", "reboot", "--force")),))
+
+
+def _escalation(keeper: EscalationKeeper, desired: DesiredNode, observed: ObservedNode) -> DemoteEscalation | None:
+    return _vm(keeper.view(desired, observed)).escalation
+
+
+def test_a_reboot_is_due_only_after_a_forced_demotion_failed_and_30_s_after_the_first_failure(tmp_path: Path) -> None:
     clock = Clock()
     keeper = EscalationKeeper(tmp_path, "erdbeere", clock)
     desired, observed = _desired(), _observed(_desired())
-    assert _vm(keeper.view(desired, observed)).escalation is None
+    assert _escalation(keeper, desired, observed) is None
     keeper.after_apply([_failed("destroy-domain", ran=False, result="waiting")])  # the last look stopped it
-    assert _vm(keeper.view(desired, observed)).escalation is None
-    keeper.after_apply([_failed("demote", result="waiting")])  # "held open" is waiting to the executor
-    escalation = _vm(keeper.view(desired, observed)).escalation
-    assert escalation is not None
-    assert escalation.failures == 1
-    assert keeper.statuses() == ()
-    keeper.after_apply([_failed("demote")])
-    escalation = _vm(keeper.view(desired, observed)).escalation
-    assert escalation is not None
-    assert (escalation.failures, escalation.reboot_held) == (2, "")
-    (record,) = keeper.statuses()
-    assert (record.vm, record.state, record.action, record.failures) == ("vm100", "decided", "reboot-force", 2)
-
-    # A restart (the reboot) forgets the count but keeps the record: two more failures, and the reboot is held.
-    clock.now += 120
-    keeper = EscalationKeeper(tmp_path, "erdbeere", clock)
-    for _ in range(2):
-        keeper.view(desired, observed)
-        keeper.after_apply([_failed("demote")])
-    escalation = _vm(keeper.view(desired, observed)).escalation
-    assert escalation is not None
-    assert escalation.reboot_held.startswith("a reboot for vm100 was already decided 120 s ago (decided)")
-    assert keeper.statuses()[0].decided_at == 1_000_000.0
-
-    clock.now += REBOOT_HOLD_SECONDS
-    escalation = _vm(keeper.view(desired, observed)).escalation
-    assert escalation is not None
-    assert escalation.reboot_held == ""
-    assert keeper.statuses()[0].decided_at == clock.now
+    assert _escalation(keeper, desired, observed) is None
+    keeper.after_apply([_failed(result="waiting")])  # "held open" is waiting to the executor
+    clock.now += 5
+    assert _escalation(keeper, desired, observed) == DemoteEscalation(failures=1)
+    keeper.after_apply([_failed(forced=True)])
+    clock.now += 5
+    assert _escalation(keeper, desired, observed) == DemoteEscalation(failures=2)  # 10 s after the first failure
+    keeper.after_apply([_failed(forced=True)])
+    clock.now += REBOOT_AFTER_SECONDS
+    assert _escalation(keeper, desired, observed) == DemoteEscalation(failures=3, reboot_due=True)
+    assert keeper.statuses() == ()  # nothing is recorded before a reboot command really runs
 
 
-def test_a_reboot_the_last_look_stopped_leaves_no_record_and_one_that_ran_says_how_it_went(tmp_path: Path) -> None:
+def test_destroy_failures_alone_never_make_a_reboot_due(tmp_path: Path) -> None:
     clock = Clock()
     keeper = EscalationKeeper(tmp_path, "erdbeere", clock)
     desired, observed = _desired(), _observed(_desired())
-    for _ in range(2):
+    for _ in range(10):
         keeper.view(desired, observed)
-        keeper.after_apply([_failed("demote")])
-    keeper.view(desired, observed)
-    assert len(keeper.statuses()) == 1
-    keeper.after_apply([_failed("reboot-node", ran=False, result="waiting")])
-    assert keeper.statuses() == ()
+        keeper.after_apply([_failed("destroy-domain"), _failed(ran=False, result="skipped")])
+        clock.now += 10
+    escalation = _escalation(keeper, desired, observed)
+    assert escalation is not None
+    assert (escalation.failures, escalation.reboot_due) == (10, False)
 
+
+def _due(keeper: EscalationKeeper, clock: Clock, desired: DesiredNode, observed: ObservedNode) -> DemoteEscalation:
     keeper.view(desired, observed)
+    keeper.after_apply([_failed(forced=True)])
+    clock.now += REBOOT_AFTER_SECONDS
+    escalation = _escalation(keeper, desired, observed)
+    assert escalation is not None
+    assert escalation.reboot_due
+    return escalation
+
+
+def test_the_record_is_written_when_the_command_starts_and_holds_every_reboot_of_the_node_for_an_hour(
+        tmp_path: Path) -> None:
+    clock = Clock()
+    keeper = EscalationKeeper(tmp_path, "erdbeere", clock)
+    desired, observed = _desired(), _observed(_desired())
+    assert _due(keeper, clock, desired, observed).reboot_held == ""
+    keeper.reboot_starting(_reboot())
+    (record,) = keeper.statuses()
+    assert (record.vm, record.state, record.action, record.failures) == (
+        "vm100", "started", "systemctl reboot --force", 1)
     keeper.after_apply([ActionRecord(kind="reboot-node", key="drbd:vm100", vm="vm100", result="failed", ran=True,
                                      message="`systemctl reboot --force` (exit 1): Failed to connect to bus")])
     (record,) = keeper.statuses()
     assert record.state == "failed"
     assert "Failed to connect to bus" in record.message
 
+    # A restart forgets the count, not the record: the next due reboot, of any VM of this node, is held.
+    clock.now += 120
+    keeper = EscalationKeeper(tmp_path, "erdbeere", clock)
+    vm101 = make_vm(101)
+    assert vm101.drbd is not None
+    desired = make_node(_vm(desired), vm101.model_copy(update={
+        "drbd": vm101.drbd.model_copy(update={"safety": "quorum"})}))
+    observed = _observed(desired)
+    keeper.view(desired, observed)
+    keeper.after_apply([_failed(forced=True, vm="vm101")])
+    clock.now += REBOOT_AFTER_SECONDS
+    held = {vm.name: vm.escalation for vm in keeper.view(desired, observed).vms}
+    assert held["vm100"] is None
+    escalation = held["vm101"]
+    assert escalation is not None
+    assert escalation.reboot_held.startswith("this node already rebooted itself for lost quorum 150 s ago (vm100, "
+                                             "failed)")
+    clock.now += REBOOT_HOLD_SECONDS
+    escalation = {vm.name: vm.escalation for vm in keeper.view(desired, observed).vms}["vm101"]
+    assert escalation is not None
+    assert escalation.reboot_held == ""
+
 
 def test_quorum_back_or_a_demotion_resets_the_count(tmp_path: Path) -> None:
     keeper = EscalationKeeper(tmp_path, "erdbeere", Clock())
     desired = _desired()
     keeper.view(desired, _observed(desired))
-    keeper.after_apply([_failed("demote")])
+    keeper.after_apply([_failed()])
     for healed in (_observed(desired, quorum=True), _observed(desired, role="Secondary")):
-        assert _vm(keeper.view(desired, healed)).escalation is None
-        keeper.after_apply([_failed("demote")])  # not counted: nothing was being stopped
-        assert _vm(keeper.view(desired, _observed(desired))).escalation is None
+        assert _escalation(keeper, desired, healed) is None
+        keeper.after_apply([_failed()])  # not counted: nothing was being stopped
+        assert _escalation(keeper, desired, _observed(desired)) is None
+
+
+def test_a_demotion_for_another_reason_is_not_counted(tmp_path: Path) -> None:
+    keeper = EscalationKeeper(tmp_path, "erdbeere", Clock())
+    desired = _desired()
+    keeper.view(desired, _observed(desired))
+    keeper.after_apply([_failed("demote")])  # a deletion's or a switchover's demotion
+    assert _escalation(keeper, desired, _observed(desired)) is None
 
 
 def test_status_shows_the_reboot() -> None:
     status = NodeStatus(node="erdbeere", escalations=(EscalationStatus(
-        vm="vm100", resource="vm100", action="reboot-force", state="requested", decided_at=40.0, updated_at=41.0,
+        vm="vm100", resource="vm100", action="systemctl reboot --force", state="requested", decided_at=40.0,
+        updated_at=41.0,
         failures=2, reason="vm100 is still Primary without quorum after 2 failed attempts to stop it"),))
     text = render(status, now=100.0)
     assert "reboots after a failed demotion without quorum:" in text
-    assert "vm100: reboot-force decided 60s ago: REQUESTED" in text
+    assert "vm100: `systemctl reboot --force` 60s ago: REQUESTED" in text
     assert "why: vm100 is still Primary without quorum after 2 failed attempts to stop it" in text

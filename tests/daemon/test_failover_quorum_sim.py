@@ -192,19 +192,28 @@ def test_a_primary_without_quorum_that_cannot_be_demoted_reboots_once(converged:
         for program in ("drbdadm", "drbdsetup"):
             faults.add_fault(state, "permanent", node="erdbeere", prefix=[program, "secondary"])
     _cut_off(pair, "erdbeere")
-    pair.tick()
-    pair.tick()
-    assert pair.role("erdbeere") == "Primary"  # the plain and the forced demotion both failed
-    assert pair.boot_id("erdbeere") == boot
-    pair.tick()
-    # The third pass rebooted the node (`systemctl reboot --force`, the default); it came back with nothing.
+    cut_at = pair.clock.time()
+    for _ in range(20):
+        pair.tick()
+        if pair.boot_id("erdbeere") != boot:
+            break
+        assert pair.role("erdbeere") == "Primary"
+    # The plain demotion failed, then the forced one, and 30 s after the first failure the node rebooted
+    # itself (`systemctl reboot --force`, the default) right after another forced demotion failed.
     assert pair.boot_id("erdbeere") != boot
-    assert pair.role("erdbeere") == "down"  # the sim's reboot leaves DRBD down until the new daemon's pass
+    assert pair.clock.time() - cut_at >= 30
+    steps = [e["argv"] for e in pair.lab.log() if e.get("node") == "erdbeere"
+             and ("secondary" in e["argv"] or e["argv"][:2] == ["systemctl", "reboot"])]
+    assert steps[0] == ["drbdadm", "secondary", "vm100"]
+    assert steps[-2:] == [["drbdsetup", "secondary", "--force", "vm100"], ["systemctl", "reboot", "--force"]]
+    assert sum(a[0] == "systemctl" for a in steps) == 1
     assert pair.running("erdbeere") == set()
     records = pair.daemons["erdbeere"].rec.escalations.statuses()
-    assert [(r.vm, r.action, r.state, r.failures) for r in records] == [("vm100", "reboot-force", "requested", 2)]
+    # The simulator's `systemctl reboot` returns, as the plain one does; a forced one kills the daemon first,
+    # and the record then stays "started".
+    assert [(r.vm, r.action, r.state) for r in records] == [("vm100", "systemctl reboot --force", "requested")]
     after = pair.boot_id("erdbeere")
-    pair.run_for(60)
+    pair.run_for(120)
     # The restarted daemon brings DRBD up without quorum as Secondary and never reboots again; the side with
     # quorum takes the VM over.
     assert pair.boot_id("erdbeere") == after
@@ -214,6 +223,21 @@ def test_a_primary_without_quorum_that_cannot_be_demoted_reboots_once(converged:
     status = pair.daemons["erdbeere"].rec.status
     assert status is not None
     assert [r.state for r in status.escalations] == ["requested"]
+
+
+def test_a_restarted_daemon_still_demotes_a_primary_without_quorum(converged: Path, tmp_path: Path) -> None:
+    # The daemon restarts while its node is cut off: the boot gate holds promotions and starts until the peers
+    # are seen, never the demotion of a Primary that lost quorum.
+    pair = _copy(converged, tmp_path)
+    with pair.lab.cluster.transaction() as state:
+        faults.zombie(state, "erdbeere", "vm100")
+    _cut_off(pair, "erdbeere")
+    pair.start("erdbeere")
+    for _ in range(4):
+        pair.tick()
+    assert pair.role("erdbeere") == "Secondary"
+    pair.run_for(60)
+    assert pair.running("himbeere") == {"vm100", "vm101"}
 
 
 def test_a_flapping_primary_loses_its_domain_each_time_but_never_writes_beside_the_other(

@@ -8,11 +8,12 @@ import pytest
 
 from reconciler.apply.executor import ApplyOptions, apply_plan
 from reconciler.apply.retry import RetryPolicy
+from reconciler.host.base import CommandResult
 from reconciler.model.desired import DemoteEscalation, DemoteFailureAction, DesiredNode, DesiredVm
 from reconciler.model.observed import DrbdResourceState, ObservedNode
 from reconciler.plan.diff import plan_node
 from reconciler.plan.model import Plan
-from tests.apply.fakes import FakeHost
+from tests.apply.fakes import FakeHost, fail
 from tests.plan.factories import converged, make_node, make_vm
 
 pytestmark = pytest.mark.timeout(30)
@@ -47,14 +48,14 @@ def _argvs(plan: Plan, kind: str) -> list[tuple[str, ...]]:
 
 def test_the_first_attempt_destroys_the_domain_and_demotes_plainly() -> None:
     _, _, plan = _plan(_vm())
-    assert [a.kind for a in plan.actions] == ["destroy-domain", "demote"]
-    assert _argvs(plan, "demote") == [("drbdadm", "secondary", "vm100")]
+    assert [a.kind for a in plan.actions] == ["destroy-domain", "quorum-demote"]
+    assert _argvs(plan, "quorum-demote") == [("drbdadm", "secondary", "vm100")]
 
 
-def test_after_one_failure_the_demotion_is_forced() -> None:
-    _, _, plan = _plan(_vm(DemoteEscalation(failures=1)))
-    assert _argvs(plan, "demote") == [("drbdsetup", "secondary", "--force", "vm100")]
-    assert not _argvs(plan, "reboot-node")
+def test_after_a_failure_the_demotion_is_forced_and_no_reboot_is_planned_before_it_is_due() -> None:
+    _, _, plan = _plan(_vm(DemoteEscalation(failures=3)))
+    assert [a.kind for a in plan.actions] == ["destroy-domain", "quorum-demote"]
+    assert _argvs(plan, "quorum-demote") == [("drbdsetup", "secondary", "--force", "vm100")]
 
 
 @pytest.mark.parametrize(("action", "argv"), [
@@ -62,29 +63,38 @@ def test_after_one_failure_the_demotion_is_forced() -> None:
     ("reboot-force", ("systemctl", "reboot", "--force")),
     ("reboot-immediate", ("systemctl", "reboot", "--force", "--force")),
 ])
-def test_after_two_failures_the_node_reboots_as_the_vm_says(action: DemoteFailureAction,
-                                                           argv: tuple[str, ...]) -> None:
-    _, _, plan = _plan(_vm(DemoteEscalation(failures=2), action), domain=False)
-    assert [a.kind for a in plan.actions] == ["reboot-node"]
+def test_a_due_reboot_follows_the_forced_demotion_of_the_same_pass(action: DemoteFailureAction,
+                                                                   argv: tuple[str, ...]) -> None:
+    _, _, plan = _plan(_vm(DemoteEscalation(failures=2, reboot_due=True), action))
+    assert [a.kind for a in plan.actions] == ["destroy-domain", "quorum-demote", "reboot-node"]
+    assert _argvs(plan, "quorum-demote") == [("drbdsetup", "secondary", "--force", "vm100")]
     assert _argvs(plan, "reboot-node") == [argv]
-    assert not plan.actions[0].refused
+    reboot = plan.actions[-1]
+    # Not dependent on the demotion: it must run when the demotion failed; its last look decides.
+    assert reboot.depends_on == ()
+    assert not reboot.refused
 
 
 def test_with_none_the_node_keeps_forcing_the_demotion_and_never_reboots() -> None:
-    _, _, plan = _plan(_vm(DemoteEscalation(failures=5), "none"), domain=False)
-    assert _argvs(plan, "demote") == [("drbdsetup", "secondary", "--force", "vm100")]
-    assert not _argvs(plan, "reboot-node")
+    _, _, plan = _plan(_vm(DemoteEscalation(failures=5, reboot_due=True), "none"), domain=False)
+    assert [a.kind for a in plan.actions] == ["quorum-demote"]
+    assert _argvs(plan, "quorum-demote") == [("drbdsetup", "secondary", "--force", "vm100")]
 
 
-def test_a_reboot_decided_recently_is_refused_not_repeated() -> None:
-    _, _, plan = _plan(_vm(DemoteEscalation(failures=2, reboot_held="a reboot was already decided")), domain=False)
-    (reboot,) = plan.actions
-    assert reboot.kind == "reboot-node"
-    assert reboot.refused == "a reboot was already decided"
+def test_a_held_reboot_is_refused_and_the_forced_demotion_goes_on() -> None:
+    held = "this node already rebooted itself for lost quorum"
+    _, _, plan = _plan(_vm(DemoteEscalation(failures=2, reboot_due=True, reboot_held=held)), domain=False)
+    assert [a.kind for a in plan.actions] == ["quorum-demote", "reboot-node"]
+    assert _argvs(plan, "quorum-demote") == [("drbdsetup", "secondary", "--force", "vm100")]
+    assert plan.actions[1].refused == held
 
 
-def _apply(plan: Plan, now: ObservedNode) -> tuple[dict[str, str], list[tuple[str, ...]]]:
-    host = FakeHost(drbd=now.drbd.resources)
+def _apply(plan: Plan, now: ObservedNode, failing: tuple[str, ...] = ()) -> tuple[dict[str, str],
+                                                                                list[tuple[str, ...]]]:
+    def refuse(argv: tuple[str, ...]) -> CommandResult | None:
+        return fail(argv, 11, "vm100: State change failed: (-12) Device is held open by someone") \
+            if argv == failing else None
+    host = FakeHost(responders=[refuse], drbd=now.drbd.resources)
     options = ApplyOptions(policy=RetryPolicy(attempts=1, initial_s=1.0, max_s=1.0, jitter_s=0.0),
                            sleep=lambda _s: None, clock=lambda: 1000.0)
     result = apply_plan(host, plan, options=options)
@@ -92,13 +102,15 @@ def _apply(plan: Plan, now: ObservedNode) -> tuple[dict[str, str], list[tuple[st
 
 
 def test_the_last_look_reboots_only_a_node_still_primary_without_quorum() -> None:
-    desired, observed, plan = _plan(_vm(DemoteEscalation(failures=2)), domain=False)
-    results, calls = _apply(plan, observed)
-    assert results == {"reboot-node": "ok"}
-    assert ("systemctl", "reboot", "--force") in calls
+    desired, observed, plan = _plan(_vm(DemoteEscalation(failures=2, reboot_due=True)), domain=False)
+    refusing = ("drbdsetup", "secondary", "--force", "vm100")
+    results, calls = _apply(plan, observed, failing=refusing)
+    # DRBD's "held open" is a precondition to the executor (waiting), which is how a real refusal looks.
+    assert results == {"quorum-demote": "waiting", "reboot-node": "ok"}
+    assert calls.index(("systemctl", "reboot", "--force")) > calls.index(refusing)
 
     for now in (_without_quorum(converged(desired), quorum=True),
                 _without_quorum(converged(desired), role="Secondary")):
         results, calls = _apply(plan, now)
-        assert results == {"reboot-node": "waiting"}
+        assert results["reboot-node"] == "waiting"
         assert not any(c[0] == "systemctl" for c in calls)
