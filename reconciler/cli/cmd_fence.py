@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -198,5 +199,30 @@ def _stonith(resource: str, node: str, peer: str, state_dir: Path, env: Mapping[
     return stonith_peer(RealHost(node), in_force.cluster, resource, peer, state_dir, env=env)
 
 
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP while the handler runs (a BaseException, as KeyboardInterrupt: nothing may swallow it)."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated(signal.Signals(signum).name)
+
+
 def _fence_peer(args: argparse.Namespace) -> int:
-    return fence_peer(args, os.environ)
+    # Killed by a signal, the handler would leave a fence agent it started (in a session of its own) running on:
+    # a power-off nobody waits for. Raised here, the signal unwinds through the command runner, which kills the
+    # command's whole session; a handler stopped midway proved nothing, so it answers 1.
+    previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return fence_peer(args, os.environ)
+    except Terminated as stopped:
+        raw = os.environ.get("DRBD_RESOURCE", "")
+        try:
+            resource = check_name(raw, "DRBD resource")
+        except UnsafeNameError:
+            resource = "?"
+        _log(resource, f"stopped by {stopped}: the command it ran was killed with everything it started; "
+                       f"exit {EXIT_ERROR}")
+        return EXIT_ERROR
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -4,14 +4,20 @@ proved it off; otherwise exit 1, never 5."""
 
 from __future__ import annotations
 
+import argparse
+import os
+import signal
 import socket
 import stat
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from reconciler.cli import cmd_fence
 from reconciler.cli.main import main
 from reconciler.daemon.fence import EXIT_ERROR, EXIT_STONITHED, stonith_peer
 from reconciler.daemon.powerfence import power_fence, read_records, record_path
@@ -309,3 +315,38 @@ def test_an_unreachable_peer_without_a_revision_is_exit_1_never_5(tmp_path: Path
     assert "unreachable" in err
     assert "no revision in force" in err
 
+
+
+@pytest.mark.timeout(60)
+def test_a_handler_stopped_by_a_signal_kills_the_agent_it_started_and_answers_1(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fence agent runs in a session of its own; a handler killed outright would leave it powering off on
+    # its own. SIGTERM instead unwinds through the command runner, which kills the agent's whole session.
+    pid_file = tmp_path / "agent.pid"
+    agent = ("import subprocess, sys, time; "
+             "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+             f"open({str(pid_file)!r}, 'w').write(str(child.pid)); time.sleep(60)")
+
+    def fencing(args: object, env: object) -> int:
+        RealHost().run([sys.executable, "-c", agent], timeout=50.0)
+        return 7  # not reached: the signal arrives while the agent runs
+
+    def send_term() -> None:
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # polls for the agent's pid file, the condition the signal needs
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(cmd_fence, "fence_peer", fencing)
+    monkeypatch.setenv("DRBD_RESOURCE", "vm100")
+    before = signal.getsignal(signal.SIGTERM)
+    sender = threading.Thread(target=send_term)
+    sender.start()
+    try:
+        code = cmd_fence._fence_peer(argparse.Namespace())
+    finally:
+        sender.join(timeout=40)
+    assert code == 1
+    assert signal.getsignal(signal.SIGTERM) == before
+    stat = Path(f"/proc/{int(pid_file.read_text())}/stat")
+    assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
