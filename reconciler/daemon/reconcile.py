@@ -23,6 +23,7 @@ from reconciler.daemon.gating import BootGate, hold_for_boot, hold_for_peer_revi
 from reconciler.daemon.liveness import Liveness
 from reconciler.daemon.logs import event
 from reconciler.daemon.metrics_sink import MetricsSink, NullMetrics
+from reconciler.daemon.moves import load_moved_away, save_moved_away
 from reconciler.daemon.powerfence import read_records
 from reconciler.daemon.verify import VerifyScheduler
 from reconciler.model.desired import DesiredNode
@@ -85,11 +86,13 @@ class Reconciler:
     _reported_recovery_notes: frozenset[str] = frozenset()
     _reported_rejection: tuple[str, str] = ("", "")
     _converged_revision: str | None = None
-    # Which node each VM was designated to in the previous pass, and the VMs a revision has since moved
-    # away from this node. In memory only: after a restart nothing counts as moved, so a restart never
-    # stops a running domain.
+    # Which node each VM was designated to in the previous pass (in memory: after a restart no new move is
+    # seen until a revision changes a VM's node, so a restart never starts stopping a running domain), and
+    # the VMs a revision has since moved away from this node, kept in MOVED_AWAY_FILE until their domain
+    # stopped here: a move (a switchover, a failback) interrupted by a restart carries on.
     _last_primaries: dict[str, str] | None = None
     _moved_away: set[str] = field(default_factory=set)
+    _moved_saved: frozenset[str] = frozenset()
     _health: dict[str, str] = field(default_factory=dict)  # degraded resource -> its reason, for the log
     status: NodeStatus | None = None
     verifier: VerifyScheduler | None = None
@@ -104,6 +107,8 @@ class Reconciler:
     def __post_init__(self) -> None:
         self.failovers = FailoverKeeper(self.state_dir, self.node, self.clock.time)
         self.escalations = EscalationKeeper(self.state_dir, self.node, self.clock.time)
+        self._moved_saved = load_moved_away(self.state_dir)
+        self._moved_away = set(self._moved_saved)
         previous = status_store.load(self.state_dir)
         if previous is not None and previous.node == self.node:
             self.last_applied = previous.last_applied
@@ -222,7 +227,14 @@ class Reconciler:
         running = {vm.name for vm in desired.vms
                    if vm.domain is not None and (dom := observed.domain(vm.domain.name)) is not None and dom.is_running}
         self._moved_away &= running
-        return frozenset(self._moved_away)
+        moved = frozenset(self._moved_away)
+        if moved != self._moved_saved:
+            try:
+                save_moved_away(self.state_dir, moved)
+                self._moved_saved = moved
+            except OSError as exc:  # kept in memory; the next pass tries again
+                self.error(f"cannot keep the VMs moved away in {self.state_dir}: {exc}")
+        return moved
 
     def _observe(self) -> ObservedNode | None:
         self.liveness.beat("pass: observe")

@@ -297,3 +297,30 @@ def test_the_planner_is_told_what_moved(world: Any) -> None:
     source.set(SHA_A)
     run(rec)
     assert engine.moved_away == [frozenset()]
+
+
+def test_a_move_interrupted_by_a_restart_carries_on(world: Any, tmp_path: Path) -> None:
+    rec, source, engine, metrics = world
+    rec._track_moves(_with_primary("erdbeere"), _running("vm100"))
+    assert rec._track_moves(_with_primary("himbeere"), _running("vm100")) == frozenset({"vm100"})
+    # The daemon restarts before the domain stopped here: the move it saw is kept, and only that one.
+    clock = VirtualClock()
+    again = Reconciler(node="erdbeere", state_dir=tmp_path, source=source, engine=engine,  # type: ignore[arg-type]
+                       clock=clock, liveness=Liveness(clock.monotonic), metrics=metrics)
+    assert again._track_moves(_with_primary("himbeere"), _running("vm100")) == frozenset({"vm100"})
+    # Once the domain stopped, the move is over, also for the next restart.
+    assert again._track_moves(_with_primary("himbeere"), _running()) == frozenset()
+    third = Reconciler(node="erdbeere", state_dir=tmp_path, source=source, engine=engine,  # type: ignore[arg-type]
+                       clock=clock, liveness=Liveness(clock.monotonic), metrics=metrics)
+    assert third._track_moves(_with_primary("himbeere"), _running("vm100")) == frozenset()
+    assert not (tmp_path / "moved-away.json").exists()
+
+
+def test_a_foreign_moved_away_file_moves_nothing(world: Any, tmp_path: Path) -> None:
+    _, source, engine, metrics = world
+    for text in ('["vm100; rm -rf /"]', '{"vm100": true}', "not json", "[" + '"vm100",' * 20000 + '"x"]'):
+        (tmp_path / "moved-away.json").write_text(text)
+        clock = VirtualClock()
+        rec = Reconciler(node="erdbeere", state_dir=tmp_path, source=source, engine=engine,  # type: ignore[arg-type]
+                         clock=clock, liveness=Liveness(clock.monotonic), metrics=metrics)
+        assert rec._track_moves(_with_primary("himbeere"), _running("vm100")) == frozenset(), text
