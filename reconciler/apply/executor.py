@@ -33,8 +33,8 @@ class ApplyOptions:
     # Asked between actions (the daemon's stop request): the rest of the pass is requeued as waiting.
     should_stop: Callable[[], bool] = lambda: False
     # Called once an action passed its last look, right before its first command runs (the daemon records a
-    # reboot there: the command may never return).
-    before_run: Callable[[A.Action], None] = lambda action: None
+    # reboot there: the command may never return). A non-empty answer refuses the action instead.
+    before_run: Callable[[A.Action], str] = lambda action: ""
 
 
 @dataclass
@@ -143,7 +143,9 @@ class Executor:
                         return _Outcome("refused", below.reason, attempts=0)
                 if verdict.decision == "redo":
                     commands.insert(0, A.wipefs_all(device))
-        self.options.before_run(action)
+        refusal = self.options.before_run(action)
+        if refusal:
+            return _Outcome("refused", refusal, attempts=0)
         entry = self.journal.begin(JournalEntry(node=self.host.node, action_id=action.id, kind=action.kind,
                                                 key=action.key, vm=action.vm, devices=action.probe_before,
                                                 identity=identity, started_at=self.options.clock()))

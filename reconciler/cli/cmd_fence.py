@@ -204,6 +204,9 @@ class Terminated(BaseException):
 
 
 def _terminate(signum: int, frame: object) -> None:
+    # A second signal while this one unwinds would interrupt the kill of the agent's session.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     raise Terminated(signal.Signals(signum).name)
 
 

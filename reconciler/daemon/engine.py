@@ -37,8 +37,8 @@ class ActionHooks:
     # (action, result, message): the message is the error text of a failed, refused or waiting action.
     finished: Callable[[Action, str, str], None] = lambda action, result, message: None
     should_stop: Callable[[], bool] = field(default=lambda: False)
-    # The action passed its last look and its first command runs next.
-    running: Callable[[Action], None] = field(default=lambda action: None)
+    # The action passed its last look and its first command runs next, unless this answers why not.
+    running: Callable[[Action], str] = field(default=lambda action: "")
 
 
 class Engine(Protocol):

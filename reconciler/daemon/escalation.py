@@ -31,6 +31,7 @@ from reconciler.plan.quorum import REBOOT_ARGV, quorum_lost
 
 RECORDS_DIR = "escalations"
 REBOOT_HOLD_SECONDS = 3600.0
+FAILED_REBOOT_HOLD_SECONDS = 300.0  # the command failed and the node still runs: try again, not every pass
 REBOOT_AFTER_SECONDS = 30.0
 STOP_KINDS = frozenset({"quorum-demote", "destroy-domain"})
 
@@ -78,8 +79,10 @@ class EscalationKeeper:
             vms.append(vm.model_copy(update={"escalation": escalation}))
         return desired.model_copy(update={"vms": tuple(vms)})
 
-    def reboot_starting(self, action: Action) -> None:
-        """The reboot passed its last look and its command runs next: record it now, it may never return."""
+    def reboot_starting(self, action: Action) -> str:
+        """The reboot passed its last look and its command runs next: record it now, it may never return. A
+        reboot that cannot be recorded is refused (the answer says why): unrecorded, it could repeat after every
+        boot."""
         vm = action.vm
         resource = action.key.split(":", 1)[1]
         now = self.clock()
@@ -89,10 +92,14 @@ class EscalationKeeper:
             decided_at=now, updated_at=now, failures=failures,
             reason=f"{resource} was still Primary without quorum after {failures} failed attempts to stop it, "
                    "a forced demotion among them")
-        self._write(record)
+        try:
+            self._write(record)
+        except OSError as exc:
+            return f"the reboot is not run: its record cannot be written to {self.directory} ({exc})"
         self._running[vm] = record
         event("escalation.reboot", level=logging.ERROR, vm=vm, resource=resource, command=record.action,
               failures=failures)
+        return ""
 
     def after_apply(self, actions: Iterable[ActionRecord]) -> None:
         for action in actions:
@@ -124,10 +131,16 @@ class EscalationKeeper:
 
     @staticmethod
     def _reboot_held(records: Mapping[str, EscalationStatus], now: float) -> str:
-        recent = [r for r in records.values() if now - r.decided_at < REBOOT_HOLD_SECONDS]
+        def hold(record: EscalationStatus) -> float:
+            return FAILED_REBOOT_HOLD_SECONDS if record.state == "failed" else REBOOT_HOLD_SECONDS
+
+        recent = [r for r in records.values() if now - r.decided_at < hold(r)]
         if not recent:
             return ""
         last = max(recent, key=lambda r: r.decided_at)
+        if last.state == "failed":
+            return (f"the reboot command failed {now - last.decided_at:.0f} s ago ({last.vm}: {last.message}); "
+                    f"it is tried again {FAILED_REBOOT_HOLD_SECONDS / 60:.0f} min after that")
         return (f"this node already rebooted itself for lost quorum {now - last.decided_at:.0f} s ago ({last.vm}, "
                 f"{last.state}); no second reboot within {REBOOT_HOLD_SECONDS / 60:.0f} min: demote "
                 f"{last.resource} by hand (`drbdsetup secondary --force {last.resource}`) or power the node off")

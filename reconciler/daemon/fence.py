@@ -19,6 +19,7 @@ again until its deadline: a 4 is only ever the peer's own confirmation.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import http.client
 import json
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.daemon.peerclient import ForgedAnswer, SilentPeer, signed_exchange
-from reconciler.daemon.powerfence import power_fence, write_record
+from reconciler.daemon.powerfence import FenceRecord, power_fence, write_record
 from reconciler.desired.errors import UnknownNodeError
 from reconciler.desired.expand import expand_node
 from reconciler.host.base import Host, HostFileError
@@ -294,7 +295,18 @@ def stonith_peer(host: Host, cluster: Cluster, resource: str, peer: str, state_d
     pause = fence_wait(stagger, primary=role == "Primary", first=host.node < peer)
     if pause:
         wait(pause)
-    record = power_fence(host, peer, resource, spec)
+    began = time.time()
+    try:
+        record = power_fence(host, peer, resource, spec)
+    except BaseException as stopped:
+        # Stopped midway (the handler got SIGTERM): the off command may have run, so the attempt is recorded as
+        # failed (nothing proven) before the stop goes on.
+        interrupted = FenceRecord(peer, host.node, resource, "failed", began, time.time(),
+                                  f"interrupted ({type(stopped).__name__} {stopped}) after the off command may "
+                                  "have run: nothing was proven")
+        with contextlib.suppress(OSError, HostFileError):  # the stop matters more than the record
+            write_record(state_dir, interrupted)
+        raise
     try:
         write_record(state_dir, record)
     except (OSError, HostFileError) as exc:

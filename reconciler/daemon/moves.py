@@ -2,8 +2,9 @@
 
 A daemon that restarts in the middle of a move (a switchover, a failback) would otherwise find the domain
 running against a revision that names another node and leave it alone (a restart never starts stopping a
-running domain by itself), and the move would stall. Only moves the daemon saw happen are kept; a name is
-dropped once its domain no longer runs here.
+running domain by itself), and the move would stall. Only moves the daemon saw happen are kept, each with
+the id of the domain that was to stop; an entry is dropped once that domain no longer runs here, so a domain
+started later under the same name (by hand, after the daemon was stopped) is never taken for it.
 """
 
 from __future__ import annotations
@@ -18,24 +19,25 @@ MOVED_AWAY_FILE = "moved-away.json"
 MAX_BYTES = 64 * 1024
 
 
-def load_moved_away(state_dir: Path) -> frozenset[str]:
-    """The kept names; a missing, oversized, unreadable or foreign file counts as none (nothing is stopped on a
-    guess)."""
+def load_moved_away(state_dir: Path) -> dict[str, int]:
+    """VM -> the id of the domain whose move was seen; a missing, oversized, unreadable or foreign file counts as
+    none (nothing is stopped on a guess)."""
     path = state_dir / MOVED_AWAY_FILE
     try:
         if path.is_symlink() or path.stat().st_size > MAX_BYTES:
-            return frozenset()
+            return {}
         data = json.loads(path.read_text())
-        if not isinstance(data, list):
-            return frozenset()
-        return frozenset(check_name(name, "VM") for name in data if isinstance(name, str))
+        if not isinstance(data, dict):
+            return {}
+        return {check_name(name, "VM"): domid for name, domid in data.items()
+                if isinstance(domid, int) and not isinstance(domid, bool) and domid > 0}
     except (OSError, ValueError, UnsafeNameError):
-        return frozenset()
+        return {}
 
 
-def save_moved_away(state_dir: Path, names: frozenset[str]) -> None:
+def save_moved_away(state_dir: Path, moved: dict[str, int]) -> None:
     path = state_dir / MOVED_AWAY_FILE
-    if not names:
+    if not moved:
         path.unlink(missing_ok=True)
         return
-    write_atomic(str(path), json.dumps(sorted(names)), mode=0o640)
+    write_atomic(str(path), json.dumps(dict(sorted(moved.items()))), mode=0o640)

@@ -88,11 +88,12 @@ class Reconciler:
     _converged_revision: str | None = None
     # Which node each VM was designated to in the previous pass (in memory: after a restart no new move is
     # seen until a revision changes a VM's node, so a restart never starts stopping a running domain), and
-    # the VMs a revision has since moved away from this node, kept in MOVED_AWAY_FILE until their domain
-    # stopped here: a move (a switchover, a failback) interrupted by a restart carries on.
+    # the VMs a revision has since moved away from this node, with the id of the domain that was to stop, kept in
+    # moved-away.json until that domain stopped here: a move (a switchover, a failback) interrupted by a restart
+    # carries on, and a domain started later (by hand) is never taken for it.
     _last_primaries: dict[str, str] | None = None
-    _moved_away: set[str] = field(default_factory=set)
-    _moved_saved: frozenset[str] = frozenset()
+    _moved_away: dict[str, int] = field(default_factory=dict)  # VM -> the id of its domain running here
+    _moved_saved: dict[str, int] = field(default_factory=dict)
     _health: dict[str, str] = field(default_factory=dict)  # degraded resource -> its reason, for the log
     status: NodeStatus | None = None
     verifier: VerifyScheduler | None = None
@@ -108,7 +109,7 @@ class Reconciler:
         self.failovers = FailoverKeeper(self.state_dir, self.node, self.clock.time)
         self.escalations = EscalationKeeper(self.state_dir, self.node, self.clock.time)
         self._moved_saved = load_moved_away(self.state_dir)
-        self._moved_away = set(self._moved_saved)
+        self._moved_away = dict(self._moved_saved)
         previous = status_store.load(self.state_dir)
         if previous is not None and previous.node == self.node:
             self.last_applied = previous.last_applied
@@ -214,27 +215,27 @@ class Reconciler:
             event("verify.error", level=logging.WARNING, error=str(exc))
 
     def _track_moves(self, desired: DesiredNode, observed: ObservedNode) -> frozenset[str]:
+        # The domain each VM runs as here (its id): a move is about that domain, not one started later.
+        running = {vm.name: dom.domid for vm in desired.vms
+                   if vm.domain is not None and (dom := observed.domain(vm.domain.name)) is not None and dom.is_running}
         current = {vm.name: vm.primary_node for vm in desired.vms}
         for name, primary in current.items():
             before = self._last_primaries.get(name) if self._last_primaries is not None else None
-            if before == self.node and primary != self.node:
-                self._moved_away.add(name)
+            if before == self.node and primary != self.node and name in running:
+                self._moved_away[name] = running[name]
                 event("vm.moved-away", vm=name, to=primary)
             elif primary == self.node:
-                self._moved_away.discard(name)
+                self._moved_away.pop(name, None)
         self._last_primaries = current
-        # A move is done once the domain no longer runs here; a later start by hand is not undone.
-        running = {vm.name for vm in desired.vms
-                   if vm.domain is not None and (dom := observed.domain(vm.domain.name)) is not None and dom.is_running}
-        self._moved_away &= running
-        moved = frozenset(self._moved_away)
-        if moved != self._moved_saved:
+        # A move is done once its domain no longer runs here; a later start (by hand) is not undone.
+        self._moved_away = {name: domid for name, domid in self._moved_away.items() if running.get(name) == domid}
+        if self._moved_away != self._moved_saved:
             try:
-                save_moved_away(self.state_dir, moved)
-                self._moved_saved = moved
+                save_moved_away(self.state_dir, self._moved_away)
+                self._moved_saved = dict(self._moved_away)
             except OSError as exc:  # kept in memory; the next pass tries again
                 self.error(f"cannot keep the VMs moved away in {self.state_dir}: {exc}")
-        return moved
+        return frozenset(self._moved_away)
 
     def _observe(self) -> ObservedNode | None:
         self.liveness.beat("pass: observe")
@@ -261,9 +262,8 @@ class Reconciler:
                   revision=revision[:12], result=result, error=message if failed and message else None,
                   reason=message if result == "unchanged" and message else None)
 
-        def running(action: Action) -> None:
-            if action.kind == "reboot-node":
-                self.escalations.reboot_starting(action)
+        def running(action: Action) -> str:
+            return self.escalations.reboot_starting(action) if action.kind == "reboot-node" else ""
 
         return ActionHooks(started=started, finished=finished, should_stop=self.should_stop, running=running)
 

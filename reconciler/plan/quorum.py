@@ -53,9 +53,11 @@ def plan_quorum_loss(b: VmBuilder, res: DrbdResourceState) -> bool:
     escalation = vm.escalation
     forced = escalation is not None and escalation.failures >= FORCE_AFTER_FAILURES
     argv = b.replicator.force_demote_argv(drbd.name) if forced else b.replicator.demote_argv(drbd.name)
+    # The first, plain demotion waits for the destroy; a forced one runs even when the destroy failed (a domain
+    # that cannot die holds the device open, which is what --force is for).
     b.add("quorum-demote", drbd.key, "change",
           f"demote {drbd.name} to Secondary (quorum lost{'; forced: the device may still be open' if forced else ''})",
-          commands=(b.command(argv),), depends_on=(stop,), reason=why, devices=(drbd.device,))
+          commands=(b.command(argv),), depends_on=() if forced else (stop,), reason=why, devices=(drbd.device,))
     reboot = REBOOT_ARGV.get(drbd.on_demote_failure)
     if escalation is not None and escalation.reboot_due and reboot is not None:
         # No dependency: it runs after the demotion (plan order) whether that failed or was skipped, and its last

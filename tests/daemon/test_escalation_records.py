@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli.cmd_status import render
-from reconciler.daemon.escalation import REBOOT_AFTER_SECONDS, REBOOT_HOLD_SECONDS, EscalationKeeper
+from reconciler.daemon.escalation import (
+    FAILED_REBOOT_HOLD_SECONDS,
+    REBOOT_AFTER_SECONDS,
+    REBOOT_HOLD_SECONDS,
+    EscalationKeeper,
+)
 from reconciler.model.desired import DemoteEscalation, DesiredNode, DesiredVm
 from reconciler.model.observed import DrbdResourceState, ObservedNode
 from reconciler.model.status import ActionRecord, EscalationStatus, NodeStatus
@@ -81,7 +86,7 @@ def test_a_reboot_is_due_only_after_a_forced_demotion_failed_and_30_s_after_the_
     assert keeper.statuses() == ()  # nothing is recorded before a reboot command really runs
 
 
-def test_destroy_failures_alone_never_make_a_reboot_due(tmp_path: Path) -> None:
+def test_destroy_failures_alone_never_make_a_reboot_due_without_a_failed_forced_demotion(tmp_path: Path) -> None:
     clock = Clock()
     keeper = EscalationKeeper(tmp_path, "erdbeere", clock)
     desired, observed = _desired(), _observed(_desired())
@@ -104,29 +109,29 @@ def _due(keeper: EscalationKeeper, clock: Clock, desired: DesiredNode, observed:
     return escalation
 
 
+def _two_vms() -> DesiredNode:
+    vm101 = make_vm(101)
+    assert vm101.drbd is not None
+    return make_node(_vm(_desired()), vm101.model_copy(update={
+        "drbd": vm101.drbd.model_copy(update={"safety": "quorum"})}))
+
+
 def test_the_record_is_written_when_the_command_starts_and_holds_every_reboot_of_the_node_for_an_hour(
         tmp_path: Path) -> None:
     clock = Clock()
     keeper = EscalationKeeper(tmp_path, "erdbeere", clock)
     desired, observed = _desired(), _observed(_desired())
     assert _due(keeper, clock, desired, observed).reboot_held == ""
-    keeper.reboot_starting(_reboot())
+    assert keeper.reboot_starting(_reboot()) == ""
     (record,) = keeper.statuses()
     assert (record.vm, record.state, record.action, record.failures) == (
         "vm100", "started", "systemctl reboot --force", 1)
-    keeper.after_apply([ActionRecord(kind="reboot-node", key="drbd:vm100", vm="vm100", result="failed", ran=True,
-                                     message="`systemctl reboot --force` (exit 1): Failed to connect to bus")])
-    (record,) = keeper.statuses()
-    assert record.state == "failed"
-    assert "Failed to connect to bus" in record.message
 
-    # A restart forgets the count, not the record: the next due reboot, of any VM of this node, is held.
+    # The node comes back (the daemon starts anew: the count is gone, the record is not); another VM of the
+    # node gets stuck: its reboot is held for the hour.
     clock.now += 120
     keeper = EscalationKeeper(tmp_path, "erdbeere", clock)
-    vm101 = make_vm(101)
-    assert vm101.drbd is not None
-    desired = make_node(_vm(desired), vm101.model_copy(update={
-        "drbd": vm101.drbd.model_copy(update={"safety": "quorum"})}))
+    desired = _two_vms()
     observed = _observed(desired)
     keeper.view(desired, observed)
     keeper.after_apply([_failed(forced=True, vm="vm101")])
@@ -136,11 +141,41 @@ def test_the_record_is_written_when_the_command_starts_and_holds_every_reboot_of
     escalation = held["vm101"]
     assert escalation is not None
     assert escalation.reboot_held.startswith("this node already rebooted itself for lost quorum 150 s ago (vm100, "
-                                             "failed)")
+                                             "started)")
     clock.now += REBOOT_HOLD_SECONDS
     escalation = {vm.name: vm.escalation for vm in keeper.view(desired, observed).vms}["vm101"]
     assert escalation is not None
     assert escalation.reboot_held == ""
+
+
+def test_a_failed_reboot_command_is_tried_again_after_five_minutes(tmp_path: Path) -> None:
+    clock = Clock()
+    keeper = EscalationKeeper(tmp_path, "erdbeere", clock)
+    desired, observed = _desired(), _observed(_desired())
+    _due(keeper, clock, desired, observed)
+    assert keeper.reboot_starting(_reboot()) == ""
+    keeper.after_apply([ActionRecord(kind="reboot-node", key="drbd:vm100", vm="vm100", result="failed", ran=True,
+                                     message="`systemctl reboot --force` (exit 1): Failed to connect to bus")])
+    (record,) = keeper.statuses()
+    assert record.state == "failed"
+    assert "Failed to connect to bus" in record.message
+    clock.now += 60
+    escalation = _escalation(keeper, desired, observed)
+    assert escalation is not None
+    assert escalation.reboot_held.startswith("the reboot command failed 60 s ago")
+    clock.now += FAILED_REBOOT_HOLD_SECONDS
+    escalation = _escalation(keeper, desired, observed)
+    assert escalation is not None
+    assert escalation.reboot_held == ""
+
+
+def test_a_reboot_that_cannot_be_recorded_is_refused(tmp_path: Path) -> None:
+    clock = Clock()
+    (tmp_path / "escalations").write_text("not a directory")
+    keeper = EscalationKeeper(tmp_path, "erdbeere", clock)
+    desired, observed = _desired(), _observed(_desired())
+    _due(keeper, clock, desired, observed)
+    assert keeper.reboot_starting(_reboot()).startswith("the reboot is not run: its record cannot be written")
 
 
 def test_quorum_back_or_a_demotion_resets_the_count(tmp_path: Path) -> None:

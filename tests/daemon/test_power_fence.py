@@ -350,3 +350,21 @@ def test_a_handler_stopped_by_a_signal_kills_the_agent_it_started_and_answers_1(
     assert signal.getsignal(signal.SIGTERM) == before
     stat = Path(f"/proc/{int(pid_file.read_text())}/stat")
     assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_a_fence_stopped_after_its_off_command_is_recorded_as_failed(tmp_path: Path) -> None:
+    class StoppedAfterOff(Node):
+        def run(self, argv: Sequence[str], *, timeout: float = 30.0, stdin: str | None = None) -> CommandResult:
+            result = super().run(argv, timeout=timeout, stdin=stdin)
+            if "--action=status" in argv:
+                raise cmd_fence.Terminated("SIGTERM")  # the handler stopped while it checked the off state
+            return result
+
+    _, spec = _agent(tmp_path)
+    cluster = load_cluster(str(_cluster(tmp_path, spec)))
+    state = tmp_path / "state"
+    with pytest.raises(cmd_fence.Terminated):
+        stonith_peer(StoppedAfterOff("Primary"), cluster, "vm100", "himbeere", state, wait=FakeTime().wait)
+    (record,) = read_records(state)
+    assert (record.peer, record.outcome) == ("himbeere", "failed")
+    assert "interrupted (Terminated SIGTERM)" in record.detail

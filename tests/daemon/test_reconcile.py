@@ -270,11 +270,11 @@ def _domain(name: str) -> Any:
                          config_path=f"/etc/xen/{name}.cfg", config_text="")
 
 
-def _running(*names: str) -> Any:
+def _running(*names: str, domid: int = 1) -> Any:
     from reconciler.model.observed import DomainState, ObservedNode
 
-    return ObservedNode(node="erdbeere", domains=tuple(DomainState(name=n, domid=1, state="blocked", memory_mib=512)
-                                                       for n in names))
+    return ObservedNode(node="erdbeere", domains=tuple(DomainState(name=n, domid=domid, state="blocked",
+                                                                   memory_mib=512) for n in names))
 
 
 def test_only_a_revision_that_moves_a_vm_away_lets_the_planner_stop_its_domain(world: Any) -> None:
@@ -316,9 +316,22 @@ def test_a_move_interrupted_by_a_restart_carries_on(world: Any, tmp_path: Path) 
     assert not (tmp_path / "moved-away.json").exists()
 
 
+def test_a_domain_started_again_while_the_daemon_was_stopped_is_not_the_one_that_moved(
+        world: Any, tmp_path: Path) -> None:
+    rec, source, engine, metrics = world
+    rec._track_moves(_with_primary("erdbeere"), _running("vm100", domid=7))
+    assert rec._track_moves(_with_primary("himbeere"), _running("vm100", domid=7)) == frozenset({"vm100"})
+    # Stopped, then started again by hand (a new domain id) before the daemon came back: left alone.
+    clock = VirtualClock()
+    again = Reconciler(node="erdbeere", state_dir=tmp_path, source=source, engine=engine,  # type: ignore[arg-type]
+                       clock=clock, liveness=Liveness(clock.monotonic), metrics=metrics)
+    assert again._track_moves(_with_primary("himbeere"), _running("vm100", domid=9)) == frozenset()
+
+
 def test_a_foreign_moved_away_file_moves_nothing(world: Any, tmp_path: Path) -> None:
     _, source, engine, metrics = world
-    for text in ('["vm100; rm -rf /"]', '{"vm100": true}', "not json", "[" + '"vm100",' * 20000 + '"x"]'):
+    for text in ('{"vm100; rm -rf /": 1}', '{"vm100": true}', '["vm100"]', "not json",
+                 "{" + '"vm100": 1, ' * 20000 + '"x": 1}'):
         (tmp_path / "moved-away.json").write_text(text)
         clock = VirtualClock()
         rec = Reconciler(node="erdbeere", state_dir=tmp_path, source=source, engine=engine,  # type: ignore[arg-type]

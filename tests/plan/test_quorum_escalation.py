@@ -4,6 +4,8 @@ or has been demoted meanwhile."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from reconciler.apply.executor import ApplyOptions, apply_plan
@@ -11,6 +13,7 @@ from reconciler.apply.retry import RetryPolicy
 from reconciler.host.base import CommandResult
 from reconciler.model.desired import DemoteEscalation, DemoteFailureAction, DesiredNode, DesiredVm
 from reconciler.model.observed import DrbdResourceState, ObservedNode
+from reconciler.plan.actions import Action
 from reconciler.plan.diff import plan_node
 from reconciler.plan.model import Plan
 from tests.apply.fakes import FakeHost, fail
@@ -56,6 +59,10 @@ def test_after_a_failure_the_demotion_is_forced_and_no_reboot_is_planned_before_
     _, _, plan = _plan(_vm(DemoteEscalation(failures=3)))
     assert [a.kind for a in plan.actions] == ["destroy-domain", "quorum-demote"]
     assert _argvs(plan, "quorum-demote") == [("drbdsetup", "secondary", "--force", "vm100")]
+    # Forced, it no longer waits for the destroy: a domain that cannot die is what holds the device open.
+    assert plan.actions[1].depends_on == ()
+    _, _, first = _plan(_vm())
+    assert first.actions[1].depends_on == (first.actions[0].id,)
 
 
 @pytest.mark.parametrize(("action", "argv"), [
@@ -89,14 +96,14 @@ def test_a_held_reboot_is_refused_and_the_forced_demotion_goes_on() -> None:
     assert plan.actions[1].refused == held
 
 
-def _apply(plan: Plan, now: ObservedNode, failing: tuple[str, ...] = ()) -> tuple[dict[str, str],
-                                                                                list[tuple[str, ...]]]:
+def _apply(plan: Plan, now: ObservedNode, failing: tuple[str, ...] = (),
+           before_run: Callable[[Action], str] = lambda action: "") -> tuple[dict[str, str], list[tuple[str, ...]]]:
     def refuse(argv: tuple[str, ...]) -> CommandResult | None:
         return fail(argv, 11, "vm100: State change failed: (-12) Device is held open by someone") \
             if argv == failing else None
     host = FakeHost(responders=[refuse], drbd=now.drbd.resources)
     options = ApplyOptions(policy=RetryPolicy(attempts=1, initial_s=1.0, max_s=1.0, jitter_s=0.0),
-                           sleep=lambda _s: None, clock=lambda: 1000.0)
+                           sleep=lambda _s: None, clock=lambda: 1000.0, before_run=before_run)
     result = apply_plan(host, plan, options=options)
     return {r.kind: r.result for r in result.actions}, list(host.calls)
 
@@ -114,3 +121,11 @@ def test_the_last_look_reboots_only_a_node_still_primary_without_quorum() -> Non
         results, calls = _apply(plan, now)
         assert results["reboot-node"] == "waiting"
         assert not any(c[0] == "systemctl" for c in calls)
+
+
+def test_a_reboot_the_daemon_cannot_record_is_refused_before_its_command() -> None:
+    _, observed, plan = _plan(_vm(DemoteEscalation(failures=2, reboot_due=True)), domain=False)
+    refusal = "the reboot is not run: its record cannot be written"
+    results, calls = _apply(plan, observed, before_run=lambda a: refusal if a.kind == "reboot-node" else "")
+    assert results["reboot-node"] == "refused"
+    assert not any(c[0] == "systemctl" for c in calls)
