@@ -100,12 +100,17 @@ def _domain(lab: SimLab) -> dict[str, Any]:
     return domain
 
 
-@pytest.fixture
-def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+def hand_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A simulated DRBD 8.4 pair built with the article's commands, and where its import is to go."""
     directory = tmp_path / "sim"
     SimCluster.init(directory, list(NODES), dict.fromkeys(VGS, 100 * GIB), drbd_version="8.4")
     build_by_hand(monkeypatch, directory)
     return directory, tmp_path / "repo"
+
+
+@pytest.fixture
+def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    return hand_built(tmp_path, monkeypatch)
 
 
 def test_import_writes_a_valid_directory_that_renders_the_running_configuration(built: tuple[Path, Path]) -> None:
@@ -174,12 +179,8 @@ def test_after_the_takeover_a_growth_commit_works_without_a_restart(built: tuple
     assert main(["sim", "check", str(directory)]) == 0
 
 
-def test_a_config_that_means_something_else_is_refused_with_the_difference(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    directory = tmp_path / "sim"
-    SimCluster.init(directory, list(NODES), dict.fromkeys(VGS, 100 * GIB), drbd_version="8.4")
-    build_by_hand(monkeypatch, directory)
-    out = tmp_path / "repo"
+def test_a_config_that_means_something_else_is_refused_with_the_difference(built: tuple[Path, Path]) -> None:
+    directory, out = built
     import_both(directory, out)
     vm_file = out / "vms" / "vm100.yaml"
     vm_file.write_text(vm_file.read_text().replace('sndbuf-size: "512k"', 'sndbuf-size: "1M"'))

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.sim.state import SimCluster
 from tests.apply.simlab import NODES, SimLab
-from tests.apply.test_takeover import GIB, VGS, build_by_hand, import_both
+from tests.apply.test_takeover import GIB, hand_built, import_both
 from tests.daemon.daemonpair import Pair
 
 pytestmark = pytest.mark.timeout(300)
@@ -23,10 +22,7 @@ DISRUPTIVE = (["drbdadm", "down"], ["drbdadm", "disconnect"], ["drbdadm", "creat
 
 def test_two_daemons_take_a_hand_built_pair_over_without_a_restart_and_then_grow_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    directory = tmp_path / "sim"
-    SimCluster.init(directory, list(NODES), dict.fromkeys(VGS, 100 * GIB), drbd_version="8.4")
-    build_by_hand(monkeypatch, directory)
-    out = tmp_path / "repo"
+    directory, out = hand_built(tmp_path, monkeypatch)
     assert "Disagreements between the nodes (0)" in import_both(directory, out)
     pair = Pair(SimLab(directory, desired_dir=out), tmp_path)
     before = pair.state()["nodes"]["erdbeere"]["domains"]["vm100"]
