@@ -118,8 +118,13 @@ class RealHost:
             return None
         except OSError as exc:
             raise HostFileError(exc.errno, f"cannot read {path}: {exc.strerror}") from exc
-        with os.fdopen(fd, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
+        try:
+            with os.fdopen(fd, encoding="utf-8", errors="replace") as handle:
+                return handle.read()
+        except OSError as exc:
+            # A directory opens but does not read (/etc/xen/scripts among the domain configs): the caller's
+            # error, as for a file that cannot be opened.
+            raise HostFileError(exc.errno, f"cannot read {path}: {exc.strerror}") from exc
 
     def list_dir(self, path: str) -> tuple[str, ...]:
         try:

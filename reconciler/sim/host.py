@@ -95,7 +95,11 @@ class SimHost:
         if _normal(path) in PROC_SYMLINKS:
             # As on a real node: the host seam opens files with O_NOFOLLOW, and these are symlinks.
             raise HostFileError(errno.ELOOP, f"cannot read {path}: Too many levels of symbolic links")
-        return self._context(state).read_file(_normal(path))
+        found = self._context(state).read_file(_normal(path))
+        directory = _normal(path).rstrip("/") + "/"
+        if found is None and any(f.startswith(directory) for f in state["nodes"][self.node].get("files", {})):
+            raise HostFileError(errno.EISDIR, f"cannot read {path}: Is a directory")
+        return found
 
     def list_dir(self, path: str) -> tuple[str, ...]:
         state = self.cluster.snapshot()

@@ -89,6 +89,12 @@ def test_write_refuses_a_planted_symlink(tmp_path: Path) -> None:
     assert victim.read_text() == "precious"
 
 
+def test_reading_a_directory_is_a_host_file_error(tmp_path: Path) -> None:
+    # /etc/xen/scripts among the domain configs: the import skips it rather than crash (seen in the lab).
+    with pytest.raises(HostFileError, match="Is a directory"):
+        RealHost().read_file(str(tmp_path))
+
+
 def test_read_does_not_follow_symlinks(tmp_path: Path) -> None:
     target = tmp_path / "t"
     target.write_text("x")

@@ -194,3 +194,11 @@ def test_probing_changes_nothing(tmp_path: Path, host: SimHost) -> None:
     assert [e["mutating"] for e in SimCluster(tmp_path).read_log()[-3:]] == [False, False, False]
     ok(host, "mkfs.xfs", "-q", DEV)
     assert SimCluster(tmp_path).read_log()[-1]["mutating"] is True
+
+
+def test_reading_a_directory_fails_as_on_a_real_node(host: SimHost) -> None:
+    assert host.run(["tee", "/etc/xen/scripts/block"], stdin="#!/bin/sh\n").returncode == 0
+    with pytest.raises(HostFileError, match="Is a directory"):
+        host.read_file("/etc/xen/scripts")
+    assert host.read_file("/etc/xen/scripts/block") == "#!/bin/sh\n"
+    assert host.read_file("/etc/xen/none") is None
