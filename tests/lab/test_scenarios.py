@@ -834,7 +834,10 @@ def _copy_dir(source: Node, target: Node, directory: str) -> None:
 
 
 def _disconnects(node: Node) -> int:
-    return sum(f"{HAND_VM}: conn( Connected ->" in line for line in kernel_log(node).splitlines())
+    """Connection losses DRBD 8.4 logged for the hand-built resource (``drbd vm101: peer( Secondary -> Unknown )
+    conn( Connected -> Disconnecting ) ...``, or the same for its device ``block drbd1:``)."""
+    return sum("conn( Connected ->" in line and (f"drbd {HAND_VM}:" in line or "block drbd1:" in line)
+               for line in kernel_log(node).splitlines())
 
 
 @pytest.mark.timeout(3600)
