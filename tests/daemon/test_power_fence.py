@@ -349,7 +349,18 @@ def test_a_handler_stopped_by_a_signal_kills_the_agent_it_started_and_answers_1(
     assert code == 1
     assert signal.getsignal(signal.SIGTERM) == before
     stat = Path(f"/proc/{int(pid_file.read_text())}/stat")
-    assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+    def gone() -> bool:
+        # Gone, or a zombie for init to reap; SIGKILL takes effect when the process is next scheduled.
+        try:
+            return stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        except FileNotFoundError:
+            return True
+
+    deadline = time.monotonic() + 20
+    while not gone() and time.monotonic() < deadline:
+        time.sleep(0.05)  # polls the condition itself
+    assert gone(), "the fence agent's child outlived the handler"
 
 
 def test_a_fence_stopped_after_its_off_command_is_recorded_as_failed(tmp_path: Path) -> None:
