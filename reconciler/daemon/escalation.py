@@ -27,7 +27,7 @@ from reconciler.model.desired import DemoteEscalation, DesiredNode, DesiredVm
 from reconciler.model.observed import ObservedNode
 from reconciler.model.status import ActionRecord, EscalationState, EscalationStatus
 from reconciler.plan.actions import Action
-from reconciler.plan.quorum import REBOOT_ARGV, quorum_lost
+from reconciler.plan.quorum import REBOOT_ARGV, primary_without_quorum
 
 RECORDS_DIR = "escalations"
 REBOOT_HOLD_SECONDS = 3600.0
@@ -51,7 +51,7 @@ class EscalationKeeper:
         self.node = node
         self.clock = clock
         self._failures: dict[str, int] = {}
-        self._forced_failures: dict[str, int] = {}
+        self._forced_failed: set[str] = set()  # VMs whose forced demotion failed since they lost quorum
         self._first_failure_at: dict[str, float] = {}
         self._stopping: frozenset[str] = frozenset()  # VMs Primary here without quorum, as the last view saw them
         self._running: dict[str, EscalationStatus] = {}  # reboots whose command started in this pass
@@ -59,10 +59,12 @@ class EscalationKeeper:
     def view(self, desired: DesiredNode, observed: ObservedNode) -> DesiredNode:
         """The desired state with each VM's escalation, for the VMs whose resource is Primary here without quorum."""
         now = self.clock()
-        stopping = frozenset(vm.name for vm in desired.vms if self._primary_without_quorum(vm, observed))
-        for counts in (self._failures, self._forced_failures, self._first_failure_at):
+        stopping = frozenset(vm.name for vm in desired.vms if vm.drbd is not None
+                             and primary_without_quorum(vm, observed.drbd.resource(vm.drbd.name)))
+        for counts in (self._failures, self._first_failure_at):
             for vm_name in [v for v in counts if v not in stopping]:
                 del counts[vm_name]
+        self._forced_failed &= stopping
         self._stopping = stopping
         self._running = {}
         held = self._reboot_held(read_records(self.state_dir), now) if self._failures else ""
@@ -72,7 +74,7 @@ class EscalationKeeper:
             if failures == 0 or vm.drbd is None:
                 vms.append(vm)
                 continue
-            due = (self._forced_failures.get(vm.name, 0) > 0
+            due = (vm.name in self._forced_failed
                    and now - self._first_failure_at[vm.name] >= REBOOT_AFTER_SECONDS
                    and vm.drbd.on_demote_failure in REBOOT_ARGV)
             escalation = DemoteEscalation(failures=failures, reboot_due=due, reboot_held=held if due else "")
@@ -111,7 +113,7 @@ class EscalationKeeper:
                 self._failures[action.vm] = self._failures.get(action.vm, 0) + 1
                 self._first_failure_at.setdefault(action.vm, self.clock())
                 if any("--force" in argv for argv in action.argv) and action.kind == "quorum-demote":
-                    self._forced_failures[action.vm] = self._forced_failures.get(action.vm, 0) + 1
+                    self._forced_failed.add(action.vm)
             elif action.kind == "reboot-node" and action.vm in self._running:
                 state: EscalationState = "requested" if action.result == "ok" else "failed"
                 self._write(self._running[action.vm].model_copy(update={
@@ -122,13 +124,6 @@ class EscalationKeeper:
         return tuple(record for _, record in sorted(read_records(self.state_dir).items()))
 
     # -- helpers ---------------------------------------------------------------------------------------
-    @staticmethod
-    def _primary_without_quorum(vm: DesiredVm, observed: ObservedNode) -> bool:
-        if vm.drbd is None:
-            return False
-        res = observed.drbd.resource(vm.drbd.name)
-        return res is not None and res.role == "Primary" and quorum_lost(vm, res)
-
     @staticmethod
     def _reboot_held(records: Mapping[str, EscalationStatus], now: float) -> str:
         def hold(record: EscalationStatus) -> float:

@@ -38,10 +38,15 @@ def quorum_lost(vm: DesiredVm, res: DrbdResourceState | None) -> bool:
             and any(d.quorum is False for d in res.devices))
 
 
+def primary_without_quorum(vm: DesiredVm, res: DrbdResourceState | None) -> bool:
+    """What the escalation is about: this node's replica is Primary and DRBD says it has no quorum."""
+    return res is not None and res.role == "Primary" and quorum_lost(vm, res)
+
+
 def plan_quorum_loss(b: VmBuilder, res: DrbdResourceState) -> bool:
     """Plan the stop of a Primary without quorum; True when the VM gets nothing else in this pass."""
     vm, drbd = b.vm, b.vm.drbd
-    if drbd is None or res.role != "Primary" or not quorum_lost(vm, res):
+    if drbd is None or not primary_without_quorum(vm, res):
         return False
     why = f"{drbd.name} lost quorum: its writes fail or freeze, and the side with quorum may take the VM over"
     stop = None
