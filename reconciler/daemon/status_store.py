@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from reconciler.model.status import NodeStatus
 from reconciler.source.statefile import write_atomic
 
@@ -25,5 +23,5 @@ def load(state_dir: Path) -> NodeStatus | None:
         return None
     try:
         return NodeStatus.model_validate(json.loads(text))
-    except (ValueError, ValidationError):
+    except ValueError:
         return None

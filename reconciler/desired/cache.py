@@ -9,21 +9,20 @@ file (missing, damaged, not ours, readable by others), is a miss, never an error
 and validated in full, and the result kept for the next command. Invalid files are never kept; their
 problems are reported by the full load every time.
 
-Read back, the node is validated again by its own model (the invariants of ``DesiredNode`` hold as for a
-freshly expanded one). The file is root's, mode 0600, replaced atomically, and only ever read as data.
+Read back, the node is checked again against its model (reconciler.model.base: every field present and of
+its type, nothing unknown). The file is root's, mode 0600, replaced atomically, and only ever read as data.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import os
 import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path
-
-from pydantic import ValidationError
 
 from reconciler.desired.safefs import DesiredFiles, UnsafePath, read_desired
 from reconciler.model.desired import DesiredNode
@@ -40,18 +39,34 @@ def code_digest() -> str:
     validation runs on: a cached node is never used by other code than the one that validated it."""
     global _code_digest  # noqa: PLW0603  (computed once per process)
     if _code_digest is None:
-        from pydantic.version import VERSION  # noqa: PLC0415
-
-        root = Path(__file__).resolve().parent.parent  # the reconciler package
-        sources: list[Path] = []
-        for directory, subdirs, names in os.walk(root):
-            subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
-            sources.extend(Path(directory, name) for name in names if name.endswith(".py"))
-        digest = hashlib.sha256(_framed(f"python {sys.version}", f"pydantic {VERSION}"))
-        for path in sorted(sources):
-            digest.update(_framed(path.relative_to(root).as_posix(), path.read_bytes()))
+        root = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))  # the reconciler package
+        sources: list[tuple[str, str]] = []  # (path inside the package, path); os.scandir: no Path per file
+        pending = [""]
+        while pending:
+            relative = pending.pop()
+            with os.scandir(os.path.join(root, relative)) as entries:
+                for entry in entries:
+                    inside = f"{relative}/{entry.name}" if relative else entry.name
+                    if entry.is_dir(follow_symlinks=False):
+                        if entry.name != "__pycache__":
+                            pending.append(inside)
+                    elif entry.name.endswith(".py"):
+                        sources.append((inside, entry.path))
+        digest = hashlib.sha256(_framed(f"python {sys.version}", _pydantic_version()))
+        for inside, path in sorted(sources):
+            with open(path, "rb") as source:
+                digest.update(_framed(inside, source.read()))
         _code_digest = digest.hexdigest()
     return _code_digest
+
+
+def _pydantic_version() -> bytes:
+    """The source of pydantic's version module, read without importing pydantic (that import is most of
+    what the kept node saves)."""
+    spec = importlib.util.find_spec("pydantic")
+    if spec is None or spec.origin is None:
+        return b"no pydantic"
+    return Path(spec.origin).with_name("version.py").read_bytes()
 
 
 def _framed(*parts: str | bytes) -> bytes:
@@ -95,7 +110,7 @@ def read(state_dir: Path, key: str) -> DesiredNode | None:
             if stored_key != key:
                 return None
             return DesiredNode.model_validate_json(handle.read())
-    except (OSError, ValueError, ValidationError):  # ValueError: also a key that is not ASCII
+    except (OSError, ValueError):  # ValueError: a key that is not ASCII, or data that is no node
         return None
 
 

@@ -6,6 +6,8 @@ cluster and node always give the same (frozen) result.
 
 from __future__ import annotations
 
+from typing import Any
+
 from reconciler.desired.errors import UnknownNodeError
 from reconciler.desired.load import Cluster
 from reconciler.desired.render_drbd import config_path as drbd_config_path
@@ -100,7 +102,7 @@ def _failover(vm: Vm, spec: ClusterFile) -> DesiredFailover:
 def _expand_vm(vm: Vm, spec: ClusterFile, node: str) -> DesiredVm:
     version = spec.nodes[node].drbd_version
     hosts = drbd_hosts(vm, spec)
-    common = {"name": vm.name, "id": vm.id, "source_file": vm.source, "lifecycle": vm.lifecycle,
+    common: dict[str, Any] = {"name": vm.name, "id": vm.id, "source_file": vm.source, "lifecycle": vm.lifecycle,
               "suspended": vm.suspended, "layout": vm.layout, "nodes": vm.nodes, "primary_node": vm.primary,
               "this_node": node, "failover": _failover(vm, spec)}
     if node not in vm.nodes:

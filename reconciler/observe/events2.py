@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from typing import Literal, cast
 
-from reconciler.model.base import Frozen
+from reconciler.model.base import Frozen, field
 from reconciler.model.observed import (
     DrbdConnectionState,
     DrbdDeviceState,
@@ -64,7 +64,7 @@ class DrbdEvent(Frozen):
     action: Action
     object: EventObject
     name: str | None = None
-    properties: dict[str, str] = {}
+    properties: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_end_of_initial_state(self) -> bool:

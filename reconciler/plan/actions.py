@@ -129,7 +129,7 @@ def action_id(kind: str, key: str) -> str:
 
 def cmd(*argv: str, stdin: str | None = None, timeout: float | None = None, mutating: bool = True) -> Command:
     limit = timeout if timeout is not None else DEFAULT_COMMAND_TIMEOUT
-    return Command.model_construct(argv=tuple(argv), stdin=stdin, timeout_s=limit, mutating=mutating)
+    return Command(argv=tuple(argv), stdin=stdin, timeout_s=limit, mutating=mutating)
 
 
 # --- LVM -------------------------------------------------------------------------------------------

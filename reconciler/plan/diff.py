@@ -150,6 +150,6 @@ def _resources(desired: DesiredNode) -> tuple[PlannedResource, ...]:
         keyed += [(s.key, "swap") for s in vm.swaps]
         if vm.domain is not None:
             keyed.append((vm.domain.key, "domain"))
-        out += [PlannedResource.model_construct(key=k, vm=vm.name, kind=kind, suspended=vm.suspended)
+        out += [PlannedResource(key=k, vm=vm.name, kind=kind, suspended=vm.suspended)
                 for k, kind in keyed]
     return tuple(out)

@@ -9,16 +9,16 @@ resize waits, and so does a split-brain recovery the desired state asks for.
 
 from __future__ import annotations
 
-from reconciler.model.base import Frozen
+from reconciler.model.base import Frozen, field
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode
 
 
 class PeerView(Frozen):
     node: str
-    backing_bytes: dict[str, int] = {}  # DRBD resource -> size of the peer's backing device
+    backing_bytes: dict[str, int] = field(default_factory=dict)  # DRBD resource -> size of the peer's backing device
     # DRBD resource -> the peer's generation identifiers when DRBD last reported a split brain there
-    split_brain: dict[str, str] = {}
+    split_brain: dict[str, str] = field(default_factory=dict)
 
 
 def peer_view_from_observation(desired_peer: DesiredNode, observed_peer: ObservedNode) -> PeerView:

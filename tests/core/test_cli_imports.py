@@ -99,13 +99,15 @@ def test_an_unknown_command_lists_every_command() -> None:
         assert f"'{name}'" in proc.stderr
 
 
-def test_a_plan_on_unchanged_files_loads_no_parser_or_schema(tmp_path: Path) -> None:
-    """The second plan over the same files takes the node validated by the first (see desired.cache)."""
+def test_a_plan_on_unchanged_files_loads_no_parser_schema_or_pydantic(tmp_path: Path) -> None:
+    """The second plan over the same files takes the node validated by the first (see desired.cache); the
+    models it plans with are not pydantic's (see model.base)."""
     init_cluster(tmp_path / "sim")
     argv = ("plan", "--sim", str(tmp_path / "sim"), "--node", "erdbeere", "--state-dir", str(tmp_path / "state"),
             str(ROOT / "desired-state"))
     first = loaded_modules(*argv)
     assert "reconciler.desired.schema" in first
     again = loaded_modules(*argv)
-    assert heavy_in(again, ("yaml", "reconciler.desired.schema", "reconciler.desired.load")) == []
+    assert "pydantic" in first
+    assert heavy_in(again, ("yaml", "pydantic", "reconciler.desired.schema", "reconciler.desired.load")) == []
     assert "reconciler.plan.diff" in again  # it did plan
