@@ -148,9 +148,10 @@ def _drbd(
     own_backing: str,
     after: tuple[str, ...],
 ) -> DesiredDrbd:
-    # DRBD must allow a second primary for `xl migrate` to open the disk on the target; the planner still
-    # promotes the second node only while the domain moves, and every other VM's file forbids it outright.
-    allow_two = vm.domain.live_migration
+    # Never in the file: a dual-primary allowance must be in force only inside a live migration's window
+    # (opened and withdrawn at run time), and that window is not built yet, so `live_migration: true` moves
+    # a domain by shutdown and start like any other and no second `drbdadm primary` can succeed.
+    allow_two = False
     text = render_drbd(vm, version, hosts, vm.minor, data_backing, allow_two_primaries=allow_two)
     return DesiredDrbd(
         vm=vm.name,

@@ -106,15 +106,18 @@ def test_rendering_is_identical_on_both_nodes_for_the_drbd_file(tmp_path: Path) 
     assert a["lvs.txt"] != b["lvs.txt"]
 
 
-def test_only_live_migration_vms_allow_two_primaries(tmp_path: Path) -> None:
+def test_no_file_allows_two_primaries_not_even_for_live_migration(tmp_path: Path) -> None:
+    """A dual-primary allowance belongs only inside a migration's window, never in a file."""
     migrating = VM101 + "  live_migration: true\n"
     repo = write_repo(tmp_path / "repo", CLUSTER, {"vm100.yaml": VM100, "vm101.yaml": migrating})
     node = expand_node(load_cluster(str(repo)), "erdbeere")
     flags = {vm.name: (vm.drbd.allow_two_primaries if vm.drbd else None) for vm in node.vms}
-    assert flags == {"vm100": False, "vm101": True}
+    assert flags == {"vm100": False, "vm101": False}
+    assert {vm.name: vm.domain.live_migration for vm in node.vms if vm.domain} == {"vm100": False, "vm101": True}
     files = render_node(node)
     assert "allow-two-primaries no;" in files["etc/drbd.d/vm100.res"]
-    assert "allow-two-primaries yes;" in files["etc/drbd.d/vm101.res"]
+    assert "allow-two-primaries no;" in files["etc/drbd.d/vm101.res"]
+    assert "allow-two-primaries yes" not in files["etc/drbd.d/vm101.res"]
 
 
 def test_config_paths_refuse_unsafe_names() -> None:
