@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 from typing import TYPE_CHECKING
 
 from reconciler.host import factory
@@ -31,7 +30,7 @@ def add_state_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def node_name(args: argparse.Namespace) -> str:
-    return check_name(args.node or socket.gethostname(), "node")
+    return check_name(args.node or os.uname().nodename, "node")
 
 
 def node_access(args: argparse.Namespace) -> factory.NodeAccess:

@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -45,7 +44,7 @@ class RealHost:
     """Runs commands on this machine. ``env`` adds variables (for example ``LVM_SYSTEM_DIR``)."""
 
     def __init__(self, node: str | None = None, env: Mapping[str, str] | None = None) -> None:
-        self._node = node or socket.gethostname()
+        self._node = node or os.uname().nodename
         self._env = dict(env or {})
         self._command_log = os.environ.get(COMMAND_LOG_ENV) or None
 

@@ -18,6 +18,7 @@ checks it.
 from __future__ import annotations
 
 import json
+import sys
 import types
 import typing
 from collections.abc import Callable, Collection
@@ -181,12 +182,34 @@ def _dump(value: Any, as_json: bool) -> Any:
 _CLASS_DECODERS: dict[type[Frozen], Decoder] = {}
 
 
+_EVALUATED: dict[tuple[str, str], Any] = {}
+
+
+def _field_annotations(cls: type[Frozen]) -> dict[str, Any]:
+    """The fields' annotations, evaluated in the module of the class that declares each (what
+    typing.get_type_hints does, but each distinct text once: compiling them is most of a decoder's cost)."""
+    found: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        namespace = vars(sys.modules[klass.__module__])
+        for name, text in klass.__dict__.get("__annotations__", {}).items():  # noqa: RUF063  (see Frozen.__init_subclass__)
+            if name not in cls._field_set:
+                continue
+            if not isinstance(text, str):
+                found[name] = text
+                continue
+            key = (klass.__module__, text)
+            if key not in _EVALUATED:
+                _EVALUATED[key] = eval(text, namespace)  # noqa: S307  (the module's own annotation text)
+            found[name] = _EVALUATED[key]
+    return found
+
+
 def _class_decoder(cls: type[Frozen]) -> Decoder:
     """The decoder of one model, built on its first use (and by tests/core/test_models_build.py for all)."""
     found = _CLASS_DECODERS.get(cls)
     if found is not None:
         return found
-    hints = typing.get_type_hints(cls)
+    hints = _field_annotations(cls)
     fields = [(name, decoder_for(hints[name])) for name in cls._fields]
     names = cls._field_set
     required = cls._required

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+from reconciler.model.base import Frozen
 from reconciler.model.observed import OwnedFile
 from reconciler.observe.drbdconf import _parse_sections, _Section
 from reconciler.observe.errors import ParseError
@@ -70,8 +70,7 @@ def defined_elsewhere(files: Iterable[OwnedFile], key: str, path: str) -> str:
     return ""
 
 
-@dataclass(frozen=True)
-class DrbdHostMeaning:
+class DrbdHostMeaning(Frozen):
     minor: int | None
     disk: str | None
     meta_disk: str | None
@@ -79,8 +78,7 @@ class DrbdHostMeaning:
     node_id: str | None
 
 
-@dataclass(frozen=True)
-class DrbdResourceMeaning:
+class DrbdResourceMeaning(Frozen):
     name: str
     line: int
     options: dict[tuple[str, str], str]
@@ -143,7 +141,8 @@ def drbd_meanings(text: str, source: str) -> dict[str, DrbdResourceMeaning]:
         for option, default in _DRBD_DEFAULTS.items():
             if options.get(option) == default:
                 del options[option]
-        found[section.words[1]] = DrbdResourceMeaning(section.words[1], section.line_no, options, hosts, handlers)
+        found[section.words[1]] = DrbdResourceMeaning(name=section.words[1], line=section.line_no, options=options,
+                                                      hosts=hosts, handlers=handlers)
     return found
 
 
@@ -187,8 +186,7 @@ _XL_DEFAULTS = {"type": "pv", "on_poweroff": "destroy", "on_reboot": "restart", 
 XlValue = str | int | tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class XlSetting:
+class XlSetting(Frozen):
     value: XlValue
     line: int
 
@@ -218,7 +216,7 @@ def parse_xl(text: str, source: str) -> dict[str, XlSetting]:
         match = _XL_LINE_RE.match(line)
         if match is None:
             raise ParseError("xl config", f"{source}: not a 'key = value' line: {stripped[:60]!r}", number)
-        found[match.group(1)] = XlSetting(_xl_value(match.group(2), source, number), number)
+        found[match.group(1)] = XlSetting(value=_xl_value(match.group(2), source, number), line=number)
     return found
 
 

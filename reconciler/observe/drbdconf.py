@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from reconciler.model.base import Frozen
 from reconciler.names import name_problem
 from reconciler.observe.errors import ParseError
 
@@ -29,8 +30,7 @@ class _Section:
     is_block: bool = False
 
 
-@dataclass(frozen=True)
-class DrbdLayout:
+class DrbdLayout(Frozen):
     """``minor_to_resource`` and ``peer_names`` (resource -> the other nodes named in its ``on`` sections)."""
 
     minor_to_resource: dict[int, str]
@@ -146,11 +146,10 @@ def drbd_layout(files: Iterable[tuple[str, str]], node: str) -> DrbdLayout:
                 minor_to_resource[minor] = resource
             peers = sorted({host for c in on_sections for host in c.words[1:] if host != node})
             peer_names[resource] = tuple(peers)
-    return DrbdLayout(minor_to_resource, peer_names)
+    return DrbdLayout(minor_to_resource=minor_to_resource, peer_names=peer_names)
 
 
-@dataclass(frozen=True)
-class ConfigIdentity:
+class ConfigIdentity(Frozen):
     """What one ``.res`` file on this node says a resource is here: its minor, backing disk and port."""
 
     resource: str

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Literal
 
+from reconciler.model.base import Frozen
 from reconciler.model.observed import DmDevice, DrbdResourceState, LogicalVolume, Signature
 from reconciler.sizes import format_size
 
@@ -41,8 +41,7 @@ def stripe_shrink_refusal(name: str, desired_sectors: int, observed_sectors: int
 SignatureVerdict = Literal["run", "done", "refuse", "redo"]
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(Frozen):
     decision: SignatureVerdict
     reason: str
 
@@ -59,17 +58,19 @@ def signature_verdict(kind: str, device: str, signature: Signature | None, *, jo
     """
     wanted = _WANTED[kind]
     if signature is None:
-        return Verdict("refuse", f"blkid -p could not tell what {device} holds; refusing to write over it")
+        return Verdict(decision="refuse",
+                       reason=f"blkid -p could not tell what {device} holds; refusing to write over it")
     if signature.type is None:
-        return Verdict("run", f"{device} carries no signature")
+        return Verdict(decision="run", reason=f"{device} carries no signature")
     if journal_names_device and kind != "create-md":
-        return Verdict("redo", f"{device} shows {signature.type} from our own interrupted {kind}; redoing it")
+        return Verdict(decision="redo",
+                       reason=f"{device} shows {signature.type} from our own interrupted {kind}; redoing it")
     if signature.type == wanted:
         what = "DRBD metadata (never recreated)" if kind == "create-md" else f"a {wanted} signature"
-        return Verdict("done", f"{device} already carries {what}")
+        return Verdict(decision="done", reason=f"{device} already carries {what}")
     verb = {"make-fs": "mkfs.xfs", "make-swap": "mkswap", "create-md": "drbdadm create-md"}[kind]
-    return Verdict("refuse", f"{device} carries a {signature.type} signature; {verb} would destroy it "
-                             "(wipe it by hand if it is really unwanted)")
+    return Verdict(decision="refuse", reason=f"{device} carries a {signature.type} signature; {verb} would destroy it "
+                                             "(wipe it by hand if it is really unwanted)")
 
 
 def beneath_verdict(kind: str, target_decision: SignatureVerdict, device: str, signature: Signature | None,
@@ -84,20 +85,20 @@ def beneath_verdict(kind: str, target_decision: SignatureVerdict, device: str, s
     if target_decision not in ("run", "redo"):
         return None
     if signature is None:
-        return Verdict("refuse", f"blkid -p could not tell what {device} (beneath {above}) holds; refusing to write "
-                                 f"over it")
+        return Verdict(decision="refuse", reason=f"blkid -p could not tell what {device} (beneath {above}) holds; "
+                                                 "refusing to write over it")
     if signature.type is None:
         return None
     expected = {"make-fs": {"drbd"} | ({"xfs"} if target_decision == "redo" else set())}.get(kind, set())
     if signature.type in expected:
         return None
     verb = {"make-fs": "mkfs.xfs", "make-swap": "mkswap", "create-md": "drbdadm create-md"}[kind]
-    return Verdict("refuse", f"{device} beneath {above} carries a {signature.type} signature; {verb} on {above} "
-                             "would destroy it (wipe it by hand if it is really unwanted)")
+    return Verdict(decision="refuse", reason=f"{device} beneath {above} carries a {signature.type} signature; "
+                                             f"{verb} on {above} would destroy it (wipe it by hand if it is really "
+                                             "unwanted)")
 
 
-@dataclass(frozen=True)
-class GenerationIds:
+class GenerationIds(Frozen):
     current: int
     bitmap: int
     history: tuple[int, ...]
@@ -117,7 +118,7 @@ def parse_generation_ids(text: str) -> GenerationIds | None:
         match = _GI_RE.match(line)
         if match:
             rest = [int(x, 16) for x in match.group(2).split(":")[1:]]
-            return GenerationIds(int(match.group(1), 16), rest[0], tuple(rest[1:]))
+            return GenerationIds(current=int(match.group(1), 16), bitmap=rest[0], history=tuple(rest[1:]))
     return None
 
 
@@ -171,8 +172,7 @@ def peer_cannot_write(resource: DrbdResourceState, *, quorum_mechanism: bool) ->
 PromotionKind = Literal["promote", "promote-force-initial"]
 
 
-@dataclass(frozen=True)
-class PromotionVerdict:
+class PromotionVerdict(Frozen):
     """How the designated primary may become Primary now: ``waiting`` and ``refused`` are reasons ("" = go)."""
 
     kind: PromotionKind
@@ -207,26 +207,26 @@ def promotion_verdict(resource: DrbdResourceState, *, quorum_mechanism: bool,
     all_local_inconsistent = bool(local) and all(s == "Inconsistent" for s in local)
     if all_local_inconsistent and (not connected or (peers and all(s == "Inconsistent" for s in peers))):
         if not connected:
-            return PromotionVerdict("promote-force-initial", waiting=_NEVER_FORCED)
+            return PromotionVerdict(kind="promote-force-initial", waiting=_NEVER_FORCED)
         refusal = forced_promotion_refusal(resource, designated_primary=True, gi=gi, check_gi=check_gi,
                                            diskless=diskless)
-        return PromotionVerdict("promote-force-initial", refused=refusal or "")
+        return PromotionVerdict(kind="promote-force-initial", refused=refusal or "")
     if not local or any(s != "UpToDate" for s in local):
         pct = [p.resync_percent for c in resource.connections for p in c.peer_devices if p.resync_percent is not None]
         detail = f" (resync {pct[0]:.1f}%)" if pct else ""
-        return PromotionVerdict("promote", waiting=f"local disk is {'/'.join(local) or 'missing'}{detail}; "
-                                                   "promotion needs UpToDate data")
+        return PromotionVerdict(kind="promote", waiting=f"local disk is {'/'.join(local) or 'missing'}{detail}; "
+                                                        "promotion needs UpToDate data")
     # Moves are made by shutdown, demote, promote, start: a Primary peer always means waiting here, even
     # where the configuration would allow two primaries (only a live-migration window opens that).
     waiting = promotion_waiting(resource, live_migration=False) or ""
     if not waiting and handler_fences and resource.connections \
             and all(c.connection_state != "Connected" for c in resource.connections):
-        return PromotionVerdict("promote")
+        return PromotionVerdict(kind="promote")
     if not waiting and not peer_cannot_write(resource, quorum_mechanism=quorum_mechanism):
         states = ", ".join(f"{c.peer_name} {c.connection_state}/{c.peer_role}" for c in resource.connections) or "none"
         waiting = (f"cannot prove the peer is not writing (peer: {states}); unreachable proves nothing: waiting for "
                    "the peer to show Secondary, for fencing to outdate it, or for quorum")
-    return PromotionVerdict("promote", waiting=waiting)
+    return PromotionVerdict(kind="promote", waiting=waiting)
 
 
 def dm_ownership_refusal(name: str, device: DmDevice | None, uuid: str) -> str | None:

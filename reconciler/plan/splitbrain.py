@@ -13,8 +13,7 @@ says so. Pure.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from reconciler.model.base import Frozen
 from reconciler.model.desired import DesiredVm, SplitBrainRecovery
 from reconciler.model.observed import DrbdResourceState
 from reconciler.observe.splitbrain import incident_id
@@ -28,8 +27,7 @@ DISCARD: ActionKind = "discard-my-data"
 CONNECT: ActionKind = "split-brain-connect"
 
 
-@dataclass(frozen=True)
-class Incident:
+class Incident(Frozen):
     """One split brain as this node knows it: its id (None until both sides' records are known) and the
     generation identifiers each side recorded at detection."""
 

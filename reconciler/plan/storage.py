@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from reconciler.model.base import Frozen
 from reconciler.model.desired import DesiredStripe
 from reconciler.model.observed import DmDevice
 from reconciler.ownership import LV_TAG
@@ -51,8 +50,7 @@ def plan_lvs(b: VmBuilder) -> None:
               commands=(A.lvextend(lv.vg, lv.name, lv.size_bytes),), identity=found.uuid or "")
 
 
-@dataclass(frozen=True)
-class StripeTable:
+class StripeTable(Frozen):
     length: int
     stripes: int
     chunk: int
@@ -71,7 +69,7 @@ def parse_striped(dev: DmDevice) -> StripeTable | None:
     if stripes < 1 or len(words) != 2 + 2 * stripes:
         return None
     legs = tuple(words[2::2])
-    return StripeTable(dev.targets[0].length, stripes, chunk, legs)
+    return StripeTable(length=dev.targets[0].length, stripes=stripes, chunk=chunk, legs=legs)
 
 
 def leg_matches(desired_leg: str, observed_leg: str, observed: ObservedIndex) -> bool:

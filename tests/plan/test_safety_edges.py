@@ -46,11 +46,12 @@ def test_generation_ids_are_read_field_by_field() -> None:
     # The trailing flags (":1:1:1:1") are not identifiers.
     assert gi == GenerationIds(current=0x8A1B2C3D4E5F6071, bitmap=0xA0, history=(0x6A4C9D3E5B1F2C10, 0xB0))
     # Only the bitmap differs from a fresh pair's: that alone is history.
-    assert parse_generation_ids("0000000000000004:00000000000000FF\n") == GenerationIds(4, 0xFF, ())
-    assert GenerationIds(4, 0xFF, ()).has_history
+    parsed = parse_generation_ids("0000000000000004:00000000000000FF\n")
+    assert parsed == GenerationIds(current=4, bitmap=0xFF, history=())
+    assert GenerationIds(current=4, bitmap=0xFF, history=()).has_history
     # Bit 0 of the current UUID only records the Primary role.
-    assert not GenerationIds(5, 0, (0, 0)).has_history
-    assert GenerationIds(6, 0, ()).has_history
+    assert not GenerationIds(current=5, bitmap=0, history=(0, 0)).has_history
+    assert GenerationIds(current=6, bitmap=0, history=()).has_history
 
 
 def test_forced_promotion_needs_disks_on_both_sides() -> None:
@@ -81,7 +82,8 @@ def test_forced_promotion_refusals_say_why() -> None:
         "forced promotion refused: the peer is not connected (never forced while disconnected)")
     assert forced_promotion_refusal(NEW_PAIR, designated_primary=True, gi=None) == (
         "forced promotion refused: generation identifiers could not be read")
-    assert forced_promotion_refusal(NEW_PAIR, designated_primary=True, gi=GenerationIds(4, 0, (0x1234,))) == (
+    history = GenerationIds(current=4, bitmap=0, history=(0x1234,))
+    assert forced_promotion_refusal(NEW_PAIR, designated_primary=True, gi=history) == (
         "forced promotion refused: generation identifiers show history; this is not a new pair")
     assert forced_promotion_refusal(NEW_PAIR, designated_primary=True, gi=None, check_gi=False) is None
 
