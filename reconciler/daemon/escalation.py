@@ -116,9 +116,15 @@ class EscalationKeeper:
                     self._forced_failed.add(action.vm)
             elif action.kind == "reboot-node" and action.vm in self._running:
                 state: EscalationState = "requested" if action.result == "ok" else "failed"
-                self._write(self._running[action.vm].model_copy(update={
-                    "state": state, "updated_at": self.clock(),
-                    "message": "" if action.result == "ok" else action.message}))
+                try:
+                    self._write(self._running[action.vm].model_copy(update={
+                        "state": state, "updated_at": self.clock(),
+                        "message": "" if action.result == "ok" else action.message}))
+                except OSError as exc:
+                    # The record written when the command started stays: it holds the node's next reboot for
+                    # the hour, the safe side for a command whose outcome is not recorded.
+                    event("escalation.record_failed", level=logging.ERROR, vm=action.vm, state=state,
+                          error=str(exc))
 
     def statuses(self) -> tuple[EscalationStatus, ...]:
         return tuple(record for _, record in sorted(read_records(self.state_dir).items()))

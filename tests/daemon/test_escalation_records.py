@@ -169,6 +169,31 @@ def test_a_failed_reboot_command_is_tried_again_after_five_minutes(tmp_path: Pat
     assert escalation.reboot_held == ""
 
 
+def test_an_outcome_that_cannot_be_recorded_keeps_the_started_record_and_the_pass_goes_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    keeper = EscalationKeeper(tmp_path, "erdbeere", clock)
+    desired, observed = _desired(), _observed(_desired())
+    _due(keeper, clock, desired, observed)
+    assert keeper.reboot_starting(_reboot()) == ""
+    records, moved = tmp_path / "escalations", tmp_path / "escalations.kept"
+    records.rename(moved)  # root ignores modes: a file where the directory was makes the write fail
+    try:
+        records.write_text("not a directory")
+        keeper.after_apply([ActionRecord(kind="reboot-node", key="drbd:vm100", vm="vm100", result="failed",
+                                         ran=True, message="exit 1")])
+    finally:
+        records.unlink()
+        moved.rename(records)
+    assert "escalation.record_failed" in caplog.text
+    (record,) = keeper.statuses()
+    assert record.state == "started"  # holds the next reboot for the hour
+    clock.now += FAILED_REBOOT_HOLD_SECONDS + 1
+    escalation = _escalation(keeper, desired, observed)
+    assert escalation is not None
+    assert escalation.reboot_held.startswith("this node already rebooted itself for lost quorum")
+
+
 def test_a_reboot_that_cannot_be_recorded_is_refused(tmp_path: Path) -> None:
     clock = Clock()
     (tmp_path / "escalations").write_text("not a directory")
