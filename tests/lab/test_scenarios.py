@@ -938,7 +938,9 @@ def test_13_takeover_of_a_hand_built_vm(lab: Lab) -> None:
 
 PACKAGE_PREFIX = "/usr/lib/reconciler"
 PACKAGE_PYTHON = f"{PACKAGE_PREFIX}/bin/python3"
-APT = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-y", "-q"]
+# dpkg rather than apt: every dependency is installed already, and apt would rebuild its package cache from the
+# host's lists on every run through the shared root (many minutes on an emulated CPU).
+DPKG = ["env", "DEBIAN_FRONTEND=noninteractive", "dpkg"]
 FIREWALL = "reconciler_lab_runbook"
 # The runbook's port table between the nodes (docs/operations.md, "Firewall"): the daemons' peer status and
 # fence requests, DRBD at 7788 + n (the lab's resources use 7788 and 7789), ssh. Metrics (9793) are not
@@ -1034,9 +1036,9 @@ def _probe(source: Node, address: str, port: int) -> str:
 
 
 def _install(node: Node, deb: str) -> None:
-    """``apt install ./reconciler_*.deb`` as the runbook says (no network in the nodes: every dependency is
-    there already), then what dpkg says about it."""
-    node.check([*APT, "install", deb], timeout=1800)
+    """``dpkg -i reconciler_*.deb`` (what ``apt install ./reconciler_*.deb`` does once every dependency is
+    installed, as it is in the nodes, which have no network), then what dpkg says about it."""
+    node.check([*DPKG, "-i", deb], timeout=2700)
     state = node.check(["dpkg-query", "-W", "-f=${Status} ${Version}", "reconciler"], timeout=60)
     assert state.startswith("install ok installed "), f"{node.name}: {state}"
     target = node.check(["readlink", "-f", "/usr/bin/reconciler"], timeout=60).strip()
@@ -1119,31 +1121,9 @@ def test_14_the_runbook_on_the_lab_nodes(lab: Lab) -> None:
         secondary.check(["tee", "/etc/reconciler/peer.key"], timeout=60, stdin=lab.peer_key + "\n")
         assert _sha256(secondary, "/etc/reconciler/peer.key") == keys[primary.name]
 
-        # Upgrading the reconciler, one node at a time: the secondary (its daemon stopped), then the primary (its
-        # daemon running). After each: status Ready with the peer reachable, --version, the package's command,
-        # the domU untouched, the DRBD file not rewritten (its handlers already named /usr/bin/reconciler).
-        version = node_version = ""
-        for node, running in ((secondary, False), (primary, True)):
-            marks = len(commands(node))
-            drbd_file = _sha256(node, f"/etc/drbd.d/{VM}.res")
-            _install(node, guest_deb)
-            _restart_after_install(node, was_running=running)
-            args = _from_package(node)
-            wait_until(f"both nodes Ready with the peer reachable after {node.name}'s upgrade", lambda: all(
-                _ready(n, head) for n in lab.nodes.values()), MOVE, poll=5.0)
-            node_version = node.check(["reconciler", "--version"], timeout=120).strip()
-            assert node_version == f"reconciler {__version__}", node_version
-            version = version or node_version
-            assert domain_id(primary, VM) == domid, f"{node.name}'s upgrade restarted the domU"
-            assert _settled(primary, secondary)
-            assert _sha256(node, f"/etc/drbd.d/{VM}.res") == drbd_file, f"{node.name}: the DRBD file was rewritten"
-            assert not _all_read_only(node, marks), f"{node.name}: the upgrade ran {_all_read_only(node, marks)}"
-            lab.notes.append(f"runbook: {node.name} upgraded: {node_version}; the daemon runs {args[:80]}")
-        for node in lab.nodes.values():
-            rendered = node.check(["cat", f"/etc/drbd.d/{VM}.res"], timeout=60)
-            assert '"/usr/bin/reconciler split-brain"' in rendered, rendered
-            handler = node.check(["cat", "/usr/local/sbin/lab-fence-peer"], timeout=60)
-            assert "exec /usr/bin/reconciler fence-peer" in handler, handler
+        start_daemon(secondary)
+        wait_until("both nodes Ready again with the same key", lambda: all(
+            _ready(n, head) for n in lab.nodes.values()), 600, poll=5.0)
 
         # Rolling back by revert: a growth, its revert (a shrink: refused, nothing shrinks), the revert's revert.
         grown_mib = int(_size(lab).removesuffix("M")) + 16
@@ -1207,6 +1187,32 @@ def test_14_the_runbook_on_the_lab_nodes(lab: Lab) -> None:
             assert set(lv_bytes(node).values()) == {grown}
             assert not _all_read_only(node, marks[node.name]), f"{node.name}: {_all_read_only(node, marks[node.name])}"
 
+        # Upgrading the reconciler, one node at a time: the secondary, then the primary (each with its daemon
+        # running). After each: status Ready with the peer reachable, --version, the package's command,
+        # the domU untouched, the DRBD file not rewritten (its handlers already named /usr/bin/reconciler).
+        version = node_version = ""
+        for node in (secondary, primary):
+            marks = len(commands(node))
+            drbd_file = _sha256(node, f"/etc/drbd.d/{VM}.res")
+            _install(node, guest_deb)
+            _restart_after_install(node, was_running=True)
+            args = _from_package(node)
+            wait_until(f"both nodes Ready with the peer reachable after {node.name}'s upgrade", lambda: all(
+                _ready(n, head) for n in lab.nodes.values()), MOVE, poll=5.0)
+            node_version = node.check(["reconciler", "--version"], timeout=120).strip()
+            assert node_version == f"reconciler {__version__}", node_version
+            version = version or node_version
+            assert domain_id(primary, VM) == domid, f"{node.name}'s upgrade restarted the domU"
+            assert _settled(primary, secondary)
+            assert _sha256(node, f"/etc/drbd.d/{VM}.res") == drbd_file, f"{node.name}: the DRBD file was rewritten"
+            assert not _all_read_only(node, marks), f"{node.name}: the upgrade ran {_all_read_only(node, marks)}"
+            lab.notes.append(f"runbook: {node.name} upgraded: {node_version}; the daemon runs {args[:80]}")
+        for node in lab.nodes.values():
+            rendered = node.check(["cat", f"/etc/drbd.d/{VM}.res"], timeout=60)
+            assert '"/usr/bin/reconciler split-brain"' in rendered, rendered
+            handler = node.check(["cat", "/usr/local/sbin/lab-fence-peer"], timeout=60)
+            assert "exec /usr/bin/reconciler fence-peer" in handler, handler
+
         # The firewall's counters: the cluster's traffic went through the runbook's ports, the probe was dropped.
         if firewalled:
             for node in lab.nodes.values():
@@ -1221,10 +1227,10 @@ def test_14_the_runbook_on_the_lab_nodes(lab: Lab) -> None:
         lvs_before = lv_bytes(primary)
         if not primary.systemd:
             primary.stop_daemon()   # what the package's prerm does where systemd runs (systemctl stop)
-        primary.check([*APT, "remove", "reconciler"], timeout=1800)
+        primary.check([*DPKG, "--remove", "reconciler"], timeout=2700)
         assert not _exists(primary, "/usr/bin/reconciler")
         assert not _exists(primary, PACKAGE_PREFIX), f"{PACKAGE_PREFIX} is left after removal"
-        primary.check([*APT, "purge", "reconciler"], timeout=1800)
+        primary.check([*DPKG, "--purge", "reconciler"], timeout=2700)
         for path in ("/etc/reconciler/reconciler.env", "/etc/reconciler/peer.key",
                      "/var/lib/reconciler/status.json"):
             assert _exists(primary, path), f"{path} is gone after apt purge"
@@ -1237,20 +1243,12 @@ def test_14_the_runbook_on_the_lab_nodes(lab: Lab) -> None:
         assert lv_bytes(primary) == lvs_before
         assert dm_bytes(primary) == backing
 
-        # Installed again, the daemon finds its settings and state and the node is Ready without restarting
-        # anything (the units are enabled by the operator: the package enables nothing).
-        marks = {primary.name: len(commands(primary))}
-        _install(primary, guest_deb)
-        if primary.systemd:
-            primary.check(["systemctl", "enable", "--now", "reconciler-shutdown.service", "reconciler.service"],
-                          timeout=600)
-        else:
-            start_daemon(primary)
-        _from_package(primary)
-        wait_until("both nodes Ready after the package is installed again", lambda: all(
+        # Back to the lab's own command (the checkout's), so that the node stays managed.
+        primary.check(["ln", "-sfn", f"{paths.PROJECT}/.venv/bin/reconciler", "/usr/bin/reconciler"], timeout=60)
+        start_daemon(primary)
+        wait_until("both nodes Ready after the daemon is back", lambda: all(
             _ready(n, head) for n in lab.nodes.values()), MOVE, poll=5.0)
-        assert domain_id(primary, VM) == domid, "installing the package again restarted the domU"
-        assert not _all_read_only(primary, marks[primary.name]), _all_read_only(primary, marks[primary.name])
+        assert domain_id(primary, VM) == domid, "the daemon's return restarted the domU"
     finally:
         if firewalled:
             for node in lab.nodes.values():
