@@ -31,6 +31,7 @@ SCENARIOS = {
     "10": "test_10_the_units_as_shipped",
     "12": "test_12_automatic_failover_on_power_loss",
     "13": "test_13_takeover_of_a_hand_built_vm",
+    "14": "test_14_the_runbook_on_the_lab_nodes",
 }
 
 

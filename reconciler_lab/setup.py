@@ -18,7 +18,7 @@ from reconciler_lab import initramfs, paths
 from reconciler_lab.proc import LabError, run
 
 HOST_PACKAGES = ("qemu-system-x86", "busybox-static", "kmod", "e2fsprogs", "xfsprogs", "lvm2", "drbd-utils",
-                 "iproute2", "git", "python3")
+                 "iproute2", "git", "python3", "nftables")
 XEN_PACKAGES = ("xen-hypervisor-4.17-amd64", "xen-utils-4.17", "xen-utils-common", "xenstore-utils",
                 "libxenmisc4.17", "libxenstore4", "libxentoollog1", "libxencall1", "libxenevtchn1",
                 "libxenforeignmemory1", "libxengnttab1", "libxendevicemodel1", "libxentoolcore1",

@@ -6,14 +6,18 @@ real kernels show; every wait polls an observed condition with a generous deadli
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import secrets
 import threading
 import time
+from typing import Any
 
 import pytest
 
-from reconciler_lab import paths
+from reconciler import __version__
+from reconciler_lab import package, paths
 from reconciler_lab.desired import VM_ID, cluster_yaml, vm_yaml
 from reconciler_lab.lab import Lab, Node, capture, start_daemon, wait_until
 from reconciler_lab.proc import LabError
@@ -930,3 +934,325 @@ def test_13_takeover_of_a_hand_built_vm(lab: Lab) -> None:
     wait_until(f"{HAND_VM} to grow on both nodes", bigger, MOVE, poll=5.0)
     assert domain_id(erdbeere, HAND_VM) == domid, "the growth restarted the domU"
     lab.timings["scenario 13 (takeover of a hand-built VM)"] = time.monotonic() - started
+
+
+PACKAGE_PREFIX = "/usr/lib/reconciler"
+PACKAGE_PYTHON = f"{PACKAGE_PREFIX}/bin/python3"
+# dpkg rather than apt: every dependency is installed already, and apt would rebuild its package cache from the
+# host's lists on every run through the shared root (many minutes on an emulated CPU).
+DPKG = ["env", "DEBIAN_FRONTEND=noninteractive", "dpkg"]
+FIREWALL = "reconciler_lab_runbook"
+# The runbook's port table between the nodes (docs/operations.md, "Firewall"): the daemons' peer status and
+# fence requests, DRBD at 7788 + n (the lab's resources use 7788 and 7789), ssh. Metrics (9793) are not
+# among them: they are for the Prometheus server only.
+FIREWALL_PORTS = (("peer", "9791"), ("drbd", "7788-7799"), ("ssh", "22"))
+PROBE = ("import socket, sys\n"
+         "try:\n    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3])).close()\n"
+         "except OSError as exc:\n    print(type(exc).__name__)\nelse:\n    print('connected')\n")
+_COUNTER = re.compile(r'counter packets (\d+) bytes \d+ (?:accept|drop) comment "([^"]+)"')
+
+
+def _status_json(node: Node) -> dict[str, Any]:
+    """``reconciler status --json`` (it exits non-zero while the status is stale, and still prints it)."""
+    result = node.run(["reconciler", "status", "--json"], timeout=120)
+    if not result.stdout.strip():
+        raise LabError(result.describe())
+    loaded: dict[str, Any] = json.loads(result.stdout)
+    return loaded
+
+
+def _ready(node: Node, head: str) -> bool:
+    """What the runbook's upgrade waits for: ``reconciler status`` shows every resource Ready and the peer
+    reachable (and converged), on the repository's head, from a daemon that is running (not stale)."""
+    status = _status_json(node)
+    applied = (status.get("last_applied") or {}).get("sha") or ""
+    resources = status.get("resources") or []
+    peers = status.get("peers") or []
+    return (bool(applied) and applied[:12] == head[:12] and not status.get("stale")
+            and bool(resources) and all(r["phase"] == "ready" for r in resources)
+            and bool(peers) and all(p["reachable"] and p["ready"] for p in peers))
+
+
+def _head(lab: Lab) -> str:
+    return lab.repo.git("rev-parse", "HEAD").strip()
+
+
+def _daemon_pid(node: Node) -> str:
+    if node.systemd:
+        pid = node.check(["systemctl", "show", "--property=MainPID", "--value", "reconciler.service"],
+                         timeout=60).strip()
+    else:
+        pid = node.check(["cat", "/run/reconciler.pid"], timeout=60).strip()
+    assert pid.isdigit(), f"{node.name}: no daemon pid ({pid!r})"
+    assert pid != "0", f"{node.name}: no daemon running"
+    return pid
+
+
+def _from_package(node: Node) -> str:
+    """The running daemon's command line, asserted to be the package's interpreter and command with the
+    package's libraries mapped."""
+    pid = _daemon_pid(node)
+    args = node.check(["ps", "-o", "args=", "-p", pid], timeout=60).strip()
+    assert args.startswith(f"{PACKAGE_PYTHON} /usr/bin/reconciler run"), f"{node.name}: the daemon runs {args!r}"
+    # The interpreter maps the bundled extensions (pydantic's, PyYAML's) as it imports them, seconds after start.
+    wait_until(f"{node.name}'s daemon to map the package's libraries", lambda: node.run(
+        ["grep", "-q", f"{PACKAGE_PREFIX}/lib/", f"/proc/{pid}/maps"], timeout=60).rc == 0, 300, poll=3.0)
+    return args
+
+
+def _sha256(node: Node, path: str) -> str:
+    return node.check(["sha256sum", path], timeout=60).split()[0]
+
+
+def _exists(node: Node, path: str) -> bool:
+    return node.run(["test", "-e", path], timeout=60).rc == 0
+
+
+def _firewall_rules(node: Node, peer: Node) -> str:
+    """nftables rules on ``node``: from ``peer``'s lab addresses only the runbook's ports (and the answers from
+    them: the rules hold no connection state, so connections that were open before them keep flowing);
+    anything else to the node's lab addresses is dropped."""
+    mine = ", ".join(node.spec.address(link) for link in ("rep", "mgmt"))
+    theirs = ", ".join(peer.spec.address(link) for link in ("rep", "mgmt"))
+    rules = "".join(f'        ip saddr {{ {theirs} }} tcp dport {{ {ports} }} counter accept comment "{what} in"\n'
+                    f'        ip saddr {{ {theirs} }} tcp sport {{ {ports} }} counter accept comment "{what} out"\n'
+                    for what, ports in FIREWALL_PORTS)
+    return (f"table inet {FIREWALL} {{\n"
+            "    chain input {\n        type filter hook input priority filter; policy accept;\n"
+            f"        iif lo accept\n        ip daddr {{ {mine} }} jump lab_links\n    }}\n"
+            f"    chain lab_links {{\n{rules}"
+            '        counter drop comment "everything else"\n    }\n}\n')
+
+
+def _firewall_counters(node: Node) -> dict[str, int]:
+    listed = node.check(["nft", "list", "chain", "inet", FIREWALL, "lab_links"], timeout=60)
+    return {what: int(packets) for packets, what in _COUNTER.findall(listed)}
+
+
+def _probe(source: Node, address: str, port: int) -> str:
+    """Connect from ``source`` to ``address:port``: ``connected``, ``ConnectionRefusedError`` (nothing listens:
+    the host answered) or ``TimeoutError`` (the packet was dropped)."""
+    return source.check(["python3", "-c", PROBE, address, str(port), "10"], timeout=120).strip()
+
+
+def _install(node: Node, deb: str) -> None:
+    """``dpkg -i reconciler_*.deb`` (what ``apt install ./reconciler_*.deb`` does once every dependency is
+    installed, as it is in the nodes, which have no network), then what dpkg says about it."""
+    node.check([*DPKG, "-i", deb], timeout=2700)
+    state = node.check(["dpkg-query", "-W", "-f=${Status} ${Version}", "reconciler"], timeout=60)
+    assert state.startswith("install ok installed "), f"{node.name}: {state}"
+    target = node.check(["readlink", "-f", "/usr/bin/reconciler"], timeout=60).strip()
+    assert target == f"{PACKAGE_PREFIX}/bin/reconciler", f"{node.name}: /usr/bin/reconciler is {target}"
+    owner = node.check(["dpkg-query", "-S", "/usr/bin/reconciler"], timeout=60).strip()
+    assert owner == "reconciler: /usr/bin/reconciler", owner
+
+
+def _restart_after_install(node: Node, *, was_running: bool) -> None:
+    """The package's postinst restarts a running daemon where systemd runs (``systemctl try-restart``); the
+    lab's own init has no systemd, so the lab restarts it the same way (the daemon's SIGTERM, then its start
+    script, which runs /usr/bin/reconciler)."""
+    if node.systemd:
+        return
+    if was_running:
+        node.stop_daemon()
+    start_daemon(node)
+
+
+@pytest.mark.timeout(5400)
+def test_14_the_runbook_on_the_lab_nodes(lab: Lab) -> None:
+    """docs/operations.md, tried on the lab's nodes: the peer key, the firewall's port table, installing and
+    upgrading from the Debian package one node at a time, rolling a growth back by revert, and removal."""
+    started = time.monotonic()
+    primary, secondary = _roles(lab)
+    deb = package.build_deb()
+    guest_deb = package.in_guest(deb)
+    lab.notes.append(f"runbook: package {deb}")
+    domid = domain_id(primary, VM)
+    assert domid is not None
+
+    # The peer key: one secret, the same on every node.
+    keys = {n.name: _sha256(n, "/etc/reconciler/peer.key") for n in lab.nodes.values()}
+    assert len(set(keys.values())) == 1, f"the peer keys differ: {keys}"
+
+    # The firewall: between the nodes only the runbook's ports; the cluster must not notice.
+    firewalled = all(_exists(n, "/usr/sbin/nft") for n in lab.nodes.values())
+    if not firewalled:
+        lab.notes.append("runbook: firewall step skipped: no nft in the host's root (scripts/lab setup installs it)")
+    try:
+        if firewalled:
+            closed = {n.name: _probe(n, lab.nodes[o].spec.address("mgmt"), 9793)
+                      for n, o in ((primary, secondary.name), (secondary, primary.name))}
+            assert set(closed.values()) == {"ConnectionRefusedError"}, closed
+            for node, peer in ((primary, secondary), (secondary, primary)):
+                node.check(["modprobe", "nf_tables"], timeout=120)
+                node.check(["nft", "-f", "-"], timeout=120, stdin=_firewall_rules(node, peer))
+            dropped = {n.name: _probe(n, lab.nodes[o].spec.address("mgmt"), 9793)
+                       for n, o in ((primary, secondary.name), (secondary, primary.name))}
+            assert set(dropped.values()) == {"TimeoutError"}, f"the firewall let a probe of 9793 through: {dropped}"
+        head = _head(lab)
+        for node in lab.nodes.values():
+            node.check(["reconciler", "reconcile-now"], timeout=120)
+        for node in lab.nodes.values():
+            _passes_after(node, 2, "behind the firewall")
+        wait_until("both nodes Ready with the peer reachable", lambda: all(
+            _ready(n, head) for n in lab.nodes.values()), 600, poll=5.0)
+        assert _settled(primary, secondary)
+
+        # Different peer keys: each daemon reports its peer unreachable (authentication failed).
+        secondary.stop_daemon()
+        secondary.check(["tee", "/etc/reconciler/peer.key"], timeout=60, stdin=secrets.token_hex(32) + "\n")
+        start_daemon(secondary)
+
+        def refused_both() -> dict[str, str] | None:
+            errors = {}
+            for node in lab.nodes.values():
+                status = _status_json(node)
+                peers = status.get("peers") or []
+                if status.get("stale") or not peers or peers[0]["reachable"]:
+                    return None
+                errors[node.name] = str(peers[0].get("error") or "")
+            # Until the restarted daemon listens, the other one's error is a refused connection.
+            return errors if all(re.search(r"HTTP (401|429)", e) for e in errors.values()) else None
+
+        errors = wait_until("both daemons to report the peer unreachable with different keys", refused_both,
+                            600, poll=5.0)
+        lab.notes.append(f"runbook: with different peer keys: {errors}")
+        secondary.stop_daemon()
+        secondary.check(["tee", "/etc/reconciler/peer.key"], timeout=60, stdin=lab.peer_key + "\n")
+        assert _sha256(secondary, "/etc/reconciler/peer.key") == keys[primary.name]
+
+        start_daemon(secondary)
+        wait_until("both nodes Ready again with the same key", lambda: all(
+            _ready(n, head) for n in lab.nodes.values()), 600, poll=5.0)
+
+        # Rolling back by revert: a growth, its revert (a shrink: refused, nothing shrinks), the revert's revert.
+        grown_mib = int(_size(lab).removesuffix("M")) + 16
+        grown = grown_mib * MIB
+        backing = 3 * grown
+        marks = {n.name: len(commands(n)) for n in lab.nodes.values()}
+        lab.repo.write_vm(VM, vm_yaml(primary=primary.name, size=f"{grown_mib}M"))
+        lab.repo.commit(f"lab: grow vm100's three legs to {grown_mib}M")
+
+        def bigger() -> bool:
+            for node in lab.nodes.values():
+                if set(lv_bytes(node).values()) != {grown} or dm_bytes(node) != backing:
+                    return False
+                if not backing - 4 * MIB < drbd_bytes(node) < backing:
+                    return False
+            return _settled(primary, secondary)
+
+        wait_until(f"vm100 to grow to {grown_mib}M legs on both nodes", bigger, MOVE, poll=5.0)
+        resized = drbd_bytes(primary)
+        # The runbook's check of the DRBD device's size.
+        assert int(primary.check(["blockdev", "--getsize64", "/dev/drbd0"], timeout=60)) == resized
+        ran = {n.name: [c["argv"] for c in commands(n)[marks[n.name]:]] for n in lab.nodes.values()}
+        resizes = [(name, a) for name, argvs in ran.items() for a in argvs if a[:2] == ["drbdadm", "resize"]]
+        assert resizes == [(primary.name, ["drbdadm", "resize", VM])], f"drbdadm resize by the daemon: {resizes}"
+
+        marks = {n.name: len(commands(n)) for n in lab.nodes.values()}
+        lab.repo.git("revert", "--no-edit", "HEAD")
+        reverted = _head(lab)
+
+        def shrink_refused(node: Node) -> bool:
+            status = _status_json(node)
+            seen = [(status.get(k) or {}).get("sha", "")[:12] for k in ("last_attempted", "last_applied")]
+            return (reverted[:12] in seen and any(r["phase"] == "refused" for r in status.get("resources") or [])
+                    and "shrinking" in json.dumps(status))
+
+        wait_until("both nodes to refuse the reverted growth (a shrink)", lambda: all(
+            shrink_refused(n) for n in lab.nodes.values()), 600, poll=5.0)
+        for node in lab.nodes.values():
+            # A refused step fails the pass, and failed passes back off: wait for one more.
+            _passes_after(node, 1, "refusing the shrink", deadline=900.0)
+            assert set(lv_bytes(node).values()) == {grown}, f"{node.name}: {lv_bytes(node)}"
+            assert dm_bytes(node) == backing
+            assert drbd_bytes(node) == resized
+            shrank = [list(c["argv"]) for c in commands(node)[marks[node.name]:]
+                      if c["argv"][0] in ("lvreduce", "lvresize") or "--size" in str(c["argv"])]
+            assert not shrank, f"{node.name} shrank: {shrank}"
+        refusals = [line for line in primary.check(["reconciler", "status"], timeout=120).splitlines()
+                    if "shrinking" in line or "Refused" in line]
+        lab.notes.append(f"runbook: the reverted growth on {primary.name}: {refusals}")
+        assert domain_id(primary, VM) == domid, "the refused shrink touched the domU"
+        assert _synced(primary, "Primary")
+        assert _synced(secondary, "Secondary")
+
+        marks = {n.name: len(commands(n)) for n in lab.nodes.values()}
+        lab.repo.git("revert", "--no-edit", "HEAD")
+        head = _head(lab)
+        wait_until("both nodes Ready again on the revert of the revert", lambda: all(
+            _ready(n, head) for n in lab.nodes.values()), MOVE, poll=5.0)
+        assert _settled(primary, secondary)
+        for node in lab.nodes.values():
+            assert set(lv_bytes(node).values()) == {grown}
+            assert not _all_read_only(node, marks[node.name]), f"{node.name}: {_all_read_only(node, marks[node.name])}"
+
+        # Upgrading the reconciler, one node at a time: the secondary, then the primary (each with its daemon
+        # running). After each: status Ready with the peer reachable, --version, the package's command,
+        # the domU untouched, the DRBD file not rewritten (its handlers already named /usr/bin/reconciler).
+        version = node_version = ""
+        for node in (secondary, primary):
+            marks = len(commands(node))
+            drbd_file = _sha256(node, f"/etc/drbd.d/{VM}.res")
+            _install(node, guest_deb)
+            _restart_after_install(node, was_running=True)
+            args = _from_package(node)
+            wait_until(f"both nodes Ready with the peer reachable after {node.name}'s upgrade", lambda: all(
+                _ready(n, head) for n in lab.nodes.values()), MOVE, poll=5.0)
+            node_version = node.check(["reconciler", "--version"], timeout=120).strip()
+            assert node_version == f"reconciler {__version__}", node_version
+            version = version or node_version
+            assert domain_id(primary, VM) == domid, f"{node.name}'s upgrade restarted the domU"
+            assert _settled(primary, secondary)
+            assert _sha256(node, f"/etc/drbd.d/{VM}.res") == drbd_file, f"{node.name}: the DRBD file was rewritten"
+            assert not _all_read_only(node, marks), f"{node.name}: the upgrade ran {_all_read_only(node, marks)}"
+            lab.notes.append(f"runbook: {node.name} upgraded: {node_version}; the daemon runs {args[:80]}")
+        for node in lab.nodes.values():
+            rendered = node.check(["cat", f"/etc/drbd.d/{VM}.res"], timeout=60)
+            assert '"/usr/bin/reconciler split-brain"' in rendered, rendered
+            handler = node.check(["cat", "/usr/local/sbin/lab-fence-peer"], timeout=60)
+            assert "exec /usr/bin/reconciler fence-peer" in handler, handler
+
+        # The firewall's counters: the cluster's traffic went through the runbook's ports, the probe was dropped.
+        if firewalled:
+            for node in lab.nodes.values():
+                counted = _firewall_counters(node)
+                assert counted["peer in"] > 0, f"{node.name}: {counted}"
+                assert counted["peer out"] > 0, f"{node.name}: {counted}"
+                assert counted["drbd in"] + counted["drbd out"] > 0, f"{node.name}: {counted}"
+                assert counted["everything else"] > 0, f"{node.name}: {counted}"
+                lab.notes.append(f"runbook: firewall counters on {node.name}: {counted}")
+
+        # Removal on the primary: domains, DRBD and LVs keep running; settings and state stay, also on purge.
+        lvs_before = lv_bytes(primary)
+        if not primary.systemd:
+            primary.stop_daemon()   # what the package's prerm does where systemd runs (systemctl stop)
+        primary.check([*DPKG, "--remove", "reconciler"], timeout=2700)
+        assert not _exists(primary, "/usr/bin/reconciler")
+        assert not _exists(primary, PACKAGE_PREFIX), f"{PACKAGE_PREFIX} is left after removal"
+        primary.check([*DPKG, "--purge", "reconciler"], timeout=2700)
+        for path in ("/etc/reconciler/reconciler.env", "/etc/reconciler/peer.key",
+                     "/var/lib/reconciler/status.json"):
+            assert _exists(primary, path), f"{path} is gone after apt purge"
+        wait_until(f"{secondary.name} to see its peer's daemon gone", lambda: not any(
+            p["reachable"] for p in _status_json(secondary).get("peers") or []), 600, poll=5.0)
+        assert domain_id(primary, VM) == domid, "removing the package touched the domU"
+        assert _running(primary)
+        assert _synced(primary, "Primary")
+        assert _synced(secondary, "Secondary")
+        assert lv_bytes(primary) == lvs_before
+        assert dm_bytes(primary) == backing
+
+        # Back to the lab's own command (the checkout's), so that the node stays managed.
+        primary.check(["ln", "-sfn", f"{paths.PROJECT}/.venv/bin/reconciler", "/usr/bin/reconciler"], timeout=60)
+        start_daemon(primary)
+        wait_until("both nodes Ready after the daemon is back", lambda: all(
+            _ready(n, head) for n in lab.nodes.values()), MOVE, poll=5.0)
+        assert domain_id(primary, VM) == domid, "the daemon's return restarted the domU"
+    finally:
+        if firewalled:
+            for node in lab.nodes.values():
+                with contextlib.suppress(LabError):
+                    node.run(["nft", "delete", "table", "inet", FIREWALL], timeout=120)
+    lab.notes.append(f"runbook: {version} on both nodes")
+    lab.timings["scenario 14 (the runbook)"] = time.monotonic() - started
