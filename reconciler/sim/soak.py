@@ -34,6 +34,7 @@ import logging
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -266,6 +267,23 @@ class Figures:
     violations: list[str] = field(default_factory=list)
     simulated_s: float = 0.0
     wall_s: float = 0.0
+    interrupted: bool = False
+
+    def add(self, other: Figures) -> None:
+        """Pool another seed's figures into these (the summary of a run of several seeds)."""
+        self.steps += other.steps
+        self.ticks += other.ticks
+        self.passes += other.passes
+        self.episodes += other.episodes
+        for mine, theirs in ((self.faults, other.faults), (self.commits, other.commits),
+                             (self.destructive, other.destructive), (self.reasons, other.reasons)):
+            mine.update(theirs)
+        self.converge += other.converge
+        self.settled += other.settled
+        self.violations += other.violations
+        self.simulated_s += other.simulated_s
+        self.wall_s += other.wall_s
+        self.interrupted = self.interrupted or other.interrupted
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -794,11 +812,14 @@ class Soak:
     def run(self) -> Figures:
         started = time.monotonic()
         _log_to(self.dir / "daemons.log")
-        self.setup()
-        while self.budget_left():
-            self.episode()
-            if self.figures.violations:
-                break
+        try:
+            self.setup()
+            while self.budget_left():
+                self.episode()
+                if self.figures.violations:
+                    break
+        except KeyboardInterrupt:
+            self.figures.interrupted = True  # the figures so far; the seed replays past this point
         self.figures.simulated_s = self.clock.time() - EPOCH
         self.figures.wall_s = time.monotonic() - started
         return self.figures
@@ -816,7 +837,7 @@ def report(figures: Figures, seed: int, failover: str, argv: Sequence[str]) -> s
     commits_line = ", ".join(f"{k} {n}" for k, n in sorted(f.commits.items()))
     after = f.converge + f.settled
     lines = [
-        f"soak seed {seed} (failover: {failover})",
+        f"soak seed {seed} (failover: {failover})" + (" INTERRUPTED: the figures so far" if f.interrupted else ""),
         f"steps {f.steps}, episodes {f.episodes}, passes {f.passes}, simulated {f.simulated_s / 3600:.1f} h,"
         f" wall {f.wall_s:.0f} s",
         f"commits {sum(f.commits.values())}: {commits_line}",
@@ -860,7 +881,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=None, help="keep the run's cluster, repository and state here")
     parser.add_argument("--verbose", action="store_true", help="print each commit, fault and recovery")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
     failed = 0
+    total = Figures()
     for seed in range(args.seed, args.seed + args.seeds):
         base = args.dir / f"seed-{seed}" if args.dir else Path(tempfile.mkdtemp(prefix=f"soak-{seed}-"))
         if args.dir and base.exists():
@@ -873,9 +896,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"--failover {soak.failover}"] + ([f"--steps {args.steps}"] if args.steps else [])
         print(report(figures, seed, soak.failover, replay), flush=True)
         failed += bool(figures.violations)
+        total.add(figures)
         if args.dir is None:
             shutil.rmtree(base, ignore_errors=True)
+        if figures.interrupted:
+            break
+    if args.seeds > 1:
+        seeds = f"{args.seed} to {args.seed + args.seeds - 1}"
+        print("\n" + report(total, 0, args.failover, [f"--seed {args.seed}", f"--seeds {args.seeds}",
+                                                     f"--faults {args.faults}", f"--time {args.time:g}"])
+              .replace("soak seed 0", f"all seeds ({seeds})", 1), flush=True)
     return 1 if failed else 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
