@@ -621,7 +621,8 @@ class Soak:
     def force_push(self) -> None:
         head = self.repo.head()
         parent = self.repo.git("rev-parse", "HEAD~1") if len(self.models) > 1 else None
-        if parent is not None and self.rng.random() < 0.5:
+        valid = parent in self.models and (parent not in self.forbidden or parent in self.allowed)
+        if parent is not None and self.rng.random() < 0.5 and valid:  # never roll back onto an invalid commit
             self.repo.git("reset", "-q", "--hard", "HEAD~1")  # a rollback of the last commit
             sha = self.repo.commit("Rewritten: " + self.repo.git("log", "-1", "--format=%s", "HEAD"),
                                    self.clock.time() + 1)
