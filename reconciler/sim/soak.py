@@ -208,6 +208,7 @@ class Repo:
         path.mkdir(parents=True)
         (path / "vms").mkdir()
         self.git("init", "-q", "-b", "main")
+        self.git("config", "gc.auto", "0")  # keep the commits a force-push dropped: the checks ask about them
 
     def git(self, *args: str, when: float = EPOCH) -> str:
         env = {**os.environ, **GIT_ENV, "GIT_AUTHOR_DATE": f"@{int(when)} +0000",
@@ -235,6 +236,13 @@ class Repo:
 
     def head(self) -> str:
         return self.git("rev-parse", "HEAD")
+
+    def descends(self, sha: str, ancestor: str) -> bool:
+        """Whether ``sha`` descends from (or is) ``ancestor`` (commits a force-push dropped stay in the store)."""
+        env = {**os.environ, **GIT_ENV}
+        out = subprocess.run(["git", "-C", str(self.path), "merge-base", "--is-ancestor", ancestor, sha],  # noqa: S607
+                             env=env, capture_output=True, check=False, timeout=60)
+        return out.returncode == 0
 
 
 # --- the daemons ------------------------------------------------------------------------------
@@ -334,7 +342,8 @@ class Soak:
         self.vms: dict[str, Vm] = {}
         self.next_id = 102
         self.models: dict[str, dict[str, Vm]] = {}  # commit -> the desired VMs it holds
-        self.forbidden: dict[str, str] = {}  # commit -> why no daemon may put it in force
+        self.invalid: set[str] = set()  # commits whose desired state does not validate
+        self.applied: dict[str, str] = {}  # node -> the revision its daemon had in force at the last check
         self.allowed: set[str] = set()
         self.invalid_tip: str | None = None
         self.rewritten: tuple[str, str] | None = None  # (the tip before the force-push, the rewritten tip)
@@ -494,8 +503,16 @@ class Soak:
         self.check_destructive()
         for node in self.daemons:
             sha = self.in_force(node)
-            if sha is not None and sha in self.forbidden and sha not in self.allowed:
-                self.violate(f"{node} put {sha[:12]} in force: {self.forbidden[sha]}")
+            before = self.applied.get(node)
+            if sha is None or sha == before:
+                continue
+            self.applied[node] = sha
+            if sha in self.invalid:
+                self.violate(f"{node} put the invalid revision {sha[:12]} in force")
+            elif before is not None and sha not in self.allowed and not self.repo.descends(sha, before):
+                # A rewrite a node never saw (its revision in force is still an ancestor) is no force-push for it.
+                self.violate(f"{node} put {sha[:12]} in force, which does not descend from {before[:12]}, "
+                             "without an allow-revision")
 
     def check_destructive(self) -> None:
         path = self.dir / "sim" / "commands.log"
@@ -608,7 +625,7 @@ class Soak:
             old, new = self.rng.choice(INVALID_EDITS)
             self.repo.write(self.vms, (vm.name, old, new))
             sha = self.repo.commit(f"Break {vm.name}", self.clock.time())
-            self.forbidden[sha] = "an invalid revision"
+            self.invalid.add(sha)
             self.invalid_tip = sha
             self.wake("revision")
             self.figures.commits[kind] += 1
@@ -621,7 +638,7 @@ class Soak:
     def force_push(self) -> None:
         head = self.repo.head()
         parent = self.repo.git("rev-parse", "HEAD~1") if len(self.models) > 1 else None
-        valid = parent in self.models and (parent not in self.forbidden or parent in self.allowed)
+        valid = parent in self.models and parent not in self.invalid
         if parent is not None and self.rng.random() < 0.5 and valid:  # never roll back onto an invalid commit
             self.repo.git("reset", "-q", "--hard", "HEAD~1")  # a rollback of the last commit
             sha = self.repo.commit("Rewritten: " + self.repo.git("log", "-1", "--format=%s", "HEAD"),
@@ -633,7 +650,6 @@ class Soak:
             sha = self.repo.head()
             self.models[sha] = copy.deepcopy(self.models[head])
             what = "amend"
-        self.forbidden[sha] = "a force-push nobody allowed"
         self.rewritten = (head, sha)
         self.wake("revision")
         self.figures.commits["force-push"] += 1
