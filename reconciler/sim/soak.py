@@ -646,7 +646,7 @@ class Soak:
             self.models[sha] = copy.deepcopy(self.models[parent])
             what = "rollback"
         else:
-            sha = self.repo.git("commit", "-q", "--amend", "-m", "Amended", when=self.clock.time() + 1)
+            self.repo.git("commit", "-q", "--amend", "--allow-empty", "-m", "Amended", when=self.clock.time() + 1)
             sha = self.repo.head()
             self.models[sha] = copy.deepcopy(self.models[head])
             what = "amend"
