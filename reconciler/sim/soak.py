@@ -276,6 +276,7 @@ class Figures:
     simulated_s: float = 0.0
     wall_s: float = 0.0
     interrupted: bool = False
+    harness_errors: list[str] = field(default_factory=list)
 
     def add(self, other: Figures) -> None:
         """Pool another seed's figures into these (the summary of a run of several seeds)."""
@@ -289,6 +290,7 @@ class Figures:
         self.converge += other.converge
         self.settled += other.settled
         self.violations += other.violations
+        self.harness_errors += other.harness_errors
         self.simulated_s += other.simulated_s
         self.wall_s += other.wall_s
         self.interrupted = self.interrupted or other.interrupted
@@ -837,6 +839,8 @@ class Soak:
                     break
         except KeyboardInterrupt:
             self.figures.interrupted = True  # the figures so far; the seed replays past this point
+        except SoakError as exc:  # the soak's own trouble (git, its cluster), not a finding about the product
+            self.figures.harness_errors.append(str(exc))
         self.figures.simulated_s = self.clock.time() - EPOCH
         self.figures.wall_s = time.monotonic() - started
         return self.figures
@@ -866,6 +870,7 @@ def report(figures: Figures, seed: int, failover: str, argv: Sequence[str]) -> s
     ]
     for reason, count in f.reasons.most_common(5):
         lines.append(f"  settled with: {reason} ({count})")
+    lines += [f"SOAK ERROR (not a finding about the reconciler): {e}" for e in f.harness_errors]
     lines.append(f"violations {len(f.violations)}")
     lines += [f"  {v}" for v in f.violations]
     lines.append("replay: scripts/soak " + " ".join(argv))
@@ -912,7 +917,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         replay = [f"--seed {seed}", f"--faults {args.faults}", f"--time {args.time:g}",
                   f"--failover {soak.failover}"] + ([f"--steps {args.steps}"] if args.steps else [])
         print(report(figures, seed, soak.failover, replay), flush=True)
-        failed += bool(figures.violations)
+        failed += bool(figures.violations or figures.harness_errors)
         total.add(figures)
         if args.dir is None:
             shutil.rmtree(base, ignore_errors=True)

@@ -23,6 +23,7 @@ def test_a_short_soak_finds_no_violation(tmp_path: Path, seed: int, failover: st
                                                  f"--failover {soak.failover}"])
     print(text)
     assert figures.violations == [], text
+    assert figures.harness_errors == [], text
     assert sum(figures.faults.values()) >= 4, text
 
 
