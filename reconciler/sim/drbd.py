@@ -746,6 +746,11 @@ def _adjust_steps(ctx: CommandContext, config: ResourceConfig, res: dict[str, An
                 key = _backing_key(ctx, config, disk)
                 if m.metadata(ctx.state, key) is None:
                     raise _md_missing(ctx, config, minor, disk)
+                if m.key_failed(ctx.state, key):
+                    # The kernel reads the metadata first; a failed disk answers with I/O errors and stays detached.
+                    raise _Failure(EXIT_CONFIG, f"{minor}: Failure: (118) IO error(s) occurred during initial access "
+                                                f"to meta-data.\n\nCommand '{setup} attach {minor} {disk} {disk} "
+                                                f"internal' terminated with exit code 10\n")
                 res["devices"][volume_number]["backing"] = disk
                 m.attach(ctx.state, ctx.node, res, volume_number, key)
 

@@ -230,6 +230,21 @@ def test_disk_failure_detaches_with_on_io_error_detach(pair: DrbdCluster) -> Non
     assert any("local I/O error, detaching" in line for line in drbd.kernel_log(pair.state(), "himbeere"))
 
 
+def test_adjust_cannot_attach_a_failed_disk_again(pair: DrbdCluster) -> None:
+    # The kernel reads the metadata first: a disk that answers with I/O errors is not attached, and drbdadm
+    # says so (found by the soak: the simulator re-attached it and the next tick detached it, every pass).
+    pair.new_pair()
+    with pair.cluster.transaction() as state:
+        faults.disk_fail(state, "himbeere", "/dev/vg-sda/root100")
+    failed = pair.run("himbeere", "drbdadm", "adjust", "vm100")
+    assert failed.returncode == 10
+    assert "IO error(s) occurred during initial access to meta-data" in failed.stderr
+    assert "attach 0 " in failed.stderr
+    assert pair.disk("himbeere") == "Diskless"
+    pair.advance(5)
+    assert not [line for line in drbd.kernel_log(pair.state(), "himbeere") if "-> Failed" in line][1:]
+
+
 def test_reboot_loses_runtime_state_and_keeps_metadata(pair: DrbdCluster) -> None:
     pair.new_pair()
     before = pair.ok("erdbeere", "drbdadm", "show-gi", "vm100").stdout
