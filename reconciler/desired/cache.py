@@ -66,7 +66,10 @@ def _pydantic_version() -> bytes:
     spec = importlib.util.find_spec("pydantic")
     if spec is None or spec.origin is None:
         return b"no pydantic"
-    return Path(spec.origin).with_name("version.py").read_bytes()
+    try:
+        return Path(spec.origin).with_name("version.py").read_bytes()
+    except OSError:
+        return b"pydantic of unknown version"
 
 
 def _framed(*parts: str | bytes) -> bytes:

@@ -261,7 +261,9 @@ def decoder_for(annotation: Any) -> Decoder:
     if origin is list:
         return _sequence(decoder_for(args[0]), list)
     if origin is dict:
-        return _mapping(decoder_for(args[0]), decoder_for(args[1]))
+        # JSON names are strings: a number key comes back as its digits.
+        key = _int_key if args[0] is int else decoder_for(args[0])
+        return _mapping(key, decoder_for(args[1]))
     raise TypeError(f"no decoder for the annotation {annotation!r}")
 
 
@@ -281,6 +283,14 @@ def _float(value: Any, path: str) -> float:
     if type(value) not in (int, float):
         raise ModelDataError(f"{path}: expected a number, got {_kind(value)}")
     return float(value)
+
+
+def _int_key(value: Any, path: str) -> int:
+    if type(value) is int:
+        return value
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    raise ModelDataError(f"{path}: expected an integer, got {value!r}")
 
 
 def _literal(allowed: tuple[Any, ...]) -> Decoder:

@@ -120,6 +120,16 @@ def test_read_back_is_strict_and_names_the_field(data: object, message: str) -> 
         Tree.model_validate(data)
 
 
+def test_number_keys_come_back_from_json_names() -> None:
+    class Minors(Frozen):
+        names: dict[int, str]
+
+    minors = Minors(names={0: "vm100", 7: "vm107"})
+    assert Minors.model_validate_json(minors.model_dump_json()) == minors
+    with pytest.raises(ModelDataError, match=r"Minors.names key: expected an integer, got 'x'"):
+        Minors.model_validate({"names": {"x": "vm100"}})
+
+
 def test_not_json_is_a_model_data_error() -> None:
     with pytest.raises(ModelDataError, match="not JSON"):
         Tree.model_validate_json("{")
