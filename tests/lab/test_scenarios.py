@@ -203,6 +203,19 @@ def test_2_no_op_pass(lab: Lab) -> None:
     lab.timings["scenario 2 (no-op)"] = time.monotonic() - started
 
 
+def _grown_everywhere(lab: Lab, leg_bytes: int, primary: Node, secondary: Node) -> bool:
+    """Every node's three legs at ``leg_bytes``, its stripe over all three, its DRBD device grown into it, and
+    the pair settled."""
+    backing = 3 * leg_bytes
+    for node in lab.nodes.values():
+        if set(lv_bytes(node).values()) != {leg_bytes} or dm_bytes(node) != backing:
+            return False
+        # DRBD keeps its internal metadata (activity log, bitmap) at the end of the backing device.
+        if not backing - 4 * MIB < drbd_bytes(node) < backing:
+            return False
+    return _settled(primary, secondary)
+
+
 @pytest.mark.timeout(2400)
 def test_3_growth_by_commit(lab: Lab) -> None:
     started = time.monotonic()
@@ -213,16 +226,9 @@ def test_3_growth_by_commit(lab: Lab) -> None:
     before = drbd_bytes(primary)
     lab.repo.write(cluster_yaml(), vm_yaml(primary=primary.name, size=f"{GROWN_LV // MIB}M"))
     lab.repo.commit("lab: grow vm100's three legs to 160M")
-    backing = 3 * GROWN_LV
 
     def grown() -> bool:
-        for node in lab.nodes.values():
-            if set(lv_bytes(node).values()) != {GROWN_LV} or dm_bytes(node) != backing:
-                return False
-            # DRBD keeps its internal metadata (activity log, bitmap) at the end of the backing device.
-            if not backing - 4 * MIB < drbd_bytes(node) < backing:
-                return False
-        return _settled(primary, secondary)
+        return _grown_everywhere(lab, GROWN_LV, primary, secondary)
 
     wait_until("vm100 to grow on both nodes and settle", grown, MOVE, poll=5.0)
     assert drbd_bytes(primary) == drbd_bytes(secondary)
@@ -1134,12 +1140,7 @@ def test_14_the_runbook_on_the_lab_nodes(lab: Lab) -> None:
         lab.repo.commit(f"lab: grow vm100's three legs to {grown_mib}M")
 
         def bigger() -> bool:
-            for node in lab.nodes.values():
-                if set(lv_bytes(node).values()) != {grown} or dm_bytes(node) != backing:
-                    return False
-                if not backing - 4 * MIB < drbd_bytes(node) < backing:
-                    return False
-            return _settled(primary, secondary)
+            return _grown_everywhere(lab, grown, primary, secondary)
 
         wait_until(f"vm100 to grow to {grown_mib}M legs on both nodes", bigger, MOVE, poll=5.0)
         resized = drbd_bytes(primary)
