@@ -33,9 +33,6 @@ class VmBuilder:
             **fields: Any) -> str:
         ident = action_id(kind, key)
         deps = tuple(dict.fromkeys(d for d in depends_on if d is not None and d != ident))
-        unknown = fields.keys() - Action._field_set
-        if unknown:
-            raise TypeError(f"unknown action fields: {sorted(unknown)}")
         limit = timeout if timeout is not None else spec(kind).timeout_s
         timed = tuple(c.model_copy(update={"timeout_s": limit}) for c in commands)
         values = {"id": ident, "kind": kind, "key": key, "vm": self.vm.name, "change": change,
