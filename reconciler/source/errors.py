@@ -23,8 +23,9 @@ _BOILERPLATE = ("Please make sure you have the correct access rights", "and the 
 
 def essence(stderr: str) -> str:
     """The informative lines of git's stderr (what failed and why), without its generic advice."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    useful = [line for line in lines if not line.startswith(_BOILERPLATE)]
+    # ssh frames a changed host key in lines of '@': unframed, the warning itself fits the three lines.
+    lines = [line.strip().strip("@").strip() for line in stderr.splitlines()]
+    useful = [line for line in lines if line and not line.startswith(_BOILERPLATE)]
     return "; ".join(useful[:3])[:400]
 
 

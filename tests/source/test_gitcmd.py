@@ -60,3 +60,30 @@ def test_no_git_process_outlives_its_command(tmp_path: Path) -> None:
         assert view.in_force is not None
         assert view.in_force.cluster == str(index)
     assert git_children() == []
+
+
+# What git and OpenSSH 9.2 print when the server's host key no longer matches known_hosts.
+CHANGED_HOST_KEY = """\
+@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@
+@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @
+@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@
+IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!
+Someone could be eavesdropping on you right now (man-in-the-middle attack)!
+It is also possible that a host key has just been changed.
+Host key verification failed.
+fatal: Could not read from remote repository.
+
+Please make sure you have the correct access rights
+and the repository exists.
+"""
+
+
+def test_the_essence_of_a_changed_host_key_is_the_warning_not_its_frame() -> None:
+    from reconciler.source.errors import essence
+
+    said = essence(CHANGED_HOST_KEY)
+    assert said.startswith("WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!; IT IS POSSIBLE")
+    assert "@" not in said
+    assert essence("git@example.org: Permission denied (publickey).\nfatal: Could not read from remote repository.\n"
+                   "\nPlease make sure you have the correct access rights\nand the repository exists.\n") == (
+        "git@example.org: Permission denied (publickey).; fatal: Could not read from remote repository.")
