@@ -21,8 +21,10 @@ is going on.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,7 @@ from typing import Any
 
 from reconciler.daemon.logs import event
 from reconciler.host.base import Host
+from reconciler.model.base import Decoder, ModelDataError, decoder_for
 from reconciler.model.desired import DesiredNode, DesiredVm
 from reconciler.model.observed import DrbdResourceState, ObservedNode
 from reconciler.model.status import VerifyStatus
@@ -72,12 +75,20 @@ class _Record:
 
     @classmethod
     def from_json(cls, data: object) -> _Record | None:
+        """The record as written by ``to_json``; None for anything else (a record of the wrong shape or types
+        is forgotten, and the resource is seen afresh)."""
         if not isinstance(data, dict):
             return None
+        decoders = _record_decoders()
         try:
-            return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-        except TypeError:
+            return cls(**{k: decoders[k](v, f"verify record.{k}") for k, v in data.items() if k in decoders})
+        except (TypeError, ModelDataError):
             return None
+
+
+@functools.cache
+def _record_decoders() -> dict[str, Decoder]:
+    return {name: decoder_for(hint) for name, hint in typing.get_type_hints(_Record).items()}
 
 
 def _why_not_quiet(res: DrbdResourceState | None) -> str:

@@ -18,6 +18,7 @@ checks it.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import types
 import typing
@@ -176,6 +177,9 @@ def _dump(value: Any, as_json: bool) -> Any:
         return [_dump(item, as_json) for item in value]
     if isinstance(value, dict):
         return {key: _dump(item, as_json) for key, item in value.items()}
+    if as_json and isinstance(value, float) and not math.isfinite(value):
+        # JSON has no NaN or infinity; readers such as jq refuse them (pydantic wrote null as well).
+        return None
     return value
 
 

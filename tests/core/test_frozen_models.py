@@ -97,6 +97,15 @@ def test_dump_keeps_tuples_in_python_mode_and_lists_in_json_mode() -> None:
     assert Tree.model_validate_json(tree.model_dump_json(indent=2)) == tree
 
 
+def test_json_has_null_for_a_float_that_is_not_finite() -> None:
+    text = Tree(kind="a", leaves=(Leaf(name="x", ratio=float("nan")), Leaf(name="y", ratio=float("inf")))
+                ).model_dump_json()
+    assert "NaN" not in text
+    assert "Infinity" not in text
+    assert [leaf["ratio"] for leaf in json.loads(text)["leaves"]] == [None, None]
+    assert Tree(kind="a").model_dump(mode="python")["leaves"] == ()
+
+
 def test_read_back_accepts_what_json_has() -> None:
     tree = Tree.model_validate({"kind": "b", "leaves": [{"name": "x", "ratio": 2}], "parent": None})
     assert tree == Tree(kind="b", leaves=(Leaf(name="x", ratio=2.0),))

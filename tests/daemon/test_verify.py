@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from reconciler.daemon.clock import VirtualClock
-from reconciler.daemon.verify import VerifyScheduler, run_id
+from reconciler.daemon.verify import VerifyScheduler, _Record, run_id
 from reconciler.desired.expand import expand_node
 from reconciler.desired.load import load_cluster
 from reconciler.model.desired import DesiredNode
@@ -234,3 +234,13 @@ def test_one_scheduled_verify_at_a_time_per_node(lab: SimLab, tmp_path: Path) ->
     lab.cluster.advance(600)
     assert runner.step()["vm101"].running  # vm100 ended in this pass, before vm101's turn
     assert runner.commands("drbdadm", "verify") == [["drbdadm", "verify", "vm100"], ["drbdadm", "verify", "vm101"]]
+
+
+def test_a_remembered_record_of_the_wrong_types_is_forgotten() -> None:
+    record = _Record(first_seen_at=5.0, run_id="r1", started_at=7, running=True, found_bytes=4096)
+    assert _Record.from_json(record.to_json()) == record
+    assert _Record.from_json({**record.to_json(), "first_seen_at": "5"}) is None
+    assert _Record.from_json({**record.to_json(), "running": 1}) is None
+    assert _Record.from_json({**record.to_json(), "found_bytes": 4096.0}) is None
+    assert _Record.from_json({"run_id": "r1"}) is None   # first_seen_at is required
+    assert _Record.from_json(["r1"]) is None
