@@ -29,7 +29,7 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=_run)
 
 
-def _desired(args: argparse.Namespace, node: str) -> tuple[Any, dict[str, str], str, dict[str, Any]]:
+def _desired(args: argparse.Namespace, node: str) -> tuple[Any, str, dict[str, Any]]:
     from reconciler.desired.expand import expand_node  # noqa: PLC0415
     from reconciler.desired.load import load_cluster  # noqa: PLC0415
     from reconciler.source.gitsource import GitSource  # noqa: PLC0415
@@ -43,14 +43,13 @@ def _desired(args: argparse.Namespace, node: str) -> tuple[Any, dict[str, str], 
             state_dir = Path(args.state_dir)
             loaded = GitSource(Mirror(state_dir, "unused", "main"), state_dir).load_in_force()
             if loaded is None:
-                return None, {}, "no desired state (give DIR, or run the daemon first)", {}
+                return None, "no desired state (give DIR, or run the daemon first)", {}
             cluster = loaded.cluster
             origin = f"revision {loaded.info.sha[:12]} in {state_dir}"
-        peers = {name: spec.address for name, spec in cluster.spec.nodes.items()}
         fences = {name: spec.power_fence for name, spec in cluster.spec.nodes.items() if spec.power_fence}
-        return expand_node(cluster, node), peers, origin, fences
+        return expand_node(cluster, node), origin, fences
     except Exception as exc:  # doctor reports every problem rather than stopping at the first
-        return None, {}, f"desired state unusable: {exc}", {}
+        return None, f"desired state unusable: {exc}", {}
 
 
 def _fence_peers(args: argparse.Namespace) -> dict[str, str]:
@@ -79,13 +78,13 @@ def _run(args: argparse.Namespace) -> int:
     except (UnsafeNameError, OSError) as exc:  # a bad --node, or --sim naming no simulated cluster
         print(f"reconciler doctor: {exc}", file=sys.stderr)
         return 2
-    desired, peers, origin, fences = _desired(args, node)
+    desired, origin, fences = _desired(args, node)
     print(f"doctor for node {node}; desired state: {origin}")
 
     def show(check: Check) -> None:
         print(f"[{MARK[check.verdict]}] {check.name}: {check.detail}")
 
-    checks = run_checks(host, node, desired, peers, progress=show, fence_peers=_fence_peers(args),
+    checks = run_checks(host, node, desired, progress=show, fence_peers=_fence_peers(args),
                         power_fences=fences)
     if args.directory and desired is None:
         # The operator asked for this desired state to be checked: that it cannot be used is a failure,

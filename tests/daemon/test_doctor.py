@@ -18,6 +18,7 @@ from reconciler.daemon.doctor import (
     check_lvm_filter,
     check_power_fences,
     check_services,
+    check_ssh_trust,
     check_tools,
     check_usermode_helper,
     lvm_filter_accepts,
@@ -25,7 +26,7 @@ from reconciler.daemon.doctor import (
 )
 from reconciler.desired.schema import PowerFenceSection
 from reconciler.host.base import CommandResult
-from reconciler.model.desired import DesiredNode
+from reconciler.model.desired import DesiredDomain, DesiredNode
 from tests.daemon.fakes import desired_node
 
 
@@ -117,15 +118,14 @@ def test_replication_addresses_must_be_local() -> None:
 
 
 def test_missing_tools_fail() -> None:
-    checks = {c.name: c for c in check_tools(CannedHost({"lvm version": (0, "  LVM version:     2.03.16(2)\n")}),
-                                             need_ssh=False)}
+    checks = {c.name: c for c in check_tools(CannedHost({"lvm version": (0, "  LVM version:     2.03.16(2)\n")}))}
     assert checks["tool lvm2"].verdict == "ok"
     assert checks["tool lvm2"].detail == "version 2.03.16(2)"
     assert checks["tool xl"].verdict == "fail"
 
 
 def test_run_checks_covers_every_area() -> None:
-    names = {c.name for c in run_checks(CannedHost({}), "erdbeere", desired_node(), {})}
+    names = {c.name for c in run_checks(CannedHost({}), "erdbeere", desired_node())}
     assert {"host name", "LVM filter", "Xen ballooning", "replication addresses", "ssh trust",
             "DRBD kernel module", "service drbd.service", "service xendomains.service"} <= names
 
@@ -219,7 +219,7 @@ def test_usermode_helper_on_a_simulated_node(tmp_path: Path) -> None:
 
     cluster = SimCluster.init(tmp_path / "sim", ["erdbeere", "himbeere"], {"vg-sda": 400 << 30})
     host = SimHost(cluster.directory, "erdbeere")
-    checks = {c.name: c for c in run_checks(host, "erdbeere", None, {})}
+    checks = {c.name: c for c in run_checks(host, "erdbeere", None)}
     assert checks["DRBD usermode helper"].verdict == "ok"
     with cluster.transaction() as state:
         state["nodes"]["erdbeere"]["drbd_usermode_helper"] = "/bin/true"
@@ -250,7 +250,7 @@ def test_fencing_over_the_replication_link_is_a_warning_with_the_fix() -> None:
     unknown = check_fence_path(desired, {"himbeere": "nowhere"}, resolve=names.get)
     assert unknown.verdict == "warn"
     assert "does not resolve" in unknown.detail
-    assert "fence-peer path" in {c.name for c in run_checks(CannedHost({}), "erdbeere", desired, {})}
+    assert "fence-peer path" in {c.name for c in run_checks(CannedHost({}), "erdbeere", desired)}
 
 
 def test_the_cli_reads_the_fence_path_from_the_daemons_environment_file(
@@ -301,3 +301,16 @@ def test_resource_and_stonith_without_a_power_fence_fails_and_resource_only_skip
     assert "nodes.himbeere.power_fence" in check.detail
     (skipped,) = check_power_fences(host, desired_node(), {"himbeere": FENCE})
     assert skipped.verdict == "skip"
+
+
+def test_ssh_trust_is_not_asked_for_while_live_migration_is_not_built() -> None:
+    desired = desired_node()
+    assert check_ssh_trust(desired).verdict == "ok"
+    vm = desired.vms[0]
+    domain = DesiredDomain(vm=vm.name, name=vm.name, memory_mib=512, maxmem_mib=512, vcpus=1, maxvcpus=1, disks=(),
+                           config_path=f"/etc/xen/{vm.name}.cfg", config_text="", live_migration=True)
+    allowing = vm.model_copy(update={"domain": domain})
+    check = check_ssh_trust(desired.model_copy(update={"vms": (allowing, *desired.vms[1:])}))
+    assert check.verdict == "skip"
+    assert vm.name in check.detail
+    assert "not built" in check.detail
