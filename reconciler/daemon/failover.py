@@ -25,6 +25,10 @@ A record ends (and the VM is planned as the desired state says again) when:
   retried in a loop; ``min_interval`` holds the next attempt);
 - ``failback: automatic`` and the designated primary is connected, UpToDate and its daemon answers: the VM moves
   back as a planned switchover (shutdown here, demote, promote there, start there).
+
+While a record is in force, this node's peer status names the VM, the failover and the node it was taken from
+(:func:`takeovers_held`): with ``failback: manual`` the designated primary, back, then knows that nothing moves
+the VM until a commit, and reports that instead of waiting for a demotion (``reconciler.plan.peer``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -41,7 +46,7 @@ from reconciler.daemon import named_records
 from reconciler.daemon.logs import event
 from reconciler.model.desired import DesiredNode, DesiredVm, Takeover
 from reconciler.model.observed import DrbdConnectionState, DrbdResourceState, ObservedNode
-from reconciler.model.status import ActionRecord, FailoverState, FailoverStatus, PeerStatus
+from reconciler.model.status import ActionRecord, FailoverState, FailoverStatus, PeerStatus, PeerTakeover
 
 RECORD_DIR = "failover"
 IN_FORCE: frozenset[FailoverState] = frozenset({"decided", "running"})
@@ -88,6 +93,17 @@ def failover_id(vm: str, node: str, decided_at: float) -> str:
     """A short name for one failover, as status, metrics and the log show it."""
     digest = hashlib.sha256(f"{vm}\0{node}\0{decided_at:.3f}".encode()).hexdigest()
     return f"fo-{digest[:12]}"
+
+
+FAILOVER_ID = re.compile(r"fo-[0-9a-f]{12}")
+"""What :func:`failover_id` makes (a peer's report of one is believed only in this shape)."""
+
+
+def takeovers_held(failovers: Iterable[FailoverStatus], node: str) -> tuple[PeerTakeover, ...]:
+    """The VMs ``node`` runs (or is taking) over from their designated primary, as its peers learn from its
+    status: the records in force that moved a VM here. A VM taken back by its own designated primary is none."""
+    return tuple(PeerTakeover(vm=f.vm, id=f.id, from_node=f.from_node) for f in failovers
+                 if f.state in IN_FORCE and f.to_node == node and f.designated != node)
 
 
 def record_path(state_dir: Path, vm: str) -> Path:

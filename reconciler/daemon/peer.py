@@ -30,11 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.daemon import peerauth
+from reconciler.daemon.failover import FAILOVER_ID
 from reconciler.daemon.fence import OUTDATE_PATH, OutdateAnswer
 from reconciler.daemon.peerclient import ForgedAnswer, signed_exchange
 from reconciler.daemon.replay import ReplayGuard
 from reconciler.metrics.guard import FailureLimiter, GuardedServerMixin
-from reconciler.model.status import PeerStatus
+from reconciler.model.status import PeerStatus, PeerTakeover
 from reconciler.names import name_problem
 from reconciler.printable import escape
 
@@ -60,6 +61,9 @@ class PeerAnswer:
     # DRBD resource -> this node's generation identifiers when DRBD last reported a split brain there: with the
     # peer's own they name the incident (reconciler.observe.splitbrain.incident_id)
     split_brain: dict[str, str] = field(default_factory=dict)
+    # VM -> {"id": failover id, "from_node": node}: the VMs this node runs after an automatic failover it decided.
+    # A peer of an older version neither sends nor reads it: a missing field means nothing known.
+    takeovers: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -236,6 +240,27 @@ def _split_brain_records(raw: object) -> dict[str, str]:
             if isinstance(k, str) and isinstance(v, str) and name_problem(k) is None and _GI_RECORD.fullmatch(v)}
 
 
+def takeovers_json(takeovers: tuple[PeerTakeover, ...]) -> dict[str, dict[str, str]]:
+    """The answer's ``takeovers`` field."""
+    return {t.vm: {"id": t.id, "from_node": t.from_node} for t in takeovers}
+
+
+def _takeovers(raw: object) -> tuple[PeerTakeover, ...]:
+    """Only entries of the shape a takeover has (a VM name, a failover id, a node name); a field that is missing
+    (a peer of an older version) or of another shape means nothing is known."""
+    if not isinstance(raw, dict):
+        return ()
+    found = []
+    for vm, entry in sorted(raw.items()):
+        if not isinstance(entry, dict):
+            continue
+        ident, source = entry.get("id"), entry.get("from_node")
+        if name_problem(vm) is None and isinstance(ident, str) and FAILOVER_ID.fullmatch(ident) \
+                and name_problem(source) is None:
+            found.append(PeerTakeover(vm=vm, id=ident, from_node=str(source)))
+    return tuple(found)
+
+
 def fetch_peer_report(node: str, host: str, port: int, key: bytes | None, *, sender: str, timeout: float = 3.0,
                       now: float | None = None) -> PeerReport:
     """The peer's status, backing sizes and split-brain records; an unreachable peer is reported, never raised."""
@@ -261,7 +286,8 @@ def fetch_peer_report(node: str, host: str, port: int, key: bytes | None, *, sen
     raw = data.get("backing_bytes")
     backing = {str(k): int(v) for k, v in raw.items() if isinstance(v, int)} if isinstance(raw, dict) else {}
     answered = PeerStatus(node=node, reachable=True, applied_revision=applied if isinstance(applied, str) else None,
-                          ready=bool(data.get("ready")), checked_at=checked)
+                          ready=bool(data.get("ready")), checked_at=checked,
+                          takeovers=_takeovers(data.get("takeovers")))
     return PeerReport(answered, backing, _split_brain_records(data.get("split_brain")))
 
 

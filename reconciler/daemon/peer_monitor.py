@@ -38,8 +38,9 @@ class PeerMonitor:
                     self._seen.add(endpoint.node)
                     self._backing[endpoint.node] = report.backing_bytes
                     self._split_brain[endpoint.node] = report.split_brain
-            changed = before is None or (before.reachable, before.applied_revision, before.ready) != (
-                status.reachable, status.applied_revision, status.ready)
+            # A takeover reported or ended changes what the designated primary plans: a pass looks at once.
+            changed = before is None or (before.reachable, before.applied_revision, before.ready, before.takeovers) != (
+                status.reachable, status.applied_revision, status.ready, status.takeovers)
             if changed:
                 self._on_change(status)
 

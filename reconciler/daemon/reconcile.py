@@ -18,7 +18,7 @@ from reconciler.daemon.clock import Clock
 from reconciler.daemon.control import NODE_SCOPE, ControlState, ControlStore
 from reconciler.daemon.engine import ActionHooks, ApplyOutcome, Engine
 from reconciler.daemon.escalation import EscalationKeeper
-from reconciler.daemon.failover import FailoverKeeper
+from reconciler.daemon.failover import PEER_STATUS_MAX_AGE, FailoverKeeper, takeovers_held
 from reconciler.daemon.gating import BootGate, hold_for_boot, hold_for_peer_revision, without_vms
 from reconciler.daemon.liveness import Liveness
 from reconciler.daemon.logs import event
@@ -33,6 +33,7 @@ from reconciler.model.status import (
     PassOutcome,
     PassResult,
     PeerStatus,
+    PeerTakeover,
     ResourceStatus,
     RevisionInfo,
     VerifyStatus,
@@ -267,15 +268,25 @@ class Reconciler:
 
         return ActionHooks(started=started, finished=finished, should_stop=self.should_stop, running=running)
 
+    def taken_over(self) -> tuple[PeerTakeover, ...]:
+        """The VMs this node runs after an automatic failover, for its peer status (as of the last pass)."""
+        status = self.status
+        return takeovers_held(status.failovers, self.node) if status is not None else ()
+
     def _peer_view(self, desired: DesiredNode, ctx: PassContext) -> PeerView | None:
         peers = {p for vm in desired.vms for p in vm.peers}
         if len(peers) != 1:
             return None
         (peer,) = peers
+        status = next((p for p in ctx.peers if p.node == peer), None)
+        # Only what the peer says now: an unreachable peer, or a stopped monitor's last word, holds nothing back.
+        takeovers = status.takeovers if status is not None and status.reachable \
+            and self.clock.time() - status.checked_at <= PEER_STATUS_MAX_AGE else ()
         sizes = ctx.peer_backing.get(peer)
-        if sizes is None:
+        if sizes is None and not takeovers:
             return None
-        return PeerView(node=peer, backing_bytes=dict(sizes), split_brain=dict(ctx.peer_split_brain.get(peer, {})))
+        return PeerView(node=peer, backing_bytes=dict(sizes or {}),
+                        split_brain=dict(ctx.peer_split_brain.get(peer, {})), takeovers=takeovers)
 
     def _report_recovery_notes(self, plan: Plan) -> None:
         """What a split_brain_recovery statement does not do (or no longer does), logged when it changes: that

@@ -29,7 +29,7 @@ from reconciler.daemon.liveness import Liveness
 from reconciler.daemon.logs import event
 from reconciler.daemon.metrics_sink import MetricsSink, NullMetrics
 from reconciler.daemon.notify import Notifier, watchdog_interval
-from reconciler.daemon.peer import DEFAULT_PEER_PORT, PeerAnswer, PeerServer, parse_endpoint
+from reconciler.daemon.peer import DEFAULT_PEER_PORT, PeerAnswer, PeerServer, parse_endpoint, takeovers_json
 from reconciler.daemon.peer_monitor import PeerMonitor
 from reconciler.daemon.reconcile import PassContext, Reconciler
 from reconciler.daemon.verify import VerifyScheduler
@@ -183,7 +183,8 @@ class Daemon:
                           in_force_revision=in_force.info.sha if in_force else None,
                           ready=rec.status is not None and rec.status.last_pass is not None
                           and rec.status.last_pass.outcome == "converged",
-                          backing_bytes=dict(rec.backing_sizes), split_brain=dict(rec.split_brain_records))
+                          backing_bytes=dict(rec.backing_sizes), split_brain=dict(rec.split_brain_records),
+                          takeovers=takeovers_json(rec.taken_over()))
 
     def _managed_resources(self) -> frozenset[str]:
         in_force = self.source.in_force

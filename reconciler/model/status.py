@@ -15,7 +15,8 @@ PassOutcome = Literal["converged", "degraded", "progressing", "failed", "invalid
 do by itself, but something is not healthy (split brain, a disk that is not UpToDate, ...)."""
 
 ConditionKind = Literal["split-brain", "disk", "peer-disk", "domain-away", "domain-on-both", "domain-not-running",
-                        "restart-needed", "growth-pending", "failed-over", "quorum-lost", "tiebreaker-lost"]
+                        "restart-needed", "growth-pending", "failed-over", "failed-over-away", "quorum-lost",
+                        "tiebreaker-lost"]
 FailoverState = Literal["decided", "running", "failed", "abandoned", "ended"]
 EscalationState = Literal["started", "requested", "failed"]
 
@@ -74,6 +75,15 @@ class RevisionInfo(Frozen):
     summary: str = ""
 
 
+class PeerTakeover(Frozen):
+    """A VM that a peer runs after an automatic failover it decided (its record in force), as the peer reports it:
+    ``id`` names the failover, ``from_node`` the node the VM was taken from."""
+
+    vm: str
+    id: str
+    from_node: str
+
+
 class PeerStatus(Frozen):
     node: str
     reachable: bool
@@ -81,6 +91,8 @@ class PeerStatus(Frozen):
     ready: bool = False
     checked_at: float = 0.0
     error: str = ""
+    # Empty also when the peer runs a version that does not report them: nothing known, not "none".
+    takeovers: tuple[PeerTakeover, ...] = ()
 
 
 class Suspension(Frozen):

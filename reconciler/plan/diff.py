@@ -26,7 +26,7 @@ from reconciler.plan.index import ObservedIndex
 from reconciler.plan.model import Note, Plan, PlannedResource, VmRefusal
 from reconciler.plan.order import order_actions
 from reconciler.plan.orphans import find_orphans
-from reconciler.plan.peer import PeerView
+from reconciler.plan.peer import PeerView, failed_over_away
 from reconciler.plan.quorum import plan_quorum_loss
 from reconciler.plan.registry import kinds_where, spec
 from reconciler.plan.safety import mass_delete_refusal
@@ -106,7 +106,11 @@ def _plan_present(b: VmBuilder, moved_away: Collection[str] | None) -> None:
         plan_stripe(b, vm.stripe)
     domain = vm.domain
     running = observed.domain(domain.name) if domain is not None else None
-    want_primary = vm.is_primary_here
+    res = observed.resource(vm.drbd.name) if vm.drbd is not None else None
+    # The peer keeps the VM after an automatic failover until a commit decides: a promotion here would only wait
+    # for a demotion that nothing is going to make (health reports the failover instead).
+    away = failed_over_away(vm, res, b.peer, domain_here=running is not None)
+    want_primary = vm.is_primary_here and away is None
     stop = None
     if domain is not None and running is not None and not want_primary:
         refused, waiting = handover(vm, b.observed.resource(vm.drbd.name) if vm.drbd else None, moved_away,

@@ -2,19 +2,20 @@
 
 Each condition here is a state the reconciler cannot or must not repair by itself, and that an operator must
 know about: split brain, a disk that should hold UpToDate data and does not, a peer whose data is unknown or
-stale, a domain running away from its designated node (or possibly on both), a domain that exists on its
-designated node but does not run (paused, crashed, half-made by an interrupted start), a restart the desired state
-asked for but did not allow, growth that has not reached the DRBD device. A resource with a condition is
-Degraded, and a pass with one is not "converged". Pure: desired + observation + plan in, conditions out.
+stale, a domain running away from its designated node (or possibly on both, or kept by the peer after an
+automatic failover), a domain that exists on its designated node but does not run (paused, crashed, half-made by
+an interrupted start), a restart the desired state asked for but did not allow, growth that has not reached the
+DRBD device. A resource with a condition is Degraded, and a pass with one is not "converged". Pure: desired +
+observation + plan in, conditions out.
 """
 
 from __future__ import annotations
 
 from reconciler.model.desired import DesiredNode, DesiredVm
 from reconciler.model.observed import DomainState, DrbdResourceState, ObservedNode
-from reconciler.model.status import Condition
+from reconciler.model.status import Condition, PeerTakeover
 from reconciler.plan.model import Plan
-from reconciler.plan.peer import PeerView
+from reconciler.plan.peer import PeerView, failed_over_away
 from reconciler.plan.quorum import quorum_lost
 from reconciler.plan.splitbrain import describe_incident, incident_of, recovery_hint
 
@@ -29,7 +30,12 @@ def assess(desired: DesiredNode, observed: ObservedNode, plan: Plan,
         res = resources.get(vm.drbd.name) if vm.drbd is not None else None
         if vm.drbd is not None and res is not None:
             conditions += _drbd_conditions(vm, res, peer, desired.hostname)
-        conditions += _domain_conditions(vm, observed, res)
+        here = vm.domain is not None and observed.domain(vm.domain.name) is not None
+        away = failed_over_away(vm, res, peer, domain_here=here)
+        if away is not None and peer is not None:
+            conditions.append(_failed_over_away(vm, away, peer.node))
+        else:
+            conditions += _domain_conditions(vm, observed, res)
     for note in plan.notes:
         if note.kind == "restart-needed":
             conditions.append(Condition(key=note.key, vm=note.vm, kind="restart-needed", message=note.message))
@@ -86,6 +92,15 @@ def _drbd_conditions(vm: DesiredVm, res: DrbdResourceState, peer: PeerView | Non
                                      "two data nodes alone, and one more lost link leaves neither side with quorum "
                                      "(the Primary's writes then fail or freeze)"))
     return out
+
+
+def _failed_over_away(vm: DesiredVm, away: PeerTakeover, peer: str) -> Condition:
+    key = vm.domain.key if vm.domain is not None else vm.drbd.key if vm.drbd is not None else f"vm:{vm.name}"
+    return Condition(key=key, vm=vm.name, kind="failed-over-away",
+                     message=f"{vm.name} runs on {peer} after automatic failover {away.id} away from this node, "
+                             "its designated primary, and stays there (failback: manual); decide by commit: "
+                             f"`primary: {peer}` in {vm.source_file} keeps it there, "
+                             "`failover: {failback: automatic}` moves it back here once this node is UpToDate")
 
 
 def _domain_conditions(vm: DesiredVm, observed: ObservedNode, res: DrbdResourceState | None) -> list[Condition]:

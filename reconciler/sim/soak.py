@@ -428,7 +428,8 @@ class Soak:
             peers.append(PeerStatus(node=peer, reachable=reachable,
                                     applied_revision=self.in_force(peer) if reachable else None, ready=reachable,
                                     error="" if reachable else "connection refused",
-                                    checked_at=self.node_clocks[node].time()))
+                                    checked_at=self.node_clocks[node].time(),
+                                    takeovers=self.daemons[peer].rec.taken_over() if reachable else ()))
         gate = BootGate(fetched=True, fetch_deadline_passed=True, peers_seen=frozenset(daemon.seen))
         control = ControlState(allowed_revisions=frozenset(self.allowed))
         try:

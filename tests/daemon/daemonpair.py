@@ -1,5 +1,6 @@
 """In-process daemons on a simulated cluster: the real engine on each simulated node, one virtual clock, peer
-status as the simulated management network allows it, and the data oracle checked after every step."""
+status as the simulated management network allows it (reachability, revision, and the VMs the peer runs after an
+automatic failover, as its peer server reports them), and the data oracle checked after every step."""
 
 from __future__ import annotations
 
@@ -78,9 +79,11 @@ class Pair:
             reachable = can_talk(state, node, peer, link="management_cut")
             if reachable:
                 daemon.seen.add(peer)
+            answering = self.daemons.get(peer) if reachable else None
             peers.append(PeerStatus(node=peer, reachable=reachable, applied_revision=SHA_A if reachable else None,
                                     ready=reachable, error="" if reachable else "connection refused",
-                                    checked_at=self.clock.time()))
+                                    checked_at=self.clock.time(),
+                                    takeovers=answering.rec.taken_over() if answering is not None else ()))
         gate = BootGate(fetched=True, fetch_deadline_passed=True, peers_seen=frozenset(daemon.seen))
         control = control or ControlState()
         result = daemon.rec.run_pass(control, PassContext(peers=tuple(peers), gate=gate))

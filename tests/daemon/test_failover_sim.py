@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.daemon.control import ControlStore
+from reconciler.daemon.failover import read_records
 from reconciler.metrics.collector import exposition
 from reconciler.sim import drbd, faults, oracle
 from reconciler.sim.state import SimCluster
@@ -121,6 +122,61 @@ def test_the_standby_takes_over_after_the_grace_and_the_returning_node_rejoins_a
     assert "vm100" not in pair.running("erdbeere")
     assert pair.running("himbeere") == {"vm100", "vm101"}
     assert pair.record("himbeere") == "running"  # failback: manual, so it stays until a commit decides
+
+
+def _outcome(pair: Pair, node: str) -> str:
+    status = pair.daemons[node].rec.status
+    assert status is not None
+    assert status.last_pass is not None
+    return status.last_pass.outcome
+
+
+def test_the_returning_designated_node_reports_the_failover_degraded_until_a_commit_decides(
+        converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path)
+    pair.crash("erdbeere")
+    pair.run_for(60)
+    assert pair.record("himbeere") == "running"
+    failover = read_records(tmp_path / "state" / "himbeere")["vm100"].id
+    pair.boot("erdbeere")
+    promotions, starts = _promotions(pair, "erdbeere"), _starts(pair, "erdbeere")
+    # Back, resynced and Secondary, it says why the VM does not come back: degraded, not forever progressing.
+    for _ in range(60):
+        pair.tick()
+        if _outcome(pair, "erdbeere") == "degraded" and pair.disk("erdbeere") == "UpToDate":
+            break
+    assert _outcome(pair, "erdbeere") == "degraded"
+    assert pair.disk("erdbeere") == "UpToDate"
+    status = pair.daemons["erdbeere"].rec.status
+    assert status is not None
+    domain = next(r for r in status.resources if r.key == "domain:vm100")
+    assert domain.phase == "degraded"
+    assert domain.conditions == ("failed-over-away",)
+    assert f"runs on himbeere after automatic failover {failover} away from this node" in domain.reason
+    assert "`primary: himbeere` in vms/vm100.yaml keeps it there" in domain.reason
+    assert "`failover: {failback: automatic}` moves it back here" in domain.reason
+    assert not [r for r in status.resources if r.phase == "waiting"]
+    # It stays so, and never tries: no promotion, no start, while the survivor keeps the VM.
+    pair.run_for(120)
+    assert _outcome(pair, "erdbeere") == "degraded"
+    assert _promotions(pair, "erdbeere") == promotions
+    assert _starts(pair, "erdbeere") == starts
+    assert pair.role("erdbeere") == "Secondary"
+    assert pair.running("himbeere") == {"vm100", "vm101"}
+    assert pair.record("himbeere") == "running"
+    assert _outcome(pair, "himbeere") == "degraded"  # its own `failed-over`
+    # The commit keeping the VM where it runs makes both Ready.
+    vm_file = pair.lab.desired_dir / "vms" / "vm100.yaml"
+    vm_file.write_text(vm_file.read_text().replace("primary: erdbeere", "primary: himbeere"))
+    pair.reload()
+    for _ in range(12):
+        pair.tick()
+        if _outcome(pair, "erdbeere") == _outcome(pair, "himbeere") == "converged":
+            break
+    assert _outcome(pair, "erdbeere") == _outcome(pair, "himbeere") == "converged"
+    assert pair.record("himbeere") == "ended"
+    assert pair.running("himbeere") == {"vm100", "vm101"}
+    assert pair.running("erdbeere") == set()
 
 
 def test_a_commit_naming_the_survivor_ends_the_failover_and_keeps_the_vm_where_it_runs(
@@ -248,9 +304,9 @@ def test_a_failed_fence_ends_the_failover_at_once_and_the_next_waits_out_min_int
     assert len(_promotions(pair)) == 2
 
 
-def _promotions(pair: Pair) -> list[list[str]]:
+def _promotions(pair: Pair, node: str = "himbeere") -> list[list[str]]:
     log = pair.lab.log()
-    return [e["argv"] for e in log if e.get("node") == "himbeere" and e["argv"] == ["drbdadm", "primary", "vm100"]]
+    return [e["argv"] for e in log if e.get("node") == node and e["argv"] == ["drbdadm", "primary", "vm100"]]
 
 
 def test_the_designated_primary_takes_its_vm_back_when_the_survivor_is_lost_in_turn(
