@@ -797,6 +797,20 @@ def test_12_automatic_failover_on_power_loss(lab: Lab) -> None:
     assert not [a for a in after_return if a[:2] in (["xl", "create"], ["drbdadm", "primary"])], after_return
     assert record()["state"] == "running"  # failback: manual, so the VM stays until a commit decides
 
+    # The returned node says why it does not take its VM back: degraded with the failover's id and the choices,
+    # not "progressing" with a promotion that waits for a demotion nothing is going to make.
+    def held() -> dict[str, Any] | None:
+        status = _status_json(dead)
+        last = status.get("last_pass") or {}
+        mine = [r for r in status.get("resources") or [] if "failed-over-away" in r.get("conditions", [])]
+        return status if last.get("outcome") == "degraded" and mine and str(taken["id"]) in mine[0]["reason"] else None
+
+    held_status = wait_until(f"{dead.name} to report {VM} failed over away from it", held, 600, poll=5.0)
+    waiting = [r for r in held_status["resources"] if r["phase"] == "waiting"]
+    assert not waiting, f"{dead.name} still waits: {waiting}"
+    lab.notes.append(f"automatic failover: {dead.name} after its return: " + next(
+        r["reason"] for r in held_status["resources"] if "failed-over-away" in r["conditions"]))
+
     # The decision, by commit: the VM stays on the survivor. The failover record ends; both settle.
     lab.repo.write(cluster_yaml(), vm_yaml(primary=survivor.name, size=_size(lab)))
     lab.repo.commit(f"lab: keep {VM} on {survivor.name} after the automatic failover")
