@@ -1272,10 +1272,13 @@ def test_14_the_runbook_on_the_lab_nodes(lab: Lab) -> None:
 
         # Removal on the systemd node: prerm stops and disables both units; DRBD and the LVs stay as they are.
         lvs_before = lv_bytes(secondary)
+        # The journal's position now: the shutdown unit's stop below is judged from what is logged after it.
+        shown = secondary.check(["journalctl", "--no-pager", "--output=cat", "--show-cursor", "-n", "1"], timeout=120)
+        cursor = next(line.removeprefix("-- cursor: ") for line in shown.splitlines() if line.startswith("-- cursor: "))
         secondary.check([*DPKG, "--remove", "reconciler"], timeout=2700)
         assert _units_gone(secondary), f"{secondary.name}: units left after removal: " + secondary.run(
             ["systemctl", "status", "--no-pager", "reconciler.service"], timeout=120).stdout[-1500:]
-        stopped = secondary.check(["journalctl", "--no-pager", "--output=cat", "--boot=0",
+        stopped = secondary.check(["journalctl", "--no-pager", "--output=cat", f"--after-cursor={cursor}",
                                    "--unit=reconciler-shutdown.service"], timeout=120)
         assert "leaving domains and DRBD alone" in stopped, f"{secondary.name}: {stopped[-1500:]}"
         secondary.check([*DPKG, "--purge", "reconciler"], timeout=2700)
@@ -1286,7 +1289,8 @@ def test_14_the_runbook_on_the_lab_nodes(lab: Lab) -> None:
         assert domain_id(primary, VM) == domid, "removing the package on the secondary touched the domU"
         # A fresh installation starts nothing; the runbook's `systemctl enable --now` does.
         _install(secondary, guest_deb)
-        assert not _active(secondary, "reconciler.service"), f"{secondary.name}: installing started the daemon"
+        installed = secondary.run(["systemctl", "is-active", "reconciler.service"], timeout=120).stdout.strip()
+        assert installed == "inactive", f"{secondary.name}: after installing, reconciler.service is {installed}"
         secondary.check(["systemctl", "enable", "--now", "reconciler-shutdown", "reconciler"], timeout=1200)
         assert _active(secondary, "reconciler.service", "reconciler-shutdown.service")
         _from_package(secondary)

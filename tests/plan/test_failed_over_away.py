@@ -9,7 +9,7 @@ from typing import Literal
 import pytest
 
 from reconciler.apply.result import pass_outcome, resource_statuses
-from reconciler.model.desired import DesiredFailover, DesiredNode
+from reconciler.model.desired import DesiredFailover, DesiredNode, Takeover
 from reconciler.model.observed import DomainState, ObservedNode
 from reconciler.model.status import ActionRecord, PeerTakeover
 from reconciler.plan.diff import plan_node
@@ -118,3 +118,37 @@ def test_the_survivor_plans_its_takeover_as_before_whatever_its_peer_reports() -
         TAKEN.model_copy(update={"from_node": "himbeere"}),)))
     assert plan.actions == ()
     assert plan.conditions == ()
+
+
+def test_a_node_that_is_primary_itself_is_never_held_or_demoted_by_the_report() -> None:
+    # Both sides Primary is a state of its own (reported as such); the peer's report must not turn it into a
+    # demotion here.
+    desired = _designated()
+    observed = _back(desired)
+    res = drbd_state("vm100", 0, role="Primary", peer_role="Primary")
+    observed = observed.model_copy(update={"drbd": observed.drbd.model_copy(update={"resources": (res,)})})
+    plan = plan_node(desired, observed, peer=HOLDING)
+    assert not [a for a in plan.actions if a.kind == "demote"], plan.actions
+    assert "failed-over-away" not in {c.kind for c in plan.conditions}
+
+
+def test_a_diskless_tiebreaker_shown_primary_is_not_the_peer_that_holds_the_vm() -> None:
+    desired = _designated()
+    vm = desired.vms[0]
+    assert vm.drbd is not None
+    hosts = tuple(h.model_copy(update={"diskless": True}) if h.name == "himbeere" else h for h in vm.drbd.hosts)
+    vm = vm.model_copy(update={"drbd": vm.drbd.model_copy(update={"hosts": hosts})})
+    desired = desired.model_copy(update={"vms": (vm,)})
+    plan = plan_node(desired, _back(desired), peer=HOLDING)
+    assert "failed-over-away" not in {c.kind for c in plan.conditions}
+    assert any(a.kind == "promote" for a in plan.actions)
+
+
+def test_a_node_taking_its_own_vm_back_is_not_held() -> None:
+    # This node's own failover record (it took its VM back from a lost peer) decides here, not the peer's report.
+    desired = _designated()
+    own = Takeover(id="fo-ba9876543210", from_node="himbeere", decided_at=1.0, designated="erdbeere")
+    desired = desired.model_copy(update={"vms": (desired.vms[0].model_copy(update={"takeover": own}),)})
+    plan = plan_node(desired, _back(desired), peer=HOLDING)
+    assert "failed-over-away" not in {c.kind for c in plan.conditions}
+    assert any(a.kind == "promote" for a in plan.actions)

@@ -45,8 +45,9 @@ def _cached_deb() -> Path | None:
 
 def fetch_package() -> Path:
     """The cached .deb, downloaded first if there is none; skips (saying why) when the registry cannot be reached."""
-    CACHE.mkdir(mode=0o755, parents=True, exist_ok=True)
-    os.chmod(CACHE, 0o755)  # noqa: S103  apt-get download runs as _apt
+    if not CACHE.is_dir():
+        CACHE.mkdir(mode=0o755, parents=True)
+        os.chmod(CACHE, 0o755)  # noqa: S103  apt-get download runs as _apt (and the umask may be tighter)
     deb = _cached_deb()
     if deb is not None:
         return deb
