@@ -124,8 +124,8 @@ class GitSource:
         try:
             info = RevisionInfo.model_validate(data["in_force"])
             check_sha(info.sha)
-            directory = self._export(info.sha)
-            self._in_force = LoadedRevision(info, directory, self._loader(directory))
+            directory, cluster = self._load_export(info.sha)
+            self._in_force = LoadedRevision(info, directory, cluster)
         except (SourceError, InvalidRevision, OSError, ValueError):
             # A cached revision that no longer loads (after an upgrade, say) is simply not in force.
             self._in_force = None
@@ -134,12 +134,27 @@ class GitSource:
         data: dict[str, Any] = {"in_force": self._in_force.info.model_dump() if self._in_force else None}
         write_json(self._state_file, data)
 
-    def _export(self, sha: str) -> Path:
+    def _export(self, sha: str, *, fresh: bool = False) -> Path:
         dest = self._revisions / sha
         root = dest / self.subdir if self.subdir else dest
-        if root.is_dir():
+        if root.is_dir() and not fresh:
             return root
         return self.mirror.export(sha, self.subdir, dest)
+
+    def _load_export(self, sha: str) -> tuple[Path, Cluster]:
+        """The revision's files, loaded. An export left by an earlier run is trusted only while it loads: one that
+        does not (torn by a power loss before exports were made durable, or changed on disk) is written again from
+        git's objects, which are what counts, and loaded once more."""
+        root = self._revisions / sha / self.subdir if self.subdir else self._revisions / sha
+        reused = root.is_dir()
+        directory = self._export(sha)
+        try:
+            return directory, self._loader(directory)
+        except (InvalidRevision, OSError):
+            if not reused:
+                raise
+        directory = self._export(sha, fresh=True)
+        return directory, self._loader(directory)
 
     def _prune(self, keep: Iterable[str]) -> None:
         keep_set = set(keep)
@@ -201,15 +216,13 @@ class GitSource:
             return _Judgement(refusal=f"signature check refused revision {tip[:12]}: {escape(verdict.reason)}",
                               allowed_snapshot=allowed), None
         try:
-            directory = self._export(tip)
+            directory, cluster = self._load_export(tip)
         except UnreadableRevision as exc:
             # Judged like an invalid revision: refused once, with the reason in status, not retried forever.
             shutil.rmtree(self._revisions / tip, ignore_errors=True)
             return _Judgement(errors=exc.reasons, allowed_snapshot=allowed), None
         except SourceError as exc:
             raise SourceError(f"cannot export revision {tip[:12]}: {exc}") from exc
-        try:
-            cluster = self._loader(directory)
         except InvalidRevision as exc:
             shutil.rmtree(self._revisions / tip, ignore_errors=True)
             return _Judgement(errors=exc.errors, allowed_snapshot=allowed), None

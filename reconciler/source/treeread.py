@@ -160,12 +160,31 @@ def export_tree(git: GitRunner, git_dir: str, sha: str, subdir: str, dest: Path,
     shutil.rmtree(tmp, ignore_errors=True)
     root = tmp / subdir if subdir else tmp
     root.mkdir(parents=True, mode=0o700)
+    made = {tmp, root}
     for entry in keep:
         target = root / entry.path
+        for parent in reversed(target.relative_to(tmp).parents):
+            made.add(tmp / parent)
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(blobs[entry.path])
+            handle.flush()
+            os.fsync(handle.fileno())
+    # Every file and directory is on disk before the rename makes the export visible: without this, a power
+    # loss soon after an export left the renamed directory with empty files (the lab's power-loss scenario
+    # found it), and the revision in force then read as invalid.
+    for directory in sorted(made, key=lambda d: len(d.parts), reverse=True):
+        _fsync_directory(directory)
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
+    _fsync_directory(dest.parent)
     return dest / subdir if subdir else dest
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

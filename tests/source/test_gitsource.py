@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from reconciler.source.errors import GitFailed, SourceError
+from reconciler.source.gitcmd import GitRunner
 from reconciler.source.gitsource import GitSource, InvalidRevision
 from reconciler.source.mirror import Mirror
 from tests.source.gitrepo import WorkRepo
@@ -156,3 +158,80 @@ def test_option_like_repository_is_rejected(tmp_path: Path, bad: str) -> None:
 def test_bad_branch_is_rejected(tmp_path: Path, bad: str) -> None:
     with pytest.raises(SourceError):
         Mirror(tmp_path, "/srv/repo", bad)
+
+
+def strict_loader(directory: Path) -> str:
+    """As the schema does: an empty file is not a cluster."""
+    text = (directory / "cluster.txt").read_text()
+    if not text:
+        raise InvalidRevision(("cluster.txt:1:1: the file is empty (hint: write the settings as a YAML mapping)",))
+    return text
+
+
+def strict_source(tmp_path: Path, repo: WorkRepo) -> GitSource:
+    state = tmp_path / "state"
+    return GitSource(Mirror(state, repo.url, "main"), state, loader=strict_loader)
+
+
+def test_a_torn_export_of_the_revision_in_force_is_read_again_from_git(tmp_path: Path, repo: WorkRepo) -> None:
+    # What a power loss soon after an export left on the lab's nodes (before exports were flushed): the renamed
+    # directory with empty files. The revision is git's objects, not that copy.
+    sha = repo.commit("one", {"cluster.txt": "one\n"})
+    source = strict_source(tmp_path, repo)
+    source.mirror.fetch()
+    source.evaluate(1.0)
+    exported = tmp_path / "state" / "revisions" / sha / "cluster.txt"
+    exported.write_text("")
+    view = strict_source(tmp_path, repo).evaluate(5.0)
+    assert view.in_force is not None
+    assert (view.in_force.info.sha, view.in_force.cluster) == (sha, "one\n")
+    assert not view.invalid_errors
+    assert exported.read_text() == "one\n"
+
+
+def test_a_torn_export_of_a_new_revision_is_read_again_before_it_is_judged(tmp_path: Path, repo: WorkRepo) -> None:
+    repo.commit("one", {"cluster.txt": "one\n"})
+    source = strict_source(tmp_path, repo)
+    source.mirror.fetch()
+    source.evaluate(1.0)
+    second = repo.commit("two", {"cluster.txt": "two\n"})
+    source.mirror.fetch()
+    torn = tmp_path / "state" / "revisions" / second
+    torn.mkdir(parents=True)
+    (torn / "cluster.txt").write_text("")
+    view = strict_source(tmp_path, repo).evaluate(5.0)
+    assert view.in_force is not None
+    assert (view.in_force.info.sha, view.in_force.cluster) == (second, "two\n")
+    assert not view.invalid_errors
+
+
+def test_an_export_is_on_disk_before_it_becomes_visible(tmp_path: Path, repo: WorkRepo,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    sha = repo.commit("one", {"cluster.txt": "one\n", "vms/vm100.txt": "vm\n"})
+    source = strict_source(tmp_path, repo)
+    source.mirror.fetch()
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    assert source.evaluate(1.0).in_force is not None
+    revisions = tmp_path / "state" / "revisions"
+    staged = revisions / f"{sha}.tmp"
+    # Each file and each directory while still staged (before the rename), then the directory holding the rename.
+    for path in (staged / "cluster.txt", staged / "vms" / "vm100.txt", staged / "vms", staged):
+        assert str(path) in synced, f"{path} was not flushed: {synced}"
+    renamed_at = synced.index(str(revisions))
+    assert all(str(staged) in p for p in synced[:renamed_at] if str(revisions) in p), synced
+    assert (revisions / sha / "cluster.txt").read_text() == "one\n"
+
+
+def test_git_flushes_what_it_fetches(tmp_path: Path) -> None:
+    # The daemon's git commands carry the setting in their environment: no repository or system config needed.
+    runner = GitRunner(str(tmp_path))
+    out = runner.output(["config", "--get", "core.fsync"])
+    assert out.stdout.decode().strip() == "all"
+    assert runner.output(["config", "--get", "core.fsyncMethod"]).stdout.decode().strip() == "fsync"
