@@ -657,6 +657,17 @@ def _cgroup_processes(node: Node, cgroup: str) -> dict[str, list[str]]:
 
 
 
+def _reboot_under_systemd(primary: Node, node: Node) -> None:
+    """A clean shutdown of the secondary ``node``, then a boot with systemd as its init and the shipped units (as
+    the package installs them); back when both units are active and the pair has settled."""
+    node.clean_shutdown()
+    node.boot(fresh=False, systemd=True)
+    wait_until(f"{node.name}: both shipped units active", lambda: _active(
+        node, "reconciler.service", "reconciler-shutdown.service"), 900, poll=5.0)
+    wait_until(f"{node.name} to rejoin as Secondary under systemd and both to settle",
+               lambda: _settled(primary, node), MOVE, poll=5.0)
+
+
 @pytest.mark.timeout(5400)
 def test_10_the_units_as_shipped(lab: Lab) -> None:
     """dom0 boots systemd as its init from the shared root and runs reconciler.service and
@@ -664,12 +675,7 @@ def test_10_the_units_as_shipped(lab: Lab) -> None:
     clean shutdown of the node through the shutdown unit."""
     started = time.monotonic()
     primary, node = _roles(lab)
-    node.clean_shutdown()
-    node.boot(fresh=False, systemd=True)
-    wait_until(f"{node.name}: both shipped units active", lambda: _active(
-        node, "reconciler.service", "reconciler-shutdown.service"), 900, poll=5.0)
-    wait_until(f"{node.name} to rejoin as Secondary under systemd and both to settle",
-               lambda: _settled(primary, node), MOVE, poll=5.0)
+    _reboot_under_systemd(primary, node)
 
     # The daemon runs in the unit's sandbox: a seccomp filter and a reduced capability bounding set.
     daemon = node.check(["systemctl", "show", "--property=MainPID", "--value", "reconciler.service"],
@@ -1105,12 +1111,7 @@ def test_14_the_runbook_on_the_lab_nodes(lab: Lab) -> None:
     started = time.monotonic()
     primary, secondary = _roles(lab)
     if not secondary.systemd:
-        secondary.clean_shutdown()
-        secondary.boot(fresh=False, systemd=True)
-        wait_until(f"{secondary.name}: both shipped units active", lambda: _active(
-            secondary, "reconciler.service", "reconciler-shutdown.service"), 900, poll=5.0)
-        wait_until(f"{secondary.name} to rejoin as Secondary under systemd and both to settle",
-                   lambda: _settled(primary, secondary), MOVE, poll=5.0)
+        _reboot_under_systemd(primary, secondary)
     for node in lab.nodes.values():
         _no_manual_index(node)
     deb = package.build_deb()

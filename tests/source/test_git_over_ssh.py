@@ -163,24 +163,24 @@ def test_status_and_log_report_the_failed_fetch_with_the_applied_revision(seen: 
     assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in logged[0]["error"]
 
 
+def _refused_at_once(seen: dict[str, Any], name: str, words: str) -> None:
+    """Step ``name`` failed with ssh's ``words``, at once and without a prompt, as the source's error, in status,
+    with the last good revision still in force."""
+    outcome = step(seen, name)
+    assert outcome["tty"] == "", f"the fetch asked on the terminal: {outcome['tty']!r}"
+    assert outcome.get("error_type") == "GitFailed", outcome
+    assert words in outcome["error"]
+    assert outcome["seconds"] < NO_PROMPT_SECONDS
+    assert outcome["in_force"] == seen["heads"]["second"]
+    assert any(words in e for e in fetch_errors(outcome)), outcome["status"]
+
+
 def test_an_unknown_host_key_fails_without_asking(seen: dict[str, Any]) -> None:
-    unknown = step(seen, "unknown_host_key")
-    assert unknown["tty"] == "", f"the fetch asked on the terminal: {unknown['tty']!r}"
-    assert unknown.get("error_type") == "GitFailed", unknown
-    assert "Host key verification failed" in unknown["error"]
-    assert unknown["seconds"] < NO_PROMPT_SECONDS
-    assert unknown["in_force"] == seen["heads"]["second"]
-    assert any("Host key verification failed" in e for e in fetch_errors(unknown)), unknown["status"]
+    _refused_at_once(seen, "unknown_host_key", "Host key verification failed")
 
 
 def test_a_removed_deploy_key_is_denied_without_a_prompt(seen: dict[str, Any]) -> None:
-    denied = step(seen, "deploy_key_removed")
-    assert denied["tty"] == "", f"the fetch asked on the terminal: {denied['tty']!r}"
-    assert denied.get("error_type") == "GitFailed", denied
-    assert "Permission denied (publickey" in denied["error"]
-    assert denied["seconds"] < NO_PROMPT_SECONDS
-    assert denied["in_force"] == seen["heads"]["second"]
-    assert any("Permission denied (publickey" in e for e in fetch_errors(denied)), denied["status"]
+    _refused_at_once(seen, "deploy_key_removed", "Permission denied (publickey")
 
 
 def test_the_terminal_would_have_shown_a_prompt(seen: dict[str, Any]) -> None:
