@@ -32,8 +32,13 @@ def write_atomic(path: str, content: str, mode: int = 0o644) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    dir_fd = os.open(directory, os.O_RDONLY)
+    fsync_directory(directory)
+
+
+def fsync_directory(path: str | os.PathLike[str]) -> None:
+    """Make the names in ``path`` (new files, a rename into it) durable, as a file's fsync makes its data."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        os.fsync(dir_fd)
+        os.fsync(fd)
     finally:
-        os.close(dir_fd)
+        os.close(fd)

@@ -113,8 +113,7 @@ def _plan_present(b: VmBuilder, moved_away: Collection[str] | None) -> None:
     want_primary = vm.is_primary_here and away is None
     stop = None
     if domain is not None and running is not None and not want_primary:
-        refused, waiting = handover(vm, b.observed.resource(vm.drbd.name) if vm.drbd else None, moved_away,
-                                    b.replicator)
+        refused, waiting = handover(vm, res, moved_away, b.replicator)
         stop = plan_shutdown(b, domain, f"the designated primary is {vm.primary_node}", refused=refused,
                              waiting=waiting)
     restart = False

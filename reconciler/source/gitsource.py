@@ -134,19 +134,21 @@ class GitSource:
         data: dict[str, Any] = {"in_force": self._in_force.info.model_dump() if self._in_force else None}
         write_json(self._state_file, data)
 
-    def _export(self, sha: str, *, fresh: bool = False) -> Path:
+    def _export_root(self, sha: str) -> Path:
         dest = self._revisions / sha
-        root = dest / self.subdir if self.subdir else dest
+        return dest / self.subdir if self.subdir else dest
+
+    def _export(self, sha: str, *, fresh: bool = False) -> Path:
+        root = self._export_root(sha)
         if root.is_dir() and not fresh:
             return root
-        return self.mirror.export(sha, self.subdir, dest)
+        return self.mirror.export(sha, self.subdir, self._revisions / sha)
 
     def _load_export(self, sha: str) -> tuple[Path, Cluster]:
         """The revision's files, loaded. An export left by an earlier run is trusted only while it loads: one that
         does not (torn by a power loss before exports were made durable, or changed on disk) is written again from
         git's objects, which are what counts, and loaded once more."""
-        root = self._revisions / sha / self.subdir if self.subdir else self._revisions / sha
-        reused = root.is_dir()
+        reused = self._export_root(sha).is_dir()
         directory = self._export(sha)
         try:
             return directory, self._loader(directory)

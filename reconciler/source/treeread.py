@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.desired.safefs import CLUSTER_FILE, MAX_FILE_BYTES, MAX_FILES, MAX_TOTAL_BYTES, VMS_DIR
+from reconciler.host.atomic import fsync_directory
 from reconciler.printable import escape
 from reconciler.source.errors import GitFailed, SourceError
 from reconciler.source.gitcmd import GitRunner
@@ -175,16 +176,9 @@ def export_tree(git: GitRunner, git_dir: str, sha: str, subdir: str, dest: Path,
     # loss soon after an export left the renamed directory with empty files (the lab's power-loss scenario
     # found it), and the revision in force then read as invalid.
     for directory in sorted(made, key=lambda d: len(d.parts), reverse=True):
-        _fsync_directory(directory)
+        fsync_directory(directory)
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
-    _fsync_directory(dest.parent)
+    fsync_directory(dest.parent)
     return dest / subdir if subdir else dest
 
-
-def _fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
