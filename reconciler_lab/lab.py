@@ -179,6 +179,11 @@ class Node:
         except FileNotFoundError:
             return ""
 
+    def every_console_text(self) -> str:
+        """The console of every boot of this node, oldest first: what a node said survives its power loss."""
+        boots = sorted(self.qemu.dir.glob("console-*.log"), key=lambda p: int(p.stem.split("-")[1]))
+        return "".join(path.read_text(errors="replace") for path in boots)
+
     def wait_console(self, marker: str, deadline: float) -> None:
         wait_until(f"{self.name} console to show {marker!r}", lambda: marker in self.console_text(), deadline)
 
@@ -250,6 +255,8 @@ class Lab:
         self.peer_key = key_file.read_text().strip() if key_file.exists() else secrets.token_hex(32)
         self.nodes = {spec.name: Node(spec, self) for spec in NODES}
         self.timings: dict[str, float] = {}
+        # Counts the scenarios add up and the run prints at the end (power losses survived, records verified).
+        self.figures: dict[str, int] = {}
         self.notes: list[str] = []
 
     def node(self, name: str) -> Node:

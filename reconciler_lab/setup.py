@@ -110,7 +110,7 @@ def build_images() -> None:
              initramfs.symlink("sbin/poweroff", "../bin/busybox"),
              initramfs.regular("etc/inittab", (guest / "domu-inittab").read_bytes()),
              initramfs.regular("etc/rc", (guest / "domu-rc.sh").read_bytes(), 0o755),
-             initramfs.regular("etc/heartbeat", (guest / "domu-heartbeat.sh").read_bytes(), 0o755)]
+             initramfs.regular("etc/writer", (guest / "domu-writer.sh").read_bytes(), 0o755)]
     _image(domu_init, extra, _modules(DOMU_MODULES, version), paths.DOMU_INITRD)
 
 

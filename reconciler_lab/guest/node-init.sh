@@ -14,6 +14,7 @@ mount -t xenfs xenfs /proc/xen
 timeout 300 xen-init-dom0 && log "xen-init-dom0 done"
 mkdir -p /var/log/xen/console
 xenconsoled --pid-file=/run/xen/xenconsoled.pid --log=guest && log "xenconsoled up"
+"$(dirname "$0")/console-relay.sh" &
 
 
 # The daemon starts at boot when the lab has enabled it, as the systemd unit would.

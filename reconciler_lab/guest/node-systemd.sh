@@ -81,6 +81,14 @@ ExecStart=/usr/sbin/xenconsoled --pid-file=/run/xen/xenconsoled.pid --log=guest
 PIDFile=/run/xen/xenconsoled.pid
 EOF
 
+cat >"$UNITS/lab-console-relay.service" <<EOF
+[Unit]
+Description=Copy the domU's announcements onto dom0's console
+After=xenconsoled.service
+[Service]
+ExecStart=$GUEST/console-relay.sh
+EOF
+
 cat >"$UNITS/lab-ready.service" <<EOF
 [Unit]
 Description=Tell the lab this node is up
@@ -92,7 +100,8 @@ ExecStart=/bin/sh -c 'echo "lab-init: ready (systemd)" >/dev/console'
 EOF
 
 mkdir -p "$UNITS/multi-user.target.wants"
-for unit in lab-agent.service xenstored.service xen-init-dom0.service xenconsoled.service lab-ready.service; do
+for unit in lab-agent.service xenstored.service xen-init-dom0.service xenconsoled.service lab-console-relay.service \
+        lab-ready.service; do
     ln -sf "$UNITS/$unit" "$UNITS/multi-user.target.wants/$unit"
 done
 for unit in reconciler.service reconciler-shutdown.service; do

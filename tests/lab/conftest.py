@@ -56,6 +56,8 @@ def _finish(the_lab: Lab) -> None:
     except Exception as exc:  # saving evidence must not hide the failure itself
         print(f"lab: could not save the nodes' logs: {exc}", file=sys.stderr)
     print("\nlab timings: " + ", ".join(f"{k} {v:.0f}s" for k, v in the_lab.timings.items()), file=sys.stderr)
+    if the_lab.figures:
+        print("lab figures: " + ", ".join(f"{k} {v}" for k, v in the_lab.figures.items()), file=sys.stderr)
     for note in the_lab.notes:
         print(f"lab note: {note}", file=sys.stderr)
     if _failed:

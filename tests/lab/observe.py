@@ -117,3 +117,21 @@ def metrics(node: Node) -> str:
     """The daemon's Prometheus exposition, read inside the node (it listens on the node's loopback)."""
     return node.check(["python3", "-c", "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen("
                        "'http://127.0.0.1:9793/metrics', timeout=60).read().decode())"], timeout=120)
+
+
+_ACKNOWLEDGED = re.compile(r"lab-domu: ack (\d+)")
+_HELD = re.compile(r"lab-domu: have (\d+)")
+GUEST_CONSOLE = "/var/log/xen/console/guest-vm100.log"
+
+
+def records_acknowledged(node: Node) -> int:
+    """The highest record the domU announced as durable while it ran on ``node``, over every boot of the node:
+    dom0 copies the announcements onto its serial console, a file on the lab's host that a power loss keeps."""
+    return max((int(n) for n in _ACKNOWLEDGED.findall(node.every_console_text())), default=0)
+
+
+def records_held(node: Node) -> list[int]:
+    """What each boot of the domU on ``node`` found on its disk, oldest first: the longest run 1..N of records
+    (``domu-rc.sh``). Read from xenconsoled's log of the domU, which lasts until dom0 reboots."""
+    text = node.run(["cat", GUEST_CONSOLE], timeout=60)
+    return [int(n) for n in _HELD.findall(text.stdout)] if text.rc == 0 else []

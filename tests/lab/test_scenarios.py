@@ -35,6 +35,8 @@ from tests.lab.observe import (
     lv_devices,
     metrics,
     passes,
+    records_acknowledged,
+    records_held,
     replica,
 )
 
@@ -111,6 +113,23 @@ def _passes_after(node: Node, count: int, what: str, deadline: float = 600.0) ->
     seen = len(passes(node))
     wait_until(f"{count} passes on {node.name} {what}", lambda: len(passes(node)) >= seen + count, deadline,
                poll=3.0)
+
+
+def _verify_records(lab: Lab, before: Node, after: Node, boots_seen: int, event: str) -> None:
+    """The write verifier: the first boot of the domU on ``after`` since ``boots_seen`` of its boots there must
+    find on its disk every record the domU announced as durable while it ran on ``before``. Protocol C
+    acknowledges a write once both disks have it, so nothing announced may be missing, whatever ended the
+    domU on ``before`` (a shutdown, a power loss)."""
+    acked = records_acknowledged(before)
+    assert acked > 0, f"the domU on {before.name} announced no durable record: the check would prove nothing"
+    counts = wait_until(f"the domU on {after.name} to count the records on its disk",
+                        lambda: records_held(after)[boots_seen:] or None, MOVE, poll=5.0)
+    assert counts[0] >= acked, (f"{event}: the domU on {after.name} found records 1..{counts[0]} on its disk, but "
+                                f"it had announced up to {acked} as durable on {before.name}")
+    lab.figures["write checks"] = lab.figures.get("write checks", 0) + 1
+    lab.figures["records verified"] = max(lab.figures.get("records verified", 0), acked)
+    lab.notes.append(f"write verifier, {event}: {before.name} announced records up to {acked}; the domU on "
+                     f"{after.name} found 1..{counts[0]}")
 
 
 class Sampler:
@@ -247,6 +266,7 @@ def test_3_growth_by_commit(lab: Lab) -> None:
 def test_4_planned_switchover(lab: Lab) -> None:
     started = time.monotonic()
     erdbeere, himbeere = lab.node("erdbeere"), lab.node("himbeere")
+    boots_seen = len(records_held(himbeere))
     lab.repo.write(cluster_yaml(), vm_yaml(primary="himbeere", size=_size(lab)))
     lab.repo.commit("lab: move vm100 to himbeere")
     with Sampler(lab) as sampler:
@@ -257,6 +277,7 @@ def test_4_planned_switchover(lab: Lab) -> None:
 
         wait_until("vm100 to move to himbeere", moved, MOVE, poll=5.0)
     sampler.verify()
+    _verify_records(lab, erdbeere, himbeere, boots_seen, "switchover")
     lab.timings["scenario 4 (switchover)"] = time.monotonic() - started
 
 
@@ -431,6 +452,7 @@ def test_5_power_loss_of_the_primary(lab: Lab) -> None:
     dead, survivor = _roles(lab)
     passes_before = len(passes(survivor))
     logged_before = len(commands(dead))
+    boots_seen = len(records_held(survivor))
     dead.power_off()
 
     # The survivor notices and runs passes; it is not the designated primary, so nothing changes yet.
@@ -463,6 +485,8 @@ def test_5_power_loss_of_the_primary(lab: Lab) -> None:
     asked = len(survivor.fence_relay.handled)
     survivor.check(["drbdadm", "primary", "vm100"], timeout=300)
     wait_until(f"vm100 to run on {survivor.name}", lambda: _running(survivor), MOVE, poll=5.0)
+    _verify_records(lab, dead, survivor, boots_seen, f"power loss of {dead.name}, failover by commit")
+    lab.figures["power losses"] = lab.figures.get("power losses", 0) + 1
     exits = helper_exits(survivor)
     assert 7 in exits, f"fence-peer exit codes on {survivor.name}: {exits}"
     assert 5 not in exits, f"fence-peer exit codes on {survivor.name}: {exits}"
@@ -766,11 +790,14 @@ def test_12_automatic_failover_on_power_loss(lab: Lab) -> None:
     asked = len(survivor.fence_relay.handled)
     exits_before = len(helper_exits(survivor))
     record_path = f"/var/lib/reconciler/failover/{VM}.json"
+    boots_seen = len(records_held(survivor))
     with Sampler(lab) as sampler:
         lost_at = time.monotonic()
         dead.power_off()
         wait_until(f"{VM} to run on {survivor.name} by itself", lambda: _running(survivor), MOVE, poll=5.0)
         took = time.monotonic() - lost_at
+        _verify_records(lab, dead, survivor, boots_seen, f"power loss of {dead.name}, automatic failover")
+        lab.figures["power losses"] = lab.figures.get("power losses", 0) + 1
         exits = helper_exits(survivor)[exits_before:]
         assert 7 in exits, f"fence-peer exit codes on {survivor.name}: {exits}"
         assert 5 not in exits, f"fence-peer exit codes on {survivor.name}: {exits}"
