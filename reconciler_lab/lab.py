@@ -321,7 +321,8 @@ class Lab:
                         (target / "journal.txt").write_text(journal.stdout)
                     except LabError:
                         pass
-                for path in ("/persist/log/daemon.log", node.command_log, "/persist/log/agent.log"):
+                for path in ("/persist/log/daemon.log", node.command_log, "/persist/log/agent.log",
+                             "/var/log/xen/console/guest-vm100.log"):
                     try:
                         result = node.run(["cat", path], timeout=30)
                     except LabError:
