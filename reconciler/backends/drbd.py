@@ -1,10 +1,13 @@
-"""DRBD through ``drbdadm``: the :class:`~reconciler.backends.base.Replicator` the reconciler has always used."""
+"""DRBD through ``drbdadm``: the :class:`~reconciler.core.seams.Replicator` the reconciler has always used."""
 
 from __future__ import annotations
 
-from reconciler.backends.base import Argv
-from reconciler.model.observed import DrbdResourceState
+from collections.abc import Iterable
+
+from reconciler.core.seams import Argv
+from reconciler.model.observed import DrbdResourceState, OwnedFile
 from reconciler.names import check_name
+from reconciler.observe import config_semantics
 
 DRBD_CONFIG_DIR = "/etc/drbd.d"
 
@@ -54,3 +57,12 @@ class DrbdReplicator:
         return any(c.connection_state == "Connected" and c.peer_devices
                    and all(p.peer_disk_state == "UpToDate" for p in c.peer_devices)
                    for c in state.connections)
+
+    def hand_written(self, text: str, resource: str) -> bool:
+        return config_semantics.hand_written(text, drbd_resource=resource)
+
+    def defined_elsewhere(self, files: Iterable[OwnedFile], key: str, path: str) -> str:
+        return config_semantics.defined_elsewhere(files, key, path)
+
+    def config_differences(self, current: str, desired: str, source: str) -> list[str]:
+        return config_semantics.drbd_differences(current, desired, source)

@@ -7,22 +7,13 @@ to :data:`DEFAULT_BACKENDS`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
-from reconciler.backends.base import Hypervisor, Replicator
 from reconciler.backends.drbd import DrbdReplicator
 from reconciler.backends.xen import XenHypervisor
+from reconciler.core.seams import Backends, Hypervisor, Replicator
 
 HYPERVISORS: Mapping[str, Hypervisor] = {"xen": XenHypervisor()}
 REPLICATORS: Mapping[str, Replicator] = {"drbd": DrbdReplicator()}
-
-
-@dataclass(frozen=True)
-class Backends:
-    """The hypervisor and the replicator one node's plan and shutdown use."""
-
-    hypervisor: Hypervisor
-    replicator: Replicator
 
 
 DEFAULT_BACKENDS = Backends(hypervisor=HYPERVISORS["xen"], replicator=REPLICATORS["drbd"])

@@ -1,9 +1,10 @@
-"""Xen through ``xl``: the :class:`~reconciler.backends.base.Hypervisor` the reconciler has always used."""
+"""Xen through ``xl``: the :class:`~reconciler.core.seams.Hypervisor` the reconciler has always used."""
 
 from __future__ import annotations
 
-from reconciler.backends.base import Argv
+from reconciler.core.seams import Argv
 from reconciler.names import check_name
+from reconciler.observe import config_semantics
 
 XEN_CONFIG_DIR = "/etc/xen"
 
@@ -42,3 +43,9 @@ class XenHypervisor:
             if len(words) >= 6:
                 rows.append(f"{' '.join(words[:-5])} {words[-2]}")
         return "\n".join(sorted(rows))
+
+    def hand_written(self, text: str, domain: str) -> bool:
+        return config_semantics.hand_written(text, domain=domain)
+
+    def config_differences(self, current: str, desired: str, source: str) -> list[str]:
+        return config_semantics.xl_differences(current, desired, source)

@@ -15,10 +15,10 @@ import subprocess
 import threading
 from collections.abc import Callable
 
+from reconciler.core.parse_error import ParseError
 from reconciler.daemon.logs import event
 from reconciler.host.base import Host
 from reconciler.model.observed import DrbdState
-from reconciler.observe.errors import ParseError
 
 EVENTS_NOW = ("drbdsetup", "events2", "--now")
 EVENTS_STREAM = ("drbdsetup", "events2")

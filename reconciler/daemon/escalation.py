@@ -21,12 +21,12 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from reconciler.core.actions import Action
 from reconciler.daemon.logs import event
 from reconciler.daemon.named_records import read_named, write_named
 from reconciler.model.desired import DemoteEscalation, DesiredNode, DesiredVm
 from reconciler.model.observed import ObservedNode
 from reconciler.model.status import ActionRecord, EscalationState, EscalationStatus
-from reconciler.plan.actions import Action
 from reconciler.plan.quorum import REBOOT_ARGV, primary_without_quorum
 
 RECORDS_DIR = "escalations"

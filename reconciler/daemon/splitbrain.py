@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
+from reconciler.core.safety import parse_generation_ids
 from reconciler.host.base import Host
 from reconciler.names import check_name, name_problem
 from reconciler.observe.splitbrain import SplitBrainMarker, marker_path, marker_text
-from reconciler.plan.safety import parse_generation_ids
 
 SHOW_GI_TIMEOUT = 10.0
 _GI_LINE = re.compile(r"^\s*[0-9A-Fa-f]{16}(?::[0-9A-Fa-f]{16})+")

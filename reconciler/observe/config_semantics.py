@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from reconciler.core.parse_error import ParseError
 from reconciler.model.base import Frozen
 from reconciler.model.observed import OwnedFile
 from reconciler.observe.drbdconf import _parse_sections, _Section
-from reconciler.observe.errors import ParseError
 
 OWN_MARK = "written by the reconciler from"
 """Every file the reconciler renders says so on its first line; any other file there was written by hand."""

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from reconciler.core.parse_error import ParseError
 from reconciler.model.observed import DmDevice, DmTarget
 from reconciler.observe import argv as _argv
-from reconciler.observe.errors import ParseError
 
 TABLE_ARGV: tuple[str, ...] = ("dmsetup", "table")
 # Lives in observe.argv (importable on its own, for the prefetch); this name stays the parser's.

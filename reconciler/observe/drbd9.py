@@ -11,14 +11,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from reconciler.core.jsontext import load_json
+from reconciler.core.parse_error import ParseError
 from reconciler.model.observed import (
     DrbdConnectionState,
     DrbdDeviceState,
     DrbdPeerDeviceState,
     DrbdResourceState,
 )
-from reconciler.observe.errors import ParseError
-from reconciler.observe.jsontext import load_json
 
 STATUS_ARGV: tuple[str, ...] = ("drbdsetup", "status", "--json")
 

@@ -12,9 +12,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from reconciler.core.parse_error import ParseError
 from reconciler.model.base import Frozen
 from reconciler.names import name_problem
-from reconciler.observe.errors import ParseError
 
 TOOL = "drbd configuration"
 

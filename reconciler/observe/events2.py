@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable
 from typing import Literal, cast
 
+from reconciler.core.parse_error import ParseError
 from reconciler.model.base import Frozen, field
 from reconciler.model.observed import (
     DrbdConnectionState,
@@ -32,7 +33,6 @@ from reconciler.observe.drbd9 import (
     SYNCING_STATES,
     VERIFY_STATES,
 )
-from reconciler.observe.errors import ParseError
 
 EVENTS2_NOW_ARGV: tuple[str, ...] = ("drbdsetup", "events2", "--now", "--statistics")
 EVENTS2_STREAM_ARGV: tuple[str, ...] = ("drbdsetup", "events2", "--statistics")

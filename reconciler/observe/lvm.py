@@ -12,11 +12,11 @@ import json
 import re
 from typing import Any
 
+from reconciler.core.jsontext import load_json
+from reconciler.core.parse_error import ParseError
 from reconciler.model.base import Frozen
 from reconciler.model.observed import LogicalVolume, VolumeGroup
 from reconciler.observe import argv as _argv
-from reconciler.observe.errors import ParseError
-from reconciler.observe.jsontext import load_json
 
 # The report command lines live in observe.argv (importable on their own); these names stay the parsers'.
 VGS_ARGV: tuple[str, ...] = _argv.VGS_ARGV

@@ -1,7 +1,7 @@
 """The fact providers of LVM, device-mapper, DRBD and Xen, and the registry the observer runs in order.
 
 Each provider runs its tool's read-only commands, parses them with the tool's parser module and fills its
-part of :class:`~reconciler.observe.facts.NodeFacts`. The order of :data:`FACT_PROVIDERS` is the order of
+part of :class:`~reconciler.core.facts.NodeFacts`. The order of :data:`FACT_PROVIDERS` is the order of
 the pass's commands and of ``ObservedNode.tools``.
 """
 
@@ -9,21 +9,13 @@ from __future__ import annotations
 
 import posixpath
 
+from reconciler.core.facts import CommandRunner, FactProvider, NodeFacts, PassContext, failure, file_problem, missing
+from reconciler.core.parse_error import ParseError
 from reconciler.host.base import Host, HostFileError
 from reconciler.host.replay import ReplayError
 from reconciler.model.observed import DmDevice, DrbdState, OwnedFile, ToolStatus
 from reconciler.observe import dmsetup, drbd9, lvm, procdrbd, splitbrain, xl
 from reconciler.observe.drbdconf import drbd_layout
-from reconciler.observe.errors import ParseError
-from reconciler.observe.facts import (
-    CommandRunner,
-    FactProvider,
-    NodeFacts,
-    PassContext,
-    failure,
-    file_problem,
-    missing,
-)
 
 DRBD_TOP_CONFIG = "/etc/drbd.conf"
 

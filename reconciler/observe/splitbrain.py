@@ -12,10 +12,10 @@ import json
 import posixpath
 import re
 
+from reconciler.core.parse_error import ParseError
 from reconciler.model.base import Frozen
 from reconciler.model.observed import DrbdResourceState, DrbdState
 from reconciler.names import check_name
-from reconciler.observe.errors import ParseError
 
 MARKER_DIR = "/var/lib/reconciler/split-brain"
 MARKER_SUFFIX = ".json"

@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from reconciler.core.jsontext import load_json
+from reconciler.core.parse_error import ParseError
 from reconciler.model.base import Frozen
 from reconciler.model.observed import DomainRunState, DomainState, HostInfo
-from reconciler.observe.errors import ParseError
-from reconciler.observe.jsontext import load_json
 
 XL_LIST_ARGV: tuple[str, ...] = ("xl", "list")
 XL_LIST_LONG_ARGV: tuple[str, ...] = ("xl", "list", "-l")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from reconciler.core import actions as A
+from reconciler.core.safety import dm_ownership_refusal, lv_ownership_refusal
+from reconciler.core.vm_builder import VmBuilder
 from reconciler.ownership import LV_TAG
-from reconciler.plan import actions as A
-from reconciler.plan.builder import VmBuilder
 from reconciler.plan.domain import plan_shutdown
-from reconciler.plan.safety import dm_ownership_refusal, lv_ownership_refusal
 
 
 def plan_deletion(b: VmBuilder) -> None:

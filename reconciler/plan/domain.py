@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from reconciler.backends.base import Replicator
+from reconciler.core import actions as A
+from reconciler.core.seams import Replicator
+from reconciler.core.vm_builder import VmBuilder
 from reconciler.model.desired import DesiredDomain, DesiredVm
 from reconciler.model.observed import DomainState, DrbdResourceState
-from reconciler.plan import actions as A
-from reconciler.plan.builder import VmBuilder
 
 
 def plan_xen_config(b: VmBuilder, domain: DesiredDomain) -> str | None:

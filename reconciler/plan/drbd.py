@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from reconciler.core.actions import WaitFor
+from reconciler.core.safety import FENCED_TAKEOVER, promotion_verdict
+from reconciler.core.vm_builder import VmBuilder
 from reconciler.model.desired import DesiredDrbd
 from reconciler.model.observed import DrbdResourceState
-from reconciler.plan.actions import WaitFor
-from reconciler.plan.builder import VmBuilder
-from reconciler.plan.safety import FENCED_TAKEOVER, promotion_verdict
 from reconciler.sizes import format_size
 
 _BROKEN_CONNECTIONS = ("StandAlone",)

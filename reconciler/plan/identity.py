@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from reconciler.core.observed_index import ObservedIndex
+from reconciler.core.parse_error import ParseError
+from reconciler.core.safety import dm_adoption_refusal
 from reconciler.model.desired import DesiredVm
 from reconciler.observe.drbdconf import ConfigIdentity, config_identities
-from reconciler.observe.errors import ParseError
 from reconciler.ownership import LV_TAG, dm_uuid
-from reconciler.plan.index import ObservedIndex
-from reconciler.plan.safety import dm_adoption_refusal
 from reconciler.plan.storage import leg_matches, parse_striped
 
 HOW = ("identities of an existing VM never change in place: to move its data, create a new VM and copy the data "

@@ -17,9 +17,9 @@ runs it only while the resource is still Primary without quorum; one the node ma
 
 from __future__ import annotations
 
+from reconciler.core.vm_builder import VmBuilder
 from reconciler.model.desired import DemoteFailureAction, DesiredVm
 from reconciler.model.observed import DrbdResourceState
-from reconciler.plan.builder import VmBuilder
 
 # systemd's reboot, as its FailureAction= names them: a clean reboot, one that skips the services' own stop, and
 # one that calls reboot(2) at once (the only one certain to finish while I/O is frozen).

@@ -7,21 +7,21 @@ status. A VM's ``split_brain_recovery: {incident: ID, discard: NODE}`` then make
 its domain down and run ``drbdadm secondary`` and ``drbdadm connect --discard-my-data``, and the survivor
 ``drbdadm connect``: DRBD makes the discarding side SyncTarget and it takes the survivor's data. Only while
 that incident persists, re-checked right before the step (the gate's rule is
-:func:`reconciler.plan.safety.split_brain_recovery_refusal`); otherwise the statement is inert and a note
+:func:`reconciler.core.safety.split_brain_recovery_refusal`); otherwise the statement is inert and a note
 says so. Pure.
 """
 
 from __future__ import annotations
 
+from reconciler.core.actions import ActionKind
+from reconciler.core.peer_view import PeerView
+from reconciler.core.safety import split_brain_recovery_refusal
+from reconciler.core.vm_builder import VmBuilder
 from reconciler.model.base import Frozen
 from reconciler.model.desired import DesiredVm, SplitBrainRecovery
 from reconciler.model.observed import DrbdResourceState
 from reconciler.observe.splitbrain import incident_id
-from reconciler.plan.actions import ActionKind
-from reconciler.plan.builder import VmBuilder
 from reconciler.plan.domain import plan_shutdown
-from reconciler.plan.peer import PeerView
-from reconciler.plan.safety import split_brain_recovery_refusal
 
 DISCARD: ActionKind = "discard-my-data"
 CONNECT: ActionKind = "split-brain-connect"

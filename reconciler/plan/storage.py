@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from reconciler.model.base import Frozen
-from reconciler.model.desired import DesiredStripe
-from reconciler.model.observed import DmDevice
-from reconciler.ownership import LV_TAG
-from reconciler.plan import actions as A
-from reconciler.plan.builder import VmBuilder
-from reconciler.plan.index import ObservedIndex
-from reconciler.plan.safety import (
+from reconciler.core import actions as A
+from reconciler.core.observed_index import ObservedIndex
+from reconciler.core.safety import (
     dm_adoption_refusal,
     lv_adoption_refusal,
     lv_shrink_refusal,
     lvm_dm_name,
     stripe_shrink_refusal,
 )
+from reconciler.core.vm_builder import VmBuilder
+from reconciler.model.base import Frozen
+from reconciler.model.desired import DesiredStripe
+from reconciler.model.observed import DmDevice
+from reconciler.ownership import LV_TAG
 from reconciler.sizes import format_size
 
 

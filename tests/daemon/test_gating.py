@@ -3,6 +3,8 @@ Pure functions on plans built by the real planner from hand-made observations.""
 
 from __future__ import annotations
 
+from reconciler.core.actions import Action
+from reconciler.core.plan_model import Plan
 from reconciler.daemon.gating import (
     BOOT_GATED,
     NEEDS_PEER_AT_REVISION,
@@ -16,9 +18,7 @@ from reconciler.daemon.gating import (
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode
 from reconciler.model.status import PeerStatus
-from reconciler.plan.actions import Action
 from reconciler.plan.diff import plan_node
-from reconciler.plan.model import Plan
 from tests.plan.factories import converged, drbd_state, make_node, make_vm
 
 REV = "b" * 40

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from reconciler.core.facts import FactProvider, NodeFacts, PassContext
 from reconciler.model.observed import ToolStatus
 from reconciler.observe import dmsetup, drbd9, lvm, xl
-from reconciler.observe.facts import FactProvider, NodeFacts, PassContext
 from reconciler.observe.observer import Observer
 from reconciler.observe.providers import FACT_PROVIDERS
 from tests.observe.scripted import Answer, full_node

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from reconciler.core.parse_error import ParseError
 from reconciler.daemon.splitbrain import peer_from_env, record_split_brain
 from reconciler.model.observed import DrbdState
-from reconciler.observe.errors import ParseError
 from reconciler.observe.splitbrain import (
     SplitBrainMarker,
     apply_markers,

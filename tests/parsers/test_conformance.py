@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.core.parse_error import ParseError
 from reconciler.observe import blkid, dmsetup, drbd9, events2, lvm, procdrbd, xl
-from reconciler.observe.errors import ParseError
 from tests.conftest import read_capture
 
 # Files no parser of this package reads, with the reason. Anything else in the corpus must be covered below.

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from reconciler.core.parse_error import ParseError
 from reconciler.observe import xl
-from reconciler.observe.errors import ParseError
 
 XL_LIST = """\
 Name                                        ID   Mem VCPUs      State   Time(s)

@@ -53,7 +53,7 @@ Change = Literal["create", "change", "delete"]
 WaitFor = Literal["", "peer-backing-size", "peer-revision", "peer-state", "boot-gate", "one-shot", "local-state"]
 """What a waiting action waits for, as a value code can test (``waiting`` is the sentence for the operator)."""
 
-# Seconds. Each kind's own timeout (reconciler.plan.registry) replaces this when the action is built.
+# Seconds. Each kind's own timeout (reconciler.core.action_registry) replaces this when the action is built.
 DEFAULT_COMMAND_TIMEOUT = 60.0
 
 
@@ -78,7 +78,7 @@ class Action(Frozen):
     ``identity`` lists the LVs beneath the written device (comma-separated paths, or an LV uuid for an
     extend or removal); apply resolves the paths to LV uuids for the crash journal, so a recreated device
     is never mistaken for the one an interrupted step was writing. ``undo`` clears what the action leaves
-    half-made when it fails; it runs only when the kind's undo check (``reconciler.plan.registry``) proves
+    half-made when it fails; it runs only when the kind's undo check (``reconciler.core.action_registry``) proves
     it safe on a fresh look.
     """
 

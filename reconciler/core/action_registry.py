@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from reconciler.plan.actions import ActionKind
+from reconciler.core.actions import ActionKind
 
 ObservedTool = Literal["lvm", "dmsetup", "drbd", "xl", "files"]
 """The part of the observation an action relies on: when it could not be read, the action is refused."""

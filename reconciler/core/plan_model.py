@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+from reconciler.core.actions import Action
 from reconciler.model.base import Frozen
 from reconciler.model.status import Condition
-from reconciler.plan.actions import Action
 
 NoteKind = Literal["orphan", "drift", "restart-needed", "filesystem-growth", "split-brain-recovery", "info"]
 

@@ -6,9 +6,11 @@ with its own timeout). Names are checked by the implementation, as every argv bu
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Protocol
 
-from reconciler.model.observed import DrbdResourceState
+from reconciler.model.observed import DrbdResourceState, OwnedFile
 
 Argv = tuple[str, ...]
 
@@ -56,6 +58,15 @@ class Hypervisor(Protocol):
 
     def state_signature(self, listing: str) -> str:
         """What of the listing means a domain changed state (counters left out): equal means no change."""
+        ...
+
+    def hand_written(self, text: str, domain: str) -> bool:
+        """The config text was written by hand for this domain (no header of ours, and it defines the domain):
+        a takeover's starting point, where an edited file of ours is drift."""
+        ...
+
+    def config_differences(self, current: str, desired: str, source: str) -> list[str]:
+        """What starting the domain from ``desired`` instead of ``current`` would change (empty: nothing)."""
         ...
 
 
@@ -113,3 +124,25 @@ class Replicator(Protocol):
     def peer_can_take_over(self, state: DrbdResourceState) -> bool:
         """The peer is connected with up-to-date data: a domain may move there now."""
         ...
+
+    def hand_written(self, text: str, resource: str) -> bool:
+        """The config text was written by hand for this resource (no header of ours, and it defines the
+        resource): a takeover's starting point, where an edited file of ours is drift."""
+        ...
+
+    def defined_elsewhere(self, files: Iterable[OwnedFile], key: str, path: str) -> str:
+        """Why ``path`` must not be written for resource ``key``: another file the tool reads defines it already.
+        Empty when nothing else does."""
+        ...
+
+    def config_differences(self, current: str, desired: str, source: str) -> list[str]:
+        """What applying ``desired`` instead of ``current`` would change in the running resource (empty: nothing)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Backends:
+    """The hypervisor and the replicator one node's plan and shutdown use."""
+
+    hypervisor: Hypervisor
+    replicator: Replicator

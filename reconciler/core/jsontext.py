@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reconciler.observe.errors import ParseError
+from reconciler.core.parse_error import ParseError
 
 
 def load_json(text: str, tool: str, what: str = "JSON") -> Any:

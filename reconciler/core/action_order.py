@@ -6,7 +6,7 @@ import graphlib
 import heapq
 from collections.abc import Sequence
 
-from reconciler.plan.actions import Action
+from reconciler.core.actions import Action
 
 
 class PlanError(ValueError):

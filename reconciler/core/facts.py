@@ -23,7 +23,19 @@ from reconciler.model.observed import (
     ToolStatus,
     VolumeGroup,
 )
-from reconciler.observe.versions import ToolVersions
+
+
+@dataclass(frozen=True)
+class ToolVersions:
+    lvm: str | None = None
+    dmsetup: str | None = None
+    drbd_utils: ToolStatus = field(
+        default_factory=lambda: ToolStatus(name="drbdadm", state="missing", detail="not probed"))
+
+    @property
+    def answered(self) -> bool:
+        """False when no probe told anything (a node down or unreachable): worth asking again later."""
+        return self.lvm is not None or self.dmsetup is not None or self.drbd_utils.state != "failed"
 
 
 @dataclass
