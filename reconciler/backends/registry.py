@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from reconciler.backends.drbd import DrbdReplicator
-from reconciler.backends.xen import XenHypervisor
+from reconciler.backends.drbd.replicator import DrbdReplicator
+from reconciler.backends.xen.hypervisor import XenHypervisor
 from reconciler.core.seams import Backends, Hypervisor, Replicator
 
 HYPERVISORS: Mapping[str, Hypervisor] = {"xen": XenHypervisor()}

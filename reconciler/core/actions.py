@@ -10,7 +10,7 @@ from typing import Literal
 
 from reconciler.model.base import Frozen
 from reconciler.names import check_device_path, check_name
-from reconciler.ownership import LV_TAG, dm_uuid
+from reconciler.ownership import dm_uuid
 
 __all__ = ["check_device_path", "check_name", "dm_uuid"]  # re-exported for builders elsewhere
 
@@ -130,58 +130,6 @@ def action_id(kind: str, key: str) -> str:
 def cmd(*argv: str, stdin: str | None = None, timeout: float | None = None, mutating: bool = True) -> Command:
     limit = timeout if timeout is not None else DEFAULT_COMMAND_TIMEOUT
     return Command(argv=tuple(argv), stdin=stdin, timeout_s=limit, mutating=mutating)
-
-
-# --- LVM -------------------------------------------------------------------------------------------
-
-
-def lvcreate(vg: str, name: str, size_bytes: int, stripes: int = 1, stripe_size_bytes: int | None = None) -> Command:
-    """Wipe signatures and zero the start, so reused disk space never looks provisioned; the tag marks it ours."""
-    argv = ["lvcreate", "--yes", "--wipesignatures", "y", "--zero", "y", "--addtag", LV_TAG, "-L", f"{size_bytes}b"]
-    if stripes > 1:
-        argv += ["-i", str(stripes)]
-        if stripe_size_bytes:
-            argv += ["-I", f"{stripe_size_bytes // 1024}k"]
-    argv += ["-n", check_name(name, "logical volume"), check_name(vg, "volume group")]
-    return cmd(*argv)
-
-
-def lvchange_addtag(vg: str, name: str) -> Command:
-    """Take over an LV made by hand: the tag is metadata only, the LV's data and mapping stay as they are."""
-    return cmd("lvchange", "--addtag", LV_TAG, f"{check_name(vg, 'volume group')}/{check_name(name, 'logical volume')}")
-
-
-def lvextend(vg: str, name: str, size_bytes: int) -> Command:
-    target = f"{check_name(vg, 'volume group')}/{check_name(name, 'logical volume')}"
-    return cmd("lvextend", "-L", f"{size_bytes}b", target)
-
-
-def lvremove(vg: str, name: str) -> Command:
-    return cmd("lvremove", "-y", f"{check_name(vg, 'volume group')}/{check_name(name, 'logical volume')}")
-
-
-# --- device-mapper ---------------------------------------------------------------------------------
-
-
-def dmsetup_create(name: str, table: str) -> Command:
-    return cmd("dmsetup", "create", check_name(name, "dm device"), "--uuid", dm_uuid(name), stdin=table + "\n")
-
-
-def dmsetup_setuuid(name: str) -> Command:
-    """Take over a dm device made without uuid: it keeps its name and table; the kernel allows this once."""
-    return cmd("dmsetup", "rename", check_name(name, "dm device"), "--setuuid", dm_uuid(name))
-
-
-def dmsetup_reload(name: str, table: str) -> Command:
-    return cmd("dmsetup", "reload", check_name(name, "dm device"), stdin=table + "\n")
-
-
-def dmsetup_resume(name: str) -> Command:
-    return cmd("dmsetup", "resume", check_name(name, "dm device"))
-
-
-def dmsetup_remove(name: str) -> Command:
-    return cmd("dmsetup", "remove", check_name(name, "dm device"))
 
 
 # --- file systems ----------------------------------------------------------------------------------

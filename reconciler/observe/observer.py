@@ -20,6 +20,8 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Sequence
 
+from reconciler.backends.dm.facts import observe_dm
+from reconciler.backends.lvm import parse as lvm
 from reconciler.core.facts import (
     CommandRunner,
     FactProvider,
@@ -35,15 +37,9 @@ from reconciler.host.base import Host, HostFileError
 from reconciler.host.replay import ReplayError
 from reconciler.model.observed import DmDevice, DrbdState, LogicalVolume, ObservedNode, OwnedFile, Signature, ToolStatus
 from reconciler.names import check_device_path, name_problem
-from reconciler.observe import blkid, lvm
-from reconciler.observe.argv import OBSERVE_TIMEOUT
-from reconciler.observe.providers import (
-    DRBD_TOP_CONFIG,
-    FACT_PROVIDERS,
-    observe_dm,
-    observe_drbd,
-    with_split_brain_markers,
-)
+from reconciler.observe import blkid
+from reconciler.observe.providers import DRBD_TOP_CONFIG, FACT_PROVIDERS, observe_drbd, with_split_brain_markers
+from reconciler.observe.timeout import OBSERVE_TIMEOUT
 from reconciler.observe.versions import probe_versions
 
 DEFAULT_OWNED_DIRS = ("/etc/drbd.d", "/etc/xen")

@@ -9,73 +9,17 @@ from __future__ import annotations
 
 import posixpath
 
+from reconciler.backends.dm.facts import DmFacts
+from reconciler.backends.drbd.conf import drbd_layout
+from reconciler.backends.lvm.facts import LvmFacts
 from reconciler.core.facts import CommandRunner, FactProvider, NodeFacts, PassContext, failure, file_problem, missing
 from reconciler.core.parse_error import ParseError
 from reconciler.host.base import Host, HostFileError
 from reconciler.host.replay import ReplayError
-from reconciler.model.observed import DmDevice, DrbdState, OwnedFile, ToolStatus
-from reconciler.observe import dmsetup, drbd9, lvm, procdrbd, splitbrain, xl
-from reconciler.observe.drbdconf import drbd_layout
+from reconciler.model.observed import DrbdState, OwnedFile, ToolStatus
+from reconciler.observe import drbd9, procdrbd, splitbrain, xl
 
 DRBD_TOP_CONFIG = "/etc/drbd.conf"
-
-
-class LvmFacts:
-    """Volume groups and logical volumes: ``vgs``, then ``lvs``."""
-
-    name = "lvm"
-
-    def read(self, context: PassContext, facts: NodeFacts) -> None:
-        version = context.versions.lvm
-        run = context.run
-        vgs = run(lvm.VGS_ARGV)
-        if vgs.not_found:
-            facts.tools.append(missing("lvm", vgs, version))
-            return
-        if not vgs.ok:
-            facts.tools.append(ToolStatus(name="lvm", state="failed", version=version, detail=failure(vgs)))
-            return
-        lvs = run(lvm.LVS_ARGV)
-        if not lvs.ok:
-            facts.tools.append(ToolStatus(name="lvm", state="failed", version=version, detail=failure(lvs)))
-            return
-        try:
-            groups = lvm.parse_vgs(vgs.stdout)
-            volumes = lvm.parse_lvs(lvs.stdout)
-        except ParseError as exc:
-            facts.tools.append(ToolStatus(name="lvm", state="failed", version=version, detail=str(exc)))
-            return
-        facts.tools.append(ToolStatus(name="lvm", state="available", version=version))
-        facts.volume_groups = groups
-        facts.logical_volumes = volumes
-
-
-def observe_dm(run: CommandRunner, version: str | None) -> tuple[ToolStatus, tuple[DmDevice, ...]]:
-    """``dmsetup info``, then ``dmsetup table``, merged per device."""
-    info = run(dmsetup.INFO_ARGV)
-    if info.not_found:
-        return missing("dmsetup", info, version), ()
-    if not info.ok:
-        return ToolStatus(name="dmsetup", state="failed", version=version, detail=failure(info)), ()
-    table = run(dmsetup.TABLE_ARGV)
-    if not table.ok:
-        return ToolStatus(name="dmsetup", state="failed", version=version, detail=failure(table)), ()
-    try:
-        devices = dmsetup.merge(dmsetup.parse_info(info.stdout), dmsetup.parse_table(table.stdout))
-    except ParseError as exc:
-        return ToolStatus(name="dmsetup", state="failed", version=version, detail=str(exc)), ()
-    return ToolStatus(name="dmsetup", state="available", version=version), tuple(devices)
-
-
-class DmFacts:
-    """Device-mapper devices with their tables."""
-
-    name = "dm"
-
-    def read(self, context: PassContext, facts: NodeFacts) -> None:
-        status, devices = observe_dm(context.run, context.versions.dmsetup)
-        facts.tools.append(status)
-        facts.dm_devices = devices
 
 
 def observe_drbd(run: CommandRunner, host: Host, files: tuple[OwnedFile, ...]) -> tuple[ToolStatus, DrbdState]:

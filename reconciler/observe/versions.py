@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
+from reconciler.backends.lvm import parse as lvm
 from reconciler.core.facts import ToolVersions
 from reconciler.core.parse_error import ParseError
 from reconciler.host.base import CommandResult
 from reconciler.model.observed import ToolStatus
-from reconciler.observe import lvm
 
 LVM_VERSION_ARGV = lvm.VERSION_ARGV
 DMSETUP_VERSION_ARGV = ("dmsetup", "version")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
+from reconciler.backends.dm.plan import plan_stripe
+from reconciler.backends.lvm.plan import plan_lvs
 from reconciler.backends.registry import DEFAULT_BACKENDS
 from reconciler.core.action_order import order_actions
 from reconciler.core.action_registry import kinds_where, spec
@@ -32,7 +34,6 @@ from reconciler.plan.identity import Holders, identity_refusal
 from reconciler.plan.orphans import find_orphans
 from reconciler.plan.quorum import plan_quorum_loss
 from reconciler.plan.splitbrain import plan_split_brain
-from reconciler.plan.storage import plan_lvs, plan_stripe
 from reconciler.plan.takeover import hold_until_owned
 
 REMOVAL_KINDS = kinds_where("removes")

@@ -12,8 +12,8 @@ moves the old file away, which lets the next pass write and apply the rendered o
 from __future__ import annotations
 
 from reconciler.core.actions import ActionKind
+from reconciler.core.own_mark import is_own
 from reconciler.core.vm_builder import VmBuilder
-from reconciler.observe.config_semantics import is_own
 
 ADOPT_KINDS: frozenset[ActionKind] = frozenset({"adopt-lv", "adopt-stripe"})
 HOLD = "taking over what was built by hand first ({}); planned again on the next pass"

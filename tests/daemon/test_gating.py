@@ -232,7 +232,7 @@ def test_every_peer_behind_or_unseen_is_named() -> None:
 def test_a_changed_drbd_config_is_written_only_together_with_the_adjust_that_applies_it() -> None:
     # Written alone, the file would match the desired state while the kernel still ran the old settings, and
     # the next pass would find nothing to do and call the node converged (seen in the lab, scenario 8).
-    from reconciler.observe.config_semantics import OWN_MARK
+    from reconciler.core.own_mark import OWN_MARK
 
     desired = make_node(make_vm(100))
     (vm,) = desired.vms

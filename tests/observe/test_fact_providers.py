@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from reconciler.backends.dm import parse as dmsetup
+from reconciler.backends.lvm import parse as lvm
 from reconciler.core.facts import FactProvider, NodeFacts, PassContext
 from reconciler.model.observed import ToolStatus
-from reconciler.observe import dmsetup, drbd9, lvm, xl
+from reconciler.observe import drbd9, xl
 from reconciler.observe.observer import Observer
 from reconciler.observe.providers import FACT_PROVIDERS
 from tests.observe.scripted import Answer, full_node

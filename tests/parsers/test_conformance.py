@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.backends.dm import parse as dmsetup
+from reconciler.backends.lvm import parse as lvm
 from reconciler.core.parse_error import ParseError
-from reconciler.observe import blkid, dmsetup, drbd9, events2, lvm, procdrbd, xl
+from reconciler.observe import blkid, drbd9, events2, procdrbd, xl
 from tests.conftest import read_capture
 
 # Files no parser of this package reads, with the reason. Anything else in the corpus must be covered below.

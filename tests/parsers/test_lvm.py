@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.backends.lvm import parse as lvm
 from reconciler.core.parse_error import ParseError
-from reconciler.observe import lvm
 
 LVS_TWO_LVS = """\
   {

@@ -12,13 +12,13 @@ import json
 import re
 from typing import Any
 
+from reconciler.backends.lvm import argv as _argv
 from reconciler.core.jsontext import load_json
 from reconciler.core.parse_error import ParseError
 from reconciler.model.base import Frozen
 from reconciler.model.observed import LogicalVolume, VolumeGroup
-from reconciler.observe import argv as _argv
 
-# The report command lines live in observe.argv (importable on their own); these names stay the parsers'.
+# The report command lines live in backends.lvm.argv (importable on their own); these names stay the parsers'.
 VGS_ARGV: tuple[str, ...] = _argv.VGS_ARGV
 LVS_ARGV: tuple[str, ...] = _argv.LVS_ARGV
 PVS_ARGV: tuple[str, ...] = _argv.PVS_ARGV

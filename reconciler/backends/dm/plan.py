@@ -1,13 +1,12 @@
-"""LVs and the device-mapper stripe of one VM: create, grow, recreate after reboot; never shrink."""
+"""The device-mapper stripe of one VM over its data LVs: create, take over, grow, recreate after reboot;
+never shrink."""
 
 from __future__ import annotations
 
-from reconciler.core import actions as A
+from reconciler.backends.dm import commands as dm
 from reconciler.core.observed_index import ObservedIndex
 from reconciler.core.safety import (
     dm_adoption_refusal,
-    lv_adoption_refusal,
-    lv_shrink_refusal,
     lvm_dm_name,
     stripe_shrink_refusal,
 )
@@ -15,39 +14,7 @@ from reconciler.core.vm_builder import VmBuilder
 from reconciler.model.base import Frozen
 from reconciler.model.desired import DesiredStripe
 from reconciler.model.observed import DmDevice
-from reconciler.ownership import LV_TAG
-from reconciler.sizes import format_size
-
-
-def plan_lvs(b: VmBuilder) -> None:
-    for lv in b.vm.lvs:
-        found = b.observed.lv(lv.vg, lv.name)
-        vg = b.observed.vg(lv.vg)
-        if found is None:
-            refused = "" if vg is not None else f"volume group {lv.vg} does not exist on this node"
-            what = f"create {lv.purpose} LV {lv.vg}/{lv.name} ({format_size(lv.size_bytes)})"
-            b.add("create-lv", lv.key, "create", what,
-                  commands=(A.lvcreate(lv.vg, lv.name, lv.size_bytes, lv.stripes, lv.stripe_size_bytes),),
-                  refused=refused)
-            continue
-        if LV_TAG not in found.tags and b.vm.lifecycle == "present":
-            # Made by hand (the identity gate let it through: its VM exists here): take it over first.
-            extent = vg.extent_size_bytes if vg else None
-            refused = lv_adoption_refusal(lv.vg, lv.name, found, uuid=found.uuid or "", size_bytes=lv.size_bytes,
-                                          stripes=lv.stripes, extent_bytes=extent, tag=LV_TAG) or ""
-            b.add("adopt-lv", lv.key, "change", f"take over LV {lv.vg}/{lv.name} (add the tag {LV_TAG!r})",
-                  commands=(A.lvchange_addtag(lv.vg, lv.name),), refused=refused,
-                  identity=f"{found.uuid or '-'} {lv.size_bytes} {lv.stripes} {extent or 0}")
-            continue
-        if found.size_bytes >= lv.size_bytes:
-            refusal = lv_shrink_refusal(f"{lv.vg}/{lv.name}", lv.size_bytes, found.size_bytes,
-                                        vg.extent_size_bytes if vg else None, lv.stripes)
-            if refusal:
-                b.add("extend-lv", lv.key, "change", f"resize LV {lv.vg}/{lv.name}", refused=refusal)
-            continue
-        b.add("extend-lv", lv.key, "change",
-              f"extend LV {lv.vg}/{lv.name} {format_size(found.size_bytes)} -> {format_size(lv.size_bytes)}",
-              commands=(A.lvextend(lv.vg, lv.name, lv.size_bytes),), identity=found.uuid or "")
+from reconciler.ownership import dm_uuid
 
 
 class StripeTable(Frozen):
@@ -91,18 +58,18 @@ def plan_stripe(b: VmBuilder, stripe: DesiredStripe) -> None:
     table = stripe.table
     if dev is None:
         b.add("create-stripe", stripe.key, "create", f"create stripe {stripe.name} over {len(stripe.legs)} LVs",
-              commands=(A.dmsetup_create(stripe.name, table),), depends_on=leg_actions)
+              commands=(dm.dmsetup_create(stripe.name, table),), depends_on=leg_actions)
         return
     if not dev.uuid:
-        refused = dm_adoption_refusal(stripe.name, dev, uuid=A.dm_uuid(stripe.name), table=table,
+        refused = dm_adoption_refusal(stripe.name, dev, uuid=dm_uuid(stripe.name), table=table,
                                       devices=b.observed.observed.dm_devices) or ""
         b.add("adopt-stripe", stripe.key, "change",
               f"take over dm device {stripe.name} (made without uuid; it keeps its name, gets the project's uuid)",
-              commands=(A.dmsetup_setuuid(stripe.name),), refused=refused, identity=table)
+              commands=(dm.dmsetup_setuuid(stripe.name),), refused=refused, identity=table)
         return
-    if dev.uuid != A.dm_uuid(stripe.name):
+    if dev.uuid != dm_uuid(stripe.name):
         b.add("reload-stripe", stripe.key, "change", f"manage stripe {stripe.name}",
-              refused=f"dm device {stripe.name} exists with uuid {dev.uuid or '(none)'}, not {A.dm_uuid(stripe.name)}: "
+              refused=f"dm device {stripe.name} exists with uuid {dev.uuid or '(none)'}, not {dm_uuid(stripe.name)}: "
                       "it is not ours to change")
         return
     seen = parse_striped(dev)
@@ -121,8 +88,8 @@ def plan_stripe(b: VmBuilder, stripe: DesiredStripe) -> None:
     if seen.length < stripe.length_sectors:
         b.add("reload-stripe", stripe.key, "change",
               f"grow stripe {stripe.name} {seen.length} -> {stripe.length_sectors} sectors (reload, then resume)",
-              commands=(A.dmsetup_reload(stripe.name, table), A.dmsetup_resume(stripe.name)), depends_on=leg_actions)
+              commands=(dm.dmsetup_reload(stripe.name, table), dm.dmsetup_resume(stripe.name)), depends_on=leg_actions)
     elif dev.suspended:
         # Interrupted between reload and resume: finishing the resume is the whole repair.
         b.add("resume-stripe", stripe.key, "change", f"resume suspended stripe {stripe.name}",
-              commands=(A.dmsetup_resume(stripe.name),))
+              commands=(dm.dmsetup_resume(stripe.name),))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from reconciler.backends.drbd import config_meaning
 from reconciler.core.seams import Argv
 from reconciler.model.observed import DrbdResourceState, OwnedFile
 from reconciler.names import check_name
-from reconciler.observe import config_semantics
 
 DRBD_CONFIG_DIR = "/etc/drbd.d"
 
@@ -59,10 +59,10 @@ class DrbdReplicator:
                    for c in state.connections)
 
     def hand_written(self, text: str, resource: str) -> bool:
-        return config_semantics.hand_written(text, drbd_resource=resource)
+        return config_meaning.hand_written_resource(text, resource)
 
     def defined_elsewhere(self, files: Iterable[OwnedFile], key: str, path: str) -> str:
-        return config_semantics.defined_elsewhere(files, key, path)
+        return config_meaning.defined_elsewhere(files, key, path)
 
     def config_differences(self, current: str, desired: str, source: str) -> list[str]:
-        return config_semantics.drbd_differences(current, desired, source)
+        return config_meaning.drbd_differences(current, desired, source)

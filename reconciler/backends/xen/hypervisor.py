@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from reconciler.backends.xen import config_meaning
 from reconciler.core.seams import Argv
 from reconciler.names import check_name
-from reconciler.observe import config_semantics
 
 XEN_CONFIG_DIR = "/etc/xen"
 
@@ -45,7 +45,7 @@ class XenHypervisor:
         return "\n".join(sorted(rows))
 
     def hand_written(self, text: str, domain: str) -> bool:
-        return config_semantics.hand_written(text, domain=domain)
+        return config_meaning.hand_written_domain(text, domain)
 
     def config_differences(self, current: str, desired: str, source: str) -> list[str]:
-        return config_semantics.xl_differences(current, desired, source)
+        return config_meaning.xl_differences(current, desired, source)

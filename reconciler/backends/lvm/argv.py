@@ -1,12 +1,10 @@
-"""The LVM and device-mapper report command lines of an observation pass and the pass's command timeout.
+"""The LVM report command lines of an observation pass (``vgs``, ``lvs``, ``pvs``).
 
 Kept apart from the parsers so that a fresh command can start these reports before it imports the rest
 (see reconciler.host.prefetch): this module imports nothing.
 """
 
 from __future__ import annotations
-
-OBSERVE_TIMEOUT = 30.0
 
 _REPORT = ("--reportformat", "json", "--units", "b", "--nosuffix")
 VGS_ARGV: tuple[str, ...] = ("vgs", *_REPORT, "-o", "vg_name,vg_size,vg_free,vg_extent_size,pv_count")
@@ -17,13 +15,3 @@ LVS_ARGV: tuple[str, ...] = (
     "lv_name,vg_name,lv_size,lv_attr,lv_uuid,segtype,stripes,stripe_size,devices,lv_tags",
 )
 PVS_ARGV: tuple[str, ...] = ("pvs", *_REPORT, "-o", "pv_name,vg_name,pv_size,pv_free")
-DM_INFO_ARGV: tuple[str, ...] = (
-    "dmsetup",
-    "info",
-    "-c",
-    "--noheadings",
-    "--separator",
-    "/",
-    "-o",
-    "name,major,minor,attr,open,uuid",
-)

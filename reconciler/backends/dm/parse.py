@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from reconciler.backends.dm import argv as _argv
 from reconciler.core.parse_error import ParseError
 from reconciler.model.observed import DmDevice, DmTarget
-from reconciler.observe import argv as _argv
 
 TABLE_ARGV: tuple[str, ...] = ("dmsetup", "table")
-# Lives in observe.argv (importable on its own, for the prefetch); this name stays the parser's.
+# Lives in backends.dm.argv (importable on its own, for the prefetch); this name stays the parser's.
 INFO_ARGV: tuple[str, ...] = _argv.DM_INFO_ARGV
 
 _NO_DEVICES = "No devices found"
