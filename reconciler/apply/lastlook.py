@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reconciler.backends.drbd.splitbrain_markers import current_uuid, incident_id
+from reconciler.backends.drbd.splitbrain_plan import parse_identity
 from reconciler.core.action_registry import spec
 from reconciler.core.actions import Action
 from reconciler.core.facts import file_problem
@@ -31,9 +33,7 @@ from reconciler.model.observed import DmDevice, DrbdResourceState, LogicalVolume
 from reconciler.model.status import ActionResult
 from reconciler.names import check_name
 from reconciler.observe.observer import Observer
-from reconciler.observe.splitbrain import current_uuid, incident_id
 from reconciler.ownership import LV_TAG, dm_uuid
-from reconciler.plan.splitbrain import parse_identity
 
 GI_TIMEOUT = 30.0
 # /proc/mounts is a symlink (to self/mounts) and the host seam never follows a final symlink.

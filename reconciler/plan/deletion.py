@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from reconciler.backends.dm import commands as dm
 from reconciler.backends.lvm import commands as lvm
+from reconciler.core.domain_steps import plan_shutdown
 from reconciler.core.safety import dm_ownership_refusal, lv_ownership_refusal
 from reconciler.core.vm_builder import VmBuilder
 from reconciler.ownership import LV_TAG, dm_uuid
-from reconciler.plan.domain import plan_shutdown
 
 
 def plan_deletion(b: VmBuilder) -> None:

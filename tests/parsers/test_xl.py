@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from reconciler.backends.xen import xl
 from reconciler.core.parse_error import ParseError
-from reconciler.observe import xl
 
 XL_LIST = """\
 Name                                        ID   Mem VCPUs      State   Time(s)

@@ -1,46 +1,18 @@
-"""The filesystem, swap and Xen domain of one VM."""
+"""The domain steps of one VM, through the :class:`~reconciler.core.seams.Hypervisor` protocol.
+
+Starting, shutting down, changing memory and vcpus live, and whether a running domain may be stopped for a
+move: the same for every hypervisor, so they live here, and the DRBD backend's split-brain and quorum steps
+shut a domain down through them too. A hypervisor's own steps (its config file) live in its package.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Collection
 
-from reconciler.core import actions as A
 from reconciler.core.seams import Replicator
 from reconciler.core.vm_builder import VmBuilder
 from reconciler.model.desired import DesiredDomain, DesiredVm
 from reconciler.model.observed import DomainState, DrbdResourceState
-
-
-def plan_xen_config(b: VmBuilder, domain: DesiredDomain) -> str | None:
-    drifted = b.observed.file(domain.config_path) not in (None, domain.config_text)
-    written = b.owned_file("write-xen-config", domain.key, domain.config_path, domain.config_text)
-    if drifted and b.observed.domain(domain.name) is not None:
-        b.note("info", domain.key, f"{domain.name} is running: the rewritten config takes effect at its next start")
-    return written
-
-
-def plan_make_fs(b: VmBuilder, after: tuple[str | None, ...]) -> str | None:
-    fs = b.vm.filesystem
-    if fs is None:
-        return None
-    data = tuple(lv.path for lv in b.vm.lvs if lv.purpose == "data")
-    return b.add("make-fs", fs.key, "create",
-                 f"make an XFS filesystem on {fs.device} (only if blkid -p finds no signature there "
-                 "nor a foreign one on any LV beneath it)",
-                 commands=(A.mkfs_xfs(fs.device, fs.label),), depends_on=after, destructive=True,
-                 probe_before=(fs.device,), probe_beneath=data, identity=",".join(data))
-
-
-def plan_make_swaps(b: VmBuilder) -> tuple[str, ...]:
-    made = []
-    for swap in b.vm.swaps:
-        lv = next((lv for lv in b.vm.lvs if lv.path == swap.device), None)
-        created = b.find("create-lv", lv.key) if lv else None
-        made.append(b.add("make-swap", swap.key, "create",
-                          f"make swap on {swap.device} (only if blkid -p finds no signature there)",
-                          commands=(A.mkswap(swap.device, swap.label),), depends_on=(created,), destructive=True,
-                          probe_before=(swap.device,), identity=swap.device))
-    return tuple(made)
 
 
 def plan_live_changes(b: VmBuilder, domain: DesiredDomain, running: DomainState) -> bool:

@@ -1,27 +1,27 @@
 """Split brain, resolved by commit: the desired state names, for one incident, the node whose changes are lost.
 
-DRBD reports a split brain on both nodes (its ``split-brain`` handler records each side's generation
-identifiers, reconciler.daemon.splitbrain); both records together name the incident
-(:func:`reconciler.observe.splitbrain.incident_id`), this node's from its own record and the peer's from peer
-status. A VM's ``split_brain_recovery: {incident: ID, discard: NODE}`` then makes the discarding node shut
-its domain down and run ``drbdadm secondary`` and ``drbdadm connect --discard-my-data``, and the survivor
-``drbdadm connect``: DRBD makes the discarding side SyncTarget and it takes the survivor's data. Only while
-that incident persists, re-checked right before the step (the gate's rule is
-:func:`reconciler.core.safety.split_brain_recovery_refusal`); otherwise the statement is inert and a note
-says so. Pure.
+DRBD reports a split brain on both nodes (its ``split-brain`` handler records each side's generation identifiers,
+reconciler.daemon.splitbrain); both records together name the incident
+(:func:`reconciler.backends.drbd.splitbrain_markers.incident_id`), this node's from its own record and the peer's
+from peer status. A VM's ``split_brain_recovery: {incident: ID, discard: NODE}`` then makes the discarding node shut
+its domain down and run ``drbdadm secondary`` and ``drbdadm connect --discard-my-data``, and the survivor ``drbdadm
+connect``: DRBD makes the discarding side SyncTarget and it takes the survivor's data. Only while that incident
+persists, re-checked right before the step (the gate's rule is
+:func:`reconciler.core.safety.split_brain_recovery_refusal`); otherwise the statement is inert and a note says so.
+Pure.
 """
 
 from __future__ import annotations
 
+from reconciler.backends.drbd.splitbrain_markers import incident_id
 from reconciler.core.actions import ActionKind
+from reconciler.core.domain_steps import plan_shutdown
 from reconciler.core.peer_view import PeerView
 from reconciler.core.safety import split_brain_recovery_refusal
 from reconciler.core.vm_builder import VmBuilder
 from reconciler.model.base import Frozen
 from reconciler.model.desired import DesiredVm, SplitBrainRecovery
 from reconciler.model.observed import DrbdResourceState
-from reconciler.observe.splitbrain import incident_id
-from reconciler.plan.domain import plan_shutdown
 
 DISCARD: ActionKind = "discard-my-data"
 CONNECT: ActionKind = "split-brain-connect"

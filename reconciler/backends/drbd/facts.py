@@ -1,23 +1,23 @@
-"""The fact providers of LVM, device-mapper, DRBD and Xen, and the registry the observer runs in order.
+"""DRBD's part of an observation pass: the kernel's resources, with the split-brain handler's records.
 
-Each provider runs its tool's read-only commands, parses them with the tool's parser module and fills its
-part of :class:`~reconciler.core.facts.NodeFacts`. The order of :data:`FACT_PROVIDERS` is the order of
-the pass's commands and of ``ObservedNode.tools``.
+DRBD 9 answers ``drbdsetup status``; DRBD 8.4 needs no command (``/proc/drbd`` and the owned ``.res`` files
+name its minors, sysfs their sizes). The observer runs :class:`DrbdFacts` in its registered order
+(:data:`reconciler.backends.registry.FACT_PROVIDERS`); the last look reads the resources again through
+:func:`observe_drbd` and :func:`with_split_brain_markers`.
 """
 
 from __future__ import annotations
 
 import posixpath
 
-from reconciler.backends.dm.facts import DmFacts
+from reconciler.backends.drbd import drbd9, procdrbd
+from reconciler.backends.drbd import splitbrain_markers as splitbrain
 from reconciler.backends.drbd.conf import drbd_layout
-from reconciler.backends.lvm.facts import LvmFacts
-from reconciler.core.facts import CommandRunner, FactProvider, NodeFacts, PassContext, failure, file_problem, missing
+from reconciler.core.facts import CommandRunner, NodeFacts, PassContext, failure, file_problem, missing
 from reconciler.core.parse_error import ParseError
 from reconciler.host.base import Host, HostFileError
 from reconciler.host.replay import ReplayError
 from reconciler.model.observed import DrbdState, OwnedFile, ToolStatus
-from reconciler.observe import drbd9, procdrbd, splitbrain, xl
 
 DRBD_TOP_CONFIG = "/etc/drbd.conf"
 
@@ -141,40 +141,3 @@ class DrbdFacts:
         status, state = with_split_brain_markers(context.host, *observe_drbd(context.run, context.host, context.files))
         facts.tools += [status, context.versions.drbd_utils]
         facts.drbd = state
-
-
-class XenFacts:
-    """Domains (``xl list``, ``xl list -l``) and the hypervisor (``xl info``)."""
-
-    name = "xen"
-
-    def read(self, context: PassContext, facts: NodeFacts) -> None:
-        run = context.run
-        listing = run(xl.XL_LIST_ARGV)
-        if listing.not_found:
-            facts.tools.append(missing("xl", listing))
-            return
-        if not listing.ok:
-            facts.tools.append(ToolStatus(name="xl", state="failed", detail=failure(listing)))
-            return
-        long_listing = run(xl.XL_LIST_LONG_ARGV)
-        if not long_listing.ok:
-            facts.tools.append(ToolStatus(name="xl", state="failed", detail=failure(long_listing)))
-            return
-        info = run(xl.XL_INFO_ARGV)
-        if not info.ok:
-            facts.tools.append(ToolStatus(name="xl", state="failed", detail=failure(info)))
-            return
-        try:
-            domains = xl.merge_domains(xl.parse_xl_list(listing.stdout), xl.parse_xl_list_long(long_listing.stdout))
-            host_info = xl.parse_xl_info(info.stdout)
-        except ParseError as exc:
-            facts.tools.append(ToolStatus(name="xl", state="failed", detail=str(exc)))
-            return
-        facts.tools.append(ToolStatus(name="xl", state="available", version=host_info.xen_version))
-        facts.domains = tuple(domains)
-        facts.host = host_info
-
-
-# The order is the pass's: commands run, and tools are listed, in this order. A new backend registers here.
-FACT_PROVIDERS: tuple[FactProvider, ...] = (LvmFacts(), DmFacts(), DrbdFacts(), XenFacts())

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from reconciler.backends.drbd.errors import PRECONDITION_PATTERNS
 from reconciler.host.base import CommandResult
 
 FailureKind = Literal["ok", "transient", "permanent", "precondition"]
@@ -25,20 +26,6 @@ class Classification:
     def ok(self) -> bool:
         return self.kind == "ok"
 
-
-# A state that will change without our doing anything (the peer demotes, a resync finishes, the peer
-# comes up): requeue without counting a failure.
-_PRECONDITION = (
-    re.compile(r"Multiple primaries not allowed", re.I),
-    re.compile(r"peer .*is (still )?primary", re.I),
-    re.compile(r"Need access to UpToDate data", re.I),
-    re.compile(r"No up-to-date disk|no UpToDate disk", re.I),
-    re.compile(r"Refusing to be Primary while peer is not outdated", re.I),
-    re.compile(r"State change was refused by peer", re.I),
-    re.compile(r"Resync (is )?running|resync in progress", re.I),
-    re.compile(r"Not connected|Need a connection|StandAlone", re.I),
-    re.compile(r"device is held open|Device is held open by someone", re.I),
-)
 
 # Contention and flakiness: the same command is expected to succeed shortly.
 _TRANSIENT = (
@@ -62,7 +49,7 @@ def classify(result: CommandResult) -> Classification:
     if result.not_found:
         return Classification("permanent", f"{said} (is the tool installed?)")
     text = f"{result.stderr}\n{result.stdout}"
-    for pattern in _PRECONDITION:
+    for pattern in PRECONDITION_PATTERNS:
         if pattern.search(text):
             return Classification("precondition", said)
     for pattern in _TRANSIENT:

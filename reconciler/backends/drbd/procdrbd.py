@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from reconciler.backends.drbd.drbd9 import DISK_STATES, KIB, ROLES, VERIFY_STATES
 from reconciler.core.parse_error import ParseError
 from reconciler.model.base import Frozen
 from reconciler.model.observed import (
@@ -21,7 +22,6 @@ from reconciler.model.observed import (
     DrbdResourceState,
     DrbdState,
 )
-from reconciler.observe.drbd9 import DISK_STATES, KIB, ROLES, VERIFY_STATES
 
 PROC_DRBD_PATH = "/proc/drbd"
 TOOL = "/proc/drbd"

@@ -15,6 +15,15 @@ import re
 from collections.abc import Iterable
 from typing import Literal, cast
 
+from reconciler.backends.drbd.drbd9 import (
+    CONNECTION_STATES,
+    DISK_STATES,
+    KIB,
+    REPLICATION_STATES,
+    ROLES,
+    SYNCING_STATES,
+    VERIFY_STATES,
+)
 from reconciler.core.parse_error import ParseError
 from reconciler.model.base import Frozen, field
 from reconciler.model.observed import (
@@ -23,15 +32,6 @@ from reconciler.model.observed import (
     DrbdPeerDeviceState,
     DrbdResourceState,
     DrbdState,
-)
-from reconciler.observe.drbd9 import (
-    CONNECTION_STATES,
-    DISK_STATES,
-    KIB,
-    REPLICATION_STATES,
-    ROLES,
-    SYNCING_STATES,
-    VERIFY_STATES,
 )
 
 EVENTS2_NOW_ARGV: tuple[str, ...] = ("drbdsetup", "events2", "--now", "--statistics")
