@@ -1,7 +1,7 @@
-"""The registered hypervisors and replicators, and the pair a node uses (Xen and DRBD, the only ones yet).
+"""The registered hypervisors, replicators and fact providers, and the pair a node uses (Xen and DRBD).
 
 Another backend registers here by name; the planner and the daemon take a :class:`Backends` and default
-to :data:`DEFAULT_BACKENDS`.
+to :data:`DEFAULT_BACKENDS`; the observer runs :data:`FACT_PROVIDERS` in order.
 """
 
 from __future__ import annotations
