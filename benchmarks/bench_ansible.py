@@ -43,9 +43,9 @@ def desired_lvs(vg: str, count: int):  # type: ignore[no-untyped-def]
 def reconciler_pass(vg: str, count: int, env: dict[str, str], journal: str) -> dict[str, object]:
     """One observe (LVM part) -> plan -> apply pass; returns what it did."""
     from reconciler.apply.executor import ApplyOptions, apply_plan
+    from reconciler.backends.lvm import parse as lvm
     from reconciler.host.real import RealHost
     from reconciler.model.observed import ObservedNode
-    from reconciler.observe import lvm
     from reconciler.plan.diff import plan_node
 
     host = RealHost("bench", env=env)

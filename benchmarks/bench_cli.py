@@ -36,8 +36,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from reconciler.backends.lvm import parse as lvm  # noqa: E402
 from reconciler.desired import cache  # noqa: E402
-from reconciler.observe import lvm, version_cache  # noqa: E402
+from reconciler.observe import version_cache  # noqa: E402
 from tests.lvm_real.loopvg import MIB, LoopLab, loop_vgs, unavailable_reason  # noqa: E402
 
 VGS = ("vg-sda", "vg-sdb", "vg-sdc")

@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from reconciler.backends.lvm import parse as lvm
 from reconciler.host.base import Host
-from reconciler.observe import lvm
 from reconciler.observe.observer import Observer
 from tests.lvm_real.loopvg import GIB, MIB, LoopLab, loop_vgs, unavailable_reason
 

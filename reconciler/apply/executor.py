@@ -15,13 +15,13 @@ from reconciler.apply.progress import Progress, SilentProgress
 from reconciler.apply.result import ApplyResult, pass_outcome, resource_statuses
 from reconciler.apply.retry import RetryPolicy, Sleep, run_with_retries
 from reconciler.apply.undo import undo_failed
+from reconciler.core import actions as A
+from reconciler.core.plan_model import Plan
+from reconciler.core.safety import beneath_verdict, signature_verdict
 from reconciler.host.base import Host, HostFileError
 from reconciler.model.observed import Signature
 from reconciler.model.status import ActionRecord, ActionResult
 from reconciler.observe.observer import Observer, ProbeError
-from reconciler.plan import actions as A
-from reconciler.plan.model import Plan
-from reconciler.plan.safety import beneath_verdict, signature_verdict
 
 
 @dataclass

@@ -7,9 +7,9 @@ write is journaled.
 
 from __future__ import annotations
 
+from reconciler.backends.lvm import parse as lvm
+from reconciler.core.parse_error import ParseError
 from reconciler.host.base import Host
-from reconciler.observe import lvm
-from reconciler.observe.errors import ParseError
 
 IDENTITY_TIMEOUT = 30.0
 

@@ -1,9 +1,9 @@
 """The gate's last word: right before a step, read afresh what the step depends on and ask the gate again.
 
 A plan may be seconds or minutes old when its step comes up (earlier steps ran, a resync moved on, the peer
-changed its role, someone typed a command). The rules are those of :mod:`reconciler.plan.safety`; this
+changed its role, someone typed a command). The rules are those of :mod:`reconciler.core.safety`; this
 module only gathers the fresh facts they need, with a few read-only commands for the few kinds that need
-them (``reconciler.plan.registry`` lists each kind's checks). Signature probes run in the executor, which
+them (``reconciler.core.action_registry`` lists each kind's checks). Signature probes run in the executor, which
 combines them with the crash journal.
 """
 
@@ -11,17 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.host.base import Host, HostFileError
-from reconciler.model.observed import DmDevice, DrbdResourceState, LogicalVolume
-from reconciler.model.status import ActionResult
-from reconciler.names import check_name
-from reconciler.observe.facts import file_problem
-from reconciler.observe.observer import Observer
-from reconciler.observe.splitbrain import current_uuid, incident_id
-from reconciler.ownership import LV_TAG, dm_uuid
-from reconciler.plan.actions import Action
-from reconciler.plan.registry import spec
-from reconciler.plan.safety import (
+from reconciler.backends.drbd.splitbrain_markers import current_uuid, incident_id
+from reconciler.backends.drbd.splitbrain_plan import parse_identity
+from reconciler.core.action_registry import spec
+from reconciler.core.actions import Action
+from reconciler.core.facts import file_problem
+from reconciler.core.safety import (
     FENCED_TAKEOVER,
     dm_adoption_refusal,
     dm_ownership_refusal,
@@ -33,7 +28,12 @@ from reconciler.plan.safety import (
     split_brain_recovery_refusal,
     start_domain_refusal,
 )
-from reconciler.plan.splitbrain import parse_identity
+from reconciler.host.base import Host, HostFileError
+from reconciler.model.observed import DmDevice, DrbdResourceState, LogicalVolume
+from reconciler.model.status import ActionResult
+from reconciler.names import check_name
+from reconciler.observe.observer import Observer
+from reconciler.ownership import LV_TAG, dm_uuid
 
 GI_TIMEOUT = 30.0
 # /proc/mounts is a symlink (to self/mounts) and the host seam never follows a final symlink.

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from reconciler.apply.deepcheck import drbd_dry_run
+from reconciler.core.peer_view import PeerView, peer_view_from_observation
+from reconciler.core.plan_model import Plan
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode
 from reconciler.observe.observer import Observer
 from reconciler.plan.diff import plan_node
-from reconciler.plan.model import Plan
-from reconciler.plan.peer import PeerView, peer_view_from_observation
 
 if TYPE_CHECKING:  # the executor (and tenacity) load only when something is applied: `plan` starts faster
     from reconciler.apply.executor import ApplyOptions

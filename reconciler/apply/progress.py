@@ -11,8 +11,8 @@ from __future__ import annotations
 import sys
 from typing import Protocol, TextIO
 
+from reconciler.core.actions import Action
 from reconciler.model.status import ActionRecord
-from reconciler.plan.actions import Action
 
 
 class Progress(Protocol):

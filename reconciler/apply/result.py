@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from reconciler.core.plan_model import Note, Plan
 from reconciler.model.base import Frozen
 from reconciler.model.status import (
     ActionRecord,
@@ -11,7 +12,6 @@ from reconciler.model.status import (
     ResourcePhase,
     ResourceStatus,
 )
-from reconciler.plan.model import Note, Plan
 
 # Conditions that outweigh whatever else a resource waits for: the operator must see them first.
 CRITICAL_CONDITIONS = frozenset({"split-brain", "domain-on-both"})

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
 
+from reconciler.apply.classify import Classification, classify
+from reconciler.core.actions import Command
 from reconciler.host.base import CommandResult, Host
-from reconciler.host.classify import Classification, classify
-from reconciler.plan.actions import Command
 
 Sleep = Callable[[float], None]
 

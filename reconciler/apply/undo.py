@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reconciler.backends.xen.xl import XL_LIST_ARGV, parse_xl_list
+from reconciler.core.action_registry import spec
+from reconciler.core.actions import Action
+from reconciler.core.parse_error import ParseError
 from reconciler.host.base import Host
 from reconciler.model.observed import never_ran
 from reconciler.names import check_name
-from reconciler.observe.errors import ParseError
-from reconciler.observe.xl import XL_LIST_ARGV, parse_xl_list
-from reconciler.plan.actions import Action
-from reconciler.plan.registry import spec
 
 LIST_TIMEOUT = 30.0
 

@@ -119,13 +119,15 @@ def _prefetching_host(args: argparse.Namespace) -> Host | None:
     observer then gets their answers."""
     if not node_access(args).this_machine:
         return None
+    from reconciler.backends.dm.argv import DM_INFO_ARGV  # noqa: PLC0415
+    from reconciler.backends.lvm.argv import LVS_ARGV, VGS_ARGV  # noqa: PLC0415
     from reconciler.host.prefetch import PrefetchingHost  # noqa: PLC0415
-    from reconciler.observe import argv  # noqa: PLC0415
+    from reconciler.observe.timeout import OBSERVE_TIMEOUT  # noqa: PLC0415
 
     # Not `dmsetup table`: the pass asks for it only after `dmsetup info` answered (the kernel has the driver).
-    reports = (argv.VGS_ARGV, argv.LVS_ARGV, argv.DM_INFO_ARGV)
+    reports = (VGS_ARGV, LVS_ARGV, DM_INFO_ARGV)
     try:
-        return PrefetchingHost(make_host(args), reports, timeout=argv.OBSERVE_TIMEOUT)
+        return PrefetchingHost(make_host(args), reports, timeout=OBSERVE_TIMEOUT)
     except UnsafeNameError:
         return None  # reported by load_target
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from reconciler.apply.oneshot import Gate
+from reconciler.core.plan_model import Note, Plan
 from reconciler.daemon.control import ControlStore
 from reconciler.daemon.gating import hold_for_one_shot, without_vms
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode
-from reconciler.plan.model import Note, Plan
 
 
 def one_shot_gate(state_dir: Path) -> Gate:

@@ -15,16 +15,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from reconciler.backends.lvm import parse as lvm
+from reconciler.core.observed_index import ObservedIndex
+from reconciler.core.parse_error import ParseError
 from reconciler.daemon.powerfence import power_state, said
 from reconciler.desired.render_drbd import DEFAULT_FENCE_PEER
 from reconciler.desired.schema import PowerFenceSection
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredNode
-from reconciler.observe import lvm
-from reconciler.observe.errors import ParseError
 from reconciler.observe.observer import Observer
 from reconciler.plan.identity import Holders, identity_refusal
-from reconciler.plan.index import ObservedIndex
 
 Verdict = Literal["ok", "warn", "fail", "skip"]
 TIMEOUT = 20.0

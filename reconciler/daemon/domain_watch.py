@@ -1,9 +1,9 @@
 """Notice a domain's state change between passes (a guest that powered off, crashed, or was started or
 destroyed by hand) and wake the loop at once, as the DRBD watcher does for DRBD.
 
-The hypervisor names the listing (:meth:`~reconciler.backends.base.Hypervisor.watch_argv`: ``xl list``
+The hypervisor names the listing (:meth:`~reconciler.core.seams.Hypervisor.watch_argv`: ``xl list``
 for Xen, which has no event stream the daemon can follow without a library) and what of it is state
-(:meth:`~reconciler.backends.base.Hypervisor.state_signature`, counters left out). The watcher asks every
+(:meth:`~reconciler.core.seams.Hypervisor.state_signature`, counters left out). The watcher asks every
 couple of seconds: one cheap read-only command, and nothing when the tool is not installed.
 """
 
@@ -13,8 +13,8 @@ import logging
 import threading
 from collections.abc import Callable
 
-from reconciler.backends.base import Hypervisor
 from reconciler.backends.registry import DEFAULT_BACKENDS
+from reconciler.core.seams import Hypervisor
 from reconciler.daemon.logs import event
 from reconciler.host.base import Host
 

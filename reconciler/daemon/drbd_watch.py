@@ -15,10 +15,10 @@ import subprocess
 import threading
 from collections.abc import Callable
 
+from reconciler.core.parse_error import ParseError
 from reconciler.daemon.logs import event
 from reconciler.host.base import Host
 from reconciler.model.observed import DrbdState
-from reconciler.observe.errors import ParseError
 
 EVENTS_NOW = ("drbdsetup", "events2", "--now")
 EVENTS_STREAM = ("drbdsetup", "events2")
@@ -86,7 +86,7 @@ class DrbdWatcher:
     # -- streaming -------------------------------------------------------------------------------
     def stream_once(self) -> int:
         """Follow the event stream until it ends (or stop); returns the number of live changes seen."""
-        from reconciler.observe.events2 import apply_event, parse_event_line  # noqa: PLC0415
+        from reconciler.backends.drbd.events2 import apply_event, parse_event_line  # noqa: PLC0415
 
         assert self._follow is not None  # noqa: S101  (only called in stream mode)
         try:
@@ -157,7 +157,7 @@ class DrbdWatcher:
 
 def _parse(text: str) -> DrbdState | None:
     try:
-        from reconciler.observe.events2 import state_from_events  # noqa: PLC0415
+        from reconciler.backends.drbd.events2 import state_from_events  # noqa: PLC0415
 
         return state_from_events(text)
     except (ImportError, ValueError):

@@ -10,12 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from reconciler.core.actions import Action
+from reconciler.core.peer_view import PeerView
+from reconciler.core.plan_model import Plan
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode
 from reconciler.model.status import ActionRecord, ResourceStatus
-from reconciler.plan.actions import Action
-from reconciler.plan.model import Plan
-from reconciler.plan.peer import PeerView
 
 if TYPE_CHECKING:
     from reconciler.desired.load import Cluster

@@ -1,4 +1,4 @@
-"""Escalation when a Primary that lost DRBD 9 quorum cannot be stopped (reconciler.plan.quorum plans each step).
+"""Escalation when a Primary that lost DRBD 9 quorum cannot be stopped (backends.drbd.quorum plans each step).
 
 The daemon counts the failed attempts to destroy the domain or demote the resource while DRBD still shows the
 resource Primary without quorum; the planner turns the count into a forced demotion, and the reboot becomes due
@@ -21,13 +21,13 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from reconciler.backends.drbd.quorum import REBOOT_ARGV, primary_without_quorum
+from reconciler.core.actions import Action
 from reconciler.daemon.logs import event
 from reconciler.daemon.named_records import read_named, write_named
 from reconciler.model.desired import DemoteEscalation, DesiredNode, DesiredVm
 from reconciler.model.observed import ObservedNode
 from reconciler.model.status import ActionRecord, EscalationState, EscalationStatus
-from reconciler.plan.actions import Action
-from reconciler.plan.quorum import REBOOT_ARGV, primary_without_quorum
 
 RECORDS_DIR = "escalations"
 REBOOT_HOLD_SECONDS = 3600.0

@@ -28,7 +28,7 @@ A record ends (and the VM is planned as the desired state says again) when:
 
 While a record is in force, this node's peer status names the VM, the failover and the node it was taken from
 (:func:`takeovers_held`): with ``failback: manual`` the designated primary, back, then knows that nothing moves
-the VM until a commit, and reports that instead of waiting for a demotion (``reconciler.plan.peer``).
+the VM until a commit, and reports that instead of waiting for a demotion (``reconciler.core.peer_view``).
 """
 
 from __future__ import annotations

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reconciler.backends.drbd.procdrbd import parse_proc_drbd
+from reconciler.core.parse_error import ParseError
 from reconciler.daemon.peerclient import ForgedAnswer, SilentPeer, signed_exchange
 from reconciler.daemon.powerfence import FenceRecord, power_fence, write_record
 from reconciler.desired.errors import UnknownNodeError
@@ -36,8 +38,6 @@ from reconciler.desired.expand import expand_node
 from reconciler.host.base import Host, HostFileError
 from reconciler.model.desired import FENCE_HANDLER_SECONDS, DesiredDrbd, DrbdHost
 from reconciler.names import UnsafeNameError, check_name
-from reconciler.observe.errors import ParseError
-from reconciler.observe.procdrbd import parse_proc_drbd
 from reconciler.printable import escape
 
 if TYPE_CHECKING:

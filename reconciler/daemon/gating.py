@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from reconciler.core.action_registry import kinds_where
+from reconciler.core.plan_model import Plan
+from reconciler.core.safety import peer_cannot_write
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode
 from reconciler.model.status import PeerStatus
-from reconciler.plan.model import Plan
-from reconciler.plan.registry import kinds_where
-from reconciler.plan.safety import peer_cannot_write
 
 # Both DRBD sides must agree on these (port, protocol, size, teardown), so both run the same revision first.
 NEEDS_PEER_AT_REVISION = kinds_where("peer_revision")

@@ -59,7 +59,7 @@ class PeerAnswer:
     ready: bool
     backing_bytes: dict[str, int] = field(default_factory=dict)  # DRBD resource -> backing device size
     # DRBD resource -> this node's generation identifiers when DRBD last reported a split brain there: with the
-    # peer's own they name the incident (reconciler.observe.splitbrain.incident_id)
+    # peer's own they name the incident (reconciler.backends.drbd.splitbrain_markers.incident_id)
     split_brain: dict[str, str] = field(default_factory=dict)
     # VM -> {"id": failover id, "from_node": node}: the VMs this node runs after an automatic failover it decided.
     # A peer of an older version neither sends nor reads it: a missing field means nothing known.

@@ -6,6 +6,9 @@ from typing import TYPE_CHECKING
 
 from reconciler.apply.executor import ApplyOptions, Executor
 from reconciler.apply.retry import RetryPolicy
+from reconciler.core.actions import Action
+from reconciler.core.peer_view import PeerView, peer_view_from_observation
+from reconciler.core.plan_model import Plan
 from reconciler.daemon.engine import ActionHooks, ApplyOutcome
 from reconciler.desired.expand import expand_node
 from reconciler.host.base import Host
@@ -13,10 +16,7 @@ from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode
 from reconciler.model.status import ActionRecord
 from reconciler.observe.observer import Observer
-from reconciler.plan.actions import Action
 from reconciler.plan.diff import plan_node
-from reconciler.plan.model import Plan
-from reconciler.plan.peer import PeerView, peer_view_from_observation
 
 if TYPE_CHECKING:
     from reconciler.desired.load import Cluster

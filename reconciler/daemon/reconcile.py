@@ -13,6 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.core.actions import Action
+from reconciler.core.peer_view import PeerView
+from reconciler.core.plan_model import Plan
 from reconciler.daemon import status_store
 from reconciler.daemon.clock import Clock
 from reconciler.daemon.control import NODE_SCOPE, ControlState, ControlStore
@@ -38,9 +41,6 @@ from reconciler.model.status import (
     RevisionInfo,
     VerifyStatus,
 )
-from reconciler.plan.actions import Action
-from reconciler.plan.model import Plan
-from reconciler.plan.peer import PeerView
 from reconciler.printable import escape
 from reconciler.source.errors import SourceError
 from reconciler.source.gitsource import GitSource, SourceView

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from reconciler.backends.registry import DEFAULT_BACKENDS, Backends
+from reconciler.backends.registry import DEFAULT_BACKENDS
+from reconciler.core.seams import Backends
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode

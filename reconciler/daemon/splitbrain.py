@@ -4,7 +4,7 @@ DRBD runs the handler on both nodes when it finds that both sides wrote while di
 ``after-sb-*`` policies (``disconnect`` in every rendered config) leave the decision to an operator. The
 record names the resource, the peer, the time and this node's generation identifiers at detection, which
 together name the incident; the observer flags the resource as split brain while its connection stays
-StandAlone (reconciler.observe.splitbrain).
+StandAlone (reconciler.backends.drbd.splitbrain_markers).
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
+from reconciler.backends.drbd.splitbrain_markers import SplitBrainMarker, marker_path, marker_text
+from reconciler.core.safety import parse_generation_ids
 from reconciler.host.base import Host
 from reconciler.names import check_name, name_problem
-from reconciler.observe.splitbrain import SplitBrainMarker, marker_path, marker_text
-from reconciler.plan.safety import parse_generation_ids
 
 SHOW_GI_TIMEOUT = 10.0
 _GI_LINE = re.compile(r"^\s*[0-9A-Fa-f]{16}(?::[0-9A-Fa-f]{16})+")

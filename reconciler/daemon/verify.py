@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler.backends.drbd.drbd9 import VERIFY_STATES
 from reconciler.daemon.logs import event
 from reconciler.host.base import Host
 from reconciler.model.base import Decoder, ModelDataError, decoder_for
 from reconciler.model.desired import DesiredNode, DesiredVm
 from reconciler.model.observed import DrbdResourceState, ObservedNode
 from reconciler.model.status import VerifyStatus
-from reconciler.observe.drbd9 import VERIFY_STATES
 from reconciler.source.statefile import read_json, write_json
 
 STATE_FILE = "verify.json"

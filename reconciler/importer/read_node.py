@@ -12,6 +12,9 @@ import posixpath
 import re
 from dataclasses import dataclass
 
+from reconciler.backends.drbd.config_meaning import DrbdResourceMeaning, drbd_meanings
+from reconciler.backends.xen.config_meaning import XlSetting, parse_xl
+from reconciler.core.parse_error import ParseError
 from reconciler.desired.render_drbd import config_path as drbd_config_path
 from reconciler.desired.render_xen import config_path as xen_config_path
 from reconciler.desired.schema import RESERVED_DRBD_OPTIONS
@@ -19,8 +22,6 @@ from reconciler.host.base import Host, HostFileError
 from reconciler.importer.facts import DomainFacts, Finding, NodeFacts, VmFacts
 from reconciler.model.observed import DmDevice, LogicalVolume, ObservedNode
 from reconciler.names import name_problem
-from reconciler.observe.config_semantics import DrbdResourceMeaning, XlSetting, drbd_meanings, parse_xl
-from reconciler.observe.errors import ParseError
 
 COMMAND_TIMEOUT = 30.0
 MIB = 1024 * 1024

@@ -159,7 +159,7 @@ class DesiredDomain(Frozen):
 
 
 INCIDENT_RE = re.compile(r"sb-[0-9a-f]{12}")
-"""How a split-brain incident is named (reconciler.observe.splitbrain.incident_id)."""
+"""How a split-brain incident is named (reconciler.backends.drbd.splitbrain_markers.incident_id)."""
 
 
 class SplitBrainRecovery(Frozen):

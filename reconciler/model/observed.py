@@ -104,7 +104,8 @@ class DrbdResourceState(Frozen):
     split_brain: bool = False
     split_brain_detail: str = ""  # when, with whom, and this node's generation identifiers then
     # This node's generation identifiers when DRBD last reported a split brain of this resource (kept after the
-    # split brain is resolved: with the peer's record they name the incident, reconciler.observe.splitbrain).
+    # split brain is resolved: with the peer's record they name the incident,
+    # reconciler.backends.drbd.splitbrain_markers).
     split_brain_record: str = ""
 
 

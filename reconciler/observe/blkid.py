@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 
+from reconciler.core.parse_error import ParseError
 from reconciler.model.observed import Signature
 from reconciler.names import check_device_path
-from reconciler.observe.errors import ParseError
 
 EXIT_FOUND = 0
 EXIT_NOTHING_FOUND = 2

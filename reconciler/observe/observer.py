@@ -6,8 +6,8 @@ reconciler owns. Per-device signature probes (``blkid -p``) run only through :me
 for devices an action is about to write to.
 
 The observer reads the owned files, then runs the registered fact providers in order
-(:data:`~reconciler.observe.providers.FACT_PROVIDERS`: LVM, device-mapper, DRBD, Xen); each runs its own
-commands and fills its part of the observation (:mod:`reconciler.observe.facts`).
+(:data:`~reconciler.backends.registry.FACT_PROVIDERS`: LVM, device-mapper, DRBD, Xen); each runs its own
+commands and fills its part of the observation (:mod:`reconciler.core.facts`).
 
 Every tool ends up in ``ObservedNode.tools`` as ``available``, ``missing`` (not installed, or no kernel
 module) or ``failed`` (it ran and failed, or printed what its parser could not read). A tool that is
@@ -20,22 +20,28 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Sequence
 
+from reconciler.backends.dm.facts import observe_dm
+from reconciler.backends.drbd.facts import DRBD_TOP_CONFIG, observe_drbd, with_split_brain_markers
+from reconciler.backends.lvm import parse as lvm
+from reconciler.backends.registry import FACT_PROVIDERS
+from reconciler.core.facts import (
+    CommandRunner,
+    FactProvider,
+    NodeFacts,
+    PassContext,
+    ToolVersions,
+    failure,
+    file_problem,
+    missing,
+)
+from reconciler.core.parse_error import ParseError
 from reconciler.host.base import Host, HostFileError
 from reconciler.host.replay import ReplayError
 from reconciler.model.observed import DmDevice, DrbdState, LogicalVolume, ObservedNode, OwnedFile, Signature, ToolStatus
 from reconciler.names import check_device_path, name_problem
-from reconciler.observe import blkid, lvm
-from reconciler.observe.argv import OBSERVE_TIMEOUT
-from reconciler.observe.errors import ParseError
-from reconciler.observe.facts import CommandRunner, FactProvider, NodeFacts, PassContext, failure, file_problem, missing
-from reconciler.observe.providers import (
-    DRBD_TOP_CONFIG,
-    FACT_PROVIDERS,
-    observe_dm,
-    observe_drbd,
-    with_split_brain_markers,
-)
-from reconciler.observe.versions import ToolVersions, probe_versions
+from reconciler.observe import blkid
+from reconciler.observe.timeout import OBSERVE_TIMEOUT
+from reconciler.observe.versions import probe_versions
 
 DEFAULT_OWNED_DIRS = ("/etc/drbd.d", "/etc/xen")
 OWNED_SUFFIXES = (".res", ".cfg")
@@ -94,7 +100,7 @@ class Observer:
                  providers: Sequence[FactProvider] = FACT_PROVIDERS) -> None:
         """``versions``: tool versions already known (e.g. remembered by an earlier command); not probed then.
 
-        ``providers``: the backends a pass reads, in order (:data:`~reconciler.observe.providers.FACT_PROVIDERS`)."""
+        ``providers``: the backends a pass reads, in order (:data:`~reconciler.backends.registry.FACT_PROVIDERS`)."""
         self.host = host
         self.providers = tuple(providers)
         self.owned_dirs = tuple(owned_dirs)

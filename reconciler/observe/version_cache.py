@@ -16,8 +16,8 @@ import os
 import shutil
 from pathlib import Path
 
+from reconciler.core.facts import ToolVersions
 from reconciler.model.observed import ToolStatus
-from reconciler.observe.versions import ToolVersions
 
 CACHE_DIR = Path("/run/reconciler")
 CACHE_FILE = "tool-versions.json"

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
+from reconciler.backends.lvm import parse as lvm
+from reconciler.core.facts import ToolVersions
+from reconciler.core.parse_error import ParseError
 from reconciler.host.base import CommandResult
 from reconciler.model.observed import ToolStatus
-from reconciler.observe import lvm
-from reconciler.observe.errors import ParseError
 
 LVM_VERSION_ARGV = lvm.VERSION_ARGV
 DMSETUP_VERSION_ARGV = ("dmsetup", "version")
@@ -23,19 +23,6 @@ VERSION_PROBES = (LVM_VERSION_ARGV, DMSETUP_VERSION_ARGV, DRBDADM_VERSION_ARGV)
 _DM_LIBRARY_RE = re.compile(r"^Library version:\s*(\S+)", re.MULTILINE)
 _DM_DRIVER_RE = re.compile(r"^Driver version:\s*(\S+)", re.MULTILINE)
 _DRBDADM_RE = re.compile(r"^DRBDADM_VERSION=(\S+)\s*$", re.MULTILINE)
-
-
-@dataclass(frozen=True)
-class ToolVersions:
-    lvm: str | None = None
-    dmsetup: str | None = None
-    drbd_utils: ToolStatus = field(
-        default_factory=lambda: ToolStatus(name="drbdadm", state="missing", detail="not probed"))
-
-    @property
-    def answered(self) -> bool:
-        """False when no probe told anything (a node down or unreachable): worth asking again later."""
-        return self.lvm is not None or self.dmsetup is not None or self.drbd_utils.state != "failed"
 
 
 def parse_dmsetup_version(text: str) -> str | None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from reconciler.ownership import LV_TAG
-from reconciler.plan import actions as A
-from reconciler.plan.builder import VmBuilder
-from reconciler.plan.domain import plan_shutdown
-from reconciler.plan.safety import dm_ownership_refusal, lv_ownership_refusal
+from reconciler.backends.dm import commands as dm
+from reconciler.backends.lvm import commands as lvm
+from reconciler.core.domain_steps import plan_shutdown
+from reconciler.core.safety import dm_ownership_refusal, lv_ownership_refusal
+from reconciler.core.vm_builder import VmBuilder
+from reconciler.ownership import LV_TAG, dm_uuid
 
 
 def plan_deletion(b: VmBuilder) -> None:
@@ -38,8 +39,8 @@ def plan_deletion(b: VmBuilder) -> None:
     dev = observed.dm(vm.stripe.name) if vm.stripe is not None else None
     if vm.stripe is not None and dev is not None:
         unstripe = b.add("remove-stripe", vm.stripe.key, "delete", f"remove stripe {vm.stripe.name}",
-                         commands=(A.dmsetup_remove(vm.stripe.name),), depends_on=(down,), destructive=True,
-                         refused=dm_ownership_refusal(vm.stripe.name, dev, A.dm_uuid(vm.stripe.name)) or "")
+                         commands=(dm.dmsetup_remove(vm.stripe.name),), depends_on=(down,), destructive=True,
+                         refused=dm_ownership_refusal(vm.stripe.name, dev, dm_uuid(vm.stripe.name)) or "")
     for lv in vm.lvs:
         found = observed.lv(lv.vg, lv.name)
         if found is None:
@@ -47,7 +48,7 @@ def plan_deletion(b: VmBuilder) -> None:
         after = (unstripe, down) if lv.purpose == "data" else (stop,)
         refused = lv_ownership_refusal(lv.vg, lv.name, found, uuid=found.uuid or "", tag=LV_TAG) or ""
         b.add("remove-lv", lv.key, "delete", f"remove LV {lv.vg}/{lv.name} and its data",
-              commands=(A.lvremove(lv.vg, lv.name),), depends_on=after, destructive=True, identity=found.uuid or "",
+              commands=(lvm.lvremove(lv.vg, lv.name),), depends_on=after, destructive=True, identity=found.uuid or "",
               refused=refused)
 
 

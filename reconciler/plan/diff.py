@@ -4,34 +4,30 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
-from reconciler.backends.registry import DEFAULT_BACKENDS, Backends
+from reconciler.backends.dm.plan import plan_stripe
+from reconciler.backends.drbd.plan import plan_drbd, plan_role
+from reconciler.backends.drbd.quorum import plan_quorum_loss
+from reconciler.backends.drbd.splitbrain_plan import plan_split_brain
+from reconciler.backends.lvm.plan import plan_lvs
+from reconciler.backends.registry import DEFAULT_BACKENDS
+from reconciler.backends.xen.plan import plan_xen_config
+from reconciler.core.action_order import order_actions
+from reconciler.core.action_registry import kinds_where, spec
+from reconciler.core.actions import Action
+from reconciler.core.domain_steps import handover, plan_live_changes, plan_shutdown, plan_start
+from reconciler.core.observed_index import ObservedIndex
+from reconciler.core.peer_view import PeerView, failed_over_away
+from reconciler.core.plan_model import Note, Plan, PlannedResource, VmRefusal
+from reconciler.core.safety import mass_delete_refusal
+from reconciler.core.seams import Backends
+from reconciler.core.vm_builder import VmBuilder
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode
-from reconciler.plan.actions import Action
-from reconciler.plan.builder import VmBuilder
 from reconciler.plan.deletion import plan_absent, plan_deletion
-from reconciler.plan.domain import (
-    handover,
-    plan_live_changes,
-    plan_make_fs,
-    plan_make_swaps,
-    plan_shutdown,
-    plan_start,
-    plan_xen_config,
-)
-from reconciler.plan.drbd import plan_drbd, plan_role
+from reconciler.plan.filesystem import plan_make_fs, plan_make_swaps
 from reconciler.plan.health import assess
 from reconciler.plan.identity import Holders, identity_refusal
-from reconciler.plan.index import ObservedIndex
-from reconciler.plan.model import Note, Plan, PlannedResource, VmRefusal
-from reconciler.plan.order import order_actions
 from reconciler.plan.orphans import find_orphans
-from reconciler.plan.peer import PeerView, failed_over_away
-from reconciler.plan.quorum import plan_quorum_loss
-from reconciler.plan.registry import kinds_where, spec
-from reconciler.plan.safety import mass_delete_refusal
-from reconciler.plan.splitbrain import plan_split_brain
-from reconciler.plan.storage import plan_lvs, plan_stripe
 from reconciler.plan.takeover import hold_until_owned
 
 REMOVAL_KINDS = kinds_where("removes")
@@ -64,7 +60,7 @@ def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | 
         if refusal:
             refused_vms.append(VmRefusal(vm=vm.name, reason=refusal))
             continue
-        b = VmBuilder(vm, index, peer, drbd_changes or {}, backends)
+        b = VmBuilder(vm, index, peer, backends, drbd_changes or {})
         if vm.lifecycle == "deleted":
             plan_deletion(b)
             if any(a.kind in REMOVAL_KINDS for a in b.actions):

@@ -11,13 +11,13 @@ observation + plan in, conditions out.
 
 from __future__ import annotations
 
+from reconciler.backends.drbd.quorum import quorum_lost
+from reconciler.backends.drbd.splitbrain_plan import describe_incident, incident_of, recovery_hint
+from reconciler.core.peer_view import PeerView, failed_over_away
+from reconciler.core.plan_model import Plan
 from reconciler.model.desired import DesiredNode, DesiredVm
 from reconciler.model.observed import DomainState, DrbdResourceState, ObservedNode
 from reconciler.model.status import Condition, PeerTakeover
-from reconciler.plan.model import Plan
-from reconciler.plan.peer import PeerView, failed_over_away
-from reconciler.plan.quorum import quorum_lost
-from reconciler.plan.splitbrain import describe_incident, incident_of, recovery_hint
 
 
 def assess(desired: DesiredNode, observed: ObservedNode, plan: Plan,

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from reconciler.backends.dm.plan import leg_matches, parse_striped
+from reconciler.backends.drbd.conf import ConfigIdentity, config_identities
+from reconciler.core.observed_index import ObservedIndex
+from reconciler.core.parse_error import ParseError
+from reconciler.core.safety import dm_adoption_refusal
 from reconciler.model.desired import DesiredVm
-from reconciler.observe.drbdconf import ConfigIdentity, config_identities
-from reconciler.observe.errors import ParseError
 from reconciler.ownership import LV_TAG, dm_uuid
-from reconciler.plan.index import ObservedIndex
-from reconciler.plan.safety import dm_adoption_refusal
-from reconciler.plan.storage import leg_matches, parse_striped
 
 HOW = ("identities of an existing VM never change in place: to move its data, create a new VM and copy the data "
        "over, or delete this one first (lifecycle: deleted, then a new file)")

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 
+from reconciler.core.plan_model import Note
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode
 from reconciler.ownership import is_our_dm_uuid
-from reconciler.plan.model import Note
 
 _OUR_LV = re.compile(r"^(root|swap)(\d+)(?:[-_].*)?$")
 _OWNED_FILE = re.compile(r"^/etc/(drbd\.d/[^/]+\.res|xen/[^/]+\.cfg)$")

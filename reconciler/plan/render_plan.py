@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from reconciler.plan.model import Plan
+from reconciler.core.plan_model import Plan
 
 LEGEND = "+ create   ~ change   - delete   ! refused (left alone)   = waiting (requeued)"
 

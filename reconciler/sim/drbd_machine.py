@@ -18,7 +18,7 @@ import hashlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from reconciler.observe.splitbrain import SplitBrainMarker, marker_path, marker_text
+from reconciler.backends.drbd.splitbrain_markers import SplitBrainMarker, marker_path, marker_text
 from reconciler.sim import state as simstate
 from reconciler.sim.drbd_config import ResourceConfig
 from reconciler.sim.state import State

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.apply.classify import classify
 from reconciler.host.base import CommandResult
-from reconciler.host.classify import classify
 from tests.conftest import read_capture
 
 

@@ -113,8 +113,8 @@ def test_invalid_desired_state_is_an_error(fresh: Path, tmp_path: Path, capsys: 
 
 def test_terminal_progress_rewrites_one_line() -> None:
     from reconciler.apply.progress import LineProgress, TerminalProgress, progress_for
+    from reconciler.core.actions import Action
     from reconciler.model.status import ActionRecord
-    from reconciler.plan.actions import Action
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:

@@ -9,8 +9,8 @@ import pytest
 from reconciler.apply.executor import ApplyOptions, apply_plan
 from reconciler.apply.journal import DEFAULT_JOURNAL_PATH
 from reconciler.apply.retry import RetryPolicy
+from reconciler.core.plan_model import Plan
 from reconciler.plan.diff import plan_node
-from reconciler.plan.model import Plan
 from tests.apply.fakes import FakeHost, Killed, fail, lvs_report, ok
 from tests.plan.factories import converged, drbd_state, empty_observed, make_node, make_vm
 

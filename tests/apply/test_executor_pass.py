@@ -9,13 +9,13 @@ import pytest
 
 from reconciler.apply.executor import apply_plan
 from reconciler.apply.journal import DEFAULT_JOURNAL_PATH
+from reconciler.core.actions import Action
+from reconciler.core.plan_model import Note, Plan
 from reconciler.host.base import CommandResult
 from reconciler.model.observed import DmDevice, ToolStatus
 from reconciler.model.status import ActionRecord
 from reconciler.observe.observer import Observer
-from reconciler.plan.actions import Action
 from reconciler.plan.diff import plan_node
-from reconciler.plan.model import Note, Plan
 from tests.apply.fakes import FakeHost, Killed, fail
 from tests.apply.test_executor import VirtualClock, fresh_plan, options, start_host, start_plan
 from tests.plan.factories import converged, make_node, make_vm

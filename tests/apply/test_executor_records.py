@@ -9,10 +9,10 @@ import pytest
 
 from reconciler.apply.executor import apply_plan
 from reconciler.apply.journal import DEFAULT_JOURNAL_PATH
+from reconciler.core.plan_model import Plan
 from reconciler.host.base import CommandResult, HostFileError
 from reconciler.model.status import ActionRecord
 from reconciler.plan.diff import plan_node
-from reconciler.plan.model import Plan
 from tests.apply.fakes import FakeHost, Killed, Responder, fail
 from tests.apply.test_executor import LEG_UUIDS, VirtualClock, _lvs, fresh_plan, options, start_host, start_plan
 from tests.plan.factories import converged, make_node, make_vm

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from reconciler.apply.executor import ApplyOptions, apply_plan
 from reconciler.apply.retry import RetryPolicy
+from reconciler.core.plan_model import Plan
 from reconciler.host.base import CommandResult
 from reconciler.plan.diff import plan_node
-from reconciler.plan.model import Plan
 from tests.apply.fakes import FakeHost, lvs_report, ok
 from tests.plan.factories import converged, drbd_state, make_node, make_vm
 

@@ -10,11 +10,11 @@ from collections.abc import Iterable
 
 from reconciler.apply.executor import ApplyOptions, apply_plan
 from reconciler.apply.retry import RetryPolicy
+from reconciler.core.plan_model import Plan
 from reconciler.host.base import CommandResult
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import DmDevice, DmTarget, LogicalVolume
 from reconciler.plan.diff import plan_node
-from reconciler.plan.model import Plan
 from tests.apply.fakes import FakeHost, Responder, ok
 from tests.plan.factories import GIB, converged, make_node, make_vm
 

@@ -10,13 +10,13 @@ import pytest
 from reconciler.apply.executor import ApplyOptions, apply_plan
 from reconciler.apply.lastlook import MOUNTS_FILE, LastLook
 from reconciler.apply.retry import RetryPolicy
+from reconciler.core.plan_model import Plan
 from reconciler.host.base import CommandResult, HostFileError
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import DrbdResourceState
 from reconciler.names import UnsafeNameError
 from reconciler.observe.observer import Observer
 from reconciler.plan.diff import plan_node
-from reconciler.plan.model import Plan
 from tests.apply.fakes import FakeHost, Responder, fail, lvs_report, ok
 from tests.plan.factories import converged, drbd_state, make_node, make_vm
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reconciler.apply.undo import undo_failed
-from reconciler.plan.actions import Action, Command
+from reconciler.core.actions import Action, Command
 from tests.apply.fakes import FakeHost, fail, ok
 
 pytestmark = pytest.mark.timeout(30)

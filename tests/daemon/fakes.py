@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler.core.actions import Action, ActionKind
+from reconciler.core.peer_view import PeerView
+from reconciler.core.plan_model import Plan, PlannedResource
 from reconciler.daemon.engine import ActionHooks, ApplyOutcome
 from reconciler.model.desired import DesiredDrbd, DesiredNode, DesiredVm, DrbdHost
 from reconciler.model.observed import (
@@ -17,9 +20,6 @@ from reconciler.model.observed import (
     ObservedNode,
 )
 from reconciler.model.status import ActionRecord, ResourceStatus, RevisionInfo
-from reconciler.plan.actions import Action, ActionKind
-from reconciler.plan.model import Plan, PlannedResource
-from reconciler.plan.peer import PeerView
 from reconciler.source.gitsource import LoadedRevision, SourceView
 
 SHA_A = "a" * 40

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from reconciler.core.plan_model import Plan
 from reconciler.daemon import status_store
 from reconciler.daemon.config import DaemonConfig
 from reconciler.daemon.control import send_command
@@ -15,7 +16,6 @@ from reconciler.daemon.engine import ActionHooks, ApplyOutcome
 from reconciler.daemon.runtime import Daemon
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode
-from reconciler.plan.model import Plan
 from tests.daemon.fakes import FakeEngine
 from tests.source.gitrepo import WorkRepo
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli.cmd_status import render
+from reconciler.core.actions import Action, Command
 from reconciler.daemon.escalation import (
     FAILED_REBOOT_HOLD_SECONDS,
     REBOOT_AFTER_SECONDS,
@@ -17,7 +18,6 @@ from reconciler.daemon.escalation import (
 from reconciler.model.desired import DemoteEscalation, DesiredNode, DesiredVm
 from reconciler.model.observed import DrbdResourceState, ObservedNode
 from reconciler.model.status import ActionRecord, EscalationStatus, NodeStatus
-from reconciler.plan.actions import Action, Command
 from tests.plan.factories import converged, make_node, make_vm
 
 pytestmark = pytest.mark.timeout(30)

@@ -3,6 +3,8 @@ Pure functions on plans built by the real planner from hand-made observations.""
 
 from __future__ import annotations
 
+from reconciler.core.actions import Action
+from reconciler.core.plan_model import Plan
 from reconciler.daemon.gating import (
     BOOT_GATED,
     NEEDS_PEER_AT_REVISION,
@@ -16,9 +18,7 @@ from reconciler.daemon.gating import (
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode
 from reconciler.model.status import PeerStatus
-from reconciler.plan.actions import Action
 from reconciler.plan.diff import plan_node
-from reconciler.plan.model import Plan
 from tests.plan.factories import converged, drbd_state, make_node, make_vm
 
 REV = "b" * 40
@@ -232,7 +232,7 @@ def test_every_peer_behind_or_unseen_is_named() -> None:
 def test_a_changed_drbd_config_is_written_only_together_with_the_adjust_that_applies_it() -> None:
     # Written alone, the file would match the desired state while the kernel still ran the old settings, and
     # the next pass would find nothing to do and call the node converged (seen in the lab, scenario 8).
-    from reconciler.observe.config_semantics import OWN_MARK
+    from reconciler.core.own_mark import OWN_MARK
 
     desired = make_node(make_vm(100))
     (vm,) = desired.vms

@@ -13,9 +13,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from reconciler.backends.drbd.drbd9 import parse_status_json
 from reconciler.metrics.drbd_metrics import drbd_metrics
 from reconciler.model.observed import DrbdState, ObservedNode
-from reconciler.observe.drbd9 import parse_status_json
 from tests.metrics.scrape import Samples, parse, value
 
 SAMPLE = Path("drbd-test-data") / "ha_cluster_exporter"

@@ -11,8 +11,11 @@ import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from reconciler.backends.dm import parse as dmsetup
+from reconciler.backends.drbd import drbd9
+from reconciler.backends.lvm import parse as lvm
+from reconciler.backends.xen import xl
 from reconciler.host.base import DEFAULT_TIMEOUT, EXIT_NOT_FOUND, CommandResult, HostFileError
-from reconciler.observe import dmsetup, drbd9, lvm, xl
 from reconciler.observe.versions import DMSETUP_VERSION_ARGV, DRBDADM_VERSION_ARGV, LVM_VERSION_ARGV
 
 GIB = 1024**3

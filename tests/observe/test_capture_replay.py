@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.backends.lvm import parse as lvm
+from reconciler.backends.xen import xl
 from reconciler.host.base import Host, HostFileError
 from reconciler.host.capture import INDEX_NAME, CapturingHost
 from reconciler.host.replay import ReplayError, ReplayHost
-from reconciler.observe import lvm, xl
 from reconciler.observe.observer import Observer
 from tests.observe.scripted import Answer, full_node
 

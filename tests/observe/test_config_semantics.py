@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from reconciler.observe.config_semantics import drbd_differences, hand_written, parse_xl, xl_differences
+from reconciler.backends.drbd.config_meaning import drbd_differences, hand_written_resource
+from reconciler.backends.xen.config_meaning import hand_written_domain, parse_xl, xl_differences
 
 HAND = """\
 resource vm100 {
@@ -61,12 +62,12 @@ def test_an_unreadable_file_is_a_difference_not_an_error() -> None:
 
 
 def test_hand_written_means_no_header_and_the_resource_or_domain_defined() -> None:
-    assert hand_written(HAND, drbd_resource="vm100")
-    assert not hand_written(RENDERED, drbd_resource="vm100")
-    assert not hand_written("# edited\n", drbd_resource="vm100")
-    assert not hand_written(HAND, drbd_resource="vm101")
-    assert hand_written('name = "vm100"\n', domain="vm100")
-    assert not hand_written('name = "other"\n', domain="vm100")
+    assert hand_written_resource(HAND, "vm100")
+    assert not hand_written_resource(RENDERED, "vm100")
+    assert not hand_written_resource("# edited\n", "vm100")
+    assert not hand_written_resource(HAND, "vm101")
+    assert hand_written_domain('name = "vm100"\n', "vm100")
+    assert not hand_written_domain('name = "other"\n', "vm100")
 
 
 def test_xl_defaults_and_vif_order_do_not_count() -> None:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.observe.drbdconf import drbd_layout
-from reconciler.observe.errors import ParseError
+from reconciler.backends.drbd.conf import drbd_layout
+from reconciler.core.parse_error import ParseError
 
 CLASSIC = """resource vm100 {
   protocol C;

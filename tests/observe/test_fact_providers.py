@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from reconciler.backends.dm import parse as dmsetup
+from reconciler.backends.drbd import drbd9
+from reconciler.backends.lvm import parse as lvm
+from reconciler.backends.registry import FACT_PROVIDERS
+from reconciler.backends.xen import xl
+from reconciler.core.facts import FactProvider, NodeFacts, PassContext
 from reconciler.model.observed import ToolStatus
-from reconciler.observe import dmsetup, drbd9, lvm, xl
-from reconciler.observe.facts import FactProvider, NodeFacts, PassContext
 from reconciler.observe.observer import Observer
-from reconciler.observe.providers import FACT_PROVIDERS
 from tests.observe.scripted import Answer, full_node
 
 PASS_ARGVS = [lvm.VGS_ARGV, lvm.LVS_ARGV, dmsetup.INFO_ARGV, dmsetup.TABLE_ARGV, drbd9.STATUS_ARGV,

@@ -12,9 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.backends.drbd.splitbrain_markers import (
+    MARKER_DIR,
+    SplitBrainMarker,
+    current_uuid,
+    incident_id,
+    parse_marker,
+)
 from reconciler.host.replay import ReplayHost
 from reconciler.observe.observer import Observer
-from reconciler.observe.splitbrain import MARKER_DIR, SplitBrainMarker, current_uuid, incident_id, parse_marker
 from reconciler.sim import drbd
 from reconciler.sim.host import SimHost
 from tests.conftest import read_capture

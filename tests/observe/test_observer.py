@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from reconciler.backends.dm import parse as dmsetup
+from reconciler.backends.drbd import drbd9
+from reconciler.backends.lvm import parse as lvm
+from reconciler.backends.xen import xl
 from reconciler.host.base import EXIT_TIMEOUT, CommandResult
 from reconciler.model.observed import Signature
 from reconciler.names import UnsafeNameError
-from reconciler.observe import blkid, dmsetup, drbd9, lvm, xl
+from reconciler.observe import blkid
 from reconciler.observe.observer import MAX_COMMANDS_PER_PASS, Observer, ProbeError
 from reconciler.observe.versions import VERSION_PROBES
 from tests.observe.scripted import GIB, Answer, ScriptedHost, full_node, storage_answers

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler.observe import drbd9, lvm, xl
+from reconciler.backends.drbd import drbd9
+from reconciler.backends.lvm import parse as lvm
+from reconciler.backends.xen import xl
 from reconciler.observe.observer import Observer
 from reconciler.observe.versions import LVM_VERSION_ARGV
 from tests.conftest import read_capture

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from reconciler.backends.lvm.argv import LVS_ARGV, VGS_ARGV
 from reconciler.host.prefetch import PrefetchingHost
-from reconciler.observe.argv import LVS_ARGV, OBSERVE_TIMEOUT, VGS_ARGV
 from reconciler.observe.observer import Observer
+from reconciler.observe.timeout import OBSERVE_TIMEOUT
 from tests.observe.scripted import full_node
 
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.daemon.splitbrain import peer_from_env, record_split_brain
-from reconciler.model.observed import DrbdState
-from reconciler.observe.errors import ParseError
-from reconciler.observe.splitbrain import (
+from reconciler.backends.drbd.splitbrain_markers import (
     SplitBrainMarker,
     apply_markers,
     marker_path,
     marker_text,
     parse_marker,
 )
+from reconciler.core.parse_error import ParseError
+from reconciler.daemon.splitbrain import peer_from_env, record_split_brain
+from reconciler.model.observed import DrbdState
 from tests.apply.fakes import FakeHost, ok
 from tests.plan.factories import drbd_state
 

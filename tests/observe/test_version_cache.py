@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.core.facts import ToolVersions
 from reconciler.model.observed import ToolStatus
 from reconciler.observe import version_cache
-from reconciler.observe.versions import ToolVersions
 
 KNOWN = ToolVersions(lvm="2.03.16", dmsetup="1.02.185 (driver 4.48.0)",
                      drbd_utils=ToolStatus(name="drbdadm", state="available", version="9.22.0"))

@@ -72,6 +72,6 @@ def test_missing_and_broken_tools_give_no_version_and_no_exception() -> None:
 
 
 def test_real_lvm_version_output(real_outputs: Path) -> None:
-    from reconciler.observe.lvm import parse_lvm_version
+    from reconciler.backends.lvm.parse import parse_lvm_version
 
     assert parse_lvm_version((real_outputs / "captured-here" / "lvm-version.txt").read_text()) == "2.03.16"

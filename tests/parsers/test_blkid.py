@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from reconciler.core.parse_error import ParseError
 from reconciler.names import UnsafeNameError
 from reconciler.observe import blkid
-from reconciler.observe.errors import ParseError
 
 
 def test_argv_validates_the_device() -> None:

@@ -13,8 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.observe import blkid, dmsetup, drbd9, events2, lvm, procdrbd, xl
-from reconciler.observe.errors import ParseError
+from reconciler.backends.dm import parse as dmsetup
+from reconciler.backends.drbd import drbd9, events2, procdrbd
+from reconciler.backends.lvm import parse as lvm
+from reconciler.backends.xen import xl
+from reconciler.core.parse_error import ParseError
+from reconciler.observe import blkid
 from tests.conftest import read_capture
 
 # Files no parser of this package reads, with the reason. Anything else in the corpus must be covered below.

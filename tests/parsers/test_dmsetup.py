@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from reconciler.backends.dm import parse as dmsetup
+from reconciler.core.parse_error import ParseError
 from reconciler.model.observed import DmTarget
-from reconciler.observe import dmsetup
-from reconciler.observe.errors import ParseError
 from reconciler.ownership import dm_uuid, is_our_dm_uuid
 
 TABLE_ALL = """\

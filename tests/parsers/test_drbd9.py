@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.observe import drbd9
-from reconciler.observe.errors import ParseError
+from reconciler.backends.drbd import drbd9
+from reconciler.core.parse_error import ParseError
 
 # A two-node resource during a resync, in the layout drbdsetup prints (sync details present).
 SYNCING = """\

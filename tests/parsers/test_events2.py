@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from reconciler.backends.drbd import events2
+from reconciler.core.parse_error import ParseError
 from reconciler.model.observed import DrbdState
-from reconciler.observe import events2
-from reconciler.observe.errors import ParseError
 
 NOW_STATISTICS = "\n".join(
     [

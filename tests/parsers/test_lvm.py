@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.observe import lvm
-from reconciler.observe.errors import ParseError
+from reconciler.backends.lvm import parse as lvm
+from reconciler.core.parse_error import ParseError
 
 LVS_TWO_LVS = """\
   {

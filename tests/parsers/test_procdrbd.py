@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.observe import procdrbd
-from reconciler.observe.errors import ParseError
+from reconciler.backends.drbd import procdrbd
+from reconciler.core.parse_error import ParseError
 
 PROC_84 = """\
 version: 8.4.11 (api:1/proto:86-101)

@@ -10,9 +10,13 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reconciler.backends.dm import parse as dmsetup
+from reconciler.backends.drbd import drbd9, events2, procdrbd
+from reconciler.backends.lvm import parse as lvm
+from reconciler.backends.xen import xl
+from reconciler.core.parse_error import ParseError
 from reconciler.model.observed import DrbdState
-from reconciler.observe import blkid, dmsetup, drbd9, events2, lvm, procdrbd, xl
-from reconciler.observe.errors import ParseError
+from reconciler.observe import blkid
 from tests.parsers import test_dmsetup as dmsetup_cases
 from tests.parsers import test_drbd9 as drbd9_cases
 from tests.parsers import test_events2 as events2_cases

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from reconciler.observe import xl
-from reconciler.observe.errors import ParseError
+from reconciler.backends.xen import xl
+from reconciler.core.parse_error import ParseError
 
 XL_LIST = """\
 Name                                        ID   Mem VCPUs      State   Time(s)

@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
-from reconciler.backends.base import Argv
-from reconciler.backends.drbd import DrbdReplicator
-from reconciler.backends.registry import DEFAULT_BACKENDS, HYPERVISORS, REPLICATORS, Backends
-from reconciler.backends.xen import XenHypervisor
+from reconciler.backends.drbd.replicator import DrbdReplicator
+from reconciler.backends.registry import DEFAULT_BACKENDS, HYPERVISORS, REPLICATORS
+from reconciler.backends.xen.hypervisor import XenHypervisor
+from reconciler.core.seams import Argv, Backends
 from reconciler.daemon.shutdown import shutdown_node
 from reconciler.names import UnsafeNameError
 from reconciler.plan.diff import plan_node

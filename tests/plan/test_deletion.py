@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from reconciler.apply.executor import ApplyOptions, apply_plan
 from reconciler.apply.retry import RetryPolicy
+from reconciler.core.actions import Action
+from reconciler.core.plan_model import Plan
 from reconciler.host.base import CommandResult
 from reconciler.model.observed import ObservedNode
-from reconciler.plan.actions import Action
 from reconciler.plan.diff import plan_node
-from reconciler.plan.model import Plan
 from tests.apply.fakes import FakeHost, Responder, fail, lvs_report, ok
 from tests.plan.factories import converged, make_node, make_vm
 

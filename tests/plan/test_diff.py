@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from reconciler.core.action_registry import spec
+from reconciler.core.peer_view import PeerView
+from reconciler.core.plan_model import Plan
 from reconciler.model.observed import (
     DmDevice,
     DmTarget,
@@ -12,9 +15,6 @@ from reconciler.model.observed import (
     ToolStatus,
 )
 from reconciler.plan.diff import plan_node
-from reconciler.plan.model import Plan
-from reconciler.plan.peer import PeerView
-from reconciler.plan.registry import spec
 from tests.plan.factories import GIB, converged, empty_observed, make_node, make_vm
 
 

@@ -9,12 +9,12 @@ from typing import Literal
 import pytest
 
 from reconciler.apply.result import pass_outcome, resource_statuses
+from reconciler.core.peer_view import PeerView
+from reconciler.core.plan_model import Plan
 from reconciler.model.desired import DesiredFailover, DesiredNode, Takeover
 from reconciler.model.observed import DomainState, ObservedNode
 from reconciler.model.status import ActionRecord, PeerTakeover
 from reconciler.plan.diff import plan_node
-from reconciler.plan.model import Plan
-from reconciler.plan.peer import PeerView
 from tests.plan.factories import converged, drbd_state, make_node, make_vm
 
 pytestmark = pytest.mark.timeout(30)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from reconciler.apply.result import pass_outcome, resource_statuses
+from reconciler.core.plan_model import Plan
 from reconciler.model.observed import DomainState, ObservedNode
 from reconciler.plan.diff import plan_node
-from reconciler.plan.model import Plan
 from tests.plan.factories import converged, drbd_state, make_node, make_vm
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from reconciler.core.actions import Action
+from reconciler.core.plan_model import Note, Plan
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import DomainState, DrbdConnectionState, ObservedNode
 from reconciler.model.status import Condition
-from reconciler.plan.actions import Action
 from reconciler.plan.health import assess
-from reconciler.plan.model import Note, Plan
 from tests.plan.factories import converged, drbd_state, make_node, make_vm
 
 EMPTY = Plan(node="erdbeere")

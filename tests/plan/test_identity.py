@@ -6,10 +6,10 @@ Each case is one of the destructive paths the simulator's leniency once hid: the
 
 from __future__ import annotations
 
+from reconciler.core.plan_model import Plan
 from reconciler.model.desired import DesiredLV, DesiredNode, DesiredVm
 from reconciler.model.observed import DmDevice, DrbdState, LogicalVolume, ObservedNode, OwnedFile
 from reconciler.plan.diff import plan_node
-from reconciler.plan.model import Plan
 from tests.plan.factories import GIB, converged, drbd_state, empty_observed, make_node, make_vm
 
 

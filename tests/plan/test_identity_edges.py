@@ -3,11 +3,11 @@ striping, an unreadable DRBD config, and what counts as a trace of an existing V
 
 from __future__ import annotations
 
+from reconciler.core.plan_model import Plan
 from reconciler.model.desired import DesiredLV, DesiredVm
 from reconciler.model.observed import DmDevice, DmTarget, DrbdState, LogicalVolume, ObservedNode, OwnedFile
 from reconciler.plan.diff import plan_node
 from reconciler.plan.identity import HOW
-from reconciler.plan.model import Plan
 from tests.plan.factories import GIB, converged, drbd_state, empty_observed, make_node, make_vm
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.plan.actions import Action
+from reconciler.core.action_order import PlanError, order_actions
+from reconciler.core.actions import Action
 from reconciler.plan.diff import plan_node
-from reconciler.plan.order import PlanError, order_actions
 from reconciler.plan.render_plan import render_json, render_text
 from tests.plan.factories import converged, empty_observed, make_node, make_vm
 

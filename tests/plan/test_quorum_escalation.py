@@ -10,12 +10,12 @@ import pytest
 
 from reconciler.apply.executor import ApplyOptions, apply_plan
 from reconciler.apply.retry import RetryPolicy
+from reconciler.core.actions import Action
+from reconciler.core.plan_model import Plan
 from reconciler.host.base import CommandResult
 from reconciler.model.desired import DemoteEscalation, DemoteFailureAction, DesiredNode, DesiredVm
 from reconciler.model.observed import DrbdResourceState, ObservedNode
-from reconciler.plan.actions import Action
 from reconciler.plan.diff import plan_node
-from reconciler.plan.model import Plan
 from tests.apply.fakes import FakeHost, fail
 from tests.plan.factories import converged, make_node, make_vm
 

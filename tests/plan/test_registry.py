@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import get_args
 
+from reconciler.core.action_registry import REGISTRY, kinds_where, spec
+from reconciler.core.actions import ActionKind
 from reconciler.daemon.gating import BOOT_GATED, NEEDS_PEER_AT_REVISION
-from reconciler.plan.actions import ActionKind
 from reconciler.plan.diff import REMOVAL_KINDS, plan_node
-from reconciler.plan.registry import REGISTRY, kinds_where, spec
 from tests.plan.factories import converged, empty_observed, make_node, make_vm
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.model.observed import DmDevice, LogicalVolume, Signature
-from reconciler.plan.safety import (
+from reconciler.core.safety import (
     GenerationIds,
     beneath_verdict,
     dm_ownership_refusal,
@@ -21,6 +20,7 @@ from reconciler.plan.safety import (
     start_domain_refusal,
     stripe_shrink_refusal,
 )
+from reconciler.model.observed import DmDevice, LogicalVolume, Signature
 from tests.plan.factories import GIB, drbd_state
 
 MIB = 1024**2

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from reconciler.core.safety import dm_adoption_refusal, lv_adoption_refusal, lvm_dm_name
 from reconciler.model.observed import DmDevice, DmTarget, LogicalVolume
-from reconciler.plan.safety import dm_adoption_refusal, lv_adoption_refusal, lvm_dm_name
 
 MIB = 1024**2
 GIB = 1024**3

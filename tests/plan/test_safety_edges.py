@@ -5,15 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.model.observed import (
-    DmDevice,
-    DrbdConnectionState,
-    DrbdPeerDeviceState,
-    DrbdResourceState,
-    LogicalVolume,
-    Signature,
-)
-from reconciler.plan.safety import (
+from reconciler.core.safety import (
     GenerationIds,
     beneath_verdict,
     dm_ownership_refusal,
@@ -28,6 +20,14 @@ from reconciler.plan.safety import (
     signature_verdict,
     start_domain_refusal,
     stripe_shrink_refusal,
+)
+from reconciler.model.observed import (
+    DmDevice,
+    DrbdConnectionState,
+    DrbdPeerDeviceState,
+    DrbdResourceState,
+    LogicalVolume,
+    Signature,
 )
 from tests.plan.factories import GIB, drbd_state
 

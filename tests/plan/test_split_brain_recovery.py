@@ -3,13 +3,13 @@ each node, and what it does (nothing, with a note) when it names no incident tha
 
 from __future__ import annotations
 
+from reconciler.backends.drbd.splitbrain_markers import incident_id
+from reconciler.core.peer_view import PeerView
+from reconciler.core.plan_model import Plan
+from reconciler.core.safety import split_brain_recovery_refusal
 from reconciler.model.desired import DesiredNode, SplitBrainRecovery
 from reconciler.model.observed import ObservedNode
-from reconciler.observe.splitbrain import incident_id
 from reconciler.plan.diff import plan_node
-from reconciler.plan.model import Plan
-from reconciler.plan.peer import PeerView
-from reconciler.plan.safety import split_brain_recovery_refusal
 from tests.plan.factories import converged, drbd_state, make_node, make_vm
 
 HERE = "8C5E0D1F2A3B4C5D:6E7F8091A2B3C4D4:0000000000000000:0000000000000000"

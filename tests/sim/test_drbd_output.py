@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from reconciler.observe.drbd9 import parse_status_json
-from reconciler.observe.events2 import parse_events, state_from_events
-from reconciler.observe.procdrbd import parse_proc_drbd
+from reconciler.backends.drbd.drbd9 import parse_status_json
+from reconciler.backends.drbd.events2 import parse_events, state_from_events
+from reconciler.backends.drbd.procdrbd import parse_proc_drbd
 from tests.conftest import read_capture
 from tests.sim.test_drbd_helpers import DrbdCluster, resource_text
 

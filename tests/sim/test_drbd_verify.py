@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.backends.drbd import events2, procdrbd
 from reconciler.model.observed import DrbdPeerDeviceState, DrbdResourceState
-from reconciler.observe import events2, procdrbd
 from reconciler.sim import drbd
 from tests.sim.test_drbd_helpers import DrbdCluster, resource_text
 

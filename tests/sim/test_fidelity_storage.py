@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.backends.dm import parse as dm_parser
+from reconciler.backends.lvm import parse as lvm_parser
+from reconciler.backends.xen import xl as xl_parser
 from reconciler.observe import blkid as blkid_parser
-from reconciler.observe import dmsetup as dm_parser
-from reconciler.observe import lvm as lvm_parser
-from reconciler.observe import xl as xl_parser
 from reconciler.ownership import is_our_dm_uuid
 from reconciler.sim.host import SimHost
 from tests.conftest import read_capture

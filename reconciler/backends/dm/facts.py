@@ -1,0 +1,40 @@
+"""Device-mapper's part of an observation pass: every device with its table, from two commands.
+
+The observer runs this provider in its registered order (:data:`reconciler.backends.registry.FACT_PROVIDERS`);
+the last look before a step reads the devices again through :func:`observe_dm`.
+"""
+
+from __future__ import annotations
+
+from reconciler.backends.dm import parse as dmsetup
+from reconciler.core.facts import CommandRunner, NodeFacts, PassContext, failure, missing
+from reconciler.core.parse_error import ParseError
+from reconciler.model.observed import DmDevice, ToolStatus
+
+
+def observe_dm(run: CommandRunner, version: str | None) -> tuple[ToolStatus, tuple[DmDevice, ...]]:
+    """``dmsetup info``, then ``dmsetup table``, merged per device."""
+    info = run(dmsetup.INFO_ARGV)
+    if info.not_found:
+        return missing("dmsetup", info, version), ()
+    if not info.ok:
+        return ToolStatus(name="dmsetup", state="failed", version=version, detail=failure(info)), ()
+    table = run(dmsetup.TABLE_ARGV)
+    if not table.ok:
+        return ToolStatus(name="dmsetup", state="failed", version=version, detail=failure(table)), ()
+    try:
+        devices = dmsetup.merge(dmsetup.parse_info(info.stdout), dmsetup.parse_table(table.stdout))
+    except ParseError as exc:
+        return ToolStatus(name="dmsetup", state="failed", version=version, detail=str(exc)), ()
+    return ToolStatus(name="dmsetup", state="available", version=version), tuple(devices)
+
+
+class DmFacts:
+    """Device-mapper devices with their tables."""
+
+    name = "dm"
+
+    def read(self, context: PassContext, facts: NodeFacts) -> None:
+        status, devices = observe_dm(context.run, context.versions.dmsetup)
+        facts.tools.append(status)
+        facts.dm_devices = devices

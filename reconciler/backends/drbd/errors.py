@@ -1,0 +1,24 @@
+"""What DRBD's failures say about the node's state: the messages that mean "wait", not "failed".
+
+A promotion refused because the peer is still Primary, or a step refused while a resync runs, succeeds later
+without the reconciler doing anything; the executor's classification (:mod:`reconciler.apply.classify`)
+requeues such a step without counting a failure.
+"""
+
+from __future__ import annotations
+
+import re
+
+# A state that will change without our doing anything (the peer demotes, a resync finishes, the peer
+# comes up): requeue without counting a failure.
+PRECONDITION_PATTERNS = (
+    re.compile(r"Multiple primaries not allowed", re.I),
+    re.compile(r"peer .*is (still )?primary", re.I),
+    re.compile(r"Need access to UpToDate data", re.I),
+    re.compile(r"No up-to-date disk|no UpToDate disk", re.I),
+    re.compile(r"Refusing to be Primary while peer is not outdated", re.I),
+    re.compile(r"State change was refused by peer", re.I),
+    re.compile(r"Resync (is )?running|resync in progress", re.I),
+    re.compile(r"Not connected|Need a connection|StandAlone", re.I),
+    re.compile(r"device is held open|Device is held open by someone", re.I),
+)

@@ -1,0 +1,143 @@
+"""DRBD's part of an observation pass: the kernel's resources, with the split-brain handler's records.
+
+DRBD 9 answers ``drbdsetup status``; DRBD 8.4 needs no command (``/proc/drbd`` and the owned ``.res`` files
+name its minors, sysfs their sizes). The observer runs :class:`DrbdFacts` in its registered order
+(:data:`reconciler.backends.registry.FACT_PROVIDERS`); the last look reads the resources again through
+:func:`observe_drbd` and :func:`with_split_brain_markers`.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+from reconciler.backends.drbd import drbd9, procdrbd
+from reconciler.backends.drbd import splitbrain_markers as splitbrain
+from reconciler.backends.drbd.conf import drbd_layout
+from reconciler.core.facts import CommandRunner, NodeFacts, PassContext, failure, file_problem, missing
+from reconciler.core.parse_error import ParseError
+from reconciler.host.base import Host, HostFileError
+from reconciler.host.replay import ReplayError
+from reconciler.model.observed import DrbdState, OwnedFile, ToolStatus
+
+DRBD_TOP_CONFIG = "/etc/drbd.conf"
+
+
+def observe_drbd(run: CommandRunner, host: Host, files: tuple[OwnedFile, ...]) -> tuple[ToolStatus, DrbdState]:
+    """``/proc/drbd``, then on DRBD 9 ``drbdsetup status``; DRBD 8.4 needs no command (see below)."""
+    try:
+        proc = host.read_file(procdrbd.PROC_DRBD_PATH)
+    except HostFileError as exc:
+        return ToolStatus(name="drbd", state="failed", detail=file_problem(exc, "read", procdrbd.PROC_DRBD_PATH)), \
+            DrbdState()
+    if proc is None:
+        return ToolStatus(name="drbd", state="missing",
+                          detail=f"no DRBD kernel module loaded ({procdrbd.PROC_DRBD_PATH} is absent)"), DrbdState()
+    try:
+        version = procdrbd.parse_version(proc)
+    except ParseError as exc:
+        return ToolStatus(name="drbd", state="failed", detail=str(exc)), DrbdState()
+    if version is None:
+        return ToolStatus(name="drbd", state="failed",
+                          detail=f"{procdrbd.PROC_DRBD_PATH} has no 'version:' line"), DrbdState()
+    if not version.startswith("9."):
+        return _observe_drbd84(proc, version, host, files)
+    status = run(drbd9.STATUS_ARGV)
+    if status.not_found:
+        return missing("drbd", status, version), DrbdState(kernel_version=version)
+    if not status.ok:
+        return ToolStatus(name="drbd", state="failed", version=version, detail=failure(status)), \
+            DrbdState(kernel_version=version)
+    try:
+        resources = drbd9.parse_status_json(status.stdout)
+    except ParseError as exc:
+        return ToolStatus(name="drbd", state="failed", version=version, detail=str(exc)), \
+            DrbdState(kernel_version=version)
+    return ToolStatus(name="drbd", state="available", version=version), \
+        DrbdState(kernel_version=version, resources=tuple(resources))
+
+
+def _observe_drbd84(proc: str, version: str, host: Host,
+                    files: tuple[OwnedFile, ...]) -> tuple[ToolStatus, DrbdState]:
+    """DRBD 8.4 shows minors only; the owned ``.res`` files name them (no command needed). /proc/drbd has no
+    sizes: each device's size comes from sysfs (a file read, not a command)."""
+    configs = [(f.path, f.content) for f in files
+               if (f.path.endswith(".res") or f.path == DRBD_TOP_CONFIG) and f.content is not None]
+    try:
+        layout = drbd_layout(configs, host.node)
+        peers = {resource: ",".join(names) for resource, names in layout.peer_names.items() if names}
+        state = procdrbd.to_drbd_state(procdrbd.parse_proc_drbd(proc), layout.minor_to_resource, peers)
+    except ParseError as exc:
+        return ToolStatus(name="drbd", state="failed", version=version, detail=str(exc)), \
+            DrbdState(kernel_version=version)
+    problems: list[str] = []
+    resources = tuple(res.model_copy(update={"devices": tuple(
+        dev.model_copy(update={"size_kib": _drbd84_size_kib(host, dev.minor, problems)}) for dev in res.devices)})
+        for res in state.resources)
+    status = ToolStatus(name="drbd", state="available", version=version, detail="; ".join(problems) or None)
+    return status, state.model_copy(update={"resources": resources})
+
+
+def _drbd84_size_kib(host: Host, minor: int, problems: list[str]) -> int | None:
+    """The device's size from ``/sys/devices/virtual/block/drbdN/size`` (512-byte sectors); None when unknown.
+
+    The real path, not /sys/block/drbdN: that is a symlink, and the host seam never follows one."""
+    path = procdrbd.sysfs_size_path(minor)
+    try:
+        text = host.read_file(path)
+    except HostFileError as exc:
+        problems.append(file_problem(exc, "read", path))
+        return None
+    if text is None:
+        return None
+    try:
+        return procdrbd.parse_sysfs_size(text, path) // 2
+    except ParseError as exc:
+        problems.append(str(exc))
+        return None
+
+
+def _read_split_brain_markers(host: Host) -> tuple[tuple[splitbrain.SplitBrainMarker, ...], list[str]]:
+    """The markers DRBD's split-brain handler left (files, no command); an unreadable one is reported."""
+    markers: list[splitbrain.SplitBrainMarker] = []
+    problems: list[str] = []
+    try:
+        names = host.list_dir(splitbrain.MARKER_DIR)
+    except HostFileError as exc:
+        return (), [file_problem(exc, "list", splitbrain.MARKER_DIR)]
+    except ReplayError:
+        return (), []  # a capture made before markers were read on a Connecting resource: none, as then
+    for name in names:
+        if not name.endswith(splitbrain.MARKER_SUFFIX):
+            continue
+        path = posixpath.join(splitbrain.MARKER_DIR, name)
+        try:
+            text = host.read_file(path)
+            if text is not None:
+                markers.append(splitbrain.parse_marker(text, path))
+        except (HostFileError, ParseError, ValueError) as exc:
+            problems.append(f"unreadable split-brain marker: {exc}")
+    return tuple(markers), problems
+
+
+def with_split_brain_markers(host: Host, status: ToolStatus, state: DrbdState) -> tuple[ToolStatus, DrbdState]:
+    """DRBD's state with the split-brain handler's records applied. Markers only matter while a connection is
+    down: StandAlone after a split brain, or Connecting again while one is being resolved (the peer's record
+    names the incident until both sides connect); a healthy node reads none."""
+    if all(c.connection_state == "Connected" for r in state.resources for c in r.connections):
+        return status, state
+    markers, marker_problems = _read_split_brain_markers(host)
+    state = splitbrain.apply_markers(state, markers)
+    if marker_problems:
+        status = status.model_copy(update={"detail": "; ".join(marker_problems)})
+    return status, state
+
+
+class DrbdFacts:
+    """DRBD's resources (kernel state, split-brain markers), and drbd-utils' probed version as its own tool."""
+
+    name = "drbd"
+
+    def read(self, context: PassContext, facts: NodeFacts) -> None:
+        status, state = with_split_brain_markers(context.host, *observe_drbd(context.run, context.host, context.files))
+        facts.tools += [status, context.versions.drbd_utils]
+        facts.drbd = state

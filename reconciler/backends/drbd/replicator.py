@@ -1,0 +1,68 @@
+"""DRBD through ``drbdadm``: the :class:`~reconciler.core.seams.Replicator` the reconciler has always used."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from reconciler.backends.drbd import config_meaning
+from reconciler.core.seams import Argv
+from reconciler.model.observed import DrbdResourceState, OwnedFile
+from reconciler.names import check_name
+
+DRBD_CONFIG_DIR = "/etc/drbd.d"
+
+
+def drbdadm(verb: str, resource: str, *options: str) -> Argv:
+    # Options follow the verb: drbdadm accepts them there and it reads like the manual.
+    return ("drbdadm", verb, *options, check_name(resource, "DRBD resource"))
+
+
+class DrbdReplicator:
+    name = "drbd"
+    tool = "drbd"
+
+    def config_path(self, resource: str) -> str:
+        return f"{DRBD_CONFIG_DIR}/{check_name(resource, 'DRBD resource')}.res"
+
+    def create_metadata_argv(self, resource: str) -> Argv:
+        # --force answers drbdadm's question only; the gate's signature probe has decided before.
+        return drbdadm("create-md", resource, "--force")
+
+    def up_argv(self, resource: str) -> Argv:
+        return drbdadm("up", resource)
+
+    def down_argv(self, resource: str) -> Argv:
+        return drbdadm("down", resource)
+
+    def adjust_argv(self, resource: str) -> Argv:
+        return drbdadm("adjust", resource)
+
+    def resize_argv(self, resource: str) -> Argv:
+        return drbdadm("resize", resource)
+
+    def promote_argv(self, resource: str, *, force: bool = False) -> Argv:
+        return drbdadm("primary", resource, *(("--force",) if force else ()))
+
+    def demote_argv(self, resource: str) -> Argv:
+        return drbdadm("secondary", resource)
+
+    def force_demote_argv(self, resource: str) -> Argv:
+        # drbdsetup, as drbd-reactor's promoter does: DRBD 9.1.7 and later demote an opened device with --force.
+        return ("drbdsetup", "secondary", "--force", check_name(resource, "DRBD resource"))
+
+    def connect_argv(self, resource: str, *, discard_my_data: bool = False) -> Argv:
+        return drbdadm("connect", resource, *(("--discard-my-data",) if discard_my_data else ()))
+
+    def peer_can_take_over(self, state: DrbdResourceState) -> bool:
+        return any(c.connection_state == "Connected" and c.peer_devices
+                   and all(p.peer_disk_state == "UpToDate" for p in c.peer_devices)
+                   for c in state.connections)
+
+    def hand_written(self, text: str, resource: str) -> bool:
+        return config_meaning.hand_written_resource(text, resource)
+
+    def defined_elsewhere(self, files: Iterable[OwnedFile], key: str, path: str) -> str:
+        return config_meaning.defined_elsewhere(files, key, path)
+
+    def config_differences(self, current: str, desired: str, source: str) -> list[str]:
+        return config_meaning.drbd_differences(current, desired, source)

@@ -1,0 +1,43 @@
+"""LVM's part of an observation pass: volume groups and logical volumes, from two reports.
+
+The observer runs this provider in its registered order (:data:`reconciler.backends.registry.FACT_PROVIDERS`);
+a missing or failing lvm2 is a tool status, and then no volume is reported (unknown, never none).
+"""
+
+from __future__ import annotations
+
+from reconciler.backends.lvm import parse as lvm
+from reconciler.core.facts import NodeFacts, PassContext, failure, missing
+from reconciler.core.parse_error import ParseError
+from reconciler.model.observed import ToolStatus
+
+
+class LvmFacts:
+    """Volume groups and logical volumes: ``vgs``, then ``lvs``."""
+
+    name = "lvm"
+
+    def read(self, context: PassContext, facts: NodeFacts) -> None:
+        version = context.versions.lvm
+        run = context.run
+        vgs = run(lvm.VGS_ARGV)
+        if vgs.not_found:
+            facts.tools.append(missing("lvm", vgs, version))
+            return
+        if not vgs.ok:
+            facts.tools.append(ToolStatus(name="lvm", state="failed", version=version, detail=failure(vgs)))
+            return
+        lvs = run(lvm.LVS_ARGV)
+        if not lvs.ok:
+            facts.tools.append(ToolStatus(name="lvm", state="failed", version=version, detail=failure(lvs)))
+            return
+        try:
+            groups = lvm.parse_vgs(vgs.stdout)
+            volumes = lvm.parse_lvs(lvs.stdout)
+        except ParseError as exc:
+            facts.tools.append(ToolStatus(name="lvm", state="failed", version=version, detail=str(exc)))
+            return
+        facts.tools.append(ToolStatus(name="lvm", state="available", version=version))
+        facts.volume_groups = groups
+        facts.logical_volumes = volumes
+

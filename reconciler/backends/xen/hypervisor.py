@@ -1,0 +1,51 @@
+"""Xen through ``xl``: the :class:`~reconciler.core.seams.Hypervisor` the reconciler has always used."""
+
+from __future__ import annotations
+
+from reconciler.backends.xen import config_meaning
+from reconciler.core.seams import Argv
+from reconciler.names import check_name
+
+XEN_CONFIG_DIR = "/etc/xen"
+
+
+class XenHypervisor:
+    name = "xen"
+    tool = "xl"
+
+    def config_path(self, domain: str) -> str:
+        return f"{XEN_CONFIG_DIR}/{check_name(domain, 'domain')}.cfg"
+
+    def start_argv(self, domain: str) -> Argv:
+        return ("xl", "create", self.config_path(domain))
+
+    def shutdown_argv(self, domain: str) -> Argv:
+        return ("xl", "shutdown", "-w", check_name(domain, "domain"))
+
+    def destroy_argv(self, domain: str) -> Argv:
+        return ("xl", "destroy", check_name(domain, "domain"))
+
+    def set_memory_argv(self, domain: str, mib: int) -> Argv:
+        return ("xl", "mem-set", check_name(domain, "domain"), f"{mib}m")
+
+    def set_vcpus_argv(self, domain: str, vcpus: int) -> Argv:
+        return ("xl", "vcpu-set", check_name(domain, "domain"), str(vcpus))
+
+    def watch_argv(self) -> Argv:
+        # Xen has no event stream the daemon can follow without a library: `xl list` is polled.
+        return ("xl", "list")
+
+    def state_signature(self, listing: str) -> str:
+        """Name and state of each domain from ``xl list`` (ids, memory, vcpus and CPU time left out)."""
+        rows = []
+        for line in listing.splitlines()[1:]:
+            words = line.split()
+            if len(words) >= 6:
+                rows.append(f"{' '.join(words[:-5])} {words[-2]}")
+        return "\n".join(sorted(rows))
+
+    def hand_written(self, text: str, domain: str) -> bool:
+        return config_meaning.hand_written_domain(text, domain)
+
+    def config_differences(self, current: str, desired: str, source: str) -> list[str]:
+        return config_meaning.xl_differences(current, desired, source)

@@ -1,0 +1,116 @@
+"""One entry per action kind: what the planner, the daemon's gates and the executor need to know about it.
+
+Every rule that differs by kind reads this table, so adding a kind means one entry here (a test fails
+when a kind has none) instead of edits to lists spread over the planner, the loop and the executor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from reconciler.core.actions import ActionKind
+
+ObservedTool = Literal["lvm", "dmsetup", "drbd", "xl", "files"]
+"""The part of the observation an action relies on: when it could not be read, the action is refused."""
+
+Precheck = Literal["signatures", "forced-promotion", "promotion", "not-mounted", "dm-ours", "lv-ours", "dm-adoptable",
+                   "lv-adoptable", "split-brain-incident", "quorum-lost"]
+"""Checks the executor makes right before running an action, from a fresh read of the node (the gate's
+last word; the plan may be seconds or minutes old by then):
+
+- ``signatures``: ``blkid -p`` on every device the action writes and every device beneath it.
+- ``forced-promotion``: DRBD's state and generation identifiers still show a brand-new pair.
+- ``promotion``: DRBD still shows that the peer is not Primary and cannot write.
+- ``not-mounted``: no disk of the domain is mounted in dom0.
+- ``dm-ours``: the dm device still carries the project's uuid.
+- ``lv-ours``: the LV still has the uuid the plan saw and carries the project's tag.
+- ``dm-adoptable``: the dm device still has no uuid and its live table still equals the desired one.
+- ``lv-adoptable``: the LV is still the one the plan saw, untagged, of the desired size and stripes.
+- ``split-brain-incident``: DRBD still shows the split brain the desired state names (StandAlone, and this
+  node's record with the peer's still names the same incident).
+- ``quorum-lost``: DRBD still shows the resource without quorum here (a destroy for lost quorum is never run
+  on a domain whose disk has quorum again); for ``reboot-node`` also still Primary (a node is never rebooted
+  for a resource that has been demoted or has quorum again).
+"""
+
+UndoCheck = Literal["unstarted-domain"]
+"""What the executor checks, after an action failed, before it runs the action's ``undo`` commands:
+
+- ``unstarted-domain``: a domain of that name exists, paused, with no CPU time at all: what `xl create`
+  leaves when it is killed before it unpauses the domain. Its guest never ran, so destroying it loses nothing.
+"""
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    tool: ObservedTool
+    timeout_s: float  # per command of the action
+    removes: bool = False  # takes something away: held whole by the mass-deletion guard
+    peer_revision: bool = False  # both DRBD sides must agree: waits until the peer applied the same revision
+    boot_gated: bool = False  # changes who runs a domain: never decided from a cached revision after a start
+    prechecks: tuple[Precheck, ...] = ()
+    undo_check: UndoCheck | None = None  # when the action fails: what proves its ``undo`` commands safe
+
+
+DEFAULT_TIMEOUT = 60.0
+
+REGISTRY: dict[ActionKind, KindSpec] = {
+    # Taking over what was made by hand: metadata only (a uuid, a tag); nothing is written to the devices.
+    "adopt-lv": KindSpec("lvm", DEFAULT_TIMEOUT, prechecks=("lv-adoptable",)),
+    "adopt-stripe": KindSpec("dmsetup", DEFAULT_TIMEOUT, prechecks=("dm-adoptable",)),
+    # lvcreate wipes signatures and zeroes the start, which touches the disk.
+    "create-lv": KindSpec("lvm", 300.0),
+    "extend-lv": KindSpec("lvm", DEFAULT_TIMEOUT),
+    "remove-lv": KindSpec("lvm", DEFAULT_TIMEOUT, removes=True, peer_revision=True, prechecks=("lv-ours",)),
+    "create-stripe": KindSpec("dmsetup", DEFAULT_TIMEOUT),
+    "reload-stripe": KindSpec("dmsetup", DEFAULT_TIMEOUT, prechecks=("dm-ours",)),
+    "resume-stripe": KindSpec("dmsetup", DEFAULT_TIMEOUT, prechecks=("dm-ours",)),
+    "remove-stripe": KindSpec("dmsetup", DEFAULT_TIMEOUT, removes=True, peer_revision=True, prechecks=("dm-ours",)),
+    "write-drbd-config": KindSpec("files", DEFAULT_TIMEOUT),
+    "remove-drbd-config": KindSpec("files", DEFAULT_TIMEOUT, removes=True, peer_revision=True),
+    "create-md": KindSpec("drbd", 300.0, prechecks=("signatures",)),
+    "drbd-up": KindSpec("drbd", DEFAULT_TIMEOUT),
+    "drbd-adjust": KindSpec("drbd", DEFAULT_TIMEOUT, peer_revision=True),
+    # An online resize resyncs the new area before it returns.
+    "drbd-resize": KindSpec("drbd", 900.0, peer_revision=True),
+    "drbd-down": KindSpec("drbd", DEFAULT_TIMEOUT, removes=True, peer_revision=True),
+    "promote": KindSpec("drbd", DEFAULT_TIMEOUT, boot_gated=True, prechecks=("promotion",)),
+    "promote-force-initial": KindSpec("drbd", DEFAULT_TIMEOUT, boot_gated=True, prechecks=("forced-promotion",)),
+    "demote": KindSpec("drbd", DEFAULT_TIMEOUT, boot_gated=True),
+    # Split brain resolved by commit: the discarding node demotes and drops its changes (destructive); the
+    # survivor only connects. Neither waits for the peer's revision: the incident itself is what both agree on.
+    "discard-my-data": KindSpec("drbd", DEFAULT_TIMEOUT, boot_gated=True, prechecks=("split-brain-incident",)),
+    "split-brain-connect": KindSpec("drbd", DEFAULT_TIMEOUT, prechecks=("split-brain-incident",)),
+    "make-fs": KindSpec("drbd", 900.0, prechecks=("signatures",)),
+    "make-swap": KindSpec("lvm", 300.0, prechecks=("signatures",)),
+    "write-xen-config": KindSpec("files", DEFAULT_TIMEOUT),
+    "remove-xen-config": KindSpec("files", DEFAULT_TIMEOUT, removes=True),
+    # Longer than the transient unit's TimeoutStartSec (300 s): on an emulated CPU under load a start took
+    # over 120 s in the lab. `xl create` killed mid-way leaves a paused domain that blocks every later start.
+    "start-domain": KindSpec("xl", 330.0, boot_gated=True, prechecks=("not-mounted",), undo_check="unstarted-domain"),
+    # `xl shutdown -w` waits for the guest to finish its own shutdown.
+    "shutdown-domain": KindSpec("xl", 330.0, boot_gated=True),
+    # A Primary that lost quorum: its disk fails or freezes every write, so a clean shutdown cannot finish,
+    # and the other side may take the VM over once its grace ends. Never boot-gated: it only stops.
+    "destroy-domain": KindSpec("xl", DEFAULT_TIMEOUT, prechecks=("quorum-lost",)),
+    # Its demotion: never boot-gated (it decides nothing from a revision and cannot make a second writer), and
+    # re-checked right before (quorum back: the node stays the VM's Primary and starts the domain again).
+    "quorum-demote": KindSpec("drbd", DEFAULT_TIMEOUT, prechecks=("quorum-lost",)),
+    # The last resort when a Primary without quorum cannot be stopped: the kernel forgets the role and the domain.
+    # `systemctl reboot` returns once systemd took the job; with --force --force the call never returns.
+    "reboot-node": KindSpec("drbd", DEFAULT_TIMEOUT, prechecks=("quorum-lost",)),
+    "set-domain-memory": KindSpec("xl", DEFAULT_TIMEOUT),
+    "set-domain-vcpus": KindSpec("xl", DEFAULT_TIMEOUT),
+}
+
+
+def spec(kind: ActionKind) -> KindSpec:
+    return REGISTRY[kind]
+
+
+def kinds_where(flag: Literal["removes", "peer_revision", "boot_gated"]) -> frozenset[ActionKind]:
+    return frozenset(kind for kind, entry in REGISTRY.items() if getattr(entry, flag))
+
+
+ALL_KINDS: tuple[ActionKind, ...] = get_args(ActionKind)

@@ -1,0 +1,108 @@
+"""The seam between the observer and the tools it reads: a :class:`FactProvider` per backend.
+
+The observer runs the registered providers in order (:data:`reconciler.backends.registry.FACT_PROVIDERS`);
+each one runs its commands through the pass's :class:`CommandRunner`, parses what they print, and writes its
+part of the observation (its fields and its :class:`ToolStatus`) into the shared :class:`NodeFacts`. A new
+backend is one provider and one registration; the observer does not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from reconciler.host.base import CommandResult, Host, HostFileError
+from reconciler.model.observed import (
+    DmDevice,
+    DomainState,
+    DrbdState,
+    HostInfo,
+    LogicalVolume,
+    OwnedFile,
+    ToolStatus,
+    VolumeGroup,
+)
+
+
+@dataclass(frozen=True)
+class ToolVersions:
+    lvm: str | None = None
+    dmsetup: str | None = None
+    drbd_utils: ToolStatus = field(
+        default_factory=lambda: ToolStatus(name="drbdadm", state="missing", detail="not probed"))
+
+    @property
+    def answered(self) -> bool:
+        """False when no probe told anything (a node down or unreachable): worth asking again later."""
+        return self.lvm is not None or self.dmsetup is not None or self.drbd_utils.state != "failed"
+
+
+@dataclass
+class CommandRunner:
+    """Runs the pass's commands through the host and records them (the pass's command count and log)."""
+
+    host: Host
+    timeout: float
+    argvs: list[tuple[str, ...]] = field(default_factory=list)
+
+    def __call__(self, argv: Sequence[str]) -> CommandResult:
+        self.argvs.append(tuple(argv))
+        return self.host.run(argv, timeout=self.timeout)
+
+
+@dataclass(frozen=True)
+class PassContext:
+    """What every provider of one pass may read: the host, the runner, tool versions, the owned files."""
+
+    host: Host
+    run: CommandRunner
+    versions: ToolVersions
+    files: tuple[OwnedFile, ...]
+
+
+@dataclass
+class NodeFacts:
+    """The observation being built; each provider fills its own fields and appends its tool statuses."""
+
+    volume_groups: tuple[VolumeGroup, ...] = ()
+    logical_volumes: tuple[LogicalVolume, ...] = ()
+    dm_devices: tuple[DmDevice, ...] = ()
+    drbd: DrbdState = field(default_factory=DrbdState)
+    domains: tuple[DomainState, ...] = ()
+    host: HostInfo = field(default_factory=HostInfo)
+    tools: list[ToolStatus] = field(default_factory=list)
+
+
+class FactProvider(Protocol):
+    """One backend's part of an observation pass."""
+
+    @property
+    def name(self) -> str:
+        """The backend's name (``lvm``, ``dm``, ``drbd``, ``xen``)."""
+        ...
+
+    def read(self, context: PassContext, facts: NodeFacts) -> None:
+        """Run this backend's commands and write what they tell into ``facts``.
+
+        Never raises for what the node says: a missing or failing tool is a :class:`ToolStatus` that is not
+        ``available``, and then the provider writes no other field (empty means unknown, never none)."""
+        ...
+
+
+def failure(result: CommandResult) -> str:
+    """``describe()`` names the last line; device-mapper and DRBD say the cause on the first one."""
+    text = result.describe()
+    lines = [line.strip() for line in result.stderr.strip().splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0] not in text:
+        text += f" ({lines[0]})"
+    return text
+
+
+def file_problem(exc: HostFileError, action: str, path: str) -> str:
+    message = exc.strerror or str(exc)
+    return message if path in message else f"cannot {action} {path}: {message}"
+
+
+def missing(name: str, result: CommandResult, version: str | None = None) -> ToolStatus:
+    return ToolStatus(name=name, state="missing", version=version, detail=f"{result.argv[0]} is not installed")

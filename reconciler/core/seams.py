@@ -1,0 +1,148 @@
+"""The :class:`Hypervisor` and :class:`Replicator` protocols, from what the planner and the loop use today.
+
+Each method that acts returns an argv (the planner wraps it in an action; the daemon's shutdown runs it
+with its own timeout). Names are checked by the implementation, as every argv builder does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from reconciler.model.observed import DrbdResourceState, OwnedFile
+
+Argv = tuple[str, ...]
+
+
+class Hypervisor(Protocol):
+    """Runs the VMs' domains: start, stop, live changes, and a cheap listing to notice changes by."""
+
+    @property
+    def name(self) -> str:
+        """The backend's name (``xen``)."""
+        ...
+
+    @property
+    def tool(self) -> str:
+        """The tool status (``ObservedNode.tools``) its facts report; its actions need it ``available``."""
+        ...
+
+    def config_path(self, domain: str) -> str:
+        """Where the domain's configuration file lives (the reconciler owns it)."""
+        ...
+
+    def start_argv(self, domain: str) -> Argv:
+        """Start the domain from its configuration file."""
+        ...
+
+    def shutdown_argv(self, domain: str) -> Argv:
+        """Shut the domain down cleanly and wait for it (never destroy it)."""
+        ...
+
+    def destroy_argv(self, domain: str) -> Argv:
+        """Destroy the domain at once; used only on what an interrupted start left, which never ran."""
+        ...
+
+    def set_memory_argv(self, domain: str, mib: int) -> Argv:
+        """Change a running domain's memory, within its maximum."""
+        ...
+
+    def set_vcpus_argv(self, domain: str, vcpus: int) -> Argv:
+        """Change a running domain's vcpus, within its maximum."""
+        ...
+
+    def watch_argv(self) -> Argv:
+        """A cheap read-only listing the daemon polls between passes."""
+        ...
+
+    def state_signature(self, listing: str) -> str:
+        """What of the listing means a domain changed state (counters left out): equal means no change."""
+        ...
+
+    def hand_written(self, text: str, domain: str) -> bool:
+        """The config text was written by hand for this domain (no header of ours, and it defines the domain):
+        a takeover's starting point, where an edited file of ours is drift."""
+        ...
+
+    def config_differences(self, current: str, desired: str, source: str) -> list[str]:
+        """What starting the domain from ``desired`` instead of ``current`` would change (empty: nothing)."""
+        ...
+
+
+class Replicator(Protocol):
+    """Replicates a VM's backing device to its peer: metadata, up/down, adjust, resize, roles."""
+
+    @property
+    def name(self) -> str:
+        """The backend's name (``drbd``)."""
+        ...
+
+    @property
+    def tool(self) -> str:
+        """The tool status its facts report; its actions need it ``available``."""
+        ...
+
+    def config_path(self, resource: str) -> str:
+        """Where the resource's configuration file lives (the reconciler owns it)."""
+        ...
+
+    def create_metadata_argv(self, resource: str) -> Argv:
+        """Write the replication metadata on the backing device (the gate probes it first)."""
+        ...
+
+    def up_argv(self, resource: str) -> Argv:
+        ...
+
+    def down_argv(self, resource: str) -> Argv:
+        ...
+
+    def adjust_argv(self, resource: str) -> Argv:
+        """Bring the running resource in line with its configuration file."""
+        ...
+
+    def resize_argv(self, resource: str) -> Argv:
+        """Grow the replicated device to its grown backing device (both nodes connected)."""
+        ...
+
+    def promote_argv(self, resource: str, *, force: bool = False) -> Argv:
+        """Make this node the writer; ``force`` only for a brand-new pair (the gate decides)."""
+        ...
+
+    def demote_argv(self, resource: str) -> Argv:
+        ...
+
+    def force_demote_argv(self, resource: str) -> Argv:
+        """Demote although the device is still open: its openers get I/O errors (after a plain demotion failed
+        on a node that lost quorum, before the node is rebooted)."""
+        ...
+
+    def connect_argv(self, resource: str, *, discard_my_data: bool = False) -> Argv:
+        """Connect to the peer; ``discard_my_data`` only to resolve a split brain the desired state decided."""
+        ...
+
+    def peer_can_take_over(self, state: DrbdResourceState) -> bool:
+        """The peer is connected with up-to-date data: a domain may move there now."""
+        ...
+
+    def hand_written(self, text: str, resource: str) -> bool:
+        """The config text was written by hand for this resource (no header of ours, and it defines the
+        resource): a takeover's starting point, where an edited file of ours is drift."""
+        ...
+
+    def defined_elsewhere(self, files: Iterable[OwnedFile], key: str, path: str) -> str:
+        """Why ``path`` must not be written for resource ``key``: another file the tool reads defines it already.
+        Empty when nothing else does."""
+        ...
+
+    def config_differences(self, current: str, desired: str, source: str) -> list[str]:
+        """What applying ``desired`` instead of ``current`` would change in the running resource (empty: nothing)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Backends:
+    """The hypervisor and the replicator one node's plan and shutdown use."""
+
+    hypervisor: Hypervisor
+    replicator: Replicator

@@ -1,0 +1,34 @@
+"""The filesystem and the swaps of one VM, made once, only where ``blkid -p`` finds no signature.
+
+Neither belongs to one backend: the filesystem is made on the replicated device, the swaps on local LVs.
+"""
+
+from __future__ import annotations
+
+from reconciler.core import actions as A
+from reconciler.core.vm_builder import VmBuilder
+
+
+def plan_make_fs(b: VmBuilder, after: tuple[str | None, ...]) -> str | None:
+    fs = b.vm.filesystem
+    if fs is None:
+        return None
+    data = tuple(lv.path for lv in b.vm.lvs if lv.purpose == "data")
+    return b.add("make-fs", fs.key, "create",
+                 f"make an XFS filesystem on {fs.device} (only if blkid -p finds no signature there "
+                 "nor a foreign one on any LV beneath it)",
+                 commands=(A.mkfs_xfs(fs.device, fs.label),), depends_on=after, destructive=True,
+                 probe_before=(fs.device,), probe_beneath=data, identity=",".join(data))
+
+
+def plan_make_swaps(b: VmBuilder) -> tuple[str, ...]:
+    made = []
+    for swap in b.vm.swaps:
+        lv = next((lv for lv in b.vm.lvs if lv.path == swap.device), None)
+        created = b.find("create-lv", lv.key) if lv else None
+        made.append(b.add("make-swap", swap.key, "create",
+                          f"make swap on {swap.device} (only if blkid -p finds no signature there)",
+                          commands=(A.mkswap(swap.device, swap.label),), depends_on=(created,), destructive=True,
+                          probe_before=(swap.device,), identity=swap.device))
+    return tuple(made)
+
