@@ -9,10 +9,10 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from reconciler.core.metric_families import gauge
 from reconciler.metrics.drbd_metrics import drbd_metrics
 from reconciler.metrics.escalation_metrics import escalation_metrics
 from reconciler.metrics.failover import failover_metrics
-from reconciler.metrics.families import gauge
 from reconciler.metrics.fence_metrics import fence_metrics
 from reconciler.metrics.reconcile_metrics import reconcile_metrics
 from reconciler.metrics.state import MetricsState

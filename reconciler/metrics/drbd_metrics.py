@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from prometheus_client.metrics_core import Metric
 
-from reconciler.metrics.families import add_enum, flag, gauge, non_empty
+from reconciler.core.metric_families import add_enum, flag, gauge, non_empty
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import (
     DrbdConnectionState,

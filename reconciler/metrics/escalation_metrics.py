@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prometheus_client.metrics_core import Metric
 
-from reconciler.metrics.families import gauge, non_empty
+from reconciler.core.metric_families import gauge, non_empty
 from reconciler.model.status import EscalationState, NodeStatus
 
 STATES: tuple[EscalationState, ...] = ("started", "requested", "failed")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from prometheus_client.metrics_core import Metric
 
-from reconciler.metrics.families import flag, gauge, non_empty
+from reconciler.core.metric_families import flag, gauge, non_empty
 from reconciler.model.desired import DesiredNode, DesiredVm
 from reconciler.model.observed import DrbdResourceState, ObservedNode
 from reconciler.model.status import PeerStatus

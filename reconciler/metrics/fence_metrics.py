@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from prometheus_client.metrics_core import Metric
 
-from reconciler.metrics.families import gauge, non_empty
+from reconciler.core.metric_families import gauge, non_empty
 
 OUTCOMES = ("off", "failed")
 

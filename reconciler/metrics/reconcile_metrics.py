@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from prometheus_client.core import InfoMetricFamily
+from prometheus_client.core import HistogramMetricFamily, InfoMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from reconciler import __version__
-from reconciler.metrics.families import add_enum, counter, flag, gauge, histogram, non_empty
-from reconciler.metrics.state import PASS_OUTCOMES, Snapshot, SuspendedScope
+from reconciler.core.metric_families import add_enum, counter, flag, gauge, non_empty
+from reconciler.metrics.state import PASS_OUTCOMES, Histogram, Snapshot, SuspendedScope
 from reconciler.model.status import ResourcePhase
 
 RESOURCE_PHASES: tuple[ResourcePhase, ...] = ("ready", "degraded", "progressing", "waiting", "failed", "refused",
                                               "suspended")
+
+
+def histogram(name: str, documentation: str, data: Histogram) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, documentation)
+    family.add_metric([], data.cumulative(), data.total)
+    return family
 
 
 def _pass_metrics(s: Snapshot) -> list[Metric]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from prometheus_client.metrics_core import Metric
 
-from reconciler.metrics.families import gauge, non_empty
+from reconciler.core.metric_families import gauge, non_empty
 from reconciler.model.status import FailoverState, NodeStatus
 
 STATES: tuple[FailoverState, ...] = ("decided", "running", "failed", "abandoned", "ended")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from prometheus_client.metrics_core import Metric
 
-from reconciler.metrics.families import flag, gauge, non_empty
+from reconciler.core.metric_families import flag, gauge, non_empty
 from reconciler.model.status import NodeStatus
 
 LABELS = ("vm", "resource")

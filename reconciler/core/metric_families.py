@@ -1,13 +1,15 @@
-"""Small builders shared by the metric modules: gauges, counters and one-hot "enum" gauges."""
+"""Small builders shared by the metric modules: gauges, counters and one-hot "enum" gauges.
+
+Below the backends, so that each backend's metrics (``backends/<name>/metrics.py``) and the reconciler's own
+(:mod:`reconciler.metrics`) build their families alike; only the modules that export metrics import it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
-
-from reconciler.metrics.state import Histogram
 
 
 def gauge(name: str, documentation: str, labels: Sequence[str] = ()) -> GaugeMetricFamily:
@@ -34,12 +36,6 @@ def add_enum(
         family.add_metric([*label_values, state], 1.0 if state == current else 0.0)
     if current is not None and current not in known:
         family.add_metric([*label_values, current], 1.0)
-
-
-def histogram(name: str, documentation: str, data: Histogram) -> HistogramMetricFamily:
-    family = HistogramMetricFamily(name, documentation)
-    family.add_metric([], data.cumulative(), data.total)
-    return family
 
 
 def non_empty(families: Iterable[Metric]) -> list[Metric]:
