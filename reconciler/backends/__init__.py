@@ -1,6 +1,7 @@
 """One package per backend: what the reconciler knows of LVM, device-mapper, DRBD and Xen, each in one place.
 
-Each package holds its tool's argv and parsers, its fact provider, its commands and its planning:
+Each package holds its tool's argv and parsers, its fact provider, its commands and its planning (DRBD and Xen
+also their metrics, ``metrics.py``):
 :mod:`~reconciler.backends.lvm`, :mod:`~reconciler.backends.dm`, :mod:`~reconciler.backends.drbd` (its
 :class:`~reconciler.core.seams.Replicator`) and :mod:`~reconciler.backends.xen` (its
 :class:`~reconciler.core.seams.Hypervisor`); :mod:`reconciler.backends.registry` registers them. A backend

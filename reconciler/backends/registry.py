@@ -1,7 +1,8 @@
-"""The registered hypervisors, replicators and fact providers, and the pair a node uses (Xen and DRBD).
+"""The registered hypervisors, replicators, fact providers and metrics, and the pair a node uses (Xen and DRBD).
 
 Another backend registers here by name; the planner and the daemon take a :class:`Backends` and default
-to :data:`DEFAULT_BACKENDS`; the observer runs :data:`FACT_PROVIDERS` in order.
+to :data:`DEFAULT_BACKENDS`; the observer runs :data:`FACT_PROVIDERS` in order; the metrics collector adds
+the sections of :data:`METRICS_MODULES` in order.
 """
 
 from __future__ import annotations
@@ -26,3 +27,13 @@ DEFAULT_BACKENDS = Backends(hypervisor=HYPERVISORS["xen"], replicator=REPLICATOR
 
 # The order is the pass's: commands run, and tools are listed, in this order. A new backend registers here.
 FACT_PROVIDERS: tuple[FactProvider, ...] = (LvmFacts(), DmFacts(), DrbdFacts(), XenFacts())
+
+
+# Each backend's part of a scrape, in the exposition's order: the section's name (the ``section`` label of
+# reconciler_metrics_section_failed) and the module whose ``collect`` builds it
+# (:class:`reconciler.core.metric_families.BackendMetrics`). Named as data and imported by the collector, so
+# that what loads this registry (the observer, the planner, the light commands) does not load prometheus_client.
+METRICS_MODULES: tuple[tuple[str, str], ...] = (
+    ("drbd", "reconciler.backends.drbd.metrics"),
+    ("xen", "reconciler.backends.xen.metrics"),
+)

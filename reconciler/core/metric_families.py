@@ -1,15 +1,31 @@
 """Small builders shared by the metric modules: gauges, counters and one-hot "enum" gauges.
 
 Below the backends, so that each backend's metrics (``backends/<name>/metrics.py``) and the reconciler's own
-(:mod:`reconciler.metrics`) build their families alike; only the modules that export metrics import it.
+(:mod:`reconciler.metrics`) build their families alike, and the protocol of a backend's part of a scrape
+(:class:`BackendMetrics`); only the modules that export metrics import it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
+
+from reconciler.model.desired import DesiredNode
+from reconciler.model.observed import ObservedNode
+
+
+class BackendMetrics(Protocol):
+    """A backend's part of a scrape: the ``collect`` of the module the registry names for it
+    (:data:`reconciler.backends.registry.METRICS_MODULES`).
+
+    ``observed`` is the node's last observation (None before the first), ``desired`` this node's desired state
+    (None before the first valid revision); families without a sample are left out.
+    """
+
+    def __call__(self, observed: ObservedNode | None, desired: DesiredNode | None, /) -> list[Metric]: ...
 
 
 def gauge(name: str, documentation: str, labels: Sequence[str] = ()) -> GaugeMetricFamily:

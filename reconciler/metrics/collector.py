@@ -1,26 +1,42 @@
-"""The Prometheus collector: fresh metric families from :class:`MetricsState` at each scrape."""
+"""The Prometheus collector: fresh metric families from :class:`MetricsState` at each scrape.
+
+The backends' sections (DRBD's, Xen's) come from the modules the registry names
+(:data:`reconciler.backends.registry.METRICS_MODULES`), in its order, between the reconciler's own.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable, Iterator
+from types import ModuleType
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from reconciler.core.metric_families import gauge
-from reconciler.metrics.drbd_metrics import drbd_metrics
+from reconciler.backends.registry import METRICS_MODULES
+from reconciler.core.metric_families import BackendMetrics, gauge
 from reconciler.metrics.escalation_metrics import escalation_metrics
 from reconciler.metrics.failover import failover_metrics
 from reconciler.metrics.fence_metrics import fence_metrics
 from reconciler.metrics.reconcile_metrics import reconcile_metrics
-from reconciler.metrics.state import MetricsState
+from reconciler.metrics.state import MetricsState, Snapshot
 from reconciler.metrics.takeover_metrics import takeover_metrics
 from reconciler.metrics.verify_metrics import verify_metrics
-from reconciler.metrics.xen_metrics import xen_metrics
 
 log = logging.getLogger(__name__)
+
+# Imported with this module, as the sections the collector names are.
+_BACKEND_MODULES: tuple[tuple[str, ModuleType], ...] = tuple(
+    (section, importlib.import_module(module)) for section, module in METRICS_MODULES)
+
+
+def _backend_section(module: ModuleType, snap: Snapshot) -> Callable[[], list[Metric]]:
+    def build() -> list[Metric]:
+        collect: BackendMetrics = module.collect
+        return collect(snap.observed, snap.desired)
+    return build
 
 
 class ReconcilerCollector(Collector):
@@ -37,8 +53,7 @@ class ReconcilerCollector(Collector):
         applied = snap.status.last_applied.sha if snap.status and snap.status.last_applied else None
         sections: list[tuple[str, Callable[[], list[Metric]]]] = [
             ("reconcile", lambda: reconcile_metrics(snap)),
-            ("drbd", lambda: drbd_metrics(snap.observed, snap.desired) if snap.observed is not None else []),
-            ("xen", lambda: xen_metrics(snap.observed, snap.desired)),
+            *((section, _backend_section(module, snap)) for section, module in _BACKEND_MODULES),
             ("failover", lambda: failover_metrics(snap.desired, snap.observed, applied, snap.peers)),
             ("verify", lambda: verify_metrics(snap.status)),
             ("fencing", lambda: fence_metrics(snap.power_fences)),

@@ -14,7 +14,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from reconciler.backends.drbd.drbd9 import parse_status_json
-from reconciler.metrics.drbd_metrics import drbd_metrics
+from reconciler.backends.drbd.metrics import drbd_metrics
 from reconciler.model.observed import DrbdState, ObservedNode
 from tests.metrics.scrape import Samples, parse, value
 

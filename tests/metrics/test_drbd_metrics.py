@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reconciler.metrics.drbd_metrics import CONNECTION_STATES, DISK_STATES, drbd_metrics
+from reconciler.backends.drbd.metrics import CONNECTION_STATES, DISK_STATES, drbd_metrics
 from reconciler.model.observed import DrbdDeviceState, DrbdResourceState, DrbdState, ObservedNode
 from tests.metrics.representative import (
     desired_node,

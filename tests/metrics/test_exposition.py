@@ -83,12 +83,12 @@ def test_each_scrape_reflects_the_current_state() -> None:
 
 
 def test_a_failing_section_does_not_cost_the_scrape(monkeypatch: pytest.MonkeyPatch) -> None:
-    from reconciler.metrics import collector
+    from reconciler.backends.drbd import metrics
 
     def broken(*args: object) -> list[object]:
         raise ValueError("unexpected state")
 
-    monkeypatch.setattr(collector, "drbd_metrics", broken)
+    monkeypatch.setattr(metrics, "drbd_metrics", broken)
     samples = scrape(representative_state())
     assert ("reconciler_passes_total", frozenset({("outcome", "converged")})) in samples
     assert samples[("reconciler_metrics_section_failed", frozenset({("section", "drbd")}))] == 1.0

@@ -26,6 +26,11 @@ def domain_state(domain: DomainState | None) -> str:
     return "absent" if domain is None else _STATE_OF.get(domain.state, "unknown")
 
 
+def collect(observed: ObservedNode | None, desired: DesiredNode | None) -> list[Metric]:
+    """Xen's part of a scrape (:class:`~reconciler.core.metric_families.BackendMetrics`)."""
+    return xen_metrics(observed, desired)
+
+
 def xen_metrics(observed: ObservedNode | None, desired: DesiredNode | None) -> list[Metric]:
     state = gauge("reconciler_domain_state",
                   "Xen state on this node of each desired domain (running, paused, crashed, shutdown, absent)",

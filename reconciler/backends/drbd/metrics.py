@@ -118,6 +118,12 @@ def _add_peer_device(f: _Families, labels: list[str], pd: DrbdPeerDeviceState) -
             f.resync_eta.add_metric(pd_labels, float(pd.resync_eta_seconds))
 
 
+def collect(observed: ObservedNode | None, desired: DesiredNode | None) -> list[Metric]:
+    """DRBD's part of a scrape (:class:`~reconciler.core.metric_families.BackendMetrics`): none before the
+    first observation."""
+    return drbd_metrics(observed, desired) if observed is not None else []
+
+
 def drbd_metrics(observed: ObservedNode, desired: DesiredNode | None) -> list[Metric]:
     f = _Families()
     drbd = observed.drbd
