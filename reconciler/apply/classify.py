@@ -2,7 +2,9 @@
 
 The apply layer never interprets stderr itself; it asks :func:`classify`. Exit codes alone are too coarse
 (lvm2 uses 5 for nearly everything), so the messages the tools really print decide, and exit codes only
-break ties. Unknown failures are permanent: retrying something we do not understand hides the problem.
+break ties. Unknown failures are permanent: retrying something we do not understand hides the problem. The
+messages that mean "wait" are each backend's, registered in
+:data:`reconciler.backends.registry.PRECONDITION_PATTERNS`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from reconciler.backends.drbd.errors import PRECONDITION_PATTERNS
+from reconciler.backends.registry import PRECONDITION_PATTERNS
 from reconciler.host.base import CommandResult
 
 FailureKind = Literal["ok", "transient", "permanent", "precondition"]
@@ -49,9 +51,10 @@ def classify(result: CommandResult) -> Classification:
     if result.not_found:
         return Classification("permanent", f"{said} (is the tool installed?)")
     text = f"{result.stderr}\n{result.stdout}"
-    for pattern in PRECONDITION_PATTERNS:
-        if pattern.search(text):
-            return Classification("precondition", said)
+    for patterns in PRECONDITION_PATTERNS.values():
+        for pattern in patterns:
+            if pattern.search(text):
+                return Classification("precondition", said)
     for pattern in _TRANSIENT:
         if pattern.search(text):
             return Classification("transient", said)

@@ -1,15 +1,19 @@
-"""The registered hypervisors, replicators, fact providers and metrics, and the pair a node uses (Xen and DRBD).
+"""The registered hypervisors, replicators, fact providers, metrics and failure messages, and the pair a node
+uses (Xen and DRBD).
 
 Another backend registers here by name; the planner and the daemon take a :class:`Backends` and default
 to :data:`DEFAULT_BACKENDS`; the observer runs :data:`FACT_PROVIDERS` in order; the metrics collector adds
-the sections of :data:`METRICS_MODULES` in order.
+the sections of :data:`METRICS_MODULES` in order; the executor's classification of a failed command asks
+:data:`PRECONDITION_PATTERNS`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from reconciler.backends.dm.facts import DmFacts
+from reconciler.backends.drbd.errors import PRECONDITION_PATTERNS as DRBD_PRECONDITION_PATTERNS
 from reconciler.backends.drbd.facts import DrbdFacts
 from reconciler.backends.drbd.replicator import DrbdReplicator
 from reconciler.backends.lvm.facts import LvmFacts
@@ -37,3 +41,9 @@ METRICS_MODULES: tuple[tuple[str, str], ...] = (
     ("drbd", "reconciler.backends.drbd.metrics"),
     ("xen", "reconciler.backends.xen.metrics"),
 )
+
+
+# Each backend's messages that mean "wait, not failed" (a state that changes without the reconciler acting):
+# the executor's classification (reconciler.apply.classify) requeues such a step without counting a failure.
+# Asked in this order, before the messages that mean "try again".
+PRECONDITION_PATTERNS: Mapping[str, tuple[re.Pattern[str], ...]] = {"drbd": DRBD_PRECONDITION_PATTERNS}

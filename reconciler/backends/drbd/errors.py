@@ -2,7 +2,8 @@
 
 A promotion refused because the peer is still Primary, or a step refused while a resync runs, succeeds later
 without the reconciler doing anything; the executor's classification (:mod:`reconciler.apply.classify`)
-requeues such a step without counting a failure.
+requeues such a step without counting a failure. Registered in
+:data:`reconciler.backends.registry.PRECONDITION_PATTERNS`.
 """
 
 from __future__ import annotations
