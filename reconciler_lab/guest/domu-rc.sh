@@ -13,7 +13,8 @@ if mount -t xfs /dev/xvda /mnt; then
     # The write verifier: the longest run 1..N of records this disk holds. Every record a node announced as
     # acknowledged before this boot must be in it; the lab compares N with the announcements it saw.
     # awk reads each file on its own, so a torn last line of one file is never joined to the next file's first.
-    set -- /mnt/records.*
+    mkdir -p /mnt/records
+    set -- /mnt/records/*
     have=0
     if [ -e "$1" ]; then
         have=$(awk '/^[0-9]+$/ { seen[$1] = 1 } END { n = 0; while (seen[n + 1]) n++; print n }' "$@")
