@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.daemon.engine import ActionHooks, ApplyOutcome
+from reconciler.daemon.loop.engine import ActionHooks, ApplyOutcome
 from reconciler.model.desired import DesiredDrbd, DesiredNode, DesiredVm, DrbdHost
 from reconciler.model.observed import (
     DrbdConnectionState,

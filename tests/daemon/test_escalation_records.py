@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli.cmd_status import render
-from reconciler.daemon.escalation import (
+from reconciler.daemon.loop.escalation import (
     FAILED_REBOOT_HOLD_SECONDS,
     REBOOT_AFTER_SECONDS,
     REBOOT_HOLD_SECONDS,

@@ -3,7 +3,7 @@ Pure functions on plans built by the real planner from hand-made observations.""
 
 from __future__ import annotations
 
-from reconciler.daemon.gating import (
+from reconciler.daemon.loop.gating import (
     BOOT_GATED,
     NEEDS_PEER_AT_REVISION,
     ONE_SHOT_NO_PEER,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler.daemon.config import DaemonConfig
-from reconciler.daemon.metrics_sink import NullMetrics
-from reconciler.daemon.runtime import Daemon
+from reconciler.daemon.loop.config import DaemonConfig
+from reconciler.daemon.loop.metrics_sink import NullMetrics
+from reconciler.daemon.loop.runtime import Daemon
 from reconciler.model.observed import DrbdResourceState, DrbdState, ObservedNode
 from reconciler.model.status import NodeStatus, PassResult, PeerStatus
 from tests.daemon.fakes import FakeEngine, RecordingMetrics

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from reconciler.daemon import status_store
-from reconciler.daemon.clock import VirtualClock
-from reconciler.daemon.control import ControlState, ControlStore
-from reconciler.daemon.gating import BootGate
-from reconciler.daemon.liveness import Liveness
-from reconciler.daemon.reconcile import PassContext, Reconciler
+from reconciler.daemon.loop.gating import BootGate
+from reconciler.daemon.loop.reconcile import PassContext, Reconciler
+from reconciler.daemon.node.control import ControlState, ControlStore
+from reconciler.daemon.records import status_store
+from reconciler.daemon.schedule.clock import VirtualClock
+from reconciler.daemon.schedule.liveness import Liveness
 from reconciler.model.observed import DrbdResourceState, DrbdState
 from reconciler.model.status import PeerStatus, Suspension
 from tests.daemon.fakes import SHA_A, SHA_B, FakeEngine, FakeSource, RecordingMetrics, action, drbd_resource

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.cli.cmd_fence import read_env_file
-from reconciler.daemon.peer import parse_endpoint
+from reconciler.daemon.peers.peer import parse_endpoint
 from reconciler.names import UnsafeNameError, check_name, name_problem
 from reconciler.observe.drbdconf import drbd_layout
 from reconciler.observe.errors import ParseError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.daemon.splitbrain import peer_from_env, record_split_brain
+from reconciler.daemon.peers.splitbrain import peer_from_env, record_split_brain
 from reconciler.model.observed import DrbdState
 from reconciler.observe.errors import ParseError
 from reconciler.observe.splitbrain import (

@@ -11,7 +11,7 @@ from reconciler.backends.base import Argv
 from reconciler.backends.drbd import DrbdReplicator
 from reconciler.backends.registry import DEFAULT_BACKENDS, HYPERVISORS, REPLICATORS, Backends
 from reconciler.backends.xen import XenHypervisor
-from reconciler.daemon.shutdown import shutdown_node
+from reconciler.daemon.node.shutdown import shutdown_node
 from reconciler.names import UnsafeNameError
 from reconciler.plan.diff import plan_node
 from tests.apply.fakes import FakeHost

@@ -15,7 +15,7 @@ import subprocess
 import threading
 from collections.abc import Callable
 
-from reconciler.daemon.logs import event
+from reconciler.daemon.records.logs import event
 from reconciler.host.base import Host
 from reconciler.model.observed import DrbdState
 from reconciler.observe.errors import ParseError

@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from reconciler.daemon.logs import event
-from reconciler.daemon.named_records import read_named, write_named
+from reconciler.daemon.records.logs import event
+from reconciler.daemon.records.named_records import read_named, write_named
 from reconciler.model.desired import DemoteEscalation, DesiredNode, DesiredVm
 from reconciler.model.observed import ObservedNode
 from reconciler.model.status import ActionRecord, EscalationState, EscalationStatus

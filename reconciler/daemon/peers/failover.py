@@ -42,8 +42,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from reconciler.daemon import named_records
-from reconciler.daemon.logs import event
+from reconciler.daemon.records import named_records
+from reconciler.daemon.records.logs import event
 from reconciler.model.desired import DesiredNode, DesiredVm, Takeover
 from reconciler.model.observed import DrbdConnectionState, DrbdResourceState, ObservedNode
 from reconciler.model.status import ActionRecord, FailoverState, FailoverStatus, PeerStatus, PeerTakeover

@@ -13,19 +13,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.daemon import status_store
-from reconciler.daemon.clock import Clock
-from reconciler.daemon.control import NODE_SCOPE, ControlState, ControlStore
-from reconciler.daemon.engine import ActionHooks, ApplyOutcome, Engine
-from reconciler.daemon.escalation import EscalationKeeper
-from reconciler.daemon.failover import PEER_STATUS_MAX_AGE, FailoverKeeper, takeovers_held
-from reconciler.daemon.gating import BootGate, hold_for_boot, hold_for_peer_revision, without_vms
-from reconciler.daemon.liveness import Liveness
-from reconciler.daemon.logs import event
-from reconciler.daemon.metrics_sink import MetricsSink, NullMetrics
-from reconciler.daemon.moves import load_moved_away, save_moved_away
-from reconciler.daemon.powerfence import read_records
-from reconciler.daemon.verify import VerifyScheduler
+from reconciler.daemon.loop.engine import ActionHooks, ApplyOutcome, Engine
+from reconciler.daemon.loop.escalation import EscalationKeeper
+from reconciler.daemon.loop.gating import BootGate, hold_for_boot, hold_for_peer_revision, without_vms
+from reconciler.daemon.loop.metrics_sink import MetricsSink, NullMetrics
+from reconciler.daemon.loop.moves import load_moved_away, save_moved_away
+from reconciler.daemon.loop.verify import VerifyScheduler
+from reconciler.daemon.node.control import NODE_SCOPE, ControlState, ControlStore
+from reconciler.daemon.peers.failover import PEER_STATUS_MAX_AGE, FailoverKeeper, takeovers_held
+from reconciler.daemon.peers.powerfence import read_records
+from reconciler.daemon.records import status_store
+from reconciler.daemon.records.logs import event
+from reconciler.daemon.schedule.clock import Clock
+from reconciler.daemon.schedule.liveness import Liveness
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode
 from reconciler.model.status import (

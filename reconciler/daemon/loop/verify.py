@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.daemon.logs import event
+from reconciler.daemon.records.logs import event
 from reconciler.host.base import Host
 from reconciler.model.base import Decoder, ModelDataError, decoder_for
 from reconciler.model.desired import DesiredNode, DesiredVm

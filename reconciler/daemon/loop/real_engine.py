@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.apply.executor import ApplyOptions, Executor
 from reconciler.apply.retry import RetryPolicy
-from reconciler.daemon.engine import ActionHooks, ApplyOutcome
+from reconciler.daemon.loop.engine import ActionHooks, ApplyOutcome
 from reconciler.desired.expand import expand_node
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredNode

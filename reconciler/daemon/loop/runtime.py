@@ -14,26 +14,26 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from reconciler.daemon import control as control_mod
-from reconciler.daemon.backoff import Backoff
-from reconciler.daemon.clock import Clock, RealClock
-from reconciler.daemon.config import DaemonConfig, PeerEndpoint
-from reconciler.daemon.control import ControlServer, ControlStore
-from reconciler.daemon.domain_watch import DomainWatcher
-from reconciler.daemon.drbd_watch import DrbdWatcher
-from reconciler.daemon.engine import Engine
-from reconciler.daemon.fence import OutdateAnswer, outdate_local, resource_hosts
-from reconciler.daemon.fetcher import Fetcher
-from reconciler.daemon.gating import BootGate
-from reconciler.daemon.liveness import Liveness
-from reconciler.daemon.logs import event
-from reconciler.daemon.metrics_sink import MetricsSink, NullMetrics
-from reconciler.daemon.notify import Notifier, watchdog_interval
-from reconciler.daemon.peer import DEFAULT_PEER_PORT, PeerAnswer, PeerServer, parse_endpoint, takeovers_json
-from reconciler.daemon.peer_monitor import PeerMonitor
-from reconciler.daemon.reconcile import PassContext, Reconciler
-from reconciler.daemon.verify import VerifyScheduler
-from reconciler.daemon.wakeup import Wakeup
+from reconciler.daemon.loop.config import DaemonConfig
+from reconciler.daemon.loop.engine import Engine
+from reconciler.daemon.loop.gating import BootGate
+from reconciler.daemon.loop.metrics_sink import MetricsSink, NullMetrics
+from reconciler.daemon.loop.notify import Notifier, watchdog_interval
+from reconciler.daemon.loop.reconcile import PassContext, Reconciler
+from reconciler.daemon.loop.verify import VerifyScheduler
+from reconciler.daemon.node import control as control_mod
+from reconciler.daemon.node.control import ControlServer, ControlStore
+from reconciler.daemon.peers.fence import OutdateAnswer, outdate_local, resource_hosts
+from reconciler.daemon.peers.peer import DEFAULT_PEER_PORT, PeerAnswer, PeerServer, parse_endpoint, takeovers_json
+from reconciler.daemon.peers.peer_monitor import PeerEndpoint, PeerMonitor
+from reconciler.daemon.records.logs import event
+from reconciler.daemon.schedule.backoff import Backoff
+from reconciler.daemon.schedule.clock import Clock, RealClock
+from reconciler.daemon.schedule.domain_watch import DomainWatcher
+from reconciler.daemon.schedule.drbd_watch import DrbdWatcher
+from reconciler.daemon.schedule.fetcher import Fetcher
+from reconciler.daemon.schedule.liveness import Liveness
+from reconciler.daemon.schedule.wakeup import Wakeup
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import DrbdState, ObservedNode
@@ -404,7 +404,7 @@ class Daemon:
 
 def _stream_follower(host: Host) -> Any:
     """The event-stream starter for a real node; None (poll instead) for simulated or other hosts."""
-    from reconciler.daemon.scope import ScopedHost  # noqa: PLC0415
+    from reconciler.daemon.node.scope import ScopedHost  # noqa: PLC0415
     from reconciler.host.real import RealHost, follow  # noqa: PLC0415
 
     return follow if isinstance(host, RealHost | ScopedHost) else None

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler.daemon import named_records
+from reconciler.daemon.records import named_records
 from reconciler.desired.schema import PowerFenceSection
 from reconciler.host.base import CommandResult, Host
 from reconciler.printable import escape

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from reconciler.daemon.powerfence import power_state, said
+from reconciler.daemon.peers.powerfence import power_state, said
 from reconciler.desired.render_drbd import DEFAULT_FENCE_PEER
 from reconciler.desired.schema import PowerFenceSection
 from reconciler.host.base import Host
