@@ -43,7 +43,7 @@ def test_a_null_sink_is_not_served(tmp_path: Path) -> None:
     daemon = _daemon(tmp_path, metrics_address="127.0.0.1:0")
     daemon._start_metrics()
     assert daemon._metrics_server is None
-    [error] = daemon.reconciler._errors
+    [error] = daemon.reconciler.report.recent_errors
     assert "cannot serve metrics on 127.0.0.1:0: this daemon keeps no metrics to serve" in error
 
 

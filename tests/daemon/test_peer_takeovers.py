@@ -123,7 +123,7 @@ def test_the_daemons_peer_server_answers_with_what_its_last_status_holds(tmp_pat
     config = DaemonConfig(node="himbeere", repo=str(repo.work), state_dir=tmp_path / "state", drbd_events=False)
     daemon = Daemon(config, host=None, engine=FakeEngine())  # type: ignore[arg-type]
     assert daemon._answer().takeovers == {}  # no pass yet: nothing
-    daemon.reconciler.status = NodeStatus(node="himbeere", failovers=(FailoverStatus(
+    daemon.reconciler.report.status = NodeStatus(node="himbeere", failovers=(FailoverStatus(
         vm="vm100", id=FO, state="running", from_node="erdbeere", to_node="himbeere", designated="erdbeere"),))
     answer = daemon._answer()
     assert answer.takeovers == {"vm100": {"id": FO, "from_node": "erdbeere"}}

@@ -10,9 +10,13 @@ started later under the same name (by hand, after the daemon was stopped) is nev
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
+from reconciler.daemon.records.logs import event
 from reconciler.host.atomic import write_atomic
+from reconciler.model.desired import DesiredNode
+from reconciler.model.observed import ObservedNode
 from reconciler.names import UnsafeNameError, check_name
 
 MOVED_AWAY_FILE = "moved-away.json"
@@ -41,3 +45,44 @@ def save_moved_away(state_dir: Path, moved: dict[str, int]) -> None:
         path.unlink(missing_ok=True)
         return
     write_atomic(str(path), json.dumps(dict(sorted(moved.items()))), mode=0o640)
+
+
+class MoveTracker:
+    """Which VMs a revision moved away from this node while their domain still runs here (what the planner may
+    stop), from the designated node of each VM pass after pass.
+
+    The designations of the previous pass are in memory only: after a restart no new move is seen until a
+    revision changes a VM's node, so a restart never starts stopping a running domain. The moves seen are kept
+    in moved-away.json until their domain stopped here, so a move interrupted by a restart carries on.
+    """
+
+    def __init__(self, state_dir: Path, node: str, on_error: Callable[[str], None]) -> None:
+        self.state_dir = state_dir
+        self.node = node
+        self._on_error = on_error
+        self._last_primaries: dict[str, str] | None = None
+        self._saved = load_moved_away(state_dir)
+        self._moved_away: dict[str, int] = dict(self._saved)  # VM -> the id of its domain running here
+
+    def track(self, desired: DesiredNode, observed: ObservedNode) -> frozenset[str]:
+        # The domain each VM runs as here (its id): a move is about that domain, not one started later.
+        running = {vm.name: dom.domid for vm in desired.vms
+                   if vm.domain is not None and (dom := observed.domain(vm.domain.name)) is not None and dom.is_running}
+        current = {vm.name: vm.primary_node for vm in desired.vms}
+        for name, primary in current.items():
+            before = self._last_primaries.get(name) if self._last_primaries is not None else None
+            if before == self.node and primary != self.node and name in running:
+                self._moved_away[name] = running[name]
+                event("vm.moved-away", vm=name, to=primary)
+            elif primary == self.node:
+                self._moved_away.pop(name, None)
+        self._last_primaries = current
+        # A move is done once its domain no longer runs here; a later start (by hand) is not undone.
+        self._moved_away = {name: domid for name, domid in self._moved_away.items() if running.get(name) == domid}
+        if self._moved_away != self._saved:
+            try:
+                save_moved_away(self.state_dir, self._moved_away)
+                self._saved = dict(self._moved_away)
+            except OSError as exc:  # kept in memory; the next pass tries again
+                self._on_error(f"cannot keep the VMs moved away in {self.state_dir}: {exc}")
+        return frozenset(self._moved_away)

@@ -1,14 +1,14 @@
 """One pass, with a fixed shape (Flux's lesson): guards, then load -> observe -> plan -> apply -> status.
 
 A pass is level-triggered: it never depends on which event woke it. It returns the PassResult and the
-NodeStatus it published; the loop decides when the next one runs.
+NodeStatus it published; the loop decides when the next one runs. What the published status says is
+decided by :mod:`reconciler.daemon.loop.status` from what the pass hands it; which VMs moved away, by
+:class:`reconciler.daemon.loop.moves.MoveTracker`.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +17,18 @@ from reconciler.daemon.loop.engine import ActionHooks, ApplyOutcome, Engine
 from reconciler.daemon.loop.escalation import EscalationKeeper
 from reconciler.daemon.loop.gating import BootGate, hold_for_boot, hold_for_peer_revision, without_vms
 from reconciler.daemon.loop.metrics_sink import MetricsSink, NullMetrics
-from reconciler.daemon.loop.moves import load_moved_away, save_moved_away
+from reconciler.daemon.loop.moves import MoveTracker
+from reconciler.daemon.loop.status import (
+    PassReport,
+    StatusBuilder,
+    merge_suspended,
+    outcome_of,
+    suspended_resources,
+    suspension_reason,
+)
 from reconciler.daemon.loop.verify import VerifyScheduler
 from reconciler.daemon.node.control import NODE_SCOPE, ControlState, ControlStore
 from reconciler.daemon.peers.failover import PEER_STATUS_MAX_AGE, FailoverKeeper, takeovers_held
-from reconciler.daemon.peers.powerfence import read_records
-from reconciler.daemon.records import status_store
 from reconciler.daemon.records.logs import event
 from reconciler.daemon.schedule.clock import Clock
 from reconciler.daemon.schedule.liveness import Liveness
@@ -41,13 +47,8 @@ from reconciler.model.status import (
 from reconciler.plan.actions import Action
 from reconciler.plan.model import Plan
 from reconciler.plan.peer import PeerView
-from reconciler.printable import escape
 from reconciler.source.errors import SourceError
 from reconciler.source.gitsource import GitSource, SourceView
-
-MAX_RECENT_ERRORS = 20
-# Outcomes after which this node has done all it can for the revision; peers may then rely on it.
-APPLIED_OUTCOMES: frozenset[PassOutcome] = frozenset({"converged", "degraded", "progressing"})
 
 
 @dataclass
@@ -74,34 +75,19 @@ class Reconciler:
     should_stop: Callable[[], bool] = lambda: False
     cluster_name: str = ""
     booted_at: float | None = None
-    last_applied: RevisionInfo | None = None
-    last_success_at: float | None = None
     observed_once: bool = False
     backing_sizes: dict[str, int] = field(default_factory=dict)
     # This node's split-brain records (resource -> generation identifiers at detection), for the peer status.
     split_brain_records: dict[str, str] = field(default_factory=dict)
-    _errors: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_RECENT_ERRORS))
-    _resources: tuple[ResourceStatus, ...] = ()
     _suspended_scopes: frozenset[str] = frozenset()
     _reported_seen: set[str] = field(default_factory=set)
-    _reported_recovery_notes: frozenset[str] = frozenset()
     _reported_rejection: tuple[str, str] = ("", "")
-    _converged_revision: str | None = None
-    # Which node each VM was designated to in the previous pass (in memory: after a restart no new move is
-    # seen until a revision changes a VM's node, so a restart never starts stopping a running domain), and
-    # the VMs a revision has since moved away from this node, with the id of the domain that was to stop, kept in
-    # moved-away.json until that domain stopped here: a move (a switchover, a failback) interrupted by a restart
-    # carries on, and a domain started later (by hand) is never taken for it.
-    _last_primaries: dict[str, str] | None = None
-    _moved_away: dict[str, int] = field(default_factory=dict)  # VM -> the id of its domain running here
-    _moved_saved: dict[str, int] = field(default_factory=dict)
-    _health: dict[str, str] = field(default_factory=dict)  # degraded resource -> its reason, for the log
-    status: NodeStatus | None = None
     verifier: VerifyScheduler | None = None
     _verify: tuple[VerifyStatus, ...] = ()
-    _lock: threading.RLock = field(default_factory=threading.RLock)
     failovers: FailoverKeeper = field(init=False)
     escalations: EscalationKeeper = field(init=False)
+    report: StatusBuilder = field(init=False)
+    moves: MoveTracker = field(init=False)
     # The desired state as the last pass planned it (VMs taken over after a failover included): what the
     # metrics compare the node with.
     planned: DesiredNode | None = None
@@ -109,36 +95,26 @@ class Reconciler:
     def __post_init__(self) -> None:
         self.failovers = FailoverKeeper(self.state_dir, self.node, self.clock.time)
         self.escalations = EscalationKeeper(self.state_dir, self.node, self.clock.time)
-        self._moved_saved = load_moved_away(self.state_dir)
-        self._moved_away = dict(self._moved_saved)
-        previous = status_store.load(self.state_dir)
-        if previous is not None and previous.node == self.node:
-            self.last_applied = previous.last_applied
-            self.last_success_at = previous.last_success_at
-            self._resources = previous.resources
-            self._errors.extend(previous.recent_errors)
+        self.report = StatusBuilder(self.node, self.state_dir, self.clock, self.metrics)
+        self.moves = MoveTracker(self.state_dir, self.node, self.error)
+
+    @property
+    def status(self) -> NodeStatus | None:
+        """What the last pass published (None before the first)."""
+        return self.report.status
+
+    @property
+    def last_applied(self) -> RevisionInfo | None:
+        """The last revision a pass completed with no failed or refused resource: the peer relies on it."""
+        return self.report.last_applied
 
     def error(self, message: str) -> None:
-        """Remember an error for status; a repeated one moves to the end with its latest time. Escaped: an
-        error may quote a file name or a tool's output, which must not reach a terminal raw."""
-        message = escape(message)
-        stamp = self.clock.time()
-        with self._lock:
-            for entry in list(self._errors):
-                if entry.partition(" ")[2] == message:
-                    self._errors.remove(entry)
-            self._errors.append(f"{stamp:.0f} {message}")
+        """Remember an error for status (the fetcher and the loop call this between passes too)."""
+        self.report.error(message)
 
     def republish_errors(self, *, even_first: bool = False) -> None:
-        """Publish new errors between passes (a failing fetch), without running a pass; ``even_first``
-        publishes them also before any pass has finished (a pass that crashed)."""
-        with self._lock:
-            if self.status is None and not even_first:
-                return
-            base = self.status if self.status is not None else NodeStatus(node=self.node)
-            self.status = base.model_copy(update={"recent_errors": tuple(self._errors),
-                                                  "updated_at": self.clock.time()})
-            status_store.publish(self.state_dir, self.status)
+        """Publish new errors between passes, without running a pass (see StatusBuilder.republish_errors)."""
+        self.report.republish_errors(even_first=even_first)
 
     # -- the pass ----------------------------------------------------------------------------
     def run_pass(self, control: ControlState, ctx: PassContext, reasons: frozenset[str] = frozenset()) -> PassResult:
@@ -156,7 +132,7 @@ class Reconciler:
             # Still observe: readiness and the exported state do not need a revision.
             observed = self._observe()
             kind: PassOutcome = "invalid" if view.invalid_errors or view.refusal else "error"
-            return self._finish(started, view, observed, None, kind, errors=("no valid revision yet",))
+            return self._finish(started, view, None, kind, errors=("no valid revision yet",))
         revision = view.in_force.info.sha
         try:
             desired = self.engine.expand(view.in_force.cluster, self.node)
@@ -166,11 +142,11 @@ class Reconciler:
             detail = getattr(exc, "message", None) or str(exc)
             message = f"revision {revision[:12]} cannot be expanded for node {self.node}: {detail}"
             self.error(message)
-            return self._finish(started, view, None, None, "error", errors=(message,))
+            return self._finish(started, view, None, "error", errors=(message,))
         observed = self._observe()
         if observed is None:
-            return self._finish(started, view, None, desired, "error", errors=(self._errors[-1],))
-        held = {vm.name: why for vm in desired.vms if (why := _suspension_reason(control, vm.name))}
+            return self._finish(started, view, desired, "error", errors=(self.report.last_error,))
+        held = {vm.name: why for vm in desired.vms if (why := suspension_reason(control, vm.name))}
         desired = self.failovers.view(desired, observed, ctx.peers, held=held)
         desired = self.escalations.view(desired, observed)
         self.planned = desired
@@ -178,15 +154,15 @@ class Reconciler:
         self.split_brain_records = {r.name: r.split_brain_record for r in observed.drbd.resources
                                     if r.split_brain_record}
         self.liveness.beat("pass: plan")
-        moved_away = self._track_moves(desired, observed)
+        moved_away = self.moves.track(desired, observed)
         plan = self.engine.plan(desired, observed, self._peer_view(desired, ctx), moved_away)
         plan = hold_for_peer_revision(plan, revision, desired, ctx.peers)
         plan, gate_reason = hold_for_boot(plan, ctx.gate, desired, observed)
         suspended_vms = frozenset(vm.name for vm in desired.vms if control.vm_suspended(vm.name) is not None)
         if control.node_suspended:
-            return self._finish(started, view, observed, desired, "suspended",
-                                resources=self._suspended_resources(plan, control), gate=gate_reason)
-        self._report_recovery_notes(plan)
+            return self._finish(started, view, desired, "suspended",
+                                resources=suspended_resources(plan, control), gate=gate_reason)
+        self.report.report_recovery_notes(plan)
         runnable = without_vms(plan, suspended_vms)
         for action in runnable.actions:
             event("action.planned", level=logging.DEBUG, vm=action.vm, resource=action.key, action=action.kind,
@@ -195,12 +171,11 @@ class Reconciler:
         self.failovers.after_apply(outcome.actions)
         self.escalations.after_apply(outcome.actions)
         self._run_verify(desired, observed, plan, suspended_vms)
-        resources = self._merge_suspended(outcome.resources, plan, control, suspended_vms)
-        result_kind = _outcome_of(resources, outcome)
+        resources = merge_suspended(outcome.resources, plan, control, suspended_vms)
+        result_kind = outcome_of(resources, outcome)
         for message in outcome.errors:
             self.error(message)
-        return self._finish(started, view, observed, desired, result_kind, resources=resources, apply=outcome,
-                            gate=gate_reason)
+        return self._finish(started, view, desired, result_kind, resources=resources, apply=outcome, gate=gate_reason)
 
     def _run_verify(self, desired: DesiredNode, observed: ObservedNode, plan: Plan,
                     suspended_vms: frozenset[str]) -> None:
@@ -214,29 +189,6 @@ class Reconciler:
         except Exception as exc:
             self.error(f"online verify: {exc}")
             event("verify.error", level=logging.WARNING, error=str(exc))
-
-    def _track_moves(self, desired: DesiredNode, observed: ObservedNode) -> frozenset[str]:
-        # The domain each VM runs as here (its id): a move is about that domain, not one started later.
-        running = {vm.name: dom.domid for vm in desired.vms
-                   if vm.domain is not None and (dom := observed.domain(vm.domain.name)) is not None and dom.is_running}
-        current = {vm.name: vm.primary_node for vm in desired.vms}
-        for name, primary in current.items():
-            before = self._last_primaries.get(name) if self._last_primaries is not None else None
-            if before == self.node and primary != self.node and name in running:
-                self._moved_away[name] = running[name]
-                event("vm.moved-away", vm=name, to=primary)
-            elif primary == self.node:
-                self._moved_away.pop(name, None)
-        self._last_primaries = current
-        # A move is done once its domain no longer runs here; a later start (by hand) is not undone.
-        self._moved_away = {name: domid for name, domid in self._moved_away.items() if running.get(name) == domid}
-        if self._moved_away != self._moved_saved:
-            try:
-                save_moved_away(self.state_dir, self._moved_away)
-                self._moved_saved = dict(self._moved_away)
-            except OSError as exc:  # kept in memory; the next pass tries again
-                self.error(f"cannot keep the VMs moved away in {self.state_dir}: {exc}")
-        return frozenset(self._moved_away)
 
     def _observe(self) -> ObservedNode | None:
         self.liveness.beat("pass: observe")
@@ -288,14 +240,6 @@ class Reconciler:
         return PeerView(node=peer, backing_bytes=dict(sizes or {}),
                         split_brain=dict(ctx.peer_split_brain.get(peer, {})), takeovers=takeovers)
 
-    def _report_recovery_notes(self, plan: Plan) -> None:
-        """What a split_brain_recovery statement does not do (or no longer does), logged when it changes: that
-        is where an operator learns that the statement can be removed."""
-        notes = {n.message: n for n in plan.notes if n.kind == "split-brain-recovery"}
-        for message in sorted(notes.keys() - self._reported_recovery_notes):
-            event("split-brain-recovery.note", vm=notes[message].vm, note=message)
-        self._reported_recovery_notes = frozenset(notes)
-
     def _sync_suspensions(self, control: ControlState) -> None:
         scopes = frozenset(s.scope for s in control.suspensions)
         for scope in scopes - self._suspended_scopes:
@@ -322,110 +266,22 @@ class Reconciler:
             for line in view.invalid_errors:
                 event("revision.invalid", level=logging.WARNING, revision=attempted[:12], error=line)
 
-    def _suspended_resources(self, plan: Plan, control: ControlState) -> tuple[ResourceStatus, ...]:
-        return tuple(
-            ResourceStatus(key=r.key, vm=r.vm, kind=r.kind, phase="suspended", reason=_suspension_reason(control, r.vm))
-            for r in plan.resources)
-
-    def _merge_suspended(self, resources: tuple[ResourceStatus, ...], plan: Plan, control: ControlState,
-                         suspended_vms: frozenset[str]) -> tuple[ResourceStatus, ...]:
-        if not suspended_vms:
-            return resources
-        kept = tuple(r for r in resources if r.vm not in suspended_vms)
-        added = tuple(ResourceStatus(key=r.key, vm=r.vm, kind=r.kind, phase="suspended",
-                                     reason=_suspension_reason(control, r.vm))
-                      for r in plan.resources if r.vm in suspended_vms)
-        return kept + added
-
-    def _finish(self, started: float, view: SourceView, observed: ObservedNode | None, desired: DesiredNode | None,
-                outcome: PassOutcome, *, resources: tuple[ResourceStatus, ...] | None = None,
-                apply: ApplyOutcome | None = None, errors: tuple[str, ...] = (), gate: str = "") -> PassResult:
-        finished = self.clock.time()
-        revision = view.in_force.info.sha if view.in_force else None
-        result = PassResult(
-            started_at=started, finished_at=finished, revision=revision, outcome=outcome,
-            resources=resources or (), actions=apply.actions if apply else (),
-            retries=apply.retries if apply else 0, errors=errors + (apply.errors if apply else ()),
-            # Work done on a revision this node had already converged to means something drifted.
-            drift=sum(1 for a in (apply.actions if apply else ()) if a.result == "ok")
-            if revision is not None and revision == self._converged_revision else 0,
-        )
-        if resources is not None:
-            self._resources = resources
-        if outcome in APPLIED_OUTCOMES and view.in_force is not None:
-            self.last_applied = view.in_force.info
-        if outcome == "converged":
-            self.last_success_at = finished
-            self._converged_revision = revision
-        self.status = NodeStatus(
-            node=self.node, cluster=desired.cluster if desired else self.cluster_name,
-            last_attempted=view.attempted or (view.in_force.info if view.in_force else None),
-            last_applied=self.last_applied,
-            pending_refusal=view.refusal, invalid_errors=view.invalid_errors,
-            last_pass=result, last_success_at=self.last_success_at,
-            suspensions=(), recent_errors=tuple(self._errors), booted_at=self.booted_at,
-            resources=self._resources, boot_gate=gate, updated_at=finished, verify=self._verify,
-            failovers=self.failovers.statuses(), escalations=self.escalations.statuses(),
-        )
-        self._log_health_changes(resources or ())
-        quiet = outcome in ("converged", "progressing", "suspended")
-        event("pass.end", level=logging.INFO if quiet else logging.WARNING,
-              revision=revision[:12] if revision else None, result=outcome,
-              duration=f"{result.duration_s:.3f}", actions=len(result.actions),
-              waiting=sum(1 for r in result.resources if r.phase == "waiting") or None,
-              failed=sum(1 for r in result.resources if r.phase == "failed") or None)
-        return result
-
-    def _log_health_changes(self, resources: tuple[ResourceStatus, ...]) -> None:
-        """One log line when a resource becomes degraded (with why) and one when it is healthy again."""
-        for res in resources:
-            before = self._health.get(res.key)
-            now = res.reason if res.phase == "degraded" else None
-            if now is not None and now != before:
-                event("resource.degraded", level=logging.WARNING, vm=res.vm, resource=res.key,
-                      conditions=",".join(res.conditions), reason=now)
-            elif now is None and before is not None and res.phase == "ready":
-                event("resource.healthy", vm=res.vm, resource=res.key)
-            if now is not None:
-                self._health[res.key] = now
-            elif res.phase == "ready":
-                self._health.pop(res.key, None)
+    def _finish(self, started: float, view: SourceView, desired: DesiredNode | None, outcome: PassOutcome, *,
+                resources: tuple[ResourceStatus, ...] | None = None, apply: ApplyOutcome | None = None,
+                errors: tuple[str, ...] = (), gate: str = "") -> PassResult:
+        """Hand what the pass found and did to the status builder."""
+        return self.report.finish(PassReport(
+            started=started, in_force=view.in_force.info if view.in_force else None, attempted=view.attempted,
+            outcome=outcome, refusal=view.refusal, invalid_errors=view.invalid_errors,
+            cluster=desired.cluster if desired else self.cluster_name, booted_at=self.booted_at,
+            resources=resources, apply=apply, errors=errors, gate=gate, verify=self._verify,
+            failovers=self.failovers.statuses(), escalations=self.escalations.statuses()))
 
     def publish(self, control: ControlState, peers: tuple[PeerStatus, ...], observed: ObservedNode | None,
                 desired: DesiredNode | None, result: PassResult, *, fresh_for: float | None = None) -> NodeStatus:
         """Add what only the loop knows (peers, suspensions), write status.json and feed the metrics.
         ``fresh_for``: seconds within which the loop promises the next status."""
-        with self._lock:
-            assert self.status is not None  # noqa: S101  (run_pass always sets it)
-            fresh_until = self.clock.time() + fresh_for if fresh_for is not None else None
-            status = self.status.model_copy(update={"peers": peers, "suspensions": control.suspensions,
-                                                    "recent_errors": tuple(self._errors),
-                                                    "fresh_until": fresh_until})
-            self.status = status
-            status_store.publish(self.state_dir, status)
-        self.metrics.record_pass(result, observed, desired, status)
-        # What the fence-peer handler (a process DRBD starts, not this one) recorded of its power fences.
-        self.metrics.record_power_fences({r.peer: (r.outcome, r.finished) for r in read_records(self.state_dir)})
-        return status
-
-
-def _suspension_reason(control: ControlState, vm: str) -> str:
-    susp = control.vm_suspended(vm)
-    if susp is None:
-        return ""
-    scope = "node" if susp.scope == NODE_SCOPE else vm
-    return f"{scope} suspended by {susp.by}: {susp.reason}"
-
-
-def _outcome_of(resources: tuple[ResourceStatus, ...], outcome: ApplyOutcome) -> PassOutcome:
-    phases = {r.phase for r in resources}
-    if "failed" in phases or "refused" in phases or any(a.result == "failed" for a in outcome.actions):
-        return "failed"
-    if phases - {"ready", "degraded", "suspended"}:
-        return "progressing"
-    if "degraded" in phases:
-        return "degraded"
-    return "converged"
+        return self.report.publish(control.suspensions, peers, observed, desired, result, fresh_for=fresh_for)
 
 
 def load_control(state_dir: Path) -> ControlState:
