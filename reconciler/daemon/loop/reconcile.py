@@ -18,6 +18,7 @@ from reconciler.daemon.loop.escalation import EscalationKeeper
 from reconciler.daemon.loop.gating import BootGate, hold_for_boot, hold_for_peer_revision, without_vms
 from reconciler.daemon.loop.metrics_sink import MetricsSink, NullMetrics
 from reconciler.daemon.loop.moves import MoveTracker
+from reconciler.daemon.loop.seams import RevisionSource, Verifier
 from reconciler.daemon.loop.status import (
     PassReport,
     StatusBuilder,
@@ -26,7 +27,6 @@ from reconciler.daemon.loop.status import (
     suspended_resources,
     suspension_reason,
 )
-from reconciler.daemon.loop.verify import VerifyScheduler
 from reconciler.daemon.node.control import NODE_SCOPE, ControlState, ControlStore
 from reconciler.daemon.peers.failover import PEER_STATUS_MAX_AGE, FailoverKeeper, takeovers_held
 from reconciler.daemon.records.logs import event
@@ -48,7 +48,7 @@ from reconciler.plan.actions import Action
 from reconciler.plan.model import Plan
 from reconciler.plan.peer import PeerView
 from reconciler.source.errors import SourceError
-from reconciler.source.gitsource import GitSource, SourceView
+from reconciler.source.gitsource import SourceView
 
 
 @dataclass
@@ -67,7 +67,7 @@ class PassContext:
 class Reconciler:
     node: str
     state_dir: Path
-    source: GitSource
+    source: RevisionSource
     engine: Engine
     clock: Clock
     liveness: Liveness
@@ -82,7 +82,7 @@ class Reconciler:
     _suspended_scopes: frozenset[str] = frozenset()
     _reported_seen: set[str] = field(default_factory=set)
     _reported_rejection: tuple[str, str] = ("", "")
-    verifier: VerifyScheduler | None = None
+    verifier: Verifier | None = None
     _verify: tuple[VerifyStatus, ...] = ()
     failovers: FailoverKeeper = field(init=False)
     escalations: EscalationKeeper = field(init=False)

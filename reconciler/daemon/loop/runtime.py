@@ -11,7 +11,7 @@ import logging
 import signal
 import threading
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reconciler.daemon.loop.config import DaemonConfig
 from reconciler.daemon.loop.engine import Engine
@@ -19,6 +19,7 @@ from reconciler.daemon.loop.gating import BootGate
 from reconciler.daemon.loop.metrics_sink import MetricsSink, NullMetrics
 from reconciler.daemon.loop.notify import Notifier, watchdog_interval
 from reconciler.daemon.loop.reconcile import PassContext, Reconciler
+from reconciler.daemon.loop.seams import ServiceNotifier
 from reconciler.daemon.loop.verify import VerifyScheduler
 from reconciler.daemon.node import control as control_mod
 from reconciler.daemon.node.control import ControlServer, ControlStore
@@ -28,7 +29,7 @@ from reconciler.daemon.peers.peer_monitor import PeerEndpoint, PeerMonitor
 from reconciler.daemon.records.logs import event
 from reconciler.daemon.schedule.clock import Clock, RealClock
 from reconciler.daemon.schedule.domain_watch import DomainWatcher
-from reconciler.daemon.schedule.drbd_watch import DrbdWatcher
+from reconciler.daemon.schedule.drbd_watch import DrbdWatcher, Follow
 from reconciler.daemon.schedule.fetcher import Fetcher
 from reconciler.daemon.schedule.liveness import Liveness
 from reconciler.daemon.schedule.next_pass import Schedule
@@ -36,7 +37,7 @@ from reconciler.daemon.schedule.wakeup import Wakeup
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import DrbdState, ObservedNode
-from reconciler.model.status import PassResult, PeerStatus
+from reconciler.model.status import NodeStatus, PassResult, PeerStatus
 from reconciler.source.gitsource import GitSource, Loader, default_loader
 from reconciler.source.mirror import Mirror
 from reconciler.source.statefile import ensure_private_dir
@@ -56,12 +57,12 @@ class DaemonStartError(RuntimeError):
 
 class Daemon:
     def __init__(self, config: DaemonConfig, host: Host, engine: Engine, *, clock: Clock | None = None,
-                 metrics: MetricsSink | None = None, notifier: Notifier | None = None,
+                 metrics: MetricsSink | None = None, notifier: ServiceNotifier | None = None,
                  loader: Loader = default_loader) -> None:
         self.config = config
         self.host = host
         self.clock = clock or RealClock()
-        self.notifier = notifier or Notifier()
+        self.notifier: ServiceNotifier = notifier or Notifier()
         self.wakeup = Wakeup()
         self.stop_requested = threading.Event()
         self.liveness = Liveness(self.clock.monotonic, idle_budget=120.0)
@@ -208,10 +209,10 @@ class Daemon:
                                          fresh_for=fresh_for)
         if self.reconciler.observed_once and not self.ready_sent:
             self.ready_sent = True
-            self.notifier.ready(_status_line(status.model_dump()))
+            self.notifier.ready(_status_line(status))
             event("ready")
         else:
-            self.notifier.status(_status_line(status.model_dump()))
+            self.notifier.status(_status_line(status))
         return result
 
     def _observed_for_metrics(self, result: PassResult) -> ObservedNode | None:
@@ -360,7 +361,7 @@ class Daemon:
         return self.exit_code
 
 
-def _stream_follower(host: Host) -> Any:
+def _stream_follower(host: Host) -> Follow | None:
     """The event-stream starter for a real node; None (poll instead) for simulated or other hosts."""
     from reconciler.daemon.node.scope import ScopedHost  # noqa: PLC0415
     from reconciler.host.real import RealHost, follow  # noqa: PLC0415
@@ -379,19 +380,17 @@ def _cluster_nodes(cluster: Cluster) -> dict[str, str]:
     return {name: address for name, address in found.items() if address}
 
 
-def _status_line(status: dict[str, Any]) -> str:
-    last = status.get("last_pass") or {}
-    applied = (status.get("last_applied") or {}).get("sha") or "none"
-    resources = status.get("resources") or ()
-    ready = sum(1 for r in resources if r.get("phase") == "ready")
-    parts = [f"{last.get('outcome', 'starting')}", f"applied {applied[:12]}", f"{ready}/{len(resources)} ready"]
-    if status.get("pending_refusal"):
+def _status_line(status: NodeStatus) -> str:
+    outcome = status.last_pass.outcome if status.last_pass is not None else "starting"
+    applied = (status.last_applied.sha if status.last_applied is not None else "") or "none"
+    ready = sum(1 for r in status.resources if r.phase == "ready")
+    parts = [outcome, f"applied {applied[:12]}", f"{ready}/{len(status.resources)} ready"]
+    if status.pending_refusal:
         parts.append("newest revision refused")
-    if status.get("invalid_errors"):
+    if status.invalid_errors:
         parts.append("newest revision invalid")
-    if status.get("boot_gate"):
+    if status.boot_gate:
         parts.append("boot gate closed")
-    suspensions = status.get("suspensions") or ()
-    if suspensions:
-        parts.append(f"{len(suspensions)} suspension(s)")
+    if status.suspensions:
+        parts.append(f"{len(status.suspensions)} suspension(s)")
     return "; ".join(parts)

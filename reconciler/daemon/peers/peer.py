@@ -27,7 +27,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 from reconciler.daemon.peers import peerauth
 from reconciler.daemon.peers.failover import FAILOVER_ID
@@ -103,7 +102,7 @@ class PeerServer:
             def do_POST(self) -> None:
                 server._dispatch(self, "POST")
 
-            def log_message(self, format: str, *args: Any) -> None:
+            def log_message(self, format: str, *args: object) -> None:
                 return
 
         self._httpd = _PeerHTTPServer((address, port), Handler)
