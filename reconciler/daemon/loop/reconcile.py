@@ -130,7 +130,7 @@ class Reconciler:
         self._report_seen(view)
         if view.in_force is None:
             # Still observe: readiness and the exported state do not need a revision.
-            observed = self._observe()
+            self._observe()
             kind: PassOutcome = "invalid" if view.invalid_errors or view.refusal else "error"
             return self._finish(started, view, None, kind, errors=("no valid revision yet",))
         revision = view.in_force.info.sha
