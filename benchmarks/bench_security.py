@@ -100,7 +100,7 @@ def _peak_threads(seconds: float) -> int:
 
 
 def idle_connections() -> None:
-    from reconciler.daemon.peer import PeerAnswer, PeerServer
+    from reconciler.daemon.peers.peer import PeerAnswer, PeerServer
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(8192, hard), hard))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.cli.common import add_host_options, add_state_dir, make_host, node_access
-from reconciler.daemon.control import NODE_SCOPE, ControlStore, operator_name, send_command
+from reconciler.daemon.node.control import NODE_SCOPE, ControlStore, operator_name, send_command
 from reconciler.names import UnsafeNameError
 from reconciler.source.errors import SourceError
 
@@ -138,8 +138,8 @@ def _allow(args: argparse.Namespace) -> int:
 
 
 def _shutdown_node(args: argparse.Namespace) -> int:
-    from reconciler.daemon.identity import IdentityError, check_node_name  # noqa: PLC0415
-    from reconciler.daemon.shutdown import shutdown_node  # noqa: PLC0415
+    from reconciler.daemon.node.identity import IdentityError, check_node_name  # noqa: PLC0415
+    from reconciler.daemon.node.shutdown import shutdown_node  # noqa: PLC0415
     from reconciler.desired.errors import UnknownNodeError  # noqa: PLC0415
     from reconciler.desired.expand import expand_node  # noqa: PLC0415
     from reconciler.observe.observer import Observer  # noqa: PLC0415

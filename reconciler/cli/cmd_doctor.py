@@ -56,7 +56,7 @@ def _fence_peers(args: argparse.Namespace) -> dict[str, str]:
     """node -> host of RECONCILER_PEERS, as the fence-peer handler reads it (the environment, else the
     daemon's environment file); items that do not parse are left to the handler and the daemon to report."""
     from reconciler.cli.cmd_fence import read_env_file  # noqa: PLC0415
-    from reconciler.daemon.peer import parse_peer_item  # noqa: PLC0415
+    from reconciler.daemon.peers.peer import parse_peer_item  # noqa: PLC0415
 
     raw = os.environ.get("RECONCILER_PEERS") or read_env_file(args.env_file).get("RECONCILER_PEERS", "")
     found: dict[str, str] = {}
@@ -70,7 +70,7 @@ def _fence_peers(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from reconciler.daemon.doctor import Check, run_checks  # noqa: PLC0415
+    from reconciler.daemon.node.doctor import Check, run_checks  # noqa: PLC0415
 
     try:
         node = node_name(args)

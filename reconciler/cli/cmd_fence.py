@@ -3,7 +3,7 @@
 DRBD runs it (``handlers { fence-peer "/usr/bin/reconciler fence-peer"; }``) with the resource in
 ``DRBD_RESOURCE`` and the peer in ``DRBD_PEER_NODE_ID``/``DRBD_PEER_ADDRESS`` (9) or ``DRBD_PEERS`` (8.4).
 It is started by the kernel, not by systemd, so it reads the daemon's environment file itself. The exit
-codes are DRBD's contract, see :mod:`reconciler.daemon.fence`.
+codes are DRBD's contract, see :mod:`reconciler.daemon.peers.fence`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler.daemon.fence import (
+from reconciler.daemon.peers.fence import (
     DEFAULT_HANDLER_TIMEOUT,
     EXIT_ERROR,
     FenceResult,
@@ -25,8 +25,8 @@ from reconciler.daemon.fence import (
     resource_hosts,
     stonith_peer,
 )
-from reconciler.daemon.keyfile import SecretFileError, read_secret
-from reconciler.daemon.peer import DEFAULT_PEER_PORT, parse_peer_item
+from reconciler.daemon.peers.keyfile import SecretFileError, read_secret
+from reconciler.daemon.peers.peer import DEFAULT_PEER_PORT, parse_peer_item
 from reconciler.host.real import RealHost
 from reconciler.model.desired import DrbdHost
 from reconciler.names import UnsafeNameError, check_name

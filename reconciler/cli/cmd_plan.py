@@ -83,7 +83,7 @@ def load_target(args: argparse.Namespace, host: Host | None = None) -> Target:
         desired = cache.desired_node(directory, node, Path(state_dir) if state_dir else None, load)
         if state_dir:
             # A VM the daemon took over after an automatic failover is planned as the daemon plans it.
-            from reconciler.daemon.failover import read_records, with_takeovers  # noqa: PLC0415
+            from reconciler.daemon.peers.failover import read_records, with_takeovers  # noqa: PLC0415
 
             desired = with_takeovers(desired, read_records(Path(state_dir)))
         host = host or make_host(args)

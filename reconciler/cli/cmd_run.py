@@ -14,15 +14,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from reconciler.daemon.config import (
+from reconciler.daemon.loop.config import (
     DEFAULT_BOOT_FETCH_TIMEOUT,
     DEFAULT_DRIFT_INTERVAL,
     DEFAULT_FETCH_INTERVAL,
     DaemonConfig,
-    PeerEndpoint,
 )
-from reconciler.daemon.keyfile import SecretFileError, read_secret
-from reconciler.daemon.peer import DEFAULT_PEER_PORT, parse_endpoint, parse_peer_item
+from reconciler.daemon.peers.keyfile import SecretFileError, read_secret
+from reconciler.daemon.peers.peer import DEFAULT_PEER_PORT, parse_endpoint, parse_peer_item
+from reconciler.daemon.peers.peer_monitor import PeerEndpoint
 from reconciler.host.base import Host
 from reconciler.host.factory import NodeAccess, known_nodes, make_host, peer_ports
 from reconciler.loopback import LOOPBACK, is_loopback
@@ -167,8 +167,8 @@ def build_config(args: argparse.Namespace) -> DaemonConfig:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from reconciler.daemon.identity import IdentityError, boot_time, check_node_name  # noqa: PLC0415
-    from reconciler.daemon.logs import setup_logging  # noqa: PLC0415
+    from reconciler.daemon.node.identity import IdentityError, boot_time, check_node_name  # noqa: PLC0415
+    from reconciler.daemon.records.logs import setup_logging  # noqa: PLC0415
 
     try:
         config = build_config(args)
@@ -184,9 +184,9 @@ def _run(args: argparse.Namespace) -> int:
     except (IdentityError, OSError, ValueError) as exc:
         print(f"reconciler run: refusing to start: {exc}", file=sys.stderr)
         return 2
-    from reconciler.daemon.real_engine import RealEngine  # noqa: PLC0415
-    from reconciler.daemon.runtime import Daemon  # noqa: PLC0415
-    from reconciler.daemon.statelock import AlreadyRunning, StateLock  # noqa: PLC0415
+    from reconciler.daemon.loop.real_engine import RealEngine  # noqa: PLC0415
+    from reconciler.daemon.loop.runtime import Daemon  # noqa: PLC0415
+    from reconciler.daemon.node.statelock import AlreadyRunning, StateLock  # noqa: PLC0415
     from reconciler.metrics.state import MetricsState  # noqa: PLC0415
 
     lock = StateLock(config.state_dir)
@@ -200,7 +200,7 @@ def _run(args: argparse.Namespace) -> int:
         lock.release()
         print(f"reconciler run: cannot start: {exc}", file=sys.stderr)
         return 1
-    from reconciler.daemon.runtime import DaemonStartError  # noqa: PLC0415
+    from reconciler.daemon.loop.runtime import DaemonStartError  # noqa: PLC0415
 
     daemon.reconciler.booted_at = boot_time() if access.this_machine else None
     try:
@@ -249,6 +249,6 @@ def _host(access: NodeAccess, node: str) -> Host:
     host = make_host(access, node)
     if not access.this_machine:
         return host
-    from reconciler.daemon.scope import ScopedHost, under_systemd  # noqa: PLC0415
+    from reconciler.daemon.node.scope import ScopedHost, under_systemd  # noqa: PLC0415
 
     return ScopedHost(host) if under_systemd() else host

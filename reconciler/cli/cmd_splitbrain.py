@@ -26,7 +26,7 @@ def register(subparsers: Any) -> None:
 
 
 def _split_brain(args: argparse.Namespace) -> int:
-    from reconciler.daemon.splitbrain import record_split_brain  # noqa: PLC0415
+    from reconciler.daemon.peers.splitbrain import record_split_brain  # noqa: PLC0415
     from reconciler.host.base import HostFileError  # noqa: PLC0415
     from reconciler.host.real import RealHost  # noqa: PLC0415
     from reconciler.names import UnsafeNameError  # noqa: PLC0415

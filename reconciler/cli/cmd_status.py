@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.cli.common import add_state_dir
-from reconciler.daemon import status_store
-from reconciler.daemon.control import daemon_listening
+from reconciler.daemon.node.control import daemon_listening
+from reconciler.daemon.records import status_store
 from reconciler.model.status import FailoverStatus, NodeStatus, RevisionInfo, VerifyStatus
 from reconciler.sizes import format_size
 

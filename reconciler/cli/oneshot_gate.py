@@ -7,8 +7,8 @@ from pathlib import Path
 
 from reconciler.apply.oneshot import Gate
 from reconciler.core.plan_model import Note, Plan
-from reconciler.daemon.control import ControlStore
-from reconciler.daemon.gating import hold_for_one_shot, without_vms
+from reconciler.daemon.loop.gating import hold_for_one_shot, without_vms
+from reconciler.daemon.node.control import ControlStore
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode
 

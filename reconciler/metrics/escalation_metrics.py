@@ -1,4 +1,4 @@
-"""Reboots a node decided because a Primary that lost quorum could not be stopped (reconciler.daemon.escalation).
+"""Reboots a node decided because a Primary that lost quorum could not be stopped (reconciler.daemon.loop.escalation).
 
 Read from the status a pass published (``NodeStatus.escalations``); the records outlive the reboot, so the node
 says after it came back why it went down.

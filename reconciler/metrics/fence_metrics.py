@@ -1,6 +1,6 @@
 """Power fencing: the latest power fence of each peer by this node's fence-peer handler.
 
-The handler records every attempt in the state directory (``reconciler.daemon.powerfence``); the daemon
+The handler records every attempt in the state directory (``reconciler.daemon.peers.powerfence``); the daemon
 reads the records after each pass. A failed fence is what the alert is for: DRBD's I/O stayed frozen (under
 ``resource-and-stonith``) and the peer's state is unknown until someone looks.
 """

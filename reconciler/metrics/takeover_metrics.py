@@ -1,6 +1,6 @@
 """Automatic failover: which VMs this node runs after taking them over, and how each VM's latest failover ended.
 
-Read from the status a pass published (``NodeStatus.failovers``, kept by ``reconciler.daemon.failover``). A VM
+Read from the status a pass published (``NodeStatus.failovers``, kept by ``reconciler.daemon.peers.failover``). A VM
 running away from its designated primary is a decision left to the operator (a commit, or automatic failback);
 a failover that failed left the VM down, which is what the alerts are for.
 """

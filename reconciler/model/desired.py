@@ -175,7 +175,7 @@ FENCE_HANDLER_SECONDS = 60.0
 
 
 class DesiredFailover(Frozen):
-    """What the standby may do by itself when the node running the VM is lost (reconciler.daemon.failover)."""
+    """What the standby may do by itself when the node running the VM is lost (reconciler.daemon.peers.failover)."""
 
     mode: Literal["manual", "automatic"] = "manual"
     grace_seconds: int = 30

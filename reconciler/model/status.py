@@ -103,7 +103,7 @@ class Suspension(Frozen):
 
 
 class VerifyStatus(Frozen):
-    """Online verification of one resource whose designated primary is this node (reconciler.daemon.verify)."""
+    """Online verification of one resource whose designated primary is this node (reconciler.daemon.loop.verify)."""
 
     vm: str
     resource: str
@@ -130,7 +130,7 @@ class VerifyStatus(Frozen):
 
 
 class FailoverStatus(Frozen):
-    """Automatic failover of one VM as this node sees it (reconciler.daemon.failover): the latest record, and
+    """Automatic failover of one VM as this node sees it (reconciler.daemon.peers.failover): the latest record, and
     ``watching``, why the VM is not (yet) taken over while its designated primary looks lost."""
 
     vm: str
@@ -148,7 +148,7 @@ class FailoverStatus(Frozen):
 
 class EscalationStatus(Frozen):
     """The latest reboot this node made because a Primary without quorum could not be stopped
-    (reconciler.daemon.escalation): ``started`` (the reboot command ran and did not return, as a reboot does
+    (reconciler.daemon.loop.escalation): ``started`` (the reboot command ran and did not return, as a reboot does
     not), ``requested`` (systemd took the reboot job) or ``failed`` (the command failed). ``action`` is the
     command; ``decided_at`` when it started."""
 

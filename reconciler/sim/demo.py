@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.daemon import status_store
+from reconciler.daemon.records import status_store
 from reconciler.host.real import RealHost
 from reconciler.model.status import NodeStatus
 from reconciler.sim.clock import SimClockDriver

@@ -45,14 +45,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.daemon.clock import VirtualClock
-from reconciler.daemon.control import ControlState
-from reconciler.daemon.gating import BootGate
-from reconciler.daemon.liveness import Liveness
-from reconciler.daemon.logs import LOGGER_NAME
-from reconciler.daemon.real_engine import RealEngine
-from reconciler.daemon.reconcile import PassContext, Reconciler
-from reconciler.daemon.runtime import Schedule
+from reconciler.daemon.loop.gating import BootGate
+from reconciler.daemon.loop.real_engine import RealEngine
+from reconciler.daemon.loop.reconcile import PassContext, Reconciler
+from reconciler.daemon.node.control import ControlState
+from reconciler.daemon.records.logs import LOGGER_NAME
+from reconciler.daemon.schedule.clock import VirtualClock
+from reconciler.daemon.schedule.liveness import Liveness
+from reconciler.daemon.schedule.next_pass import Schedule
 from reconciler.host.base import DEFAULT_TIMEOUT, CommandResult, Host, HostWrapper
 from reconciler.metrics.state import MetricsState
 from reconciler.model.status import PeerStatus

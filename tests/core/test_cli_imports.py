@@ -29,7 +29,7 @@ sys.stderr.write("\\nMODULES " + json.dumps(sorted(sys.modules)) + "\\n")
 # Modules no light command has any use for; each weighs tens of milliseconds at start-up.
 HEAVY_EVERYWHERE = ("git", "http.server", "http.client", "urllib.request", "prometheus_client", "watchdog",
                     "tenacity", "reconciler.sim.state", "reconciler.source.gitsource", "reconciler.metrics",
-                    "reconciler.daemon.runtime", "reconciler.apply.executor")
+                    "reconciler.daemon.loop.runtime", "reconciler.apply.executor")
 # --help needs none of the desired-state machinery either.
 HEAVY_FOR_HELP = (*HEAVY_EVERYWHERE, "pydantic", "yaml", "reconciler.desired.schema", "reconciler.model.desired")
 

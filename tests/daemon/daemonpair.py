@@ -7,13 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.daemon.clock import VirtualClock
-from reconciler.daemon.control import ControlState
-from reconciler.daemon.failover import read_records
-from reconciler.daemon.gating import BootGate
-from reconciler.daemon.liveness import Liveness
-from reconciler.daemon.real_engine import RealEngine
-from reconciler.daemon.reconcile import PassContext, Reconciler
+from reconciler.daemon.loop.gating import BootGate
+from reconciler.daemon.loop.real_engine import RealEngine
+from reconciler.daemon.loop.reconcile import PassContext, Reconciler
+from reconciler.daemon.node.control import ControlState
+from reconciler.daemon.peers.failover import read_records
+from reconciler.daemon.schedule.clock import VirtualClock
+from reconciler.daemon.schedule.liveness import Liveness
 from reconciler.desired.load import load_cluster
 from reconciler.metrics.state import MetricsState
 from reconciler.model.status import PassResult, PeerStatus

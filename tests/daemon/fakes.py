@@ -9,7 +9,7 @@ from typing import Any
 from reconciler.core.actions import Action, ActionKind
 from reconciler.core.peer_view import PeerView
 from reconciler.core.plan_model import Plan, PlannedResource
-from reconciler.daemon.engine import ActionHooks, ApplyOutcome
+from reconciler.daemon.loop.engine import ActionHooks, ApplyOutcome
 from reconciler.model.desired import DesiredDrbd, DesiredNode, DesiredVm, DrbdHost
 from reconciler.model.observed import (
     DrbdConnectionState,

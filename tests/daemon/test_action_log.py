@@ -6,11 +6,11 @@ import io
 from pathlib import Path
 
 from reconciler.apply.retry import RetryPolicy
-from reconciler.daemon.clock import VirtualClock
-from reconciler.daemon.liveness import Liveness
-from reconciler.daemon.logs import setup_logging
-from reconciler.daemon.real_engine import _HookProgress
-from reconciler.daemon.reconcile import Reconciler
+from reconciler.daemon.loop.real_engine import _HookProgress
+from reconciler.daemon.loop.reconcile import Reconciler
+from reconciler.daemon.records.logs import setup_logging
+from reconciler.daemon.schedule.clock import VirtualClock
+from reconciler.daemon.schedule.liveness import Liveness
 from reconciler.model.status import ActionRecord
 from tests.daemon.fakes import FakeEngine, FakeSource, action
 

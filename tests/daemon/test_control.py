@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli.main import main
-from reconciler.daemon.control import ControlServer, ControlStore, send_command
+from reconciler.daemon.node.control import ControlServer, ControlStore, send_command
 from reconciler.names import UnsafeNameError
 from reconciler.source.errors import SourceError
 

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.core.plan_model import Plan
-from reconciler.daemon import status_store
-from reconciler.daemon.config import DaemonConfig
-from reconciler.daemon.control import send_command
-from reconciler.daemon.engine import ActionHooks, ApplyOutcome
-from reconciler.daemon.runtime import Daemon
+from reconciler.daemon.loop.config import DaemonConfig
+from reconciler.daemon.loop.engine import ActionHooks, ApplyOutcome
+from reconciler.daemon.loop.runtime import Daemon
+from reconciler.daemon.node.control import send_command
+from reconciler.daemon.records import status_store
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode
 from tests.daemon.fakes import FakeEngine
@@ -133,7 +133,7 @@ def test_stop_lets_the_running_action_finish_and_starts_no_other(tmp_path: Path)
 def test_ready_is_sent_after_the_first_observation_then_status_lines(tmp_path: Path) -> None:
     import socket
 
-    from reconciler.daemon.notify import Notifier
+    from reconciler.daemon.loop.notify import Notifier
 
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     listener.bind(str(tmp_path / "notify"))
@@ -162,9 +162,9 @@ def test_ready_is_sent_after_the_first_observation_then_status_lines(tmp_path: P
 def test_the_watchdog_is_fed_only_while_the_loop_is_alive(tmp_path: Path) -> None:
     import socket
 
-    from reconciler.daemon.clock import VirtualClock
-    from reconciler.daemon.liveness import Liveness
-    from reconciler.daemon.notify import Notifier
+    from reconciler.daemon.loop.notify import Notifier
+    from reconciler.daemon.schedule.clock import VirtualClock
+    from reconciler.daemon.schedule.liveness import Liveness
 
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     listener.bind(str(tmp_path / "notify"))

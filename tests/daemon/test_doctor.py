@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli.main import main
-from reconciler.daemon.doctor import (
+from reconciler.daemon.node.doctor import (
     USERMODE_HELPER_PATH,
     check_addresses,
     check_ballooning,
@@ -175,7 +175,7 @@ def test_drbd_module_must_match_the_declared_version(proc_drbd: str, verdict: st
 
 
 def test_drbd_handler_programs_must_be_executable_here() -> None:
-    from reconciler.daemon.doctor import check_drbd_handlers
+    from reconciler.daemon.node.doctor import check_drbd_handlers
     from reconciler.desired.expand import expand_node
     from reconciler.desired.load import load_cluster
 
@@ -227,7 +227,7 @@ def test_usermode_helper_on_a_simulated_node(tmp_path: Path) -> None:
 
 
 def test_fencing_over_the_replication_link_is_a_warning_with_the_fix() -> None:
-    from reconciler.daemon.doctor import check_fence_path
+    from reconciler.daemon.node.doctor import check_fence_path
     from reconciler.desired.expand import expand_node
     from reconciler.desired.load import load_cluster
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reconciler.backends.xen.hypervisor import XenHypervisor
-from reconciler.daemon.domain_watch import DomainWatcher
+from reconciler.daemon.schedule.domain_watch import DomainWatcher
 from reconciler.host.base import CommandResult
 from tests.apply.fakes import FakeHost, ok
 

@@ -9,7 +9,7 @@ import pytest
 
 from reconciler.cli.cmd_status import render
 from reconciler.core.actions import Action, Command
-from reconciler.daemon.escalation import (
+from reconciler.daemon.loop.escalation import (
     FAILED_REBOOT_HOLD_SECONDS,
     REBOOT_AFTER_SECONDS,
     REBOOT_HOLD_SECONDS,

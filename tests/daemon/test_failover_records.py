@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from reconciler.cli.cmd_status import render
-from reconciler.daemon.failover import FailoverRecord, read_records, with_takeovers, write_record
+from reconciler.daemon.peers.failover import FailoverRecord, read_records, with_takeovers, write_record
 from reconciler.model.status import FailoverStatus, NodeStatus
 from tests.daemon.fakes import desired_node
 

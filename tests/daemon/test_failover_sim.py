@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.daemon.control import ControlStore
-from reconciler.daemon.failover import read_records
+from reconciler.daemon.node.control import ControlStore
+from reconciler.daemon.peers.failover import read_records
 from reconciler.metrics.collector import exposition
 from reconciler.sim import drbd, faults, oracle
 from reconciler.sim.state import SimCluster
@@ -343,8 +343,8 @@ def _standby_view(hold: bool = False) -> tuple[object, object]:
 
 
 def test_a_hold_committed_before_the_promotion_abandons_the_failover(tmp_path: Path) -> None:
-    from reconciler.daemon.clock import VirtualClock
-    from reconciler.daemon.failover import FailoverKeeper
+    from reconciler.daemon.peers.failover import FailoverKeeper
+    from reconciler.daemon.schedule.clock import VirtualClock
     from reconciler.model.status import PeerStatus
 
     clock = VirtualClock(1000.0)
@@ -369,7 +369,7 @@ def test_a_hold_committed_before_the_promotion_abandons_the_failover(tmp_path: P
 
 
 def test_a_missing_or_old_peer_status_is_not_a_lost_peer() -> None:
-    from reconciler.daemon.failover import peer_lost
+    from reconciler.daemon.peers.failover import peer_lost
     from reconciler.model.status import PeerStatus
     from tests.daemon.fakes import desired_node, drbd_resource
 
@@ -397,8 +397,8 @@ def test_a_restarted_daemon_keeps_running_the_failed_over_vm(converged: Path, tm
 
 
 def test_the_lost_node_answering_again_before_the_promotion_abandons_the_failover(tmp_path: Path) -> None:
-    from reconciler.daemon.clock import VirtualClock
-    from reconciler.daemon.failover import FailoverKeeper
+    from reconciler.daemon.peers.failover import FailoverKeeper
+    from reconciler.daemon.schedule.clock import VirtualClock
     from reconciler.model.status import PeerStatus
 
     clock = VirtualClock(1000.0)

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli.main import main
-from reconciler.daemon.fence import (
+from reconciler.daemon.peers.fence import (
     OUTDATE_PATH,
     OutdateAnswer,
     ask_outdate,
     outdate_local,
 )
-from reconciler.daemon.peer import PATH, PeerAnswer, PeerServer
-from reconciler.daemon.peerauth import H_TIME, request_headers
+from reconciler.daemon.peers.peer import PATH, PeerAnswer, PeerServer
+from reconciler.daemon.peers.peerauth import H_TIME, request_headers
 from reconciler.desired.render_drbd import DEFAULT_FENCE_PEER
 from reconciler.model.desired import DrbdHost
 from reconciler.sim.drbd_config import parse_text
@@ -139,7 +139,7 @@ def test_an_unreachable_peer_is_asked_again_then_exit_1_never_5(tmp_path: Path,
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    monkeypatch.setattr("reconciler.daemon.fence.UNREACHABLE_GRACE", 1.5)
+    monkeypatch.setattr("reconciler.daemon.peers.fence.UNREACHABLE_GRACE", 1.5)
     started = time.monotonic()
     assert _handler(tmp_path, monkeypatch, port, timeout=5.0) == 1
     assert time.monotonic() - started >= 1.5
@@ -411,8 +411,8 @@ def test_a_one_entry_peer_list_in_the_environment_file_does_not_name_the_peer_by
 
 def test_daemon_outdates_its_replica_for_the_handler_of_its_peer(partitioned: DrbdCluster, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from reconciler.daemon.config import DaemonConfig
-    from reconciler.daemon.runtime import Daemon
+    from reconciler.daemon.loop.config import DaemonConfig
+    from reconciler.daemon.loop.runtime import Daemon
     from tests.conftest import EXAMPLE_DIR
     from tests.daemon.fakes import FakeEngine
     from tests.source.gitrepo import WorkRepo

@@ -6,7 +6,7 @@ import random
 import shutil
 from pathlib import Path
 
-from reconciler.daemon.fetcher import Fetcher
+from reconciler.daemon.schedule.fetcher import Fetcher
 from reconciler.source.mirror import Mirror
 from tests.source.gitrepo import WorkRepo
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from reconciler.core.actions import Action
 from reconciler.core.plan_model import Plan
-from reconciler.daemon.gating import (
+from reconciler.daemon.loop.gating import (
     BOOT_GATED,
     NEEDS_PEER_AT_REVISION,
     ONE_SHOT_NO_PEER,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli.main import main
-from reconciler.daemon.keyfile import SecretFileError, read_secret
+from reconciler.daemon.peers.keyfile import SecretFileError, read_secret
 
 
 def secret(tmp_path: Path, mode: int, name: str = "peer.key") -> Path:

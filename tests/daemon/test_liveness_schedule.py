@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import random
 
-from reconciler.daemon.backoff import Backoff
-from reconciler.daemon.clock import VirtualClock
-from reconciler.daemon.liveness import Liveness
-from reconciler.daemon.runtime import Schedule
+from reconciler.daemon.schedule.backoff import Backoff
+from reconciler.daemon.schedule.clock import VirtualClock
+from reconciler.daemon.schedule.liveness import Liveness
+from reconciler.daemon.schedule.next_pass import Schedule
 from reconciler.model.status import ActionRecord, PassResult
 
 

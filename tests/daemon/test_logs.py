@@ -6,7 +6,7 @@ import io
 import json
 import logging
 
-from reconciler.daemon.logs import LOGGER_NAME, event, setup_logging
+from reconciler.daemon.records.logs import LOGGER_NAME, event, setup_logging
 
 
 def test_key_value_lines() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler.daemon.config import DaemonConfig
-from reconciler.daemon.metrics_sink import NullMetrics
-from reconciler.daemon.runtime import Daemon
+from reconciler.daemon.loop.config import DaemonConfig
+from reconciler.daemon.loop.metrics_sink import NullMetrics
+from reconciler.daemon.loop.runtime import Daemon
 from reconciler.model.observed import DrbdResourceState, DrbdState, ObservedNode
 from reconciler.model.status import NodeStatus, PassResult, PeerStatus
 from tests.daemon.fakes import FakeEngine, RecordingMetrics
@@ -43,7 +43,7 @@ def test_a_null_sink_is_not_served(tmp_path: Path) -> None:
     daemon = _daemon(tmp_path, metrics_address="127.0.0.1:0")
     daemon._start_metrics()
     assert daemon._metrics_server is None
-    [error] = daemon.reconciler._errors
+    [error] = daemon.reconciler.report.recent_errors
     assert "cannot serve metrics on 127.0.0.1:0: this daemon keeps no metrics to serve" in error
 
 

@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli.main import main
-from reconciler.daemon.config import DaemonConfig
-from reconciler.daemon.control import send_command
-from reconciler.daemon.peer import PATH, PeerAnswer, PeerServer, fetch_peer
-from reconciler.daemon.peerauth import request_headers
-from reconciler.daemon.runtime import Daemon
+from reconciler.daemon.loop.config import DaemonConfig
+from reconciler.daemon.loop.runtime import Daemon
+from reconciler.daemon.node.control import send_command
+from reconciler.daemon.peers.peer import PATH, PeerAnswer, PeerServer, fetch_peer
+from reconciler.daemon.peers.peerauth import request_headers
 from reconciler.metrics.auth import hash_password
 from reconciler.metrics.guard import FailureLimiter
 from reconciler.metrics.state import MetricsState

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.daemon.notify import Notifier, watchdog_interval
+from reconciler.daemon.loop.notify import Notifier, watchdog_interval
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from reconciler.daemon import status_store
-from reconciler.daemon.config import DaemonConfig
-from reconciler.daemon.runtime import Daemon
+from reconciler.daemon.loop.config import DaemonConfig
+from reconciler.daemon.loop.runtime import Daemon
+from reconciler.daemon.records import status_store
 from tests.daemon.fakes import FakeEngine
 from tests.source.gitrepo import WorkRepo
 

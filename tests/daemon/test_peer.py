@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from reconciler.daemon.peer import (
+from reconciler.daemon.peers.peer import (
     PATH,
     PeerAnswer,
     PeerServer,
@@ -16,7 +16,7 @@ from reconciler.daemon.peer import (
     fetch_peer_report,
     parse_endpoint,
 )
-from reconciler.daemon.peerauth import request_headers
+from reconciler.daemon.peers.peerauth import request_headers
 
 KEY = b"0123456789abcdef0123456789abcdef"
 

@@ -12,16 +12,16 @@ from typing import Any
 
 import pytest
 
-from reconciler.daemon.clock import VirtualClock
-from reconciler.daemon.config import DaemonConfig, PeerEndpoint
-from reconciler.daemon.control import ControlState
-from reconciler.daemon.failover import FAILOVER_ID, failover_id, takeovers_held
-from reconciler.daemon.gating import BootGate
-from reconciler.daemon.liveness import Liveness
-from reconciler.daemon.peer import PeerAnswer, PeerServer, fetch_peer_report, takeovers_json
-from reconciler.daemon.peer_monitor import PeerMonitor
-from reconciler.daemon.reconcile import PassContext, Reconciler
-from reconciler.daemon.runtime import Daemon
+from reconciler.daemon.loop.config import DaemonConfig
+from reconciler.daemon.loop.gating import BootGate
+from reconciler.daemon.loop.reconcile import PassContext, Reconciler
+from reconciler.daemon.loop.runtime import Daemon
+from reconciler.daemon.node.control import ControlState
+from reconciler.daemon.peers.failover import FAILOVER_ID, failover_id, takeovers_held
+from reconciler.daemon.peers.peer import PeerAnswer, PeerServer, fetch_peer_report, takeovers_json
+from reconciler.daemon.peers.peer_monitor import PeerEndpoint, PeerMonitor
+from reconciler.daemon.schedule.clock import VirtualClock
+from reconciler.daemon.schedule.liveness import Liveness
 from reconciler.model.status import FailoverStatus, NodeStatus, PeerStatus, PeerTakeover
 from tests.daemon.fakes import SHA_A, FakeEngine, FakeSource
 from tests.source.gitrepo import WorkRepo
@@ -123,7 +123,7 @@ def test_the_daemons_peer_server_answers_with_what_its_last_status_holds(tmp_pat
     config = DaemonConfig(node="himbeere", repo=str(repo.work), state_dir=tmp_path / "state", drbd_events=False)
     daemon = Daemon(config, host=None, engine=FakeEngine())  # type: ignore[arg-type]
     assert daemon._answer().takeovers == {}  # no pass yet: nothing
-    daemon.reconciler.status = NodeStatus(node="himbeere", failovers=(FailoverStatus(
+    daemon.reconciler.report.status = NodeStatus(node="himbeere", failovers=(FailoverStatus(
         vm="vm100", id=FO, state="running", from_node="erdbeere", to_node="himbeere", designated="erdbeere"),))
     answer = daemon._answer()
     assert answer.takeovers == {"vm100": {"id": FO, "from_node": "erdbeere"}}

@@ -19,8 +19,8 @@ import pytest
 
 from reconciler.cli import cmd_fence
 from reconciler.cli.main import main
-from reconciler.daemon.fence import EXIT_ERROR, EXIT_STONITHED, stonith_peer
-from reconciler.daemon.powerfence import power_fence, read_records, record_path
+from reconciler.daemon.peers.fence import EXIT_ERROR, EXIT_STONITHED, stonith_peer
+from reconciler.daemon.peers.powerfence import power_fence, read_records, record_path
 from reconciler.desired.load import load_cluster
 from reconciler.desired.schema import PowerFenceSection
 from reconciler.host.base import CommandResult
@@ -186,7 +186,7 @@ def test_both_sides_stagger_by_the_larger_delay(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("primary", "first", "wait"), [
     (True, True, 0.0), (True, False, 7.0), (False, True, 14.0), (False, False, 14.0)])
 def test_when_both_links_fail_exactly_one_node_fences(primary: bool, first: bool, wait: float) -> None:
-    from reconciler.daemon.fence import fence_wait
+    from reconciler.daemon.peers.fence import fence_wait
 
     assert fence_wait(7, primary=primary, first=first) == wait
     # Both Primary (each for VMs of its own): the node that sorts first fences 7 s before the other could.
@@ -225,7 +225,7 @@ def test_without_every_condition_nothing_is_powered_off_and_the_answer_is_1(
 
 
 def test_drbd_9_never_powers_off_because_its_own_state_cannot_be_read_safely(tmp_path: Path) -> None:
-    from reconciler.daemon.fence import local_view
+    from reconciler.daemon.peers.fence import local_view
 
     # DRBD 9's /proc/drbd lists no minors, and UP_TO_DATE_NODES always carries this node's own bit for
     # fence-peer whatever its disk: neither proves the local disk UpToDate.
@@ -306,7 +306,7 @@ def test_an_unreachable_peer_without_a_revision_is_exit_1_never_5(tmp_path: Path
     token.write_bytes(b"0123456789abcdef-fence-test\n")
     token.chmod(0o600)
     monkeypatch.setenv("DRBD_RESOURCE", "vm100")
-    monkeypatch.setattr("reconciler.daemon.fence.UNREACHABLE_GRACE", 0.0)
+    monkeypatch.setattr("reconciler.daemon.peers.fence.UNREACHABLE_GRACE", 0.0)
     code = main(["fence-peer", "--env-file", str(tmp_path / "absent.env"), "--node", "erdbeere",
                  "--state-dir", str(tmp_path / "state"), "--peer", f"himbeere=127.0.0.1:{port}",
                  "--peer-token-file", str(token), "--timeout", "2"])

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from reconciler.daemon import status_store
-from reconciler.daemon.clock import VirtualClock
-from reconciler.daemon.control import ControlState, ControlStore
-from reconciler.daemon.gating import BootGate
-from reconciler.daemon.liveness import Liveness
-from reconciler.daemon.reconcile import PassContext, Reconciler
+from reconciler.daemon.loop.gating import BootGate
+from reconciler.daemon.loop.reconcile import PassContext, Reconciler
+from reconciler.daemon.node.control import ControlState, ControlStore
+from reconciler.daemon.records import status_store
+from reconciler.daemon.schedule.clock import VirtualClock
+from reconciler.daemon.schedule.liveness import Liveness
 from reconciler.model.observed import DrbdResourceState, DrbdState
 from reconciler.model.status import PeerStatus, Suspension
 from tests.daemon.fakes import SHA_A, SHA_B, FakeEngine, FakeSource, RecordingMetrics, action, drbd_resource
@@ -281,15 +281,15 @@ def test_only_a_revision_that_moves_a_vm_away_lets_the_planner_stop_its_domain(w
     rec, *_ = world
     # First pass after a start: the VM already runs here against the repository (a failover by hand,
     # or a restart): nothing counts as moved.
-    assert rec._track_moves(_with_primary("himbeere"), _running("vm100")) == frozenset()
+    assert rec.moves.track(_with_primary("himbeere"), _running("vm100")) == frozenset()
     # A revision designates erdbeere, then one moves the VM to himbeere: that move is recorded...
-    assert rec._track_moves(_with_primary("erdbeere"), _running("vm100")) == frozenset()
-    assert rec._track_moves(_with_primary("himbeere"), _running("vm100")) == frozenset({"vm100"})
+    assert rec.moves.track(_with_primary("erdbeere"), _running("vm100")) == frozenset()
+    assert rec.moves.track(_with_primary("himbeere"), _running("vm100")) == frozenset({"vm100"})
     # ... kept while the domain still runs here (the handover may take several passes) ...
-    assert rec._track_moves(_with_primary("himbeere"), _running("vm100")) == frozenset({"vm100"})
+    assert rec.moves.track(_with_primary("himbeere"), _running("vm100")) == frozenset({"vm100"})
     # ... and forgotten once it stopped, so a later start by hand here is left alone.
-    assert rec._track_moves(_with_primary("himbeere"), _running()) == frozenset()
-    assert rec._track_moves(_with_primary("himbeere"), _running("vm100")) == frozenset()
+    assert rec.moves.track(_with_primary("himbeere"), _running()) == frozenset()
+    assert rec.moves.track(_with_primary("himbeere"), _running("vm100")) == frozenset()
 
 
 def test_the_planner_is_told_what_moved(world: Any) -> None:
@@ -301,31 +301,31 @@ def test_the_planner_is_told_what_moved(world: Any) -> None:
 
 def test_a_move_interrupted_by_a_restart_carries_on(world: Any, tmp_path: Path) -> None:
     rec, source, engine, metrics = world
-    rec._track_moves(_with_primary("erdbeere"), _running("vm100"))
-    assert rec._track_moves(_with_primary("himbeere"), _running("vm100")) == frozenset({"vm100"})
+    rec.moves.track(_with_primary("erdbeere"), _running("vm100"))
+    assert rec.moves.track(_with_primary("himbeere"), _running("vm100")) == frozenset({"vm100"})
     # The daemon restarts before the domain stopped here: the move it saw is kept, and only that one.
     clock = VirtualClock()
     again = Reconciler(node="erdbeere", state_dir=tmp_path, source=source, engine=engine,  # type: ignore[arg-type]
                        clock=clock, liveness=Liveness(clock.monotonic), metrics=metrics)
-    assert again._track_moves(_with_primary("himbeere"), _running("vm100")) == frozenset({"vm100"})
+    assert again.moves.track(_with_primary("himbeere"), _running("vm100")) == frozenset({"vm100"})
     # Once the domain stopped, the move is over, also for the next restart.
-    assert again._track_moves(_with_primary("himbeere"), _running()) == frozenset()
+    assert again.moves.track(_with_primary("himbeere"), _running()) == frozenset()
     third = Reconciler(node="erdbeere", state_dir=tmp_path, source=source, engine=engine,  # type: ignore[arg-type]
                        clock=clock, liveness=Liveness(clock.monotonic), metrics=metrics)
-    assert third._track_moves(_with_primary("himbeere"), _running("vm100")) == frozenset()
+    assert third.moves.track(_with_primary("himbeere"), _running("vm100")) == frozenset()
     assert not (tmp_path / "moved-away.json").exists()
 
 
 def test_a_domain_started_again_while_the_daemon_was_stopped_is_not_the_one_that_moved(
         world: Any, tmp_path: Path) -> None:
     rec, source, engine, metrics = world
-    rec._track_moves(_with_primary("erdbeere"), _running("vm100", domid=7))
-    assert rec._track_moves(_with_primary("himbeere"), _running("vm100", domid=7)) == frozenset({"vm100"})
+    rec.moves.track(_with_primary("erdbeere"), _running("vm100", domid=7))
+    assert rec.moves.track(_with_primary("himbeere"), _running("vm100", domid=7)) == frozenset({"vm100"})
     # Stopped, then started again by hand (a new domain id) before the daemon came back: left alone.
     clock = VirtualClock()
     again = Reconciler(node="erdbeere", state_dir=tmp_path, source=source, engine=engine,  # type: ignore[arg-type]
                        clock=clock, liveness=Liveness(clock.monotonic), metrics=metrics)
-    assert again._track_moves(_with_primary("himbeere"), _running("vm100", domid=9)) == frozenset()
+    assert again.moves.track(_with_primary("himbeere"), _running("vm100", domid=9)) == frozenset()
 
 
 def test_a_foreign_moved_away_file_moves_nothing(world: Any, tmp_path: Path) -> None:
@@ -336,4 +336,4 @@ def test_a_foreign_moved_away_file_moves_nothing(world: Any, tmp_path: Path) -> 
         clock = VirtualClock()
         rec = Reconciler(node="erdbeere", state_dir=tmp_path, source=source, engine=engine,  # type: ignore[arg-type]
                          clock=clock, liveness=Liveness(clock.monotonic), metrics=metrics)
-        assert rec._track_moves(_with_primary("himbeere"), _running("vm100")) == frozenset(), text
+        assert rec.moves.track(_with_primary("himbeere"), _running("vm100")) == frozenset(), text

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli.main import main
-from reconciler.daemon.identity import IdentityError, boot_time, check_node_name
+from reconciler.daemon.node.identity import IdentityError, boot_time, check_node_name
 
 
 def test_node_must_match_uname() -> None:
@@ -71,7 +71,7 @@ def test_run_without_a_repository_says_so(capsys: pytest.CaptureFixture[str], mo
 
 
 def test_one_daemon_per_state_directory(tmp_path: Path) -> None:
-    from reconciler.daemon.statelock import AlreadyRunning, StateLock
+    from reconciler.daemon.node.statelock import AlreadyRunning, StateLock
 
     first = StateLock(tmp_path)
     first.acquire()

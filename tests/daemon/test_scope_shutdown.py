@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from reconciler.daemon.scope import ScopedHost, domain_unit, scoped_argv
-from reconciler.daemon.shutdown import shutdown_node
+from reconciler.daemon.node.scope import ScopedHost, domain_unit, scoped_argv
+from reconciler.daemon.node.shutdown import shutdown_node
 from reconciler.host.base import CommandResult
 from reconciler.model.desired import DesiredDomain
 from reconciler.model.observed import DomainState, DrbdResourceState, DrbdState, ObservedNode

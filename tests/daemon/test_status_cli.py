@@ -10,8 +10,8 @@ import pytest
 
 from reconciler.cli.cmd_status import render, skew, staleness
 from reconciler.cli.main import main
-from reconciler.daemon import status_store
-from reconciler.daemon.control import ControlServer
+from reconciler.daemon.node.control import ControlServer
+from reconciler.daemon.records import status_store
 from reconciler.model.status import NodeStatus, PassResult, PeerStatus, ResourceStatus, RevisionInfo, Suspension
 
 A, B = "a" * 40, "b" * 40

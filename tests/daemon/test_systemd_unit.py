@@ -97,7 +97,7 @@ def test_every_sandbox_exception_is_justified_in_a_comment() -> None:
 
 
 def test_domains_do_not_start_inside_the_daemons_sandbox() -> None:
-    from reconciler.daemon.scope import scoped_argv
+    from reconciler.daemon.node.scope import scoped_argv
 
     argv = scoped_argv(("xl", "create", "/etc/xen/vm100.cfg"))
     assert argv[0] == "systemd-run"
@@ -106,7 +106,7 @@ def test_domains_do_not_start_inside_the_daemons_sandbox() -> None:
 
 
 def test_domains_are_ordered_against_the_shipped_shutdown_unit() -> None:
-    from reconciler.daemon.scope import SHUTDOWN_UNIT, scoped_argv
+    from reconciler.daemon.node.scope import SHUTDOWN_UNIT, scoped_argv
 
     assert (UNITS / SHUTDOWN_UNIT).is_file()
     assert f"--property=Before={SHUTDOWN_UNIT}" in scoped_argv(("xl", "create", "/etc/xen/vm100.cfg"))

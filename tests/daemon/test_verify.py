@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.daemon.clock import VirtualClock
-from reconciler.daemon.verify import VerifyScheduler, _Record, run_id
+from reconciler.daemon.loop.verify import VerifyScheduler, _Record, run_id
+from reconciler.daemon.schedule.clock import VirtualClock
 from reconciler.desired.expand import expand_node
 from reconciler.desired.load import load_cluster
 from reconciler.model.desired import DesiredNode
@@ -178,11 +178,11 @@ def test_found_blocks_are_resynced_once_for_a_statement_naming_the_run(lab: SimL
 
 
 def test_a_pass_runs_the_scheduler_and_the_status_and_metrics_carry_it(lab: SimLab, tmp_path: Path) -> None:
-    from reconciler.daemon.control import ControlState
-    from reconciler.daemon.gating import BootGate
-    from reconciler.daemon.liveness import Liveness
-    from reconciler.daemon.real_engine import RealEngine
-    from reconciler.daemon.reconcile import PassContext, Reconciler
+    from reconciler.daemon.loop.gating import BootGate
+    from reconciler.daemon.loop.real_engine import RealEngine
+    from reconciler.daemon.loop.reconcile import PassContext, Reconciler
+    from reconciler.daemon.node.control import ControlState
+    from reconciler.daemon.schedule.liveness import Liveness
     from reconciler.metrics.collector import exposition
     from reconciler.metrics.state import MetricsState
     from reconciler.model.status import PeerStatus

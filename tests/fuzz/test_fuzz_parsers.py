@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from reconciler.backends.drbd.conf import drbd_layout
 from reconciler.cli.cmd_fence import read_env_file
 from reconciler.core.parse_error import ParseError
-from reconciler.daemon.peer import parse_endpoint
+from reconciler.daemon.peers.peer import parse_endpoint
 from reconciler.names import UnsafeNameError, check_name, name_problem
 from reconciler.observe.versions import parse_dmsetup_version, parse_drbdadm_version
 from reconciler.sizes import SizeError, parse_size

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.daemon import peerauth
-from reconciler.daemon.fence import OutdateAnswer
-from reconciler.daemon.peer import PATH, PeerAnswer, PeerServer, fetch_peer
+from reconciler.daemon.peers import peerauth
+from reconciler.daemon.peers.fence import OutdateAnswer
+from reconciler.daemon.peers.peer import PATH, PeerAnswer, PeerServer, fetch_peer
 from reconciler.metrics.auth import ALLOWED, LIMITED, REFUSED, BasicAuth
 from reconciler.metrics.guard import FailureLimiter
 from tests.fuzz.budget import budget

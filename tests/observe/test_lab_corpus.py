@@ -238,6 +238,6 @@ def test_the_simulator_goes_into_the_real_split_brain_alike(tmp_path: Path) -> N
 ])
 def test_the_fence_handler_reads_its_own_state_from_the_real_proc_drbd(label: str, node: str,
                                                                        view: tuple[str, str]) -> None:
-    from reconciler.daemon.fence import local_view
+    from reconciler.daemon.peers.fence import local_view
 
     assert local_view(ReplayHost(bundle(label, node)), 0) == view

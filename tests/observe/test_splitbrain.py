@@ -12,7 +12,7 @@ from reconciler.backends.drbd.splitbrain_markers import (
     parse_marker,
 )
 from reconciler.core.parse_error import ParseError
-from reconciler.daemon.splitbrain import peer_from_env, record_split_brain
+from reconciler.daemon.peers.splitbrain import peer_from_env, record_split_brain
 from reconciler.model.observed import DrbdState
 from tests.apply.fakes import FakeHost, ok
 from tests.plan.factories import drbd_state

@@ -11,7 +11,7 @@ from reconciler.backends.drbd.replicator import DrbdReplicator
 from reconciler.backends.registry import DEFAULT_BACKENDS, HYPERVISORS, REPLICATORS
 from reconciler.backends.xen.hypervisor import XenHypervisor
 from reconciler.core.seams import Argv, Backends
-from reconciler.daemon.shutdown import shutdown_node
+from reconciler.daemon.node.shutdown import shutdown_node
 from reconciler.names import UnsafeNameError
 from reconciler.plan.diff import plan_node
 from tests.apply.fakes import FakeHost

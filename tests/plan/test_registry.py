@@ -6,7 +6,7 @@ from typing import get_args
 
 from reconciler.core.action_registry import REGISTRY, kinds_where, spec
 from reconciler.core.actions import ActionKind
-from reconciler.daemon.gating import BOOT_GATED, NEEDS_PEER_AT_REVISION
+from reconciler.daemon.loop.gating import BOOT_GATED, NEEDS_PEER_AT_REVISION
 from reconciler.plan.diff import REMOVAL_KINDS, plan_node
 from tests.plan.factories import converged, empty_observed, make_node, make_vm
 
@@ -53,7 +53,7 @@ def test_each_flag_selects_exactly_its_kinds() -> None:
 
 
 def test_a_domain_start_outlasts_its_transient_units_start_timeout() -> None:
-    from reconciler.daemon.scope import START_TIMEOUT_S
+    from reconciler.daemon.node.scope import START_TIMEOUT_S
 
     # Killing `xl create` before systemd gives up on it leaves a half-made domain without its monitor.
     assert spec("start-domain").timeout_s > START_TIMEOUT_S

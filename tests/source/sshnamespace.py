@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.cli.main import main as cli_main
-from reconciler.daemon.config import DaemonConfig
-from reconciler.daemon.logs import LOGGER_NAME
-from reconciler.daemon.runtime import Daemon
+from reconciler.daemon.loop.config import DaemonConfig
+from reconciler.daemon.loop.runtime import Daemon
+from reconciler.daemon.records.logs import LOGGER_NAME
 from reconciler.source.errors import SourceError
 from tests.daemon.fakes import FakeEngine
 from tests.source.gitrepo import GIT_ENV

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from reconciler.backends.registry import DEFAULT_BACKENDS
 from reconciler.core.seams import Hypervisor
-from reconciler.daemon.logs import event
+from reconciler.daemon.records.logs import event
 from reconciler.host.base import Host
 
 

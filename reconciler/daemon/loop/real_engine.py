@@ -9,7 +9,7 @@ from reconciler.apply.retry import RetryPolicy
 from reconciler.core.actions import Action
 from reconciler.core.peer_view import PeerView, peer_view_from_observation
 from reconciler.core.plan_model import Plan
-from reconciler.daemon.engine import ActionHooks, ApplyOutcome
+from reconciler.daemon.loop.engine import ActionHooks, ApplyOutcome
 from reconciler.desired.expand import expand_node
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredNode

@@ -8,8 +8,8 @@ import random
 import threading
 from collections.abc import Callable
 
-from reconciler.daemon.backoff import Backoff, jittered
-from reconciler.daemon.logs import event
+from reconciler.daemon.records.logs import event
+from reconciler.daemon.schedule.backoff import Backoff, jittered
 from reconciler.source.errors import GitFailed, SourceError, essence
 from reconciler.source.mirror import Mirror
 

@@ -2,10 +2,10 @@
 and reads its peers'.
 
 Authentication is a shared secret (a token file, the same on every node of the cluster) used as an
-HMAC-SHA256 key, never sent over the wire (see :mod:`reconciler.daemon.peerauth`): a request is signed over
+HMAC-SHA256 key, never sent over the wire (see :mod:`reconciler.daemon.peers.peerauth`): a request is signed over
 its sender, the node it is for, method, path, body, time and a fresh nonce; the server refuses it unless
 it is for this node, fresh, and its nonce unseen (remembered across restarts, see
-:mod:`reconciler.daemon.replay`); the answer is signed with the nonce, so a replayed or forged answer
+:mod:`reconciler.daemon.peers.replay`); the answer is signed with the nonce, so a replayed or forged answer
 fools no client either. ``--peer-auth none`` switches signatures off explicitly (only sensible on a
 dedicated, trusted replication link).
 
@@ -27,13 +27,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
-from reconciler.daemon import peerauth
-from reconciler.daemon.failover import FAILOVER_ID
-from reconciler.daemon.fence import OUTDATE_PATH, OutdateAnswer
-from reconciler.daemon.peerclient import ForgedAnswer, signed_exchange
-from reconciler.daemon.replay import ReplayGuard
+from reconciler.daemon.peers import peerauth
+from reconciler.daemon.peers.failover import FAILOVER_ID
+from reconciler.daemon.peers.fence import OUTDATE_PATH, OutdateAnswer
+from reconciler.daemon.peers.peerclient import ForgedAnswer, signed_exchange
+from reconciler.daemon.peers.replay import ReplayGuard
 from reconciler.metrics.guard import FailureLimiter, GuardedServerMixin
 from reconciler.model.status import PeerStatus, PeerTakeover
 from reconciler.names import name_problem
@@ -76,7 +75,7 @@ class _PeerHTTPServer(GuardedServerMixin, ThreadingHTTPServer):
 
 class PeerServer:
     """Serves ``GET /v1/status`` and, given ``outdate``, ``POST /v1/outdate`` (DRBD fencing, see
-    :mod:`reconciler.daemon.fence`). ``answer`` is called per request and must be cheap and thread-safe.
+    :mod:`reconciler.daemon.peers.fence`). ``answer`` is called per request and must be cheap and thread-safe.
 
     ``node`` is this node's name (requests signed for another node are refused; default: the answer's
     node); ``replay_file`` keeps the accepted nonces across restarts (the daemon's state directory)."""
@@ -103,7 +102,7 @@ class PeerServer:
             def do_POST(self) -> None:
                 server._dispatch(self, "POST")
 
-            def log_message(self, format: str, *args: Any) -> None:
+            def log_message(self, format: str, *args: object) -> None:
                 return
 
         self._httpd = _PeerHTTPServer((address, port), Handler)

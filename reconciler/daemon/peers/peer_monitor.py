@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from reconciler.daemon.config import PeerEndpoint
-from reconciler.daemon.peer import fetch_peer_report
+from reconciler.daemon.peers.peer import fetch_peer_report
 from reconciler.model.status import PeerStatus
+
+
+@dataclass(frozen=True)
+class PeerEndpoint:
+    """Where a peer's status server listens (``--peer NODE=HOST:PORT``, or its replication address)."""
+
+    node: str
+    host: str
+    port: int
 
 
 class PeerMonitor:

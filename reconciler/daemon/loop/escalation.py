@@ -19,12 +19,11 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 from reconciler.backends.drbd.quorum import REBOOT_ARGV, primary_without_quorum
 from reconciler.core.actions import Action
-from reconciler.daemon.logs import event
-from reconciler.daemon.named_records import read_named, write_named
+from reconciler.daemon.records.logs import event
+from reconciler.daemon.records.named_records import read_named, write_named
 from reconciler.model.desired import DemoteEscalation, DesiredNode, DesiredVm
 from reconciler.model.observed import ObservedNode
 from reconciler.model.status import ActionRecord, EscalationState, EscalationStatus
@@ -36,7 +35,7 @@ REBOOT_AFTER_SECONDS = 30.0
 STOP_KINDS = frozenset({"quorum-demote", "destroy-domain"})
 
 
-def _build(data: Mapping[str, Any]) -> EscalationStatus:
+def _build(data: Mapping[str, object]) -> EscalationStatus:
     return EscalationStatus.model_validate(data)
 
 

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 
 from reconciler.core.parse_error import ParseError
-from reconciler.daemon.logs import event
+from reconciler.daemon.records.logs import event
 from reconciler.host.base import Host
 from reconciler.model.observed import DrbdState
 

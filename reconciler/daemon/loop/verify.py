@@ -28,10 +28,9 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from reconciler.backends.drbd.drbd9 import VERIFY_STATES
-from reconciler.daemon.logs import event
+from reconciler.daemon.records.logs import event
 from reconciler.host.base import Host
 from reconciler.model.base import Decoder, ModelDataError, decoder_for
 from reconciler.model.desired import DesiredNode, DesiredVm
@@ -70,7 +69,7 @@ class _Record:
     retry_after: float = 0.0
     error: str = ""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return dict(self.__dict__)
 
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.daemon.peers.peer_monitor import PeerEndpoint
 from reconciler.source.signatures import SignaturePolicy
 from reconciler.statedir import DEFAULT_STATE_DIR
 
@@ -14,13 +15,6 @@ DEFAULT_PROGRESS_INTERVAL = 5.0
 DEFAULT_BOOT_FETCH_TIMEOUT = 120.0
 DEFAULT_DRBD_POLL = 2.0
 DEFAULT_PEER_POLL = 3.0
-
-
-@dataclass(frozen=True)
-class PeerEndpoint:
-    node: str
-    host: str
-    port: int
 
 
 @dataclass(frozen=True)

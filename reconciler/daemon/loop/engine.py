@@ -1,7 +1,7 @@
 """The seam between the loop and the layers it drives: expand, observe, plan, apply.
 
 The loop only sees this protocol, so its behaviour (triggers, gating, suspension, status, backoff) is
-tested with a fake engine on a virtual clock; :mod:`reconciler.daemon.real_engine` wires the real layers.
+tested with a fake engine on a virtual clock; :mod:`reconciler.daemon.loop.real_engine` wires the real layers.
 """
 
 from __future__ import annotations

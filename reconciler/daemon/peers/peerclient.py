@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import http.client
 
-from reconciler.daemon import peerauth
+from reconciler.daemon.peers import peerauth
 
 MAX_ANSWER = 65536
 

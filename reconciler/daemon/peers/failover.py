@@ -40,10 +40,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
-from reconciler.daemon import named_records
-from reconciler.daemon.logs import event
+from reconciler.daemon.records import named_records
+from reconciler.daemon.records.logs import event
 from reconciler.model.desired import DesiredNode, DesiredVm, Takeover
 from reconciler.model.observed import DrbdConnectionState, DrbdResourceState, ObservedNode
 from reconciler.model.status import ActionRecord, FailoverState, FailoverStatus, PeerStatus, PeerTakeover
@@ -114,13 +113,14 @@ def write_record(state_dir: Path, record: FailoverRecord) -> None:
     named_records.write_named(state_dir / RECORD_DIR, record.vm, "VM", record.to_json())
 
 
-def _record(data: Mapping[str, Any]) -> FailoverRecord:
+def _record(data: Mapping[str, object]) -> FailoverRecord:
     state = str(data["state"])
     if state not in STATES:
         raise ValueError(f"unknown failover state {state!r}")
     return FailoverRecord(vm=str(data["vm"]), id=str(data["id"]), from_node=str(data["from_node"]),
                           to_node=str(data["to_node"]), state=state,
-                          decided_at=float(data["decided_at"]), updated_at=float(data["updated_at"]),
+                          decided_at=named_records.as_float(data["decided_at"]),
+                          updated_at=named_records.as_float(data["updated_at"]),
                           reason=str(data["reason"]), detail=str(data.get("detail", "")),
                           designated=str(data.get("designated") or data["from_node"]))
 

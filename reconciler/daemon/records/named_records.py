@@ -8,7 +8,7 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from reconciler.host.atomic import write_atomic
 from reconciler.names import UnsafeNameError, check_name
@@ -25,7 +25,7 @@ def write_named(directory: Path, name: str, what: str, text: str) -> None:
     write_atomic(str(record_path(directory, name, what)), text, mode=0o640)
 
 
-def read_named(directory: Path, what: str, build: Callable[[Mapping[str, Any]], T]) -> dict[str, T]:
+def read_named(directory: Path, what: str, build: Callable[[Mapping[str, object]], T]) -> dict[str, T]:
     """Each readable record by the name its file carries; unreadable or foreign files are skipped, never
     trusted. ``build`` raises ValueError, KeyError or TypeError for data that is not a record."""
     try:
@@ -45,3 +45,10 @@ def read_named(directory: Path, what: str, build: Callable[[Mapping[str, Any]], 
         except (OSError, ValueError, KeyError, TypeError, UnsafeNameError):
             continue
     return found
+
+
+def as_float(value: object) -> float:
+    """A number of a record: what ``float()`` takes from JSON (a number or a numeric string), TypeError otherwise."""
+    if isinstance(value, int | float | str):
+        return float(value)
+    raise TypeError(f"not a number: {type(value).__name__}")

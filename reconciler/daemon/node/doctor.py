@@ -18,7 +18,7 @@ from typing import Literal
 from reconciler.backends.lvm import parse as lvm
 from reconciler.core.observed_index import ObservedIndex
 from reconciler.core.parse_error import ParseError
-from reconciler.daemon.powerfence import power_state, said
+from reconciler.daemon.peers.powerfence import power_state, said
 from reconciler.desired.render_drbd import DEFAULT_FENCE_PEER
 from reconciler.desired.schema import PowerFenceSection
 from reconciler.host.base import Host

@@ -24,9 +24,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
-from reconciler.daemon import named_records
+from reconciler.daemon.records import named_records
 from reconciler.desired.schema import PowerFenceSection
 from reconciler.host.base import CommandResult, Host
 from reconciler.printable import escape
@@ -106,10 +105,10 @@ def write_record(state_dir: Path, record: FenceRecord) -> None:
     named_records.write_named(state_dir / RECORD_DIR, record.peer, "peer node", record.to_json())
 
 
-def _record(data: Mapping[str, Any]) -> FenceRecord:
+def _record(data: Mapping[str, object]) -> FenceRecord:
     return FenceRecord(peer=str(data["peer"]), by=str(data["by"]), resource=str(data["resource"]),
-                       outcome=str(data["outcome"]), started=float(data["started"]),
-                       finished=float(data["finished"]), detail=str(data["detail"]))
+                       outcome=str(data["outcome"]), started=named_records.as_float(data["started"]),
+                       finished=named_records.as_float(data["finished"]), detail=str(data["detail"]))
 
 
 def read_records(state_dir: Path) -> list[FenceRecord]:

@@ -12,7 +12,7 @@ import logging
 import sys
 import time
 import traceback
-from typing import Any, TextIO
+from typing import TextIO
 
 LOGGER_NAME = "reconciler"
 
@@ -45,14 +45,15 @@ class KeyValueFormatter(logging.Formatter):
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {"ts": record.created, "level": record.levelname.lower(), "event": record.getMessage()}
+        data: dict[str, object] = {"ts": record.created, "level": record.levelname.lower(),
+                                   "event": record.getMessage()}
         data.update(_fields(record))
         text = json.dumps(data, default=str, ensure_ascii=False)
         # As in key=value lines: a value with a C1 control or a bidirectional override is written as ASCII.
         return text if text.isprintable() else json.dumps(data, default=str)
 
 
-def _fields(record: logging.LogRecord) -> dict[str, Any]:
+def _fields(record: logging.LogRecord) -> dict[str, object]:
     fields = getattr(record, "fields", None)
     found = {k: v for k, v in fields.items() if v is not None} if isinstance(fields, dict) else {}
     if record.exc_info and record.exc_info[1] is not None:
@@ -78,6 +79,6 @@ def setup_logging(fmt: str = "kv", *, stream: TextIO | None = None, level: int =
     logger.propagate = False
 
 
-def event(name: str, /, *, level: int = logging.INFO, **fields: Any) -> None:
+def event(name: str, /, *, level: int = logging.INFO, **fields: object) -> None:
     """Log one event with its fields (any names; ``None`` values are left out)."""
     logging.getLogger(LOGGER_NAME).log(level, name, extra={"fields": fields})

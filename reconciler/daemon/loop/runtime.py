@@ -10,34 +10,34 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from dataclasses import dataclass, field
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from reconciler.daemon import control as control_mod
-from reconciler.daemon.backoff import Backoff
-from reconciler.daemon.clock import Clock, RealClock
-from reconciler.daemon.config import DaemonConfig, PeerEndpoint
-from reconciler.daemon.control import ControlServer, ControlStore
-from reconciler.daemon.domain_watch import DomainWatcher
-from reconciler.daemon.drbd_watch import DrbdWatcher
-from reconciler.daemon.engine import Engine
-from reconciler.daemon.fence import OutdateAnswer, outdate_local, resource_hosts
-from reconciler.daemon.fetcher import Fetcher
-from reconciler.daemon.gating import BootGate
-from reconciler.daemon.liveness import Liveness
-from reconciler.daemon.logs import event
-from reconciler.daemon.metrics_sink import MetricsSink, NullMetrics
-from reconciler.daemon.notify import Notifier, watchdog_interval
-from reconciler.daemon.peer import DEFAULT_PEER_PORT, PeerAnswer, PeerServer, parse_endpoint, takeovers_json
-from reconciler.daemon.peer_monitor import PeerMonitor
-from reconciler.daemon.reconcile import PassContext, Reconciler
-from reconciler.daemon.verify import VerifyScheduler
-from reconciler.daemon.wakeup import Wakeup
+from reconciler.daemon.loop.config import DaemonConfig
+from reconciler.daemon.loop.engine import Engine
+from reconciler.daemon.loop.gating import BootGate
+from reconciler.daemon.loop.metrics_sink import MetricsSink, NullMetrics
+from reconciler.daemon.loop.notify import Notifier, watchdog_interval
+from reconciler.daemon.loop.reconcile import PassContext, Reconciler
+from reconciler.daemon.loop.seams import ServiceNotifier
+from reconciler.daemon.loop.verify import VerifyScheduler
+from reconciler.daemon.node import control as control_mod
+from reconciler.daemon.node.control import ControlServer, ControlStore
+from reconciler.daemon.peers.fence import OutdateAnswer, outdate_local, resource_hosts
+from reconciler.daemon.peers.peer import DEFAULT_PEER_PORT, PeerAnswer, PeerServer, parse_endpoint, takeovers_json
+from reconciler.daemon.peers.peer_monitor import PeerEndpoint, PeerMonitor
+from reconciler.daemon.records.logs import event
+from reconciler.daemon.schedule.clock import Clock, RealClock
+from reconciler.daemon.schedule.domain_watch import DomainWatcher
+from reconciler.daemon.schedule.drbd_watch import DrbdWatcher, Follow
+from reconciler.daemon.schedule.fetcher import Fetcher
+from reconciler.daemon.schedule.liveness import Liveness
+from reconciler.daemon.schedule.next_pass import Schedule
+from reconciler.daemon.schedule.wakeup import Wakeup
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import DrbdState, ObservedNode
-from reconciler.model.status import PassResult, PeerStatus
+from reconciler.model.status import NodeStatus, PassResult, PeerStatus
 from reconciler.source.gitsource import GitSource, Loader, default_loader
 from reconciler.source.mirror import Mirror
 from reconciler.source.statefile import ensure_private_dir
@@ -47,10 +47,6 @@ if TYPE_CHECKING:
     from reconciler.desired.load import Cluster
     from reconciler.metrics.server import MetricsServer
 
-URGENT_WAKEUPS = frozenset({"drbd", "domain"})
-# A new revision fetched: new input, so the error backoff of the old one no longer applies.
-NEW_INPUT = frozenset({"revision"})
-CONFIRM_DELAY_S = 1.0
 # A pass that runs mkfs on a large device or waits for a guest's shutdown can take this long.
 STATUS_GRACE_S = 1800.0
 
@@ -59,51 +55,14 @@ class DaemonStartError(RuntimeError):
     """The daemon cannot start (the message says why and what to do)."""
 
 
-@dataclass
-class Schedule:
-    """When the next pass is due, and the throttle after daemon-level errors (reset on success)."""
-
-    next_due: float = 0.0
-    not_before: float = 0.0
-    backoff: Backoff = field(default_factory=lambda: Backoff(base=2.0, cap=300.0))
-
-    def woken(self, now: float, reasons: frozenset[str] | set[str] = frozenset()) -> None:
-        if reasons & NEW_INPUT:
-            # The failures counted so far were the old revision's; the commit that fixes them must not wait
-            # out their backoff (seen in the lab: a fix applied five minutes after it was fetched).
-            self.backoff.reset()
-            self.not_before = min(self.not_before, now)
-        # A change of DRBD's or a domain's state is news about the node itself (a disconnect, a failed disk,
-        # a role change): it is looked at at once, even while passes back off after errors.
-        urgent = bool(reasons & URGENT_WAKEUPS)
-        self.next_due = min(self.next_due, now if urgent else max(now, self.not_before))
-
-    def after(self, result: PassResult, now: float, *, has_revision: bool, waiting: bool,
-              progress_interval: float, drift_interval: float) -> float:
-        if result.outcome in ("error", "failed") and has_revision:
-            delay = self.backoff.failure()
-            self.not_before = now + delay
-            self.next_due = now + delay
-            return delay
-        self.backoff.reset()
-        self.not_before = now
-        # A degraded node may heal by itself (a resync ends, the peer returns): look again soon.
-        delay = progress_interval if result.outcome in ("progressing", "degraded") or waiting else drift_interval
-        if any(a.result == "ok" for a in result.actions):
-            # Something changed: the next pass confirms it (Ready only then) and goes on with what depended on it.
-            delay = min(delay, CONFIRM_DELAY_S)
-        self.next_due = now + delay
-        return delay
-
-
 class Daemon:
     def __init__(self, config: DaemonConfig, host: Host, engine: Engine, *, clock: Clock | None = None,
-                 metrics: MetricsSink | None = None, notifier: Notifier | None = None,
+                 metrics: MetricsSink | None = None, notifier: ServiceNotifier | None = None,
                  loader: Loader = default_loader) -> None:
         self.config = config
         self.host = host
         self.clock = clock or RealClock()
-        self.notifier = notifier or Notifier()
+        self.notifier: ServiceNotifier = notifier or Notifier()
         self.wakeup = Wakeup()
         self.stop_requested = threading.Event()
         self.liveness = Liveness(self.clock.monotonic, idle_budget=120.0)
@@ -250,10 +209,10 @@ class Daemon:
                                          fresh_for=fresh_for)
         if self.reconciler.observed_once and not self.ready_sent:
             self.ready_sent = True
-            self.notifier.ready(_status_line(status.model_dump()))
+            self.notifier.ready(_status_line(status))
             event("ready")
         else:
-            self.notifier.status(_status_line(status.model_dump()))
+            self.notifier.status(_status_line(status))
         return result
 
     def _observed_for_metrics(self, result: PassResult) -> ObservedNode | None:
@@ -402,9 +361,9 @@ class Daemon:
         return self.exit_code
 
 
-def _stream_follower(host: Host) -> Any:
+def _stream_follower(host: Host) -> Follow | None:
     """The event-stream starter for a real node; None (poll instead) for simulated or other hosts."""
-    from reconciler.daemon.scope import ScopedHost  # noqa: PLC0415
+    from reconciler.daemon.node.scope import ScopedHost  # noqa: PLC0415
     from reconciler.host.real import RealHost, follow  # noqa: PLC0415
 
     return follow if isinstance(host, RealHost | ScopedHost) else None
@@ -421,19 +380,17 @@ def _cluster_nodes(cluster: Cluster) -> dict[str, str]:
     return {name: address for name, address in found.items() if address}
 
 
-def _status_line(status: dict[str, Any]) -> str:
-    last = status.get("last_pass") or {}
-    applied = (status.get("last_applied") or {}).get("sha") or "none"
-    resources = status.get("resources") or ()
-    ready = sum(1 for r in resources if r.get("phase") == "ready")
-    parts = [f"{last.get('outcome', 'starting')}", f"applied {applied[:12]}", f"{ready}/{len(resources)} ready"]
-    if status.get("pending_refusal"):
+def _status_line(status: NodeStatus) -> str:
+    outcome = status.last_pass.outcome if status.last_pass is not None else "starting"
+    applied = (status.last_applied.sha if status.last_applied is not None else "") or "none"
+    ready = sum(1 for r in status.resources if r.phase == "ready")
+    parts = [outcome, f"applied {applied[:12]}", f"{ready}/{len(status.resources)} ready"]
+    if status.pending_refusal:
         parts.append("newest revision refused")
-    if status.get("invalid_errors"):
+    if status.invalid_errors:
         parts.append("newest revision invalid")
-    if status.get("boot_gate"):
+    if status.boot_gate:
         parts.append("boot gate closed")
-    suspensions = status.get("suspensions") or ()
-    if suspensions:
-        parts.append(f"{len(suspensions)} suspension(s)")
+    if status.suspensions:
+        parts.append(f"{len(status.suspensions)} suspension(s)")
     return "; ".join(parts)

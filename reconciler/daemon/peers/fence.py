@@ -7,7 +7,7 @@ exit code DRBD's kernel module understands (``drbd_nl.c``, ``conn_try_outdate_pe
 
 3 the peer's disk is already Outdated, Inconsistent or worse; 4 the peer was outdated now; 6 the peer is
 Primary (DRBD outdates the local disk); 7 the peer was powered off and a status query proved it off
-(:mod:`reconciler.daemon.powerfence`, only under ``resource-and-stonith``). Everything else is exit 1, which
+(:mod:`reconciler.daemon.peers.powerfence`, only under ``resource-and-stonith``). Everything else is exit 1, which
 DRBD logs as a broken helper and treats as "not fenced": nothing is assumed about the peer. That includes a
 peer that cannot be reached: 5 ("unreachable") would make DRBD treat a peer that merely lost a link, and
 may still be writing, as Outdated; this handler never answers it.
@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING
 
 from reconciler.backends.drbd.procdrbd import parse_proc_drbd
 from reconciler.core.parse_error import ParseError
-from reconciler.daemon.peerclient import ForgedAnswer, SilentPeer, signed_exchange
-from reconciler.daemon.powerfence import FenceRecord, power_fence, write_record
+from reconciler.daemon.peers.peerclient import ForgedAnswer, SilentPeer, signed_exchange
+from reconciler.daemon.peers.powerfence import FenceRecord, power_fence, write_record
 from reconciler.desired.errors import UnknownNodeError
 from reconciler.desired.expand import expand_node
 from reconciler.host.base import Host, HostFileError
@@ -150,7 +150,7 @@ def ask_outdate(node: str, host: str, port: int, key: bytes | None, resource: st
     While the peer answers that it is still connected, ask again until ``timeout`` (the whole handler's
     deadline); while it does not answer at all, ask again for :data:`UNREACHABLE_GRACE`. The request is
     signed for ``node`` alone (with ``sender``, this node, as its origin), so it cannot be replayed to any
-    other node, nor to ``node`` again (see :mod:`reconciler.daemon.peerauth`)."""
+    other node, nor to ``node`` again (see :mod:`reconciler.daemon.peers.peerauth`)."""
     deadline = clock() + timeout
     silent_since: float | None = None
     while True:
