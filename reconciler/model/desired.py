@@ -1,7 +1,9 @@
 """What one node should have: the output of expanding the validated cluster for that node.
 
-Every resource has a stable ``key`` (used in plans, status and metrics) and ``depends_on``: the keys of
-the resources that must exist first (LVs -> stripe -> DRBD -> filesystem -> domain; swap LVs -> domain).
+Every resource has a stable ``key`` (used in plans, status and metrics). The order between resources
+(LVs -> stripe -> DRBD -> filesystem -> domain; swap LVs -> swap -> domain) is the planner's: it follows
+from the devices each resource names (a stripe's legs, DRBD's backing device, the domain's disks), and the
+planner wires the dependencies of its actions (reconciler.plan), so the resources carry no edges of their own.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ class DesiredLV(Frozen):
     purpose: Literal["data", "swap"]
     stripes: int = 1
     stripe_size_bytes: int | None = None
-    depends_on: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -52,7 +53,6 @@ class DesiredStripe(Frozen):
     chunk_sectors: int
     legs: tuple[str, ...]
     length_sectors: int
-    depends_on: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -104,7 +104,6 @@ class DesiredDrbd(Frozen):
     allow_two_primaries: bool = False
     config_path: str
     config_text: str
-    depends_on: tuple[str, ...] = ()
     verify: DesiredVerify | None = None
 
     @property
@@ -121,7 +120,6 @@ class DesiredFilesystem(Frozen):
     device: str
     fstype: Literal["xfs"] = "xfs"
     label: str | None = None
-    depends_on: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -132,7 +130,6 @@ class DesiredSwap(Frozen):
     vm: str
     device: str
     label: str | None = None
-    depends_on: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -151,7 +148,6 @@ class DesiredDomain(Frozen):
     config_text: str
     allow_restart: bool = False
     live_migration: bool = False
-    depends_on: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
