@@ -7,8 +7,6 @@ them. A pure function: the same cluster and node always give the same (frozen) r
 
 from __future__ import annotations
 
-from typing import Any
-
 from reconciler.desired.errors import UnknownNodeError
 from reconciler.desired.load import Cluster
 from reconciler.desired.render_drbd import config_path as drbd_config_path
@@ -102,15 +100,12 @@ def _failover(vm: Vm, spec: ClusterFile) -> DesiredFailover:
 def _expand_vm(vm: Vm, spec: ClusterFile, node: str) -> DesiredVm:
     version = spec.nodes[node].drbd_version
     hosts = drbd_hosts(vm, spec)
-    common: dict[str, Any] = {"name": vm.name, "id": vm.id, "source_file": vm.source, "lifecycle": vm.lifecycle,
-              "suspended": vm.suspended, "layout": vm.layout, "nodes": vm.nodes, "primary_node": vm.primary,
-              "this_node": node, "failover": _failover(vm, spec)}
     if node not in vm.nodes:
         # A quorum tiebreaker: a diskless DRBD peer and nothing else; its resource file is the same as the
         # data nodes' so that all three agree on every host's settings.
         backing = _storage(vm)[2]
         drbd = _drbd(vm, version, hosts, data_backing=backing, own_backing="none")
-        return DesiredVm(**common, lvs=(), drbd=drbd)
+        return _desired_vm(vm, spec, node, lvs=(), drbd=drbd)
     lvs, stripe, backing = _storage(vm)
     drbd = _drbd(vm, version, hosts, data_backing=backing, own_backing=backing)
     # `none`: the guest makes its own (a partition table, another filesystem); nothing is written here.
@@ -130,11 +125,28 @@ def _expand_vm(vm: Vm, spec: ClusterFile, node: str) -> DesiredVm:
         allow_restart=vm.domain.allow_restart,
         live_migration=vm.domain.live_migration,
     )
-    statement = vm.spec.split_brain_recovery if vm.spec is not None else None
-    recovery = (SplitBrainRecovery(incident=statement.incident, discard=statement.discard)
-                if statement is not None else None)
-    return DesiredVm(**common, lvs=lvs, stripe=stripe, drbd=drbd, filesystem=filesystem, swaps=swaps,
-                     domain=domain, split_brain_recovery=recovery)
+    return _desired_vm(vm, spec, node, lvs=lvs, stripe=stripe, drbd=drbd, filesystem=filesystem, swaps=swaps,
+                       domain=domain, split_brain_recovery=vm.split_brain_recovery)
+
+
+def _desired_vm(
+    vm: Vm,
+    spec: ClusterFile,
+    node: str,
+    *,
+    lvs: tuple[DesiredLV, ...],
+    drbd: DesiredDrbd,
+    stripe: DesiredStripe | None = None,
+    filesystem: DesiredFilesystem | None = None,
+    swaps: tuple[DesiredSwap, ...] = (),
+    domain: DesiredDomain | None = None,
+    split_brain_recovery: SplitBrainRecovery | None = None,
+) -> DesiredVm:
+    """The VM as ``node`` sees it, with the resources it has there."""
+    return DesiredVm(name=vm.name, id=vm.id, source_file=vm.source, lifecycle=vm.lifecycle, suspended=vm.suspended,
+                     layout=vm.layout, nodes=vm.nodes, primary_node=vm.primary, this_node=node,
+                     failover=_failover(vm, spec), lvs=lvs, stripe=stripe, drbd=drbd, filesystem=filesystem,
+                     swaps=swaps, domain=domain, split_brain_recovery=split_brain_recovery)
 
 
 def _drbd(

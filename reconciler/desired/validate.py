@@ -138,7 +138,7 @@ def check_vm(vm: Vm, cluster: ClusterFile, docs: Mapping[str, Document]) -> list
 def _check_verify(vm: Vm, report: _Reporter) -> None:
     """The verify settings write verify-alg, c-max-rate and resync-rate: the same option passed through
     drbd.options too would be written twice, and drbdadm refuses a file that sets an option twice."""
-    spec = vm.spec.verify if vm.spec is not None else None
+    spec = vm.spec.verify
     if vm.verify is None:
         if spec is not None and spec.resync_found is not None:
             report.at((vm.source, ("verify", "resync_found")), "resync_found names a verify run, but no verify "
@@ -192,7 +192,7 @@ def _check_storage(vm: Vm, cluster: ClusterFile, nodes: list[str], report: _Repo
     if vm.layout == "linear" and vm.stripes != 1:
         report.at(vm.where("storage.stripes"), f"a linear layout has no stripes (got {vm.stripes})",
                   "remove stripes, or use layout: lvm-striped")
-    own = vm.spec.storage if vm.spec is not None else None
+    own = vm.spec.storage
     if vm.layout == "linear" and own is not None:
         # Settings the VM's own file gives that its layout ignores: the operator meant something that will not
         # happen (cluster defaults are for the VMs whose layout uses them, so only the VM file is checked).

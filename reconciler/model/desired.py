@@ -21,6 +21,8 @@ Lifecycle = Literal["present", "absent", "deleted"]
 StorageLayout = Literal["dm-striped", "lvm-striped", "linear"]
 SafetyMechanism = Literal["fencing", "quorum", "none"]
 DrbdVersion = Literal["8.4", "9"]
+DrbdProtocol = Literal["A", "B", "C"]
+FailoverMode = Literal["manual", "automatic"]
 DemoteFailureAction = Literal["reboot", "reboot-force", "reboot-immediate", "none"]
 """What a node does when it cannot demote a resource after losing quorum (systemd's names, as drbd-reactor's
 ``on-drbd-demote-failure``): ``systemctl reboot``, with ``--force``, with ``--force --force``, or nothing."""
@@ -96,7 +98,7 @@ class DesiredDrbd(Frozen):
     minor: int
     port: int
     backing_device: str
-    protocol: Literal["A", "B", "C"] = "C"
+    protocol: DrbdProtocol = "C"
     drbd_version: DrbdVersion
     hosts: tuple[DrbdHost, ...]
     safety: SafetyMechanism
@@ -173,10 +175,10 @@ FENCE_HANDLER_SECONDS = 60.0
 class DesiredFailover(Frozen):
     """What the standby may do by itself when the node running the VM is lost (reconciler.daemon.failover)."""
 
-    mode: Literal["manual", "automatic"] = "manual"
+    mode: FailoverMode = "manual"
     grace_seconds: int = 30
     min_interval_seconds: int = 3600
-    failback: Literal["manual", "automatic"] = "manual"
+    failback: FailoverMode = "manual"
     hold: bool = False
     # The longest the promotion may take: DRBD runs the fence-peer handler, which may wait for the peer,
     # then its fence delay, then the off and status commands.
