@@ -43,6 +43,7 @@ def _write(path: str, text: str) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from reconciler.desired.load import collect  # noqa: PLC0415
+    from reconciler.desired.safefs import VMS_DIR  # noqa: PLC0415
     from reconciler.importer.facts import NodeFacts  # noqa: PLC0415
     from reconciler.importer.merge import merge  # noqa: PLC0415
     from reconciler.importer.read_node import read_node  # noqa: PLC0415
@@ -71,10 +72,10 @@ def _run(args: argparse.Namespace) -> int:
                               file=sys.stderr)
                         return 1
         merged = merge(nodes, cluster)
-        vms_dir = os.path.join(out, "vms")
+        vms_dir = os.path.join(out, VMS_DIR)
         if os.path.isdir(vms_dir):
             for name in os.listdir(vms_dir):
-                if name.endswith(".yaml") and f"vms/{name}" not in merged.files:
+                if name.endswith(".yaml") and f"{VMS_DIR}/{name}" not in merged.files:
                     os.remove(os.path.join(vms_dir, name))
         for rel, text in sorted(merged.files.items()):
             _write(os.path.join(out, rel), text)

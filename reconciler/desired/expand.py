@@ -109,7 +109,7 @@ def _expand_vm(vm: Vm, spec: ClusterFile, node: str) -> DesiredVm:
     lvs, stripe, backing = _storage(vm)
     drbd = _drbd(vm, version, hosts, data_backing=backing, own_backing=backing)
     # `none`: the guest makes its own (a partition table, another filesystem); nothing is written here.
-    filesystem = DesiredFilesystem(vm=vm.name, device=drbd.device, fstype="xfs") if vm.filesystem != "none" else None
+    filesystem = DesiredFilesystem(vm=vm.name, device=drbd.device) if vm.filesystem != "none" else None
     swaps = tuple(DesiredSwap(vm=vm.name, device=lv.path) for lv in lvs if lv.purpose == "swap")
     devices = (drbd.device, *(swap.device for swap in swaps))
     domain = DesiredDomain(

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from reconciler.desired.errors import Issue, ValidationFailed
 from reconciler.desired.partial import Remainder, validate_remainder
-from reconciler.desired.resolve import CLUSTER_FILE, Vm, resolve_vm
-from reconciler.desired.safefs import DesiredFiles, UnsafePath, read_desired
+from reconciler.desired.resolve import Vm, resolve_vm
+from reconciler.desired.safefs import CLUSTER_FILE, DesiredFiles, UnsafePath, read_desired
 from reconciler.desired.schema import ClusterFile, VmFile
 from reconciler.desired.schema_issues import validate_document
 from reconciler.desired.validate import check_cluster, check_fleet, check_vm, check_vm_file

@@ -19,6 +19,7 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from reconciler.desired.errors import Issue
+from reconciler.desired.safefs import CLUSTER_FILE
 from reconciler.desired.schema import (
     ClusterFile,
     Defaults,
@@ -38,6 +39,8 @@ from reconciler.desired.schema import (
 from reconciler.desired.verify import DEFAULT_ALG, VerifySection, parse_schedule
 from reconciler.desired.yamlload import Document, KeyPath
 from reconciler.model.desired import (
+    DEFAULT_ON_DEMOTE_FAILURE,
+    DEFAULT_PROTOCOL,
     DemoteFailureAction,
     DesiredFailover,
     DesiredVerify,
@@ -46,17 +49,25 @@ from reconciler.model.desired import (
     SafetyMechanism,
     SplitBrainRecovery,
     StorageLayout,
+    derived_data_lv,
+    derived_swap_lv,
+    derived_vm_name,
 )
-from reconciler.sizes import SECTOR
+from reconciler.sizes import MIB, SECTOR
 
-CLUSTER_FILE = "cluster.yaml"
-MIB = 1024 * 1024
+# The built-in defaults of settings neither the VM file nor the cluster's defaults give (and DEFAULT_PROTOCOL,
+# DEFAULT_ON_DEMOTE_FAILURE in reconciler.model.desired, whose models need them too).
+DEFAULT_LAYOUT: StorageLayout = "dm-striped"
 DEFAULT_CHUNK_SECTORS = 64
+DEFAULT_ON_IO_ERROR: OnIoError = "detach"
+DEFAULT_FILESYSTEM: FilesystemChoice = "xfs"
+DEFAULT_DOMAIN_TYPE: DomainType = "pv"
+DEFAULT_VCPUS = 1
+# xl's own default too: `reconciler import` reads a vif without bridge= as this bridge.
 DEFAULT_BRIDGE = "xenbr0"
 # Without STONITH nothing can fence a peer that does not answer, so I/O is not frozen waiting for it.
 DEFAULT_FENCING_POLICY: FencingPolicy = "resource-only"
 DEFAULT_ON_NO_QUORUM: OnNoQuorum = "io-error"
-DEFAULT_ON_DEMOTE_FAILURE: DemoteFailureAction = "reboot-force"
 
 Origin = tuple[str, KeyPath]
 
@@ -140,11 +151,11 @@ class Vm:
 
     @property
     def data_lv(self) -> str:
-        return self.data_lv_name or f"root{self.id}"
+        return self.data_lv_name or derived_data_lv(self.id)
 
     @property
     def swap_lv(self) -> str:
-        return self.swap_lv_name or f"swap{self.id}"
+        return self.swap_lv_name or derived_swap_lv(self.id)
 
     @property
     def resource(self) -> str:
@@ -209,7 +220,7 @@ def resolve_vm(vm: VmFile, source: str, cluster: ClusterFile, doc: Document) -> 
         return value
 
     storage, base_storage = vm.storage or _NO_STORAGE, defaults.storage or _NO_STORAGE
-    layout: StorageLayout = _setting(storage.layout, base_storage.layout, "dm-striped")
+    layout = _setting(storage.layout, base_storage.layout, DEFAULT_LAYOUT)
     data_vgs = require(_optional(storage.volume_groups, base_storage.volume_groups), "storage", "volume_groups",
                        "list the volume groups, e.g. volume_groups: [vg-sda]") or ()
     data_size = require(_optional(storage.size, base_storage.size), "storage", "size",
@@ -239,10 +250,10 @@ def resolve_vm(vm: VmFile, source: str, cluster: ClusterFile, doc: Document) -> 
     memory = require(_optional(dom.memory, base_dom.memory), "domain", "memory",
                      "give the domain's memory, e.g. memory: 2G") or MIB
     maxmem = _setting(dom.maxmem, base_dom.maxmem, memory)
-    vcpus = _setting(dom.vcpus, base_dom.vcpus, 1)
+    vcpus = _setting(dom.vcpus, base_dom.vcpus, DEFAULT_VCPUS)
     bridge = _setting(dom.bridge, base_dom.bridge, DEFAULT_BRIDGE)
     domain = Domain(
-        type=_setting(dom.type, base_dom.type, "pv"),
+        type=_setting(dom.type, base_dom.type, DEFAULT_DOMAIN_TYPE),
         memory_mib=memory // MIB,
         maxmem_mib=maxmem // MIB,
         vcpus=vcpus,
@@ -266,7 +277,7 @@ def resolve_vm(vm: VmFile, source: str, cluster: ClusterFile, doc: Document) -> 
     return Vm(
         source=source,
         id=vm.id,
-        name=vm.name or f"vm{vm.id}",
+        name=vm.name or derived_vm_name(vm.id),
         nodes=vm.nodes,
         primary=vm.primary,
         lifecycle=vm.lifecycle,
@@ -280,13 +291,13 @@ def resolve_vm(vm: VmFile, source: str, cluster: ClusterFile, doc: Document) -> 
         swap_vgs=tuple(swap_vgs),
         minor=drbd.minor,
         port=drbd.port,
-        protocol=_setting(drbd.protocol, base_drbd.protocol, "C"),
+        protocol=_setting(drbd.protocol, base_drbd.protocol, DEFAULT_PROTOCOL),
         al_extents=_optional(drbd.al_extents, base_drbd.al_extents),
-        on_io_error=_setting(drbd.on_io_error, base_drbd.on_io_error, "detach"),
+        on_io_error=_setting(drbd.on_io_error, base_drbd.on_io_error, DEFAULT_ON_IO_ERROR),
         degr_wfc_timeout=_optional(drbd.degr_wfc_timeout, base_drbd.degr_wfc_timeout),
         wfc_timeout=_optional(drbd.wfc_timeout, base_drbd.wfc_timeout),
         safety=safety,
-        filesystem=vm.filesystem or "xfs",
+        filesystem=vm.filesystem or DEFAULT_FILESYSTEM,
         domain=domain,
         drbd_options=tuple((section, tuple(sorted(values.items()))) for section, values in sorted(options.items())),
         data_lv_name=names.data_lv if names else None,

@@ -26,7 +26,7 @@ from reconciler.model.desired import (
     StorageLayout,
 )
 from reconciler.names import check_name
-from reconciler.sizes import format_size, parse_size
+from reconciler.sizes import PIB, TIB, format_size, parse_size
 
 
 class SettingError(ValueError):
@@ -137,8 +137,8 @@ def _length_at_most(limit: int, reason: str) -> AfterValidator:
 
 
 # What the tools at the other end can take; beyond these a value is a typo or an attack, never a plan.
-MAX_LV_BYTES = 8191 * 1024**5  # LVM addresses less than 8 EiB (2^63 bytes) on 64-bit kernels
-MAX_MEMORY_BYTES = 16 * 1024**4  # Xen on x86-64 supports at most 16 TiB of host memory
+MAX_LV_BYTES = 8191 * PIB  # LVM addresses less than 8 EiB (2^63 bytes) on 64-bit kernels
+MAX_MEMORY_BYTES = 16 * TIB  # Xen on x86-64 supports at most 16 TiB of host memory
 MAX_VCPUS = 512
 MAX_STRIPES = 128  # lvcreate: "Number of stripes must be between 1 and 128"
 MAX_CHUNK_SECTORS = 2**31  # dm-stripe keeps the chunk size in a 32-bit sector count

@@ -14,6 +14,25 @@ from typing import Literal
 from reconciler.model.base import Frozen
 from reconciler.sizes import SECTOR
 
+# What a VM's parts are called when its file does not name them (`names:` in reconciler.desired.schema): the
+# VM and its DRBD resource vm<id>, its data LVs root<id>, its swap LVs swap<id>.
+VM_NAME_PREFIX = "vm"
+DATA_LV_PREFIX = "root"
+SWAP_LV_PREFIX = "swap"
+
+
+def derived_vm_name(vm_id: int) -> str:
+    return f"{VM_NAME_PREFIX}{vm_id}"
+
+
+def derived_data_lv(vm_id: int) -> str:
+    return f"{DATA_LV_PREFIX}{vm_id}"
+
+
+def derived_swap_lv(vm_id: int) -> str:
+    return f"{SWAP_LV_PREFIX}{vm_id}"
+
+
 Lifecycle = Literal["present", "absent", "deleted"]
 """present: converge it. absent: stop the domain, keep all data. deleted: tear down and remove its data
 (only when the VM file says so explicitly)."""
@@ -21,11 +40,15 @@ Lifecycle = Literal["present", "absent", "deleted"]
 StorageLayout = Literal["dm-striped", "lvm-striped", "linear"]
 SafetyMechanism = Literal["fencing", "quorum", "none"]
 DrbdVersion = Literal["8.4", "9"]
-DrbdProtocol = Literal["A", "B", "C"]
-FailoverMode = Literal["manual", "automatic"]
 DemoteFailureAction = Literal["reboot", "reboot-force", "reboot-immediate", "none"]
 """What a node does when it cannot demote a resource after losing quorum (systemd's names, as drbd-reactor's
 ``on-drbd-demote-failure``): ``systemctl reboot``, with ``--force``, with ``--force --force``, or nothing."""
+DrbdProtocol = Literal["A", "B", "C"]
+FailoverMode = Literal["manual", "automatic"]
+
+# The settings a VM gets when neither its file nor the cluster's defaults give them, where the models need them too.
+DEFAULT_PROTOCOL: DrbdProtocol = "C"
+DEFAULT_ON_DEMOTE_FAILURE: DemoteFailureAction = "reboot-force"
 
 
 class DesiredLV(Frozen):
@@ -98,11 +121,11 @@ class DesiredDrbd(Frozen):
     minor: int
     port: int
     backing_device: str
-    protocol: DrbdProtocol = "C"
+    protocol: DrbdProtocol = DEFAULT_PROTOCOL
     drbd_version: DrbdVersion
     hosts: tuple[DrbdHost, ...]
     safety: SafetyMechanism
-    on_demote_failure: DemoteFailureAction = "reboot-force"
+    on_demote_failure: DemoteFailureAction = DEFAULT_ON_DEMOTE_FAILURE
     allow_two_primaries: bool = False
     config_path: str
     config_text: str
