@@ -10,16 +10,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from reconciler.cli.common import add_host_options, make_host, make_observer
 from reconciler.names import UnsafeNameError, check_name
+
+if TYPE_CHECKING:
+    from reconciler.cli.common import Subparsers
 
 FACTS_DIR = "import"
 REPORT = "import/REPORT.txt"
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "import",
         help="write the desired state that reproduces a node built by hand (read-only on the node)",

@@ -7,7 +7,6 @@ like hand-written ones: every VM setting explicit in its own file, nothing inher
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from reconciler.desired.resolve import DEFAULT_BRIDGE
 from reconciler.desired.safefs import CLUSTER_FILE, VMS_DIR
@@ -31,7 +30,7 @@ def _mib(mib: int) -> str:
     return _size(mib * MIB)
 
 
-def _differences(a: Any, b: Any, path: str = "") -> list[str]:
+def _differences(a: object, b: object, path: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         out: list[str] = []
         for key in sorted(set(a) | set(b)):
