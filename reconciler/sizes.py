@@ -5,14 +5,19 @@ from __future__ import annotations
 import re
 
 SECTOR = 512
+KIB = 1024
+MIB = 1024**2
+GIB = 1024**3
+TIB = 1024**4
+PIB = 1024**5
 _UNITS = {
     "": 1,
     "b": 1,
-    "k": 1024,
-    "m": 1024**2,
-    "g": 1024**3,
-    "t": 1024**4,
-    "p": 1024**5,
+    "k": KIB,
+    "m": MIB,
+    "g": GIB,
+    "t": TIB,
+    "p": PIB,
 }
 _SIZE_RE = re.compile(r"\s*(\d+)\s*([kmgtp]?)(?:i?b)?\s*", re.IGNORECASE)
 
@@ -44,7 +49,7 @@ def parse_size(value: object) -> int:
 
 def format_size(num_bytes: int) -> str:
     """The shortest exact binary rendering: 2147483648 -> '2GiB', 1536 -> '1536B'... '1.5KiB' is never used."""
-    for suffix, factor in (("PiB", 1024**5), ("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+    for suffix, factor in (("PiB", PIB), ("TiB", TIB), ("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
         if num_bytes >= factor and num_bytes % factor == 0:
             return f"{num_bytes // factor}{suffix}"
     return f"{num_bytes}B"

@@ -10,11 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from reconciler.cli.cmd_plan import CliError, Target, load_target
 from reconciler.cli.common import add_host_options, add_state_dir
 from reconciler.statedir import DEFAULT_STATE_DIR
+
+if TYPE_CHECKING:
+    from reconciler.cli.common import Subparsers
 
 EXIT_CONVERGED = 0
 EXIT_FAILED = 1
@@ -22,7 +25,7 @@ EXIT_PROGRESSING = 3
 EXIT_DEGRADED = 4
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "apply",
         help="converge this node to the desired state (one pass with retries)",

@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from reconciler.cli.common import add_host_options, add_state_dir, make_host, node_access
 from reconciler.daemon.node.control import NODE_SCOPE, ControlStore, operator_name, send_command
 from reconciler.names import UnsafeNameError
 from reconciler.source.errors import SourceError
 
+if TYPE_CHECKING:
+    from reconciler.cli.common import Subparsers
 
-def register(subparsers: Any) -> None:
+
+def register(subparsers: Subparsers) -> None:
     suspend = subparsers.add_parser(
         "suspend", help="stop acting on this node (or one VM); observing and exporting go on",
         description="Record a suspension (reason, who, when) that the daemon honours from its next pass on, "

@@ -6,16 +6,21 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from reconciler.cli.common import add_host_options, add_state_dir, make_host, node_name
 from reconciler.names import UnsafeNameError
 from reconciler.statedir import DEFAULT_ENV_FILE
 
+if TYPE_CHECKING:
+    from reconciler.cli.common import Subparsers
+    from reconciler.desired.schema import PowerFenceSection
+    from reconciler.model.desired import DesiredNode
+
 MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "doctor", help="preflight checks of this node (host name, tools, LVM filter, services, ballooning, ...)",
         description="Check that this node can be managed safely. The desired state comes from DIR, or from the "
@@ -29,7 +34,7 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=_run)
 
 
-def _desired(args: argparse.Namespace, node: str) -> tuple[Any, str, dict[str, Any]]:
+def _desired(args: argparse.Namespace, node: str) -> tuple[DesiredNode | None, str, dict[str, PowerFenceSection]]:
     from reconciler.desired.expand import expand_node  # noqa: PLC0415
     from reconciler.desired.load import load_cluster  # noqa: PLC0415
     from reconciler.source.gitsource import GitSource  # noqa: PLC0415

@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reconciler.daemon.peers.fence import (
     DEFAULT_HANDLER_TIMEOUT,
@@ -33,13 +33,14 @@ from reconciler.names import UnsafeNameError, check_name
 from reconciler.statedir import DEFAULT_ENV_FILE, DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
+    from reconciler.cli.common import Subparsers
     from reconciler.source.gitsource import LoadedRevision
 
 DEFAULT_PEER_KEY = "/etc/reconciler/peer.key"
 PROG = "reconciler fence-peer"
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "fence-peer", help="DRBD fence-peer handler: ask the peer's daemon to outdate the resource",
         description="Run by DRBD (not by hand) when a resource loses its peer. Asks the peer's daemon over the "

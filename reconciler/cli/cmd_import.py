@@ -10,16 +10,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from reconciler.cli.common import add_host_options, make_host, make_observer
 from reconciler.names import UnsafeNameError, check_name
+
+if TYPE_CHECKING:
+    from reconciler.cli.common import Subparsers
 
 FACTS_DIR = "import"
 REPORT = "import/REPORT.txt"
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "import",
         help="write the desired state that reproduces a node built by hand (read-only on the node)",
@@ -43,6 +46,7 @@ def _write(path: str, text: str) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from reconciler.desired.load import collect  # noqa: PLC0415
+    from reconciler.desired.safefs import VMS_DIR  # noqa: PLC0415
     from reconciler.importer.facts import NodeFacts  # noqa: PLC0415
     from reconciler.importer.merge import merge  # noqa: PLC0415
     from reconciler.importer.read_node import read_node  # noqa: PLC0415
@@ -71,10 +75,10 @@ def _run(args: argparse.Namespace) -> int:
                               file=sys.stderr)
                         return 1
         merged = merge(nodes, cluster)
-        vms_dir = os.path.join(out, "vms")
+        vms_dir = os.path.join(out, VMS_DIR)
         if os.path.isdir(vms_dir):
             for name in os.listdir(vms_dir):
-                if name.endswith(".yaml") and f"vms/{name}" not in merged.files:
+                if name.endswith(".yaml") and f"{VMS_DIR}/{name}" not in merged.files:
                     os.remove(os.path.join(vms_dir, name))
         for rel, text in sorted(merged.files.items()):
             _write(os.path.join(out, rel), text)

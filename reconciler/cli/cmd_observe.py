@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from reconciler.cli.common import add_host_options, make_host, make_observer, remember_versions
 from reconciler.names import UnsafeNameError
 
+if TYPE_CHECKING:
+    from reconciler.cli.common import Subparsers
 
-def register(subparsers: Any) -> None:
+
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "observe",
         help="show what the node has (LVM, device-mapper, DRBD, Xen) from one observation pass",

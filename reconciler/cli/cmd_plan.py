@@ -11,7 +11,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reconciler.cli.common import (
     add_host_options,
@@ -25,6 +25,9 @@ from reconciler.cli.common import (
 from reconciler.host.base import Host
 from reconciler.names import UnsafeNameError
 
+if TYPE_CHECKING:
+    from reconciler.cli.common import Subparsers
+
 if TYPE_CHECKING:  # the models load in _run, after the LVM reports have been started (see _prefetching_host)
     from reconciler.desired.safefs import DesiredFiles
     from reconciler.model.desired import DesiredNode
@@ -34,7 +37,7 @@ EXIT_ERROR = 1
 EXIT_CHANGES = 2
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "plan",
         help="show what apply would change on this node (+ create, ~ change, - delete, ! refused, = waiting)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from reconciler.desired.errors import UnknownNodeError
 from reconciler.desired.expand import expand_node
@@ -13,8 +13,11 @@ from reconciler.desired.load import collect
 from reconciler.desired.render import render_node
 from reconciler.names import UnsafeNameError, check_name
 
+if TYPE_CHECKING:
+    from reconciler.cli.common import Subparsers
 
-def register(subparsers: Any) -> None:
+
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "render",
         help="render the DRBD, Xen and dm files one node would get",

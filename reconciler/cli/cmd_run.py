@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from reconciler.daemon.loop.config import (
     DEFAULT_BOOT_FETCH_TIMEOUT,
@@ -32,6 +32,9 @@ from reconciler.source.mirror import check_branch, check_sha, check_subdir
 from reconciler.source.signatures import SignaturePolicy
 from reconciler.statedir import DEFAULT_STATE_DIR
 
+if TYPE_CHECKING:
+    from reconciler.cli.common import Subparsers
+
 DEFAULT_PEER_KEY = "/etc/reconciler/peer.key"
 
 
@@ -44,7 +47,7 @@ def _env_float(name: str, default: float) -> float:
     return float(value) if value else default
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "run", help="run the daemon: follow a git repository and keep this node converged",
         description="Clone REPO into the state directory, fetch it on an interval (at once on a local repository's "

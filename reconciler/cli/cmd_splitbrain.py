@@ -11,12 +11,15 @@ import argparse
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reconciler.cli.common import Subparsers
 
 PROG = "reconciler split-brain"
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "split-brain", help="DRBD split-brain handler: record the incident for status, metrics and alerts",
         description="Run by DRBD (not by hand) when it detects a split brain it does not resolve by itself. "

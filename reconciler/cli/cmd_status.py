@@ -11,7 +11,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from reconciler.cli.common import add_state_dir
 from reconciler.daemon.node.control import daemon_listening
@@ -19,8 +19,11 @@ from reconciler.daemon.records import status_store
 from reconciler.model.status import FailoverStatus, NodeStatus, RevisionInfo, VerifyStatus
 from reconciler.sizes import format_size
 
+if TYPE_CHECKING:
+    from reconciler.cli.common import Subparsers
 
-def register(subparsers: Any) -> None:
+
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser("status", help="show what the daemon last published about this node",
                                    description="Per VM and resource phase with its reason, the last attempted and "
                                                "applied revisions, the peers' revisions, suspensions and errors.")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from reconciler.desired.load import collect
 
+if TYPE_CHECKING:
+    from reconciler.cli.common import Subparsers
 
-def register(subparsers: Any) -> None:
+
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "validate",
         help="check a desired-state directory; print every problem as path:line:col",

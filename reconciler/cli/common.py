@@ -12,7 +12,12 @@ from reconciler.names import check_name
 from reconciler.statedir import DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     from reconciler.observe.observer import Observer
+
+    # What every command module's ``register`` gets from reconciler.cli.main to add its parser to.
+    Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def add_host_options(parser: argparse.ArgumentParser) -> None:

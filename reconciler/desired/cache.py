@@ -26,10 +26,11 @@ from pathlib import Path
 
 from reconciler.desired.safefs import DesiredFiles, UnsafePath, read_desired
 from reconciler.model.desired import DesiredNode
+from reconciler.sizes import MIB
 
 CACHE_FILE = "desired-node.cache"
 # A node of a large fleet is a few megabytes of JSON; anything much bigger is not ours.
-_MAX_BYTES = 256 * 1024 * 1024
+_MAX_BYTES = 256 * MIB
 
 _code_digest: str | None = None
 

@@ -1,12 +1,11 @@
-"""Expansion: the validated cluster -> the resources one node should have, with their dependency edges.
+"""Expansion: the validated cluster -> the resources one node should have.
 
-LVs -> stripe -> DRBD -> filesystem -> domain; swap LVs -> swap -> domain. A pure function: the same
-cluster and node always give the same (frozen) result.
+LVs -> stripe -> DRBD -> filesystem -> domain; swap LVs -> swap -> domain: each resource names the devices it
+sits on (a stripe's legs, DRBD's backing device, the domain's disks); the planner orders its actions from
+them. A pure function: the same cluster and node always give the same (frozen) result.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from reconciler.desired.errors import UnknownNodeError
 from reconciler.desired.load import Cluster
@@ -55,8 +54,8 @@ def drbd_hosts(vm: Vm, spec: ClusterFile) -> tuple[DrbdHost, ...]:
     return tuple(hosts)
 
 
-def _storage(vm: Vm) -> tuple[tuple[DesiredLV, ...], DesiredStripe | None, str, tuple[str, ...]]:
-    """Data and swap LVs, the stripe (dm-striped only), the backing device and the keys DRBD waits for."""
+def _storage(vm: Vm) -> tuple[tuple[DesiredLV, ...], DesiredStripe | None, str]:
+    """Data and swap LVs, the stripe (dm-striped only) and DRBD's backing device."""
     data_lv = check_name(vm.data_lv, "logical volume")
     lvs: list[DesiredLV] = []
     if vm.layout == "lvm-striped":
@@ -74,15 +73,14 @@ def _storage(vm: Vm) -> tuple[tuple[DesiredLV, ...], DesiredStripe | None, str, 
             chunk_sectors=vm.chunk_sectors,
             legs=tuple(check_device_path(lv.path, "stripe leg") for lv in lvs),
             length_sectors=stripe_length_sectors(vm.data_size, vm.stripes, vm.chunk_sectors),
-            depends_on=tuple(lv.key for lv in lvs),
         )
-        backing, backing_keys = stripe.path, (stripe.key,)
+        backing = stripe.path
     else:
-        backing, backing_keys = lvs[0].path, (lvs[0].key,)
+        backing = lvs[0].path
     swap_lv = check_name(vm.swap_lv, "logical volume")
     lvs += [DesiredLV(vm=vm.name, vg=vg, name=swap_lv, size_bytes=vm.swap_size or 0, purpose="swap")
             for vg in vm.swap_vgs]
-    return tuple(lvs), stripe, check_device_path(backing, "backing device"), backing_keys
+    return tuple(lvs), stripe, check_device_path(backing, "backing device")
 
 
 # Room beyond the handler's own worst case, for drbdadm and the kernel around it.
@@ -102,21 +100,17 @@ def _failover(vm: Vm, spec: ClusterFile) -> DesiredFailover:
 def _expand_vm(vm: Vm, spec: ClusterFile, node: str) -> DesiredVm:
     version = spec.nodes[node].drbd_version
     hosts = drbd_hosts(vm, spec)
-    common: dict[str, Any] = {"name": vm.name, "id": vm.id, "source_file": vm.source, "lifecycle": vm.lifecycle,
-              "suspended": vm.suspended, "layout": vm.layout, "nodes": vm.nodes, "primary_node": vm.primary,
-              "this_node": node, "failover": _failover(vm, spec)}
     if node not in vm.nodes:
         # A quorum tiebreaker: a diskless DRBD peer and nothing else; its resource file is the same as the
         # data nodes' so that all three agree on every host's settings.
         backing = _storage(vm)[2]
-        drbd = _drbd(vm, version, hosts, data_backing=backing, own_backing="none", after=())
-        return DesiredVm(**common, lvs=(), drbd=drbd)
-    lvs, stripe, backing, backing_keys = _storage(vm)
-    drbd = _drbd(vm, version, hosts, data_backing=backing, own_backing=backing, after=backing_keys)
+        drbd = _drbd(vm, version, hosts, data_backing=backing, own_backing="none")
+        return _desired_vm(vm, spec, node, lvs=(), drbd=drbd)
+    lvs, stripe, backing = _storage(vm)
+    drbd = _drbd(vm, version, hosts, data_backing=backing, own_backing=backing)
     # `none`: the guest makes its own (a partition table, another filesystem); nothing is written here.
-    filesystem = (DesiredFilesystem(vm=vm.name, device=drbd.device, fstype="xfs", depends_on=(drbd.key,))
-                  if vm.filesystem != "none" else None)
-    swaps = tuple(DesiredSwap(vm=vm.name, device=lv.path, depends_on=(lv.key,)) for lv in lvs if lv.purpose == "swap")
+    filesystem = DesiredFilesystem(vm=vm.name, device=drbd.device) if vm.filesystem != "none" else None
+    swaps = tuple(DesiredSwap(vm=vm.name, device=lv.path) for lv in lvs if lv.purpose == "swap")
     devices = (drbd.device, *(swap.device for swap in swaps))
     domain = DesiredDomain(
         vm=vm.name,
@@ -130,13 +124,29 @@ def _expand_vm(vm: Vm, spec: ClusterFile, node: str) -> DesiredVm:
         config_text=render_xen(vm, devices),
         allow_restart=vm.domain.allow_restart,
         live_migration=vm.domain.live_migration,
-        depends_on=(*((filesystem.key,) if filesystem else ()), *(swap.key for swap in swaps)),
     )
-    statement = vm.spec.split_brain_recovery if vm.spec is not None else None
-    recovery = (SplitBrainRecovery(incident=statement.incident, discard=statement.discard)
-                if statement is not None else None)
-    return DesiredVm(**common, lvs=lvs, stripe=stripe, drbd=drbd, filesystem=filesystem, swaps=swaps,
-                     domain=domain, split_brain_recovery=recovery)
+    return _desired_vm(vm, spec, node, lvs=lvs, stripe=stripe, drbd=drbd, filesystem=filesystem, swaps=swaps,
+                       domain=domain, split_brain_recovery=vm.split_brain_recovery)
+
+
+def _desired_vm(
+    vm: Vm,
+    spec: ClusterFile,
+    node: str,
+    *,
+    lvs: tuple[DesiredLV, ...],
+    drbd: DesiredDrbd,
+    stripe: DesiredStripe | None = None,
+    filesystem: DesiredFilesystem | None = None,
+    swaps: tuple[DesiredSwap, ...] = (),
+    domain: DesiredDomain | None = None,
+    split_brain_recovery: SplitBrainRecovery | None = None,
+) -> DesiredVm:
+    """The VM as ``node`` sees it, with the resources it has there."""
+    return DesiredVm(name=vm.name, id=vm.id, source_file=vm.source, lifecycle=vm.lifecycle, suspended=vm.suspended,
+                     layout=vm.layout, nodes=vm.nodes, primary_node=vm.primary, this_node=node,
+                     failover=_failover(vm, spec), lvs=lvs, stripe=stripe, drbd=drbd, filesystem=filesystem,
+                     swaps=swaps, domain=domain, split_brain_recovery=split_brain_recovery)
 
 
 def _drbd(
@@ -146,7 +156,6 @@ def _drbd(
     *,
     data_backing: str,
     own_backing: str,
-    after: tuple[str, ...],
 ) -> DesiredDrbd:
     # Never in the file: a dual-primary allowance must be in force only inside a live migration's window
     # (opened and withdrawn at run time), and that window is not built yet, so `live_migration: true` moves
@@ -167,7 +176,6 @@ def _drbd(
         allow_two_primaries=allow_two,
         config_path=drbd_config_path(vm.resource),
         config_text=text,
-        depends_on=after,
         verify=vm.verify,
     )
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from reconciler.desired.errors import Issue, ValidationFailed
 from reconciler.desired.partial import Remainder, validate_remainder
-from reconciler.desired.resolve import CLUSTER_FILE, Vm, default_bases, resolve_vm
-from reconciler.desired.safefs import DesiredFiles, UnsafePath, read_desired
+from reconciler.desired.resolve import Vm, resolve_vm
+from reconciler.desired.safefs import CLUSTER_FILE, DesiredFiles, UnsafePath, read_desired
 from reconciler.desired.schema import ClusterFile, VmFile
 from reconciler.desired.schema_issues import validate_document
 from reconciler.desired.validate import check_cluster, check_fleet, check_vm, check_vm_file
@@ -136,10 +136,9 @@ def _collect(directory: str, files: DesiredFiles | None) -> tuple[Cluster | None
     if cluster is None:
         return None, _report(issues)
     vms: list[Vm] = []
-    bases = default_bases(cluster)
     remainders = [r for _, _, r in specs if r is not None]
     for spec, doc, remainder in specs:
-        vm, found = resolve_vm(spec, doc.path, cluster, doc, bases)
+        vm, found = resolve_vm(spec, doc.path, cluster, doc)
         own = check_vm(vm, cluster, docs) if vm is not None else []
         issues.extend(remainder.keep([*found, *own]) if remainder is not None else [*found, *own])
         if vm is not None:

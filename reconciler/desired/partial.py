@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from reconciler.desired.errors import Issue
 from reconciler.desired.schema_issues import _clean_loc
-from reconciler.desired.yamlload import Document, KeyPath
+from reconciler.desired.yamlload import Document, KeyPath, YamlValue
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -55,11 +55,12 @@ def _order(path: KeyPath) -> list[tuple[int, int | str]]:
     return [(0, step) if isinstance(step, int) else (1, step) for step in path]
 
 
-def _without(value: Any, paths: Sequence[KeyPath]) -> Any:
+def _without(value: YamlValue, paths: Sequence[KeyPath]) -> YamlValue:
     pruned = copy.deepcopy(value)
     # Deepest and last list items first, so that removing one does not shift the others.
     for path in sorted(paths, key=_order, reverse=True):
-        parent = pruned
+        # Any: a step that does not fit raises KeyError, IndexError or TypeError, which the caller expects.
+        parent: Any = pruned
         for step in path[:-1]:
             parent = parent[step]
         del parent[path[-1]]
@@ -67,19 +68,19 @@ def _without(value: Any, paths: Sequence[KeyPath]) -> Any:
 
 
 # Tried in turn for a required value that had to be removed; the first the schema accepts there stands in.
-_PLACEHOLDERS: tuple[Any, ...] = (1, "x", "1G", True, 64, [], {}, "present")
+_PLACEHOLDERS: tuple[YamlValue, ...] = (1, "x", "1G", True, 64, [], {}, "present")
 
 
-def _set(value: Any, path: KeyPath, item: Any) -> Any:
+def _set(value: YamlValue, path: KeyPath, item: YamlValue) -> YamlValue:
     changed = copy.deepcopy(value)
-    parent = changed
+    parent: Any = changed  # as in _without
     for step in path[:-1]:
         parent = parent[step]
     parent[path[-1]] = item
     return changed
 
 
-def _with_placeholder(model: type[BaseModel], value: Any, path: KeyPath) -> Any:
+def _with_placeholder(model: type[BaseModel], value: YamlValue, path: KeyPath) -> YamlValue | None:
     for candidate in _PLACEHOLDERS:
         try:
             trial = _set(value, path, candidate)

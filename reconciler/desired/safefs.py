@@ -15,6 +15,7 @@ import stat
 from dataclasses import dataclass, field
 
 from reconciler.desired.errors import Issue
+from reconciler.sizes import MIB
 
 CLUSTER_FILE = "cluster.yaml"
 VMS_DIR = "vms"
@@ -22,9 +23,9 @@ VM_SUFFIXES = (".yaml", ".yml")
 
 # A VM file is a few hundred bytes and a cluster file of a thousand nodes some 100 KiB; 50,000 files are
 # five times the largest fleet benchmarked. Together these keep one load below a few hundred MB of memory.
-MAX_FILE_BYTES = 1024 * 1024
+MAX_FILE_BYTES = MIB
 MAX_FILES = 50_000
-MAX_TOTAL_BYTES = 64 * 1024 * 1024
+MAX_TOTAL_BYTES = 64 * MIB
 MAX_DIR_DEPTH = 8
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

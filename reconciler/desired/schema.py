@@ -9,14 +9,24 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import typing
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from reconciler.desired.verify import VerifySection
-from reconciler.model.desired import INCIDENT_RE, DrbdVersion, Lifecycle, SafetyMechanism, StorageLayout
+from reconciler.model.desired import (
+    INCIDENT_RE,
+    DemoteFailureAction,
+    DrbdProtocol,
+    DrbdVersion,
+    FailoverMode,
+    Lifecycle,
+    SafetyMechanism,
+    StorageLayout,
+)
 from reconciler.names import check_name
-from reconciler.sizes import format_size, parse_size
+from reconciler.sizes import PIB, TIB, format_size, parse_size
 
 
 class SettingError(ValueError):
@@ -127,8 +137,8 @@ def _length_at_most(limit: int, reason: str) -> AfterValidator:
 
 
 # What the tools at the other end can take; beyond these a value is a typo or an attack, never a plan.
-MAX_LV_BYTES = 8191 * 1024**5  # LVM addresses less than 8 EiB (2^63 bytes) on 64-bit kernels
-MAX_MEMORY_BYTES = 16 * 1024**4  # Xen on x86-64 supports at most 16 TiB of host memory
+MAX_LV_BYTES = 8191 * PIB  # LVM addresses less than 8 EiB (2^63 bytes) on 64-bit kernels
+MAX_MEMORY_BYTES = 16 * TIB  # Xen on x86-64 supports at most 16 TiB of host memory
 MAX_VCPUS = 512
 MAX_STRIPES = 128  # lvcreate: "Number of stripes must be between 1 and 128"
 MAX_CHUNK_SECTORS = 2**31  # dm-stripe keeps the chunk size in a 32-bit sector count
@@ -261,12 +271,13 @@ def _drbd_value(value: object) -> str:
 DrbdOptionName = Annotated[StrictStr, AfterValidator(_drbd_option)]
 DrbdOptionValue = Annotated[str, BeforeValidator(_drbd_value)]
 DrbdOptionSection = Literal["net", "disk", "startup", "options"]
+OnIoError = Literal["detach", "pass_on", "call-local-io-error"]
 
 
 class DrbdDefaults(Section):
-    protocol: Literal["A", "B", "C"] | None = None
+    protocol: DrbdProtocol | None = None
     al_extents: Annotated[StrictInt, Field(ge=7, le=65534)] | None = None
-    on_io_error: Literal["detach", "pass_on", "call-local-io-error"] | None = None
+    on_io_error: OnIoError | None = None
     degr_wfc_timeout: WfcTimeout | None = None
     wfc_timeout: WfcTimeout | None = None
     # Options the schema has no key for, written as given into the resource file's section of that name
@@ -287,14 +298,18 @@ class DrbdSection(DrbdDefaults):
     port: TcpPort
 
 
+FencingPolicy = Literal["resource-only", "resource-and-stonith"]
+OnNoQuorum = Literal["io-error", "suspend-io"]
+
+
 class SafetySection(Section):
     mechanism: SafetyMechanism
-    fencing_policy: Literal["resource-only", "resource-and-stonith"] | None = None
+    fencing_policy: FencingPolicy | None = None
     fence_peer_handler: Path | None = None
     unfence_peer_handler: Path | None = None
     tiebreaker: Name | None = None
-    on_no_quorum: Literal["io-error", "suspend-io"] | None = None
-    on_demote_failure: Literal["reboot", "reboot-force", "reboot-immediate", "none"] | None = None
+    on_no_quorum: OnNoQuorum | None = None
+    on_demote_failure: DemoteFailureAction | None = None
 
 
 class Vif(Section):
@@ -302,8 +317,12 @@ class Vif(Section):
     bridge: Name | None = None
 
 
+DomainType = Literal["pv", "pvh"]
+FilesystemChoice = Literal["xfs", "none"]
+
+
 class DomainDefaults(Section):
-    type: Literal["pv", "pvh"] | None = None
+    type: DomainType | None = None
     memory: MemorySize | None = None
     maxmem: MemorySize | None = None
     vcpus: Vcpus | None = None
@@ -325,14 +344,13 @@ MIN_FAILOVER_GRACE = 20
 MAX_FAILOVER_GRACE = 3600
 MIN_FAILOVER_INTERVAL = 300
 MAX_FAILOVER_INTERVAL = 30 * 24 * 3600
-FailoverMode = Literal["manual", "automatic"]
 
 
 def _failover_shorthand(value: object) -> object:
     # `failover: automatic` is the short form of `failover: {mode: automatic}`.
     if not isinstance(value, str):
         return value
-    if value not in ("manual", "automatic"):
+    if value not in typing.get_args(FailoverMode):
         raise SettingError(f"{value!r} is not a failover mode",
                            "write manual or automatic, or a section like {mode: automatic, grace: 30}")
     return {"mode": value}
@@ -410,7 +428,7 @@ class VmFile(Section):
     swap: SwapSection | None = None
     drbd: DrbdSection
     safety: SafetySection | None = None
-    filesystem: Literal["xfs", "none"] | None = None
+    filesystem: FilesystemChoice | None = None
     domain: DomainSection | None = None
     split_brain_recovery: SplitBrainRecoverySection | None = None
     verify: VerifySection | None = None

@@ -13,7 +13,7 @@ from pydantic_core import ErrorDetails
 from reconciler.desired.errors import Issue
 from reconciler.desired.schema import SettingError
 from reconciler.desired.verify import VerifySettingError
-from reconciler.desired.yamlload import Document, KeyPath, keypath_str
+from reconciler.desired.yamlload import Document, KeyPath, YamlValue, child, keypath_str
 from reconciler.names import UnsafeNameError
 from reconciler.sizes import SizeError
 
@@ -34,7 +34,7 @@ _TYPE_NAMES = {
 }
 
 
-def _describe(value: Any) -> str:
+def _describe(value: object) -> str:
     if value is None:
         return "nothing (null)"
     if isinstance(value, bool):
@@ -101,7 +101,7 @@ def _unknown_key_hint(model: type[BaseModel], parent: KeyPath, key: str) -> str:
     return "known keys here: " + ", ".join(names)
 
 
-def _clean_loc(loc: tuple[int | str, ...], value: Any) -> tuple[KeyPath, bool]:
+def _clean_loc(loc: tuple[int | str, ...], value: YamlValue) -> tuple[KeyPath, bool]:
     """The key path in the document, and whether the error is about a mapping key rather than its value.
 
     pydantic puts the names of union members and validators into ``loc`` too; walking the document's
@@ -111,11 +111,9 @@ def _clean_loc(loc: tuple[int | str, ...], value: Any) -> tuple[KeyPath, bool]:
     for i, step in enumerate(loc):
         if step == "[key]":
             return tuple(path), True
-        present = (isinstance(current, dict) and step in current) or (
-            isinstance(current, list) and isinstance(step, int) and 0 <= step < len(current)
-        )
-        if present:
-            current = current[step]
+        found, inner = child(current, step)
+        if found:
+            current = inner
             path.append(step)
         elif i == len(loc) - 1 and isinstance(current, dict):
             path.append(step)

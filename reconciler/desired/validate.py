@@ -7,14 +7,16 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 
 from reconciler.desired.errors import Issue
-from reconciler.desired.resolve import CLUSTER_FILE, MIB, Origin, Vm
+from reconciler.desired.resolve import Origin, Vm
+from reconciler.desired.safefs import CLUSTER_FILE
 from reconciler.desired.schema import ClusterFile, VmFile
 from reconciler.desired.verify import RATE_OPTIONS
 from reconciler.desired.yamlload import Document, KeyPath
-from reconciler.sizes import SECTOR, format_size
+from reconciler.model.desired import derived_vm_name
+from reconciler.sizes import KIB, MIB, SECTOR, format_size
 
 MIN_CHUNK_SECTORS = 8
-MIN_SWAP_BYTES = 40 * 1024  # mkswap refuses fewer than ten 4 KiB pages
+MIN_SWAP_BYTES = 40 * KIB  # mkswap refuses fewer than ten 4 KiB pages
 VM_NODES = 2
 MAX_MINOR_84 = 255  # the 8.4 module's minor_count cannot exceed 255
 
@@ -80,7 +82,7 @@ def check_cluster(cluster: ClusterFile, doc: Document) -> list[Issue]:
 def check_vm_file(vm: VmFile, doc: Document) -> list[Issue]:
     """Rules about one VM file on its own (lifecycle statement, node list, primary)."""
     report = _Reporter({doc.path: doc})
-    name = vm.name or f"vm{vm.id}"
+    name = vm.name or derived_vm_name(vm.id)
     path = doc.path
     if vm.lifecycle == "deleted" and vm.confirm_delete != name:
         if vm.confirm_delete is None:
@@ -138,7 +140,7 @@ def check_vm(vm: Vm, cluster: ClusterFile, docs: Mapping[str, Document]) -> list
 def _check_verify(vm: Vm, report: _Reporter) -> None:
     """The verify settings write verify-alg, c-max-rate and resync-rate: the same option passed through
     drbd.options too would be written twice, and drbdadm refuses a file that sets an option twice."""
-    spec = vm.spec.verify if vm.spec is not None else None
+    spec = vm.spec.verify
     if vm.verify is None:
         if spec is not None and spec.resync_found is not None:
             report.at((vm.source, ("verify", "resync_found")), "resync_found names a verify run, but no verify "
@@ -192,7 +194,7 @@ def _check_storage(vm: Vm, cluster: ClusterFile, nodes: list[str], report: _Repo
     if vm.layout == "linear" and vm.stripes != 1:
         report.at(vm.where("storage.stripes"), f"a linear layout has no stripes (got {vm.stripes})",
                   "remove stripes, or use layout: lvm-striped")
-    own = vm.spec.storage if vm.spec is not None else None
+    own = vm.spec.storage
     if vm.layout == "linear" and own is not None:
         # Settings the VM's own file gives that its layout ignores: the operator meant something that will not
         # happen (cluster defaults are for the VMs whose layout uses them, so only the VM file is checked).

@@ -26,7 +26,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, StrictStr
 
-from reconciler.sizes import SizeError, parse_size
+from reconciler.sizes import GIB, KIB, SizeError, parse_size
 
 VerifyAlg = Literal["crc32c", "md5", "sha1", "sha256", "sha512"]
 DEFAULT_ALG: VerifyAlg = "sha256"
@@ -36,8 +36,8 @@ NAMED_SCHEDULES = {"daily": DAY, "weekly": 7 * DAY}
 MIN_INTERVAL = HOUR  # a verify of a large device runs for hours; starting more often only queues them
 MAX_INTERVAL = 366 * DAY
 # DRBD's limits for c-max-rate (drbd_limits.h: DRBD_C_MAX_RATE_MIN 250, _MAX 4 << 20, in KiB/s).
-MIN_RATE = 250 * 1024
-MAX_RATE = 4 * 1024**3
+MIN_RATE = 250 * KIB
+MAX_RATE = 4 * GIB
 _DURATION = re.compile(r"([0-9]{1,6})([mhdw])")
 _UNIT_SECONDS = {"m": 60, "h": HOUR, "d": DAY, "w": 7 * DAY}
 # A run id names one verify run: the UTC time it started, as status shows it (e.g. 20261206T101500Z).
@@ -85,7 +85,7 @@ def _rate(value: object) -> int:
         rate = parse_size(value)
     except SizeError as exc:
         raise VerifySettingError(str(exc), "give bytes per second with a binary unit, e.g. 10M") from None
-    if rate % 1024:
+    if rate % KIB:
         raise VerifySettingError(f"{value!r} is not a whole number of KiB per second", "e.g. 10M or 512K")
     if not MIN_RATE <= rate <= MAX_RATE:
         raise VerifySettingError(f"{value!r} is outside 250K-4G per second, DRBD's range for c-max-rate", "e.g. 10M")
@@ -121,4 +121,4 @@ RATE_OPTIONS = (("disk", "c-max-rate"), ("disk", "resync-rate"), ("disk", "c-pla
 
 
 def kib(rate: int) -> str:
-    return f"{rate // 1024}k"
+    return f"{rate // KIB}k"

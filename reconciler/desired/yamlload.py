@@ -8,7 +8,7 @@ duplicate keys are caught (PyYAML silently keeps the last one) and keys stay the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -30,6 +30,8 @@ _STANDARD_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("timestamp", "binary"
                                                               "value")}
 
 KeyPath = tuple[str | int, ...]
+# A file's plain value as this loader builds it: mappings have text keys, scalars are text, numbers, booleans or null.
+YamlValue: TypeAlias = "dict[str, YamlValue] | list[YamlValue] | str | int | float | bool | None"
 
 # Bounds of one file's structure. Aliases share nodes, so composing is linear in the text; building plain
 # values expands every alias, and a few KB of nested aliases ("billion laughs") would expand to billions of
@@ -86,7 +88,7 @@ class Document:
 
     __slots__ = ("_root", "path", "text", "value")
 
-    def __init__(self, path: str, text: str, value: Any, root: Node | None = None) -> None:
+    def __init__(self, path: str, text: str, value: YamlValue, root: Node | None = None) -> None:
         self.path = path
         self.text = text
         self.value = value
@@ -133,13 +135,21 @@ class Document:
     def has(self, keypath: KeyPath) -> bool:
         value = self.value
         for step in keypath:
-            found = (isinstance(value, dict) and step in value) or (
-                isinstance(value, list) and isinstance(step, int) and 0 <= step < len(value)
-            )
+            found, value = child(value, step)
             if not found:
                 return False
-            value = value[step]
         return True
+
+
+def child(value: YamlValue, step: str | int) -> tuple[bool, YamlValue]:
+    """Whether ``value`` holds ``step`` (a key of a mapping, an index of a list), and the value there.
+
+    Keys are always text: a number step never names a key."""
+    if isinstance(value, dict):
+        return (True, value[step]) if isinstance(step, str) and step in value else (False, None)
+    if isinstance(value, list) and isinstance(step, int) and 0 <= step < len(value):
+        return True, value[step]
+    return False, None
 
 
 class NodeBudget:
@@ -202,12 +212,12 @@ def _mark_issue(path: str, node: Node, message: str, hint: str) -> Issue:
     return Issue(path, node.start_mark.line + 1, node.start_mark.column + 1, message, hint)
 
 
-def _scalar(path: str, node: ScalarNode, issues: list[Issue]) -> Any:
+def _scalar(path: str, node: ScalarNode, issues: list[Issue]) -> YamlValue:
     tag = node.tag
+    text: str = node.value
     if tag == _STR:
-        return node.value
+        return text
     if tag == _INT:
-        text = node.value
         if len(text) > _MAX_NUMBER_TEXT:
             # Python refuses to convert more than 4300 digits (and converting is quadratic below that).
             issues.append(_mark_issue(path, node, f"a number written with {len(text)} characters",
@@ -222,12 +232,12 @@ def _scalar(path: str, node: ScalarNode, issues: list[Issue]) -> Any:
         return _CONSTRUCTOR.construct_yaml_float(node)
     if tag in _PLAIN_TAGS or tag in _STANDARD_TAGS:
         # Timestamps, binary and the like mean nothing here; the schema reports the text as what it is.
-        return node.value
+        return text
     issues.append(_mark_issue(path, node, f"unsupported YAML tag {tag!r}", "remove the tag; plain values only"))
-    return node.value
+    return text
 
 
-def _to_value(path: str, node: Node, issues: list[Issue]) -> Any:
+def _to_value(path: str, node: Node, issues: list[Issue]) -> YamlValue:
     # Hot path of every load: plain strings, the most common leaves, are taken inline without a call.
     kind = node.__class__
     if kind is ScalarNode:
@@ -241,7 +251,7 @@ def _to_value(path: str, node: Node, issues: list[Issue]) -> Any:
             for item in node.value
         ]
     if kind is MappingNode:
-        result: dict[str, Any] = {}
+        result: dict[str, YamlValue] = {}
         for key_node, value_node in node.value:
             if key_node.__class__ is not ScalarNode:
                 issues.append(_mark_issue(path, key_node, "a key must be plain text", "write key: value"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 
 @dataclass
@@ -65,7 +64,7 @@ class VmFacts:
     running_here: bool = False
     drbd_role: str | None = None
 
-    def comparable(self) -> dict[str, Any]:
+    def comparable(self) -> dict[str, object]:
         """Everything both nodes must agree on (what differs per node left out)."""
         values = asdict(self)
         for key in ("running_here", "drbd_role", "defined_at"):

@@ -7,12 +7,12 @@ like hand-written ones: every VM setting explicit in its own file, nothing inher
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
+from reconciler.desired.resolve import DEFAULT_BRIDGE
+from reconciler.desired.safefs import CLUSTER_FILE, VMS_DIR
 from reconciler.importer.facts import Finding, NodeFacts, VmFacts
-from reconciler.sizes import format_size
-
-MIB = 1024 * 1024
+from reconciler.model.desired import derived_data_lv, derived_swap_lv, derived_vm_name
+from reconciler.sizes import MIB, format_size
 
 
 @dataclass
@@ -30,7 +30,7 @@ def _mib(mib: int) -> str:
     return _size(mib * MIB)
 
 
-def _differences(a: Any, b: Any, path: str = "") -> list[str]:
+def _differences(a: object, b: object, path: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         out: list[str] = []
         for key in sorted(set(a) | set(b)):
@@ -48,7 +48,7 @@ def merge(nodes: list[NodeFacts], cluster: str = "imported") -> Merged:
     for node in nodes:
         for vm in node.vms:
             by_resource.setdefault(vm.resource, {})[node.node] = vm
-    merged.files["cluster.yaml"] = _cluster_yaml(nodes, cluster, by_resource, merged)
+    merged.files[CLUSTER_FILE] = _cluster_yaml(nodes, cluster, by_resource, merged)
     used_ids: set[int] = set()
     for resource, seen in sorted(by_resource.items()):
         first_node, first = next(iter(sorted(seen.items())))
@@ -72,7 +72,7 @@ def merge(nodes: list[NodeFacts], cluster: str = "imported") -> Merged:
                 vm.id += 1
         used_ids.add(vm.id)
         primary = _primary(seen, merged, resource)
-        merged.files[f"vms/{vm.name}.yaml"] = _vm_yaml(vm, primary)
+        merged.files[f"{VMS_DIR}/{vm.name}.yaml"] = _vm_yaml(vm, primary)
     return merged
 
 
@@ -122,19 +122,20 @@ def _cluster_yaml(nodes: list[NodeFacts], cluster: str, by_resource: dict[str, d
                 merged.disagreements.append(f"node {name}: address {address} vs {seen_as} in {other.node}'s config")
         lines += [f"  {name}:", f"    hostname: {name}", f"    address: {address or '0.0.0.0  # unknown: fill in'}",
                   f"    volume_groups: [{', '.join(vgs)}]", f'    drbd_version: "{version or "9"}"']
-    lines += ["", "defaults:", "  domain:", "    bridge: xenbr0", "", "guards:", "  max_removals_per_revision: 1", ""]
+    lines += ["", "defaults:", "  domain:", f"    bridge: {DEFAULT_BRIDGE}", "", "guards:",
+              "  max_removals_per_revision: 1", ""]
     return "\n".join(lines)
 
 
 def _vm_yaml(vm: VmFacts, primary: str) -> str:
     lines = [f"# Imported from {vm.defined_at}" + (f" and {vm.domain.config_path}" if vm.domain else ""),
              f"id: {vm.id}"]
-    if vm.name != f"vm{vm.id}":
+    if vm.name != derived_vm_name(vm.id):
         lines.append(f"name: {vm.name}")
     names = {}
-    if vm.data_lv != f"root{vm.id}":
+    if vm.data_lv != derived_data_lv(vm.id):
         names["data_lv"] = vm.data_lv
-    if vm.swap_lv is not None and vm.swap_lv != f"swap{vm.id}":
+    if vm.swap_lv is not None and vm.swap_lv != derived_swap_lv(vm.id):
         names["swap_lv"] = vm.swap_lv
     if vm.resource != vm.name:
         names["resource"] = vm.resource

@@ -17,6 +17,7 @@ from reconciler.backends.xen.config_meaning import XlSetting, parse_xl
 from reconciler.core.parse_error import ParseError
 from reconciler.desired.render_drbd import config_path as drbd_config_path
 from reconciler.desired.render_xen import config_path as xen_config_path
+from reconciler.desired.resolve import DEFAULT_BRIDGE
 from reconciler.desired.schema import RESERVED_DRBD_OPTIONS
 from reconciler.host.base import Host, HostFileError
 from reconciler.importer.facts import DomainFacts, Finding, NodeFacts, VmFacts
@@ -24,7 +25,6 @@ from reconciler.model.observed import DmDevice, LogicalVolume, ObservedNode
 from reconciler.names import name_problem
 
 COMMAND_TIMEOUT = 30.0
-MIB = 1024 * 1024
 _DEFINED_AT_RE = re.compile(r"^# defined at (\S+):(\d+)\s*\nresource (\S+)", re.MULTILINE)
 _TRAILING_DIGITS_RE = re.compile(r"(\d+)$")
 _XEN_KEYS = frozenset({"name", "type", "memory", "maxmem", "vcpus", "maxvcpus", "bootloader", "kernel", "ramdisk",
@@ -320,7 +320,7 @@ def _domain(ctx: _Context, vm: VmFacts, xen: dict[str, tuple[str, dict[str, XlSe
         if extra or "mac" not in parts:
             ctx.find(f"{path}:{settings['vif'].line}", f"vif {spec!r}: only mac and bridge can be expressed")
         if "mac" in parts:
-            domain.vifs.append({"mac": parts["mac"].lower(), "bridge": parts.get("bridge", "xenbr0")})
+            domain.vifs.append({"mac": parts["mac"].lower(), "bridge": parts.get("bridge", DEFAULT_BRIDGE)})
     vm.domain = domain
     vm.running_here = any(d.name == name and d.is_running for d in ctx.observed.domains)
     if path != xen_config_path(name):

@@ -1,7 +1,9 @@
 """What one node should have: the output of expanding the validated cluster for that node.
 
-Every resource has a stable ``key`` (used in plans, status and metrics) and ``depends_on``: the keys of
-the resources that must exist first (LVs -> stripe -> DRBD -> filesystem -> domain; swap LVs -> domain).
+Every resource has a stable ``key`` (used in plans, status and metrics). The order between resources
+(LVs -> stripe -> DRBD -> filesystem -> domain; swap LVs -> swap -> domain) is the planner's: it follows
+from the devices each resource names (a stripe's legs, DRBD's backing device, the domain's disks), and the
+planner wires the dependencies of its actions (reconciler.plan), so the resources carry no edges of their own.
 """
 
 from __future__ import annotations
@@ -11,6 +13,25 @@ from typing import Literal
 
 from reconciler.model.base import Frozen
 from reconciler.sizes import SECTOR
+
+# What a VM's parts are called when its file does not name them (`names:` in reconciler.desired.schema): the
+# VM and its DRBD resource vm<id>, its data LVs root<id>, its swap LVs swap<id>.
+VM_NAME_PREFIX = "vm"
+DATA_LV_PREFIX = "root"
+SWAP_LV_PREFIX = "swap"
+
+
+def derived_vm_name(vm_id: int) -> str:
+    return f"{VM_NAME_PREFIX}{vm_id}"
+
+
+def derived_data_lv(vm_id: int) -> str:
+    return f"{DATA_LV_PREFIX}{vm_id}"
+
+
+def derived_swap_lv(vm_id: int) -> str:
+    return f"{SWAP_LV_PREFIX}{vm_id}"
+
 
 Lifecycle = Literal["present", "absent", "deleted"]
 """present: converge it. absent: stop the domain, keep all data. deleted: tear down and remove its data
@@ -22,6 +43,12 @@ DrbdVersion = Literal["8.4", "9"]
 DemoteFailureAction = Literal["reboot", "reboot-force", "reboot-immediate", "none"]
 """What a node does when it cannot demote a resource after losing quorum (systemd's names, as drbd-reactor's
 ``on-drbd-demote-failure``): ``systemctl reboot``, with ``--force``, with ``--force --force``, or nothing."""
+DrbdProtocol = Literal["A", "B", "C"]
+FailoverMode = Literal["manual", "automatic"]
+
+# The settings a VM gets when neither its file nor the cluster's defaults give them, where the models need them too.
+DEFAULT_PROTOCOL: DrbdProtocol = "C"
+DEFAULT_ON_DEMOTE_FAILURE: DemoteFailureAction = "reboot-force"
 
 
 class DesiredLV(Frozen):
@@ -32,7 +59,6 @@ class DesiredLV(Frozen):
     purpose: Literal["data", "swap"]
     stripes: int = 1
     stripe_size_bytes: int | None = None
-    depends_on: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -52,7 +78,6 @@ class DesiredStripe(Frozen):
     chunk_sectors: int
     legs: tuple[str, ...]
     length_sectors: int
-    depends_on: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -96,15 +121,14 @@ class DesiredDrbd(Frozen):
     minor: int
     port: int
     backing_device: str
-    protocol: Literal["A", "B", "C"] = "C"
+    protocol: DrbdProtocol = DEFAULT_PROTOCOL
     drbd_version: DrbdVersion
     hosts: tuple[DrbdHost, ...]
     safety: SafetyMechanism
-    on_demote_failure: DemoteFailureAction = "reboot-force"
+    on_demote_failure: DemoteFailureAction = DEFAULT_ON_DEMOTE_FAILURE
     allow_two_primaries: bool = False
     config_path: str
     config_text: str
-    depends_on: tuple[str, ...] = ()
     verify: DesiredVerify | None = None
 
     @property
@@ -121,7 +145,6 @@ class DesiredFilesystem(Frozen):
     device: str
     fstype: Literal["xfs"] = "xfs"
     label: str | None = None
-    depends_on: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -132,7 +155,6 @@ class DesiredSwap(Frozen):
     vm: str
     device: str
     label: str | None = None
-    depends_on: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -151,7 +173,6 @@ class DesiredDomain(Frozen):
     config_text: str
     allow_restart: bool = False
     live_migration: bool = False
-    depends_on: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -177,10 +198,10 @@ FENCE_HANDLER_SECONDS = 60.0
 class DesiredFailover(Frozen):
     """What the standby may do by itself when the node running the VM is lost (reconciler.daemon.peers.failover)."""
 
-    mode: Literal["manual", "automatic"] = "manual"
+    mode: FailoverMode = "manual"
     grace_seconds: int = 30
     min_interval_seconds: int = 3600
-    failback: Literal["manual", "automatic"] = "manual"
+    failback: FailoverMode = "manual"
     hold: bool = False
     # The longest the promotion may take: DRBD runs the fence-peer handler, which may wait for the peer,
     # then its fence delay, then the off and status commands.

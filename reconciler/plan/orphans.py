@@ -9,18 +9,18 @@ from __future__ import annotations
 import re
 
 from reconciler.core.plan_model import Note
-from reconciler.model.desired import DesiredNode
+from reconciler.model.desired import DATA_LV_PREFIX, SWAP_LV_PREFIX, VM_NAME_PREFIX, DesiredNode
 from reconciler.model.observed import ObservedNode
 from reconciler.ownership import is_our_dm_uuid
 
-_OUR_LV = re.compile(r"^(root|swap)(\d+)(?:[-_].*)?$")
+_OUR_LV = re.compile(rf"^({DATA_LV_PREFIX}|{SWAP_LV_PREFIX})(\d+)(?:[-_].*)?$")
 _OWNED_FILE = re.compile(r"^/etc/(drbd\.d/[^/]+\.res|xen/[^/]+\.cfg)$")
 _DOM0 = "Domain-0"
 
 
 def _vm_of(name: str) -> str:
     digits = re.search(r"(\d+)", name)
-    return f"vm{digits.group(1)}" if digits else name
+    return f"{VM_NAME_PREFIX}{digits.group(1)}" if digits else name
 
 
 def find_orphans(desired: DesiredNode, observed: ObservedNode) -> tuple[Note, ...]:

@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reconciler.model.status import RevisionInfo
 from reconciler.printable import escape
@@ -131,7 +131,7 @@ class GitSource:
             self._in_force = None
 
     def _persist(self) -> None:
-        data: dict[str, Any] = {"in_force": self._in_force.info.model_dump() if self._in_force else None}
+        data: dict[str, object] = {"in_force": self._in_force.info.model_dump() if self._in_force else None}
         write_json(self._state_file, data)
 
     def _export_root(self, sha: str) -> Path:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from reconciler.host import atomic
 
@@ -26,12 +25,13 @@ def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
     atomic.write_atomic(str(path), text, mode)
 
 
-def write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: object) -> None:
     write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def read_json(path: Path) -> Any:
-    """The parsed content of ``path``, or None when it is missing or unreadable."""
+def read_json(path: Path) -> object:
+    """The parsed content of ``path`` (of any JSON type: the caller checks it), or None when it is missing or
+    unreadable."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -1,4 +1,4 @@
-"""Expansion of a validated cluster into one node's resources and their dependency edges."""
+"""Expansion of a validated cluster into one node's resources and the devices they sit on."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def vm_named(vms: tuple[DesiredVm, ...], name: str) -> DesiredVm:
     return next(v for v in vms if v.name == name)
 
 
-def test_classic_vm_resources_and_edges(tmp_path: Path) -> None:
+def test_classic_vm_resources_and_devices(tmp_path: Path) -> None:
     node = expand_node(load(tmp_path), "erdbeere")
     assert (node.node, node.hostname, node.address, node.drbd_version) == ("erdbeere", "erdbeere", "192.168.2.1", "9")
     vm = vm_named(node.vms, "vm100")
@@ -33,37 +33,35 @@ def test_classic_vm_resources_and_edges(tmp_path: Path) -> None:
     assert [lv.path for lv in swap] == ["/dev/vg-sda/swap100", "/dev/vg-sdb/swap100", "/dev/vg-sdc/swap100"]
     assert {lv.size_bytes for lv in data} == {100 * GIB}
     assert {lv.size_bytes for lv in swap} == {2 * GIB}
-    assert all(lv.depends_on == () for lv in vm.lvs)
 
     assert vm.stripe is not None
     assert vm.drbd is not None
     assert vm.filesystem is not None
     assert vm.domain is not None
     assert vm.stripe.uuid == "RECONCILER-root100"
-    assert vm.stripe.depends_on == tuple(lv.key for lv in data)
+    assert vm.stripe.legs == tuple(lv.path for lv in data)
     assert vm.drbd.backing_device == "/dev/mapper/root100"
-    assert vm.drbd.depends_on == ("dm:root100",)
+    assert vm.drbd.backing_device == vm.stripe.path
     assert vm.filesystem.device == "/dev/drbd0"
-    assert vm.filesystem.depends_on == ("drbd:vm100",)
-    assert [s.depends_on for s in vm.swaps] == [(lv.key,) for lv in swap]
-    assert vm.domain.depends_on == ("fs:/dev/drbd0", *(s.key for s in vm.swaps))
+    assert vm.filesystem.device == vm.drbd.device
+    assert [s.device for s in vm.swaps] == [lv.path for lv in swap]
     assert vm.domain.disks == ("/dev/drbd0", "/dev/vg-sda/swap100", "/dev/vg-sdb/swap100", "/dev/vg-sdc/swap100")
     assert vm.is_primary_here
     assert vm.peers == ("himbeere",)
 
 
-def test_every_edge_points_at_a_resource_of_the_same_node(tmp_path: Path) -> None:
+def test_every_device_a_resource_uses_is_a_resource_of_the_same_vm(tmp_path: Path) -> None:
     node = expand_node(load(tmp_path, vms={"vm100.yaml": VM100, "vm101.yaml": VM101}), "himbeere")
-    keys: set[str] = set()
-    edges: list[str] = []
     for vm in node.vms:
-        resources = [*vm.lvs, *vm.swaps, vm.stripe, vm.drbd, vm.filesystem, vm.domain]
-        for resource in resources:
-            if resource is not None:
-                keys.add(resource.key)
-                edges.extend(resource.depends_on)
-    assert edges
-    assert set(edges) <= keys
+        assert vm.drbd is not None
+        lv_paths = {lv.path for lv in vm.lvs}
+        below_drbd = {vm.stripe.path} if vm.stripe is not None else {lv.path for lv in vm.lvs if lv.purpose == "data"}
+        assert vm.stripe is None or set(vm.stripe.legs) <= lv_paths
+        assert vm.drbd.backing_device in below_drbd
+        assert vm.filesystem is None or vm.filesystem.device == vm.drbd.device
+        assert {swap.device for swap in vm.swaps} <= lv_paths
+        assert vm.domain is not None
+        assert set(vm.domain.disks) == {vm.drbd.device, *(swap.device for swap in vm.swaps)}
 
 
 def test_dm_table_is_exact_and_length_is_rounded_down_to_whole_chunks(tmp_path: Path) -> None:
@@ -85,7 +83,6 @@ def test_linear_vm_backs_drbd_with_its_lv(tmp_path: Path) -> None:
     assert [lv.path for lv in vm.lvs] == ["/dev/vg-sdb/root101"]
     assert vm.drbd is not None
     assert vm.drbd.backing_device == "/dev/vg-sdb/root101"
-    assert vm.drbd.depends_on == ("lv:vg-sdb/root101",)
     assert vm.swaps == ()
     assert not vm.is_primary_here
 
@@ -179,7 +176,8 @@ def test_filesystem_none_leaves_the_disk_to_the_guest(tmp_path: Path) -> None:
     vm = vm_named(node.vms, "vm100")
     assert vm.filesystem is None
     assert vm.domain is not None
-    assert vm.domain.depends_on == tuple(swap.key for swap in vm.swaps)
+    assert vm.drbd is not None
+    assert vm.domain.disks == (vm.drbd.device, *(swap.device for swap in vm.swaps))
     kinds = [a.kind for a in plan_node(node, empty_observed()).actions]
     assert "make-fs" not in kinds
     assert "start-domain" in kinds

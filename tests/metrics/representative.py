@@ -53,17 +53,17 @@ def desired_vm(vm_id: int, primary: str, *, this_node: str = NODE, safety: str =
     name = f"vm{vm_id}"
     lv = DesiredLV(vm=name, vg="vg-sda", name=f"root{vm_id}", size_bytes=1 << 30, purpose="data")
     stripe = DesiredStripe(vm=name, name=f"root{vm_id}", uuid=dm_uuid(f"root{vm_id}"), chunk_sectors=128,
-                           legs=(lv.path,), length_sectors=(1 << 30) // 512, depends_on=(lv.key,))
+                           legs=(lv.path,), length_sectors=(1 << 30) // 512)
     drbd = DesiredDrbd(
         vm=name, name=name, minor=vm_id, port=7700 + vm_id, backing_device=stripe.path, drbd_version="9",
         hosts=(DrbdHost(name=NODE, address="10.0.0.1", port=7700 + vm_id, node_id=0),
                DrbdHost(name=PEER, address="10.0.0.2", port=7700 + vm_id, node_id=1)),
         safety=safety,
-        config_path=f"/etc/drbd.d/{name}.res", config_text=f"resource {name} {{}}\n", depends_on=(stripe.key,),
+        config_path=f"/etc/drbd.d/{name}.res", config_text=f"resource {name} {{}}\n",
     )
     domain = DesiredDomain(vm=name, name=name, memory_mib=memory_mib, maxmem_mib=memory_mib, vcpus=1,
                            maxvcpus=1, disks=(f"phy:/dev/drbd{vm_id},xvda,w",), config_path=f"/etc/xen/{name}.cfg",
-                           config_text=f'name = "{name}"\n', depends_on=(drbd.key,))
+                           config_text=f'name = "{name}"\n')
     return DesiredVm(name=name, id=vm_id, source_file=f"vms/{name}.yaml", lifecycle="present", layout="dm-striped",
                      nodes=(NODE, PEER), primary_node=primary, this_node=this_node, lvs=(lv,), stripe=stripe,
                      drbd=drbd, domain=domain)

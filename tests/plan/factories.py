@@ -45,8 +45,7 @@ def make_vm(vid: int = 100, *, node: str = "erdbeere", primary: str = "erdbeere"
     data = tuple(DesiredLV(vm=name, vg=vg, name=f"root{vid}", size_bytes=leg_bytes, purpose="data") for vg in VGS)
     swaps_lv = (DesiredLV(vm=name, vg="vg-sda", name=f"swap{vid}", size_bytes=GIB, purpose="swap"),) if swap else ()
     stripe = DesiredStripe(vm=name, name=f"root{vid}", uuid=dm_uuid(f"root{vid}"), chunk_sectors=chunk,
-                           legs=tuple(lv.path for lv in data), length_sectors=3 * leg_bytes // 512,
-                           depends_on=tuple(lv.key for lv in data))
+                           legs=tuple(lv.path for lv in data), length_sectors=3 * leg_bytes // 512)
     config = "".join([f"resource {name} {{\n    # {leg_gib}\n"] + [
         f"    on {n} {{ device /dev/drbd{minor}; disk /dev/mapper/root{vid}; address 192.168.2.{i + 1}:{7788 + minor}; "
         "meta-disk internal; }\n" for i, n in enumerate(NODES)] + ["}\n"])
