@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.backends.drbd.splitbrain_markers import current_uuid, incident_id
-from reconciler.backends.drbd.splitbrain_plan import parse_identity
+from reconciler.backends.drbd.splitbrain_markers import current_uuid, incident_id, parse_identity
 from reconciler.core.action_registry import spec
 from reconciler.core.actions import Action
 from reconciler.core.facts import file_problem

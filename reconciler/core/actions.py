@@ -10,9 +10,6 @@ from typing import Literal
 
 from reconciler.model.base import Frozen
 from reconciler.names import check_device_path, check_name
-from reconciler.ownership import dm_uuid
-
-__all__ = ["check_device_path", "check_name", "dm_uuid"]  # re-exported for builders elsewhere
 
 ActionKind = Literal[
     "adopt-lv",

@@ -12,4 +12,3 @@ OWN_MARK = "written by the reconciler from"
 def is_own(text: str | None) -> bool:
     first = (text or "").split("\n", 1)[0]
     return first.startswith("#") and OWN_MARK in first
-

@@ -1,1 +1,2 @@
-"""Observation: one pure parser module per tool, and the observer that runs the commands."""
+"""Observation: the observer that runs the registered fact providers (the parsers are the backends'), the
+summary of an observation, and the tool versions."""

@@ -31,4 +31,3 @@ def plan_make_swaps(b: VmBuilder) -> tuple[str, ...]:
                           commands=(A.mkswap(swap.device, swap.label),), depends_on=(created,), destructive=True,
                           probe_before=(swap.device,), identity=swap.device))
     return tuple(made)
-

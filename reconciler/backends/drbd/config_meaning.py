@@ -34,7 +34,6 @@ _DRBD_DEFAULTS = {
 _SECTIONS = ("net", "disk", "startup", "options")
 
 
-
 def hand_written_resource(text: str, resource: str) -> bool:
     """A config someone wrote for this resource (no header of ours, and it defines it): a takeover's starting
     point. A file of ours edited by hand, or one that defines nothing readable, is drift instead."""

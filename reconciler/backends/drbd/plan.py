@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from reconciler.core.actions import WaitFor
 from reconciler.core.safety import FENCED_TAKEOVER, promotion_verdict
-from reconciler.core.vm_builder import VmBuilder
+from reconciler.core.vm_builder import SEMANTIC_REWRITE, VmBuilder
 from reconciler.model.desired import DesiredDrbd
 from reconciler.model.observed import DrbdResourceState
 from reconciler.sizes import format_size
@@ -94,7 +94,7 @@ def plan_drbd(b: VmBuilder, drbd: DesiredDrbd) -> None:
     if drift is None and drbd.name in b.drbd_changes:
         drift = f"drbdadm -d adjust would run: {b.drbd_changes[drbd.name]}"
     written = next((a for a in b.actions if a.id == config), None) if config is not None else None
-    if written is not None and (written.refused or written.reason == "takeover"):
+    if written is not None and (written.refused or written.reason == SEMANTIC_REWRITE):
         config = None  # refused, or a hand-written file replaced by one that means the same: nothing to adjust
     if config is not None or drift is not None:
         why = "config rewritten" if config is not None else f"runtime differs from the config: {drift}"

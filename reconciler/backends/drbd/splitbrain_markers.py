@@ -99,3 +99,8 @@ def apply_markers(state: DrbdState, markers: tuple[SplitBrainMarker, ...]) -> Dr
             update |= {"split_brain": True, "split_brain_detail": describe(marker)}
         resources.append(res.model_copy(update=update))
     return state.model_copy(update={"resources": tuple(resources)})
+
+def parse_identity(identity: str) -> tuple[str, str, str]:
+    """``incident peer-record local-record`` of a split-brain action (``-`` for unknown) -> the three."""
+    wanted, peer, local = [*identity.split(" "), "", ""][:3]
+    return wanted, "" if peer == "-" else peer, "" if local == "-" else local

@@ -55,12 +55,6 @@ def incident_of(vm: DesiredVm, res: DrbdResourceState, peer: PeerView | None) ->
                     local=res.split_brain_record, peer=peer_record, peer_node=peer_node)
 
 
-def parse_identity(identity: str) -> tuple[str, str, str]:
-    """``incident peer-record local-record`` of a split-brain action (``-`` for unknown) -> the three."""
-    wanted, peer, local = [*identity.split(" "), "", ""][:3]
-    return wanted, "" if peer == "-" else peer, "" if local == "-" else local
-
-
 def describe_incident(vm: DesiredVm, incident: Incident) -> str:
     """The incident for status and logs: its id and both sides' generation identifiers at detection."""
     here = f"{vm.this_node} {incident.local or 'unknown'}"

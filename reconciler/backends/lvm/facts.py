@@ -40,4 +40,3 @@ class LvmFacts:
         facts.tools.append(ToolStatus(name="lvm", state="available", version=version))
         facts.volume_groups = groups
         facts.logical_volumes = volumes
-

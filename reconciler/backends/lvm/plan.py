@@ -42,4 +42,3 @@ def plan_lvs(b: VmBuilder) -> None:
         b.add("extend-lv", lv.key, "change",
               f"extend LV {lv.vg}/{lv.name} {format_size(found.size_bytes)} -> {format_size(lv.size_bytes)}",
               commands=(lvm.lvextend(lv.vg, lv.name, lv.size_bytes),), identity=found.uuid or "")
-

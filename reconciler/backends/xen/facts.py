@@ -43,4 +43,3 @@ class XenFacts:
         facts.tools.append(ToolStatus(name="xl", state="available", version=host_info.xen_version))
         facts.domains = tuple(domains)
         facts.host = host_info
-

@@ -7,8 +7,8 @@ from prometheus_client.metrics_core import Metric
 from reconciler.core.metric_families import add_enum, flag, gauge, non_empty
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import DomainState, ObservedNode
+from reconciler.sizes import MIB
 
-MIB = 1024 * 1024
 DOMAIN_STATES = ("running", "paused", "crashed", "shutdown", "absent", "unknown")
 # xl shows an idle domain as "blocked": it is running as far as anyone using it can tell.
 _STATE_OF = {

@@ -16,4 +16,3 @@ def plan_xen_config(b: VmBuilder, domain: DesiredDomain) -> str | None:
     if drifted and b.observed.domain(domain.name) is not None:
         b.note("info", domain.key, f"{domain.name} is running: the rewritten config takes effect at its next start")
     return written
-
