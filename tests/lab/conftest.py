@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterator
@@ -55,11 +56,14 @@ def _finish(the_lab: Lab) -> None:
         the_lab.save(target)
     except Exception as exc:  # saving evidence must not hide the failure itself
         print(f"lab: could not save the nodes' logs: {exc}", file=sys.stderr)
-    print("\nlab timings: " + ", ".join(f"{k} {v:.0f}s" for k, v in the_lab.timings.items()), file=sys.stderr)
+    summary = ["lab timings: " + ", ".join(f"{k} {v:.0f}s" for k, v in the_lab.timings.items())]
     if the_lab.figures:
-        print("lab figures: " + ", ".join(f"{k} {v}" for k, v in the_lab.figures.items()), file=sys.stderr)
-    for note in the_lab.notes:
-        print(f"lab note: {note}", file=sys.stderr)
+        summary.append("lab figures: " + ", ".join(f"{k} {v}" for k, v in the_lab.figures.items()))
+    summary += [f"lab note: {note}" for note in the_lab.notes]
+    print("\n" + "\n".join(summary), file=sys.stderr)
+    # pytest keeps a session fixture's output to itself when nothing failed: the summary is a file as well.
+    with contextlib.suppress(OSError):
+        (target / "summary.txt").write_text("\n".join(summary) + "\n")
     if _failed:
         print(f"\nlab: failed: {', '.join(_failed)}; consoles and logs in {target}", file=sys.stderr)
         print(the_lab.consoles(), file=sys.stderr)
