@@ -1,8 +1,8 @@
-"""The registered hypervisors, replicators, fact providers, metrics and failure messages, and the pair a node
-uses (Xen and DRBD).
+"""The registered hypervisors, replicators, metrics and failure messages, and the pair a node uses (Xen and
+DRBD); the fact providers are registered beside it (:mod:`reconciler.backends.providers`).
 
 Another backend registers here by name; the planner and the daemon take a :class:`Backends` and default
-to :data:`DEFAULT_BACKENDS`; the observer runs :data:`FACT_PROVIDERS` in order; the metrics collector adds
+to :data:`DEFAULT_BACKENDS`; the metrics collector adds
 the sections of :data:`METRICS_MODULES` in order; the executor's classification of a failed command asks
 :data:`PRECONDITION_PATTERNS`.
 """
@@ -12,14 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from reconciler.backends.dm.facts import DmFacts
 from reconciler.backends.drbd.errors import PRECONDITION_PATTERNS as DRBD_PRECONDITION_PATTERNS
-from reconciler.backends.drbd.facts import DrbdFacts
 from reconciler.backends.drbd.replicator import DrbdReplicator
-from reconciler.backends.lvm.facts import LvmFacts
-from reconciler.backends.xen.facts import XenFacts
 from reconciler.backends.xen.hypervisor import XenHypervisor
-from reconciler.core.facts import FactProvider
 from reconciler.core.seams import Backends, Hypervisor, Replicator
 
 HYPERVISORS: Mapping[str, Hypervisor] = {"xen": XenHypervisor()}
@@ -27,10 +22,6 @@ REPLICATORS: Mapping[str, Replicator] = {"drbd": DrbdReplicator()}
 
 
 DEFAULT_BACKENDS = Backends(hypervisor=HYPERVISORS["xen"], replicator=REPLICATORS["drbd"])
-
-
-# The order is the pass's: commands run, and tools are listed, in this order. A new backend registers here.
-FACT_PROVIDERS: tuple[FactProvider, ...] = (LvmFacts(), DmFacts(), DrbdFacts(), XenFacts())
 
 
 # Each backend's part of a scrape, in the exposition's order: the section's name (the ``section`` label of

@@ -1,6 +1,6 @@
 """The seam between the observer and the tools it reads: a :class:`FactProvider` per backend.
 
-The observer runs the registered providers in order (:data:`reconciler.backends.registry.FACT_PROVIDERS`);
+The observer runs the registered providers in order (:data:`reconciler.backends.providers.FACT_PROVIDERS`);
 each one runs its commands through the pass's :class:`CommandRunner`, parses what they print, and writes its
 part of the observation (its fields and its :class:`ToolStatus`) into the shared :class:`NodeFacts`. A new
 backend is one provider and one registration; the observer does not change.

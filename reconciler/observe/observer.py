@@ -6,7 +6,7 @@ reconciler owns. Per-device signature probes (``blkid -p``) run only through :me
 for devices an action is about to write to.
 
 The observer reads the owned files, then runs the registered fact providers in order
-(:data:`~reconciler.backends.registry.FACT_PROVIDERS`: LVM, device-mapper, DRBD, Xen); each runs its own
+(:data:`~reconciler.backends.providers.FACT_PROVIDERS`: LVM, device-mapper, DRBD, Xen); each runs its own
 commands and fills its part of the observation (:mod:`reconciler.core.facts`).
 
 Every tool ends up in ``ObservedNode.tools`` as ``available``, ``missing`` (not installed, or no kernel
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from reconciler.backends.dm.facts import observe_dm
 from reconciler.backends.drbd.facts import DRBD_TOP_CONFIG, observe_drbd, with_split_brain_markers
 from reconciler.backends.lvm import parse as lvm
-from reconciler.backends.registry import FACT_PROVIDERS
+from reconciler.backends.providers import FACT_PROVIDERS
 from reconciler.core.facts import (
     CommandRunner,
     FactProvider,
@@ -100,7 +100,7 @@ class Observer:
                  providers: Sequence[FactProvider] = FACT_PROVIDERS) -> None:
         """``versions``: tool versions already known (e.g. remembered by an earlier command); not probed then.
 
-        ``providers``: the backends a pass reads, in order (:data:`~reconciler.backends.registry.FACT_PROVIDERS`)."""
+        ``providers``: the backends a pass reads, in order (:data:`~reconciler.backends.providers.FACT_PROVIDERS`)."""
         self.host = host
         self.providers = tuple(providers)
         self.owned_dirs = tuple(owned_dirs)

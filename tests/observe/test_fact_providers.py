@@ -5,7 +5,7 @@ from __future__ import annotations
 from reconciler.backends.dm import parse as dmsetup
 from reconciler.backends.drbd import drbd9
 from reconciler.backends.lvm import parse as lvm
-from reconciler.backends.registry import FACT_PROVIDERS
+from reconciler.backends.providers import FACT_PROVIDERS
 from reconciler.backends.xen import xl
 from reconciler.core.facts import FactProvider, NodeFacts, PassContext
 from reconciler.model.observed import ToolStatus

@@ -1,6 +1,6 @@
 """Device-mapper's part of an observation pass: every device with its table, from two commands.
 
-The observer runs this provider in its registered order (:data:`reconciler.backends.registry.FACT_PROVIDERS`);
+The observer runs this provider in its registered order (:data:`reconciler.backends.providers.FACT_PROVIDERS`);
 the last look before a step reads the devices again through :func:`observe_dm`.
 """
 

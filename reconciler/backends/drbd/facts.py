@@ -2,7 +2,7 @@
 
 DRBD 9 answers ``drbdsetup status``; DRBD 8.4 needs no command (``/proc/drbd`` and the owned ``.res`` files
 name its minors, sysfs their sizes). The observer runs :class:`DrbdFacts` in its registered order
-(:data:`reconciler.backends.registry.FACT_PROVIDERS`); the last look reads the resources again through
+(:data:`reconciler.backends.providers.FACT_PROVIDERS`); the last look reads the resources again through
 :func:`observe_drbd` and :func:`with_split_brain_markers`.
 """
 

@@ -1,6 +1,6 @@
 """LVM's part of an observation pass: volume groups and logical volumes, from two reports.
 
-The observer runs this provider in its registered order (:data:`reconciler.backends.registry.FACT_PROVIDERS`);
+The observer runs this provider in its registered order (:data:`reconciler.backends.providers.FACT_PROVIDERS`);
 a missing or failing lvm2 is a tool status, and then no volume is reported (unknown, never none).
 """
 

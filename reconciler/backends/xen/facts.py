@@ -1,6 +1,6 @@
 """Xen's part of an observation pass: the domains and the hypervisor, from three ``xl`` commands.
 
-The observer runs :class:`XenFacts` in its registered order (:data:`reconciler.backends.registry.FACT_PROVIDERS`);
+The observer runs :class:`XenFacts` in its registered order (:data:`reconciler.backends.providers.FACT_PROVIDERS`);
 a missing or failing ``xl`` is a tool status, and then no domain is reported (unknown, never none).
 """
 
