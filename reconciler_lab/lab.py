@@ -23,6 +23,8 @@ from reconciler_lab.qemu import NODES, NodeSpec, Qemu, node_spec
 T = TypeVar("T")
 PLAIN_STAGE2 = "node-init.sh"
 SYSTEMD_STAGE2 = "node-systemd.sh"
+# xenconsoled's log of the lab's domU (`--log=guest`): its announcements, until dom0 reboots.
+GUEST_CONSOLE = "/var/log/xen/console/guest-vm100.log"
 # What the console shows once dom0 has powered off (Linux's last words, Xen's after dom0 is gone).
 POWERED_OFF = ("reboot: Power down", "Hardware Dom0 halted", "Hardware Dom0 shutdown")
 BOOT_DEADLINE = 900.0      # TCG under load: Xen, dom0, 9p and the module loads take minutes, not seconds
@@ -321,8 +323,7 @@ class Lab:
                         (target / "journal.txt").write_text(journal.stdout)
                     except LabError:
                         pass
-                for path in ("/persist/log/daemon.log", node.command_log, "/persist/log/agent.log",
-                             "/var/log/xen/console/guest-vm100.log"):
+                for path in ("/persist/log/daemon.log", node.command_log, "/persist/log/agent.log", GUEST_CONSOLE):
                     try:
                         result = node.run(["cat", path], timeout=30)
                     except LabError:

@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from reconciler_lab.lab import Node
+from reconciler_lab.lab import GUEST_CONSOLE, Node
 
 _PROC_DRBD = re.compile(r"^\s*(\d+): cs:(\S+) ro:(\S+)/(\S+) ds:(\S+)/(\S+)", re.M)
 
@@ -121,7 +121,6 @@ def metrics(node: Node) -> str:
 
 _ACKNOWLEDGED = re.compile(r"lab-domu: ack (\d+)")
 _HELD = re.compile(r"lab-domu: have (\d+)")
-GUEST_CONSOLE = "/var/log/xen/console/guest-vm100.log"
 
 
 def records_acknowledged(node: Node) -> int:
