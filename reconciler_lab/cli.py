@@ -30,6 +30,7 @@ SCENARIOS = {
     "8": "test_8_split_brain_made_by_hand",
     "10": "test_10_the_units_as_shipped",
     "12": "test_12_automatic_failover_on_power_loss",
+    "15": "test_15_repeated_power_losses",
     "13": "test_13_takeover_of_a_hand_built_vm",
     "14": "test_14_the_runbook_on_the_lab_nodes",
 }

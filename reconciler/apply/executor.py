@@ -122,6 +122,12 @@ class Executor:
         except ProbeError:
             return None
 
+    def _unfinished(self, device: str) -> bool | None:
+        try:
+            return self.observer.mkfs_unfinished(device)
+        except ProbeError:
+            return None
+
     def _run(self, action: A.Action, previous: tuple[JournalEntry, ...]) -> _Outcome:
         stop = self.last_look.check(action)
         if stop is not None:
@@ -132,7 +138,10 @@ class Executor:
             identity = resolve_identity(self.host, action.identity)
             for device in action.probe_before:
                 ours = any(e.names(action.kind, device, identity) for e in previous)
-                verdict = signature_verdict(action.kind, device, self._probe(device), journal_names_device=ours)
+                found = self._probe(device)
+                unfinished = self._unfinished(device) if ours and _may_be_unfinished(action.kind, found) else None
+                verdict = signature_verdict(action.kind, device, found, journal_names_device=ours,
+                                            unfinished=unfinished)
                 if verdict.decision == "done":
                     return _Outcome("unchanged", verdict.reason, attempts=0)
                 if verdict.decision == "refuse":
@@ -184,6 +193,11 @@ class Executor:
                 return _Outcome("failed", f"permanent: {action.file_path}: {exc}", attempts + 1, retries, tuple(ran))
             attempts += 1
         return _Outcome("ok", "", attempts, retries, tuple(ran))
+
+
+def _may_be_unfinished(kind: str, found: Signature | None) -> bool:
+    """An XFS filesystem where our journal says mkfs.xfs was running: did it finish? (core/safety.py)"""
+    return kind == "make-fs" and found is not None and found.type == "xfs"
 
 
 def apply_plan(host: Host, plan: Plan, *, options: ApplyOptions | None = None, progress: Progress | None = None,

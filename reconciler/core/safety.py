@@ -49,12 +49,20 @@ class Verdict(Frozen):
 _WANTED = {"make-fs": "xfs", "make-swap": "swap", "create-md": "drbd"}
 
 
-def signature_verdict(kind: str, device: str, signature: Signature | None, *, journal_names_device: bool) -> Verdict:
+def signature_verdict(kind: str, device: str, signature: Signature | None, *, journal_names_device: bool,
+                      unfinished: bool | None = None) -> Verdict:
     """Decide from a fresh ``blkid -p`` probe whether mkfs, mkswap or create-md may write to ``device``.
 
     ``signature`` None means the probe itself failed (ambiguous result, unreadable device): refuse.
     A device showing exactly what the action would have made is done. Anything else is someone's data,
     except when the journal says this very device was being written by us when we crashed.
+
+    The journal alone does not prove the write was cut short: a daemon killed right after its mkfs or mkswap
+    returned leaves the same entry, and a complete filesystem may have been used since (a failover, a VM run on
+    the peer). So a redo needs proof that the first attempt never finished. ``mkswap`` writes its whole header
+    in one write, so a swap signature means it finished. ``mkfs.xfs`` writes its superblock first with
+    ``sb_inprogress`` set and clears it last (the kernel refuses to mount it meanwhile): ``unfinished`` is that
+    flag as ``xfs_db`` read it, None when it could not be read.
     """
     wanted = _WANTED[kind]
     if signature is None:
@@ -63,14 +71,28 @@ def signature_verdict(kind: str, device: str, signature: Signature | None, *, jo
     if signature.type is None:
         return Verdict(decision="run", reason=f"{device} carries no signature")
     if journal_names_device and kind != "create-md":
-        return Verdict(decision="redo",
-                       reason=f"{device} shows {signature.type} from our own interrupted {kind}; redoing it")
+        redo = _redo_verdict(kind, device, signature.type, unfinished)
+        if redo is not None:
+            return redo
     if signature.type == wanted:
         what = "DRBD metadata (never recreated)" if kind == "create-md" else f"a {wanted} signature"
         return Verdict(decision="done", reason=f"{device} already carries {what}")
     verb = {"make-fs": "mkfs.xfs", "make-swap": "mkswap", "create-md": "drbdadm create-md"}[kind]
     return Verdict(decision="refuse", reason=f"{device} carries a {signature.type} signature; {verb} would destroy it "
                                              "(wipe it by hand if it is really unwanted)")
+
+
+def _redo_verdict(kind: str, device: str, found: str, unfinished: bool | None) -> Verdict | None:
+    """Our own interrupted write on ``device`` (the journal names it): redo it, or None when it finished."""
+    interrupted = Verdict(decision="redo", reason=f"{device} shows {found} from our own interrupted {kind}; redoing it")
+    if found != _WANTED[kind]:
+        return interrupted  # what is there is not what the action makes: the old contents half wiped
+    if kind == "make-swap":
+        return None
+    if unfinished is None:
+        return Verdict(decision="refuse", reason=f"{device} shows {found} from our own make-fs, and xfs_db could not "
+                                                 "tell whether mkfs.xfs finished; refusing to write over it")
+    return interrupted if unfinished else None
 
 
 def beneath_verdict(kind: str, target_decision: SignatureVerdict, device: str, signature: Signature | None,

@@ -39,7 +39,7 @@ from reconciler.host.base import Host, HostFileError
 from reconciler.host.replay import ReplayError
 from reconciler.model.observed import DmDevice, DrbdState, LogicalVolume, ObservedNode, OwnedFile, Signature, ToolStatus
 from reconciler.names import check_device_path, name_problem
-from reconciler.observe import blkid
+from reconciler.observe import blkid, xfs_sb
 from reconciler.observe.timeout import OBSERVE_TIMEOUT
 from reconciler.observe.versions import probe_versions
 
@@ -180,3 +180,16 @@ class Observer:
             return blkid.parse_blkid_export(result.stdout, device, result.returncode)
         except ParseError as exc:
             raise ProbeError(f"cannot probe {device} for signatures: {exc} ({failure(result)})") from exc
+
+    def mkfs_unfinished(self, device: str) -> bool:
+        """Whether the XFS filesystem on ``device`` was left unfinished by ``mkfs.xfs`` (``xfs_db -r``).
+
+        Raises :class:`ProbeError` when xfs_db is missing or gives no clear answer.
+        """
+        result = self.host.run(xfs_sb.inprogress_argv(device), timeout=PROBE_TIMEOUT)
+        if result.not_found or result.timed_out:
+            raise ProbeError(f"cannot read the XFS superblock of {device}: {failure(result)}")
+        try:
+            return xfs_sb.parse_inprogress(result.stdout, device, result.returncode)
+        except ParseError as exc:
+            raise ProbeError(f"cannot read the XFS superblock of {device}: {exc} ({failure(result)})") from exc

@@ -1,4 +1,4 @@
-"""Simulated block-device tools: ``blkid``, ``mkfs.xfs``, ``mkswap``, ``wipefs``, ``mount``, ``umount``.
+"""Simulated block-device tools: ``blkid``, ``mkfs.xfs``, ``xfs_db``, ``mkswap``, ``wipefs``, ``mount``, ``umount``.
 
 What a device holds is its content record (:func:`reconciler.sim.state.content`): a filesystem or swap
 ``signature`` and, on a DRBD backing device, DRBD's internal metadata (``drbd_md``) at its end. A
@@ -249,6 +249,32 @@ def mkfs_xfs(ctx: CommandContext, argv: list[str]) -> CommandResult:
         signature["label"] = parsed.last("label")
     _write(ctx, path, signature)
     return ctx.ok("" if parsed.has("quiet") else _mkfs_report(path, size or XFS_MIN_BYTES))
+
+
+# --- xfs_db (the superblock read the executor makes before it redoes an interrupted mkfs) ------
+
+XFS_DB_INPROGRESS = ["-r", "-c", "sb 0", "-c", "print inprogress"]
+
+
+@command("xfs_db")
+def xfs_db(ctx: CommandContext, argv: list[str]) -> CommandResult:
+    """Only the read of ``sb_inprogress``; an interrupted mkfs leaves ``"inprogress": True`` in the signature.
+
+    Outputs as xfsprogs 6.1.0 prints them (tests/parsers/fixtures/xfs_db-*)."""
+    if argv[1:] == ["-V"]:
+        return ctx.ok("xfs_db version 6.1.0\n")
+    if argv[1:-1] != XFS_DB_INPROGRESS:
+        return ctx.fail(1, f"xfs_db: the simulator reads only `{' '.join(XFS_DB_INPROGRESS)} DEVICE`\n")
+    path = argv[-1]
+    if not ctx.device_exists(path):
+        return ctx.fail(1, f"xfs_db: {path}: No such file or directory\n")
+    if _failed(ctx, path):
+        return ctx.fail(1, "xfs_db: read failed: Input/output error\n")
+    found = [sig for sig in visible_signatures(ctx, path) if sig.get("type") == "xfs"]
+    if not found:
+        return ctx.fail(1, f"xfs_db: {path} is not a valid XFS filesystem (unexpected SB magic number 0x00000000)\n"
+                           "Use -F to force a read attempt.\n")
+    return ctx.ok(f"inprogress = {int(bool(found[0].get('inprogress')))}\n")
 
 
 def _drbd_size(ctx: CommandContext, path: str) -> int | None:

@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ from reconciler.daemon.loop.real_engine import RealEngine
 from reconciler.daemon.loop.reconcile import PassContext, Reconciler
 from reconciler.daemon.node.control import ControlState
 from reconciler.daemon.records.logs import LOGGER_NAME
+from reconciler.daemon.schedule.backoff import Backoff
 from reconciler.daemon.schedule.clock import VirtualClock
 from reconciler.daemon.schedule.liveness import Liveness
 from reconciler.daemon.schedule.next_pass import Schedule
@@ -58,7 +59,7 @@ from reconciler.metrics.state import MetricsState
 from reconciler.model.status import PeerStatus
 from reconciler.sim import drbd, faults, oracle
 from reconciler.sim.host import SimHost
-from reconciler.sim.state import SimCluster, State, can_talk
+from reconciler.sim.state import SimCluster, State, can_talk, content, resolve_device
 from reconciler.source.gitsource import GitSource
 from reconciler.source.mirror import Mirror
 
@@ -121,16 +122,21 @@ class NodeClock:
 
 class KillableHost(HostWrapper):
     """The host seam of a daemon that SIGKILL may hit: armed with a fuse of N commands, it raises
-    :class:`DaemonKilled` before the N-th command runs or right after it ran (its effect done, its answer lost)."""
+    :class:`DaemonKilled` before the N-th command runs or right after it ran (its effect done, its answer lost).
 
-    def __init__(self, inner: Host) -> None:
+    Armed to cut short, a kill that hits ``mkfs.xfs`` leaves what mkfs.xfs leaves when it dies midway: its
+    superblock written (the command logged as run) with ``sb_inprogress`` still set (``cut`` marks it so)."""
+
+    def __init__(self, inner: Host, cut: Callable[[Sequence[str]], None]) -> None:
         super().__init__(inner)
+        self.cut = cut
         self.fuse: int | None = None
         self.after = False
+        self.cut_short = False
         self.fired = False
 
-    def arm(self, commands: int, *, after: bool) -> None:
-        self.fuse, self.after, self.fired = commands, after, False
+    def arm(self, commands: int, *, after: bool, cut_short: bool = False) -> None:
+        self.fuse, self.after, self.cut_short, self.fired = commands, after, cut_short, False
 
     def run(self, argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, stdin: str | None = None) -> CommandResult:
         if self.fuse is not None:
@@ -140,7 +146,10 @@ class KillableHost(HostWrapper):
                 self.fired = True
                 if not self.after:
                     raise DaemonKilled(f"killed before {' '.join(argv)}")
-                self._inner.run(argv, timeout=timeout, stdin=stdin)
+                result = self._inner.run(argv, timeout=timeout, stdin=stdin)
+                if self.cut_short and result.ok and tuple(argv[:1]) == ("mkfs.xfs",):
+                    self.cut(argv)
+                    raise DaemonKilled(f"killed during {' '.join(argv)} (its superblock still says in progress)")
                 raise DaemonKilled(f"killed after {' '.join(argv)}")
         return self._inner.run(argv, timeout=timeout, stdin=stdin)
 
@@ -331,7 +340,9 @@ class Soak:
         self.dir = directory
         self.seed = seed
         self.rng = random.Random(seed)  # noqa: S311  (a seeded simulation, not cryptography)
-        self.failover = failover if failover != "random" else self.rng.choice(("automatic", "manual"))
+        # Drawn apart from the run's sequence, so that the replay command (which names the mode drawn) replays it.
+        drawn = random.Random(f"failover {seed}").choice(("automatic", "manual"))  # noqa: S311
+        self.failover = failover if failover != "random" else drawn
         self.fault_budget = fault_budget
         self.step_budget = step_budget
         self.bound = converge_bound
@@ -351,6 +362,7 @@ class Soak:
         self.rewritten: tuple[str, str] | None = None  # (the tip before the force-push, the rewritten tip)
         self.recoveries: list[tuple[float, str, tuple[str, ...]]] = []  # (due, what, args)
         self.destroyed: Counter[tuple[str, ...]] = Counter()
+        self.cut_short: Counter[tuple[str, ...]] = Counter()  # mkfs runs a kill left unfinished: each allows a redo
         self.losses = 0  # node crashes and full partitions so far: a forced promotion may follow each
         self.log_offset = 0
         self.mutating = 0  # mutating commands seen in the simulator's log
@@ -395,14 +407,25 @@ class Soak:
         state_dir = self.dir / "state" / node
         state_dir.mkdir(parents=True, exist_ok=True)
         mirror = Mirror(state_dir, str(self.repo.path), "main")
-        host = KillableHost(SimHost(self.dir / "sim", node))
+        host = KillableHost(SimHost(self.dir / "sim", node), lambda argv: self.leave_unfinished(node, argv))
         rec = Reconciler(node=node, state_dir=state_dir, source=GitSource(mirror, state_dir),
                          engine=RealEngine(host), clock=self.node_clocks[node],
                          liveness=Liveness(self.node_clocks[node].monotonic),
                          metrics=MetricsState(node, clock=self.node_clocks[node].time))
         boot_id = str(self.state()["nodes"][node].get("boot_id", ""))
-        self.daemons[node] = Daemon(rec, host, mirror, boot_id)
+        # The schedule's backoff jitter, seeded too: an unseeded one moved the passes of a replay in time.
+        jitter = random.Random(f"backoff {self.seed} {node} {self.figures.steps}")  # noqa: S311
+        schedule = Schedule(backoff=Backoff(base=2.0, cap=300.0, rng=jitter))
+        self.daemons[node] = Daemon(rec, host, mirror, boot_id, schedule=schedule)
         return self.daemons[node]
+
+    def leave_unfinished(self, node: str, argv: Sequence[str]) -> None:
+        with self.cluster.transaction() as state:
+            key = resolve_device(state, node, argv[-1])
+            if key is None:
+                raise SoakError(f"{' '.join(argv)} ran on {node}, but its device resolves to nothing")
+            content(state, key)["signature"]["inprogress"] = True
+        self.cut_short[(node, *argv)] += 1
 
     # -- one pass on each node -------------------------------------------------------------------
     def up(self, node: str) -> bool:
@@ -537,7 +560,7 @@ class Soak:
             self.figures.destructive[kind] += 1
             key = (node, *argv) if kind != "forced-promotion" else (node, *argv, f"loss {self.losses}")
             self.destroyed[key] += 1
-            if self.destroyed[key] > 1:
+            if self.destroyed[key] > 1 + self.cut_short[key]:
                 self.violate(f"destructive step repeated on {node}: {' '.join(argv)} "
                              f"({self.destroyed[key]} times)")
 
@@ -640,7 +663,9 @@ class Soak:
 
     def force_push(self) -> None:
         head = self.repo.head()
-        parent = self.repo.git("rev-parse", "HEAD~1") if len(self.models) > 1 else None
+        # Counted, not guessed from the models seen: an amended first commit is a second model without a parent.
+        has_parent = int(self.repo.git("rev-list", "--count", "HEAD")) > 1
+        parent = self.repo.git("rev-parse", "HEAD~1") if has_parent else None
         valid = parent in self.models and parent not in self.invalid
         if parent is not None and self.rng.random() < 0.5 and valid:  # never roll back onto an invalid commit
             self.repo.git("reset", "-q", "--hard", "HEAD~1")  # a rollback of the last commit
@@ -718,7 +743,7 @@ class Soak:
             daemon = self.daemons.get(node)
             if daemon is None:
                 return
-            daemon.host.arm(self.rng.randint(1, 60), after=self.rng.random() < 0.5)
+            daemon.host.arm(self.rng.randint(1, 60), after=self.rng.random() < 0.5, cut_short=self.rng.random() < 0.5)
             self.say(f"kill -9 armed on {node} (fuse {daemon.host.fuse})")
             self.figures.steps += 1
             return  # counted when it fires

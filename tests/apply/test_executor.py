@@ -234,8 +234,19 @@ def _lvs(uuids: tuple[tuple[str, str, str], ...]) -> object:
     return answer
 
 
-def test_interrupted_mkfs_is_redone_only_on_the_very_device_the_journal_names() -> None:
-    host = start_host(responders=[_lvs(LEG_UUIDS)], kill_after=("mkfs.xfs",))  # type: ignore[list-item]
+def _xfs_db(inprogress: int | None) -> object:
+    def answer(argv: tuple[str, ...]) -> object:
+        if argv[0] != "xfs_db":
+            return None
+        if inprogress is None:
+            return fail(argv, 1, "xfs_db: /dev/drbd0: Input/output error\n")
+        return ok(argv, f"inprogress = {inprogress}\n")
+    return answer
+
+
+def _killed_during_mkfs(inprogress: int | None) -> FakeHost:
+    host = start_host(responders=[_lvs(LEG_UUIDS), _xfs_db(inprogress)],  # type: ignore[list-item]
+                      kill_after=("mkfs.xfs",))
     with pytest.raises(Killed):
         apply_plan(host, start_plan(), options=options(VirtualClock()))
     journal = json.loads(host.files[DEFAULT_JOURNAL_PATH])
@@ -243,19 +254,43 @@ def test_interrupted_mkfs_is_redone_only_on_the_very_device_the_journal_names() 
     assert entry["kind"] == "make-fs"
     assert entry["devices"] == ["/dev/drbd0"]
     assert entry["identity"] == "U-a,U-b,U-c"
-    # The device shows xfs now (maybe half-written); the journal names it, so it is ours to redo.
     host.kill_after = None
     host.calls.clear()
+    return host
+
+
+def test_interrupted_mkfs_is_redone_only_on_the_very_device_the_journal_names() -> None:
+    host = _killed_during_mkfs(inprogress=1)
+    # The device shows xfs, the journal names it and xfs_db shows mkfs.xfs never finished: ours to redo.
     result = apply_plan(host, start_plan(), options=options(VirtualClock()))
+    assert ("xfs_db", "-r", "-c", "sb 0", "-c", "print inprogress", "/dev/drbd0") in host.calls
     assert [c for c in host.calls if c[0] in ("wipefs", "mkfs.xfs")] == [("wipefs", "-a", "/dev/drbd0"),
                                                                          ("mkfs.xfs", "/dev/drbd0")]
     assert result.outcome == "progressing"  # work was done: the next pass confirms
     assert not [r for r in result.actions if r.result != "ok"]
     assert DEFAULT_JOURNAL_PATH not in host.files
-    # Without the journal, the same signature means "done": nothing is redone.
+    # Without the journal, the same signature means "done": nothing is redone, and xfs_db is not asked.
     host.calls.clear()
     apply_plan(host, start_plan(), options=options(VirtualClock()))
+    assert not any(c[0] in ("wipefs", "mkfs.xfs", "xfs_db") for c in host.calls)
+
+
+def test_a_mkfs_that_finished_before_the_kill_is_kept() -> None:
+    host = _killed_during_mkfs(inprogress=0)
+    result = apply_plan(host, start_plan(), options=options(VirtualClock()))
     assert not any(c[0] in ("wipefs", "mkfs.xfs") for c in host.calls)
+    make_fs = next(r for r in result.actions if r.kind == "make-fs")
+    assert (make_fs.result, make_fs.message) == ("unchanged", "/dev/drbd0 already carries a xfs signature")
+    assert DEFAULT_JOURNAL_PATH not in host.files
+
+
+def test_our_own_mkfs_is_not_redone_when_xfs_db_cannot_tell() -> None:
+    host = _killed_during_mkfs(inprogress=None)
+    result = apply_plan(host, start_plan(), options=options(VirtualClock()))
+    assert not any(c[0] in ("wipefs", "mkfs.xfs") for c in host.calls)
+    make_fs = next(r for r in result.actions if r.kind == "make-fs")
+    assert make_fs.result == "refused"
+    assert "xfs_db could not tell whether mkfs.xfs finished" in make_fs.message
 
 
 def test_journal_for_another_incarnation_of_the_device_does_not_allow_a_redo() -> None:

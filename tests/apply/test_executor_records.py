@@ -14,7 +14,16 @@ from reconciler.host.base import CommandResult, HostFileError
 from reconciler.model.status import ActionRecord
 from reconciler.plan.diff import plan_node
 from tests.apply.fakes import FakeHost, Killed, Responder, fail
-from tests.apply.test_executor import LEG_UUIDS, VirtualClock, _lvs, fresh_plan, options, start_host, start_plan
+from tests.apply.test_executor import (
+    LEG_UUIDS,
+    VirtualClock,
+    _lvs,
+    _xfs_db,
+    fresh_plan,
+    options,
+    start_host,
+    start_plan,
+)
 from tests.plan.factories import converged, make_node, make_vm
 
 WIPE = ("wipefs", "-a", "/dev/drbd0")
@@ -26,8 +35,9 @@ def _by_kind(records: tuple[ActionRecord, ...]) -> dict[str, ActionRecord]:
 
 
 def _interrupted_mkfs() -> FakeHost:
-    """A host whose journal says our mkfs on /dev/drbd0 was cut short: the next pass redoes it (wipefs, mkfs)."""
-    host = start_host(responders=[_lvs(LEG_UUIDS)], kill_after=("mkfs.xfs",))
+    """A host whose journal says our mkfs on /dev/drbd0 was cut short, and xfs_db agrees: the next pass redoes it
+    (wipefs, mkfs)."""
+    host = start_host(responders=[_lvs(LEG_UUIDS), _xfs_db(1)], kill_after=("mkfs.xfs",))
     with pytest.raises(Killed):
         apply_plan(host, start_plan(), options=options(VirtualClock()))
     host.kill_after = None

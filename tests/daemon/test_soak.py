@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.sim.soak import Soak, report
+from reconciler.sim.soak import Figures, Soak, report
 
 RUNS = ((1, "automatic"), (2, "manual"), (3, "automatic"))
 
@@ -53,3 +53,37 @@ def test_a_destructive_command_that_succeeds_twice_on_one_object_is_a_violation(
     assert len(soak.figures.violations) == 1
     assert "mkfs.xfs -q /dev/drbd3" in soak.figures.violations[0]
     assert soak.figures.destructive == {"mkfs": 3, "lvremove": 1, "forced-promotion": 2}
+
+
+@pytest.mark.timeout(30)
+def test_a_mkfs_cut_short_by_a_kill_may_be_redone_once(tmp_path: Path) -> None:
+    (tmp_path / "sim").mkdir()
+    mkfs = {"node": "erdbeere", "argv": ["mkfs.xfs", "/dev/drbd3"], "exit": 0, "mutating": True}
+    log = tmp_path / "sim" / "commands.log"
+    log.write_text(json.dumps(mkfs) + "\n")
+    soak = Soak(tmp_path, 1)
+    soak.check_destructive()
+    soak.cut_short[("erdbeere", "mkfs.xfs", "/dev/drbd3")] += 1  # what leave_unfinished records
+    with log.open("a") as handle:
+        handle.write(json.dumps(mkfs) + "\n")
+    soak.check_destructive()
+    assert soak.figures.violations == []
+    with log.open("a") as handle:
+        handle.write(json.dumps(mkfs) + "\n")
+    soak.check_destructive()
+    assert len(soak.figures.violations) == 1
+
+
+@pytest.mark.timeout(240)
+def test_the_printed_replay_command_replays_a_random_failover_run(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    drawn = Soak(tmp_path / "a", 4, failover="random", fault_budget=3, converge_bound=1800.0)
+    first = drawn.run()
+    again = Soak(tmp_path / "b", 4, failover=drawn.failover, fault_budget=3, converge_bound=1800.0).run()
+    def seen(f: Figures) -> tuple[object, ...]:
+        return (f.steps, f.ticks, f.passes, f.episodes, f.faults, f.commits, f.destructive, f.converge, f.settled,
+                f.reasons, f.simulated_s)
+
+    assert seen(first) == seen(again)
+    assert first.violations == again.violations == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import secrets
 import threading
@@ -851,6 +852,60 @@ def test_12_automatic_failover_on_power_loss(lab: Lab) -> None:
     assert record()["state"] == "ended"
     lab.notes.append(f"automatic failover: {VM} ran on {survivor.name} {took:.0f} s after {dead.name} lost power")
     lab.timings["scenario 12 (automatic failover)"] = time.monotonic() - started
+
+
+POWER_LOSSES = int(os.environ.get("LAB_POWER_LOSSES", "3"))
+
+
+@pytest.mark.timeout(900 + 1800 * POWER_LOSSES)
+def test_15_repeated_power_losses(lab: Lab) -> None:
+    """The write verifier's soak: LAB_POWER_LOSSES times (default 3), whichever node runs the domU loses power;
+    the other fails over by itself (failover: automatic, the lab's power fence), and its domU must find on the
+    disk every record the lost node's domU announced as durable. The lost node boots and rejoins as an UpToDate
+    Secondary without starting the domU; a commit then names the survivor as the VM's primary (ending the
+    failover), and the next power loss hits the survivor. DRBD roles and domains are sampled throughout: never
+    two Primaries, never the domU on both nodes."""
+    started = time.monotonic()
+    runner, _ = _roles(lab)
+    lab.repo.write(cluster_yaml(automatic_failover=True), vm_yaml(primary=runner.name, size=_size(lab)))
+    lab.repo.commit("lab: automatic failover for the repeated power losses")
+    head = lab.repo.git("rev-parse", "--short=12", "HEAD").strip()
+    for node in lab.nodes.values():
+        wait_until(f"{node.name} to apply the automatic-failover revision", lambda n=node: head in n.check(
+            ["reconciler", "status"], timeout=120) and _converged(n), 600, poll=3.0)
+    took: list[float] = []
+    with Sampler(lab) as sampler:
+        for cycle in range(1, POWER_LOSSES + 1):
+            dead, survivor = _roles(lab)
+            boots_seen = len(records_held(survivor))
+            lost_at = time.monotonic()
+            dead.power_off()
+            wait_until(f"{VM} to run on {survivor.name} by itself (power loss {cycle})", lambda s=survivor: _running(s),
+                       MOVE, poll=5.0)
+            took.append(time.monotonic() - lost_at)
+            _verify_records(lab, dead, survivor, boots_seen, f"power loss {cycle} of {dead.name}, automatic failover")
+            lab.figures["power losses"] = lab.figures.get("power losses", 0) + 1
+            dead.boot(fresh=False)
+
+            def back(s: Node = survivor) -> bool:
+                return replica(s) == Replica("Connected", "Primary", "Secondary", "UpToDate", "UpToDate")
+
+            wait_until(f"{dead.name} to return as an UpToDate Secondary (power loss {cycle})", back, MOVE, poll=5.0)
+            assert VM not in domains(dead), f"{dead.name} started {VM} after its return (power loss {cycle})"
+            lab.repo.write(cluster_yaml(automatic_failover=True), vm_yaml(primary=survivor.name, size=_size(lab)))
+            lab.repo.commit(f"lab: keep {VM} on {survivor.name} after power loss {cycle}")
+            wait_until(f"both to settle after power loss {cycle}", lambda s=survivor, d=dead: _settled(s, d), MOVE,
+                       poll=5.0)
+            lab.notes.append(f"repeated power losses: {cycle}: {dead.name} lost power, {VM} ran on {survivor.name} "
+                             f"{took[-1]:.0f} s later, {lab.figures['records verified']} records verified")
+    sampler.verify()
+    primary, secondary = _roles(lab)
+    lab.repo.write(cluster_yaml(), vm_yaml(primary=primary.name, size=_size(lab)))
+    lab.repo.commit("lab: failover back to manual after the repeated power losses")
+    wait_until("both to settle with manual failover", lambda: _settled(primary, secondary), MOVE, poll=5.0)
+    lab.notes.append(f"repeated power losses: {len(took)} survived, failover took {min(took):.0f}-{max(took):.0f} s, "
+                     f"{sampler.samples} samples of roles and domains")
+    lab.timings["scenario 15 (repeated power losses)"] = time.monotonic() - started
 
 
 HAND_VM = "vm101"

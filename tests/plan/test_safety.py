@@ -42,7 +42,8 @@ def test_stripe_shrink_is_refused() -> None:
     ("make-fs", None, False, "run"),
     ("make-fs", "xfs", False, "done"),
     ("make-fs", "swap", False, "refuse"),
-    ("make-fs", "xfs", True, "redo"),
+    ("make-swap", "swap", True, "done"),  # mkswap writes its header at once: a swap signature is a whole one
+    ("make-swap", "xfs", True, "redo"),  # the old filesystem half wiped by our interrupted mkswap
     ("make-swap", "xfs", False, "refuse"),  # mkswap would silently wipe it
     ("make-swap", "swap", False, "done"),
     ("create-md", "drbd", False, "done"),
@@ -53,6 +54,16 @@ def test_stripe_shrink_is_refused() -> None:
 def test_signature_verdicts(kind: str, found: str | None, journal: bool, decision: str) -> None:
     verdict = signature_verdict(kind, "/dev/x", Signature(device="/dev/x", type=found), journal_names_device=journal)
     assert verdict.decision == decision
+
+
+@pytest.mark.parametrize(("unfinished", "decision"), [(True, "redo"), (False, "done"), (None, "refuse")])
+def test_our_own_mkfs_is_redone_only_when_xfs_db_shows_it_unfinished(unfinished: bool | None, decision: str) -> None:
+    xfs = Signature(device="/dev/x", type="xfs")
+    verdict = signature_verdict("make-fs", "/dev/x", xfs, journal_names_device=True, unfinished=unfinished)
+    assert verdict.decision == decision
+    # Without the journal naming the device, the flag changes nothing: an XFS filesystem is someone's, or done.
+    assert signature_verdict("make-fs", "/dev/x", xfs, journal_names_device=False,
+                             unfinished=unfinished).decision == "done"
 
 
 def test_unknown_signature_refuses() -> None:

@@ -202,3 +202,31 @@ def test_reading_a_directory_fails_as_on_a_real_node(host: SimHost) -> None:
         host.read_file("/etc/xen/scripts")
     assert host.read_file("/etc/xen/scripts/block") == "#!/bin/sh\n"
     assert host.read_file("/etc/xen/none") is None
+
+
+def test_xfs_db_reads_whether_mkfs_finished_as_xfsprogs_prints_it(tmp_path: Path, host: SimHost) -> None:
+    real = Path(__file__).parents[1] / "parsers" / "fixtures"
+
+    def capture(name: str) -> tuple[int, str, str]:
+        base = real / f"xfs_db-{name}"
+        return (int(base.with_suffix(".exit").read_text()), base.with_suffix(".stdout").read_text(),
+                base.with_suffix(".stderr").read_text().replace("dev.img", DEV))
+
+    argv = ["xfs_db", "-r", "-c", "sb 0", "-c", "print inprogress", DEV]
+    blank = host.run(argv)
+    assert (blank.returncode, blank.stdout, blank.stderr) == capture("blank")
+    ok(host, "mkswap", "-L", "swap100", DEV)
+    swap = host.run(argv)
+    assert (swap.returncode, swap.stdout, swap.stderr) == capture("swap")
+    ok(host, "wipefs", "-a", DEV)
+    ok(host, "mkfs.xfs", "-q", DEV)
+    finished = host.run(argv)
+    assert (finished.returncode, finished.stdout, finished.stderr) == capture("finished")
+    with SimCluster(tmp_path).transaction() as state:
+        key = resolve_device(state, "erdbeere", DEV)
+        assert key is not None
+        content(state, key)["signature"]["inprogress"] = True
+    unfinished = host.run(argv)
+    assert (unfinished.returncode, unfinished.stdout, unfinished.stderr) == capture("unfinished")
+    assert ok(host, "blkid", "-p", "-s", "TYPE", "-o", "value", DEV).stdout == "xfs\n"  # blkid does not look
+    assert host.run(["xfs_db", "-x", "-c", "sb 0", "-c", "write inprogress 0", DEV]).returncode == 1

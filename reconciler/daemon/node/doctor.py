@@ -45,6 +45,7 @@ TOOLS: tuple[tuple[str, tuple[str, ...], str, bool], ...] = (
     ("xl", ("xl", "info"), r"xen_version\s*:\s*(\S+)", True),
     ("blkid", ("blkid", "-V"), r"util-linux\s+(\S+)", True),
     ("mkfs.xfs", ("mkfs.xfs", "-V"), r"version\s+(\S+)", True),
+    ("xfs_db", ("xfs_db", "-V"), r"version\s+(\S+)", True),
     ("mkswap", ("mkswap", "-V"), r"util-linux\s+(\S+)", True),
     ("git", ("git", "--version"), r"git version\s+(\S+)", True),
 )
