@@ -28,5 +28,5 @@ def test_a_subset_runs_after_the_bring_up() -> None:
 
 def test_an_unknown_scenario_is_refused_with_the_known_ones() -> None:
     with pytest.raises(LabError,
-                       match=r"unknown scenario\(s\) 15; known: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14$"):
-        selector(["15"])
+                       match=r"unknown scenario\(s\) 16; known: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15$"):
+        selector(["16"])
