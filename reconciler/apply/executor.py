@@ -139,7 +139,7 @@ class Executor:
             for device in action.probe_before:
                 ours = any(e.names(action.kind, device, identity) for e in previous)
                 found = self._probe(device)
-                unfinished = self._unfinished(device) if ours and _may_be_unfinished(action.kind, found) else None
+                unfinished = self._unfinished(device) if _may_be_unfinished(action.kind, found) else None
                 verdict = signature_verdict(action.kind, device, found, journal_names_device=ours,
                                             unfinished=unfinished)
                 if verdict.decision == "done":
@@ -196,7 +196,7 @@ class Executor:
 
 
 def _may_be_unfinished(kind: str, found: Signature | None) -> bool:
-    """An XFS filesystem where our journal says mkfs.xfs was running: did it finish? (core/safety.py)"""
+    """An XFS filesystem where the plan makes one: did its mkfs.xfs finish? (core/safety.py)"""
     return kind == "make-fs" and found is not None and found.type == "xfs"
 
 

@@ -54,15 +54,17 @@ def signature_verdict(kind: str, device: str, signature: Signature | None, *, jo
     """Decide from a fresh ``blkid -p`` probe whether mkfs, mkswap or create-md may write to ``device``.
 
     ``signature`` None means the probe itself failed (ambiguous result, unreadable device): refuse.
-    A device showing exactly what the action would have made is done. Anything else is someone's data,
-    except when the journal says this very device was being written by us when we crashed.
+    A device showing exactly what the action would have made is done, unless it is an XFS filesystem whose
+    creation never finished. Anything else is someone's data: refuse.
 
-    The journal alone does not prove the write was cut short: a daemon killed right after its mkfs or mkswap
-    returned leaves the same entry, and a complete filesystem may have been used since (a failover, a VM run on
-    the peer). So a redo needs proof that the first attempt never finished. ``mkswap`` writes its whole header
-    in one write, so a swap signature means it finished. ``mkfs.xfs`` writes its superblock first with
-    ``sb_inprogress`` set and clears it last (the kernel refuses to mount it meanwhile): ``unfinished`` is that
-    flag as ``xfs_db`` read it, None when it could not be read.
+    ``mkfs.xfs`` writes its superblock first with ``sb_inprogress`` set and clears it with its last write; the
+    kernel refuses to mount it meanwhile, so such a filesystem never held anything and is made again, whoever
+    started it. ``unfinished`` is that flag as ``xfs_db`` read it, None when it could not be read. The crash
+    journal alone proves nothing: a daemon killed right after its mkfs returned leaves the same entry as one
+    killed midway, and the finished filesystem may have been used since (a failover ran the VM on the peer).
+    Where the journal names the device and the flag cannot be read, the step is refused rather than guessed.
+    ``mkswap`` writes its whole header in one write after wiping the old signatures, so a swap signature means
+    it finished, and its journal entry changes nothing.
     """
     wanted = _WANTED[kind]
     if signature is None:
@@ -70,29 +72,20 @@ def signature_verdict(kind: str, device: str, signature: Signature | None, *, jo
                        reason=f"blkid -p could not tell what {device} holds; refusing to write over it")
     if signature.type is None:
         return Verdict(decision="run", reason=f"{device} carries no signature")
-    if journal_names_device and kind != "create-md":
-        redo = _redo_verdict(kind, device, signature.type, unfinished)
-        if redo is not None:
-            return redo
+    if kind == "make-fs" and signature.type == wanted:
+        if unfinished:
+            whose = "our own interrupted make-fs" if journal_names_device else "an mkfs.xfs that never finished"
+            return Verdict(decision="redo", reason=f"{device} shows xfs from {whose} (sb_inprogress set: it was "
+                                                   "never mountable); redoing it")
+        if unfinished is None and journal_names_device:
+            return Verdict(decision="refuse", reason=f"{device} shows xfs from our own make-fs, and xfs_db could not "
+                                                     "tell whether mkfs.xfs finished; refusing to write over it")
     if signature.type == wanted:
         what = "DRBD metadata (never recreated)" if kind == "create-md" else f"a {wanted} signature"
         return Verdict(decision="done", reason=f"{device} already carries {what}")
     verb = {"make-fs": "mkfs.xfs", "make-swap": "mkswap", "create-md": "drbdadm create-md"}[kind]
     return Verdict(decision="refuse", reason=f"{device} carries a {signature.type} signature; {verb} would destroy it "
                                              "(wipe it by hand if it is really unwanted)")
-
-
-def _redo_verdict(kind: str, device: str, found: str, unfinished: bool | None) -> Verdict | None:
-    """Our own interrupted write on ``device`` (the journal names it): redo it, or None when it finished."""
-    interrupted = Verdict(decision="redo", reason=f"{device} shows {found} from our own interrupted {kind}; redoing it")
-    if found != _WANTED[kind]:
-        return interrupted  # what is there is not what the action makes: the old contents half wiped
-    if kind == "make-swap":
-        return None
-    if unfinished is None:
-        return Verdict(decision="refuse", reason=f"{device} shows {found} from our own make-fs, and xfs_db could not "
-                                                 "tell whether mkfs.xfs finished; refusing to write over it")
-    return interrupted if unfinished else None
 
 
 def beneath_verdict(kind: str, target_decision: SignatureVerdict, device: str, signature: Signature | None,

@@ -270,6 +270,10 @@ def xfs_db(ctx: CommandContext, argv: list[str]) -> CommandResult:
         return ctx.fail(1, f"xfs_db: {path}: No such file or directory\n")
     if _failed(ctx, path):
         return ctx.fail(1, "xfs_db: read failed: Input/output error\n")
+    role = drbd_role(ctx.state, ctx.node, path)
+    if role is not None and role != "Primary" and ctx.node_state.get("drbd_version") == "8.4":
+        # As blkid above: a DRBD 8.4 Secondary refuses to be opened (this message is not a captured one).
+        return ctx.fail(1, f"xfs_db: {path}: Wrong medium type\n")
     found = [sig for sig in visible_signatures(ctx, path) if sig.get("type") == "xfs"]
     if not found:
         return ctx.fail(1, f"xfs_db: {path} is not a valid XFS filesystem (unexpected SB magic number 0x00000000)\n"

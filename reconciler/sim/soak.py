@@ -363,6 +363,7 @@ class Soak:
         self.recoveries: list[tuple[float, str, tuple[str, ...]]] = []  # (due, what, args)
         self.destroyed: Counter[tuple[str, ...]] = Counter()
         self.cut_short: Counter[tuple[str, ...]] = Counter()  # mkfs runs a kill left unfinished: each allows a redo
+        self.redo_wipes: Counter[tuple[str, ...]] = Counter()  # the wipes those redos run
         self.losses = 0  # node crashes and full partitions so far: a forced promotion may follow each
         self.log_offset = 0
         self.mutating = 0  # mutating commands seen in the simulator's log
@@ -415,17 +416,22 @@ class Soak:
         boot_id = str(self.state()["nodes"][node].get("boot_id", ""))
         # The schedule's backoff jitter, seeded too: an unseeded one moved the passes of a replay in time.
         jitter = random.Random(f"backoff {self.seed} {node} {self.figures.steps}")  # noqa: S311
-        schedule = Schedule(backoff=Backoff(base=2.0, cap=300.0, rng=jitter))
+        schedule = Schedule()
+        schedule.backoff = Backoff(base=schedule.backoff.base, cap=schedule.backoff.cap, rng=jitter)
         self.daemons[node] = Daemon(rec, host, mirror, boot_id, schedule=schedule)
         return self.daemons[node]
 
     def leave_unfinished(self, node: str, argv: Sequence[str]) -> None:
+        device = argv[-1]
         with self.cluster.transaction() as state:
-            key = resolve_device(state, node, argv[-1])
-            if key is None:
-                raise SoakError(f"{' '.join(argv)} ran on {node}, but its device resolves to nothing")
-            content(state, key)["signature"]["inprogress"] = True
+            key = resolve_device(state, node, device)
+            signature = content(state, key).get("signature") if key is not None else None
+            if not isinstance(signature, dict) or signature.get("type") != "xfs":
+                raise SoakError(f"{' '.join(argv)} ran on {node}, but {device} shows no XFS to leave unfinished")
+            signature["inprogress"] = True
+        # Each cut allows one redo: the mkfs once more, and the wipe before it (the first wipe is allowed anyway).
         self.cut_short[(node, *argv)] += 1
+        self.redo_wipes[(node, "wipefs", "-a", device)] += 1
 
     # -- one pass on each node -------------------------------------------------------------------
     def up(self, node: str) -> bool:
@@ -560,7 +566,7 @@ class Soak:
             self.figures.destructive[kind] += 1
             key = (node, *argv) if kind != "forced-promotion" else (node, *argv, f"loss {self.losses}")
             self.destroyed[key] += 1
-            if self.destroyed[key] > 1 + self.cut_short[key]:
+            if self.destroyed[key] > max(1 + self.cut_short[key], self.redo_wipes[key]):
                 self.violate(f"destructive step repeated on {node}: {' '.join(argv)} "
                              f"({self.destroyed[key]} times)")
 

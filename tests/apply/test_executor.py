@@ -235,12 +235,22 @@ def _lvs(uuids: tuple[tuple[str, str, str], ...]) -> object:
 
 
 def _xfs_db(inprogress: int | None) -> object:
+    """xfs_db's answer for /dev/drbd0: ``inprogress`` (a failure for None) until a second mkfs.xfs has run, then 0:
+    the first is the one a kill cuts short (``_killed_during_mkfs``), the second the redo that finishes."""
+    flag = {"inprogress": inprogress}
+    made = [0]
+
     def answer(argv: tuple[str, ...]) -> object:
+        if argv[0] == "mkfs.xfs":
+            made[0] += 1
+            if made[0] > 1:
+                flag["inprogress"] = 0
+            return None
         if argv[0] != "xfs_db":
             return None
-        if inprogress is None:
+        if flag["inprogress"] is None:
             return fail(argv, 1, "xfs_db: /dev/drbd0: Input/output error\n")
-        return ok(argv, f"inprogress = {inprogress}\n")
+        return ok(argv, f"inprogress = {flag['inprogress']}\n")
     return answer
 
 
@@ -269,10 +279,21 @@ def test_interrupted_mkfs_is_redone_only_on_the_very_device_the_journal_names() 
     assert result.outcome == "progressing"  # work was done: the next pass confirms
     assert not [r for r in result.actions if r.result != "ok"]
     assert DEFAULT_JOURNAL_PATH not in host.files
-    # Without the journal, the same signature means "done": nothing is redone, and xfs_db is not asked.
+    # Without the journal, the finished filesystem is done: nothing is redone.
     host.calls.clear()
     apply_plan(host, start_plan(), options=options(VirtualClock()))
-    assert not any(c[0] in ("wipefs", "mkfs.xfs", "xfs_db") for c in host.calls)
+    assert not any(c[0] in ("wipefs", "mkfs.xfs") for c in host.calls)
+
+
+def test_an_unfinished_filesystem_is_made_again_without_the_journal() -> None:
+    # The peer after a failover, say: its journal never named the device, but the kernel would not mount it.
+    host = start_host(signatures={"/dev/drbd0": "xfs"}, responders=[_xfs_db(1)])  # type: ignore[list-item]
+    result = apply_plan(host, start_plan(), options=options(VirtualClock()))
+    assert [c for c in host.calls if c[0] in ("wipefs", "mkfs.xfs")] == [("wipefs", "-a", "/dev/drbd0"),
+                                                                         ("mkfs.xfs", "/dev/drbd0")]
+    make_fs = next(r for r in result.actions if r.kind == "make-fs")
+    assert make_fs.result == "ok"
+    assert next(r for r in result.actions if r.kind == "start-domain").result == "ok"
 
 
 def test_a_mkfs_that_finished_before_the_kill_is_kept() -> None:

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.sim.soak import Figures, Soak, report
+from reconciler.sim.host import SimHost
+from reconciler.sim.soak import GIB, NODES, VGS, DaemonKilled, Figures, KillableHost, Soak, report
+from reconciler.sim.state import SimCluster
 
 RUNS = ((1, "automatic"), (2, "manual"), (3, "automatic"))
 
@@ -87,3 +89,51 @@ def test_the_printed_replay_command_replays_a_random_failover_run(tmp_path: Path
 
     assert seen(first) == seen(again)
     assert first.violations == again.violations == []
+
+
+DEV = "/dev/vg-sda/root100"
+MKFS = ["mkfs.xfs", DEV]
+
+
+def _cut_mkfs(tmp_path: Path) -> tuple[Soak, SimHost]:
+    """A soak's cluster where a kill cut the node's first mkfs.xfs short, through the daemon's killable host."""
+    soak = Soak(tmp_path, 1)
+    SimCluster.init(tmp_path / "sim", list(NODES), dict.fromkeys(VGS, 400 * GIB))
+    plain = SimHost(tmp_path / "sim", "erdbeere")
+    assert plain.run(["lvcreate", "-L", "1G", "-n", "root100", "vg-sda"]).ok
+    host = KillableHost(plain, lambda argv: soak.leave_unfinished("erdbeere", argv))
+    host.arm(1, after=True, cut_short=True)
+    with pytest.raises(DaemonKilled, match=r"killed during mkfs\.xfs"):
+        host.run(MKFS)
+    probe = plain.run(["xfs_db", "-r", "-c", "sb 0", "-c", "print inprogress", DEV])
+    assert probe.stdout == "inprogress = 1\n"
+    return soak, plain
+
+
+def _redo(plain: SimHost) -> None:
+    """What the executor runs on a filesystem it finds unfinished."""
+    assert plain.run(["wipefs", "-a", DEV]).ok
+    assert plain.run(MKFS).ok
+
+
+@pytest.mark.timeout(60)
+def test_a_kill_that_cuts_mkfs_short_allows_one_redo_and_no_more(tmp_path: Path) -> None:
+    soak, plain = _cut_mkfs(tmp_path)
+    _redo(plain)
+    soak.check_destructive()
+    assert soak.figures.violations == []
+    assert soak.figures.destructive == {"mkfs": 2, "wipefs": 1}
+    _redo(plain)
+    soak.check_destructive()
+    assert len(soak.figures.violations) == 2, soak.figures.violations  # the mkfs a third time, the wipe a second
+
+
+@pytest.mark.timeout(60)
+def test_each_cut_allows_its_own_redo(tmp_path: Path) -> None:
+    soak, plain = _cut_mkfs(tmp_path)
+    _redo(plain)
+    soak.leave_unfinished("erdbeere", MKFS)  # the redo cut short too
+    _redo(plain)
+    soak.check_destructive()
+    assert soak.figures.violations == []
+    assert soak.figures.destructive == {"mkfs": 3, "wipefs": 2}

@@ -854,7 +854,14 @@ def test_12_automatic_failover_on_power_loss(lab: Lab) -> None:
     lab.timings["scenario 12 (automatic failover)"] = time.monotonic() - started
 
 
-POWER_LOSSES = int(os.environ.get("LAB_POWER_LOSSES", "3"))
+def _power_losses() -> int:
+    text = os.environ.get("LAB_POWER_LOSSES", "3")
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"LAB_POWER_LOSSES must be a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
+POWER_LOSSES = _power_losses()
 
 
 @pytest.mark.timeout(900 + 1800 * POWER_LOSSES)
@@ -878,6 +885,11 @@ def test_15_repeated_power_losses(lab: Lab) -> None:
         for cycle in range(1, POWER_LOSSES + 1):
             dead, survivor = _roles(lab)
             boots_seen = len(records_held(survivor))
+            proven = lab.figures.get("records verified", 0)
+            # A fresh announcement on this node this cycle, so the check below is about this stay, not an old one.
+            wait_until(f"the domU on {dead.name} to announce a record past {proven}",
+                       lambda d=dead, p=proven: records_acknowledged(d) > p, MOVE, poll=5.0)
+            logged_before = len(commands(dead))
             lost_at = time.monotonic()
             dead.power_off()
             wait_until(f"{VM} to run on {survivor.name} by itself (power loss {cycle})", lambda s=survivor: _running(s),
@@ -891,11 +903,16 @@ def test_15_repeated_power_losses(lab: Lab) -> None:
                 return replica(s) == Replica("Connected", "Primary", "Secondary", "UpToDate", "UpToDate")
 
             wait_until(f"{dead.name} to return as an UpToDate Secondary (power loss {cycle})", back, MOVE, poll=5.0)
+            _passes_after(dead, 2, f"after its return (power loss {cycle})")
             assert VM not in domains(dead), f"{dead.name} started {VM} after its return (power loss {cycle})"
+            after_return = [c["argv"] for c in commands(dead)[logged_before:]]
+            assert not [a for a in after_return if a[:2] in (["xl", "create"], ["drbdadm", "primary"])], after_return
             lab.repo.write(cluster_yaml(automatic_failover=True), vm_yaml(primary=survivor.name, size=_size(lab)))
             lab.repo.commit(f"lab: keep {VM} on {survivor.name} after power loss {cycle}")
             wait_until(f"both to settle after power loss {cycle}", lambda s=survivor, d=dead: _settled(s, d), MOVE,
                        poll=5.0)
+            ended = json.loads(survivor.check(["cat", f"/var/lib/reconciler/failover/{VM}.json"], timeout=60))
+            assert ended["state"] == "ended", ended
             lab.notes.append(f"repeated power losses: {cycle}: {dead.name} lost power, {VM} ran on {survivor.name} "
                              f"{took[-1]:.0f} s later, {lab.figures['records verified']} records verified")
     sampler.verify()

@@ -43,7 +43,8 @@ def test_stripe_shrink_is_refused() -> None:
     ("make-fs", "xfs", False, "done"),
     ("make-fs", "swap", False, "refuse"),
     ("make-swap", "swap", True, "done"),  # mkswap writes its header at once: a swap signature is a whole one
-    ("make-swap", "xfs", True, "redo"),  # the old filesystem half wiped by our interrupted mkswap
+    ("make-swap", "xfs", True, "refuse"),  # mkswap runs only on a blank device: this came after it, not from it
+    ("make-fs", "swap", True, "refuse"),
     ("make-swap", "xfs", False, "refuse"),  # mkswap would silently wipe it
     ("make-swap", "swap", False, "done"),
     ("create-md", "drbd", False, "done"),
@@ -56,14 +57,16 @@ def test_signature_verdicts(kind: str, found: str | None, journal: bool, decisio
     assert verdict.decision == decision
 
 
-@pytest.mark.parametrize(("unfinished", "decision"), [(True, "redo"), (False, "done"), (None, "refuse")])
-def test_our_own_mkfs_is_redone_only_when_xfs_db_shows_it_unfinished(unfinished: bool | None, decision: str) -> None:
+@pytest.mark.parametrize(("journal", "unfinished", "decision"), [
+    (True, True, "redo"), (True, False, "done"), (True, None, "refuse"),
+    # Without the journal: an mkfs.xfs that never finished left a filesystem the kernel never mounted.
+    (False, True, "redo"), (False, False, "done"), (False, None, "done"),
+])
+def test_an_xfs_signature_is_redone_only_when_xfs_db_shows_mkfs_unfinished(journal: bool, unfinished: bool | None,
+                                                                            decision: str) -> None:
     xfs = Signature(device="/dev/x", type="xfs")
-    verdict = signature_verdict("make-fs", "/dev/x", xfs, journal_names_device=True, unfinished=unfinished)
+    verdict = signature_verdict("make-fs", "/dev/x", xfs, journal_names_device=journal, unfinished=unfinished)
     assert verdict.decision == decision
-    # Without the journal naming the device, the flag changes nothing: an XFS filesystem is someone's, or done.
-    assert signature_verdict("make-fs", "/dev/x", xfs, journal_names_device=False,
-                             unfinished=unfinished).decision == "done"
 
 
 def test_unknown_signature_refuses() -> None:

@@ -249,7 +249,8 @@ def test_waits_name_every_volume_and_every_peer() -> None:
 
 @pytest.mark.parametrize(("kind", "found", "journal", "reason"), [
     ("make-fs", None, False, "/dev/x carries no signature"),
-    ("make-fs", "swap", True, "/dev/x shows swap from our own interrupted make-fs; redoing it"),
+    ("make-fs", "swap", True, "/dev/x carries a swap signature; mkfs.xfs would destroy it (wipe it by hand if it "
+                              "is really unwanted)"),
     ("make-fs", "xfs", True, "/dev/x shows xfs from our own make-fs, and xfs_db could not tell whether mkfs.xfs "
                              "finished; refusing to write over it"),
     ("make-fs", "xfs", False, "/dev/x already carries a xfs signature"),
