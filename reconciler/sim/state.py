@@ -85,10 +85,13 @@ import importlib
 import json
 import os
 import secrets
-import tempfile
+import sqlite3
 import uuid as uuidlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+
+from reconciler.sim import store
+from reconciler.sim.store import Savepoint, ShardStore
 
 State = dict[str, Any]
 NodeState = dict[str, Any]
@@ -97,7 +100,8 @@ RebootHook = Callable[[State, str], None]
 DiskFailureHook = Callable[[State, str, str], None]
 DeviceResolver = Callable[[State, str, str], "str | None"]
 
-STATE_FILE = "state.json"
+STATE_FILE = "state.db"
+LEGACY_STATE_FILE = "state.json"  # the single-file store of earlier versions, converted on first use
 LOG_FILE = "commands.log"
 LOCK_FILE = "lock"
 FORMAT_VERSION = 1
@@ -248,7 +252,7 @@ def new_state(nodes: Mapping[str, NodeState]) -> State:
 
 
 def serialise(state: State) -> str:
-    """The canonical text of a state (what ``state.json`` holds)."""
+    """The canonical text of a state (sorted keys, no spaces), as ``reconciler sim show --json``-style dumps use."""
     return json.dumps(state, separators=(",", ":"), sort_keys=True)
 
 
@@ -259,9 +263,7 @@ class SimCluster:
         self.directory = os.fspath(directory)
         self._depth = 0
         self._state: State | None = None
-        self._loaded_text: str | None = None
-        self._snapshot: tuple[str, State] | None = None
-        self._serialised: str | None = None
+        self._store: ShardStore | None = None
 
     @property
     def state_path(self) -> str:
@@ -301,7 +303,9 @@ class SimCluster:
             node_states[node] = node_state
         cluster = cls(path)
         with cluster._locked(exclusive=True, creating=True):
-            cluster._save(new_state(node_states))
+            store.create(cluster.state_path, new_state(node_states))
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(path, LEGACY_STATE_FILE))
             with open(cluster.log_path, "w", encoding="utf-8"):
                 pass
         from reconciler.sim.endpoints import record_peer_ports  # noqa: PLC0415
@@ -310,11 +314,11 @@ class SimCluster:
         return cluster
 
     def exists(self) -> bool:
-        return os.path.isfile(self.state_path)
+        return os.path.isfile(self.state_path) or os.path.isfile(os.path.join(self.directory, LEGACY_STATE_FILE))
 
     @contextlib.contextmanager
     def _locked(self, *, exclusive: bool, creating: bool = False) -> Iterator[None]:
-        # Only `init` may create the lock file: anything else given a directory without state.json (a
+        # Only `init` may create the lock file: anything else given a directory without the state (a
         # desired-state checkout, a typo) must leave it untouched instead of littering it with a lock.
         if not os.path.isdir(self.directory) or not (creating or self.exists()):
             if os.path.isdir(self.directory) and os.listdir(self.directory):
@@ -329,51 +333,42 @@ class SimCluster:
         finally:
             os.close(fd)
 
-    def _load(self) -> State:
+    def _current(self) -> ShardStore:
+        """The store, brought up to date with the directory (call under the lock)."""
+        if not os.path.isfile(self.state_path):
+            self._migrate()
+        if self._store is None:
+            self._store = ShardStore(self.state_path)
         try:
-            with open(self.state_path, encoding="utf-8") as handle:
-                self._loaded_text = handle.read()
-            state = self._parse(self._loaded_text)
-        except FileNotFoundError as exc:
-            raise SimStateError(
-                f"no simulated cluster at {self.directory} (create one with `reconciler sim init`)") from exc
-        return state
+            self._store.refresh()
+        except store.StoreError as exc:
+            raise SimStateError(f"{self.state_path} is not a simulator state: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise SimStateError(f"{self.state_path} is not a simulator state: {exc}") from exc
+        if self._store.root.get("format") != FORMAT_VERSION:
+            raise SimStateError(f"{self.state_path} is not a simulator state of format {FORMAT_VERSION}")
+        return self._store
 
-    def _parse(self, text: str) -> State:
+    def _migrate(self) -> None:
+        """A cluster made before the state moved to SQLite: convert its state.json (once, atomically)."""
+        legacy = os.path.join(self.directory, LEGACY_STATE_FILE)
+        try:
+            with open(legacy, encoding="utf-8") as handle:
+                text = handle.read()
+        except FileNotFoundError as exc:
+            if os.path.isfile(self.state_path):
+                return  # converted by another process meanwhile (readers share the lock)
+            raise SimStateError(f"no simulated cluster at {self.directory} (create one with `reconciler sim init`)"
+                                ) from exc
         try:
             state = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise SimStateError(f"{self.state_path} is not valid JSON: {exc}") from exc
+            raise SimStateError(f"{legacy} is not valid JSON: {exc}") from exc
         if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
-            raise SimStateError(f"{self.state_path} is not a simulator state of format {FORMAT_VERSION}")
-        return state
-
-    @property
-    def loaded_text(self) -> str | None:
-        """The state file's text as the current transaction read it."""
-        return self._loaded_text
-
-    def mark_serialised(self, text: str) -> None:
-        """Tell the transaction that the state now serialises to ``text`` (saves encoding it again)."""
-        self._serialised = text
-
-    def _save(self, state: State) -> None:
-        text = self._serialised if self._serialised is not None else serialise(state)
-        self._serialised = None
-        if text == self._loaded_text:
-            return
-        fd, tmp = tempfile.mkstemp(prefix=".state-", dir=self.directory)
-        try:
-            # Readers must never see half a file, hence the rename; durability across a power cut is
-            # not needed for a simulation, hence no fsync (it would dominate the cost of a command).
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp, self.state_path)
-            self._loaded_text = text
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+            raise SimStateError(f"{legacy} is not a simulator state of format {FORMAT_VERSION}")
+        store.create(self.state_path, state)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(legacy)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[State]:
@@ -386,39 +381,53 @@ class SimCluster:
                 self._depth -= 1
             return
         with self._locked(exclusive=True):
-            state = self._load()
+            current = self._current()
+            state = current.root
             self._state = state
-            self._serialised = None
             self._depth = 1
             try:
                 yield state
-                self._save(state)
+                current.commit()
+            except BaseException:
+                current.rollback()
+                raise
             finally:
                 self._depth = 0
                 self._state = None
+
+    def savepoint(self) -> Savepoint:
+        """Inside a transaction: a point that :meth:`rollback_to` and :meth:`changed_since` refer to."""
+        if self._store is None or self._state is None:
+            raise RuntimeError("a savepoint needs a transaction")
+        return self._store.savepoint()
+
+    def rollback_to(self, point: Savepoint) -> None:
+        """Discard every change since ``point`` (the state's containers are new objects afterwards)."""
+        if self._store is None or self._state is None:
+            raise RuntimeError("a rollback needs a transaction")
+        self._store.rollback_to(point)
+
+    def changed_since(self, point: Savepoint) -> bool:
+        """Whether anything changed since ``point``; a key that only gained empty containers is no change."""
+        if self._store is None or self._state is None:
+            raise RuntimeError("a comparison needs a transaction")
+        return self._store.changed_since(point)
 
     def read(self) -> State:
         """A snapshot of the state (changes to it are not saved)."""
         if self._state is not None:
             return json.loads(json.dumps(self._state))  # type: ignore[no-any-return]
         with self._locked(exclusive=False):
-            return self._load()
+            return json.loads(json.dumps(self._current().root))  # type: ignore[no-any-return]
 
     def snapshot(self) -> State:
-        """Like :meth:`read`, but shared between calls while the state file's text is unchanged, so
-        read-only callers (file reads of a simulated node) do not parse the whole state every time.
-        Never mutate it."""
+        """Like :meth:`read`, but without a copy: the state this object holds, brought up to date with the
+        directory. Valid until this object's next transaction; never mutate it (a change to it is discarded,
+        never saved)."""
         if self._state is not None:
             return self.read()
         with self._locked(exclusive=False):
-            try:
-                with open(self.state_path, encoding="utf-8") as handle:
-                    text = handle.read()
-            except FileNotFoundError:
-                return self._load()  # raises the usual error
-        if self._snapshot is None or text != self._snapshot[0]:
-            self._snapshot = (text, self._parse(text))
-        return self._snapshot[1]
+            return self._current().root
 
     def append_log(self, entry: Mapping[str, Any]) -> None:
         """Append one line to the command log (call inside a transaction to keep the order)."""
