@@ -67,6 +67,7 @@ CREATE INDEX shards_by_gen ON shards (gen);
 """
 
 _MISSING: Any = object()
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 class StoreError(OSError):
@@ -132,6 +133,12 @@ class TrackedDict(dict[str, Any]):
         tracker.dirty.add(tracker.path)
 
     def __setitem__(self, key: str, value: Any) -> None:
+        # Handlers often set a field to the value it has (a settle pass over every resource): that is no
+        # change, and marking it would make the commit serialise every shard it passed over.
+        if type(value) in _SCALARS:
+            old = dict.get(self, key, _MISSING)
+            if type(old) is type(value) and old == value:
+                return
         self._touch(key)
         dict.__setitem__(self, key, value)
 
@@ -391,6 +398,7 @@ class ShardStore:
         self._dirty: set[Path] = set()
         self._rows: dict[Path, str] = {}
         self._kids: dict[Path, set[str]] = {}  # split map -> keys of its entries in _rows
+        self._unsorted: dict[int, dict[str, Any]] = {}  # maps that got a key out of order, to sort
         self.root: SplitDict = self._new_split(())
 
     # --- the database -----------------------------------------------------------------------
@@ -463,6 +471,7 @@ class ShardStore:
                 self._detach(path)
             else:
                 self._install(path)
+        self._sort_maps()
 
     def commit(self) -> None:
         """Write the dirty shards whose text changed (one SQLite transaction), then track them afresh."""
@@ -502,6 +511,7 @@ class ShardStore:
         for path in dirty:
             if path in self._rows and (path in changes or not self._tracked(path)):
                 self._install(path, fresh=path in fresh)
+        self._sort_maps()
 
     def rollback(self) -> None:
         """Forget every change since the last commit or refresh."""
@@ -513,6 +523,7 @@ class ShardStore:
             else:
                 self._detach(path)
         self._dirty.clear()
+        self._sort_maps()
 
     def savepoint(self) -> Savepoint:
         texts = {p: self._text_now(p) for p in self._dirty}
@@ -544,6 +555,7 @@ class ShardStore:
                 self._install(path, text)
         self._dirty.clear()
         self._dirty.update(point.dirty)
+        self._sort_maps()
 
     def close(self) -> None:
         if self._connection is not None and self._opened is not None and self._opened[0] == os.getpid():
@@ -552,6 +564,13 @@ class ShardStore:
         self._opened = None
 
     # --- rows and the tree --------------------------------------------------------------------
+
+    def _sort_maps(self) -> None:
+        for found in self._unsorted.values():
+            ordered = sorted(dict.items(found))
+            dict.clear(found)
+            dict.update(found, ordered)
+        self._unsorted.clear()
 
     def _set_row(self, path: Path, body: str) -> None:
         self._rows[path] = body
@@ -705,13 +724,12 @@ class ShardStore:
         dict.__setitem__(parent, key, value)
         if (fresh or live is _MISSING) and len(parent) > 1:
             # Maps are kept in key order (as the sorted JSON of the old single-file store gave them, which
-            # listings rely on): a new key lands at the end, so sort again when it does not belong there.
+            # listings rely on): a new key lands at the end, so sort again (once per batch) when it does not
+            # belong there.
             keys = reversed(parent)
             next(keys)
             if next(keys) > key:
-                ordered = sorted(dict.items(parent))
-                dict.clear(parent)
-                dict.update(parent, ordered)
+                self._unsorted[id(parent)] = parent
 
     def _build(self, value: Any, trie: _Trie | None, path: Path, tracker: _Tracker, live: Any) -> Any:
         if trie is None:
