@@ -15,6 +15,7 @@ diverged (split brain) or is unrelated.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -322,6 +323,37 @@ def device_open(state: State, node: str, minor: int) -> bool:
         if mount.get("device") == path:
             return True
     return any(_mentions(domain, path) for domain in ns.get("domains", {}).values())
+
+
+def open_minors(state: State, node: str) -> set[int]:
+    """The minors for which :func:`device_open` is true, found in one pass over the node's mounts and domains."""
+    ns = simstate.node_state(state, node)
+    found: set[int] = set()
+    for mount in ns.get("mounts", []):
+        device = mount.get("device")
+        if isinstance(device, str) and _DRBD_PATH.fullmatch(device):
+            found.add(int(device[len("/dev/drbd"):]))
+    for domain in ns.get("domains", {}).values():
+        for text in _strings(domain):
+            for match in _DRBD_PATH.finditer(text):
+                if _mentions(text, match.group(0)):
+                    found.add(int(match.group(1)))
+    return found
+
+
+_DRBD_PATH = re.compile(r"/dev/drbd(\d+)(?!\d)")
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        if "/dev/drbd" in value:
+            yield value
+    elif isinstance(value, dict):
+        for inner in value.values():
+            yield from _strings(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _strings(inner)
 
 
 def _mentions(value: Any, path: str) -> bool:
@@ -1286,8 +1318,11 @@ def write(state: State, node: str, name: str, first: int, last: int) -> bool:
 
 def _copy_signature(state: State, source: dict[str, Any], target: dict[str, Any]) -> None:
     if source.get("key") and target.get("key") and source["key"] != target["key"]:
-        signature = simstate.content(state, source["key"]).get("signature")
-        simstate.content(state, target["key"])["signature"] = None if signature is None else dict(signature)
+        signature = simstate.peek_content(state, source["key"]).get("signature")
+        copied = None if signature is None else dict(signature)
+        # Every resolution of /dev/drbdN comes here: write only what differs, so that a read stays a read.
+        if simstate.peek_content(state, target["key"]).get("signature") != copied:
+            simstate.content(state, target["key"])["signature"] = copied
 
 
 def replicate_signatures(state: State, name: str) -> None:
