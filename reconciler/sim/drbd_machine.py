@@ -23,6 +23,7 @@ from reconciler.backends.drbd.splitbrain_markers import SplitBrainMarker, marker
 from reconciler.sim import state as simstate
 from reconciler.sim.drbd_config import ResourceConfig
 from reconciler.sim.state import State
+from reconciler.sim.store import unchanged
 
 UUID_JUST_CREATED = 4
 DEFAULT_RESYNC_RATE_KIB = 100 * 1024
@@ -111,7 +112,22 @@ def settings(state: State, node: str) -> dict[str, Any]:
 
 
 def config_of(res: dict[str, Any]) -> ResourceConfig:
-    return ResourceConfig.from_json(res["config"])
+    # Every status and event listing asks for the config of every resource: reuse what was built from a
+    # config the store says is unchanged (keyed by the object, which is kept alive here with its config).
+    data = res["config"]
+    if not unchanged(data):
+        return ResourceConfig.from_json(data)
+    hit = _CONFIGS.get(id(data))
+    if hit is not None and hit[0] is data:
+        return hit[1]
+    built = ResourceConfig.from_json(data)
+    if len(_CONFIGS) > 8192:
+        _CONFIGS.clear()
+    _CONFIGS[id(data)] = (data, built)
+    return built
+
+
+_CONFIGS: dict[int, tuple[dict[str, Any], ResourceConfig]] = {}
 
 
 def metadata(state: State, key: str | None) -> dict[str, Any] | None:

@@ -266,6 +266,14 @@ class TrackedList(list[Any]):
         return (list, (plain(self),))
 
 
+def unchanged(container: Any) -> bool:
+    """Whether ``container`` is a tracked part of a store's state whose shard has not changed since it was
+    saved or read: as long as this holds, anything computed from it may be reused (the store puts new
+    objects in place when the shard changes, here or in another process)."""
+    tracker = getattr(container, "_t", None)
+    return type(container) is TrackedDict and tracker is not None and tracker.path not in tracker.dirty
+
+
 def plain(value: Any) -> Any:
     """A deep copy made of builtin dicts and lists (what ``json.loads`` gives)."""
     return json.loads(json.dumps(value))
