@@ -3,16 +3,22 @@
 Contract for every simulator module (storage, Xen, DRBD, oracle, faults):
 
 ``SimCluster(directory)``
-    The cluster lives in DIRECTORY: ``state.json`` (the whole state, replaced atomically on every
-    save), ``commands.log`` (append-only, one JSON object per line: node, argv, exit, mutating, time)
-    and ``lock`` (an ``fcntl.flock`` target). Every read-modify-write holds the exclusive lock, so a
-    daemon per node, a CLI and a test can share one cluster without lost updates. Only ``init`` creates
-    these files: any other use of a directory without ``state.json`` raises :class:`SimStateError`.
+    The cluster lives in DIRECTORY: ``state.db`` (the state, an SQLite database of one row per shard;
+    see :mod:`reconciler.sim.store`), ``commands.log`` (append-only, one JSON object per line: node,
+    argv, exit, mutating, time) and ``lock`` (an ``fcntl.flock`` target). Every read-modify-write holds
+    the exclusive lock, so a daemon per node, a CLI and a test can share one cluster without lost
+    updates. Only ``init`` creates these files: any other use of a directory without ``state.db`` raises
+    :class:`SimStateError` (a ``state.json`` of the earlier single-file format is converted on first use).
 
-    ``with cluster.transaction() as state:`` yields the state as plain JSON data (dicts, lists, str,
-    int, float, bool, None) and saves it when the block ends without an exception (an exception
-    discards every change). Transactions nest within one ``SimCluster`` object (the inner one shares
-    the outer state). ``cluster.read()`` returns a snapshot under a shared lock.
+    ``with cluster.transaction() as state:`` yields the state as JSON data (dicts, lists, str, int,
+    float, bool, None; the dicts and lists are tracking subclasses of the builtins, and copies of them
+    are plain) and saves what changed when the block ends without an exception (an exception discards
+    every change). Each ``SimCluster`` object keeps the parsed state between transactions and re-reads
+    only what other writers changed, so a command costs what it touches, not the size of the cluster.
+    Transactions nest within one ``SimCluster`` object (the inner one shares the outer state);
+    ``savepoint()``, ``rollback_to(point)`` and ``changed_since(point)`` undo or compare part of one.
+    ``cluster.read()`` returns a deep copy under a shared lock; ``cluster.snapshot()`` the object's own
+    state without a copy (valid until its next transaction; never mutate it).
 
     ``SimCluster.init(directory, nodes, vgs, drbd_version)`` creates a cluster; ``vgs`` maps a VG name
     to its size in bytes (one PV per VG, named after the VG: ``vg-sda`` lives on ``/dev/sda``); the
