@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-BASELINE_COMMIT = "89e5a01d2a3ed31b0b8bed0bfa1cd9b92b6d2d66"
+BASELINE_COMMIT = "89e5a01148a5041346b0fd145397c614804f6df8"
 WORKTREE = Path(tempfile.gettempdir()) / f"reconciler-sim-baseline-{BASELINE_COMMIT[:12]}"
 
 
