@@ -29,7 +29,8 @@ class SimHost:
         load_modules()
         self.cluster = SimCluster(cluster_dir)
         self._node = node
-        node_state(self.cluster.snapshot(), node)  # fail early on an unknown node or a missing cluster
+        with self.cluster.view() as state:
+            node_state(state, node)  # fail early on an unknown node or a missing cluster
 
     @property
     def node(self) -> str:
@@ -84,7 +85,10 @@ class SimHost:
             raise HostFileError(0, f"{self._node}: node is down (simulated crash)")
 
     def read_file(self, path: str) -> str | None:
-        state = self.cluster.snapshot()
+        with self.cluster.view() as state:
+            return self._read_file(state, path)
+
+    def _read_file(self, state: State, path: str) -> str | None:
         self._require_up(state)
         if _normal(path) in PROC_SYMLINKS:
             # As on a real node: the host seam opens files with O_NOFOLLOW, and these are symlinks.
@@ -96,7 +100,10 @@ class SimHost:
         return found
 
     def list_dir(self, path: str) -> tuple[str, ...]:
-        state = self.cluster.snapshot()
+        with self.cluster.view() as state:
+            return self._list_dir(state, path)
+
+    def _list_dir(self, state: State, path: str) -> tuple[str, ...]:
         self._require_up(state)
         directory = _normal(path).rstrip("/") or "/"
         prefix = "/" if directory == "/" else directory + "/"

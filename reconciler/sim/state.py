@@ -92,6 +92,7 @@ import json
 import os
 import secrets
 import sqlite3
+import threading
 import uuid as uuidlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -270,6 +271,9 @@ class SimCluster:
         self._depth = 0
         self._state: State | None = None
         self._store: ShardStore | None = None
+        # A daemon's watcher threads run commands through the same host (and so the same object) as its
+        # main loop: one thread at a time uses the parsed state; the same thread may nest.
+        self._mutex = threading.RLock()
 
     @property
     def state_path(self) -> str:
@@ -379,13 +383,19 @@ class SimCluster:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[State]:
         """The state under the exclusive lock, saved on a clean exit, discarded on an exception."""
-        if self._depth > 0 and self._state is not None:
-            self._depth += 1
-            try:
-                yield self._state
-            finally:
-                self._depth -= 1
-            return
+        with self._mutex:
+            if self._depth > 0 and self._state is not None:
+                self._depth += 1
+                try:
+                    yield self._state
+                finally:
+                    self._depth -= 1
+                return
+            with self._outermost() as state:
+                yield state
+
+    @contextlib.contextmanager
+    def _outermost(self) -> Iterator[State]:
         with self._locked(exclusive=True):
             current = self._current()
             state = current.root
@@ -421,19 +431,33 @@ class SimCluster:
 
     def read(self) -> State:
         """A snapshot of the state (changes to it are not saved)."""
-        if self._state is not None:
-            return json.loads(json.dumps(self._state))  # type: ignore[no-any-return]
-        with self._locked(exclusive=False):
-            return json.loads(json.dumps(self._current().root))  # type: ignore[no-any-return]
+        with self.view() as state:
+            return json.loads(json.dumps(state))  # type: ignore[no-any-return]
+
+    @contextlib.contextmanager
+    def view(self) -> Iterator[State]:
+        """The state for reading, without a copy, while the block runs (inside a transaction: its state).
+        A change made to it outside a transaction is discarded, never saved."""
+        with self._mutex:
+            if self._state is not None:
+                yield self._state
+                return
+            with self._locked(exclusive=False):
+                current = self._current()
+                try:
+                    yield current.root
+                finally:
+                    current.discard_stray()
 
     def snapshot(self) -> State:
         """Like :meth:`read`, but without a copy: the state this object holds, brought up to date with the
-        directory. Valid until this object's next transaction; never mutate it (a change to it is discarded,
-        never saved)."""
-        if self._state is not None:
-            return self.read()
-        with self._locked(exclusive=False):
-            return self._current().root
+        directory. Valid until this object's next transaction, in this thread only (use :meth:`view` where
+        other threads may use the object); never mutate it (a change to it is discarded, never saved)."""
+        with self._mutex:
+            if self._state is not None:
+                return self.read()
+            with self._locked(exclusive=False):
+                return self._current().root
 
     def append_log(self, entry: Mapping[str, Any]) -> None:
         """Append one line to the command log (call inside a transaction to keep the order)."""

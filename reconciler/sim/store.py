@@ -533,6 +533,11 @@ class ShardStore:
         self._dirty.clear()
         self._sort_maps()
 
+    def discard_stray(self) -> None:
+        """Undo what a reader changed by mistake (outside a transaction nothing may change)."""
+        if self._dirty:
+            self.rollback()
+
     def savepoint(self) -> Savepoint:
         texts = {p: self._text_now(p) for p in self._dirty}
         return Savepoint(frozenset(self._dirty), texts)

@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import pickle
 import sqlite3
+import threading
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -257,3 +258,31 @@ def test_only_touched_rows_are_written(tmp_path: Path) -> None:
     assert ["nodes", "erdbeere", "vgs", "vg-sda", "lvs", "root19"] in written
     assert not any(p[-1].startswith("root") and p[-1] != "root19" for p in written)
     assert len(written) <= 6, written
+
+
+@pytest.mark.timeout(120)
+def test_threads_sharing_one_host_lose_nothing(tmp_path: Path) -> None:
+    # A daemon's watcher threads run commands through the same SimHost as its main loop.
+    cluster(tmp_path, vgs=("vg-sda",))
+    host = SimHost(tmp_path, "erdbeere")
+    failures: list[str] = []
+
+    def work(prefix: str) -> None:
+        start.wait(timeout=30)
+        for index in range(15):
+            result = host.run(["lvcreate", "-y", "-L", "4M", "-n", f"{prefix}{index}", "vg-sda"])
+            if not result.ok:
+                failures.append(result.describe())
+            if host.read_file("/etc/lvm/lvm.conf") is None:
+                failures.append("lvm.conf vanished")
+
+    threads = [threading.Thread(target=work, args=(prefix,)) for prefix in ("a", "b", "c")]
+    start = threading.Barrier(len(threads))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=100)
+    assert not failures
+    lvs = _fresh(tmp_path)["nodes"]["erdbeere"]["vgs"]["vg-sda"]["lvs"]
+    assert len(lvs) == 45
+    assert sorted(lv["minor"] for lv in lvs.values()) == list(range(45))
