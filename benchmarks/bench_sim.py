@@ -128,6 +128,8 @@ def _ratio(new: dict[str, Any] | None, old: dict[str, Any] | None, key: str, cap
     if new is None:
         return "n/a"
     if old is None:
+        if new["seconds"] >= cap:
+            return f"n/a (both past {cap:.0f} s)"
         return f"> {cap / new['seconds']:.1f}x (baseline past its {cap:.0f} s cap)"
     return f"{old[key] / new[key]:.1f}x"
 
