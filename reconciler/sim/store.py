@@ -67,6 +67,7 @@ CREATE INDEX shards_by_gen ON shards (gen);
 """
 
 _MISSING: Any = object()
+_INHERITED: list[sqlite3.Connection] = []
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
@@ -423,6 +424,10 @@ class ShardStore:
         # is a new file: open again and forget what was read from the old one.
         if self._connection is not None and self._opened is not None and self._opened[0] == os.getpid():
             self._connection.close()
+        elif self._connection is not None:
+            # Inherited through fork: SQLite must not close (and so maybe checkpoint) the parent's handle
+            # here; keep it referenced so that it is never finalised in this process.
+            _INHERITED.append(self._connection)
         self._connection = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
         # No fsync: a simulation need not survive a power cut, only a killed process (which the rollback
         # journal covers); syncing would dominate the cost of a command.
@@ -573,6 +578,8 @@ class ShardStore:
     def close(self) -> None:
         if self._connection is not None and self._opened is not None and self._opened[0] == os.getpid():
             self._connection.close()
+        elif self._connection is not None:
+            _INHERITED.append(self._connection)
         self._connection = None
         self._opened = None
 
