@@ -445,7 +445,11 @@ def _info(ctx: CommandContext, parsed: Parsed) -> CommandResult:
             if field not in _INFO_HEADINGS:
                 raise DmError(f"Unrecognised field: {field}\nCommand failed.\n")
             fields.append(field)
-    counts = open_counts(ctx.state, ctx.node)
+    if parsed.positionals:  # a few named devices: count their holders alone
+        counts = {f"{DM_MAJOR}:{dev['minor']}": open_count(ctx.state, ctx.node, f"{DM_MAJOR}:{dev['minor']}")
+                  for _, dev in chosen}
+    else:
+        counts = open_counts(ctx.state, ctx.node)
     rows = [_fields(ctx, name, dev, counts) for name, dev in chosen]
     if not rows:
         return ctx.ok("No devices found\n")

@@ -747,4 +747,14 @@ def open_counts(state: State, node: str) -> dict[str, int]:
 def open_count(state: State, node: str, path: str) -> int:
     """How many holders have the device at ``path`` open (compared by device number)."""
     number = device_number(state, node, path)
-    return 0 if number is None else open_counts(state, node).get(number, 0)
+    if number is None:
+        return 0
+    # Like open_counts(...)[number], without resolving every holder: a number held is compared as it is,
+    # and a /dev/drbdN holder (major 147, whose resolution is the costly one) cannot be another major.
+    drbd = number.startswith(f"{DRBD_MAJOR}:")
+    count = 0
+    for held in holders(state, node):
+        if held == number or (held.startswith("/") and (drbd or not held.startswith("/dev/drbd"))
+                              and device_number(state, node, held) == number):
+            count += 1
+    return count
