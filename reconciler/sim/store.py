@@ -362,12 +362,13 @@ def _split_rows(value: Any, path: Path, trie: _Trie | None, rows: dict[Path, str
         rows[entry_path] = encode_text(_blank(entry, entry_trie, entry_path, rows))
 
 
-def _blank(value: Any, trie: _Trie | None, path: Path, rows: dict[Path, str]) -> Any:
-    """``value`` with its split maps written as ``{}`` (their entries go to ``rows``)."""
+def _blank(value: Any, trie: _Trie | None, path: Path, rows: dict[Path, str] | None) -> Any:
+    """``value`` with its split maps written as ``{}`` (their entries go to ``rows``, unless it is None)."""
     if trie is None or not isinstance(value, dict):
         return value
     if trie.split:
-        _split_rows(value, path, trie, rows)
+        if rows is not None:
+            _split_rows(value, path, trie, rows)
         return {}
     if not trie.inner:
         return value
@@ -550,6 +551,8 @@ class ShardStore:
     def changed_since(self, point: Savepoint) -> bool:
         """Whether the state differs from the savepoint (an empty container added counts as no change)."""
         for path in self._dirty:
+            if self._maps_replaced(path):
+                return True
             before = point.texts[path] if path in point.dirty else self._rows.get(path)
             after = self._text_now(path)
             if after == before:
@@ -560,6 +563,31 @@ class ShardStore:
                     continue
                 return True
             if not same(json.loads(before), json.loads(after)):
+                return True
+        return False
+
+    def _maps_replaced(self, path: Path) -> bool:
+        """Whether a split map in the shard at ``path`` was put in place of the stored one, or removed, with
+        entries on either side (the shard's own text shows such a map as ``{}`` either way)."""
+        trie = _trie_at(path)
+        if trie is None or not (trie.split or trie.inner):
+            return False
+        value = self._lookup(path)
+        visited: set[Path] = set()
+        if value is not _MISSING and self._replaced_below(value, trie, path, visited):
+            return True
+        return any(self._kids.get(m) and m not in visited and m[:len(path)] == path and
+                   (m == path or self._owned_by(m, path)) for m in self._kids if len(m) >= len(path))
+
+    def _replaced_below(self, value: Any, trie: _Trie, path: Path, visited: set[Path]) -> bool:
+        if not isinstance(value, dict):
+            return False
+        if trie.split:
+            visited.add(path)
+            return not self._canonical(value, path) and bool(value or self._kids.get(path))
+        for key, entry in value.items():
+            child = trie.child(key)
+            if child is not None and self._replaced_below(entry, child, (*path, key), visited):
                 return True
         return False
 
@@ -619,7 +647,8 @@ class ShardStore:
         value = self._lookup(path)
         if value is _MISSING:
             return None
-        return encode_text(_blank(value, _trie_at(path), path, {}))
+        # Only this shard's own text: the entries of split maps inside it are rows of their own.
+        return encode_text(_blank(value, _trie_at(path), path, None))
 
     def _tracked(self, path: Path) -> bool:
         """Whether every container of the shard at ``path`` is tracked as part of that shard."""

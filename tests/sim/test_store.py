@@ -286,3 +286,23 @@ def test_threads_sharing_one_host_lose_nothing(tmp_path: Path) -> None:
     lvs = _fresh(tmp_path)["nodes"]["erdbeere"]["vgs"]["vg-sda"]["lvs"]
     assert len(lvs) == 45
     assert sorted(lv["minor"] for lv in lvs.values()) == list(range(45))
+
+
+def test_a_savepoint_sees_a_map_replaced_or_removed_with_its_entries(tmp_path: Path) -> None:
+    cluster(tmp_path, vgs=("vg-sda",))
+    sim = SimCluster(tmp_path)
+    with sim.transaction() as state:
+        state["nodes"]["erdbeere"]["dm"]["x"] = {"minor": 1}
+        state["nodes"]["erdbeere"]["drbd"]["resources"] = {"r": {"n": 1}}
+    with sim.transaction() as state:
+        point = sim.savepoint()
+        state["nodes"]["erdbeere"]["dm"] = {}  # as a crash drops the dm tables
+        assert sim.changed_since(point)
+        sim.rollback_to(point)
+        assert not sim.changed_since(point)
+        del state["nodes"]["erdbeere"]["drbd"]["resources"]
+        assert sim.changed_since(point)
+        sim.rollback_to(point)
+        assert state["nodes"]["erdbeere"]["dm"] == {"x": {"minor": 1}}
+        assert state["nodes"]["erdbeere"]["drbd"]["resources"] == {"r": {"n": 1}}
+    assert _fresh(tmp_path)["nodes"]["erdbeere"]["dm"] == {"x": {"minor": 1}}
