@@ -176,7 +176,7 @@ def noop_pass(sim: Path, repo: Path) -> dict[str, Any]:
     return {"commands": len(log), "mutating": sum(bool(e.get("mutating")) for e in log),
             "actions": len(plan.actions), "converged": int(result.converged), "pass_s": t3 - t0,
             "observe_s": t1 - t0, "plan_s": t2 - t1, "apply_s": t3 - t2, "file_reads": host.file_reads,
-            "native_reads_s": host.file_reads * state_load, "state_mb": os.path.getsize(sim / "state.json") / 1e6,
+            "native_reads_s": host.file_reads * state_load, "state_mb": os.path.getsize(sim / "state.db") / 1e6,
             "argvs": [e["argv"] for e in log]}
 
 

@@ -1,12 +1,13 @@
 """Seed a simulated two-node cluster with many converged VMs without bringing each one up through apply.
 
-Bringing 1,000 VMs up through ``reconciler apply`` on the simulator takes hours: the simulator saves its whole
-state on every command, so the bring-up is quadratic in the number of VMs. Instead, a few template VMs are
-brought up for real (one per primary node), and every further VM is a replica of the template with the same
-primary: its LVs get fresh uuids and extents after the last used one on each PV, its dm stripe, DRBD runtime
-and metadata, Xen domain, oracle bookkeeping and owned files (rendered by ``reconciler.desired.render`` from
-the desired state) are those of the template with the VM's names, minor, port, MAC and ids. The seed is only
-trusted when ``reconciler plan`` finds nothing to do and the oracle reports nothing (see ``validate``).
+Bringing 1,000 VMs up through ``reconciler apply`` on the simulator takes long: each action's checks list
+every LV and DRBD resource, so the bring-up is quadratic in the number of VMs (bench_sim.py measures it).
+Instead, a few template VMs are brought up for real (one per primary node), and every further VM is a replica
+of the template with the same primary: its LVs get fresh uuids and extents after the last used one on each PV,
+its dm stripe, DRBD runtime and metadata, Xen domain, oracle bookkeeping and owned files (rendered by
+``reconciler.desired.render`` from the desired state) are those of the template with the VM's names, minor,
+port, MAC and ids. The seed is only trusted when ``reconciler plan`` finds nothing to do and the oracle
+reports nothing (see ``validate``).
 
 Desired state: the example repository's cluster.yaml and N generated dm-striped VMs (``write_desired``).
 """

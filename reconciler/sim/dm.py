@@ -28,6 +28,7 @@ from reconciler.sim.state import (
     mapper_name,
     open_count,
     open_counts,
+    split_mapper_name,
 )
 
 SECTOR = 512
@@ -69,26 +70,41 @@ def lv_devices(ns: NodeState) -> dict[str, dict[str, Any]]:
     """The device-mapper view of every active LV: name -> {uuid, minor, table, owner}."""
     devices: dict[str, dict[str, Any]] = {}
     for vg_name, vg in ns["vgs"].items():
-        extent_sectors = int(vg["extent_size"]) // SECTOR
-        pe_start_sectors = 2048
         for lv_name, lv in vg["lvs"].items():
-            table = []
-            for seg in lv["segments"]:
-                start = int(seg["start_le"]) * extent_sectors
-                length = int(seg["extents"]) * extent_sectors
-                legs = [{"device": _pv_number(pv_name), "offset": pe_start_sectors + int(pe) * extent_sectors}
-                        for pv_name, pe in seg["areas"]]
-                if seg["type"] == "striped":
-                    table.append({"start": start, "length": length, "target": "striped",
-                                  "chunk": int(seg["stripe_size"]) // SECTOR, "legs": legs})
-                else:
-                    table.append({"start": start, "length": length, "target": "linear", "legs": legs})
-            uuid = "LVM-" + vg["uuid"].replace("-", "") + lv["uuid"].replace("-", "")
-            devices[mapper_name(vg_name, lv_name)] = {
-                "uuid": uuid, "minor": int(lv["minor"]), "table": table, "inactive": None, "suspended": False,
-                "owner": "lvm", "path": f"/dev/{vg_name}/{lv_name}",
-            }
+            devices[mapper_name(vg_name, lv_name)] = _lv_device(vg_name, vg, lv_name, lv)
     return devices
+
+
+def _lv_device(vg_name: str, vg: dict[str, Any], lv_name: str, lv: dict[str, Any]) -> dict[str, Any]:
+    extent_sectors = int(vg["extent_size"]) // SECTOR
+    pe_start_sectors = 2048
+    table = []
+    for seg in lv["segments"]:
+        start = int(seg["start_le"]) * extent_sectors
+        length = int(seg["extents"]) * extent_sectors
+        legs = [{"device": _pv_number(pv_name), "offset": pe_start_sectors + int(pe) * extent_sectors}
+                for pv_name, pe in seg["areas"]]
+        if seg["type"] == "striped":
+            table.append({"start": start, "length": length, "target": "striped",
+                          "chunk": int(seg["stripe_size"]) // SECTOR, "legs": legs})
+        else:
+            table.append({"start": start, "length": length, "target": "linear", "legs": legs})
+    uuid = "LVM-" + vg["uuid"].replace("-", "") + lv["uuid"].replace("-", "")
+    return {"uuid": uuid, "minor": int(lv["minor"]), "table": table, "inactive": None, "suspended": False,
+            "owner": "lvm", "path": f"/dev/{vg_name}/{lv_name}"}
+
+
+def device_named(ns: NodeState, name: str) -> dict[str, Any] | None:
+    """``all_devices(ns).get(name)`` without building every LV's device (a dm device wins over an LV)."""
+    found: dict[str, Any] | None = ns["dm"].get(name)
+    if found is not None:
+        return found
+    split = split_mapper_name(name)
+    if split is None or mapper_name(*split) != name:
+        return None
+    vg = ns["vgs"].get(split[0])
+    lv = vg["lvs"].get(split[1]) if vg is not None else None
+    return None if vg is None or lv is None else _lv_device(split[0], vg, split[1], lv)
 
 
 def _pv_number(pv_name: str) -> str:
@@ -357,15 +373,16 @@ def _remove(ctx: CommandContext, parsed: Parsed) -> CommandResult:
 
 
 def _selected(ctx: CommandContext, parsed: Parsed) -> list[tuple[str, dict[str, Any]]]:
-    devices = all_devices(ctx.node_state)
     if parsed.positionals:
+        # Named devices are looked up one by one: building every LV's table for one name cost a scan of the node.
         chosen = []
         for name in parsed.positionals:
-            if name not in devices:
+            found = device_named(ctx.node_state, name)
+            if found is None:
                 raise DmError("Device does not exist.\nCommand failed.\n")
-            chosen.append((name, devices[name]))
+            chosen.append((name, found))
         return chosen
-    return sorted(devices.items())
+    return sorted(all_devices(ctx.node_state).items())
 
 
 def _table(ctx: CommandContext, parsed: Parsed) -> CommandResult:
@@ -428,7 +445,11 @@ def _info(ctx: CommandContext, parsed: Parsed) -> CommandResult:
             if field not in _INFO_HEADINGS:
                 raise DmError(f"Unrecognised field: {field}\nCommand failed.\n")
             fields.append(field)
-    counts = open_counts(ctx.state, ctx.node)
+    if parsed.positionals:  # a few named devices: count their holders alone
+        counts = {f"{DM_MAJOR}:{dev['minor']}": open_count(ctx.state, ctx.node, f"{DM_MAJOR}:{dev['minor']}")
+                  for _, dev in chosen}
+    else:
+        counts = open_counts(ctx.state, ctx.node)
     rows = [_fields(ctx, name, dev, counts) for name, dev in chosen]
     if not rows:
         return ctx.ok("No devices found\n")

@@ -66,19 +66,49 @@ def _resolve(state: State, node: str, path: str) -> str | None:
     A diskless node reads through a connected UpToDate peer. Before answering, what a Primary wrote is
     carried over to its replicating peers, so a filesystem made on one node is seen on the other.
     """
-    for res in m.resources(state, node).values():
-        for volume, dev in res["devices"].items():
-            if f"/dev/drbd{dev['minor']}" != path:
-                continue
-            m.replicate_signatures(state, res["name"])
-            if dev.get("key") and m.is_diskful(dev):
-                return str(dev["key"])
-            for _, peer_res in m.connected_peers(state, node, res):
-                peer_dev = peer_res["devices"].get(volume, {})
-                if peer_dev.get("disk") == "UpToDate" and peer_dev.get("key"):
-                    return str(peer_dev["key"])
-            return None
+    if not path.startswith("/dev/drbd") or not path[9:].isdigit() or path[9:] != str(int(path[9:])):
+        return None  # every other path reaches this resolver too: answer at once, not after a scan
+    found = _device_of_minor(state, node, int(path[9:]))
+    if found is None:
+        return None
+    res, volume, dev = found
+    m.replicate_signatures(state, res["name"])
+    if dev.get("key") and m.is_diskful(dev):
+        return str(dev["key"])
+    for _, peer_res in m.connected_peers(state, node, res):
+        peer_dev = peer_res["devices"].get(volume, {})
+        if peer_dev.get("disk") == "UpToDate" and peer_dev.get("key"):
+            return str(peer_dev["key"])
     return None
+
+
+# minor -> (resource, volume) per node's resource map, so that resolving /dev/drbdN (for every holder when
+# open counts are listed) is not a scan of every resource. A hit is checked against the state before it is
+# used, and a miss scans and rebuilds, so a stale index costs time, never a wrong answer.
+_MINORS: dict[tuple[int, str], dict[int, tuple[str, str]]] = {}
+
+
+def _device_of_minor(state: State, node: str, minor: int) -> tuple[dict[str, Any], str, dict[str, Any]] | None:
+    resources = m.resources(state, node)
+    key = (id(resources), node)
+    index = _MINORS.get(key)
+    if index is not None and minor in index:
+        name, volume = index[minor]
+        res = resources.get(name)
+        dev = res["devices"].get(volume) if res is not None else None
+        if dev is not None and int(dev["minor"]) == minor:
+            return res, volume, dev  # type: ignore[return-value]
+    index = {}
+    for name, res in resources.items():
+        for volume, dev in res["devices"].items():
+            index.setdefault(int(dev["minor"]), (name, volume))
+    if len(_MINORS) > 64:
+        _MINORS.clear()
+    _MINORS[key] = index
+    if minor not in index:
+        return None
+    name, volume = index[minor]
+    return resources[name], volume, resources[name]["devices"][volume]
 
 
 def _held(state: State, node: str) -> list[str]:

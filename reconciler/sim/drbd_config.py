@@ -8,6 +8,7 @@ real ``drbdadm`` passes options it does not need to interpret straight to the ke
 from __future__ import annotations
 
 import fnmatch
+import functools
 import posixpath
 import re
 from collections.abc import Iterable, Mapping
@@ -368,6 +369,22 @@ def parse_text(text: str, source: str = "drbd.res",
                common: Mapping[str, Mapping[str, str]] | None = None) -> tuple[list[ResourceConfig],
                                                                            dict[str, dict[str, str]]]:
     """The resources defined in ``text`` and the sections of a ``common`` block found there."""
+    # drbdadm reads every file under /etc/drbd.d for each command; with a thousand resources, parsing them
+    # all again each time made a DRBD command cost as much as the rest of the simulator. Parse each text once.
+    frozen = tuple(sorted((key, tuple(sorted(values.items()))) for key, values in (common or {}).items()))
+    resources, found = _parse_text_cached(text, source, frozen)
+    return list(resources), {key: dict(values) for key, values in found.items()}
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_text_cached(text: str, source: str, common: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+                       ) -> tuple[tuple[ResourceConfig, ...], dict[str, dict[str, str]]]:
+    resources, found = _parse_text(text, source, {key: dict(values) for key, values in common})
+    return tuple(resources), found
+
+
+def _parse_text(text: str, source: str, common: Mapping[str, Mapping[str, str]]
+                ) -> tuple[list[ResourceConfig], dict[str, dict[str, str]]]:
     stmts, _ = _parse_block(_tokens(text, source), 0, source, closing=False)
     found_common: dict[str, dict[str, str]] = {}
     for stmt in stmts:

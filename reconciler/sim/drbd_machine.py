@@ -15,6 +15,7 @@ diverged (split brain) or is unrelated.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,6 +23,7 @@ from reconciler.backends.drbd.splitbrain_markers import SplitBrainMarker, marker
 from reconciler.sim import state as simstate
 from reconciler.sim.drbd_config import ResourceConfig
 from reconciler.sim.state import State
+from reconciler.sim.store import unchanged
 
 UUID_JUST_CREATED = 4
 DEFAULT_RESYNC_RATE_KIB = 100 * 1024
@@ -110,7 +112,22 @@ def settings(state: State, node: str) -> dict[str, Any]:
 
 
 def config_of(res: dict[str, Any]) -> ResourceConfig:
-    return ResourceConfig.from_json(res["config"])
+    # Every status and event listing asks for the config of every resource: reuse what was built from a
+    # config the store says is unchanged (keyed by the object, which is kept alive here with its config).
+    data = res["config"]
+    if not unchanged(data):
+        return ResourceConfig.from_json(data)
+    hit = _CONFIGS.get(id(data))
+    if hit is not None and hit[0] is data:
+        return hit[1]
+    built = ResourceConfig.from_json(data)
+    if len(_CONFIGS) > 8192:
+        _CONFIGS.clear()
+    _CONFIGS[id(data)] = (data, built)
+    return built
+
+
+_CONFIGS: dict[int, tuple[dict[str, Any], ResourceConfig]] = {}
 
 
 def metadata(state: State, key: str | None) -> dict[str, Any] | None:
@@ -322,6 +339,37 @@ def device_open(state: State, node: str, minor: int) -> bool:
         if mount.get("device") == path:
             return True
     return any(_mentions(domain, path) for domain in ns.get("domains", {}).values())
+
+
+def open_minors(state: State, node: str) -> set[int]:
+    """The minors for which :func:`device_open` is true, found in one pass over the node's mounts and domains."""
+    ns = simstate.node_state(state, node)
+    found: set[int] = set()
+    for mount in ns.get("mounts", []):
+        device = mount.get("device")
+        if isinstance(device, str) and _DRBD_PATH.fullmatch(device):
+            found.add(int(device[len("/dev/drbd"):]))
+    for domain in ns.get("domains", {}).values():
+        for text in _strings(domain):
+            for match in _DRBD_PATH.finditer(text):
+                if _mentions(text, match.group(0)):
+                    found.add(int(match.group(1)))
+    return found
+
+
+_DRBD_PATH = re.compile(r"/dev/drbd(\d+)(?!\d)")
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        if "/dev/drbd" in value:
+            yield value
+    elif isinstance(value, dict):
+        for inner in value.values():
+            yield from _strings(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _strings(inner)
 
 
 def _mentions(value: Any, path: str) -> bool:
@@ -1286,8 +1334,11 @@ def write(state: State, node: str, name: str, first: int, last: int) -> bool:
 
 def _copy_signature(state: State, source: dict[str, Any], target: dict[str, Any]) -> None:
     if source.get("key") and target.get("key") and source["key"] != target["key"]:
-        signature = simstate.content(state, source["key"]).get("signature")
-        simstate.content(state, target["key"])["signature"] = None if signature is None else dict(signature)
+        signature = simstate.peek_content(state, source["key"]).get("signature")
+        copied = None if signature is None else dict(signature)
+        # Every resolution of /dev/drbdN comes here: write only what differs, so that a read stays a read.
+        if simstate.peek_content(state, target["key"]).get("signature") != copied:
+            simstate.content(state, target["key"])["signature"] = copied
 
 
 def replicate_signatures(state: State, name: str) -> None:

@@ -268,6 +268,7 @@ EventObject = tuple[str, tuple[tuple[str, str], ...], dict[str, str], dict[str, 
 def event_objects(state: State, node: str) -> list[EventObject]:
     """Every object events2 reports: (kind, identity, state fields, statistics fields)."""
     out: list[EventObject] = []
+    opened = m.open_minors(state, node)  # once, not a scan of every domain per device
     for res in _sorted_resources(state, node):
         name = res["name"]
         can = may_promote(state, node, res)
@@ -280,7 +281,7 @@ def event_objects(state: State, node: str) -> list[EventObject]:
             out.append(("device", (("name", name), ("volume", volume), ("minor", str(dev["minor"]))), {
                 "backing_dev": dev["backing"] if dev["disk"] != "Diskless" and dev.get("backing") else "none",
                 "disk": dev["disk"], "client": _yn(dev.get("backing") is None),
-                "open": _yn(m.device_open(state, node, int(dev["minor"]))),
+                "open": _yn(int(dev["minor"]) in opened),
                 "quorum": _yn(bool(res.get("quorum", True))),
             }, {"size": str(dev["size_kib"]), "read": str(dev.get("read_kib", 0)),
                 "written": str(dev.get("written_kib", 0)), "al-writes": "0", "bm-writes": "0",

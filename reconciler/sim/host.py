@@ -9,15 +9,13 @@ hang is charged to simulated time.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import posixpath
 from collections.abc import Sequence
-from typing import Any
 
 from reconciler.host.base import DEFAULT_TIMEOUT, CommandResult, HostFileError
 from reconciler.sim import commands, faults, xen
-from reconciler.sim.state import SimCluster, SimStateError, State, load_modules, node_state, serialise
+from reconciler.sim.state import SimCluster, SimStateError, State, load_modules, node_state
 
 EXIT_UNREACHABLE = 255
 # Files that are symlinks on Linux (read them through /proc/self/...).
@@ -31,7 +29,8 @@ class SimHost:
         load_modules()
         self.cluster = SimCluster(cluster_dir)
         self._node = node
-        node_state(self.cluster.read(), node)  # fail early on an unknown node or a missing cluster
+        with self.cluster.view() as state:
+            node_state(state, node)  # fail early on an unknown node or a missing cluster
 
     @property
     def node(self) -> str:
@@ -67,20 +66,16 @@ class SimHost:
 
     def _dispatch(self, state: State, args: tuple[str, ...], timeout: float,
                   stdin: str | None) -> tuple[CommandResult, bool]:
-        before = self.cluster.loaded_text if not state.get("faults") else None
-        if before is None:
-            before = serialise(state)
+        # The store tracks what a handler changes, so comparing and undoing costs what the command
+        # touched, not the size of the cluster.
+        point = self.cluster.savepoint()
         ctx = commands.CommandContext(state=state, node=self._node, argv=args, stdin=stdin, timeout=timeout)
         try:
             result = commands.dispatch(ctx)
         except commands.SimAbort as abort:
-            state.clear()
-            state.update(json.loads(before))
-            self.cluster.mark_serialised(before)
+            self.cluster.rollback_to(point)
             return abort.result, False
-        after = serialise(state)
-        self.cluster.mark_serialised(after)
-        return result, after != before and not _same(state, json.loads(before))
+        return result, self.cluster.changed_since(point)
 
     def _context(self, state: State) -> commands.CommandContext:
         return commands.CommandContext(state=state, node=self._node)
@@ -90,7 +85,10 @@ class SimHost:
             raise HostFileError(0, f"{self._node}: node is down (simulated crash)")
 
     def read_file(self, path: str) -> str | None:
-        state = self.cluster.snapshot()
+        with self.cluster.view() as state:
+            return self._read_file(state, path)
+
+    def _read_file(self, state: State, path: str) -> str | None:
         self._require_up(state)
         if _normal(path) in PROC_SYMLINKS:
             # As on a real node: the host seam opens files with O_NOFOLLOW, and these are symlinks.
@@ -102,7 +100,10 @@ class SimHost:
         return found
 
     def list_dir(self, path: str) -> tuple[str, ...]:
-        state = self.cluster.snapshot()
+        with self.cluster.view() as state:
+            return self._list_dir(state, path)
+
+    def _list_dir(self, state: State, path: str) -> tuple[str, ...]:
         self._require_up(state)
         directory = _normal(path).rstrip("/") or "/"
         prefix = "/" if directory == "/" else directory + "/"
@@ -136,30 +137,6 @@ class SimHost:
         with self.cluster.transaction() as state:
             self._require_up(state)
             node_state(state, self._node)["files"].pop(target, None)
-
-
-def _empty(value: Any) -> bool:
-    """An empty container, or one holding only empty containers."""
-    if isinstance(value, dict):
-        return all(_empty(v) for v in value.values())
-    if isinstance(value, list):
-        return not value
-    return False
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equal, except that a key holding only empty containers counts as absent (``setdefault`` changes nothing)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in a.keys() | b.keys():
-            if key in a and key in b:
-                if not _same(a[key], b[key]):
-                    return False
-            elif not _empty(a[key] if key in a else b[key]):
-                return False
-        return True
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
 
 
 def _normal(path: str) -> str:

@@ -458,8 +458,8 @@ def _render_json(kind: str, rows: list[dict[str, str]]) -> str:
     lines = ["  {", '      "report": [', "          {", f'              "{kind}": [']
     rendered = []
     for row in rows:
-        cells = ", ".join(f"{json.dumps(k)}:{json.dumps(v, ensure_ascii=False)}" for k, v in row.items())
-        rendered.append("                  {" + cells + "}")
+        # One encoder call per row (the field names are ASCII): the same text as encoding each cell.
+        rendered.append("                  " + json.dumps(row, ensure_ascii=False, separators=(", ", ":")))
     if rendered:
         lines.append(",\n".join(rendered))
     lines += ["              ]", "          }", "      ]", "  }"]

@@ -3,16 +3,22 @@
 Contract for every simulator module (storage, Xen, DRBD, oracle, faults):
 
 ``SimCluster(directory)``
-    The cluster lives in DIRECTORY: ``state.json`` (the whole state, replaced atomically on every
-    save), ``commands.log`` (append-only, one JSON object per line: node, argv, exit, mutating, time)
-    and ``lock`` (an ``fcntl.flock`` target). Every read-modify-write holds the exclusive lock, so a
-    daemon per node, a CLI and a test can share one cluster without lost updates. Only ``init`` creates
-    these files: any other use of a directory without ``state.json`` raises :class:`SimStateError`.
+    The cluster lives in DIRECTORY: ``state.db`` (the state, an SQLite database of one row per shard;
+    see :mod:`reconciler.sim.store`), ``commands.log`` (append-only, one JSON object per line: node,
+    argv, exit, mutating, time) and ``lock`` (an ``fcntl.flock`` target). Every read-modify-write holds
+    the exclusive lock, so a daemon per node, a CLI and a test can share one cluster without lost
+    updates. Only ``init`` creates these files: any other use of a directory without ``state.db`` raises
+    :class:`SimStateError` (a ``state.json`` of the earlier single-file format is converted on first use).
 
-    ``with cluster.transaction() as state:`` yields the state as plain JSON data (dicts, lists, str,
-    int, float, bool, None) and saves it when the block ends without an exception (an exception
-    discards every change). Transactions nest within one ``SimCluster`` object (the inner one shares
-    the outer state). ``cluster.read()`` returns a snapshot under a shared lock.
+    ``with cluster.transaction() as state:`` yields the state as JSON data (dicts, lists, str, int,
+    float, bool, None; the dicts and lists are tracking subclasses of the builtins, and copies of them
+    are plain) and saves what changed when the block ends without an exception (an exception discards
+    every change). Each ``SimCluster`` object keeps the parsed state between transactions and re-reads
+    only what other writers changed, so a command costs what it touches, not the size of the cluster.
+    Transactions nest within one ``SimCluster`` object (the inner one shares the outer state);
+    ``savepoint()``, ``rollback_to(point)`` and ``changed_since(point)`` undo or compare part of one.
+    ``cluster.read()`` returns a deep copy under a shared lock; ``cluster.snapshot()`` the object's own
+    state without a copy (valid until its next transaction; never mutate it).
 
     ``SimCluster.init(directory, nodes, vgs, drbd_version)`` creates a cluster; ``vgs`` maps a VG name
     to its size in bytes (one PV per VG, named after the VG: ``vg-sda`` lives on ``/dev/sda``); the
@@ -85,10 +91,14 @@ import importlib
 import json
 import os
 import secrets
-import tempfile
+import sqlite3
+import threading
 import uuid as uuidlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+
+from reconciler.sim import store
+from reconciler.sim.store import Savepoint, ShardStore
 
 State = dict[str, Any]
 NodeState = dict[str, Any]
@@ -97,7 +107,8 @@ RebootHook = Callable[[State, str], None]
 DiskFailureHook = Callable[[State, str, str], None]
 DeviceResolver = Callable[[State, str, str], "str | None"]
 
-STATE_FILE = "state.json"
+STATE_FILE = "state.db"
+LEGACY_STATE_FILE = "state.json"  # the single-file store of earlier versions, converted on first use
 LOG_FILE = "commands.log"
 LOCK_FILE = "lock"
 FORMAT_VERSION = 1
@@ -248,7 +259,7 @@ def new_state(nodes: Mapping[str, NodeState]) -> State:
 
 
 def serialise(state: State) -> str:
-    """The canonical text of a state (what ``state.json`` holds)."""
+    """The canonical text of a state (sorted keys, no spaces), as ``reconciler sim show --json``-style dumps use."""
     return json.dumps(state, separators=(",", ":"), sort_keys=True)
 
 
@@ -259,9 +270,10 @@ class SimCluster:
         self.directory = os.fspath(directory)
         self._depth = 0
         self._state: State | None = None
-        self._loaded_text: str | None = None
-        self._snapshot: tuple[str, State] | None = None
-        self._serialised: str | None = None
+        self._store: ShardStore | None = None
+        # A daemon's watcher threads run commands through the same host (and so the same object) as its
+        # main loop: one thread at a time uses the parsed state; the same thread may nest.
+        self._mutex = threading.RLock()
 
     @property
     def state_path(self) -> str:
@@ -301,7 +313,9 @@ class SimCluster:
             node_states[node] = node_state
         cluster = cls(path)
         with cluster._locked(exclusive=True, creating=True):
-            cluster._save(new_state(node_states))
+            store.create(cluster.state_path, new_state(node_states))
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(path, LEGACY_STATE_FILE))
             with open(cluster.log_path, "w", encoding="utf-8"):
                 pass
         from reconciler.sim.endpoints import record_peer_ports  # noqa: PLC0415
@@ -310,11 +324,11 @@ class SimCluster:
         return cluster
 
     def exists(self) -> bool:
-        return os.path.isfile(self.state_path)
+        return os.path.isfile(self.state_path) or os.path.isfile(os.path.join(self.directory, LEGACY_STATE_FILE))
 
     @contextlib.contextmanager
     def _locked(self, *, exclusive: bool, creating: bool = False) -> Iterator[None]:
-        # Only `init` may create the lock file: anything else given a directory without state.json (a
+        # Only `init` may create the lock file: anything else given a directory without the state (a
         # desired-state checkout, a typo) must leave it untouched instead of littering it with a lock.
         if not os.path.isdir(self.directory) or not (creating or self.exists()):
             if os.path.isdir(self.directory) and os.listdir(self.directory):
@@ -329,96 +343,121 @@ class SimCluster:
         finally:
             os.close(fd)
 
-    def _load(self) -> State:
+    def _current(self) -> ShardStore:
+        """The store, brought up to date with the directory (call under the lock)."""
+        if not os.path.isfile(self.state_path):
+            self._migrate()
+        if self._store is None:
+            self._store = ShardStore(self.state_path)
         try:
-            with open(self.state_path, encoding="utf-8") as handle:
-                self._loaded_text = handle.read()
-            state = self._parse(self._loaded_text)
-        except FileNotFoundError as exc:
-            raise SimStateError(
-                f"no simulated cluster at {self.directory} (create one with `reconciler sim init`)") from exc
-        return state
+            self._store.refresh()
+        except store.StoreError as exc:
+            raise SimStateError(f"{self.state_path} is not a simulator state: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise SimStateError(f"{self.state_path} is not a simulator state: {exc}") from exc
+        if self._store.root.get("format") != FORMAT_VERSION:
+            raise SimStateError(f"{self.state_path} is not a simulator state of format {FORMAT_VERSION}")
+        return self._store
 
-    def _parse(self, text: str) -> State:
+    def _migrate(self) -> None:
+        """A cluster made before the state moved to SQLite: convert its state.json (once, atomically)."""
+        legacy = os.path.join(self.directory, LEGACY_STATE_FILE)
+        try:
+            with open(legacy, encoding="utf-8") as handle:
+                text = handle.read()
+        except FileNotFoundError as exc:
+            if os.path.isfile(self.state_path):
+                return  # converted by another process meanwhile (readers share the lock)
+            raise SimStateError(f"no simulated cluster at {self.directory} (create one with `reconciler sim init`)"
+                                ) from exc
         try:
             state = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise SimStateError(f"{self.state_path} is not valid JSON: {exc}") from exc
+            raise SimStateError(f"{legacy} is not valid JSON: {exc}") from exc
         if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
-            raise SimStateError(f"{self.state_path} is not a simulator state of format {FORMAT_VERSION}")
-        return state
-
-    @property
-    def loaded_text(self) -> str | None:
-        """The state file's text as the current transaction read it."""
-        return self._loaded_text
-
-    def mark_serialised(self, text: str) -> None:
-        """Tell the transaction that the state now serialises to ``text`` (saves encoding it again)."""
-        self._serialised = text
-
-    def _save(self, state: State) -> None:
-        text = self._serialised if self._serialised is not None else serialise(state)
-        self._serialised = None
-        if text == self._loaded_text:
-            return
-        fd, tmp = tempfile.mkstemp(prefix=".state-", dir=self.directory)
-        try:
-            # Readers must never see half a file, hence the rename; durability across a power cut is
-            # not needed for a simulation, hence no fsync (it would dominate the cost of a command).
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp, self.state_path)
-            self._loaded_text = text
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+            raise SimStateError(f"{legacy} is not a simulator state of format {FORMAT_VERSION}")
+        store.create(self.state_path, state)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(legacy)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[State]:
         """The state under the exclusive lock, saved on a clean exit, discarded on an exception."""
-        if self._depth > 0 and self._state is not None:
-            self._depth += 1
-            try:
-                yield self._state
-            finally:
-                self._depth -= 1
-            return
+        with self._mutex:
+            if self._depth > 0 and self._state is not None:
+                self._depth += 1
+                try:
+                    yield self._state
+                finally:
+                    self._depth -= 1
+                return
+            with self._outermost() as state:
+                yield state
+
+    @contextlib.contextmanager
+    def _outermost(self) -> Iterator[State]:
         with self._locked(exclusive=True):
-            state = self._load()
+            current = self._current()
+            state = current.root
             self._state = state
-            self._serialised = None
             self._depth = 1
             try:
                 yield state
-                self._save(state)
+                current.commit()
+            except BaseException:
+                current.rollback()
+                raise
             finally:
                 self._depth = 0
                 self._state = None
 
+    def savepoint(self) -> Savepoint:
+        """Inside a transaction: a point that :meth:`rollback_to` and :meth:`changed_since` refer to."""
+        if self._store is None or self._state is None:
+            raise RuntimeError("a savepoint needs a transaction")
+        return self._store.savepoint()
+
+    def rollback_to(self, point: Savepoint) -> None:
+        """Discard every change since ``point`` (the state's containers are new objects afterwards)."""
+        if self._store is None or self._state is None:
+            raise RuntimeError("a rollback needs a transaction")
+        self._store.rollback_to(point)
+
+    def changed_since(self, point: Savepoint) -> bool:
+        """Whether anything changed since ``point``; a key that only gained empty containers is no change."""
+        if self._store is None or self._state is None:
+            raise RuntimeError("a comparison needs a transaction")
+        return self._store.changed_since(point)
+
     def read(self) -> State:
         """A snapshot of the state (changes to it are not saved)."""
-        if self._state is not None:
-            return json.loads(json.dumps(self._state))  # type: ignore[no-any-return]
-        with self._locked(exclusive=False):
-            return self._load()
+        with self.view() as state:
+            return json.loads(json.dumps(state))  # type: ignore[no-any-return]
+
+    @contextlib.contextmanager
+    def view(self) -> Iterator[State]:
+        """The state for reading, without a copy, while the block runs (inside a transaction: its state).
+        A change made to it outside a transaction is discarded, never saved."""
+        with self._mutex:
+            if self._state is not None:
+                yield self._state
+                return
+            with self._locked(exclusive=False):
+                current = self._current()
+                try:
+                    yield current.root
+                finally:
+                    current.discard_stray()
 
     def snapshot(self) -> State:
-        """Like :meth:`read`, but shared between calls while the state file's text is unchanged, so
-        read-only callers (file reads of a simulated node) do not parse the whole state every time.
-        Never mutate it."""
-        if self._state is not None:
-            return self.read()
-        with self._locked(exclusive=False):
-            try:
-                with open(self.state_path, encoding="utf-8") as handle:
-                    text = handle.read()
-            except FileNotFoundError:
-                return self._load()  # raises the usual error
-        if self._snapshot is None or text != self._snapshot[0]:
-            self._snapshot = (text, self._parse(text))
-        return self._snapshot[1]
+        """Like :meth:`read`, but without a copy: the state this object holds, brought up to date with the
+        directory. Valid until this object's next transaction, in this thread only (use :meth:`view` where
+        other threads may use the object); never mutate it (a change to it is discarded, never saved)."""
+        with self._mutex:
+            if self._state is not None:
+                return self.read()
+            with self._locked(exclusive=False):
+                return self._current().root
 
     def append_log(self, entry: Mapping[str, Any]) -> None:
         """Append one line to the command log (call inside a transaction to keep the order)."""
@@ -708,4 +747,14 @@ def open_counts(state: State, node: str) -> dict[str, int]:
 def open_count(state: State, node: str, path: str) -> int:
     """How many holders have the device at ``path`` open (compared by device number)."""
     number = device_number(state, node, path)
-    return 0 if number is None else open_counts(state, node).get(number, 0)
+    if number is None:
+        return 0
+    # Like open_counts(...)[number], without resolving every holder: a number held is compared as it is,
+    # and a /dev/drbdN holder (major 147, whose resolution is the costly one) cannot be another major.
+    drbd = number.startswith(f"{DRBD_MAJOR}:")
+    count = 0
+    for held in holders(state, node):
+        if held == number or (held.startswith("/") and (drbd or not held.startswith("/dev/drbd"))
+                              and device_number(state, node, held) == number):
+            count += 1
+    return count

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from tests.sim.storage_helpers import GIB, cluster, ok
 
 def test_init_creates_state_and_log_with_the_documented_layout(tmp_path: Path) -> None:
     SimCluster.init(tmp_path, ["erdbeere", "himbeere"], {"vg-sda": 400 * GIB}, drbd_version="8.4")
-    state = json.loads((tmp_path / "state.json").read_text())
+    state = SimCluster(tmp_path).read()
     assert (tmp_path / "commands.log").read_text() == ""
     assert state["time"] == 0.0
     assert state["network"] == {"cut": []}
@@ -79,13 +78,13 @@ def test_a_missing_cluster_is_a_clear_error(tmp_path: Path) -> None:
         SimHost(cluster(tmp_path), "nobody")
 
 
-def test_a_directory_without_state_json_is_refused_and_left_untouched(tmp_path: Path) -> None:
+def test_a_directory_without_a_state_is_refused_and_left_untouched(tmp_path: Path) -> None:
     desired = tmp_path / "desired-state"
     desired.mkdir()
     (desired / "cluster.yaml").write_text("nodes: {}\n")
     for use in (lambda: SimCluster(desired).read(), lambda: SimCluster(desired).advance(1.0),
                 lambda: SimHost(desired, "erdbeere")):
-        with pytest.raises(SimStateError, match=r"has no state\.json"):
+        with pytest.raises(SimStateError, match=r"has no state\.db"):
             use()
     assert sorted(p.name for p in desired.iterdir()) == ["cluster.yaml"]
 
@@ -226,10 +225,10 @@ def test_open_count_sees_dm_legs_mounts_and_domains(tmp_path: Path) -> None:
 def test_snapshot_is_reused_until_the_state_changes(tmp_path: Path) -> None:
     cluster = SimCluster.init(tmp_path / "c", ["erdbeere", "himbeere"], {"vg-sda": 400 * GIB})
     first = cluster.snapshot()
-    assert cluster.snapshot() is first  # unchanged file: no second parse
+    assert cluster.snapshot() is first  # unchanged state: no second parse
     host = SimHost(str(tmp_path / "c"), "erdbeere")
     host.write_file("/etc/xen/vm100.cfg", "name = 'vm100'\n")
-    # Another process's (here: another object's) write is seen at once.
-    assert cluster.snapshot() is not first
+    # Another process's (here: another object's) write is seen at once, read as a change of that one row.
+    assert cluster.snapshot()["nodes"]["erdbeere"]["files"]["/etc/xen/vm100.cfg"]["content"] == "name = 'vm100'\n"
     assert SimHost(str(tmp_path / "c"), "erdbeere").read_file("/etc/xen/vm100.cfg") == "name = 'vm100'\n"
     assert host.read_file("/etc/xen/vm100.cfg") == "name = 'vm100'\n"
