@@ -21,9 +21,11 @@ import posixpath
 from collections.abc import Sequence
 
 from reconciler.backends.dm.facts import observe_dm
-from reconciler.backends.drbd.facts import DRBD_TOP_CONFIG, observe_drbd, with_split_brain_markers
+from reconciler.backends.drbd import paths as drbd_paths
+from reconciler.backends.drbd.facts import observe_drbd, with_split_brain_markers
 from reconciler.backends.lvm import parse as lvm
 from reconciler.backends.providers import FACT_PROVIDERS
+from reconciler.backends.xen import paths as xen_paths
 from reconciler.core.facts import (
     CommandRunner,
     FactProvider,
@@ -43,8 +45,8 @@ from reconciler.observe import blkid
 from reconciler.observe.timeout import OBSERVE_TIMEOUT
 from reconciler.observe.versions import probe_versions
 
-DEFAULT_OWNED_DIRS = ("/etc/drbd.d", "/etc/xen")
-OWNED_SUFFIXES = (".res", ".cfg")
+DEFAULT_OWNED_DIRS = (drbd_paths.CONFIG_DIR, xen_paths.CONFIG_DIR)
+OWNED_SUFFIXES = (drbd_paths.CONFIG_SUFFIX, xen_paths.CONFIG_SUFFIX)
 PROBE_TIMEOUT = 30.0
 MAX_COMMANDS_PER_PASS = 8
 
@@ -75,18 +77,18 @@ def _read_owned(host: Host, directories: Sequence[str]) -> tuple[ToolStatus, tup
                 files.append(OwnedFile(path=path, content=host.read_file(path)))
             except HostFileError as exc:
                 problems.append(file_problem(exc, "read", path))
-    if "/etc/drbd.d" in directories:
+    if drbd_paths.CONFIG_DIR in directories:
         # Not the reconciler's, but what drbdadm reads first: a resource an old hand-written drbd.conf defines
         # is taken over with it, and must not be defined a second time by a rendered file.
         try:
-            top = host.read_file(DRBD_TOP_CONFIG)
+            top = host.read_file(drbd_paths.TOP_CONFIG)
         except HostFileError as exc:
-            problems.append(file_problem(exc, "read", DRBD_TOP_CONFIG))
+            problems.append(file_problem(exc, "read", drbd_paths.TOP_CONFIG))
         except ReplayError:
             top = None  # a capture made before this file was read: replayed as absent, as it was then
         else:
             if top is not None:
-                files.append(OwnedFile(path=DRBD_TOP_CONFIG, content=top))
+                files.append(OwnedFile(path=drbd_paths.TOP_CONFIG, content=top))
     if problems:
         return ToolStatus(name="files", state="failed", detail="; ".join(problems)), tuple(files)
     return ToolStatus(name="files", state="available", detail=f"{len(files)} owned files read"), tuple(files)

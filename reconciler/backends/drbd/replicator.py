@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from reconciler.backends.drbd import config_meaning
+from reconciler.backends.drbd import config_meaning, paths
 from reconciler.core.seams import Argv
 from reconciler.model.observed import DrbdResourceState, OwnedFile
 from reconciler.names import check_name
-
-DRBD_CONFIG_DIR = "/etc/drbd.d"
 
 
 def drbdadm(verb: str, resource: str, *options: str) -> Argv:
@@ -22,7 +20,7 @@ class DrbdReplicator:
     tool = "drbd"
 
     def config_path(self, resource: str) -> str:
-        return f"{DRBD_CONFIG_DIR}/{check_name(resource, 'DRBD resource')}.res"
+        return paths.config_path(resource)
 
     def create_metadata_argv(self, resource: str) -> Argv:
         # --force answers drbdadm's question only; the gate's signature probe has decided before.

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from reconciler.backends.xen import config_meaning
+from reconciler.backends.xen import config_meaning, paths
 from reconciler.core.seams import Argv
 from reconciler.names import check_name
-
-XEN_CONFIG_DIR = "/etc/xen"
 
 
 class XenHypervisor:
@@ -14,7 +12,7 @@ class XenHypervisor:
     tool = "xl"
 
     def config_path(self, domain: str) -> str:
-        return f"{XEN_CONFIG_DIR}/{check_name(domain, 'domain')}.cfg"
+        return paths.config_path(domain)
 
     def start_argv(self, domain: str) -> Argv:
         return ("xl", "create", self.config_path(domain))
