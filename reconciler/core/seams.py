@@ -15,6 +15,26 @@ from reconciler.model.observed import DrbdResourceState, OwnedFile
 Argv = tuple[str, ...]
 
 
+class ConfigOwner(Protocol):
+    """The backend whose configuration file a write action puts in place: it alone knows what the file means.
+
+    The hypervisor and the replicator are both one (their argument names differ, hence positional-only here).
+    """
+
+    def hand_written(self, text: str, name: str, /) -> bool:
+        """The config text was written by hand for ``name`` (no header of ours, and it defines ``name``)."""
+        ...
+
+    def config_differences(self, current: str, desired: str, source: str, /) -> list[str]:
+        """What putting ``desired`` in place of ``current`` would change (empty: nothing)."""
+        ...
+
+    def defined_elsewhere(self, files: Iterable[OwnedFile], key: str, path: str, /) -> str:
+        """Why ``path`` must not be written for ``key``: another file the tool reads defines it already (empty:
+        nothing else does)."""
+        ...
+
+
 class Hypervisor(Protocol):
     """Runs the VMs' domains: start, stop, live changes, and a cheap listing to notice changes by."""
 
@@ -67,6 +87,10 @@ class Hypervisor(Protocol):
 
     def config_differences(self, current: str, desired: str, source: str) -> list[str]:
         """What starting the domain from ``desired`` instead of ``current`` would change (empty: nothing)."""
+        ...
+
+    def defined_elsewhere(self, files: Iterable[OwnedFile], key: str, path: str) -> str:
+        """Why ``path`` must not be written for domain ``key``: another file defines it already (empty: none)."""
         ...
 
 

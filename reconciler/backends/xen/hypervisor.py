@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from reconciler.backends.xen import config_meaning, paths
 from reconciler.core.seams import Argv
+from reconciler.model.observed import OwnedFile
 from reconciler.names import check_name
 
 
@@ -28,6 +31,10 @@ class XenHypervisor:
 
     def set_vcpus_argv(self, domain: str, vcpus: int) -> Argv:
         return ("xl", "vcpu-set", check_name(domain, "domain"), str(vcpus))
+
+    def defined_elsewhere(self, files: Iterable[OwnedFile], key: str, path: str) -> str:
+        # `xl create` reads the one file it is given: no other file can define the domain for it.
+        return ""
 
     def watch_argv(self) -> Argv:
         # Xen has no event stream the daemon can follow without a library: `xl list` is polled.
