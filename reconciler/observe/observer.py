@@ -20,9 +20,11 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Sequence
 
+from reconciler.backends.dm import facts as dm_facts
 from reconciler.backends.dm.facts import observe_dm
 from reconciler.backends.drbd import paths as drbd_paths
 from reconciler.backends.drbd.facts import observe_drbd, with_split_brain_markers
+from reconciler.backends.lvm import facts as lvm_facts
 from reconciler.backends.lvm import parse as lvm
 from reconciler.backends.providers import FACT_PROVIDERS
 from reconciler.backends.xen import paths as xen_paths
@@ -153,11 +155,11 @@ class Observer:
                                                                  files))
 
     def observe_dm(self) -> tuple[ToolStatus, tuple[DmDevice, ...]]:
-        return observe_dm(CommandRunner(self.host, self.timeout), self.versions.dmsetup)
+        return observe_dm(CommandRunner(self.host, self.timeout), self.versions.version(dm_facts.VERSION_PROBE.name))
 
     def observe_lvs(self) -> tuple[ToolStatus, tuple[LogicalVolume, ...]]:
         """The LVs alone (one ``lvs``), read afresh."""
-        version = self.versions.lvm
+        version = self.versions.version(lvm_facts.VERSION_PROBE.name)
         lvs = CommandRunner(self.host, self.timeout)(lvm.LVS_ARGV)
         if lvs.not_found:
             return missing("lvm", lvs, version), ()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import posixpath
 
-from reconciler.backends.drbd import drbd9, paths, procdrbd
+from reconciler.backends.drbd import drbd9, paths, procdrbd, utils_version
 from reconciler.backends.drbd import splitbrain_markers as splitbrain
 from reconciler.backends.drbd.conf import drbd_layout
 from reconciler.core.facts import CommandRunner, NodeFacts, PassContext, failure, file_problem, missing
@@ -137,5 +137,5 @@ class DrbdFacts:
 
     def read(self, context: PassContext, facts: NodeFacts) -> None:
         status, state = with_split_brain_markers(context.host, *observe_drbd(context.run, context.host, context.files))
-        facts.tools += [status, context.versions.drbd_utils]
+        facts.tools += [status, context.versions.status(utils_version.VERSION_PROBE.name) or utils_version.NOT_PROBED]
         facts.drbd = state

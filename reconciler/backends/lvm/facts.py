@@ -7,9 +7,25 @@ a missing or failing lvm2 is a tool status, and then no volume is reported (unkn
 from __future__ import annotations
 
 from reconciler.backends.lvm import parse as lvm
-from reconciler.core.facts import NodeFacts, PassContext, failure, missing
+from reconciler.core.facts import NodeFacts, PassContext, VersionProbe, failure, missing
 from reconciler.core.parse_error import ParseError
+from reconciler.host.base import CommandResult
 from reconciler.model.observed import ToolStatus
+
+
+def _read_version(result: CommandResult) -> ToolStatus:
+    version = None
+    if not (result.not_found or result.timed_out):
+        try:
+            version = lvm.parse_lvm_version(result.stdout)
+        except ParseError:
+            version = None
+    if version is None:
+        return ToolStatus(name="lvm", state="failed", detail=result.describe())
+    return ToolStatus(name="lvm", state="available", version=version)
+
+
+VERSION_PROBE = VersionProbe(name="lvm", binary="lvm", argv=lvm.VERSION_ARGV, read=_read_version)
 
 
 class LvmFacts:
@@ -18,7 +34,7 @@ class LvmFacts:
     name = "lvm"
 
     def read(self, context: PassContext, facts: NodeFacts) -> None:
-        version = context.versions.lvm
+        version = context.versions.version(VERSION_PROBE.name)
         run = context.run
         vgs = run(lvm.VGS_ARGV)
         if vgs.not_found:
