@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Literal
 
 from reconciler.model.base import Frozen
-from reconciler.names import check_device_path, check_name
+from reconciler.names import check_device_path
 
 ActionKind = Literal[
     "adopt-lv",
@@ -129,21 +129,7 @@ def cmd(*argv: str, stdin: str | None = None, timeout: float | None = None, muta
     return Command(argv=tuple(argv), stdin=stdin, timeout_s=limit, mutating=mutating)
 
 
-# --- file systems ----------------------------------------------------------------------------------
-
-
-def mkfs_xfs(device: str, label: str | None = None) -> Command:
-    argv = ["mkfs.xfs"]  # never -f: an existing filesystem must make it fail
-    if label:
-        argv += ["-L", check_name(label, "filesystem label")]
-    return cmd(*argv, check_device_path(device))
-
-
-def mkswap(device: str, label: str | None = None) -> Command:
-    argv = ["mkswap"]
-    if label:
-        argv += ["-L", check_name(label, "swap label")]
-    return cmd(*argv, check_device_path(device))
+# --- wiping a device (the executor's, after the gate) ------------------------------------------------
 
 
 def wipefs_all(device: str) -> Command:
