@@ -28,9 +28,9 @@ NOW_STATISTICS = "\n".join(
 
 
 def test_argv() -> None:
-    assert events2.EVENTS2_NOW_ARGV == ("drbdsetup", "events2", "--now", "--statistics")
-    assert events2.EVENTS2_STREAM_ARGV == ("drbdsetup", "events2", "--statistics")
-    assert events2.EVENTS2_NOW_84_ARGV == ("drbdsetup", "events2", "all", "--now", "--statistics")
+    assert events2.EVENTS2_NOW_ARGV == ("drbdsetup", "events2", "--now")
+    assert events2.EVENTS2_STREAM_ARGV == ("drbdsetup", "events2")
+    assert (*events2.EVENTS2_NOW_ARGV, events2.STATISTICS) == ("drbdsetup", "events2", "--now", "--statistics")
 
 
 def test_parse_line_with_timestamp() -> None:

@@ -34,10 +34,13 @@ from reconciler.model.observed import (
     DrbdState,
 )
 
-EVENTS2_NOW_ARGV: tuple[str, ...] = ("drbdsetup", "events2", "--now", "--statistics")
-EVENTS2_STREAM_ARGV: tuple[str, ...] = ("drbdsetup", "events2", "--statistics")
-# drbdsetup-84 (drbd-utils 9, for DRBD 8.4 modules) requires the resource argument.
-EVENTS2_NOW_84_ARGV: tuple[str, ...] = ("drbdsetup", "events2", "all", "--now", "--statistics")
+# Every state change as it happens (the daemon's watcher follows it between passes), and the current state
+# alone. Without --statistics: the watcher compares states, and the counters would change every line.
+EVENTS2_STREAM_ARGV: tuple[str, ...] = ("drbdsetup", "events2")
+EVENTS2_NOW_ARGV: tuple[str, ...] = (*EVENTS2_STREAM_ARGV, "--now")
+# Appended for the counters too: sizes, out-of-sync, resync and verify progress. drbdsetup-84 (drbd-utils 9, for
+# DRBD 8.4 modules) also wants the resource argument (`all`) before the options.
+STATISTICS = "--statistics"
 TOOL = "drbdsetup events2"
 
 Action = Literal["exists", "create", "change", "destroy", "call", "response"]

@@ -15,13 +15,12 @@ import subprocess
 import threading
 from collections.abc import Callable
 
+from reconciler.backends.drbd.events2 import EVENTS2_NOW_ARGV, EVENTS2_STREAM_ARGV
 from reconciler.core.parse_error import ParseError
 from reconciler.daemon.records.logs import event
 from reconciler.host.base import Host
 from reconciler.model.observed import DrbdState
 
-EVENTS_NOW = ("drbdsetup", "events2", "--now")
-EVENTS_STREAM = ("drbdsetup", "events2")
 STREAM_RETRY_S = 30.0
 # Fields that change continuously without meaning a state change.
 _COUNTERS = re.compile(r"\s(?:received|sent|read|written|al-writes|bm-writes|upper-pending|lower-pending|"
@@ -56,7 +55,7 @@ class DrbdWatcher:
     # -- polling ---------------------------------------------------------------------------------
     def check_once(self) -> bool:
         """Ask once; True when the state changed since the last time."""
-        result = self.host.run(EVENTS_NOW, timeout=self._timeout)
+        result = self.host.run(EVENTS2_NOW_ARGV, timeout=self._timeout)
         if result.not_found:
             self.disabled_reason = "drbdsetup is not installed"
             return False
@@ -90,7 +89,7 @@ class DrbdWatcher:
 
         assert self._follow is not None  # noqa: S101  (only called in stream mode)
         try:
-            proc = self._follow(EVENTS_STREAM)
+            proc = self._follow(EVENTS2_STREAM_ARGV)
         except OSError as exc:
             event("drbd.stream_unavailable", level=logging.WARNING, error=str(exc))
             return 0
