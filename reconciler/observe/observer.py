@@ -25,7 +25,6 @@ from reconciler.backends.dm.facts import observe_dm
 from reconciler.backends.drbd import paths as drbd_paths
 from reconciler.backends.drbd.facts import observe_drbd, with_split_brain_markers
 from reconciler.backends.lvm import facts as lvm_facts
-from reconciler.backends.lvm import parse as lvm
 from reconciler.backends.providers import FACT_PROVIDERS
 from reconciler.backends.xen import paths as xen_paths
 from reconciler.core.facts import (
@@ -36,7 +35,6 @@ from reconciler.core.facts import (
     ToolVersions,
     failure,
     file_problem,
-    missing,
 )
 from reconciler.core.parse_error import ParseError
 from reconciler.host.base import Host, HostFileError
@@ -159,17 +157,8 @@ class Observer:
 
     def observe_lvs(self) -> tuple[ToolStatus, tuple[LogicalVolume, ...]]:
         """The LVs alone (one ``lvs``), read afresh."""
-        version = self.versions.version(lvm_facts.VERSION_PROBE.name)
-        lvs = CommandRunner(self.host, self.timeout)(lvm.LVS_ARGV)
-        if lvs.not_found:
-            return missing("lvm", lvs, version), ()
-        if not lvs.ok:
-            return ToolStatus(name="lvm", state="failed", version=version, detail=failure(lvs)), ()
-        try:
-            volumes = lvm.parse_lvs(lvs.stdout)
-        except ParseError as exc:
-            return ToolStatus(name="lvm", state="failed", version=version, detail=str(exc)), ()
-        return ToolStatus(name="lvm", state="available", version=version), volumes
+        return lvm_facts.observe_lvs(CommandRunner(self.host, self.timeout),
+                                     self.versions.version(lvm_facts.VERSION_PROBE.name))
 
     def probe(self, device: str) -> Signature:
         """What ``blkid -p`` finds on ``device`` (probing the device, not blkid's cache).

@@ -1,16 +1,17 @@
 """LVM's part of an observation pass: volume groups and logical volumes, from two reports.
 
 The observer runs this provider in its registered order (:data:`reconciler.backends.providers.FACT_PROVIDERS`);
-a missing or failing lvm2 is a tool status, and then no volume is reported (unknown, never none).
+a missing or failing lvm2 is a tool status, and then no volume is reported (unknown, never none). The last look
+before a step reads the LVs again through :func:`observe_lvs`.
 """
 
 from __future__ import annotations
 
 from reconciler.backends.lvm import parse as lvm
-from reconciler.core.facts import NodeFacts, PassContext, VersionProbe, failure, missing
+from reconciler.core.facts import CommandRunner, NodeFacts, PassContext, VersionProbe, failure, missing
 from reconciler.core.parse_error import ParseError
 from reconciler.host.base import CommandResult
-from reconciler.model.observed import ToolStatus
+from reconciler.model.observed import LogicalVolume, ToolStatus
 
 
 def _read_version(result: CommandResult) -> ToolStatus:
@@ -26,6 +27,20 @@ def _read_version(result: CommandResult) -> ToolStatus:
 
 
 VERSION_PROBE = VersionProbe(name="lvm", binary="lvm", argv=lvm.VERSION_ARGV, read=_read_version)
+
+
+def observe_lvs(run: CommandRunner, version: str | None) -> tuple[ToolStatus, tuple[LogicalVolume, ...]]:
+    """The LVs alone (one ``lvs``), read afresh: the last look before a step on an LV."""
+    lvs = run(lvm.LVS_ARGV)
+    if lvs.not_found:
+        return missing("lvm", lvs, version), ()
+    if not lvs.ok:
+        return ToolStatus(name="lvm", state="failed", version=version, detail=failure(lvs)), ()
+    try:
+        volumes = lvm.parse_lvs(lvs.stdout)
+    except ParseError as exc:
+        return ToolStatus(name="lvm", state="failed", version=version, detail=str(exc)), ()
+    return ToolStatus(name="lvm", state="available", version=version), volumes
 
 
 class LvmFacts:
