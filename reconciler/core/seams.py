@@ -145,6 +145,23 @@ class Replicator(Protocol):
         """Connect to the peer; ``discard_my_data`` only to resolve a split brain the desired state decided."""
         ...
 
+    def disconnect_argv(self, resource: str) -> Argv:
+        """Drop the connection to the peer (reconnecting resyncs what an online verify found out of sync)."""
+        ...
+
+    def verify_argv(self, resource: str) -> Argv:
+        """Start an online verify: compare every block with the peer's, mark those that differ out of sync."""
+        ...
+
+    def generation_ids_argv(self, resource: str) -> Argv:
+        """Read the resource's data generation identifiers (read-only; the last look before a forced promotion
+        and the split-brain handler's record of an incident)."""
+        ...
+
+    def dry_run_adjust_argv(self, resource: str) -> Argv:
+        """What adjusting the running resource to its configuration file would run, without running it."""
+        ...
+
     def peer_can_take_over(self, state: DrbdResourceState) -> bool:
         """The peer is connected with up-to-date data: a domain may move there now."""
         ...

@@ -51,6 +51,19 @@ class DrbdReplicator:
     def connect_argv(self, resource: str, *, discard_my_data: bool = False) -> Argv:
         return drbdadm("connect", resource, *(("--discard-my-data",) if discard_my_data else ()))
 
+    def disconnect_argv(self, resource: str) -> Argv:
+        return drbdadm("disconnect", resource)
+
+    def verify_argv(self, resource: str) -> Argv:
+        return drbdadm("verify", resource)
+
+    def generation_ids_argv(self, resource: str) -> Argv:
+        return drbdadm("show-gi", resource)
+
+    def dry_run_adjust_argv(self, resource: str) -> Argv:
+        # drbdadm's -d (print, do not run) goes before the verb: a global option, not one of adjust's.
+        return ("drbdadm", "-d", "adjust", check_name(resource, "DRBD resource"))
+
     def peer_can_take_over(self, state: DrbdResourceState) -> bool:
         return any(c.connection_state == "Connected" and c.peer_devices
                    and all(p.peer_disk_state == "UpToDate" for p in c.peer_devices)

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.backends.drbd.drbd9 import VERIFY_STATES
+from reconciler.backends.registry import DEFAULT_BACKENDS
+from reconciler.core.seams import Replicator
 from reconciler.daemon.records.logs import event
 from reconciler.host.base import Host
 from reconciler.model.base import Decoder, ModelDataError, decoder_for
@@ -47,10 +49,6 @@ RETRY_AFTER = 900.0
 def run_id(at: float) -> str:
     """The id of a run: its start in UTC, second precision (what resync_found names)."""
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(at))
-
-
-def verify_argv(resource: str) -> tuple[str, ...]:
-    return ("drbdadm", "verify", resource)
 
 
 @dataclass
@@ -132,6 +130,7 @@ class VerifyScheduler:
     host: Host
     state_dir: Path
     now: Callable[[], float]
+    replicator: Replicator = DEFAULT_BACKENDS.replicator
     _records: dict[str, _Record] = field(default_factory=dict)
     _statuses: tuple[VerifyStatus, ...] = ()
     _loaded: bool = False
@@ -237,7 +236,7 @@ class VerifyScheduler:
         )
         if why:
             return f"due, waiting: {why}"
-        result = self.host.run(verify_argv(name), timeout=COMMAND_TIMEOUT)
+        result = self.host.run(self.replicator.verify_argv(name), timeout=COMMAND_TIMEOUT)
         if not result.ok:
             record.error = f"drbdadm verify {name} failed: {result.describe()}"
             record.retry_after = now + RETRY_AFTER
@@ -304,7 +303,7 @@ class VerifyScheduler:
         # Recorded first: the statement is carried out at most once, even across a crash (see the module doc).
         record.resynced_run_id = wanted
         self._save()
-        for argv in (("drbdadm", "disconnect", name), ("drbdadm", "connect", name)):
+        for argv in (self.replicator.disconnect_argv(name), self.replicator.connect_argv(name)):
             result = self.host.run(argv, timeout=COMMAND_TIMEOUT)
             if not result.ok:
                 record.error = f"{' '.join(argv)} failed: {result.describe()}"
