@@ -10,9 +10,27 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from reconciler.model.observed import DrbdResourceState, OwnedFile
+from reconciler.model.observed import DrbdResourceState, DrbdState, OwnedFile
 
 Argv = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StateEvent:
+    """One event of the replicator's followed stream, folded into the state so far."""
+
+    state: DrbdState  # the state with this event applied
+    live: bool  # after the initial dump: a change as it happens, not one of the states that already were
+    resource: str | None
+    what: str  # what the event is about (the resource, a device, a connection, ...)
+
+
+class EventFolder(Protocol):
+    """Folds the lines of a followed event stream, one at a time, into the replicated resources' state."""
+
+    def feed(self, line: str) -> StateEvent | None:
+        """The event ``line`` is (None: nothing to report); raises ``ParseError`` for a line it cannot read."""
+        ...
 
 
 class ConfigOwner(Protocol):
@@ -160,6 +178,26 @@ class Replicator(Protocol):
 
     def dry_run_adjust_argv(self, resource: str) -> Argv:
         """What adjusting the running resource to its configuration file would run, without running it."""
+        ...
+
+    def watch_argv(self) -> Argv:
+        """A read-only dump of the current state the daemon polls between passes when it cannot follow."""
+        ...
+
+    def follow_argv(self) -> Argv:
+        """A command that prints the current state, then every change as it happens, until it is stopped."""
+        ...
+
+    def state_signature(self, dump: str) -> str:
+        """What of a :meth:`watch_argv` dump means a state change (counters left out): equal means no change."""
+        ...
+
+    def read_state(self, dump: str) -> DrbdState | None:
+        """The state a :meth:`watch_argv` dump describes (None: it cannot be read)."""
+        ...
+
+    def event_folder(self) -> EventFolder:
+        """A fresh folder for the lines of one :meth:`follow_argv` stream."""
         ...
 
     def peer_can_take_over(self, state: DrbdResourceState) -> bool:

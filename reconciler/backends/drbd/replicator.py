@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from reconciler.backends.drbd import config_meaning, paths
-from reconciler.core.seams import Argv
-from reconciler.model.observed import DrbdResourceState, OwnedFile
+from reconciler.backends.drbd import config_meaning, events2, paths
+from reconciler.core.seams import Argv, EventFolder
+from reconciler.model.observed import DrbdResourceState, DrbdState, OwnedFile
 from reconciler.names import check_name
 
 
@@ -63,6 +63,21 @@ class DrbdReplicator:
     def dry_run_adjust_argv(self, resource: str) -> Argv:
         # drbdadm's -d (print, do not run) goes before the verb: a global option, not one of adjust's.
         return ("drbdadm", "-d", "adjust", check_name(resource, "DRBD resource"))
+
+    def watch_argv(self) -> Argv:
+        return events2.EVENTS2_NOW_ARGV
+
+    def follow_argv(self) -> Argv:
+        return events2.EVENTS2_STREAM_ARGV
+
+    def state_signature(self, dump: str) -> str:
+        return events2.state_signature(dump)
+
+    def read_state(self, dump: str) -> DrbdState | None:
+        return events2.read_state(dump)
+
+    def event_folder(self) -> EventFolder:
+        return events2.EventFolder()
 
     def peer_can_take_over(self, state: DrbdResourceState) -> bool:
         return any(c.connection_state == "Connected" and c.peer_devices
