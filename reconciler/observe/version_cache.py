@@ -1,11 +1,11 @@
 """Tool versions remembered between one-shot commands on a real node (`reconciler plan`, `observe`).
 
 The version probes (`lvm version`, `dmsetup version`, `drbdadm --version`: the backends' registered
-`VERSION_PROBES`) cost about as much as the
-`vgs` and `lvs` a pass needs, and their answers change only when a package is upgraded or the node
-reboots (the device-mapper driver's version comes from the running kernel). So a fresh command reuses
-the versions a previous one found, as long as the same binaries (path, inode, size, modification time)
-and the same boot are in place; anything else, or any doubt about the file, means probing again.
+`VERSION_PROBES`) cost about as much as the `vgs` and `lvs` a pass needs, and their answers change only when a
+package is upgraded or the node reboots (the device-mapper driver's version comes from the running kernel). So
+a fresh command reuses the versions a previous one found, as long as the same binaries (path, inode, size,
+modification time) and the same boot are in place; anything else, or any doubt about the file, means probing
+again.
 
 The file lives in /run (gone at reboot), owned by root, mode 0600; it is only ever read as data.
 """
