@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from reconciler.model.desired import DesiredVm
 from reconciler.model.observed import DrbdResourceState, DrbdState, OwnedFile
 
 Argv = tuple[str, ...]
@@ -198,6 +199,15 @@ class Replicator(Protocol):
 
     def event_folder(self) -> EventFolder:
         """A fresh folder for the lines of one :meth:`follow_argv` stream."""
+        ...
+
+    def verify_progress(self, state: DrbdResourceState) -> tuple[bool, float | None]:
+        """Whether an online verify runs on the resource, and the least done of its volumes (percent) if known."""
+        ...
+
+    def primary_without_quorum(self, vm: DesiredVm, state: DrbdResourceState | None) -> bool:
+        """This node's replica is the writer and has lost quorum: the escalation that ends in a reboot is about
+        such a resource."""
         ...
 
     def peer_can_take_over(self, state: DrbdResourceState) -> bool:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from reconciler.backends.drbd import config_meaning, events2, paths
+from reconciler.backends.drbd import config_meaning, events2, paths, quorum
+from reconciler.backends.drbd.drbd9 import VERIFY_STATES
 from reconciler.core.seams import Argv, EventFolder
+from reconciler.model.desired import DesiredVm
 from reconciler.model.observed import DrbdResourceState, DrbdState, OwnedFile
 from reconciler.names import check_name
 
@@ -78,6 +80,14 @@ class DrbdReplicator:
 
     def event_folder(self) -> EventFolder:
         return events2.EventFolder()
+
+    def verify_progress(self, state: DrbdResourceState) -> tuple[bool, float | None]:
+        verifying = [pd for c in state.connections for pd in c.peer_devices if pd.replication_state in VERIFY_STATES]
+        percents = [pd.verify_percent for pd in verifying if pd.verify_percent is not None]
+        return bool(verifying), min(percents) if percents else None
+
+    def primary_without_quorum(self, vm: DesiredVm, state: DrbdResourceState | None) -> bool:
+        return quorum.primary_without_quorum(vm, state)
 
     def peer_can_take_over(self, state: DrbdResourceState) -> bool:
         return any(c.connection_state == "Connected" and c.peer_devices

@@ -29,7 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.backends.drbd.drbd9 import VERIFY_STATES
 from reconciler.backends.registry import DEFAULT_BACKENDS
 from reconciler.core.seams import Replicator
 from reconciler.daemon.records.logs import event
@@ -109,14 +108,6 @@ def _why_not_quiet(res: DrbdResourceState | None) -> str:
         if not conn.peer_devices:
             return f"no volume of {conn.peer_name} is known"
     return ""
-
-
-def _verifying(res: DrbdResourceState | None) -> tuple[bool, float | None]:
-    if res is None:
-        return False, None
-    states = [pd for c in res.connections for pd in c.peer_devices if pd.replication_state in VERIFY_STATES]
-    percents = [pd.verify_percent for pd in states if pd.verify_percent is not None]
-    return bool(states), min(percents) if percents else None
 
 
 def _out_of_sync(res: DrbdResourceState) -> int | None:
@@ -208,7 +199,7 @@ class VerifyScheduler:
         assert vm.drbd.verify is not None  # noqa: S101
         name, interval = vm.drbd.name, vm.drbd.verify.interval_seconds
         now = self.now()
-        verifying, percent = _verifying(res)
+        verifying, percent = self.replicator.verify_progress(res) if res is not None else (False, None)
         if record.running:
             if verifying:
                 record.progress = percent
