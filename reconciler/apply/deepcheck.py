@@ -6,22 +6,23 @@ one read-only command per resource that is up, so it is opt-in (``--deep``) rath
 
 from __future__ import annotations
 
+from reconciler.backends.registry import DEFAULT_BACKENDS
+from reconciler.core.seams import Replicator
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode
-from reconciler.names import check_name
 
 DRY_RUN_TIMEOUT = 30.0
 
 
-def drbd_dry_run(host: Host, desired: DesiredNode, observed: ObservedNode) -> dict[str, str]:
+def drbd_dry_run(host: Host, desired: DesiredNode, observed: ObservedNode,
+                 replicator: Replicator = DEFAULT_BACKENDS.replicator) -> dict[str, str]:
     """Resource -> the commands ``adjust`` would run, for each resource that is up and would change."""
     changes: dict[str, str] = {}
     for vm in desired.vms:
         if vm.drbd is None or vm.suspended or observed.drbd.resource(vm.drbd.name) is None:
             continue
-        result = host.run(("drbdadm", "-d", "adjust", check_name(vm.drbd.name, "DRBD resource")),
-                          timeout=DRY_RUN_TIMEOUT)
+        result = host.run(replicator.dry_run_adjust_argv(vm.drbd.name), timeout=DRY_RUN_TIMEOUT)
         would = [line.strip() for line in result.stdout.splitlines() if line.strip()]
         if result.ok and would:
             changes[vm.drbd.name] = "; ".join(would)

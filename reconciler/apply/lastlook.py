@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reconciler.backends.drbd.splitbrain_markers import current_uuid, incident_id, parse_identity
+from reconciler.backends.registry import DEFAULT_BACKENDS
 from reconciler.core.action_registry import spec
 from reconciler.core.actions import Action
 from reconciler.core.facts import file_problem
@@ -27,6 +28,7 @@ from reconciler.core.safety import (
     split_brain_recovery_refusal,
     start_domain_refusal,
 )
+from reconciler.core.seams import Replicator
 from reconciler.host.base import Host, HostFileError
 from reconciler.model.observed import DmDevice, DrbdResourceState, LogicalVolume
 from reconciler.model.status import ActionResult
@@ -54,9 +56,10 @@ def _unproven_mounts(domain: str, problem: str) -> Stop:
 
 
 class LastLook:
-    def __init__(self, host: Host, observer: Observer) -> None:
+    def __init__(self, host: Host, observer: Observer, replicator: Replicator = DEFAULT_BACKENDS.replicator) -> None:
         self.host = host
         self.observer = observer
+        self.replicator = replicator
 
     def check(self, action: Action) -> Stop | None:
         for check in spec(action.kind).prechecks:
@@ -97,7 +100,7 @@ class LastLook:
         if resource is None:
             return Stop("refused", f"forced promotion refused: {problem}")
         name = resource.name
-        shown = self.host.run(("drbdadm", "show-gi", name), timeout=GI_TIMEOUT)
+        shown = self.host.run(self.replicator.generation_ids_argv(name), timeout=GI_TIMEOUT)
         gi = parse_generation_ids(shown.stdout) if shown.ok else None
         if gi is None:
             return Stop("refused", f"forced promotion refused: cannot read generation identifiers ({shown.describe()})")

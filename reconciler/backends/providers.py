@@ -1,4 +1,4 @@
-"""The registered fact providers, in the order an observation pass runs them.
+"""The registered fact providers, in the order an observation pass runs them, and the tools' version probes.
 
 Apart from :mod:`reconciler.backends.registry` so that what plans (and never observes) does not load every
 backend's parsers and the host seam's readers with them.
@@ -6,11 +6,18 @@ backend's parsers and the host seam's readers with them.
 
 from __future__ import annotations
 
+from reconciler.backends.dm import facts as dm_facts
 from reconciler.backends.dm.facts import DmFacts
+from reconciler.backends.drbd import utils_version as drbd_utils
 from reconciler.backends.drbd.facts import DrbdFacts
+from reconciler.backends.lvm import facts as lvm_facts
 from reconciler.backends.lvm.facts import LvmFacts
 from reconciler.backends.xen.facts import XenFacts
-from reconciler.core.facts import FactProvider
+from reconciler.core.facts import FactProvider, VersionProbe
 
 # The order is the pass's: commands run, and tools are listed, in this order. A new backend registers here.
 FACT_PROVIDERS: tuple[FactProvider, ...] = (LvmFacts(), DmFacts(), DrbdFacts(), XenFacts())
+
+# Run once per observer, in this order (Xen's version comes with `xl info` and DRBD's kernel version with
+# /proc/drbd, both read on every pass anyway). A backend whose tool needs a command of its own registers here.
+VERSION_PROBES: tuple[VersionProbe, ...] = (lvm_facts.VERSION_PROBE, dm_facts.VERSION_PROBE, drbd_utils.VERSION_PROBE)

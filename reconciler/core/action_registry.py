@@ -10,9 +10,12 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from reconciler.core.actions import ActionKind
+from reconciler.core.seams import Backends
 
-ObservedTool = Literal["lvm", "dmsetup", "drbd", "xl", "files"]
-"""The part of the observation an action relies on: when it could not be read, the action is refused."""
+ObservedTool = Literal["lvm", "dmsetup", "replicator", "hypervisor", "files"]
+"""The part of the observation an action relies on: when it could not be read, the action is refused.
+``replicator`` and ``hypervisor`` stand for the tool of the node's backend in that role (:func:`observed_tool`),
+so the table names no backend behind a seam."""
 
 Precheck = Literal["signatures", "forced-promotion", "promotion", "not-mounted", "dm-ours", "lv-ours", "dm-adoptable",
                    "lv-adoptable", "split-brain-incident", "quorum-lost"]
@@ -69,44 +72,55 @@ REGISTRY: dict[ActionKind, KindSpec] = {
     "remove-stripe": KindSpec("dmsetup", DEFAULT_TIMEOUT, removes=True, peer_revision=True, prechecks=("dm-ours",)),
     "write-drbd-config": KindSpec("files", DEFAULT_TIMEOUT),
     "remove-drbd-config": KindSpec("files", DEFAULT_TIMEOUT, removes=True, peer_revision=True),
-    "create-md": KindSpec("drbd", 300.0, prechecks=("signatures",)),
-    "drbd-up": KindSpec("drbd", DEFAULT_TIMEOUT),
-    "drbd-adjust": KindSpec("drbd", DEFAULT_TIMEOUT, peer_revision=True),
+    "create-md": KindSpec("replicator", 300.0, prechecks=("signatures",)),
+    "drbd-up": KindSpec("replicator", DEFAULT_TIMEOUT),
+    "drbd-adjust": KindSpec("replicator", DEFAULT_TIMEOUT, peer_revision=True),
     # An online resize resyncs the new area before it returns.
-    "drbd-resize": KindSpec("drbd", 900.0, peer_revision=True),
-    "drbd-down": KindSpec("drbd", DEFAULT_TIMEOUT, removes=True, peer_revision=True),
-    "promote": KindSpec("drbd", DEFAULT_TIMEOUT, boot_gated=True, prechecks=("promotion",)),
-    "promote-force-initial": KindSpec("drbd", DEFAULT_TIMEOUT, boot_gated=True, prechecks=("forced-promotion",)),
-    "demote": KindSpec("drbd", DEFAULT_TIMEOUT, boot_gated=True),
+    "drbd-resize": KindSpec("replicator", 900.0, peer_revision=True),
+    "drbd-down": KindSpec("replicator", DEFAULT_TIMEOUT, removes=True, peer_revision=True),
+    "promote": KindSpec("replicator", DEFAULT_TIMEOUT, boot_gated=True, prechecks=("promotion",)),
+    "promote-force-initial": KindSpec("replicator", DEFAULT_TIMEOUT, boot_gated=True, prechecks=("forced-promotion",)),
+    "demote": KindSpec("replicator", DEFAULT_TIMEOUT, boot_gated=True),
     # Split brain resolved by commit: the discarding node demotes and drops its changes (destructive); the
     # survivor only connects. Neither waits for the peer's revision: the incident itself is what both agree on.
-    "discard-my-data": KindSpec("drbd", DEFAULT_TIMEOUT, boot_gated=True, prechecks=("split-brain-incident",)),
-    "split-brain-connect": KindSpec("drbd", DEFAULT_TIMEOUT, prechecks=("split-brain-incident",)),
-    "make-fs": KindSpec("drbd", 900.0, prechecks=("signatures",)),
+    "discard-my-data": KindSpec("replicator", DEFAULT_TIMEOUT, boot_gated=True, prechecks=("split-brain-incident",)),
+    "split-brain-connect": KindSpec("replicator", DEFAULT_TIMEOUT, prechecks=("split-brain-incident",)),
+    "make-fs": KindSpec("replicator", 900.0, prechecks=("signatures",)),
     "make-swap": KindSpec("lvm", 300.0, prechecks=("signatures",)),
     "write-xen-config": KindSpec("files", DEFAULT_TIMEOUT),
     "remove-xen-config": KindSpec("files", DEFAULT_TIMEOUT, removes=True),
     # Longer than the transient unit's TimeoutStartSec (300 s): on an emulated CPU under load a start took
     # over 120 s in the lab. `xl create` killed mid-way leaves a paused domain that blocks every later start.
-    "start-domain": KindSpec("xl", 330.0, boot_gated=True, prechecks=("not-mounted",), undo_check="unstarted-domain"),
+    "start-domain": KindSpec("hypervisor", 330.0, boot_gated=True, prechecks=("not-mounted",),
+                             undo_check="unstarted-domain"),
     # `xl shutdown -w` waits for the guest to finish its own shutdown.
-    "shutdown-domain": KindSpec("xl", 330.0, boot_gated=True),
+    "shutdown-domain": KindSpec("hypervisor", 330.0, boot_gated=True),
     # A Primary that lost quorum: its disk fails or freezes every write, so a clean shutdown cannot finish,
     # and the other side may take the VM over once its grace ends. Never boot-gated: it only stops.
-    "destroy-domain": KindSpec("xl", DEFAULT_TIMEOUT, prechecks=("quorum-lost",)),
+    "destroy-domain": KindSpec("hypervisor", DEFAULT_TIMEOUT, prechecks=("quorum-lost",)),
     # Its demotion: never boot-gated (it decides nothing from a revision and cannot make a second writer), and
     # re-checked right before (quorum back: the node stays the VM's Primary and starts the domain again).
-    "quorum-demote": KindSpec("drbd", DEFAULT_TIMEOUT, prechecks=("quorum-lost",)),
+    "quorum-demote": KindSpec("replicator", DEFAULT_TIMEOUT, prechecks=("quorum-lost",)),
     # The last resort when a Primary without quorum cannot be stopped: the kernel forgets the role and the domain.
     # `systemctl reboot` returns once systemd took the job; with --force --force the call never returns.
-    "reboot-node": KindSpec("drbd", DEFAULT_TIMEOUT, prechecks=("quorum-lost",)),
-    "set-domain-memory": KindSpec("xl", DEFAULT_TIMEOUT),
-    "set-domain-vcpus": KindSpec("xl", DEFAULT_TIMEOUT),
+    "reboot-node": KindSpec("replicator", DEFAULT_TIMEOUT, prechecks=("quorum-lost",)),
+    "set-domain-memory": KindSpec("hypervisor", DEFAULT_TIMEOUT),
+    "set-domain-vcpus": KindSpec("hypervisor", DEFAULT_TIMEOUT),
 }
 
 
 def spec(kind: ActionKind) -> KindSpec:
     return REGISTRY[kind]
+
+
+def observed_tool(kind: ActionKind, backends: Backends) -> str:
+    """The tool status (``ObservedNode.tools``) ``kind`` relies on, its backend's role resolved to its tool."""
+    tool = spec(kind).tool
+    if tool == "hypervisor":
+        return backends.hypervisor.tool
+    if tool == "replicator":
+        return backends.replicator.tool
+    return tool
 
 
 def kinds_where(flag: Literal["removes", "peer_revision", "boot_gated"]) -> frozenset[ActionKind]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Literal
 
 from reconciler.model.base import Frozen
-from reconciler.names import check_device_path, check_name
+from reconciler.model.desired import DemoteFailureAction
+from reconciler.names import check_device_path
 
 ActionKind = Literal[
     "adopt-lv",
@@ -52,6 +53,15 @@ WaitFor = Literal["", "peer-backing-size", "peer-revision", "peer-state", "boot-
 
 # Seconds. Each kind's own timeout (reconciler.core.action_registry) replaces this when the action is built.
 DEFAULT_COMMAND_TIMEOUT = 60.0
+
+# The reboot-node action's command by the VM's on_demote_failure: systemd's reboot, as its FailureAction= names
+# them: a clean reboot, one that skips the services' own stop, and one that calls reboot(2) at once (the only
+# one certain to finish while I/O is frozen). The node's, not a backend's: the daemon's escalation asks it too.
+REBOOT_ARGV: dict[DemoteFailureAction, tuple[str, ...]] = {
+    "reboot": ("systemctl", "reboot"),
+    "reboot-force": ("systemctl", "reboot", "--force"),
+    "reboot-immediate": ("systemctl", "reboot", "--force", "--force"),
+}
 
 
 class Command(Frozen):
@@ -129,21 +139,7 @@ def cmd(*argv: str, stdin: str | None = None, timeout: float | None = None, muta
     return Command(argv=tuple(argv), stdin=stdin, timeout_s=limit, mutating=mutating)
 
 
-# --- file systems ----------------------------------------------------------------------------------
-
-
-def mkfs_xfs(device: str, label: str | None = None) -> Command:
-    argv = ["mkfs.xfs"]  # never -f: an existing filesystem must make it fail
-    if label:
-        argv += ["-L", check_name(label, "filesystem label")]
-    return cmd(*argv, check_device_path(device))
-
-
-def mkswap(device: str, label: str | None = None) -> Command:
-    argv = ["mkswap"]
-    if label:
-        argv += ["-L", check_name(label, "swap label")]
-    return cmd(*argv, check_device_path(device))
+# --- wiping a device (the executor's, after the gate) ------------------------------------------------
 
 
 def wipefs_all(device: str) -> Command:

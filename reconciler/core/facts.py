@@ -8,7 +8,7 @@ backend is one provider and one registration; the observer does not change.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -26,16 +26,39 @@ from reconciler.model.observed import (
 
 
 @dataclass(frozen=True)
+class VersionProbe:
+    """One tool's version command, registered by its backend
+    (:data:`~reconciler.backends.providers.VERSION_PROBES`) and run once per observer, not once per pass."""
+
+    name: str  # what its answer is found under in :class:`ToolVersions`
+    binary: str  # the executable whose file the remembered answer depends on (observe.version_cache)
+    argv: tuple[str, ...]
+    read: Callable[[CommandResult], ToolStatus]  # never raises: a version that cannot be read is "failed"
+
+
+@dataclass(frozen=True)
 class ToolVersions:
-    lvm: str | None = None
-    dmsetup: str | None = None
-    drbd_utils: ToolStatus = field(
-        default_factory=lambda: ToolStatus(name="drbdadm", state="missing", detail="not probed"))
+    """The version probes' answers by probe name, in the probes' order. A state of ``failed`` means that the
+    probe told nothing (the tool may still be there); ``available`` carries the version."""
+
+    tools: tuple[tuple[str, ToolStatus], ...] = ()
+
+    def status(self, name: str) -> ToolStatus | None:
+        return dict(self.tools).get(name)
+
+    def version(self, name: str) -> str | None:
+        status = self.status(name)
+        return status.version if status is not None and status.state == "available" else None
 
     @property
     def answered(self) -> bool:
         """False when no probe told anything (a node down or unreachable): worth asking again later."""
-        return self.lvm is not None or self.dmsetup is not None or self.drbd_utils.state != "failed"
+        return any(status.state != "failed" for _, status in self.tools)
+
+    @property
+    def complete(self) -> bool:
+        """Every probe told something: worth remembering."""
+        return bool(self.tools) and all(status.state != "failed" for _, status in self.tools)
 
 
 @dataclass

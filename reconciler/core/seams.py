@@ -10,9 +10,48 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from reconciler.model.observed import DrbdResourceState, OwnedFile
+from reconciler.model.desired import DesiredVm
+from reconciler.model.observed import DrbdResourceState, DrbdState, OwnedFile
 
 Argv = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StateEvent:
+    """One event of the replicator's followed stream, folded into the state so far."""
+
+    state: DrbdState  # the state with this event applied
+    live: bool  # after the initial dump: a change as it happens, not one of the states that already were
+    resource: str | None
+    what: str  # what the event is about (the resource, a device, a connection, ...)
+
+
+class EventFolder(Protocol):
+    """Folds the lines of a followed event stream, one at a time, into the replicated resources' state."""
+
+    def feed(self, line: str) -> StateEvent | None:
+        """The event ``line`` is (None: nothing to report); raises ``ParseError`` for a line it cannot read."""
+        ...
+
+
+class ConfigOwner(Protocol):
+    """The backend whose configuration file a write action puts in place: it alone knows what the file means.
+
+    The hypervisor and the replicator are both one (their argument names differ, hence positional-only here).
+    """
+
+    def hand_written(self, text: str, name: str, /) -> bool:
+        """The config text was written by hand for ``name`` (no header of ours, and it defines ``name``)."""
+        ...
+
+    def config_differences(self, current: str, desired: str, source: str, /) -> list[str]:
+        """What putting ``desired`` in place of ``current`` would change (empty: nothing)."""
+        ...
+
+    def defined_elsewhere(self, files: Iterable[OwnedFile], key: str, path: str, /) -> str:
+        """Why ``path`` must not be written for ``key``: another file the tool reads defines it already (empty:
+        nothing else does)."""
+        ...
 
 
 class Hypervisor(Protocol):
@@ -69,6 +108,10 @@ class Hypervisor(Protocol):
         """What starting the domain from ``desired`` instead of ``current`` would change (empty: nothing)."""
         ...
 
+    def defined_elsewhere(self, files: Iterable[OwnedFile], key: str, path: str) -> str:
+        """Why ``path`` must not be written for domain ``key``: another file defines it already (empty: none)."""
+        ...
+
 
 class Replicator(Protocol):
     """Replicates a VM's backing device to its peer: metadata, up/down, adjust, resize, roles."""
@@ -119,6 +162,52 @@ class Replicator(Protocol):
 
     def connect_argv(self, resource: str, *, discard_my_data: bool = False) -> Argv:
         """Connect to the peer; ``discard_my_data`` only to resolve a split brain the desired state decided."""
+        ...
+
+    def disconnect_argv(self, resource: str) -> Argv:
+        """Drop the connection to the peer (reconnecting resyncs what an online verify found out of sync)."""
+        ...
+
+    def verify_argv(self, resource: str) -> Argv:
+        """Start an online verify: compare every block with the peer's, mark those that differ out of sync."""
+        ...
+
+    def generation_ids_argv(self, resource: str) -> Argv:
+        """Read the resource's data generation identifiers (read-only; the last look before a forced promotion
+        and the split-brain handler's record of an incident)."""
+        ...
+
+    def dry_run_adjust_argv(self, resource: str) -> Argv:
+        """What adjusting the running resource to its configuration file would run, without running it."""
+        ...
+
+    def watch_argv(self) -> Argv:
+        """A read-only dump of the current state the daemon polls between passes when it cannot follow."""
+        ...
+
+    def follow_argv(self) -> Argv:
+        """A command that prints the current state, then every change as it happens, until it is stopped."""
+        ...
+
+    def state_signature(self, dump: str) -> str:
+        """What of a :meth:`watch_argv` dump means a state change (counters left out): equal means no change."""
+        ...
+
+    def read_state(self, dump: str) -> DrbdState | None:
+        """The state a :meth:`watch_argv` dump describes (None: it cannot be read)."""
+        ...
+
+    def event_folder(self) -> EventFolder:
+        """A fresh folder for the lines of one :meth:`follow_argv` stream."""
+        ...
+
+    def verify_progress(self, state: DrbdResourceState) -> tuple[bool, float | None]:
+        """Whether an online verify runs on the resource, and the least done of its volumes (percent) if known."""
+        ...
+
+    def primary_without_quorum(self, vm: DesiredVm, state: DrbdResourceState | None) -> bool:
+        """This node's replica is the writer and has lost quorum: the escalation that ends in a reboot is about
+        such a resource."""
         ...
 
     def peer_can_take_over(self, state: DrbdResourceState) -> bool:

@@ -16,7 +16,7 @@ from reconciler.core.actions import Action, ActionKind, Change, Command, action_
 from reconciler.core.observed_index import ObservedIndex
 from reconciler.core.peer_view import PeerView
 from reconciler.core.plan_model import Note, NoteKind
-from reconciler.core.seams import Argv, Backends, Hypervisor, Replicator
+from reconciler.core.seams import Argv, Backends, ConfigOwner, Hypervisor, Replicator
 from reconciler.model.desired import DesiredVm
 
 SEMANTIC_REWRITE = "takeover"
@@ -63,36 +63,28 @@ class VmBuilder:
         wanted = set(keys)
         return tuple(a.id for a in self.actions if a.key in wanted)
 
-    def owned_file(self, kind: ActionKind, key: str, path: str, content: str) -> str | None:
-        """Write a file the reconciler owns when it is missing; report drift and rewrite it when it differs."""
+    def owned_file(self, kind: ActionKind, key: str, path: str, content: str, owner: ConfigOwner) -> str | None:
+        """Write a file the reconciler owns when it is missing; report drift and rewrite it when it differs.
+        ``owner`` is the backend whose file it is: what the file means is its to say."""
         current = self.observed.file(path)
         if current == content:
             return None
         if current is None:
-            drbd = kind == "write-drbd-config"
-            elsewhere = self.replicator.defined_elsewhere(self.observed.observed.files, key, path) if drbd else ""
+            elsewhere = owner.defined_elsewhere(self.observed.observed.files, key, path)
             return self.add(kind, key, "create", f"write {path}", file_path=path, file_content=content,
                             refused=elsewhere)
         name = key.split(":", 1)[1]
-        if self.vm.lifecycle == "present" and self._hand_written(kind, current, name):
-            return foreign_file(self, kind, key, path, content=content, current=current)
+        if self.vm.lifecycle == "present" and owner.hand_written(current, name):
+            return foreign_file(self, kind, key, path, content=content, current=current, owner=owner)
         self.note("drift", key, f"{path} differs from the desired config (edited by hand?); rewriting it")
         return self.add(kind, key, "change", f"rewrite {path} (drift)", file_path=path, file_content=content,
                         reason="drift")
 
-    def _hand_written(self, kind: ActionKind, text: str, name: str) -> bool:
-        """Asks the backend whose config file it is (the replicator's, or the hypervisor's)."""
-        if kind == "write-drbd-config":
-            return self.replicator.hand_written(text, name)
-        return self.hypervisor.hand_written(text, name)
 
-
-def foreign_file(b: VmBuilder, kind: ActionKind, key: str, path: str, *, content: str, current: str) -> str | None:
+def foreign_file(b: VmBuilder, kind: ActionKind, key: str, path: str, *, content: str, current: str,
+                 owner: ConfigOwner) -> str | None:
     """A config file at a path the reconciler writes, written by hand: replaced only when it means the same."""
-    if kind == "write-drbd-config":
-        differences = b.replicator.config_differences(current, content, path)
-    else:
-        differences = b.hypervisor.config_differences(current, content, path)
+    differences = owner.config_differences(current, content, path)
     if not differences:
         b.note("info", key, f"{path} was written by hand and means the same as the rendered file; replacing it "
                             "(nothing to apply)")

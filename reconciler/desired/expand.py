@@ -7,12 +7,12 @@ them. A pure function: the same cluster and node always give the same (frozen) r
 
 from __future__ import annotations
 
+from reconciler.backends.drbd import paths as drbd_paths
+from reconciler.backends.drbd.render import ResourceFileSettings, render_drbd
+from reconciler.backends.xen import paths as xen_paths
+from reconciler.backends.xen import render as xen_render
 from reconciler.desired.errors import UnknownNodeError
 from reconciler.desired.load import Cluster
-from reconciler.desired.render_drbd import config_path as drbd_config_path
-from reconciler.desired.render_drbd import render_drbd
-from reconciler.desired.render_xen import config_path as xen_config_path
-from reconciler.desired.render_xen import render_xen
 from reconciler.desired.resolve import Vm
 from reconciler.desired.schema import ClusterFile
 from reconciler.model.desired import (
@@ -120,13 +120,34 @@ def _expand_vm(vm: Vm, spec: ClusterFile, node: str) -> DesiredVm:
         vcpus=vm.domain.vcpus,
         maxvcpus=vm.domain.maxvcpus,
         disks=devices,
-        config_path=xen_config_path(vm.name),
-        config_text=render_xen(vm, devices),
+        config_path=xen_paths.config_path(vm.name),
+        config_text=xen_render.render_xen(_domain_file(vm), devices),
         allow_restart=vm.domain.allow_restart,
         live_migration=vm.domain.live_migration,
     )
     return _desired_vm(vm, spec, node, lvs=lvs, stripe=stripe, drbd=drbd, filesystem=filesystem, swaps=swaps,
                        domain=domain, split_brain_recovery=vm.split_brain_recovery)
+
+
+def _domain_file(vm: Vm) -> xen_render.DomainFileSettings:
+    """What the domain config says of the VM: the Xen backend renders it without reading the VM file's model."""
+    domain = vm.domain
+    return xen_render.DomainFileSettings(
+        name=vm.name, source=vm.source, type=domain.type, memory_mib=domain.memory_mib,
+        maxmem_mib=domain.maxmem_mib, vcpus=domain.vcpus, maxvcpus=domain.maxvcpus, bootloader=domain.bootloader,
+        kernel=domain.kernel, ramdisk=domain.ramdisk, extra=domain.extra,
+        vifs=tuple(xen_render.Vif(mac=vif.mac, bridge=vif.bridge) for vif in domain.vifs))
+
+
+def _resource_file(vm: Vm) -> ResourceFileSettings:
+    """What the resource file says of the VM: the DRBD backend renders it without reading the VM file's model."""
+    safety = vm.safety
+    return ResourceFileSettings(
+        vm=vm.name, source=vm.source, resource=vm.resource, protocol=vm.protocol, on_io_error=vm.on_io_error,
+        al_extents=vm.al_extents, mechanism=safety.mechanism, fencing_policy=safety.fencing_policy,
+        fence_peer_handler=safety.fence_peer_handler, unfence_peer_handler=safety.unfence_peer_handler,
+        on_no_quorum=safety.on_no_quorum, verify=vm.verify, extra_options=vm.drbd_options,
+        wfc_timeout=vm.wfc_timeout, degr_wfc_timeout=vm.degr_wfc_timeout)
 
 
 def _desired_vm(
@@ -161,7 +182,7 @@ def _drbd(
     # (opened and withdrawn at run time), and that window is not built yet, so `live_migration: true` moves
     # a domain by shutdown and start like any other and no second `drbdadm primary` can succeed.
     allow_two = False
-    text = render_drbd(vm, version, hosts, vm.minor, data_backing, allow_two_primaries=allow_two)
+    text = render_drbd(_resource_file(vm), version, hosts, vm.minor, data_backing, allow_two_primaries=allow_two)
     return DesiredDrbd(
         vm=vm.name,
         name=vm.resource,
@@ -174,7 +195,7 @@ def _drbd(
         safety=vm.safety.mechanism,
         on_demote_failure=vm.safety.on_demote_failure,
         allow_two_primaries=allow_two,
-        config_path=drbd_config_path(vm.resource),
+        config_path=drbd_paths.config_path(vm.resource),
         config_text=text,
         verify=vm.verify,
     )

@@ -120,5 +120,3 @@ class VerifySection(BaseModel):
 RATE_OPTIONS = (("disk", "c-max-rate"), ("disk", "resync-rate"), ("disk", "c-plan-ahead"))
 
 
-def kib(rate: int) -> str:
-    return f"{rate // KIB}k"

@@ -13,10 +13,10 @@ import re
 from dataclasses import dataclass
 
 from reconciler.backends.drbd.config_meaning import DrbdResourceMeaning, drbd_meanings
+from reconciler.backends.drbd.paths import config_path as drbd_config_path
+from reconciler.backends.xen import paths as xen_paths
 from reconciler.backends.xen.config_meaning import XlSetting, parse_xl
 from reconciler.core.parse_error import ParseError
-from reconciler.desired.render_drbd import config_path as drbd_config_path
-from reconciler.desired.render_xen import config_path as xen_config_path
 from reconciler.desired.resolve import DEFAULT_BRIDGE
 from reconciler.desired.schema import RESERVED_DRBD_OPTIONS
 from reconciler.host.base import Host, HostFileError
@@ -266,10 +266,10 @@ def _drbd_options(ctx: _Context, vm: VmFacts, meaning: DrbdResourceMeaning, sour
 def _xen_configs(ctx: _Context) -> dict[str, tuple[str, dict[str, XlSetting]]]:
     """Domain configs under /etc/xen (with or without .cfg): path -> settings, keyed by the path."""
     found: dict[str, tuple[str, dict[str, XlSetting]]] = {}
-    for name in sorted(ctx.listing("/etc/xen")):
+    for name in sorted(ctx.listing(xen_paths.CONFIG_DIR)):
         if name in _XEN_NOT_CONFIGS or name.endswith((".sxp", ".xml", ".orig", "~")) or name_problem(name):
             continue
-        path = posixpath.join("/etc/xen", name)
+        path = posixpath.join(xen_paths.CONFIG_DIR, name)
         text = ctx.read(path)
         if text is None or "name" not in text or "disk" not in text:
             continue
@@ -280,8 +280,9 @@ def _xen_configs(ctx: _Context) -> dict[str, tuple[str, dict[str, XlSetting]]]:
             continue
         if "name" in settings and "disk" in settings:
             found[path] = (text, settings)
-    for name in ctx.listing("/etc/xen/auto"):
-        ctx.find(f"/etc/xen/auto/{name}", "xendomains starts this domain at boot; the reconciler decides where a "
+    autostart = f"{xen_paths.CONFIG_DIR}/auto"
+    for name in ctx.listing(autostart):
+        ctx.find(f"{autostart}/{name}", "xendomains starts this domain at boot; the reconciler decides where a "
                                           "domain runs: remove the link when taking over", "old-definition")
     return found
 
@@ -323,8 +324,8 @@ def _domain(ctx: _Context, vm: VmFacts, xen: dict[str, tuple[str, dict[str, XlSe
             domain.vifs.append({"mac": parts["mac"].lower(), "bridge": parts.get("bridge", DEFAULT_BRIDGE)})
     vm.domain = domain
     vm.running_here = any(d.name == name and d.is_running for d in ctx.observed.domains)
-    if path != xen_config_path(name):
-        ctx.find(path, f"the reconciler writes {xen_config_path(name)}; this file stays and could start {name} a "
+    if path != xen_paths.config_path(name):
+        ctx.find(path, f"the reconciler writes {xen_paths.config_path(name)}; this file stays and could start {name} a "
                        "second time (e.g. from xendomains): move it away when taking over", "old-definition")
 
 

@@ -20,10 +20,13 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Sequence
 
+from reconciler.backends.dm import facts as dm_facts
 from reconciler.backends.dm.facts import observe_dm
-from reconciler.backends.drbd.facts import DRBD_TOP_CONFIG, observe_drbd, with_split_brain_markers
-from reconciler.backends.lvm import parse as lvm
+from reconciler.backends.drbd import paths as drbd_paths
+from reconciler.backends.drbd.facts import observe_drbd, with_split_brain_markers
+from reconciler.backends.lvm import facts as lvm_facts
 from reconciler.backends.providers import FACT_PROVIDERS
+from reconciler.backends.xen import paths as xen_paths
 from reconciler.core.facts import (
     CommandRunner,
     FactProvider,
@@ -32,7 +35,6 @@ from reconciler.core.facts import (
     ToolVersions,
     failure,
     file_problem,
-    missing,
 )
 from reconciler.core.parse_error import ParseError
 from reconciler.host.base import Host, HostFileError
@@ -43,8 +45,8 @@ from reconciler.observe import blkid, xfs_sb
 from reconciler.observe.timeout import OBSERVE_TIMEOUT
 from reconciler.observe.versions import probe_versions
 
-DEFAULT_OWNED_DIRS = ("/etc/drbd.d", "/etc/xen")
-OWNED_SUFFIXES = (".res", ".cfg")
+DEFAULT_OWNED_DIRS = (drbd_paths.CONFIG_DIR, xen_paths.CONFIG_DIR)
+OWNED_SUFFIXES = (drbd_paths.CONFIG_SUFFIX, xen_paths.CONFIG_SUFFIX)
 PROBE_TIMEOUT = 30.0
 MAX_COMMANDS_PER_PASS = 8
 
@@ -75,18 +77,18 @@ def _read_owned(host: Host, directories: Sequence[str]) -> tuple[ToolStatus, tup
                 files.append(OwnedFile(path=path, content=host.read_file(path)))
             except HostFileError as exc:
                 problems.append(file_problem(exc, "read", path))
-    if "/etc/drbd.d" in directories:
+    if drbd_paths.CONFIG_DIR in directories:
         # Not the reconciler's, but what drbdadm reads first: a resource an old hand-written drbd.conf defines
         # is taken over with it, and must not be defined a second time by a rendered file.
         try:
-            top = host.read_file(DRBD_TOP_CONFIG)
+            top = host.read_file(drbd_paths.TOP_CONFIG)
         except HostFileError as exc:
-            problems.append(file_problem(exc, "read", DRBD_TOP_CONFIG))
+            problems.append(file_problem(exc, "read", drbd_paths.TOP_CONFIG))
         except ReplayError:
             top = None  # a capture made before this file was read: replayed as absent, as it was then
         else:
             if top is not None:
-                files.append(OwnedFile(path=DRBD_TOP_CONFIG, content=top))
+                files.append(OwnedFile(path=drbd_paths.TOP_CONFIG, content=top))
     if problems:
         return ToolStatus(name="files", state="failed", detail="; ".join(problems)), tuple(files)
     return ToolStatus(name="files", state="available", detail=f"{len(files)} owned files read"), tuple(files)
@@ -151,21 +153,12 @@ class Observer:
                                                                  files))
 
     def observe_dm(self) -> tuple[ToolStatus, tuple[DmDevice, ...]]:
-        return observe_dm(CommandRunner(self.host, self.timeout), self.versions.dmsetup)
+        return observe_dm(CommandRunner(self.host, self.timeout), self.versions.version(dm_facts.VERSION_PROBE.name))
 
     def observe_lvs(self) -> tuple[ToolStatus, tuple[LogicalVolume, ...]]:
         """The LVs alone (one ``lvs``), read afresh."""
-        version = self.versions.lvm
-        lvs = CommandRunner(self.host, self.timeout)(lvm.LVS_ARGV)
-        if lvs.not_found:
-            return missing("lvm", lvs, version), ()
-        if not lvs.ok:
-            return ToolStatus(name="lvm", state="failed", version=version, detail=failure(lvs)), ()
-        try:
-            volumes = lvm.parse_lvs(lvs.stdout)
-        except ParseError as exc:
-            return ToolStatus(name="lvm", state="failed", version=version, detail=str(exc)), ()
-        return ToolStatus(name="lvm", state="available", version=version), volumes
+        return lvm_facts.observe_lvs(CommandRunner(self.host, self.timeout),
+                                     self.versions.version(lvm_facts.VERSION_PROBE.name))
 
     def probe(self, device: str) -> Signature:
         """What ``blkid -p`` finds on ``device`` (probing the device, not blkid's cache).

@@ -1,10 +1,11 @@
 """Tool versions remembered between one-shot commands on a real node (`reconciler plan`, `observe`).
 
-The three version probes (`lvm version`, `dmsetup version`, `drbdadm --version`) cost about as much as the
-`vgs` and `lvs` a pass needs, and their answers change only when a package is upgraded or the node
-reboots (the device-mapper driver's version comes from the running kernel). So a fresh command reuses
-the versions a previous one found, as long as the same binaries (path, inode, size, modification time)
-and the same boot are in place; anything else, or any doubt about the file, means probing again.
+The version probes (`lvm version`, `dmsetup version`, `drbdadm --version`: the backends' registered
+`VERSION_PROBES`) cost about as much as the `vgs` and `lvs` a pass needs, and their answers change only when a
+package is upgraded or the node reboots (the device-mapper driver's version comes from the running kernel). So
+a fresh command reuses the versions a previous one found, as long as the same binaries (path, inode, size,
+modification time) and the same boot are in place; anything else, or any doubt about the file, means probing
+again.
 
 The file lives in /run (gone at reboot), owned by root, mode 0600; it is only ever read as data.
 """
@@ -14,26 +15,27 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
-from reconciler.core.facts import ToolVersions
+from reconciler.backends.providers import VERSION_PROBES
+from reconciler.core.facts import ToolVersions, VersionProbe
 from reconciler.model.observed import ToolStatus
 
 CACHE_DIR = Path("/run/reconciler")
 CACHE_FILE = "tool-versions.json"
-_BINARIES = ("lvm", "dmsetup", "drbdadm")
 _BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 _MAX_BYTES = 64 * 1024
 
 
-def fingerprint() -> str:
+def fingerprint(probes: Sequence[VersionProbe] = VERSION_PROBES) -> str:
     """What the versions depend on: this boot, whether device-mapper's driver is there, the binaries PATH finds."""
     parts = [f"dm-control:{os.path.exists('/dev/mapper/control')}"]
     try:
         parts.append(_BOOT_ID.read_text().strip())
     except OSError:
         parts.append("no-boot-id")
-    for name in _BINARIES:
+    for name in dict.fromkeys(probe.binary for probe in probes):
         found = shutil.which(name)
         if found is None:
             parts.append(f"{name}:missing")
@@ -48,7 +50,7 @@ def fingerprint() -> str:
     return "|".join(parts)
 
 
-def load(directory: Path = CACHE_DIR) -> ToolVersions | None:
+def load(directory: Path = CACHE_DIR, probes: Sequence[VersionProbe] = VERSION_PROBES) -> ToolVersions | None:
     """The remembered versions for the current fingerprint, or None (probe then)."""
     path = directory / CACHE_FILE
     try:
@@ -57,22 +59,22 @@ def load(directory: Path = CACHE_DIR) -> ToolVersions | None:
                 or st.st_size > _MAX_BYTES:
             return None
         data = json.loads(path.read_text())
-        if not isinstance(data, dict) or data.get("fingerprint") != fingerprint():
+        if not isinstance(data, dict) or data.get("fingerprint") != fingerprint(probes):
             return None
-        lvm, dmsetup = data.get("lvm"), data.get("dmsetup")
-        if not (lvm is None or isinstance(lvm, str)) or not (dmsetup is None or isinstance(dmsetup, str)):
-            return None
-        return ToolVersions(lvm=lvm, dmsetup=dmsetup, drbd_utils=ToolStatus.model_validate(data["drbd_utils"]))
+        tools = data["tools"]
+        if not isinstance(tools, dict) or list(tools) != [probe.name for probe in probes]:
+            return None  # remembered for other probes than these
+        return ToolVersions(tools=tuple((name, ToolStatus.model_validate(status)) for name, status in tools.items()))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def store(versions: ToolVersions, directory: Path = CACHE_DIR) -> None:
+def store(versions: ToolVersions, directory: Path = CACHE_DIR, probes: Sequence[VersionProbe] = VERSION_PROBES) -> None:
     """Remember ``versions`` when every probe answered; a node that could not be asked is asked next time."""
-    if versions.lvm is None or versions.dmsetup is None or versions.drbd_utils.state == "failed":
+    if not versions.complete:
         return
-    data = {"fingerprint": fingerprint(), "lvm": versions.lvm, "dmsetup": versions.dmsetup,
-            "drbd_utils": versions.drbd_utils.model_dump(mode="json")}
+    data = {"fingerprint": fingerprint(probes),
+            "tools": {name: status.model_dump(mode="json") for name, status in versions.tools}}
     try:
         directory.mkdir(mode=0o700, exist_ok=True)
         partial = directory / f".{CACHE_FILE}.{os.getpid()}"

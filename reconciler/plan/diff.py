@@ -12,7 +12,7 @@ from reconciler.backends.lvm.plan import plan_lvs
 from reconciler.backends.registry import DEFAULT_BACKENDS
 from reconciler.backends.xen.plan import plan_xen_config
 from reconciler.core.action_order import order_actions
-from reconciler.core.action_registry import kinds_where, spec
+from reconciler.core.action_registry import kinds_where, observed_tool
 from reconciler.core.actions import Action
 from reconciler.core.domain_steps import handover, plan_live_changes, plan_shutdown, plan_start
 from reconciler.core.observed_index import ObservedIndex
@@ -83,8 +83,8 @@ def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | 
     if blind:
         # A tool that could not be read means "unknown", never "none": nothing is planned on top of it
         # (creating what merely looks absent would fail or, worse, collide).
-        actions = [a.with_(refused=blind[spec(a.kind).tool]) if spec(a.kind).tool in blind and not a.refused
-                   else a for a in actions]
+        actions = [a.with_(refused=blind[tool]) if (tool := observed_tool(a.kind, backends)) in blind
+                   and not a.refused else a for a in actions]
     notes.extend(find_orphans(desired, observed))
     plan = Plan(node=desired.node, actions=order_actions(actions), notes=tuple(notes),
                 resources=_resources(desired), refused_vms=tuple(refused_vms))

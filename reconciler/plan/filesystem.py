@@ -5,8 +5,23 @@ Neither belongs to one backend: the filesystem is made on the replicated device,
 
 from __future__ import annotations
 
-from reconciler.core import actions as A
+from reconciler.core.actions import Command, cmd
 from reconciler.core.vm_builder import VmBuilder
+from reconciler.names import check_device_path, check_name
+
+
+def mkfs_xfs(device: str, label: str | None = None) -> Command:
+    argv = ["mkfs.xfs"]  # never -f: an existing filesystem must make it fail
+    if label:
+        argv += ["-L", check_name(label, "filesystem label")]
+    return cmd(*argv, check_device_path(device))
+
+
+def mkswap(device: str, label: str | None = None) -> Command:
+    argv = ["mkswap"]
+    if label:
+        argv += ["-L", check_name(label, "swap label")]
+    return cmd(*argv, check_device_path(device))
 
 
 def plan_make_fs(b: VmBuilder, after: tuple[str | None, ...]) -> str | None:
@@ -17,7 +32,7 @@ def plan_make_fs(b: VmBuilder, after: tuple[str | None, ...]) -> str | None:
     return b.add("make-fs", fs.key, "create",
                  f"make an XFS filesystem on {fs.device} (only if blkid -p finds no signature there "
                  "nor a foreign one on any LV beneath it)",
-                 commands=(A.mkfs_xfs(fs.device, fs.label),), depends_on=after, destructive=True,
+                 commands=(mkfs_xfs(fs.device, fs.label),), depends_on=after, destructive=True,
                  probe_before=(fs.device,), probe_beneath=data, identity=",".join(data))
 
 
@@ -28,6 +43,6 @@ def plan_make_swaps(b: VmBuilder) -> tuple[str, ...]:
         created = b.find("create-lv", lv.key) if lv else None
         made.append(b.add("make-swap", swap.key, "create",
                           f"make swap on {swap.device} (only if blkid -p finds no signature there)",
-                          commands=(A.mkswap(swap.device, swap.label),), depends_on=(created,), destructive=True,
+                          commands=(mkswap(swap.device, swap.label),), depends_on=(created,), destructive=True,
                           probe_before=(swap.device,), identity=swap.device))
     return tuple(made)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from reconciler.backends.dm.plan import leg_matches, parse_striped
+from reconciler.backends.drbd import paths as drbd_paths
 from reconciler.backends.drbd.conf import ConfigIdentity, config_identities
 from reconciler.core.observed_index import ObservedIndex
 from reconciler.core.parse_error import ParseError
@@ -40,7 +41,7 @@ class Holders:
         found: dict[str, ConfigIdentity] = {}
         problems: list[str] = []
         for f in self.observed.observed.files:
-            if not (f.path.endswith(".res") or f.path == "/etc/drbd.conf") or f.content is None:
+            if not (f.path.endswith(drbd_paths.CONFIG_SUFFIX) or f.path == drbd_paths.TOP_CONFIG) or f.content is None:
                 continue
             try:
                 found.update(config_identities([(f.path, f.content)], self.observed.node))

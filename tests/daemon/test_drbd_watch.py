@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.daemon.schedule.drbd_watch import DrbdWatcher, state_signature
+from reconciler.backends.drbd.events2 import state_signature
+from reconciler.daemon.schedule.drbd_watch import DrbdWatcher
 from reconciler.host.base import CommandResult
 from reconciler.host.real import RealHost, follow
 from reconciler.model.observed import DrbdState

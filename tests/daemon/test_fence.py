@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.backends.drbd.render import DEFAULT_FENCE_PEER
 from reconciler.cli.main import main
 from reconciler.daemon.peers.fence import (
     OUTDATE_PATH,
@@ -22,7 +23,6 @@ from reconciler.daemon.peers.fence import (
 )
 from reconciler.daemon.peers.peer import PATH, PeerAnswer, PeerServer
 from reconciler.daemon.peers.peerauth import H_TIME, request_headers
-from reconciler.desired.render_drbd import DEFAULT_FENCE_PEER
 from reconciler.model.desired import DrbdHost
 from reconciler.sim.drbd_config import parse_text
 from tests.sim.test_drbd_helpers import DrbdCluster, resource_text

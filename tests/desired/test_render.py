@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.backends.drbd.paths import config_path as drbd_path
+from reconciler.backends.xen.paths import config_path as xen_path
 from reconciler.desired.expand import expand_node
 from reconciler.desired.load import load_cluster
 from reconciler.desired.render import render_node
-from reconciler.desired.render_drbd import config_path as drbd_path
-from reconciler.desired.render_xen import config_path as xen_path
 from reconciler.names import UnsafeNameError
 from tests.desired.repo import CLUSTER, VM100, VM101, with_drbd84, write_repo
 

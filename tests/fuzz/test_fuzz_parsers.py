@@ -8,12 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reconciler.backends.dm.parse import parse_dmsetup_version
 from reconciler.backends.drbd.conf import drbd_layout
+from reconciler.backends.drbd.utils_version import parse_drbdadm_version
 from reconciler.cli.cmd_fence import read_env_file
 from reconciler.core.parse_error import ParseError
 from reconciler.daemon.peers.peer import parse_endpoint
 from reconciler.names import UnsafeNameError, check_name, name_problem
-from reconciler.observe.versions import parse_dmsetup_version, parse_drbdadm_version
 from reconciler.sizes import SizeError, parse_size
 from tests.fuzz.budget import budget
 

@@ -12,11 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from reconciler.backends.dm import parse as dmsetup
+from reconciler.backends.dm.parse import VERSION_ARGV as DMSETUP_VERSION_ARGV
 from reconciler.backends.drbd import drbd9
+from reconciler.backends.drbd.utils_version import VERSION_ARGV as DRBDADM_VERSION_ARGV
 from reconciler.backends.lvm import parse as lvm
+from reconciler.backends.lvm.parse import VERSION_ARGV as LVM_VERSION_ARGV
 from reconciler.backends.xen import xl
 from reconciler.host.base import DEFAULT_TIMEOUT, EXIT_NOT_FOUND, CommandResult, HostFileError
-from reconciler.observe.versions import DMSETUP_VERSION_ARGV, DRBDADM_VERSION_ARGV, LVM_VERSION_ARGV
 
 GIB = 1024**3
 MIB = 1024**2

@@ -7,14 +7,16 @@ import pytest
 from reconciler.backends.dm import parse as dmsetup
 from reconciler.backends.drbd import drbd9
 from reconciler.backends.lvm import parse as lvm
+from reconciler.backends.providers import VERSION_PROBES as PROBES
 from reconciler.backends.xen import xl
 from reconciler.host.base import EXIT_TIMEOUT, CommandResult
 from reconciler.model.observed import Signature
 from reconciler.names import UnsafeNameError
 from reconciler.observe import blkid
 from reconciler.observe.observer import MAX_COMMANDS_PER_PASS, Observer, ProbeError
-from reconciler.observe.versions import VERSION_PROBES
 from tests.observe.scripted import GIB, Answer, ScriptedHost, full_node, storage_answers
+
+VERSION_PROBES = [probe.argv for probe in PROBES]
 
 
 def test_full_node_with_drbd9_and_xen() -> None:

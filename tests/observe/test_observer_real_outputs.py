@@ -6,9 +6,9 @@ from pathlib import Path
 
 from reconciler.backends.drbd import drbd9
 from reconciler.backends.lvm import parse as lvm
+from reconciler.backends.lvm.parse import VERSION_ARGV as LVM_VERSION_ARGV
 from reconciler.backends.xen import xl
 from reconciler.observe.observer import Observer
-from reconciler.observe.versions import LVM_VERSION_ARGV
 from tests.conftest import read_capture
 from tests.observe.scripted import Answer, full_node
 

@@ -28,9 +28,9 @@ NOW_STATISTICS = "\n".join(
 
 
 def test_argv() -> None:
-    assert events2.EVENTS2_NOW_ARGV == ("drbdsetup", "events2", "--now", "--statistics")
-    assert events2.EVENTS2_STREAM_ARGV == ("drbdsetup", "events2", "--statistics")
-    assert events2.EVENTS2_NOW_84_ARGV == ("drbdsetup", "events2", "all", "--now", "--statistics")
+    assert events2.EVENTS2_NOW_ARGV == ("drbdsetup", "events2", "--now")
+    assert events2.EVENTS2_STREAM_ARGV == ("drbdsetup", "events2")
+    assert (*events2.EVENTS2_NOW_ARGV, events2.STATISTICS) == ("drbdsetup", "events2", "--now", "--statistics")
 
 
 def test_parse_line_with_timestamp() -> None:
@@ -198,3 +198,23 @@ def test_verify_progress_follows_done_and_clears_after() -> None:
     assert done is not None
     after = events2.apply_event(state, done).resources[0].connections[0].peer_devices[0]
     assert (after.replication_state, after.verify_percent, after.out_of_sync_bytes) == ("Established", None, 65536)
+
+
+def test_the_folder_reports_live_changes_only_after_the_initial_dump() -> None:
+    folder = events2.EventFolder()
+    initial = folder.feed("exists resource name:vm100 role:Primary suspended:no")
+    assert initial is not None
+    assert not initial.live
+    assert folder.feed("exists -") is None
+    assert folder.feed("") is None
+    change = folder.feed("change resource name:vm100 role:Secondary")
+    assert change is not None
+    assert (change.live, change.resource, change.what) == (True, "vm100", "resource")
+    assert change.state.resources[0].role == "Secondary"
+    with pytest.raises(ParseError):
+        folder.feed("change nonsense")
+
+
+def test_a_dump_that_cannot_be_read_is_no_state() -> None:
+    assert events2.read_state("exists resource name:vm100 role:Primary\nexists -\n") is not None
+    assert events2.read_state("exists resource role:Primary\n") is None

@@ -45,6 +45,11 @@ def test_drbd_commands_are_the_drbdadm_command_lines() -> None:
     assert DRBD.promote_argv("vm100") == ("drbdadm", "primary", "vm100")
     assert DRBD.promote_argv("vm100", force=True) == ("drbdadm", "primary", "--force", "vm100")
     assert DRBD.demote_argv("vm100") == ("drbdadm", "secondary", "vm100")
+    # What the daemon's online verify, the last look and the split-brain handler, and the deep check run.
+    assert [DRBD.disconnect_argv("vm100"), DRBD.connect_argv("vm100"), DRBD.verify_argv("vm100"),
+            DRBD.generation_ids_argv("vm100")] \
+        == [("drbdadm", verb, "vm100") for verb in ("disconnect", "connect", "verify", "show-gi")]
+    assert DRBD.dry_run_adjust_argv("vm100") == ("drbdadm", "-d", "adjust", "vm100")
 
 
 @pytest.mark.parametrize(("build", "what"), [
@@ -52,6 +57,8 @@ def test_drbd_commands_are_the_drbdadm_command_lines() -> None:
     (lambda name: XEN.set_memory_argv(name, 2048), "domain"), (lambda name: XEN.set_vcpus_argv(name, 2), "domain"),
     (DRBD.config_path, "DRBD resource"), (DRBD.create_metadata_argv, "DRBD resource"), (DRBD.up_argv, "DRBD resource"),
     (DRBD.down_argv, "DRBD resource"), (DRBD.promote_argv, "DRBD resource"), (DRBD.demote_argv, "DRBD resource"),
+    (DRBD.verify_argv, "DRBD resource"), (DRBD.generation_ids_argv, "DRBD resource"),
+    (DRBD.dry_run_adjust_argv, "DRBD resource"),
 ])
 def test_unsafe_names_never_reach_an_argv_and_the_refusal_says_what_the_name_was_for(
         build: Callable[[str], object], what: str) -> None:

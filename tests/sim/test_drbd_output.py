@@ -250,7 +250,7 @@ def test_bad_protocol_matches_the_capture(tmp_path: Path, real_outputs: Path) ->
 
 
 def test_version_answers_without_the_module(tmp_path: Path) -> None:
-    from reconciler.observe.versions import parse_drbdadm_version
+    from reconciler.backends.drbd.utils_version import parse_drbdadm_version
 
     cluster = DrbdCluster(tmp_path / "c")
     text = cluster.ok("erdbeere", "drbdadm", "--version").stdout

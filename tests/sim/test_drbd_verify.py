@@ -20,7 +20,7 @@ def resource(pair: DrbdCluster, node: str, version: str) -> DrbdResourceState:
         text = _read(pair, node, "/proc/drbd")
         state = procdrbd.to_drbd_state(procdrbd.parse_proc_drbd(text), {0: "vm100"})
     else:
-        state = events2.state_from_events(pair.ok(node, *events2.EVENTS2_NOW_ARGV).stdout)
+        state = events2.state_from_events(pair.ok(node, *events2.EVENTS2_NOW_ARGV, events2.STATISTICS).stdout)
     return state.resources[0]
 
 

@@ -258,17 +258,17 @@ def test_the_observe_parsers_read_simulated_dmsetup_blkid_and_xl(tmp_path: Path)
 
 
 def test_version_probes_read_like_a_real_node(real_outputs: Path, tmp_path: Path) -> None:
-    from reconciler.observe import versions
+    from reconciler.backends.dm import parse as dm_parser
 
     real = (real_outputs / CAPTURED / "lvm-version.txt").read_text()
     host = SimHost(cluster(tmp_path, nodes=("erdbeere",)), "erdbeere")
-    mine = ok(host, *versions.LVM_VERSION_ARGV).stdout
+    mine = ok(host, *lvm_parser.VERSION_ARGV).stdout
     real_lines = [line for line in real.splitlines() if line.startswith("  ")]
     assert [line.split(":")[0] for line in real_lines] == [
         line.split(":")[0] for line in mine.splitlines() if not line.startswith("  Driver")]
     assert mine.splitlines()[0] == real_lines[0]
     assert lvm_parser.parse_lvm_version(mine) == "2.03.16"
-    assert versions.parse_dmsetup_version(ok(host, *versions.DMSETUP_VERSION_ARGV).stdout) is not None
+    assert dm_parser.parse_dmsetup_version(ok(host, *dm_parser.VERSION_ARGV).stdout) is not None
 
 
 # --- differential tests: the same commands against the real tools on this machine ------------------

@@ -7,9 +7,21 @@ the last look before a step reads the devices again through :func:`observe_dm`.
 from __future__ import annotations
 
 from reconciler.backends.dm import parse as dmsetup
-from reconciler.core.facts import CommandRunner, NodeFacts, PassContext, failure, missing
+from reconciler.core.facts import CommandRunner, NodeFacts, PassContext, VersionProbe, failure, missing
 from reconciler.core.parse_error import ParseError
+from reconciler.host.base import CommandResult
 from reconciler.model.observed import DmDevice, ToolStatus
+
+
+def _read_version(result: CommandResult) -> ToolStatus:
+    # Without device-mapper in the kernel `dmsetup version` exits 1 yet still names its library.
+    version = None if result.not_found else dmsetup.parse_dmsetup_version(result.stdout)
+    if version is None:
+        return ToolStatus(name="dmsetup", state="failed", detail=result.describe())
+    return ToolStatus(name="dmsetup", state="available", version=version)
+
+
+VERSION_PROBE = VersionProbe(name="dmsetup", binary="dmsetup", argv=dmsetup.VERSION_ARGV, read=_read_version)
 
 
 def observe_dm(run: CommandRunner, version: str | None) -> tuple[ToolStatus, tuple[DmDevice, ...]]:
@@ -35,6 +47,6 @@ class DmFacts:
     name = "dm"
 
     def read(self, context: PassContext, facts: NodeFacts) -> None:
-        status, devices = observe_dm(context.run, context.versions.dmsetup)
+        status, devices = observe_dm(context.run, context.versions.version(VERSION_PROBE.name))
         facts.tools.append(status)
         facts.dm_devices = devices

@@ -15,6 +15,7 @@ from reconciler.core.parse_error import ParseError
 from reconciler.model.observed import DmDevice, DmTarget
 
 TABLE_ARGV: tuple[str, ...] = ("dmsetup", "table")
+VERSION_ARGV: tuple[str, ...] = ("dmsetup", "version")
 # Lives in backends.dm.argv (importable on its own, for the prefetch); this name stays the parser's.
 INFO_ARGV: tuple[str, ...] = _argv.DM_INFO_ARGV
 
@@ -127,3 +128,16 @@ def normalise_table(table_text: str, device_numbers: Mapping[str, str]) -> str:
         if tokens:
             lines.append(" ".join(device_numbers.get(token, token) for token in tokens))
     return "\n".join(lines)
+
+
+_LIBRARY_RE = re.compile(r"^Library version:\s*(\S+)", re.MULTILINE)
+_DRIVER_RE = re.compile(r"^Driver version:\s*(\S+)", re.MULTILINE)
+
+
+def parse_dmsetup_version(text: str) -> str | None:
+    """``dmsetup version``: the library version, with the kernel driver's when the driver answered."""
+    library = _LIBRARY_RE.search(text)
+    if library is None:
+        return None
+    driver = _DRIVER_RE.search(text)
+    return f"{library.group(1)} (driver {driver.group(1)})" if driver else library.group(1)

@@ -25,6 +25,7 @@ from reconciler.backends.drbd.drbd9 import (
     VERIFY_STATES,
 )
 from reconciler.core.parse_error import ParseError
+from reconciler.core.seams import StateEvent
 from reconciler.model.base import Frozen, field
 from reconciler.model.observed import (
     DrbdConnectionState,
@@ -34,10 +35,13 @@ from reconciler.model.observed import (
     DrbdState,
 )
 
-EVENTS2_NOW_ARGV: tuple[str, ...] = ("drbdsetup", "events2", "--now", "--statistics")
-EVENTS2_STREAM_ARGV: tuple[str, ...] = ("drbdsetup", "events2", "--statistics")
-# drbdsetup-84 (drbd-utils 9, for DRBD 8.4 modules) requires the resource argument.
-EVENTS2_NOW_84_ARGV: tuple[str, ...] = ("drbdsetup", "events2", "all", "--now", "--statistics")
+# Every state change as it happens (the daemon's watcher follows it between passes), and the current state
+# alone. Without --statistics: the watcher compares states, and the counters would change every line.
+EVENTS2_STREAM_ARGV: tuple[str, ...] = ("drbdsetup", "events2")
+EVENTS2_NOW_ARGV: tuple[str, ...] = (*EVENTS2_STREAM_ARGV, "--now")
+# Appended for the counters too: sizes, out-of-sync, resync and verify progress. drbdsetup-84 (drbd-utils 9, for
+# DRBD 8.4 modules) also wants the resource argument (`all`) before the options.
+STATISTICS = "--statistics"
 TOOL = "drbdsetup events2"
 
 Action = Literal["exists", "create", "change", "destroy", "call", "response"]
@@ -333,3 +337,44 @@ def fold_events(events: Iterable[DrbdEvent], state: DrbdState | None = None) -> 
 def state_from_events(text: str, kernel_version: str | None = None) -> DrbdState:
     """The state ``drbdsetup events2 --now`` describes."""
     return fold_events(parse_events(text), DrbdState(kernel_version=kernel_version))
+
+
+# Fields that change continuously without meaning a state change.
+_COUNTERS = re.compile(r"\s(?:received|sent|read|written|al-writes|bm-writes|upper-pending|lower-pending|"
+                       r"pending|unacked|out-of-sync|done|eta|dbdt\d?|ap-in-flight|rs-in-flight)"
+                       r":\S+")
+
+
+def state_signature(text: str) -> str:
+    """The events2 dump without its counters: equal signatures mean no state change."""
+    lines = [_COUNTERS.sub("", line).strip() for line in text.splitlines() if line.strip()]
+    return "\n".join(sorted(lines))
+
+
+def read_state(text: str) -> DrbdState | None:
+    """The state a ``--now`` dump describes; None when it cannot be read (the next pass observes anyway)."""
+    try:
+        return state_from_events(text)
+    except ValueError:
+        return None
+
+
+class EventFolder:
+    """Folds a followed stream line by line: the initial dump first, then live changes (see
+    :class:`reconciler.core.seams.StateEvent`)."""
+
+    def __init__(self) -> None:
+        self._state = DrbdState()
+        self._live = False
+
+    def feed(self, line: str) -> StateEvent | None:
+        """The state after ``line``; None for a blank line and the end of the initial dump. A line that cannot
+        be read raises :class:`ParseError` and changes nothing."""
+        parsed = parse_event_line(line)
+        if parsed is None:
+            return None
+        if parsed.is_end_of_initial_state:
+            self._live = True
+            return None
+        self._state = apply_event(self._state, parsed)
+        return StateEvent(state=self._state, live=self._live, resource=parsed.name, what=parsed.object)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import posixpath
 
-from reconciler.backends.drbd import drbd9, procdrbd
+from reconciler.backends.drbd import drbd9, paths, procdrbd, utils_version
 from reconciler.backends.drbd import splitbrain_markers as splitbrain
 from reconciler.backends.drbd.conf import drbd_layout
 from reconciler.core.facts import CommandRunner, NodeFacts, PassContext, failure, file_problem, missing
@@ -18,8 +18,6 @@ from reconciler.core.parse_error import ParseError
 from reconciler.host.base import Host, HostFileError
 from reconciler.host.replay import ReplayError
 from reconciler.model.observed import DrbdState, OwnedFile, ToolStatus
-
-DRBD_TOP_CONFIG = "/etc/drbd.conf"
 
 
 def observe_drbd(run: CommandRunner, host: Host, files: tuple[OwnedFile, ...]) -> tuple[ToolStatus, DrbdState]:
@@ -61,7 +59,7 @@ def _observe_drbd84(proc: str, version: str, host: Host,
     """DRBD 8.4 shows minors only; the owned ``.res`` files name them (no command needed). /proc/drbd has no
     sizes: each device's size comes from sysfs (a file read, not a command)."""
     configs = [(f.path, f.content) for f in files
-               if (f.path.endswith(".res") or f.path == DRBD_TOP_CONFIG) and f.content is not None]
+               if (f.path.endswith(paths.CONFIG_SUFFIX) or f.path == paths.TOP_CONFIG) and f.content is not None]
     try:
         layout = drbd_layout(configs, host.node)
         peers = {resource: ",".join(names) for resource, names in layout.peer_names.items() if names}
@@ -139,5 +137,5 @@ class DrbdFacts:
 
     def read(self, context: PassContext, facts: NodeFacts) -> None:
         status, state = with_split_brain_markers(context.host, *observe_drbd(context.run, context.host, context.files))
-        facts.tools += [status, context.versions.drbd_utils]
+        facts.tools += [status, context.versions.status(utils_version.VERSION_PROBE.name) or utils_version.NOT_PROBED]
         facts.drbd = state

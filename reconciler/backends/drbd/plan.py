@@ -43,7 +43,7 @@ def storage_action_ids(b: VmBuilder) -> tuple[str, ...]:
 
 
 def plan_drbd_config(b: VmBuilder, drbd: DesiredDrbd) -> str | None:
-    return b.owned_file("write-drbd-config", drbd.key, drbd.config_path, drbd.config_text)
+    return b.owned_file("write-drbd-config", drbd.key, drbd.config_path, drbd.config_text, b.replicator)
 
 
 def runtime_drift(res: DrbdResourceState, drbd: DesiredDrbd, this_node: str) -> str | None:

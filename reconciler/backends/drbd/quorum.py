@@ -17,17 +17,11 @@ runs it only while the resource is still Primary without quorum; one the node ma
 
 from __future__ import annotations
 
+from reconciler.core.actions import REBOOT_ARGV
 from reconciler.core.vm_builder import VmBuilder
-from reconciler.model.desired import DemoteFailureAction, DesiredVm
+from reconciler.model.desired import DesiredVm
 from reconciler.model.observed import DrbdResourceState
 
-# systemd's reboot, as its FailureAction= names them: a clean reboot, one that skips the services' own stop, and
-# one that calls reboot(2) at once (the only one certain to finish while I/O is frozen).
-REBOOT_ARGV: dict[DemoteFailureAction, tuple[str, ...]] = {
-    "reboot": ("systemctl", "reboot"),
-    "reboot-force": ("systemctl", "reboot", "--force"),
-    "reboot-immediate": ("systemctl", "reboot", "--force", "--force"),
-}
 FORCE_AFTER_FAILURES = 1
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from reconciler.backends.drbd import config_meaning
-from reconciler.core.seams import Argv
-from reconciler.model.observed import DrbdResourceState, OwnedFile
+from reconciler.backends.drbd import config_meaning, events2, paths, quorum
+from reconciler.backends.drbd.drbd9 import VERIFY_STATES
+from reconciler.core.seams import Argv, EventFolder
+from reconciler.model.desired import DesiredVm
+from reconciler.model.observed import DrbdResourceState, DrbdState, OwnedFile
 from reconciler.names import check_name
-
-DRBD_CONFIG_DIR = "/etc/drbd.d"
 
 
 def drbdadm(verb: str, resource: str, *options: str) -> Argv:
@@ -22,7 +22,7 @@ class DrbdReplicator:
     tool = "drbd"
 
     def config_path(self, resource: str) -> str:
-        return f"{DRBD_CONFIG_DIR}/{check_name(resource, 'DRBD resource')}.res"
+        return paths.config_path(resource)
 
     def create_metadata_argv(self, resource: str) -> Argv:
         # --force answers drbdadm's question only; the gate's signature probe has decided before.
@@ -52,6 +52,42 @@ class DrbdReplicator:
 
     def connect_argv(self, resource: str, *, discard_my_data: bool = False) -> Argv:
         return drbdadm("connect", resource, *(("--discard-my-data",) if discard_my_data else ()))
+
+    def disconnect_argv(self, resource: str) -> Argv:
+        return drbdadm("disconnect", resource)
+
+    def verify_argv(self, resource: str) -> Argv:
+        return drbdadm("verify", resource)
+
+    def generation_ids_argv(self, resource: str) -> Argv:
+        return drbdadm("show-gi", resource)
+
+    def dry_run_adjust_argv(self, resource: str) -> Argv:
+        # drbdadm's -d (print, do not run) goes before the verb: a global option, not one of adjust's.
+        return ("drbdadm", "-d", "adjust", check_name(resource, "DRBD resource"))
+
+    def watch_argv(self) -> Argv:
+        return events2.EVENTS2_NOW_ARGV
+
+    def follow_argv(self) -> Argv:
+        return events2.EVENTS2_STREAM_ARGV
+
+    def state_signature(self, dump: str) -> str:
+        return events2.state_signature(dump)
+
+    def read_state(self, dump: str) -> DrbdState | None:
+        return events2.read_state(dump)
+
+    def event_folder(self) -> EventFolder:
+        return events2.EventFolder()
+
+    def verify_progress(self, state: DrbdResourceState) -> tuple[bool, float | None]:
+        verifying = [pd for c in state.connections for pd in c.peer_devices if pd.replication_state in VERIFY_STATES]
+        percents = [pd.verify_percent for pd in verifying if pd.verify_percent is not None]
+        return bool(verifying), min(percents) if percents else None
+
+    def primary_without_quorum(self, vm: DesiredVm, state: DrbdResourceState | None) -> bool:
+        return quorum.primary_without_quorum(vm, state)
 
     def peer_can_take_over(self, state: DrbdResourceState) -> bool:
         return any(c.connection_state == "Connected" and c.peer_devices

@@ -1,15 +1,46 @@
 """LVM's part of an observation pass: volume groups and logical volumes, from two reports.
 
 The observer runs this provider in its registered order (:data:`reconciler.backends.providers.FACT_PROVIDERS`);
-a missing or failing lvm2 is a tool status, and then no volume is reported (unknown, never none).
+a missing or failing lvm2 is a tool status, and then no volume is reported (unknown, never none). The last look
+before a step reads the LVs again through :func:`observe_lvs`.
 """
 
 from __future__ import annotations
 
 from reconciler.backends.lvm import parse as lvm
-from reconciler.core.facts import NodeFacts, PassContext, failure, missing
+from reconciler.core.facts import CommandRunner, NodeFacts, PassContext, VersionProbe, failure, missing
 from reconciler.core.parse_error import ParseError
-from reconciler.model.observed import ToolStatus
+from reconciler.host.base import CommandResult
+from reconciler.model.observed import LogicalVolume, ToolStatus
+
+
+def _read_version(result: CommandResult) -> ToolStatus:
+    version = None
+    if not (result.not_found or result.timed_out):
+        try:
+            version = lvm.parse_lvm_version(result.stdout)
+        except ParseError:
+            version = None
+    if version is None:
+        return ToolStatus(name="lvm", state="failed", detail=result.describe())
+    return ToolStatus(name="lvm", state="available", version=version)
+
+
+VERSION_PROBE = VersionProbe(name="lvm", binary="lvm", argv=lvm.VERSION_ARGV, read=_read_version)
+
+
+def observe_lvs(run: CommandRunner, version: str | None) -> tuple[ToolStatus, tuple[LogicalVolume, ...]]:
+    """The LVs alone (one ``lvs``), read afresh: the last look before a step on an LV."""
+    lvs = run(lvm.LVS_ARGV)
+    if lvs.not_found:
+        return missing("lvm", lvs, version), ()
+    if not lvs.ok:
+        return ToolStatus(name="lvm", state="failed", version=version, detail=failure(lvs)), ()
+    try:
+        volumes = lvm.parse_lvs(lvs.stdout)
+    except ParseError as exc:
+        return ToolStatus(name="lvm", state="failed", version=version, detail=str(exc)), ()
+    return ToolStatus(name="lvm", state="available", version=version), volumes
 
 
 class LvmFacts:
@@ -18,7 +49,7 @@ class LvmFacts:
     name = "lvm"
 
     def read(self, context: PassContext, facts: NodeFacts) -> None:
-        version = context.versions.lvm
+        version = context.versions.version(VERSION_PROBE.name)
         run = context.run
         vgs = run(lvm.VGS_ARGV)
         if vgs.not_found:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from reconciler.backends.xen import config_meaning
-from reconciler.core.seams import Argv
-from reconciler.names import check_name
+from collections.abc import Iterable
 
-XEN_CONFIG_DIR = "/etc/xen"
+from reconciler.backends.xen import config_meaning, paths
+from reconciler.core.seams import Argv
+from reconciler.model.observed import OwnedFile
+from reconciler.names import check_name
 
 
 class XenHypervisor:
@@ -14,7 +15,7 @@ class XenHypervisor:
     tool = "xl"
 
     def config_path(self, domain: str) -> str:
-        return f"{XEN_CONFIG_DIR}/{check_name(domain, 'domain')}.cfg"
+        return paths.config_path(domain)
 
     def start_argv(self, domain: str) -> Argv:
         return ("xl", "create", self.config_path(domain))
@@ -30,6 +31,10 @@ class XenHypervisor:
 
     def set_vcpus_argv(self, domain: str, vcpus: int) -> Argv:
         return ("xl", "vcpu-set", check_name(domain, "domain"), str(vcpus))
+
+    def defined_elsewhere(self, files: Iterable[OwnedFile], key: str, path: str) -> str:
+        # `xl create` reads the one file it is given: no other file can define the domain for it.
+        return ""
 
     def watch_argv(self) -> Argv:
         # Xen has no event stream the daemon can follow without a library: `xl list` is polled.

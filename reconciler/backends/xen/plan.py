@@ -12,7 +12,7 @@ from reconciler.model.desired import DesiredDomain
 
 def plan_xen_config(b: VmBuilder, domain: DesiredDomain) -> str | None:
     drifted = b.observed.file(domain.config_path) not in (None, domain.config_text)
-    written = b.owned_file("write-xen-config", domain.key, domain.config_path, domain.config_text)
+    written = b.owned_file("write-xen-config", domain.key, domain.config_path, domain.config_text, b.hypervisor)
     if drifted and b.observed.domain(domain.name) is not None:
         b.note("info", domain.key, f"{domain.name} is running: the rewritten config takes effect at its next start")
     return written

@@ -20,8 +20,9 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from reconciler.backends.drbd.quorum import REBOOT_ARGV, primary_without_quorum
-from reconciler.core.actions import Action
+from reconciler.backends.registry import DEFAULT_BACKENDS
+from reconciler.core.actions import REBOOT_ARGV, Action
+from reconciler.core.seams import Replicator
 from reconciler.daemon.records.logs import event
 from reconciler.daemon.records.named_records import read_named, write_named
 from reconciler.model.desired import DemoteEscalation, DesiredNode, DesiredVm
@@ -44,7 +45,9 @@ def read_records(state_dir: Path) -> dict[str, EscalationStatus]:
 
 
 class EscalationKeeper:
-    def __init__(self, state_dir: Path, node: str, clock: Callable[[], float]) -> None:
+    def __init__(self, state_dir: Path, node: str, clock: Callable[[], float],
+                 replicator: Replicator = DEFAULT_BACKENDS.replicator) -> None:
+        self.replicator = replicator
         self.directory = state_dir / RECORDS_DIR
         self.state_dir = state_dir
         self.node = node
@@ -59,7 +62,7 @@ class EscalationKeeper:
         """The desired state with each VM's escalation, for the VMs whose resource is Primary here without quorum."""
         now = self.clock()
         stopping = frozenset(vm.name for vm in desired.vms if vm.drbd is not None
-                             and primary_without_quorum(vm, observed.drbd.resource(vm.drbd.name)))
+                             and self.replicator.primary_without_quorum(vm, observed.drbd.resource(vm.drbd.name)))
         for counts in (self._failures, self._first_failure_at):
             for vm_name in [v for v in counts if v not in stopping]:
                 del counts[vm_name]

@@ -32,6 +32,7 @@ from reconciler.daemon.loop.status import (
 )
 from reconciler.daemon.node.control import NODE_SCOPE, ControlState, ControlStore
 from reconciler.daemon.peers.failover import PEER_STATUS_MAX_AGE, FailoverKeeper, takeovers_held
+from reconciler.daemon.peers.powerfence import read_records
 from reconciler.daemon.records.logs import event
 from reconciler.daemon.schedule.clock import Clock
 from reconciler.daemon.schedule.liveness import Liveness
@@ -95,7 +96,7 @@ class Reconciler:
     def __post_init__(self) -> None:
         self.failovers = FailoverKeeper(self.state_dir, self.node, self.clock.time)
         self.escalations = EscalationKeeper(self.state_dir, self.node, self.clock.time)
-        self.report = StatusBuilder(self.node, self.state_dir, self.clock, self.metrics)
+        self.report = StatusBuilder(self.node, self.state_dir, self.clock)
         self.moves = MoveTracker(self.state_dir, self.node, self.error)
 
     @property
@@ -281,7 +282,11 @@ class Reconciler:
                 desired: DesiredNode | None, result: PassResult, *, fresh_for: float | None = None) -> NodeStatus:
         """Add what only the loop knows (peers, suspensions), write status.json and feed the metrics.
         ``fresh_for``: seconds within which the loop promises the next status."""
-        return self.report.publish(control.suspensions, peers, observed, desired, result, fresh_for=fresh_for)
+        status = self.report.publish(control.suspensions, peers, fresh_for=fresh_for)
+        self.metrics.record_pass(result, observed, desired, status)
+        # What the fence-peer handler (a process DRBD starts, not this one) recorded of its power fences.
+        self.metrics.record_power_fences({r.peer: (r.outcome, r.finished) for r in read_records(self.state_dir)})
+        return status
 
 
 def load_control(state_dir: Path) -> ControlState:

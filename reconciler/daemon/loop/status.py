@@ -2,10 +2,10 @@
 
 Running a pass (:mod:`reconciler.daemon.loop.reconcile`) and deciding what operators, peers and metrics are
 told are separate jobs: the pass gives a :class:`PassReport` (its revisions, outcome, resources, what apply
-did), never its engine, source or keepers, and :class:`StatusBuilder` turns that into the ``PassResult``
-and ``NodeStatus``. What a status carries from one pass to the next lives here too: the applied revision,
-the last resources, the recent errors, which resources were degraded (for the log) and the split-brain
-recovery notes already logged.
+did), never its engine, source or keepers, and :class:`StatusBuilder` turns that into the ``PassResult`` and
+``NodeStatus`` (the ``Reconciler`` feeds the metrics with them: it alone holds the sink). What a status
+carries from one pass to the next lives here too: the applied revision, the last resources, the recent errors,
+which resources were degraded (for the log) and the split-brain recovery notes already logged.
 """
 
 from __future__ import annotations
@@ -18,14 +18,10 @@ from pathlib import Path
 
 from reconciler.core.plan_model import Plan
 from reconciler.daemon.loop.engine import ApplyOutcome
-from reconciler.daemon.loop.metrics_sink import MetricsSink
 from reconciler.daemon.node.control import NODE_SCOPE, ControlState
-from reconciler.daemon.peers.powerfence import read_records
 from reconciler.daemon.records import status_store
 from reconciler.daemon.records.logs import event
 from reconciler.daemon.schedule.clock import Clock
-from reconciler.model.desired import DesiredNode
-from reconciler.model.observed import ObservedNode
 from reconciler.model.status import (
     EscalationStatus,
     FailoverStatus,
@@ -73,7 +69,6 @@ class StatusBuilder:
     node: str
     state_dir: Path
     clock: Clock
-    metrics: MetricsSink
     last_applied: RevisionInfo | None = None
     last_success_at: float | None = None
     status: NodeStatus | None = None
@@ -184,10 +179,9 @@ class StatusBuilder:
             event("split-brain-recovery.note", vm=notes[message].vm, note=message)
         self._reported_recovery_notes = frozenset(notes)
 
-    def publish(self, suspensions: tuple[Suspension, ...], peers: tuple[PeerStatus, ...],
-                observed: ObservedNode | None, desired: DesiredNode | None, result: PassResult, *,
+    def publish(self, suspensions: tuple[Suspension, ...], peers: tuple[PeerStatus, ...], *,
                 fresh_for: float | None = None) -> NodeStatus:
-        """Add what only the loop knows (peers, suspensions), write status.json and feed the metrics.
+        """Add what only the loop knows (peers, suspensions) and write status.json.
         ``fresh_for``: seconds within which the loop promises the next status."""
         with self._lock:
             assert self.status is not None  # noqa: S101  (finish always ran before)
@@ -197,9 +191,6 @@ class StatusBuilder:
                                                     "fresh_until": fresh_until})
             self.status = status
             status_store.publish(self.state_dir, status)
-        self.metrics.record_pass(result, observed, desired, status)
-        # What the fence-peer handler (a process DRBD starts, not this one) recorded of its power fences.
-        self.metrics.record_power_fences({r.peer: (r.outcome, r.finished) for r in read_records(self.state_dir)})
         return status
 
 

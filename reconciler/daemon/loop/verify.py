@@ -29,7 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.backends.drbd.drbd9 import VERIFY_STATES
+from reconciler.backends.registry import DEFAULT_BACKENDS
+from reconciler.core.seams import Replicator
 from reconciler.daemon.records.logs import event
 from reconciler.host.base import Host
 from reconciler.model.base import Decoder, ModelDataError, decoder_for
@@ -47,10 +48,6 @@ RETRY_AFTER = 900.0
 def run_id(at: float) -> str:
     """The id of a run: its start in UTC, second precision (what resync_found names)."""
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(at))
-
-
-def verify_argv(resource: str) -> tuple[str, ...]:
-    return ("drbdadm", "verify", resource)
 
 
 @dataclass
@@ -113,14 +110,6 @@ def _why_not_quiet(res: DrbdResourceState | None) -> str:
     return ""
 
 
-def _verifying(res: DrbdResourceState | None) -> tuple[bool, float | None]:
-    if res is None:
-        return False, None
-    states = [pd for c in res.connections for pd in c.peer_devices if pd.replication_state in VERIFY_STATES]
-    percents = [pd.verify_percent for pd in states if pd.verify_percent is not None]
-    return bool(states), min(percents) if percents else None
-
-
 def _out_of_sync(res: DrbdResourceState) -> int | None:
     amounts = [pd.out_of_sync_bytes for c in res.connections for pd in c.peer_devices]
     known = [a for a in amounts if a is not None]
@@ -132,6 +121,7 @@ class VerifyScheduler:
     host: Host
     state_dir: Path
     now: Callable[[], float]
+    replicator: Replicator = DEFAULT_BACKENDS.replicator
     _records: dict[str, _Record] = field(default_factory=dict)
     _statuses: tuple[VerifyStatus, ...] = ()
     _loaded: bool = False
@@ -209,7 +199,7 @@ class VerifyScheduler:
         assert vm.drbd.verify is not None  # noqa: S101
         name, interval = vm.drbd.name, vm.drbd.verify.interval_seconds
         now = self.now()
-        verifying, percent = _verifying(res)
+        verifying, percent = self.replicator.verify_progress(res) if res is not None else (False, None)
         if record.running:
             if verifying:
                 record.progress = percent
@@ -237,7 +227,7 @@ class VerifyScheduler:
         )
         if why:
             return f"due, waiting: {why}"
-        result = self.host.run(verify_argv(name), timeout=COMMAND_TIMEOUT)
+        result = self.host.run(self.replicator.verify_argv(name), timeout=COMMAND_TIMEOUT)
         if not result.ok:
             record.error = f"drbdadm verify {name} failed: {result.describe()}"
             record.retry_after = now + RETRY_AFTER
@@ -304,7 +294,7 @@ class VerifyScheduler:
         # Recorded first: the statement is carried out at most once, even across a crash (see the module doc).
         record.resynced_run_id = wanted
         self._save()
-        for argv in (("drbdadm", "disconnect", name), ("drbdadm", "connect", name)):
+        for argv in (self.replicator.disconnect_argv(name), self.replicator.connect_argv(name)):
             result = self.host.run(argv, timeout=COMMAND_TIMEOUT)
             if not result.ok:
                 record.error = f"{' '.join(argv)} failed: {result.describe()}"

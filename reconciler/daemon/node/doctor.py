@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from reconciler.backends.drbd.render import DEFAULT_FENCE_PEER
 from reconciler.backends.lvm import parse as lvm
+from reconciler.backends.xen import paths as xen_paths
 from reconciler.core.observed_index import ObservedIndex
 from reconciler.core.parse_error import ParseError
 from reconciler.daemon.peers.powerfence import power_state, said
-from reconciler.desired.render_drbd import DEFAULT_FENCE_PEER
 from reconciler.desired.schema import PowerFenceSection
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredNode
@@ -204,7 +205,7 @@ def check_ballooning(host: Host) -> Check:
     info = host.run(("xl", "info"), timeout=TIMEOUT)
     if info.not_found:
         return Check("Xen ballooning", "skip", "xl is not installed")
-    conf = host.read_file("/etc/xen/xl.conf") or ""
+    conf = host.read_file(xen_paths.XL_CONF) or ""
     autoballoon = re.search(r'^\s*autoballoon\s*=\s*"?(\w+)"?', conf, re.MULTILINE)
     cmdline = re.search(r"^xen_commandline\s*:\s*(.*)$", info.stdout, re.MULTILINE)
     problems = []
@@ -212,7 +213,7 @@ def check_ballooning(host: Host) -> Check:
         problems.append("Xen's command line has no dom0_mem=, so dom0 owns all memory and `xl info` free_memory "
                         "is misleading")
     if autoballoon is None or autoballoon.group(1).lower() not in ("off", "0"):
-        problems.append('/etc/xen/xl.conf lacks autoballoon="off": starting a domain would shrink dom0')
+        problems.append(f'{xen_paths.XL_CONF} lacks autoballoon="off": starting a domain would shrink dom0')
     if problems:
         return Check("Xen ballooning", "fail", "; ".join(problems))
     return Check("Xen ballooning", "ok", "dom0_mem is fixed and autoballoon is off")

@@ -13,7 +13,9 @@ import re
 from collections.abc import Callable, Mapping
 
 from reconciler.backends.drbd.splitbrain_markers import SplitBrainMarker, marker_path, marker_text
+from reconciler.backends.registry import DEFAULT_BACKENDS
 from reconciler.core.safety import parse_generation_ids
+from reconciler.core.seams import Replicator
 from reconciler.host.base import Host
 from reconciler.names import check_name, name_problem
 
@@ -29,9 +31,10 @@ def peer_from_env(env: Mapping[str, str]) -> str:
     return next((c for c in candidates if c and name_problem(c) is None), "")
 
 
-def record_split_brain(host: Host, env: Mapping[str, str], now: Callable[[], float]) -> SplitBrainMarker:
+def record_split_brain(host: Host, env: Mapping[str, str], now: Callable[[], float],
+                       replicator: Replicator = DEFAULT_BACKENDS.replicator) -> SplitBrainMarker:
     resource = check_name(env.get("DRBD_RESOURCE", ""), "DRBD resource (DRBD_RESOURCE)")
-    shown = host.run(("drbdadm", "show-gi", resource), timeout=SHOW_GI_TIMEOUT)
+    shown = host.run(replicator.generation_ids_argv(resource), timeout=SHOW_GI_TIMEOUT)
     generation = ""
     if shown.ok and parse_generation_ids(shown.stdout) is not None:
         generation = next((m.group(0).strip() for m in map(_GI_LINE.match, shown.stdout.splitlines()) if m), "")

@@ -1,5 +1,8 @@
 """Notice DRBD state changes between passes (a disconnect, a role change, a disk failure).
 
+The commands, the signature and the parsing are the replicator's (:class:`reconciler.core.seams.Replicator`,
+DRBD's by default); the watcher only decides when to ask and whom to wake.
+
 On a real node the watcher follows ``drbdsetup events2``: the kernel reports every state change on that
 stream, so a disconnect wakes the loop at once. Where the stream is not available (the simulator, a
 node whose DRBD module is not loaded yet, a stream that ended) it asks for the current state with
@@ -10,38 +13,28 @@ changed, retrying the stream now and then. Either way the parsed state refreshes
 from __future__ import annotations
 
 import logging
-import re
 import subprocess
 import threading
 from collections.abc import Callable
 
+from reconciler.backends.registry import DEFAULT_BACKENDS
 from reconciler.core.parse_error import ParseError
+from reconciler.core.seams import Replicator
 from reconciler.daemon.records.logs import event
 from reconciler.host.base import Host
 from reconciler.model.observed import DrbdState
 
-EVENTS_NOW = ("drbdsetup", "events2", "--now")
-EVENTS_STREAM = ("drbdsetup", "events2")
 STREAM_RETRY_S = 30.0
-# Fields that change continuously without meaning a state change.
-_COUNTERS = re.compile(r"\s(?:received|sent|read|written|al-writes|bm-writes|upper-pending|lower-pending|"
-                       r"pending|unacked|out-of-sync|done|eta|dbdt\d?|ap-in-flight|rs-in-flight)"
-                       r":\S+")
-
-
-def state_signature(text: str) -> str:
-    """The events2 dump without its counters: equal signatures mean no state change."""
-    lines = [_COUNTERS.sub("", line).strip() for line in text.splitlines() if line.strip()]
-    return "\n".join(sorted(lines))
-
 
 Follow = Callable[[tuple[str, ...]], "subprocess.Popen[str]"]
 
 
 class DrbdWatcher:
     def __init__(self, host: Host, *, interval: float, on_change: Callable[[DrbdState | None], None],
-                 timeout: float = 10.0, follow: Follow | None = None) -> None:
+                 timeout: float = 10.0, follow: Follow | None = None,
+                 replicator: Replicator = DEFAULT_BACKENDS.replicator) -> None:
         self.host = host
+        self.replicator = replicator
         self.interval = interval
         self._on_change = on_change
         self._timeout = timeout
@@ -56,20 +49,21 @@ class DrbdWatcher:
     # -- polling ---------------------------------------------------------------------------------
     def check_once(self) -> bool:
         """Ask once; True when the state changed since the last time."""
-        result = self.host.run(EVENTS_NOW, timeout=self._timeout)
+        argv = self.replicator.watch_argv()
+        result = self.host.run(argv, timeout=self._timeout)
         if result.not_found:
-            self.disabled_reason = "drbdsetup is not installed"
+            self.disabled_reason = f"{argv[0]} is not installed"
             return False
         if not result.ok:
             return False
-        signature = state_signature(result.stdout)
+        signature = self.replicator.state_signature(result.stdout)
         if signature == self._last:
             return False
         first = self._last is None
         self._last = signature
         if first:
             return False
-        self._on_change(_parse(result.stdout))
+        self._on_change(self.replicator.read_state(result.stdout))
         return True
 
     def _poll_for(self, seconds: float | None) -> None:
@@ -86,17 +80,14 @@ class DrbdWatcher:
     # -- streaming -------------------------------------------------------------------------------
     def stream_once(self) -> int:
         """Follow the event stream until it ends (or stop); returns the number of live changes seen."""
-        from reconciler.backends.drbd.events2 import apply_event, parse_event_line  # noqa: PLC0415
-
         assert self._follow is not None  # noqa: S101  (only called in stream mode)
         try:
-            proc = self._follow(EVENTS_STREAM)
+            proc = self._follow(self.replicator.follow_argv())
         except OSError as exc:
             event("drbd.stream_unavailable", level=logging.WARNING, error=str(exc))
             return 0
         self._proc = proc
-        state = DrbdState()
-        live = False
+        folder = self.replicator.event_folder()
         changes = 0
         try:
             assert proc.stdout is not None  # noqa: S101  (PIPE was requested)
@@ -104,20 +95,14 @@ class DrbdWatcher:
                 if self._stop.is_set():
                     break
                 try:
-                    parsed = parse_event_line(line)
+                    folded = folder.feed(line)
                 except ParseError as exc:
                     event("drbd.stream_bad_line", level=logging.WARNING, error=str(exc))
                     continue
-                if parsed is None:
-                    continue
-                if parsed.is_end_of_initial_state:
-                    live = True
-                    continue
-                state = apply_event(state, parsed)
-                if live:
+                if folded is not None and folded.live:
                     changes += 1
-                    event("drbd.changed", source="stream", resource=parsed.name, what=parsed.object)
-                    self._on_change(state)
+                    event("drbd.changed", source="stream", resource=folded.resource, what=folded.what)
+                    self._on_change(folded.state)
         finally:
             self._proc = None
             if proc.poll() is None:
@@ -154,11 +139,3 @@ class DrbdWatcher:
         if self._thread is not None:
             self._thread.join(timeout=self._timeout + 2)
 
-
-def _parse(text: str) -> DrbdState | None:
-    try:
-        from reconciler.backends.drbd.events2 import state_from_events  # noqa: PLC0415
-
-        return state_from_events(text)
-    except (ImportError, ValueError):
-        return None

@@ -6,32 +6,58 @@
   the reconciler's own (``reconciler fence-peer`` asks the peer's daemon to outdate its replica; no
   Pacemaker). It leaves nothing to undo, so no unfence handler is rendered unless one is configured
   (``after-resync-target`` on 8.4, ``unfence-peer`` on 9). Quorum exists on DRBD 9 only.
+
+The settings come as a :class:`ResourceFileSettings` the desired state's expansion fills from the VM, so this
+backend knows nothing of the files the desired state is read from.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from reconciler.desired.resolve import Vm
-from reconciler.desired.verify import kib
-from reconciler.model.desired import DrbdHost, DrbdVersion
-from reconciler.names import check_name
+from reconciler.model.desired import DesiredVerify, DrbdHost, DrbdProtocol, DrbdVersion, SafetyMechanism
+from reconciler.sizes import KIB
 
 # The console script's path in the systemd units; drbdadm runs handler strings through /bin/sh.
 DEFAULT_FENCE_PEER = "/usr/bin/reconciler fence-peer"
 SPLIT_BRAIN_HANDLER = "/usr/bin/reconciler split-brain"
-CONFIG_DIR = "/etc/drbd.d"
 INDENT = "    "
 
+# Extra options as the desired state gives them: section -> ((option, value), ...), in the file's order.
+ExtraOptions = tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
 
-def config_path(resource: str) -> str:
-    return f"{CONFIG_DIR}/{check_name(resource, 'DRBD resource')}.res"
+
+@dataclass(frozen=True)
+class ResourceFileSettings:
+    """What one resource file says beyond its hosts, every value validated by the desired state already."""
+
+    vm: str
+    source: str  # the VM file, named in the header
+    resource: str
+    protocol: DrbdProtocol
+    on_io_error: str
+    al_extents: int | None
+    mechanism: SafetyMechanism
+    fencing_policy: str
+    fence_peer_handler: str | None
+    unfence_peer_handler: str | None
+    on_no_quorum: str
+    verify: DesiredVerify | None
+    extra_options: ExtraOptions
+    wfc_timeout: int | None
+    degr_wfc_timeout: int | None
 
 
-def handlers(vm: Vm, version: DrbdVersion) -> tuple[str, str | None]:
+def kib(rate: int) -> str:
+    """A rate in DRBD's unit suffix (KiB/s)."""
+    return f"{rate // KIB}k"
+
+
+def handlers(settings: ResourceFileSettings) -> tuple[str, str | None]:
     """The fence-peer command and the unfence command (None: none configured, none needed)."""
-    return vm.safety.fence_peer_handler or DEFAULT_FENCE_PEER, vm.safety.unfence_peer_handler
+    return settings.fence_peer_handler or DEFAULT_FENCE_PEER, settings.unfence_peer_handler
 
 
 def _address(host: DrbdHost) -> str:
@@ -48,7 +74,7 @@ def _section(name: str, lines: Sequence[str]) -> list[str]:
 
 
 def render_drbd(
-    vm: Vm,
+    settings: ResourceFileSettings,
     version: DrbdVersion,
     hosts: Sequence[DrbdHost],
     minor: int,
@@ -57,46 +83,46 @@ def render_drbd(
     allow_two_primaries: bool,
 ) -> str:
     """The text of ``/etc/drbd.d/<resource>.res`` for nodes running DRBD ``version``."""
-    safety = vm.safety
     nine = version == "9"
     options: list[str] = []
-    net = [f"protocol {vm.protocol};"]
-    disk = [f"on-io-error {vm.on_io_error};"]
-    if vm.al_extents is not None:
-        disk.append(f"al-extents {vm.al_extents};")
+    net = [f"protocol {settings.protocol};"]
+    disk = [f"on-io-error {settings.on_io_error};"]
+    if settings.al_extents is not None:
+        disk.append(f"al-extents {settings.al_extents};")
     if nine:
         options.append("auto-promote no;")
     net += ["after-sb-0pri disconnect;", "after-sb-1pri disconnect;", "after-sb-2pri disconnect;"]
     net.append(f"allow-two-primaries {'yes' if allow_two_primaries else 'no'};")
     handler_lines: list[str] = []
-    if safety.mechanism == "fencing":
-        fence, unfence = handlers(vm, version)
-        (net if nine else disk).append(f"fencing {safety.fencing_policy};")
+    if settings.mechanism == "fencing":
+        fence, unfence = handlers(settings)
+        (net if nine else disk).append(f"fencing {settings.fencing_policy};")
         handler_lines.append(f'fence-peer "{fence}";')
         if unfence is not None:
             handler_lines.append(f'{"unfence-peer" if nine else "after-resync-target"} "{unfence}";')
-    elif safety.mechanism == "quorum":
-        options += ["quorum majority;", f"on-no-quorum {safety.on_no_quorum};"]
+    elif settings.mechanism == "quorum":
+        options += ["quorum majority;", f"on-no-quorum {settings.on_no_quorum};"]
     # Neither status nor /proc/drbd says "split brain"; this handler is how DRBD tells the reconciler.
     handler_lines.append(f'split-brain "{SPLIT_BRAIN_HANDLER}";')
-    if vm.verify is not None:
+    if settings.verify is not None:
         # Online verification (reconciler.desired.verify): the hash in net, the pace in disk (8.4 and 9 alike).
-        net.append(f"verify-alg {vm.verify.alg};")
-        if vm.verify.rate_bytes is not None:
-            disk += [f"c-max-rate {kib(vm.verify.rate_bytes)};", f"resync-rate {kib(vm.verify.rate_bytes)};"]
-    extra = dict(vm.drbd_options)
+        net.append(f"verify-alg {settings.verify.alg};")
+        if settings.verify.rate_bytes is not None:
+            rate = kib(settings.verify.rate_bytes)
+            disk += [f"c-max-rate {rate};", f"resync-rate {rate};"]
+    extra = dict(settings.extra_options)
     for section, target in (("options", options), ("net", net), ("disk", disk)):
         target += [f"{key} {value};" for key, value in extra.get(section, ())]
     startup: list[str] = []
-    if vm.wfc_timeout is not None:
-        startup.append(f"wfc-timeout {vm.wfc_timeout};")
-    if vm.degr_wfc_timeout is not None:
-        startup.append(f"degr-wfc-timeout {vm.degr_wfc_timeout};")
+    if settings.wfc_timeout is not None:
+        startup.append(f"wfc-timeout {settings.wfc_timeout};")
+    if settings.degr_wfc_timeout is not None:
+        startup.append(f"degr-wfc-timeout {settings.degr_wfc_timeout};")
     startup += [f"{key} {value};" for key, value in extra.get("startup", ())]
 
     lines = [
-        f"# {vm.name}: written by the reconciler from {vm.source}; local changes are overwritten.",
-        f"resource {vm.resource} {{",
+        f"# {settings.vm}: written by the reconciler from {settings.source}; local changes are overwritten.",
+        f"resource {settings.resource} {{",
         *_section("options", options),
         *_section("net", net),
         *_section("disk", disk),

@@ -1,18 +1,39 @@
-"""Xen ``xl`` domain configs. Every value written here passed the name, path or command-line validators."""
+"""Xen ``xl`` domain configs. Every value written here passed the name, path or command-line validators.
+
+The settings come as a :class:`DomainFileSettings` the desired state's expansion fills from the VM, so this
+backend knows nothing of the files the desired state is read from.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from reconciler.desired.resolve import Vm
-from reconciler.names import check_name
-
-CONFIG_DIR = "/etc/xen"
 _MAX_DISKS = 26
 
 
-def config_path(domain: str) -> str:
-    return f"{CONFIG_DIR}/{check_name(domain, 'domain')}.cfg"
+@dataclass(frozen=True)
+class Vif:
+    mac: str
+    bridge: str
+
+
+@dataclass(frozen=True)
+class DomainFileSettings:
+    """What one domain config says beyond its disks, every value validated by the desired state already."""
+
+    name: str
+    source: str  # the VM file, named in the header
+    type: str
+    memory_mib: int
+    maxmem_mib: int
+    vcpus: int
+    maxvcpus: int
+    bootloader: str | None
+    kernel: str | None
+    ramdisk: str | None
+    extra: str | None
+    vifs: tuple[Vif, ...]
 
 
 def disk_specs(devices: Sequence[str]) -> tuple[str, ...]:
@@ -26,12 +47,11 @@ def _list(items: Sequence[str]) -> str:
     return "[" + ", ".join(f"'{item}'" for item in items) + "]"
 
 
-def render_xen(vm: Vm, devices: Sequence[str]) -> str:
+def render_xen(domain: DomainFileSettings, devices: Sequence[str]) -> str:
     """The text of ``/etc/xen/<domain>.cfg``."""
-    domain = vm.domain
     lines = [
-        f"# {vm.name}: written by the reconciler from {vm.source}; local changes are overwritten.",
-        f'name = "{vm.name}"',
+        f"# {domain.name}: written by the reconciler from {domain.source}; local changes are overwritten.",
+        f'name = "{domain.name}"',
         f'type = "{domain.type}"',
         f"memory = {domain.memory_mib}",
         f"maxmem = {domain.maxmem_mib}",
