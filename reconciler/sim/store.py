@@ -388,11 +388,14 @@ def _blank(value: Any, trie: _Trie | None, path: Path, rows: dict[Path, str] | N
 class Savepoint:
     """What :meth:`ShardStore.rollback_to` and :meth:`ShardStore.changed_since` compare against."""
 
-    __slots__ = ("dirty", "texts")
+    __slots__ = ("dirty", "filled", "texts")
 
-    def __init__(self, dirty: frozenset[Path], texts: dict[Path, str | None]) -> None:
+    def __init__(self, dirty: frozenset[Path], texts: dict[Path, str | None], filled: dict[Path, bool]) -> None:
         self.dirty = dirty
         self.texts = texts
+        # Split maps with an entry dirty at the savepoint -> whether they had entries then (any other split
+        # map had those of its rows).
+        self.filled = filled
 
 
 class ShardStore:
@@ -545,13 +548,64 @@ class ShardStore:
             self.rollback()
 
     def savepoint(self) -> Savepoint:
+        # A plain map put at a split position before the savepoint (a ticker that ran before the command)
+        # is made this store's own first: otherwise a rollback would rebuild it from the rows, which do not
+        # have its entries yet, and a comparison would take it for a map put in place of the stored one.
+        self._adopt_split_maps()
         texts = {p: self._text_now(p) for p in self._dirty}
-        return Savepoint(frozenset(self._dirty), texts)
+        filled: dict[Path, set[str]] = {}
+        for path in self._dirty:
+            if path:
+                keys = filled.get(path[:-1])
+                if keys is None:
+                    keys = filled[path[:-1]] = set(self._kids.get(path[:-1], ()))
+                if texts[path] is None:
+                    keys.discard(path[-1])
+                else:
+                    keys.add(path[-1])
+        return Savepoint(frozenset(self._dirty), texts, {m: bool(keys) for m, keys in filled.items()})
+
+    def _adopt_split_maps(self) -> None:
+        """Replace every plain map at a split position of a dirty shard by a split map of the same entries,
+        each marked dirty (as is every stored entry it no longer has), so that the entries are shards."""
+        work = sorted(self._dirty, key=len)
+        for path in work:  # grows while it runs: an adopted map's entries are shards to look into too
+            trie = _trie_at(path)
+            if not path or trie is None or not (trie.split or trie.inner):
+                continue
+            parent = self._lookup(path[:-1])
+            if isinstance(parent, dict) and path[-1] in parent:
+                self._adopt(parent, path[-1], trie, path, work)
+
+    def _adopt(self, parent: dict[str, Any], key: str, trie: _Trie, path: Path, work: list[Path]) -> None:
+        value = dict.__getitem__(parent, key)
+        if not isinstance(value, dict):
+            return
+        if trie.split:
+            if self._canonical(value, path):
+                return  # its entries mark themselves
+            found = self._new_split(path)
+            for entry_key in sorted(value):
+                dict.__setitem__(found, entry_key, dict.__getitem__(value, entry_key))
+            # Its parent is in a dirty shard already: the replacement needs no mark of its own.
+            dict.__setitem__(parent, key, found)
+            for entry_key in sorted(set(value) | self._kids.get(path, set())):
+                entry = (*path, entry_key)
+                if entry not in self._dirty:
+                    self._dirty.add(entry)
+                    work.append(entry)
+            return
+        if not trie.inner:
+            return
+        for entry_key in list(value):
+            child = trie.child(entry_key)
+            if child is not None and (child.split or child.inner):
+                self._adopt(value, entry_key, child, (*path, entry_key), work)
 
     def changed_since(self, point: Savepoint) -> bool:
         """Whether the state differs from the savepoint (an empty container added counts as no change)."""
         for path in self._dirty:
-            if self._maps_replaced(path):
+            if self._maps_replaced(path, point):
                 return True
             before = point.texts[path] if path in point.dirty else self._rows.get(path)
             after = self._text_now(path)
@@ -566,28 +620,34 @@ class ShardStore:
                 return True
         return False
 
-    def _maps_replaced(self, path: Path) -> bool:
-        """Whether a split map in the shard at ``path`` was put in place of the stored one, or removed, with
-        entries on either side (the shard's own text shows such a map as ``{}`` either way)."""
+    def _maps_replaced(self, path: Path, point: Savepoint) -> bool:
+        """Whether a split map in the shard at ``path`` was put in place of the one there at ``point``, or
+        removed, with entries on either side (the shard's own text shows such a map as ``{}`` either way)."""
         trie = _trie_at(path)
         if trie is None or not (trie.split or trie.inner):
             return False
         value = self._lookup(path)
         visited: set[Path] = set()
-        if value is not _MISSING and self._replaced_below(value, trie, path, visited):
+        if value is not _MISSING and self._replaced_below(value, trie, path, visited, point):
             return True
-        return any(self._kids.get(m) and m not in visited and m[:len(path)] == path and
-                   (m == path or self._owned_by(m, path)) for m in self._kids if len(m) >= len(path))
+        return any(self._filled_at(point, m) and m not in visited and m[:len(path)] == path and
+                   (m == path or self._owned_by(m, path))
+                   for m in self._kids.keys() | point.filled.keys() if len(m) >= len(path))
 
-    def _replaced_below(self, value: Any, trie: _Trie, path: Path, visited: set[Path]) -> bool:
+    def _filled_at(self, point: Savepoint, split: Path) -> bool:
+        """Whether the split map at ``split`` had entries at ``point``."""
+        found = point.filled.get(split)
+        return bool(self._kids.get(split)) if found is None else found
+
+    def _replaced_below(self, value: Any, trie: _Trie, path: Path, visited: set[Path], point: Savepoint) -> bool:
         if not isinstance(value, dict):
             return False
         if trie.split:
             visited.add(path)
-            return not self._canonical(value, path) and bool(value or self._kids.get(path))
+            return not self._canonical(value, path) and bool(value or self._filled_at(point, path))
         for key, entry in value.items():
             child = trie.child(key)
-            if child is not None and self._replaced_below(entry, child, (*path, key), visited):
+            if child is not None and self._replaced_below(entry, child, (*path, key), visited, point):
                 return True
         return False
 

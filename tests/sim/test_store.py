@@ -306,3 +306,82 @@ def test_a_savepoint_sees_a_map_replaced_or_removed_with_its_entries(tmp_path: P
         assert state["nodes"]["erdbeere"]["dm"] == {"x": {"minor": 1}}
         assert state["nodes"]["erdbeere"]["drbd"]["resources"] == {"r": {"n": 1}}
     assert _fresh(tmp_path)["nodes"]["erdbeere"]["dm"] == {"x": {"minor": 1}}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["assign", "setdefault"])
+def test_a_savepoint_over_a_new_plain_map_keeps_it_and_sees_no_change(tmp_path: Path, how: str) -> None:
+    cluster(tmp_path, vgs=("vg-sda",))
+    sim = SimCluster(tmp_path)
+    with sim.transaction() as state:
+        node = state["nodes"]["erdbeere"]
+        # Before the savepoint, as a hung command's tickers run before the leftover command takes its own.
+        if how == "assign":
+            node["drbd"]["resources"] = {"r0": {"minor": 0}}
+            state["oracle"]["acked"] = {"r0": {"gen": 1}}
+            state["oracle"]["primaries"] = {"r0": "erdbeere"}
+            node["drbd"]["last_keys"] = {"r0": "k"}
+        else:
+            node["drbd"].pop("resources", None)
+            node["drbd"].setdefault("resources", {})["r0"] = {"minor": 0}
+            state["oracle"].pop("acked", None)
+            state["oracle"].setdefault("acked", {})["r0"] = {"gen": 1}
+            state["oracle"].setdefault("primaries", {})["r0"] = "erdbeere"
+            node["drbd"].setdefault("last_keys", {})["r0"] = "k"
+        point = sim.savepoint()
+        assert not sim.changed_since(point)
+        state["time"] = 7.0
+        assert sim.changed_since(point)
+        sim.rollback_to(point)
+        assert not sim.changed_since(point)
+        node = state["nodes"]["erdbeere"]
+        assert state["time"] == 0.0
+        assert node["drbd"]["resources"] == {"r0": {"minor": 0}}
+        assert node["drbd"]["last_keys"] == {"r0": "k"}
+        assert state["oracle"]["acked"] == {"r0": {"gen": 1}}
+        assert state["oracle"]["primaries"] == {"r0": "erdbeere"}
+        # Changes after the savepoint, to the adopted maps and their entries, are seen and undone.
+        node["drbd"]["resources"]["r1"] = {"minor": 1}
+        assert sim.changed_since(point)
+        sim.rollback_to(point)
+        node = state["nodes"]["erdbeere"]
+        node["drbd"]["resources"]["r0"]["minor"] = 5
+        assert sim.changed_since(point)
+        sim.rollback_to(point)
+        node = state["nodes"]["erdbeere"]
+        node["drbd"]["resources"] = {}
+        assert sim.changed_since(point)
+        sim.rollback_to(point)
+        node = state["nodes"]["erdbeere"]
+        assert node["drbd"]["resources"] == {"r0": {"minor": 0}}
+        assert not sim.changed_since(point)
+    saved = _fresh(tmp_path)
+    assert saved["nodes"]["erdbeere"]["drbd"]["resources"] == {"r0": {"minor": 0}}
+    assert saved["nodes"]["erdbeere"]["drbd"]["last_keys"] == {"r0": "k"}
+    assert saved["oracle"]["acked"] == {"r0": {"gen": 1}}
+    assert saved["oracle"]["primaries"] == {"r0": "erdbeere"}
+    assert saved["time"] == 0.0
+    with sim.transaction() as state:
+        assert state["nodes"]["erdbeere"]["drbd"]["resources"] == {"r0": {"minor": 0}}
+
+
+@pytest.mark.timeout(60)
+def test_a_savepoint_over_a_plain_map_replacing_a_saved_one(tmp_path: Path) -> None:
+    cluster(tmp_path, vgs=("vg-sda",))
+    sim = SimCluster(tmp_path)
+    with sim.transaction() as state:
+        state["nodes"]["erdbeere"]["drbd"]["resources"] = {"old": {"minor": 9}}
+    with sim.transaction() as state:
+        # A new node whose split maps are all plain, and a saved map replaced by a plain one.
+        state["nodes"]["kirsche"] = {"vgs": {"vg": {"lvs": {"lv": {"size": 1}}}}, "files": {}}
+        state["nodes"]["erdbeere"]["drbd"]["resources"] = {"r0": {"minor": 0}}
+        point = sim.savepoint()
+        assert not sim.changed_since(point)
+        state["seq"] = 99
+        sim.rollback_to(point)
+        assert state["nodes"]["erdbeere"]["drbd"]["resources"] == {"r0": {"minor": 0}}
+        assert state["nodes"]["kirsche"]["vgs"] == {"vg": {"lvs": {"lv": {"size": 1}}}}
+        assert not sim.changed_since(point)
+    saved = _fresh(tmp_path)
+    assert saved["nodes"]["erdbeere"]["drbd"]["resources"] == {"r0": {"minor": 0}}
+    assert saved["nodes"]["kirsche"]["vgs"] == {"vg": {"lvs": {"lv": {"size": 1}}}}
