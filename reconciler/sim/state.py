@@ -327,7 +327,7 @@ class SimCluster:
         return os.path.isfile(self.state_path) or os.path.isfile(os.path.join(self.directory, LEGACY_STATE_FILE))
 
     @contextlib.contextmanager
-    def _locked(self, *, exclusive: bool, creating: bool = False) -> Iterator[None]:
+    def _locked(self, *, exclusive: bool, creating: bool = False) -> Iterator[int]:
         # Only `init` may create the lock file: anything else given a directory without the state (a
         # desired-state checkout, a typo) must leave it untouched instead of littering it with a lock.
         if not os.path.isdir(self.directory) or not (creating or self.exists()):
@@ -339,14 +339,26 @@ class SimCluster:
         fd = os.open(os.path.join(self.directory, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-            yield
+            yield fd
         finally:
             os.close(fd)
 
-    def _current(self) -> ShardStore:
-        """The store, brought up to date with the directory (call under the lock)."""
+    def _current(self, shared_lock: int | None = None) -> ShardStore:
+        """The store, brought up to date with the directory (call under the lock; ``shared_lock``: the
+        descriptor holding it when it is shared)."""
         if not os.path.isfile(self.state_path):
-            self._migrate()
+            if shared_lock is None:
+                self._migrate()
+            else:
+                # Readers share the lock: two converting at once would both write state.db, and one could
+                # unlink the write-ahead log of the database the other just made. Convert under the exclusive
+                # lock (flock converts the held lock, not atomically: look again once it is held).
+                fcntl.flock(shared_lock, fcntl.LOCK_EX)
+                try:
+                    if not os.path.isfile(self.state_path):
+                        self._migrate()
+                finally:
+                    fcntl.flock(shared_lock, fcntl.LOCK_SH)
         if self._store is None:
             self._store = ShardStore(self.state_path)
         try:
@@ -367,7 +379,7 @@ class SimCluster:
                 text = handle.read()
         except FileNotFoundError as exc:
             if os.path.isfile(self.state_path):
-                return  # converted by another process meanwhile (readers share the lock)
+                return  # converted by another process meanwhile
             raise SimStateError(f"no simulated cluster at {self.directory} (create one with `reconciler sim init`)"
                                 ) from exc
         try:
@@ -442,8 +454,8 @@ class SimCluster:
             if self._state is not None:
                 yield self._state
                 return
-            with self._locked(exclusive=False):
-                current = self._current()
+            with self._locked(exclusive=False) as lock:
+                current = self._current(lock)
                 try:
                     yield current.root
                 finally:
@@ -456,8 +468,8 @@ class SimCluster:
         with self._mutex:
             if self._state is not None:
                 return self.read()
-            with self._locked(exclusive=False):
-                return self._current().root
+            with self._locked(exclusive=False) as lock:
+                return self._current(lock).root
 
     def append_log(self, entry: Mapping[str, Any]) -> None:
         """Append one line to the command log (call inside a transaction to keep the order)."""

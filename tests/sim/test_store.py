@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import fcntl
 import json
 import multiprocessing
 import os
@@ -15,8 +16,9 @@ from typing import Any
 
 import pytest
 
+from reconciler.sim import store
 from reconciler.sim.host import SimHost
-from reconciler.sim.state import LEGACY_STATE_FILE, STATE_FILE, SimCluster, new_state, serialise
+from reconciler.sim.state import LEGACY_STATE_FILE, LOCK_FILE, STATE_FILE, SimCluster, new_state, serialise
 from reconciler.sim.store import SplitDict, TrackedDict, TrackedList
 from tests.sim.storage_helpers import GIB, cluster, ok
 
@@ -231,6 +233,41 @@ def test_a_cluster_of_the_single_file_format_is_converted_on_first_use(tmp_path:
     assert sim.read() == state
     assert (tmp_path / STATE_FILE).is_file()
     assert not (tmp_path / LEGACY_STATE_FILE).exists()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["read", "snapshot", "transaction"])
+def test_the_single_file_format_is_converted_under_the_exclusive_lock(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    (tmp_path / LEGACY_STATE_FILE).write_text(serialise(new_state({})))
+    real_create = store.create
+    others_could_read: list[bool] = []
+
+    def create(path: str, state: Any) -> None:
+        # Another reader, on a descriptor of its own: it must not get the lock while the conversion runs.
+        fd = os.open(str(tmp_path / LOCK_FILE), os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            others_could_read.append(True)
+        except BlockingIOError:
+            others_could_read.append(False)
+        finally:
+            os.close(fd)
+        real_create(path, state)
+
+    monkeypatch.setattr(store, "create", create)
+    sim = SimCluster(tmp_path)
+    if how == "read":
+        sim.read()
+    elif how == "snapshot":
+        sim.snapshot()
+    else:
+        with sim.transaction():
+            pass
+    assert others_could_read == [False]
+    # The lock is shared again afterwards: a reader holding it does not keep another reader out.
+    with sim.view():
+        assert _fresh(tmp_path)["format"] == new_state({})["format"]
 
 
 def test_init_force_replaces_the_database_other_objects_have_open(tmp_path: Path) -> None:
