@@ -513,14 +513,22 @@ class ShardStore:
                     connection.execute("ROLLBACK")
                 raise
             self._version = version
-            fresh = {p for p, body in changes.items() if body is not None and p not in self._rows}
-            for path, body in changes.items():
-                if body is None:
-                    self._drop_row(path)
-                else:
-                    self._set_row(path, body)
-        else:
-            fresh = set()
+        try:
+            self._saved(changes)
+        except BaseException:
+            # The database has the transaction but the memory may lack part of it, with nothing dirty left
+            # for the caller's rollback to undo: forget the version, so the next refresh reads every row.
+            self._version = None
+            raise
+
+    def _saved(self, changes: Mapping[Path, str | None]) -> None:
+        """Bring the rows and the tree in step with a commit of ``changes``."""
+        fresh = {p for p, body in changes.items() if body is not None and p not in self._rows}
+        for path, body in changes.items():
+            if body is None:
+                self._drop_row(path)
+            else:
+                self._set_row(path, body)
         # Re-parse what was saved, so that plain containers put in by this transaction are tracked from now on
         # (a shard whose text did not change and holds only its own tracked containers is kept as it is).
         dirty = sorted(self._dirty, key=len)

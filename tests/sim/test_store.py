@@ -19,7 +19,7 @@ import pytest
 from reconciler.sim import store
 from reconciler.sim.host import SimHost
 from reconciler.sim.state import LEGACY_STATE_FILE, LOCK_FILE, STATE_FILE, SimCluster, new_state, serialise
-from reconciler.sim.store import SplitDict, TrackedDict, TrackedList
+from reconciler.sim.store import ShardStore, SplitDict, TrackedDict, TrackedList
 from tests.sim.storage_helpers import GIB, cluster, ok
 
 FORK = multiprocessing.get_context("fork")
@@ -422,3 +422,24 @@ def test_a_savepoint_over_a_plain_map_replacing_a_saved_one(tmp_path: Path) -> N
     saved = _fresh(tmp_path)
     assert saved["nodes"]["erdbeere"]["drbd"]["resources"] == {"r0": {"minor": 0}}
     assert saved["nodes"]["kirsche"]["vgs"] == {"vg": {"lvs": {"lv": {"size": 1}}}}
+
+
+@pytest.mark.timeout(60)
+def test_a_failure_after_the_commit_makes_the_next_transaction_read_everything(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster(tmp_path, vgs=("vg-sda",))
+    sim = SimCluster(tmp_path)
+    real_install = ShardStore._install
+
+    def failing(self: ShardStore, *args: Any, **kwargs: Any) -> None:
+        raise MemoryError("after the commit")
+
+    monkeypatch.setattr(ShardStore, "_install", failing)
+    with pytest.raises(MemoryError), sim.transaction() as state:
+        state["disks"]["lv:x"] = {"signature": None}  # a plain dict, tracked only once reinstalled
+    monkeypatch.setattr(ShardStore, "_install", real_install)
+    assert _fresh(tmp_path)["disks"]["lv:x"] == {"signature": None}
+    with sim.transaction() as state:
+        assert state["disks"]["lv:x"] == {"signature": None}
+        state["disks"]["lv:x"]["signature"] = "ext4"
+    assert _fresh(tmp_path)["disks"]["lv:x"] == {"signature": "ext4"}
