@@ -116,11 +116,14 @@ def _trie_at(path: Path) -> _Trie | None:
 class _Tracker:
     """Shared by every container of one shard: marks that shard (or, for a split map, an entry) dirty."""
 
-    __slots__ = ("dirty", "path")
+    __slots__ = ("dirty", "path", "unsorted")
 
-    def __init__(self, dirty: set[Path], path: Path) -> None:
+    def __init__(self, dirty: set[Path], path: Path, unsorted: dict[int, dict[str, Any]] | None = None) -> None:
         self.dirty = dirty
         self.path = path
+        # A split map's: where it puts itself when it gains a key that does not belong at its end (the
+        # store sorts those maps when the transaction ends).
+        self.unsorted = unsorted
 
 
 class TrackedDict(dict[str, Any]):
@@ -195,6 +198,11 @@ class SplitDict(TrackedDict):
     def _touch(self, key: Any = None) -> None:
         tracker = self._t
         tracker.dirty.add((*tracker.path, key))
+        # A key about to be added lands at the end. The commit need not reinstall the entry (its text may be
+        # unchanged: a key removed and put back), so the map must say itself that it needs sorting.
+        unsorted = tracker.unsorted
+        if unsorted is not None and not dict.__contains__(self, key) and self and next(reversed(self)) > key:
+            unsorted[id(self)] = self
 
 
 class TrackedList(list[Any]):
@@ -752,7 +760,7 @@ class ShardStore:
 
     def _new_split(self, path: Path) -> SplitDict:
         found = SplitDict()
-        found._t = _Tracker(self._dirty, path)
+        found._t = _Tracker(self._dirty, path, self._unsorted)
         return found
 
     def _canonical(self, value: Any, path: Path) -> bool:

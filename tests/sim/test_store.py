@@ -443,3 +443,25 @@ def test_a_failure_after_the_commit_makes_the_next_transaction_read_everything(
         assert state["disks"]["lv:x"] == {"signature": None}
         state["disks"]["lv:x"]["signature"] = "ext4"
     assert _fresh(tmp_path)["disks"]["lv:x"] == {"signature": "ext4"}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["same object", "equal copy", "setdefault"])
+def test_a_key_removed_and_put_back_keeps_the_map_in_key_order(tmp_path: Path, how: str) -> None:
+    cluster(tmp_path, vgs=("vg-sda",))
+    sim = SimCluster(tmp_path)
+    with sim.transaction() as state:
+        for name in ("lv:a", "lv:b", "lv:c"):
+            state["disks"][name] = {"signature": None}
+    with sim.transaction() as state:
+        disks = state["disks"]
+        entry = disks.pop("lv:a")
+        if how == "same object":
+            disks["lv:a"] = entry
+        elif how == "equal copy":
+            disks["lv:a"] = {"signature": None}
+        else:
+            disks.setdefault("lv:a", {"signature": None})
+    with sim.transaction() as state:
+        assert list(state["disks"]) == sorted(state["disks"])
+    assert list(_fresh(tmp_path)["disks"]) == sorted(_fresh(tmp_path)["disks"])
