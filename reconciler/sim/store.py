@@ -736,7 +736,9 @@ class ShardStore:
             return self._canonical(value, path)
         tracker = getattr(value, "_t", None)
         if tracker is None or tracker.path != path or tracker.dirty is not self._dirty:
-            return not isinstance(value, (dict, list))
+            # Anything but a JSON scalar is reinstalled: a tuple (or a dict of another class) encodes as the
+            # text it replaced, and would otherwise stay in the tree, untracked, with the shard clean.
+            return type(value) in _SCALARS
         return self._tracked_below(value, trie, path, tracker)
 
     def _tracked_below(self, value: Any, trie: _Trie | None, path: Path, tracker: _Tracker) -> bool:
@@ -748,15 +750,15 @@ class ShardStore:
                 if child is not None and child.split and isinstance(entry, dict):
                     if not self._canonical(entry, (*path, key)):
                         return False
-                elif isinstance(entry, (dict, list)) and not self._tracked_below(
+                elif type(entry) not in _SCALARS and not self._tracked_below(
                         entry, child, (*path, key) if child is not None else path, tracker):
                     return False
             return True
         if type(value) is TrackedList:
             return value._t is tracker and all(
-                not isinstance(entry, (dict, list)) or self._tracked_below(entry, None, path, tracker)
+                type(entry) in _SCALARS or self._tracked_below(entry, None, path, tracker)
                 for entry in value)
-        return not isinstance(value, (dict, list))
+        return type(value) in _SCALARS
 
     def _new_split(self, path: Path) -> SplitDict:
         found = SplitDict()

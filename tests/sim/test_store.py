@@ -465,3 +465,24 @@ def test_a_key_removed_and_put_back_keeps_the_map_in_key_order(tmp_path: Path, h
     with sim.transaction() as state:
         assert list(state["disks"]) == sorted(state["disks"])
     assert list(_fresh(tmp_path)["disks"]) == sorted(_fresh(tmp_path)["disks"])
+
+
+@pytest.mark.timeout(60)
+def test_a_tuple_saved_as_the_list_it_replaces_becomes_a_tracked_list(tmp_path: Path) -> None:
+    cluster(tmp_path, vgs=("vg-sda",))
+    sim = SimCluster(tmp_path)
+    with sim.transaction() as state:
+        state["disks"]["lv:x"] = {"signature": None, "tags": ["a"]}
+        state["extra"] = ["a"]
+    with sim.transaction() as state:
+        # The same JSON text: the shards' rows do not change.
+        state["disks"]["lv:x"]["tags"] = ("a",)
+        state["extra"] = ("a",)
+    with sim.transaction() as state:
+        assert type(state["disks"]["lv:x"]["tags"]) is TrackedList
+        assert type(state["extra"]) is TrackedList
+        state["disks"]["lv:x"]["tags"].append("b")
+        state["extra"].append("b")
+    saved = _fresh(tmp_path)
+    assert saved["disks"]["lv:x"]["tags"] == ["a", "b"]
+    assert saved["extra"] == ["a", "b"]
