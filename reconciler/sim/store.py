@@ -24,7 +24,7 @@ Each :class:`ShardStore` keeps the whole tree parsed in memory and knows what ch
   row carries the generation that wrote it; a removed shard leaves a row without a body).
 
 The caller (``SimCluster``) holds the cluster's ``flock`` around every call, which serialises the
-processes; SQLite's rollback journal makes a write all-or-nothing if the writer dies mid-commit.
+processes; SQLite's write-ahead log makes a write all-or-nothing if the writer dies mid-commit.
 """
 
 from __future__ import annotations
@@ -441,8 +441,8 @@ class ShardStore:
             # here; keep it referenced so that it is never finalised in this process.
             _INHERITED.append(self._connection)
         self._connection = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
-        # No fsync: a simulation need not survive a power cut, only a killed process (which the rollback
-        # journal covers); syncing would dominate the cost of a command.
+        # No fsync: a simulation need not survive a power cut, only a killed process (which the
+        # write-ahead log covers); syncing would dominate the cost of a command.
         self._connection.execute("PRAGMA synchronous=OFF")
         self._opened = opened
         self._version = None

@@ -319,6 +319,7 @@ def test_threads_sharing_one_host_lose_nothing(tmp_path: Path) -> None:
         thread.start()
     for thread in threads:
         thread.join(timeout=100)
+        assert not thread.is_alive(), f"{thread.name} still running: the lock was never released"
     assert not failures
     lvs = _fresh(tmp_path)["nodes"]["erdbeere"]["vgs"]["vg-sda"]["lvs"]
     assert len(lvs) == 45
