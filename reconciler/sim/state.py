@@ -274,6 +274,7 @@ class SimCluster:
         # A daemon's watcher threads run commands through the same host (and so the same object) as its
         # main loop: one thread at a time uses the parsed state; the same thread may nest.
         self._mutex = threading.RLock()
+        self._viewing = 0  # view() blocks holding the shared lock (in the thread holding the mutex)
 
     @property
     def state_path(self) -> str:
@@ -394,8 +395,15 @@ class SimCluster:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[State]:
-        """The state under the exclusive lock, saved on a clean exit, discarded on an exception."""
+        """The state under the exclusive lock, saved on a clean exit, discarded on an exception.
+
+        Not inside :meth:`view` of the same object (outside a transaction): that holds the shared lock,
+        which the exclusive lock would wait for forever; this raises RuntimeError instead."""
         with self._mutex:
+            if self._viewing and self._depth == 0:
+                # The mutex is held, so the view is this thread's: waiting for the lock would never end.
+                raise RuntimeError("SimCluster.transaction() inside view() of the same object would wait for "
+                                   "its own shared lock: open the transaction first, and view inside it")
             if self._depth > 0 and self._state is not None:
                 self._depth += 1
                 try:
@@ -456,9 +464,11 @@ class SimCluster:
                 return
             with self._locked(exclusive=False) as lock:
                 current = self._current(lock)
+                self._viewing += 1
                 try:
                     yield current.root
                 finally:
+                    self._viewing -= 1
                     current.discard_stray()
 
     def snapshot(self) -> State:

@@ -487,3 +487,17 @@ def test_a_tuple_saved_as_the_list_it_replaces_becomes_a_tracked_list(tmp_path: 
     saved = _fresh(tmp_path)
     assert saved["disks"]["lv:x"]["tags"] == ["a", "b"]
     assert saved["extra"] == ["a", "b"]
+
+
+@pytest.mark.timeout(60)
+def test_a_transaction_inside_a_view_of_the_same_object_is_refused_not_hung(tmp_path: Path) -> None:
+    cluster(tmp_path, vgs=("vg-sda",))
+    sim = SimCluster(tmp_path)
+    with sim.view(), pytest.raises(RuntimeError, match="inside view"), sim.transaction():
+        pass
+    # The other way round is fine, and the object is usable afterwards.
+    with sim.transaction() as state:
+        with sim.view() as seen:
+            assert seen is state
+        state["time"] = 4.0
+    assert _fresh(tmp_path)["time"] == 4.0
