@@ -94,6 +94,7 @@ import secrets
 import sqlite3
 import threading
 import uuid as uuidlib
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -263,6 +264,15 @@ def serialise(state: State) -> str:
     return json.dumps(state, separators=(",", ":"), sort_keys=True)
 
 
+def _after_fork_in_child() -> None:
+    for cluster in list(_CLUSTERS):
+        cluster._after_fork_in_child()
+
+
+_CLUSTERS: weakref.WeakSet[SimCluster] = weakref.WeakSet()
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class SimCluster:
     """A simulated cluster stored in ``directory``; see the module docstring for the contract."""
 
@@ -275,6 +285,24 @@ class SimCluster:
         # main loop: one thread at a time uses the parsed state; the same thread may nest.
         self._mutex = threading.RLock()
         self._viewing = 0  # view() blocks holding the shared lock (in the thread holding the mutex)
+        self._held: set[int] = set()  # descriptors of the cluster's lock that this object holds
+        _CLUSTERS.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child has only the thread that forked: if another held this object, start afresh."""
+        if self._mutex.acquire(blocking=False):
+            self._mutex.release()  # free, or held by this very thread, which goes on in the child
+            return
+        # That thread's transaction or view will never end here: its mutex and its copy of the lock's
+        # descriptor would stay held forever (the lock itself is the parent's, released by the parent).
+        self._mutex = threading.RLock()
+        self._depth = 0
+        self._state = None
+        self._viewing = 0
+        for fd in self._held:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._held = set()
 
     @property
     def state_path(self) -> str:
@@ -338,10 +366,12 @@ class SimCluster:
             raise SimStateError(f"no simulated cluster at {self.directory}: it has no {STATE_FILE} "
                                 f"(create one with `reconciler sim init {self.directory}`)")
         fd = os.open(os.path.join(self.directory, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+        self._held.add(fd)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
             yield fd
         finally:
+            self._held.discard(fd)
             os.close(fd)
 
     def _current(self, shared_lock: int | None = None) -> ShardStore:

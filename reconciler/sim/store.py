@@ -33,6 +33,7 @@ import json
 import os
 import secrets
 import sqlite3
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, SupportsIndex
 
@@ -69,6 +70,17 @@ CREATE INDEX shards_by_gen ON shards (gen);
 _MISSING: Any = object()
 _INHERITED: list[sqlite3.Connection] = []
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _after_fork_in_child() -> None:
+    # The parent's connections must never be finalised here (garbage collection of a store the child drops
+    # would close the parent's SQLite handle): set them aside at once, so every store reopens its own.
+    for found in list(_STORES):
+        found._forget_connection()
+
+
+_STORES: weakref.WeakSet[ShardStore] = weakref.WeakSet()
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class StoreError(OSError):
@@ -421,6 +433,7 @@ class ShardStore:
         self._kids: dict[Path, set[str]] = {}  # split map -> keys of its entries in _rows
         self._unsorted: dict[int, dict[str, Any]] = {}  # maps that got a key out of order, to sort
         self.root: SplitDict = self._new_split(())
+        _STORES.add(self)
 
     # --- the database -----------------------------------------------------------------------
 
@@ -447,6 +460,14 @@ class ShardStore:
         self._opened = opened
         self._version = None
         return self._connection
+
+    def _forget_connection(self) -> None:
+        """In a forked child: keep the parent's connection referenced, unused, and read everything again."""
+        if self._connection is not None:
+            _INHERITED.append(self._connection)
+        self._connection = None
+        self._opened = None
+        self._version = None
 
     def refresh(self) -> None:
         """Bring the memory up to the database's current version (under the cluster's lock)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import fcntl
+import gc
 import json
 import multiprocessing
 import os
@@ -501,3 +502,76 @@ def test_a_transaction_inside_a_view_of_the_same_object_is_refused_not_hung(tmp_
             assert seen is state
         state["time"] = 4.0
     assert _fresh(tmp_path)["time"] == 4.0
+
+
+_INHERITED_CLUSTERS: list[SimCluster] = []
+
+
+def _drop_the_inherited_cluster(channel: Connection) -> None:
+    """In a forked child: the inherited object no longer holds the parent's connection; drop it and read."""
+    sim = _INHERITED_CLUSTERS.pop()
+    held = sim._store._connection if sim._store is not None else "no store"
+    del sim
+    gc.collect()
+    channel.send((held is None, _fresh(Path(channel.recv()))["time"]))
+
+
+@pytest.mark.timeout(60)
+def test_a_forked_child_never_uses_or_closes_the_parents_connection(tmp_path: Path) -> None:
+    cluster(tmp_path, vgs=("vg-sda",))
+    sim = SimCluster(tmp_path)
+    with sim.transaction() as state:
+        state["time"] = 2.0
+    _INHERITED_CLUSTERS.append(sim)
+    parent, child = FORK.Pipe()
+    process = FORK.Process(target=_drop_the_inherited_cluster, args=(child,), daemon=True)
+    process.start()
+    _INHERITED_CLUSTERS.clear()
+    parent.send(str(tmp_path))
+    assert parent.poll(50)
+    assert parent.recv() == (True, 2.0)
+    process.join(timeout=50)
+    assert process.exitcode == 0
+    # The parent's own connection still works, and what it writes is seen by others.
+    with sim.transaction() as state:
+        state["time"] = 3.0
+    assert _fresh(tmp_path)["time"] == 3.0
+
+
+def _read_through(sim: SimCluster, channel: Connection) -> None:
+    channel.send(sim.read()["time"])
+
+
+@pytest.mark.timeout(60)
+def test_a_child_forked_while_another_thread_holds_the_object_can_use_it(tmp_path: Path) -> None:
+    cluster(tmp_path, vgs=("vg-sda",))
+    sim = SimCluster(tmp_path)
+    viewing = threading.Event()
+    done = threading.Event()
+
+    def hold() -> None:
+        with sim.view():
+            viewing.set()
+            done.wait(timeout=50)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert viewing.wait(timeout=30)
+        parent, child = FORK.Pipe()
+        # The holder thread does not exist in the child: its mutex must not keep the child waiting.
+        process = FORK.Process(target=_read_through, args=(sim, child), daemon=True)
+        process.start()
+        try:
+            assert parent.poll(50), "the child waited for a thread it does not have"
+            assert parent.recv() == 0.0
+            process.join(timeout=50)
+            assert process.exitcode == 0
+        finally:
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=10)
+    finally:
+        done.set()
+        holder.join(timeout=50)
+    assert not holder.is_alive()
