@@ -585,6 +585,9 @@ class ShardStore:
             self.rollback()
 
     def savepoint(self) -> Savepoint:
+        """A point to compare with or roll back to. A plain dict put at a split position before it is
+        replaced in the tree by a split map of the same entries: a caller still holding that dict must look
+        the map up again to change it."""
         # A plain map put at a split position before the savepoint (a ticker that ran before the command)
         # is made this store's own first: otherwise a rollback would rebuild it from the rows, which do not
         # have its entries yet, and a comparison would take it for a map put in place of the stored one.
