@@ -60,15 +60,21 @@ def _on_disk_failure(state: State, node: str, key: str) -> None:
     _record_events(state, before)
 
 
+# ASCII digits only (str.isdigit and \d accept other scripts' digits and superscripts), no leading zero:
+# the only names the device has.
+_MINOR_PATH = re.compile(r"/dev/drbd(0|[1-9][0-9]*)")
+
+
 def _resolve(state: State, node: str, path: str) -> str | None:
     """``/dev/drbdN`` shows the data area of the backing device (internal metadata stays hidden).
 
     A diskless node reads through a connected UpToDate peer. Before answering, what a Primary wrote is
     carried over to its replicating peers, so a filesystem made on one node is seen on the other.
     """
-    if not path.startswith("/dev/drbd") or not path[9:].isdigit() or path[9:] != str(int(path[9:])):
+    named = _MINOR_PATH.fullmatch(path)
+    if named is None:
         return None  # every other path reaches this resolver too: answer at once, not after a scan
-    found = _device_of_minor(state, node, int(path[9:]))
+    found = _device_of_minor(state, node, int(named.group(1)))
     if found is None:
         return None
     res, volume, dev = found

@@ -13,6 +13,7 @@ import posixpath
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 CONFIG_DIR = "/etc/drbd.d/"
@@ -362,16 +363,23 @@ def _resource(stmt: _Stmt, source: str, common: Mapping[str, Mapping[str, str]])
         family, host, port = address if address is not None else ("ipv4", None, None)
         built.append(HostConfig(name=host_name, node_id=assigned, address=host, port=port, family=family,
                                 volumes=tuple(volumes)))
-    return ResourceConfig(name=name, hosts=tuple(built), sections=sections, source=source, line=stmt.line)
+    # Read-only: parse_text hands the same cached object to every caller.
+    frozen = MappingProxyType({key: MappingProxyType(values) for key, values in sections.items()})
+    return ResourceConfig(name=name, hosts=tuple(built), sections=frozen, source=source, line=stmt.line)
 
 
 def parse_text(text: str, source: str = "drbd.res",
                common: Mapping[str, Mapping[str, str]] | None = None) -> tuple[list[ResourceConfig],
                                                                            dict[str, dict[str, str]]]:
-    """The resources defined in ``text`` and the sections of a ``common`` block found there."""
+    """The resources defined in ``text`` and the sections of a ``common`` block found there.
+
+    The resources are shared with every other caller that parsed the same text (their sections are
+    read-only mappings); the sections of ``common`` are the caller's own."""
     # drbdadm reads every file under /etc/drbd.d for each command; with a thousand resources, parsing them
     # all again each time made a DRBD command cost as much as the rest of the simulator. Parse each text once.
-    frozen = tuple(sorted((key, tuple(sorted(values.items()))) for key, values in (common or {}).items()))
+    # The key keeps the options in file order: a resource's sections are built in that order, and `drbdadm
+    # dump` prints them so (sorting here would reorder the dump the importer reads).
+    frozen = tuple((key, tuple(values.items())) for key, values in (common or {}).items())
     resources, found = _parse_text_cached(text, source, frozen)
     return list(resources), {key: dict(values) for key, values in found.items()}
 

@@ -357,7 +357,8 @@ def open_minors(state: State, node: str) -> set[int]:
     return found
 
 
-_DRBD_PATH = re.compile(r"/dev/drbd(\d+)(?!\d)")
+# The names device_open compares with: ASCII digits (\d would take other scripts' digits too), no leading zero.
+_DRBD_PATH = re.compile(r"/dev/drbd(0|[1-9][0-9]*)(?![0-9])")
 
 
 def _strings(value: Any) -> Iterator[str]:

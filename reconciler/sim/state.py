@@ -94,6 +94,7 @@ import secrets
 import sqlite3
 import threading
 import uuid as uuidlib
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -263,6 +264,15 @@ def serialise(state: State) -> str:
     return json.dumps(state, separators=(",", ":"), sort_keys=True)
 
 
+def _after_fork_in_child() -> None:
+    for cluster in list(_CLUSTERS):
+        cluster._after_fork_in_child()
+
+
+_CLUSTERS: weakref.WeakSet[SimCluster] = weakref.WeakSet()
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class SimCluster:
     """A simulated cluster stored in ``directory``; see the module docstring for the contract."""
 
@@ -274,6 +284,25 @@ class SimCluster:
         # A daemon's watcher threads run commands through the same host (and so the same object) as its
         # main loop: one thread at a time uses the parsed state; the same thread may nest.
         self._mutex = threading.RLock()
+        self._viewing = 0  # view() blocks holding the shared lock (in the thread holding the mutex)
+        self._held: set[int] = set()  # descriptors of the cluster's lock that this object holds
+        _CLUSTERS.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child has only the thread that forked: if another held this object, start afresh."""
+        if self._mutex.acquire(blocking=False):
+            self._mutex.release()  # free, or held by this very thread, which goes on in the child
+            return
+        # That thread's transaction or view will never end here: its mutex and its copy of the lock's
+        # descriptor would stay held forever (the lock itself is the parent's, released by the parent).
+        self._mutex = threading.RLock()
+        self._depth = 0
+        self._state = None
+        self._viewing = 0
+        for fd in self._held:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._held = set()
 
     @property
     def state_path(self) -> str:
@@ -327,7 +356,7 @@ class SimCluster:
         return os.path.isfile(self.state_path) or os.path.isfile(os.path.join(self.directory, LEGACY_STATE_FILE))
 
     @contextlib.contextmanager
-    def _locked(self, *, exclusive: bool, creating: bool = False) -> Iterator[None]:
+    def _locked(self, *, exclusive: bool, creating: bool = False) -> Iterator[int]:
         # Only `init` may create the lock file: anything else given a directory without the state (a
         # desired-state checkout, a typo) must leave it untouched instead of littering it with a lock.
         if not os.path.isdir(self.directory) or not (creating or self.exists()):
@@ -337,16 +366,30 @@ class SimCluster:
             raise SimStateError(f"no simulated cluster at {self.directory}: it has no {STATE_FILE} "
                                 f"(create one with `reconciler sim init {self.directory}`)")
         fd = os.open(os.path.join(self.directory, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+        self._held.add(fd)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-            yield
+            yield fd
         finally:
+            self._held.discard(fd)
             os.close(fd)
 
-    def _current(self) -> ShardStore:
-        """The store, brought up to date with the directory (call under the lock)."""
+    def _current(self, shared_lock: int | None = None) -> ShardStore:
+        """The store, brought up to date with the directory (call under the lock; ``shared_lock``: the
+        descriptor holding it when it is shared)."""
         if not os.path.isfile(self.state_path):
-            self._migrate()
+            if shared_lock is None:
+                self._migrate()
+            else:
+                # Readers share the lock: two converting at once would both write state.db, and one could
+                # unlink the write-ahead log of the database the other just made. Convert under the exclusive
+                # lock (flock converts the held lock, not atomically: look again once it is held).
+                fcntl.flock(shared_lock, fcntl.LOCK_EX)
+                try:
+                    if not os.path.isfile(self.state_path):
+                        self._migrate()
+                finally:
+                    fcntl.flock(shared_lock, fcntl.LOCK_SH)
         if self._store is None:
             self._store = ShardStore(self.state_path)
         try:
@@ -367,7 +410,7 @@ class SimCluster:
                 text = handle.read()
         except FileNotFoundError as exc:
             if os.path.isfile(self.state_path):
-                return  # converted by another process meanwhile (readers share the lock)
+                return  # converted by another process meanwhile
             raise SimStateError(f"no simulated cluster at {self.directory} (create one with `reconciler sim init`)"
                                 ) from exc
         try:
@@ -382,8 +425,15 @@ class SimCluster:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[State]:
-        """The state under the exclusive lock, saved on a clean exit, discarded on an exception."""
+        """The state under the exclusive lock, saved on a clean exit, discarded on an exception.
+
+        Not inside :meth:`view` of the same object (outside a transaction): that holds the shared lock,
+        which the exclusive lock would wait for forever; this raises RuntimeError instead."""
         with self._mutex:
+            if self._viewing and self._depth == 0:
+                # The mutex is held, so the view is this thread's: waiting for the lock would never end.
+                raise RuntimeError("SimCluster.transaction() inside view() of the same object would wait for "
+                                   "its own shared lock: open the transaction first, and view inside it")
             if self._depth > 0 and self._state is not None:
                 self._depth += 1
                 try:
@@ -442,11 +492,13 @@ class SimCluster:
             if self._state is not None:
                 yield self._state
                 return
-            with self._locked(exclusive=False):
-                current = self._current()
+            with self._locked(exclusive=False) as lock:
+                current = self._current(lock)
+                self._viewing += 1
                 try:
                     yield current.root
                 finally:
+                    self._viewing -= 1
                     current.discard_stray()
 
     def snapshot(self) -> State:
@@ -456,8 +508,8 @@ class SimCluster:
         with self._mutex:
             if self._state is not None:
                 return self.read()
-            with self._locked(exclusive=False):
-                return self._current().root
+            with self._locked(exclusive=False) as lock:
+                return self._current(lock).root
 
     def append_log(self, entry: Mapping[str, Any]) -> None:
         """Append one line to the command log (call inside a transaction to keep the order)."""

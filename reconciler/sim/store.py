@@ -24,7 +24,7 @@ Each :class:`ShardStore` keeps the whole tree parsed in memory and knows what ch
   row carries the generation that wrote it; a removed shard leaves a row without a body).
 
 The caller (``SimCluster``) holds the cluster's ``flock`` around every call, which serialises the
-processes; SQLite's rollback journal makes a write all-or-nothing if the writer dies mid-commit.
+processes; SQLite's write-ahead log makes a write all-or-nothing if the writer dies mid-commit.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import json
 import os
 import secrets
 import sqlite3
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, SupportsIndex
 
@@ -69,6 +70,17 @@ CREATE INDEX shards_by_gen ON shards (gen);
 _MISSING: Any = object()
 _INHERITED: list[sqlite3.Connection] = []
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _after_fork_in_child() -> None:
+    # The parent's connections must never be finalised here (garbage collection of a store the child drops
+    # would close the parent's SQLite handle): set them aside at once, so every store reopens its own.
+    for found in list(_STORES):
+        found._forget_connection()
+
+
+_STORES: weakref.WeakSet[ShardStore] = weakref.WeakSet()
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class StoreError(OSError):
@@ -116,11 +128,14 @@ def _trie_at(path: Path) -> _Trie | None:
 class _Tracker:
     """Shared by every container of one shard: marks that shard (or, for a split map, an entry) dirty."""
 
-    __slots__ = ("dirty", "path")
+    __slots__ = ("dirty", "path", "unsorted")
 
-    def __init__(self, dirty: set[Path], path: Path) -> None:
+    def __init__(self, dirty: set[Path], path: Path, unsorted: dict[int, dict[str, Any]] | None = None) -> None:
         self.dirty = dirty
         self.path = path
+        # A split map's: where it puts itself when it gains a key that does not belong at its end (the
+        # store sorts those maps when the transaction ends).
+        self.unsorted = unsorted
 
 
 class TrackedDict(dict[str, Any]):
@@ -195,6 +210,11 @@ class SplitDict(TrackedDict):
     def _touch(self, key: Any = None) -> None:
         tracker = self._t
         tracker.dirty.add((*tracker.path, key))
+        # A key about to be added lands at the end. The commit need not reinstall the entry (its text may be
+        # unchanged: a key removed and put back), so the map must say itself that it needs sorting.
+        unsorted = tracker.unsorted
+        if unsorted is not None and not dict.__contains__(self, key) and self and next(reversed(self)) > key:
+            unsorted[id(self)] = self
 
 
 class TrackedList(list[Any]):
@@ -388,11 +408,14 @@ def _blank(value: Any, trie: _Trie | None, path: Path, rows: dict[Path, str] | N
 class Savepoint:
     """What :meth:`ShardStore.rollback_to` and :meth:`ShardStore.changed_since` compare against."""
 
-    __slots__ = ("dirty", "texts")
+    __slots__ = ("dirty", "filled", "texts")
 
-    def __init__(self, dirty: frozenset[Path], texts: dict[Path, str | None]) -> None:
+    def __init__(self, dirty: frozenset[Path], texts: dict[Path, str | None], filled: dict[Path, bool]) -> None:
         self.dirty = dirty
         self.texts = texts
+        # Split maps with an entry dirty at the savepoint -> whether they had entries then (any other split
+        # map had those of its rows).
+        self.filled = filled
 
 
 class ShardStore:
@@ -410,6 +433,7 @@ class ShardStore:
         self._kids: dict[Path, set[str]] = {}  # split map -> keys of its entries in _rows
         self._unsorted: dict[int, dict[str, Any]] = {}  # maps that got a key out of order, to sort
         self.root: SplitDict = self._new_split(())
+        _STORES.add(self)
 
     # --- the database -----------------------------------------------------------------------
 
@@ -430,12 +454,20 @@ class ShardStore:
             # here; keep it referenced so that it is never finalised in this process.
             _INHERITED.append(self._connection)
         self._connection = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
-        # No fsync: a simulation need not survive a power cut, only a killed process (which the rollback
-        # journal covers); syncing would dominate the cost of a command.
+        # No fsync: a simulation need not survive a power cut, only a killed process (which the
+        # write-ahead log covers); syncing would dominate the cost of a command.
         self._connection.execute("PRAGMA synchronous=OFF")
         self._opened = opened
         self._version = None
         return self._connection
+
+    def _forget_connection(self) -> None:
+        """In a forked child: keep the parent's connection referenced, unused, and read everything again."""
+        if self._connection is not None:
+            _INHERITED.append(self._connection)
+        self._connection = None
+        self._opened = None
+        self._version = None
 
     def refresh(self) -> None:
         """Bring the memory up to the database's current version (under the cluster's lock)."""
@@ -510,14 +542,22 @@ class ShardStore:
                     connection.execute("ROLLBACK")
                 raise
             self._version = version
-            fresh = {p for p, body in changes.items() if body is not None and p not in self._rows}
-            for path, body in changes.items():
-                if body is None:
-                    self._drop_row(path)
-                else:
-                    self._set_row(path, body)
-        else:
-            fresh = set()
+        try:
+            self._saved(changes)
+        except BaseException:
+            # The database has the transaction but the memory may lack part of it, with nothing dirty left
+            # for the caller's rollback to undo: forget the version, so the next refresh reads every row.
+            self._version = None
+            raise
+
+    def _saved(self, changes: Mapping[Path, str | None]) -> None:
+        """Bring the rows and the tree in step with a commit of ``changes``."""
+        fresh = {p for p, body in changes.items() if body is not None and p not in self._rows}
+        for path, body in changes.items():
+            if body is None:
+                self._drop_row(path)
+            else:
+                self._set_row(path, body)
         # Re-parse what was saved, so that plain containers put in by this transaction are tracked from now on
         # (a shard whose text did not change and holds only its own tracked containers is kept as it is).
         dirty = sorted(self._dirty, key=len)
@@ -545,13 +585,67 @@ class ShardStore:
             self.rollback()
 
     def savepoint(self) -> Savepoint:
+        """A point to compare with or roll back to. A plain dict put at a split position before it is
+        replaced in the tree by a split map of the same entries: a caller still holding that dict must look
+        the map up again to change it."""
+        # A plain map put at a split position before the savepoint (a ticker that ran before the command)
+        # is made this store's own first: otherwise a rollback would rebuild it from the rows, which do not
+        # have its entries yet, and a comparison would take it for a map put in place of the stored one.
+        self._adopt_split_maps()
         texts = {p: self._text_now(p) for p in self._dirty}
-        return Savepoint(frozenset(self._dirty), texts)
+        filled: dict[Path, set[str]] = {}
+        for path in self._dirty:
+            if path:
+                keys = filled.get(path[:-1])
+                if keys is None:
+                    keys = filled[path[:-1]] = set(self._kids.get(path[:-1], ()))
+                if texts[path] is None:
+                    keys.discard(path[-1])
+                else:
+                    keys.add(path[-1])
+        return Savepoint(frozenset(self._dirty), texts, {m: bool(keys) for m, keys in filled.items()})
+
+    def _adopt_split_maps(self) -> None:
+        """Replace every plain map at a split position of a dirty shard by a split map of the same entries,
+        each marked dirty (as is every stored entry it no longer has), so that the entries are shards."""
+        work = sorted(self._dirty, key=len)
+        for path in work:  # grows while it runs: an adopted map's entries are shards to look into too
+            trie = _trie_at(path)
+            if not path or trie is None or not (trie.split or trie.inner):
+                continue
+            parent = self._lookup(path[:-1])
+            if isinstance(parent, dict) and path[-1] in parent:
+                self._adopt(parent, path[-1], trie, path, work)
+
+    def _adopt(self, parent: dict[str, Any], key: str, trie: _Trie, path: Path, work: list[Path]) -> None:
+        value = dict.__getitem__(parent, key)
+        if not isinstance(value, dict):
+            return
+        if trie.split:
+            if self._canonical(value, path):
+                return  # its entries mark themselves
+            found = self._new_split(path)
+            for entry_key in sorted(value):
+                dict.__setitem__(found, entry_key, dict.__getitem__(value, entry_key))
+            # Its parent is in a dirty shard already: the replacement needs no mark of its own.
+            dict.__setitem__(parent, key, found)
+            for entry_key in sorted(set(value) | self._kids.get(path, set())):
+                entry = (*path, entry_key)
+                if entry not in self._dirty:
+                    self._dirty.add(entry)
+                    work.append(entry)
+            return
+        if not trie.inner:
+            return
+        for entry_key in list(value):
+            child = trie.child(entry_key)
+            if child is not None and (child.split or child.inner):
+                self._adopt(value, entry_key, child, (*path, entry_key), work)
 
     def changed_since(self, point: Savepoint) -> bool:
         """Whether the state differs from the savepoint (an empty container added counts as no change)."""
         for path in self._dirty:
-            if self._maps_replaced(path):
+            if self._maps_replaced(path, point):
                 return True
             before = point.texts[path] if path in point.dirty else self._rows.get(path)
             after = self._text_now(path)
@@ -566,28 +660,34 @@ class ShardStore:
                 return True
         return False
 
-    def _maps_replaced(self, path: Path) -> bool:
-        """Whether a split map in the shard at ``path`` was put in place of the stored one, or removed, with
-        entries on either side (the shard's own text shows such a map as ``{}`` either way)."""
+    def _maps_replaced(self, path: Path, point: Savepoint) -> bool:
+        """Whether a split map in the shard at ``path`` was put in place of the one there at ``point``, or
+        removed, with entries on either side (the shard's own text shows such a map as ``{}`` either way)."""
         trie = _trie_at(path)
         if trie is None or not (trie.split or trie.inner):
             return False
         value = self._lookup(path)
         visited: set[Path] = set()
-        if value is not _MISSING and self._replaced_below(value, trie, path, visited):
+        if value is not _MISSING and self._replaced_below(value, trie, path, visited, point):
             return True
-        return any(self._kids.get(m) and m not in visited and m[:len(path)] == path and
-                   (m == path or self._owned_by(m, path)) for m in self._kids if len(m) >= len(path))
+        return any(self._filled_at(point, m) and m not in visited and m[:len(path)] == path and
+                   (m == path or self._owned_by(m, path))
+                   for m in self._kids.keys() | point.filled.keys() if len(m) >= len(path))
 
-    def _replaced_below(self, value: Any, trie: _Trie, path: Path, visited: set[Path]) -> bool:
+    def _filled_at(self, point: Savepoint, split: Path) -> bool:
+        """Whether the split map at ``split`` had entries at ``point``."""
+        found = point.filled.get(split)
+        return bool(self._kids.get(split)) if found is None else found
+
+    def _replaced_below(self, value: Any, trie: _Trie, path: Path, visited: set[Path], point: Savepoint) -> bool:
         if not isinstance(value, dict):
             return False
         if trie.split:
             visited.add(path)
-            return not self._canonical(value, path) and bool(value or self._kids.get(path))
+            return not self._canonical(value, path) and bool(value or self._filled_at(point, path))
         for key, entry in value.items():
             child = trie.child(key)
-            if child is not None and self._replaced_below(entry, child, (*path, key), visited):
+            if child is not None and self._replaced_below(entry, child, (*path, key), visited, point):
                 return True
         return False
 
@@ -660,7 +760,9 @@ class ShardStore:
             return self._canonical(value, path)
         tracker = getattr(value, "_t", None)
         if tracker is None or tracker.path != path or tracker.dirty is not self._dirty:
-            return not isinstance(value, (dict, list))
+            # Anything but a JSON scalar is reinstalled: a tuple (or a dict of another class) encodes as the
+            # text it replaced, and would otherwise stay in the tree, untracked, with the shard clean.
+            return type(value) in _SCALARS
         return self._tracked_below(value, trie, path, tracker)
 
     def _tracked_below(self, value: Any, trie: _Trie | None, path: Path, tracker: _Tracker) -> bool:
@@ -672,19 +774,19 @@ class ShardStore:
                 if child is not None and child.split and isinstance(entry, dict):
                     if not self._canonical(entry, (*path, key)):
                         return False
-                elif isinstance(entry, (dict, list)) and not self._tracked_below(
+                elif type(entry) not in _SCALARS and not self._tracked_below(
                         entry, child, (*path, key) if child is not None else path, tracker):
                     return False
             return True
         if type(value) is TrackedList:
             return value._t is tracker and all(
-                not isinstance(entry, (dict, list)) or self._tracked_below(entry, None, path, tracker)
+                type(entry) in _SCALARS or self._tracked_below(entry, None, path, tracker)
                 for entry in value)
-        return not isinstance(value, (dict, list))
+        return type(value) in _SCALARS
 
     def _new_split(self, path: Path) -> SplitDict:
         found = SplitDict()
-        found._t = _Tracker(self._dirty, path)
+        found._t = _Tracker(self._dirty, path, self._unsorted)
         return found
 
     def _canonical(self, value: Any, path: Path) -> bool:

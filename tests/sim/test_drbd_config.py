@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.sim.drbd_config import DrbdConfigError, ResourceConfig, load_files, parse_kib, parse_text
+from reconciler.sim.drbd_output import dump_text
 
 RENDERED = """# vm100: written by the reconciler
 resource vm100 {
@@ -98,6 +99,29 @@ resource r0 {
     assert r0.on_io_error == "pass_on"
     assert [(v.number, v.minor, v.disk) for v in r0.require_host("b").volumes] == [
         (0, 10, "/dev/vg/a"), (1, 11, "/dev/vg/b")]
+
+
+def test_options_inherited_from_common_keep_their_file_order() -> None:
+    files = {
+        "/etc/drbd.d/global_common.conf": "common { disk { on-io-error detach; al-extents 6433; } }\n",
+        "/etc/drbd.d/r0.res": """
+resource r0 {
+  device /dev/drbd10; disk /dev/vg/a; meta-disk internal;
+  on a { address 10.0.0.1:7000; }
+  on b { address 10.0.0.2:7000; }
+}
+""",
+    }
+    for _ in range(2):  # parsed, then from the cache
+        r0 = load_files(files)["r0"]
+        assert list(r0.sections["disk"]) == ["on-io-error", "al-extents"]
+        dump = dump_text(r0, "a", "9.2.0")
+        assert dump.index("on-io-error") < dump.index("al-extents")
+    # Every caller gets the same parsed object: nobody may change it for the others.
+    with pytest.raises(TypeError):
+        r0.sections["disk"]["al-extents"] = "1"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        r0.sections["net"] = {}  # type: ignore[index]
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.sim import drbd, faults
+from reconciler.sim import drbd_machine as m
 from tests.sim.test_drbd_helpers import DrbdCluster, resource_text
 
 FENCED = resource_text(net="fencing resource-only;",
@@ -671,3 +672,21 @@ def test_drbd84_blkid_on_a_secondary_fails_as_on_real_kernels(tmp_path: Path) ->
     assert (secondary.returncode, secondary.stdout) == (2, "")
     assert secondary.stderr == "blkid: error: /dev/drbd0: Wrong medium type\n"
     assert "TYPE=xfs" in pair.ok("erdbeere", "blkid", "-p", "-o", "export", "/dev/drbd0").stdout
+
+
+@pytest.mark.parametrize("name", ["/dev/drbd01", "/dev/drbd\u00b2", "/dev/drbd\u0661", "/dev/drbd1x"])
+def test_only_the_devices_own_names_count_as_opening_it(name: str) -> None:
+    # Other scripts' digits, superscripts and leading zeros name no DRBD device (device_open would not
+    # match them either); the resolver must answer "not mine" instead of failing on int().
+    state = {"nodes": {"a": {"mounts": [{"device": name}],
+                             "domains": {"vm": {"disks": [f"phy:{name},xvda,w"]}}}}}
+    assert m.open_minors(state, "a") == set()
+    assert drbd._resolve(state, "a", name) is None
+
+
+def test_a_devices_own_name_counts_as_opening_it() -> None:
+    state = {"nodes": {"a": {"mounts": [{"device": "/dev/drbd0"}],
+                             "domains": {"vm": {"disks": ["phy:/dev/drbd10,xvda,w"]}}}}}
+    assert m.open_minors(state, "a") == {0, 10}
+    assert m.device_open(state, "a", 0)
+    assert m.device_open(state, "a", 10)

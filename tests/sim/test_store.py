@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import fcntl
+import gc
 import json
 import multiprocessing
 import os
@@ -15,9 +17,10 @@ from typing import Any
 
 import pytest
 
+from reconciler.sim import store
 from reconciler.sim.host import SimHost
-from reconciler.sim.state import LEGACY_STATE_FILE, STATE_FILE, SimCluster, new_state, serialise
-from reconciler.sim.store import SplitDict, TrackedDict, TrackedList
+from reconciler.sim.state import LEGACY_STATE_FILE, LOCK_FILE, STATE_FILE, SimCluster, new_state, serialise
+from reconciler.sim.store import ShardStore, SplitDict, TrackedDict, TrackedList
 from tests.sim.storage_helpers import GIB, cluster, ok
 
 FORK = multiprocessing.get_context("fork")
@@ -233,6 +236,41 @@ def test_a_cluster_of_the_single_file_format_is_converted_on_first_use(tmp_path:
     assert not (tmp_path / LEGACY_STATE_FILE).exists()
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["read", "snapshot", "transaction"])
+def test_the_single_file_format_is_converted_under_the_exclusive_lock(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    (tmp_path / LEGACY_STATE_FILE).write_text(serialise(new_state({})))
+    real_create = store.create
+    others_could_read: list[bool] = []
+
+    def create(path: str, state: Any) -> None:
+        # Another reader, on a descriptor of its own: it must not get the lock while the conversion runs.
+        fd = os.open(str(tmp_path / LOCK_FILE), os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            others_could_read.append(True)
+        except BlockingIOError:
+            others_could_read.append(False)
+        finally:
+            os.close(fd)
+        real_create(path, state)
+
+    monkeypatch.setattr(store, "create", create)
+    sim = SimCluster(tmp_path)
+    if how == "read":
+        sim.read()
+    elif how == "snapshot":
+        sim.snapshot()
+    else:
+        with sim.transaction():
+            pass
+    assert others_could_read == [False]
+    # The lock is shared again afterwards: a reader holding it does not keep another reader out.
+    with sim.view():
+        assert _fresh(tmp_path)["format"] == new_state({})["format"]
+
+
 def test_init_force_replaces_the_database_other_objects_have_open(tmp_path: Path) -> None:
     SimCluster.init(tmp_path, ["erdbeere"], {"vg-sda": 400 * GIB})
     old = SimCluster(tmp_path)
@@ -282,6 +320,7 @@ def test_threads_sharing_one_host_lose_nothing(tmp_path: Path) -> None:
         thread.start()
     for thread in threads:
         thread.join(timeout=100)
+        assert not thread.is_alive(), f"{thread.name} still running: the lock was never released"
     assert not failures
     lvs = _fresh(tmp_path)["nodes"]["erdbeere"]["vgs"]["vg-sda"]["lvs"]
     assert len(lvs) == 45
@@ -306,3 +345,233 @@ def test_a_savepoint_sees_a_map_replaced_or_removed_with_its_entries(tmp_path: P
         assert state["nodes"]["erdbeere"]["dm"] == {"x": {"minor": 1}}
         assert state["nodes"]["erdbeere"]["drbd"]["resources"] == {"r": {"n": 1}}
     assert _fresh(tmp_path)["nodes"]["erdbeere"]["dm"] == {"x": {"minor": 1}}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["assign", "setdefault"])
+def test_a_savepoint_over_a_new_plain_map_keeps_it_and_sees_no_change(tmp_path: Path, how: str) -> None:
+    cluster(tmp_path, vgs=("vg-sda",))
+    sim = SimCluster(tmp_path)
+    with sim.transaction() as state:
+        node = state["nodes"]["erdbeere"]
+        # Before the savepoint, as a hung command's tickers run before the leftover command takes its own.
+        if how == "assign":
+            node["drbd"]["resources"] = {"r0": {"minor": 0}}
+            state["oracle"]["acked"] = {"r0": {"gen": 1}}
+            state["oracle"]["primaries"] = {"r0": "erdbeere"}
+            node["drbd"]["last_keys"] = {"r0": "k"}
+        else:
+            node["drbd"].pop("resources", None)
+            node["drbd"].setdefault("resources", {})["r0"] = {"minor": 0}
+            state["oracle"].pop("acked", None)
+            state["oracle"].setdefault("acked", {})["r0"] = {"gen": 1}
+            state["oracle"].setdefault("primaries", {})["r0"] = "erdbeere"
+            node["drbd"].setdefault("last_keys", {})["r0"] = "k"
+        point = sim.savepoint()
+        assert not sim.changed_since(point)
+        state["time"] = 7.0
+        assert sim.changed_since(point)
+        sim.rollback_to(point)
+        assert not sim.changed_since(point)
+        node = state["nodes"]["erdbeere"]
+        assert state["time"] == 0.0
+        assert node["drbd"]["resources"] == {"r0": {"minor": 0}}
+        assert node["drbd"]["last_keys"] == {"r0": "k"}
+        assert state["oracle"]["acked"] == {"r0": {"gen": 1}}
+        assert state["oracle"]["primaries"] == {"r0": "erdbeere"}
+        # Changes after the savepoint, to the adopted maps and their entries, are seen and undone.
+        node["drbd"]["resources"]["r1"] = {"minor": 1}
+        assert sim.changed_since(point)
+        sim.rollback_to(point)
+        node = state["nodes"]["erdbeere"]
+        node["drbd"]["resources"]["r0"]["minor"] = 5
+        assert sim.changed_since(point)
+        sim.rollback_to(point)
+        node = state["nodes"]["erdbeere"]
+        node["drbd"]["resources"] = {}
+        assert sim.changed_since(point)
+        sim.rollback_to(point)
+        node = state["nodes"]["erdbeere"]
+        assert node["drbd"]["resources"] == {"r0": {"minor": 0}}
+        assert not sim.changed_since(point)
+    saved = _fresh(tmp_path)
+    assert saved["nodes"]["erdbeere"]["drbd"]["resources"] == {"r0": {"minor": 0}}
+    assert saved["nodes"]["erdbeere"]["drbd"]["last_keys"] == {"r0": "k"}
+    assert saved["oracle"]["acked"] == {"r0": {"gen": 1}}
+    assert saved["oracle"]["primaries"] == {"r0": "erdbeere"}
+    assert saved["time"] == 0.0
+    with sim.transaction() as state:
+        assert state["nodes"]["erdbeere"]["drbd"]["resources"] == {"r0": {"minor": 0}}
+
+
+@pytest.mark.timeout(60)
+def test_a_savepoint_over_a_plain_map_replacing_a_saved_one(tmp_path: Path) -> None:
+    cluster(tmp_path, vgs=("vg-sda",))
+    sim = SimCluster(tmp_path)
+    with sim.transaction() as state:
+        state["nodes"]["erdbeere"]["drbd"]["resources"] = {"old": {"minor": 9}}
+    with sim.transaction() as state:
+        # A new node whose split maps are all plain, and a saved map replaced by a plain one.
+        state["nodes"]["kirsche"] = {"vgs": {"vg": {"lvs": {"lv": {"size": 1}}}}, "files": {}}
+        state["nodes"]["erdbeere"]["drbd"]["resources"] = {"r0": {"minor": 0}}
+        point = sim.savepoint()
+        assert not sim.changed_since(point)
+        state["seq"] = 99
+        sim.rollback_to(point)
+        assert state["nodes"]["erdbeere"]["drbd"]["resources"] == {"r0": {"minor": 0}}
+        assert state["nodes"]["kirsche"]["vgs"] == {"vg": {"lvs": {"lv": {"size": 1}}}}
+        assert not sim.changed_since(point)
+    saved = _fresh(tmp_path)
+    assert saved["nodes"]["erdbeere"]["drbd"]["resources"] == {"r0": {"minor": 0}}
+    assert saved["nodes"]["kirsche"]["vgs"] == {"vg": {"lvs": {"lv": {"size": 1}}}}
+
+
+@pytest.mark.timeout(60)
+def test_a_failure_after_the_commit_makes_the_next_transaction_read_everything(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster(tmp_path, vgs=("vg-sda",))
+    sim = SimCluster(tmp_path)
+    real_install = ShardStore._install
+
+    def failing(self: ShardStore, *args: Any, **kwargs: Any) -> None:
+        raise MemoryError("after the commit")
+
+    monkeypatch.setattr(ShardStore, "_install", failing)
+    with pytest.raises(MemoryError), sim.transaction() as state:
+        state["disks"]["lv:x"] = {"signature": None}  # a plain dict, tracked only once reinstalled
+    monkeypatch.setattr(ShardStore, "_install", real_install)
+    assert _fresh(tmp_path)["disks"]["lv:x"] == {"signature": None}
+    with sim.transaction() as state:
+        assert state["disks"]["lv:x"] == {"signature": None}
+        state["disks"]["lv:x"]["signature"] = "ext4"
+    assert _fresh(tmp_path)["disks"]["lv:x"] == {"signature": "ext4"}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["same object", "equal copy", "setdefault"])
+def test_a_key_removed_and_put_back_keeps_the_map_in_key_order(tmp_path: Path, how: str) -> None:
+    cluster(tmp_path, vgs=("vg-sda",))
+    sim = SimCluster(tmp_path)
+    with sim.transaction() as state:
+        for name in ("lv:a", "lv:b", "lv:c"):
+            state["disks"][name] = {"signature": None}
+    with sim.transaction() as state:
+        disks = state["disks"]
+        entry = disks.pop("lv:a")
+        if how == "same object":
+            disks["lv:a"] = entry
+        elif how == "equal copy":
+            disks["lv:a"] = {"signature": None}
+        else:
+            disks.setdefault("lv:a", {"signature": None})
+    with sim.transaction() as state:
+        assert list(state["disks"]) == sorted(state["disks"])
+    assert list(_fresh(tmp_path)["disks"]) == sorted(_fresh(tmp_path)["disks"])
+
+
+@pytest.mark.timeout(60)
+def test_a_tuple_saved_as_the_list_it_replaces_becomes_a_tracked_list(tmp_path: Path) -> None:
+    cluster(tmp_path, vgs=("vg-sda",))
+    sim = SimCluster(tmp_path)
+    with sim.transaction() as state:
+        state["disks"]["lv:x"] = {"signature": None, "tags": ["a"]}
+        state["extra"] = ["a"]
+    with sim.transaction() as state:
+        # The same JSON text: the shards' rows do not change.
+        state["disks"]["lv:x"]["tags"] = ("a",)
+        state["extra"] = ("a",)
+    with sim.transaction() as state:
+        assert type(state["disks"]["lv:x"]["tags"]) is TrackedList
+        assert type(state["extra"]) is TrackedList
+        state["disks"]["lv:x"]["tags"].append("b")
+        state["extra"].append("b")
+    saved = _fresh(tmp_path)
+    assert saved["disks"]["lv:x"]["tags"] == ["a", "b"]
+    assert saved["extra"] == ["a", "b"]
+
+
+@pytest.mark.timeout(60)
+def test_a_transaction_inside_a_view_of_the_same_object_is_refused_not_hung(tmp_path: Path) -> None:
+    cluster(tmp_path, vgs=("vg-sda",))
+    sim = SimCluster(tmp_path)
+    with sim.view(), pytest.raises(RuntimeError, match="inside view"), sim.transaction():
+        pass
+    # The other way round is fine, and the object is usable afterwards.
+    with sim.transaction() as state:
+        with sim.view() as seen:
+            assert seen is state
+        state["time"] = 4.0
+    assert _fresh(tmp_path)["time"] == 4.0
+
+
+_INHERITED_CLUSTERS: list[SimCluster] = []
+
+
+def _drop_the_inherited_cluster(channel: Connection) -> None:
+    """In a forked child: the inherited object no longer holds the parent's connection; drop it and read."""
+    sim = _INHERITED_CLUSTERS.pop()
+    held = sim._store._connection if sim._store is not None else "no store"
+    del sim
+    gc.collect()
+    channel.send((held is None, _fresh(Path(channel.recv()))["time"]))
+
+
+@pytest.mark.timeout(60)
+def test_a_forked_child_never_uses_or_closes_the_parents_connection(tmp_path: Path) -> None:
+    cluster(tmp_path, vgs=("vg-sda",))
+    sim = SimCluster(tmp_path)
+    with sim.transaction() as state:
+        state["time"] = 2.0
+    _INHERITED_CLUSTERS.append(sim)
+    parent, child = FORK.Pipe()
+    process = FORK.Process(target=_drop_the_inherited_cluster, args=(child,), daemon=True)
+    process.start()
+    _INHERITED_CLUSTERS.clear()
+    parent.send(str(tmp_path))
+    assert parent.poll(50)
+    assert parent.recv() == (True, 2.0)
+    process.join(timeout=50)
+    assert process.exitcode == 0
+    # The parent's own connection still works, and what it writes is seen by others.
+    with sim.transaction() as state:
+        state["time"] = 3.0
+    assert _fresh(tmp_path)["time"] == 3.0
+
+
+def _read_through(sim: SimCluster, channel: Connection) -> None:
+    channel.send(sim.read()["time"])
+
+
+@pytest.mark.timeout(60)
+def test_a_child_forked_while_another_thread_holds_the_object_can_use_it(tmp_path: Path) -> None:
+    cluster(tmp_path, vgs=("vg-sda",))
+    sim = SimCluster(tmp_path)
+    viewing = threading.Event()
+    done = threading.Event()
+
+    def hold() -> None:
+        with sim.view():
+            viewing.set()
+            done.wait(timeout=50)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert viewing.wait(timeout=30)
+        parent, child = FORK.Pipe()
+        # The holder thread does not exist in the child: its mutex must not keep the child waiting.
+        process = FORK.Process(target=_read_through, args=(sim, child), daemon=True)
+        process.start()
+        try:
+            assert parent.poll(50), "the child waited for a thread it does not have"
+            assert parent.recv() == 0.0
+            process.join(timeout=50)
+            assert process.exitcode == 0
+        finally:
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=10)
+    finally:
+        done.set()
+        holder.join(timeout=50)
+    assert not holder.is_alive()
