@@ -18,7 +18,8 @@ never "none".
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from reconciler.backends.dm import facts as dm_facts
 from reconciler.backends.dm.facts import observe_dm
@@ -48,6 +49,7 @@ from reconciler.observe.versions import probe_versions
 DEFAULT_OWNED_DIRS = (drbd_paths.CONFIG_DIR, xen_paths.CONFIG_DIR)
 OWNED_SUFFIXES = (drbd_paths.CONFIG_SUFFIX, xen_paths.CONFIG_SUFFIX)
 PROBE_TIMEOUT = 30.0
+_T = TypeVar("_T")
 MAX_COMMANDS_PER_PASS = 8
 
 
@@ -166,23 +168,23 @@ class Observer:
         Raises :class:`ProbeError` when blkid is missing or fails: an unknown answer must stop a write.
         """
         check_device_path(device)
-        result = self.host.run(blkid.blkid_argv(device), timeout=PROBE_TIMEOUT)
-        if result.not_found or result.timed_out:
-            raise ProbeError(f"cannot probe {device} for signatures: {failure(result)}")
-        try:
-            return blkid.parse_blkid_export(result.stdout, device, result.returncode)
-        except ParseError as exc:
-            raise ProbeError(f"cannot probe {device} for signatures: {exc} ({failure(result)})") from exc
+        return self._read_device(blkid.blkid_argv(device), f"cannot probe {device} for signatures",
+                                 lambda out, code: blkid.parse_blkid_export(out, device, code))
 
     def mkfs_unfinished(self, device: str) -> bool:
         """Whether the XFS filesystem on ``device`` was left unfinished by ``mkfs.xfs`` (``xfs_db -r``).
 
         Raises :class:`ProbeError` when xfs_db is missing or gives no clear answer.
         """
-        result = self.host.run(xfs_sb.inprogress_argv(device), timeout=PROBE_TIMEOUT)
+        return self._read_device(xfs_sb.inprogress_argv(device), f"cannot read the XFS superblock of {device}",
+                                 lambda out, code: xfs_sb.parse_inprogress(out, device, code))
+
+    def _read_device(self, argv: Sequence[str], what: str, parse: Callable[[str, int], _T]) -> _T:
+        """One read of a device before a write: any unclear answer is a ProbeError, which stops the write."""
+        result = self.host.run(argv, timeout=PROBE_TIMEOUT)
         if result.not_found or result.timed_out:
-            raise ProbeError(f"cannot read the XFS superblock of {device}: {failure(result)}")
+            raise ProbeError(f"{what}: {failure(result)}")
         try:
-            return xfs_sb.parse_inprogress(result.stdout, device, result.returncode)
+            return parse(result.stdout, result.returncode)
         except ParseError as exc:
-            raise ProbeError(f"cannot read the XFS superblock of {device}: {exc} ({failure(result)})") from exc
+            raise ProbeError(f"{what}: {exc} ({failure(result)})") from exc
