@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from reconciler.daemon.peers.peer import fetch_peer_report
 from reconciler.model.status import PeerStatus
+from reconciler.periodic import PeriodicThread
 
 
 @dataclass(frozen=True)
@@ -32,9 +33,7 @@ class PeerMonitor:
         self._backing: dict[str, dict[str, int]] = {}
         self._split_brain: dict[str, dict[str, str]] = {}
         self._seen: set[str] = set()
-        self._stop = threading.Event()
-        self._now = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = PeriodicThread("peer-monitor", self._poll_step)
 
     def poll_once(self) -> None:
         for endpoint in self.endpoints:
@@ -71,22 +70,16 @@ class PeerMonitor:
             return frozenset(self._seen)
 
     def poke(self) -> None:
-        self._now.set()
+        self._thread.poke()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._now.clear()
-            self.poll_once()
-            self._now.wait(self.interval)
+    def _poll_step(self) -> float:
+        self.poll_once()
+        return self.interval
 
     def start(self) -> None:
         if not self.endpoints:
             return
-        self._thread = threading.Thread(target=self._run, name="peer-monitor", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._now.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._thread.stop()

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from reconciler.daemon.records.logs import event
 from reconciler.daemon.schedule.backoff import Backoff, jittered
+from reconciler.periodic import PeriodicThread
 from reconciler.source.errors import GitFailed, SourceError, essence
 from reconciler.source.mirror import Mirror
 
@@ -26,9 +27,7 @@ class Fetcher:
         self._monotonic = monotonic
         self._rng = rng or random.Random()  # noqa: S311  (jitter only)
         self._backoff = Backoff(base=2.0, cap=max(interval, 10.0) * 5, rng=self._rng)
-        self._now = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = PeriodicThread("fetcher", self.fetch_once)
         self.last_tip: str | None = mirror.tip()
         self.fetched_ok = threading.Event()
         self.attempted = threading.Event()
@@ -36,7 +35,7 @@ class Fetcher:
 
     def poke(self) -> None:
         """Fetch as soon as possible (a local ref moved, SIGHUP, reconcile-now)."""
-        self._now.set()
+        self._thread.poke()
 
     def fetch_once(self) -> float:
         """One fetch; returns the delay until the next one."""
@@ -60,18 +59,8 @@ class Fetcher:
             self._on_new_tip(tip)
         return jittered(self.interval, self.jitter, self._rng)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._now.clear()
-            delay = self.fetch_once()
-            self._now.wait(delay)
-
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="fetcher", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._now.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._thread.stop()
