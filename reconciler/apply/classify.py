@@ -4,7 +4,9 @@ The apply layer never interprets stderr itself; it asks :func:`classify`. Exit c
 (lvm2 uses 5 for nearly everything), so the messages the tools really print decide, and exit codes only
 break ties. Unknown failures are permanent: retrying something we do not understand hides the problem. The
 messages that mean "wait" are each backend's, registered in
-:data:`reconciler.backends.registry.PRECONDITION_PATTERNS`.
+:data:`reconciler.backends.registry.PRECONDITION_PATTERNS`; those that mean "try again" are the C library's
+(below, shared) and each backend's own (:data:`reconciler.backends.registry.TRANSIENT_PATTERNS` and
+``TRANSIENT_EXIT_CODES``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from reconciler.backends.registry import PRECONDITION_PATTERNS
+from reconciler.backends.registry import PRECONDITION_PATTERNS, TRANSIENT_EXIT_CODES, TRANSIENT_PATTERNS
 from reconciler.host.base import CommandResult
 
 FailureKind = Literal["ok", "transient", "permanent", "precondition"]
@@ -29,16 +31,28 @@ class Classification:
         return self.kind == "ok"
 
 
-# Contention and flakiness: the same command is expected to succeed shortly.
-_TRANSIENT = (
+# Contention and flakiness in the words of the C library (EAGAIN, EBUSY, ETIMEDOUT, EINTR), which every tool
+# prints alike: the same command is expected to succeed shortly.
+COMMON_TRANSIENT = (
     re.compile(r"Resource temporarily unavailable", re.I),
     re.compile(r"Device or resource busy", re.I),
     re.compile(r"Try again", re.I),
-    re.compile(r"lock(ing)? .*(failed|held|timed out)|Can't get lock|Failed to acquire lock", re.I),
     re.compile(r"Connection timed out|Timed out|timeout", re.I),
     re.compile(r"Interrupted system call", re.I),
     re.compile(r"temporar(y|ily)", re.I),
 )
+# 75 is EX_TEMPFAIL, the sysexits "try again later".
+COMMON_TRANSIENT_EXIT_CODES = (75,)
+
+
+def transient_patterns() -> tuple[re.Pattern[str], ...]:
+    """The shared messages that mean "try again", then each registered backend's, in the registry's order."""
+    return COMMON_TRANSIENT + tuple(p for patterns in TRANSIENT_PATTERNS.values() for p in patterns)
+
+
+def transient_exit_codes() -> frozenset[int]:
+    """The exit codes that mean "try again": the shared one and each registered backend's."""
+    return frozenset(COMMON_TRANSIENT_EXIT_CODES).union(*TRANSIENT_EXIT_CODES.values())
 
 
 def classify(result: CommandResult) -> Classification:
@@ -55,10 +69,13 @@ def classify(result: CommandResult) -> Classification:
         for pattern in patterns:
             if pattern.search(text):
                 return Classification("precondition", said)
-    for pattern in _TRANSIENT:
-        if pattern.search(text):
-            return Classification("transient", said)
-    # 11 is EAGAIN from the drbd tools; 75 (EX_TEMPFAIL) is the sysexits "try again later".
-    if result.returncode in (11, 75):
+    if any(pattern.search(text) for pattern in _TRANSIENT):
+        return Classification("transient", said)
+    if result.returncode in _TRANSIENT_CODES:
         return Classification("transient", said)
     return Classification("permanent", said)
+
+
+# Combined once: the registry is fixed when it is imported.
+_TRANSIENT = transient_patterns()
+_TRANSIENT_CODES = transient_exit_codes()

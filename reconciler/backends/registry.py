@@ -4,7 +4,8 @@ DRBD); the fact providers are registered beside it (:mod:`reconciler.backends.pr
 Another backend registers here by name; the planner and the daemon take a :class:`Backends` and default
 to :data:`DEFAULT_BACKENDS`; the metrics collector adds
 the sections of :data:`METRICS_MODULES` in order; the executor's classification of a failed command asks
-:data:`PRECONDITION_PATTERNS`.
+:data:`PRECONDITION_PATTERNS`, then :data:`TRANSIENT_PATTERNS` and :data:`TRANSIENT_EXIT_CODES` (with the
+messages every tool prints alike, its own).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import re
 from collections.abc import Mapping
 
 from reconciler.backends.drbd.errors import PRECONDITION_PATTERNS as DRBD_PRECONDITION_PATTERNS
+from reconciler.backends.drbd.errors import TRANSIENT_EXIT_CODES as DRBD_TRANSIENT_EXIT_CODES
 from reconciler.backends.drbd.replicator import DrbdReplicator
+from reconciler.backends.lvm.errors import TRANSIENT_PATTERNS as LVM_TRANSIENT_PATTERNS
 from reconciler.backends.xen.hypervisor import XenHypervisor
 from reconciler.core.seams import Backends, Hypervisor, Replicator
 
@@ -38,3 +41,10 @@ METRICS_MODULES: tuple[tuple[str, str], ...] = (
 # the executor's classification (reconciler.apply.classify) requeues such a step without counting a failure.
 # Asked in this order, before the messages that mean "try again".
 PRECONDITION_PATTERNS: Mapping[str, tuple[re.Pattern[str], ...]] = {"drbd": DRBD_PRECONDITION_PATTERNS}
+
+
+# Each backend's messages that mean "try again" (contention that passes by itself: a lock another command
+# holds), and the exit codes that mean the same; the classification asks them after the messages that mean
+# "wait", together with the C library's words for EAGAIN, EBUSY, EINTR and timeouts, which are no backend's.
+TRANSIENT_PATTERNS: Mapping[str, tuple[re.Pattern[str], ...]] = {"lvm": LVM_TRANSIENT_PATTERNS}
+TRANSIENT_EXIT_CODES: Mapping[str, tuple[int, ...]] = {"drbd": DRBD_TRANSIENT_EXIT_CODES}

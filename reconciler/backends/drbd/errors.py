@@ -1,9 +1,11 @@
-"""What DRBD's failures say about the node's state: the messages that mean "wait", not "failed".
+"""What DRBD's failures say about the node's state: the messages that mean "wait", not "failed", and the exit
+code that means "try again".
 
 A promotion refused because the peer is still Primary, or a step refused while a resync runs, succeeds later
 without the reconciler doing anything; the executor's classification (:mod:`reconciler.apply.classify`)
 requeues such a step without counting a failure. Registered in
-:data:`reconciler.backends.registry.PRECONDITION_PATTERNS`.
+:data:`reconciler.backends.registry.PRECONDITION_PATTERNS` and
+:data:`reconciler.backends.registry.TRANSIENT_EXIT_CODES`.
 """
 
 from __future__ import annotations
@@ -23,3 +25,6 @@ PRECONDITION_PATTERNS = (
     re.compile(r"Not connected|Need a connection|StandAlone", re.I),
     re.compile(r"device is held open|Device is held open by someone", re.I),
 )
+
+# EAGAIN: the drbd tools exit with it when the kernel module is busy with another state change.
+TRANSIENT_EXIT_CODES = (11,)
