@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.backends.drbd.splitbrain_markers import current_uuid, incident_id, parse_identity
 from reconciler.backends.registry import DEFAULT_BACKENDS
 from reconciler.core.action_registry import spec
 from reconciler.core.actions import Action
@@ -156,12 +155,9 @@ class LastLook:
         resource, problem = self._resource(action)
         if resource is None:
             return Stop("refused", f"{what} refused: {problem}")
-        wanted, peer_record, planned_record = parse_identity(action.identity)
-        record = resource.split_brain_record
-        incident = incident_id(resource.name, record, peer_record) if resource.split_brain else None
-        refusal = split_brain_recovery_refusal(resource.name, wanted=wanted, split=resource.split_brain,
-                                               incident=incident,
-                                               redetected=current_uuid(record) != current_uuid(planned_record))
+        named = self.replicator.split_brain_incident(resource, action.identity)
+        refusal = split_brain_recovery_refusal(resource.name, wanted=named.wanted, split=resource.split_brain,
+                                               incident=named.incident, redetected=named.redetected)
         return Stop("refused", f"{what} refused right before the step: {refusal}") if refusal else None
 
     def _not_mounted(self, action: Action) -> Stop | None:

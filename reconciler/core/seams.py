@@ -6,10 +6,11 @@ with its own timeout). Names are checked by the implementation, as every argv bu
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
+from reconciler.host.base import Host
 from reconciler.model.desired import DesiredVm
 from reconciler.model.observed import DrbdResourceState, DrbdState, OwnedFile
 
@@ -32,6 +33,32 @@ class EventFolder(Protocol):
     def feed(self, line: str) -> StateEvent | None:
         """The event ``line`` is (None: nothing to report); raises ``ParseError`` for a line it cannot read."""
         ...
+
+
+# What asking this node to outdate its replica (a peer's fence-peer handler) found and did.
+OutdateOutcome = Literal["outdated", "already", "primary", "connected", "failed"]
+
+
+class SplitBrainRecord(Protocol):
+    """What the replicator's split-brain handler recorded (DRBD's: a marker file the observer reads)."""
+
+    @property
+    def resource(self) -> str:
+        ...
+
+    @property
+    def peer(self) -> str:
+        """The peer the split brain is with (empty: the handler was not told)."""
+        ...
+
+
+@dataclass(frozen=True)
+class SplitBrainIncident:
+    """A split-brain resolution step (its action's identity) against the replica's state right before it runs."""
+
+    wanted: str  # the incident the desired state's split_brain_recovery names
+    incident: str | None  # the incident the replica is in now (None: not in one, or it cannot be named)
+    redetected: bool  # this node's record of the split brain changed since the plan: a new incident
 
 
 class ConfigOwner(Protocol):
@@ -226,6 +253,26 @@ class Replicator(Protocol):
 
     def config_differences(self, current: str, desired: str, source: str) -> list[str]:
         """What applying ``desired`` instead of ``current`` would change in the running resource (empty: nothing)."""
+        ...
+
+    def outdate(self, host: Host, resource: str) -> tuple[OutdateOutcome, str]:
+        """Mark this node's replica as out of date, because a peer that lost us asks (its fence-peer handler),
+        unless this node is the writer; never promote or demote. The outcome and what it found, for the log."""
+        ...
+
+    def local_view(self, host: Host, minor: int) -> tuple[str, str]:
+        """This node's role and disk state of the replica on ``minor``, read without waiting on the replication's
+        own locks (the fence handler runs inside a promotion); ``("Unknown", "Unknown")`` when it cannot tell."""
+        ...
+
+    def record_split_brain(self, host: Host, env: Mapping[str, str], now: Callable[[], float]) -> SplitBrainRecord:
+        """Record the split brain the replication's handler reports in its environment ``env``, where the
+        observer finds it (raises ``UnsafeNameError`` for a bad resource name)."""
+        ...
+
+    def split_brain_incident(self, state: DrbdResourceState, identity: str) -> SplitBrainIncident:
+        """What a split-brain resolution step (``identity``, as the backend's planner wrote it) names, and which
+        incident the replica (``state``, read right before the step) is in now."""
         ...
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from reconciler.backends.drbd.splitbrain_handler import peer_from_env
 from reconciler.backends.drbd.splitbrain_markers import (
     SplitBrainMarker,
     apply_markers,
@@ -12,7 +13,7 @@ from reconciler.backends.drbd.splitbrain_markers import (
     parse_marker,
 )
 from reconciler.core.parse_error import ParseError
-from reconciler.daemon.peers.splitbrain import peer_from_env, record_split_brain
+from reconciler.daemon.peers.splitbrain import record_split_brain
 from reconciler.model.observed import DrbdState
 from tests.apply.fakes import FakeHost, ok
 from tests.plan.factories import drbd_state

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 
-from reconciler.backends.drbd import config_meaning, events2, paths, quorum
+from reconciler.backends.drbd import config_meaning, events2, outdate, paths, quorum, splitbrain_handler
 from reconciler.backends.drbd.drbd9 import VERIFY_STATES
-from reconciler.core.seams import Argv, EventFolder
+from reconciler.backends.drbd.splitbrain_markers import current_uuid, incident_id, parse_identity
+from reconciler.core.seams import Argv, EventFolder, OutdateOutcome, SplitBrainIncident, SplitBrainRecord
+from reconciler.host.base import Host
 from reconciler.model.desired import DesiredVm
 from reconciler.model.observed import DrbdResourceState, DrbdState, OwnedFile
 from reconciler.names import check_name
@@ -102,3 +104,20 @@ class DrbdReplicator:
 
     def config_differences(self, current: str, desired: str, source: str) -> list[str]:
         return config_meaning.drbd_differences(current, desired, source)
+
+    def outdate(self, host: Host, resource: str) -> tuple[OutdateOutcome, str]:
+        return outdate.outdate(host, resource)
+
+    def local_view(self, host: Host, minor: int) -> tuple[str, str]:
+        return outdate.local_view(host, minor)
+
+    def record_split_brain(self, host: Host, env: Mapping[str, str], now: Callable[[], float]) -> SplitBrainRecord:
+        return splitbrain_handler.record_split_brain(host, env, now, self.generation_ids_argv)
+
+    def split_brain_incident(self, state: DrbdResourceState, identity: str) -> SplitBrainIncident:
+        # The identity is splitbrain_plan's: the incident, the peer's record and this node's record at the plan.
+        wanted, peer_record, planned_record = parse_identity(identity)
+        record = state.split_brain_record
+        incident = incident_id(state.name, record, peer_record) if state.split_brain else None
+        return SplitBrainIncident(wanted=wanted, incident=incident,
+                                  redetected=current_uuid(record) != current_uuid(planned_record))

@@ -1,7 +1,7 @@
 """Split brain, resolved by commit: the desired state names, for one incident, the node whose changes are lost.
 
 DRBD reports a split brain on both nodes (its ``split-brain`` handler records each side's generation identifiers,
-reconciler.daemon.peers.splitbrain); both records together name the incident
+reconciler.backends.drbd.splitbrain_handler); both records together name the incident
 (:func:`reconciler.backends.drbd.splitbrain_markers.incident_id`), this node's from its own record and the peer's
 from peer status. A VM's ``split_brain_recovery: {incident: ID, discard: NODE}`` then makes the discarding node shut
 its domain down and run ``drbdadm secondary`` and ``drbdadm connect --discard-my-data``, and the survivor ``drbdadm

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.backends.drbd.procdrbd import parse_proc_drbd
-from reconciler.core.parse_error import ParseError
+from reconciler.backends.registry import DEFAULT_BACKENDS
+from reconciler.core.seams import Replicator
 from reconciler.daemon.peers.peerclient import ForgedAnswer, SilentPeer, signed_exchange
 from reconciler.daemon.peers.powerfence import FenceRecord, power_fence, write_record
 from reconciler.desired.errors import UnknownNodeError
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from reconciler.desired.resolve import Vm
 
 OUTDATE_PATH = "/v1/outdate"
-DRBDADM_TIMEOUT = 20.0
 # Covers the peer noticing the cut (DRBD's ping-int plus ping-timeout: 10.5 s by default) with room to spare.
 DEFAULT_HANDLER_TIMEOUT = FENCE_HANDLER_SECONDS
 RETRY_INTERVAL = 1.0
@@ -60,9 +59,6 @@ EXIT_OUTDATED = 4
 EXIT_PEER_PRIMARY = 6
 EXIT_STONITHED = 7
 
-# Disk states at least as bad as Outdated: such a replica can never become a sync source or Primary.
-NOT_UP_TO_DATE = frozenset({"Outdated", "Inconsistent", "Diskless", "Failed"})
-
 OUTCOMES = {
     "outdated": EXIT_OUTDATED,
     "already": EXIT_ALREADY,
@@ -71,12 +67,6 @@ OUTCOMES = {
     "failed": EXIT_ERROR,
     "connected": EXIT_ERROR,  # only when the peer still calls itself connected at the handler's deadline
 }
-
-# Connection states in which DRBD refuses to outdate the disk: the peer still sees the link as up.
-CONNECTED_STATES = frozenset({
-    "Connected", "StartingSyncS", "StartingSyncT", "WFBitMapS", "WFBitMapT", "WFSyncUUID", "SyncSource",
-    "SyncTarget", "PausedSyncS", "PausedSyncT", "VerifyS", "VerifyT", "Ahead", "Behind",
-})
 
 
 @dataclass(frozen=True)
@@ -100,38 +90,18 @@ def resource_hosts(cluster: Cluster, node: str) -> dict[str, tuple[DrbdHost, ...
     return {vm.drbd.name: vm.drbd.hosts for vm in desired.vms if vm.drbd is not None}
 
 
-def _first_field(line: str) -> str:
-    # 8.4 prints "Secondary/Primary" and "UpToDate/DUnknown"; 9 prints the local state first as well.
-    return line.strip().split("/", 1)[0].strip()
-
-
-def outdate_local(host: Host, resource: str, managed: Callable[[], frozenset[str]]) -> OutdateAnswer:
-    """Outdate ``resource`` here if this node manages it and is not Primary; never promote or demote."""
+def outdate_local(host: Host, resource: str, managed: Callable[[], frozenset[str]],
+                  replicator: Replicator = DEFAULT_BACKENDS.replicator) -> OutdateAnswer:
+    """Outdate ``resource`` here if this node manages it and the replicator finds it not the writer; never
+    promote or demote (the replicator's :meth:`~reconciler.core.seams.Replicator.outdate`)."""
     try:
         name = check_name(resource, "DRBD resource")
     except UnsafeNameError as exc:
         return OutdateAnswer(host.node, resource, "unknown", str(exc))
     if name not in managed():
         return OutdateAnswer(host.node, name, "unknown", f"{name} is not a resource this node manages")
-    role = host.run(("drbdadm", "role", name), timeout=DRBDADM_TIMEOUT)
-    if role.ok:
-        lines = [line for line in role.stdout.splitlines() if line.strip()]
-        if any(_first_field(line) == "Primary" for line in lines):
-            return OutdateAnswer(host.node, name, "primary", f"{name} is Primary on {host.node}")
-        disks = host.run(("drbdadm", "dstate", name), timeout=DRBDADM_TIMEOUT)
-        states = [_first_field(line) for line in disks.stdout.splitlines() if line.strip()] if disks.ok else []
-        if states and all(state in NOT_UP_TO_DATE for state in states):
-            return OutdateAnswer(host.node, name, "already", f"{name} is already {'/'.join(states)}")
-        links = host.run(("drbdadm", "cstate", name), timeout=DRBDADM_TIMEOUT)
-        seen = [line.strip() for line in links.stdout.splitlines() if line.strip()] if links.ok else []
-        if any(state in CONNECTED_STATES for state in seen):
-            return OutdateAnswer(host.node, name, "connected",
-                                 f"{name} on {host.node} is still {'/'.join(seen)}: it has not noticed the cut yet")
-    # Not up here (``drbdadm outdate`` then marks the metadata offline), or Secondary with good data.
-    result = host.run(("drbdadm", "outdate", name), timeout=DRBDADM_TIMEOUT)
-    if result.ok:
-        return OutdateAnswer(host.node, name, "outdated", f"{name} outdated on {host.node}")
-    return OutdateAnswer(host.node, name, "failed", result.describe())
+    outcome, detail = replicator.outdate(host, name)
+    return OutdateAnswer(host.node, name, outcome, detail)
 
 
 @dataclass(frozen=True)
@@ -225,23 +195,11 @@ def fence_wait(delay: int, *, primary: bool, first: bool) -> float:
     return 2.0 * delay
 
 
-def local_view(host: Host, minor: int) -> tuple[str, str]:
-    """This node's role and disk state of the resource on ``minor``, read without DRBD's netlink.
-
-    The handler may be running inside ``drbdsetup primary``, which holds the netlink lock while it waits for
-    the handler: a ``drbdadm role`` or ``dstate`` from here would wait for it (crm-fence-peer.sh reads
-    /proc/drbd for the same reason). DRBD 8.4 lists each minor there; DRBD 9 does not, and its helper
-    environment is no substitute (``UP_TO_DATE_NODES`` always has this node's own bit set for fence-peer,
-    whatever its disk), so on 9 both stay unknown. Unknown is ``("Unknown", "Unknown")``, which never allows
-    a power fence."""
-    try:
-        proc = parse_proc_drbd(host.read_file("/proc/drbd") or "")
-    except (OSError, ParseError):
-        return "Unknown", "Unknown"
-    found = next((m for m in proc.minors if m.minor == minor and m.configured), None)
-    if found is None:
-        return "Unknown", "Unknown"
-    return found.role or "Unknown", found.disk_state or "Unknown"
+def local_view(host: Host, minor: int, replicator: Replicator = DEFAULT_BACKENDS.replicator) -> tuple[str, str]:
+    """This node's role and disk state of the replica on ``minor`` as the replicator reads them without waiting
+    on the replication's own locks; ``("Unknown", "Unknown")``, which never allows a power fence, when it
+    cannot tell (:meth:`~reconciler.core.seams.Replicator.local_view`)."""
+    return replicator.local_view(host, minor)
 
 
 def _drbd_named_peer(hosts: tuple[DrbdHost, ...], env: Mapping[str, str]) -> str | None:

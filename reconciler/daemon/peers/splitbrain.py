@@ -1,43 +1,19 @@
-"""DRBD's ``split-brain`` handler: record the incident where the observer sees it.
-
-DRBD runs the handler on both nodes when it finds that both sides wrote while disconnected and the
-``after-sb-*`` policies (``disconnect`` in every rendered config) leave the decision to an operator. The
-record names the resource, the peer, the time and this node's generation identifiers at detection, which
-together name the incident; the observer flags the resource as split brain while its connection stays
-StandAlone (reconciler.backends.drbd.splitbrain_markers).
+"""The replicator's ``split-brain`` handler (``reconciler split-brain``): record the incident where the
+observer sees it, through the node's :class:`~reconciler.core.seams.Replicator` (DRBD's:
+:mod:`reconciler.backends.drbd.splitbrain_handler`).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 
-from reconciler.backends.drbd.splitbrain_markers import SplitBrainMarker, marker_path, marker_text
 from reconciler.backends.registry import DEFAULT_BACKENDS
-from reconciler.core.safety import parse_generation_ids
-from reconciler.core.seams import Replicator
+from reconciler.core.seams import Replicator, SplitBrainRecord
 from reconciler.host.base import Host
-from reconciler.names import check_name, name_problem
-
-SHOW_GI_TIMEOUT = 10.0
-_GI_LINE = re.compile(r"^\s*[0-9A-Fa-f]{16}(?::[0-9A-Fa-f]{16})+")
-
-
-def peer_from_env(env: Mapping[str, str]) -> str:
-    """The peer's name: DRBD 9 gives its node id and a name per id; 8.4 gives the names of the peers."""
-    node_id = env.get("DRBD_PEER_NODE_ID", "")
-    candidates = [env.get(f"DRBD_NODE_ID_{node_id}", "") if node_id.isdigit() else "",
-                  env.get("DRBD_PEER", ""), *env.get("DRBD_PEERS", "").split()[:1]]
-    return next((c for c in candidates if c and name_problem(c) is None), "")
 
 
 def record_split_brain(host: Host, env: Mapping[str, str], now: Callable[[], float],
-                       replicator: Replicator = DEFAULT_BACKENDS.replicator) -> SplitBrainMarker:
-    resource = check_name(env.get("DRBD_RESOURCE", ""), "DRBD resource (DRBD_RESOURCE)")
-    shown = host.run(replicator.generation_ids_argv(resource), timeout=SHOW_GI_TIMEOUT)
-    generation = ""
-    if shown.ok and parse_generation_ids(shown.stdout) is not None:
-        generation = next((m.group(0).strip() for m in map(_GI_LINE.match, shown.stdout.splitlines()) if m), "")
-    marker = SplitBrainMarker(resource=resource, peer=peer_from_env(env), detected_at=now(), generation=generation)
-    host.write_file(marker_path(resource), marker_text(marker), 0o640)
-    return marker
+                       replicator: Replicator = DEFAULT_BACKENDS.replicator) -> SplitBrainRecord:
+    """Record the split brain the handler's environment ``env`` reports; raises ``UnsafeNameError`` for a bad
+    resource name, ``HostFileError``/``OSError`` when the record cannot be written."""
+    return replicator.record_split_brain(host, env, now)
