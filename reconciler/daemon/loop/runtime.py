@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,13 @@ from reconciler.daemon.loop.gating import BootGate
 from reconciler.daemon.loop.metrics_sink import MetricsSink, NullMetrics
 from reconciler.daemon.loop.notify import Notifier, watchdog_interval
 from reconciler.daemon.loop.reconcile import PassContext, Reconciler
-from reconciler.daemon.loop.seams import ServiceNotifier
+from reconciler.daemon.loop.seams import (
+    PeerListener,
+    PeerListenerFactory,
+    PeerWatch,
+    PeerWatchFactory,
+    ServiceNotifier,
+)
 from reconciler.daemon.loop.verify import VerifyScheduler
 from reconciler.daemon.node import control as control_mod
 from reconciler.daemon.node.control import ControlServer, ControlStore
@@ -56,9 +63,13 @@ class DaemonStartError(RuntimeError):
 
 
 class Daemon:
+    """The daemon of one node. The peer monitor and the peer server are made by the factories it is given
+    (default: the product's, from ``config``), the peer server once the address to listen on is known."""
+
     def __init__(self, config: DaemonConfig, host: Host, engine: Engine, *, clock: Clock | None = None,
                  metrics: MetricsSink | None = None, notifier: ServiceNotifier | None = None,
-                 loader: Loader = default_loader) -> None:
+                 loader: Loader = default_loader, peer_monitor: PeerWatchFactory | None = None,
+                 peer_server: PeerListenerFactory | None = None) -> None:
         self.config = config
         self.host = host
         self.clock = clock or RealClock()
@@ -82,9 +93,9 @@ class Daemon:
                                on_error=self._fetch_error, monotonic=self.clock.monotonic)
         git_dir = local_git_dir(config.repo) if config.watch_local else None
         self.watcher = RefWatcher(git_dir, self.fetcher.poke) if git_dir is not None else None
-        self.peer_monitor = PeerMonitor(config.peers, config.peer_key, interval=config.peer_poll,
-                                        on_change=self._peer_changed, sender=config.node)
-        self.peer_server: PeerServer | None = None
+        self.peer_monitor: PeerWatch = (peer_monitor or peer_monitor_factory(config))(self._peer_changed)
+        self._peer_server_factory = peer_server or peer_server_factory(config)
+        self.peer_server: PeerListener | None = None
         self.drbd_watch = DrbdWatcher(host, interval=config.drbd_poll, on_change=self._drbd_changed,
                                       follow=_stream_follower(host)) if config.drbd_events else None
         self.domain_watch = (DomainWatcher(host, interval=config.drbd_poll,
@@ -164,9 +175,7 @@ class Daemon:
             listen = self.config.peer_listen or f"{nodes[self.config.node]}:{DEFAULT_PEER_PORT}"
             try:
                 address, port = parse_endpoint(listen)
-                self.peer_server = PeerServer(address, port, self._answer, self.config.peer_key,
-                                              outdate=self._outdate, node=self.config.node,
-                                              replay_file=self.config.state_dir / "peer-nonces.json")
+                self.peer_server = self._peer_server_factory(address, port, self._answer, self._outdate)
                 self.peer_server.start()
                 event("peer.serving", address=address, port=self.peer_server.port)
             except (OSError, ValueError) as exc:
@@ -359,6 +368,27 @@ class Daemon:
                 break
         self.stop()
         return self.exit_code
+
+
+def peer_monitor_factory(config: DaemonConfig) -> PeerWatchFactory:
+    """The product's peer monitor: the configured peers (``--peer``), signed as this node, every ``peer_poll``."""
+
+    def make(on_change: Callable[[PeerStatus], None]) -> PeerWatch:
+        return PeerMonitor(config.peers, config.peer_key, interval=config.peer_poll, on_change=on_change,
+                           sender=config.node)
+
+    return make
+
+
+def peer_server_factory(config: DaemonConfig) -> PeerListenerFactory:
+    """The product's peer server: signed requests for this node only, nonces kept in the state directory."""
+
+    def make(address: str, port: int, answer: Callable[[], PeerAnswer],
+             outdate: Callable[[str], OutdateAnswer]) -> PeerListener:
+        return PeerServer(address, port, answer, config.peer_key, outdate=outdate, node=config.node,
+                          replay_file=config.state_dir / "peer-nonces.json")
+
+    return make
 
 
 def _stream_follower(host: Host) -> Follow | None:
