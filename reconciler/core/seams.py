@@ -6,12 +6,13 @@ with its own timeout). Names are checked by the implementation, as every argv bu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from reconciler.core.render_settings import DomainFileSettings, ResourceFileSettings
 from reconciler.host.base import Host
-from reconciler.model.desired import DesiredVm
+from reconciler.model.desired import DesiredVm, DrbdHost, DrbdVersion
 from reconciler.model.observed import DrbdResourceState, DrbdState, OwnedFile
 
 Argv = tuple[str, ...]
@@ -98,6 +99,11 @@ class Hypervisor(Protocol):
         """Where the domain's configuration file lives (the reconciler owns it)."""
         ...
 
+    def render_config(self, settings: DomainFileSettings, disks: Sequence[str]) -> str:
+        """The text of the domain's configuration file (at :meth:`config_path`), with ``disks`` in order, the
+        first the root; the desired state's expansion calls it."""
+        ...
+
     def start_argv(self, domain: str) -> Argv:
         """Start the domain from its configuration file."""
         ...
@@ -155,6 +161,12 @@ class Replicator(Protocol):
 
     def config_path(self, resource: str) -> str:
         """Where the resource's configuration file lives (the reconciler owns it)."""
+        ...
+
+    def render_config(self, settings: ResourceFileSettings, version: DrbdVersion, hosts: Sequence[DrbdHost],
+                      minor: int, backing_device: str, *, allow_two_primaries: bool) -> str:
+        """The text of the resource's configuration file (at :meth:`config_path`) for nodes running ``version``;
+        the desired state's expansion calls it."""
         ...
 
     def create_metadata_argv(self, resource: str) -> Argv:

@@ -2,15 +2,16 @@
 
 LVs -> stripe -> DRBD -> filesystem -> domain; swap LVs -> swap -> domain: each resource names the devices it
 sits on (a stripe's legs, DRBD's backing device, the domain's disks); the planner orders its actions from
-them. A pure function: the same cluster and node always give the same (frozen) result.
+them. A pure function: the same cluster and node always give the same (frozen) result. The config files are the
+node's backends' (:data:`reconciler.backends.registry.DEFAULT_BACKENDS`): the expansion fills the typed settings
+of :mod:`reconciler.core.render_settings` and the hypervisor and the replicator place and render them.
 """
 
 from __future__ import annotations
 
-from reconciler.backends.drbd import paths as drbd_paths
-from reconciler.backends.drbd.render import ResourceFileSettings, render_drbd
-from reconciler.backends.xen import paths as xen_paths
-from reconciler.backends.xen import render as xen_render
+from reconciler.backends.registry import DEFAULT_BACKENDS
+from reconciler.core.render_settings import DomainFileSettings, ResourceFileSettings, Vif
+from reconciler.core.seams import Backends
 from reconciler.desired.errors import UnknownNodeError
 from reconciler.desired.load import Cluster
 from reconciler.desired.resolve import Vm
@@ -97,17 +98,17 @@ def _failover(vm: Vm, spec: ClusterFile) -> DesiredFailover:
     return vm.failover.model_copy(update={"promote_timeout_seconds": budget})
 
 
-def _expand_vm(vm: Vm, spec: ClusterFile, node: str) -> DesiredVm:
+def _expand_vm(vm: Vm, spec: ClusterFile, node: str, backends: Backends) -> DesiredVm:
     version = spec.nodes[node].drbd_version
     hosts = drbd_hosts(vm, spec)
     if node not in vm.nodes:
         # A quorum tiebreaker: a diskless DRBD peer and nothing else; its resource file is the same as the
         # data nodes' so that all three agree on every host's settings.
         backing = _storage(vm)[2]
-        drbd = _drbd(vm, version, hosts, data_backing=backing, own_backing="none")
+        drbd = _drbd(vm, version, hosts, backends, data_backing=backing, own_backing="none")
         return _desired_vm(vm, spec, node, lvs=(), drbd=drbd)
     lvs, stripe, backing = _storage(vm)
-    drbd = _drbd(vm, version, hosts, data_backing=backing, own_backing=backing)
+    drbd = _drbd(vm, version, hosts, backends, data_backing=backing, own_backing=backing)
     # `none`: the guest makes its own (a partition table, another filesystem); nothing is written here.
     filesystem = DesiredFilesystem(vm=vm.name, device=drbd.device) if vm.filesystem != "none" else None
     swaps = tuple(DesiredSwap(vm=vm.name, device=lv.path) for lv in lvs if lv.purpose == "swap")
@@ -120,8 +121,8 @@ def _expand_vm(vm: Vm, spec: ClusterFile, node: str) -> DesiredVm:
         vcpus=vm.domain.vcpus,
         maxvcpus=vm.domain.maxvcpus,
         disks=devices,
-        config_path=xen_paths.config_path(vm.name),
-        config_text=xen_render.render_xen(_domain_file(vm), devices),
+        config_path=backends.hypervisor.config_path(vm.name),
+        config_text=backends.hypervisor.render_config(_domain_file(vm), devices),
         allow_restart=vm.domain.allow_restart,
         live_migration=vm.domain.live_migration,
     )
@@ -129,18 +130,18 @@ def _expand_vm(vm: Vm, spec: ClusterFile, node: str) -> DesiredVm:
                        domain=domain, split_brain_recovery=vm.split_brain_recovery)
 
 
-def _domain_file(vm: Vm) -> xen_render.DomainFileSettings:
-    """What the domain config says of the VM: the Xen backend renders it without reading the VM file's model."""
+def _domain_file(vm: Vm) -> DomainFileSettings:
+    """What the domain config says of the VM: the hypervisor renders it without reading the VM file's model."""
     domain = vm.domain
-    return xen_render.DomainFileSettings(
+    return DomainFileSettings(
         name=vm.name, source=vm.source, type=domain.type, memory_mib=domain.memory_mib,
         maxmem_mib=domain.maxmem_mib, vcpus=domain.vcpus, maxvcpus=domain.maxvcpus, bootloader=domain.bootloader,
         kernel=domain.kernel, ramdisk=domain.ramdisk, extra=domain.extra,
-        vifs=tuple(xen_render.Vif(mac=vif.mac, bridge=vif.bridge) for vif in domain.vifs))
+        vifs=tuple(Vif(mac=vif.mac, bridge=vif.bridge) for vif in domain.vifs))
 
 
 def _resource_file(vm: Vm) -> ResourceFileSettings:
-    """What the resource file says of the VM: the DRBD backend renders it without reading the VM file's model."""
+    """What the resource file says of the VM: the replicator renders it without reading the VM file's model."""
     safety = vm.safety
     return ResourceFileSettings(
         vm=vm.name, source=vm.source, resource=vm.resource, protocol=vm.protocol, on_io_error=vm.on_io_error,
@@ -174,6 +175,7 @@ def _drbd(
     vm: Vm,
     version: DrbdVersion,
     hosts: tuple[DrbdHost, ...],
+    backends: Backends,
     *,
     data_backing: str,
     own_backing: str,
@@ -182,7 +184,8 @@ def _drbd(
     # (opened and withdrawn at run time), and that window is not built yet, so `live_migration: true` moves
     # a domain by shutdown and start like any other and no second `drbdadm primary` can succeed.
     allow_two = False
-    text = render_drbd(_resource_file(vm), version, hosts, vm.minor, data_backing, allow_two_primaries=allow_two)
+    text = backends.replicator.render_config(_resource_file(vm), version, hosts, vm.minor, data_backing,
+                                             allow_two_primaries=allow_two)
     return DesiredDrbd(
         vm=vm.name,
         name=vm.resource,
@@ -195,20 +198,21 @@ def _drbd(
         safety=vm.safety.mechanism,
         on_demote_failure=vm.safety.on_demote_failure,
         allow_two_primaries=allow_two,
-        config_path=drbd_paths.config_path(vm.resource),
+        config_path=backends.replicator.config_path(vm.resource),
         config_text=text,
         verify=vm.verify,
     )
 
 
-def expand_node(cluster: Cluster, node: str) -> DesiredNode:
-    """Everything ``node`` should have: its VMs (and the VMs it is a quorum tiebreaker for)."""
+def expand_node(cluster: Cluster, node: str, backends: Backends = DEFAULT_BACKENDS) -> DesiredNode:
+    """Everything ``node`` should have: its VMs (and the VMs it is a quorum tiebreaker for), with the config files
+    of ``backends`` (the node's hypervisor and replicator)."""
     spec = cluster.spec
     if node not in spec.nodes:
         raise UnknownNodeError(node, tuple(spec.nodes))
     own = spec.nodes[node]
     vms = tuple(
-        _expand_vm(vm, spec, node)
+        _expand_vm(vm, spec, node, backends)
         for vm in cluster.vms
         if node in vm.nodes or (vm.safety.mechanism == "quorum" and vm.safety.tiebreaker == node)
     )

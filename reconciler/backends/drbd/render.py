@@ -7,7 +7,8 @@
   Pacemaker). It leaves nothing to undo, so no unfence handler is rendered unless one is configured
   (``after-resync-target`` on 8.4, ``unfence-peer`` on 9). Quorum exists on DRBD 9 only.
 
-The settings come as a :class:`ResourceFileSettings` the desired state's expansion fills from the VM, so this
+The settings come as a :class:`~reconciler.core.render_settings.ResourceFileSettings` the desired state's
+expansion fills from the VM and hands to the node's replicator (``DrbdReplicator.render_config``), so this
 backend knows nothing of the files the desired state is read from.
 """
 
@@ -15,40 +16,15 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from reconciler.model.desired import DesiredVerify, DrbdHost, DrbdProtocol, DrbdVersion, SafetyMechanism
+from reconciler.core.render_settings import ResourceFileSettings
+from reconciler.model.desired import DrbdHost, DrbdVersion
 from reconciler.sizes import KIB
 
 # The console script's path in the systemd units; drbdadm runs handler strings through /bin/sh.
 DEFAULT_FENCE_PEER = "/usr/bin/reconciler fence-peer"
 SPLIT_BRAIN_HANDLER = "/usr/bin/reconciler split-brain"
 INDENT = "    "
-
-# Extra options as the desired state gives them: section -> ((option, value), ...), in the file's order.
-ExtraOptions = tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
-
-
-@dataclass(frozen=True)
-class ResourceFileSettings:
-    """What one resource file says beyond its hosts, every value validated by the desired state already."""
-
-    vm: str
-    source: str  # the VM file, named in the header
-    resource: str
-    protocol: DrbdProtocol
-    on_io_error: str
-    al_extents: int | None
-    mechanism: SafetyMechanism
-    fencing_policy: str
-    fence_peer_handler: str | None
-    unfence_peer_handler: str | None
-    on_no_quorum: str
-    verify: DesiredVerify | None
-    extra_options: ExtraOptions
-    wfc_timeout: int | None
-    degr_wfc_timeout: int | None
-
 
 def kib(rate: int) -> str:
     """A rate in DRBD's unit suffix (KiB/s)."""

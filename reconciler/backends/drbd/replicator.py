@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from reconciler.backends.drbd import config_meaning, events2, outdate, paths, quorum, splitbrain_handler
+from reconciler.backends.drbd import config_meaning, events2, outdate, paths, quorum, render, splitbrain_handler
 from reconciler.backends.drbd.drbd9 import VERIFY_STATES
 from reconciler.backends.drbd.splitbrain_markers import current_uuid, incident_id, parse_identity
+from reconciler.core.render_settings import ResourceFileSettings
 from reconciler.core.seams import Argv, EventFolder, OutdateOutcome, SplitBrainIncident, SplitBrainRecord
 from reconciler.host.base import Host
-from reconciler.model.desired import DesiredVm
+from reconciler.model.desired import DesiredVm, DrbdHost, DrbdVersion
 from reconciler.model.observed import DrbdResourceState, DrbdState, OwnedFile
 from reconciler.names import check_name
 
@@ -25,6 +26,11 @@ class DrbdReplicator:
 
     def config_path(self, resource: str) -> str:
         return paths.config_path(resource)
+
+    def render_config(self, settings: ResourceFileSettings, version: DrbdVersion, hosts: Sequence[DrbdHost],
+                      minor: int, backing_device: str, *, allow_two_primaries: bool) -> str:
+        return render.render_drbd(settings, version, hosts, minor, backing_device,
+                                  allow_two_primaries=allow_two_primaries)
 
     def create_metadata_argv(self, resource: str) -> Argv:
         # --force answers drbdadm's question only; the gate's signature probe has decided before.

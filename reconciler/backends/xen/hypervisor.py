@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
-from reconciler.backends.xen import config_meaning, paths
+from reconciler.backends.xen import config_meaning, paths, render
+from reconciler.core.render_settings import DomainFileSettings
 from reconciler.core.seams import Argv
 from reconciler.model.observed import OwnedFile
 from reconciler.names import check_name
@@ -16,6 +17,9 @@ class XenHypervisor:
 
     def config_path(self, domain: str) -> str:
         return paths.config_path(domain)
+
+    def render_config(self, settings: DomainFileSettings, disks: Sequence[str]) -> str:
+        return render.render_xen(settings, disks)
 
     def start_argv(self, domain: str) -> Argv:
         return ("xl", "create", self.config_path(domain))

@@ -1,39 +1,17 @@
 """Xen ``xl`` domain configs. Every value written here passed the name, path or command-line validators.
 
-The settings come as a :class:`DomainFileSettings` the desired state's expansion fills from the VM, so this
+The settings come as a :class:`~reconciler.core.render_settings.DomainFileSettings` the desired state's
+expansion fills from the VM and hands to the node's hypervisor (``XenHypervisor.render_config``), so this
 backend knows nothing of the files the desired state is read from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from reconciler.core.render_settings import DomainFileSettings
 
 _MAX_DISKS = 26
-
-
-@dataclass(frozen=True)
-class Vif:
-    mac: str
-    bridge: str
-
-
-@dataclass(frozen=True)
-class DomainFileSettings:
-    """What one domain config says beyond its disks, every value validated by the desired state already."""
-
-    name: str
-    source: str  # the VM file, named in the header
-    type: str
-    memory_mib: int
-    maxmem_mib: int
-    vcpus: int
-    maxvcpus: int
-    bootloader: str | None
-    kernel: str | None
-    ramdisk: str | None
-    extra: str | None
-    vifs: tuple[Vif, ...]
 
 
 def disk_specs(devices: Sequence[str]) -> tuple[str, ...]:

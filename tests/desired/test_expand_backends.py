@@ -1,0 +1,69 @@
+"""Expansion places and renders the config files through the node's backends (the registry's hypervisor and
+replicator), so another backend's files come from its own renderer, and `desired` names no backend package."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from reconciler.backends.drbd.replicator import DrbdReplicator
+from reconciler.backends.registry import DEFAULT_BACKENDS
+from reconciler.backends.xen.hypervisor import XenHypervisor
+from reconciler.core.render_settings import DomainFileSettings, ResourceFileSettings
+from reconciler.core.seams import Backends
+from reconciler.desired.expand import expand_node
+from reconciler.desired.load import load_cluster
+from reconciler.model.desired import DrbdHost, DrbdVersion
+
+pytestmark = pytest.mark.timeout(60)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class OtherHypervisor(XenHypervisor):
+    def config_path(self, domain: str) -> str:
+        return f"/etc/other/{domain}.xml"
+
+    def render_config(self, settings: DomainFileSettings, disks: Sequence[str]) -> str:
+        return f"<domain name='{settings.name}' memory='{settings.memory_mib}'>{','.join(disks)}</domain>\n"
+
+
+class OtherReplicator(DrbdReplicator):
+    def config_path(self, resource: str) -> str:
+        return f"/etc/other/{resource}.repl"
+
+    def render_config(self, settings: ResourceFileSettings, version: DrbdVersion, hosts: Sequence[DrbdHost],
+                      minor: int, backing_device: str, *, allow_two_primaries: bool) -> str:
+        return f"{settings.resource} {minor} {backing_device} {' '.join(h.name for h in hosts)}\n"
+
+
+def test_the_node_backends_place_and_render_the_files() -> None:
+    cluster = load_cluster(str(ROOT / "desired-state"))
+    other = expand_node(cluster, "erdbeere", Backends(hypervisor=OtherHypervisor(), replicator=OtherReplicator()))
+    usual = expand_node(cluster, "erdbeere")
+    assert usual == expand_node(cluster, "erdbeere", DEFAULT_BACKENDS)
+    assert len(other.vms) == len(usual.vms) > 0
+    for vm, before in zip(other.vms, usual.vms, strict=True):
+        assert vm.domain is not None
+        assert vm.drbd is not None
+        assert before.domain is not None
+        assert vm.domain.config_path == f"/etc/other/{vm.name}.xml"
+        assert vm.domain.config_text == (f"<domain name='{vm.name}' memory='{vm.domain.memory_mib}'>"
+                                         f"{','.join(vm.domain.disks)}</domain>\n")
+        assert vm.drbd.config_path == f"/etc/other/{vm.drbd.name}.repl"
+        assert vm.drbd.config_text.startswith(f"{vm.drbd.name} {vm.drbd.minor} ")
+        # Only the files differ: every other value of the VM is the expansion's own.
+        assert vm.domain.disks == before.domain.disks
+        assert vm.lvs == before.lvs
+
+
+def test_desired_imports_no_backend_package_only_the_registry() -> None:
+    found = set()
+    for path in sorted((ROOT / "reconciler" / "desired").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("reconciler.backends"):
+                found.add(node.module)
+    assert found == {"reconciler.backends.registry"}
