@@ -8,12 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
+from reconciler.core.peer_view import PeerView
 from reconciler.core.render_settings import DomainFileSettings, ResourceFileSettings
 from reconciler.host.base import Host
-from reconciler.model.desired import DesiredVm, DrbdHost, DrbdVersion
+from reconciler.model.desired import DesiredDomain, DesiredDrbd, DesiredVm, DrbdHost, DrbdVersion
 from reconciler.model.observed import DrbdResourceState, DrbdState, OwnedFile
+from reconciler.model.status import Condition
+
+if TYPE_CHECKING:
+    # The builder takes the node's backends, and a backend plans through the builder: a cycle of types only.
+    from reconciler.core.vm_builder import VmBuilder
 
 Argv = tuple[str, ...]
 
@@ -143,6 +149,11 @@ class Hypervisor(Protocol):
 
     def defined_elsewhere(self, files: Iterable[OwnedFile], key: str, path: str) -> str:
         """Why ``path`` must not be written for domain ``key``: another file defines it already (empty: none)."""
+        ...
+
+    def plan_config(self, b: VmBuilder, domain: DesiredDomain) -> str | None:
+        """Plan the step that puts the domain's configuration file in place; the id of that action (None:
+        nothing to write). The planner's composer calls it for every VM to run here."""
         ...
 
 
@@ -280,6 +291,30 @@ class Replicator(Protocol):
     def record_split_brain(self, host: Host, env: Mapping[str, str], now: Callable[[], float]) -> SplitBrainRecord:
         """Record the split brain the replication's handler reports in its environment ``env``, where the
         observer finds it (raises ``UnsafeNameError`` for a bad resource name)."""
+        ...
+
+    def plan_split_brain(self, b: VmBuilder, running: bool) -> bool:
+        """Plan the resolution of a split brain the desired state decided, or note why there is none; True when
+        this node discards its changes in this pass (the composer then plans nothing else for the VM).
+        ``running``: the VM's domain exists here."""
+        ...
+
+    def plan_quorum_loss(self, b: VmBuilder, state: DrbdResourceState) -> bool:
+        """Plan giving the VM up on a writer that lost quorum; True when the VM gets nothing else in this pass."""
+        ...
+
+    def plan_resource(self, b: VmBuilder, desired: DesiredDrbd) -> None:
+        """Plan the resource itself: its configuration file, metadata, up, adjust, resize."""
+        ...
+
+    def plan_role(self, b: VmBuilder, desired: DesiredDrbd, *, want_primary: bool, domain_running: bool) -> str | None:
+        """Plan the promotion or demotion; the id of the promote action (None: none planned)."""
+        ...
+
+    def health_conditions(self, vm: DesiredVm, state: DrbdResourceState, peer: PeerView | None,
+                          hostname: str) -> list[Condition]:
+        """What is wrong with the replica that the reconciler must not repair by itself (split brain, lost
+        quorum, data not known to be good here or on the peer): it keeps the resource Degraded."""
         ...
 
     def split_brain_incident(self, state: DrbdResourceState, identity: str) -> SplitBrainIncident:

@@ -5,12 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from reconciler.backends.dm.plan import plan_stripe
-from reconciler.backends.drbd.plan import plan_drbd, plan_role
-from reconciler.backends.drbd.quorum import plan_quorum_loss
-from reconciler.backends.drbd.splitbrain_plan import plan_split_brain
 from reconciler.backends.lvm.plan import plan_lvs
 from reconciler.backends.registry import DEFAULT_BACKENDS
-from reconciler.backends.xen.plan import plan_xen_config
 from reconciler.core.action_order import order_actions
 from reconciler.core.action_registry import kinds_where, observed_tool
 from reconciler.core.actions import Action
@@ -88,14 +84,16 @@ def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | 
     notes.extend(find_orphans(desired, observed))
     plan = Plan(node=desired.node, actions=order_actions(actions), notes=tuple(notes),
                 resources=_resources(desired), refused_vms=tuple(refused_vms))
-    return plan.model_copy(update={"conditions": assess(desired, observed, plan, peer)})
+    return plan.model_copy(update={"conditions": assess(desired, observed, plan, peer, backends)})
 
 
 def _plan_present(b: VmBuilder, moved_away: Collection[str] | None) -> None:
     vm, observed = b.vm, b.observed
-    if plan_split_brain(b, vm.domain is not None and observed.domain(vm.domain.name) is not None):
+    replicator, hypervisor = b.replicator, b.hypervisor
+    if replicator.plan_split_brain(b, vm.domain is not None and observed.domain(vm.domain.name) is not None):
         return  # this node discards its changes: nothing else for the VM until DRBD has resolved the split brain
-    if vm.drbd is not None and (res := observed.resource(vm.drbd.name)) is not None and plan_quorum_loss(b, res):
+    if vm.drbd is not None and (res := observed.resource(vm.drbd.name)) is not None \
+            and replicator.plan_quorum_loss(b, res):
         return  # quorum lost on the Primary: the domain goes, the resource demotes; nothing else until it is back
     plan_lvs(b)
     if vm.stripe is not None:
@@ -117,14 +115,14 @@ def _plan_present(b: VmBuilder, moved_away: Collection[str] | None) -> None:
         # A paused, crashed or half-made domain is reported (health), not changed: `xl mem-set` on a domain
         # that `xl create` never finished fails every pass and says nothing useful.
         restart = plan_live_changes(b, domain, running)
-    config = plan_xen_config(b, domain) if domain is not None else None
+    config = hypervisor.plan_config(b, domain) if domain is not None else None
     if restart and domain is not None:
         stop = plan_shutdown(b, domain, "restart allowed for a change that cannot be made live")
     promote = None
     if vm.drbd is not None:
-        plan_drbd(b, vm.drbd)
-        promote = plan_role(b, vm.drbd, want_primary=want_primary,
-                            domain_running=running is not None and stop is None)
+        replicator.plan_resource(b, vm.drbd)
+        promote = replicator.plan_role(b, vm.drbd, want_primary=want_primary,
+                                       domain_running=running is not None and stop is None)
     if not want_primary:
         return
     starting = domain is not None and (running is None or restart)

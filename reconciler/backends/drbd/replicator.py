@@ -6,12 +6,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from reconciler.backends.drbd import config_meaning, events2, outdate, paths, quorum, render, splitbrain_handler
 from reconciler.backends.drbd.drbd9 import VERIFY_STATES
+from reconciler.backends.drbd.health import drbd_conditions
+from reconciler.backends.drbd.plan import plan_drbd
+from reconciler.backends.drbd.plan import plan_role as plan_drbd_role
+from reconciler.backends.drbd.quorum import plan_quorum_loss
 from reconciler.backends.drbd.splitbrain_markers import current_uuid, incident_id, parse_identity
+from reconciler.backends.drbd.splitbrain_plan import plan_split_brain
+from reconciler.core.peer_view import PeerView
 from reconciler.core.render_settings import ResourceFileSettings
 from reconciler.core.seams import Argv, EventFolder, OutdateOutcome, SplitBrainIncident, SplitBrainRecord
+from reconciler.core.vm_builder import VmBuilder
 from reconciler.host.base import Host
-from reconciler.model.desired import DesiredVm, DrbdHost, DrbdVersion
+from reconciler.model.desired import DesiredDrbd, DesiredVm, DrbdHost, DrbdVersion
 from reconciler.model.observed import DrbdResourceState, DrbdState, OwnedFile
+from reconciler.model.status import Condition
 from reconciler.names import check_name
 
 
@@ -127,3 +135,19 @@ class DrbdReplicator:
         incident = incident_id(state.name, record, peer_record) if state.split_brain else None
         return SplitBrainIncident(wanted=wanted, incident=incident,
                                   redetected=current_uuid(record) != current_uuid(planned_record))
+
+    def plan_split_brain(self, b: VmBuilder, running: bool) -> bool:
+        return plan_split_brain(b, running)
+
+    def plan_quorum_loss(self, b: VmBuilder, state: DrbdResourceState) -> bool:
+        return plan_quorum_loss(b, state)
+
+    def plan_resource(self, b: VmBuilder, desired: DesiredDrbd) -> None:
+        plan_drbd(b, desired)
+
+    def plan_role(self, b: VmBuilder, desired: DesiredDrbd, *, want_primary: bool, domain_running: bool) -> str | None:
+        return plan_drbd_role(b, desired, want_primary=want_primary, domain_running=domain_running)
+
+    def health_conditions(self, vm: DesiredVm, state: DrbdResourceState, peer: PeerView | None,
+                          hostname: str) -> list[Condition]:
+        return drbd_conditions(vm, state, peer, hostname)
