@@ -14,7 +14,7 @@ from reconciler.core.peer_view import PeerView
 from reconciler.core.render_settings import DomainFileSettings, ResourceFileSettings
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredDomain, DesiredDrbd, DesiredVm, DrbdHost, DrbdVersion
-from reconciler.model.observed import DrbdResourceState, DrbdState, OwnedFile
+from reconciler.model.observed import OwnedFile, ReplicaState, ReplicationState
 from reconciler.model.status import Condition
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ Argv = tuple[str, ...]
 class StateEvent:
     """One event of the replicator's followed stream, folded into the state so far."""
 
-    state: DrbdState  # the state with this event applied
+    state: ReplicationState  # the state with this event applied
     live: bool  # after the initial dump: a change as it happens, not one of the states that already were
     resource: str | None
     what: str  # what the event is about (the resource, a device, a connection, ...)
@@ -243,7 +243,7 @@ class Replicator(Protocol):
         """What of a :meth:`watch_argv` dump means a state change (counters left out): equal means no change."""
         ...
 
-    def read_state(self, dump: str) -> DrbdState | None:
+    def read_state(self, dump: str) -> ReplicationState | None:
         """The state a :meth:`watch_argv` dump describes (None: it cannot be read)."""
         ...
 
@@ -251,16 +251,16 @@ class Replicator(Protocol):
         """A fresh folder for the lines of one :meth:`follow_argv` stream."""
         ...
 
-    def verify_progress(self, state: DrbdResourceState) -> tuple[bool, float | None]:
+    def verify_progress(self, state: ReplicaState) -> tuple[bool, float | None]:
         """Whether an online verify runs on the resource, and the least done of its volumes (percent) if known."""
         ...
 
-    def primary_without_quorum(self, vm: DesiredVm, state: DrbdResourceState | None) -> bool:
+    def primary_without_quorum(self, vm: DesiredVm, state: ReplicaState | None) -> bool:
         """This node's replica is the writer and has lost quorum: the escalation that ends in a reboot is about
         such a resource."""
         ...
 
-    def peer_can_take_over(self, state: DrbdResourceState) -> bool:
+    def peer_can_take_over(self, state: ReplicaState) -> bool:
         """The peer is connected with up-to-date data: a domain may move there now."""
         ...
 
@@ -299,7 +299,7 @@ class Replicator(Protocol):
         ``running``: the VM's domain exists here."""
         ...
 
-    def plan_quorum_loss(self, b: VmBuilder, state: DrbdResourceState) -> bool:
+    def plan_quorum_loss(self, b: VmBuilder, state: ReplicaState) -> bool:
         """Plan giving the VM up on a writer that lost quorum; True when the VM gets nothing else in this pass."""
         ...
 
@@ -311,13 +311,13 @@ class Replicator(Protocol):
         """Plan the promotion or demotion; the id of the promote action (None: none planned)."""
         ...
 
-    def health_conditions(self, vm: DesiredVm, state: DrbdResourceState, peer: PeerView | None,
+    def health_conditions(self, vm: DesiredVm, state: ReplicaState, peer: PeerView | None,
                           hostname: str) -> list[Condition]:
         """What is wrong with the replica that the reconciler must not repair by itself (split brain, lost
         quorum, data not known to be good here or on the peer): it keeps the resource Degraded."""
         ...
 
-    def split_brain_incident(self, state: DrbdResourceState, identity: str) -> SplitBrainIncident:
+    def split_brain_incident(self, state: ReplicaState, identity: str) -> SplitBrainIncident:
         """What a split-brain resolution step (``identity``, as the backend's planner wrote it) names, and which
         incident the replica (``state``, read right before the step) is in now."""
         ...

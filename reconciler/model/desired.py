@@ -169,8 +169,8 @@ class DesiredDomain(Frozen):
     vcpus: int
     maxvcpus: int
     disks: tuple[str, ...]
-    config_path: str
-    config_text: str
+    config_path: str  # where the node's hypervisor keeps it (Hypervisor.config_path)
+    config_text: str  # in the hypervisor's own syntax (Hypervisor.render_config): xl's for Xen
     allow_restart: bool = False
     live_migration: bool = False
 

@@ -125,6 +125,13 @@ class DrbdState(Frozen):
         return next((r for r in self.resources if r.name == name), None)
 
 
+# The replication model every replicator reports in, under the names the seams use (reconciler.core.seams):
+# its words are DRBD's because the shared safety gate reasons in them (roles, disk and connection states,
+# quorum, split brain). The classes keep DRBD's names, as the observed JSON keeps its `drbd` key.
+ReplicationState = DrbdState
+ReplicaState = DrbdResourceState
+
+
 DomainRunState = Literal["running", "blocked", "paused", "crashed", "shutdown", "dying", "unknown"]
 
 
