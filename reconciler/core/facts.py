@@ -26,6 +26,17 @@ from reconciler.model.observed import (
 
 
 @dataclass(frozen=True)
+class OwnedConfigFiles:
+    """Where a backend keeps the config files the reconciler writes, which the observer reads every pass: the
+    files named ``<name><suffix>`` in ``directory``, and ``also`` (files of the tool's own it reads with them,
+    such as a top file that may define resources by hand)."""
+
+    directory: str
+    suffix: str
+    also: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class VersionProbe:
     """One tool's version command, registered by its backend
     (:data:`~reconciler.backends.providers.VERSION_PROBES`) and run once per observer, not once per pass."""

@@ -23,11 +23,9 @@ from typing import TypeVar
 
 from reconciler.backends.dm import facts as dm_facts
 from reconciler.backends.dm.facts import observe_dm
-from reconciler.backends.drbd import paths as drbd_paths
 from reconciler.backends.drbd.facts import observe_drbd, with_split_brain_markers
 from reconciler.backends.lvm import facts as lvm_facts
-from reconciler.backends.providers import FACT_PROVIDERS
-from reconciler.backends.xen import paths as xen_paths
+from reconciler.backends.providers import FACT_PROVIDERS, OWNED_CONFIG
 from reconciler.core.facts import (
     CommandRunner,
     FactProvider,
@@ -46,8 +44,9 @@ from reconciler.observe import blkid, xfs_sb
 from reconciler.observe.timeout import OBSERVE_TIMEOUT
 from reconciler.observe.versions import probe_versions
 
-DEFAULT_OWNED_DIRS = (drbd_paths.CONFIG_DIR, xen_paths.CONFIG_DIR)
-OWNED_SUFFIXES = (drbd_paths.CONFIG_SUFFIX, xen_paths.CONFIG_SUFFIX)
+DEFAULT_OWNED_DIRS = tuple(owned.directory for owned in OWNED_CONFIG)
+# A file is read under any registered backend's suffix, in any of the owned directories.
+OWNED_SUFFIXES = tuple(owned.suffix for owned in OWNED_CONFIG)
 PROBE_TIMEOUT = 30.0
 _T = TypeVar("_T")
 MAX_COMMANDS_PER_PASS = 8
@@ -79,18 +78,20 @@ def _read_owned(host: Host, directories: Sequence[str]) -> tuple[ToolStatus, tup
                 files.append(OwnedFile(path=path, content=host.read_file(path)))
             except HostFileError as exc:
                 problems.append(file_problem(exc, "read", path))
-    if drbd_paths.CONFIG_DIR in directories:
-        # Not the reconciler's, but what drbdadm reads first: a resource an old hand-written drbd.conf defines
-        # is taken over with it, and must not be defined a second time by a rendered file.
-        try:
-            top = host.read_file(drbd_paths.TOP_CONFIG)
-        except HostFileError as exc:
-            problems.append(file_problem(exc, "read", drbd_paths.TOP_CONFIG))
-        except ReplayError:
-            top = None  # a capture made before this file was read: replayed as absent, as it was then
-        else:
-            if top is not None:
-                files.append(OwnedFile(path=drbd_paths.TOP_CONFIG, content=top))
+    for owned in OWNED_CONFIG:
+        if owned.directory not in directories:
+            continue
+        for path in owned.also:
+            # Not the reconciler's, but what the tool reads with its files (DRBD's drbd.conf).
+            try:
+                content = host.read_file(path)
+            except HostFileError as exc:
+                problems.append(file_problem(exc, "read", path))
+            except ReplayError:
+                continue  # a capture made before this file was read: replayed as absent, as it was then
+            else:
+                if content is not None:
+                    files.append(OwnedFile(path=path, content=content))
     if problems:
         return ToolStatus(name="files", state="failed", detail="; ".join(problems)), tuple(files)
     return ToolStatus(name="files", state="available", detail=f"{len(files)} owned files read"), tuple(files)

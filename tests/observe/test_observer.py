@@ -316,3 +316,29 @@ def test_drbd84_unreadable_size_is_unknown_and_said() -> None:
     assert "expected a number of 512-byte sectors" in (drbd.detail or "")
     assert "drbd3/size" in (drbd.detail or "")
     assert all(d.size_kib is None for r in observed.drbd.resources for d in r.devices)
+
+
+def test_the_owned_config_files_are_the_registered_backends() -> None:
+    from reconciler.backends.providers import OWNED_CONFIG
+    from reconciler.observe.observer import DEFAULT_OWNED_DIRS, OWNED_SUFFIXES
+
+    assert [(o.directory, o.suffix, o.also) for o in OWNED_CONFIG] == [
+        ("/etc/drbd.d", ".res", ("/etc/drbd.conf",)), ("/etc/xen", ".cfg", ())]
+    assert DEFAULT_OWNED_DIRS == ("/etc/drbd.d", "/etc/xen")
+    assert OWNED_SUFFIXES == (".res", ".cfg")
+
+
+def test_a_registered_backends_own_top_file_is_read_with_its_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.core.facts import OwnedConfigFiles
+    from reconciler.observe import observer as observer_mod
+
+    other = OwnedConfigFiles("/etc/other", ".cfg", also=("/etc/other.conf",))
+    monkeypatch.setattr(observer_mod, "OWNED_CONFIG", (*observer_mod.OWNED_CONFIG, other))
+    host = full_node()
+    host.files["/etc/other/vm7.cfg"] = "vm7\n"
+    host.files["/etc/other.conf"] = "top\n"
+    observed = Observer(host, owned_dirs=("/etc/drbd.d", "/etc/xen", "/etc/other")).observe()
+    assert [f.path for f in observed.files][-2:] == ["/etc/other/vm7.cfg", "/etc/other.conf"]
+    # Not asked for its directory: neither its files nor its top file are read.
+    unasked = Observer(host, owned_dirs=("/etc/drbd.d", "/etc/xen")).observe()
+    assert "/etc/other.conf" not in [f.path for f in unasked.files]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from reconciler.core.facts import OwnedConfigFiles
 from reconciler.names import check_name
 
 CONFIG_DIR = "/etc/xen"
@@ -13,3 +14,7 @@ XL_CONF = f"{CONFIG_DIR}/xl.conf"
 def config_path(domain: str) -> str:
     """The domain's config, which the reconciler owns."""
     return f"{CONFIG_DIR}/{check_name(domain, 'domain')}{CONFIG_SUFFIX}"
+
+
+# What the observer reads of Xen's files each pass (registered in reconciler.backends.providers).
+OWNED = OwnedConfigFiles(CONFIG_DIR, CONFIG_SUFFIX)
