@@ -85,6 +85,8 @@ _UNSHARE_FLAGS = {"--mount": "mount", "-m": "mount", "--pid": "pid", "-p": "pid"
 
 @command("unshare")
 def unshare(ctx: CommandContext, argv: list[str]) -> CommandResult:
+    if argv[1:] in (["-V"], ["--version"]):
+        return ctx.ok("unshare from util-linux 2.38.1\n")
     made: set[str] = set()
     propagation = "private"  # util-linux's default for --mount
     i = 1
