@@ -33,7 +33,8 @@ def test_no_config_and_no_provisioning_is_skipped(tmp_path: Path) -> None:
 
 def test_a_vm_naming_a_provisioning_without_config_fails(tmp_path: Path) -> None:
     found = check_provisioning(host(tmp_path), with_image("/srv/images/x.tar"))  # type: ignore[arg-type]
-    assert found[0][:2] == ("provisioning", "fail") and "vm100 name a provisioning" in found[0][2]
+    assert found[0][:2] == ("provisioning", "fail")
+    assert "vm100 name a provisioning" in found[0][2]
 
 
 def test_each_provisioner_and_each_wanted_image_is_checked(tmp_path: Path) -> None:
@@ -43,7 +44,8 @@ def test_each_provisioner_and_each_wanted_image_is_checked(tmp_path: Path) -> No
     found = {name: (verdict, detail) for name, verdict, detail in
              check_provisioning(node, with_image("/srv/images/missing.tar"))}  # type: ignore[arg-type]
     assert found["provisioning config"][0] == "ok"
-    assert found["tool xfs_admin"][0] == "ok" and found["tool unshare"][0] == "ok"
+    assert found["tool xfs_admin"][0] == "ok"
+    assert found["tool unshare"][0] == "ok"
     assert found["provisioner deb"] == ("ok", "ok: provisioner deb")
     assert found["provisioner gone"][0] == "fail"
     assert "/usr/local/sbin/nothing-here is not an executable file" in found["provisioner gone"][1]
@@ -55,4 +57,5 @@ def test_a_broken_config_is_one_failure_naming_the_file(tmp_path: Path) -> None:
     node = host(tmp_path)
     node.write_file(CONFIG, "provisioners = 3\n", 0o644)
     [(name, verdict, detail)] = check_provisioning(node, None)
-    assert (name, verdict) == ("provisioning", "fail") and detail.startswith(CONFIG)
+    assert (name, verdict) == ("provisioning", "fail")
+    assert detail.startswith(CONFIG)

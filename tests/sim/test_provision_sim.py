@@ -53,16 +53,19 @@ def test_the_helper_mounts_only_inside_unshare_and_never_in_dom0s_table(host: Si
     helper = ("reconciler", "helper", "provision-run", "--vm", "vm1", "--device", DEVICE, "--timeout", "60",
               "--image", "/srv/images/root.tar")
     plain = host.run(list(helper), timeout=30)
-    assert plain.returncode == 1 and "refusing to mount" in plain.stderr
+    assert plain.returncode == 1
+    assert "refusing to mount" in plain.stderr
     shared = host.run(["unshare", "--mount", "--propagation", "shared", "--pid", "--fork", "--", *helper], timeout=30)
-    assert shared.returncode == 1 and "refusing to mount" in shared.stderr
+    assert shared.returncode == 1
+    assert "refusing to mount" in shared.stderr
     done = host.run(["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--",
                      *helper], timeout=30)
     assert done.ok, done.describe()
     assert "provisioned /dev/vg-sda/scratch of vm1" in done.stdout
     assert DEVICE not in (host.read_file("/proc/self/mounts") or "")
     again = host.run(["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--", *helper], timeout=30)
-    assert again.returncode == 1 and "is not empty" in again.stderr
+    assert again.returncode == 1
+    assert "is not empty" in again.stderr
 
 
 def test_unused_is_busy_while_anything_holds_the_device(host: SimHost) -> None:
@@ -70,4 +73,5 @@ def test_unused_is_busy_while_anything_holds_the_device(host: SimHost) -> None:
     ok(host, "mkfs.xfs", "-q", DEVICE)
     ok(host, "mount", DEVICE, "/mnt")
     busy = host.run(["reconciler", "helper", "unused", DEVICE], timeout=30)
-    assert busy.returncode == 1 and "Device or resource busy" in busy.stdout
+    assert busy.returncode == 1
+    assert "Device or resource busy" in busy.stdout
