@@ -27,9 +27,9 @@ LABEL_DONE = "rprov-done"
 MAX_ATTEMPT = MAX_PROVISION_ATTEMPT
 _TRY_RE = re.compile(r"rprov-try([1-9][0-9]{0,2})")
 
-# The program that runs inside the private mount namespace (``reconciler helper``). Resolved through PATH,
-# which the systemd unit sets to the system's directories.
-RECONCILER = "reconciler"
+# The program that runs inside the private mount namespace (``reconciler helper``): where the package installs
+# it (and where DRBD's handlers find it too), so the daemon's own PATH does not decide what runs as root.
+RECONCILER = "/usr/bin/reconciler"
 # Between the provisioning's own deadline (the helper kills its command then) and the outer one (the host
 # kills ``unshare``, whose --kill-child takes the helper and, with the PID namespace, everything it started).
 OUTER_GRACE_S = 120

@@ -91,7 +91,7 @@ def test_an_image_is_copied_once_on_the_primary_and_recorded_in_the_label(lab: S
     filled = log.index(runs[0])
     started = log.index(["xl", "create", "/etc/xen/vm101.cfg"])
     assert filled < log.index(["xfs_admin", "-L", "rprov-done", "/dev/drbd1"]) < started
-    assert log.index(["reconciler", "helper", "unused", "/dev/drbd1", "/dev/vg-sda/swap101"]) < started
+    assert log.index(["/usr/bin/reconciler", "helper", "unused", "/dev/drbd1", "/dev/vg-sda/swap101"]) < started
     assert oracle.check(state) == []
 
 

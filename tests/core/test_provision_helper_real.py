@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.core.provisioning import run_argv, unused_argv
+from reconciler.core.provisioning import RECONCILER, run_argv, unused_argv
 
 HAVE_TOOLS = all(shutil.which(t) for t in ("unshare", "losetup", "mkfs.xfs", "mount", "umount"))
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not HAVE_TOOLS or not os.path.exists("/dev/loop-control"),
@@ -26,7 +26,7 @@ PROGRAM = (sys.executable, "-m", "reconciler")
 
 def real(argv: tuple[str, ...]) -> list[str]:
     """The planned argv with this checkout's interpreter in place of the installed ``reconciler``."""
-    i = argv.index("reconciler")
+    i = argv.index(RECONCILER)
     return [*argv[:i], *PROGRAM, *argv[i + 1:]]
 
 
