@@ -36,8 +36,8 @@ def test_provisioning_runs_after_the_filesystem_and_before_the_domain_starts() -
         ("/usr/bin/reconciler", "helper", "provision-check", "--vm", "vm100", "--image", "/srv/images/busybox.tar"),
         ("xfs_admin", "-L", "rprov-try2", "/dev/drbd0"),
         ("unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--",
-         "/usr/bin/reconciler", "helper", "provision-run", "--vm", "vm100", "--device", "/dev/drbd0", "--timeout", "600", "--image",
-         "/srv/images/busybox.tar"),
+         "/usr/bin/reconciler", "helper", "provision-run", "--vm", "vm100", "--device", "/dev/drbd0", "--timeout",
+         "600", "--image", "/srv/images/busybox.tar"),
         ("xfs_admin", "-L", "rprov-done", "/dev/drbd0"))
     assert [c.mutating for c in filled.commands] == [False, True, True, True]
     assert [c.retry for c in filled.commands] == [True, True, False, True]  # the fill itself is never repeated
