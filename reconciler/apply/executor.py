@@ -223,7 +223,7 @@ class Executor:
 
     def _provision_failed(self, action: A.Action, outcome: _Outcome) -> _Outcome:
         """Keep what the failing command said, for every later pass that reports the attempt as failed."""
-        said = outcome.output.stderr.strip() or outcome.output.stdout.strip() if outcome.output else ""
+        said = f"{outcome.output.stdout.strip()}\n{outcome.output.stderr.strip()}".strip() if outcome.output else ""
         if outcome.result == "failed" and said:
             self.provision_records.write(action.vm, int(action.identity or "1"), outcome.message, said)
         return outcome
