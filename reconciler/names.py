@@ -59,3 +59,18 @@ def check_device_path(value: str, what: str = "device") -> str:
     if not _DEVICE_RE.fullmatch(value) or ".." in value:
         raise UnsafeNameError(what, value, "expected /dev/ followed by one to three safe name components")
     return value
+
+
+MAX_PATH_LENGTH = 1024
+
+
+def check_absolute_path(value: str, what: str = "path") -> str:
+    """Validate an absolute path whose every component is a safe name (no ``..``, no ``.``, no empty
+    component, nothing a command could read as an option), such as ``/srv/images/busybox.tar``."""
+    if not isinstance(value, str) or not value.startswith("/") or len(value) > MAX_PATH_LENGTH:
+        raise UnsafeNameError(what, value, f"expected an absolute path of at most {MAX_PATH_LENGTH} characters")
+    for part in value[1:].split("/"):
+        problem = name_problem(part)
+        if problem is not None:
+            raise UnsafeNameError(what, value, f"component {part!r}: {problem}")
+    return value

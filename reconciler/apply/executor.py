@@ -12,13 +12,14 @@ from reconciler.apply.identity import resolve_identity
 from reconciler.apply.journal import DEFAULT_JOURNAL_PATH, Journal, JournalEntry
 from reconciler.apply.lastlook import LastLook
 from reconciler.apply.progress import Progress, SilentProgress
+from reconciler.apply.provision_record import ProvisionRecords
 from reconciler.apply.result import ApplyResult, pass_outcome, resource_statuses
 from reconciler.apply.retry import RetryPolicy, Sleep, run_with_retries
 from reconciler.apply.undo import undo_failed
 from reconciler.core import actions as A
 from reconciler.core.plan_model import Plan
-from reconciler.core.safety import beneath_verdict, signature_verdict
-from reconciler.host.base import Host, HostFileError
+from reconciler.core.safety import beneath_verdict, provision_verdict, signature_verdict
+from reconciler.host.base import CommandResult, Host, HostFileError
 from reconciler.model.observed import Signature
 from reconciler.model.status import ActionRecord, ActionResult
 from reconciler.observe.observer import Observer, ProbeError
@@ -45,6 +46,7 @@ class _Outcome:
     retries: int = 0
     argv: tuple[tuple[str, ...], ...] = ()
     inherited: bool = False  # the message names a dependency's root cause, not this action's own
+    output: CommandResult | None = None  # the failing command's result, when a command failed
 
 
 class Executor:
@@ -56,6 +58,7 @@ class Executor:
         self.observer = observer or Observer(host)
         self.journal = Journal(host, self.options.journal_path)
         self.last_look = LastLook(host, self.observer)
+        self.provision_records = ProvisionRecords(host, self.options.journal_path)
 
     def apply(self, plan: Plan) -> ApplyResult:
         started = self.options.clock()
@@ -134,6 +137,10 @@ class Executor:
             return _Outcome(stop.result, stop.reason, attempts=stop.attempts)
         commands = list(action.commands)
         identity = ""
+        if action.kind == "provision-fs":
+            held = self._provision_gate(action, previous)
+            if held is not None:
+                return held
         if action.probe_before:
             identity = resolve_identity(self.host, action.identity)
             for device in action.probe_before:
@@ -159,6 +166,8 @@ class Executor:
                                                 key=action.key, vm=action.vm, devices=action.probe_before,
                                                 identity=identity, started_at=self.options.clock()))
         outcome = self._execute(action, commands, entry)
+        if action.kind == "provision-fs" and outcome.result != "ok":
+            outcome = self._provision_failed(action, outcome)
         if outcome.result == "failed":
             undone = undo_failed(self.host, action)
             outcome = dataclasses.replace(outcome, message=outcome.message + undone.message,
@@ -182,7 +191,8 @@ class Executor:
                 return _Outcome("waiting", verdict.reason, attempts, retries, tuple(ran))
             if not verdict.ok:
                 suffix = f" after {attempted.attempts} attempts" if attempted.attempts > 1 else ""
-                return _Outcome("failed", f"{verdict.kind}: {verdict.reason}{suffix}", attempts, retries, tuple(ran))
+                return _Outcome("failed", f"{verdict.kind}: {verdict.reason}{suffix}", attempts, retries, tuple(ran),
+                                output=attempted.result)
         if action.file_path is not None:
             try:
                 if action.file_content is not None:
@@ -193,6 +203,30 @@ class Executor:
                 return _Outcome("failed", f"permanent: {action.file_path}: {exc}", attempts + 1, retries, tuple(ran))
             attempts += 1
         return _Outcome("ok", "", attempts, retries, tuple(ran))
+
+
+    # -- provisioning (reconciler.core.provisioning) -------------------------------------------
+    def _provision_gate(self, action: A.Action, previous: tuple[JournalEntry, ...]) -> _Outcome | None:
+        """The label, read afresh, decides: fill it, done already, an earlier failure of this attempt, refused."""
+        device = action.devices[0]
+        interrupted = any(e.kind == action.kind and e.key == action.key for e in previous)
+        verdict = provision_verdict(device, self._probe(device), int(action.identity or "1"),
+                                    journal_names_device=interrupted)
+        if verdict.decision == "done":
+            return _Outcome("unchanged", verdict.reason, attempts=0)
+        if verdict.decision == "refuse":
+            return _Outcome("refused", verdict.reason, attempts=0)
+        if verdict.decision == "failed":
+            said = self.provision_records.read(action.vm, verdict.tried)
+            return _Outcome("failed", verdict.reason + (f"; what it said: {said}" if said else ""), attempts=0)
+        return None
+
+    def _provision_failed(self, action: A.Action, outcome: _Outcome) -> _Outcome:
+        """Keep what the failing command said, for every later pass that reports the attempt as failed."""
+        said = f"{outcome.output.stdout.strip()}\n{outcome.output.stderr.strip()}".strip() if outcome.output else ""
+        if outcome.result == "failed" and said:
+            self.provision_records.write(action.vm, int(action.identity or "1"), outcome.message, said)
+        return outcome
 
 
 def _may_be_unfinished(kind: str, found: Signature | None) -> bool:

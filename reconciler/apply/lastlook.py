@@ -12,9 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reconciler.backends.registry import DEFAULT_BACKENDS
+from reconciler.backends.xen.xl import XL_LIST_ARGV, parse_xl_list
 from reconciler.core.action_registry import spec
 from reconciler.core.actions import Action
 from reconciler.core.facts import file_problem
+from reconciler.core.parse_error import ParseError
+from reconciler.core.provisioning import unused_argv
 from reconciler.core.safety import (
     FENCED_TAKEOVER,
     dm_adoption_refusal,
@@ -80,6 +83,10 @@ class LastLook:
                 stop = self._split_brain_incident(action)
             elif check == "quorum-lost":
                 stop = self._quorum_lost(action)
+            elif check == "provisionable":
+                stop = self._provisionable(action)
+            elif check == "unused":
+                stop = self._unused(action)
             else:  # "signatures": probed by the executor together with the crash journal
                 stop = None
             if stop is not None:
@@ -171,6 +178,50 @@ class LastLook:
             return _unproven_mounts(domain, f"{MOUNTS_FILE} does not exist")
         refusal = start_domain_refusal(domain, action.devices, parse_mounts(text))
         return Stop("refused", refusal) if refusal else None
+
+    def _provisionable(self, action: Action) -> Stop | None:
+        """Primary here, no peer Primary (a domain can run only where its disk is Primary), no domain of the VM
+        here: the filesystem is mounted only where nothing else can be using it."""
+        device = action.devices[0]
+        status, state = self.observer.observe_drbd()
+        if status.state != "available":
+            return Stop("waiting", f"provisioning waits: cannot re-read DRBD's state ({status.state}: {status.detail})")
+        minor = device.removeprefix("/dev/drbd")
+        resource = next((r for r in state.resources if any(str(d.minor) == minor for d in r.devices)), None)
+        if resource is None:
+            return Stop("waiting", f"provisioning waits: {device} is not up")
+        if resource.role != "Primary":
+            return Stop("refused", f"provisioning {device} refused: this node is {resource.role}, not Primary "
+                                   "(a Secondary's device is never mounted)")
+        primaries = [c.peer_name for c in resource.connections if c.peer_role == "Primary"]
+        if primaries:
+            return Stop("refused", f"provisioning {device} refused: peer {', '.join(primaries)} is Primary too "
+                                   "(the domain may run there)")
+        listing = self.host.run(XL_LIST_ARGV, timeout=GI_TIMEOUT)
+        if not listing.ok:
+            return Stop("refused", f"provisioning {device} refused: cannot prove that {action.vm} is not running "
+                                   f"({listing.describe()})")
+        try:
+            rows = parse_xl_list(listing.stdout)
+        except ParseError as exc:
+            return Stop("refused", f"provisioning {device} refused: cannot read xl list ({exc})")
+        if any(r.name == action.vm or r.name.startswith(f"{action.vm}--") for r in rows):
+            return Stop("refused", f"provisioning {device} refused: the domain {action.vm} exists on this node "
+                                   "(provisioning never runs while the domain runs)")
+        return None
+
+    def _unused(self, action: Action) -> Stop | None:
+        """Each device opens exclusively: mounted in no mount namespace (a private one included), claimed by
+        nothing. ``/proc/mounts`` shows only this process's namespace; the kernel's exclusive open sees all."""
+        devices = tuple(d for d in action.devices if d.startswith("/dev/"))
+        if not devices:
+            return None
+        checked = self.host.run(unused_argv(devices), timeout=GI_TIMEOUT)
+        if checked.ok:
+            return None
+        what = f"starting {action.vm}" if action.kind == "start-domain" else f"{action.kind} of {action.vm}"
+        return Stop("refused", f"{what} refused: cannot prove {', '.join(devices)} unused by an exclusive open "
+                               f"({checked.describe()})")
 
     def _fresh_dm(self) -> tuple[DmDevice, ...] | Stop:
         status, devices = self.observer.observe_dm()

@@ -47,6 +47,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
      "DRBD fence-peer handler: ask the peer's daemon to outdate the resource"),
     ("split-brain", "reconciler.cli.cmd_splitbrain",
      "DRBD split-brain handler: record the incident for status, metrics and alerts"),
+    ("helper", "reconciler.cli.cmd_helper", "node-side steps of a provisioning, run by the executor (not by hand)"),
 )
 
 

@@ -18,7 +18,7 @@ ObservedTool = Literal["lvm", "dmsetup", "replicator", "hypervisor", "files"]
 so the table names no backend behind a seam."""
 
 Precheck = Literal["signatures", "forced-promotion", "promotion", "not-mounted", "dm-ours", "lv-ours", "dm-adoptable",
-                   "lv-adoptable", "split-brain-incident", "quorum-lost"]
+                   "lv-adoptable", "split-brain-incident", "quorum-lost", "provisionable", "unused"]
 """Checks the executor makes right before running an action, from a fresh read of the node (the gate's
 last word; the plan may be seconds or minutes old by then):
 
@@ -32,6 +32,13 @@ last word; the plan may be seconds or minutes old by then):
 - ``lv-adoptable``: the LV is still the one the plan saw, untagged, of the desired size and stripes.
 - ``split-brain-incident``: DRBD still shows the split brain the desired state names (StandAlone, and this
   node's record with the peer's still names the same incident).
+- ``provisionable``: the filesystem is about to be mounted (privately) and filled: DRBD still shows this node
+  Primary and no peer Primary (the domain cannot run there), ``xl`` shows no domain of the VM here; the
+  label (a fresh ``blkid -p``, with the crash journal, in the executor) then says whether it was made for
+  provisioning, is not provisioned yet, and no earlier attempt of the same number failed.
+- ``unused``: every device the action names is opened exclusively (O_EXCL) and closed again: nothing has it
+  mounted in any mount namespace (a provisioning's private mount, which ``/proc/mounts`` cannot show, and
+  which Xen's block hotplug script, looking in its own namespace only, would miss) or otherwise claimed.
 - ``quorum-lost``: DRBD still shows the resource without quorum here (a destroy for lost quorum is never run
   on a domain whose disk has quorum again); for ``reboot-node`` also still Primary (a node is never rebooted
   for a resource that has been demoted or has quorum again).
@@ -87,11 +94,15 @@ REGISTRY: dict[ActionKind, KindSpec] = {
     "split-brain-connect": KindSpec("replicator", DEFAULT_TIMEOUT, prechecks=("split-brain-incident",)),
     "make-fs": KindSpec("replicator", 900.0, prechecks=("signatures",)),
     "make-swap": KindSpec("lvm", 300.0, prechecks=("signatures",)),
+    # Mount (in a private namespace), fill and unmount a filesystem made for it; its timeout is the VM's own
+    # (``provision.timeout``) plus a grace, given when the action is built. Only ever on a Primary whose
+    # domain runs nowhere; boot-gated like the start it precedes.
+    "provision-fs": KindSpec("replicator", 1800.0, boot_gated=True, prechecks=("provisionable", "unused")),
     "write-xen-config": KindSpec("files", DEFAULT_TIMEOUT),
     "remove-xen-config": KindSpec("files", DEFAULT_TIMEOUT, removes=True),
     # Longer than the transient unit's TimeoutStartSec (300 s): on an emulated CPU under load a start took
     # over 120 s in the lab. `xl create` killed mid-way leaves a paused domain that blocks every later start.
-    "start-domain": KindSpec("hypervisor", 330.0, boot_gated=True, prechecks=("not-mounted",),
+    "start-domain": KindSpec("hypervisor", 330.0, boot_gated=True, prechecks=("not-mounted", "unused"),
                              undo_check="unstarted-domain"),
     # `xl shutdown -w` waits for the guest to finish its own shutdown.
     "shutdown-domain": KindSpec("hypervisor", 330.0, boot_gated=True),

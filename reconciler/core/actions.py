@@ -32,6 +32,7 @@ ActionKind = Literal[
     "split-brain-connect",
     "make-swap",
     "make-fs",
+    "provision-fs",
     "write-xen-config",
     "start-domain",
     "shutdown-domain",

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import Literal
 
+from reconciler.core.provisioning import LABEL_DONE, LABEL_NEW, tried_attempt
 from reconciler.model.base import Frozen
 from reconciler.model.observed import DmDevice, DrbdResourceState, LogicalVolume, Signature
 from reconciler.sizes import format_size
@@ -111,6 +112,54 @@ def beneath_verdict(kind: str, target_decision: SignatureVerdict, device: str, s
     return Verdict(decision="refuse", reason=f"{device} beneath {above} carries a {signature.type} signature; "
                                              f"{verb} on {above} would destroy it (wipe it by hand if it is really "
                                              "unwanted)")
+
+
+ProvisionDecision = Literal["run", "done", "failed", "refuse"]
+
+
+class ProvisionVerdict(Frozen):
+    decision: ProvisionDecision
+    reason: str
+    tried: int | None = None  # the attempt the label records as started, when it records one
+
+
+def provision_verdict(device: str, signature: Signature | None, attempt: int, *,
+                      journal_names_device: bool = False) -> ProvisionVerdict:
+    """Whether provisioning may fill the filesystem on ``device`` now, from a fresh ``blkid -p`` (its label is
+    the record, see :mod:`reconciler.core.provisioning`). Emptiness is checked once it is mounted, by the helper.
+
+    Only a filesystem this project made for provisioning (``rprov-new``) or one whose earlier attempt is
+    superseded by the desired state's higher ``attempt`` is filled; a finished one never again; one whose
+    attempt is the current one (or a later one) failed or was interrupted and waits for a new statement;
+    anything else may be the guest's data and is refused. ``journal_names_device``: the crash journal names
+    our own provisioning of this device as unfinished (it only changes the words).
+    """
+    if signature is None:
+        return ProvisionVerdict(decision="refuse", reason=f"blkid -p could not tell what {device} holds; "
+                                                          "not provisioning it")
+    if signature.type != "xfs":
+        what = f"a {signature.type} signature" if signature.type else "no filesystem"
+        return ProvisionVerdict(decision="refuse", reason=f"{device} carries {what}; provisioning fills only an XFS "
+                                                          "filesystem this project made for it")
+    label = signature.label
+    if label == LABEL_DONE:
+        return ProvisionVerdict(decision="done", reason=f"{device} is provisioned already (label {LABEL_DONE})")
+    if label == LABEL_NEW:
+        return ProvisionVerdict(decision="run", reason=f"{device} was made for provisioning and never filled")
+    tried = tried_attempt(label)
+    if tried is None:
+        return ProvisionVerdict(decision="refuse", reason=(
+            f"the filesystem on {device} was not made for provisioning (label {label or '(none)'}): it may hold the "
+            "guest's data, so nothing is copied into it (provisioning fills only a filesystem this project made "
+            f"for it, labelled {LABEL_NEW})"))
+    if tried >= attempt:
+        how = "was interrupted (the crash journal names it)" if journal_names_device else "failed or was interrupted"
+        return ProvisionVerdict(decision="failed", tried=tried, reason=(
+            f"provisioning attempt {tried} of {device} {how}; it is not retried until the desired state names a "
+            f"new attempt (provision: attempt: {tried + 1})"))
+    return ProvisionVerdict(decision="run", tried=tried, reason=(
+        f"attempt {tried} of {device} failed; the desired state asks for attempt {attempt} (the filesystem must "
+        "still be empty)"))
 
 
 class GenerationIds(Frozen):

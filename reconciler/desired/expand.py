@@ -18,12 +18,14 @@ from reconciler.desired.resolve import Vm
 from reconciler.desired.schema import ClusterFile
 from reconciler.model.desired import (
     FENCE_HANDLER_SECONDS,
+    PROVISION_LABEL_NEW,
     DesiredDomain,
     DesiredDrbd,
     DesiredFailover,
     DesiredFilesystem,
     DesiredLV,
     DesiredNode,
+    DesiredProvision,
     DesiredStripe,
     DesiredSwap,
     DesiredVm,
@@ -111,6 +113,13 @@ def _expand_vm(vm: Vm, spec: ClusterFile, node: str, backends: Backends) -> Desi
     drbd = _drbd(vm, version, hosts, backends, data_backing=backing, own_backing=backing)
     # `none`: the guest makes its own (a partition table, another filesystem); nothing is written here.
     filesystem = DesiredFilesystem(vm=vm.name, device=drbd.device) if vm.filesystem != "none" else None
+    provision = None
+    if filesystem is not None and vm.provision is not None:
+        wanted = vm.provision
+        provision = DesiredProvision(vm=vm.name, device=drbd.device, provisioner=wanted.provisioner,
+                                     image=wanted.image, attempt=wanted.attempt, timeout_s=wanted.timeout)
+        # The label is the proof, for the provisioning, that this project made the filesystem for it.
+        filesystem = filesystem.model_copy(update={"label": PROVISION_LABEL_NEW})
     swaps = tuple(DesiredSwap(vm=vm.name, device=lv.path) for lv in lvs if lv.purpose == "swap")
     devices = (drbd.device, *(swap.device for swap in swaps))
     domain = DesiredDomain(
@@ -127,7 +136,7 @@ def _expand_vm(vm: Vm, spec: ClusterFile, node: str, backends: Backends) -> Desi
         live_migration=vm.domain.live_migration,
     )
     return _desired_vm(vm, spec, node, lvs=lvs, stripe=stripe, drbd=drbd, filesystem=filesystem, swaps=swaps,
-                       domain=domain, split_brain_recovery=vm.split_brain_recovery)
+                       domain=domain, split_brain_recovery=vm.split_brain_recovery, provision=provision)
 
 
 def _domain_file(vm: Vm) -> DomainFileSettings:
@@ -163,12 +172,13 @@ def _desired_vm(
     swaps: tuple[DesiredSwap, ...] = (),
     domain: DesiredDomain | None = None,
     split_brain_recovery: SplitBrainRecovery | None = None,
+    provision: DesiredProvision | None = None,
 ) -> DesiredVm:
     """The VM as ``node`` sees it, with the resources it has there."""
     return DesiredVm(name=vm.name, id=vm.id, source_file=vm.source, lifecycle=vm.lifecycle, suspended=vm.suspended,
                      layout=vm.layout, nodes=vm.nodes, primary_node=vm.primary, this_node=node,
                      failover=_failover(vm, spec), lvs=lvs, stripe=stripe, drbd=drbd, filesystem=filesystem,
-                     swaps=swaps, domain=domain, split_brain_recovery=split_brain_recovery)
+                     swaps=swaps, domain=domain, split_brain_recovery=split_brain_recovery, provision=provision)
 
 
 def _drbd(

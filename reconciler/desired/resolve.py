@@ -32,6 +32,7 @@ from reconciler.desired.schema import (
     FilesystemChoice,
     OnIoError,
     OnNoQuorum,
+    ProvisionSection,
     StorageSection,
     SwapSection,
     VmFile,
@@ -144,6 +145,7 @@ class Vm:
     verify: DesiredVerify | None
     failover: DesiredFailover
     split_brain_recovery: SplitBrainRecovery | None
+    provision: ProvisionSection | None
     # The files' sections it was resolved from, for the origin of a setting (where) and the rules about what a
     # VM file itself says (reconciler.desired.validate).
     spec: VmFile = field(compare=False, repr=False)
@@ -307,6 +309,7 @@ def resolve_vm(vm: VmFile, source: str, cluster: ClusterFile, doc: Document) -> 
         failover=_failover(vm.failover or _NO_FAILOVER, defaults.failover or _NO_FAILOVER),
         split_brain_recovery=(SplitBrainRecovery(incident=recovery.incident, discard=recovery.discard)
                               if recovery is not None else None),
+        provision=vm.provision,
         spec=vm,
         defaults=defaults,
     ), []

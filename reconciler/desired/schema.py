@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from reconciler.desired.verify import VerifySection
 from reconciler.model.desired import (
     INCIDENT_RE,
+    MAX_PROVISION_ATTEMPT,
     DemoteFailureAction,
     DrbdProtocol,
     DrbdVersion,
@@ -415,6 +416,24 @@ class SplitBrainRecoverySection(Section):
     discard: Name
 
 
+MAX_PROVISION_TIMEOUT = 24 * 3600
+
+
+class ProvisionSection(Section):
+    """How the VM's filesystem is filled once before its domain first starts (docs/desired-state.md).
+
+    ``provisioner`` names a command configured on the node (never a command from the repository: that would
+    be root code in dom0 for everyone who can push); ``image`` is a tar archive or a directory on the node,
+    under an image root the node allows. ``attempt`` is raised to retry after a failed attempt."""
+
+    provisioner: Name | None = None
+    image: Path | None = None
+    attempt: Annotated[StrictInt, _within(1, MAX_PROVISION_ATTEMPT, "the attempt is recorded in the XFS label, which "
+                                          "holds 12 characters", "count attempts from 1")] = 1
+    timeout: Annotated[StrictInt, _within(60, MAX_PROVISION_TIMEOUT, "a provisioning is killed after this many "
+                                          "seconds", "give seconds, e.g. 1800")] = 1800
+
+
 class VmFile(Section):
     id: Annotated[StrictInt, Field(ge=0, le=999999)]
     name: Name | None = None
@@ -429,6 +448,7 @@ class VmFile(Section):
     drbd: DrbdSection
     safety: SafetySection | None = None
     filesystem: FilesystemChoice | None = None
+    provision: ProvisionSection | None = None
     domain: DomainSection | None = None
     split_brain_recovery: SplitBrainRecoverySection | None = None
     verify: VerifySection | None = None

@@ -116,7 +116,21 @@ def check_vm_file(vm: VmFile, doc: Document) -> list[Issue]:
         report.in_file(path, ("split_brain_recovery",),
                        f"split_brain_recovery needs lifecycle: present, not {vm.lifecycle}",
                        "resolve the split brain first, then change the lifecycle")
+    _check_provision(vm, report, path)
     return report.issues
+
+
+def _check_provision(vm: VmFile, report: _Reporter, path: str) -> None:
+    provision = vm.provision
+    if provision is None:
+        return
+    if (provision.provisioner is None) == (provision.image is None):
+        report.in_file(path, ("provision",), "provision names exactly one of provisioner and image",
+                       "write provision: {provisioner: NAME} (a command configured on the node) or "
+                       "provision: {image: /srv/images/NAME.tar} (a tar archive or directory on the node)")
+    if vm.filesystem == "none":
+        report.in_file(path, ("provision",), "provision fills the XFS filesystem the reconciler makes; this VM has "
+                       "filesystem: none", "remove provision, or the filesystem: none line")
 
 
 def check_vm(vm: Vm, cluster: ClusterFile, docs: Mapping[str, Document]) -> list[Issue]:

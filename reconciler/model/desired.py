@@ -151,6 +151,33 @@ class DesiredFilesystem(Frozen):
         return f"fs:{self.device}"
 
 
+# The attempt is recorded in the filesystem's XFS label (12 characters at most): rprov-try999.
+MAX_PROVISION_ATTEMPT = 999
+# The label mkfs.xfs gives a filesystem made for provisioning (the other labels: reconciler.core.provisioning).
+PROVISION_LABEL_NEW = "rprov-new"
+
+
+class DesiredProvision(Frozen):
+    """How the VM's filesystem is filled once, on the primary, before its domain first starts: a provisioner
+    configured on the node (by name) or an image (a tar archive or a directory) on the node. ``attempt`` is the
+    statement that allows a new try after a failed one (reconciler.core.provisioning)."""
+
+    vm: str
+    device: str
+    provisioner: str | None = None
+    image: str | None = None
+    attempt: int = 1
+    timeout_s: int = 1800
+
+    @property
+    def key(self) -> str:
+        return f"provision:{self.device}"
+
+    @property
+    def source(self) -> str:
+        return f"provisioner {self.provisioner}" if self.provisioner else f"image {self.image}"
+
+
 class DesiredSwap(Frozen):
     vm: str
     device: str
@@ -244,6 +271,7 @@ class DesiredVm(Frozen):
     stripe: DesiredStripe | None = None
     drbd: DesiredDrbd | None = None
     filesystem: DesiredFilesystem | None = None
+    provision: DesiredProvision | None = None
     swaps: tuple[DesiredSwap, ...] = ()
     domain: DesiredDomain | None = None
     split_brain_recovery: SplitBrainRecovery | None = None

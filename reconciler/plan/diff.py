@@ -20,7 +20,7 @@ from reconciler.core.vm_builder import VmBuilder
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode
 from reconciler.plan.deletion import plan_absent, plan_deletion
-from reconciler.plan.filesystem import plan_make_fs, plan_make_swaps
+from reconciler.plan.filesystem import plan_make_fs, plan_make_swaps, plan_provision
 from reconciler.plan.health import assess
 from reconciler.plan.identity import Holders, identity_refusal
 from reconciler.plan.orphans import find_orphans
@@ -128,10 +128,11 @@ def _plan_present(b: VmBuilder, moved_away: Collection[str] | None) -> None:
     starting = domain is not None and (running is None or restart)
     brand_new = b.find("promote-force-initial", vm.drbd.key) is not None if vm.drbd else False
     fs = plan_make_fs(b, (promote,)) if (starting or brand_new) and running is None else None
+    filled = plan_provision(b, (fs, promote)) if starting and running is None else None
     swaps = plan_make_swaps(b) if starting and running is None else ()
     if starting and domain is not None:
         up = b.find("drbd-up", vm.drbd.key) if vm.drbd else None
-        plan_start(b, domain, (promote, up, fs, *swaps, config, stop))
+        plan_start(b, domain, (promote, up, fs, filled, *swaps, config, stop))
 
 
 def _resources(desired: DesiredNode) -> tuple[PlannedResource, ...]:

@@ -5,6 +5,7 @@ Neither belongs to one backend: the filesystem is made on the replicated device,
 
 from __future__ import annotations
 
+from reconciler.core import provisioning
 from reconciler.core.actions import Command, cmd
 from reconciler.core.vm_builder import VmBuilder
 from reconciler.names import check_device_path, check_name
@@ -34,6 +35,31 @@ def plan_make_fs(b: VmBuilder, after: tuple[str | None, ...]) -> str | None:
                  "nor a foreign one on any LV beneath it)",
                  commands=(mkfs_xfs(fs.device, fs.label),), depends_on=after, destructive=True,
                  probe_before=(fs.device,), probe_beneath=data, identity=",".join(data))
+
+
+def plan_provision(b: VmBuilder, after: tuple[str | None, ...]) -> str | None:
+    """Fill the new filesystem once, before the domain first starts (reconciler.core.provisioning).
+
+    Planned wherever the filesystem is: the label read right before the step says whether it runs, is done
+    already (every later start), failed (the VM is Failed until a new attempt is stated) or is refused. The
+    first command only reads the node's provisioning config, so a provisioner or image missing there fails
+    before the label records an attempt, and the next pass tries again once the node is fixed."""
+    wanted = b.vm.provision
+    fs = b.vm.filesystem
+    if wanted is None or fs is None:
+        return None
+    device = fs.device
+    timeout = wanted.timeout_s + provisioning.OUTER_GRACE_S
+    check = cmd(*provisioning.check_argv(b.vm.name, wanted.provisioner, wanted.image), mutating=False)
+    run = cmd(*provisioning.run_argv(b.vm.name, device, wanted.provisioner, wanted.image, wanted.timeout_s))
+    # Never repeated by the retry loop: a second run would find the first one's files (and refuse).
+    run = run.model_copy(update={"retry": False})
+    commands = (check, cmd(*provisioning.label_argv(device, provisioning.label_try(wanted.attempt))), run,
+                cmd(*provisioning.label_argv(device, provisioning.LABEL_DONE)))
+    return b.add("provision-fs", wanted.key, "create",
+                 f"provision {device} from the {wanted.source} (attempt {wanted.attempt}), once: mounted privately, "
+                 "only while empty, only if the label says it was made for it and not provisioned yet",
+                 commands=commands, depends_on=after, timeout=timeout, devices=(device,), identity=str(wanted.attempt))
 
 
 def plan_make_swaps(b: VmBuilder) -> tuple[str, ...]:

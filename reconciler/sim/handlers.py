@@ -9,9 +9,9 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
-from reconciler.sim import blockdev, dm, faults, lvm, system, xen
+from reconciler.sim import blockdev, dm, faults, lvm, provision, system, xen
 
-CORE_MODULES = (blockdev, dm, faults, lvm, system, xen)
+CORE_MODULES = (blockdev, dm, faults, lvm, provision, system, xen)
 OPTIONAL_MODULES = ("reconciler.sim.drbd", "reconciler.sim.oracle")
 
 

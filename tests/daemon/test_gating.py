@@ -39,7 +39,7 @@ def _by_kind(plan: Plan) -> dict[str, Action]:
 
 
 def test_the_registry_decides_which_kinds_are_gated() -> None:
-    assert {"promote", "promote-force-initial", "demote", "start-domain", "shutdown-domain",
+    assert {"promote", "promote-force-initial", "demote", "provision-fs", "start-domain", "shutdown-domain",
             "discard-my-data"} == BOOT_GATED
     assert {"drbd-adjust", "drbd-resize", "drbd-down", "remove-lv", "remove-stripe",
             "remove-drbd-config"} == NEEDS_PEER_AT_REVISION

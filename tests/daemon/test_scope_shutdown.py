@@ -109,3 +109,17 @@ def test_a_domain_that_does_not_stop_keeps_its_drbd_primary() -> None:
     assert ("xl", "destroy", "vm100") not in host.ran
     assert ("drbdadm", "down", "vm101") in host.ran
     assert any("vm100 did not shut down" in f for f in report.failures)
+
+
+def test_a_provisioning_runs_as_a_transient_service_waited_for_with_its_output() -> None:
+    from reconciler.core.provisioning import run_argv
+
+    planned = run_argv("vm100", "/dev/drbd0", None, "/srv/images/busybox.tar", 600)
+    argv = scoped_argv(planned)
+    # The daemon's own sandbox may neither mount nor make namespaces: PID 1 runs it with systemd's defaults.
+    assert argv[:2] == ("systemd-run", "--unit=reconciler-provision-vm100.service")
+    assert {"--wait", "--pipe", "--collect", "--property=RuntimeMaxSec=660"} <= set(argv)
+    assert argv[argv.index("--") + 1:] == planned
+    assert scoped_argv(("unshare", "--mount", "--", "true")) == ("unshare", "--mount", "--", "true")
+    with pytest.raises(UnsafeNameError):
+        scoped_argv(("unshare", "--", "reconciler", "helper", "provision-run", "--vm", "a;b", "--timeout", "60"))

@@ -48,7 +48,7 @@ def test_each_flag_selects_exactly_its_kinds() -> None:
                                       "remove-xen-config"}
     assert kinds_where("peer_revision") == {"remove-lv", "remove-stripe", "remove-drbd-config", "drbd-adjust",
                                             "drbd-resize", "drbd-down"}
-    assert kinds_where("boot_gated") == {"promote", "promote-force-initial", "demote", "start-domain",
+    assert kinds_where("boot_gated") == {"promote", "promote-force-initial", "demote", "start-domain", "provision-fs",
                                          "shutdown-domain", "discard-my-data"}
 
 

@@ -20,6 +20,7 @@ from reconciler.backends.lvm import parse as lvm
 from reconciler.backends.xen import paths as xen_paths
 from reconciler.core.observed_index import ObservedIndex
 from reconciler.core.parse_error import ParseError
+from reconciler.daemon.node.doctor_provision import check_provisioning
 from reconciler.daemon.peers.powerfence import power_state, said
 from reconciler.desired.schema import PowerFenceSection
 from reconciler.host.base import Host
@@ -435,4 +436,5 @@ def run_checks(host: Host, node: str, desired: DesiredNode | None, *,
     add(check_addresses(host, desired))
     add(check_volume_groups(host, desired))
     add(check_foreign_holders(host, desired))
+    add(*(Check(*found) for found in check_provisioning(host, desired)))
     return checks

@@ -52,9 +52,32 @@ def _domain_started(argv: tuple[str, ...]) -> str | None:
     return None
 
 
+PROVISION_PREFIX = "reconciler-provision-"
+
+
+def _provisioned(argv: tuple[str, ...]) -> tuple[str, str] | None:
+    """(VM, timeout) of ``unshare ... reconciler helper provision-run --vm VM ... --timeout S``."""
+    if not argv or argv[0] != "unshare" or "provision-run" not in argv or "--vm" not in argv:
+        return None
+    vm = argv[argv.index("--vm") + 1]
+    timeout = argv[argv.index("--timeout") + 1] if "--timeout" in argv else str(START_TIMEOUT_S)
+    return check_name(vm, "VM"), timeout
+
+
 def scoped_argv(argv: Sequence[str]) -> tuple[str, ...]:
-    """``xl create /etc/xen/NAME.cfg`` as a transient service of its own; any other argv unchanged."""
+    """``xl create /etc/xen/NAME.cfg`` as a transient service of its own; a provisioning too (the daemon's own
+    sandbox may neither mount nor make namespaces: ``SystemCallFilter=~@mount``, ``RestrictNamespaces=yes``),
+    waited for, its output passed through, and stopped by systemd at its deadline should the daemon give up
+    waiting first; any other argv unchanged."""
     args = tuple(argv)
+    provisioning = _provisioned(args)
+    if provisioning is not None:
+        vm, timeout = provisioning
+        limit = int(timeout) + 60 if timeout.isdigit() else START_TIMEOUT_S
+        return ("systemd-run", f"--unit={PROVISION_PREFIX}{vm.replace('+', chr(92) + 'x2b')}.service", "--wait",
+                "--pipe", "--collect", "--quiet", "--no-ask-password", "--service-type=exec",
+                f"--description=Provisioning of {vm} (run by reconciler)", f"--property=RuntimeMaxSec={limit}",
+                "--", *args)
     name = _domain_started(args)
     if name is None:
         return args

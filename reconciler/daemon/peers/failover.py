@@ -55,7 +55,7 @@ START_MARGIN_SECONDS = 420.0
 # A peer status older than this (a stopped peer monitor) says nothing about the peer.
 PEER_STATUS_MAX_AGE = 60.0
 # The actions whose failure ends a failover that has not reached "running".
-TAKEOVER_KINDS = frozenset({"promote", "start-domain", "make-fs", "make-swap"})
+TAKEOVER_KINDS = frozenset({"promote", "start-domain", "make-fs", "provision-fs", "make-swap"})
 
 
 @dataclass(frozen=True)
