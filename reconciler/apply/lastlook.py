@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reconciler.backends.drbd.show import SHOW_ARGV, parse_two_primaries
 from reconciler.backends.drbd.splitbrain_markers import current_uuid, incident_id, parse_identity
 from reconciler.backends.registry import DEFAULT_BACKENDS
 from reconciler.core.action_registry import spec
 from reconciler.core.actions import Action
 from reconciler.core.facts import file_problem
+from reconciler.core.parse_error import ParseError
 from reconciler.core.safety import (
     FENCED_TAKEOVER,
     dm_adoption_refusal,
@@ -81,6 +83,8 @@ class LastLook:
                 stop = self._split_brain_incident(action)
             elif check == "quorum-lost":
                 stop = self._quorum_lost(action)
+            elif check == "migration-window":
+                stop = self._migration_window(action)
             else:  # "signatures": probed by the executor together with the crash journal
                 stop = None
             if stop is not None:
@@ -128,6 +132,33 @@ class LastLook:
             return Stop("waiting", "DRBD now shows a brand-new pair; the next pass decides the initial promotion")
         if verdict.waiting:
             return Stop("waiting", verdict.waiting)
+        return None
+
+    def _migration_window(self, action: Action) -> Stop | None:
+        """A live migration's promotion or ``xl migrate`` runs only with the window still open here and the pair
+        still Connected with UpToDate data on both sides (the peer may have aborted, or the link gone)."""
+        status, state = self.observer.observe_drbd()
+        if status.state != "available":
+            return Stop("waiting", f"cannot re-read DRBD's state right before the step ({status.state})")
+        if action.kind == "promote-for-migration":
+            resource = state.resource(check_name(action.key.split(":", 1)[1], "DRBD resource"))
+        else:  # migrate-domain names the DRBD device of the domain it moves
+            minors = {int(d.removeprefix("/dev/drbd")) for d in action.devices
+                      if d.startswith("/dev/drbd") and d.removeprefix("/dev/drbd").isdigit()}
+            resource = next((r for r in state.resources if {d.minor for d in r.devices} & minors), None)
+        if resource is None:
+            return Stop("waiting", f"the DRBD resource of {action.key} is not up right before the step")
+        shown = self.host.run(SHOW_ARGV, timeout=GI_TIMEOUT)
+        try:
+            allowed = parse_two_primaries(shown.stdout).get(resource.name) if shown.ok else None
+        except ParseError:
+            allowed = None
+        if not allowed:
+            return Stop("waiting", f"the live migration window of {resource.name} is not open here any more "
+                                   f"({'closed' if allowed is False else 'unknown: ' + shown.describe()})")
+        if not self.replicator.peer_can_take_over(resource) or any(d.disk_state != "UpToDate"
+                                                                   for d in resource.devices):
+            return Stop("waiting", f"{resource.name} is no longer Connected with UpToDate data on both sides")
         return None
 
     def _quorum_lost(self, action: Action) -> Stop | None:

@@ -50,7 +50,9 @@ DEFAULT_OWNED_DIRS = (drbd_paths.CONFIG_DIR, xen_paths.CONFIG_DIR)
 OWNED_SUFFIXES = (drbd_paths.CONFIG_SUFFIX, xen_paths.CONFIG_SUFFIX)
 PROBE_TIMEOUT = 30.0
 _T = TypeVar("_T")
-MAX_COMMANDS_PER_PASS = 8
+# vgs, lvs, dmsetup info and table, drbdsetup status and show (the runtime allowance of two primaries), xl list,
+# list -l and info: a fixed handful, whatever the number of resources.
+MAX_COMMANDS_PER_PASS = 9
 
 
 class ProbeError(RuntimeError):

@@ -15,6 +15,7 @@ from reconciler.core.action_order import order_actions
 from reconciler.core.action_registry import kinds_where, observed_tool
 from reconciler.core.actions import Action
 from reconciler.core.domain_steps import handover, plan_live_changes, plan_shutdown, plan_start
+from reconciler.core.migration_view import MigrationView
 from reconciler.core.observed_index import ObservedIndex
 from reconciler.core.peer_view import PeerView, failed_over_away
 from reconciler.core.plan_model import Note, Plan, PlannedResource, VmRefusal
@@ -27,6 +28,7 @@ from reconciler.plan.deletion import plan_absent, plan_deletion
 from reconciler.plan.filesystem import plan_make_fs, plan_make_swaps
 from reconciler.plan.health import assess
 from reconciler.plan.identity import Holders, identity_refusal
+from reconciler.plan.migration import live_migration_vm, plan_live_migration, plan_window_close
 from reconciler.plan.orphans import find_orphans
 from reconciler.plan.takeover import hold_until_owned
 
@@ -35,7 +37,8 @@ REMOVAL_KINDS = kinds_where("removes")
 
 def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | None = None,
               allow_mass_delete: bool = False, drbd_changes: Mapping[str, str] | None = None,
-              moved_away: Collection[str] | None = None, backends: Backends = DEFAULT_BACKENDS) -> Plan:
+              moved_away: Collection[str] | None = None, backends: Backends = DEFAULT_BACKENDS,
+              migrations: MigrationView | None = None) -> Plan:
     """The ordered, gated actions that take ``observed`` to ``desired``; empty when nothing differs.
 
     ``drbd_changes`` (resource -> what ``drbdadm -d adjust`` would run) comes from the optional deep check.
@@ -44,7 +47,10 @@ def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | 
     away (when that is known) and the designated primary can take over now; otherwise it was most likely
     started here by hand in a failover, and stopping it would turn that failover into an outage.
     ``backends``: the hypervisor and replicator whose commands the actions run (Xen and DRBD by default).
+    ``migrations``: what the daemon knows of live migrations (the transport, the peer's phases, those stopped);
+    without it a VM that allows live migration and must move waits (it is never moved cold).
     """
+    view = migrations or MigrationView()
     actions: list[Action] = []
     notes: list[Note] = []
     deleting: list[str] = []
@@ -68,7 +74,9 @@ def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | 
         elif vm.lifecycle == "absent":
             plan_absent(b)
         else:
-            _plan_present(b, moved_away)
+            _plan_present(b, moved_away, view)
+            if vm.drbd is not None:
+                plan_window_close(b, index.resource(vm.drbd.name), view)
             hold_until_owned(b)
         actions.extend(b.actions)
         notes.extend(b.notes)
@@ -91,7 +99,7 @@ def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | 
     return plan.model_copy(update={"conditions": assess(desired, observed, plan, peer)})
 
 
-def _plan_present(b: VmBuilder, moved_away: Collection[str] | None) -> None:
+def _plan_present(b: VmBuilder, moved_away: Collection[str] | None, view: MigrationView) -> None:
     vm, observed = b.vm, b.observed
     if plan_split_brain(b, vm.domain is not None and observed.domain(vm.domain.name) is not None):
         return  # this node discards its changes: nothing else for the VM until DRBD has resolved the split brain
@@ -107,6 +115,13 @@ def _plan_present(b: VmBuilder, moved_away: Collection[str] | None) -> None:
     # for a demotion that nothing is going to make (health reports the failover instead).
     away = failed_over_away(vm, res, b.peer, domain_here=running is not None)
     want_primary = vm.is_primary_here and away is None
+    if live_migration_vm(b) and plan_live_migration(b, res, running, moved_away, view):
+        # The migration's steps decide the domain and the role: no start, stop, promotion or demotion besides.
+        if domain is not None:
+            plan_xen_config(b, domain)
+        if vm.drbd is not None:
+            plan_drbd(b, vm.drbd)
+        return
     stop = None
     if domain is not None and running is not None and not want_primary:
         refused, waiting = handover(vm, res, moved_away, b.replicator)

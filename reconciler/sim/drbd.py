@@ -913,6 +913,10 @@ def drbdsetup(ctx: CommandContext, argv: list[str]) -> CommandResult:
         if "--json" in args.flags or args.options.get("json") == "yes":
             return ctx.ok(out.status_json(ctx.state, ctx.node, name))
         return ctx.ok(out.status_text(ctx.state, ctx.node, name))
+    if args.command == "show":
+        if name is not None and m.runtime(ctx.state, ctx.node, name) is None:
+            return ctx.fail(EXIT_CONFIG, f"{name}: No such resource\n")
+        return ctx.ok(out.show_text(ctx.state, ctx.node, name))
     if args.command == "events2":
         before = _snapshot(ctx.state)
         m.settle(ctx.state)

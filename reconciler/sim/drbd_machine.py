@@ -791,7 +791,10 @@ def _compatible(a: ResourceConfig, b: ResourceConfig, node_a: str, node_b: str) 
         return False
     if (pa.address, pa.port) != (hb.address, hb.port) or (pb.address, pb.port) != (ha.address, ha.port):
         return False
-    return a.protocol == b.protocol and pa.node_id == hb.node_id and pb.node_id == ha.node_id
+    # DRBD refuses a peer whose protocol settings differ (allow-two-primaries among them: "incompatible
+    # allow-two-primaries settings"), so a window left open on one side keeps the pair apart until it is closed.
+    return (a.protocol == b.protocol and a.allow_two_primaries == b.allow_two_primaries
+            and pa.node_id == hb.node_id and pb.node_id == ha.node_id)
 
 
 def _replicating(state: State, node: str, res: dict[str, Any], peer: str, dev: dict[str, Any]) -> bool:
