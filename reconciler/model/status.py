@@ -16,7 +16,7 @@ do by itself, but something is not healthy (split brain, a disk that is not UpTo
 
 ConditionKind = Literal["split-brain", "disk", "peer-disk", "domain-away", "domain-on-both", "domain-not-running",
                         "restart-needed", "growth-pending", "failed-over", "failed-over-away", "quorum-lost",
-                        "tiebreaker-lost"]
+                        "tiebreaker-lost", "live-migration"]
 FailoverState = Literal["decided", "running", "failed", "abandoned", "ended"]
 EscalationState = Literal["started", "requested", "failed"]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from reconciler.backends.drbd.quorum import quorum_lost
 from reconciler.backends.drbd.splitbrain_plan import describe_incident, incident_of, recovery_hint
+from reconciler.backends.xen.migrate import migration_names
 from reconciler.core.peer_view import PeerView, failed_over_away
 from reconciler.core.plan_model import Plan
 from reconciler.model.desired import DesiredNode, DesiredVm
@@ -30,6 +31,7 @@ def assess(desired: DesiredNode, observed: ObservedNode, plan: Plan,
         res = resources.get(vm.drbd.name) if vm.drbd is not None else None
         if vm.drbd is not None and res is not None:
             conditions += _drbd_conditions(vm, res, peer, desired.hostname)
+        conditions += _migration_conditions(vm, observed, res)
         here = vm.domain is not None and observed.domain(vm.domain.name) is not None
         away = failed_over_away(vm, res, peer, domain_here=here)
         if away is not None and peer is not None:
@@ -91,6 +93,22 @@ def _drbd_conditions(vm: DesiredVm, res: DrbdResourceState, peer: PeerView | Non
                              message=f"{name}: the tiebreaker {', '.join(lost)} is not connected: quorum rests on the "
                                      "two data nodes alone, and one more lost link leaves neither side with quorum "
                                      "(the Primary's writes then fail or freeze)"))
+    return out
+
+
+def _migration_conditions(vm: DesiredVm, observed: ObservedNode, res: DrbdResourceState | None) -> list[Condition]:
+    """A live migration's window open here, or xl's names of a migration: never converged (the window closes and
+    the names go once the migration ends; when they stay, an operator must look)."""
+    out: list[Condition] = []
+    if vm.domain is not None:
+        names = [n for n in migration_names(vm.domain.name) if observed.domain(n) is not None]
+        if names:
+            out.append(Condition(key=vm.domain.key, vm=vm.name, kind="live-migration",
+                                 message=f"xl shows {', '.join(names)} here: {vm.domain.name} is in a live migration "
+                                         "(or one left it in an undefined state: see the VM's migration status)"))
+    if vm.drbd is not None and res is not None and res.two_primaries_allowed:
+        out.append(Condition(key=vm.drbd.key, vm=vm.name, kind="live-migration",
+                             message=f"{vm.drbd.name} allows two primaries here (a live migration's window is open)"))
     return out
 
 

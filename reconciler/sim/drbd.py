@@ -626,6 +626,10 @@ def _adm_net_options(ctx: CommandContext, args: _Args, config: ResourceConfig) -
         if flag.startswith("--"):
             current[flag[2:]] = "yes"
     res["config"]["sections"]["net"] = current
+    if "allow-two-primaries" in args.options:
+        # Marked for the oracle: an allowance opened at run time is a live migration's window; one written in
+        # the file is not (and is never the reconciler's).
+        res["window"] = args.options["allow-two-primaries"] == "yes"
     return ""
 
 

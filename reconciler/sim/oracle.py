@@ -14,6 +14,7 @@ records violations:
   open longer than :data:`MIGRATION_GRACE_S` without a migration;
 * ``allowance-left``: the runtime dual-primary allowance (``net-options --allow-two-primaries=yes``) stayed
   in force on a node for longer than :data:`MIGRATION_GRACE_S` (a live migration's window never closed);
+  only an allowance opened at run time is such a window (one in the resource file is not);
 * ``domain-twice``: one domain running on two nodes at once.
 
 A split brain resolved with ``--discard-my-data`` loses, by the operator's decision, the writes only the
@@ -115,7 +116,7 @@ m.register_role_listener(_on_role)
 def _allowed(state: State, node: str, resource: str) -> bool:
     """Whether ``node`` runs ``resource`` with the dual-primary allowance in force (what DRBD checks)."""
     res = m.runtime(state, node, resource) if state["nodes"][node].get("up", True) else None
-    return res is not None and m.config_of(res).allow_two_primaries
+    return res is not None and bool(res.get("window")) and m.config_of(res).allow_two_primaries
 
 
 def _note_allowances(state: State) -> None:
@@ -127,7 +128,7 @@ def _note_allowances(state: State) -> None:
         if not ns.get("up", True):
             continue
         for name, res in m.resources(state, node).items():
-            if m.config_of(res).allow_two_primaries:
+            if res.get("window") and m.config_of(res).allow_two_primaries:
                 current.add(f"{node}:{name}")
     for key in current - set(seen):
         seen[key] = _now(state)

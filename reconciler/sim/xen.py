@@ -561,11 +561,12 @@ def _migrate(ctx: CommandContext, args: list[str]) -> CommandResult:
         _domains(ctx)[name + MIGRATED_AWAY_SUFFIX] = away
         target_domains[name + INCOMING_SUFFIX] = dict(moved, state="paused", cpu_s=0.0)
         notify(ctx.state, ctx.node, name, "migrate-out")
-        raise XlError(sender + "xc: info: Restoring domain\nxc: info: Restore successful\n"
-                               "migration target: Transfer complete, requesting permission to start domain.\n"
-                               "migration sender: Target has acknowledged transfer.\n"
-                               "migration sender: Giving target permission to start.\n"
-                      + UNDEFINED_TEXT, 3)
+        # A failure that keeps what it changed (ctx.fail, not an abort): xl leaves both instances behind.
+        return ctx.fail(3, sender + "xc: info: Restoring domain\nxc: info: Restore successful\n"
+                                    "migration target: Transfer complete, requesting permission to start domain.\n"
+                                    "migration sender: Target has acknowledged transfer.\n"
+                                    "migration sender: Giving target permission to start.\n"
+                        + UNDEFINED_TEXT)
     del _domains(ctx)[name]
     notify(ctx.state, ctx.node, name, "migrate-out")
     target_domains[name] = moved

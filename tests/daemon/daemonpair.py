@@ -90,7 +90,11 @@ class Pair:
                                     if answering is not None else ()))
         gate = BootGate(fetched=True, fetch_deadline_passed=True, peers_seen=frozenset(daemon.seen))
         control = control or ControlState()
-        result = daemon.rec.run_pass(control, PassContext(peers=tuple(peers), gate=gate))
+        split_brain = {p.node: dict(self.daemons[p.node].rec.split_brain_records) for p in peers
+                       if p.reachable and p.node in self.daemons}
+        backing = {node: dict(self.daemons[node].rec.backing_sizes) for node in split_brain}
+        result = daemon.rec.run_pass(control, PassContext(peers=tuple(peers), gate=gate, peer_split_brain=split_brain,
+                                                          peer_backing=backing))
         daemon.rec.publish(control, tuple(peers), None, None, result)
         return result
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.sim import drbd_machine as machine
-from reconciler.sim import faults, oracle, xen
+from reconciler.sim import faults, oracle
 from reconciler.sim.state import SimCluster
 from tests.apply.simlab import GIB, NODES, SimLab, edit_vm
 from tests.conftest import EXAMPLE_DIR
@@ -32,6 +32,8 @@ def _desired(tmp_path: Path, drbd_version: str) -> Path:
         path.write_text(path.read_text().replace("size: 100G", "size: 2G"))
     vm100 = desired / "vms" / "vm100.yaml"
     vm100.write_text(vm100.read_text().replace("live_migration: false", "live_migration: true"))
+    vm101 = desired / "vms" / "vm101.yaml"
+    vm101.write_text(vm101.read_text().replace("live_migration: true", "live_migration: false"))
     return desired
 
 
@@ -114,7 +116,8 @@ def test_a_switchover_of_a_vm_that_allows_it_moves_the_running_domain_live(conve
     assert pair.running("himbeere") == {"vm100", "vm101"}
     assert pair.running("erdbeere") == set()
     assert (pair.role("himbeere"), pair.role("erdbeere")) == ("Primary", "Secondary")
-    assert not _allowed(pair, "himbeere") and not _allowed(pair, "erdbeere")
+    assert not _allowed(pair, "himbeere")
+    assert not _allowed(pair, "erdbeere")
     moved = pair.state()["nodes"]["himbeere"]["domains"]["vm100"]
     assert moved["started"] == started, "the domain was restarted, not migrated"
     assert moved["config_path"] == "/etc/xen/vm100.cfg"
@@ -124,8 +127,8 @@ def test_a_switchover_of_a_vm_that_allows_it_moves_the_running_domain_live(conve
     assert migrate == [["xl", "migrate", "-s", TRANSPORT, "vm100", "himbeere"]]
     for node in NODES:
         windows = [a for a in _ran(pair, mark, node) if a[:2] == NET_OPTIONS]
-        assert windows == [NET_OPTIONS + ["--allow-two-primaries=yes", "vm100"],
-                           NET_OPTIONS + ["--allow-two-primaries=no", "vm100"]], (node, windows)
+        assert windows == [[*NET_OPTIONS, "--allow-two-primaries=yes", "vm100"],
+                           [*NET_OPTIONS, "--allow-two-primaries=no", "vm100"]], (node, windows)
         assert _migration(pair, node)[0] == "done"
     assert oracle.check(pair.state()) == []
     assert oracle.summary(pair.state())["acknowledged"]["vm100"] > 0
@@ -134,3 +137,192 @@ def test_a_switchover_of_a_vm_that_allows_it_moves_the_running_domain_live(conve
     after = len(pair.lab.log())
     pair.tick()
     assert _ran(pair, after) == []
+
+
+def _fault(pair: Pair, node: str, regex: str, *, count: int | None = None, message: str | None = None) -> None:
+    with pair.lab.cluster.transaction() as state:
+        faults.add_fault(state, "transient" if count else "permanent", node=node, regex=regex, count=count,
+                         message=message)
+
+
+def _back_on_erdbeere(pair: Pair) -> None:
+    """The end of an aborted migration: one Primary, where the domain runs, both windows closed."""
+    assert pair.running("erdbeere") == {"vm100"}
+    assert "vm100" not in pair.running("himbeere")
+    assert (pair.role("erdbeere"), pair.role("himbeere")) == ("Primary", "Secondary")
+    assert not _allowed(pair, "erdbeere")
+    assert not _allowed(pair, "himbeere")
+    assert oracle.check(pair.state()) == []
+
+
+@pytest.mark.parametrize(("node", "regex", "step"), [
+    ("erdbeere", r"^drbdadm net-options --allow-two-primaries=yes", "open-migration-window"),
+    ("himbeere", r"^drbdadm net-options --allow-two-primaries=yes", "open-migration-window"),
+    ("himbeere", r"^drbdadm primary vm100", "promote-for-migration"),
+    ("erdbeere", r"^xl migrate", "migrate-domain"),
+])
+def test_a_failing_step_aborts_back_to_one_primary_where_the_domain_runs(
+        converged: Path, tmp_path: Path, node: str, regex: str, step: str) -> None:
+    pair = _copy(converged, tmp_path)
+    message = "Migration failed, resuming at sender.\n" if step == "migrate-domain" else None
+    _fault(pair, node, regex, message=message)
+    _switch(pair)
+    _ticks(pair, 12, lambda: _migration(pair, "erdbeere")[0] == "aborted"
+           and _migration(pair, "himbeere")[0] in ("aborted", ""))
+    _back_on_erdbeere(pair)
+    phase, reason = _migration(pair, node)
+    assert phase == "aborted"
+    assert f"{step} failed" in reason
+    if node == "himbeere":
+        assert "himbeere reports" in _migration(pair, "erdbeere")[1]
+    # Held where it runs: no shutdown-and-start instead, and no second attempt at this revision.
+    mark = len(pair.lab.log())
+    _ticks(pair, 4)
+    ran = _ran(pair, mark)
+    assert not [a for a in ran if a[:1] == ["xl"] or a[:2] == NET_OPTIONS], ran
+    _back_on_erdbeere(pair)
+    status = pair.daemons["erdbeere"].rec.status
+    assert status is not None
+    assert status.last_pass is not None
+    assert status.last_pass.outcome == "degraded"  # the domain runs away from its designated node
+
+
+def test_a_failing_demotion_of_the_source_is_retried_and_the_migration_ends(converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path)
+    _fault(pair, "erdbeere", r"^drbdadm secondary vm100", count=2)
+    _fault(pair, "himbeere", r"^drbdadm net-options --allow-two-primaries=no", count=2)
+    _switch(pair)
+    _ticks(pair, 16, lambda: _migration(pair, "erdbeere")[0] == "done" and _migration(pair, "himbeere")[0] == "done")
+    assert pair.running("himbeere") == {"vm100", "vm101"}
+    assert (pair.role("himbeere"), pair.role("erdbeere")) == ("Primary", "Secondary")
+    assert not _allowed(pair, "erdbeere")
+    assert not _allowed(pair, "himbeere")
+    assert oracle.check(pair.state()) == []
+
+
+def _after_target_promoted(pair: Pair) -> None:
+    _switch(pair)
+    _ticks(pair, 4, lambda: pair.role("himbeere") == "Primary")
+    assert (pair.role("erdbeere"), pair.role("himbeere")) == ("Primary", "Primary")
+    assert _allowed(pair, "erdbeere")
+    assert _allowed(pair, "himbeere")
+    assert pair.running("erdbeere") == {"vm100"}
+
+
+def test_a_crash_of_the_target_inside_the_window_aborts_and_the_returning_node_rejoins(
+        converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path)
+    _after_target_promoted(pair)
+    pair.crash("himbeere")
+    _ticks(pair, 2)
+    assert pair.running("erdbeere") == {"vm100"}
+    assert pair.role("erdbeere") == "Primary"
+    assert not _allowed(pair, "erdbeere")
+    assert _migration(pair, "erdbeere")[0] == "aborted"
+    assert "lost inside the window" in _migration(pair, "erdbeere")[1]
+    pair.boot("himbeere")
+    _ticks(pair, 8, lambda: pair.disk("himbeere") == "UpToDate" and "vm101" in pair.running("himbeere"))
+    _back_on_erdbeere(pair)
+    assert pair.disk("himbeere") == "UpToDate"  # the settings match again: the pair reconnected
+
+
+def test_a_crash_of_the_source_inside_the_window_aborts_and_the_vm_restarts_on_its_designated_node(
+        converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path)
+    _after_target_promoted(pair)
+    pair.crash("erdbeere")
+    _ticks(pair, 2)
+    assert not _allowed(pair, "himbeere")
+    assert _migration(pair, "himbeere")[0] == "aborted"
+    pair.boot("erdbeere")
+    _ticks(pair, 12, lambda: "vm100" in pair.running("himbeere") and pair.disk("erdbeere") == "UpToDate")
+    assert "vm100" in pair.running("himbeere")
+    assert "vm100" not in pair.running("erdbeere")
+    assert (pair.role("himbeere"), pair.role("erdbeere")) == ("Primary", "Secondary")
+    assert not _allowed(pair, "erdbeere")
+    assert not _allowed(pair, "himbeere")
+    assert oracle.check(pair.state()) == []
+
+
+def test_an_undefined_state_reported_by_xl_is_held_for_the_operator(converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path)
+    with pair.lab.cluster.transaction() as state:
+        faults.migrate_undefined(state, "erdbeere")
+    _switch(pair)
+    _ticks(pair, 6, lambda: _migration(pair, "erdbeere")[0] == "held")
+    phase, reason = _migration(pair, "erdbeere")
+    assert phase == "held"
+    assert "Domain state is now undefined" in reason
+    mark = len(pair.lab.log())
+    _ticks(pair, 6)
+    assert _ran(pair, mark) == [], "nothing is undone automatically"
+    assert pair.running("erdbeere") == {"vm100--migratedaway"}
+    assert pair.running("himbeere") == {"vm100--incoming", "vm101"}
+    assert _migration(pair, "himbeere")[0] == "held"
+    assert (pair.role("erdbeere"), pair.role("himbeere")) == ("Primary", "Primary")
+    assert oracle.check(pair.state()) == []
+
+
+def test_a_link_lost_inside_the_window_shows_as_split_brain_and_the_documented_recovery_loses_nothing(
+        converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path)
+    _after_target_promoted(pair)
+    with pair.lab.cluster.transaction() as state:
+        faults.partition(state, "erdbeere", "himbeere")
+    _ticks(pair, 3)
+    assert pair.running("erdbeere") == {"vm100"}
+    assert (pair.role("erdbeere"), pair.role("himbeere")) == ("Primary", "Secondary")
+    assert not _allowed(pair, "erdbeere")
+    assert not _allowed(pair, "himbeere")
+    assert "lost inside the window" in _migration(pair, "himbeere")[1]
+    with pair.lab.cluster.transaction() as state:
+        faults.heal(state)
+
+    def incident() -> str:
+        status = pair.daemons["himbeere"].rec.status
+        assert status is not None
+        split = [r for r in status.resources if r.key == "drbd:vm100" and "split-brain" in r.conditions]
+        return next((w.strip(",;.:()") for r in split for w in r.reason.split() if w.startswith("sb-")), "")
+
+    _ticks(pair, 8, incident)
+    named = incident()
+    assert named, [r for r in pair.daemons["himbeere"].rec.status.resources if r.key == "drbd:vm100"]  # type: ignore[union-attr]
+    # The documented recovery: himbeere, which never ran the domain in the window, discards its side.
+    vm_file = pair.lab.desired_dir / "vms" / "vm100.yaml"
+    vm_file.write_text(vm_file.read_text().replace(
+        "\nlifecycle: present", f"\nsplit_brain_recovery: {{incident: {named}, discard: himbeere}}"
+                                "\nlifecycle: present", 1))
+    pair.reload()
+    _ticks(pair, 12, lambda: pair.disk("himbeere") == "UpToDate")
+    assert pair.disk("himbeere") == "UpToDate"
+    assert oracle.summary(pair.state())["discarded"].get("vm100", 0) == 0, "himbeere had written nothing"
+    assert oracle.check(pair.state()) == []
+    assert pair.running("erdbeere") == {"vm100"}
+
+
+def test_a_vm_that_does_not_allow_live_migration_still_moves_by_shutdown_and_start(
+        converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path)
+    mark = len(pair.lab.log())
+    edit_vm(pair.lab, "vm101", r"^primary: \w+", "primary: erdbeere")
+    pair.reload()
+    _ticks(pair, 10, lambda: "vm101" in pair.running("erdbeere"))
+    assert pair.running("erdbeere") == {"vm100", "vm101"}
+    assert "vm101" not in pair.running("himbeere")
+    ran = _ran(pair, mark)
+    assert ["xl", "shutdown", "-w", "vm101"] in ran
+    assert ["xl", "create", "/etc/xen/vm101.cfg"] in ran
+    assert not [a for a in ran if a[:2] in (NET_OPTIONS, ["xl", "migrate"])]
+    assert oracle.check(pair.state()) == []
+
+
+def test_without_a_transport_the_move_waits_and_says_why(converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path, transport="")
+    mark = _switch(pair)
+    _ticks(pair, 3)
+    assert _ran(pair, mark) == []
+    status = pair.daemons["erdbeere"].rec.status
+    assert status is not None
+    assert any("RECONCILER_MIGRATE_TRANSPORT" in r.reason for r in status.resources if r.vm == "vm100"), \
+        status.resources
+    assert pair.running("erdbeere") == {"vm100"}
