@@ -326,3 +326,17 @@ def test_without_a_transport_the_move_waits_and_says_why(converged: Path, tmp_pa
     assert any("RECONCILER_MIGRATE_TRANSPORT" in r.reason for r in status.resources if r.vm == "vm100"), \
         status.resources
     assert pair.running("erdbeere") == {"vm100"}
+
+
+def test_a_step_that_takes_too_long_aborts_and_closes_the_window(converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path)
+    pair.daemons.pop("himbeere")  # the target's daemon is stopped: it never takes its step
+    _switch(pair)
+    _ticks(pair, 2)
+    assert _allowed(pair, "erdbeere")
+    assert _migration(pair, "erdbeere")[0] == "window-open"
+    _ticks(pair, 60, lambda: _migration(pair, "erdbeere")[0] == "aborted")
+    phase, reason = _migration(pair, "erdbeere")
+    assert phase == "aborted"
+    assert "window-open lasted longer than" in reason
+    _back_on_erdbeere(pair)
