@@ -28,7 +28,7 @@ from reconciler.plan.deletion import plan_absent, plan_deletion
 from reconciler.plan.filesystem import plan_make_fs, plan_make_swaps
 from reconciler.plan.health import assess
 from reconciler.plan.identity import Holders, identity_refusal
-from reconciler.plan.migration import live_migration_vm, plan_live_migration, plan_window_close
+from reconciler.plan.migration import in_migration_names, live_migration_vm, plan_live_migration, plan_window_close
 from reconciler.plan.orphans import find_orphans
 from reconciler.plan.takeover import hold_until_owned
 
@@ -115,6 +115,16 @@ def _plan_present(b: VmBuilder, moved_away: Collection[str] | None, view: Migrat
     # for a demotion that nothing is going to make (health reports the failover instead).
     away = failed_over_away(vm, res, b.peer, domain_here=running is not None)
     want_primary = vm.is_primary_here and away is None
+    names = in_migration_names(b, domain) if domain is not None else None
+    if names is not None and domain is not None:
+        # xl's names of a live migration under way (or left undefined), whatever the VM allows now: the domain
+        # exists, so nothing starts a second instance, stops it or changes the role under it.
+        b.note("info", domain.key, f"{domain.name} is in a live migration (xl shows {names.name} here); nothing "
+                                   "is started, stopped, promoted or demoted for it meanwhile")
+        plan_xen_config(b, domain)
+        if vm.drbd is not None:
+            plan_drbd(b, vm.drbd)
+        return
     if live_migration_vm(b) and plan_live_migration(b, res, running, moved_away, view):
         # The migration's steps decide the domain and the role: no start, stop, promotion or demotion besides.
         if domain is not None:

@@ -261,6 +261,13 @@ def test_an_undefined_state_reported_by_xl_is_held_for_the_operator(converged: P
     assert _migration(pair, "himbeere")[0] == "held"
     assert (pair.role("erdbeere"), pair.role("himbeere")) == ("Primary", "Primary")
     assert oracle.check(pair.state()) == []
+    # Whatever a later commit says of the VM, xl's names are the VM: no second instance is started.
+    edit_vm(pair.lab, "vm100", r"^  live_migration: true$", "  live_migration: false")
+    pair.reload()
+    mark = len(pair.lab.log())
+    _ticks(pair, 3)
+    assert _ran(pair, mark) == []
+    assert pair.running("himbeere") == {"vm100--incoming", "vm101"}
 
 
 def test_a_link_lost_inside_the_window_shows_as_split_brain_and_the_documented_recovery_loses_nothing(
