@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import get_args
 
 from reconciler.backends.registry import DEFAULT_BACKENDS
 from reconciler.core.migration_view import MigrationStop, MigrationView
@@ -73,13 +74,27 @@ def load_records(state_dir: Path) -> dict[str, MigrationRecord]:
         data = json.loads(path.read_text())
         found = {}
         for name, raw in data.items():
-            record = MigrationRecord(**raw)
-            check_name(record.vm, "VM")
-            if record.vm == name:
+            record = _record(raw)
+            if record is not None and record.vm == name:
                 found[name] = record
         return found
     except (OSError, ValueError, TypeError, UnsafeNameError, AttributeError):
         return {}
+
+
+def _record(raw: object) -> MigrationRecord | None:
+    """A record of the file, only with the types and values a record has (anything else: none)."""
+    if not isinstance(raw, dict):
+        return None
+    record = MigrationRecord(**raw)
+    texts = (record.vm, record.revision, record.source, record.target, record.reason)
+    times = (record.since, record.started_at)
+    if not all(isinstance(t, str) for t in texts) or record.phase not in get_args(MigrationPhase) \
+            or record.stop not in ("", "aborted", "held") \
+            or not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in times):
+        return None
+    check_name(record.vm, "VM")
+    return record
 
 
 def _live_vms(desired: DesiredNode) -> Iterable[DesiredVm]:
