@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.daemon.peers.fence import outdate_local
+from reconciler.sim import drbd, faults, oracle
 from reconciler.sim import drbd_machine as machine
-from reconciler.sim import faults, oracle
 from reconciler.sim.state import SimCluster
 from tests.apply.simlab import GIB, NODES, SimLab, edit_vm
 from tests.conftest import EXAMPLE_DIR
@@ -270,41 +271,150 @@ def test_an_undefined_state_reported_by_xl_is_held_for_the_operator(converged: P
     assert pair.running("himbeere") == {"vm100--incoming", "vm101"}
 
 
-def test_a_link_lost_inside_the_window_shows_as_split_brain_and_the_documented_recovery_loses_nothing(
+def _writes(pair: Pair) -> tuple[int, int]:
+    """(vm100's acknowledged writes, the writes refused anywhere) so far."""
+    summary = oracle.summary(pair.state())
+    return int(summary["acknowledged"].get("vm100", 0)), int(summary["failed_writes"])
+
+
+def _split_brain_incident(pair: Pair, node: str) -> str:
+    status = pair.daemons[node].rec.status
+    assert status is not None
+    split = [r for r in status.resources if r.key == "drbd:vm100" and "split-brain" in r.conditions]
+    return next((w.strip(",;.:()") for r in split for w in r.reason.split() if w.startswith("sb-")), "")
+
+
+def _recover_discarding(pair: Pair, discard: str) -> None:
+    """The documented recovery of the split brain a link lost inside the window leaves: commit the discard of the
+    node that gave way, which wrote nothing since."""
+    with pair.lab.cluster.transaction() as state:
+        faults.heal(state)
+    _ticks(pair, 8, lambda: _split_brain_incident(pair, discard))
+    named = _split_brain_incident(pair, discard)
+    assert named, [r for r in pair.daemons[discard].rec.status.resources if r.key == "drbd:vm100"]  # type: ignore[union-attr]
+    vm_file = pair.lab.desired_dir / "vms" / "vm100.yaml"
+    vm_file.write_text(vm_file.read_text().replace(
+        "\nlifecycle: present", f"\nsplit_brain_recovery: {{incident: {named}, discard: {discard}}}"
+                                "\nlifecycle: present", 1))
+    pair.reload()
+    _ticks(pair, 12, lambda: pair.disk(discard) == "UpToDate")
+    assert pair.disk(discard) == "UpToDate"
+    assert oracle.summary(pair.state())["discarded"].get("vm100", 0) == 0, f"{discard} had written nothing"
+    assert oracle.check(pair.state()) == []
+
+
+def test_a_link_lost_inside_the_window_before_the_migration_keeps_the_source_writing_and_the_target_gives_way(
         converged: Path, tmp_path: Path) -> None:
     pair = _copy(converged, tmp_path)
     _after_target_promoted(pair)
+    acknowledged, refused = _writes(pair)
     with pair.lab.cluster.transaction() as state:
         faults.partition(state, "erdbeere", "himbeere")
     _ticks(pair, 3)
+    # fence-peer on erdbeere asked himbeere, which held no open device, demoted and outdated itself (exit 4);
+    # himbeere's own handler found erdbeere's device held open by the domain (exit 6).
     assert pair.running("erdbeere") == {"vm100"}
     assert (pair.role("erdbeere"), pair.role("himbeere")) == ("Primary", "Secondary")
+    assert (pair.disk("erdbeere"), pair.disk("himbeere")) == ("UpToDate", "Outdated")
+    log = pair.state()["nodes"]["erdbeere"]["drbd"]["log"]
+    assert "vm100: helper command: /sbin/drbdadm fence-peer vm100 exit code 4 (peer was fenced)" in log
+    after, refused_after = _writes(pair)
+    assert after > acknowledged, "the running domain's writes stopped"
+    assert refused_after == refused, "writes were refused"
     assert not _allowed(pair, "erdbeere")
     assert not _allowed(pair, "himbeere")
+    assert _migration(pair, "erdbeere") == ("aborted", "the replication link to himbeere was lost inside the window")
+    assert _migration(pair, "himbeere")[0] == "aborted"
     assert "lost inside the window" in _migration(pair, "himbeere")[1]
-    with pair.lab.cluster.transaction() as state:
-        faults.heal(state)
-
-    def incident() -> str:
-        status = pair.daemons["himbeere"].rec.status
-        assert status is not None
-        split = [r for r in status.resources if r.key == "drbd:vm100" and "split-brain" in r.conditions]
-        return next((w.strip(",;.:()") for r in split for w in r.reason.split() if w.startswith("sb-")), "")
-
-    _ticks(pair, 8, incident)
-    named = incident()
-    assert named, [r for r in pair.daemons["himbeere"].rec.status.resources if r.key == "drbd:vm100"]  # type: ignore[union-attr]
-    # The documented recovery: himbeere, which never ran the domain in the window, discards its side.
-    vm_file = pair.lab.desired_dir / "vms" / "vm100.yaml"
-    vm_file.write_text(vm_file.read_text().replace(
-        "\nlifecycle: present", f"\nsplit_brain_recovery: {{incident: {named}, discard: himbeere}}"
-                                "\nlifecycle: present", 1))
-    pair.reload()
-    _ticks(pair, 12, lambda: pair.disk("himbeere") == "UpToDate")
-    assert pair.disk("himbeere") == "UpToDate"
-    assert oracle.summary(pair.state())["discarded"].get("vm100", 0) == 0, "himbeere had written nothing"
     assert oracle.check(pair.state()) == []
+    # The target was Primary when it lost the link, so DRBD started a new data generation there too: the
+    # reconnection shows a split brain, and the documented recovery discards the target, which wrote nothing.
+    _recover_discarding(pair, "himbeere")
     assert pair.running("erdbeere") == {"vm100"}
+    assert (pair.role("erdbeere"), pair.role("himbeere")) == ("Primary", "Secondary")
+    assert _writes(pair)[1] == refused
+
+
+def test_a_link_lost_after_the_domain_moved_keeps_the_target_and_the_source_gives_way(
+        converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path)
+    _switch(pair)
+    _ticks(pair, 8, lambda: "vm100" in pair.running("himbeere"))
+    # The source ran xl migrate in its pass; it demotes only in its next one.
+    assert pair.running("erdbeere") == set()
+    assert (pair.role("erdbeere"), pair.role("himbeere")) == ("Primary", "Primary")
+    assert _allowed(pair, "erdbeere")
+    acknowledged, refused = _writes(pair)
+    with pair.lab.cluster.transaction() as state:
+        faults.partition(state, "erdbeere", "himbeere")
+    _ticks(pair, 3)
+    assert pair.running("himbeere") == {"vm100", "vm101"}
+    assert pair.running("erdbeere") == set()
+    assert (pair.role("himbeere"), pair.role("erdbeere")) == ("Primary", "Secondary")
+    assert (pair.disk("himbeere"), pair.disk("erdbeere")) == ("UpToDate", "Outdated")
+    after, refused_after = _writes(pair)
+    assert after > acknowledged, "the migrated domain's writes stopped"
+    assert refused_after == refused, "writes were refused"
+    assert not _allowed(pair, "erdbeere")
+    assert not _allowed(pair, "himbeere")
+    for node in NODES:
+        phase, reason = _migration(pair, node)
+        assert phase == "done", (node, phase, reason)
+        assert "lost inside the window after vm100 had moved to himbeere" in reason
+    assert oracle.check(pair.state()) == []
+    _recover_discarding(pair, "erdbeere")
+    assert pair.running("himbeere") == {"vm100", "vm101"}
+    assert (pair.role("himbeere"), pair.role("erdbeere")) == ("Primary", "Secondary")
+    assert _writes(pair)[1] == refused
+
+
+def _unfenced_partition(pair: Pair) -> None:
+    """Cut the replication link with fence-peer answering 1 on both nodes, so that the tests below ask the peers'
+    outdate endpoint (the daemon's code) themselves."""
+    with pair.lab.cluster.transaction() as state:
+        for node in NODES:
+            drbd.set_fence_peer(state, node, "fail")
+        faults.partition(state, "erdbeere", "himbeere")
+    with pair.lab.cluster.transaction() as state:
+        machine.settle(state)  # both nodes notice the cut
+    for node, peer in (("erdbeere", "himbeere"), ("himbeere", "erdbeere")):
+        assert machine.require_runtime(pair.state(), node, "vm100")["connections"][peer]["conn"] != "Connected"
+
+
+def _outdate(pair: Pair, node: str) -> tuple[str, str]:
+    answer = outdate_local(pair.lab.host(node), "vm100", lambda: frozenset({"vm100"}))
+    return answer.outcome, answer.detail
+
+
+def test_the_outdate_endpoint_inside_the_window_demotes_only_the_side_without_the_domain(
+        converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path)
+    _after_target_promoted(pair)
+    _unfenced_partition(pair)
+    outcome, detail = _outdate(pair, "erdbeere")
+    assert outcome == "primary"
+    assert "(-12) Device is held open by someone" in detail
+    assert (pair.role("erdbeere"), pair.disk("erdbeere")) == ("Primary", "UpToDate")
+    assert _outdate(pair, "himbeere") == ("outdated", "vm100 outdated on himbeere")
+    assert (pair.role("himbeere"), pair.disk("himbeere")) == ("Secondary", "Outdated")
+    assert oracle.check(pair.state()) == []
+
+
+def test_the_outdate_endpoint_leaves_both_sides_while_xl_migration_names_hold_the_devices(
+        converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path)
+    with pair.lab.cluster.transaction() as state:
+        faults.migrate_undefined(state, "erdbeere")
+    _switch(pair)
+    _ticks(pair, 6, lambda: _migration(pair, "erdbeere")[0] == "held")
+    assert pair.running("erdbeere") == {"vm100--migratedaway"}
+    assert pair.running("himbeere") == {"vm100--incoming", "vm101"}
+    _unfenced_partition(pair)
+    for node in NODES:
+        outcome, detail = _outdate(pair, node)
+        assert outcome == "primary", (node, detail)
+        assert "(-12) Device is held open by someone" in detail
+        assert (pair.role(node), pair.disk(node)) == ("Primary", "UpToDate")
 
 
 def test_a_vm_that_does_not_allow_live_migration_still_moves_by_shutdown_and_start(

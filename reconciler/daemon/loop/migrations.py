@@ -12,6 +12,8 @@ A node's phase comes from what it sees: the source (the node whose domain is mov
 ``window-open`` -> ``target-promoted`` -> ``migrating`` (xl's names) -> ``migrated`` -> ``source-demoted`` ->
 ``done``; the target the same from its side. ``aborting`` lasts until this node is back to one Primary with its
 window closed (``aborted``); ``held`` until xl's names are gone from this node and only one side is Primary.
+A replication link lost inside the window aborts the migration, unless the domain has left the source already
+(fence-peer then demoted the source): the migration ends on the target as usual once the windows are closed.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ MIGRATION_KINDS = frozenset({"open-migration-window", "promote-for-migration", "
 _WINDOW_PHASES: frozenset[MigrationPhase] = frozenset({"window-open", "target-promoted", "migrated",
                                                        "source-demoted"})
 _ENDED: frozenset[MigrationPhase] = frozenset({"done", "aborted"})
+# The phases in which the domain has left the source (as each side sees it): a lost link no longer aborts.
+_MOVED: frozenset[MigrationPhase] = frozenset({"migrated", "source-demoted", "done"})
 _PEER_STOPS: dict[MigrationPhase, str] = {"aborting": "aborted", "aborted": "aborted", "held": "held"}
 
 
@@ -171,7 +175,13 @@ class MigrationKeeper:
         if not stop and report is not None and report.revision == record.revision and report.phase in _PEER_STOPS:
             stop, reason = _PEER_STOPS[report.phase], f"{vm.peers[0]} reports: {report.reason or report.phase}"
         if not stop and allowed and not connected and not names:
-            stop, reason = "aborted", f"the replication link to {vm.peers[0]} was lost inside the window"
+            if phase in _MOVED:
+                # The domain runs on the target already: the node that gave way (fence-peer's demotion) is the
+                # source, so the migration ends as it would have; the windows close, nothing is undone.
+                reason = reason or (f"the replication link to {vm.peers[0]} was lost inside the window after "
+                                    f"{vm.name} had moved to {record.target}; the migration ends there")
+            else:
+                stop, reason = "aborted", f"the replication link to {vm.peers[0]} was lost inside the window"
         elapsed = now - record.since
         if not stop and phase in _WINDOW_PHASES and phase == record.phase and elapsed > self.step_timeout:
             stop, reason = "aborted", f"{phase} lasted longer than {self.step_timeout:.0f} s"

@@ -15,6 +15,14 @@ may still be writing, as Outdated; this handler never answers it.
 Each side notices a cut link on its own ping timeout, so the peer may still call itself Connected when it is
 asked, and DRBD refuses to outdate a connected disk. The peer then answers "connected" and the handler asks
 again until its deadline: a 4 is only ever the peer's own confirmation.
+
+Inside a live migration's window both nodes are Primary, and a cut link runs the handler on both. A Primary
+outside the window answers "primary" (6: the asker outdates itself). Inside the window (the runtime
+``allow-two-primaries``, read fresh with ``drbdsetup show RES``) the peer first tries to give way: the side that
+does not run the domain holds its device closed, so ``drbdadm secondary`` succeeds there and it outdates itself
+(4: the asker, running the domain, keeps its disk); the side running it (the domain, or xl's
+``NAME--incoming``/``NAME--migratedaway`` holding the device) is refused by DRBD ("Device is held open by
+someone") and answers "primary" as before.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.backends.drbd.procdrbd import parse_proc_drbd
+from reconciler.backends.drbd.show import SHOW_ARGV, parse_two_primaries
 from reconciler.core.parse_error import ParseError
 from reconciler.daemon.peers.peerclient import ForgedAnswer, SilentPeer, signed_exchange
 from reconciler.daemon.peers.powerfence import FenceRecord, power_fence, write_record
@@ -105,8 +114,48 @@ def _first_field(line: str) -> str:
     return line.strip().split("/", 1)[0].strip()
 
 
+def _still_connected(host: Host, name: str) -> OutdateAnswer | None:
+    links = host.run(("drbdadm", "cstate", name), timeout=DRBDADM_TIMEOUT)
+    seen = [line.strip() for line in links.stdout.splitlines() if line.strip()] if links.ok else []
+    if any(state in CONNECTED_STATES for state in seen):
+        return OutdateAnswer(host.node, name, "connected",
+                             f"{name} on {host.node} is still {'/'.join(seen)}: it has not noticed the cut yet")
+    return None
+
+
+def window_open(host: Host, name: str) -> tuple[bool, str]:
+    """Whether a live migration's window is open here for ``name`` (the runtime allowance of two primaries, as
+    ``drbdsetup show`` prints it now), with why not when it is not; unreadable counts as closed."""
+    shown = host.run((*SHOW_ARGV, name), timeout=DRBDADM_TIMEOUT)
+    if not shown.ok:
+        return False, f"its runtime options could not be read ({shown.describe()})"
+    try:
+        allowed = parse_two_primaries(shown.stdout).get(name)
+    except ParseError as exc:
+        return False, f"its runtime options could not be read ({exc})"
+    return bool(allowed), "" if allowed else "no live migration window is open"
+
+
+def _give_way(host: Host, name: str) -> OutdateAnswer | None:
+    """A Primary inside a live migration's window tries to become Secondary, so that its peer keeps its disk;
+    None when it did, else the answer "primary" with why it stays (DRBD refuses while the device is open)."""
+    opened, why = window_open(host, name)
+    if not opened:
+        return OutdateAnswer(host.node, name, "primary", f"{name} is Primary on {host.node} ({why})")
+    connected = _still_connected(host, name)
+    if connected is not None:
+        return connected  # demoted now, it could not be outdated yet: ask again once it has noticed the cut
+    demoted = host.run(("drbdadm", "secondary", name), timeout=DRBDADM_TIMEOUT)
+    if not demoted.ok:
+        return OutdateAnswer(host.node, name, "primary",
+                             f"{name} is Primary on {host.node} inside a live migration window and stays so, its "
+                             f"device is in use: {escape(demoted.stderr.strip() or demoted.stdout.strip())[:300]}")
+    return None
+
+
 def outdate_local(host: Host, resource: str, managed: Callable[[], frozenset[str]]) -> OutdateAnswer:
-    """Outdate ``resource`` here if this node manages it and is not Primary; never promote or demote."""
+    """Outdate ``resource`` here if this node manages it and is not Primary; never promote. A Primary is demoted
+    first only inside a live migration's window, and only if DRBD allows it (nothing holds the device open)."""
     try:
         name = check_name(resource, "DRBD resource")
     except UnsafeNameError as exc:
@@ -117,16 +166,16 @@ def outdate_local(host: Host, resource: str, managed: Callable[[], frozenset[str
     if role.ok:
         lines = [line for line in role.stdout.splitlines() if line.strip()]
         if any(_first_field(line) == "Primary" for line in lines):
-            return OutdateAnswer(host.node, name, "primary", f"{name} is Primary on {host.node}")
+            stays = _give_way(host, name)
+            if stays is not None:
+                return stays
         disks = host.run(("drbdadm", "dstate", name), timeout=DRBDADM_TIMEOUT)
         states = [_first_field(line) for line in disks.stdout.splitlines() if line.strip()] if disks.ok else []
         if states and all(state in NOT_UP_TO_DATE for state in states):
             return OutdateAnswer(host.node, name, "already", f"{name} is already {'/'.join(states)}")
-        links = host.run(("drbdadm", "cstate", name), timeout=DRBDADM_TIMEOUT)
-        seen = [line.strip() for line in links.stdout.splitlines() if line.strip()] if links.ok else []
-        if any(state in CONNECTED_STATES for state in seen):
-            return OutdateAnswer(host.node, name, "connected",
-                                 f"{name} on {host.node} is still {'/'.join(seen)}: it has not noticed the cut yet")
+        connected = _still_connected(host, name)
+        if connected is not None:
+            return connected
     # Not up here (``drbdadm outdate`` then marks the metadata offline), or Secondary with good data.
     result = host.run(("drbdadm", "outdate", name), timeout=DRBDADM_TIMEOUT)
     if result.ok:
