@@ -87,6 +87,8 @@ class LastLook:
                 stop = self._provisionable(action)
             elif check == "unused":
                 stop = self._unused(action)
+            elif check == "migration-window":
+                stop = self._migration_window(action)
             else:  # "signatures": probed by the executor together with the crash journal
                 stop = None
             if stop is not None:
@@ -134,6 +136,29 @@ class LastLook:
             return Stop("waiting", "DRBD now shows a brand-new pair; the next pass decides the initial promotion")
         if verdict.waiting:
             return Stop("waiting", verdict.waiting)
+        return None
+
+    def _migration_window(self, action: Action) -> Stop | None:
+        """A live migration's promotion or ``xl migrate`` runs only with the window still open here and the pair
+        still Connected with UpToDate data on both sides (the peer may have aborted, or the link gone)."""
+        status, state = self.observer.observe_drbd()
+        if status.state != "available":
+            return Stop("waiting", f"cannot re-read DRBD's state right before the step ({status.state})")
+        if action.kind == "promote-for-migration":
+            resource = state.resource(check_name(action.key.split(":", 1)[1], "DRBD resource"))
+        else:  # migrate-domain names the DRBD device of the domain it moves
+            minors = {int(d.removeprefix("/dev/drbd")) for d in action.devices
+                      if d.startswith("/dev/drbd") and d.removeprefix("/dev/drbd").isdigit()}
+            resource = next((r for r in state.resources if {d.minor for d in r.devices} & minors), None)
+        if resource is None:
+            return Stop("waiting", f"the DRBD resource of {action.key} is not up right before the step")
+        opened, why = self.replicator.migration_window_open(self.host, resource.name)
+        if not opened:
+            return Stop("waiting", f"the live migration window of {resource.name} is not open here any more "
+                                   f"({why})")
+        if not self.replicator.peer_can_take_over(resource) or any(d.disk_state != "UpToDate"
+                                                                   for d in resource.devices):
+            return Stop("waiting", f"{resource.name} is no longer Connected with UpToDate data on both sides")
         return None
 
     def _quorum_lost(self, action: Action) -> Stop | None:

@@ -29,7 +29,8 @@ def register(subparsers: Subparsers) -> None:
     add_host_options(parser)
     add_state_dir(parser)
     parser.add_argument("--env-file", default=DEFAULT_ENV_FILE, metavar="FILE",
-                        help=f"the daemon's environment file, read for RECONCILER_PEERS (default: "
+                        help=f"the daemon's environment file, read for RECONCILER_PEERS and "
+                             f"RECONCILER_MIGRATE_TRANSPORT (default: "
                              f"{DEFAULT_ENV_FILE}; a missing file is fine)")
     parser.set_defaults(func=_run)
 
@@ -74,6 +75,14 @@ def _fence_peers(args: argparse.Namespace) -> dict[str, str]:
     return found
 
 
+def _migrate_transport(args: argparse.Namespace) -> str:
+    """RECONCILER_MIGRATE_TRANSPORT as the daemon reads it (the environment, else the daemon's environment file)."""
+    from reconciler.cli.cmd_fence import read_env_file  # noqa: PLC0415
+
+    name = "RECONCILER_MIGRATE_TRANSPORT"
+    return os.environ.get(name) or read_env_file(args.env_file).get(name, "")
+
+
 def _run(args: argparse.Namespace) -> int:
     from reconciler.daemon.node.doctor import Check, run_checks  # noqa: PLC0415
 
@@ -90,7 +99,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"[{MARK[check.verdict]}] {check.name}: {check.detail}")
 
     checks = run_checks(host, node, desired, progress=show, fence_peers=_fence_peers(args),
-                        power_fences=fences)
+                        power_fences=fences, migrate_transport=_migrate_transport(args))
     if args.directory and desired is None:
         # The operator asked for this desired state to be checked: that it cannot be used is a failure,
         # not a reason to skip the checks that need it.

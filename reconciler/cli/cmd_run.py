@@ -99,12 +99,26 @@ def register(subparsers: Subparsers) -> None:
     obs.add_argument("--metrics-tls-key", default=_env("METRICS_TLS_KEY"), metavar="FILE")
     obs.add_argument("--metrics-basic-auth-file", default=_env("METRICS_BASIC_AUTH_FILE"), metavar="FILE",
                      help="a file with one line USER:PASSWORD_HASH")
+    node.add_argument("--migrate-transport", default=_env("MIGRATE_TRANSPORT", ""), metavar="COMMAND",
+                      help="what `xl migrate -s` reaches the peer's receiver with, e.g. 'ssh -o BatchMode=yes' "
+                           "(env RECONCILER_MIGRATE_TRANSPORT; none: VMs that allow live migration wait to move)")
     parser.add_argument("--log-format", choices=("kv", "json"), default=_env("LOG_FORMAT", "kv"))
     parser.set_defaults(func=_run)
 
 
 class ConfigError(Exception):
     pass
+
+
+def _transport(text: str | None) -> str:
+    from reconciler.backends.xen.migrate import TransportError, check_transport  # noqa: PLC0415
+
+    if not text:
+        return ""
+    try:
+        return check_transport(text, "--migrate-transport (RECONCILER_MIGRATE_TRANSPORT)")
+    except TransportError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def build_config(args: argparse.Namespace) -> DaemonConfig:
@@ -166,7 +180,7 @@ def build_config(args: argparse.Namespace) -> DaemonConfig:
         allow_non_descendant=allowed, metrics_address=metrics, metrics_tls_cert=args.metrics_tls_cert,
         metrics_tls_key=args.metrics_tls_key, metrics_basic_auth=basic_auth, peer_listen=peer_listen,
         peers=tuple(peers), peer_key=key, peer_auth=args.peer_auth, drbd_events=not args.no_drbd_events,
-        log_format=args.log_format)
+        log_format=args.log_format, migrate_transport=_transport(args.migrate_transport))
 
 
 def _run(args: argparse.Namespace) -> int:

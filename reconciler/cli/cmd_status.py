@@ -181,6 +181,14 @@ def render(status: NodeStatus, *, now: float) -> str:
         for esc in status.escalations:
             lines.append(f"  {esc.vm}: `{esc.action}` {_ago(now, esc.decided_at)}: {esc.state.upper()}")
             lines.extend(f"    {text}" for text in (f"why: {esc.reason}" if esc.reason else "", esc.message) if text)
+    if status.migrations:
+        lines.append("")
+        lines.append("live migrations:")
+        for mig in status.migrations:
+            lines.append(f"  {mig.vm}: {mig.source} -> {mig.target} at {mig.revision[:12]}: {mig.phase.upper()} "
+                         f"(since {_ago(now, mig.since)}, begun {_ago(now, mig.started_at)})")
+            if mig.reason:
+                lines.append(f"    why: {mig.reason}")
     if status.verify:
         lines.append("")
         lines.append("online verify:")

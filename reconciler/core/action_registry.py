@@ -18,7 +18,8 @@ ObservedTool = Literal["lvm", "dmsetup", "replicator", "hypervisor", "files"]
 so the table names no backend behind a seam."""
 
 Precheck = Literal["signatures", "forced-promotion", "promotion", "not-mounted", "dm-ours", "lv-ours", "dm-adoptable",
-                   "lv-adoptable", "split-brain-incident", "quorum-lost", "provisionable", "unused"]
+                   "lv-adoptable", "split-brain-incident", "quorum-lost", "provisionable", "unused",
+                   "migration-window"]
 """Checks the executor makes right before running an action, from a fresh read of the node (the gate's
 last word; the plan may be seconds or minutes old by then):
 
@@ -39,6 +40,8 @@ last word; the plan may be seconds or minutes old by then):
 - ``unused``: every device the action names is opened exclusively (O_EXCL) and closed again: nothing has it
   mounted in any mount namespace (a provisioning's private mount, which ``/proc/mounts`` cannot show, and
   which Xen's block hotplug script, looking in its own namespace only, would miss) or otherwise claimed.
+- ``migration-window``: DRBD still shows the live migration's window open here (the runtime allowance of two
+  primaries in force), the resource Connected to its peer with UpToDate data on both sides.
 - ``quorum-lost``: DRBD still shows the resource without quorum here (a destroy for lost quorum is never run
   on a domain whose disk has quorum again); for ``reboot-node`` also still Primary (a node is never rebooted
   for a resource that has been demoted or has quorum again).
@@ -117,6 +120,15 @@ REGISTRY: dict[ActionKind, KindSpec] = {
     "reboot-node": KindSpec("replicator", DEFAULT_TIMEOUT, prechecks=("quorum-lost",)),
     "set-domain-memory": KindSpec("hypervisor", DEFAULT_TIMEOUT),
     "set-domain-vcpus": KindSpec("hypervisor", DEFAULT_TIMEOUT),
+    # A live migration's steps (reconciler.plan.migration). Opening the window and the target's promotion need
+    # both nodes at one revision and are never decided from a cached one after a start; closing it never waits:
+    # it only takes the allowance away. `xl migrate` copies the guest's memory, hence its own budget.
+    "open-migration-window": KindSpec("replicator", DEFAULT_TIMEOUT, peer_revision=True, boot_gated=True),
+    "promote-for-migration": KindSpec("replicator", DEFAULT_TIMEOUT, peer_revision=True, boot_gated=True,
+                                      prechecks=("migration-window",)),
+    "migrate-domain": KindSpec("hypervisor", 900.0, peer_revision=True, boot_gated=True,
+                               prechecks=("migration-window",)),
+    "close-migration-window": KindSpec("replicator", DEFAULT_TIMEOUT),
 }
 
 

@@ -130,6 +130,20 @@ class Hypervisor(Protocol):
         """Change a running domain's vcpus, within its maximum."""
         ...
 
+    def migrate_argv(self, domain: str, target: str, transport: str) -> Argv:
+        """Move the running domain to node ``target`` live, over ``transport`` (the node's configured command
+        that reaches the target's receiver)."""
+        ...
+
+    def migration_names(self, domain: str) -> tuple[str, str]:
+        """The names the domain has while a live migration is under way: (at the target, at the source)."""
+        ...
+
+    def migration_undefined(self, output: str) -> bool:
+        """What a failed migration printed says the domain's state is undefined at both ends (an operator must
+        decide which instance lives; nothing is undone automatically)."""
+        ...
+
     def watch_argv(self) -> Argv:
         """A cheap read-only listing the daemon polls between passes."""
         ...
@@ -203,6 +217,11 @@ class Replicator(Protocol):
         ...
 
     def demote_argv(self, resource: str) -> Argv:
+        ...
+
+    def allow_two_primaries_argv(self, resource: str, *, allow: bool) -> Argv:
+        """Open (``allow``) or close a live migration's window: the runtime allowance of two primaries, never the
+        configuration file's."""
         ...
 
     def force_demote_argv(self, resource: str) -> Argv:
@@ -281,6 +300,11 @@ class Replicator(Protocol):
     def outdate(self, host: Host, resource: str) -> tuple[OutdateOutcome, str]:
         """Mark this node's replica as out of date, because a peer that lost us asks (its fence-peer handler),
         unless this node is the writer; never promote or demote. The outcome and what it found, for the log."""
+        ...
+
+    def migration_window_open(self, host: Host, resource: str) -> tuple[bool, str]:
+        """Whether a live migration's window (two writers allowed) is in force here for ``resource`` right now,
+        read fresh; unreadable counts as closed, and the second value says why it is not open."""
         ...
 
     def local_view(self, host: Host, minor: int) -> tuple[str, str]:

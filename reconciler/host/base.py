@@ -30,12 +30,14 @@ class CommandResult:
     def describe(self) -> str:
         """One line for error messages: the command and the essence of what it said.
 
-        That is its last line, and before it the first line that says "error" when that is another one: a
+        That is its last line, and before it the first line that says "error" (or "undefined") when that is
+        another one: a
         tool that gives up after a chain of errors (``xl create``: "xc: error: panic: ... segment kernel too
         large", then four libxl lines ending in "Destruction of domain failed") names the cause first."""
         said = [line.strip() for line in (self.stderr.strip() or self.stdout.strip()).splitlines() if line.strip()]
         tail = said[-1] if said else ""
-        cause = next((line for line in said[:-1] if "error" in line.lower()), "")
+        # xl's failed migration says "Domain state is now undefined !" before its closing lines.
+        cause = next((line for line in said[:-1] if "error" in line.lower() or "undefined" in line.lower()), "")
         if cause:
             tail = f"{cause[:MAX_CAUSE]} [...] {tail}"
         if self.timed_out:

@@ -107,6 +107,9 @@ class DrbdResourceState(Frozen):
     # split brain is resolved: with the peer's record they name the incident,
     # reconciler.backends.drbd.splitbrain_markers).
     split_brain_record: str = ""
+    # The runtime net option allow-two-primaries (``drbdsetup show``), never the file's: True only while a live
+    # migration's window is open. None: not read (a capture without it, or the read failed).
+    two_primaries_allowed: bool | None = None
 
 
 class DrbdState(Frozen):

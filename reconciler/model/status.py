@@ -16,7 +16,7 @@ do by itself, but something is not healthy (split brain, a disk that is not UpTo
 
 ConditionKind = Literal["split-brain", "disk", "peer-disk", "domain-away", "domain-on-both", "domain-not-running",
                         "restart-needed", "growth-pending", "failed-over", "failed-over-away", "quorum-lost",
-                        "tiebreaker-lost"]
+                        "tiebreaker-lost", "live-migration"]
 FailoverState = Literal["decided", "running", "failed", "abandoned", "ended"]
 EscalationState = Literal["started", "requested", "failed"]
 
@@ -84,6 +84,33 @@ class PeerTakeover(Frozen):
     from_node: str
 
 
+MigrationPhase = Literal["waiting", "window-open", "target-promoted", "migrating", "migrated", "source-demoted",
+                         "done", "aborting", "aborted", "held"]
+
+
+class PeerMigration(Frozen):
+    """A live migration of one VM as the peer reports it: the revision it is for and the peer's phase."""
+
+    vm: str
+    revision: str
+    phase: MigrationPhase
+    reason: str = ""
+
+
+class MigrationStatus(Frozen):
+    """A live migration of one VM as this node sees it (reconciler.daemon.loop.migrations): where it is, since when,
+    and, once it ended otherwise than done, why (``aborted``) or what xl said (``held``)."""
+
+    vm: str
+    revision: str
+    source: str
+    target: str
+    phase: MigrationPhase
+    since: float
+    started_at: float
+    reason: str = ""
+
+
 class PeerStatus(Frozen):
     node: str
     reachable: bool
@@ -93,6 +120,8 @@ class PeerStatus(Frozen):
     error: str = ""
     # Empty also when the peer runs a version that does not report them: nothing known, not "none".
     takeovers: tuple[PeerTakeover, ...] = ()
+    # The live migrations the peer takes part in (empty: none, or a peer of an older version).
+    migrations: tuple[PeerMigration, ...] = ()
 
 
 class Suspension(Frozen):
@@ -187,3 +216,4 @@ class NodeStatus(Frozen):
     verify: tuple[VerifyStatus, ...] = ()
     failovers: tuple[FailoverStatus, ...] = ()
     escalations: tuple[EscalationStatus, ...] = ()
+    migrations: tuple[MigrationStatus, ...] = ()

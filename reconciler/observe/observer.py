@@ -49,7 +49,9 @@ DEFAULT_OWNED_DIRS = tuple(owned.directory for owned in OWNED_CONFIG)
 OWNED_SUFFIXES = tuple(owned.suffix for owned in OWNED_CONFIG)
 PROBE_TIMEOUT = 30.0
 _T = TypeVar("_T")
-MAX_COMMANDS_PER_PASS = 8
+# vgs, lvs, dmsetup info and table, drbdsetup status and show (the runtime allowance of two primaries), xl list,
+# list -l and info: a fixed handful, whatever the number of resources.
+MAX_COMMANDS_PER_PASS = 9
 
 
 class ProbeError(RuntimeError):

@@ -11,6 +11,7 @@ from reconciler.core.action_order import order_actions
 from reconciler.core.action_registry import kinds_where, observed_tool
 from reconciler.core.actions import Action
 from reconciler.core.domain_steps import handover, plan_live_changes, plan_shutdown, plan_start
+from reconciler.core.migration_view import MigrationView
 from reconciler.core.observed_index import ObservedIndex
 from reconciler.core.peer_view import PeerView, failed_over_away
 from reconciler.core.plan_model import Note, Plan, PlannedResource, VmRefusal
@@ -23,6 +24,7 @@ from reconciler.plan.deletion import plan_absent, plan_deletion
 from reconciler.plan.filesystem import plan_make_fs, plan_make_swaps, plan_provision
 from reconciler.plan.health import assess
 from reconciler.plan.identity import Holders, identity_refusal
+from reconciler.plan.migration import in_migration_names, live_migration_vm, plan_live_migration, plan_window_close
 from reconciler.plan.orphans import find_orphans
 from reconciler.plan.takeover import hold_until_owned
 
@@ -31,7 +33,8 @@ REMOVAL_KINDS = kinds_where("removes")
 
 def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | None = None,
               allow_mass_delete: bool = False, drbd_changes: Mapping[str, str] | None = None,
-              moved_away: Collection[str] | None = None, backends: Backends = DEFAULT_BACKENDS) -> Plan:
+              moved_away: Collection[str] | None = None, backends: Backends = DEFAULT_BACKENDS,
+              migrations: MigrationView | None = None) -> Plan:
     """The ordered, gated actions that take ``observed`` to ``desired``; empty when nothing differs.
 
     ``drbd_changes`` (resource -> what ``drbdadm -d adjust`` would run) comes from the optional deep check.
@@ -40,7 +43,10 @@ def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | 
     away (when that is known) and the designated primary can take over now; otherwise it was most likely
     started here by hand in a failover, and stopping it would turn that failover into an outage.
     ``backends``: the hypervisor and replicator whose commands the actions run (Xen and DRBD by default).
+    ``migrations``: what the daemon knows of live migrations (the transport, the peer's phases, those stopped);
+    without it a VM that allows live migration and must move waits (it is never moved cold).
     """
+    view = migrations or MigrationView()
     actions: list[Action] = []
     notes: list[Note] = []
     deleting: list[str] = []
@@ -64,7 +70,9 @@ def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | 
         elif vm.lifecycle == "absent":
             plan_absent(b)
         else:
-            _plan_present(b, moved_away)
+            _plan_present(b, moved_away, view)
+            if vm.drbd is not None:
+                plan_window_close(b, index.resource(vm.drbd.name), view)
             hold_until_owned(b)
         actions.extend(b.actions)
         notes.extend(b.notes)
@@ -87,7 +95,7 @@ def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | 
     return plan.model_copy(update={"conditions": assess(desired, observed, plan, peer, backends)})
 
 
-def _plan_present(b: VmBuilder, moved_away: Collection[str] | None) -> None:
+def _plan_present(b: VmBuilder, moved_away: Collection[str] | None, view: MigrationView) -> None:
     vm, observed = b.vm, b.observed
     replicator, hypervisor = b.replicator, b.hypervisor
     if replicator.plan_split_brain(b, vm.domain is not None and observed.domain(vm.domain.name) is not None):
@@ -105,6 +113,23 @@ def _plan_present(b: VmBuilder, moved_away: Collection[str] | None) -> None:
     # for a demotion that nothing is going to make (health reports the failover instead).
     away = failed_over_away(vm, res, b.peer, domain_here=running is not None)
     want_primary = vm.is_primary_here and away is None
+    names = in_migration_names(b, domain) if domain is not None else None
+    if names is not None and domain is not None:
+        # xl's names of a live migration under way (or left undefined), whatever the VM allows now: the domain
+        # exists, so nothing starts a second instance, stops it or changes the role under it.
+        b.note("info", domain.key, f"{domain.name} is in a live migration (xl shows {names.name} here); nothing "
+                                   "is started, stopped, promoted or demoted for it meanwhile")
+        hypervisor.plan_config(b, domain)
+        if vm.drbd is not None:
+            replicator.plan_resource(b, vm.drbd)
+        return
+    if live_migration_vm(b) and plan_live_migration(b, res, running, moved_away, view):
+        # The migration's steps decide the domain and the role: no start, stop, promotion or demotion besides.
+        if domain is not None:
+            hypervisor.plan_config(b, domain)
+        if vm.drbd is not None:
+            replicator.plan_resource(b, vm.drbd)
+        return
     stop = None
     if domain is not None and running is not None and not want_primary:
         refused, waiting = handover(vm, res, moved_away, b.replicator)

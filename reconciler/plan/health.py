@@ -31,6 +31,7 @@ def assess(desired: DesiredNode, observed: ObservedNode, plan: Plan,
         res = resources.get(vm.drbd.name) if vm.drbd is not None else None
         if vm.drbd is not None and res is not None:
             conditions += backends.replicator.health_conditions(vm, res, peer, desired.hostname)
+        conditions += _migration_conditions(vm, observed, res, backends)
         here = vm.domain is not None and observed.domain(vm.domain.name) is not None
         away = failed_over_away(vm, res, peer, domain_here=here)
         if away is not None and peer is not None:
@@ -46,6 +47,23 @@ def assess(desired: DesiredNode, observed: ObservedNode, plan: Plan,
                                         message=f"the backing device grew but the DRBD device has not: "
                                                 f"{action.waiting}"))
     return tuple(conditions)
+
+
+def _migration_conditions(vm: DesiredVm, observed: ObservedNode, res: DrbdResourceState | None,
+                          backends: Backends) -> list[Condition]:
+    """A live migration's window open here, or xl's names of a migration: never converged (the window closes and
+    the names go once the migration ends; when they stay, an operator must look)."""
+    out: list[Condition] = []
+    if vm.domain is not None:
+        names = [n for n in backends.hypervisor.migration_names(vm.domain.name) if observed.domain(n) is not None]
+        if names:
+            out.append(Condition(key=vm.domain.key, vm=vm.name, kind="live-migration",
+                                 message=f"xl shows {', '.join(names)} here: {vm.domain.name} is in a live migration "
+                                         "(or one left it in an undefined state: see the VM's migration status)"))
+    if vm.drbd is not None and res is not None and res.two_primaries_allowed:
+        out.append(Condition(key=vm.drbd.key, vm=vm.name, kind="live-migration",
+                             message=f"{vm.drbd.name} allows two primaries here (a live migration's window is open)"))
+    return out
 
 
 def _failed_over_away(vm: DesiredVm, away: PeerTakeover, peer: str) -> Condition:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from reconciler.backends.xen.migrate import migration_names
 from reconciler.core.plan_model import Note
 from reconciler.model.desired import DATA_LV_PREFIX, SWAP_LV_PREFIX, VM_NAME_PREFIX, DesiredNode
 from reconciler.model.observed import ObservedNode
@@ -38,6 +39,7 @@ def find_orphans(desired: DesiredNode, observed: ObservedNode) -> tuple[Note, ..
             files.add(vm.drbd.config_path)
         if vm.domain is not None:
             domains.add(vm.domain.name)
+            domains.update(migration_names(vm.domain.name))  # the VM itself, in a live migration
             files.add(vm.domain.config_path)
     notes: list[Note] = []
 

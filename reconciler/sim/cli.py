@@ -98,6 +98,10 @@ def register(subparsers: Any) -> None:
     zombie.add_argument("node")
     zombie.add_argument("domain")
     zombie.set_defaults(func=_zombie)
+    undefined = kinds.add_parser("migrate-undefined", help="the next `xl migrate` from NODE fails in its final "
+                                                          "handshake: the domain's state is undefined at both ends")
+    undefined.add_argument("node")
+    undefined.set_defaults(func=_migrate_undefined)
     finds = kinds.add_parser("verify-finds", help="the next online verify started on NODE finds SIZE out of sync "
                                                   "(the replicas differ there)")
     finds.add_argument("node")
@@ -349,6 +353,16 @@ def _disk_fail(args: argparse.Namespace) -> int:
     with _cluster(args).transaction() as state:
         key = faults.disk_fail(state, check_name(args.node, "node"), args.device)
     print(f"{args.node}: disk under {args.device} failed ({key})")
+    return 0
+
+
+@_guard
+def _migrate_undefined(args: argparse.Namespace) -> int:
+    from reconciler.sim import faults  # noqa: PLC0415
+
+    with _cluster(args).transaction() as state:
+        faults.migrate_undefined(state, check_name(args.node, "node"))
+    print(f"{args.node}: the next xl migrate leaves NAME--migratedaway here and NAME--incoming at its target")
     return 0
 
 

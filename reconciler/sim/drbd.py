@@ -626,6 +626,10 @@ def _adm_net_options(ctx: CommandContext, args: _Args, config: ResourceConfig) -
         if flag.startswith("--"):
             current[flag[2:]] = "yes"
     res["config"]["sections"]["net"] = current
+    if "allow-two-primaries" in args.options:
+        # Marked for the oracle: an allowance opened at run time is a live migration's window; one written in
+        # the file is not (and is never the reconciler's).
+        res["window"] = args.options["allow-two-primaries"] == "yes"
     return ""
 
 
@@ -913,6 +917,10 @@ def drbdsetup(ctx: CommandContext, argv: list[str]) -> CommandResult:
         if "--json" in args.flags or args.options.get("json") == "yes":
             return ctx.ok(out.status_json(ctx.state, ctx.node, name))
         return ctx.ok(out.status_text(ctx.state, ctx.node, name))
+    if args.command == "show":
+        if name is not None and m.runtime(ctx.state, ctx.node, name) is None:
+            return ctx.fail(EXIT_CONFIG, f"{name}: No such resource\n")
+        return ctx.ok(out.show_text(ctx.state, ctx.node, name))
     if args.command == "events2":
         before = _snapshot(ctx.state)
         m.settle(ctx.state)

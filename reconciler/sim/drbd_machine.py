@@ -662,8 +662,27 @@ def fence_peer_exit(state: State, node: str, name: str, peer: str) -> int:
         return 1  # reconciler fence-peer never answers 5: unreachable proves nothing about the peer's writes
     peer_res = runtime(state, peer, name)
     if peer_res is not None and peer_res["role"] == PRIMARY:
-        return 6
+        return 4 if _peer_gives_way(state, node, peer, name, peer_res) else 6
     return 4
+
+
+def _peer_gives_way(state: State, node: str, peer: str, name: str, peer_res: dict[str, Any]) -> bool:
+    """reconciler fence-peer's peer inside a live migration's window (its runtime allow-two-primaries): it demotes
+    unless its device is open (a domain, ``NAME--incoming`` or ``NAME--migratedaway`` holds it: DRBD refuses,
+    "Device is held open by someone"), so that the node running the domain keeps its disk."""
+    if not config_of(peer_res).allow_two_primaries:
+        return False
+    conn = peer_res["connections"].get(node)
+    if conn is not None and conn["conn"] == "Connected":
+        # The handler asks again until the peer has noticed the cut: the peer loses the link first, as a Primary
+        # (a new data generation, its own handler run against this node).
+        _lose(state, peer, peer_res, node, None, fence=True)
+    if peer_res["role"] != PRIMARY:
+        return True
+    if resource_open(state, peer, peer_res):
+        return False
+    set_role(state, peer, peer_res, SECONDARY)
+    return True
 
 
 _power_off_hooks: list[Callable[[State, str], None]] = []
@@ -791,7 +810,10 @@ def _compatible(a: ResourceConfig, b: ResourceConfig, node_a: str, node_b: str) 
         return False
     if (pa.address, pa.port) != (hb.address, hb.port) or (pb.address, pb.port) != (ha.address, ha.port):
         return False
-    return a.protocol == b.protocol and pa.node_id == hb.node_id and pb.node_id == ha.node_id
+    # DRBD refuses a peer whose protocol settings differ (allow-two-primaries among them: "incompatible
+    # allow-two-primaries settings"), so a window left open on one side keeps the pair apart until it is closed.
+    return (a.protocol == b.protocol and a.allow_two_primaries == b.allow_two_primaries
+            and pa.node_id == hb.node_id and pb.node_id == ha.node_id)
 
 
 def _replicating(state: State, node: str, res: dict[str, Any], peer: str, dev: dict[str, Any]) -> bool:

@@ -618,3 +618,52 @@ def dump_text(config: ResourceConfig, node: str, ver: str) -> str:
         lines.append("    }")
     lines.append("}")
     return "\n".join(lines) + "\n\n"
+
+
+# --- drbdsetup show ---------------------------------------------------------------------------
+
+# Options drbdsetup show leaves out because the kernel runs them at these values (it prints only what differs).
+_NET_DEFAULTS = {"protocol": "C", "after-sb-0pri": "disconnect", "after-sb-1pri": "disconnect",
+                 "after-sb-2pri": "disconnect", "allow-two-primaries": "no", "fencing": "dont-care"}
+
+
+def _show_net(net: dict[str, str], indent: str) -> list[str]:
+    lines = [f"{indent}net {{"]
+    for key, value in sorted(net.items()):
+        if _NET_DEFAULTS.get(key) != value:
+            lines.append(f"{indent}    {key:<16}\t{value};")
+    return [*lines, f"{indent}}}"]
+
+
+def show_text(state: State, node: str, name: str | None = None) -> str:
+    """``drbdsetup show [RES]``: the running configuration as the kernel reports it, in DRBD 9's layout (a net
+    section per connection) or drbdsetup-84's (one per resource), only options away from their default."""
+    ver = version(state, node)
+    out: list[str] = []
+    for res in _sorted_resources(state, node, name):
+        config = m.config_of(res)
+        net = {k: str(v) for k, v in dict(res["config"]["sections"].get("net", {})).items()}
+        me = config.require_host(node)
+        volumes = []
+        for number, dev in sorted(res["devices"].items()):
+            volumes += [f"        volume {number} {{", f"            device\t\t\tminor {dev['minor']};",
+                        f"            disk\t\t\t\"{dev.get('backing') or 'none'}\";",
+                        "            meta-disk\t\t\tinternal;", "        }"]
+        if ver == "8.4":
+            peer = next((h for h in config.hosts if h.name != node), None)
+            out += [f"resource {config.name} {{", "    options {", "    }", *_show_net(net, "    ")]
+            if peer is not None:
+                out += ["    _remote_host {", f"        address\t\t\t{peer.family} {peer.address}:{peer.port};",
+                        "    }"]
+            out += ["    _this_host {", f"        address\t\t\t{me.family} {me.address}:{me.port};", *volumes,
+                    "    }", "}", ""]
+            continue
+        out += [f'resource "{config.name}" {{', "    options {", "    }", "    _this_host {",
+                f"        node-id\t\t\t{me.node_id};", *volumes, "    }"]
+        for peer in (h for h in config.hosts if h.name != node):
+            out += ["    connection {", f"        _peer_node_id {peer.node_id};", "        path {",
+                    f"            _this_host {me.family} {me.address}:{me.port};",
+                    f"            _remote_host {peer.family} {peer.address}:{peer.port};", "        }",
+                    *_show_net({**net, "_name": f'"{peer.name}"'}, "        "), "    }"]
+        out += ["}", ""]
+    return "\n".join(out) + ("\n" if out else "")

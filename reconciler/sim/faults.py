@@ -20,7 +20,8 @@ mapper tables, running domains, mounts and, through the reboot hooks, DRBD's run
 :func:`boot` (it comes back with nothing running; LVs, disk contents and files survived),
 :func:`partition` / :func:`heal` (``state["network"]["cut"]``), :func:`disk_fail` (the content
 behind one device is marked failed; the disk failure hooks let the DRBD simulator detach) and
-:func:`zombie` (a domain that cannot die: ``(null)`` in ``xl list``, holding its memory and disks).
+:func:`zombie` (a domain that cannot die: ``(null)`` in ``xl list``, holding its memory and disks) and
+:func:`migrate_undefined` (the next live migration from a node ends with the domain's state undefined).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ __all__ = [
     "crash",
     "disk_fail",
     "heal",
+    "migrate_undefined",
     "partition",
     "reboot",
     "register_disk_failure_hook",
@@ -279,6 +281,13 @@ def zombie(state: State, node: str, domain: str) -> None:
         xen.make_dying(state, node, domain)
     except KeyError:
         raise FaultError(f"no domain {domain} runs on {node}") from None
+
+
+def migrate_undefined(state: State, node: str) -> None:
+    """The next ``xl migrate`` sent from ``node`` fails in its final handshake, leaving the domain's state undefined
+    at both ends (``NAME--migratedaway`` here, ``NAME--incoming`` at the target, both paused), as xl does."""
+    _check_node(state, node)
+    xen.set_migrate_undefined(state, node)
 
 
 def clear(state: State) -> None:

@@ -8,9 +8,13 @@ records violations:
 
 * ``lost-writes``: a node became Primary (with its own disk as the data source) without holding every
   acknowledged write of the resource;
-* ``two-primaries``: a resource was Primary on two nodes outside a live migration (a dual-primary
-  window in which a domain using the resource moved between the two nodes), or a window stayed open
-  longer than :data:`MIGRATION_GRACE_S` without a migration;
+* ``two-primaries``: a resource was Primary on two nodes outside a live migration's window: neither did a
+  domain using the resource move between the two nodes, nor was the dual-primary allowance in force on both
+  when the second promoted (a window opened for a migration that was then aborted), or a window stayed
+  open longer than :data:`MIGRATION_GRACE_S` without a migration;
+* ``allowance-left``: the runtime dual-primary allowance (``net-options --allow-two-primaries=yes``) stayed
+  in force on a node for longer than :data:`MIGRATION_GRACE_S` (a live migration's window never closed);
+  only an allowance opened at run time is such a window (one in the resource file is not);
 * ``domain-twice``: one domain running on two nodes at once.
 
 A split brain resolved with ``--discard-my-data`` loses, by the operator's decision, the writes only the
@@ -91,14 +95,15 @@ def _on_role(state: State, node: str, resource: str, role: str) -> None:
             primaries.append(node)
         _check_data(state, node, resource)
         if len(primaries) >= 2 and resource not in oracle["dual"]:
-            oracle["dual"][resource] = {"since": _now(state), "nodes": sorted(primaries), "migrated": False}
+            oracle["dual"][resource] = {"since": _now(state), "nodes": sorted(primaries), "migrated": False,
+                                        "allowed": all(_allowed(state, n, resource) for n in primaries)}
         return
     if node in primaries:
         primaries.remove(node)
     window = oracle["dual"].get(resource)
     if window is not None and len(primaries) < 2:
         del oracle["dual"][resource]
-        if not window["migrated"]:
+        if not window["migrated"] and not window.get("allowed"):
             nodes = " and ".join(window["nodes"])
             _violate(state, "two-primaries",
                      f"{resource} was Primary on {nodes} from t={window['since']:.1f}s to t={_now(state):.1f}s "
@@ -106,6 +111,29 @@ def _on_role(state: State, node: str, resource: str, role: str) -> None:
 
 
 m.register_role_listener(_on_role)
+
+
+def _allowed(state: State, node: str, resource: str) -> bool:
+    """Whether ``node`` runs ``resource`` with the dual-primary allowance in force (what DRBD checks)."""
+    res = m.runtime(state, node, resource) if state["nodes"][node].get("up", True) else None
+    return res is not None and bool(res.get("window")) and m.config_of(res).allow_two_primaries
+
+
+def _note_allowances(state: State) -> None:
+    """When each node's runtime allowance came into force (dropped once it is withdrawn or the node is down)."""
+    oracle = _oracle(state)
+    seen: dict[str, float] = oracle.setdefault("allowances", {})
+    current = set()
+    for node, ns in state["nodes"].items():
+        if not ns.get("up", True):
+            continue
+        for name, res in m.resources(state, node).items():
+            if res.get("window") and m.config_of(res).allow_two_primaries:
+                current.add(f"{node}:{name}")
+    for key in current - set(seen):
+        seen[key] = _now(state)
+    for key in set(seen) - current:
+        del seen[key]
 
 
 def _data_source(state: State, node: str, resource: str) -> str | None:
@@ -182,6 +210,7 @@ def observe(state: State) -> None:
     """Note domains that moved (live migrations), domains running twice and primaries missing data."""
     oracle = _oracle(state)
     _check_primaries(state)
+    _note_allowances(state)
     where = _running_domains(state)
     for name, nodes in where.items():
         if len(nodes) > 1:
@@ -301,9 +330,15 @@ def check(state: State) -> list[Violation]:
     now = _now(state)
     for resource, window in sorted(oracle["dual"].items()):
         if not window["migrated"] and now - float(window["since"]) > MIGRATION_GRACE_S:
+            # An aborted migration demotes its target within the grace; one that stays past it is no window.
             found.append(Violation("two-primaries", now,
                                    f"{resource} has been Primary on {' and '.join(window['nodes'])} since "
                                    f"t={window['since']:.1f}s without a live migration"))
+    for key, since in sorted(oracle.get("allowances", {}).items()):
+        if now - float(since) > MIGRATION_GRACE_S:
+            node, _, resource = key.partition(":")
+            found.append(Violation("allowance-left", now, f"{resource} has allowed two primaries on {node} since "
+                                                          f"t={since:.1f}s (a live migration's window left open)"))
     for name, nodes in sorted(_running_domains(state).items()):
         if len(nodes) > 1 and not any(v.kind == "domain-twice" and name in v.message for v in found):
             found.append(Violation("domain-twice", now, f"domain {name} runs on {' and '.join(nodes)} at once"))

@@ -471,22 +471,57 @@ def _unpause(ctx: CommandContext, args: list[str]) -> CommandResult:
     return _pause_or_unpause(ctx, args, pause=False)
 
 
-def _migrate(ctx: CommandContext, args: list[str]) -> CommandResult:
-    positional = []
+INCOMING_SUFFIX = "--incoming"
+MIGRATED_AWAY_SUFFIX = "--migratedaway"
+UNDEFINED_TEXT = ("** Migration failed during final handshake **\n"
+                  "Domain state is now undefined !\n"
+                  "Please CHECK AT BOTH ENDS for running instances, before renaming and\n"
+                  " resuming at most one instance.  Two simultaneous instances of the domain\n"
+                  " would probably result in SEVERE DATA LOSS and it is now your\n"
+                  " responsibility to avoid that.  Sorry.\n")
+
+
+def set_migrate_undefined(state: State, node: str) -> None:
+    """The next ``xl migrate`` sent from ``node`` fails in its final handshake: xl's "Domain state is now
+    undefined" with the domain paused at both ends as ``NAME--migratedaway`` (sender) and ``NAME--incoming``
+    (receiver), as xl leaves them."""
+    state.setdefault("xen", {}).setdefault("migrate_undefined", [])
+    if node not in state["xen"]["migrate_undefined"]:
+        state["xen"]["migrate_undefined"].append(node)
+
+
+def _migrate_args(args: list[str]) -> tuple[list[str], str | None]:
+    positional: list[str] = []
+    transport: str | None = None
     skip = False
     for index, arg in enumerate(args):
         if skip:
             skip = False
             continue
         if arg in ("-s", "-C"):
-            skip = index + 1 < len(args)
+            if index + 1 >= len(args):
+                raise XlError(f"option requires an argument -- '{arg[1]}'\n", 2)
+            if arg == "-s":
+                transport = args[index + 1]
+            skip = True
             continue
         if not arg.startswith("-"):
             positional.append(arg)
+    return positional, transport
+
+
+def _migrate(ctx: CommandContext, args: list[str]) -> CommandResult:
+    """``xl migrate [-s SSHCOMMAND] DOMAIN HOST``. The transport is not run: the receiver is reached when the
+    simulated network lets the nodes talk (an empty ``-s`` would mean a raw pipe; only ssh-like ones are
+    accepted). xl renames the domain at the sender to ``NAME--migratedaway`` once the memory is sent, and the
+    receiver creates it as ``NAME--incoming`` until the sender gives it permission to start."""
+    positional, transport = _migrate_args(args)
     if len(positional) != 2:
         raise XlError("Usage: xl [-vf] migrate [options] <Domain> <host>\n", 2)
     name, dom = _find(ctx, positional[0])
     target = positional[1]
+    if transport is not None and not transport.strip():
+        raise XlError("xl migrate: an empty -s (a raw pipe) is not simulated\n", 2)
     if target not in ctx.state["nodes"] or not can_talk(ctx.state, ctx.node, target):
         raise XlError(f"ssh: connect to host {target} port 22: No route to host\n"
                       "xl migrate: failed to read the migration receiver's banner\n"
@@ -500,7 +535,7 @@ def _migrate(ctx: CommandContext, args: list[str]) -> CommandResult:
               f"xc: info: Saving domain {domid}, type x86 PV\n")
     target_domains = _domains(ctx, target)
     new_domid = int(ctx.state["nodes"][target].get("next_domid", 1))
-    if name in target_domains:
+    if name in target_domains or name + INCOMING_SUFFIX in target_domains:
         raise XlError(sender + f'libxl: error: libxl_domain.c:81:libxl__domain_rename: Domain with name "{name}" '
                                "already exists.\nmigration target: Domain creation failed (code -3).\n"
                                "Migration failed, resuming at sender.\n")
@@ -515,7 +550,23 @@ def _migrate(ctx: CommandContext, args: list[str]) -> CommandResult:
                                "migration target: Domain creation failed (code -3).\n"
                                "Migration failed, resuming at sender.\n")
     _next_domid(ctx, target)
-    moved = dict(dom, domid=new_domid)
+    # The receiver keeps the domain's config as the sender sent it, at the path the target's own start uses.
+    moved = dict(dom, domid=new_domid, config_path=str(dom.get("config_path") or f"/etc/xen/{name}.cfg"))
+    undefined = ctx.state.get("xen", {}).get("migrate_undefined", [])
+    if ctx.node in undefined:
+        undefined.remove(ctx.node)
+        away = _domains(ctx).pop(name)
+        away["cpu_s"] = _cpu_time(ctx, away)
+        away["state"] = "paused"
+        _domains(ctx)[name + MIGRATED_AWAY_SUFFIX] = away
+        target_domains[name + INCOMING_SUFFIX] = dict(moved, state="paused", cpu_s=0.0)
+        notify(ctx.state, ctx.node, name, "migrate-out")
+        # A failure that keeps what it changed (ctx.fail, not an abort): xl leaves both instances behind.
+        return ctx.fail(3, sender + "xc: info: Restoring domain\nxc: info: Restore successful\n"
+                                    "migration target: Transfer complete, requesting permission to start domain.\n"
+                                    "migration sender: Target has acknowledged transfer.\n"
+                                    "migration sender: Giving target permission to start.\n"
+                        + UNDEFINED_TEXT)
     del _domains(ctx)[name]
     notify(ctx.state, ctx.node, name, "migrate-out")
     target_domains[name] = moved

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.observe.observer import MAX_COMMANDS_PER_PASS
 from reconciler.sim import faults, oracle
 from reconciler.sim.state import SimCluster
 from tests.apply.simlab import GIB, NODES, SimLab, edit_vm, init_cluster
@@ -37,7 +38,7 @@ def test_both_nodes_converge_and_a_second_pass_runs_no_mutating_command(lab: Sim
         assert step.plan.is_empty
         assert step.result is not None
         assert step.result.outcome == "converged"
-        assert step.observed.commands_run <= 8
+        assert step.observed.commands_run <= MAX_COMMANDS_PER_PASS
     assert _mutating_since(lab, mark) == []
 
 

@@ -107,6 +107,9 @@ def test_domain_is_not_started_while_dom0_has_its_filesystem_mounted(lab: SimLab
 
 @pytest.mark.parametrize(("vm", "old", "new"), [("vm100", "erdbeere", "himbeere"), ("vm101", "himbeere", "erdbeere")])
 def test_moving_the_primary_hands_over_without_two_primaries(lab: SimLab, vm: str, old: str, new: str) -> None:
+    # A VM that allows live migration is moved live, by the daemons only (test_live_migration_sim.py).
+    path = lab.desired_dir / "vms" / f"{vm}.yaml"
+    path.write_text(path.read_text().replace("  live_migration: true", "  live_migration: false"))
     edit_vm(lab, vm, rf"^primary: {old}$", f"primary: {new}")
     early = lab.apply(new)
     assert early.result is not None
@@ -122,6 +125,22 @@ def test_moving_the_primary_hands_over_without_two_primaries(lab: SimLab, vm: st
     assert oracle.check(state) == []
     for node in NODES:
         assert lab.apply(node).plan.is_empty, node
+
+
+def test_a_one_shot_apply_never_moves_a_vm_that_allows_live_migration_cold(lab: SimLab) -> None:
+    assert "  live_migration: true" in (lab.desired_dir / "vms" / "vm101.yaml").read_text()
+    edit_vm(lab, "vm101", r"^primary: himbeere$", "primary: erdbeere")
+    mark = len(lab.log())
+    for _ in range(2):
+        for node in NODES:
+            step = lab.apply(node)
+    assert step.result is not None
+    waiting = [r for r in lab.apply("himbeere").result.actions if r.kind == "open-migration-window"]  # type: ignore[union-attr]
+    assert waiting
+    assert waiting[0].result == "waiting"
+    assert "RECONCILER_MIGRATE_TRANSPORT" in waiting[0].message
+    assert commands_since(lab, mark, "himbeere") == []
+    assert "vm101" in lab.cluster.read()["nodes"]["himbeere"]["domains"]
 
 
 def test_deep_check_finds_runtime_options_the_observation_cannot_see(lab: SimLab) -> None:

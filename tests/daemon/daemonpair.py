@@ -43,6 +43,7 @@ class Pair:
     nodes: tuple[str, ...] = NODES
     clock: VirtualClock = field(default_factory=lambda: VirtualClock(1_780_000_000.0))
     daemons: dict[str, Daemon] = field(default_factory=dict)
+    transport: str = ""  # each daemon's live migration transport (RECONCILER_MIGRATE_TRANSPORT)
 
     def start(self, node: str) -> Daemon:
         """A daemon (re)starting on ``node``: memory empty, its state directory kept."""
@@ -53,7 +54,8 @@ class Pair:
         metrics = MetricsState(node, clock=self.clock.time)
         rec = Reconciler(node=node, state_dir=state_dir, source=source,  # type: ignore[arg-type]
                          engine=RealEngine(self.lab.host(node)), clock=self.clock,  # type: ignore[arg-type]
-                         liveness=Liveness(self.clock.monotonic), metrics=metrics)
+                         liveness=Liveness(self.clock.monotonic), metrics=metrics,
+                         migrate_transport=self.transport)
         self.daemons[node] = Daemon(rec, metrics, self.boot_id(node))
         return self.daemons[node]
 
@@ -83,10 +85,16 @@ class Pair:
             peers.append(PeerStatus(node=peer, reachable=reachable, applied_revision=SHA_A if reachable else None,
                                     ready=reachable, error="" if reachable else "connection refused",
                                     checked_at=self.clock.time(),
-                                    takeovers=answering.rec.taken_over() if answering is not None else ()))
+                                    takeovers=answering.rec.taken_over() if answering is not None else (),
+                                    migrations=answering.rec.migrations.peer_report()
+                                    if answering is not None else ()))
         gate = BootGate(fetched=True, fetch_deadline_passed=True, peers_seen=frozenset(daemon.seen))
         control = control or ControlState()
-        result = daemon.rec.run_pass(control, PassContext(peers=tuple(peers), gate=gate))
+        split_brain = {p.node: dict(self.daemons[p.node].rec.split_brain_records) for p in peers
+                       if p.reachable and p.node in self.daemons}
+        backing = {node: dict(self.daemons[node].rec.backing_sizes) for node in split_brain}
+        result = daemon.rec.run_pass(control, PassContext(peers=tuple(peers), gate=gate, peer_split_brain=split_brain,
+                                                          peer_backing=backing))
         daemon.rec.publish(control, tuple(peers), None, None, result)
         return result
 

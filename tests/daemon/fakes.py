@@ -79,7 +79,7 @@ class FakeEngine:
         return ObservedNode(node="erdbeere", drbd=self.drbd)
 
     def plan(self, desired: DesiredNode, observed: ObservedNode, peer: PeerView | None,
-             moved_away: frozenset[str]) -> Plan:
+             moved_away: frozenset[str], migrations: object = None) -> Plan:
         self.peer_views.append(peer)
         self.moved_away.append(moved_away)
         resources = tuple(PlannedResource(key=f"drbd:{vm.name}", vm=vm.name, kind="drbd") for vm in desired.vms)

@@ -16,9 +16,9 @@ from reconciler.daemon.node.doctor import (
     check_drbd_module,
     check_hostname,
     check_lvm_filter,
+    check_migration_transport,
     check_power_fences,
     check_services,
-    check_ssh_trust,
     check_tools,
     check_usermode_helper,
     lvm_filter_accepts,
@@ -126,7 +126,7 @@ def test_missing_tools_fail() -> None:
 
 def test_run_checks_covers_every_area() -> None:
     names = {c.name for c in run_checks(CannedHost({}), "erdbeere", desired_node())}
-    assert {"host name", "LVM filter", "Xen ballooning", "replication addresses", "ssh trust",
+    assert {"host name", "LVM filter", "Xen ballooning", "replication addresses", "migration transport",
             "DRBD kernel module", "service drbd.service", "service xendomains.service"} <= names
 
 
@@ -303,14 +303,41 @@ def test_resource_and_stonith_without_a_power_fence_fails_and_resource_only_skip
     assert skipped.verdict == "skip"
 
 
-def test_ssh_trust_is_not_asked_for_while_live_migration_is_not_built() -> None:
+def _allowing_live_migration() -> DesiredNode:
     desired = desired_node()
-    assert check_ssh_trust(desired).verdict == "ok"
     vm = desired.vms[0]
     domain = DesiredDomain(vm=vm.name, name=vm.name, memory_mib=512, maxmem_mib=512, vcpus=1, maxvcpus=1, disks=(),
                            config_path=f"/etc/xen/{vm.name}.cfg", config_text="", live_migration=True)
     allowing = vm.model_copy(update={"domain": domain})
-    check = check_ssh_trust(desired.model_copy(update={"vms": (allowing, *desired.vms[1:])}))
-    assert check.verdict == "skip"
-    assert vm.name in check.detail
-    assert "not built" in check.detail
+    return desired.model_copy(update={"vms": (allowing, *desired.vms[1:])})
+
+
+def test_no_transport_is_needed_without_a_vm_that_allows_live_migration() -> None:
+    assert check_migration_transport(CannedHost({}), desired_node(), None).verdict == "ok"
+
+
+def test_a_vm_that_allows_live_migration_needs_a_configured_transport() -> None:
+    desired = _allowing_live_migration()
+    missing = check_migration_transport(CannedHost({}), desired, "")
+    assert missing.verdict == "fail"
+    assert "RECONCILER_MIGRATE_TRANSPORT" in missing.detail
+    assert desired.vms[0].name in missing.detail
+    shell = check_migration_transport(CannedHost({}), desired, "ssh; rm -rf /")
+    assert shell.verdict == "fail"
+    assert "shell" in shell.detail
+
+
+def test_the_transport_must_exist_and_reach_the_peer() -> None:
+    desired = _allowing_live_migration()
+    peer = desired.vms[0].peers[0]
+    absent = check_migration_transport(CannedHost({}), desired, "ssh -o BatchMode=yes")
+    assert absent.verdict == "fail"
+    assert "not installed" in absent.detail
+    refused = check_migration_transport(CannedHost({"ssh -o BatchMode=yes": (255, "")}), desired,
+                                        "ssh -o BatchMode=yes")
+    assert refused.verdict == "fail"
+    assert f"cannot reach {peer}" in refused.detail
+    good = check_migration_transport(CannedHost({f"ssh -o BatchMode=yes {peer} true": (0, "")}), desired,
+                                     "ssh -o BatchMode=yes")
+    assert good.verdict == "ok"
+    assert peer in good.detail

@@ -135,3 +135,16 @@ def test_render_shows_online_verify() -> None:
             "{resync_found: 20270115T080000Z})") in lines
     assert "  vm101 (daily): run 20270115T090000Z running since 5m ago, 12.5% compared" in lines
     assert "    due, waiting: the connection to himbeere is StandAlone" in lines
+
+
+def test_render_shows_live_migrations() -> None:
+    from reconciler.model.status import MigrationStatus
+
+    now = 1_800_000_000.0
+    status = NodeStatus(node="erdbeere", migrations=(
+        MigrationStatus(vm="vm100", revision="a" * 40, source="erdbeere", target="himbeere", phase="aborted",
+                        since=now - 60, started_at=now - 600, reason="migrate-domain failed: resuming at sender"),))
+    lines = render(status, now=now).splitlines()
+    assert "live migrations:" in lines
+    assert any(line.startswith("  vm100: erdbeere -> himbeere at aaaaaaaaaaaa: ABORTED") for line in lines), lines
+    assert "    why: migrate-domain failed: resuming at sender" in lines

@@ -54,7 +54,7 @@ def test_json_has_every_documented_field(capture_dir: Path, capsys: pytest.Captu
         "drbd": ("available", "9.2.12"), "drbdadm": ("available", "9.22.0"), "xl": ("available", "4.17.5"),
         "files": ("available", None),
     }
-    assert doc["commands_run"] == 8
+    assert doc["commands_run"] == 9
     # lvm version, dmsetup version and drbdadm --version ran too, before the pass: counted, not hidden.
     assert doc["version_commands_run"] == 3
 
@@ -62,7 +62,7 @@ def test_json_has_every_documented_field(capture_dir: Path, capsys: pytest.Captu
 def test_human_summary_is_aligned_tables(capture_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["observe", "--replay", str(capture_dir)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("node erdbeere: 11 commands ran (8 for this pass and 3 version probes)\n")
+    assert out.startswith("node erdbeere: 12 commands ran (9 for this pass and 3 version probes)\n")
     lines = out.splitlines()
     header = next(line for line in lines if line.strip().startswith("VG ") and "ATTR" in line)
     row = next(line for line in lines if "swap100" in line)

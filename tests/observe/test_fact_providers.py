@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from reconciler.backends.dm import parse as dmsetup
 from reconciler.backends.drbd import drbd9
+from reconciler.backends.drbd.show import SHOW_ARGV
 from reconciler.backends.lvm import parse as lvm
 from reconciler.backends.providers import FACT_PROVIDERS
 from reconciler.backends.xen import xl
@@ -12,7 +13,7 @@ from reconciler.model.observed import ToolStatus
 from reconciler.observe.observer import Observer
 from tests.observe.scripted import Answer, full_node
 
-PASS_ARGVS = [lvm.VGS_ARGV, lvm.LVS_ARGV, dmsetup.INFO_ARGV, dmsetup.TABLE_ARGV, drbd9.STATUS_ARGV,
+PASS_ARGVS = [lvm.VGS_ARGV, lvm.LVS_ARGV, dmsetup.INFO_ARGV, dmsetup.TABLE_ARGV, drbd9.STATUS_ARGV, SHOW_ARGV,
               xl.XL_LIST_ARGV, xl.XL_LIST_LONG_ARGV, xl.XL_INFO_ARGV]
 
 
@@ -51,8 +52,8 @@ def test_a_registered_provider_runs_in_its_place_and_is_counted() -> None:
     observer.observe()
     calls = len(host.calls)
     observed = observer.observe()
-    assert host.calls[calls:] == [*PASS_ARGVS[:5], _Hypervisor.ARGV]
-    assert observed.commands_run == 6
+    assert host.calls[calls:] == [*PASS_ARGVS[:6], _Hypervisor.ARGV]
+    assert observed.commands_run == 7
     assert [t.name for t in observed.tools] == ["lvm", "dmsetup", "drbd", "drbdadm", "other", "files"]
     assert observed.domains == ()  # no Xen provider: nothing said about domains
 

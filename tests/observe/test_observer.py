@@ -6,6 +6,7 @@ import pytest
 
 from reconciler.backends.dm import parse as dmsetup
 from reconciler.backends.drbd import drbd9
+from reconciler.backends.drbd.show import SHOW_ARGV
 from reconciler.backends.lvm import parse as lvm
 from reconciler.backends.providers import VERSION_PROBES as PROBES
 from reconciler.backends.xen import xl
@@ -74,7 +75,7 @@ def test_pass_runs_the_fixed_command_set_and_counts_it() -> None:
     observed = observer.observe()
     ran = host.commands_since(start)
     assert set(ran) == {lvm.VGS_ARGV, lvm.LVS_ARGV, dmsetup.INFO_ARGV, dmsetup.TABLE_ARGV, drbd9.STATUS_ARGV,
-                        xl.XL_LIST_ARGV, xl.XL_LIST_LONG_ARGV, xl.XL_INFO_ARGV}
+                        SHOW_ARGV, xl.XL_LIST_ARGV, xl.XL_LIST_LONG_ARGV, xl.XL_INFO_ARGV}
     assert observed.commands_run == len(ran) == MAX_COMMANDS_PER_PASS
     assert not any(argv[0] == "blkid" for argv in host.calls), "signature probes run only when asked"
 
@@ -301,7 +302,8 @@ def test_drbd84_sizes_come_from_sysfs_without_a_command() -> None:
     assert vm103.devices[0].size_kib is None  # no such file: unknown, not zero
     assert "/sys/devices/virtual/block/drbd3/size" in host.reads
     drbd_commands = [c for c in host.calls[calls_before:] if c[0] in ("drbdsetup", "drbdadm", "cat")]
-    assert drbd_commands == [("drbdadm", "--version")]  # the one-time version probe, nothing for sizes
+    # The one-time version probe, and the runtime options (allow-two-primaries); nothing for sizes.
+    assert drbd_commands == [("drbdadm", "--version"), SHOW_ARGV]
     assert observed.tool("drbd").detail is None  # type: ignore[union-attr]
 
 

@@ -46,10 +46,11 @@ def test_each_flag_selects_exactly_its_kinds() -> None:
     # Asked at run time, not only through the module constants computed at import.
     assert kinds_where("removes") == {"remove-lv", "remove-stripe", "remove-drbd-config", "drbd-down",
                                       "remove-xen-config"}
+    migration = {"open-migration-window", "promote-for-migration", "migrate-domain"}
     assert kinds_where("peer_revision") == {"remove-lv", "remove-stripe", "remove-drbd-config", "drbd-adjust",
-                                            "drbd-resize", "drbd-down"}
+                                            "drbd-resize", "drbd-down", *migration}
     assert kinds_where("boot_gated") == {"promote", "promote-force-initial", "demote", "start-domain", "provision-fs",
-                                         "shutdown-domain", "discard-my-data"}
+                                         "shutdown-domain", "discard-my-data", *migration}
 
 
 def test_a_domain_start_outlasts_its_transient_units_start_timeout() -> None:

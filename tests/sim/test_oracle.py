@@ -178,3 +178,42 @@ def test_split_brain_resolution_discards_acknowledged_writes_of_the_victim(tmp_p
     kinds = _kinds(cluster)
     assert "two-primaries" in kinds
     assert "lost-writes" in kinds
+
+
+def _open_window(cluster: DrbdCluster) -> None:
+    for node in ("erdbeere", "himbeere"):
+        cluster.ok(node, "drbdadm", "net-options", "--allow-two-primaries=yes", "vm100")
+
+
+def test_an_aborted_migration_inside_its_window_is_no_violation(pair: DrbdCluster) -> None:
+    pair.ok("erdbeere", "xl", "create", "/etc/xen/vm100.cfg")
+    _open_window(pair)
+    pair.ok("himbeere", "drbdadm", "primary", "vm100")
+    pair.advance(5)
+    pair.ok("himbeere", "drbdadm", "secondary", "vm100")  # the migration failed: the target steps back
+    for node in ("erdbeere", "himbeere"):
+        pair.ok(node, "drbdadm", "net-options", "--allow-two-primaries=no", "vm100")
+    pair.advance(oracle.MIGRATION_GRACE_S + 1)
+    assert _kinds(pair) == []
+
+
+def test_a_window_left_open_is_reported_even_with_one_primary(pair: DrbdCluster) -> None:
+    pair.ok("erdbeere", "xl", "create", "/etc/xen/vm100.cfg")
+    _open_window(pair)
+    pair.advance(oracle.MIGRATION_GRACE_S / 2)
+    assert _kinds(pair) == []
+    pair.advance(oracle.MIGRATION_GRACE_S)
+    violations = oracle.check(pair.state())
+    assert sorted(v.kind for v in violations) == ["allowance-left", "allowance-left"]
+    assert "window left open" in violations[0].message
+
+
+def test_differing_allowances_keep_the_pair_apart_until_they_match(pair: DrbdCluster) -> None:
+    pair.ok("erdbeere", "drbdadm", "net-options", "--allow-two-primaries=yes", "vm100")
+    pair.ok("himbeere", "drbdadm", "disconnect", "vm100")
+    pair.ok("himbeere", "drbdadm", "connect", "vm100")
+    pair.advance(1)
+    assert "Connecting" in pair.ok("himbeere", "drbdadm", "cstate", "vm100").stdout
+    pair.ok("erdbeere", "drbdadm", "net-options", "--allow-two-primaries=no", "vm100")
+    pair.advance(1)
+    assert pair.ok("himbeere", "drbdadm", "cstate", "vm100").stdout.strip() == "Connected"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import posixpath
 
-from reconciler.backends.drbd import drbd9, paths, procdrbd, utils_version
+from reconciler.backends.drbd import drbd9, paths, procdrbd, show, utils_version
 from reconciler.backends.drbd import splitbrain_markers as splitbrain
 from reconciler.backends.drbd.conf import drbd_layout
 from reconciler.core.facts import CommandRunner, NodeFacts, PassContext, failure, file_problem, missing
@@ -130,6 +130,33 @@ def with_split_brain_markers(host: Host, status: ToolStatus, state: DrbdState) -
     return status, state
 
 
+def with_two_primaries(run: CommandRunner, status: ToolStatus, state: DrbdState) -> tuple[ToolStatus, DrbdState]:
+    """Each resource's runtime ``allow-two-primaries`` (one ``drbdsetup show`` for all, only when one is up): what
+    tells a live migration's open window from a closed one. Unknown (None) when it cannot be read, which is
+    reported and holds every step of a migration."""
+    if status.state != "available" or not state.resources:
+        return status, state
+    try:
+        result = run(show.SHOW_ARGV)
+    except ReplayError:
+        return status, state  # a capture made before the option was read: unknown, as then
+    problem = ""
+    allowed: dict[str, bool] = {}
+    if not result.ok:
+        problem = f"the runtime allow-two-primaries is unknown: {failure(result)}"
+    else:
+        try:
+            allowed = show.parse_two_primaries(result.stdout)
+        except ParseError as exc:
+            problem = f"the runtime allow-two-primaries is unknown: {exc}"
+    if problem:
+        detail = "; ".join(p for p in (status.detail, problem) if p)
+        return status.model_copy(update={"detail": detail}), state
+    resources = tuple(r.model_copy(update={"two_primaries_allowed": allowed.get(r.name, False)})
+                      for r in state.resources)
+    return status, state.model_copy(update={"resources": resources})
+
+
 class DrbdFacts:
     """DRBD's resources (kernel state, split-brain markers), and drbd-utils' probed version as its own tool."""
 
@@ -137,5 +164,6 @@ class DrbdFacts:
 
     def read(self, context: PassContext, facts: NodeFacts) -> None:
         status, state = with_split_brain_markers(context.host, *observe_drbd(context.run, context.host, context.files))
+        status, state = with_two_primaries(context.run, status, state)
         facts.tools += [status, context.versions.status(utils_version.VERSION_PROBE.name) or utils_version.NOT_PROBED]
         facts.drbd = state

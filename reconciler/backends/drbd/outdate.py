@@ -5,10 +5,12 @@ read without DRBD's netlink: the DRBD side of fencing without Pacemaker
 from __future__ import annotations
 
 from reconciler.backends.drbd.procdrbd import parse_proc_drbd
+from reconciler.backends.drbd.show import SHOW_ARGV, parse_two_primaries
 from reconciler.core.parse_error import ParseError
 from reconciler.core.seams import OutdateOutcome
 from reconciler.host.base import Host
 from reconciler.names import check_name
+from reconciler.printable import escape
 
 DRBDADM_TIMEOUT = 20.0
 
@@ -27,22 +29,61 @@ def _first_field(line: str) -> str:
     return line.strip().split("/", 1)[0].strip()
 
 
+def _still_connected(host: Host, name: str) -> tuple[OutdateOutcome, str] | None:
+    links = host.run(("drbdadm", "cstate", name), timeout=DRBDADM_TIMEOUT)
+    seen = [line.strip() for line in links.stdout.splitlines() if line.strip()] if links.ok else []
+    if any(state in CONNECTED_STATES for state in seen):
+        return "connected", f"{name} on {host.node} is still {'/'.join(seen)}: it has not noticed the cut yet"
+    return None
+
+
+def window_open(host: Host, name: str) -> tuple[bool, str]:
+    """Whether a live migration's window is open here for ``name`` (the runtime allowance of two primaries, as
+    ``drbdsetup show`` prints it now), with why not when it is not; unreadable counts as closed."""
+    shown = host.run((*SHOW_ARGV, name), timeout=DRBDADM_TIMEOUT)
+    if not shown.ok:
+        return False, f"its runtime options could not be read ({shown.describe()})"
+    try:
+        allowed = parse_two_primaries(shown.stdout).get(name)
+    except ParseError as exc:
+        return False, f"its runtime options could not be read ({exc})"
+    return bool(allowed), "" if allowed else "no live migration window is open"
+
+
+def _give_way(host: Host, name: str) -> tuple[OutdateOutcome, str] | None:
+    """A Primary inside a live migration's window tries to become Secondary, so that its peer keeps its disk;
+    None when it did, else the answer "primary" with why it stays (DRBD refuses while the device is open)."""
+    opened, why = window_open(host, name)
+    if not opened:
+        return "primary", f"{name} is Primary on {host.node} ({why})"
+    connected = _still_connected(host, name)
+    if connected is not None:
+        return connected  # demoted now, it could not be outdated yet: ask again once it has noticed the cut
+    demoted = host.run(("drbdadm", "secondary", name), timeout=DRBDADM_TIMEOUT)
+    if not demoted.ok:
+        return "primary", (f"{name} is Primary on {host.node} inside a live migration window and stays so, its "
+                           f"device is in use: {escape(demoted.stderr.strip() or demoted.stdout.strip())[:300]}")
+    return None
+
+
 def outdate(host: Host, resource: str) -> tuple[OutdateOutcome, str]:
-    """Outdate ``resource`` here unless it is Primary; never promote or demote."""
+    """Outdate ``resource`` here unless it is Primary; never promote. A Primary is demoted first only inside a
+    live migration's window, and only if DRBD allows it (nothing holds the device open)."""
     name = check_name(resource, "DRBD resource")
     role = host.run(("drbdadm", "role", name), timeout=DRBDADM_TIMEOUT)
     if role.ok:
         lines = [line for line in role.stdout.splitlines() if line.strip()]
         if any(_first_field(line) == "Primary" for line in lines):
-            return "primary", f"{name} is Primary on {host.node}"
+            stays = _give_way(host, name)
+            if stays is not None:
+                return stays
         disks = host.run(("drbdadm", "dstate", name), timeout=DRBDADM_TIMEOUT)
         states = [_first_field(line) for line in disks.stdout.splitlines() if line.strip()] if disks.ok else []
         if states and all(state in NOT_UP_TO_DATE for state in states):
             return "already", f"{name} is already {'/'.join(states)}"
-        links = host.run(("drbdadm", "cstate", name), timeout=DRBDADM_TIMEOUT)
-        seen = [line.strip() for line in links.stdout.splitlines() if line.strip()] if links.ok else []
-        if any(state in CONNECTED_STATES for state in seen):
-            return "connected", f"{name} on {host.node} is still {'/'.join(seen)}: it has not noticed the cut yet"
+        connected = _still_connected(host, name)
+        if connected is not None:
+            return connected
     # Not up here (``drbdadm outdate`` then marks the metadata offline), or Secondary with good data.
     result = host.run(("drbdadm", "outdate", name), timeout=DRBDADM_TIMEOUT)
     if result.ok:

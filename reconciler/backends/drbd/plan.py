@@ -96,6 +96,13 @@ def plan_drbd(b: VmBuilder, drbd: DesiredDrbd) -> None:
     written = next((a for a in b.actions if a.id == config), None) if config is not None else None
     if written is not None and (written.refused or written.reason == SEMANTIC_REWRITE):
         config = None  # refused, or a hand-written file replaced by one that means the same: nothing to adjust
+    if res.two_primaries_allowed and (config is not None or drift is not None):
+        # adjust would put the file's allow-two-primaries (no) back in the middle of a live migration's window;
+        # the config file waits with it (written alone, it would hide what the kernel still runs).
+        why = f"{drbd.name} has its live migration window open; adjusting waits until it is closed"
+        b.actions[:] = [a.with_(waiting=why, wait_for="local-state") if a.id == config else a for a in b.actions]
+        b.note("info", drbd.key, why)
+        return
     if config is not None or drift is not None:
         why = "config rewritten" if config is not None else f"runtime differs from the config: {drift}"
         b.add("drbd-adjust", drbd.key, "change", f"adjust DRBD resource {drbd.name} ({why})",

@@ -62,6 +62,10 @@ class DrbdReplicator:
     def demote_argv(self, resource: str) -> Argv:
         return drbdadm("secondary", resource)
 
+    def allow_two_primaries_argv(self, resource: str, *, allow: bool) -> Argv:
+        # net-options changes the running connection only; the next `drbdadm adjust` or `up` reads the file (no).
+        return drbdadm("net-options", resource, f"--allow-two-primaries={'yes' if allow else 'no'}")
+
     def force_demote_argv(self, resource: str) -> Argv:
         # drbdsetup, as drbd-reactor's promoter does: DRBD 9.1.7 and later demote an opened device with --force.
         return ("drbdsetup", "secondary", "--force", check_name(resource, "DRBD resource"))
@@ -121,6 +125,9 @@ class DrbdReplicator:
 
     def outdate(self, host: Host, resource: str) -> tuple[OutdateOutcome, str]:
         return outdate.outdate(host, resource)
+
+    def migration_window_open(self, host: Host, resource: str) -> tuple[bool, str]:
+        return outdate.window_open(host, resource)
 
     def local_view(self, host: Host, minor: int) -> tuple[str, str]:
         return outdate.local_view(host, minor)

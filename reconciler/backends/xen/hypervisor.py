@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from reconciler.backends.xen import config_meaning, paths, render
+from reconciler.backends.xen import config_meaning, migrate, paths, render
 from reconciler.backends.xen.plan import plan_xen_config
 from reconciler.core.render_settings import DomainFileSettings
 from reconciler.core.seams import Argv
@@ -38,6 +38,15 @@ class XenHypervisor:
 
     def set_vcpus_argv(self, domain: str, vcpus: int) -> Argv:
         return ("xl", "vcpu-set", check_name(domain, "domain"), str(vcpus))
+
+    def migrate_argv(self, domain: str, target: str, transport: str) -> Argv:
+        return migrate.migrate_argv(domain, target, transport)
+
+    def migration_names(self, domain: str) -> tuple[str, str]:
+        return migrate.migration_names(domain)
+
+    def migration_undefined(self, output: str) -> bool:
+        return migrate.undefined_state(output)
 
     def defined_elsewhere(self, files: Iterable[OwnedFile], key: str, path: str) -> str:
         # `xl create` reads the one file it is given: no other file can define the domain for it.

@@ -46,3 +46,4 @@ class DaemonConfig:
     drbd_events: bool = True
     log_format: str = "kv"
     max_pass_seconds: float = 3600.0
+    migrate_transport: str = ""  # `xl migrate -s` (checked: reconciler.backends.xen.migrate.check_transport)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from reconciler.core.actions import Action
+from reconciler.core.migration_view import MigrationView
 from reconciler.core.peer_view import PeerView
 from reconciler.core.plan_model import Plan
 from reconciler.model.desired import DesiredNode
@@ -57,7 +58,7 @@ class Engine(Protocol):
     def observe(self) -> ObservedNode: ...
 
     def plan(self, desired: DesiredNode, observed: ObservedNode, peer: PeerView | None,
-             moved_away: frozenset[str]) -> Plan: ...
+             moved_away: frozenset[str], migrations: MigrationView | None = None) -> Plan: ...
 
     def apply(self, plan: Plan, desired: DesiredNode, observed: ObservedNode, hooks: ActionHooks) -> ApplyOutcome: ...
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from reconciler.apply.executor import ApplyOptions, Executor
 from reconciler.apply.retry import RetryPolicy
 from reconciler.core.actions import Action
+from reconciler.core.migration_view import MigrationView
 from reconciler.core.peer_view import PeerView, peer_view_from_observation
 from reconciler.core.plan_model import Plan
 from reconciler.daemon.loop.engine import ActionHooks, ApplyOutcome
@@ -65,8 +66,8 @@ class RealEngine:
         return observed
 
     def plan(self, desired: DesiredNode, observed: ObservedNode, peer: PeerView | None,
-             moved_away: frozenset[str]) -> Plan:
-        return plan_node(desired, observed, peer=peer, moved_away=moved_away)
+             moved_away: frozenset[str], migrations: MigrationView | None = None) -> Plan:
+        return plan_node(desired, observed, peer=peer, moved_away=moved_away, migrations=migrations)
 
     def apply(self, plan: Plan, desired: DesiredNode, observed: ObservedNode, hooks: ActionHooks) -> ApplyOutcome:
         options = ApplyOptions(policy=self.retry_policy, should_stop=hooks.should_stop, before_run=hooks.running)

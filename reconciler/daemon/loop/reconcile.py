@@ -20,6 +20,7 @@ from reconciler.daemon.loop.engine import ActionHooks, ApplyOutcome, Engine
 from reconciler.daemon.loop.escalation import EscalationKeeper
 from reconciler.daemon.loop.gating import BootGate, hold_for_boot, hold_for_peer_revision, without_vms
 from reconciler.daemon.loop.metrics_sink import MetricsSink, NullMetrics
+from reconciler.daemon.loop.migrations import MigrationKeeper
 from reconciler.daemon.loop.moves import MoveTracker
 from reconciler.daemon.loop.seams import RevisionSource, Verifier
 from reconciler.daemon.loop.status import (
@@ -89,6 +90,9 @@ class Reconciler:
     escalations: EscalationKeeper = field(init=False)
     report: StatusBuilder = field(init=False)
     moves: MoveTracker = field(init=False)
+    migrations: MigrationKeeper = field(init=False)
+    # The command `xl migrate -s` reaches the peer's receiver with ("" when none is configured on this node).
+    migrate_transport: str = ""
     # The desired state as the last pass planned it (VMs taken over after a failover included): what the
     # metrics compare the node with.
     planned: DesiredNode | None = None
@@ -98,6 +102,8 @@ class Reconciler:
         self.escalations = EscalationKeeper(self.state_dir, self.node, self.clock.time)
         self.report = StatusBuilder(self.node, self.state_dir, self.clock)
         self.moves = MoveTracker(self.state_dir, self.node, self.error)
+        self.migrations = MigrationKeeper(self.state_dir, self.node, self.clock.time,
+                                          transport=self.migrate_transport, on_error=self.error)
 
     @property
     def status(self) -> NodeStatus | None:
@@ -156,7 +162,8 @@ class Reconciler:
                                     if r.split_brain_record}
         self.liveness.beat("pass: plan")
         moved_away = self.moves.track(desired, observed)
-        plan = self.engine.plan(desired, observed, self._peer_view(desired, ctx), moved_away)
+        migrations = self.migrations.view(desired, observed, ctx.peers, revision)
+        plan = self.engine.plan(desired, observed, self._peer_view(desired, ctx), moved_away, migrations)
         plan = hold_for_peer_revision(plan, revision, desired, ctx.peers)
         plan, gate_reason = hold_for_boot(plan, ctx.gate, desired, observed)
         suspended_vms = frozenset(vm.name for vm in desired.vms if control.vm_suspended(vm.name) is not None)
@@ -171,6 +178,7 @@ class Reconciler:
         outcome = self.engine.apply(runnable, desired, observed, self._hooks(revision))
         self.failovers.after_apply(outcome.actions)
         self.escalations.after_apply(outcome.actions)
+        self.migrations.after_apply(outcome.actions)
         self._run_verify(desired, observed, plan, suspended_vms)
         resources = merge_suspended(outcome.resources, plan, control, suspended_vms)
         result_kind = outcome_of(resources, outcome)
@@ -276,7 +284,8 @@ class Reconciler:
             outcome=outcome, refusal=view.refusal, invalid_errors=view.invalid_errors,
             cluster=desired.cluster if desired else self.cluster_name, booted_at=self.booted_at,
             resources=resources, apply=apply, errors=errors, gate=gate, verify=self._verify,
-            failovers=self.failovers.statuses(), escalations=self.escalations.statuses()))
+            failovers=self.failovers.statuses(), escalations=self.escalations.statuses(),
+            migrations=self.migrations.statuses()))
 
     def publish(self, control: ControlState, peers: tuple[PeerStatus, ...], observed: ObservedNode | None,
                 desired: DesiredNode | None, result: PassResult, *, fresh_for: float | None = None) -> NodeStatus:

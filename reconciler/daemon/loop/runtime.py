@@ -31,7 +31,14 @@ from reconciler.daemon.loop.verify import VerifyScheduler
 from reconciler.daemon.node import control as control_mod
 from reconciler.daemon.node.control import ControlServer, ControlStore
 from reconciler.daemon.peers.fence import OutdateAnswer, outdate_local, resource_hosts
-from reconciler.daemon.peers.peer import DEFAULT_PEER_PORT, PeerAnswer, PeerServer, parse_endpoint, takeovers_json
+from reconciler.daemon.peers.peer import (
+    DEFAULT_PEER_PORT,
+    PeerAnswer,
+    PeerServer,
+    migrations_json,
+    parse_endpoint,
+    takeovers_json,
+)
 from reconciler.daemon.peers.peer_monitor import PeerEndpoint, PeerMonitor
 from reconciler.daemon.records.logs import event
 from reconciler.daemon.schedule.clock import Clock, RealClock
@@ -87,6 +94,7 @@ class Daemon:
         self.reconciler = Reconciler(node=config.node, state_dir=config.state_dir, source=self.source, engine=engine,
                                      clock=self.clock, liveness=self.liveness, metrics=self.metrics,
                                      should_stop=self.stop_requested.is_set,
+                                     migrate_transport=config.migrate_transport,
                                      verifier=VerifyScheduler(host, config.state_dir, self.clock.time))
         self.fetcher = Fetcher(mirror, interval=config.fetch_interval, jitter=config.fetch_jitter,
                                on_new_tip=lambda sha: self.wakeup.signal("revision"),
@@ -154,7 +162,8 @@ class Daemon:
                           ready=rec.status is not None and rec.status.last_pass is not None
                           and rec.status.last_pass.outcome == "converged",
                           backing_bytes=dict(rec.backing_sizes), split_brain=dict(rec.split_brain_records),
-                          takeovers=takeovers_json(rec.taken_over()))
+                          takeovers=takeovers_json(rec.taken_over()),
+                          migrations=migrations_json(rec.migrations.peer_report()))
 
     def _managed_resources(self) -> frozenset[str]:
         in_force = self.source.in_force

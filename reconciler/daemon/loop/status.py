@@ -25,6 +25,7 @@ from reconciler.daemon.schedule.clock import Clock
 from reconciler.model.status import (
     EscalationStatus,
     FailoverStatus,
+    MigrationStatus,
     NodeStatus,
     PassOutcome,
     PassResult,
@@ -60,6 +61,7 @@ class PassReport:
     verify: tuple[VerifyStatus, ...] = ()
     failovers: tuple[FailoverStatus, ...] = ()
     escalations: tuple[EscalationStatus, ...] = ()
+    migrations: tuple[MigrationStatus, ...] = ()
 
 
 @dataclass
@@ -145,7 +147,7 @@ class StatusBuilder:
             last_pass=result, last_success_at=self.last_success_at,
             suspensions=(), recent_errors=tuple(self._errors), booted_at=report.booted_at,
             resources=self._resources, boot_gate=report.gate, updated_at=finished, verify=report.verify,
-            failovers=report.failovers, escalations=report.escalations,
+            failovers=report.failovers, escalations=report.escalations, migrations=report.migrations,
         )
         self._log_health_changes(report.resources or ())
         quiet = report.outcome in ("converged", "progressing", "suspended")

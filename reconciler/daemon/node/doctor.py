@@ -17,6 +17,7 @@ from typing import Literal
 
 from reconciler.backends.drbd.render import DEFAULT_FENCE_PEER
 from reconciler.backends.lvm import parse as lvm
+from reconciler.backends.xen import migrate
 from reconciler.backends.xen import paths as xen_paths
 from reconciler.core.observed_index import ObservedIndex
 from reconciler.core.parse_error import ParseError
@@ -25,6 +26,7 @@ from reconciler.daemon.peers.powerfence import power_state, said
 from reconciler.desired.schema import PowerFenceSection
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredNode
+from reconciler.names import check_name
 from reconciler.observe.observer import Observer
 from reconciler.plan.identity import Holders, identity_refusal
 
@@ -246,17 +248,35 @@ def check_addresses(host: Host, desired: DesiredNode | None) -> Check:
     return Check("replication addresses", "ok", ", ".join(sorted(wanted)))
 
 
-def check_ssh_trust(desired: DesiredNode | None) -> Check:
-    """Root ssh between the nodes is what ``xl migrate`` would travel over. Live migration is not built: a VM
-    that allows it moves by shutdown and start like any other, so no node needs ssh trust in another, and this
-    check does not ask for it (root ssh between the nodes is a cost of its own)."""
+def check_migration_transport(host: Host, desired: DesiredNode | None, transport: str | None) -> Check:
+    """What ``xl migrate -s`` travels over, when a VM allows live migration: configured (the daemon's
+    RECONCILER_MIGRATE_TRANSPORT), acceptable to xl's shell, its command installed, and reaching each peer that
+    shares such a VM with this node (``TRANSPORT PEER true``, as xl would open it, without a migration)."""
     if desired is None:
-        return Check("ssh trust", "skip", "no desired state known")
+        return Check("migration transport", "skip", "no desired state known")
     migrating = sorted(vm.name for vm in desired.vms if vm.domain is not None and vm.domain.live_migration)
     if not migrating:
-        return Check("ssh trust", "ok", "no VM allows live migration; ssh between nodes is not needed")
-    return Check("ssh trust", "skip", f"{', '.join(migrating)} allow live migration, which is not built yet: they "
-                                      "move by shutdown and start, and no ssh between the nodes is needed")
+        return Check("migration transport", "ok", "no VM allows live migration; no transport is needed")
+    names = ", ".join(migrating)
+    if not transport:
+        return Check("migration transport", "fail",
+                     f"{names} allow live migration, but no transport is configured: set {migrate.TRANSPORT_ENV} "
+                     f"(e.g. '{migrate.DEFAULT_TRANSPORT}') in the daemon's environment file, with key-based root "
+                     "ssh to the peer; until then their moves wait")
+    try:
+        migrate.check_transport(transport)
+    except migrate.TransportError as exc:
+        return Check("migration transport", "fail", str(exc))
+    words = tuple(transport.split(" "))
+    peers = sorted({p for vm in desired.vms if vm.domain is not None and vm.domain.live_migration for p in vm.peers})
+    for peer in peers:
+        result = host.run((*words, check_name(peer, "node"), "true"), timeout=TIMEOUT)
+        if result.not_found:
+            return Check("migration transport", "fail", f"{words[0]} is not installed (the transport of {names})")
+        if not result.ok:
+            return Check("migration transport", "fail",
+                         f"`{transport} {peer} true` failed, so `xl migrate` cannot reach {peer}: {result.describe()}")
+    return Check("migration transport", "ok", f"`{transport}` reaches {', '.join(peers)} ({names})")
 
 
 def check_volume_groups(host: Host, desired: DesiredNode | None) -> Check:
@@ -414,7 +434,8 @@ def check_power_fences(host: Host, desired: DesiredNode | None,
 def run_checks(host: Host, node: str, desired: DesiredNode | None, *,
                progress: Callable[[Check], None] = lambda c: None,
                fence_peers: Mapping[str, str] | None = None,
-               power_fences: Mapping[str, PowerFenceSection] | None = None) -> list[Check]:
+               power_fences: Mapping[str, PowerFenceSection] | None = None,
+               migrate_transport: str | None = None) -> list[Check]:
     checks: list[Check] = []
 
     def add(*found: Check) -> None:
@@ -432,7 +453,7 @@ def run_checks(host: Host, node: str, desired: DesiredNode | None, *,
     add(check_lvm_filter(host, desired))
     add(*check_services(host))
     add(check_ballooning(host))
-    add(check_ssh_trust(desired))
+    add(check_migration_transport(host, desired, migrate_transport))
     add(check_addresses(host, desired))
     add(check_volume_groups(host, desired))
     add(check_foreign_holders(host, desired))

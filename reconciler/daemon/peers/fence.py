@@ -15,6 +15,14 @@ may still be writing, as Outdated; this handler never answers it.
 Each side notices a cut link on its own ping timeout, so the peer may still call itself Connected when it is
 asked, and DRBD refuses to outdate a connected disk. The peer then answers "connected" and the handler asks
 again until its deadline: a 4 is only ever the peer's own confirmation.
+
+Inside a live migration's window both nodes are Primary, and a cut link runs the handler on both. A Primary
+outside the window answers "primary" (6: the asker outdates itself). Inside the window (the runtime
+``allow-two-primaries``, read fresh with ``drbdsetup show RES``) the peer first tries to give way: the side that
+does not run the domain holds its device closed, so ``drbdadm secondary`` succeeds there and it outdates itself
+(4: the asker, running the domain, keeps its disk); the side running it (the domain, or xl's
+``NAME--incoming``/``NAME--migratedaway`` holding the device) is refused by DRBD ("Device is held open by
+someone") and answers "primary" as before.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import get_args
 
 from reconciler.daemon.peers import peerauth
 from reconciler.daemon.peers.failover import FAILOVER_ID
@@ -34,7 +35,7 @@ from reconciler.daemon.peers.fence import OUTDATE_PATH, OutdateAnswer
 from reconciler.daemon.peers.peerclient import ForgedAnswer, signed_exchange
 from reconciler.daemon.peers.replay import ReplayGuard
 from reconciler.metrics.guard import FailureLimiter, GuardedServerMixin
-from reconciler.model.status import PeerStatus, PeerTakeover
+from reconciler.model.status import MigrationPhase, PeerMigration, PeerStatus, PeerTakeover
 from reconciler.names import name_problem
 from reconciler.printable import escape
 
@@ -63,6 +64,8 @@ class PeerAnswer:
     # VM -> {"id": failover id, "from_node": node}: the VMs this node runs after an automatic failover it decided.
     # A peer of an older version neither sends nor reads it: a missing field means nothing known.
     takeovers: dict[str, dict[str, str]] = field(default_factory=dict)
+    # VM -> {"revision": sha, "phase": phase, "reason": text}: the live migrations this node takes part in.
+    migrations: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -244,6 +247,30 @@ def takeovers_json(takeovers: tuple[PeerTakeover, ...]) -> dict[str, dict[str, s
     return {t.vm: {"id": t.id, "from_node": t.from_node} for t in takeovers}
 
 
+def migrations_json(migrations: tuple[PeerMigration, ...]) -> dict[str, dict[str, str]]:
+    """The answer's ``migrations`` field."""
+    return {m.vm: {"revision": m.revision, "phase": m.phase, "reason": m.reason} for m in migrations}
+
+
+_PHASES: frozenset[str] = frozenset(get_args(MigrationPhase))
+_REVISION = re.compile(r"[0-9a-f]{40}")
+
+
+def _migrations(raw: object) -> tuple[PeerMigration, ...]:
+    """Only entries of the shape a migration's report has; anything else means nothing is known of it."""
+    if not isinstance(raw, dict):
+        return ()
+    found = []
+    for vm, entry in sorted(raw.items()):
+        if not isinstance(entry, dict) or name_problem(vm) is not None:
+            continue
+        revision, phase, reason = entry.get("revision"), entry.get("phase"), entry.get("reason", "")
+        if isinstance(revision, str) and _REVISION.fullmatch(revision) and phase in _PHASES \
+                and isinstance(reason, str):
+            found.append(PeerMigration(vm=vm, revision=revision, phase=phase, reason=escape(reason)[:2000]))
+    return tuple(found)
+
+
 def _takeovers(raw: object) -> tuple[PeerTakeover, ...]:
     """Only entries of the shape a takeover has (a VM name, a failover id, a node name); a field that is missing
     (a peer of an older version) or of another shape means nothing is known."""
@@ -286,7 +313,8 @@ def fetch_peer_report(node: str, host: str, port: int, key: bytes | None, *, sen
     backing = {str(k): int(v) for k, v in raw.items() if isinstance(v, int)} if isinstance(raw, dict) else {}
     answered = PeerStatus(node=node, reachable=True, applied_revision=applied if isinstance(applied, str) else None,
                           ready=bool(data.get("ready")), checked_at=checked,
-                          takeovers=_takeovers(data.get("takeovers")))
+                          takeovers=_takeovers(data.get("takeovers")),
+                          migrations=_migrations(data.get("migrations")))
     return PeerReport(answered, backing, _split_brain_records(data.get("split_brain")))
 
 

@@ -46,9 +46,11 @@ class PeerMonitor:
                     self._seen.add(endpoint.node)
                     self._backing[endpoint.node] = report.backing_bytes
                     self._split_brain[endpoint.node] = report.split_brain
-            # A takeover reported or ended changes what the designated primary plans: a pass looks at once.
-            changed = before is None or (before.reachable, before.applied_revision, before.ready, before.takeovers) != (
-                status.reachable, status.applied_revision, status.ready, status.takeovers)
+            # A takeover reported or ended, or a live migration's next phase, changes what this node plans: a pass
+            # looks at once.
+            changed = before is None or (before.reachable, before.applied_revision, before.ready, before.takeovers,
+                                         before.migrations) != (
+                status.reachable, status.applied_revision, status.ready, status.takeovers, status.migrations)
             if changed:
                 self._on_change(status)
 
