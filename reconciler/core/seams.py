@@ -8,18 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Any, Literal, Protocol
 
+from reconciler.core.actions import Action, ActionKind, Change, Command
+from reconciler.core.observed_index import ObservedIndex
 from reconciler.core.peer_view import PeerView
+from reconciler.core.plan_model import Note, NoteKind
 from reconciler.core.render_settings import DomainFileSettings, ResourceFileSettings
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredDomain, DesiredDrbd, DesiredVm, DrbdHost, DrbdVersion
 from reconciler.model.observed import OwnedFile, ReplicaState, ReplicationState
 from reconciler.model.status import Condition
-
-if TYPE_CHECKING:
-    # The builder takes the node's backends, and a backend plans through the builder: a cycle of types only.
-    from reconciler.core.vm_builder import VmBuilder
 
 Argv = tuple[str, ...]
 
@@ -88,6 +87,54 @@ class ConfigOwner(Protocol):
         ...
 
 
+class PlanBuilder(Protocol):
+    """What a backend's planner adds one VM's steps through (:class:`reconciler.core.vm_builder.VmBuilder`).
+
+    Declared here, beside the protocols whose planning methods take it, so that the seams never import the
+    builder, which imports them.
+    """
+
+    vm: DesiredVm
+    observed: ObservedIndex
+    peer: PeerView | None
+    drbd_changes: Mapping[str, str]
+    actions: list[Action]
+    notes: list[Note]
+
+    @property
+    def hypervisor(self) -> Hypervisor:
+        ...
+
+    @property
+    def replicator(self) -> Replicator:
+        ...
+
+    def add(self, kind: ActionKind, key: str, change: Change, description: str, *,
+            commands: tuple[Command, ...] = (), depends_on: tuple[str | None, ...] = (), timeout: float | None = None,
+            **fields: Any) -> str:
+        """Add an action; its id (its kind's timeout unless ``timeout`` is given)."""
+        ...
+
+    @staticmethod
+    def command(argv: Argv) -> Command:
+        """A backend's argv as an action's command."""
+        ...
+
+    def note(self, kind: NoteKind, key: str, message: str) -> None:
+        ...
+
+    def find(self, kind: ActionKind, key: str) -> str | None:
+        """The id of the action of ``kind`` on ``key`` if one is planned."""
+        ...
+
+    def ids_for(self, *keys: str) -> tuple[str, ...]:
+        ...
+
+    def owned_file(self, kind: ActionKind, key: str, path: str, content: str, owner: ConfigOwner) -> str | None:
+        """Write, or report the drift of, a file the reconciler owns; the id of the write (None: none)."""
+        ...
+
+
 class Hypervisor(Protocol):
     """Runs the VMs' domains: start, stop, live changes, and a cheap listing to notice changes by."""
 
@@ -151,7 +198,7 @@ class Hypervisor(Protocol):
         """Why ``path`` must not be written for domain ``key``: another file defines it already (empty: none)."""
         ...
 
-    def plan_config(self, b: VmBuilder, domain: DesiredDomain) -> str | None:
+    def plan_config(self, b: PlanBuilder, domain: DesiredDomain) -> str | None:
         """Plan the step that puts the domain's configuration file in place; the id of that action (None:
         nothing to write). The planner's composer calls it for every VM to run here."""
         ...
@@ -293,21 +340,22 @@ class Replicator(Protocol):
         observer finds it (raises ``UnsafeNameError`` for a bad resource name)."""
         ...
 
-    def plan_split_brain(self, b: VmBuilder, running: bool) -> bool:
+    def plan_split_brain(self, b: PlanBuilder, running: bool) -> bool:
         """Plan the resolution of a split brain the desired state decided, or note why there is none; True when
         this node discards its changes in this pass (the composer then plans nothing else for the VM).
         ``running``: the VM's domain exists here."""
         ...
 
-    def plan_quorum_loss(self, b: VmBuilder, state: ReplicaState) -> bool:
+    def plan_quorum_loss(self, b: PlanBuilder, state: ReplicaState) -> bool:
         """Plan giving the VM up on a writer that lost quorum; True when the VM gets nothing else in this pass."""
         ...
 
-    def plan_resource(self, b: VmBuilder, desired: DesiredDrbd) -> None:
+    def plan_resource(self, b: PlanBuilder, desired: DesiredDrbd) -> None:
         """Plan the resource itself: its configuration file, metadata, up, adjust, resize."""
         ...
 
-    def plan_role(self, b: VmBuilder, desired: DesiredDrbd, *, want_primary: bool, domain_running: bool) -> str | None:
+    def plan_role(self, b: PlanBuilder, desired: DesiredDrbd, *, want_primary: bool,
+                  domain_running: bool) -> str | None:
         """Plan the promotion or demotion; the id of the promote action (None: none planned)."""
         ...
 

@@ -7,8 +7,7 @@ from collections.abc import Iterable, Sequence
 from reconciler.backends.xen import config_meaning, paths, render
 from reconciler.backends.xen.plan import plan_xen_config
 from reconciler.core.render_settings import DomainFileSettings
-from reconciler.core.seams import Argv
-from reconciler.core.vm_builder import VmBuilder
+from reconciler.core.seams import Argv, PlanBuilder
 from reconciler.model.desired import DesiredDomain
 from reconciler.model.observed import OwnedFile
 from reconciler.names import check_name
@@ -62,5 +61,5 @@ class XenHypervisor:
     def config_differences(self, current: str, desired: str, source: str) -> list[str]:
         return config_meaning.xl_differences(current, desired, source)
 
-    def plan_config(self, b: VmBuilder, domain: DesiredDomain) -> str | None:
+    def plan_config(self, b: PlanBuilder, domain: DesiredDomain) -> str | None:
         return plan_xen_config(b, domain)
