@@ -18,6 +18,7 @@ from reconciler.apply.undo import undo_failed
 from reconciler.core import actions as A
 from reconciler.core.plan_model import Plan
 from reconciler.core.safety import beneath_verdict, signature_verdict
+from reconciler.core.seams import Replicator
 from reconciler.host.base import Host, HostFileError
 from reconciler.model.observed import Signature
 from reconciler.model.status import ActionRecord, ActionResult
@@ -49,13 +50,14 @@ class _Outcome:
 
 class Executor:
     def __init__(self, host: Host, *, options: ApplyOptions | None = None, progress: Progress | None = None,
-                 observer: Observer | None = None) -> None:
+                 observer: Observer | None = None, replicator: Replicator | None = None) -> None:
         self.host = host
         self.options = options or ApplyOptions()
         self.progress = progress or SilentProgress()
         self.observer = observer or Observer(host)
         self.journal = Journal(host, self.options.journal_path)
-        self.last_look = LastLook(host, self.observer)
+        self.last_look = (LastLook(host, self.observer) if replicator is None
+                          else LastLook(host, self.observer, replicator))
 
     def apply(self, plan: Plan) -> ApplyResult:
         started = self.options.clock()

@@ -6,7 +6,7 @@ from collections.abc import Collection, Mapping
 
 from reconciler.backends.dm.plan import plan_stripe
 from reconciler.backends.lvm.plan import plan_lvs
-from reconciler.backends.registry import DEFAULT_BACKENDS
+from reconciler.backends.registry import node_backends
 from reconciler.core.action_order import order_actions
 from reconciler.core.action_registry import kinds_where, observed_tool
 from reconciler.core.actions import Action
@@ -31,7 +31,7 @@ REMOVAL_KINDS = kinds_where("removes")
 
 def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | None = None,
               allow_mass_delete: bool = False, drbd_changes: Mapping[str, str] | None = None,
-              moved_away: Collection[str] | None = None, backends: Backends = DEFAULT_BACKENDS) -> Plan:
+              moved_away: Collection[str] | None = None, backends: Backends | None = None) -> Plan:
     """The ordered, gated actions that take ``observed`` to ``desired``; empty when nothing differs.
 
     ``drbd_changes`` (resource -> what ``drbdadm -d adjust`` would run) comes from the optional deep check.
@@ -39,8 +39,11 @@ def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | 
     run passes None). A domain running where it is not designated is stopped only when the repository moved it
     away (when that is known) and the designated primary can take over now; otherwise it was most likely
     started here by hand in a failover, and stopping it would turn that failover into an outage.
-    ``backends``: the hypervisor and replicator whose commands the actions run (Xen and DRBD by default).
+    ``backends``: the hypervisor and replicator whose commands the actions run (by default those the node's
+    ``backends`` names, :func:`reconciler.backends.registry.node_backends`).
     """
+    if backends is None:
+        backends = node_backends(desired)
     actions: list[Action] = []
     notes: list[Note] = []
     deleting: list[str] = []

@@ -11,7 +11,7 @@ observation + plan in, conditions out.
 
 from __future__ import annotations
 
-from reconciler.backends.registry import DEFAULT_BACKENDS
+from reconciler.backends.registry import node_backends
 from reconciler.core.peer_view import PeerView, failed_over_away
 from reconciler.core.plan_model import Plan
 from reconciler.core.seams import Backends
@@ -21,8 +21,9 @@ from reconciler.model.status import Condition, PeerTakeover
 
 
 def assess(desired: DesiredNode, observed: ObservedNode, plan: Plan,
-           peer: PeerView | None = None, backends: Backends = DEFAULT_BACKENDS) -> tuple[Condition, ...]:
+           peer: PeerView | None = None, backends: Backends | None = None) -> tuple[Condition, ...]:
     """The conditions of ``desired``'s resources; a replica's own are its replicator's (``health_conditions``)."""
+    replicator = (backends if backends is not None else node_backends(desired)).replicator
     conditions: list[Condition] = []
     resources = {r.name: r for r in observed.drbd.resources}
     for vm in desired.vms:
@@ -30,7 +31,7 @@ def assess(desired: DesiredNode, observed: ObservedNode, plan: Plan,
             continue
         res = resources.get(vm.drbd.name) if vm.drbd is not None else None
         if vm.drbd is not None and res is not None:
-            conditions += backends.replicator.health_conditions(vm, res, peer, desired.hostname)
+            conditions += replicator.health_conditions(vm, res, peer, desired.hostname)
         here = vm.domain is not None and observed.domain(vm.domain.name) is not None
         away = failed_over_away(vm, res, peer, domain_here=here)
         if away is not None and peer is not None:
