@@ -15,10 +15,11 @@ from reconciler.apply.progress import Progress, SilentProgress
 from reconciler.apply.result import ApplyResult, pass_outcome, resource_statuses
 from reconciler.apply.retry import RetryPolicy, Sleep, run_with_retries
 from reconciler.apply.undo import undo_failed
+from reconciler.backends.registry import DEFAULT_BACKENDS
 from reconciler.core import actions as A
 from reconciler.core.plan_model import Plan
 from reconciler.core.safety import beneath_verdict, signature_verdict
-from reconciler.core.seams import Replicator
+from reconciler.core.seams import Backends
 from reconciler.host.base import Host, HostFileError
 from reconciler.model.observed import Signature
 from reconciler.model.status import ActionRecord, ActionResult
@@ -50,14 +51,16 @@ class _Outcome:
 
 class Executor:
     def __init__(self, host: Host, *, options: ApplyOptions | None = None, progress: Progress | None = None,
-                 observer: Observer | None = None, replicator: Replicator | None = None) -> None:
+                 observer: Observer | None = None, backends: Backends = DEFAULT_BACKENDS) -> None:
+        """``backends``: the node's hypervisor (the undo of a failed start lists its domains) and replicator (the
+        last look reads its generation identifiers and split-brain incidents)."""
         self.host = host
         self.options = options or ApplyOptions()
         self.progress = progress or SilentProgress()
         self.observer = observer or Observer(host)
         self.journal = Journal(host, self.options.journal_path)
-        self.last_look = (LastLook(host, self.observer) if replicator is None
-                          else LastLook(host, self.observer, replicator))
+        self.backends = backends
+        self.last_look = LastLook(host, self.observer, backends.replicator)
 
     def apply(self, plan: Plan) -> ApplyResult:
         started = self.options.clock()
@@ -162,7 +165,7 @@ class Executor:
                                                 identity=identity, started_at=self.options.clock()))
         outcome = self._execute(action, commands, entry)
         if outcome.result == "failed":
-            undone = undo_failed(self.host, action)
+            undone = undo_failed(self.host, action, self.backends.hypervisor)
             outcome = dataclasses.replace(outcome, message=outcome.message + undone.message,
                                           argv=outcome.argv + undone.ran)
         self.journal.finish(action.id)
@@ -203,5 +206,5 @@ def _may_be_unfinished(kind: str, found: Signature | None) -> bool:
 
 
 def apply_plan(host: Host, plan: Plan, *, options: ApplyOptions | None = None, progress: Progress | None = None,
-               observer: Observer | None = None) -> ApplyResult:
-    return Executor(host, options=options, progress=progress, observer=observer).apply(plan)
+               observer: Observer | None = None, backends: Backends = DEFAULT_BACKENDS) -> ApplyResult:
+    return Executor(host, options=options, progress=progress, observer=observer, backends=backends).apply(plan)

@@ -17,7 +17,7 @@ from reconciler.core.plan_model import Note, NoteKind
 from reconciler.core.render_settings import DomainFileSettings, ResourceFileSettings
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredDomain, DesiredDrbd, DesiredVm, DrbdHost, DrbdVersion
-from reconciler.model.observed import OwnedFile, ReplicaState, ReplicationState
+from reconciler.model.observed import DomainRunState, OwnedFile, ReplicaState, ReplicationState
 from reconciler.model.status import Condition
 
 Argv = tuple[str, ...]
@@ -38,6 +38,49 @@ class EventFolder(Protocol):
 
     def feed(self, line: str) -> StateEvent | None:
         """The event ``line`` is (None: nothing to report); raises ``ParseError`` for a line it cannot read."""
+        ...
+
+
+class ListedDomain(Protocol):
+    """One domain of the hypervisor's listing (:meth:`Hypervisor.watch_argv`)."""
+
+    @property
+    def name(self) -> str:
+        ...
+
+    @property
+    def domid(self) -> int:
+        ...
+
+    @property
+    def state(self) -> DomainRunState:
+        ...
+
+    @property
+    def time_s(self) -> float:
+        """The CPU time it has had (0.0: it never ran)."""
+        ...
+
+
+class ReplicaIdentity(Protocol):
+    """What the replicator's config files on this node say a resource is here (None: they do not say)."""
+
+    @property
+    def source(self) -> str:
+        """The file that says it."""
+        ...
+
+    @property
+    def minor(self) -> int | None:
+        ...
+
+    @property
+    def disk(self) -> str | None:
+        """The backing device its metadata lives on."""
+        ...
+
+    @property
+    def port(self) -> int | None:
         ...
 
 
@@ -185,6 +228,11 @@ class Hypervisor(Protocol):
         """What of the listing means a domain changed state (counters left out): equal means no change."""
         ...
 
+    def listed_domains(self, listing: str) -> Sequence[ListedDomain]:
+        """The domains a :meth:`watch_argv` listing shows (the undo of a failed start looks for its remnant);
+        raises ``ParseError`` for a listing it cannot read."""
+        ...
+
     def hand_written(self, text: str, domain: str) -> bool:
         """The config text was written by hand for this domain (no header of ours, and it defines the domain):
         a takeover's starting point, where an edited file of ours is drift."""
@@ -323,6 +371,12 @@ class Replicator(Protocol):
 
     def config_differences(self, current: str, desired: str, source: str) -> list[str]:
         """What applying ``desired`` instead of ``current`` would change in the running resource (empty: nothing)."""
+        ...
+
+    def config_identities(self, files: Iterable[OwnedFile], node: str) -> tuple[Mapping[str, ReplicaIdentity], str]:
+        """Per resource, what the replicator's config files among ``files`` say it is on ``node`` (the identity
+        check before a plan: a minor, port or backing device never changes in place), and what could not be
+        read (empty: every file was read)."""
         ...
 
     def outdate(self, host: Host, resource: str) -> tuple[OutdateOutcome, str]:

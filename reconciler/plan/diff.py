@@ -49,7 +49,7 @@ def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | 
     deleting: list[str] = []
     refused_vms: list[VmRefusal] = []
     index = ObservedIndex(observed)
-    holders = Holders(index)
+    holders = Holders(index, backends.replicator)
     for vm in desired.vms:
         if vm.suspended:
             notes.append(Note(key=f"vm:{vm.name}", vm=vm.name, kind="info",

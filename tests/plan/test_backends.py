@@ -150,3 +150,22 @@ def test_the_deep_check_asks_the_nodes_replicator(monkeypatch: pytest.MonkeyPatc
     host = FakeHost()
     drbd_dry_run(host, desired, converged(desired))  # type: ignore[arg-type]
     assert [c for c in host.calls if c[0] in ("other-repl", "drbdadm")] == [("other-repl", "would-adjust", "vm100")]
+
+
+class _Identity:
+    source, minor, disk, port = "/etc/other/vm100.conf", 5, None, None
+
+
+class IdentityReplicator(DrbdReplicator):
+    """Another replicator's config files, which say vm100 is minor 5 here."""
+
+    def config_identities(self, files: object, node: str) -> tuple[dict[str, _Identity], str]:  # type: ignore[override]
+        return {"vm100": _Identity()}, ""
+
+
+def test_the_identity_check_reads_the_replicators_config_files() -> None:
+    desired = make_node(make_vm(100))
+    plan = plan_node(desired, empty_observed(), backends=Backends(hypervisor=XEN, replicator=IdentityReplicator()))
+    assert [r.vm for r in plan.refused_vms] == ["vm100"]
+    assert "minor would change from 5 to 0 (/etc/other/vm100.conf)" in plan.refused_vms[0].reason
+    assert plan_node(desired, empty_observed()).refused_vms == ()

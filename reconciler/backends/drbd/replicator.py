@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from reconciler.backends.drbd import config_meaning, events2, outdate, paths, quorum, render, splitbrain_handler
+from reconciler.backends.drbd import conf, config_meaning, events2, outdate, paths, quorum, render, splitbrain_handler
 from reconciler.backends.drbd.drbd9 import VERIFY_STATES
 from reconciler.backends.drbd.health import drbd_conditions
 from reconciler.backends.drbd.plan import plan_drbd
@@ -14,7 +14,15 @@ from reconciler.backends.drbd.splitbrain_markers import current_uuid, incident_i
 from reconciler.backends.drbd.splitbrain_plan import plan_split_brain
 from reconciler.core.peer_view import PeerView
 from reconciler.core.render_settings import ResourceFileSettings
-from reconciler.core.seams import Argv, EventFolder, OutdateOutcome, PlanBuilder, SplitBrainIncident, SplitBrainRecord
+from reconciler.core.seams import (
+    Argv,
+    EventFolder,
+    OutdateOutcome,
+    PlanBuilder,
+    ReplicaIdentity,
+    SplitBrainIncident,
+    SplitBrainRecord,
+)
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredDrbd, DesiredVm, DrbdHost, DrbdVersion
 from reconciler.model.observed import DrbdResourceState, DrbdState, OwnedFile
@@ -117,6 +125,9 @@ class DrbdReplicator:
 
     def config_differences(self, current: str, desired: str, source: str) -> list[str]:
         return config_meaning.drbd_differences(current, desired, source)
+
+    def config_identities(self, files: Iterable[OwnedFile], node: str) -> tuple[Mapping[str, ReplicaIdentity], str]:
+        return conf.owned_identities(files, node)
 
     def outdate(self, host: Host, resource: str) -> tuple[OutdateOutcome, str]:
         return outdate.outdate(host, resource)

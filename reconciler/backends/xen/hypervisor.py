@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from reconciler.backends.xen import config_meaning, paths, render
+from reconciler.backends.xen import config_meaning, paths, render, xl
 from reconciler.backends.xen.plan import plan_xen_config
 from reconciler.core.render_settings import DomainFileSettings
-from reconciler.core.seams import Argv, PlanBuilder
+from reconciler.core.seams import Argv, ListedDomain, PlanBuilder
 from reconciler.model.desired import DesiredDomain
 from reconciler.model.observed import OwnedFile
 from reconciler.names import check_name
@@ -45,6 +45,9 @@ class XenHypervisor:
     def watch_argv(self) -> Argv:
         # Xen has no event stream the daemon can follow without a library: `xl list` is polled.
         return ("xl", "list")
+
+    def listed_domains(self, listing: str) -> Sequence[ListedDomain]:
+        return xl.parse_xl_list(listing)
 
     def state_signature(self, listing: str) -> str:
         """Name and state of each domain from ``xl list`` (ids, memory, vcpus and CPU time left out)."""

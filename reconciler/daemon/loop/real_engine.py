@@ -72,7 +72,7 @@ class RealEngine:
     def apply(self, plan: Plan, desired: DesiredNode, observed: ObservedNode, hooks: ActionHooks) -> ApplyOutcome:
         options = ApplyOptions(policy=self.retry_policy, should_stop=hooks.should_stop, before_run=hooks.running)
         executor = Executor(self.host, options=options, progress=_HookProgress(hooks, self.retry_policy),
-                            observer=self.observer, replicator=node_backends(desired).replicator)
+                            observer=self.observer, backends=node_backends(desired))
         result = executor.apply(plan)
         return ApplyOutcome(resources=result.resources, actions=result.actions, retries=result.retries,
                             errors=result.errors)

@@ -17,6 +17,7 @@ from typing import Literal
 
 from reconciler.backends.drbd.render import DEFAULT_FENCE_PEER
 from reconciler.backends.lvm import parse as lvm
+from reconciler.backends.registry import node_backends
 from reconciler.backends.xen import paths as xen_paths
 from reconciler.core.observed_index import ObservedIndex
 from reconciler.core.parse_error import ParseError
@@ -292,7 +293,7 @@ def check_foreign_holders(host: Host, desired: DesiredNode | None) -> Check:
     observed = Observer(host).observe()
     blind = [t.name for t in observed.tools if t.state != "available" and t.name in ("lvm", "dmsetup", "drbd")]
     index = ObservedIndex(observed)
-    holders = Holders(index)
+    holders = Holders(index, node_backends(desired).replicator)
     refusals = [r for vm in desired.vms if (r := identity_refusal(vm, index, holders))]
     if refusals:
         return Check("names and minors", "fail", "; ".join(refusals))
