@@ -84,6 +84,23 @@ class ReplicaIdentity(Protocol):
         ...
 
 
+# What a fence-peer handler concluded, in the shared fence logic's words; the replicator's handler adapter turns
+# it into what its tool understands (DRBD's: an exit code, backends/drbd/fence_handler.py).
+FenceVerdict = Literal["not-fenced", "already", "outdated", "peer-primary", "stonithed"]
+
+
+@dataclass(frozen=True)
+class FenceRequest:
+    """What the replication told its fence-peer handler, read by the replicator's adapter from however its tool
+    passes it (DRBD: the ``DRBD_*`` environment). ``resource`` is not checked yet."""
+
+    resource: str
+    peer_node_id: int | None = None  # the lost peer's node id, when the tool names it so
+    peer_address: str = ""  # its replication address, when given
+    peer_names: tuple[str, ...] = ()  # the peers' names, when given
+    minors: tuple[int, ...] = ()  # the devices the handler runs for, when given
+
+
 # What asking this node to outdate its replica (a peer's fence-peer handler) found and did.
 OutdateOutcome = Literal["outdated", "already", "primary", "connected", "failed"]
 
