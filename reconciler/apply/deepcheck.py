@@ -6,7 +6,7 @@ one read-only command per resource that is up, so it is opt-in (``--deep``) rath
 
 from __future__ import annotations
 
-from reconciler.backends.registry import DEFAULT_BACKENDS
+from reconciler.backends.registry import node_backends
 from reconciler.core.seams import Replicator
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredNode
@@ -16,8 +16,11 @@ DRY_RUN_TIMEOUT = 30.0
 
 
 def drbd_dry_run(host: Host, desired: DesiredNode, observed: ObservedNode,
-                 replicator: Replicator = DEFAULT_BACKENDS.replicator) -> dict[str, str]:
-    """Resource -> the commands ``adjust`` would run, for each resource that is up and would change."""
+                 replicator: Replicator | None = None) -> dict[str, str]:
+    """Resource -> the commands ``adjust`` would run, for each resource that is up and would change (through
+    the node's replicator unless ``replicator`` is given)."""
+    if replicator is None:
+        replicator = node_backends(desired).replicator
     changes: dict[str, str] = {}
     for vm in desired.vms:
         if vm.drbd is None or vm.suspended or observed.drbd.resource(vm.drbd.name) is None:

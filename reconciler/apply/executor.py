@@ -16,9 +16,11 @@ from reconciler.apply.provision_record import ProvisionRecords
 from reconciler.apply.result import ApplyResult, pass_outcome, resource_statuses
 from reconciler.apply.retry import RetryPolicy, Sleep, run_with_retries
 from reconciler.apply.undo import undo_failed
+from reconciler.backends.registry import DEFAULT_BACKENDS
 from reconciler.core import actions as A
 from reconciler.core.plan_model import Plan
 from reconciler.core.safety import beneath_verdict, provision_verdict, signature_verdict
+from reconciler.core.seams import Backends
 from reconciler.host.base import CommandResult, Host, HostFileError
 from reconciler.model.observed import Signature
 from reconciler.model.status import ActionRecord, ActionResult
@@ -51,13 +53,16 @@ class _Outcome:
 
 class Executor:
     def __init__(self, host: Host, *, options: ApplyOptions | None = None, progress: Progress | None = None,
-                 observer: Observer | None = None) -> None:
+                 observer: Observer | None = None, backends: Backends = DEFAULT_BACKENDS) -> None:
+        """``backends``: the node's hypervisor (the undo of a failed start lists its domains) and replicator (the
+        last look reads its generation identifiers and split-brain incidents)."""
         self.host = host
         self.options = options or ApplyOptions()
         self.progress = progress or SilentProgress()
         self.observer = observer or Observer(host)
         self.journal = Journal(host, self.options.journal_path)
-        self.last_look = LastLook(host, self.observer)
+        self.backends = backends
+        self.last_look = LastLook(host, self.observer, backends.replicator)
         self.provision_records = ProvisionRecords(host, self.options.journal_path)
 
     def apply(self, plan: Plan) -> ApplyResult:
@@ -169,7 +174,7 @@ class Executor:
         if action.kind == "provision-fs" and outcome.result != "ok":
             outcome = self._provision_failed(action, outcome)
         if outcome.result == "failed":
-            undone = undo_failed(self.host, action)
+            undone = undo_failed(self.host, action, self.backends.hypervisor)
             outcome = dataclasses.replace(outcome, message=outcome.message + undone.message,
                                           argv=outcome.argv + undone.ran)
         self.journal.finish(action.id)
@@ -235,5 +240,5 @@ def _may_be_unfinished(kind: str, found: Signature | None) -> bool:
 
 
 def apply_plan(host: Host, plan: Plan, *, options: ApplyOptions | None = None, progress: Progress | None = None,
-               observer: Observer | None = None) -> ApplyResult:
-    return Executor(host, options=options, progress=progress, observer=observer).apply(plan)
+               observer: Observer | None = None, backends: Backends = DEFAULT_BACKENDS) -> ApplyResult:
+    return Executor(host, options=options, progress=progress, observer=observer, backends=backends).apply(plan)

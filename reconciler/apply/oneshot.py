@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from reconciler.apply.deepcheck import drbd_dry_run
+from reconciler.backends.registry import node_backends
 from reconciler.core.peer_view import PeerView, peer_view_from_observation
 from reconciler.core.plan_model import Plan
 from reconciler.host.base import Host
@@ -67,7 +68,8 @@ def converge_once(host: Host, desired: DesiredNode, *, peer: PeerSource | None =
     observer = observer or Observer(host)
     step = observe_and_plan(host, desired, peer=peer, allow_mass_delete=allow_mass_delete, observer=observer,
                             deep=deep, gate=gate)
-    result = apply_plan(host, step.plan, options=options, progress=progress, observer=observer)
+    result = apply_plan(host, step.plan, options=options, progress=progress, observer=observer,
+                        backends=node_backends(desired))
     return Step(step.observed, step.plan, result)
 
 

@@ -1,5 +1,6 @@
 """After a step failed: clear what it left half-made, where a fresh look proves that nothing is lost.
 
+Through the node's :class:`~reconciler.core.seams.Hypervisor` (its listing); what follows is Xen's case.
 ``xl create`` destroys the domain it was building when it fails by itself, but not when it is killed: by
 its timeout or by systemd's ``TimeoutStartSec`` on the domain's unit. The domain then stays, paused,
 holding its disks, and its name makes every later start fail ("already exists"). Right after a failed
@@ -14,10 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.backends.xen.xl import XL_LIST_ARGV, parse_xl_list
 from reconciler.core.action_registry import spec
 from reconciler.core.actions import Action
 from reconciler.core.parse_error import ParseError
+from reconciler.core.seams import Hypervisor
 from reconciler.host.base import Host
 from reconciler.model.observed import never_ran
 from reconciler.names import check_name
@@ -31,16 +32,16 @@ class Undone:
     ran: tuple[tuple[str, ...], ...] = ()
 
 
-def undo_failed(host: Host, action: Action) -> Undone:
-    """Run the failed action's undo commands if its kind's check allows it."""
+def undo_failed(host: Host, action: Action, hypervisor: Hypervisor) -> Undone:
+    """Run the failed action's undo commands if its kind's check allows it; ``hypervisor`` lists the domains."""
     if not action.undo or spec(action.kind).undo_check != "unstarted-domain":
         return Undone("")
     name = check_name(action.key.split(":", 1)[1], "domain")
-    listing = host.run(XL_LIST_ARGV, timeout=LIST_TIMEOUT)
+    listing = host.run(hypervisor.watch_argv(), timeout=LIST_TIMEOUT)
     if not listing.ok:
         return Undone(f"; could not look for a half-made {name} afterwards: {listing.describe()}")
     try:
-        rows = parse_xl_list(listing.stdout)
+        rows = hypervisor.listed_domains(listing.stdout)
     except ParseError as exc:
         return Undone(f"; could not look for a half-made {name} afterwards ({exc})")
     row = next((r for r in rows if r.name == name), None)

@@ -7,6 +7,8 @@ backend's parsers and the host seam's readers with them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from reconciler.backends.dm import facts as dm_facts
 from reconciler.backends.dm.facts import DmFacts
 from reconciler.backends.drbd import paths as drbd_paths
@@ -16,10 +18,14 @@ from reconciler.backends.lvm import facts as lvm_facts
 from reconciler.backends.lvm.facts import LvmFacts
 from reconciler.backends.xen import paths as xen_paths
 from reconciler.backends.xen.facts import XenFacts
-from reconciler.core.facts import FactProvider, OwnedConfigFiles, VersionProbe
+from reconciler.core.facts import FactProvider, FreshFact, FreshRead, OwnedConfigFiles, VersionProbe
 
 # The order is the pass's: commands run, and tools are listed, in this order. A new backend registers here.
 FACT_PROVIDERS: tuple[FactProvider, ...] = (LvmFacts(), DmFacts(), DrbdFacts(), XenFacts())
+
+# Who reads each kind of fact afresh for the last look right before a step (Observer.observe_drbd,
+# observe_dm, observe_lvs). Another replicator, or another volume or device backend, registers its reader here.
+FRESH_READS: Mapping[FreshFact, FreshRead] = {"replication": DrbdFacts(), "devices": DmFacts(), "volumes": LvmFacts()}
 
 # Run once per observer, in this order (Xen's version comes with `xl info` and DRBD's kernel version with
 # /proc/drbd, both read on every pass anyway). A backend whose tool needs a command of its own registers here.

@@ -1,8 +1,9 @@
 """The registered hypervisors, replicators, metrics and failure messages, and the pair a node uses (Xen and
 DRBD); the fact providers are registered beside it (:mod:`reconciler.backends.providers`).
 
-Another backend registers here by name; the planner and the daemon take a :class:`Backends` and default
-to :data:`DEFAULT_BACKENDS`; the metrics collector adds
+Another backend registers here by name; a node names its pair in cluster.yaml (``backends``, carried on
+``DesiredNode.backends``), which :func:`node_backends` turns into the :class:`Backends` the expansion, the
+planner and the daemon's parts take (:data:`DEFAULT_BACKENDS` for a node that names none); the metrics collector adds
 the sections of :data:`METRICS_MODULES` in order; the executor's classification of a failed command asks
 :data:`PRECONDITION_PATTERNS`, then :data:`TRANSIENT_PATTERNS` and :data:`TRANSIENT_EXIT_CODES` (with the
 messages every tool prints alike, its own).
@@ -19,12 +20,27 @@ from reconciler.backends.drbd.replicator import DrbdReplicator
 from reconciler.backends.lvm.errors import TRANSIENT_PATTERNS as LVM_TRANSIENT_PATTERNS
 from reconciler.backends.xen.hypervisor import XenHypervisor
 from reconciler.core.seams import Backends, Hypervisor, Replicator
+from reconciler.model.desired import DesiredNode, NodeBackends
 
+# By the name a node's ``backends`` in cluster.yaml gives (reconciler.desired.validate checks it against these).
 HYPERVISORS: Mapping[str, Hypervisor] = {"xen": XenHypervisor()}
 REPLICATORS: Mapping[str, Replicator] = {"drbd": DrbdReplicator()}
 
 
-DEFAULT_BACKENDS = Backends(hypervisor=HYPERVISORS["xen"], replicator=REPLICATORS["drbd"])
+def backends_named(names: NodeBackends) -> Backends:
+    """The registered pair ``names`` gives (the desired state's validation has checked the names; a name that
+    is not registered here raises ``KeyError``)."""
+    return Backends(hypervisor=HYPERVISORS[names.hypervisor], replicator=REPLICATORS[names.replicator])
+
+
+def node_backends(desired: DesiredNode) -> Backends:
+    """The hypervisor and replicator the node of ``desired`` runs (its ``backends`` in cluster.yaml)."""
+    return backends_named(desired.backends)
+
+
+# What a node without ``backends`` runs (NodeBackends' defaults), and what the parts that act before the
+# desired state is known use until they are told the node's pair.
+DEFAULT_BACKENDS = backends_named(NodeBackends())
 
 
 # Each backend's part of a scrape, in the exposition's order: the section's name (the ``section`` label of

@@ -84,7 +84,8 @@ def _migrate_transport(args: argparse.Namespace) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from reconciler.daemon.node.doctor import Check, run_checks  # noqa: PLC0415
+    from reconciler.core.doctor import Check  # noqa: PLC0415
+    from reconciler.daemon.node.doctor import run_checks  # noqa: PLC0415
 
     try:
         node = node_name(args)

@@ -2,14 +2,14 @@
 
 DRBD runs it (``handlers { fence-peer "/usr/bin/reconciler fence-peer"; }``) with the resource in
 ``DRBD_RESOURCE`` and the peer in ``DRBD_PEER_NODE_ID``/``DRBD_PEER_ADDRESS`` (9) or ``DRBD_PEERS`` (8.4).
-It is started by the kernel, not by systemd, so it reads the daemon's environment file itself. The exit
-codes are DRBD's contract, see :mod:`reconciler.daemon.peers.fence`.
+It is started by the kernel, not by systemd, so it reads the daemon's environment file itself. DRBD's
+environment and exit codes are read and answered by DRBD's adapter
+(:mod:`reconciler.backends.drbd.fence_handler`); the fencing itself is :mod:`reconciler.daemon.peers.fence`.
 """
 
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import signal
 import sys
@@ -17,18 +17,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reconciler.backends.drbd.fence_handler import EXIT_ERROR, exit_code, request_from_env
 from reconciler.daemon.peers.fence import (
     DEFAULT_HANDLER_TIMEOUT,
-    EXIT_ERROR,
     FenceResult,
+    PeerChoiceError,
     ask_outdate,
+    pick_peer,
     resource_hosts,
     stonith_peer,
 )
 from reconciler.daemon.peers.keyfile import SecretFileError, read_secret
 from reconciler.daemon.peers.peer import DEFAULT_PEER_PORT, parse_peer_item
 from reconciler.host.real import RealHost
-from reconciler.model.desired import DrbdHost
 from reconciler.names import UnsafeNameError, check_name
 from reconciler.statedir import DEFAULT_ENV_FILE, DEFAULT_STATE_DIR
 
@@ -101,27 +102,6 @@ def _setting(args_value: str | None, name: str, env: Mapping[str, str], file_env
     return env.get(key) or file_env.get(key) or default
 
 
-def _pick_peer(hosts: tuple[DrbdHost, ...], node: str, env: Mapping[str, str]) -> DrbdHost:
-    others = [h for h in hosts if h.name != node]
-    node_id = env.get("DRBD_PEER_NODE_ID", "")
-    address = env.get("DRBD_PEER_ADDRESS", "")
-    names = env.get("DRBD_PEERS", "").split()
-    if node_id.isdigit():
-        others = [h for h in others if h.node_id == int(node_id)]
-    elif address:
-        try:
-            wanted = ipaddress.ip_address(address)
-        except ValueError:
-            raise HandlerError(f"DRBD_PEER_ADDRESS {address!r} is not an address") from None
-        others = [h for h in others if ipaddress.ip_address(h.address) == wanted]
-    elif names:
-        others = [h for h in others if h.name in names]
-    if len(others) != 1:
-        seen = ", ".join(h.name for h in others) or "none"
-        raise HandlerError(f"cannot tell which peer to fence (candidates: {seen})")
-    return others[0]
-
-
 def _in_force(state_dir: Path) -> LoadedRevision | None:
     from reconciler.source.gitsource import GitSource  # noqa: PLC0415
     from reconciler.source.mirror import Mirror  # noqa: PLC0415
@@ -153,13 +133,16 @@ def _endpoint(args: argparse.Namespace, resource: str, node: str, state_dir: Pat
     hosts = resource_hosts(in_force.cluster, node).get(resource)
     if hosts is None:
         raise HandlerError(f"not a resource of node {node} in revision {in_force.info.sha[:12]}")
-    peer = _pick_peer(hosts, node, env)
+    try:
+        peer = pick_peer(hosts, node, request_from_env(env))
+    except PeerChoiceError as exc:
+        raise HandlerError(str(exc)) from exc
     host, port = explicit.get(peer.name, (peer.address, DEFAULT_PEER_PORT))
     return peer.name, host, port
 
 
 def fence_peer(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    raw = env.get("DRBD_RESOURCE", "")
+    raw = request_from_env(env).resource
     try:
         resource = check_name(raw, "DRBD resource")
     except UnsafeNameError as exc:
@@ -185,8 +168,9 @@ def fence_peer(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     if result.unreachable:
         _log(resource, result.message)
         result = _stonith(resource, node, peer, state_dir, env)
-    _log(resource, f"{result.message}; exit {result.exit_code}")
-    return result.exit_code
+    code = exit_code(result.verdict)
+    _log(resource, f"{result.message}; exit {code}")
+    return code
 
 
 def _stonith(resource: str, node: str, peer: str, state_dir: Path, env: Mapping[str, str]) -> FenceResult:
@@ -194,10 +178,10 @@ def _stonith(resource: str, node: str, peer: str, state_dir: Path, env: Mapping[
     try:
         in_force = _in_force(state_dir)
     except (OSError, ValueError) as exc:
-        return FenceResult(EXIT_ERROR, f"the revision in force could not be read ({exc}): no power fence known")
+        return FenceResult("not-fenced", f"the revision in force could not be read ({exc}): no power fence known")
     if in_force is None:
-        return FenceResult(EXIT_ERROR, f"no revision in force in {state_dir}: no power fence known")
-    return stonith_peer(RealHost(node), in_force.cluster, resource, peer, state_dir, env=env)
+        return FenceResult("not-fenced", f"no revision in force in {state_dir}: no power fence known")
+    return stonith_peer(RealHost(node), in_force.cluster, resource, peer, state_dir, request=request_from_env(env))
 
 
 class Terminated(BaseException):
@@ -219,7 +203,7 @@ def _fence_peer(args: argparse.Namespace) -> int:
     try:
         return fence_peer(args, os.environ)
     except Terminated as stopped:
-        raw = os.environ.get("DRBD_RESOURCE", "")
+        raw = request_from_env(os.environ).resource
         try:
             resource = check_name(raw, "DRBD resource")
         except UnsafeNameError:

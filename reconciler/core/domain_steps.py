@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from reconciler.core.seams import Replicator
-from reconciler.core.vm_builder import VmBuilder
+from reconciler.core.seams import PlanBuilder, Replicator
 from reconciler.model.desired import DesiredDomain, DesiredVm
 from reconciler.model.observed import DomainState, DrbdResourceState
 
 
-def plan_live_changes(b: VmBuilder, domain: DesiredDomain, running: DomainState) -> bool:
+def plan_live_changes(b: PlanBuilder, domain: DesiredDomain, running: DomainState) -> bool:
     """Memory and vcpus within the running domain's maximum change live; returns True when a restart is needed."""
     restart: list[str] = []
     maxmem = running.maxmem_mib or domain.maxmem_mib
@@ -44,13 +43,13 @@ def plan_live_changes(b: VmBuilder, domain: DesiredDomain, running: DomainState)
     return False
 
 
-def plan_start(b: VmBuilder, domain: DesiredDomain, after: tuple[str | None, ...]) -> str:
+def plan_start(b: PlanBuilder, domain: DesiredDomain, after: tuple[str | None, ...]) -> str:
     return b.add("start-domain", domain.key, "create", f"start domain {domain.name}",
                  commands=(b.command(b.hypervisor.start_argv(domain.name)),), depends_on=after,
                  devices=domain.disks, undo=(b.command(b.hypervisor.destroy_argv(domain.name)),))
 
 
-def plan_shutdown(b: VmBuilder, domain: DesiredDomain, why: str, *, refused: str = "", waiting: str = "") -> str:
+def plan_shutdown(b: PlanBuilder, domain: DesiredDomain, why: str, *, refused: str = "", waiting: str = "") -> str:
     return b.add("shutdown-domain", domain.key, "delete" if b.vm.lifecycle == "deleted" else "change",
                  f"shut down domain {domain.name} ({why})",
                  commands=(b.command(b.hypervisor.shutdown_argv(domain.name)),), reason=why, refused=refused,

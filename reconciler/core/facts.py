@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from reconciler.host.base import CommandResult, Host, HostFileError
 from reconciler.model.observed import (
@@ -121,6 +121,31 @@ class FactProvider(Protocol):
 
         Never raises for what the node says: a missing or failing tool is a :class:`ToolStatus` that is not
         ``available``, and then the provider writes no other field (empty means unknown, never none)."""
+        ...
+
+
+@dataclass(frozen=True)
+class FreshContext:
+    """What a read right before a step may use: the host, a runner, and the tool versions and owned files on
+    demand (each read only when asked, so a read that needs neither runs no more commands than its own)."""
+
+    host: Host
+    run: CommandRunner
+    versions: Callable[[], ToolVersions]
+    files: Callable[[], tuple[OwnedFile, ...]]
+
+
+# What the last look right before a step reads afresh: the replicated resources' state (with the handler's
+# split-brain records), the block devices a stripe is, the logical volumes.
+FreshFact = Literal["replication", "devices", "volumes"]
+
+
+class FreshRead(Protocol):
+    """One backend's read of one kind of fact alone, afresh, for the last look before a step."""
+
+    def read_fresh(self, context: FreshContext, facts: NodeFacts) -> ToolStatus:
+        """Run the few commands this kind of fact needs, write it into ``facts`` (its own fields only) and
+        return the tool's status; never raises for what the node says, as :meth:`FactProvider.read`."""
         ...
 
 

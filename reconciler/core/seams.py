@@ -8,18 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Any, Literal, Protocol
 
+from reconciler.core.actions import Action, ActionKind, Change, Command
+from reconciler.core.observed_index import ObservedIndex
 from reconciler.core.peer_view import PeerView
+from reconciler.core.plan_model import Note, NoteKind
 from reconciler.core.render_settings import DomainFileSettings, ResourceFileSettings
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredDomain, DesiredDrbd, DesiredVm, DrbdHost, DrbdVersion
-from reconciler.model.observed import OwnedFile, ReplicaState, ReplicationState
+from reconciler.model.observed import DomainRunState, OwnedFile, ReplicaState, ReplicationState
 from reconciler.model.status import Condition
-
-if TYPE_CHECKING:
-    # The builder takes the node's backends, and a backend plans through the builder: a cycle of types only.
-    from reconciler.core.vm_builder import VmBuilder
 
 Argv = tuple[str, ...]
 
@@ -40,6 +39,66 @@ class EventFolder(Protocol):
     def feed(self, line: str) -> StateEvent | None:
         """The event ``line`` is (None: nothing to report); raises ``ParseError`` for a line it cannot read."""
         ...
+
+
+class ListedDomain(Protocol):
+    """One domain of the hypervisor's listing (:meth:`Hypervisor.watch_argv`)."""
+
+    @property
+    def name(self) -> str:
+        ...
+
+    @property
+    def domid(self) -> int:
+        ...
+
+    @property
+    def state(self) -> DomainRunState:
+        ...
+
+    @property
+    def time_s(self) -> float:
+        """The CPU time it has had (0.0: it never ran)."""
+        ...
+
+
+class ReplicaIdentity(Protocol):
+    """What the replicator's config files on this node say a resource is here (None: they do not say)."""
+
+    @property
+    def source(self) -> str:
+        """The file that says it."""
+        ...
+
+    @property
+    def minor(self) -> int | None:
+        ...
+
+    @property
+    def disk(self) -> str | None:
+        """The backing device its metadata lives on."""
+        ...
+
+    @property
+    def port(self) -> int | None:
+        ...
+
+
+# What a fence-peer handler concluded, in the shared fence logic's words; the replicator's handler adapter turns
+# it into what its tool understands (DRBD's: an exit code, backends/drbd/fence_handler.py).
+FenceVerdict = Literal["not-fenced", "already", "outdated", "peer-primary", "stonithed"]
+
+
+@dataclass(frozen=True)
+class FenceRequest:
+    """What the replication told its fence-peer handler, read by the replicator's adapter from however its tool
+    passes it (DRBD: the ``DRBD_*`` environment). ``resource`` is not checked yet."""
+
+    resource: str
+    peer_node_id: int | None = None  # the lost peer's node id, when the tool names it so
+    peer_address: str = ""  # its replication address, when given
+    peer_names: tuple[str, ...] = ()  # the peers' names, when given
+    minors: tuple[int, ...] = ()  # the devices the handler runs for, when given
 
 
 # What asking this node to outdate its replica (a peer's fence-peer handler) found and did.
@@ -85,6 +144,54 @@ class ConfigOwner(Protocol):
     def defined_elsewhere(self, files: Iterable[OwnedFile], key: str, path: str, /) -> str:
         """Why ``path`` must not be written for ``key``: another file the tool reads defines it already (empty:
         nothing else does)."""
+        ...
+
+
+class PlanBuilder(Protocol):
+    """What a backend's planner adds one VM's steps through (:class:`reconciler.core.vm_builder.VmBuilder`).
+
+    Declared here, beside the protocols whose planning methods take it, so that the seams never import the
+    builder, which imports them.
+    """
+
+    vm: DesiredVm
+    observed: ObservedIndex
+    peer: PeerView | None
+    drbd_changes: Mapping[str, str]
+    actions: list[Action]
+    notes: list[Note]
+
+    @property
+    def hypervisor(self) -> Hypervisor:
+        ...
+
+    @property
+    def replicator(self) -> Replicator:
+        ...
+
+    def add(self, kind: ActionKind, key: str, change: Change, description: str, *,
+            commands: tuple[Command, ...] = (), depends_on: tuple[str | None, ...] = (), timeout: float | None = None,
+            **fields: Any) -> str:
+        """Add an action; its id (its kind's timeout unless ``timeout`` is given)."""
+        ...
+
+    @staticmethod
+    def command(argv: Argv) -> Command:
+        """A backend's argv as an action's command."""
+        ...
+
+    def note(self, kind: NoteKind, key: str, message: str) -> None:
+        ...
+
+    def find(self, kind: ActionKind, key: str) -> str | None:
+        """The id of the action of ``kind`` on ``key`` if one is planned."""
+        ...
+
+    def ids_for(self, *keys: str) -> tuple[str, ...]:
+        ...
+
+    def owned_file(self, kind: ActionKind, key: str, path: str, content: str, owner: ConfigOwner) -> str | None:
+        """Write, or report the drift of, a file the reconciler owns; the id of the write (None: none)."""
         ...
 
 
@@ -152,6 +259,11 @@ class Hypervisor(Protocol):
         """What of the listing means a domain changed state (counters left out): equal means no change."""
         ...
 
+    def listed_domains(self, listing: str) -> Sequence[ListedDomain]:
+        """The domains a :meth:`watch_argv` listing shows (the undo of a failed start looks for its remnant);
+        raises ``ParseError`` for a listing it cannot read."""
+        ...
+
     def hand_written(self, text: str, domain: str) -> bool:
         """The config text was written by hand for this domain (no header of ours, and it defines the domain):
         a takeover's starting point, where an edited file of ours is drift."""
@@ -165,7 +277,7 @@ class Hypervisor(Protocol):
         """Why ``path`` must not be written for domain ``key``: another file defines it already (empty: none)."""
         ...
 
-    def plan_config(self, b: VmBuilder, domain: DesiredDomain) -> str | None:
+    def plan_config(self, b: PlanBuilder, domain: DesiredDomain) -> str | None:
         """Plan the step that puts the domain's configuration file in place; the id of that action (None:
         nothing to write). The planner's composer calls it for every VM to run here."""
         ...
@@ -297,6 +409,12 @@ class Replicator(Protocol):
         """What applying ``desired`` instead of ``current`` would change in the running resource (empty: nothing)."""
         ...
 
+    def config_identities(self, files: Iterable[OwnedFile], node: str) -> tuple[Mapping[str, ReplicaIdentity], str]:
+        """Per resource, what the replicator's config files among ``files`` say it is on ``node`` (the identity
+        check before a plan: a minor, port or backing device never changes in place), and what could not be
+        read (empty: every file was read)."""
+        ...
+
     def outdate(self, host: Host, resource: str) -> tuple[OutdateOutcome, str]:
         """Mark this node's replica as out of date, because a peer that lost us asks (its fence-peer handler),
         unless this node is the writer; never promote or demote. The outcome and what it found, for the log."""
@@ -317,21 +435,22 @@ class Replicator(Protocol):
         observer finds it (raises ``UnsafeNameError`` for a bad resource name)."""
         ...
 
-    def plan_split_brain(self, b: VmBuilder, running: bool) -> bool:
+    def plan_split_brain(self, b: PlanBuilder, running: bool) -> bool:
         """Plan the resolution of a split brain the desired state decided, or note why there is none; True when
         this node discards its changes in this pass (the composer then plans nothing else for the VM).
         ``running``: the VM's domain exists here."""
         ...
 
-    def plan_quorum_loss(self, b: VmBuilder, state: ReplicaState) -> bool:
+    def plan_quorum_loss(self, b: PlanBuilder, state: ReplicaState) -> bool:
         """Plan giving the VM up on a writer that lost quorum; True when the VM gets nothing else in this pass."""
         ...
 
-    def plan_resource(self, b: VmBuilder, desired: DesiredDrbd) -> None:
+    def plan_resource(self, b: PlanBuilder, desired: DesiredDrbd) -> None:
         """Plan the resource itself: its configuration file, metadata, up, adjust, resize."""
         ...
 
-    def plan_role(self, b: VmBuilder, desired: DesiredDrbd, *, want_primary: bool, domain_running: bool) -> str | None:
+    def plan_role(self, b: PlanBuilder, desired: DesiredDrbd, *, want_primary: bool,
+                  domain_running: bool) -> str | None:
         """Plan the promotion or demotion; the id of the promote action (None: none planned)."""
         ...
 

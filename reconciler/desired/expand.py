@@ -3,13 +3,14 @@
 LVs -> stripe -> DRBD -> filesystem -> domain; swap LVs -> swap -> domain: each resource names the devices it
 sits on (a stripe's legs, DRBD's backing device, the domain's disks); the planner orders its actions from
 them. A pure function: the same cluster and node always give the same (frozen) result. The config files are the
-node's backends' (:data:`reconciler.backends.registry.DEFAULT_BACKENDS`): the expansion fills the typed settings
-of :mod:`reconciler.core.render_settings` and the hypervisor and the replicator place and render them.
+node's backends' (those its ``backends`` in cluster.yaml names, registered in :mod:`reconciler.backends.registry`):
+the expansion fills the typed settings of :mod:`reconciler.core.render_settings` and the hypervisor and the
+replicator place and render them.
 """
 
 from __future__ import annotations
 
-from reconciler.backends.registry import DEFAULT_BACKENDS
+from reconciler.backends.registry import backends_named
 from reconciler.core.render_settings import DomainFileSettings, ResourceFileSettings, Vif
 from reconciler.core.seams import Backends
 from reconciler.desired.errors import UnknownNodeError
@@ -31,6 +32,7 @@ from reconciler.model.desired import (
     DesiredVm,
     DrbdHost,
     DrbdVersion,
+    NodeBackends,
     SplitBrainRecovery,
 )
 from reconciler.names import check_device_path, check_name
@@ -214,13 +216,17 @@ def _drbd(
     )
 
 
-def expand_node(cluster: Cluster, node: str, backends: Backends = DEFAULT_BACKENDS) -> DesiredNode:
+def expand_node(cluster: Cluster, node: str, backends: Backends | None = None) -> DesiredNode:
     """Everything ``node`` should have: its VMs (and the VMs it is a quorum tiebreaker for), with the config files
-    of ``backends`` (the node's hypervisor and replicator)."""
+    of ``backends`` (the node's hypervisor and replicator; by default those its ``backends`` in cluster.yaml
+    names, which the validation has checked against the registry)."""
     spec = cluster.spec
     if node not in spec.nodes:
         raise UnknownNodeError(node, tuple(spec.nodes))
     own = spec.nodes[node]
+    if backends is None:
+        backends = backends_named(NodeBackends(hypervisor=own.backends.hypervisor,
+                                               replicator=own.backends.replicator))
     vms = tuple(
         _expand_vm(vm, spec, node, backends)
         for vm in cluster.vms
@@ -236,4 +242,5 @@ def expand_node(cluster: Cluster, node: str, backends: Backends = DEFAULT_BACKEN
         vms=vms,
         max_removals_per_revision=spec.guards.max_removals_per_revision,
         allow_mass_delete=spec.guards.allow_mass_delete,
+        backends=NodeBackends(hypervisor=backends.hypervisor.name, replicator=backends.replicator.name),
     )

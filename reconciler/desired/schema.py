@@ -23,6 +23,7 @@ from reconciler.model.desired import (
     DrbdVersion,
     FailoverMode,
     Lifecycle,
+    NodeBackends,
     SafetyMechanism,
     StorageLayout,
 )
@@ -221,12 +222,21 @@ class PowerFenceSection(Section):
                                         "give seconds, e.g. 15: more than DRBD's ping-int plus the off command")] = 15
 
 
+class BackendsSection(Section):
+    """The hypervisor and the replicator the node runs, by their names in reconciler.backends.registry (checked
+    against it by reconciler.desired.validate); the defaults are the registry's."""
+
+    hypervisor: Name = NodeBackends().hypervisor
+    replicator: Name = NodeBackends().replicator
+
+
 class NodeSpec(Section):
     hostname: Name | None = None
     address: Address
     volume_groups: tuple[Name, ...] = Field(min_length=1)
     drbd_version: DrbdVersionField
     power_fence: PowerFenceSection | None = None
+    backends: BackendsSection = Field(default_factory=BackendsSection)
 
 
 class StorageSection(Section):

@@ -6,6 +6,7 @@ import difflib
 import ipaddress
 from collections.abc import Iterable, Mapping
 
+from reconciler.backends.registry import HYPERVISORS, REPLICATORS
 from reconciler.desired.errors import Issue
 from reconciler.desired.resolve import Origin, Vm
 from reconciler.desired.safefs import CLUSTER_FILE
@@ -43,6 +44,14 @@ def _suggest(name: str, known: Iterable[str]) -> str:
     return f"did you mean {close[0]!r}?" if close else "known: " + ", ".join(sorted(known))
 
 
+def _check_backends(report: _Reporter, node: str, hypervisor: str, replicator: str) -> None:
+    for role, name, known in (("hypervisor", hypervisor, HYPERVISORS), ("replicator", replicator, REPLICATORS)):
+        if name not in known:
+            report.in_file(CLUSTER_FILE, ("nodes", node, "backends", role),
+                           f"node {node}: no {role} named {name!r} is registered",
+                           f"{_suggest(name, known)} (a backend is registered in reconciler/backends/registry.py)")
+
+
 def check_cluster(cluster: ClusterFile, doc: Document) -> list[Issue]:
     report = _Reporter({CLUSTER_FILE: doc})
     if cluster.defaults.verify is not None and cluster.defaults.verify.resync_found is not None:
@@ -70,6 +79,7 @@ def check_cluster(cluster: ClusterFile, doc: Document) -> list[Issue]:
                 "give each node its own replication address",
             )
         addresses.setdefault(node.address, name)
+        _check_backends(report, name, node.backends.hypervisor, node.backends.replicator)
         seen: set[str] = set()
         for i, vg in enumerate(node.volume_groups):
             if vg in seen:

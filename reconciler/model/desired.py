@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from reconciler.model.base import Frozen
+from reconciler.model.base import Frozen, field
 from reconciler.sizes import SECTOR
 
 # What a VM's parts are called when its file does not name them (`names:` in reconciler.desired.schema): the
@@ -295,6 +295,14 @@ class DesiredVm(Frozen):
         return tuple(n for n in self.nodes if n != self.this_node)
 
 
+class NodeBackends(Frozen):
+    """The names of the hypervisor and the replicator a node runs (``cluster.yaml``'s ``backends`` of the node),
+    registered in :mod:`reconciler.backends.registry`; the defaults are the registry's defaults."""
+
+    hypervisor: str = "xen"
+    replicator: str = "drbd"
+
+
 class DesiredNode(Frozen):
     """Everything one node should have, for one revision of the repository."""
 
@@ -307,3 +315,4 @@ class DesiredNode(Frozen):
     vms: tuple[DesiredVm, ...]
     max_removals_per_revision: int = 1
     allow_mass_delete: bool = False
+    backends: NodeBackends = field(default_factory=NodeBackends)

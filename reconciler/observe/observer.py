@@ -18,17 +18,16 @@ never "none".
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
-from reconciler.backends.dm import facts as dm_facts
-from reconciler.backends.dm.facts import observe_dm
-from reconciler.backends.drbd.facts import observe_drbd, with_split_brain_markers
-from reconciler.backends.lvm import facts as lvm_facts
-from reconciler.backends.providers import FACT_PROVIDERS, OWNED_CONFIG
+from reconciler.backends.providers import FACT_PROVIDERS, FRESH_READS, OWNED_CONFIG
 from reconciler.core.facts import (
     CommandRunner,
     FactProvider,
+    FreshContext,
+    FreshFact,
+    FreshRead,
     NodeFacts,
     PassContext,
     ToolVersions,
@@ -104,12 +103,14 @@ class Observer:
 
     def __init__(self, host: Host, *, owned_dirs: Sequence[str] = DEFAULT_OWNED_DIRS,
                  timeout: float = OBSERVE_TIMEOUT, versions: ToolVersions | None = None,
-                 providers: Sequence[FactProvider] = FACT_PROVIDERS) -> None:
+                 providers: Sequence[FactProvider] = FACT_PROVIDERS,
+                 fresh_reads: Mapping[FreshFact, FreshRead] = FRESH_READS) -> None:
         """``versions``: tool versions already known (e.g. remembered by an earlier command); not probed then.
 
         ``providers``: the backends a pass reads, in order (:data:`~reconciler.backends.providers.FACT_PROVIDERS`)."""
         self.host = host
         self.providers = tuple(providers)
+        self.fresh_reads = fresh_reads
         self.owned_dirs = tuple(owned_dirs)
         self.timeout = timeout
         self._versions: ToolVersions | None = versions
@@ -150,20 +151,28 @@ class Observer:
             commands_run=len(run.argvs),
         )
 
+    def _fresh(self, fact: FreshFact) -> tuple[ToolStatus, NodeFacts]:
+        context = FreshContext(host=self.host, run=CommandRunner(self.host, self.timeout),
+                               versions=lambda: self.versions,
+                               files=lambda: _read_owned(self.host, self.owned_dirs)[1])
+        facts = NodeFacts()
+        return self.fresh_reads[fact].read_fresh(context, facts), facts
+
     def observe_drbd(self) -> tuple[ToolStatus, DrbdState]:
-        """DRBD's state alone, read afresh (the owned files too: DRBD 8.4 names its minors there), with the
-        split-brain handler's records."""
-        _, files = _read_owned(self.host, self.owned_dirs)
-        return with_split_brain_markers(self.host, *observe_drbd(CommandRunner(self.host, self.timeout), self.host,
-                                                                 files))
+        """The replicated resources' state alone, read afresh by the registered reader, with the split-brain
+        handler's records."""
+        status, facts = self._fresh("replication")
+        return status, facts.drbd
 
     def observe_dm(self) -> tuple[ToolStatus, tuple[DmDevice, ...]]:
-        return observe_dm(CommandRunner(self.host, self.timeout), self.versions.version(dm_facts.VERSION_PROBE.name))
+        """The device-mapper devices alone, read afresh by the registered reader."""
+        status, facts = self._fresh("devices")
+        return status, facts.dm_devices
 
     def observe_lvs(self) -> tuple[ToolStatus, tuple[LogicalVolume, ...]]:
-        """The LVs alone (one ``lvs``), read afresh."""
-        return lvm_facts.observe_lvs(CommandRunner(self.host, self.timeout),
-                                     self.versions.version(lvm_facts.VERSION_PROBE.name))
+        """The LVs alone, read afresh by the registered reader (LVM's: one ``lvs``)."""
+        status, facts = self._fresh("volumes")
+        return status, facts.logical_volumes
 
     def probe(self, device: str) -> Signature:
         """What ``blkid -p`` finds on ``device`` (probing the device, not blkid's cache).

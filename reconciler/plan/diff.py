@@ -6,7 +6,7 @@ from collections.abc import Collection, Mapping
 
 from reconciler.backends.dm.plan import plan_stripe
 from reconciler.backends.lvm.plan import plan_lvs
-from reconciler.backends.registry import DEFAULT_BACKENDS
+from reconciler.backends.registry import node_backends
 from reconciler.core.action_order import order_actions
 from reconciler.core.action_registry import kinds_where, observed_tool
 from reconciler.core.actions import Action
@@ -33,7 +33,7 @@ REMOVAL_KINDS = kinds_where("removes")
 
 def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | None = None,
               allow_mass_delete: bool = False, drbd_changes: Mapping[str, str] | None = None,
-              moved_away: Collection[str] | None = None, backends: Backends = DEFAULT_BACKENDS,
+              moved_away: Collection[str] | None = None, backends: Backends | None = None,
               migrations: MigrationView | None = None) -> Plan:
     """The ordered, gated actions that take ``observed`` to ``desired``; empty when nothing differs.
 
@@ -42,17 +42,20 @@ def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | 
     run passes None). A domain running where it is not designated is stopped only when the repository moved it
     away (when that is known) and the designated primary can take over now; otherwise it was most likely
     started here by hand in a failover, and stopping it would turn that failover into an outage.
-    ``backends``: the hypervisor and replicator whose commands the actions run (Xen and DRBD by default).
+    ``backends``: the hypervisor and replicator whose commands the actions run (by default those the node's
+    ``backends`` names, :func:`reconciler.backends.registry.node_backends`).
     ``migrations``: what the daemon knows of live migrations (the transport, the peer's phases, those stopped);
     without it a VM that allows live migration and must move waits (it is never moved cold).
     """
+    if backends is None:
+        backends = node_backends(desired)
     view = migrations or MigrationView()
     actions: list[Action] = []
     notes: list[Note] = []
     deleting: list[str] = []
     refused_vms: list[VmRefusal] = []
     index = ObservedIndex(observed)
-    holders = Holders(index)
+    holders = Holders(index, backends.replicator)
     for vm in desired.vms:
         if vm.suspended:
             notes.append(Note(key=f"vm:{vm.name}", vm=vm.name, kind="info",

@@ -11,18 +11,20 @@ observation + plan in, conditions out.
 
 from __future__ import annotations
 
-from reconciler.backends.registry import DEFAULT_BACKENDS
+from reconciler.backends.registry import node_backends
 from reconciler.core.peer_view import PeerView, failed_over_away
 from reconciler.core.plan_model import Plan
-from reconciler.core.seams import Backends
+from reconciler.core.seams import Backends, Hypervisor
 from reconciler.model.desired import DesiredNode, DesiredVm
 from reconciler.model.observed import DomainState, DrbdResourceState, ObservedNode
 from reconciler.model.status import Condition, PeerTakeover
 
 
 def assess(desired: DesiredNode, observed: ObservedNode, plan: Plan,
-           peer: PeerView | None = None, backends: Backends = DEFAULT_BACKENDS) -> tuple[Condition, ...]:
+           peer: PeerView | None = None, backends: Backends | None = None) -> tuple[Condition, ...]:
     """The conditions of ``desired``'s resources; a replica's own are its replicator's (``health_conditions``)."""
+    chosen = backends if backends is not None else node_backends(desired)
+    replicator, hyper = chosen.replicator, chosen.hypervisor
     conditions: list[Condition] = []
     resources = {r.name: r for r in observed.drbd.resources}
     for vm in desired.vms:
@@ -30,8 +32,8 @@ def assess(desired: DesiredNode, observed: ObservedNode, plan: Plan,
             continue
         res = resources.get(vm.drbd.name) if vm.drbd is not None else None
         if vm.drbd is not None and res is not None:
-            conditions += backends.replicator.health_conditions(vm, res, peer, desired.hostname)
-        conditions += _migration_conditions(vm, observed, res, backends)
+            conditions += replicator.health_conditions(vm, res, peer, desired.hostname)
+        conditions += _migration_conditions(vm, observed, res, hyper)
         here = vm.domain is not None and observed.domain(vm.domain.name) is not None
         away = failed_over_away(vm, res, peer, domain_here=here)
         if away is not None and peer is not None:
@@ -50,12 +52,12 @@ def assess(desired: DesiredNode, observed: ObservedNode, plan: Plan,
 
 
 def _migration_conditions(vm: DesiredVm, observed: ObservedNode, res: DrbdResourceState | None,
-                          backends: Backends) -> list[Condition]:
+                          hypervisor: Hypervisor) -> list[Condition]:
     """A live migration's window open here, or xl's names of a migration: never converged (the window closes and
     the names go once the migration ends; when they stay, an operator must look)."""
     out: list[Condition] = []
     if vm.domain is not None:
-        names = [n for n in backends.hypervisor.migration_names(vm.domain.name) if observed.domain(n) is not None]
+        names = [n for n in hypervisor.migration_names(vm.domain.name) if observed.domain(n) is not None]
         if names:
             out.append(Condition(key=vm.domain.key, vm=vm.name, kind="live-migration",
                                  message=f"xl shows {', '.join(names)} here: {vm.domain.name} is in a live migration "

@@ -14,14 +14,13 @@ by hand) is a refusal, never a second user. Pure: desired + observation in, a re
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cached_property
 
 from reconciler.backends.dm.plan import leg_matches, parse_striped
-from reconciler.backends.drbd import paths as drbd_paths
-from reconciler.backends.drbd.conf import ConfigIdentity, config_identities
 from reconciler.core.observed_index import ObservedIndex
-from reconciler.core.parse_error import ParseError
 from reconciler.core.safety import dm_adoption_refusal
+from reconciler.core.seams import ReplicaIdentity, Replicator
 from reconciler.model.desired import DesiredVm
 from reconciler.ownership import LV_TAG, dm_uuid
 
@@ -30,24 +29,17 @@ HOW = ("identities of an existing VM never change in place: to move its data, cr
 
 
 class Holders:
-    """Who holds which minor, port and name on this node, from DRBD's runtime state and the owned ``.res`` files."""
+    """Who holds which minor, port and name on this node, from the replication's runtime state and the
+    replicator's config files (DRBD's ``.res`` files)."""
 
-    def __init__(self, observed: ObservedIndex) -> None:
+    def __init__(self, observed: ObservedIndex, replicator: Replicator) -> None:
         self.observed = observed
+        self.replicator = replicator
 
     @cached_property
-    def configs(self) -> tuple[dict[str, ConfigIdentity], str]:
-        """Identities from every readable ``.res`` file, and what could not be read."""
-        found: dict[str, ConfigIdentity] = {}
-        problems: list[str] = []
-        for f in self.observed.observed.files:
-            if not (f.path.endswith(drbd_paths.CONFIG_SUFFIX) or f.path == drbd_paths.TOP_CONFIG) or f.content is None:
-                continue
-            try:
-                found.update(config_identities([(f.path, f.content)], self.observed.node))
-            except ParseError as exc:
-                problems.append(str(exc))
-        return found, "; ".join(problems)
+    def configs(self) -> tuple[Mapping[str, ReplicaIdentity], str]:
+        """Identities from every readable config file of the replicator, and what could not be read."""
+        return self.replicator.config_identities(self.observed.observed.files, self.observed.node)
 
     @cached_property
     def minors(self) -> dict[int, str]:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 
 from reconciler.apply.undo import undo_failed
+from reconciler.backends.xen.hypervisor import XenHypervisor
 from reconciler.core.actions import Action, Command
 from tests.apply.fakes import FakeHost, fail, ok
+
+XEN = XenHypervisor()
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -42,7 +45,7 @@ def _host(row: str, *, destroy_fails: bool = False) -> FakeHost:
 ])
 def test_nothing_is_destroyed_unless_the_domain_is_paused_and_never_ran(row: str) -> None:
     host = _host(row)
-    undone = undo_failed(host, _start())
+    undone = undo_failed(host, _start(), XEN)
     assert undone.message == ""
     assert undone.ran == ()
     assert host.calls == [("xl", "list")]
@@ -50,7 +53,7 @@ def test_nothing_is_destroyed_unless_the_domain_is_paused_and_never_ran(row: str
 
 def test_a_paused_domain_without_cpu_time_is_destroyed() -> None:
     host = _host(PAUSED_NEVER_RAN)
-    undone = undo_failed(host, _start())
+    undone = undo_failed(host, _start(), XEN)
     # By its id: a domain that took the name since the listing is not touched.
     assert host.calls == [("xl", "list"), ("xl", "destroy", "7")]
     assert undone.ran == (("xl", "destroy", "7"),)
@@ -60,7 +63,7 @@ def test_a_paused_domain_without_cpu_time_is_destroyed() -> None:
 
 def test_a_destroy_that_fails_says_the_next_start_will_fail_too() -> None:
     host = _host(PAUSED_NEVER_RAN, destroy_fails=True)
-    undone = undo_failed(host, _start())
+    undone = undo_failed(host, _start(), XEN)
     assert undone.message.startswith("; vm100 (domain 7) was left paused and never ran, and "
                                      "`xl destroy 7` (exit 1)")
     assert undone.message.endswith("failed: the next start fails until it is gone")
@@ -69,7 +72,7 @@ def test_a_destroy_that_fails_says_the_next_start_will_fail_too() -> None:
 def test_an_unreadable_listing_is_said_and_nothing_is_destroyed() -> None:
     host = FakeHost(responders=[lambda argv: fail(argv, 1, "xencall: error: Could not obtain handle\n")
                                 if argv == ("xl", "list") else None])
-    undone = undo_failed(host, _start())
+    undone = undo_failed(host, _start(), XEN)
     assert undone.ran == ()
     assert undone.message.startswith("; could not look for a half-made vm100 afterwards: `xl list` (exit 1)")
 
@@ -77,5 +80,31 @@ def test_an_unreadable_listing_is_said_and_nothing_is_destroyed() -> None:
 def test_kinds_without_an_undo_check_never_look() -> None:
     host = _host(PAUSED_NEVER_RAN)
     other = _start().model_copy(update={"kind": "set-domain-memory"})
-    assert undo_failed(host, other).message == ""
+    assert undo_failed(host, other, XEN).message == ""
     assert host.calls == []
+
+
+class _Listed:
+    def __init__(self, name: str, domid: int, state: str, time_s: float) -> None:
+        self.name, self.domid, self.state, self.time_s = name, domid, state, time_s
+
+
+class OtherHypervisor(XenHypervisor):
+    """Another hypervisor's listing: its own command and its own format."""
+
+    def watch_argv(self) -> tuple[str, ...]:
+        return ("other-hv", "list")
+
+    def listed_domains(self, listing: str) -> list[_Listed]:  # type: ignore[override]
+        return [_Listed(name, int(domid), state, float(time_s))
+                for name, domid, state, time_s in (line.split(",") for line in listing.splitlines())]
+
+
+def test_the_remnant_is_looked_for_in_the_nodes_hypervisors_listing() -> None:
+    def answer(argv: tuple[str, ...]) -> object:
+        return ok(argv, "vm100,9,paused,0.0\n") if argv == ("other-hv", "list") else None
+
+    host = FakeHost(responders=[answer])  # type: ignore[list-item]
+    undone = undo_failed(host, _start(), OtherHypervisor())
+    assert host.calls == [("other-hv", "list"), ("xl", "destroy", "9")]
+    assert undone.ran == (("xl", "destroy", "9"),)

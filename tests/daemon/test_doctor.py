@@ -8,20 +8,18 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.backends.doctors import DOCTORS
+from reconciler.backends.drbd.doctor import USERMODE_HELPER_PATH, check_drbd_module, check_usermode_helper
+from reconciler.backends.lvm.doctor import check_lvm_filter, lvm_filter_accepts
+from reconciler.backends.xen.doctor import check_ballooning
 from reconciler.cli.main import main
+from reconciler.core.doctor import BackendDoctor, Check, ToolCheck, check_service
 from reconciler.daemon.node.doctor import (
-    USERMODE_HELPER_PATH,
     check_addresses,
-    check_ballooning,
-    check_drbd_module,
     check_hostname,
-    check_lvm_filter,
     check_migration_transport,
     check_power_fences,
-    check_services,
     check_tools,
-    check_usermode_helper,
-    lvm_filter_accepts,
     run_checks,
 )
 from reconciler.desired.schema import PowerFenceSection
@@ -89,10 +87,29 @@ def test_host_name_must_match_the_cluster_file() -> None:
 
 
 def test_conflicting_services() -> None:
-    checks = check_services(CannedHost({"systemctl is-enabled drbd": (0, "enabled\n"),
-                                        "systemctl is-enabled xendomains": (1, "disabled\n")}))
+    host = CannedHost({"systemctl is-enabled drbd": (0, "enabled\n"),
+                       "systemctl is-enabled xendomains": (1, "disabled\n")})
+    checks = [check_service(host, "drbd.service"), check_service(host, "xendomains.service")]
     assert [c.verdict for c in checks] == ["fail", "ok"]
     assert "systemctl disable drbd.service" in checks[0].detail
+    # Each backend registers its own service, and the doctor runs them in registration order.
+    services = [c for c in run_checks(host, "erdbeere", None) if c.name.startswith("service ")]
+    assert services == checks
+
+
+def test_a_registered_backend_doctor_runs_at_its_slot() -> None:
+    def other(host: object, desired: object) -> list[Check]:
+        return [Check("other backend", "ok", "checked")]
+
+    doctors = (*DOCTORS, BackendDoctor(tools=(ToolCheck("other-tool", ("other-tool", "--version"), r"v(\S+)"),),
+                                       checks={"settings": (other,)}))
+    names = [c.name for c in run_checks(CannedHost({}), "erdbeere", None, doctors=doctors)]
+    assert names.index("tool xl") < names.index("tool other-tool") < names.index("tool blkid")
+    assert names.index("Xen ballooning") + 1 == names.index("other backend")
+    without = [c.name for c in run_checks(CannedHost({}), "erdbeere", None, doctors=DOCTORS[:2])]
+    assert "DRBD kernel module" not in without
+    assert "tool drbd-utils" not in without
+    assert "LVM filter" in without
 
 
 def test_ballooning() -> None:
@@ -175,7 +192,7 @@ def test_drbd_module_must_match_the_declared_version(proc_drbd: str, verdict: st
 
 
 def test_drbd_handler_programs_must_be_executable_here() -> None:
-    from reconciler.daemon.node.doctor import check_drbd_handlers
+    from reconciler.backends.drbd.doctor import check_drbd_handlers
     from reconciler.desired.expand import expand_node
     from reconciler.desired.load import load_cluster
 

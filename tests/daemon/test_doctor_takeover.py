@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler.daemon.node.doctor import check_foreign_holders, check_volume_groups
+from reconciler.backends.lvm.doctor import check_volume_groups
+from reconciler.daemon.node.doctor import check_foreign_holders
 from reconciler.desired.expand import expand_node
 from reconciler.desired.load import load_cluster
 from reconciler.model.desired import DesiredNode

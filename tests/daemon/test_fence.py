@@ -116,7 +116,7 @@ def test_a_peer_that_has_not_noticed_the_cut_is_asked_again_until_it_confirms(se
     fake = FakeTime()
     result = ask_outdate(PEER, "127.0.0.1", server.port, KEY, "vm100", sender="erdbeere", timeout=30.0,
                          wait=fake.wait, clock=fake.clock)
-    assert result.exit_code == 4
+    assert result.verdict == "outdated"
     assert outdater.asked == ["vm100"] * 4
     assert fake.waits == [1.0, 1.0, 1.0]
 
@@ -127,7 +127,7 @@ def test_a_peer_still_connected_at_the_deadline_is_exit_1_never_5(serve: Serve) 
     fake = FakeTime()
     result = ask_outdate(PEER, "127.0.0.1", server.port, KEY, "vm100", sender="erdbeere", timeout=5.0,
                          wait=fake.wait, clock=fake.clock)
-    assert result.exit_code == 1
+    assert result.verdict == "not-fenced"
     assert "connected" in result.message
     assert len(outdater.asked) == 5
     assert fake.now <= 5.0
@@ -163,7 +163,7 @@ def test_a_peer_that_accepts_but_does_not_answer_is_alive_not_unreachable() -> N
         silent.listen(8)
         result = ask_outdate(PEER, "127.0.0.1", silent.getsockname()[1], KEY, "vm100", sender="erdbeere",
                              timeout=3.0, wait=fake.wait, clock=fake.clock)
-    assert result.exit_code == 1
+    assert result.verdict == "not-fenced"
     assert not result.unreachable
     assert "did not answer" in result.message
     assert len(fake.waits) >= 1  # asked again, as a peer that still calls itself connected
@@ -193,7 +193,7 @@ def test_a_host_that_accepts_and_hangs_up_is_alive_not_unreachable() -> None:
         finally:
             stop.set()
             worker.join(timeout=5)
-    assert result.exit_code == 1
+    assert result.verdict == "not-fenced"
     assert not result.unreachable
 
 
@@ -204,7 +204,7 @@ def test_silence_shorter_than_the_grace_is_not_unreachable_at_the_deadline(monke
         port = probe.getsockname()[1]
     result = ask_outdate(PEER, "127.0.0.1", port, KEY, "vm100", sender="erdbeere", timeout=2.0,
                          wait=fake.wait, clock=fake.clock)
-    assert result.exit_code == 1
+    assert result.verdict == "not-fenced"
     assert not result.unreachable  # 2 s of refusals is less than the 10 s grace
 
 
@@ -221,7 +221,7 @@ def test_wrong_token_is_refused_and_exits_1(tmp_path: Path, monkeypatch: pytest.
 def test_an_answer_about_another_node_is_not_trusted(serve: Serve) -> None:
     server = serve(Outdater("outdated"))
     result = ask_outdate("kiwi", "127.0.0.1", server.port, KEY, "vm100", sender="erdbeere", timeout=2)
-    assert result.exit_code == 1
+    assert result.verdict == "not-fenced"
 
 
 def test_bad_resource_name_from_drbd_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -358,17 +358,19 @@ HOSTS = (DrbdHost(name="erdbeere", address="192.168.2.1", port=7788, node_id=0),
 @pytest.mark.parametrize("env", [{"DRBD_PEER_NODE_ID": "1"}, {"DRBD_PEER_ADDRESS": "192.168.2.2"},
                                  {"DRBD_PEERS": "himbeere"}])
 def test_the_peer_comes_from_drbds_environment(env: dict[str, str]) -> None:
-    from reconciler.cli.cmd_fence import _pick_peer
+    from reconciler.backends.drbd.fence_handler import request_from_env
+    from reconciler.daemon.peers.fence import pick_peer
 
-    assert _pick_peer(HOSTS, "erdbeere", env).name == "himbeere"
-    assert _pick_peer(HOSTS[:2], "erdbeere", {}).name == "himbeere"
+    assert pick_peer(HOSTS, "erdbeere", request_from_env(env)).name == "himbeere"
+    assert pick_peer(HOSTS[:2], "erdbeere", request_from_env({})).name == "himbeere"
 
 
 def test_an_ambiguous_peer_is_an_error() -> None:
-    from reconciler.cli.cmd_fence import HandlerError, _pick_peer
+    from reconciler.core.seams import FenceRequest
+    from reconciler.daemon.peers.fence import PeerChoiceError, pick_peer
 
-    with pytest.raises(HandlerError, match="cannot tell which peer"):
-        _pick_peer(HOSTS, "erdbeere", {})
+    with pytest.raises(PeerChoiceError, match="cannot tell which peer"):
+        pick_peer(HOSTS, "erdbeere", FenceRequest("vm100"))
 
 
 def test_the_environment_file_supplies_the_token_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

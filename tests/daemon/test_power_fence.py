@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.backends.drbd.fence_handler import request_from_env
 from reconciler.cli import cmd_fence
 from reconciler.cli.main import main
-from reconciler.daemon.peers.fence import EXIT_ERROR, EXIT_STONITHED, stonith_peer
+from reconciler.daemon.peers.fence import stonith_peer
 from reconciler.daemon.peers.powerfence import power_fence, read_records, record_path
 from reconciler.desired.load import load_cluster
 from reconciler.desired.schema import PowerFenceSection
@@ -148,7 +149,7 @@ def test_the_node_running_the_vm_fences_at_once_and_answers_7(tmp_path: Path) ->
     clock = FakeTime()
     node = Node("Primary")
     result = stonith_peer(node, cluster, "vm100", "himbeere", state, wait=clock.wait)
-    assert result.exit_code == EXIT_STONITHED, result
+    assert result.verdict == "stonithed", result
     assert clock.waits == []
     # Inside `drbdsetup primary` DRBD's netlink is taken: nothing of DRBD is asked, only the fence agent runs.
     assert {Path(argv[0]).name for argv in node.ran} == {"fence_test"}
@@ -162,7 +163,7 @@ def test_a_node_not_running_the_vm_waits_twice_the_delay_first(tmp_path: Path) -
     cluster = load_cluster(str(_cluster(tmp_path, spec)))
     clock = FakeTime()
     result = stonith_peer(Node("Secondary"), cluster, "vm100", "himbeere", tmp_path / "state", wait=clock.wait)
-    assert result.exit_code == EXIT_STONITHED
+    assert result.verdict == "stonithed"
     assert clock.waits == [14.0]
 
 
@@ -179,7 +180,7 @@ def test_both_sides_stagger_by_the_larger_delay(tmp_path: Path) -> None:
     clock = FakeTime()
     result = stonith_peer(Node("Secondary"), load_cluster(str(root)), "vm100", "himbeere", tmp_path / "state",
                           wait=clock.wait)
-    assert result.exit_code == EXIT_STONITHED
+    assert result.verdict == "stonithed"
     assert clock.waits == [40.0]
 
 
@@ -202,7 +203,7 @@ def test_a_failed_fence_is_exit_1_and_recorded(tmp_path: Path) -> None:
     cluster = load_cluster(str(_cluster(tmp_path, spec)))
     state = tmp_path / "state"
     result = stonith_peer(Node("Primary"), cluster, "vm100", "himbeere", state)
-    assert result.exit_code == EXIT_ERROR
+    assert result.verdict == "not-fenced"
     assert "did not prove it off" in result.message
     assert [r.outcome for r in read_records(state)] == ["failed"]
 
@@ -218,7 +219,7 @@ def test_without_every_condition_nothing_is_powered_off_and_the_answer_is_1(
     cluster = load_cluster(str(_cluster(tmp_path, spec if with_fence else None, policy)))
     node = Node("Secondary", disk)
     result = stonith_peer(node, cluster, "vm100", "himbeere", tmp_path / "state", wait=lambda _s: None)
-    assert result.exit_code == EXIT_ERROR
+    assert result.verdict == "not-fenced"
     assert why in result.message
     assert _calls(tmp_path) == []
     assert read_records(tmp_path / "state") == []
@@ -235,8 +236,8 @@ def test_drbd_9_never_powers_off_because_its_own_state_cannot_be_read_safely(tmp
     _, spec = _agent(tmp_path)
     cluster = load_cluster(str(_cluster(tmp_path, spec)))
     result = stonith_peer(node, cluster, "vm100", "himbeere", tmp_path / "state", wait=lambda _s: None,
-                          env={"UP_TO_DATE_NODES": "0x3", "DRBD_MY_NODE_ID": "0"})
-    assert result.exit_code == EXIT_ERROR
+                          request=request_from_env({"UP_TO_DATE_NODES": "0x3", "DRBD_MY_NODE_ID": "0"}))
+    assert result.verdict == "not-fenced"
     assert _calls(tmp_path) == []
     assert local_view(Node("Secondary", "Consistent"), 0) == ("Secondary", "Consistent")
     assert local_view(Node(), 7) == ("Unknown", "Unknown")  # another minor
@@ -251,13 +252,14 @@ def test_a_peer_or_minor_other_than_drbds_is_never_switched_off(tmp_path: Path, 
                                                                said: str) -> None:
     _, spec = _agent(tmp_path)
     cluster = load_cluster(str(_cluster(tmp_path, spec)))
-    result = stonith_peer(Node(), cluster, "vm100", "himbeere", tmp_path / "state", wait=lambda _s: None, env=env)
-    assert result.exit_code == EXIT_ERROR
+    result = stonith_peer(Node(), cluster, "vm100", "himbeere", tmp_path / "state", wait=lambda _s: None,
+                          request=request_from_env({**env, "DRBD_RESOURCE": "vm100"}))
+    assert result.verdict == "not-fenced"
     assert said in result.message
     assert _calls(tmp_path) == []
     matching = {"DRBD_MINOR": "0", "DRBD_PEERS": "himbeere"}
     assert stonith_peer(Node(), cluster, "vm100", "himbeere", tmp_path / "state", wait=lambda _s: None,
-                        env=matching).exit_code == EXIT_STONITHED
+                        request=request_from_env({**matching, "DRBD_RESOURCE": "vm100"})).verdict == "stonithed"
 
 
 def test_exit_2_without_status_off_is_no_proof(tmp_path: Path) -> None:
@@ -278,7 +280,7 @@ def test_a_node_that_does_not_hold_the_resource_is_never_switched_off(tmp_path: 
     cluster = load_cluster(str(_cluster(tmp_path, spec)))
     for wrong in ("erdbeere", "kiwi"):  # this node itself, a node the cluster does not have
         result = stonith_peer(Node(), cluster, "vm100", wrong, tmp_path / "state", wait=lambda _s: None)
-        assert result.exit_code == EXIT_ERROR
+        assert result.verdict == "not-fenced"
         assert "not the other host" in result.message
     assert _calls(tmp_path) == []
 

@@ -161,6 +161,15 @@ CASES = [
          vms=vm("domain:\n", "safety:\n  mechanism: fencing\n  on_demote_failure: halt\ndomain:\n")),
     Case("duplicate-mac", (f"{VM_B}:14:12: MAC address 00:16:3e:00:01:00 is already used by {VM}",),
          vms=second(VM101 + "  vifs:\n    - mac: 00:16:3E:00:01:00\n")),
+    Case("backend-unknown-hypervisor",
+         ("cluster.yaml:9:19: node erdbeere: no hypervisor named 'kvm' is registered",),
+         cluster=cluster('    drbd_version: "9"\n',
+                         '    drbd_version: "9"\n    backends:\n      replicator: drbd\n      hypervisor: kvm\n')),
+    Case("backend-unknown-replicator",
+         ("cluster.yaml:7:28: node erdbeere: no replicator named 'drdb' is registered",),
+         cluster=cluster('    drbd_version: "9"\n', '    drbd_version: "9"\n    backends: {replicator: drdb}\n')),
+    Case("backend-unknown-key", ("cluster.yaml:7:16: unknown key 'hypervisr'",),
+         cluster=cluster('    drbd_version: "9"\n', '    drbd_version: "9"\n    backends: {hypervisr: xen}\n')),
     Case("port-out-of-range", (f"{VM}:10:9: drbd.port: 70000 is outside 1-65535: a TCP port number",),
          vms=vm("port: 7788", "port: 70000")),
 ]
@@ -202,6 +211,14 @@ def test_unknown_key_suggests_the_closest_known_key(tmp_path: Path) -> None:
     root = write_repo(tmp_path / "repo", vms=vm("  port: 7788", "  prot: 7788"))
     _, issues = collect(str(root))
     assert [i.hint for i in issues if i.message.startswith("unknown key")] == ["did you mean 'port'?"]
+
+
+def test_an_unknown_backend_suggests_a_registered_one(tmp_path: Path) -> None:
+    root = write_repo(tmp_path / "repo", cluster('    drbd_version: "9"\n',
+                                                 '    drbd_version: "9"\n    backends: {replicator: drdb}\n'))
+    _, issues = collect(str(root))
+    assert [i.hint for i in issues] == [
+        "did you mean 'drbd'? (a backend is registered in reconciler/backends/registry.py)"]
 
 
 def test_unknown_key_in_a_node_suggests_from_the_node_keys(tmp_path: Path) -> None:

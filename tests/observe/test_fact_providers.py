@@ -6,9 +6,9 @@ from reconciler.backends.dm import parse as dmsetup
 from reconciler.backends.drbd import drbd9
 from reconciler.backends.drbd.show import SHOW_ARGV
 from reconciler.backends.lvm import parse as lvm
-from reconciler.backends.providers import FACT_PROVIDERS
+from reconciler.backends.providers import FACT_PROVIDERS, FRESH_READS
 from reconciler.backends.xen import xl
-from reconciler.core.facts import FactProvider, NodeFacts, PassContext
+from reconciler.core.facts import FactProvider, FreshContext, NodeFacts, PassContext
 from reconciler.model.observed import ToolStatus
 from reconciler.observe.observer import Observer
 from tests.observe.scripted import Answer, full_node
@@ -67,3 +67,41 @@ def test_without_providers_a_pass_reads_only_the_owned_files() -> None:
     assert host.calls[calls:] == []
     assert [t.name for t in observed.tools] == ["files"]
     assert [f.path for f in observed.files] == ["/etc/drbd.d/vm100.res", "/etc/xen/vm100.cfg"]
+
+
+def test_the_fresh_reads_run_the_same_commands_as_ever() -> None:
+    host = full_node()
+    observer = Observer(host)
+    _ = observer.versions
+    calls, reads = len(host.calls), len(host.reads)
+    status, state = observer.observe_drbd()
+    assert status.state == "available"
+    assert state.resources
+    assert host.calls[calls:] == [drbd9.STATUS_ARGV]
+    assert host.reads[reads:][:3] == ["/etc/drbd.d/vm100.res", "/etc/xen/vm100.cfg", "/etc/drbd.conf"]
+    calls = len(host.calls)
+    assert observer.observe_dm()[0].state == "available"
+    assert observer.observe_lvs()[0].state == "available"
+    assert host.calls[calls:] == [dmsetup.INFO_ARGV, dmsetup.TABLE_ARGV, lvm.LVS_ARGV]
+
+
+class _Volumes:
+    """A stand-in for another volume backend's fresh read of its volumes."""
+
+    ARGV = ("other-volumes", "list")
+
+    def read_fresh(self, context: FreshContext, facts: NodeFacts) -> ToolStatus:
+        context.run(self.ARGV)
+        facts.logical_volumes = ()
+        return ToolStatus(name="other-volumes", state="available")
+
+
+def test_a_registered_fresh_read_answers_the_last_look() -> None:
+    host = full_node()
+    host.answers[_Volumes.ARGV] = Answer("")
+    observer = Observer(host, fresh_reads={**FRESH_READS, "volumes": _Volumes()})
+    calls = len(host.calls)
+    status, volumes = observer.observe_lvs()
+    assert (status.name, volumes) == ("other-volumes", ())
+    assert host.calls[calls:] == [_Volumes.ARGV]  # no version asked: the reader did not need one
+    assert set(FRESH_READS) == {"replication", "devices", "volumes"}

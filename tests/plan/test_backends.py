@@ -7,11 +7,13 @@ from collections.abc import Callable
 
 import pytest
 
+from reconciler.apply.deepcheck import drbd_dry_run
 from reconciler.backends.drbd.replicator import DrbdReplicator
 from reconciler.backends.registry import DEFAULT_BACKENDS, HYPERVISORS, REPLICATORS
 from reconciler.backends.xen.hypervisor import XenHypervisor
 from reconciler.core.seams import Argv, Backends
 from reconciler.daemon.node.shutdown import shutdown_node
+from reconciler.model.desired import NodeBackends
 from reconciler.names import UnsafeNameError
 from reconciler.plan.diff import plan_node
 from tests.apply.fakes import FakeHost
@@ -115,3 +117,55 @@ def test_shutdown_of_the_node_uses_the_given_backends() -> None:
     assert report.ok, report.failures
     assert [c for c in host.calls if c[0] in ("other", "drbdadm")] == [
         ("other", "shutdown", "vm100"), ("drbdadm", "secondary", "vm100"), ("drbdadm", "down", "vm100")]
+
+
+class OtherReplicator(DrbdReplicator):
+    """Stands in for another replicator: its own dry-run command line, DRBD's everything else."""
+
+    @property
+    def name(self) -> str:
+        return "other"
+
+    def dry_run_adjust_argv(self, resource: str) -> Argv:
+        return ("other-repl", "would-adjust", resource)
+
+
+def _registered(monkeypatch: pytest.MonkeyPatch) -> NodeBackends:
+    monkeypatch.setitem(HYPERVISORS, "other", OtherHypervisor())  # type: ignore[index]
+    monkeypatch.setitem(REPLICATORS, "other", OtherReplicator())  # type: ignore[index]
+    return NodeBackends(hypervisor="other", replicator="other")
+
+
+def test_the_planner_and_shutdown_take_the_pair_the_node_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    desired = make_node(make_vm(100)).model_copy(update={"backends": _registered(monkeypatch)})
+    start = next(a for a in plan_node(desired, empty_observed()).actions if a.kind == "start-domain")
+    assert start.argvs == (("other", "start", "vm100"),)
+    host = FakeHost()
+    assert shutdown_node(host, desired, converged(desired)).ok  # type: ignore[arg-type]
+    assert ("other", "shutdown", "vm100") in host.calls
+
+
+def test_the_deep_check_asks_the_nodes_replicator(monkeypatch: pytest.MonkeyPatch) -> None:
+    desired = make_node(make_vm(100)).model_copy(update={"backends": _registered(monkeypatch)})
+    host = FakeHost()
+    drbd_dry_run(host, desired, converged(desired))  # type: ignore[arg-type]
+    assert [c for c in host.calls if c[0] in ("other-repl", "drbdadm")] == [("other-repl", "would-adjust", "vm100")]
+
+
+class _Identity:
+    source, minor, disk, port = "/etc/other/vm100.conf", 5, None, None
+
+
+class IdentityReplicator(DrbdReplicator):
+    """Another replicator's config files, which say vm100 is minor 5 here."""
+
+    def config_identities(self, files: object, node: str) -> tuple[dict[str, _Identity], str]:  # type: ignore[override]
+        return {"vm100": _Identity()}, ""
+
+
+def test_the_identity_check_reads_the_replicators_config_files() -> None:
+    desired = make_node(make_vm(100))
+    plan = plan_node(desired, empty_observed(), backends=Backends(hypervisor=XEN, replicator=IdentityReplicator()))
+    assert [r.vm for r in plan.refused_vms] == ["vm100"]
+    assert "minor would change from 5 to 0 (/etc/other/vm100.conf)" in plan.refused_vms[0].reason
+    assert plan_node(desired, empty_observed()).refused_vms == ()

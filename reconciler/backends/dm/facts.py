@@ -7,7 +7,7 @@ the last look before a step reads the devices again through :func:`observe_dm`.
 from __future__ import annotations
 
 from reconciler.backends.dm import parse as dmsetup
-from reconciler.core.facts import CommandRunner, NodeFacts, PassContext, VersionProbe, failure, missing
+from reconciler.core.facts import CommandRunner, FreshContext, NodeFacts, PassContext, VersionProbe, failure, missing
 from reconciler.core.parse_error import ParseError
 from reconciler.host.base import CommandResult
 from reconciler.model.observed import DmDevice, ToolStatus
@@ -50,3 +50,8 @@ class DmFacts:
         status, devices = observe_dm(context.run, context.versions.version(VERSION_PROBE.name))
         facts.tools.append(status)
         facts.dm_devices = devices
+
+    def read_fresh(self, context: FreshContext, facts: NodeFacts) -> ToolStatus:
+        """The devices with their tables (the same two commands), before a step on a stripe."""
+        status, facts.dm_devices = observe_dm(context.run, context.versions().version(VERSION_PROBE.name))
+        return status

@@ -10,7 +10,7 @@ from reconciler.core.safety import (
     lvm_dm_name,
     stripe_shrink_refusal,
 )
-from reconciler.core.vm_builder import VmBuilder
+from reconciler.core.seams import PlanBuilder
 from reconciler.model.base import Frozen
 from reconciler.model.desired import DesiredStripe
 from reconciler.model.observed import DmDevice
@@ -51,7 +51,7 @@ def leg_matches(desired_leg: str, observed_leg: str, observed: ObservedIndex) ->
     return ":" in observed_leg
 
 
-def plan_stripe(b: VmBuilder, stripe: DesiredStripe) -> None:
+def plan_stripe(b: PlanBuilder, stripe: DesiredStripe) -> None:
     leg_keys = [lv.key for lv in b.vm.lvs if lv.path in stripe.legs]
     leg_actions = b.ids_for(*leg_keys)
     dev = b.observed.dm(stripe.name)

@@ -12,8 +12,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from reconciler.backends.drbd import paths
 from reconciler.core.parse_error import ParseError
 from reconciler.model.base import Frozen
+from reconciler.model.observed import OwnedFile
 from reconciler.names import name_problem
 
 TOOL = "drbd configuration"
@@ -190,3 +192,18 @@ def config_identities(files: Iterable[tuple[str, str]], node: str) -> dict[str, 
                 disk=disk[0] if disk and disk[0] not in ("{", "none") else None,
                 port=int(port.group(1)) if port else None)
     return found
+
+
+def owned_identities(files: Iterable[OwnedFile], node: str) -> tuple[dict[str, ConfigIdentity], str]:
+    """The identities every readable ``.res`` file (and ``drbd.conf``) among ``files`` gives, and what could
+    not be read."""
+    found: dict[str, ConfigIdentity] = {}
+    problems: list[str] = []
+    for f in files:
+        if not (f.path.endswith(paths.CONFIG_SUFFIX) or f.path == paths.TOP_CONFIG) or f.content is None:
+            continue
+        try:
+            found.update(config_identities([(f.path, f.content)], node))
+        except ParseError as exc:
+            problems.append(str(exc))
+    return found, "; ".join(problems)

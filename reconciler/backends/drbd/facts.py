@@ -13,7 +13,7 @@ import posixpath
 from reconciler.backends.drbd import drbd9, paths, procdrbd, show, utils_version
 from reconciler.backends.drbd import splitbrain_markers as splitbrain
 from reconciler.backends.drbd.conf import drbd_layout
-from reconciler.core.facts import CommandRunner, NodeFacts, PassContext, failure, file_problem, missing
+from reconciler.core.facts import CommandRunner, FreshContext, NodeFacts, PassContext, failure, file_problem, missing
 from reconciler.core.parse_error import ParseError
 from reconciler.host.base import Host, HostFileError
 from reconciler.host.replay import ReplayError
@@ -167,3 +167,10 @@ class DrbdFacts:
         status, state = with_two_primaries(context.run, status, state)
         facts.tools += [status, context.versions.status(utils_version.VERSION_PROBE.name) or utils_version.NOT_PROBED]
         facts.drbd = state
+
+    def read_fresh(self, context: FreshContext, facts: NodeFacts) -> ToolStatus:
+        """The resources alone (the owned files too: DRBD 8.4 names its minors there), with the split-brain
+        handler's records; no version is asked."""
+        status, facts.drbd = with_split_brain_markers(context.host,
+                                                      *observe_drbd(context.run, context.host, context.files()))
+        return status

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from reconciler.core.actions import WaitFor
 from reconciler.core.safety import FENCED_TAKEOVER, promotion_verdict
-from reconciler.core.vm_builder import SEMANTIC_REWRITE, VmBuilder
+from reconciler.core.seams import PlanBuilder
+from reconciler.core.vm_builder import SEMANTIC_REWRITE
 from reconciler.model.desired import DesiredDrbd
 from reconciler.model.observed import DrbdResourceState
 from reconciler.sizes import format_size
@@ -19,7 +20,7 @@ def internal_metadata_bytes(backing_bytes: int) -> int:
     return backing_bytes // 16384 + 4 * 1024 * 1024
 
 
-def backing_bytes(b: VmBuilder) -> int | None:
+def backing_bytes(b: PlanBuilder) -> int | None:
     vm = b.vm
     if vm.stripe is not None:
         return vm.stripe.size_bytes
@@ -27,7 +28,7 @@ def backing_bytes(b: VmBuilder) -> int | None:
     return next((lv.size_bytes for lv in vm.lvs if drbd is not None and lv.path == drbd.backing_device), None)
 
 
-def data_lv_paths(b: VmBuilder) -> tuple[str, ...]:
+def data_lv_paths(b: PlanBuilder) -> tuple[str, ...]:
     """The LVs beneath the DRBD backing device (the legs of a stripe), which a probe of the device cannot see
     (a linear backing device is its own LV: nothing lies beneath it but the disk)."""
     drbd = b.vm.drbd
@@ -35,14 +36,14 @@ def data_lv_paths(b: VmBuilder) -> tuple[str, ...]:
                  if lv.purpose == "data" and (drbd is None or lv.path != drbd.backing_device))
 
 
-def storage_action_ids(b: VmBuilder) -> tuple[str, ...]:
+def storage_action_ids(b: PlanBuilder) -> tuple[str, ...]:
     keys = [lv.key for lv in b.vm.lvs if lv.purpose == "data"]
     if b.vm.stripe is not None:
         keys.append(b.vm.stripe.key)
     return b.ids_for(*keys)
 
 
-def plan_drbd_config(b: VmBuilder, drbd: DesiredDrbd) -> str | None:
+def plan_drbd_config(b: PlanBuilder, drbd: DesiredDrbd) -> str | None:
     return b.owned_file("write-drbd-config", drbd.key, drbd.config_path, drbd.config_text, b.replicator)
 
 
@@ -64,7 +65,7 @@ def runtime_drift(res: DrbdResourceState, drbd: DesiredDrbd, this_node: str) -> 
     return None
 
 
-def plan_drbd(b: VmBuilder, drbd: DesiredDrbd) -> None:
+def plan_drbd(b: PlanBuilder, drbd: DesiredDrbd) -> None:
     res = b.observed.resource(drbd.name)
     config = plan_drbd_config(b, drbd)
     storage = storage_action_ids(b)
@@ -110,7 +111,7 @@ def plan_drbd(b: VmBuilder, drbd: DesiredDrbd) -> None:
     plan_resize(b, drbd, res, storage)
 
 
-def plan_resize(b: VmBuilder, drbd: DesiredDrbd, res: DrbdResourceState, storage: tuple[str, ...]) -> None:
+def plan_resize(b: PlanBuilder, drbd: DesiredDrbd, res: DrbdResourceState, storage: tuple[str, ...]) -> None:
     backing = backing_bytes(b)
     size_kib = res.devices[0].size_kib if res.devices else None
     if backing is None or size_kib is None:
@@ -142,7 +143,7 @@ def plan_resize(b: VmBuilder, drbd: DesiredDrbd, res: DrbdResourceState, storage
                "filesystem inside the guest (xfs_growfs on its mount point); dom0 never mounts it")
 
 
-def plan_role(b: VmBuilder, drbd: DesiredDrbd, *, want_primary: bool, domain_running: bool) -> str | None:
+def plan_role(b: PlanBuilder, drbd: DesiredDrbd, *, want_primary: bool, domain_running: bool) -> str | None:
     """Promote (forced only for a brand-new pair) or demote. Returns the id of the promote action."""
     res = b.observed.resource(drbd.name)
     if not want_primary:

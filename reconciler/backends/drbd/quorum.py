@@ -18,7 +18,7 @@ runs it only while the resource is still Primary without quorum; one the node ma
 from __future__ import annotations
 
 from reconciler.core.actions import REBOOT_ARGV
-from reconciler.core.vm_builder import VmBuilder
+from reconciler.core.seams import PlanBuilder
 from reconciler.model.desired import DesiredVm
 from reconciler.model.observed import DrbdResourceState
 
@@ -37,7 +37,7 @@ def primary_without_quorum(vm: DesiredVm, res: DrbdResourceState | None) -> bool
     return res is not None and res.role == "Primary" and quorum_lost(vm, res)
 
 
-def plan_quorum_loss(b: VmBuilder, res: DrbdResourceState) -> bool:
+def plan_quorum_loss(b: PlanBuilder, res: DrbdResourceState) -> bool:
     """Plan the stop of a Primary without quorum; True when the VM gets nothing else in this pass."""
     vm, drbd = b.vm, b.vm.drbd
     if drbd is None or not primary_without_quorum(vm, res):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from reconciler.backends.drbd import config_meaning, events2, outdate, paths, quorum, render, splitbrain_handler
+from reconciler.backends.drbd import conf, config_meaning, events2, outdate, paths, quorum, render, splitbrain_handler
 from reconciler.backends.drbd.drbd9 import VERIFY_STATES
 from reconciler.backends.drbd.health import drbd_conditions
 from reconciler.backends.drbd.plan import plan_drbd
@@ -14,8 +14,15 @@ from reconciler.backends.drbd.splitbrain_markers import current_uuid, incident_i
 from reconciler.backends.drbd.splitbrain_plan import plan_split_brain
 from reconciler.core.peer_view import PeerView
 from reconciler.core.render_settings import ResourceFileSettings
-from reconciler.core.seams import Argv, EventFolder, OutdateOutcome, SplitBrainIncident, SplitBrainRecord
-from reconciler.core.vm_builder import VmBuilder
+from reconciler.core.seams import (
+    Argv,
+    EventFolder,
+    OutdateOutcome,
+    PlanBuilder,
+    ReplicaIdentity,
+    SplitBrainIncident,
+    SplitBrainRecord,
+)
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredDrbd, DesiredVm, DrbdHost, DrbdVersion
 from reconciler.model.observed import DrbdResourceState, DrbdState, OwnedFile
@@ -123,6 +130,9 @@ class DrbdReplicator:
     def config_differences(self, current: str, desired: str, source: str) -> list[str]:
         return config_meaning.drbd_differences(current, desired, source)
 
+    def config_identities(self, files: Iterable[OwnedFile], node: str) -> tuple[Mapping[str, ReplicaIdentity], str]:
+        return conf.owned_identities(files, node)
+
     def outdate(self, host: Host, resource: str) -> tuple[OutdateOutcome, str]:
         return outdate.outdate(host, resource)
 
@@ -143,16 +153,17 @@ class DrbdReplicator:
         return SplitBrainIncident(wanted=wanted, incident=incident,
                                   redetected=current_uuid(record) != current_uuid(planned_record))
 
-    def plan_split_brain(self, b: VmBuilder, running: bool) -> bool:
+    def plan_split_brain(self, b: PlanBuilder, running: bool) -> bool:
         return plan_split_brain(b, running)
 
-    def plan_quorum_loss(self, b: VmBuilder, state: DrbdResourceState) -> bool:
+    def plan_quorum_loss(self, b: PlanBuilder, state: DrbdResourceState) -> bool:
         return plan_quorum_loss(b, state)
 
-    def plan_resource(self, b: VmBuilder, desired: DesiredDrbd) -> None:
+    def plan_resource(self, b: PlanBuilder, desired: DesiredDrbd) -> None:
         plan_drbd(b, desired)
 
-    def plan_role(self, b: VmBuilder, desired: DesiredDrbd, *, want_primary: bool, domain_running: bool) -> str | None:
+    def plan_role(self, b: PlanBuilder, desired: DesiredDrbd, *, want_primary: bool,
+                  domain_running: bool) -> str | None:
         return plan_drbd_role(b, desired, want_primary=want_primary, domain_running=domain_running)
 
     def health_conditions(self, vm: DesiredVm, state: DrbdResourceState, peer: PeerView | None,

@@ -18,7 +18,7 @@ from reconciler.core.actions import ActionKind
 from reconciler.core.domain_steps import plan_shutdown
 from reconciler.core.peer_view import PeerView
 from reconciler.core.safety import split_brain_recovery_refusal
-from reconciler.core.vm_builder import VmBuilder
+from reconciler.core.seams import PlanBuilder
 from reconciler.model.base import Frozen
 from reconciler.model.desired import DesiredVm, SplitBrainRecovery
 from reconciler.model.observed import DrbdResourceState
@@ -76,7 +76,7 @@ def recovery_hint(vm: DesiredVm, incident: Incident) -> str:
             f"{name}` and on the survivor `drbdadm connect {name}` (docs/split-brain.md)")
 
 
-def plan_split_brain(b: VmBuilder, running: bool) -> bool:
+def plan_split_brain(b: PlanBuilder, running: bool) -> bool:
     """Plan the recovery the desired state asks for, or note why it does nothing. True when this node discards
     its changes in this pass (the caller then plans nothing else for the VM: no promotion, no start)."""
     vm = b.vm
@@ -137,7 +137,7 @@ def _discarded_awaiting_resync(res: DrbdResourceState, incident: Incident, state
     return named and any(c.connection_state != "Connected" for c in res.connections)
 
 
-def _inert(b: VmBuilder, statement: SplitBrainRecovery, why: str) -> None:
+def _inert(b: PlanBuilder, statement: SplitBrainRecovery, why: str) -> None:
     b.note("split-brain-recovery", f"vm:{b.vm.name}",
            f"split_brain_recovery in {b.vm.source_file} does nothing: {why}. Once no node reports split brain "
            f"incident {statement.incident} for {b.vm.name}, the statement can be removed")

@@ -8,7 +8,7 @@ before a step reads the LVs again through :func:`observe_lvs`.
 from __future__ import annotations
 
 from reconciler.backends.lvm import parse as lvm
-from reconciler.core.facts import CommandRunner, NodeFacts, PassContext, VersionProbe, failure, missing
+from reconciler.core.facts import CommandRunner, FreshContext, NodeFacts, PassContext, VersionProbe, failure, missing
 from reconciler.core.parse_error import ParseError
 from reconciler.host.base import CommandResult
 from reconciler.model.observed import LogicalVolume, ToolStatus
@@ -71,3 +71,8 @@ class LvmFacts:
         facts.tools.append(ToolStatus(name="lvm", state="available", version=version))
         facts.volume_groups = groups
         facts.logical_volumes = volumes
+
+    def read_fresh(self, context: FreshContext, facts: NodeFacts) -> ToolStatus:
+        """The LVs alone (one ``lvs``), before a step on an LV."""
+        status, facts.logical_volumes = observe_lvs(context.run, context.versions().version(VERSION_PROBE.name))
+        return status

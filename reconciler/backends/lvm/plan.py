@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from reconciler.backends.lvm import commands as lvm
 from reconciler.core.safety import lv_adoption_refusal, lv_shrink_refusal
-from reconciler.core.vm_builder import VmBuilder
+from reconciler.core.seams import PlanBuilder
 from reconciler.ownership import LV_TAG
 from reconciler.sizes import format_size
 
 
-def plan_lvs(b: VmBuilder) -> None:
+def plan_lvs(b: PlanBuilder) -> None:
     for lv in b.vm.lvs:
         found = b.observed.lv(lv.vg, lv.name)
         vg = b.observed.vg(lv.vg)

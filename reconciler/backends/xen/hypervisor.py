@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from reconciler.backends.xen import config_meaning, migrate, paths, render
+from reconciler.backends.xen import config_meaning, migrate, paths, render, xl
 from reconciler.backends.xen.plan import plan_xen_config
 from reconciler.core.render_settings import DomainFileSettings
-from reconciler.core.seams import Argv
-from reconciler.core.vm_builder import VmBuilder
+from reconciler.core.seams import Argv, ListedDomain, PlanBuilder
 from reconciler.model.desired import DesiredDomain
 from reconciler.model.observed import OwnedFile
 from reconciler.names import check_name
@@ -56,6 +55,9 @@ class XenHypervisor:
         # Xen has no event stream the daemon can follow without a library: `xl list` is polled.
         return ("xl", "list")
 
+    def listed_domains(self, listing: str) -> Sequence[ListedDomain]:
+        return xl.parse_xl_list(listing)
+
     def state_signature(self, listing: str) -> str:
         """Name and state of each domain from ``xl list`` (ids, memory, vcpus and CPU time left out)."""
         rows = []
@@ -71,5 +73,5 @@ class XenHypervisor:
     def config_differences(self, current: str, desired: str, source: str) -> list[str]:
         return config_meaning.xl_differences(current, desired, source)
 
-    def plan_config(self, b: VmBuilder, domain: DesiredDomain) -> str | None:
+    def plan_config(self, b: PlanBuilder, domain: DesiredDomain) -> str | None:
         return plan_xen_config(b, domain)

@@ -6,11 +6,11 @@ through the :class:`~reconciler.core.seams.Hypervisor` protocol (:mod:`reconcile
 
 from __future__ import annotations
 
-from reconciler.core.vm_builder import VmBuilder
+from reconciler.core.seams import PlanBuilder
 from reconciler.model.desired import DesiredDomain
 
 
-def plan_xen_config(b: VmBuilder, domain: DesiredDomain) -> str | None:
+def plan_xen_config(b: PlanBuilder, domain: DesiredDomain) -> str | None:
     drifted = b.observed.file(domain.config_path) not in (None, domain.config_text)
     written = b.owned_file("write-xen-config", domain.key, domain.config_path, domain.config_text, b.hypervisor)
     if drifted and b.observed.domain(domain.name) is not None:

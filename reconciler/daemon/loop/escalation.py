@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from reconciler.backends.registry import DEFAULT_BACKENDS
+from reconciler.backends.registry import node_backends
 from reconciler.core.actions import REBOOT_ARGV, Action
 from reconciler.core.seams import Replicator
 from reconciler.daemon.records.logs import event
@@ -46,7 +46,8 @@ def read_records(state_dir: Path) -> dict[str, EscalationStatus]:
 
 class EscalationKeeper:
     def __init__(self, state_dir: Path, node: str, clock: Callable[[], float],
-                 replicator: Replicator = DEFAULT_BACKENDS.replicator) -> None:
+                 replicator: Replicator | None = None) -> None:
+        # None: the replicator of the node each view is for (its backends in cluster.yaml).
         self.replicator = replicator
         self.directory = state_dir / RECORDS_DIR
         self.state_dir = state_dir
@@ -61,8 +62,9 @@ class EscalationKeeper:
     def view(self, desired: DesiredNode, observed: ObservedNode) -> DesiredNode:
         """The desired state with each VM's escalation, for the VMs whose resource is Primary here without quorum."""
         now = self.clock()
+        replicator = self.replicator if self.replicator is not None else node_backends(desired).replicator
         stopping = frozenset(vm.name for vm in desired.vms if vm.drbd is not None
-                             and self.replicator.primary_without_quorum(vm, observed.drbd.resource(vm.drbd.name)))
+                             and replicator.primary_without_quorum(vm, observed.drbd.resource(vm.drbd.name)))
         for counts in (self._failures, self._first_failure_at):
             for vm_name in [v for v in counts if v not in stopping]:
                 del counts[vm_name]

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.apply.executor import ApplyOptions, Executor
 from reconciler.apply.retry import RetryPolicy
+from reconciler.backends.registry import node_backends
 from reconciler.core.actions import Action
 from reconciler.core.migration_view import MigrationView
 from reconciler.core.peer_view import PeerView, peer_view_from_observation
@@ -72,7 +73,7 @@ class RealEngine:
     def apply(self, plan: Plan, desired: DesiredNode, observed: ObservedNode, hooks: ActionHooks) -> ApplyOutcome:
         options = ApplyOptions(policy=self.retry_policy, should_stop=hooks.should_stop, before_run=hooks.running)
         executor = Executor(self.host, options=options, progress=_HookProgress(hooks, self.retry_policy),
-                            observer=self.observer)
+                            observer=self.observer, backends=node_backends(desired))
         result = executor.apply(plan)
         return ApplyOutcome(resources=result.resources, actions=result.actions, retries=result.retries,
                             errors=result.errors)

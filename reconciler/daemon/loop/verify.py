@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.backends.registry import DEFAULT_BACKENDS
+from reconciler.backends.registry import DEFAULT_BACKENDS, node_backends
 from reconciler.core.seams import Replicator
 from reconciler.daemon.records.logs import event
 from reconciler.host.base import Host
@@ -121,10 +121,11 @@ class VerifyScheduler:
     host: Host
     state_dir: Path
     now: Callable[[], float]
-    replicator: Replicator = DEFAULT_BACKENDS.replicator
+    replicator: Replicator | None = None  # None: the replicator of the node each step is for
     _records: dict[str, _Record] = field(default_factory=dict)
     _statuses: tuple[VerifyStatus, ...] = ()
     _loaded: bool = False
+    _replicator: Replicator = DEFAULT_BACKENDS.replicator  # the one of the node the current step is for
 
     @property
     def path(self) -> Path:
@@ -158,6 +159,7 @@ class VerifyScheduler:
         """One look at every scheduled VM. ``busy``: VMs with actions in this pass (nothing starts beside
         them); ``held``: suspended VMs (followed, never started)."""
         self._load()
+        self._replicator = self.replicator if self.replicator is not None else node_backends(desired).replicator
         before = {name: r.to_json() for name, r in self._records.items()}
         statuses = []
         scheduled = [
@@ -199,7 +201,7 @@ class VerifyScheduler:
         assert vm.drbd.verify is not None  # noqa: S101
         name, interval = vm.drbd.name, vm.drbd.verify.interval_seconds
         now = self.now()
-        verifying, percent = self.replicator.verify_progress(res) if res is not None else (False, None)
+        verifying, percent = self._replicator.verify_progress(res) if res is not None else (False, None)
         if record.running:
             if verifying:
                 record.progress = percent
@@ -227,7 +229,7 @@ class VerifyScheduler:
         )
         if why:
             return f"due, waiting: {why}"
-        result = self.host.run(self.replicator.verify_argv(name), timeout=COMMAND_TIMEOUT)
+        result = self.host.run(self._replicator.verify_argv(name), timeout=COMMAND_TIMEOUT)
         if not result.ok:
             record.error = f"drbdadm verify {name} failed: {result.describe()}"
             record.retry_after = now + RETRY_AFTER
@@ -294,7 +296,7 @@ class VerifyScheduler:
         # Recorded first: the statement is carried out at most once, even across a crash (see the module doc).
         record.resynced_run_id = wanted
         self._save()
-        for argv in (self.replicator.disconnect_argv(name), self.replicator.connect_argv(name)):
+        for argv in (self._replicator.disconnect_argv(name), self._replicator.connect_argv(name)):
             result = self.host.run(argv, timeout=COMMAND_TIMEOUT)
             if not result.ok:
                 record.error = f"{' '.join(argv)} failed: {result.describe()}"

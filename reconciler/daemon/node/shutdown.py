@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from reconciler.backends.registry import DEFAULT_BACKENDS
+from reconciler.backends.registry import node_backends
 from reconciler.core.seams import Backends
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredNode
@@ -33,8 +33,9 @@ class ShutdownReport:
 
 def shutdown_node(host: Host, desired: DesiredNode, observed: ObservedNode, *,
                   domain_timeout: float = DOMAIN_SHUTDOWN_TIMEOUT,
-                  backends: Backends = DEFAULT_BACKENDS) -> ShutdownReport:
-    hypervisor, replicator = backends.hypervisor, backends.replicator
+                  backends: Backends | None = None) -> ShutdownReport:
+    chosen = backends if backends is not None else node_backends(desired)
+    hypervisor, replicator = chosen.hypervisor, chosen.replicator
     report = ShutdownReport()
     still_running: set[str] = set()
     for vm in desired.vms:

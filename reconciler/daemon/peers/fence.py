@@ -1,16 +1,14 @@
-"""Fencing without Pacemaker: DRBD's fence-peer handler asks the peer's daemon to outdate its replica.
+"""Fencing without Pacemaker: the replication's fence-peer handler asks the peer's daemon to outdate its replica.
 
 The handler (``reconciler fence-peer``) runs on the node that lost its peer; it sends an authenticated
 ``POST /v1/outdate`` over the peer-status channel. The peer's daemon outdates the resource only while it
-is Secondary there, and answers with one of the :data:`OUTCOMES`. The handler turns the answer into the
-exit code DRBD's kernel module understands (``drbd_nl.c``, ``conn_try_outdate_peer``):
-
-3 the peer's disk is already Outdated, Inconsistent or worse; 4 the peer was outdated now; 6 the peer is
-Primary (DRBD outdates the local disk); 7 the peer was powered off and a status query proved it off
-(:mod:`reconciler.daemon.peers.powerfence`, only under ``resource-and-stonith``). Everything else is exit 1, which
-DRBD logs as a broken helper and treats as "not fenced": nothing is assumed about the peer. That includes a
-peer that cannot be reached: 5 ("unreachable") would make DRBD treat a peer that merely lost a link, and
-may still be writing, as Outdated; this handler never answers it.
+is Secondary there, and answers with one of the :data:`OUTCOMES`. The handler turns the answer into a
+:data:`~reconciler.core.seams.FenceVerdict`: "already" (the peer's disk is already Outdated, Inconsistent or
+worse), "outdated" (now), "peer-primary", "stonithed" (powered off and a status query proved it off,
+:mod:`reconciler.daemon.peers.powerfence`, only under ``resource-and-stonith``), and "not-fenced" for everything
+else: nothing is assumed about the peer. That includes a peer that cannot be reached, which may still be
+writing. The replicator's handler adapter reads the request from its tool and answers the verdict in its
+tool's terms (DRBD's environment and exit codes: :mod:`reconciler.backends.drbd.fence_handler`).
 
 Each side notices a cut link on its own ping timeout, so the peer may still call itself Connected when it is
 asked, and DRBD refuses to outdate a connected disk. The peer then answers "connected" and the handler asks
@@ -30,15 +28,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import http.client
+import ipaddress
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.backends.registry import DEFAULT_BACKENDS
-from reconciler.core.seams import Replicator
+from reconciler.core.seams import FenceRequest, FenceVerdict, Replicator
 from reconciler.daemon.peers.peerclient import ForgedAnswer, SilentPeer, signed_exchange
 from reconciler.daemon.peers.powerfence import FenceRecord, power_fence, write_record
 from reconciler.desired.errors import UnknownNodeError
@@ -61,19 +60,13 @@ RETRY_INTERVAL = 1.0
 UNREACHABLE_GRACE = 10.0
 ATTEMPT_TIMEOUT = 10.0
 
-EXIT_ERROR = 1
-EXIT_ALREADY = 3
-EXIT_OUTDATED = 4
-EXIT_PEER_PRIMARY = 6
-EXIT_STONITHED = 7
-
-OUTCOMES = {
-    "outdated": EXIT_OUTDATED,
-    "already": EXIT_ALREADY,
-    "primary": EXIT_PEER_PRIMARY,
-    "unknown": EXIT_ERROR,
-    "failed": EXIT_ERROR,
-    "connected": EXIT_ERROR,  # only when the peer still calls itself connected at the handler's deadline
+OUTCOMES: dict[str, FenceVerdict] = {
+    "outdated": "outdated",
+    "already": "already",
+    "primary": "peer-primary",
+    "unknown": "not-fenced",
+    "failed": "not-fenced",
+    "connected": "not-fenced",  # only when the peer still calls itself connected at the handler's deadline
 }
 
 
@@ -114,7 +107,7 @@ def outdate_local(host: Host, resource: str, managed: Callable[[], frozenset[str
 
 @dataclass(frozen=True)
 class FenceResult:
-    exit_code: int
+    verdict: FenceVerdict
     message: str
     unreachable: bool = False  # no answer at all: the peer may be dead, or only cut off
 
@@ -123,7 +116,7 @@ def ask_outdate(node: str, host: str, port: int, key: bytes | None, resource: st
                 timeout: float = DEFAULT_HANDLER_TIMEOUT,
                 wait: Callable[[float], object] = time.sleep,
                 clock: Callable[[], float] = time.monotonic) -> FenceResult:
-    """Ask one peer's daemon to outdate ``resource``; the result carries DRBD's fence-peer exit code.
+    """Ask one peer's daemon to outdate ``resource``; the result carries the fence verdict.
 
     While the peer answers that it is still connected, ask again until ``timeout`` (the whole handler's
     deadline); while it does not answer at all, ask again for :data:`UNREACHABLE_GRACE`. The request is
@@ -142,7 +135,7 @@ def ask_outdate(node: str, host: str, port: int, key: bytes | None, resource: st
                 return result
             if deadline - now <= RETRY_INTERVAL:
                 # Silent for less than the grace: that proves nothing either way.
-                return FenceResult(EXIT_ERROR, result.message)
+                return FenceResult("not-fenced", result.message)
         elif outcome != "connected" or deadline - now <= RETRY_INTERVAL:
             return result
         else:
@@ -157,25 +150,25 @@ def _ask_once(node: str, host: str, port: int, key: bytes | None, resource: str,
         status, reason, answer = signed_exchange(key, sender=sender, target=node, host=host, port=port,
                                                  method="POST", path=OUTDATE_PATH, body=body, timeout=timeout)
     except ForgedAnswer:
-        return FenceResult(EXIT_ERROR, f"peer {node} answer has a bad signature"), ""
+        return FenceResult("not-fenced", f"peer {node} answer has a bad signature"), ""
     except SilentPeer as exc:
         # Its host is up: never unreachable, never powered off for it; asked again like a connected peer.
-        return FenceResult(EXIT_ERROR, f"peer {node}: {exc}"), "connected"
+        return FenceResult("not-fenced", f"peer {node}: {exc}"), "connected"
     except (OSError, http.client.HTTPException) as exc:
-        return FenceResult(EXIT_ERROR, f"peer {node} at {host}:{port} unreachable: {type(exc).__name__}: {exc}",
+        return FenceResult("not-fenced", f"peer {node} at {host}:{port} unreachable: {type(exc).__name__}: {exc}",
                            unreachable=True), ""
     if status != 200:
         # It answered, so it is alive: claiming "unreachable" would let DRBD assume it dead.
-        return FenceResult(EXIT_ERROR, f"peer {node} refused: HTTP {status} {escape(reason)[:100]}"), ""
+        return FenceResult("not-fenced", f"peer {node} refused: HTTP {status} {escape(reason)[:100]}"), ""
     try:
         data = json.loads(answer)
     except ValueError:
-        return FenceResult(EXIT_ERROR, f"peer {node} answered something that is not JSON"), ""
+        return FenceResult("not-fenced", f"peer {node} answered something that is not JSON"), ""
     if not isinstance(data, dict) or data.get("node") != node or data.get("resource") != resource:
-        return FenceResult(EXIT_ERROR,
+        return FenceResult("not-fenced",
                            f"peer answer is not about {resource} on {node}: {escape(repr(data))[:200]}"), ""
     outcome = str(data.get("outcome"))
-    code = OUTCOMES.get(outcome, EXIT_ERROR)
+    code = OUTCOMES.get(outcome, "not-fenced")
     detail = escape(str(data.get("detail", "")))[:300]
     return FenceResult(code, f"peer {node}: {escape(outcome)[:40]}: {detail}"), outcome
 
@@ -210,49 +203,73 @@ def local_view(host: Host, minor: int, replicator: Replicator = DEFAULT_BACKENDS
     return replicator.local_view(host, minor)
 
 
-def _drbd_named_peer(hosts: tuple[DrbdHost, ...], env: Mapping[str, str]) -> str | None:
-    """The peer DRBD's environment names, when it names one (9: node id; 8.4: DRBD_PEERS with one name)."""
-    node_id = env.get("DRBD_PEER_NODE_ID", "")
-    if node_id.isdigit():
-        return next((h.name for h in hosts if h.node_id == int(node_id)), "")
-    names = env.get("DRBD_PEERS", "").split()
-    return names[0] if len(names) == 1 else None
+def _named_peer(hosts: tuple[DrbdHost, ...], request: FenceRequest) -> str | None:
+    """The peer the request names, when it names one (by node id, or a single name)."""
+    if request.peer_node_id is not None:
+        return next((h.name for h in hosts if h.node_id == request.peer_node_id), "")
+    return request.peer_names[0] if len(request.peer_names) == 1 else None
+
+
+class PeerChoiceError(ValueError):
+    """The request does not tell which peer to fence."""
+
+
+def pick_peer(hosts: tuple[DrbdHost, ...], node: str, request: FenceRequest) -> DrbdHost:
+    """The other host of the resource the request means (by node id, address or name; the only one if it names
+    none)."""
+    others = [h for h in hosts if h.name != node]
+    if request.peer_node_id is not None:
+        others = [h for h in others if h.node_id == request.peer_node_id]
+    elif request.peer_address:
+        try:
+            wanted = ipaddress.ip_address(request.peer_address)
+        except ValueError:
+            raise PeerChoiceError(f"the peer address {request.peer_address!r} is not an address") from None
+        others = [h for h in others if ipaddress.ip_address(h.address) == wanted]
+    elif request.peer_names:
+        others = [h for h in others if h.name in request.peer_names]
+    if len(others) != 1:
+        seen = ", ".join(h.name for h in others) or "none"
+        raise PeerChoiceError(f"cannot tell which peer to fence (candidates: {seen})")
+    return others[0]
 
 
 def stonith_peer(host: Host, cluster: Cluster, resource: str, peer: str, state_dir: Path, *,
-                 env: Mapping[str, str] | None = None,
+                 request: FenceRequest | None = None,
                  wait: Callable[[float], object] = time.sleep) -> FenceResult:
-    """Power the unreachable ``peer`` off with its fence agent when the revision allows it; else exit 1.
+    """Power the unreachable ``peer`` off with its fence agent when the revision allows it; else "not-fenced".
 
     Only under ``fencing_policy: resource-and-stonith`` with a ``power_fence`` for the peer, and only while
     the local disk of ``resource`` is UpToDate: after a power loss of both nodes a Consistent disk may lack
-    the peer's last writes, and exit 7 would let DRBD promote it. It waits first (``fence_wait``), so that when
-    both links fail one node powers the other off, never both, and the node running the VM wins."""
+    the peer's last writes, and "stonithed" would let the replication promote it. It waits first
+    (``fence_wait``), so that when both links fail one node powers the other off, never both, and the node
+    running the VM wins. ``request``: what the replication told the handler (the minors, the lost peer), read
+    by the replicator's adapter."""
     found = _resource_vm(cluster, host.node, resource)
     hosts = found[1].hosts if found is not None else ()
     if peer not in {h.name for h in hosts if h.name != host.node}:
         # A wrong --peer must never switch off a node that does not even hold the resource.
-        return FenceResult(EXIT_ERROR, f"peer {peer} unreachable, and it is not the other host of {resource} in "
+        return FenceResult("not-fenced", f"peer {peer} unreachable, and it is not the other host of {resource} in "
                                        "the revision in force: not powering anything off")
     spec = cluster.spec.nodes[peer].power_fence if peer in cluster.spec.nodes else None
     if found is None or found[0].safety.mechanism != "fencing" \
             or found[0].safety.fencing_policy != "resource-and-stonith":
-        return FenceResult(EXIT_ERROR, f"peer {peer} unreachable; without resource-and-stonith and a power fence "
+        return FenceResult("not-fenced", f"peer {peer} unreachable; without resource-and-stonith and a power fence "
                                        "nothing proves it cannot write")
     if spec is None:
-        return FenceResult(EXIT_ERROR, f"peer {peer} unreachable and cluster.yaml names no power_fence for it: "
+        return FenceResult("not-fenced", f"peer {peer} unreachable and cluster.yaml names no power_fence for it: "
                                        "nothing proves it cannot write")
-    env = env or {}
-    minors = [int(m) for m in env.get("DRBD_MINOR", "").split() if m.isdigit()]
+    request = request or FenceRequest(resource)
+    minors = list(request.minors)
     if minors and found[1].minor not in minors:
-        return FenceResult(EXIT_ERROR, f"DRBD runs this handler for minor(s) {minors}, the revision in force has "
+        return FenceResult("not-fenced", f"DRBD runs this handler for minor(s) {minors}, the revision in force has "
                                        f"{resource} on minor {found[1].minor}: not powering anything off")
-    named = _drbd_named_peer(hosts, env)
+    named = _named_peer(hosts, request)
     if named is not None and named != peer:
-        return FenceResult(EXIT_ERROR, f"DRBD lost {named}, not {peer}: not powering anything off")
+        return FenceResult("not-fenced", f"DRBD lost {named}, not {peer}: not powering anything off")
     role, disk = local_view(host, found[1].minor)
     if disk != "UpToDate":
-        return FenceResult(EXIT_ERROR, f"peer {peer} unreachable; not powering it off: the local disk is {disk}, "
+        return FenceResult("not-fenced", f"peer {peer} unreachable; not powering it off: the local disk is {disk}, "
                                        "not UpToDate, and may lack its last writes")
     # One stagger for both sides (the larger delay): each side computing its own from the other's setting could
     # leave a standby waiting less than the Primary it powers off.
@@ -279,6 +296,6 @@ def stonith_peer(host: Host, cluster: Cluster, resource: str, peer: str, state_d
         # The node is off either way; the record is what the metrics show, so say that it is missing.
         record = dataclasses.replace(record, detail=f"{record.detail}; the record was not written: {exc}")
     if record.verified_off:
-        return FenceResult(EXIT_STONITHED, f"peer {peer} powered off and verified off: {record.detail}")
-    return FenceResult(EXIT_ERROR, f"peer {peer} unreachable and its power fence did not prove it off: "
+        return FenceResult("stonithed", f"peer {peer} powered off and verified off: {record.detail}")
+    return FenceResult("not-fenced", f"peer {peer} unreachable and its power fence did not prove it off: "
                                    f"{record.detail}")
