@@ -24,7 +24,7 @@ from typing import TypeVar
 from reconciler.backends.dm import facts as dm_facts
 from reconciler.backends.dm.facts import observe_dm
 from reconciler.backends.drbd import paths as drbd_paths
-from reconciler.backends.drbd.facts import observe_drbd, with_split_brain_markers
+from reconciler.backends.drbd.facts import observe_drbd, observe_drbd_resource, with_split_brain_markers
 from reconciler.backends.lvm import facts as lvm_facts
 from reconciler.backends.providers import FACT_PROVIDERS
 from reconciler.backends.xen import paths as xen_paths
@@ -41,7 +41,7 @@ from reconciler.core.parse_error import ParseError
 from reconciler.host.base import Host, HostFileError
 from reconciler.host.replay import ReplayError
 from reconciler.model.observed import DmDevice, DrbdState, LogicalVolume, ObservedNode, OwnedFile, Signature, ToolStatus
-from reconciler.names import check_device_path, name_problem
+from reconciler.names import check_device_path, check_name, name_problem
 from reconciler.observe import blkid, xfs_sb
 from reconciler.observe.timeout import OBSERVE_TIMEOUT
 from reconciler.observe.versions import probe_versions
@@ -154,13 +154,20 @@ class Observer:
         return with_split_brain_markers(self.host, *observe_drbd(CommandRunner(self.host, self.timeout), self.host,
                                                                  files))
 
+    def observe_drbd_resource(self, name: str) -> tuple[ToolStatus, DrbdState]:
+        """DRBD's state of resource ``name`` alone, read afresh (on DRBD 9 one ``drbdsetup status NAME``; DRBD 8.4
+        reads the owned files as :meth:`observe_drbd` does), with the split-brain handler's records."""
+        return with_split_brain_markers(self.host, *observe_drbd_resource(
+            CommandRunner(self.host, self.timeout), self.host, check_name(name, "DRBD resource"),
+            lambda: _read_owned(self.host, self.owned_dirs)[1]))
+
     def observe_dm(self) -> tuple[ToolStatus, tuple[DmDevice, ...]]:
         return observe_dm(CommandRunner(self.host, self.timeout), self.versions.version(dm_facts.VERSION_PROBE.name))
 
-    def observe_lvs(self) -> tuple[ToolStatus, tuple[LogicalVolume, ...]]:
-        """The LVs alone (one ``lvs``), read afresh."""
-        return lvm_facts.observe_lvs(CommandRunner(self.host, self.timeout),
-                                     self.versions.version(lvm_facts.VERSION_PROBE.name))
+    def observe_named_lvs(self, names: tuple[tuple[str, str], ...]) -> tuple[ToolStatus, tuple[LogicalVolume, ...]]:
+        """The LVs ``names`` ((vg, lv) pairs) alone (one ``lvs VG/LV ...``), read afresh; a missing one is absent."""
+        return lvm_facts.observe_named_lvs(CommandRunner(self.host, self.timeout),
+                                           self.versions.version(lvm_facts.VERSION_PROBE.name), names)
 
     def probe(self, device: str) -> Signature:
         """What ``blkid -p`` finds on ``device`` (probing the device, not blkid's cache).

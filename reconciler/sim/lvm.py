@@ -565,10 +565,25 @@ def _collect_rows(ctx: CommandContext, ns: NodeState, kind: str,
         else:
             selected_vgs.append(vg_name)
     wanted_all = not parsed.positionals
-    counts = open_counts(ctx.state, ctx.node) if kind == "lv" else {}
+    # A report of a few named LVs looks at those only: its cost does not grow with the node's other LVs.
+    few = kind == "lv" and not wanted_all and not selected_vgs
+    counts = open_counts(ctx.state, ctx.node) if kind == "lv" and not few else {}
     rows: list[tuple[str, dict[str, Any], list[dict[str, Any]]]] = []
     for vg_name in sorted(ns["vgs"]):
         vg = ns["vgs"][vg_name]
+        if few:
+            named = sorted(lv_name for v, lv_name in selected_lvs if v == vg_name)
+            if not named:
+                continue
+            vg_extents = (vg_extent_count(vg), vg_free_extents(vg))
+            for lv_name in named:
+                lv = vg["lvs"][lv_name]
+                is_open = open_count(ctx.state, ctx.node, f"/dev/{vg_name}/{lv_name}") > 0
+                row = _lv_row(is_open, vg_name, vg, lv_name, lv, seg=None, vg_extents=vg_extents)
+                segs = [_lv_row(is_open, vg_name, vg, lv_name, lv, seg=seg, vg_extents=vg_extents)
+                        for seg in lv["segments"]]
+                rows.append((f"{vg_name}/{lv_name}", row, segs))
+            continue
         vg_extents = (vg_extent_count(vg), vg_free_extents(vg))
         if kind == "vg":
             if wanted_all or vg_name in selected_vgs:
