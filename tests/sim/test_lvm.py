@@ -333,3 +333,18 @@ def test_short_names_keep_lvm_minimum_column_widths(tmp_path: Path) -> None:
         "  v    1   1   0 wz--n- 1020.00m 1016.00m"]
     assert ok(sim, "lvs", "--noheadings", "-o", "lv_name,vg_name,lv_size,stripes").stdout == "  a    v  4.00m    1\n"
     assert ok(sim, "vgs", "--noheadings", "-o", "vg_name,pv_count").stdout == "  v    1\n"
+
+
+def test_a_report_of_named_lvs_shows_exactly_their_rows_of_the_full_report(host: SimHost) -> None:
+    """``lvs VG/LV ...`` looks at the named LVs only (its cost does not grow with the others); their rows,
+    the open flag of one a dm device holds included, are those of the full report."""
+    for name in ("root100", "swap100", "root101"):
+        ok(host, "lvcreate", "-L", "64M", "-n", name, "vg-sda")
+    ok(host, "lvcreate", "-L", "64M", "-n", "root100", "vg-sdb")
+    ok(host, "dmsetup", "create", "held", stdin="0 131072 linear /dev/vg-sda/root101 0\n")
+    full = {(r["vg_name"], r["lv_name"]): r for r in _lvs(host)}
+    named = _lvs(host, "vg-sdb/root100", "vg-sda/root101", "/dev/vg-sda/swap100")
+    assert [(r["vg_name"], r["lv_name"]) for r in named] == [
+        ("vg-sda", "root101"), ("vg-sda", "swap100"), ("vg-sdb", "root100")]
+    assert all(r == full[(r["vg_name"], r["lv_name"])] for r in named)
+    assert [r["lv_attr"] for r in named] == ["-wi-ao----", "-wi-a-----", "-wi-a-----"]
