@@ -796,6 +796,23 @@ def open_counts(state: State, node: str) -> dict[str, int]:
     return counts
 
 
+def open_counts_of(state: State, node: str, paths: list[str]) -> dict[str, int]:
+    """:func:`open_count` of each of ``paths``, with one walk over the holders for all of them."""
+    numbers = {p: device_number(state, node, p) for p in paths}
+    wanted = {n for n in numbers.values() if n is not None}
+    drbd = any(n.startswith(f"{DRBD_MAJOR}:") for n in wanted)
+    found: dict[str, int] = {}
+    if wanted:
+        for held in holders(state, node):
+            if held in wanted:
+                found[held] = found.get(held, 0) + 1
+            elif held.startswith("/") and (drbd or not held.startswith("/dev/drbd")):
+                number = device_number(state, node, held)
+                if number in wanted:
+                    found[number] = found.get(number, 0) + 1
+    return {p: found.get(n, 0) if n is not None else 0 for p, n in numbers.items()}
+
+
 def open_count(state: State, node: str, path: str) -> int:
     """How many holders have the device at ``path`` open (compared by device number)."""
     number = device_number(state, node, path)
