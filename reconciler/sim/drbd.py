@@ -318,6 +318,13 @@ def _no_such_resource(ctx: CommandContext, name: str, setup_cmd: str) -> _Failur
     return _Failure(EXIT_CONFIG, f"{name}: No such resource\nCommand '{setup_cmd}' terminated with exit code 10\n")
 
 
+def _settle_recording(state: State, only: Collection[str] | None) -> None:
+    """Settle before a read, recording what changed as events (as the kernel would have when it happened)."""
+    before = _snapshot(state, only)
+    m.settle(state, only)
+    _record_events(state, before, only)
+
+
 def _mutating(ctx: CommandContext, body: Callable[[], str], only: Collection[str] | None) -> CommandResult:
     """Run ``body``, a command on the resources ``only`` (None: it may touch any), settling and recording the
     events of those resources: a command's cost does not grow with the resources it leaves alone."""
@@ -394,7 +401,7 @@ def drbdadm(ctx: CommandContext, argv: list[str]) -> CommandResult:
 
 def _adm_status(ctx: CommandContext, args: _Args) -> CommandResult:
     names = [t.split("/", 1)[0] for t in args.targets if t != "all"]
-    m.settle(ctx.state, names or None)
+    _settle_recording(ctx.state, names or None)
     for name in names:
         if m.runtime(ctx.state, ctx.node, name) is None:
             return ctx.fail(EXIT_CONFIG, f"{name}: No such resource\n"
@@ -911,7 +918,7 @@ def drbdsetup(ctx: CommandContext, argv: list[str]) -> CommandResult:
         return ctx.fail(EXIT_NO_MODULE, "status: unrecognized option '--json'\n")
     name = args.targets[0] if args.targets and args.targets[0] != "all" else None
     if args.command == "status":
-        m.settle(ctx.state, None if name is None else (name,))
+        _settle_recording(ctx.state, None if name is None else (name,))
         if name is not None and m.runtime(ctx.state, ctx.node, name) is None:
             return ctx.fail(EXIT_CONFIG, f"{name}: No such resource\n")
         if "--json" in args.flags or args.options.get("json") == "yes":
