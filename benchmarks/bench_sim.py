@@ -8,12 +8,14 @@
    ``reconciler apply`` does) of 100 VMs and of 1,000 VMs from an empty cluster.
 
 Every case runs in a fresh child process, with either this tree's ``reconciler`` or the baseline's on its
-path: the baseline is a ``git worktree`` of BASELINE_COMMIT (the last commit with the single-file store),
-made on first use. The baseline is slow (a command re-reads and re-writes the whole state), so each of its
-cases has a time cap: a case that hits it is reported as "> cap", and the ratio is then a lower bound.
+path: the baseline is a ``git worktree`` of BASELINE_COMMIT (the last commit with the single-file store), or
+of ``--baseline COMMIT`` (e.g. the commit before a change), made on first use. A baseline may be slow, so
+each of its cases has a time cap: a case that hits it is reported as "> cap", and the ratio is then a lower
+bound.
 
 Run: .venv/bin/python benchmarks/bench_sim.py [--sizes 10,100,1000] [--bringup 30,100,1000]
-     [--baseline-bringup 30,100] [--cap 900] [--baseline-cap 300] [--no-baseline] [--rounds N]
+     [--baseline-bringup 30,100] [--cap 900] [--baseline-cap 300] [--baseline COMMIT | --no-baseline]
+     [--rounds N]
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE_COMMIT = "89e5a01148a5041346b0fd145397c614804f6df8"
-WORKTREE = Path(tempfile.gettempdir()) / f"reconciler-sim-baseline-{BASELINE_COMMIT[:12]}"
 
 
 # --- children (run with one tree's reconciler first on sys.path) ---------------------------------------
@@ -103,11 +104,12 @@ def _child_bringup(tree: str, vms: int) -> dict[str, Any]:
 # --- the parent ---------------------------------------------------------------------------------------
 
 
-def _baseline_tree() -> Path:
-    if not (WORKTREE / "reconciler" / "sim" / "state.py").is_file():
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(WORKTREE), BASELINE_COMMIT],
+def _baseline_tree(commit: str) -> Path:
+    worktree = Path(tempfile.gettempdir()) / f"reconciler-sim-baseline-{commit[:12]}"
+    if not (worktree / "reconciler" / "sim" / "state.py").is_file():
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), commit],
                        check=True, capture_output=True, timeout=120)
-    return WORKTREE
+    return worktree
 
 
 def _run(tree: Path, args: list[str], cap: float) -> dict[str, Any] | None:
@@ -144,6 +146,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=40, help="rounds of the command mix (6 commands each)")
     parser.add_argument("--cap", type=float, default=900, help="time cap of a case of this tree, seconds")
     parser.add_argument("--baseline-cap", type=float, default=300, help="time cap of a baseline case, seconds")
+    parser.add_argument("--baseline", default=BASELINE_COMMIT,
+                        help="commit to compare with (default: the last one with the single-file store)")
     parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args()
     if args.child:
@@ -153,8 +157,8 @@ def main() -> int:
         else:
             print(json.dumps(_child_bringup(tree, int(rest[0]))))
         return 0
-    baseline = None if args.no_baseline else _baseline_tree()
-    print(f"simulator benchmark: this tree ({ROOT}) against the single-file store of {BASELINE_COMMIT[:12]}"
+    baseline = None if args.no_baseline else _baseline_tree(args.baseline)
+    print(f"simulator benchmark: this tree ({ROOT}) against {args.baseline[:12]}"
           if baseline else f"simulator benchmark: this tree ({ROOT}) only")
     print(f"cores: {os.cpu_count()}, load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print()

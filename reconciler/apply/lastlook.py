@@ -97,7 +97,7 @@ class LastLook:
 
     def _resource(self, action: Action) -> tuple[DrbdResourceState | None, str]:
         name = check_name(action.key.split(":", 1)[1], "DRBD resource")
-        status, state = self.observer.observe_drbd()
+        status, state = self.observer.observe_drbd_resource(name)
         if status.state != "available":
             return None, f"cannot re-read DRBD's state right before the step ({status.state}: {status.detail})"
         resource = state.resource(name)
@@ -256,7 +256,7 @@ class LastLook:
         return devices
 
     def _fresh_lv(self, vg: str, name: str) -> LogicalVolume | Stop | None:
-        status, lvs = self.observer.observe_lvs()
+        status, lvs = self.observer.observe_named_lvs(((vg, name),))
         if status.state != "available":
             return Stop("refused", f"cannot re-read LVM right before the step ({status.state}: {status.detail})")
         return next((v for v in lvs if v.vg == vg and v.name == name), None)

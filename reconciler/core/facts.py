@@ -148,6 +148,12 @@ class FreshRead(Protocol):
         return the tool's status; never raises for what the node says, as :meth:`FactProvider.read`."""
         ...
 
+    def read_named(self, context: FreshContext, facts: NodeFacts, names: tuple[str, ...]) -> ToolStatus:
+        """As :meth:`read_fresh`, limited to the objects ``names`` (a replicated resource's name, ``VG/LV`` for a
+        volume) where the tool can ask for them alone, so the cost does not grow with the node's other objects;
+        one that does not exist is absent from ``facts``, an unclear answer is a status that is not available."""
+        ...
+
 
 def failure(result: CommandResult) -> str:
     """``describe()`` names the last line; device-mapper and DRBD say the cause on the first one."""

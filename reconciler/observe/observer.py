@@ -38,7 +38,7 @@ from reconciler.core.parse_error import ParseError
 from reconciler.host.base import Host, HostFileError
 from reconciler.host.replay import ReplayError
 from reconciler.model.observed import DmDevice, DrbdState, LogicalVolume, ObservedNode, OwnedFile, Signature, ToolStatus
-from reconciler.names import check_device_path, name_problem
+from reconciler.names import check_device_path, check_name, name_problem
 from reconciler.observe import blkid, xfs_sb
 from reconciler.observe.timeout import OBSERVE_TIMEOUT
 from reconciler.observe.versions import probe_versions
@@ -151,17 +151,29 @@ class Observer:
             commands_run=len(run.argvs),
         )
 
+    def _fresh_context(self) -> FreshContext:
+        return FreshContext(host=self.host, run=CommandRunner(self.host, self.timeout), versions=lambda: self.versions,
+                            files=lambda: _read_owned(self.host, self.owned_dirs)[1])
+
     def _fresh(self, fact: FreshFact) -> tuple[ToolStatus, NodeFacts]:
-        context = FreshContext(host=self.host, run=CommandRunner(self.host, self.timeout),
-                               versions=lambda: self.versions,
-                               files=lambda: _read_owned(self.host, self.owned_dirs)[1])
         facts = NodeFacts()
-        return self.fresh_reads[fact].read_fresh(context, facts), facts
+        return self.fresh_reads[fact].read_fresh(self._fresh_context(), facts), facts
+
+    def _fresh_named(self, fact: FreshFact, names: tuple[str, ...]) -> tuple[ToolStatus, NodeFacts]:
+        facts = NodeFacts()
+        return self.fresh_reads[fact].read_named(self._fresh_context(), facts, names), facts
 
     def observe_drbd(self) -> tuple[ToolStatus, DrbdState]:
         """The replicated resources' state alone, read afresh by the registered reader, with the split-brain
         handler's records."""
         status, facts = self._fresh("replication")
+        return status, facts.drbd
+
+    def observe_drbd_resource(self, name: str) -> tuple[ToolStatus, DrbdState]:
+        """The replicated resource ``name`` alone, read afresh by the registered reader (DRBD 9: one
+        ``drbdsetup status NAME``; DRBD 8.4 reads the owned files as :meth:`observe_drbd` does), with the
+        split-brain handler's records."""
+        status, facts = self._fresh_named("replication", (check_name(name, "DRBD resource"),))
         return status, facts.drbd
 
     def observe_dm(self) -> tuple[ToolStatus, tuple[DmDevice, ...]]:
@@ -172,6 +184,12 @@ class Observer:
     def observe_lvs(self) -> tuple[ToolStatus, tuple[LogicalVolume, ...]]:
         """The LVs alone, read afresh by the registered reader (LVM's: one ``lvs``)."""
         status, facts = self._fresh("volumes")
+        return status, facts.logical_volumes
+
+    def observe_named_lvs(self, names: tuple[tuple[str, str], ...]) -> tuple[ToolStatus, tuple[LogicalVolume, ...]]:
+        """The LVs ``names`` ((vg, lv) pairs) alone, read afresh by the registered reader (LVM's: one
+        ``lvs VG/LV ...``); a missing one is absent."""
+        status, facts = self._fresh_named("volumes", tuple(f"{vg}/{lv}" for vg, lv in names))
         return status, facts.logical_volumes
 
     def probe(self, device: str) -> Signature:

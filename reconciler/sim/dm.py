@@ -113,6 +113,25 @@ def _pv_number(pv_name: str) -> str:
     return pv_device_number(pv_name)
 
 
+def uuid_holder(ns: NodeState, uuid: str) -> str | None:
+    """The name of the device (dm device or LV, as :func:`all_devices` lists them) whose uuid is ``uuid``;
+    found without building every LV's table (an LV's dm uuid is ``LVM-`` + its VG's and its own uuid)."""
+    for dm_name, dev in ns["dm"].items():
+        if dev.get("uuid") == uuid:
+            return str(dm_name)
+    if not uuid.startswith("LVM-"):
+        return None
+    for vg_name, vg in ns["vgs"].items():
+        prefix = "LVM-" + vg["uuid"].replace("-", "")
+        if not uuid.startswith(prefix):
+            continue
+        for lv_name, lv in vg["lvs"].items():
+            name = mapper_name(vg_name, lv_name)
+            if name not in ns["dm"] and prefix + lv["uuid"].replace("-", "") == uuid:
+                return name
+    return None
+
+
 def all_devices(ns: NodeState) -> dict[str, dict[str, Any]]:
     devices = lv_devices(ns)
     devices.update(ns["dm"])
@@ -268,8 +287,7 @@ def _create(ctx: CommandContext, parsed: Parsed) -> CommandResult:
     name = parsed.positionals[0]
     uuid = parsed.last("uuid") or ""
     ns = ctx.node_state
-    existing = all_devices(ns)
-    if name in existing or (uuid and any(d.get("uuid") == uuid for d in existing.values())):
+    if device_named(ns, name) is not None or (uuid and uuid_holder(ns, uuid) is not None):
         raise _ioctl_failed("create", name, uuid, "Device or resource busy")
     if "/" in name or len(name) > 127 or not name:
         raise _ioctl_failed("create", name, uuid, "Invalid argument")
@@ -324,16 +342,15 @@ def _rename(ctx: CommandContext, parsed: Parsed) -> CommandResult:
         raise DmError("Usage: rename <device> [--setuuid] <new_name_or_uuid>\nCommand failed.\n")
     ns = ctx.node_state
     dev = _user_device(ctx, "rename", name)
-    existing = all_devices(ns)
     if new_uuid is not None:
-        if any(d.get("uuid") == new_uuid for n, d in existing.items() if n != name) or not new_uuid:
+        if not new_uuid or uuid_holder(ns, new_uuid) not in (None, name):
             raise _ioctl_failed("rename", name, "", "Device or resource busy")
         if dev.get("uuid"):
             raise _ioctl_failed("rename", name, "", "Invalid argument")
         dev["uuid"] = new_uuid
         return ctx.ok()
     new_name = parsed.positionals[1]
-    if new_name in existing:
+    if device_named(ns, new_name) is not None:
         raise _ioctl_failed("rename", name, "", "Device or resource busy")
     if "/" in new_name or len(new_name) > 127:
         raise _ioctl_failed("rename", name, "", "Invalid argument")

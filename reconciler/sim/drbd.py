@@ -9,7 +9,7 @@ readers that follow the stream.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,15 +142,17 @@ def resource_for_device(state: State, node: str, device: str) -> str | None:
 # --- the event log ----------------------------------------------------------------------------
 
 
-def _snapshot(state: State) -> dict[str, list[out.EventObject]]:
-    return {node: out.event_objects(state, node) for node in state["nodes"] if _loaded(state, node)}
+def _snapshot(state: State, only: Collection[str] | None = None) -> dict[str, list[out.EventObject]]:
+    """The event objects of every resource, or of the resources ``only`` (what one command may change)."""
+    return {node: out.event_objects(state, node, only) for node in state["nodes"] if _loaded(state, node)}
 
 
-def _record_events(state: State, before: dict[str, list[out.EventObject]]) -> None:
+def _record_events(state: State, before: dict[str, list[out.EventObject]],
+                   only: Collection[str] | None = None) -> None:
     for node in state["nodes"]:
         if not _loaded(state, node):
             continue
-        lines = out.event_changes(before.get(node, []), out.event_objects(state, node))
+        lines = out.event_changes(before.get(node, []), out.event_objects(state, node, only))
         lines += m.node_drbd(state, node).pop("helper_events", [])
         if lines:
             drbd = m.node_drbd(state, node)
@@ -316,19 +318,28 @@ def _no_such_resource(ctx: CommandContext, name: str, setup_cmd: str) -> _Failur
     return _Failure(EXIT_CONFIG, f"{name}: No such resource\nCommand '{setup_cmd}' terminated with exit code 10\n")
 
 
-def _mutating(ctx: CommandContext, body: Callable[[], str]) -> CommandResult:
-    before = _snapshot(ctx.state)
-    m.settle(ctx.state)
+def _settle_recording(state: State, only: Collection[str] | None) -> None:
+    """Settle before a read, recording what changed as events (as the kernel would have when it happened)."""
+    before = _snapshot(state, only)
+    m.settle(state, only)
+    _record_events(state, before, only)
+
+
+def _mutating(ctx: CommandContext, body: Callable[[], str], only: Collection[str] | None) -> CommandResult:
+    """Run ``body``, a command on the resources ``only`` (None: it may touch any), settling and recording the
+    events of those resources: a command's cost does not grow with the resources it leaves alone."""
+    before = _snapshot(ctx.state, only)
+    m.settle(ctx.state, only)
     oracle.observe(ctx.state)
     try:
         stdout = body()
     except _Failure as failure:
-        m.settle(ctx.state)
-        _record_events(ctx.state, before)
+        m.settle(ctx.state, only)
+        _record_events(ctx.state, before, only)
         return ctx.fail(failure.code, failure.stderr, failure.stdout)
-    m.settle(ctx.state)
+    m.settle(ctx.state, only)
     oracle.observe(ctx.state)
-    _record_events(ctx.state, before)
+    _record_events(ctx.state, before, only)
     return ctx.ok(stdout)
 
 
@@ -385,12 +396,12 @@ def drbdadm(ctx: CommandContext, argv: list[str]) -> CommandResult:
             stdout += handler(ctx, args, config)
         return stdout
 
-    return _mutating(ctx, body)
+    return _mutating(ctx, body, None if "all" in args.targets else {c.name for c in targets})
 
 
 def _adm_status(ctx: CommandContext, args: _Args) -> CommandResult:
-    m.settle(ctx.state)
     names = [t.split("/", 1)[0] for t in args.targets if t != "all"]
+    _settle_recording(ctx.state, names or None)
     for name in names:
         if m.runtime(ctx.state, ctx.node, name) is None:
             return ctx.fail(EXIT_CONFIG, f"{name}: No such resource\n"
@@ -911,7 +922,7 @@ def drbdsetup(ctx: CommandContext, argv: list[str]) -> CommandResult:
         return ctx.fail(EXIT_NO_MODULE, "status: unrecognized option '--json'\n")
     name = args.targets[0] if args.targets and args.targets[0] != "all" else None
     if args.command == "status":
-        m.settle(ctx.state)
+        _settle_recording(ctx.state, None if name is None else (name,))
         if name is not None and m.runtime(ctx.state, ctx.node, name) is None:
             return ctx.fail(EXIT_CONFIG, f"{name}: No such resource\n")
         if "--json" in args.flags or args.options.get("json") == "yes":
@@ -938,7 +949,7 @@ def drbdsetup(ctx: CommandContext, argv: list[str]) -> CommandResult:
         adm_args = _Args(program="drbdadm", force=args.force, discard_my_data=args.discard_my_data,
                          command=args.command, targets=[name])
         handler = _ADM_HANDLERS[args.command]
-        return _mutating(ctx, lambda: handler(ctx, adm_args, configs[name]))
+        return _mutating(ctx, lambda: handler(ctx, adm_args, configs[name]), (name,))
     return ctx.fail(EXIT_TOOL, f"{args.program}: Unknown command '{args.command}'\n")
 
 
@@ -960,7 +971,8 @@ def sysfs_size(ctx: CommandContext, found: re.Match[str]) -> str | None:
 def proc_drbd(ctx: CommandContext) -> str | None:
     if ctx.node_state.get("drbd_version") not in ("9", "8.4"):
         return None
-    m.settle(ctx.state)
+    if ctx.node_state.get("drbd_version") == "8.4":  # DRBD 9's /proc/drbd shows the version only
+        m.settle(ctx.state)
     return out.proc_drbd(ctx.state, ctx.node)
 
 

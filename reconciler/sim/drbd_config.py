@@ -409,6 +409,16 @@ def _parse_text(text: str, source: str, common: Mapping[str, Mapping[str, str]]
 
 def load_files(files: Mapping[str, str]) -> dict[str, ResourceConfig]:
     """Every resource of the given files (path -> text): ``*.conf`` first for ``common``, then ``*.res``."""
+    # Every drbdadm call reads every file, as the real one does; the same set of texts gives the same result.
+    return dict(_load_files_cached(frozenset(files.items())))
+
+
+@functools.lru_cache(maxsize=64)
+def _load_files_cached(files: frozenset[tuple[str, str]]) -> tuple[tuple[str, ResourceConfig], ...]:
+    return tuple(_load_files(dict(files)).items())
+
+
+def _load_files(files: Mapping[str, str]) -> dict[str, ResourceConfig]:
     common: dict[str, dict[str, str]] = {}
     for path in sorted(p for p in files if p.endswith(".conf")):
         _, found = parse_text(files[path], path)

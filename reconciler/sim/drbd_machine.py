@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from reconciler.backends.drbd.splitbrain_markers import SplitBrainMarker, marker_path, marker_text
@@ -83,7 +83,11 @@ class StateChangeFailed(Exception):
 
 
 def node_drbd(state: State, node: str) -> dict[str, Any]:
-    found: dict[str, Any] = simstate.node_state(state, node).setdefault("drbd", {})
+    ns = simstate.node_state(state, node)
+    found: dict[str, Any] | None = ns.get("drbd")
+    if found is not None and "resources" in found:  # the usual case, without the tracked setdefault calls
+        return found
+    found = ns.setdefault("drbd", {})
     found.setdefault("resources", {})
     return found
 
@@ -1024,14 +1028,21 @@ def _finish_sync(state: State, source: str, rs: dict[str, Any], target: str, rt:
 # --- the global step --------------------------------------------------------------------------
 
 
-def settle(state: State) -> None:
-    """Bring connections, quorum and failed disks in line with the current facts."""
+def settle(state: State, only: Collection[str] | None = None) -> None:
+    """Bring connections, quorum and failed disks in line with the current facts: of every resource, or of the
+    resources ``only`` (each resource settles on its own, so a command on one need not settle the others; they
+    settle when a command or a read looks at them, or at the next tick)."""
     for node in sorted(state["nodes"]):
-        for name, res in resources(state, node).items():
+        found = resources(state, node)
+        for name in (found if only is None else [n for n in only if n in found]):
+            res = found[name]
             _check_disks(state, node, res)
             keys = node_drbd(state, node).setdefault("last_keys", {})
-            keys[name] = sorted(str(d["key"]) for d in res["devices"].values() if d.get("key"))
-    names = sorted({name for node in state["nodes"] for name in resources(state, node)})
+            now = sorted(str(d["key"]) for d in res["devices"].values() if d.get("key"))
+            if keys.get(name) != now:  # an equal list put back would still mark its row for saving
+                keys[name] = now
+    names = sorted({name for node in state["nodes"] for name in resources(state, node)} if only is None else
+                   {name for node in state["nodes"] for name in only if name in resources(state, node)})
     for name in names:
         holders = list(nodes_with(state, name))
         for a, ra in holders:

@@ -8,7 +8,7 @@ Formats follow the real tools: ``drbdsetup status --json`` (drbd-utils 9.x keys)
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from reconciler.sim import drbd_machine as m
@@ -265,11 +265,13 @@ def status_text(state: State, node: str, name: str | None = None) -> str:
 EventObject = tuple[str, tuple[tuple[str, str], ...], dict[str, str], dict[str, str]]
 
 
-def event_objects(state: State, node: str) -> list[EventObject]:
-    """Every object events2 reports: (kind, identity, state fields, statistics fields)."""
+def event_objects(state: State, node: str, names: Collection[str] | None = None) -> list[EventObject]:
+    """Every object events2 reports (of the resources ``names`` only, when given): (kind, identity, state
+    fields, statistics fields)."""
     out: list[EventObject] = []
     opened = m.open_minors(state, node)  # once, not a scan of every domain per device
-    for res in _sorted_resources(state, node):
+    found = m.resources(state, node)
+    for res in (found[n] for n in sorted(found if names is None else set(names) & found.keys())):
         name = res["name"]
         can = may_promote(state, node, res)
         out.append(("resource", (("name", name),), {

@@ -24,7 +24,17 @@ from typing import Any
 from reconciler.host.base import CommandResult
 from reconciler.sim.commands import CommandContext, command
 from reconciler.sim.options import OptionError, Parsed, scan
-from reconciler.sim.state import DM_MAJOR, NodeState, State, content, lvm_uuid, mapper_name, open_count, open_counts
+from reconciler.sim.state import (
+    DM_MAJOR,
+    NodeState,
+    State,
+    content,
+    lvm_uuid,
+    mapper_name,
+    open_count,
+    open_counts,
+    open_counts_of,
+)
 
 EXIT_OK = 0
 EXIT_CMDLINE = 3
@@ -565,10 +575,26 @@ def _collect_rows(ctx: CommandContext, ns: NodeState, kind: str,
         else:
             selected_vgs.append(vg_name)
     wanted_all = not parsed.positionals
-    counts = open_counts(ctx.state, ctx.node) if kind == "lv" else {}
+    # A report of a few named LVs looks at those only: its cost does not grow with the node's other LVs.
+    few = kind == "lv" and not wanted_all and not selected_vgs
+    counts = open_counts(ctx.state, ctx.node) if kind == "lv" and not few else {}
+    opened = open_counts_of(ctx.state, ctx.node, [f"/dev/{v}/{n}" for v, n in sorted(selected_lvs)]) if few else {}
     rows: list[tuple[str, dict[str, Any], list[dict[str, Any]]]] = []
     for vg_name in sorted(ns["vgs"]):
         vg = ns["vgs"][vg_name]
+        if few:
+            named = sorted(lv_name for v, lv_name in selected_lvs if v == vg_name)
+            if not named:
+                continue
+            vg_extents = (vg_extent_count(vg), vg_free_extents(vg))
+            for lv_name in named:
+                lv = vg["lvs"][lv_name]
+                is_open = opened[f"/dev/{vg_name}/{lv_name}"] > 0
+                row = _lv_row(is_open, vg_name, vg, lv_name, lv, seg=None, vg_extents=vg_extents)
+                segs = [_lv_row(is_open, vg_name, vg, lv_name, lv, seg=seg, vg_extents=vg_extents)
+                        for seg in lv["segments"]]
+                rows.append((f"{vg_name}/{lv_name}", row, segs))
+            continue
         vg_extents = (vg_extent_count(vg), vg_free_extents(vg))
         if kind == "vg":
             if wanted_all or vg_name in selected_vgs:

@@ -796,11 +796,54 @@ def open_counts(state: State, node: str) -> dict[str, int]:
     return counts
 
 
+def _dm_aliases(state: State, node: str, numbers: set[str]) -> dict[str, str]:
+    """Every name :func:`device_number` resolves to one of the dm ``numbers`` (``253:N``): the number itself,
+    ``/dev/dm-N``, the LV's ``/dev/VG/LV`` and ``/dev/mapper/VG-LV``, a dm device's ``/dev/mapper/NAME``.
+    Found with one look at each LV and dm device, which costs far less than resolving every holder."""
+    ns = node_state(state, node)
+    aliases = {n: n for n in numbers}
+    for number in numbers:
+        if device_path_for_number(state, node, number):
+            aliases[f"/dev/dm-{int(number.partition(':')[2])}"] = number
+    for vg_name, vg in ns["vgs"].items():
+        for lv_name, lv in vg["lvs"].items():
+            number = f"{DM_MAJOR}:{lv['minor']}"
+            if number in numbers:
+                aliases[f"/dev/{vg_name}/{lv_name}"] = number
+                mapper = mapper_name(vg_name, lv_name)
+                if mapper not in ns["dm"]:  # a dm device of that name is what /dev/mapper/NAME names
+                    aliases[f"/dev/mapper/{mapper}"] = number
+    for name, dev in ns["dm"].items():
+        number = f"{DM_MAJOR}:{dev['minor']}"
+        if number in numbers:
+            aliases[f"/dev/mapper/{name}"] = number
+    return aliases
+
+
+def open_counts_of(state: State, node: str, paths: list[str]) -> dict[str, int]:
+    """:func:`open_count` of each of ``paths``, with one walk over the holders for all of them."""
+    numbers = {p: device_number(state, node, p) for p in paths}
+    wanted = {n for n in numbers.values() if n is not None}
+    if any(not n.startswith(f"{DM_MAJOR}:") for n in wanted):
+        return {p: open_count(state, node, p) for p in paths}
+    aliases = _dm_aliases(state, node, wanted)
+    found: dict[str, int] = {}
+    if wanted:
+        for held in holders(state, node):
+            number = aliases.get(held)
+            if number is not None:
+                found[number] = found.get(number, 0) + 1
+    return {p: found.get(n, 0) if n is not None else 0 for p, n in numbers.items()}
+
+
 def open_count(state: State, node: str, path: str) -> int:
     """How many holders have the device at ``path`` open (compared by device number)."""
     number = device_number(state, node, path)
     if number is None:
         return 0
+    if number.startswith(f"{DM_MAJOR}:"):
+        aliases = _dm_aliases(state, node, {number})
+        return sum(1 for held in holders(state, node) if held in aliases)
     # Like open_counts(...)[number], without resolving every holder: a number held is compared as it is,
     # and a /dev/drbdN holder (major 147, whose resolution is the costly one) cannot be another major.
     drbd = number.startswith(f"{DRBD_MAJOR}:")

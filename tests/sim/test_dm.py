@@ -75,6 +75,12 @@ def test_duplicate_name_or_uuid_is_busy(host: SimHost) -> None:
                             "busy\nCommand failed.\n")
     lv_name = host.run(["dmsetup", "create", "vg--sda-root100"], stdin=STRIPE)
     assert "Device or resource busy" in lv_name.stderr
+    lv_uuid = next(line.rsplit("/", 1)[1] for line in ok(
+        host, "dmsetup", "info", "-c", "--noheadings", "--separator", "/", "-o", "name,uuid").stdout.splitlines()
+        if line.startswith("vg--sdb-root100/"))
+    taken = host.run(["dmsetup", "create", "other", "--uuid", lv_uuid], stdin=STRIPE)
+    assert "Device or resource busy" in taken.stderr, "an LV's dm uuid is taken too"
+    ok(host, "dmsetup", "create", "other", "--uuid", lv_uuid[:-1] + "x", stdin=STRIPE)
 
 
 def test_reload_takes_effect_on_resume(host: SimHost) -> None:

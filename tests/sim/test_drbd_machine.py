@@ -690,3 +690,19 @@ def test_a_devices_own_name_counts_as_opening_it() -> None:
     assert m.open_minors(state, "a") == {0, 10}
     assert m.device_open(state, "a", 0)
     assert m.device_open(state, "a", 10)
+
+
+def test_a_status_read_that_settles_a_change_records_its_events(pair: DrbdCluster) -> None:
+    """A cut link is noticed when DRBD is next looked at; a status read of the resource that settles the
+    change records it for followers too (the kernel reports it whoever looks), once."""
+    pair.new_pair()
+    _, position = drbd.events_since(pair.state(), "erdbeere", 0)
+    pair.partition("erdbeere", "himbeere")
+    pair.ok("erdbeere", "drbdsetup", "status", "vm100", "--json")
+    lines, later = drbd.events_since(pair.state(), "erdbeere", position)
+    lost = [line for line in lines if line.startswith("change connection name:vm100 ")]
+    assert lost
+    assert all("connection:Connected" not in line for line in lost)
+    pair.ok("erdbeere", "drbdsetup", "status", "--json")
+    again, _ = drbd.events_since(pair.state(), "erdbeere", later)
+    assert not [line for line in again if line.startswith("change connection name:vm100 ")]

@@ -9,7 +9,17 @@ import pytest
 
 from reconciler.sim.host import SimHost
 from reconciler.sim.lvm import display_size, report_size
-from reconciler.sim.state import SimCluster, add_pv, add_vg, content, resolve_device
+from reconciler.sim.state import (
+    SimCluster,
+    add_pv,
+    add_vg,
+    content,
+    device_number,
+    holders,
+    open_count,
+    open_counts_of,
+    resolve_device,
+)
 from tests.sim.storage_helpers import GIB, cluster, ok
 
 MIB = 1024**2
@@ -333,3 +343,46 @@ def test_short_names_keep_lvm_minimum_column_widths(tmp_path: Path) -> None:
         "  v    1   1   0 wz--n- 1020.00m 1016.00m"]
     assert ok(sim, "lvs", "--noheadings", "-o", "lv_name,vg_name,lv_size,stripes").stdout == "  a    v  4.00m    1\n"
     assert ok(sim, "vgs", "--noheadings", "-o", "vg_name,pv_count").stdout == "  v    1\n"
+
+
+def test_a_report_of_named_lvs_shows_exactly_their_rows_of_the_full_report(host: SimHost) -> None:
+    """``lvs VG/LV ...`` looks at the named LVs only (its cost does not grow with the others); their rows,
+    the open flag of one a dm device holds included, are those of the full report."""
+    for name in ("root100", "swap100", "root101"):
+        ok(host, "lvcreate", "-L", "64M", "-n", name, "vg-sda")
+    ok(host, "lvcreate", "-L", "64M", "-n", "root100", "vg-sdb")
+    ok(host, "dmsetup", "create", "held", stdin="0 131072 linear /dev/vg-sda/root101 0\n")
+    full = {(r["vg_name"], r["lv_name"]): r for r in _lvs(host)}
+    named = _lvs(host, "vg-sdb/root100", "vg-sda/root101", "/dev/vg-sda/swap100")
+    assert [(r["vg_name"], r["lv_name"]) for r in named] == [
+        ("vg-sda", "root101"), ("vg-sda", "swap100"), ("vg-sdb", "root100")]
+    assert all(r == full[(r["vg_name"], r["lv_name"])] for r in named)
+    assert [r["lv_attr"] for r in named] == ["-wi-ao----", "-wi-a-----", "-wi-a-----"]
+
+
+def test_open_counts_by_alias_equal_resolving_every_holder(host: SimHost) -> None:
+    """open_count finds a dm device's holders by the names that resolve to it (path, /dev/mapper name,
+    number, /dev/dm-N) instead of resolving every holder: the counts are those of resolving each one."""
+    for name in ("a", "b", "c", "d", "e"):
+        ok(host, "lvcreate", "-L", "64M", "-n", name, "vg-sda")
+    ok(host, "dmsetup", "create", "by-path", stdin="0 131072 linear /dev/vg-sda/a 0\n")
+    ok(host, "dmsetup", "create", "by-mapper", stdin="0 131072 linear /dev/mapper/vg--sda-b 0\n")
+    with host.cluster.transaction() as state:
+        minor_c = state["nodes"]["erdbeere"]["vgs"]["vg-sda"]["lvs"]["c"]["minor"]
+        minor_top = state["nodes"]["erdbeere"]["dm"]["by-path"]["minor"]
+    ok(host, "dmsetup", "create", "by-number", stdin=f"0 131072 linear 253:{minor_c} 0\n")
+    ok(host, "dmsetup", "create", "by-dm", stdin=f"0 131072 linear /dev/dm-{minor_top} 0\n")
+    paths = ["/dev/vg-sda/a", "/dev/vg-sda/b", "/dev/vg-sda/c", "/dev/vg-sda/d", "/dev/mapper/by-path",
+             "/dev/mapper/by-dm", "/dev/vg-sda/missing"]
+    with host.cluster.transaction() as state:
+        held = holders(state, "erdbeere")
+
+        def resolving(path: str) -> int:
+            number = device_number(state, "erdbeere", path)
+            return 0 if number is None else sum(1 for h in held if device_number(state, "erdbeere", h) == number)
+
+        expected = {p: resolving(p) for p in paths}
+        assert expected["/dev/vg-sda/a"] == expected["/dev/vg-sda/b"] == expected["/dev/vg-sda/c"] == 1
+        assert expected["/dev/mapper/by-path"] == 1
+        assert {p: open_count(state, "erdbeere", p) for p in paths} == expected
+        assert open_counts_of(state, "erdbeere", paths) == expected

@@ -19,8 +19,21 @@ from reconciler.model.observed import (
     DrbdPeerDeviceState,
     DrbdResourceState,
 )
+from reconciler.names import check_name
 
 STATUS_ARGV: tuple[str, ...] = ("drbdsetup", "status", "--json")
+# drbdsetup's exit code when the resource named is not up ("NAME: No such resource").
+EXIT_NO_SUCH_RESOURCE = 10
+
+
+def status_argv(resource: str) -> tuple[str, ...]:
+    """``drbdsetup status RESOURCE --json``: one resource's state, at a cost that does not grow with the others."""
+    return ("drbdsetup", "status", check_name(resource, "DRBD resource"), "--json")
+
+
+def no_such_resource(resource: str, stderr: str) -> bool:
+    """Whether drbdsetup said that ``resource`` is not up (and nothing else went wrong)."""
+    return any(line.strip() == f"{resource}: No such resource" for line in stderr.splitlines())
 
 ROLES = frozenset({"Primary", "Secondary", "Unknown"})
 DISK_STATES = frozenset(

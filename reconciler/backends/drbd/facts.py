@@ -3,43 +3,57 @@
 DRBD 9 answers ``drbdsetup status``; DRBD 8.4 needs no command (``/proc/drbd`` and the owned ``.res`` files
 name its minors, sysfs their sizes). The observer runs :class:`DrbdFacts` in its registered order
 (:data:`reconciler.backends.providers.FACT_PROVIDERS`); the last look reads the resources again through
-:func:`observe_drbd` and :func:`with_split_brain_markers`.
+:func:`observe_drbd_resource` (one resource) or :func:`observe_drbd` and :func:`with_split_brain_markers`.
 """
 
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
 
 from reconciler.backends.drbd import drbd9, paths, procdrbd, show, utils_version
 from reconciler.backends.drbd import splitbrain_markers as splitbrain
 from reconciler.backends.drbd.conf import drbd_layout
 from reconciler.core.facts import CommandRunner, FreshContext, NodeFacts, PassContext, failure, file_problem, missing
 from reconciler.core.parse_error import ParseError
-from reconciler.host.base import Host, HostFileError
+from reconciler.host.base import CommandResult, Host, HostFileError
 from reconciler.host.replay import ReplayError
 from reconciler.model.observed import DrbdState, OwnedFile, ToolStatus
+from reconciler.names import check_name
 
 
 def observe_drbd(run: CommandRunner, host: Host, files: tuple[OwnedFile, ...]) -> tuple[ToolStatus, DrbdState]:
     """``/proc/drbd``, then on DRBD 9 ``drbdsetup status``; DRBD 8.4 needs no command (see below)."""
     try:
-        proc = host.read_file(procdrbd.PROC_DRBD_PATH)
-    except HostFileError as exc:
-        return ToolStatus(name="drbd", state="failed", detail=file_problem(exc, "read", procdrbd.PROC_DRBD_PATH)), \
-            DrbdState()
-    if proc is None:
-        return ToolStatus(name="drbd", state="missing",
-                          detail=f"no DRBD kernel module loaded ({procdrbd.PROC_DRBD_PATH} is absent)"), DrbdState()
-    try:
-        version = procdrbd.parse_version(proc)
-    except ParseError as exc:
-        return ToolStatus(name="drbd", state="failed", detail=str(exc)), DrbdState()
-    if version is None:
-        return ToolStatus(name="drbd", state="failed",
-                          detail=f"{procdrbd.PROC_DRBD_PATH} has no 'version:' line"), DrbdState()
+        proc, version = _kernel(host)
+    except _NoKernel as exc:
+        return exc.status, DrbdState()
     if not version.startswith("9."):
         return _observe_drbd84(proc, version, host, files)
-    status = run(drbd9.STATUS_ARGV)
+    return _status9(run(drbd9.STATUS_ARGV), version)
+
+
+def observe_drbd_resource(run: CommandRunner, host: Host, name: str,
+                          files: Callable[[], tuple[OwnedFile, ...]]) -> tuple[ToolStatus, DrbdState]:
+    """DRBD's state of resource ``name`` alone: the last look before a step on it. DRBD 9 answers
+    ``drbdsetup status NAME`` (a resource that is not up is absent from the state, as in a full look); DRBD 8.4
+    reads ``/proc/drbd`` and the owned files (``files``, read only then) as a full look does."""
+    try:
+        proc, version = _kernel(host)
+    except _NoKernel as exc:
+        return exc.status, DrbdState()
+    if not version.startswith("9."):
+        status, state = _observe_drbd84(proc, version, host, files())
+    else:
+        result = run(drbd9.status_argv(name))
+        if (result.returncode == drbd9.EXIT_NO_SUCH_RESOURCE and not result.timed_out
+                and drbd9.no_such_resource(name, result.stderr)):
+            return ToolStatus(name="drbd", state="available", version=version), DrbdState(kernel_version=version)
+        status, state = _status9(result, version)
+    return status, state.model_copy(update={"resources": tuple(r for r in state.resources if r.name == name)})
+
+
+def _status9(status: CommandResult, version: str) -> tuple[ToolStatus, DrbdState]:
     if status.not_found:
         return missing("drbd", status, version), DrbdState(kernel_version=version)
     if not status.ok:
@@ -52,6 +66,32 @@ def observe_drbd(run: CommandRunner, host: Host, files: tuple[OwnedFile, ...]) -
             DrbdState(kernel_version=version)
     return ToolStatus(name="drbd", state="available", version=version), \
         DrbdState(kernel_version=version, resources=tuple(resources))
+
+
+class _NoKernel(Exception):
+    def __init__(self, status: ToolStatus) -> None:
+        super().__init__(status.detail)
+        self.status = status
+
+
+def _kernel(host: Host) -> tuple[str, str]:
+    """``/proc/drbd`` and the kernel module's version; raises :class:`_NoKernel` with the status that says why not."""
+    try:
+        proc = host.read_file(procdrbd.PROC_DRBD_PATH)
+    except HostFileError as exc:
+        raise _NoKernel(ToolStatus(name="drbd", state="failed",
+                                   detail=file_problem(exc, "read", procdrbd.PROC_DRBD_PATH))) from exc
+    if proc is None:
+        raise _NoKernel(ToolStatus(name="drbd", state="missing",
+                                   detail=f"no DRBD kernel module loaded ({procdrbd.PROC_DRBD_PATH} is absent)"))
+    try:
+        version = procdrbd.parse_version(proc)
+    except ParseError as exc:
+        raise _NoKernel(ToolStatus(name="drbd", state="failed", detail=str(exc))) from exc
+    if version is None:
+        raise _NoKernel(ToolStatus(name="drbd", state="failed",
+                                   detail=f"{procdrbd.PROC_DRBD_PATH} has no 'version:' line"))
+    return proc, version
 
 
 def _observe_drbd84(proc: str, version: str, host: Host,
@@ -173,4 +213,12 @@ class DrbdFacts:
         handler's records; no version is asked."""
         status, facts.drbd = with_split_brain_markers(context.host,
                                                       *observe_drbd(context.run, context.host, context.files()))
+        return status
+
+    def read_named(self, context: FreshContext, facts: NodeFacts, names: tuple[str, ...]) -> ToolStatus:
+        """One resource (``names``' only entry; more read everything): ``drbdsetup status NAME`` on DRBD 9."""
+        if len(names) != 1:
+            return self.read_fresh(context, facts)
+        status, facts.drbd = with_split_brain_markers(context.host, *observe_drbd_resource(
+            context.run, context.host, check_name(names[0], "DRBD resource"), context.files))
         return status

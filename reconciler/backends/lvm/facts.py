@@ -2,7 +2,7 @@
 
 The observer runs this provider in its registered order (:data:`reconciler.backends.providers.FACT_PROVIDERS`);
 a missing or failing lvm2 is a tool status, and then no volume is reported (unknown, never none). The last look
-before a step reads the LVs again through :func:`observe_lvs`.
+before a step reads the LVs it acts on again through :func:`observe_named_lvs`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ def _read_version(result: CommandResult) -> ToolStatus:
     return ToolStatus(name="lvm", state="available", version=version)
 
 
+# lvm2's ECMD_FAILED: also the exit of a report that named an LV it could not find.
+EXIT_LV_NOT_FOUND = 5
+
 VERSION_PROBE = VersionProbe(name="lvm", binary="lvm", argv=lvm.VERSION_ARGV, read=_read_version)
 
 
@@ -40,6 +43,32 @@ def observe_lvs(run: CommandRunner, version: str | None) -> tuple[ToolStatus, tu
         volumes = lvm.parse_lvs(lvs.stdout)
     except ParseError as exc:
         return ToolStatus(name="lvm", state="failed", version=version, detail=str(exc)), ()
+    return ToolStatus(name="lvm", state="available", version=version), volumes
+
+
+def observe_named_lvs(run: CommandRunner, version: str | None,
+                      names: tuple[tuple[str, str], ...]) -> tuple[ToolStatus, tuple[LogicalVolume, ...]]:
+    """The LVs ``names`` ((vg, lv) pairs) alone, read afresh with one ``lvs VG/LV ...``: the last look before a
+    step on an LV, at a cost that does not grow with the node's other LVs.
+
+    An LV that does not exist is absent from the answer: lvm2 then exits 5 and names it in a "Failed to find
+    logical volume" line. Any other failure, or an exit 5 that does not account for every LV asked for, is a
+    failed status (unknown, never "absent")."""
+    lvs = run(lvm.lvs_named_argv(names))
+    if lvs.not_found:
+        return missing("lvm", lvs, version), ()
+    wanted = set(names)
+    absent = lvm.lvs_not_found(lvs.stderr) if lvs.returncode == EXIT_LV_NOT_FOUND and not lvs.timed_out else set()
+    if not lvs.ok and not absent:
+        return ToolStatus(name="lvm", state="failed", version=version, detail=failure(lvs)), ()
+    try:
+        volumes = tuple(v for v in lvm.parse_lvs(lvs.stdout) if (v.vg, v.name) in wanted)
+    except ParseError as exc:
+        return ToolStatus(name="lvm", state="failed", version=version, detail=str(exc)), ()
+    reported = {(v.vg, v.name) for v in volumes}
+    if not absent <= wanted or (not lvs.ok and reported | absent != wanted):
+        return ToolStatus(name="lvm", state="failed", version=version,
+                          detail=f"lvs did not account for every LV asked for ({failure(lvs)})"), ()
     return ToolStatus(name="lvm", state="available", version=version), volumes
 
 
@@ -75,4 +104,11 @@ class LvmFacts:
     def read_fresh(self, context: FreshContext, facts: NodeFacts) -> ToolStatus:
         """The LVs alone (one ``lvs``), before a step on an LV."""
         status, facts.logical_volumes = observe_lvs(context.run, context.versions().version(VERSION_PROBE.name))
+        return status
+
+    def read_named(self, context: FreshContext, facts: NodeFacts, names: tuple[str, ...]) -> ToolStatus:
+        """The LVs ``names`` (``VG/LV``) alone, with one ``lvs VG/LV ...``."""
+        pairs = tuple((vg, lv) for vg, _, lv in (name.partition("/") for name in names))
+        status, facts.logical_volumes = observe_named_lvs(context.run, context.versions().version(VERSION_PROBE.name),
+                                                          pairs)
         return status

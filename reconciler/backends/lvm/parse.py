@@ -17,6 +17,7 @@ from reconciler.core.jsontext import load_json
 from reconciler.core.parse_error import ParseError
 from reconciler.model.base import Frozen
 from reconciler.model.observed import LogicalVolume, VolumeGroup
+from reconciler.names import check_name
 
 # The report command lines live in backends.lvm.argv (importable on their own); these names stay the parsers'.
 VGS_ARGV: tuple[str, ...] = _argv.VGS_ARGV
@@ -235,6 +236,30 @@ def parse_lvs(text: str) -> tuple[LogicalVolume, ...]:
         segment = _segment(row, tool)
         grouped.setdefault((segment.vg, segment.name), []).append(segment)
     return tuple(_merge_segments(segments, tool) for segments in grouped.values())
+
+
+def lvs_named_argv(names: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    """The ``lvs`` report of the observer, restricted to the LVs ``names`` ((vg, lv) pairs, given as ``VG/LV``).
+
+    Its cost does not grow with the number of LVs on the node. Each name is validated before it reaches the
+    command line."""
+    if not names:
+        raise ValueError("lvs_named_argv needs at least one LV")
+    return (*LVS_ARGV, *(f"{check_name(vg, 'volume group')}/{check_name(lv, 'logical volume')}" for vg, lv in names))
+
+
+# What lvm2 prints (exit 5) for each named LV it does not find; it still reports the others.
+_NOT_FOUND = re.compile(r'^\s*Failed to find logical volume "([^"/]+)/([^"/]+)"\s*$')
+
+
+def lvs_not_found(stderr: str) -> set[tuple[str, str]]:
+    """The (vg, lv) pairs a targeted ``lvs`` said it could not find."""
+    found = set()
+    for line in stderr.splitlines():
+        match = _NOT_FOUND.match(line)
+        if match:
+            found.add((match.group(1), match.group(2)))
+    return found
 
 
 _LVM_VERSION = re.compile(r"^\s*LVM version:\s*([0-9]+\.[0-9]+\.[0-9]+)")
