@@ -62,7 +62,7 @@ class Executor:
         self.observer = observer or Observer(host)
         self.journal = Journal(host, self.options.journal_path)
         self.backends = backends
-        self.last_look = LastLook(host, self.observer, backends.replicator)
+        self.last_look = LastLook(host, self.observer, backends.replicator, backends.hypervisor)
         self.provision_records = ProvisionRecords(host, self.options.journal_path)
 
     def apply(self, plan: Plan) -> ApplyResult:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reconciler.backends.registry import DEFAULT_BACKENDS
-from reconciler.backends.xen.xl import XL_LIST_ARGV, parse_xl_list
 from reconciler.core.action_registry import spec
 from reconciler.core.actions import Action
 from reconciler.core.facts import file_problem
@@ -30,7 +29,7 @@ from reconciler.core.safety import (
     split_brain_recovery_refusal,
     start_domain_refusal,
 )
-from reconciler.core.seams import Replicator
+from reconciler.core.seams import Hypervisor, Replicator
 from reconciler.host.base import Host, HostFileError
 from reconciler.model.observed import DmDevice, DrbdResourceState, LogicalVolume
 from reconciler.model.status import ActionResult
@@ -58,10 +57,12 @@ def _unproven_mounts(domain: str, problem: str) -> Stop:
 
 
 class LastLook:
-    def __init__(self, host: Host, observer: Observer, replicator: Replicator = DEFAULT_BACKENDS.replicator) -> None:
+    def __init__(self, host: Host, observer: Observer, replicator: Replicator = DEFAULT_BACKENDS.replicator,
+                 hypervisor: Hypervisor = DEFAULT_BACKENDS.hypervisor) -> None:
         self.host = host
         self.observer = observer
         self.replicator = replicator
+        self.hypervisor = hypervisor
 
     def check(self, action: Action) -> Stop | None:
         for check in spec(action.kind).prechecks:
@@ -222,15 +223,16 @@ class LastLook:
         if primaries:
             return Stop("refused", f"provisioning {device} refused: peer {', '.join(primaries)} is Primary too "
                                    "(the domain may run there)")
-        listing = self.host.run(XL_LIST_ARGV, timeout=GI_TIMEOUT)
+        listing = self.host.run(self.hypervisor.watch_argv(), timeout=GI_TIMEOUT)
         if not listing.ok:
             return Stop("refused", f"provisioning {device} refused: cannot prove that {action.vm} is not running "
                                    f"({listing.describe()})")
         try:
-            rows = parse_xl_list(listing.stdout)
+            rows = self.hypervisor.listed_domains(listing.stdout)
         except ParseError as exc:
-            return Stop("refused", f"provisioning {device} refused: cannot read xl list ({exc})")
-        if any(r.name == action.vm or r.name.startswith(f"{action.vm}--") for r in rows):
+            return Stop("refused", f"provisioning {device} refused: cannot read the domain list ({exc})")
+        names = {action.vm, *self.hypervisor.migration_names(action.vm)}
+        if any(r.name in names or r.name.startswith(f"{action.vm}--") for r in rows):
             return Stop("refused", f"provisioning {device} refused: the domain {action.vm} exists on this node "
                                    "(provisioning never runs while the domain runs)")
         return None

@@ -92,7 +92,7 @@ def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | 
         # (creating what merely looks absent would fail or, worse, collide).
         actions = [a.with_(refused=blind[tool]) if (tool := observed_tool(a.kind, backends)) in blind
                    and not a.refused else a for a in actions]
-    notes.extend(find_orphans(desired, observed))
+    notes.extend(find_orphans(desired, observed, backends.hypervisor))
     plan = Plan(node=desired.node, actions=order_actions(actions), notes=tuple(notes),
                 resources=_resources(desired), refused_vms=tuple(refused_vms))
     return plan.model_copy(update={"conditions": assess(desired, observed, plan, peer, backends)})

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from reconciler.backends.xen.migrate import migration_names
 from reconciler.core.plan_model import Note
+from reconciler.core.seams import Hypervisor
 from reconciler.model.desired import DATA_LV_PREFIX, SWAP_LV_PREFIX, VM_NAME_PREFIX, DesiredNode
 from reconciler.model.observed import ObservedNode
 from reconciler.ownership import is_our_dm_uuid
@@ -24,7 +24,7 @@ def _vm_of(name: str) -> str:
     return f"{VM_NAME_PREFIX}{digits.group(1)}" if digits else name
 
 
-def find_orphans(desired: DesiredNode, observed: ObservedNode) -> tuple[Note, ...]:
+def find_orphans(desired: DesiredNode, observed: ObservedNode, hypervisor: Hypervisor) -> tuple[Note, ...]:
     lvs: set[tuple[str, str]] = set()
     dms: set[str] = set()
     resources: set[str] = set()
@@ -39,7 +39,7 @@ def find_orphans(desired: DesiredNode, observed: ObservedNode) -> tuple[Note, ..
             files.add(vm.drbd.config_path)
         if vm.domain is not None:
             domains.add(vm.domain.name)
-            domains.update(migration_names(vm.domain.name))  # the VM itself, in a live migration
+            domains.update(hypervisor.migration_names(vm.domain.name))  # the VM itself, in a live migration
             files.add(vm.domain.config_path)
     notes: list[Note] = []
 
