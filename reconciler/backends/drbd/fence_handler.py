@@ -6,7 +6,9 @@ DRBD runs ``reconciler fence-peer`` with the resource in ``DRBD_RESOURCE``, the 
 fence logic (:mod:`reconciler.daemon.peers.fence`) answers a :data:`~reconciler.core.seams.FenceVerdict`,
 which :func:`exit_code` turns into the exit code DRBD's kernel module understands (``drbd_nl.c``,
 ``conn_try_outdate_peer``): 3 the peer's disk is already Outdated, Inconsistent or worse; 4 the peer was
-outdated now; 6 the peer is Primary (DRBD outdates the local disk); 7 the peer was powered off and a status
+outdated now; 6 the peer is Primary (DRBD tries to outdate the local disk: a Secondary caller becomes
+Outdated, a Primary caller is refused that, ``SS_NO_UP_TO_DATE_DISK`` with no peer to hold good data, and stays an
+UpToDate Primary, its I/O still frozen under ``resource-and-stonith``); 7 the peer was powered off and a status
 query proved it off. Everything else is 1, which DRBD logs as a broken helper and treats as "not fenced".
 5 ("unreachable") is never answered: DRBD would take a peer that merely lost a link, and may still be
 writing, as Outdated.

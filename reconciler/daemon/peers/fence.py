@@ -15,7 +15,10 @@ asked, and DRBD refuses to outdate a connected disk. The peer then answers "conn
 again until its deadline: a 4 is only ever the peer's own confirmation.
 
 Inside a live migration's window both nodes are Primary, and a cut link runs the handler on both. A Primary
-outside the window answers "primary" (6: the asker outdates itself). Inside the window (the runtime
+outside the window answers "primary" (6: DRBD then tries to outdate the asker's own disk; a Secondary asker
+becomes Outdated and its promotion fails, but a Primary asker is refused that change, ``SS_NO_UP_TO_DATE_DISK``
+without a connection in ``drbd_state.c``, and stays an UpToDate Primary, its I/O still frozen under
+``resource-and-stonith``; see ``conn_try_outdate_peer`` in 8.4's ``drbd_nl.c``). Inside the window (the runtime
 ``allow-two-primaries``, read fresh with ``drbdsetup show RES``) the peer first tries to give way: the side that
 does not run the domain holds its device closed, so ``drbdadm secondary`` succeeds there and it outdates itself
 (4: the asker, running the domain, keeps its disk); the side running it (the domain, or xl's
