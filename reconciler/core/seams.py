@@ -415,9 +415,12 @@ class Replicator(Protocol):
         read (empty: every file was read)."""
         ...
 
-    def outdate(self, host: Host, resource: str) -> tuple[OutdateOutcome, str]:
+    def outdate(self, host: Host, resource: str,
+                peer_keeps: tuple[bool, str] = (False, "")) -> tuple[OutdateOutcome, str]:
         """Mark this node's replica as out of date, because a peer that lost us asks (its fence-peer handler),
-        unless this node is the writer; never promote or demote. The outcome and what it found, for the log."""
+        unless this node is the writer; never promote. Inside a live migration's window a writer may give way
+        (demote) only when ``peer_keeps`` says the migration's records show the peer keeps the data (with why
+        not otherwise). The outcome and what it found, for the log."""
         ...
 
     def migration_window_open(self, host: Host, resource: str) -> tuple[bool, str]:

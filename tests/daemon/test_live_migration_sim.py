@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.daemon.loop.fence_records import peer_keeps
 from reconciler.daemon.peers.fence import outdate_local
+from reconciler.model.status import PeerStatus
 from reconciler.sim import drbd, faults, oracle
 from reconciler.sim import drbd_machine as machine
 from reconciler.sim.state import SimCluster
@@ -382,7 +384,12 @@ def _unfenced_partition(pair: Pair) -> None:
 
 
 def _outdate(pair: Pair, node: str) -> tuple[str, str]:
-    answer = outdate_local(pair.lab.host(node), "vm100", lambda: frozenset({"vm100"}))
+    """The outdate endpoint as the daemon answers it: with this node's migration records and the peer's report."""
+    peer = next(n for n in NODES if n != node)
+    report = (PeerStatus(node=peer, reachable=True, migrations=pair.daemons[peer].rec.migrations.peer_report()),)
+    state_dir = pair.daemons[node].rec.migrations.state_dir
+    answer = outdate_local(pair.lab.host(node), "vm100", lambda: frozenset({"vm100"}),
+                           peer_keeps=lambda r: peer_keeps(state_dir, node, r, {"vm100": ("vm100", peer)}, report))
     return answer.outcome, answer.detail
 
 
@@ -393,7 +400,8 @@ def test_the_outdate_endpoint_inside_the_window_demotes_only_the_side_without_th
     _unfenced_partition(pair)
     outcome, detail = _outdate(pair, "erdbeere")
     assert outcome == "primary"
-    assert "(-12) Device is held open by someone" in detail
+    # The source's records show the domain has not left it (and DRBD would refuse: the domain holds the device).
+    assert "inside a live migration window and stays so" in detail
     assert (pair.role("erdbeere"), pair.disk("erdbeere")) == ("Primary", "UpToDate")
     assert _outdate(pair, "himbeere") == ("outdated", "vm100 outdated on himbeere")
     assert (pair.role("himbeere"), pair.disk("himbeere")) == ("Secondary", "Outdated")
@@ -413,7 +421,8 @@ def test_the_outdate_endpoint_leaves_both_sides_while_xl_migration_names_hold_th
     for node in NODES:
         outcome, detail = _outdate(pair, node)
         assert outcome == "primary", (node, detail)
-        assert "(-12) Device is held open by someone" in detail
+        # Held here: the records already refuse (and DRBD would, xl's names hold the devices).
+        assert "inside a live migration window and stays so" in detail
         assert (pair.role(node), pair.disk(node)) == ("Primary", "UpToDate")
 
 

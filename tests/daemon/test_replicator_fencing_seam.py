@@ -34,7 +34,8 @@ class OtherReplicator(DrbdReplicator):
     def __init__(self) -> None:
         self.calls: list[tuple[str, object]] = []
 
-    def outdate(self, host: Host, resource: str) -> tuple[OutdateOutcome, str]:
+    def outdate(self, host: Host, resource: str,
+                peer_keeps: tuple[bool, str] = (False, "")) -> tuple[OutdateOutcome, str]:
         self.calls.append(("outdate", resource))
         return "already", f"{resource} is stale in the other replicator"
 

@@ -13,6 +13,8 @@ from reconciler.names import check_name
 from reconciler.printable import escape
 
 DRBDADM_TIMEOUT = 20.0
+# Without word from the daemon's migration records a Primary never gives way (never outdate both sides).
+NO_RECORD = (False, "nothing shows that the peer keeps the data")
 
 # Disk states at least as bad as Outdated: such a replica can never become a sync source or Primary.
 NOT_UP_TO_DATE = frozenset({"Outdated", "Inconsistent", "Diskless", "Failed"})
@@ -50,12 +52,18 @@ def window_open(host: Host, name: str) -> tuple[bool, str]:
     return bool(allowed), "" if allowed else "no live migration window is open"
 
 
-def _give_way(host: Host, name: str) -> tuple[OutdateOutcome, str] | None:
+def _give_way(host: Host, name: str, peer_keeps: tuple[bool, str]) -> tuple[OutdateOutcome, str] | None:
     """A Primary inside a live migration's window tries to become Secondary, so that its peer keeps its disk;
-    None when it did, else the answer "primary" with why it stays (DRBD refuses while the device is open)."""
+    None when it did, else the answer "primary" with why it stays: the migration's records do not show that
+    the peer keeps the data (with the domain running nowhere neither device is held, and both sides would
+    give way), or DRBD refuses while the device is open."""
     opened, why = window_open(host, name)
     if not opened:
         return "primary", f"{name} is Primary on {host.node} ({why})"
+    keeps, why_not = peer_keeps
+    if not keeps:
+        return "primary", (f"{name} is Primary on {host.node} inside a live migration window and stays so: "
+                           f"{why_not}")
     connected = _still_connected(host, name)
     if connected is not None:
         return connected  # demoted now, it could not be outdated yet: ask again once it has noticed the cut
@@ -66,15 +74,16 @@ def _give_way(host: Host, name: str) -> tuple[OutdateOutcome, str] | None:
     return None
 
 
-def outdate(host: Host, resource: str) -> tuple[OutdateOutcome, str]:
+def outdate(host: Host, resource: str, peer_keeps: tuple[bool, str] = NO_RECORD) -> tuple[OutdateOutcome, str]:
     """Outdate ``resource`` here unless it is Primary; never promote. A Primary is demoted first only inside a
-    live migration's window, and only if DRBD allows it (nothing holds the device open)."""
+    live migration's window, only if ``peer_keeps`` (from the daemon's migration records) says the peer keeps
+    the data, and only if DRBD allows it (nothing holds the device open)."""
     name = check_name(resource, "DRBD resource")
     role = host.run(("drbdadm", "role", name), timeout=DRBDADM_TIMEOUT)
     if role.ok:
         lines = [line for line in role.stdout.splitlines() if line.strip()]
         if any(_first_field(line) == "Primary" for line in lines):
-            stays = _give_way(host, name)
+            stays = _give_way(host, name, peer_keeps)
             if stays is not None:
                 return stays
         disks = host.run(("drbdadm", "dstate", name), timeout=DRBDADM_TIMEOUT)

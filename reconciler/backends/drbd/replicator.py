@@ -133,8 +133,9 @@ class DrbdReplicator:
     def config_identities(self, files: Iterable[OwnedFile], node: str) -> tuple[Mapping[str, ReplicaIdentity], str]:
         return conf.owned_identities(files, node)
 
-    def outdate(self, host: Host, resource: str) -> tuple[OutdateOutcome, str]:
-        return outdate.outdate(host, resource)
+    def outdate(self, host: Host, resource: str,
+                peer_keeps: tuple[bool, str] = outdate.NO_RECORD) -> tuple[OutdateOutcome, str]:
+        return outdate.outdate(host, resource, peer_keeps)
 
     def migration_window_open(self, host: Host, resource: str) -> tuple[bool, str]:
         return outdate.window_open(host, resource)

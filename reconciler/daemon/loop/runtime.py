@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.daemon.loop.config import DaemonConfig
 from reconciler.daemon.loop.engine import Engine
+from reconciler.daemon.loop.fence_records import peer_keeps
 from reconciler.daemon.loop.gating import BootGate
 from reconciler.daemon.loop.metrics_sink import MetricsSink, NullMetrics
 from reconciler.daemon.loop.notify import Notifier, watchdog_interval
@@ -30,7 +31,7 @@ from reconciler.daemon.loop.seams import (
 from reconciler.daemon.loop.verify import VerifyScheduler
 from reconciler.daemon.node import control as control_mod
 from reconciler.daemon.node.control import ControlServer, ControlStore
-from reconciler.daemon.peers.fence import OutdateAnswer, outdate_local, resource_hosts
+from reconciler.daemon.peers.fence import OutdateAnswer, outdate_local, resource_hosts, resource_vms
 from reconciler.daemon.peers.peer import (
     DEFAULT_PEER_PORT,
     PeerAnswer,
@@ -169,8 +170,14 @@ class Daemon:
         in_force = self.source.in_force
         return frozenset(resource_hosts(in_force.cluster, self.config.node)) if in_force is not None else frozenset()
 
+    def _peer_keeps(self, resource: str) -> tuple[bool, str]:
+        in_force = self.source.in_force
+        vms = resource_vms(in_force.cluster, self.config.node) if in_force is not None else {}
+        return peer_keeps(self.reconciler.migrations.state_dir, self.config.node, resource, vms,
+                          self.peer_monitor.statuses())
+
     def _outdate(self, resource: str) -> OutdateAnswer:
-        answer = outdate_local(self.host, resource, self._managed_resources)
+        answer = outdate_local(self.host, resource, self._managed_resources, peer_keeps=self._peer_keeps)
         event("fence.outdate_request", level=logging.WARNING, resource=answer.resource, outcome=answer.outcome,
               detail=answer.detail)
         self.wakeup.signal("drbd")

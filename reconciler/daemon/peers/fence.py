@@ -94,17 +94,33 @@ def resource_hosts(cluster: Cluster, node: str) -> dict[str, tuple[DrbdHost, ...
     return {vm.drbd.name: vm.drbd.hosts for vm in desired.vms if vm.drbd is not None}
 
 
+def resource_vms(cluster: Cluster, node: str) -> dict[str, tuple[str, str]]:
+    """DRBD resource -> (its VM, the VM's one peer) for the resources ``node`` holds with exactly one peer."""
+    try:
+        desired = expand_node(cluster, node)
+    except UnknownNodeError:
+        return {}
+    return {vm.drbd.name: (vm.name, vm.peers[0]) for vm in desired.vms if vm.drbd is not None and len(vm.peers) == 1}
+
+
+def _no_record(resource: str) -> tuple[bool, str]:
+    return False, "nothing shows that the peer keeps the data"
+
+
 def outdate_local(host: Host, resource: str, managed: Callable[[], frozenset[str]],
-                  replicator: Replicator = DEFAULT_BACKENDS.replicator) -> OutdateAnswer:
+                  replicator: Replicator = DEFAULT_BACKENDS.replicator, *,
+                  peer_keeps: Callable[[str], tuple[bool, str]] = _no_record) -> OutdateAnswer:
     """Outdate ``resource`` here if this node manages it and the replicator finds it not the writer; never
-    promote or demote (the replicator's :meth:`~reconciler.core.seams.Replicator.outdate`)."""
+    promote, and demote a writer inside a live migration's window only when ``peer_keeps(resource)`` (the
+    migration's records, :mod:`reconciler.daemon.peers.giveway`) says the peer keeps the data (the
+    replicator's :meth:`~reconciler.core.seams.Replicator.outdate`)."""
     try:
         name = check_name(resource, "DRBD resource")
     except UnsafeNameError as exc:
         return OutdateAnswer(host.node, resource, "unknown", str(exc))
     if name not in managed():
         return OutdateAnswer(host.node, name, "unknown", f"{name} is not a resource this node manages")
-    outcome, detail = replicator.outdate(host, name)
+    outcome, detail = replicator.outdate(host, name, peer_keeps(name))
     return OutdateAnswer(host.node, name, outcome, detail)
 
 
