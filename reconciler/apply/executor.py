@@ -217,7 +217,8 @@ class Executor:
         interrupted = any(e.kind == action.kind and e.key == action.key for e in previous)
         verdict = provision_verdict(device, self._probe(device), int(action.identity or "1"),
                                     journal_names_device=interrupted)
-        if verdict.decision == "done":
+        if verdict.decision in ("done", "leave"):
+            # "leave": the guest's filesystem; the note says why nothing is provisioned, and the start goes on.
             return _Outcome("unchanged", verdict.reason, attempts=0)
         if verdict.decision == "refuse":
             return _Outcome("refused", verdict.reason, attempts=0)

@@ -11,7 +11,9 @@ It moves through three values, each written while the filesystem is not mounted 
   was interrupted: the VM is Failed until the desired state names a higher attempt.
 - ``rprov-done``: written after the provisioning finished and the filesystem was unmounted. Never again.
 
-XFS labels hold at most 12 characters, so N goes up to 999.
+XFS labels hold at most 12 characters, so N goes up to 999. The guest owns the device and may change the
+label: any other label means the filesystem is the guest's, left alone (provisioning does not apply and the
+domain starts); setting one of these labels is within a guest's reach too (docs/security.md).
 """
 
 from __future__ import annotations

@@ -114,7 +114,7 @@ def beneath_verdict(kind: str, target_decision: SignatureVerdict, device: str, s
                                              "unwanted)")
 
 
-ProvisionDecision = Literal["run", "done", "failed", "refuse"]
+ProvisionDecision = Literal["run", "done", "failed", "leave", "refuse"]
 
 
 class ProvisionVerdict(Frozen):
@@ -130,17 +130,23 @@ def provision_verdict(device: str, signature: Signature | None, attempt: int, *,
 
     Only a filesystem this project made for provisioning (``rprov-new``) or one whose earlier attempt is
     superseded by the desired state's higher ``attempt`` is filled; a finished one never again; one whose
-    attempt is the current one (or a later one) failed or was interrupted and waits for a new statement;
-    anything else may be the guest's data and is refused. ``journal_names_device``: the crash journal names
+    attempt is the current one (or a later one) failed or was interrupted and waits for a new statement. A
+    filesystem without one of these labels is the guest's (it owns the device and may relabel or remake it,
+    or it was made before ``provision`` was added): it is left alone ("leave"), provisioning does not apply,
+    and the domain starts. Only a device whose contents cannot be read, or that holds no filesystem, is
+    refused. ``journal_names_device``: the crash journal names
     our own provisioning of this device as unfinished (it only changes the words).
     """
     if signature is None:
         return ProvisionVerdict(decision="refuse", reason=f"blkid -p could not tell what {device} holds; "
                                                           "not provisioning it")
+    if not signature.type:
+        return ProvisionVerdict(decision="refuse", reason=f"{device} carries no filesystem; provisioning fills only "
+                                                          "an XFS filesystem this project made for it")
     if signature.type != "xfs":
-        what = f"a {signature.type} signature" if signature.type else "no filesystem"
-        return ProvisionVerdict(decision="refuse", reason=f"{device} carries {what}; provisioning fills only an XFS "
-                                                          "filesystem this project made for it")
+        return ProvisionVerdict(decision="leave", reason=(
+            f"{device} carries a signature of type {signature.type}, not a filesystem this project made for "
+            "provisioning: it is the guest's, left alone; provisioning does not apply"))
     label = signature.label
     if label == LABEL_DONE:
         return ProvisionVerdict(decision="done", reason=f"{device} is provisioned already (label {LABEL_DONE})")
@@ -148,10 +154,11 @@ def provision_verdict(device: str, signature: Signature | None, attempt: int, *,
         return ProvisionVerdict(decision="run", reason=f"{device} was made for provisioning and never filled")
     tried = tried_attempt(label)
     if tried is None:
-        return ProvisionVerdict(decision="refuse", reason=(
-            f"the filesystem on {device} was not made for provisioning (label {label or '(none)'}): it may hold the "
-            "guest's data, so nothing is copied into it (provisioning fills only a filesystem this project made "
-            f"for it, labelled {LABEL_NEW})"))
+        return ProvisionVerdict(decision="leave", reason=(
+            f"the filesystem on {device} was not made for provisioning (label {label or '(none)'}): it is the "
+            "guest's (relabelled by it, or made before provisioning was asked for), left alone, nothing copied "
+            f"into it; provisioning does not apply (it fills only a filesystem this project made for it, labelled "
+            f"{LABEL_NEW})"))
     if tried >= attempt:
         how = "was interrupted (the crash journal names it)" if journal_names_device else "failed or was interrupted"
         return ProvisionVerdict(decision="failed", tried=tried, reason=(

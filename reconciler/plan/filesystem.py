@@ -41,7 +41,8 @@ def plan_provision(b: VmBuilder, after: tuple[str | None, ...]) -> str | None:
     """Fill the new filesystem once, before the domain first starts (reconciler.core.provisioning).
 
     Planned wherever the filesystem is: the label read right before the step says whether it runs, is done
-    already (every later start), failed (the VM is Failed until a new attempt is stated) or is refused. The
+    already (every later start), failed (the VM is Failed until a new attempt is stated), does not apply
+    (another label: the guest's filesystem, left alone) or is refused (no filesystem, or unreadable). The
     first command only reads the node's provisioning config, so a provisioner or image missing there fails
     before the label records an attempt, and the next pass tries again once the node is fixed."""
     wanted = b.vm.provision

@@ -227,7 +227,7 @@ def test_a_crash_in_the_middle_is_failed_with_the_journal_and_redone_only_by_a_n
     assert oracle.check(lab.cluster.read()) == []
 
 
-def test_an_existing_filesystem_is_never_provisioned(lab: SimLab) -> None:
+def test_an_existing_filesystem_is_never_provisioned_and_the_domain_starts(lab: SimLab) -> None:
     last = lab.converge()
     assert all(s.plan.is_empty for s in last.values())
     provision(lab, f"{{image: {IMAGE}}}")
@@ -235,10 +235,33 @@ def test_an_existing_filesystem_is_never_provisioned(lab: SimLab) -> None:
     run = SimHost(lab.directory, "himbeere").run(["xl", "shutdown", "-w", "vm101"], timeout=60)
     assert run.ok, run.describe()
     step = lab.apply("himbeere")
-    refused = action(step, "provision-fs")
-    assert refused.result == "refused"
-    assert "not made for provisioning" in refused.message
+    left = action(step, "provision-fs")
+    assert left.result == "unchanged"
+    assert "not made for provisioning" in left.message
+    assert "left alone" in left.message
+    assert action(step, "start-domain").result == "ok"
     assert ran(lab, "provision-run") == []
+
+
+# XFS labels hold 12 characters (cloud images' "cloudimg-rootfs" is an ext4 label): a label a guest may choose.
+@pytest.mark.parametrize("label", ["rootfs", "rprov-tryX"])
+def test_a_guest_relabelling_its_filesystem_does_not_keep_the_vm_down(lab: SimLab, label: str) -> None:
+    # The guest owns the block device: cloud images expect LABEL=cloudimg-rootfs, an admin may run xfs_admin -L.
+    provision(lab, f"{{image: {IMAGE}}}")
+    lab.converge()
+    assert signature(lab, "himbeere")["label"] == "rprov-done"
+    host = SimHost(lab.directory, "himbeere")
+    assert host.run(["xl", "shutdown", "-w", "vm101"], timeout=60).ok
+    # What the guest did to its own disk while it ran (here done from dom0 while it is stopped).
+    relabel = host.run(["xfs_admin", "-L", label, "/dev/drbd1"], timeout=60)
+    assert relabel.ok, relabel.describe()
+    step = lab.apply("himbeere")
+    left = action(step, "provision-fs")
+    assert left.result == "unchanged"
+    assert f"label {label}" in left.message
+    assert action(step, "start-domain").result == "ok"
+    assert signature(lab, "himbeere")["label"] == label  # nothing rewrote the guest's label
+    assert len(ran(lab, "provision-run")) == 1  # the first provisioning only
 
 
 def test_a_start_is_refused_while_the_device_is_mounted_where_proc_mounts_does_not_show_it(lab: SimLab) -> None:

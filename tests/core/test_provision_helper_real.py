@@ -57,7 +57,7 @@ def config(tmp_path: Path) -> Path:
     images.mkdir()
     script = tmp_path / "fill"
     script.write_text("#!/bin/sh\nset -e\necho \"filling $1 for $RECONCILER_VM\"\nmkdir \"$1/etc\"\n"
-                      "echo guest > \"$1/etc/hostname\"\n")
+                      "echo guest > \"$1/etc/hostname\"\ngrep \" $1 \" /proc/self/mounts | sed 's/^/mount: /'\n")
     script.chmod(0o755)
     hang = tmp_path / "hang"
     hang.write_text("#!/bin/sh\n( exec sleep 987.654 ) &\nexec sleep 600\n")
@@ -165,6 +165,12 @@ def test_a_provisioner_fills_it_and_a_hanging_one_is_killed_with_all_it_started(
     assert done.returncode == 0, done.stderr
     assert "filling /run/reconciler-provision/mnt-" in done.stdout
     assert "for vm1" in done.stdout
+    # A guest may have crafted the filesystem (emptied, labelled rprov-new): no device nodes, no setuid from it;
+    # a provisioner may still run binaries inside the target (a debootstrap's chroot).
+    options = next(line for line in done.stdout.splitlines() if line.startswith("mount: ")).split()[4].split(",")
+    assert "nodev" in options
+    assert "nosuid" in options
+    assert "noexec" not in options
     assert "etc/hostname" in listing(device, tmp_path)
     assert sh("wipefs", "-a", device).returncode == 0
     assert sh("mkfs.xfs", "-q", "-L", "rprov-new", device).returncode == 0

@@ -74,11 +74,13 @@ def sig(label: str | None, kind: str | None = "xfs") -> Signature:
                                      "desired state names a new attempt (provision: attempt: 2)"),
     (sig("rprov-try3"), 2, "failed", "attempt 3"),
     (sig("rprov-try1"), 2, "run", "the filesystem must still be empty"),
-    (sig(None), 1, "refuse", "not made for provisioning (label (none))"),
-    (sig("guestroot"), 1, "refuse", "may hold the guest's data"),
-    (sig("rprov-tryX"), 1, "refuse", "not made for provisioning"),
+    (sig(None), 1, "leave", "not made for provisioning (label (none))"),
+    (sig("guestroot"), 1, "leave", "it is the guest's"),
+    (sig("cloudimg-rootfs"), 2, "leave", "provisioning does not apply"),
+    (sig("rprov-tryX"), 1, "leave", "not made for provisioning"),
     (sig(None, None), 1, "refuse", "carries no filesystem"),
-    (sig(None, "swap"), 1, "refuse", "carries a swap signature"),
+    (sig(None, "ext4"), 1, "leave", "signature of type ext4"),
+    (sig(None, "swap"), 1, "leave", "it is the guest's"),
     (None, 1, "refuse", "could not tell"),
 ])
 def test_the_label_decides(found: Signature | None, attempt: int, decision: str, words: str) -> None:

@@ -143,7 +143,10 @@ def provision(config: ProvisionConfig, device: str, *, provisioner: str | None, 
     target = tempfile.mkdtemp(prefix="mnt-", dir=RUN_DIR)
     mounted = False
     try:
-        options = "nodev,nosuid,noexec" if image is not None else "defaults"
+        # The filesystem may have been crafted by a guest that emptied it and set the label rprov-new: never
+        # honour its device nodes or setuid bits in dom0. A provisioner may run binaries inside the target
+        # (debootstrap's chroot), so only an image's extraction also forbids executing from it.
+        options = "nodev,nosuid,noexec" if image is not None else "nodev,nosuid"
         result = host.run(("mount", "-t", "xfs", "-o", options, device, target), timeout=MOUNT_TIMEOUT)
         if not result.ok:
             raise ProvisionError(f"mounting {device} failed: {result.describe()}")
