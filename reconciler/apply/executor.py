@@ -22,6 +22,7 @@ from reconciler.core.plan_model import Plan
 from reconciler.core.safety import beneath_verdict, provision_verdict, signature_verdict
 from reconciler.core.seams import Backends
 from reconciler.host.base import CommandResult, Host, HostFileError
+from reconciler.model.desired import PROVISION_LABEL_NEW
 from reconciler.model.observed import Signature
 from reconciler.model.status import ActionRecord, ActionResult
 from reconciler.observe.observer import Observer, ProbeError
@@ -171,6 +172,14 @@ class Executor:
                                                 key=action.key, vm=action.vm, devices=action.probe_before,
                                                 identity=identity, started_at=self.options.clock()))
         outcome = self._execute(action, commands, entry)
+        if action.kind == "make-fs" and outcome.result == "ok" and action.vm and action.probe_before \
+                and any(c.argv[:1] == ("mkfs.xfs",) and PROVISION_LABEL_NEW in c.argv for c in commands):
+            self.provision_records.mark_made(action.vm, action.probe_before[0])
+        if action.kind == "provision-fs":
+            after = self._probe(action.devices[0])
+            if after is None or after.label != PROVISION_LABEL_NEW:
+                # An attempt was recorded (or finished) before the domain may start and the guest may relabel.
+                self.provision_records.forget_made(action.vm)
         if action.kind == "provision-fs" and outcome.result != "ok":
             outcome = self._provision_failed(action, outcome)
         if outcome.result == "failed":
@@ -215,15 +224,20 @@ class Executor:
         """The label, read afresh, decides: fill it, done already, an earlier failure of this attempt, refused."""
         device = action.devices[0]
         interrupted = any(e.kind == action.kind and e.key == action.key for e in previous)
-        verdict = provision_verdict(device, self._probe(device), int(action.identity or "1"),
-                                    journal_names_device=interrupted)
+        found = self._probe(device)
+        made_here = self.provision_records.made_here(action.vm, device)
+        verdict = provision_verdict(device, found, int(action.identity or "1"),
+                                    journal_names_device=interrupted, made_here=made_here)
+        if made_here and (found is None or found.label != PROVISION_LABEL_NEW):
+            # The label moved on: from now on only a raised attempt trusts rprov-new here.
+            self.provision_records.forget_made(action.vm)
         if verdict.decision in ("done", "leave"):
             # "leave": the guest's filesystem; the note says why nothing is provisioned, and the start goes on.
             return _Outcome("unchanged", verdict.reason, attempts=0)
         if verdict.decision == "refuse":
             return _Outcome("refused", verdict.reason, attempts=0)
         if verdict.decision == "failed":
-            said = self.provision_records.read(action.vm, verdict.tried)
+            said = self.provision_records.read(action.vm, verdict.tried) if verdict.tried is not None else ""
             return _Outcome("failed", verdict.reason + (f"; what it said: {said}" if said else ""), attempts=0)
         return None
 

@@ -4,6 +4,10 @@ The failure itself is recorded in the filesystem's label (both nodes see it); th
 long for a label, so the node that ran the attempt keeps it in its state directory, beside the crash journal,
 and every later pass that reports the attempt as failed repeats it. The other node, after a failover, reports
 the failure without it and says where it is.
+
+It also keeps the proof that this node made a VM's filesystem for provisioning (``mkfs.xfs -L rprov-new``):
+the label alone is within the guest's reach, so a filesystem labelled ``rprov-new`` is filled at the
+desired state's first attempt only if this node made it and has not seen it labelled otherwise since.
 """
 
 from __future__ import annotations
@@ -48,3 +52,26 @@ class ProvisionRecords:
         if not isinstance(data, dict) or data.get("attempt") != attempt:
             return elsewhere
         return _tail(str(data.get("output", "")))
+
+    def made_path(self, vm: str) -> str:
+        return posixpath.join(self.directory, f"{check_name(vm, 'VM')}.made")
+
+    def mark_made(self, vm: str, device: str) -> None:
+        """This node just made ``device``'s filesystem for ``vm``'s provisioning (labelled rprov-new)."""
+        # A lost mark only asks for a raised attempt (the safe side), never for a fill without one.
+        with contextlib.suppress(HostFileError, OSError):
+            self.host.write_file(self.made_path(vm), json.dumps({"vm": vm, "device": device}) + "\n", 0o600)
+
+    def made_here(self, vm: str, device: str) -> bool:
+        try:
+            text = self.host.read_file(self.made_path(vm))
+            data = json.loads(text) if text else None
+        except (HostFileError, OSError, ValueError):
+            return False
+        return isinstance(data, dict) and data.get("vm") == vm and data.get("device") == device
+
+    def forget_made(self, vm: str) -> None:
+        """Once the label moved on (an attempt started, done, or the guest's), rprov-new is never trusted again."""
+        with contextlib.suppress(HostFileError, OSError):
+            if self.host.read_file(self.made_path(vm)) is not None:
+                self.host.remove_file(self.made_path(vm))

@@ -124,7 +124,7 @@ class ProvisionVerdict(Frozen):
 
 
 def provision_verdict(device: str, signature: Signature | None, attempt: int, *,
-                      journal_names_device: bool = False) -> ProvisionVerdict:
+                      journal_names_device: bool = False, made_here: bool = True) -> ProvisionVerdict:
     """Whether provisioning may fill the filesystem on ``device`` now, from a fresh ``blkid -p`` (its label is
     the record, see :mod:`reconciler.core.provisioning`). Emptiness is checked once it is mounted, by the helper.
 
@@ -135,7 +135,10 @@ def provision_verdict(device: str, signature: Signature | None, attempt: int, *,
     or it was made before ``provision`` was added): it is left alone ("leave"), provisioning does not apply,
     and the domain starts. Only a device whose contents cannot be read, or that holds no filesystem, is
     refused. ``journal_names_device``: the crash journal names
-    our own provisioning of this device as unfinished (it only changes the words).
+    our own provisioning of this device as unfinished (it only changes the words). ``made_here``: this
+    node's record says it made this filesystem for provisioning and has not seen its label move on since;
+    without it, ``rprov-new`` (within the guest's reach, or made on the peer before a failover) is filled only
+    when the desired state states an attempt above 1.
     """
     if signature is None:
         return ProvisionVerdict(decision="refuse", reason=f"blkid -p could not tell what {device} holds; "
@@ -151,6 +154,11 @@ def provision_verdict(device: str, signature: Signature | None, attempt: int, *,
     if label == LABEL_DONE:
         return ProvisionVerdict(decision="done", reason=f"{device} is provisioned already (label {LABEL_DONE})")
     if label == LABEL_NEW:
+        if not made_here and attempt <= 1:
+            return ProvisionVerdict(decision="failed", reason=(
+                f"{device} is labelled {LABEL_NEW} but this node has no record of making it for provisioning (made "
+                "on the peer before a failover, or labelled so by the guest): not filled until the desired state "
+                "names a new attempt (provision: attempt: 2)"))
         return ProvisionVerdict(decision="run", reason=f"{device} was made for provisioning and never filled")
     tried = tried_attempt(label)
     if tried is None:

@@ -322,3 +322,41 @@ def test_the_last_look_refuses_a_secondary_and_a_running_domain(lab: SimLab) -> 
     stop = LastLook(primary, Observer(primary)).check(provision_action("vm101", "/dev/drbd1"))
     assert stop is not None
     assert "cannot prove /dev/drbd1 unused by an exclusive open" in stop.reason
+
+
+def test_a_guest_setting_rprov_new_on_its_filesystem_is_not_provisioned_again(lab: SimLab) -> None:
+    # The label is within the guest's reach; this node's record of making the filesystem went with the first
+    # attempt, so dom0 does not mount what the guest left until the desired state names a new attempt.
+    provision(lab, f"{{image: {IMAGE}}}")
+    lab.converge()
+    host = SimHost(lab.directory, "himbeere")
+    assert host.run(["xl", "shutdown", "-w", "vm101"], timeout=60).ok
+    assert host.run(["xfs_admin", "-L", "rprov-new", "/dev/drbd1"], timeout=60).ok
+    step = lab.apply("himbeere")
+    failed = action(step, "provision-fs")
+    assert failed.result == "failed"
+    assert "no record of making it for provisioning" in failed.message
+    assert "what it said" not in failed.message
+    assert len(ran(lab, "provision-run")) == 1  # the first provisioning only
+    assert signature(lab, "himbeere")["label"] == "rprov-new"
+
+
+def test_a_failover_before_provisioning_waits_for_a_new_attempt_and_then_provisions_on_the_new_primary(
+        lab: SimLab) -> None:
+    SimHost(lab.directory, "himbeere").remove_file(CONFIG)
+    provision(lab, "{provisioner: sim-debootstrap}")
+    lab.converge(passes=3)
+    assert signature(lab, "himbeere")["label"] == "rprov-new"  # made on himbeere, never filled
+    edit_vm(lab, "vm101", r"live_migration: true", "live_migration: false")
+    edit_vm(lab, "vm101", r"^primary: himbeere", "primary: erdbeere")
+    lab.converge(passes=6)
+    failed = action(lab.apply("erdbeere"), "provision-fs")
+    assert failed.result == "failed"
+    assert "no record of making it for provisioning" in failed.message
+    assert ran(lab, "provision-run") == []
+    provision_attempt(lab, 2)
+    last = lab.converge(passes=8)
+    assert all(s.plan.is_empty for s in last.values()), {n: [a.id for a in s.plan.actions] for n, s in last.items()}
+    assert signature(lab, "erdbeere")["label"] == "rprov-done"
+    assert len(ran(lab, "provision-run", "erdbeere")) == 1
+    assert "vm101" in lab.cluster.read()["nodes"]["erdbeere"]["domains"]

@@ -89,6 +89,14 @@ def test_the_label_decides(found: Signature | None, attempt: int, decision: str,
     assert words in verdict.reason
 
 
+def test_rprov_new_without_this_node_s_record_of_making_it_waits_for_a_new_attempt() -> None:
+    verdict = provision_verdict("/dev/drbd0", sig(LABEL_NEW), 1, made_here=False)
+    assert verdict.decision == "failed"
+    assert "no record of making it for provisioning" in verdict.reason
+    assert "provision: attempt: 2" in verdict.reason
+    assert provision_verdict("/dev/drbd0", sig(LABEL_NEW), 2, made_here=False).decision == "run"
+
+
 def test_the_journal_only_changes_the_words_of_a_failure() -> None:
     verdict = provision_verdict("/dev/drbd0", sig("rprov-try1"), 1, journal_names_device=True)
     assert verdict.decision == "failed"
