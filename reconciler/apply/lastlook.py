@@ -38,6 +38,8 @@ from reconciler.observe.observer import Observer
 from reconciler.ownership import LV_TAG, dm_uuid
 
 GI_TIMEOUT = 30.0
+# `reconciler helper unused` is a Python start: seconds on a real node, over 30 s on an emulated one.
+UNUSED_TIMEOUT = 120.0
 # /proc/mounts is a symlink (to self/mounts) and the host seam never follows a final symlink.
 MOUNTS_FILE = "/proc/self/mounts"
 
@@ -243,7 +245,11 @@ class LastLook:
         devices = tuple(d for d in action.devices if d.startswith("/dev/"))
         if not devices:
             return None
-        checked = self.host.run(unused_argv(devices), timeout=GI_TIMEOUT)
+        if action.kind == "start-domain" and not any(d.startswith("provision-fs@") for d in action.depends_on):
+            # Only provisioning mounts where /proc/mounts cannot see; for any other VM the not-mounted check
+            # suffices, and the helper's start is not paid (a Python start takes over 30 s on an emulated CPU).
+            return None
+        checked = self.host.run(unused_argv(devices), timeout=UNUSED_TIMEOUT)
         if checked.ok:
             return None
         what = f"starting {action.vm}" if action.kind == "start-domain" else f"{action.kind} of {action.vm}"

@@ -265,6 +265,7 @@ def test_a_guest_relabelling_its_filesystem_does_not_keep_the_vm_down(lab: SimLa
 
 
 def test_a_start_is_refused_while_the_device_is_mounted_where_proc_mounts_does_not_show_it(lab: SimLab) -> None:
+    provision(lab, "{provisioner: sim-debootstrap}")  # only a VM that names provisioning is checked so
     last = lab.converge()
     assert all(s.plan.is_empty for s in last.values())
     host: Host = SimHost(lab.directory, "himbeere")
@@ -281,10 +282,13 @@ def test_a_start_is_refused_while_the_device_is_mounted_where_proc_mounts_does_n
             return text
 
     step = lab.apply("himbeere", wrap=HiddenMounts)
-    refused = action(step, "start-domain")
+    # provision-fs (done already, so nothing to fill) runs the same check first; the start never runs.
+    refused = action(step, "provision-fs")
     assert refused.result == "refused"
     assert "exclusive open" in refused.message
     assert "/dev/drbd1" in refused.message
+    assert action(step, "start-domain").result == "skipped"
+    assert "vm101" not in lab.cluster.read()["nodes"]["himbeere"]["domains"]
 
 
 def test_a_stopped_domain_starts_again_without_a_second_provisioning(lab: SimLab) -> None:
@@ -360,3 +364,15 @@ def test_a_failover_before_provisioning_waits_for_a_new_attempt_and_then_provisi
     assert signature(lab, "erdbeere")["label"] == "rprov-done"
     assert len(ran(lab, "provision-run", "erdbeere")) == 1
     assert "vm101" in lab.cluster.read()["nodes"]["erdbeere"]["domains"]
+
+
+def test_a_vm_without_provisioning_starts_without_the_exclusive_open_helper(lab: SimLab) -> None:
+    # The helper is a Python start (over 30 s on an emulated CPU): only a VM that names provisioning pays it.
+    provision(lab, "{provisioner: sim-debootstrap}")
+    lab.converge()
+    state = lab.cluster.read()
+    assert "vm100" in state["nodes"]["erdbeere"]["domains"]
+    assert "vm101" in state["nodes"]["himbeere"]["domains"]
+    checks = ran(lab, "unused")
+    assert checks, "vm101 names provisioning: its start proves its disks unused"
+    assert all("/dev/drbd1" in argv for argv in checks), checks  # vm100 (/dev/drbd0) never asked
