@@ -121,6 +121,35 @@ def plan_live_migration(b: VmBuilder, res: DrbdResourceState | None, running: Do
     return False  # nothing to migrate here: the usual steps apply (and plan_window_close closes a window left)
 
 
+def plan_window_held(b: VmBuilder, res: DrbdResourceState | None, running: DomainState | None,
+                     view: MigrationView) -> bool:
+    """For a VM not (or no longer) moved live: while both sides are Primary for its resource, or an allowance of
+    two primaries is in force, only the way back to one Primary where the domain runs is planned (True: no start,
+    stop, promotion or demotion besides). A revision withdrawing ``live_migration`` inside a window must not
+    make the target, Primary beside the source, start a second instance."""
+    vm = b.vm
+    if vm.domain is None or vm.drbd is None or res is None:
+        return False
+    connection, peer_role = _peer(res)
+    both = res.role == "Primary" and peer_role == "Primary"
+    if not both and not res.two_primaries_allowed:
+        return False
+    stop = view.stopped.get(vm.name)
+    if stop is not None and stop.kind == "held":
+        b.note("info", vm.domain.key, f"the live migration of {vm.name} is held for the operator: {stop.reason}")
+        return True
+    if not res.two_primaries_allowed:
+        # Both Primary without an allowance here is no window of ours (it is reported as such): nothing changes
+        # the role under it, and nothing starts or stops the domain meanwhile.
+        b.note("info", vm.domain.key, f"both sides are Primary for {vm.drbd.name}: nothing is started, stopped, "
+                                      "promoted or demoted for it meanwhile")
+        return True
+    why = (stop.reason if stop is not None else
+           f"{vm.name} is not moved live (any more) while the window of {vm.drbd.name} is open")
+    _abort(b, res, here=running is not None, role=res.role, peer_role=peer_role, connection=connection, why=why)
+    return True
+
+
 def _source(b: VmBuilder, res: DrbdResourceState | None, moved_away: Collection[str] | None,
             view: MigrationView, *, allowed: bool, peer_role: str, target: str) -> bool:
     vm = b.vm

@@ -457,3 +457,25 @@ def test_a_step_that_takes_too_long_aborts_and_closes_the_window(converged: Path
     assert phase == "aborted"
     assert "window-open lasted longer than" in reason
     _back_on_erdbeere(pair)
+
+
+def test_withdrawing_live_migration_inside_the_window_never_starts_a_second_instance(
+        converged: Path, tmp_path: Path) -> None:
+    # Both Primary, the domain still on the source; a revision withdraws the allowance of live migration. The
+    # target is the designated primary, Primary, without the domain: the usual steps would start it there.
+    pair = _copy(converged, tmp_path)
+    _after_target_promoted(pair)
+    mark = len(pair.lab.log())
+    edit_vm(pair.lab, "vm100", r"live_migration: true", "live_migration: false")
+    pair.reload()
+    pair.step("himbeere")
+    assert "vm100" not in pair.running("himbeere")
+    assert not [a for a in _ran(pair, mark, "himbeere") if a[:2] == ["xl", "create"]]
+    # The window closes back to one Primary where the domain runs; the move then goes by shutdown and start.
+    _ticks(pair, 20, lambda: "vm100" in pair.running("himbeere"))
+    assert pair.running("himbeere") == {"vm100", "vm101"}
+    assert "vm100" not in pair.running("erdbeere")
+    assert not _allowed(pair, "erdbeere")
+    assert not _allowed(pair, "himbeere")
+    assert ["xl", "shutdown", "-w", "vm100"] in _ran(pair, mark, "erdbeere")
+    assert oracle.check(pair.state()) == []
