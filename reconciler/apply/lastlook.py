@@ -92,6 +92,8 @@ class LastLook:
                 stop = self._unused(action)
             elif check == "migration-window":
                 stop = self._migration_window(action)
+            elif check == "sole-instance":
+                stop = self._sole_instance(action)
             else:  # "signatures": probed by the executor together with the crash journal
                 stop = None
             if stop is not None:
@@ -143,7 +145,8 @@ class LastLook:
 
     def _migration_window(self, action: Action) -> Stop | None:
         """A live migration's promotion or ``xl migrate`` runs only with the window still open here and the pair
-        still Connected with UpToDate data on both sides (the peer may have aborted, or the link gone)."""
+        still Connected with UpToDate data on both sides (the peer may have aborted, or the link gone); ``xl
+        migrate`` also only while the peer is still Primary."""
         status, state = self.observer.observe_drbd()
         if status.state != "available":
             return Stop("waiting", f"cannot re-read DRBD's state right before the step ({status.state})")
@@ -162,6 +165,43 @@ class LastLook:
         if not self.replicator.peer_can_take_over(resource) or any(d.disk_state != "UpToDate"
                                                                    for d in resource.devices):
             return Stop("waiting", f"{resource.name} is no longer Connected with UpToDate data on both sides")
+        if action.kind == "migrate-domain" and not any(c.peer_role == "Primary" for c in resource.connections):
+            # The target may have given way (an abort, the fence handler) since the plan saw it Primary.
+            return Stop("waiting", f"the peer is no longer Primary for {resource.name}: the domain is not moved")
+        return None
+
+    def _sole_instance(self, action: Action) -> Stop | None:
+        """No peer Primary for the domain's resource (the domain may run there: a live migration's window
+        allows two Primaries) and none of xl's live migration names here. Whatever cannot be read refuses:
+        a start that cannot prove it makes the only instance is not made."""
+        domain = action.key.split(":", 1)[1]
+        refused = f"starting {domain} refused"
+        if action.resource:
+            name = check_name(action.resource, "DRBD resource")
+            status, state = self.observer.observe_drbd_resource(name)
+            if status.state != "available":
+                return Stop("refused", f"{refused}: cannot re-read DRBD's state of {name} to prove that no peer is "
+                                       f"Primary ({status.state}: {status.detail}); refused to be safe")
+            resource = state.resource(name)
+            if resource is None:
+                return Stop("refused", f"{refused}: DRBD resource {name} is not up right before the start")
+            primaries = [c.peer_name for c in resource.connections if c.peer_role == "Primary"]
+            if primaries:
+                return Stop("refused", f"{refused}: peer {', '.join(primaries)} is Primary for {name} (the "
+                                       "domain may run there)")
+        listing = self.host.run(self.hypervisor.watch_argv(), timeout=GI_TIMEOUT)
+        if not listing.ok:
+            return Stop("refused", f"{refused}: cannot list the domains to prove that no live migration of it is "
+                                   f"under way here ({listing.describe()}); refused to be safe")
+        try:
+            rows = self.hypervisor.listed_domains(listing.stdout)
+        except ParseError as exc:
+            return Stop("refused", f"{refused}: cannot read the domain list ({exc}); refused to be safe")
+        names = set(self.hypervisor.migration_names(domain))
+        shown = sorted(r.name for r in rows if r.name in names)
+        if shown:
+            return Stop("refused", f"{refused}: xl shows {', '.join(shown)} here (a live migration of it is under "
+                                   "way or was left undefined)")
         return None
 
     def _quorum_lost(self, action: Action) -> Stop | None:

@@ -19,7 +19,7 @@ so the table names no backend behind a seam."""
 
 Precheck = Literal["signatures", "forced-promotion", "promotion", "not-mounted", "dm-ours", "lv-ours", "dm-adoptable",
                    "lv-adoptable", "split-brain-incident", "quorum-lost", "provisionable", "unused",
-                   "migration-window"]
+                   "migration-window", "sole-instance"]
 """Checks the executor makes right before running an action, from a fresh read of the node (the gate's
 last word; the plan may be seconds or minutes old by then):
 
@@ -41,7 +41,11 @@ last word; the plan may be seconds or minutes old by then):
   mounted in any mount namespace (a provisioning's private mount, which ``/proc/mounts`` cannot show, and
   which Xen's block hotplug script, looking in its own namespace only, would miss) or otherwise claimed.
 - ``migration-window``: DRBD still shows the live migration's window open here (the runtime allowance of two
-  primaries in force), the resource Connected to its peer with UpToDate data on both sides.
+  primaries in force), the resource Connected to its peer with UpToDate data on both sides; for
+  ``migrate-domain`` also the peer still Primary.
+- ``sole-instance``: a domain is started only where it can be the one instance: DRBD, re-read for the
+  action's ``resource``, shows no peer Primary (inside a live migration's window the peer may be Primary and
+  run the domain), and ``xl`` lists none of its live migration names here. What cannot be read refuses.
 - ``quorum-lost``: DRBD still shows the resource without quorum here (a destroy for lost quorum is never run
   on a domain whose disk has quorum again); for ``reboot-node`` also still Primary (a node is never rebooted
   for a resource that has been demoted or has quorum again).
@@ -105,7 +109,7 @@ REGISTRY: dict[ActionKind, KindSpec] = {
     "remove-xen-config": KindSpec("files", DEFAULT_TIMEOUT, removes=True),
     # Longer than the transient unit's TimeoutStartSec (300 s): on an emulated CPU under load a start took
     # over 120 s in the lab. `xl create` killed mid-way leaves a paused domain that blocks every later start.
-    "start-domain": KindSpec("hypervisor", 330.0, boot_gated=True, prechecks=("not-mounted", "unused"),
+    "start-domain": KindSpec("hypervisor", 330.0, boot_gated=True, prechecks=("not-mounted", "unused", "sole-instance"),
                              undo_check="unstarted-domain"),
     # `xl shutdown -w` waits for the guest to finish its own shutdown.
     "shutdown-domain": KindSpec("hypervisor", 330.0, boot_gated=True),

@@ -113,6 +113,8 @@ class Action(Frozen):
     # before: their disk state says nothing about the data.
     diskless_peers: tuple[str, ...] = ()
     devices: tuple[str, ...] = ()
+    # The DRBD resource beneath a domain to start, re-read right before the start (no peer may be Primary).
+    resource: str = ""
     refused: str = ""
     waiting: str = ""
     wait_for: WaitFor = ""

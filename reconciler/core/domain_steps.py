@@ -46,7 +46,8 @@ def plan_live_changes(b: PlanBuilder, domain: DesiredDomain, running: DomainStat
 def plan_start(b: PlanBuilder, domain: DesiredDomain, after: tuple[str | None, ...]) -> str:
     return b.add("start-domain", domain.key, "create", f"start domain {domain.name}",
                  commands=(b.command(b.hypervisor.start_argv(domain.name)),), depends_on=after,
-                 devices=domain.disks, undo=(b.command(b.hypervisor.destroy_argv(domain.name)),))
+                 devices=domain.disks, resource=b.vm.drbd.name if b.vm.drbd is not None else "",
+                 undo=(b.command(b.hypervisor.destroy_argv(domain.name)),))
 
 
 def plan_shutdown(b: PlanBuilder, domain: DesiredDomain, why: str, *, refused: str = "", waiting: str = "") -> str:

@@ -24,7 +24,13 @@ from reconciler.plan.deletion import plan_absent, plan_deletion
 from reconciler.plan.filesystem import plan_make_fs, plan_make_swaps, plan_provision
 from reconciler.plan.health import assess
 from reconciler.plan.identity import Holders, identity_refusal
-from reconciler.plan.migration import in_migration_names, live_migration_vm, plan_live_migration, plan_window_close
+from reconciler.plan.migration import (
+    in_migration_names,
+    live_migration_vm,
+    plan_live_migration,
+    plan_window_close,
+    plan_window_held,
+)
 from reconciler.plan.orphans import find_orphans
 from reconciler.plan.takeover import hold_until_owned
 
@@ -126,7 +132,8 @@ def _plan_present(b: VmBuilder, moved_away: Collection[str] | None, view: Migrat
         if vm.drbd is not None:
             replicator.plan_resource(b, vm.drbd)
         return
-    if live_migration_vm(b) and plan_live_migration(b, res, running, moved_away, view):
+    if plan_live_migration(b, res, running, moved_away, view) if live_migration_vm(b) \
+            else plan_window_held(b, res, running, view):
         # The migration's steps decide the domain and the role: no start, stop, promotion or demotion besides.
         if domain is not None:
             hypervisor.plan_config(b, domain)

@@ -7,15 +7,24 @@ own view (the peer's role) and through the peer's published phase:
 1. the source (where the domain runs) opens the window: ``drbdadm net-options --allow-two-primaries=yes``, once
    both nodes are at the same revision (the daemon's gate), the protocol is C, the minor is the desired one and
    the resource is Connected with UpToDate data on both sides;
-2. the target sees the source's window open and opens its own, then promotes (``promote-for-migration``);
+2. the target sees the source's window open (DRBD gives the connected peer the source's allowance; the target
+   opens its own only if it is not), then promotes (``promote-for-migration``);
 3. the source sees the target Primary and runs ``xl migrate -s TRANSPORT NAME TARGET``;
-4. the source, no longer running the domain, demotes (the usual step) and closes its window;
-5. the target, running the domain, sees the source Secondary and closes its window.
+4. the source, no longer running the domain, demotes (the usual step) and closes the window;
+5. the target, running the domain, closes it if it is still open once the source is Secondary.
+
+A node without the domain never closes the window while the Connected peer is Primary and reports a migration
+of this revision under way: the window is the peer's.
 
 No step starts or stops the domain: while xl's names ``NAME--incoming`` / ``NAME--migratedaway`` exist on a node,
 nothing at all is planned for the VM there. A migration that must not go on (:class:`MigrationStop`) returns to
-one Primary where the domain runs: a node that does not run it demotes, then each node closes its window. A
+one Primary where the domain runs: a node that does not run it demotes, then the window closes (DRBD shares the
+allowance with the connected peer and refuses to withdraw it while both sides are Primary). A
 migration held for the operator (xl said the domain's state is undefined) is left exactly as it is.
+
+A VM not (or no longer) moved live whose resource is found inside a window (both sides Primary, or the
+allowance in force) gets only that way back to one Primary (:func:`plan_window_held`): a revision withdrawing
+``live_migration`` mid-window must not start a second instance on the target.
 
 Outside a migration the window is never open: any VM's resource found allowing two primaries is closed as soon as
 at most one side is Primary (the last step of :func:`plan_window_close`).
@@ -33,6 +42,9 @@ from reconciler.model.status import MigrationPhase
 
 # The peer's phases in which its window is open (or further): the target may open its own and promote.
 _PEER_WINDOW_OPEN: frozenset[MigrationPhase] = frozenset({"window-open", "target-promoted"})
+# The peer's phases of a migration going on: the allowance it opened (which DRBD shares with this node) is its own.
+_PEER_LIVE: frozenset[MigrationPhase] = frozenset({"waiting", "window-open", "target-promoted", "migrating",
+                                                  "migrated"})
 
 
 def _parts(b: VmBuilder) -> tuple[DesiredDomain, DesiredDrbd]:
@@ -121,6 +133,35 @@ def plan_live_migration(b: VmBuilder, res: DrbdResourceState | None, running: Do
     return False  # nothing to migrate here: the usual steps apply (and plan_window_close closes a window left)
 
 
+def plan_window_held(b: VmBuilder, res: DrbdResourceState | None, running: DomainState | None,
+                     view: MigrationView) -> bool:
+    """For a VM not (or no longer) moved live: while both sides are Primary for its resource, or an allowance of
+    two primaries is in force, only the way back to one Primary where the domain runs is planned (True: no start,
+    stop, promotion or demotion besides). A revision withdrawing ``live_migration`` inside a window must not
+    make the target, Primary beside the source, start a second instance."""
+    vm = b.vm
+    if vm.domain is None or vm.drbd is None or res is None:
+        return False
+    connection, peer_role = _peer(res)
+    both = res.role == "Primary" and peer_role == "Primary"
+    if not both and not res.two_primaries_allowed:
+        return False
+    stop = view.stopped.get(vm.name)
+    if stop is not None and stop.kind == "held":
+        b.note("info", vm.domain.key, f"the live migration of {vm.name} is held for the operator: {stop.reason}")
+        return True
+    if not res.two_primaries_allowed:
+        # Both Primary without an allowance here is no window of ours (it is reported as such): nothing changes
+        # the role under it, and nothing starts or stops the domain meanwhile.
+        b.note("info", vm.domain.key, f"both sides are Primary for {vm.drbd.name}: nothing is started, stopped, "
+                                      "promoted or demoted for it meanwhile")
+        return True
+    why = (stop.reason if stop is not None else
+           f"{vm.name} is not moved live (any more) while the window of {vm.drbd.name} is open")
+    _abort(b, res, here=running is not None, role=res.role, peer_role=peer_role, connection=connection, why=why)
+    return True
+
+
 def _source(b: VmBuilder, res: DrbdResourceState | None, moved_away: Collection[str] | None,
             view: MigrationView, *, allowed: bool, peer_role: str, target: str) -> bool:
     vm = b.vm
@@ -183,7 +224,8 @@ def _target(b: VmBuilder, res: DrbdResourceState | None, view: MigrationView, *,
 
 def _abort(b: VmBuilder, res: DrbdResourceState | None, *, here: bool, role: str, peer_role: str, connection: str,
            why: str) -> bool:
-    """Back to one Primary, where the domain runs: the other side demotes, then each side closes its window."""
+    """Back to one Primary, where the domain runs: the other side demotes, then the window closes (a close
+    closes it on both sides while Connected; each side closes what is left of it when not)."""
     vm = b.vm
     domain, drbd = _parts(b)
     demote = None
@@ -231,5 +273,10 @@ def plan_window_close(b: VmBuilder, res: DrbdResourceState | None, view: Migrati
     connection, peer_role = _peer(res)
     demote = b.find("demote", drbd.key)
     if res.role == "Primary" and peer_role == "Primary" and connection == "Connected" and demote is None:
-        return  # inside the window: the migration's steps go on
+        return  # inside the window: the migration's steps go on (and DRBD refuses to close it meanwhile)
+    if (stop is None and live_migration_vm(b) and connection == "Connected" and peer_role == "Primary"
+            and view.peer_phases.get(b.vm.name) in _PEER_LIVE):
+        # DRBD shares the allowance with the connected peer: closing it here closes the window the peer, which
+        # runs the domain and owns the window, opened for its migration at this revision.
+        return
     _close(b, res, depends_on=demote, why="no live migration needs it any more")

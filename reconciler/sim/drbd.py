@@ -630,6 +630,12 @@ def _adm_attach(ctx: CommandContext, args: _Args, config: ResourceConfig) -> str
 
 def _adm_net_options(ctx: CommandContext, args: _Args, config: ResourceConfig) -> str:
     res = _runtime_or_fail(ctx, config, f"{_setup_name(ctx)} net-options {config.name}")
+    peers = list(m.connected_peers(ctx.state, ctx.node, res))
+    if args.options.get("allow-two-primaries") == "no" and res["role"] == m.PRIMARY and any(
+            p["role"] == m.PRIMARY for _, p in peers):
+        # drbd_nl.c check_net_options: ERR_NEED_ALLOW_TWO_PRI (drbdsetup's text, code 164)
+        raise _Failure(EXIT_CONFIG, f"{config.name}: Failure: (164) Can not clear allow_two_primaries as long as\n"
+                       "there a primaries on both sides\nadditional info from kernel:\nfailed\n")
     current = dict(res["config"]["sections"].get("net", {}))
     for key, value in args.options.items():
         current[key] = value
@@ -641,6 +647,13 @@ def _adm_net_options(ctx: CommandContext, args: _Args, config: ResourceConfig) -
         # Marked for the oracle: an allowance opened at run time is a live migration's window; one written in
         # the file is not (and is never the reconciler's).
         res["window"] = args.options["allow-two-primaries"] == "yes"
+        # drbd_adm_net_opts sends the connection's protocol settings to the peer (P_PROTOCOL_UPDATE), whose
+        # receive_protocol adopts two_primaries: the connected peer's allowance changes with this one.
+        for _peer, peer_res in peers:
+            net = dict(peer_res["config"]["sections"].get("net", {}))
+            net["allow-two-primaries"] = args.options["allow-two-primaries"]
+            peer_res["config"]["sections"]["net"] = net
+            peer_res["window"] = res["window"]
     return ""
 
 

@@ -10,6 +10,7 @@ import pytest
 from reconciler.apply.executor import ApplyOptions, apply_plan
 from reconciler.apply.lastlook import MOUNTS_FILE, LastLook
 from reconciler.apply.retry import RetryPolicy
+from reconciler.core.actions import Action
 from reconciler.core.plan_model import Plan
 from reconciler.host.base import CommandResult, HostFileError
 from reconciler.model.desired import DesiredNode
@@ -316,3 +317,15 @@ def test_a_domain_starts_when_dom0_mounts_only_other_devices() -> None:
                     files={MOUNTS_FILE: "/dev/sda1 / ext4 rw 0 0\n/dev/drbd1 /mnt/other xfs rw 0 0\n"})
     assert _outcomes(host, plan)["start-domain@domain:vm100"][0] == "ok"
     assert ("xl", "create", "/etc/xen/vm100.cfg") in host.calls
+
+
+def test_a_start_is_refused_when_drbd_cannot_be_read_again() -> None:
+    # Without DRBD's state nothing proves that the peer is not Primary (running the domain inside a window).
+    host = FakeHost(responders=[_failing("drbdsetup"), _failing("drbdadm")])
+    start = Action(id="start-domain@domain:vm100", kind="start-domain", key="domain:vm100", vm="vm100",
+                   change="create", description="start domain vm100", resource="vm100")
+    stop = LastLook(host, Observer(host)).check(start)
+    assert stop is not None
+    assert stop.result == "refused"
+    assert stop.reason.startswith("starting vm100 refused: cannot re-read DRBD's state of vm100")
+    assert "refused to be safe" in stop.reason

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.apply.lastlook import LastLook, Stop
+from reconciler.core.actions import Action
 from reconciler.daemon.loop.fence_records import peer_keeps
 from reconciler.daemon.peers.fence import outdate_local
 from reconciler.model.status import PeerStatus
+from reconciler.observe.observer import Observer
 from reconciler.sim import drbd, faults, oracle
 from reconciler.sim import drbd_machine as machine
 from reconciler.sim.state import SimCluster
@@ -128,10 +131,14 @@ def test_a_switchover_of_a_vm_that_allows_it_moves_the_running_domain_live(conve
     assert not [a for a in ran if a[:2] in (["xl", "shutdown"], ["xl", "create"], ["xl", "destroy"])], ran
     migrate = [a for a in ran if a[:2] == ["xl", "migrate"]]
     assert migrate == [["xl", "migrate", "-s", TRANSPORT, "vm100", "himbeere"]]
+    # The source opens the window, which DRBD gives the target too; one close, after the demotion, ends it on
+    # both nodes.
+    assert [a for a in _ran(pair, mark, "erdbeere") if a[:2] == NET_OPTIONS][:1] == [
+        [*NET_OPTIONS, "--allow-two-primaries=yes", "vm100"]]
+    windows = [a for a in ran if a[:2] == NET_OPTIONS]
+    assert windows == [[*NET_OPTIONS, "--allow-two-primaries=yes", "vm100"],
+                       [*NET_OPTIONS, "--allow-two-primaries=no", "vm100"]], windows
     for node in NODES:
-        windows = [a for a in _ran(pair, mark, node) if a[:2] == NET_OPTIONS]
-        assert windows == [[*NET_OPTIONS, "--allow-two-primaries=yes", "vm100"],
-                           [*NET_OPTIONS, "--allow-two-primaries=no", "vm100"]], (node, windows)
         assert _migration(pair, node)[0] == "done"
     assert oracle.check(pair.state()) == []
     assert oracle.summary(pair.state())["acknowledged"]["vm100"] > 0
@@ -160,7 +167,6 @@ def _back_on_erdbeere(pair: Pair) -> None:
 
 @pytest.mark.parametrize(("node", "regex", "step"), [
     ("erdbeere", r"^drbdadm net-options --allow-two-primaries=yes", "open-migration-window"),
-    ("himbeere", r"^drbdadm net-options --allow-two-primaries=yes", "open-migration-window"),
     ("himbeere", r"^drbdadm primary vm100", "promote-for-migration"),
     ("erdbeere", r"^xl migrate", "migrate-domain"),
 ])
@@ -261,6 +267,11 @@ def test_an_undefined_state_reported_by_xl_is_held_for_the_operator(converged: P
     assert _ran(pair, mark) == [], "nothing is undone automatically"
     assert pair.running("erdbeere") == {"vm100--migratedaway"}
     assert pair.running("himbeere") == {"vm100--incoming", "vm101"}
+    # The start's last look refuses on its own: the peer is Primary, and xl's migration names are here.
+    stop = _start_look(pair, "himbeere", resource="")
+    assert stop is not None
+    assert stop.result == "refused", stop
+    assert "xl shows vm100--incoming here" in stop.reason
     assert _migration(pair, "himbeere")[0] == "held"
     assert (pair.role("erdbeere"), pair.role("himbeere")) == ("Primary", "Primary")
     assert oracle.check(pair.state()) == []
@@ -466,3 +477,73 @@ def test_a_step_that_takes_too_long_aborts_and_closes_the_window(converged: Path
     assert phase == "aborted"
     assert "window-open lasted longer than" in reason
     _back_on_erdbeere(pair)
+
+
+def test_withdrawing_live_migration_inside_the_window_never_starts_a_second_instance(
+        converged: Path, tmp_path: Path) -> None:
+    # Both Primary, the domain still on the source; a revision withdraws the allowance of live migration. The
+    # target is the designated primary, Primary, without the domain: the usual steps would start it there.
+    pair = _copy(converged, tmp_path)
+    _after_target_promoted(pair)
+    mark = len(pair.lab.log())
+    edit_vm(pair.lab, "vm100", r"live_migration: true", "live_migration: false")
+    pair.reload()
+    pair.step("himbeere")
+    assert "vm100" not in pair.running("himbeere")
+    assert not [a for a in _ran(pair, mark, "himbeere") if a[:2] == ["xl", "create"]]
+    # The window closes back to one Primary where the domain runs; the move then goes by shutdown and start.
+    _ticks(pair, 20, lambda: "vm100" in pair.running("himbeere"))
+    assert pair.running("himbeere") == {"vm100", "vm101"}
+    assert "vm100" not in pair.running("erdbeere")
+    assert not _allowed(pair, "erdbeere")
+    assert not _allowed(pair, "himbeere")
+    assert ["xl", "shutdown", "-w", "vm100"] in _ran(pair, mark, "erdbeere")
+    assert oracle.check(pair.state()) == []
+
+
+def _start_look(pair: Pair, node: str, resource: str = "vm100") -> Stop | None:
+    host = pair.lab.host(node)
+    start = Action(id="start-domain@domain:vm100", kind="start-domain", key="domain:vm100", vm="vm100",
+                   change="create", description="start domain vm100", resource=resource)
+    return LastLook(host, Observer(host)).check(start)
+
+
+def test_the_start_s_last_look_refuses_while_the_peer_is_primary(converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path)
+    _after_target_promoted(pair)
+    stop = _start_look(pair, "himbeere")
+    assert stop is not None
+    assert stop.result == "refused", stop
+    assert "peer erdbeere is Primary for vm100" in stop.reason
+    assert _start_look(pair, "himbeere", resource="") is None  # no DRBD resource named: only xl's names count
+
+
+def test_xl_migrate_s_last_look_waits_when_the_target_is_no_longer_primary(converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path)
+    _after_target_promoted(pair)
+    host = pair.lab.host("erdbeere")
+    migrate = Action(id="migrate-domain@domain:vm100", kind="migrate-domain", key="domain:vm100", vm="vm100",
+                     change="change", description="live-migrate vm100 to himbeere", devices=("/dev/drbd0",))
+    assert LastLook(host, Observer(host)).check(migrate) is None
+    assert pair.lab.host("himbeere").run(["drbdadm", "secondary", "vm100"], timeout=60).ok
+    stop = LastLook(host, Observer(host)).check(migrate)
+    assert stop is not None
+    assert stop.result == "waiting"
+    assert "the peer is no longer Primary for vm100" in stop.reason
+
+
+def test_a_switchover_completes_although_drbd_shares_the_allowance_with_the_peer(
+        converged: Path, tmp_path: Path) -> None:
+    # DRBD sends `net-options` of a connected resource to the peer, and refuses to clear allow-two-primaries
+    # while both sides are Primary: the window is one for both nodes.
+    pair = _copy(converged, tmp_path)
+    mark = _switch(pair)
+    _ticks(pair, 12, lambda: pair.running("himbeere") == {"vm100", "vm101"} and not _allowed(pair, "himbeere"))
+    assert pair.running("himbeere") == {"vm100", "vm101"}, "the live migration never completed"
+    assert pair.running("erdbeere") == set()
+    assert (pair.role("erdbeere"), pair.role("himbeere")) == ("Secondary", "Primary")
+    assert not _allowed(pair, "erdbeere")
+    assert not _allowed(pair, "himbeere")
+    assert [a for a in _ran(pair, mark) if a[:2] == ["xl", "migrate"]]
+    assert not [a for a in _ran(pair, mark) if a[:2] == ["xl", "create"]]
+    assert oracle.check(pair.state()) == []

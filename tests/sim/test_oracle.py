@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -209,11 +210,26 @@ def test_a_window_left_open_is_reported_even_with_one_primary(pair: DrbdCluster)
 
 
 def test_differing_allowances_keep_the_pair_apart_until_they_match(pair: DrbdCluster) -> None:
-    pair.ok("erdbeere", "drbdadm", "net-options", "--allow-two-primaries=yes", "vm100")
+    # Opened while disconnected it stays on the node it was opened on (a Connected peer would adopt it).
     pair.ok("himbeere", "drbdadm", "disconnect", "vm100")
+    pair.ok("erdbeere", "drbdadm", "net-options", "--allow-two-primaries=yes", "vm100")
     pair.ok("himbeere", "drbdadm", "connect", "vm100")
     pair.advance(1)
     assert "Connecting" in pair.ok("himbeere", "drbdadm", "cstate", "vm100").stdout
     pair.ok("erdbeere", "drbdadm", "net-options", "--allow-two-primaries=no", "vm100")
     pair.advance(1)
     assert pair.ok("himbeere", "drbdadm", "cstate", "vm100").stdout.strip() == "Connected"
+
+
+def test_a_connected_peer_adopts_the_allowance_and_clearing_it_under_two_primaries_fails(pair: DrbdCluster) -> None:
+    pair.ok("erdbeere", "drbdadm", "net-options", "--allow-two-primaries=yes", "vm100")
+    assert re.search(r"allow-two-primaries\s+yes;", pair.ok("himbeere", "drbdsetup", "show", "vm100").stdout)
+    pair.ok("erdbeere", "drbdadm", "primary", "vm100")
+    pair.ok("himbeere", "drbdadm", "primary", "vm100")
+    for node in ("erdbeere", "himbeere"):
+        refused = pair.run(node, "drbdadm", "net-options", "--allow-two-primaries=no", "vm100")
+        assert refused.returncode == 10
+        assert "(164) Can not clear allow_two_primaries as long as\nthere a primaries on both sides" in refused.stderr
+    pair.ok("himbeere", "drbdadm", "secondary", "vm100")
+    pair.ok("himbeere", "drbdadm", "net-options", "--allow-two-primaries=no", "vm100")
+    assert "allow-two-primaries" not in pair.ok("erdbeere", "drbdsetup", "show", "vm100").stdout

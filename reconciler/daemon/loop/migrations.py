@@ -183,7 +183,10 @@ class MigrationKeeper:
             else:
                 stop, reason = "aborted", f"the replication link to {vm.peers[0]} was lost inside the window"
         elapsed = now - record.since
-        if not stop and phase in _WINDOW_PHASES and phase == record.phase and elapsed > self.step_timeout:
+        # `waiting` with the allowance in force: the window is open (DRBD shares it with the peer) but a step of
+        # the migration has not followed; it must not stay open for ever either.
+        timed = phase in _WINDOW_PHASES or (phase == "waiting" and allowed)
+        if not stop and timed and phase == record.phase and elapsed > self.step_timeout:
             stop, reason = "aborted", f"{phase} lasted longer than {self.step_timeout:.0f} s"
         if not stop and names and phase == record.phase and elapsed > NAMES_TIMEOUT:
             stop, reason = "held", f"xl shows {', '.join(names)} here for longer than {NAMES_TIMEOUT:.0f} s"
