@@ -173,6 +173,9 @@ def test_a_held_migration_is_answered_by_the_operator_inside_the_window_grace(tm
     soak.wait(60.0)
     assert soak.figures.migrations["held"] == 1, soak.describe()
     assert soak.figures.migrations["live"] == 0
+    held = soak.settled()  # while held, every unready resource gives a reason: settled, should the faults stop now
+    assert held is not None, soak.describe()
+    assert any("xl shows vm100--" in line for line in held), held
     soak.wait(240.0)  # the operator answers a minute after the hold; the windows close; the oracle stays clean
     assert soak.figures.violations == []
     domains = {node: set(soak.state()["nodes"][node].get("domains", {})) for node in NODES}
