@@ -57,7 +57,7 @@ from reconciler.daemon.schedule.next_pass import Schedule
 from reconciler.host.base import DEFAULT_TIMEOUT, CommandResult, Host, HostWrapper
 from reconciler.metrics.state import MetricsState
 from reconciler.model.status import PeerStatus
-from reconciler.sim import drbd, faults, oracle
+from reconciler.sim import drbd, faults, oracle, xen
 from reconciler.sim.host import SimHost
 from reconciler.sim.state import SimCluster, State, can_talk, content, resolve_device
 from reconciler.source.gitsource import GitSource
@@ -84,6 +84,14 @@ COMMIT_WEIGHTS = {"new-vm": 3, "grow": 3, "switchover": 4, "delete": 2, "invalid
 FAULT_PROGRAMS = (("lvs",), ("lvcreate",), ("lvextend",), ("lvremove",), ("dmsetup",), ("drbdadm",),
                   ("drbdsetup",), ("xl",), ("xl", "create"), ("xl", "shutdown"), ("mkfs.xfs",), ("wipefs",),
                   ("blkid",), ("drbdadm", "primary"), ("drbdadm", "adjust"), ("drbdadm", "up"))
+# The steps of a live migration a command fault may hit instead (drawn from the run's second sequence, below).
+MIGRATION_PROGRAMS = (("xl", "migrate"), ("drbdadm", "net-options"), ("drbdadm", "secondary"))
+MIGRATION_FAULT_SHARE = 0.3  # of the command faults while a VM that migrates live is present
+LIVE_SHARE = 0.5  # of the VMs that allow live migration
+LIVE_SWITCH_SHARE = 0.15  # of the episode's steps preceded by a switchover of such a VM (its fault hits the window)
+UNDEFINED_SHARE = 0.2  # of those switchovers whose `xl migrate` ends in xl's undefined state
+OPERATOR_S = 60.0  # how soon the operator answers a held migration (well inside the oracle's grace for a window)
+TRANSPORT = "ssh -o BatchMode=yes"  # each daemon's RECONCILER_MIGRATE_TRANSPORT
 
 FENCE = """    power_fence:
       off: [/usr/sbin/fence_lab, --action=off, --plug={node}]
@@ -165,6 +173,7 @@ class Vm:
     layout: str = "linear"
     vg: str = "vg-sda"
     lifecycle: str = "present"
+    live: bool = False
 
     @property
     def name(self) -> str:
@@ -186,7 +195,7 @@ class Vm:
         lines += ["drbd:", f"  minor: {minor}", f"  port: {7788 + minor}", "filesystem: xfs",
                   "domain:", "  memory: 1G", "  vcpus: 1", "  bootloader: pygrub",
                   "  vifs:", f'    - mac: "00:16:3e:00:{self.id // 256:02x}:{self.id % 256:02x}"',
-                  "  live_migration: false", "  allow_restart: true"]
+                  f"  live_migration: {'true' if self.live else 'false'}", "  allow_restart: true"]
         return "\n".join(lines) + "\n"
 
 
@@ -278,6 +287,7 @@ class Figures:
     faults: Counter[str] = field(default_factory=Counter)
     commits: Counter[str] = field(default_factory=Counter)
     destructive: Counter[str] = field(default_factory=Counter)
+    migrations: Counter[str] = field(default_factory=Counter)  # live, aborted, held
     converge: list[float] = field(default_factory=list)  # after the last fault: both converged
     settled: list[float] = field(default_factory=list)  # after the last fault: settled with reasons
     reasons: Counter[str] = field(default_factory=Counter)
@@ -294,7 +304,8 @@ class Figures:
         self.passes += other.passes
         self.episodes += other.episodes
         for mine, theirs in ((self.faults, other.faults), (self.commits, other.commits),
-                             (self.destructive, other.destructive), (self.reasons, other.reasons)):
+                             (self.destructive, other.destructive), (self.reasons, other.reasons),
+                             (self.migrations, other.migrations)):
             mine.update(theirs)
         self.converge += other.converge
         self.settled += other.settled
@@ -340,6 +351,10 @@ class Soak:
         self.dir = directory
         self.seed = seed
         self.rng = random.Random(seed)  # noqa: S311  (a seeded simulation, not cryptography)
+        # Live migration's draws (which VMs allow it, which command faults hit its steps) come from a sequence of
+        # their own, so that the run's sequence draws what it drew before they were added.
+        self.live_rng = random.Random(f"live {seed}")  # noqa: S311
+        self.stopped_migrations: set[tuple[str, str, str]] = set()  # (vm, revision, aborted|held) counted
         # Drawn apart from the run's sequence, so that the replay command (which names the mode drawn) replays it.
         drawn = random.Random(f"failover {seed}").choice(("automatic", "manual"))  # noqa: S311
         self.failover = failover if failover != "random" else drawn
@@ -390,7 +405,8 @@ class Soak:
             for node in NODES:
                 drbd.set_fence_peer(state, node, "stonith")
         self.repo = Repo(self.dir / "repo", self.failover)
-        self.vms = {"vm100": Vm(100, "erdbeere", 4, "dm-striped"), "vm101": Vm(101, "himbeere", 4, "dm-striped")}
+        self.vms = {"vm100": Vm(100, "erdbeere", 4, "dm-striped", live=self.live_rng.random() < LIVE_SHARE),
+                    "vm101": Vm(101, "himbeere", 4, "dm-striped", live=self.live_rng.random() < LIVE_SHARE)}
         self.repo.write(self.vms)
         self.models[self.repo.commit("Two VMs", self.clock.time())] = copy.deepcopy(self.vms)
         for node in NODES:
@@ -412,7 +428,8 @@ class Soak:
         rec = Reconciler(node=node, state_dir=state_dir, source=GitSource(mirror, state_dir),
                          engine=RealEngine(host), clock=self.node_clocks[node],
                          liveness=Liveness(self.node_clocks[node].monotonic),
-                         metrics=MetricsState(node, clock=self.node_clocks[node].time))
+                         metrics=MetricsState(node, clock=self.node_clocks[node].time),
+                         migrate_transport=TRANSPORT)
         boot_id = str(self.state()["nodes"][node].get("boot_id", ""))
         # The schedule's backoff jitter, seeded too: an unseeded one moved the passes of a replay in time.
         jitter = random.Random(f"backoff {self.seed} {node} {self.figures.steps}")  # noqa: S311
@@ -454,15 +471,21 @@ class Soak:
             reachable = can_talk(state, node, peer, link="management_cut") and peer in self.daemons
             if reachable:
                 daemon.seen.add(peer)
+            answering = self.daemons[peer].rec if reachable else None
+            # What the peer's status server answers: its revision, its takeovers and its live migrations' phases.
             peers.append(PeerStatus(node=peer, reachable=reachable,
                                     applied_revision=self.in_force(peer) if reachable else None, ready=reachable,
                                     error="" if reachable else "connection refused",
                                     checked_at=self.node_clocks[node].time(),
-                                    takeovers=self.daemons[peer].rec.taken_over() if reachable else ()))
+                                    takeovers=answering.taken_over() if answering is not None else (),
+                                    migrations=answering.migrations.peer_report() if answering is not None else ()))
         gate = BootGate(fetched=True, fetch_deadline_passed=True, peers_seen=frozenset(daemon.seen))
         control = ControlState(allowed_revisions=frozenset(self.allowed))
+        split_brain = {p.node: dict(self.daemons[p.node].rec.split_brain_records) for p in peers if p.reachable}
+        backing = {p: dict(self.daemons[p].rec.backing_sizes) for p in split_brain}
         try:
-            result = daemon.rec.run_pass(control, PassContext(peers=tuple(peers), gate=gate))
+            result = daemon.rec.run_pass(control, PassContext(peers=tuple(peers), gate=gate,
+                                                              peer_split_brain=split_brain, peer_backing=backing))
             status = daemon.rec.publish(control, tuple(peers), None, None, result)
             now = self.clock.time()
             daemon.schedule.after(result, now, has_revision=result.revision is not None,
@@ -470,10 +493,22 @@ class Soak:
                                   drift_interval=DRIFT_EVERY)
             self.figures.passes += 1
             self.node_passes[node] += 1
+            self.count_stopped_migrations(status.migrations)
         except DaemonKilled as killed:
             self.figures.faults["kill"] += 1
             self.say(f"kill -9 of the daemon on {node} ({killed})")
             del self.daemons[node]  # systemd starts it again before the next pass
+
+    def count_stopped_migrations(self, migrations: Sequence[Any]) -> None:
+        """Live migrations that ended aborted or held (each attempt once: a VM's migration at one revision)."""
+        for found in migrations:
+            stop = "aborted" if found.phase in ("aborting", "aborted") else "held" if found.phase == "held" else ""
+            if stop and (found.vm, found.revision, stop) not in self.stopped_migrations:
+                self.stopped_migrations.add((found.vm, found.revision, stop))
+                self.figures.migrations[stop] += 1
+                self.say(f"live migration of {found.vm} {stop}: {found.reason}")
+                if stop == "held":
+                    self.later(OPERATOR_S, "resolve-held", found.vm)
 
     def wake(self, reason: str = "drbd") -> None:
         """Something happened that the daemons' watches report at once (a fault, a commit, a recovery)."""
@@ -559,6 +594,9 @@ class Soak:
             entry = json.loads(line)
             self.mutating += bool(entry.get("mutating"))
             argv = [str(a) for a in entry.get("argv", [])]
+            if argv[:2] == ["xl", "migrate"] and entry.get("exit") == 0:
+                self.figures.migrations["live"] += 1
+                self.say(f"live migration on {entry.get('node')}: {' '.join(argv)}")
             kind = _destructive(argv)
             if kind is None or entry.get("exit") != 0:
                 continue
@@ -635,7 +673,8 @@ class Soak:
         if kind == "fix":
             self.fix_branch()
         elif kind == "new-vm" and len(present) < MAX_VMS:
-            vm = Vm(self.next_id, self.rng.choice(NODES), self.rng.randint(1, 3), vg=self.rng.choice(VGS))
+            vm = Vm(self.next_id, self.rng.choice(NODES), self.rng.randint(1, 3), vg=self.rng.choice(VGS),
+                    live=self.live_rng.random() < LIVE_SHARE)
             self.next_id += 1
             self.vms[vm.name] = vm
             self.publish(f"New VM {vm.name} on {vm.primary}", kind)
@@ -666,6 +705,48 @@ class Soak:
             self.force_push()
         else:
             self.wait(self.rng.choice((5.0, 30.0)))
+
+    def live_switchover(self) -> None:
+        """A switchover of a VM that migrates live, right before the step's fault (which then hits the window)."""
+        live = [vm for vm in self.present() if vm.live]
+        if not live or self.invalid_tip is not None or self.rewritten is not None:
+            return
+        vm = self.live_rng.choice(live)
+        source, vm.primary = vm.primary, next(n for n in NODES if n != vm.primary)
+        if self.live_rng.random() < UNDEFINED_SHARE and self.up(source):
+            with self.cluster.transaction() as state:
+                faults.migrate_undefined(state, source)  # its next `xl migrate` fails in the final handshake
+            self.figures.faults["migrate-undefined"] += 1
+            self.say(f"fault migrate-undefined on {source}")
+        self.publish(f"Move {vm.name} to {vm.primary} (live)", "live-switchover")
+
+    def resolve_held(self, name: str) -> None:
+        """The operator's answer to a held migration (docs/operations.md, "Held"): keep one instance (the
+        target's, unless only the source's is left), destroy the other, rename the kept one back and unpause it,
+        demote the node that does not run it. A step that cannot be done now (a node down, a command failing) is
+        tried again later."""
+        state = self.state()
+        found = {}
+        for node in NODES:
+            for suffix in (xen.INCOMING_SUFFIX, xen.MIGRATED_AWAY_SUFFIX):
+                if self.up(node) and name + suffix in state["nodes"][node].get("domains", {}):
+                    found[node] = name + suffix
+        if not found:
+            return  # nothing of xl's names left (a crash took them)
+        keep = next((n for n, d in found.items() if d.endswith(xen.INCOMING_SUFFIX)), next(iter(found)))
+        other = next(n for n in NODES if n != keep)
+        if other in found and not SimHost(self.dir / "sim", other).run(["xl", "destroy", found[other]]).ok:
+            self.later(30.0, "resolve-held", name)
+            return
+        with self.cluster.transaction() as state:  # xl rename (not simulated): the same domain, its own name
+            domains = state["nodes"][keep]["domains"]
+            domains[name] = domains.pop(found[keep])
+        ok = SimHost(self.dir / "sim", keep).run(["xl", "unpause", name]).ok
+        if self.up(other):
+            ok = SimHost(self.dir / "sim", other).run(["drbdadm", "secondary", name]).ok and ok
+        self.say(f"operator: held migration of {name} resolved, kept on {keep}" + ("" if ok else " (a step failed)"))
+        if not ok:
+            self.later(30.0, "resolve-held", name)
 
     def force_push(self) -> None:
         head = self.repo.head()
@@ -717,6 +798,10 @@ class Soak:
         due = [r for r in self.recoveries if now is None or r[0] <= now]
         self.recoveries = [r for r in self.recoveries if not (now is None or r[0] <= now)]
         for _, what, args in due:
+            if what == "resolve-held":
+                self.resolve_held(args[0])
+                self.wake("peer")
+                continue
             with self.cluster.transaction() as state:
                 if what == "boot":
                     faults.boot(state, args[0])
@@ -735,6 +820,8 @@ class Soak:
         duration = self.rng.choice((10.0, 30.0, 60.0, 120.0, 600.0))
         if kind in ("transient", "permanent", "hang"):
             program = self.rng.choice(FAULT_PROGRAMS)
+            if any(vm.live for vm in self.present()) and self.live_rng.random() < MIGRATION_FAULT_SHARE:
+                program = self.live_rng.choice(MIGRATION_PROGRAMS)
             with self.cluster.transaction() as state:
                 if kind == "transient" and self.rng.random() < 0.5:
                     fault = faults.add_fault(state, kind, node=node, prefix=program, count=self.rng.randint(1, 3))
@@ -797,6 +884,7 @@ class Soak:
         self.run_recoveries(None)
         with self.cluster.transaction() as state:
             faults.clear(state)
+            state.setdefault("xen", {})["migrate_undefined"] = []
             for node in NODES:
                 faults.boot(state, node)
         for daemon in self.daemons.values():
@@ -819,6 +907,8 @@ class Soak:
     def episode(self) -> None:
         self.figures.episodes += 1
         for _ in range(self.rng.randint(2, 8)):
+            if self.live_rng.random() < LIVE_SWITCH_SHARE:
+                self.live_switchover()
             roll = self.rng.random()
             if roll < 0.7:
                 self.fault()
@@ -886,7 +976,7 @@ def _reason_class(line: str) -> str:
 
 def report(figures: Figures, seed: int, failover: str, argv: Sequence[str]) -> str:
     f = figures
-    faults_line = ", ".join(f"{k} {f.faults[k]}" for k in FAULT_KINDS if f.faults[k])
+    faults_line = ", ".join(f"{k} {f.faults[k]}" for k in (*FAULT_KINDS, "migrate-undefined") if f.faults[k])
     commits_line = ", ".join(f"{k} {n}" for k, n in sorted(f.commits.items()))
     after = f.converge + f.settled
     lines = [
@@ -899,6 +989,8 @@ def report(figures: Figures, seed: int, failover: str, argv: Sequence[str]) -> s
         f"time to converge or settle after the last fault: p50 {_percentile(after, 0.5):.0f} s, "
         f"p95 {_percentile(after, 0.95):.0f} s, max {max(after, default=0.0):.0f} s",
         "destructive commands: " + (", ".join(f"{k} {n}" for k, n in sorted(f.destructive.items())) or "none"),
+        f"live migrations {f.migrations['live']}, migrations aborted {f.migrations['aborted']}, "
+        f"held {f.migrations['held']}",
     ]
     for reason, count in f.reasons.most_common(5):
         lines.append(f"  settled with: {reason} ({count})")

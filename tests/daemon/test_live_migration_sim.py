@@ -547,3 +547,16 @@ def test_a_switchover_completes_although_drbd_shares_the_allowance_with_the_peer
     assert [a for a in _ran(pair, mark) if a[:2] == ["xl", "migrate"]]
     assert not [a for a in _ran(pair, mark) if a[:2] == ["xl", "create"]]
     assert oracle.check(pair.state()) == []
+
+
+# Found by the soak (seed 200): a transport that never answers holds `xl migrate` for its action's 900 s; the
+# target's step timeout in its waiting phase gives its promotion up meanwhile, so the window ends in time.
+def test_a_hanging_xl_migrate_keeps_the_window_open_no_longer_than_a_step_may_last(
+        converged: Path, tmp_path: Path) -> None:
+    pair = _copy(converged, tmp_path)
+    with pair.lab.cluster.transaction() as state:
+        faults.add_fault(state, "hang", node="erdbeere", regex=r"^xl migrate")
+    _switch(pair)
+    _ticks(pair, 12, lambda: _migration(pair, "erdbeere")[0] == "aborted")  # tick() asserts the oracle clean
+    assert _migration(pair, "erdbeere")[0] == "aborted"
+    _back_on_erdbeere(pair)
