@@ -98,6 +98,8 @@ def test_the_simulator_prints_what_the_parser_reads(tmp_path: Path, version: str
     assert parse_two_primaries(cluster.ok("erdbeere", *show).stdout) == {"vm100": False}
     cluster.ok("erdbeere", "drbdadm", "net-options", "--allow-two-primaries=yes", "vm100")
     assert parse_two_primaries(cluster.ok("erdbeere", *show).stdout) == {"vm100": True}
-    assert parse_two_primaries(cluster.ok("himbeere", *show).stdout) == {"vm100": False}
+    # A connected peer adopts it, as DRBD's protocol update carries it (8.4: P_PROTOCOL_UPDATE).
+    assert parse_two_primaries(cluster.ok("himbeere", *show).stdout) == {"vm100": True}
     cluster.ok("erdbeere", "drbdadm", "net-options", "--allow-two-primaries=no", "vm100")
     assert parse_two_primaries(cluster.ok("erdbeere", *show).stdout) == {"vm100": False}
+    assert parse_two_primaries(cluster.ok("himbeere", *show).stdout) == {"vm100": False}
