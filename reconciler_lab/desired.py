@@ -70,18 +70,19 @@ defaults:
 """
 
 
-def _domain(memory: str) -> str:
-    """The lab's domU: Debian's kernel with the lab's busybox initramfs."""
+def _domain(memory: str, *, live: bool = False) -> str:
+    """The lab's domU: Debian's kernel with the lab's busybox initramfs; ``live``: a switchover moves it with
+    ``xl migrate`` inside a dual-primary window instead of stopping it here and starting it there."""
     return f"""domain:
   memory: {memory}
-  vcpus: 1
+""" + ("  live_migration: true\n" if live else "") + f"""  vcpus: 1
   kernel: {paths.KERNEL_TREE}/boot/vmlinuz-{paths.kernel_version()}
   ramdisk: {paths.DOMU_INITRD}
   extra: console=hvc0 loglevel=4
 """
 
 
-def vm_yaml(primary: str = "erdbeere", size: str = DATA_LV) -> str:
+def vm_yaml(primary: str = "erdbeere", size: str = DATA_LV, *, live: bool = False) -> str:
     return f"""# The lab's VM {VM_ID}: the classic layout (three swap LVs, a dm stripe of three data LVs, DRBD on
 # minor 0, XFS made once on the primary), scaled down; a Debian kernel with a busybox initramfs as the guest.
 id: {VM_ID}
@@ -98,7 +99,7 @@ swap:
   volume_groups: [vg-sda, vg-sdb, vg-sdc]
 drbd: {{minor: 0, port: 7788, protocol: C}}
 filesystem: xfs
-{_domain("160M")}"""
+{_domain("160M", live=live)}"""
 
 
 def small_vm_yaml(index: int, primary: str = "erdbeere") -> str:

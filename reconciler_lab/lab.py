@@ -29,6 +29,9 @@ GUEST_CONSOLE = "/var/log/xen/console/guest-vm100.log"
 POWERED_OFF = ("reboot: Power down", "Hardware Dom0 halted", "Hardware Dom0 shutdown")
 BOOT_DEADLINE = 900.0      # TCG under load: Xen, dom0, 9p and the module loads take minutes, not seconds
 POLL = 1.0
+# Live migration's transport (`xl migrate -s`): the sender's command and the receiver's port on the management link.
+MIGRATE_VIA = "/usr/local/sbin/lab-migrate-via"
+MIGRATE_PORT = 8002
 
 LVM_CONF = """# The lab's dom0s have no udev: LVM creates device nodes itself and sees only the data disks.
 devices {
@@ -137,10 +140,20 @@ class Node:
             f"RECONCILER_PEERS={peer}\nRECONCILER_METRICS_ADDRESS=127.0.0.1:9793\n"
             # No udev in the lab's dom0: libdevmapper creates /dev/mapper nodes itself (as udev would).
             "DM_DISABLE_UDEV=1\n"
+            # Live migration: `xl migrate -s` runs `lab-migrate-via HOST xl migrate-receive` (see below).
+            f"RECONCILER_MIGRATE_TRANSPORT={MIGRATE_VIA}\n"
             f"LAB_DAEMON_ARGS='{daemon_args}'\n")
         (conf / "lab-fence-peer").write_text(
             "#!/bin/sh\n# The lab's fence-peer handler: the product's, asking the peer over the management link.\n"
             f"exec /usr/bin/reconciler fence-peer --peer {other.name}={other.address('mgmt')}:9791\n")
+        (conf / "lab-migrate-via").write_text(
+            "#!/bin/sh\n# The lab's transport for `xl migrate -s`: xl runs `lab-migrate-via HOST xl migrate-receive "
+            "[FLAGS]`\n# and speaks its migration stream over this command's stdin and stdout. It connects to the "
+            f"receiver\n# node-init.sh starts on every node (port {MIGRATE_PORT}, the management link), which runs "
+            "`xl migrate-receive`.\n"
+            'case "$1" in\n'
+            + "".join(f"{n.name}) exec busybox nc {n.address('mgmt')} {MIGRATE_PORT} ;;\n" for n in NODES)
+            + '*) echo "lab-migrate-via: unknown node $1" >&2; exit 2 ;;\nesac\n')
         (conf / "lab-power-fence").write_text(
             "#!/bin/sh\n# The lab's fence agent: asks the host to pull the other node's plug (fence_relay.py).\n"
             f"exec {paths.PROJECT}/.venv/bin/python {paths.GUEST_DIR}/power-fence.py \"$@\"\n")

@@ -51,6 +51,7 @@ mkdir -p /var/lib/drbd /run/drbd
 ln -sf "$(arg lab.project)/.venv/bin/reconciler" /usr/bin/reconciler
 cp "$CONF/lab-fence-peer" /usr/local/sbin/lab-fence-peer && chmod 755 /usr/local/sbin/lab-fence-peer
 cp "$CONF/lab-power-fence" /usr/local/sbin/lab-power-fence && chmod 755 /usr/local/sbin/lab-power-fence
+cp "$CONF/lab-migrate-via" /usr/local/sbin/lab-migrate-via && chmod 755 /usr/local/sbin/lab-migrate-via
 
 # LVM without udev: scan and activate what is there (after a reboot the VGs exist).
 vgscan --mknodes >/dev/null 2>&1

@@ -33,6 +33,17 @@ def domains(node: Node) -> set[str]:
     return {line.split()[0] for line in lines if line.split()} - {"Domain-0"}
 
 
+def domain_states(node: Node) -> dict[str, str]:
+    """Every domU's name and its state column (``r``, ``b``, ``p``, ``s``, ``c``, ``d`` or ``-``) in ``xl list``."""
+    lines = node.check(["xl", "list"], timeout=120).splitlines()[1:]
+    return {f[0]: f[4] for f in (line.split() for line in lines) if len(f) >= 6 and f[0] != "Domain-0"}
+
+
+def running_state(state: str) -> bool:
+    """A domain xl shows running or blocked (idle) is executing; paused, suspended, crashed or dying is not."""
+    return "r" in state or "b" in state
+
+
 def commands(node: Node) -> list[dict[str, object]]:
     """The real host's command log. A power loss can leave one torn line (NUL bytes after the journal
     replay); it is skipped, everything else must parse."""

@@ -27,6 +27,7 @@ from tests.lab.observe import (
     commands,
     dm_bytes,
     domain_id,
+    domain_states,
     domains,
     drbd_bytes,
     helper_exits,
@@ -39,6 +40,7 @@ from tests.lab.observe import (
     records_acknowledged,
     records_held,
     replica,
+    running_state,
 )
 
 CONVERGE = 1800.0     # from empty disks: LVs, create-md, full sync of 384 MiB, mkfs.xfs, a domU boot, on TCG
@@ -1432,3 +1434,148 @@ def test_14_the_runbook_on_the_lab_nodes(lab: Lab) -> None:
                     node.run(["nft", "delete", "table", "inet", FIREWALL], timeout=120)
     lab.notes.append(f"runbook: {version} on both nodes")
     lab.timings["scenario 14 (the runbook)"] = time.monotonic() - started
+
+
+MIGRATE_NAMES = (VM, f"{VM}--incoming", f"{VM}--migratedaway")
+_ACK_LINE = re.compile(r"lab-domu: ack (\d+)")
+
+
+class AckClock:
+    """Timestamps, on the host, each record the domU announces on either node's serial console: the gaps between
+    consecutive records show how long the domU stood still (its writer announces one record about every second)."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.seen: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> AckClock:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic()
+            for node in self.lab.nodes.values():
+                for match in _ACK_LINE.finditer(node.console_text()):
+                    self.seen.setdefault(int(match.group(1)), now)
+            self._stop.wait(0.2)
+
+    def gaps(self, since: float, until: float) -> list[float]:
+        """Seconds between consecutive records announced within [since, until]."""
+        numbers = sorted(n for n, t in self.seen.items() if since <= t <= until)
+        return [self.seen[n] - self.seen[n - 1] for n in numbers if n - 1 in self.seen]
+
+
+class MigrationSampler(Sampler):
+    """A live migration's rules, sampled: the domU executes on at most one node (xl shows it on both while it
+    moves, paused or suspended on one side), and two Primaries are counted, not refused (the window allows them)."""
+
+    def __init__(self, lab: Lab) -> None:
+        super().__init__(lab)
+        self.two_primaries = 0
+        self.on_both = 0
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            roles: dict[str, str] = {}
+            executing: list[str] = []
+            present: list[str] = []
+            for node in self.lab.nodes.values():
+                try:
+                    mine = replica(node)
+                    states = domain_states(node)
+                except LabError:
+                    continue
+                roles[node.name] = mine.role if mine is not None else ""
+                names = {n: s for n, s in states.items() if n in MIGRATE_NAMES}
+                if names:
+                    present.append(node.name)
+                if any(running_state(s) for s in names.values()):
+                    executing.append(f"{node.name}: {names}")
+            if len(executing) > 1:
+                self.violations.append(f"{VM} executing on both nodes: {executing}")
+            self.two_primaries += list(roles.values()).count("Primary") > 1
+            self.on_both += len(present) > 1
+            self.samples += 1
+            self._stop.wait(0.5)
+
+
+def _allows_two_primaries(node: Node) -> bool:
+    """The runtime allowance, as DRBD 8.4 shows the resource's net options."""
+    return "allow-two-primaries" in node.check(["drbdsetup", "show", VM], timeout=60)
+
+
+@pytest.mark.timeout(3600)
+def test_16_live_migration(lab: Lab) -> None:
+    """A switchover of a VM that allows live migration moves the running domU with `xl migrate` between the two
+    dom0s (over the lab's transport on the management link) inside a dual-primary window: the domU keeps running
+    (no new boot, its records go on from where they were), executes on one node at a time, and afterwards one
+    Primary is left and the allowance of two primaries is withdrawn on both nodes. Reports how long the domU's
+    records stood still."""
+    started = time.monotonic()
+    source, target = _roles(lab)
+    size = _size(lab)
+    lab.repo.write(cluster_yaml(), vm_yaml(primary=source.name, size=size, live=True))
+    head = lab.repo.commit(f"lab: {VM} may move live")[:12]
+    for node in lab.nodes.values():
+        wait_until(f"{node.name} to apply the live-migration revision", lambda n=node: head in n.check(
+            ["reconciler", "status"], timeout=120) and _converged(n), MOVE, poll=3.0)
+    assert _settled(source, target)
+    domid = domain_id(source, VM)
+    assert domid is not None
+    boots_on_target = len(records_held(target))
+    marks = {n.name: len(commands(n)) for n in lab.nodes.values()}
+    sampler = MigrationSampler(lab)
+    with AckClock(lab) as clock, sampler:
+        wait_until("the domU to announce records before the move", lambda: len(clock.seen) >= 3, MOVE, poll=1.0)
+        acked_before = max(clock.seen)
+        committed = time.monotonic()
+        lab.repo.write(cluster_yaml(), vm_yaml(primary=target.name, size=size, live=True))
+        lab.repo.commit(f"lab: move {VM} live to {target.name}")
+
+        def moved() -> bool:
+            return (replica(target) == Replica("Connected", "Primary", "Secondary", "UpToDate", "UpToDate")
+                    and _running(target) and not set(MIGRATE_NAMES) & domains(source)
+                    and _converged(target) and _converged(source))
+
+        wait_until(f"{VM} to move live to {target.name}", moved, MOVE, poll=3.0)
+        wait_until(f"the domU to announce records on {target.name}",
+                   lambda: max(clock.seen) >= acked_before + 5 and records_acknowledged(target) > 0, MOVE, poll=1.0)
+        finished = time.monotonic()
+    sampler.verify()
+    ran = {n.name: commands(n)[marks[n.name]:] for n in lab.nodes.values()}
+    migrations = [c for c in ran[source.name] if c["argv"][:2] == ["xl", "migrate"]]
+    assert len(migrations) == 1, migrations
+    assert migrations[0]["rc"] == 0, migrations
+    starts = [(name, c["argv"]) for name, cs in ran.items() for c in cs if c["argv"][:2] == ["xl", "create"]]
+    assert not starts, f"a live migration must not start the domU anew: {starts}"
+    shutdowns = [(name, c["argv"]) for name, cs in ran.items() for c in cs
+                 if c["argv"][:2] in (["xl", "shutdown"], ["xl", "destroy"])]
+    assert not shutdowns, f"a live migration must not stop the domU: {shutdowns}"
+    assert len(records_held(target)) == boots_on_target, f"the domU booted on {target.name}: it was not moved live"
+    assert sampler.two_primaries > 0 or any(c["argv"][:2] == ["drbdadm", "net-options"] for c in ran[source.name]), \
+        "no window was seen or opened"
+    for node in lab.nodes.values():
+        assert not _allows_two_primaries(node), f"{node.name}: two primaries still allowed after the migration"
+    log = source.daemon_log()
+    assert "event=migration.begin" in log, "the source logged no migration"
+    assert "event=migration.aborted" not in log, log[-3000:]
+    assert "event=migration.held" not in log, log[-3000:]
+    gaps = clock.gaps(committed, finished)
+    assert len(gaps) >= 5, f"too few records around the move to time it: {gaps}"
+    usual = sorted(gaps)[len(gaps) // 2]
+    longest = max(gaps)
+    seconds = migrations[0]["seconds"]
+    lab.figures["live migrations"] = lab.figures.get("live migrations", 0) + 1
+    lab.notes.append(
+        f"live migration: {VM} from {source.name} to {target.name}; `xl migrate` took {seconds:.1f} s; the domU's "
+        f"records stood still for at most {longest:.1f} s (usual gap {usual:.1f} s, so about {longest - usual:.1f} s "
+        f"paused); {sampler.samples} samples, two Primaries in {sampler.two_primaries}, xl's names on both nodes in "
+        f"{sampler.on_both}; records {acked_before} -> {max(clock.seen)} without a new boot")
+    lab.timings["scenario 16 (live migration)"] = time.monotonic() - started
