@@ -124,6 +124,39 @@ filesystem: none
 {_domain("96M")}"""
 
 
+PROVISIONED_ID = 102
+PROVISIONED_LV = "112M"   # three legs: a 336 MiB stripe, room for XFS's 300 MiB beside vm100 and vm101
+
+
+def provisioned_vm_yaml(image: str, primary: str = "erdbeere") -> str:
+    """A VM whose root file system is what the one-time provisioning copies from ``image`` (a tar archive
+    under the node's image root) onto its new XFS: its domU boots from it (``lab.root=provisioned``)."""
+    return f"""# A VM installed from a commit: provisioning fills its new XFS once from an image, and its domU boots
+# from it (the lab's initramfs switches to the provisioned root).
+id: {PROVISIONED_ID}
+nodes: [erdbeere, himbeere]
+primary: {primary}
+storage:
+  layout: dm-striped
+  volume_groups: [vg-sda, vg-sdb, vg-sdc]
+  stripes: 3
+  chunk_sectors: 64
+  size: {PROVISIONED_LV}
+swap:
+  size: 4M
+  volume_groups: []
+drbd: {{minor: 2, port: 7790, protocol: C}}
+filesystem: xfs
+provision: {{image: {image}, timeout: 900}}
+domain:
+  memory: 96M
+  vcpus: 1
+  kernel: {paths.KERNEL_TREE}/boot/vmlinuz-{paths.kernel_version()}
+  ramdisk: {paths.DOMU_INITRD}
+  extra: console=hvc0 loglevel=4 lab.root=provisioned
+"""
+
+
 class DesiredRepo:
     """The git repository the daemons follow."""
 

@@ -146,6 +146,10 @@ class Node:
         (conf / "lab-fence-peer").write_text(
             "#!/bin/sh\n# The lab's fence-peer handler: the product's, asking the peer over the management link.\n"
             f"exec /usr/bin/reconciler fence-peer --peer {other.name}={other.address('mgmt')}:9791\n")
+        # One-time provisioning (scenario 17): images the host writes into the run directory, read over 9p.
+        (conf / "etc-reconciler" / "provisioning.toml").write_text(
+            "# The lab's images: archives the scenarios write on the host, read through the 9p mount.\n"
+            f'image_roots = ["{self.image_root}"]\n')
         (conf / "lab-migrate-via").write_text(
             "#!/bin/sh\n# The lab's transport for `xl migrate -s`: xl runs `lab-migrate-via HOST xl migrate-receive "
             "[FLAGS]`\n# and speaks its migration stream over this command's stdin and stdout. It connects to the "
@@ -157,6 +161,11 @@ class Node:
         (conf / "lab-power-fence").write_text(
             "#!/bin/sh\n# The lab's fence agent: asks the host to pull the other node's plug (fence_relay.py).\n"
             f"exec {paths.PROJECT}/.venv/bin/python {paths.GUEST_DIR}/power-fence.py \"$@\"\n")
+
+    @property
+    def image_root(self) -> str:
+        """Where a node finds the images the host writes to ``Lab.image_dir`` (the host's root over 9p)."""
+        return f"/mnt/host{self.lab.image_dir}"
 
     @property
     def systemd(self) -> bool:
@@ -266,6 +275,7 @@ class Lab:
         self.run_dir = run_dir
         self.accel = accel()
         self.repo = DesiredRepo(run_dir / "desired")
+        self.image_dir = run_dir / "images"
         key_file = run_dir / "peer.key"
         self.peer_key = key_file.read_text().strip() if key_file.exists() else secrets.token_hex(32)
         self.nodes = {spec.name: Node(spec, self) for spec in NODES}
@@ -297,6 +307,7 @@ class Lab:
         os.chmod(self.run_dir, 0o755)  # noqa: S103  the guests read it over 9p
         (self.run_dir / "peer.key").write_text(self.peer_key + "\n")
         self.repo.create()
+        self.image_dir.mkdir(mode=0o755)
         run(("ip", "netns", "add", paths.NETNS), timeout=30)
         run(("ip", "netns", "exec", paths.NETNS, "ip", "link", "set", "lo", "up"), timeout=30)
 

@@ -105,7 +105,7 @@ def build_images() -> None:
     version = paths.kernel_version()
     guest = paths.GUEST_DIR
     _image((guest / "init-stage1.sh").read_bytes(), [], _modules(DOM0_MODULES, version), paths.DOM0_INITRD)
-    domu_init = b"#!/bin/busybox sh\n/bin/busybox --install -s /bin\nexec /bin/busybox init\n"
+    domu_init = (guest / "domu-init.sh").read_bytes()
     extra = [initramfs.directory("sbin"), initramfs.symlink("sbin/init", "../bin/busybox"),
              initramfs.symlink("sbin/poweroff", "../bin/busybox"),
              initramfs.regular("etc/inittab", (guest / "domu-inittab").read_bytes()),

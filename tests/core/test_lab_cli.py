@@ -27,6 +27,6 @@ def test_a_subset_runs_after_the_bring_up() -> None:
 
 
 def test_an_unknown_scenario_is_refused_with_the_known_ones() -> None:
-    known = ", ".join(str(n) for n in range(1, 17))
-    with pytest.raises(LabError, match=rf"unknown scenario\(s\) 17; known: {known}$"):
-        selector(["17"])
+    known = ", ".join(str(n) for n in range(1, 18))
+    with pytest.raises(LabError, match=rf"unknown scenario\(s\) 18; known: {known}$"):
+        selector(["18"])

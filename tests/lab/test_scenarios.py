@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from reconciler import __version__
-from reconciler_lab import package, paths
-from reconciler_lab.desired import VM_ID, cluster_yaml, vm_yaml
+from reconciler_lab import package, paths, rootimage
+from reconciler_lab.desired import PROVISIONED_ID, VM_ID, cluster_yaml, provisioned_vm_yaml, vm_yaml
 from reconciler_lab.lab import Lab, Node, capture, start_daemon, wait_until
 from reconciler_lab.proc import LabError
 from tests.lab.observe import (
@@ -1507,8 +1507,10 @@ class MigrationSampler(Sampler):
 
 
 def _allows_two_primaries(node: Node) -> bool:
-    """The runtime allowance, as DRBD 8.4 shows the resource's net options."""
-    return "allow-two-primaries" in node.check(["drbdsetup", "show", VM], timeout=60)
+    """The runtime allowance, as DRBD 8.4 shows the resource's net options (an option at its default, as ``no``
+    is, may be left out)."""
+    shown = node.check(["drbdsetup", "show", VM], timeout=60)
+    return re.search(r"^\s*allow-two-primaries\s+(yes|on|true)\s*;", shown, re.M) is not None
 
 
 @pytest.mark.timeout(3600)
@@ -1579,3 +1581,69 @@ def test_16_live_migration(lab: Lab) -> None:
         f"paused); {sampler.samples} samples, two Primaries in {sampler.two_primaries}, xl's names on both nodes in "
         f"{sampler.on_both}; records {acked_before} -> {max(clock.seen)} without a new boot")
     lab.timings["scenario 16 (live migration)"] = time.monotonic() - started
+
+
+PROVISIONED = f"vm{PROVISIONED_ID}"
+
+
+def _argvs(node: Node, since: int) -> list[list[str]]:
+    return [list(c["argv"]) for c in commands(node)[since:]]  # type: ignore[call-overload]
+
+
+@pytest.mark.timeout(3600)
+def test_17_a_vm_installed_from_a_commit(lab: Lab) -> None:
+    """One commit adds vm102 with `provision: {image: ...}`: the chain LVs, stripe, DRBD, XFS (labelled
+    ``rprov-new``), the image copied in once under a private mount on the primary, the label ``rprov-done``, and a
+    domU whose root file system is that XFS on the DRBD device boots (its init prints the image's token)."""
+    started = time.monotonic()
+    primary, secondary = _roles(lab)
+    token = secrets.token_hex(8)
+    image = lab.image_dir / f"root{PROVISIONED_ID}.tar"
+    rootimage.build(image, token)
+    marks = {n.name: len(commands(n)) for n in lab.nodes.values()}
+    lab.repo.write_vm(PROVISIONED, provisioned_vm_yaml(f"{primary.image_root}/{image.name}", primary=primary.name))
+    lab.repo.commit(f"lab: {PROVISIONED}, installed from an image by its first commit")
+    console = f"/var/log/xen/console/guest-{PROVISIONED}.log"
+
+    def booted() -> bool:
+        shown = primary.run(["cat", console], timeout=60)
+        return shown.rc == 0 and rootimage.MARKER + token in shown.stdout
+
+    wait_until(f"{PROVISIONED} to boot from its provisioned root", booted, CONVERGE, poll=5.0)
+    minor = 2
+
+    def settled() -> bool:
+        here, there = replica(primary, minor), replica(secondary, minor)
+        return (here == Replica("Connected", "Primary", "Secondary", "UpToDate", "UpToDate")
+                and there == Replica("Connected", "Secondary", "Primary", "UpToDate", "UpToDate")
+                and PROVISIONED not in domains(secondary) and _converged(primary) and _converged(secondary))
+
+    wait_until(f"{PROVISIONED} to settle on both nodes", settled, MOVE, poll=5.0)
+    ran = {n.name: _argvs(n, marks[n.name]) for n in lab.nodes.values()}
+    device = f"/dev/drbd{minor}"
+    runs = [(name, a) for name, argvs in ran.items() for a in argvs if "provision-run" in a]
+    assert len(runs) == 1, f"the image must be copied exactly once: {runs}"
+    assert runs[0][0] == primary.name, runs
+    assert runs[0][1][0] == "unshare", runs
+    here = ran[primary.name]
+    mkfs = [a for argvs in ran.values() for a in argvs if a[0] == "mkfs.xfs" and device in a]
+    assert len(mkfs) == 1, f"XFS must be made exactly once on {device}: {mkfs}"
+    assert "rprov-new" in mkfs[0], mkfs
+    labels = [a[2] for a in here if a[:2] == ["xfs_admin", "-L"]]
+    assert labels == ["rprov-try1", "rprov-done"], labels
+    done_at = here.index(["xfs_admin", "-L", "rprov-done", device])
+    create_at = next(i for i, a in enumerate(here) if a[:2] == ["xl", "create"] and PROVISIONED in " ".join(a))
+    assert done_at < create_at, "the domain started before the provisioning was recorded as done"
+    assert primary.check(["blkid", "-o", "value", "-s", "LABEL", device], timeout=60).strip() == "rprov-done"
+    assert device not in primary.check(["cat", "/proc/mounts"], timeout=60), "dom0 still has the VM's disk mounted"
+    # Never again: further passes on both nodes copy nothing.
+    again = {n.name: len(commands(n)) for n in lab.nodes.values()}
+    for node in lab.nodes.values():
+        node.check(["reconciler", "reconcile-now"], timeout=120)
+        _passes_after(node, 2, "after the provisioning")
+    repeated = [a for n in lab.nodes.values() for a in _argvs(n, again[n.name])
+                if "provision-run" in a or a[:2] == ["xfs_admin", "-L"] or a[0] == "mkfs.xfs"]
+    assert not repeated, f"a finished provisioning was touched again: {repeated}"
+    lab.notes.append(f"provisioning: {PROVISIONED} made, filled once from {image.name} on {primary.name} and booted "
+                     f"from {device} (token {token} on its console)")
+    lab.timings["scenario 17 (installed from a commit)"] = time.monotonic() - started
