@@ -48,6 +48,8 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("split-brain", "reconciler.cli.cmd_splitbrain",
      "DRBD split-brain handler: record the incident for status, metrics and alerts"),
     ("helper", "reconciler.cli.cmd_helper", "node-side steps of a provisioning, run by the executor (not by hand)"),
+    ("migrate-receive", "reconciler.cli.cmd_migrate_receive",
+     "receiving end of `xl migrate` (the transport's forced command on the target)"),
 )
 
 

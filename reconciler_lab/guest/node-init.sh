@@ -15,10 +15,12 @@ timeout 300 xen-init-dom0 && log "xen-init-dom0 done"
 mkdir -p /var/log/xen/console
 xenconsoled --pid-file=/run/xen/xenconsoled.pid --log=guest && log "xenconsoled up"
 "$(dirname "$0")/console-relay.sh" &
-# Live migration's receiving end, as sshd would run `xl migrate-receive` for `xl migrate`'s default transport:
-# one `xl migrate-receive` per connection (lab-migrate-via is the sending end). The domain it receives stays
-# under this node's PID 1, where `xl create` leaves the domains the daemon starts.
-busybox nc -ll -p 8002 -e xl migrate-receive </dev/null >>/persist/log/migrate-receive.log 2>&1 &
+# Live migration's receiving end, as sshd runs the migration key's forced command: one `reconciler
+# migrate-receive` (which checks the command and runs `xl migrate-receive`) per connection; lab-migrate-via is
+# the sending end. Without systemd the domain it receives stays under this node's PID 1, where `xl create`
+# leaves the domains the daemon starts.
+busybox nc -ll -p 8002 -e /usr/bin/reconciler migrate-receive -- xl migrate-receive \
+    </dev/null >>/persist/log/migrate-receive.log 2>&1 &
 log "migration receiver listening"
 
 
