@@ -192,9 +192,9 @@ def _drbd(
     data_backing: str,
     own_backing: str,
 ) -> DesiredDrbd:
-    # Never in the file: a dual-primary allowance must be in force only inside a live migration's window
-    # (opened and withdrawn at run time), and that window is not built yet, so `live_migration: true` moves
-    # a domain by shutdown and start like any other and no second `drbdadm primary` can succeed.
+    # Never in the file: a dual-primary allowance must be in force only inside a live migration's window, which
+    # the daemons open and withdraw at run time (`drbdadm net-options`); a resource coming up from its file (a
+    # reboot inside the window) must not allow a second `drbdadm primary`.
     allow_two = False
     text = backends.replicator.render_config(_resource_file(vm), version, hosts, vm.minor, data_backing,
                                              allow_two_primaries=allow_two)
