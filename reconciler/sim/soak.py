@@ -376,6 +376,7 @@ class Soak:
         self.invalid_tip: str | None = None
         self.rewritten: tuple[str, str] | None = None  # (the tip before the force-push, the rewritten tip)
         self.recoveries: list[tuple[float, str, tuple[str, ...]]] = []  # (due, what, args)
+        self.held_kept: dict[str, str] = {}  # vm -> the node whose instance the operator keeps (renamed back)
         self.destroyed: Counter[tuple[str, ...]] = Counter()
         self.cut_short: Counter[tuple[str, ...]] = Counter()  # mkfs runs a kill left unfinished: each allows a redo
         self.redo_wipes: Counter[tuple[str, ...]] = Counter()  # the wipes those redos run
@@ -722,30 +723,38 @@ class Soak:
 
     def resolve_held(self, name: str) -> None:
         """The operator's answer to a held migration (docs/operations.md, "Held"): keep one instance (the
-        target's, unless only the source's is left), destroy the other, rename the kept one back and unpause it,
-        demote the node that does not run it. A step that cannot be done now (a node down, a command failing) is
-        tried again later."""
+        target's, unless only the source's is left), `xl destroy` the other, `xl rename` the kept one back and
+        `xl unpause` it, demote the node that does not run it. A step that cannot be done now (a node down, a
+        command failing) is tried again later, from where it stopped."""
         state = self.state()
         found = {}
         for node in NODES:
             for suffix in (xen.INCOMING_SUFFIX, xen.MIGRATED_AWAY_SUFFIX):
                 if self.up(node) and name + suffix in state["nodes"][node].get("domains", {}):
                     found[node] = name + suffix
-        if not found:
-            return  # nothing of xl's names left (a crash took them)
-        keep = next((n for n, d in found.items() if d.endswith(xen.INCOMING_SUFFIX)), next(iter(found)))
+        keep = self.held_kept.get(name)
+        if found:
+            if keep not in found:
+                keep = next((n for n, d in found.items() if d.endswith(xen.INCOMING_SUFFIX)), next(iter(found)))
+            other = next(n for n in NODES if n != keep)
+            if other in found and not SimHost(self.dir / "sim", other).run(["xl", "destroy", found[other]]).ok:
+                self.later(30.0, "resolve-held", name)
+                return
+            if not SimHost(self.dir / "sim", keep).run(["xl", "rename", found[keep], name]).ok:
+                self.later(30.0, "resolve-held", name)
+                return
+            self.held_kept[name] = keep
+        elif keep is None or not self.up(keep) or name not in state["nodes"][keep].get("domains", {}):
+            self.held_kept.pop(name, None)
+            return  # nothing of xl's names left, or the kept domain since gone (a crash took them)
         other = next(n for n in NODES if n != keep)
-        if other in found and not SimHost(self.dir / "sim", other).run(["xl", "destroy", found[other]]).ok:
-            self.later(30.0, "resolve-held", name)
-            return
-        with self.cluster.transaction() as state:  # xl rename (not simulated): the same domain, its own name
-            domains = state["nodes"][keep]["domains"]
-            domains[name] = domains.pop(found[keep])
         ok = SimHost(self.dir / "sim", keep).run(["xl", "unpause", name]).ok
         if self.up(other):
             ok = SimHost(self.dir / "sim", other).run(["drbdadm", "secondary", name]).ok and ok
         self.say(f"operator: held migration of {name} resolved, kept on {keep}" + ("" if ok else " (a step failed)"))
-        if not ok:
+        if ok:
+            del self.held_kept[name]
+        else:
             self.later(30.0, "resolve-held", name)
 
     def force_push(self) -> None:

@@ -1,5 +1,5 @@
 """Simulated Xen toolstack (``xl`` of Xen 4.17): list, info, create, shutdown, destroy, migrate, mem-set,
-vcpu-set.
+vcpu-set, pause, unpause, rename.
 
 Running domains live in ``state["nodes"][node]["domains"]`` (name -> record with ``domid``, ``uuid``,
 ``memory``/``maxmem`` (MiB), ``vcpus``/``maxvcpus``, ``disks`` [{target, vdev, mode}], ``vifs``,
@@ -471,6 +471,42 @@ def _unpause(ctx: CommandContext, args: list[str]) -> CommandResult:
     return _pause_or_unpause(ctx, args, pause=False)
 
 
+# xl's own words for a subcommand's usage (help() in xl.c, the table in xl_cmdtable.c), printed to stdout.
+RENAME_HELP = "Usage: xl [-vtTf] rename <Domain> <NewDomainName>\n\nRename a domain.\n\n"
+
+
+def _rename(ctx: CommandContext, args: list[str]) -> CommandResult:
+    """``xl rename <Domain> <NewDomainName>`` as xl_misc.c's main_rename and libxl__domain_rename do it: the
+    domain keeps its domid and everything else; a name another domain has is refused (its own is fine)."""
+    positional: list[str] = []
+    options_end = False
+    for arg in args:
+        if not options_end and arg == "--":
+            options_end = True
+        elif not options_end and arg in ("-h", "--help"):
+            return ctx.ok(RENAME_HELP)
+        elif not options_end and arg.startswith("-") and arg != "-":
+            raise XlError(f"option `{arg.lstrip('-')[:1]}' not supported.\n", 2)
+        else:
+            positional.append(arg)
+    if len(positional) < 2:
+        raise ctx.abort(2, "'xl rename' requires at least 2 arguments.\n\n", RENAME_HELP)
+    ident, new_name = positional[0], positional[1]
+    name, dom = _find(ctx, ident)
+    domains = _domains(ctx)
+    taken = new_name == "Domain-0" or (new_name in domains and new_name != name)
+    if new_name and taken:
+        raise XlError(f"libxl: error: libxl_domain.c:81:libxl__domain_rename: Domain {dom['domid']}:Domain with "
+                      f'name "{new_name}" already exists.\n'
+                      f"Can't rename domain '{ident}'.\n")
+    if new_name != name:
+        # Renamed in place: the same record (domid, uuid, state, devices), under its new name, where it was.
+        renamed = {(new_name if key == name else key): value for key, value in domains.items()}
+        domains.clear()
+        domains.update(renamed)
+    return ctx.ok()
+
+
 INCOMING_SUFFIX = "--incoming"
 MIGRATED_AWAY_SUFFIX = "--migratedaway"
 UNDEFINED_TEXT = ("** Migration failed during final handshake **\n"
@@ -629,6 +665,7 @@ def _vcpu_set(ctx: CommandContext, args: list[str]) -> CommandResult:
 _SUBCOMMANDS: dict[str, Callable[[CommandContext, list[str]], CommandResult]] = {
     "list": _list, "li": _list, "info": _info, "create": _create, "shutdown": _shutdown, "destroy": _destroy,
     "migrate": _migrate, "mem-set": _mem_set, "vcpu-set": _vcpu_set, "pause": _pause, "unpause": _unpause,
+    "rename": _rename,
 }
 
 

@@ -44,13 +44,14 @@ class Pair:
     clock: VirtualClock = field(default_factory=lambda: VirtualClock(1_780_000_000.0))
     daemons: dict[str, Daemon] = field(default_factory=dict)
     transport: str = ""  # each daemon's live migration transport (RECONCILER_MIGRATE_TRANSPORT)
+    revision: str = SHA_A  # the commit every daemon has (a new one reaches both at once, with reload())
 
     def start(self, node: str) -> Daemon:
         """A daemon (re)starting on ``node``: memory empty, its state directory kept."""
         state_dir = self.tmp / "state" / node
         state_dir.mkdir(parents=True, exist_ok=True)
         source = FakeSource(state_dir)
-        source.set(SHA_A, load_cluster(str(self.lab.desired_dir)))
+        source.set(self.revision, load_cluster(str(self.lab.desired_dir)))
         metrics = MetricsState(node, clock=self.clock.time)
         rec = Reconciler(node=node, state_dir=state_dir, source=source,  # type: ignore[arg-type]
                          engine=RealEngine(self.lab.host(node)), clock=self.clock,  # type: ignore[arg-type]
@@ -62,10 +63,11 @@ class Pair:
     def boot_id(self, node: str) -> str:
         return str(self.state()["nodes"][node].get("boot_id", ""))
 
-    def reload(self) -> None:
-        """A new commit of the desired directory reaches every daemon."""
+    def reload(self, revision: str | None = None) -> None:
+        """A new commit of the desired directory reaches every daemon (as ``revision``, else under the same one)."""
+        self.revision = revision or self.revision
         for daemon in self.daemons.values():
-            daemon.rec.source.set(SHA_A, load_cluster(str(self.lab.desired_dir)))  # type: ignore[attr-defined]
+            daemon.rec.source.set(self.revision, load_cluster(str(self.lab.desired_dir)))  # type: ignore[attr-defined]
 
     def up(self, node: str) -> bool:
         return bool(self.state()["nodes"][node].get("up"))
@@ -82,7 +84,8 @@ class Pair:
             if reachable:
                 daemon.seen.add(peer)
             answering = self.daemons.get(peer) if reachable else None
-            peers.append(PeerStatus(node=peer, reachable=reachable, applied_revision=SHA_A if reachable else None,
+            applied = self.revision if reachable else None
+            peers.append(PeerStatus(node=peer, reachable=reachable, applied_revision=applied,
                                     ready=reachable, error="" if reachable else "connection refused",
                                     checked_at=self.clock.time(),
                                     takeovers=answering.rec.taken_over() if answering is not None else (),

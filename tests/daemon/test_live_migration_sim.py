@@ -21,6 +21,7 @@ from reconciler.sim.state import SimCluster
 from tests.apply.simlab import GIB, NODES, SimLab, edit_vm
 from tests.conftest import EXAMPLE_DIR
 from tests.daemon.daemonpair import Pair
+from tests.daemon.fakes import SHA_B
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -282,6 +283,86 @@ def test_an_undefined_state_reported_by_xl_is_held_for_the_operator(converged: P
     _ticks(pair, 3)
     assert _ran(pair, mark) == []
     assert pair.running("himbeere") == {"vm100--incoming", "vm101"}
+
+
+def _by_hand(pair: Pair, node: str, *argv: str) -> None:
+    """One of the operator's commands on ``node``, then a pass of both daemons (the operator is not instant)."""
+    result = pair.lab.host(node).run(list(argv), timeout=30)
+    assert result.ok, result.describe()
+    pair.tick()
+
+
+@pytest.mark.parametrize(("keep", "kept", "destroyed"), [("himbeere", "vm100--incoming", "vm100--migratedaway"),
+                                                         ("erdbeere", "vm100--migratedaway", "vm100--incoming")])
+def test_the_operator_s_documented_answer_ends_a_held_migration(
+        converged: Path, tmp_path: Path, keep: str, kept: str, destroyed: str) -> None:
+    pair = _copy(converged, tmp_path)
+    with pair.lab.cluster.transaction() as state:
+        faults.migrate_undefined(state, "erdbeere")
+    _switch(pair)
+    _ticks(pair, 8, lambda: _migration(pair, "erdbeere")[0] == _migration(pair, "himbeere")[0] == "held")
+    assert [_migration(pair, node)[0] for node in NODES] == ["held", "held"]
+    other = next(node for node in NODES if node != keep)
+    # docs/operations.md, "Held", step by step, each a command on its node.
+    _by_hand(pair, other, "xl", "destroy", destroyed)
+    _by_hand(pair, keep, "xl", "rename", kept, "vm100")
+    _by_hand(pair, keep, "xl", "unpause", "vm100")
+    assert [_migration(pair, node)[0] for node in NODES] == ["held", "held"], "held while both are Primary"
+    _by_hand(pair, other, "drbdadm", "secondary", "vm100")
+    _ticks(pair, 4, lambda: not _allowed(pair, keep))
+    for node in NODES:  # the hold has ended: no longer `held`, and the status says how
+        phase, reason = _migration(pair, node)
+        assert phase == ("done" if keep == "himbeere" else "aborted"), (node, phase, reason)
+        assert reason.startswith("held, then resolved by the operator"), reason
+        assert reason.endswith("runs here" if node == keep else "does not run here"), reason
+    if keep != "himbeere":  # the target's `primary:` is the one committed already
+        edit_vm(pair.lab, "vm100", r"^primary: \w+", f"primary: {keep}")
+        pair.reload(SHA_B)
+    _ticks(pair, 12, lambda: _converged_both(pair))
+    assert _converged_both(pair), [pair.daemons[n].rec.status for n in NODES]
+    assert pair.running(keep) == ({"vm100", "vm101"} if keep == "himbeere" else {"vm100"})
+    assert "vm100" not in pair.running(other)
+    assert pair.state()["nodes"][keep]["domains"]["vm100"]["state"] == "running"
+    assert (pair.role(keep), pair.role(other)) == ("Primary", "Secondary")
+    assert not _allowed(pair, keep)
+    assert not _allowed(pair, other)
+    for node in NODES:
+        phase, reason = _migration(pair, node)
+        assert phase in ("done", ""), (node, phase, reason)
+    assert oracle.check(pair.state()) == []
+    # Settled: further passes run nothing and the migration stays ended.
+    mark = len(pair.lab.log())
+    _ticks(pair, 3)
+    assert _ran(pair, mark) == []
+    assert [_migration(pair, node)[0] in ("done", "") for node in NODES] == [True, True]
+
+
+def test_a_held_migration_resolved_on_its_source_is_not_tried_again_at_its_revision(
+        converged: Path, tmp_path: Path) -> None:
+    """Kept on the source, the resolved hold is an aborted migration, also for a node that cannot hear its peer
+    then (it used to turn back into a new attempt, `waiting`, at the same revision)."""
+    pair = _copy(converged, tmp_path)
+    with pair.lab.cluster.transaction() as state:
+        faults.migrate_undefined(state, "erdbeere")
+    _switch(pair)
+    _ticks(pair, 8, lambda: _migration(pair, "erdbeere")[0] == _migration(pair, "himbeere")[0] == "held")
+    _by_hand(pair, "himbeere", "xl", "destroy", "vm100--incoming")
+    _by_hand(pair, "erdbeere", "xl", "rename", "vm100--migratedaway", "vm100")
+    _by_hand(pair, "erdbeere", "xl", "unpause", "vm100")
+    with pair.lab.cluster.transaction() as state:
+        state["network"].setdefault("management_cut", []).append(["erdbeere", "himbeere"])  # no peer reports
+    mark = len(pair.lab.log())
+    _by_hand(pair, "himbeere", "drbdadm", "secondary", "vm100")
+    _ticks(pair, 6)
+    with pair.lab.cluster.transaction() as state:
+        state["network"]["management_cut"] = []
+    _ticks(pair, 6)
+    for node in NODES:
+        assert _migration(pair, node)[0] == "aborted", (node, _migration(pair, node))
+    ran = _ran(pair, mark)
+    assert [a for a in ran if a[:2] == NET_OPTIONS] == [[*NET_OPTIONS, "--allow-two-primaries=no", "vm100"]], ran
+    assert not [a for a in ran if a[:1] == ["xl"] or a[:2] == ["drbdadm", "primary"]], ran
+    _back_on_erdbeere(pair)
 
 
 def _writes(pair: Pair) -> tuple[int, int]:

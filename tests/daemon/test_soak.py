@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.sim import drbd_machine as machine
 from reconciler.sim import faults
 from reconciler.sim.host import SimHost
 from reconciler.sim.soak import GIB, NODES, VGS, DaemonKilled, Figures, KillableHost, Soak, _log_to, report
@@ -158,8 +159,8 @@ def test_each_cut_allows_its_own_redo(tmp_path: Path) -> None:
     assert soak.figures.destructive == {"mkfs": 3, "wipefs": 2}
 
 
-@pytest.mark.timeout(240)
-def test_a_held_migration_is_answered_by_the_operator_inside_the_window_grace(tmp_path: Path) -> None:
+def _held(tmp_path: Path) -> Soak:
+    """vm100 migrating live from erdbeere to himbeere, held in xl's undefined state."""
     soak = Soak(tmp_path, 1, failover="manual")
     _log_to(tmp_path / "daemons.log")
     soak.setup()
@@ -172,6 +173,33 @@ def test_a_held_migration_is_answered_by_the_operator_inside_the_window_grace(tm
     soak.publish("Move vm100 to himbeere (live)", "live-switchover")
     soak.wait(60.0)
     assert soak.figures.migrations["held"] == 1, soak.describe()
+    return soak
+
+
+@pytest.mark.timeout(240)
+def test_the_operator_s_answer_goes_on_from_the_step_that_failed(tmp_path: Path) -> None:
+    soak = _held(tmp_path)
+    with soak.cluster.transaction() as state:
+        faults.add_fault(state, "transient", node="himbeere", regex=r"^xl unpause vm100$", count=1)
+    soak.wait(240.0)  # the answer a minute after the hold, its unpause failing once, again 30 s later
+    assert soak.figures.violations == []
+    operator = [(e["node"], e["argv"][1:], e["exit"]) for e in soak.cluster.read_log()
+                if e["argv"][:2] in (["xl", "destroy"], ["xl", "rename"], ["xl", "unpause"])]
+    assert operator[:2] == [("erdbeere", ["destroy", "vm100--migratedaway"], 0),
+                            ("himbeere", ["rename", "vm100--incoming", "vm100"], 0)], operator
+    unpauses = operator[2:]
+    assert [argv for _, argv, _ in unpauses] == [["unpause", "vm100"]] * 2, operator
+    assert unpauses[0][2] != 0, operator
+    assert unpauses[1][2] == 0, operator  # no second destroy or rename: it goes on from the unpause
+    assert soak.state()["nodes"]["himbeere"]["domains"]["vm100"]["state"] == "running"
+    assert soak.held_kept == {}
+    roles = {n: machine.runtime(soak.state(), n, "vm100")["role"] for n in NODES}  # type: ignore[index]
+    assert roles == {"himbeere": "Primary", "erdbeere": "Secondary"}
+
+
+@pytest.mark.timeout(240)
+def test_a_held_migration_is_answered_by_the_operator_inside_the_window_grace(tmp_path: Path) -> None:
+    soak = _held(tmp_path)
     assert soak.figures.migrations["live"] == 0
     held = soak.settled()  # while held, every unready resource gives a reason: settled, should the faults stop now
     assert held is not None, soak.describe()
@@ -182,6 +210,13 @@ def test_a_held_migration_is_answered_by_the_operator_inside_the_window_grace(tm
     assert "vm100" in domains["himbeere"], domains
     assert not {d for names in domains.values() for d in names if d.startswith("vm100--")}, domains
     assert "vm100" not in domains["erdbeere"], domains
+    # The operator's answer ran as commands on the nodes, the rename with xl's own command.
+    operator = [(e["node"], e["argv"]) for e in soak.cluster.read_log()
+                if e["argv"][:2] in (["xl", "destroy"], ["xl", "rename"], ["xl", "unpause"])]
+    assert operator == [("erdbeere", ["xl", "destroy", "vm100--migratedaway"]),
+                        ("himbeere", ["xl", "rename", "vm100--incoming", "vm100"]),
+                        ("himbeere", ["xl", "unpause", "vm100"])], operator
+    assert soak.held_kept == {}
     for node in NODES:
         status = soak.daemons[node].rec.status
         assert status is not None

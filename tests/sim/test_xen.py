@@ -218,3 +218,66 @@ def test_domain_listeners_hear_starts_stops_and_migrations(sim: Path, monkeypatc
         faults.crash(state, "himbeere")
     assert heard == [("erdbeere", "vm100", "start"), ("erdbeere", "vm100", "migrate-out"),
                      ("himbeere", "vm100", "migrate-in"), ("himbeere", "vm100", "stop")]
+
+
+def test_rename_keeps_the_domain_and_refuses_a_name_in_use(sim: Path) -> None:
+    host = SimHost(sim, "erdbeere")
+    host.write_file("/etc/xen/other.cfg", 'name = "other"\nmemory = 256\n')
+    ok(host, "xl", "create", "/etc/xen/vm100.cfg")
+    ok(host, "xl", "create", "-p", "/etc/xen/other.cfg")
+    before = json.loads(ok(host, "xl", "list", "-l", "vm100").stdout)[0]
+    renamed = ok(host, "xl", "rename", "vm100", "vm100--kept")
+    assert (renamed.stdout, renamed.stderr) == ("", "")
+    assert _domains(host) == {"Domain-0": 0, "vm100--kept": 1, "other": 2}
+    after = json.loads(ok(host, "xl", "list", "-l", "vm100--kept").stdout)[0]
+    assert after["config"]["c_info"]["name"] == "vm100--kept"
+    assert (after["domid"], after["config"]["c_info"]["uuid"]) == (before["domid"], before["config"]["c_info"]["uuid"])
+    ok(host, "xl", "rename", "1", "vm100")  # by domid, back to its first name
+    ok(host, "xl", "rename", "vm100", "vm100")  # its own name: nothing to do, no error
+    assert _domains(host) == {"Domain-0": 0, "vm100": 1, "other": 2}
+    for taken in ("other", "Domain-0"):
+        refused = host.run(["xl", "rename", "vm100", taken])
+        assert refused.returncode == 1
+        assert refused.stderr == ("libxl: error: libxl_domain.c:81:libxl__domain_rename: Domain 1:Domain with name "
+                                  f'"{taken}" already exists.\n'
+                                  "Can't rename domain 'vm100'.\n")
+    assert _domains(host) == {"Domain-0": 0, "vm100": 1, "other": 2}
+    assert "--p---" in next(x for x in ok(host, "xl", "list").stdout.splitlines() if x.startswith("other"))
+
+
+def test_rename_of_an_unknown_domain_and_its_usage(sim: Path) -> None:
+    host = SimHost(sim, "erdbeere")
+    unknown = host.run(["xl", "rename", "nope", "vm100"])
+    assert (unknown.returncode, unknown.stderr) == (1, "nope is an invalid domain identifier (rc=-6)\n")
+    usage = "Usage: xl [-vtTf] rename <Domain> <NewDomainName>\n\nRename a domain.\n\n"
+    short = host.run(["xl", "rename", "vm100"])
+    assert (short.returncode, short.stdout) == (2, usage)
+    assert short.stderr == "'xl rename' requires at least 2 arguments.\n\n"
+    helped = host.run(["xl", "rename", "-h"])
+    assert (helped.returncode, helped.stdout) == (0, usage)
+    bad = host.run(["xl", "rename", "-x", "vm100", "vm101"])
+    assert (bad.returncode, bad.stderr) == (2, "option `x' not supported.\n")
+
+
+def test_an_undefined_migration_resolved_with_destroy_rename_and_unpause(sim: Path) -> None:
+    """What docs/operations.md ("Held") tells the operator to do once xl leaves both instances paused."""
+    from reconciler.sim import faults
+
+    source, target = SimHost(sim, "erdbeere"), SimHost(sim, "himbeere")
+    ok(source, "xl", "create", "/etc/xen/vm100.cfg")
+    ok(target, "drbdadm", "primary", "vm100")
+    with SimCluster(sim).transaction() as state:
+        faults.migrate_undefined(state, "erdbeere")
+    failed = source.run(["xl", "migrate", "vm100", "himbeere"])
+    assert failed.returncode == 3
+    assert "Domain state is now undefined !" in failed.stderr
+    assert _domains(source) == {"Domain-0": 0, "vm100--migratedaway": 1}
+    assert _domains(target) == {"Domain-0": 0, "vm100--incoming": 1}
+    ok(source, "xl", "destroy", "vm100--migratedaway")
+    ok(target, "xl", "rename", "vm100--incoming", "vm100")
+    ok(target, "xl", "unpause", "vm100")
+    ok(source, "drbdadm", "secondary", "vm100")
+    assert _domains(source) == {"Domain-0": 0}
+    assert _domains(target) == {"Domain-0": 0, "vm100": 1}
+    row = next(x for x in ok(target, "xl", "list").stdout.splitlines() if x.startswith("vm100"))
+    assert "p" not in row.split()[4]

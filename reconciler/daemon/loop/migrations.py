@@ -11,7 +11,9 @@ a migration of this revision was aborted and does not start it again; a new revi
 A node's phase comes from what it sees: the source (the node whose domain is moving away) goes ``waiting`` ->
 ``window-open`` -> ``target-promoted`` -> ``migrating`` (xl's names) -> ``migrated`` -> ``source-demoted`` ->
 ``done``; the target the same from its side. ``aborting`` lasts until this node is back to one Primary with its
-window closed (``aborted``); ``held`` until xl's names are gone from this node and only one side is Primary.
+window closed (``aborted``); ``held`` until xl's names are gone from this node and only one side is Primary (the
+operator's answer), then ``done`` where the domain was kept on the target, ``aborted`` (not tried again at this
+revision) where it was kept on the source.
 A replication link lost inside the window aborts the migration, unless the domain has left the source already
 (fence-peer then demoted the source): the migration ends on the target as usual once the windows are closed.
 """
@@ -190,15 +192,21 @@ class MigrationKeeper:
             stop, reason = "aborted", f"{phase} lasted longer than {self.step_timeout:.0f} s"
         if not stop and names and phase == record.phase and elapsed > NAMES_TIMEOUT:
             stop, reason = "held", f"xl shows {', '.join(names)} here for longer than {NAMES_TIMEOUT:.0f} s"
-        if stop == "held" and not names and not (role == "Primary" and peer_role == "Primary"):
-            stop, reason = "", ""  # the operator resolved it: one instance, one Primary
-            phase = "done" if here == vm.is_primary_here else "aborted"
+        resolved = stop == "held" and not names and not (role == "Primary" and peer_role == "Primary")
+        if resolved:
+            # The operator resolved it: one instance, one Primary. Kept on the source, it is an aborted migration,
+            # not tried again at this revision (a commit of the node that runs it ends it).
+            stop = "" if here == vm.is_primary_here else "aborted"
+            phase = "done" if not stop else "aborted"
+            reason = (f"held, then resolved by the operator (xl's names gone, one Primary): {vm.name} "
+                      + ("runs here" if here else "does not run here"))
+            event("migration.resolved", vm=vm.name, here=here, revision=record.revision[:12])
         if stop == "aborted":
             back = not names and not allowed and not (role == "Primary" and peer_role == "Primary")
             phase = "aborted" if back else "aborting"
         elif stop == "held":
             phase = "held"
-        if stop and stop != record.stop:
+        if stop and stop != record.stop and not resolved:
             level = logging.WARNING
             event(f"migration.{stop}", level=level, vm=vm.name, revision=record.revision[:12], reason=reason)
             self._on_error(f"live migration of {vm.name} {stop}: {reason}")
