@@ -33,8 +33,8 @@ SCENARIOS = {
     "15": "test_15_repeated_power_losses",
     "13": "test_13_takeover_of_a_hand_built_vm",
     "14": "test_14_the_runbook_on_the_lab_nodes",
-    "16": "test_16_live_migration",
-    "17": "test_17_a_vm_installed_from_a_commit",
+    "16": "test_16_a_vm_installed_from_a_commit",
+    "17": "test_17_live_migration",
 }
 
 

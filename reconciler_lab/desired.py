@@ -70,19 +70,18 @@ defaults:
 """
 
 
-def _domain(memory: str, *, live: bool = False) -> str:
-    """The lab's domU: Debian's kernel with the lab's busybox initramfs; ``live``: a switchover moves it with
-    ``xl migrate`` inside a dual-primary window instead of stopping it here and starting it there."""
+def _domain(memory: str) -> str:
+    """The lab's domU: Debian's kernel with the lab's busybox initramfs."""
     return f"""domain:
   memory: {memory}
-""" + ("  live_migration: true\n" if live else "") + f"""  vcpus: 1
+  vcpus: 1
   kernel: {paths.KERNEL_TREE}/boot/vmlinuz-{paths.kernel_version()}
   ramdisk: {paths.DOMU_INITRD}
   extra: console=hvc0 loglevel=4
 """
 
 
-def vm_yaml(primary: str = "erdbeere", size: str = DATA_LV, *, live: bool = False) -> str:
+def vm_yaml(primary: str = "erdbeere", size: str = DATA_LV) -> str:
     return f"""# The lab's VM {VM_ID}: the classic layout (three swap LVs, a dm stripe of three data LVs, DRBD on
 # minor 0, XFS made once on the primary), scaled down; a Debian kernel with a busybox initramfs as the guest.
 id: {VM_ID}
@@ -99,7 +98,7 @@ swap:
   volume_groups: [vg-sda, vg-sdb, vg-sdc]
 drbd: {{minor: 0, port: 7788, protocol: C}}
 filesystem: xfs
-{_domain("160M", live=live)}"""
+{_domain("160M")}"""
 
 
 def small_vm_yaml(index: int, primary: str = "erdbeere") -> str:
@@ -128,9 +127,10 @@ PROVISIONED_ID = 102
 PROVISIONED_LV = "112M"   # three legs: a 336 MiB stripe, room for XFS's 300 MiB beside vm100 and vm101
 
 
-def provisioned_vm_yaml(image: str, primary: str = "erdbeere") -> str:
+def provisioned_vm_yaml(image: str, primary: str = "erdbeere", *, live: bool = False) -> str:
     """A VM whose root file system is what the one-time provisioning copies from ``image`` (a tar archive
-    under the node's image root) onto its new XFS: its domU boots from it (``lab.root=provisioned``)."""
+    under the node's image root) onto its new XFS: its domU boots from it (``lab.root=provisioned``). It has
+    no swap LVs (local to each node, they would not move with it), so it may also move live (``live``)."""
     return f"""# A VM installed from a commit: provisioning fills its new XFS once from an image, and its domU boots
 # from it (the lab's initramfs switches to the provisioned root).
 id: {PROVISIONED_ID}
@@ -154,7 +154,7 @@ domain:
   kernel: {paths.KERNEL_TREE}/boot/vmlinuz-{paths.kernel_version()}
   ramdisk: {paths.DOMU_INITRD}
   extra: console=hvc0 loglevel=4 lab.root=provisioned
-"""
+""" + ("  live_migration: true\n" if live else "")
 
 
 class DesiredRepo:
