@@ -433,6 +433,16 @@ class Replicator(Protocol):
         own locks (the fence handler runs inside a promotion); ``("Unknown", "Unknown")`` when it cannot tell."""
         ...
 
+    def fence_request(self, env: Mapping[str, str]) -> FenceRequest:
+        """What the replication tells its fence-peer handler (``reconciler fence-peer``), read from the handler's
+        environment ``env``."""
+        ...
+
+    def fence_exit_code(self, verdict: FenceVerdict) -> int:
+        """The fence-peer handler's exit code for ``verdict``, in the replication's terms (``not-fenced`` is
+        also the answer to a handler that could not do its work)."""
+        ...
+
     def record_split_brain(self, host: Host, env: Mapping[str, str], now: Callable[[], float]) -> SplitBrainRecord:
         """Record the split brain the replication's handler reports in its environment ``env``, where the
         observer finds it (raises ``UnsafeNameError`` for a bad resource name)."""

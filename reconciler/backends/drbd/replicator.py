@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from reconciler.backends.drbd import conf, config_meaning, events2, outdate, paths, quorum, render, splitbrain_handler
+from reconciler.backends.drbd import (
+    conf,
+    config_meaning,
+    events2,
+    fence_handler,
+    outdate,
+    paths,
+    quorum,
+    render,
+    splitbrain_handler,
+)
 from reconciler.backends.drbd.drbd9 import VERIFY_STATES
 from reconciler.backends.drbd.health import drbd_conditions
 from reconciler.backends.drbd.plan import plan_drbd
@@ -17,6 +27,8 @@ from reconciler.core.render_settings import ResourceFileSettings
 from reconciler.core.seams import (
     Argv,
     EventFolder,
+    FenceRequest,
+    FenceVerdict,
     OutdateOutcome,
     PlanBuilder,
     ReplicaIdentity,
@@ -142,6 +154,12 @@ class DrbdReplicator:
 
     def local_view(self, host: Host, minor: int) -> tuple[str, str]:
         return outdate.local_view(host, minor)
+
+    def fence_request(self, env: Mapping[str, str]) -> FenceRequest:
+        return fence_handler.request_from_env(env)
+
+    def fence_exit_code(self, verdict: FenceVerdict) -> int:
+        return fence_handler.exit_code(verdict)
 
     def record_split_brain(self, host: Host, env: Mapping[str, str], now: Callable[[], float]) -> SplitBrainRecord:
         return splitbrain_handler.record_split_brain(host, env, now, self.generation_ids_argv)
