@@ -31,6 +31,7 @@ from reconciler.core.seams import (
     FenceVerdict,
     OutdateOutcome,
     PlanBuilder,
+    ReplicaFencing,
     ReplicaIdentity,
     SplitBrainIncident,
     SplitBrainRecord,
@@ -45,6 +46,10 @@ from reconciler.names import check_name
 def drbdadm(verb: str, resource: str, *options: str) -> Argv:
     # Options follow the verb: drbdadm accepts them there and it reads like the manual.
     return ("drbdadm", verb, *options, check_name(resource, "DRBD resource"))
+
+
+# How the rendered resource file says that the fence-peer handler may power an unreachable peer off.
+STONITH_POLICY = "fencing resource-and-stonith;"
 
 
 class DrbdReplicator:
@@ -154,6 +159,15 @@ class DrbdReplicator:
 
     def local_view(self, host: Host, minor: int) -> tuple[str, str]:
         return outdate.local_view(host, minor)
+
+    @property
+    def fence_handler(self) -> str:
+        return render.DEFAULT_FENCE_PEER
+
+    def fencing(self, desired: DesiredDrbd) -> ReplicaFencing:
+        # From the rendered file: a resource whose settings name another fence-peer handler does not run ours.
+        return ReplicaFencing(handler=render.DEFAULT_FENCE_PEER in desired.config_text,
+                              stonith=STONITH_POLICY in desired.config_text)
 
     def fence_request(self, env: Mapping[str, str]) -> FenceRequest:
         return fence_handler.request_from_env(env)
