@@ -278,3 +278,18 @@ def test_the_split_brain_handler_with_an_unusable_record_says_so(
     assert main(["split-brain"]) == 0
     err = capsys.readouterr().err
     assert err.startswith(f"reconciler split-brain: could not record the split brain: {choice_path(state)}: ")
+
+
+def test_a_one_shot_plan_observes_with_the_pair_its_desired_node_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.apply.oneshot import observe_and_plan
+    from tests.daemon.fakes import desired_node
+
+    other_backends.register(monkeypatch)
+    host = FakeHost()
+    desired = desired_node().model_copy(update={"backends": other_backends.OTHER_NAMES})
+    step = observe_and_plan(host, desired, observer=Observer(host))
+    ran = [argv[0] for argv in host.calls]
+    assert "other-repl" in ran
+    assert "other-hv" in ran
+    assert [t.name for t in step.observed.tools][-3:] == ["other-repl", "other-hv", "files"]
+    assert not [tool for tool in ran if tool in ("drbdsetup", "xl")]

@@ -100,7 +100,7 @@ def check_foreign_holders(host: Host, desired: DesiredNode | None) -> Check:
     taken over, a dm device without uuid and the desired table, is not in the way)."""
     if desired is None:
         return Check("names and minors", "skip", NO_DESIRED)
-    observed = Observer(host).observe()
+    observed = Observer(host, backends=node_backends(desired)).observe()
     blind = [t.name for t in observed.tools if t.state != "available" and t.name in ("lvm", "dmsetup", "drbd")]
     index = ObservedIndex(observed)
     holders = Holders(index, node_backends(desired).replicator)
