@@ -9,6 +9,7 @@ combines them with the crash journal.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reconciler.backends.registry import DEFAULT_BACKENDS
@@ -29,7 +30,7 @@ from reconciler.core.safety import (
     split_brain_recovery_refusal,
     start_domain_refusal,
 )
-from reconciler.core.seams import Hypervisor, Replicator
+from reconciler.core.seams import Hypervisor, ListedDomain, Replicator
 from reconciler.host.base import Host, HostFileError
 from reconciler.model.observed import DmDevice, DrbdResourceState, LogicalVolume
 from reconciler.model.status import ActionResult
@@ -51,6 +52,11 @@ class Stop:
     result: ActionResult
     reason: str
     attempts: int = 1
+
+
+def _peer_primaries(resource: DrbdResourceState) -> list[str]:
+    """The peers that are Primary for ``resource`` as this node sees them."""
+    return [c.peer_name for c in resource.connections if c.peer_role == "Primary"]
 
 
 def _unproven_mounts(domain: str, problem: str) -> Stop:
@@ -185,24 +191,32 @@ class LastLook:
             resource = state.resource(name)
             if resource is None:
                 return Stop("refused", f"{refused}: DRBD resource {name} is not up right before the start")
-            primaries = [c.peer_name for c in resource.connections if c.peer_role == "Primary"]
+            primaries = _peer_primaries(resource)
             if primaries:
                 return Stop("refused", f"{refused}: peer {', '.join(primaries)} is Primary for {name} (the "
                                        "domain may run there)")
-        listing = self.host.run(self.hypervisor.watch_argv(), timeout=GI_TIMEOUT)
-        if not listing.ok:
-            return Stop("refused", f"{refused}: cannot list the domains to prove that no live migration of it is "
-                                   f"under way here ({listing.describe()}); refused to be safe")
-        try:
-            rows = self.hypervisor.listed_domains(listing.stdout)
-        except ParseError as exc:
-            return Stop("refused", f"{refused}: cannot read the domain list ({exc}); refused to be safe")
+        rows = self._domains(refused, proving="list the domains to prove that no live migration of it is under way "
+                                              "here", suffix="; refused to be safe")
+        if isinstance(rows, Stop):
+            return rows
         names = set(self.hypervisor.migration_names(domain))
         shown = sorted(r.name for r in rows if r.name in names)
         if shown:
             return Stop("refused", f"{refused}: xl shows {', '.join(shown)} here (a live migration of it is under "
                                    "way or was left undefined)")
         return None
+
+    def _domains(self, refused: str, *, proving: str, suffix: str = "") -> Sequence[ListedDomain] | Stop:
+        """The domains the hypervisor lists here, or a refusal when the listing cannot be run or read: a check that
+        cannot see the domains proves nothing. ``refused`` starts the reason, ``proving`` says what the listing
+        was to prove, ``suffix`` ends it."""
+        listing = self.host.run(self.hypervisor.watch_argv(), timeout=GI_TIMEOUT)
+        if not listing.ok:
+            return Stop("refused", f"{refused}: cannot {proving} ({listing.describe()}){suffix}")
+        try:
+            return self.hypervisor.listed_domains(listing.stdout)
+        except ParseError as exc:
+            return Stop("refused", f"{refused}: cannot read the domain list ({exc}){suffix}")
 
     def _quorum_lost(self, action: Action) -> Stop | None:
         """The DRBD devices the action names (``devices``: /dev/drbdN) must still lack quorum here; a reboot
@@ -261,18 +275,13 @@ class LastLook:
         if resource.role != "Primary":
             return Stop("refused", f"provisioning {device} refused: this node is {resource.role}, not Primary "
                                    "(a Secondary's device is never mounted)")
-        primaries = [c.peer_name for c in resource.connections if c.peer_role == "Primary"]
+        primaries = _peer_primaries(resource)
         if primaries:
             return Stop("refused", f"provisioning {device} refused: peer {', '.join(primaries)} is Primary too "
                                    "(the domain may run there)")
-        listing = self.host.run(self.hypervisor.watch_argv(), timeout=GI_TIMEOUT)
-        if not listing.ok:
-            return Stop("refused", f"provisioning {device} refused: cannot prove that {action.vm} is not running "
-                                   f"({listing.describe()})")
-        try:
-            rows = self.hypervisor.listed_domains(listing.stdout)
-        except ParseError as exc:
-            return Stop("refused", f"provisioning {device} refused: cannot read the domain list ({exc})")
+        rows = self._domains(f"provisioning {device} refused", proving=f"prove that {action.vm} is not running")
+        if isinstance(rows, Stop):
+            return rows
         names = {action.vm, *self.hypervisor.migration_names(action.vm)}
         if any(r.name in names or r.name.startswith(f"{action.vm}--") for r in rows):
             return Stop("refused", f"provisioning {device} refused: the domain {action.vm} exists on this node "

@@ -47,7 +47,9 @@ def observe_and_plan(host: Host, desired: DesiredNode, *, peer: PeerSource | Non
                      allow_mass_delete: bool = False, observer: Observer | None = None, deep: bool = False,
                      gate: Gate | None = None) -> Step:
     """``deep`` adds the DRBD dry-run check: one read-only ``drbdadm -d adjust`` per resource that is up."""
-    observed = (observer or Observer(host)).observe()
+    observer = observer or Observer(host)
+    observer.use_backends(node_backends(desired))  # the node's pair's fact providers, not every registered one
+    observed = observer.observe()
     changes = drbd_dry_run(host, desired, observed) if deep else None
     plan = plan_node(desired, observed, allow_mass_delete=allow_mass_delete, drbd_changes=changes)
     if peer is not None and _needs_peer(plan, observed):
@@ -74,4 +76,5 @@ def converge_once(host: Host, desired: DesiredNode, *, peer: PeerSource | None =
 
 
 def observed_peer(peer_host: Host, desired_peer: DesiredNode) -> PeerView:
-    return peer_view_from_observation(desired_peer, Observer(peer_host).observe())
+    return peer_view_from_observation(desired_peer,
+                                      Observer(peer_host, backends=node_backends(desired_peer)).observe())

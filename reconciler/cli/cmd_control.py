@@ -141,6 +141,7 @@ def _allow(args: argparse.Namespace) -> int:
 
 
 def _shutdown_node(args: argparse.Namespace) -> int:
+    from reconciler.backends.registry import node_backends  # noqa: PLC0415
     from reconciler.daemon.node.identity import IdentityError, check_node_name  # noqa: PLC0415
     from reconciler.daemon.node.shutdown import shutdown_node  # noqa: PLC0415
     from reconciler.desired.errors import UnknownNodeError  # noqa: PLC0415
@@ -175,7 +176,8 @@ def _shutdown_node(args: argparse.Namespace) -> int:
         print(f"reconciler shutdown-node: {exc.message} of revision {in_force.info.sha[:12]} (use --node)",
               file=sys.stderr)
         return 2
-    report = shutdown_node(host, desired, Observer(host).observe(), domain_timeout=args.domain_timeout)
+    observed = Observer(host, backends=node_backends(desired)).observe()
+    report = shutdown_node(host, desired, observed, domain_timeout=args.domain_timeout)
     for step in report.steps:
         print(step)
     for failure in report.failures:

@@ -75,12 +75,14 @@ def _fence_peers(args: argparse.Namespace) -> dict[str, str]:
     return found
 
 
-def _migrate_transport(args: argparse.Namespace) -> str:
-    """RECONCILER_MIGRATE_TRANSPORT as the daemon reads it (the environment, else the daemon's environment file)."""
+def _daemon_settings(args: argparse.Namespace) -> dict[str, str]:
+    """The daemon's RECONCILER_* settings as it reads them: each from the environment, else from the daemon's
+    environment file (the backends' checks read theirs, e.g. Xen's RECONCILER_MIGRATE_TRANSPORT)."""
     from reconciler.cli.cmd_fence import read_env_file  # noqa: PLC0415
 
-    name = "RECONCILER_MIGRATE_TRANSPORT"
-    return os.environ.get(name) or read_env_file(args.env_file).get(name, "")
+    found = {key: value for key, value in read_env_file(args.env_file).items() if key.startswith("RECONCILER_")}
+    found.update((key, value) for key, value in os.environ.items() if key.startswith("RECONCILER_") and value)
+    return found
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -100,7 +102,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"[{MARK[check.verdict]}] {check.name}: {check.detail}")
 
     checks = run_checks(host, node, desired, progress=show, fence_peers=_fence_peers(args),
-                        power_fences=fences, migrate_transport=_migrate_transport(args))
+                        power_fences=fences, settings=_daemon_settings(args))
     if args.directory and desired is None:
         # The operator asked for this desired state to be checked: that it cannot be used is a failure,
         # not a reason to skip the checks that need it.

@@ -2,9 +2,10 @@
 
 DRBD runs it (``handlers { fence-peer "/usr/bin/reconciler fence-peer"; }``) with the resource in
 ``DRBD_RESOURCE`` and the peer in ``DRBD_PEER_NODE_ID``/``DRBD_PEER_ADDRESS`` (9) or ``DRBD_PEERS`` (8.4).
-It is started by the kernel, not by systemd, so it reads the daemon's environment file itself. DRBD's
-environment and exit codes are read and answered by DRBD's adapter
-(:mod:`reconciler.backends.drbd.fence_handler`); the fencing itself is :mod:`reconciler.daemon.peers.fence`.
+It is started by the kernel, not by systemd, so it reads the daemon's environment file itself. The environment
+and the exit codes are read and answered by the node's replicator (the pair the last revision applied here chose,
+recorded in the state directory: :mod:`reconciler.daemon.records.backend_choice`; DRBD's adapter is
+:mod:`reconciler.backends.drbd.fence_handler`); the fencing itself is :mod:`reconciler.daemon.peers.fence`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.backends.drbd.fence_handler import EXIT_ERROR, exit_code, request_from_env
+from reconciler.backends.registry import DEFAULT_BACKENDS
+from reconciler.core.seams import FenceRequest, Replicator
 from reconciler.daemon.peers.fence import (
     DEFAULT_HANDLER_TIMEOUT,
     FenceResult,
@@ -29,6 +31,7 @@ from reconciler.daemon.peers.fence import (
 )
 from reconciler.daemon.peers.keyfile import SecretFileError, read_secret
 from reconciler.daemon.peers.peer import DEFAULT_PEER_PORT, parse_peer_item
+from reconciler.daemon.records.backend_choice import BackendChoiceError, node_choice
 from reconciler.host.real import RealHost
 from reconciler.names import UnsafeNameError, check_name
 from reconciler.statedir import DEFAULT_ENV_FILE, DEFAULT_STATE_DIR
@@ -109,7 +112,7 @@ def _in_force(state_dir: Path) -> LoadedRevision | None:
     return GitSource(Mirror(state_dir, "unused", "main"), state_dir).load_in_force()
 
 
-def _endpoint(args: argparse.Namespace, resource: str, node: str, state_dir: Path, *,
+def _endpoint(args: argparse.Namespace, resource: str, node: str, state_dir: Path, request: FenceRequest, *,
               env: Mapping[str, str], file_env: Mapping[str, str]) -> tuple[str, str, int]:
     # The daemon's own list of peer endpoints (RECONCILER_PEERS, a management address where one is set):
     # asked over the replication link, the peer is unreachable exactly when that link is what failed.
@@ -134,24 +137,55 @@ def _endpoint(args: argparse.Namespace, resource: str, node: str, state_dir: Pat
     if hosts is None:
         raise HandlerError(f"not a resource of node {node} in revision {in_force.info.sha[:12]}")
     try:
-        peer = pick_peer(hosts, node, request_from_env(env))
+        peer = pick_peer(hosts, node, request)
     except PeerChoiceError as exc:
         raise HandlerError(str(exc)) from exc
     host, port = explicit.get(peer.name, (peer.address, DEFAULT_PEER_PORT))
     return peer.name, host, port
 
 
+def _state_dir(args: argparse.Namespace, env: Mapping[str, str], file_env: Mapping[str, str]) -> Path:
+    return Path(_setting(args.state_dir, "STATE_DIR", env, file_env, str(DEFAULT_STATE_DIR)))
+
+
+def _replicator(state_dir: Path) -> Replicator:
+    """The node's replicator, as recorded by its daemon; the default one until a revision was applied (said in the
+    log). Raises BackendChoiceError when the record cannot be used."""
+    choice = node_choice(state_dir)
+    if not choice.recorded:
+        print(f"{PROG}: no backends recorded in {state_dir} yet: answering as the default replicator "
+              f"({choice.names.replicator})", file=sys.stderr)
+    return choice.backends.replicator
+
+
+def _resource_or_unknown(raw: str) -> str:
+    try:
+        return check_name(raw, "DRBD resource")
+    except UnsafeNameError:
+        return "?"
+
+
 def fence_peer(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    raw = request_from_env(env).resource
+    file_env = read_env_file(args.env_file)
+    try:
+        replicator = _replicator(_state_dir(args, env, file_env))
+    except BackendChoiceError as exc:
+        # Which replication runs this handler is unknown: its request cannot be read, nothing is fenced.
+        fallback = DEFAULT_BACKENDS.replicator
+        code = fallback.fence_exit_code("not-fenced")
+        _log(_resource_or_unknown(fallback.fence_request(env).resource), f"{exc}; exit {code}")
+        return code
+    error_code = replicator.fence_exit_code("not-fenced")
+    request = replicator.fence_request(env)
+    raw = request.resource
     try:
         resource = check_name(raw, "DRBD resource")
     except UnsafeNameError as exc:
-        _log(raw or "?", f"refusing: DRBD_RESOURCE: {exc} (this handler is run by DRBD); exit {EXIT_ERROR}")
-        return EXIT_ERROR
-    file_env = read_env_file(args.env_file)
+        _log(raw or "?", f"refusing: DRBD_RESOURCE: {exc} (this handler is run by DRBD); exit {error_code}")
+        return error_code
     try:
         node = check_name(_setting(args.node, "NODE", env, file_env, os.uname().nodename), "node")
-        state_dir = Path(_setting(args.state_dir, "STATE_DIR", env, file_env, str(DEFAULT_STATE_DIR)))
+        state_dir = _state_dir(args, env, file_env)
         auth = _setting(args.peer_auth, "PEER_AUTH", env, file_env, "hmac")
         key: bytes | None = None
         if auth != "none":
@@ -160,20 +194,21 @@ def fence_peer(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                 key = read_secret(token_file, "peer token file").strip()
             except SecretFileError as exc:
                 raise HandlerError(str(exc)) from exc
-        peer, host, port = _endpoint(args, resource, node, state_dir, env=env, file_env=file_env)
+        peer, host, port = _endpoint(args, resource, node, state_dir, request, env=env, file_env=file_env)
     except (HandlerError, UnsafeNameError, ValueError) as exc:
-        _log(resource, f"{exc}; exit {EXIT_ERROR}")
-        return EXIT_ERROR
+        _log(resource, f"{exc}; exit {error_code}")
+        return error_code
     result = ask_outdate(peer, host, port, key, resource, sender=node, timeout=args.timeout)
     if result.unreachable:
         _log(resource, result.message)
-        result = _stonith(resource, node, peer, state_dir, env)
-    code = exit_code(result.verdict)
+        result = _stonith(resource, node, peer, state_dir, request=request, replicator=replicator)
+    code = replicator.fence_exit_code(result.verdict)
     _log(resource, f"{result.message}; exit {code}")
     return code
 
 
-def _stonith(resource: str, node: str, peer: str, state_dir: Path, env: Mapping[str, str]) -> FenceResult:
+def _stonith(resource: str, node: str, peer: str, state_dir: Path, *, request: FenceRequest,
+             replicator: Replicator) -> FenceResult:
     """An unreachable peer proves nothing: only its power fence, run and verified now, may (exit 7)."""
     try:
         in_force = _in_force(state_dir)
@@ -181,7 +216,8 @@ def _stonith(resource: str, node: str, peer: str, state_dir: Path, env: Mapping[
         return FenceResult("not-fenced", f"the revision in force could not be read ({exc}): no power fence known")
     if in_force is None:
         return FenceResult("not-fenced", f"no revision in force in {state_dir}: no power fence known")
-    return stonith_peer(RealHost(node), in_force.cluster, resource, peer, state_dir, request=request_from_env(env))
+    return stonith_peer(RealHost(node), in_force.cluster, resource, peer, state_dir, request=request,
+                        replicator=replicator)
 
 
 class Terminated(BaseException):
@@ -203,14 +239,15 @@ def _fence_peer(args: argparse.Namespace) -> int:
     try:
         return fence_peer(args, os.environ)
     except Terminated as stopped:
-        raw = request_from_env(os.environ).resource
         try:
-            resource = check_name(raw, "DRBD resource")
-        except UnsafeNameError:
-            resource = "?"
+            replicator = node_choice(_state_dir(args, os.environ, read_env_file(args.env_file))).backends.replicator
+        except BackendChoiceError:
+            replicator = DEFAULT_BACKENDS.replicator
+        code = replicator.fence_exit_code("not-fenced")
+        resource = _resource_or_unknown(replicator.fence_request(os.environ).resource)
         _log(resource, f"stopped by {stopped}: the command it ran was killed with everything it started; "
-                       f"exit {EXIT_ERROR}")
-        return EXIT_ERROR
+                       f"exit {code}")
+        return code
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -204,6 +204,7 @@ def _run(args: argparse.Namespace) -> int:
     from reconciler.daemon.loop.real_engine import RealEngine  # noqa: PLC0415
     from reconciler.daemon.loop.runtime import Daemon  # noqa: PLC0415
     from reconciler.daemon.node.statelock import AlreadyRunning, StateLock  # noqa: PLC0415
+    from reconciler.daemon.records.backend_choice import BackendChoiceError  # noqa: PLC0415
     from reconciler.metrics.state import MetricsState  # noqa: PLC0415
 
     lock = StateLock(config.state_dir)
@@ -213,7 +214,7 @@ def _run(args: argparse.Namespace) -> int:
     except AlreadyRunning as exc:
         print(f"reconciler run: refusing to start: {exc}", file=sys.stderr)
         return 2
-    except (SourceError, OSError) as exc:
+    except (SourceError, OSError, BackendChoiceError) as exc:
         lock.release()
         print(f"reconciler run: cannot start: {exc}", file=sys.stderr)
         return 1

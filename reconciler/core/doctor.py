@@ -39,11 +39,16 @@ class ToolCheck:
 
 # Where in the doctor's order a backend's checks run: after the tools, the kernel's part of the node
 # ("module": the replication's module and handlers; "helper": how the kernel runs them), the device filter,
-# the services that must not also manage the resources, the hypervisor's settings, the storage.
-DoctorSlot = Literal["module", "helper", "filter", "services", "settings", "storage"]
-SLOTS: tuple[DoctorSlot, ...] = ("module", "helper", "filter", "services", "settings", "storage")
+# the services that must not also manage the resources, the hypervisor's settings, the live migration's
+# transport, the storage.
+DoctorSlot = Literal["module", "helper", "filter", "services", "settings", "migration", "storage"]
+SLOTS: tuple[DoctorSlot, ...] = ("module", "helper", "filter", "services", "settings", "migration", "storage")
 
-DoctorCheck = Callable[[Host, DesiredNode | None], list[Check]]
+# The daemon's settings as this node has them: its RECONCILER_* variables, from the environment, else from the
+# daemon's environment file (what a backend's check of how the daemon is configured reads).
+DaemonSettings = Mapping[str, str]
+
+DoctorCheck = Callable[[Host, DesiredNode | None, DaemonSettings], list[Check]]
 
 
 @dataclass(frozen=True)

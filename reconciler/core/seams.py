@@ -101,6 +101,16 @@ class FenceRequest:
     minors: tuple[int, ...] = ()  # the devices the handler runs for, when given
 
 
+@dataclass(frozen=True)
+class ReplicaFencing:
+    """How a replica's lost peer is fenced, as the replica's desired config says: whether the product's
+    fence-peer handler runs for it (it asks the peer's daemon to outdate), and whether under a policy that lets
+    the handler power an unreachable peer off (stonith)."""
+
+    handler: bool
+    stonith: bool
+
+
 # What asking this node to outdate its replica (a peer's fence-peer handler) found and did.
 OutdateOutcome = Literal["outdated", "already", "primary", "connected", "failed"]
 
@@ -431,6 +441,26 @@ class Replicator(Protocol):
     def local_view(self, host: Host, minor: int) -> tuple[str, str]:
         """This node's role and disk state of the replica on ``minor``, read without waiting on the replication's
         own locks (the fence handler runs inside a promotion); ``("Unknown", "Unknown")`` when it cannot tell."""
+        ...
+
+    @property
+    def fence_handler(self) -> str:
+        """The product's fence-peer handler as the replication's config names it (for messages)."""
+        ...
+
+    def fencing(self, desired: DesiredDrbd) -> ReplicaFencing:
+        """Whether the replica ``desired`` uses the product's fence-peer handler, and a stonith policy (the
+        doctor's fence-path and power-fence checks)."""
+        ...
+
+    def fence_request(self, env: Mapping[str, str]) -> FenceRequest:
+        """What the replication tells its fence-peer handler (``reconciler fence-peer``), read from the handler's
+        environment ``env``."""
+        ...
+
+    def fence_exit_code(self, verdict: FenceVerdict) -> int:
+        """The fence-peer handler's exit code for ``verdict``, in the replication's terms (``not-fenced`` is
+        also the answer to a handler that could not do its work)."""
         ...
 
     def record_split_brain(self, host: Host, env: Mapping[str, str], now: Callable[[], float]) -> SplitBrainRecord:

@@ -5,9 +5,10 @@ drbdsetup status on DRBD 9, xl list, xl list -l, xl info) and reads ``/proc/drbd
 reconciler owns. Per-device signature probes (``blkid -p``) run only through :meth:`Observer.probe`,
 for devices an action is about to write to.
 
-The observer reads the owned files, then runs the registered fact providers in order
-(:data:`~reconciler.backends.providers.FACT_PROVIDERS`: LVM, device-mapper, DRBD, Xen); each runs its own
-commands and fills its part of the observation (:mod:`reconciler.core.facts`).
+The observer reads the owned files, then runs the registered fact providers of the node's
+backends in order (:func:`~reconciler.backends.providers.node_facts`: LVM and device-mapper, then the
+replicator's and the hypervisor's, DRBD and Xen by default); each runs its own commands and fills its part of
+the observation (:mod:`reconciler.core.facts`).
 
 Every tool ends up in ``ObservedNode.tools`` as ``available``, ``missing`` (not installed, or no kernel
 module) or ``failed`` (it ran and failed, or printed what its parser could not read). A tool that is
@@ -21,7 +22,8 @@ import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
-from reconciler.backends.providers import FACT_PROVIDERS, FRESH_READS, OWNED_CONFIG
+from reconciler.backends.providers import OWNED_CONFIG, node_facts
+from reconciler.backends.registry import DEFAULT_BACKENDS
 from reconciler.core.facts import (
     CommandRunner,
     FactProvider,
@@ -35,6 +37,7 @@ from reconciler.core.facts import (
     file_problem,
 )
 from reconciler.core.parse_error import ParseError
+from reconciler.core.seams import Backends
 from reconciler.host.base import Host, HostFileError
 from reconciler.host.replay import ReplayError
 from reconciler.model.observed import DmDevice, DrbdState, LogicalVolume, ObservedNode, OwnedFile, Signature, ToolStatus
@@ -103,19 +106,33 @@ class Observer:
 
     def __init__(self, host: Host, *, owned_dirs: Sequence[str] = DEFAULT_OWNED_DIRS,
                  timeout: float = OBSERVE_TIMEOUT, versions: ToolVersions | None = None,
-                 providers: Sequence[FactProvider] = FACT_PROVIDERS,
-                 fresh_reads: Mapping[FreshFact, FreshRead] = FRESH_READS) -> None:
+                 backends: Backends = DEFAULT_BACKENDS,
+                 providers: Sequence[FactProvider] | None = None,
+                 fresh_reads: Mapping[FreshFact, FreshRead] | None = None) -> None:
         """``versions``: tool versions already known (e.g. remembered by an earlier command); not probed then.
 
-        ``providers``: the backends a pass reads, in order (:data:`~reconciler.backends.providers.FACT_PROVIDERS`)."""
+        ``backends``: the node's pair, whose fact providers and fresh reads run with the shared ones
+        (:func:`~reconciler.backends.providers.node_facts`); ``providers`` and ``fresh_reads`` replace them."""
         self.host = host
-        self.providers = tuple(providers)
-        self.fresh_reads = fresh_reads
+        self._providers_given = providers is not None
+        self._fresh_given = fresh_reads is not None
+        facts = node_facts(backends)
+        self.providers = tuple(providers) if providers is not None else facts.providers
+        self.fresh_reads = fresh_reads if fresh_reads is not None else facts.fresh_reads
         self.owned_dirs = tuple(owned_dirs)
         self.timeout = timeout
         self._versions: ToolVersions | None = versions
         self.version_commands_run = 0
         self.last_pass_argvs: tuple[tuple[str, ...], ...] = ()
+
+    def use_backends(self, backends: Backends) -> None:
+        """Observe as a node running ``backends`` from the next pass on (providers or fresh reads given to the
+        constructor stay)."""
+        facts = node_facts(backends)
+        if not self._providers_given:
+            self.providers = facts.providers
+        if not self._fresh_given:
+            self.fresh_reads = facts.fresh_reads
 
     @property
     def versions(self) -> ToolVersions:

@@ -329,3 +329,65 @@ def test_a_start_is_refused_when_drbd_cannot_be_read_again() -> None:
     assert stop.result == "refused"
     assert stop.reason.startswith("starting vm100 refused: cannot re-read DRBD's state of vm100")
     assert "refused to be safe" in stop.reason
+
+
+def _xl_list(answer: CommandResult | str) -> Responder:
+    def respond(argv: tuple[str, ...]) -> CommandResult | None:
+        if argv != ("xl", "list"):
+            return None
+        return answer if isinstance(answer, CommandResult) else ok(argv, answer)
+    return respond
+
+
+UNLISTED = fail(("xl", "list"), 1, "libxl: cannot connect to xenstored")
+UNREADABLE = "Name  ID  Mem\nvm100 x\n"
+
+
+@pytest.mark.parametrize(("answer", "reason"), [
+    (UNLISTED, "starting vm100 refused: cannot list the domains to prove that no live migration of it is under way "
+               f"here ({UNLISTED.describe()}); refused to be safe"),
+    (UNREADABLE, "starting vm100 refused: cannot read the domain list ("),
+])
+def test_a_start_is_refused_when_the_domains_cannot_be_listed_or_read(answer: CommandResult | str,
+                                                                     reason: str) -> None:
+    host = FakeHost(responders=[_xl_list(answer)])
+    start = Action(id="start-domain@domain:vm100", kind="start-domain", key="domain:vm100", vm="vm100",
+                   change="create", description="start domain vm100")
+    stop = LastLook(host, Observer(host)).check(start)
+    assert stop is not None
+    assert stop.result == "refused"
+    assert stop.reason.startswith(reason)
+    assert stop.reason.endswith("; refused to be safe")
+
+
+@pytest.mark.parametrize(("answer", "reason"), [
+    (UNLISTED, f"provisioning /dev/drbd0 refused: cannot prove that vm100 is not running ({UNLISTED.describe()})"),
+    (UNREADABLE, "provisioning /dev/drbd0 refused: cannot read the domain list ("),
+])
+def test_provisioning_is_refused_when_the_domains_cannot_be_listed_or_read(answer: CommandResult | str,
+                                                                           reason: str) -> None:
+    host = FakeHost(responders=[_xl_list(answer)], drbd=(drbd_state("vm100", 0),))
+    provision = Action(id="provision-fs@vm100", kind="provision-fs", key="provision:vm100", vm="vm100",
+                       change="create", description="provision vm100", devices=("/dev/drbd0",))
+    stop = LastLook(host, Observer(host)).check(provision)
+    assert stop is not None
+    assert stop.result == "refused"
+    assert stop.reason.startswith(reason)
+    assert not stop.reason.endswith("refused to be safe")
+    if isinstance(answer, str):
+        assert stop.reason.endswith(")")
+
+
+def test_a_peer_primary_refuses_the_start_and_the_provisioning_alike() -> None:
+    host = FakeHost(drbd=(drbd_state("vm100", 0, peer_role="Primary"),))
+    start = Action(id="start-domain@domain:vm100", kind="start-domain", key="domain:vm100", vm="vm100",
+                   change="create", description="start domain vm100", resource="vm100")
+    provision = Action(id="provision-fs@vm100", kind="provision-fs", key="provision:vm100", vm="vm100",
+                       change="create", description="provision vm100", devices=("/dev/drbd0",))
+    look = LastLook(host, Observer(host))
+    started, provisioned = look.check(start), look.check(provision)
+    assert started is not None
+    assert provisioned is not None
+    assert started.reason == "starting vm100 refused: peer himbeere is Primary for vm100 (the domain may run there)"
+    assert provisioned.reason == ("provisioning /dev/drbd0 refused: peer himbeere is Primary too (the domain may "
+                                  "run there)")

@@ -9,6 +9,7 @@ from typing import Any
 from reconciler.core.actions import Action, ActionKind
 from reconciler.core.peer_view import PeerView
 from reconciler.core.plan_model import Plan, PlannedResource
+from reconciler.core.seams import Backends
 from reconciler.daemon.loop.engine import ActionHooks, ApplyOutcome
 from reconciler.model.desired import DesiredDrbd, DesiredNode, DesiredVm, DrbdHost
 from reconciler.model.observed import (
@@ -65,6 +66,7 @@ class FakeEngine:
     expanded: list[Any] = field(default_factory=list)
     peer_views: list[PeerView | None] = field(default_factory=list)
     moved_away: list[frozenset[str]] = field(default_factory=list)
+    backends_used: list[Backends] = field(default_factory=list)
     # What the loop shows metrics; this engine leaves them unset, as an engine before its first pass does.
     last_observed: ObservedNode | None = None
     last_desired: DesiredNode | None = None
@@ -109,6 +111,9 @@ class FakeEngine:
 
     def backing_sizes(self, desired: DesiredNode, observed: ObservedNode) -> dict[str, int]:
         return {"vm100": 1 << 30}
+
+    def use_backends(self, backends: Backends) -> None:
+        self.backends_used.append(backends)
 
 
 class FakeSource:

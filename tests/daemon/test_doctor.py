@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import ast
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,21 +12,24 @@ import pytest
 
 from reconciler.backends.doctors import DOCTORS
 from reconciler.backends.drbd.doctor import USERMODE_HELPER_PATH, check_drbd_module, check_usermode_helper
+from reconciler.backends.drbd.replicator import DrbdReplicator
 from reconciler.backends.lvm.doctor import check_lvm_filter, lvm_filter_accepts
-from reconciler.backends.xen.doctor import check_ballooning
+from reconciler.backends.registry import REPLICATORS
+from reconciler.backends.xen.doctor import check_ballooning, check_migration_transport
 from reconciler.cli.main import main
 from reconciler.core.doctor import BackendDoctor, Check, ToolCheck, check_service
+from reconciler.core.seams import ReplicaFencing
 from reconciler.daemon.node.doctor import (
     check_addresses,
+    check_fence_path,
     check_hostname,
-    check_migration_transport,
     check_power_fences,
     check_tools,
     run_checks,
 )
 from reconciler.desired.schema import PowerFenceSection
 from reconciler.host.base import CommandResult
-from reconciler.model.desired import DesiredDomain, DesiredNode
+from reconciler.model.desired import DesiredDomain, DesiredDrbd, DesiredNode, NodeBackends
 from tests.daemon.fakes import desired_node
 
 
@@ -98,7 +103,7 @@ def test_conflicting_services() -> None:
 
 
 def test_a_registered_backend_doctor_runs_at_its_slot() -> None:
-    def other(host: object, desired: object) -> list[Check]:
+    def other(host: object, desired: object, settings: object) -> list[Check]:
         return [Check("other backend", "ok", "checked")]
 
     doctors = (*DOCTORS, BackendDoctor(tools=(ToolCheck("other-tool", ("other-tool", "--version"), r"v(\S+)"),),
@@ -358,3 +363,82 @@ def test_the_transport_must_exist_and_reach_the_peer() -> None:
                                      "ssh -o BatchMode=yes")
     assert good.verdict == "ok"
     assert peer in good.detail
+
+
+# --- the fencing and migration checks ask the node's backends ----------------------------------------------
+
+
+class _FencingReplicator(DrbdReplicator):
+    """Another replicator whose resources all run the product's handler under a stonith policy, whatever their
+    text says."""
+
+    name = "other"
+
+    @property
+    def fence_handler(self) -> str:
+        return "other-fence-handler"
+
+    def fencing(self, desired: DesiredDrbd) -> ReplicaFencing:
+        return ReplicaFencing(handler=True, stonith=True)
+
+
+def test_the_fence_checks_ask_the_nodes_replicator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(REPLICATORS, "other", _FencingReplicator())
+    plain = desired_node()  # its DRBD text names neither the handler nor resource-and-stonith
+    assert check_fence_path(plain, {}).detail == "no resource here uses `/usr/bin/reconciler fence-peer`"
+    other = plain.model_copy(update={"backends": NodeBackends(replicator="other")})
+    path = check_fence_path(other, {"himbeere": "10.9.0.2"})
+    assert (path.verdict, path.detail) == ("ok", "himbeere at 10.9.0.2")
+    (fence,) = check_power_fences(CannedHost({}), other, {})
+    assert (fence.name, fence.verdict) == ("power fence himbeere", "fail")
+    without = other.model_copy(update={"vms": ()})
+    assert check_fence_path(without, {}).detail == "no resource here uses `other-fence-handler`"
+
+
+def test_the_drbd_replicator_reads_its_rendered_text() -> None:
+    drbd = DrbdReplicator()
+    (stonith,) = (vm.drbd for vm in _stonith_node().vms if vm.drbd is not None)
+    assert drbd.fencing(stonith) == ReplicaFencing(handler=False, stonith=True)
+    (plain,) = (vm.drbd for vm in desired_node().vms if vm.drbd is not None)
+    text = 'handlers {\n    fence-peer "/usr/bin/reconciler fence-peer";\n}'
+    handled = plain.model_copy(update={"config_text": text})
+    assert drbd.fencing(handled) == ReplicaFencing(handler=True, stonith=False)
+    assert drbd.fencing(plain) == ReplicaFencing(handler=False, stonith=False)
+
+
+def test_the_shared_doctor_imports_no_backend_package() -> None:
+    tree = ast.parse((Path(__file__).resolve().parents[2] / "reconciler/daemon/node/doctor.py").read_text())
+    imported = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not [m for m in imported if m.startswith(("reconciler.backends.drbd", "reconciler.backends.xen"))]
+
+
+def test_the_migration_transport_is_xens_check_at_its_place_with_the_daemons_setting() -> None:
+    desired = _allowing_live_migration()
+    peer = desired.vms[0].peers[0]
+    host = CannedHost({f"ssh -o BatchMode=yes {peer} true": (0, "")})
+    checks = run_checks(host, "erdbeere", desired, settings={"RECONCILER_MIGRATE_TRANSPORT": "ssh -o BatchMode=yes"})
+    names = [c.name for c in checks]
+    assert names.index("Xen ballooning") + 1 == names.index("migration transport")
+    assert names.index("migration transport") + 1 == names.index("replication addresses")
+    found = next(c for c in checks if c.name == "migration transport")
+    assert (found.verdict, found.detail) == ("ok", f"`ssh -o BatchMode=yes` reaches {peer} (vm100)")
+    unset = next(c for c in run_checks(host, "erdbeere", desired) if c.name == "migration transport")
+    assert unset.verdict == "fail"
+    assert "set RECONCILER_MIGRATE_TRANSPORT" in unset.detail
+    # A node without Xen's doctor has no such check.
+    others = [c.name for c in run_checks(host, "erdbeere", desired, doctors=DOCTORS[:3])]
+    assert "migration transport" not in others
+
+
+def test_the_cli_gives_the_checks_the_daemons_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.cli.cmd_doctor import _daemon_settings
+
+    env_file = tmp_path / "reconciler.env"
+    env_file.write_text("RECONCILER_MIGRATE_TRANSPORT='ssh -p 2222'\nRECONCILER_PEERS=himbeere=10.0.0.2:9791\n"
+                        "OTHER=1\n")
+    monkeypatch.setenv("RECONCILER_PEERS", "")  # empty in the environment: the file's
+    monkeypatch.setenv("RECONCILER_MIGRATE_TRANSPORT", "ssh -o BatchMode=yes")
+    settings = _daemon_settings(argparse.Namespace(env_file=str(env_file)))
+    assert settings["RECONCILER_MIGRATE_TRANSPORT"] == "ssh -o BatchMode=yes"
+    assert settings["RECONCILER_PEERS"] == "himbeere=10.0.0.2:9791"
+    assert "OTHER" not in settings

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import threading
 import time
@@ -23,7 +24,8 @@ from reconciler.daemon.peers.fence import (
 )
 from reconciler.daemon.peers.peer import PATH, PeerAnswer, PeerServer
 from reconciler.daemon.peers.peerauth import H_TIME, request_headers
-from reconciler.model.desired import DrbdHost
+from reconciler.daemon.records.backend_choice import write_choice
+from reconciler.model.desired import DrbdHost, NodeBackends
 from reconciler.sim.drbd_config import parse_text
 from tests.sim.test_drbd_helpers import DrbdCluster, resource_text
 
@@ -90,6 +92,8 @@ def _handler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, port: int, *, key:
     token.write_bytes(key + b"\n")
     token.chmod(0o600)
     monkeypatch.setenv("DRBD_RESOURCE", resource)
+    # What the node's daemon records when it applies a revision: the classic pair.
+    write_choice(Path(os.environ["RECONCILER_STATE_DIR"]), NodeBackends())
     return main(["fence-peer", "--env-file", str(tmp_path / "absent.env"), "--node", "erdbeere",
                  "--peer", f"{PEER}=127.0.0.1:{port}", "--peer-token-file", str(token), "--timeout", str(timeout)])
 

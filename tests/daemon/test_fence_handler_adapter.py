@@ -35,3 +35,11 @@ def test_the_shared_fence_logic_reads_no_drbd_variable_and_names_no_exit_code() 
     strings = [n.value for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
     assert not [s for s in strings if s.startswith("DRBD_")]
     assert "EXIT_" not in source
+
+
+def test_the_fence_peer_command_names_no_drbd_module() -> None:
+    # The handler answers through the node's replicator (its adapter), never DRBD's by name.
+    tree = ast.parse((ROOT / "reconciler" / "cli" / "cmd_fence.py").read_text(encoding="utf-8"))
+    imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    assert "reconciler.backends.registry" in imported
+    assert not [m for m in imported if m.startswith("reconciler.backends.drbd")]

@@ -47,3 +47,20 @@ def test_a_damaged_file_counts_as_none(tmp_path: Path, text: str) -> None:
 def test_a_good_file_is_read_back(tmp_path: Path) -> None:
     (tmp_path / MIGRATIONS_FILE).write_text(json.dumps({"vm100": RECORD.__dict__}))
     assert load_records(tmp_path) == {"vm100": RECORD}
+
+
+def test_the_keeper_reads_migration_names_with_the_nodes_hypervisor(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.backends.registry import DEFAULT_BACKENDS
+    from reconciler.model.observed import ObservedNode
+    from tests.daemon import other_backends
+    from tests.daemon.fakes import desired_node
+
+    other = other_backends.register(monkeypatch)
+    keeper = MigrationKeeper(tmp_path, "erdbeere", lambda: 20.0)
+    assert keeper.hypervisor is DEFAULT_BACKENDS.hypervisor
+    desired = desired_node().model_copy(update={"backends": other_backends.OTHER_NAMES})
+    keeper.view(desired, ObservedNode(node="erdbeere"), (), SHA_A)
+    assert keeper.hypervisor is other.hypervisor
+    keeper.view(desired_node(), ObservedNode(node="erdbeere"), (), SHA_A)
+    assert keeper.hypervisor is DEFAULT_BACKENDS.hypervisor

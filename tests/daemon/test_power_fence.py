@@ -345,7 +345,7 @@ def test_a_handler_stopped_by_a_signal_kills_the_agent_it_started_and_answers_1(
     sender = threading.Thread(target=send_term)
     sender.start()
     try:
-        code = cmd_fence._fence_peer(argparse.Namespace())
+        code = cmd_fence._fence_peer(argparse.Namespace(env_file=str(tmp_path / "absent.env"), state_dir=None))
     finally:
         sender.join(timeout=40)
     assert code == 1

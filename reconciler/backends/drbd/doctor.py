@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from reconciler.core.doctor import NO_DESIRED, BackendDoctor, Check, ToolCheck, check_service
+from reconciler.core.doctor import NO_DESIRED, BackendDoctor, Check, DaemonSettings, ToolCheck, check_service
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredNode
 
@@ -93,15 +93,15 @@ def check_drbd_handlers(host: Host, desired: DesiredNode | None) -> Check:
     return Check("DRBD handlers", "ok", ", ".join(sorted(programs)))
 
 
-def _module(host: Host, desired: DesiredNode | None) -> list[Check]:
+def _module(host: Host, desired: DesiredNode | None, settings: DaemonSettings) -> list[Check]:
     return [check_drbd_module(host, desired), check_drbd_handlers(host, desired)]
 
 
-def _helper(host: Host, desired: DesiredNode | None) -> list[Check]:
+def _helper(host: Host, desired: DesiredNode | None, settings: DaemonSettings) -> list[Check]:
     return [check_usermode_helper(host)]
 
 
-def _services(host: Host, desired: DesiredNode | None) -> list[Check]:
+def _services(host: Host, desired: DesiredNode | None, settings: DaemonSettings) -> list[Check]:
     return [check_service(host, "drbd.service")]
 
 

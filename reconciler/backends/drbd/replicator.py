@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from reconciler.backends.drbd import conf, config_meaning, events2, outdate, paths, quorum, render, splitbrain_handler
+from reconciler.backends.drbd import (
+    conf,
+    config_meaning,
+    events2,
+    fence_handler,
+    outdate,
+    paths,
+    quorum,
+    render,
+    splitbrain_handler,
+)
 from reconciler.backends.drbd.drbd9 import VERIFY_STATES
 from reconciler.backends.drbd.health import drbd_conditions
 from reconciler.backends.drbd.plan import plan_drbd
@@ -17,8 +27,11 @@ from reconciler.core.render_settings import ResourceFileSettings
 from reconciler.core.seams import (
     Argv,
     EventFolder,
+    FenceRequest,
+    FenceVerdict,
     OutdateOutcome,
     PlanBuilder,
+    ReplicaFencing,
     ReplicaIdentity,
     SplitBrainIncident,
     SplitBrainRecord,
@@ -33,6 +46,10 @@ from reconciler.names import check_name
 def drbdadm(verb: str, resource: str, *options: str) -> Argv:
     # Options follow the verb: drbdadm accepts them there and it reads like the manual.
     return ("drbdadm", verb, *options, check_name(resource, "DRBD resource"))
+
+
+# How the rendered resource file says that the fence-peer handler may power an unreachable peer off.
+STONITH_POLICY = "fencing resource-and-stonith;"
 
 
 class DrbdReplicator:
@@ -142,6 +159,21 @@ class DrbdReplicator:
 
     def local_view(self, host: Host, minor: int) -> tuple[str, str]:
         return outdate.local_view(host, minor)
+
+    @property
+    def fence_handler(self) -> str:
+        return render.DEFAULT_FENCE_PEER
+
+    def fencing(self, desired: DesiredDrbd) -> ReplicaFencing:
+        # From the rendered file: a resource whose settings name another fence-peer handler does not run ours.
+        return ReplicaFencing(handler=render.DEFAULT_FENCE_PEER in desired.config_text,
+                              stonith=STONITH_POLICY in desired.config_text)
+
+    def fence_request(self, env: Mapping[str, str]) -> FenceRequest:
+        return fence_handler.request_from_env(env)
+
+    def fence_exit_code(self, verdict: FenceVerdict) -> int:
+        return fence_handler.exit_code(verdict)
 
     def record_split_brain(self, host: Host, env: Mapping[str, str], now: Callable[[], float]) -> SplitBrainRecord:
         return splitbrain_handler.record_split_brain(host, env, now, self.generation_ids_argv)

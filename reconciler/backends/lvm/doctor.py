@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 
 from reconciler.backends.lvm import parse as lvm
-from reconciler.core.doctor import NO_DESIRED, TIMEOUT, BackendDoctor, Check, ToolCheck
+from reconciler.core.doctor import NO_DESIRED, TIMEOUT, BackendDoctor, Check, DaemonSettings, ToolCheck
 from reconciler.core.parse_error import ParseError
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredNode
@@ -87,11 +87,11 @@ def check_volume_groups(host: Host, desired: DesiredNode | None) -> Check:
     return Check("volume groups", "ok", ", ".join(sorted(wanted)) or "none declared")
 
 
-def _filter(host: Host, desired: DesiredNode | None) -> list[Check]:
+def _filter(host: Host, desired: DesiredNode | None, settings: DaemonSettings) -> list[Check]:
     return [check_lvm_filter(host, desired)]
 
 
-def _storage(host: Host, desired: DesiredNode | None) -> list[Check]:
+def _storage(host: Host, desired: DesiredNode | None, settings: DaemonSettings) -> list[Check]:
     return [check_volume_groups(host, desired)]
 
 

@@ -14,6 +14,7 @@ from reconciler.core.actions import Action
 from reconciler.core.migration_view import MigrationView
 from reconciler.core.peer_view import PeerView
 from reconciler.core.plan_model import Plan
+from reconciler.core.seams import Backends
 from reconciler.model.desired import DesiredNode
 from reconciler.model.observed import ObservedNode
 from reconciler.model.status import ActionRecord, ResourceStatus
@@ -63,3 +64,8 @@ class Engine(Protocol):
     def apply(self, plan: Plan, desired: DesiredNode, observed: ObservedNode, hooks: ActionHooks) -> ApplyOutcome: ...
 
     def backing_sizes(self, desired: DesiredNode, observed: ObservedNode) -> dict[str, int]: ...
+
+    def use_backends(self, backends: Backends) -> None:
+        """Observe as a node running ``backends`` until a revision says otherwise (the daemon's recorded choice,
+        before the first revision is expanded)."""
+        ...

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import get_args
 
-from reconciler.backends.registry import DEFAULT_BACKENDS
+from reconciler.backends.registry import DEFAULT_BACKENDS, node_backends
 from reconciler.core.migration_view import MigrationStop, MigrationView
 from reconciler.core.seams import Hypervisor
 from reconciler.daemon.records.logs import event
@@ -128,6 +128,8 @@ class MigrationKeeper:
     def view(self, desired: DesiredNode, observed: ObservedNode, peers: Iterable[PeerStatus],
              revision: str) -> MigrationView:
         now = self.now()
+        # xl's names of a migrating domain, and its undefined state after a failed step, are the node's hypervisor's.
+        self.hypervisor = node_backends(desired).hypervisor
         reports = {(p.node, m.vm): m for p in peers if p.reachable for m in p.migrations}
         live = {vm.name for vm in _live_vms(desired)}
         for name in [n for n in self.records if n not in live]:

@@ -11,6 +11,7 @@ from reconciler.core.actions import Action
 from reconciler.core.migration_view import MigrationView
 from reconciler.core.peer_view import PeerView, peer_view_from_observation
 from reconciler.core.plan_model import Plan
+from reconciler.core.seams import Backends
 from reconciler.daemon.loop.engine import ActionHooks, ApplyOutcome
 from reconciler.desired.expand import expand_node
 from reconciler.host.base import Host
@@ -59,7 +60,12 @@ class RealEngine:
     def expand(self, cluster: Cluster, node: str) -> DesiredNode:
         desired = expand_node(cluster, node)
         self.last_desired = desired
+        # The pass observes next: as the node the revision describes, with its pair's providers.
+        self.observer.use_backends(node_backends(desired))
         return desired
+
+    def use_backends(self, backends: Backends) -> None:
+        self.observer.use_backends(backends)
 
     def observe(self) -> ObservedNode:
         observed = self.observer.observe()

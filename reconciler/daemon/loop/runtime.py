@@ -14,6 +14,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from reconciler.backends.registry import backends_named
+from reconciler.core.seams import Backends
 from reconciler.daemon.loop.config import DaemonConfig
 from reconciler.daemon.loop.engine import Engine
 from reconciler.daemon.loop.fence_records import peer_keeps
@@ -41,6 +43,7 @@ from reconciler.daemon.peers.peer import (
     takeovers_json,
 )
 from reconciler.daemon.peers.peer_monitor import PeerEndpoint, PeerMonitor
+from reconciler.daemon.records.backend_choice import NodeChoice, node_choice, write_choice
 from reconciler.daemon.records.logs import event
 from reconciler.daemon.schedule.clock import Clock, RealClock
 from reconciler.daemon.schedule.domain_watch import DomainWatcher
@@ -105,11 +108,18 @@ class Daemon:
         self.peer_monitor: PeerWatch = (peer_monitor or peer_monitor_factory(config))(self._peer_changed)
         self._peer_server_factory = peer_server or peer_server_factory(config)
         self.peer_server: PeerListener | None = None
-        self.drbd_watch = DrbdWatcher(host, interval=config.drbd_poll, on_change=self._drbd_changed,
-                                      follow=_stream_follower(host)) if config.drbd_events else None
-        self.domain_watch = (DomainWatcher(host, interval=config.drbd_poll,
-                                           on_change=lambda: self.wakeup.signal("domain"))
-                             if config.drbd_events else None)
+        # The node's pair as the last revision applied here chose it (BackendChoiceError, a ValueError naming the
+        # file, when that record names a backend this program does not have): the watchers, the peer's outdate
+        # requests and the observation before a revision is read use it.
+        self.choice: NodeChoice = node_choice(config.state_dir)
+        if not self.choice.recorded:
+            event("backends.default", reason="no choice recorded yet", hypervisor=self.choice.names.hypervisor,
+                  replicator=self.choice.names.replicator)
+        engine.use_backends(self.choice.backends)
+        self._watching = False
+        self.drbd_watch: DrbdWatcher | None = None
+        self.domain_watch: DomainWatcher | None = None
+        self._make_watchers(self.choice.backends)
         self.control_server = ControlServer(config.state_dir, self._control_command)
         self.schedule = Schedule()
         self.started = self.clock.monotonic()
@@ -177,11 +187,54 @@ class Daemon:
                           self.peer_monitor.statuses())
 
     def _outdate(self, resource: str) -> OutdateAnswer:
-        answer = outdate_local(self.host, resource, self._managed_resources, peer_keeps=self._peer_keeps)
+        answer = outdate_local(self.host, resource, self._managed_resources, self.choice.backends.replicator,
+                               peer_keeps=self._peer_keeps)
         event("fence.outdate_request", level=logging.WARNING, resource=answer.resource, outcome=answer.outcome,
               detail=answer.detail)
         self.wakeup.signal("drbd")
         return answer
+
+    # -- the node's backends ---------------------------------------------------------------------
+    def _make_watchers(self, backends: Backends) -> None:
+        config = self.config
+        self.drbd_watch = DrbdWatcher(self.host, interval=config.drbd_poll, on_change=self._drbd_changed,
+                                      follow=_stream_follower(self.host),
+                                      replicator=backends.replicator) if config.drbd_events else None
+        self.domain_watch = (DomainWatcher(self.host, interval=config.drbd_poll,
+                                           on_change=lambda: self.wakeup.signal("domain"),
+                                           hypervisor=backends.hypervisor)
+                             if config.drbd_events else None)
+
+    def _follow_backends(self, desired: DesiredNode | None) -> None:
+        """Record the pair the applied revision names and, when it changed, watch with the new pair."""
+        if desired is None or (self.choice.recorded and desired.backends == self.choice.names):
+            return
+        names = desired.backends
+        try:
+            write_choice(self.config.state_dir, names)
+        except (OSError, ValueError) as exc:
+            self.reconciler.error(f"cannot record the node's backends: {exc}")
+            event("backends.record_error", level=logging.ERROR, error=str(exc))
+            return
+        choice = NodeChoice(backends_named(names), names, recorded=True)
+        changed = names != self.choice.names
+        event("backends.recorded", hypervisor=names.hypervisor, replicator=names.replicator, changed=changed)
+        if changed:
+            self.reconciler.engine.use_backends(choice.backends)
+            for watcher in (self.drbd_watch, self.domain_watch):
+                if watcher is not None:
+                    watcher.stop()
+            self._make_watchers(choice.backends)
+            if self._watching:
+                self._start_watchers()
+        self.choice = choice
+
+    def _start_watchers(self) -> None:
+        self._watching = True
+        if self.drbd_watch is not None:
+            self.drbd_watch.start()
+        if self.domain_watch is not None:
+            self.domain_watch.start()
 
     # -- peers from the desired state -----------------------------------------------------------
     def _ensure_peer_wiring(self) -> None:
@@ -225,6 +278,7 @@ class Daemon:
         event("pass.start", reasons=",".join(sorted(reasons)) or "schedule")
         result = self.reconciler.run_pass(control, ctx, reasons)
         self.passes += 1
+        self._follow_backends(self.reconciler.planned)
         self._ensure_peer_wiring()
         observed = self._observed_for_metrics(result)
         desired = self._desired_for_metrics()
@@ -310,10 +364,7 @@ class Daemon:
         if self.watcher is not None:
             self.watcher.start()
         self.fetcher.start()
-        if self.drbd_watch is not None:
-            self.drbd_watch.start()
-        if self.domain_watch is not None:
-            self.domain_watch.start()
+        self._start_watchers()
         interval = watchdog_interval()
         if interval is not None:
             self._watchdog_thread = threading.Thread(target=self._watchdog, args=(interval,), name="watchdog",

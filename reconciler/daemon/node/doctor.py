@@ -17,14 +17,13 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 
 from reconciler.backends.doctors import DOCTORS
-from reconciler.backends.drbd.render import DEFAULT_FENCE_PEER
 from reconciler.backends.registry import node_backends
-from reconciler.backends.xen import migrate
 from reconciler.core.doctor import (
     NO_DESIRED,
     TIMEOUT,
     BackendDoctor,
     Check,
+    DaemonSettings,
     DoctorSlot,
     ToolCheck,
     check_tool,
@@ -35,7 +34,6 @@ from reconciler.daemon.peers.powerfence import power_state, said
 from reconciler.desired.schema import PowerFenceSection
 from reconciler.host.base import Host
 from reconciler.model.desired import DesiredNode
-from reconciler.names import check_name
 from reconciler.observe.observer import Observer
 from reconciler.plan.identity import Holders, identity_refusal
 
@@ -66,8 +64,9 @@ def check_tools(host: Host, doctors: Sequence[BackendDoctor] = DOCTORS) -> list[
     return [check_tool(host, tool) for tool in (*(t for d in doctors for t in d.tools), *SHARED_TOOLS)]
 
 
-def _slot(host: Host, desired: DesiredNode | None, doctors: Sequence[BackendDoctor], slot: DoctorSlot) -> list[Check]:
-    return [check for d in doctors for run in d.checks.get(slot, ()) for check in run(host, desired)]
+def _slot(host: Host, desired: DesiredNode | None, doctors: Sequence[BackendDoctor], slot: DoctorSlot,
+          settings: DaemonSettings) -> list[Check]:
+    return [check for d in doctors for run in d.checks.get(slot, ()) for check in run(host, desired, settings)]
 
 
 def local_addresses(host: Host) -> set[str] | None:
@@ -96,43 +95,12 @@ def check_addresses(host: Host, desired: DesiredNode | None) -> Check:
     return Check("replication addresses", "ok", ", ".join(sorted(wanted)))
 
 
-def check_migration_transport(host: Host, desired: DesiredNode | None, transport: str | None) -> Check:
-    """What ``xl migrate -s`` travels over, when a VM allows live migration: configured (the daemon's
-    RECONCILER_MIGRATE_TRANSPORT), acceptable to xl's shell, its command installed, and reaching each peer that
-    shares such a VM with this node (``TRANSPORT PEER true``, as xl would open it, without a migration)."""
-    if desired is None:
-        return Check("migration transport", "skip", "no desired state known")
-    migrating = sorted(vm.name for vm in desired.vms if vm.domain is not None and vm.domain.live_migration)
-    if not migrating:
-        return Check("migration transport", "ok", "no VM allows live migration; no transport is needed")
-    names = ", ".join(migrating)
-    if not transport:
-        return Check("migration transport", "fail",
-                     f"{names} allow live migration, but no transport is configured: set {migrate.TRANSPORT_ENV} "
-                     f"(e.g. '{migrate.DEFAULT_TRANSPORT}') in the daemon's environment file, with key-based root "
-                     "ssh to the peer; until then their moves wait")
-    try:
-        migrate.check_transport(transport)
-    except migrate.TransportError as exc:
-        return Check("migration transport", "fail", str(exc))
-    words = tuple(transport.split(" "))
-    peers = sorted({p for vm in desired.vms if vm.domain is not None and vm.domain.live_migration for p in vm.peers})
-    for peer in peers:
-        result = host.run((*words, check_name(peer, "node"), "true"), timeout=TIMEOUT)
-        if result.not_found:
-            return Check("migration transport", "fail", f"{words[0]} is not installed (the transport of {names})")
-        if not result.ok:
-            return Check("migration transport", "fail",
-                         f"`{transport} {peer} true` failed, so `xl migrate` cannot reach {peer}: {result.describe()}")
-    return Check("migration transport", "ok", f"`{transport}` reaches {', '.join(peers)} ({names})")
-
-
 def check_foreign_holders(host: Host, desired: DesiredNode | None) -> Check:
     """Nothing made by hand or by another tool holds a name, minor or port the desired state uses (what could be
     taken over, a dm device without uuid and the desired table, is not in the way)."""
     if desired is None:
         return Check("names and minors", "skip", NO_DESIRED)
-    observed = Observer(host).observe()
+    observed = Observer(host, backends=node_backends(desired)).observe()
     blind = [t.name for t in observed.tools if t.state != "available" and t.name in ("lvm", "dmsetup", "drbd")]
     index = ObservedIndex(observed)
     holders = Holders(index, node_backends(desired).replicator)
@@ -166,12 +134,13 @@ def check_fence_path(desired: DesiredNode | None, fence_peers: Mapping[str, str]
     name = "fence-peer path"
     if desired is None:
         return Check(name, "skip", NO_DESIRED)
+    replicator = node_backends(desired).replicator
     replication: dict[str, str] = {}
     for vm in desired.vms:
-        if vm.drbd is not None and DEFAULT_FENCE_PEER in vm.drbd.config_text:
+        if vm.drbd is not None and replicator.fencing(vm.drbd).handler:
             replication.update((h.name, h.address) for h in vm.drbd.hosts if h.name != desired.node)
     if not replication:
-        return Check(name, "skip", f"no resource here uses `{DEFAULT_FENCE_PEER}`")
+        return Check(name, "skip", f"no resource here uses `{replicator.fence_handler}`")
     unresolved = sorted(peer for peer in replication if peer in fence_peers and resolve(fence_peers[peer]) is None)
     if unresolved:
         named = ", ".join(f"{p} as {fence_peers[p]!r}" for p in unresolved)
@@ -190,16 +159,14 @@ def check_fence_path(desired: DesiredNode | None, fence_peers: Mapping[str, str]
     return Check(name, "ok", ", ".join(f"{peer} at {fence_peers[peer]}" for peer in sorted(replication)))
 
 
-STONITH_POLICY = "fencing resource-and-stonith;"
-
-
 def check_power_fences(host: Host, desired: DesiredNode | None,
                        power_fences: Mapping[str, PowerFenceSection]) -> list[Check]:
     """Under ``resource-and-stonith`` the fence-peer handler powers off a peer it cannot reach: each such peer
     needs a power fence whose status command works from here (it is only queried, never switched)."""
     if desired is None:
         return [Check("power fence", "skip", NO_DESIRED)]
-    peers = sorted({h.name for vm in desired.vms if vm.drbd is not None and STONITH_POLICY in vm.drbd.config_text
+    replicator = node_backends(desired).replicator
+    peers = sorted({h.name for vm in desired.vms if vm.drbd is not None and replicator.fencing(vm.drbd).stonith
                     for h in vm.drbd.hosts if h.name != desired.node})
     if not peers:
         return [Check("power fence", "skip", "no resource here uses fencing_policy: resource-and-stonith")]
@@ -230,10 +197,12 @@ def run_checks(host: Host, node: str, desired: DesiredNode | None, *,
                progress: Callable[[Check], None] = lambda c: None,
                fence_peers: Mapping[str, str] | None = None,
                power_fences: Mapping[str, PowerFenceSection] | None = None,
-               migrate_transport: str | None = None,
+               settings: DaemonSettings | None = None,
                doctors: Sequence[BackendDoctor] = DOCTORS) -> list[Check]:
-    """The shared checks and, at their slots, the registered backends' (``doctors``, in order)."""
+    """The shared checks and, at their slots, the registered backends' (``doctors``, in order). ``settings``: the
+    daemon's RECONCILER_* settings as this node has them (the backends' checks of its configuration read them)."""
     checks: list[Check] = []
+    given = settings or {}
 
     def add(*found: Check) -> None:
         for check in found:
@@ -242,16 +211,16 @@ def run_checks(host: Host, node: str, desired: DesiredNode | None, *,
 
     add(check_hostname(host, node, desired))
     add(*check_tools(host, doctors))
-    add(*_slot(host, desired, doctors, "module"))
+    add(*_slot(host, desired, doctors, "module", given))
     add(check_fence_path(desired, fence_peers or {}))
     add(*check_power_fences(host, desired, power_fences or {}))
-    add(*_slot(host, desired, doctors, "helper"))
-    add(*_slot(host, desired, doctors, "filter"))
-    add(*_slot(host, desired, doctors, "services"))
-    add(*_slot(host, desired, doctors, "settings"))
-    add(check_migration_transport(host, desired, migrate_transport))
+    add(*_slot(host, desired, doctors, "helper", given))
+    add(*_slot(host, desired, doctors, "filter", given))
+    add(*_slot(host, desired, doctors, "services", given))
+    add(*_slot(host, desired, doctors, "settings", given))
+    add(*_slot(host, desired, doctors, "migration", given))
     add(check_addresses(host, desired))
-    add(*_slot(host, desired, doctors, "storage"))
+    add(*_slot(host, desired, doctors, "storage", given))
     add(check_foreign_holders(host, desired))
     add(*(Check(*found) for found in check_provisioning(host, desired)))
     return checks

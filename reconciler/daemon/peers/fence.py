@@ -255,7 +255,8 @@ def pick_peer(hosts: tuple[DrbdHost, ...], node: str, request: FenceRequest) -> 
 
 def stonith_peer(host: Host, cluster: Cluster, resource: str, peer: str, state_dir: Path, *,
                  request: FenceRequest | None = None,
-                 wait: Callable[[float], object] = time.sleep) -> FenceResult:
+                 wait: Callable[[float], object] = time.sleep,
+                 replicator: Replicator = DEFAULT_BACKENDS.replicator) -> FenceResult:
     """Power the unreachable ``peer`` off with its fence agent when the revision allows it; else "not-fenced".
 
     Only under ``fencing_policy: resource-and-stonith`` with a ``power_fence`` for the peer, and only while
@@ -263,7 +264,7 @@ def stonith_peer(host: Host, cluster: Cluster, resource: str, peer: str, state_d
     the peer's last writes, and "stonithed" would let the replication promote it. It waits first
     (``fence_wait``), so that when both links fail one node powers the other off, never both, and the node
     running the VM wins. ``request``: what the replication told the handler (the minors, the lost peer), read
-    by the replicator's adapter."""
+    by the adapter of ``replicator`` (the node's), which also reads the local role and disk."""
     found = _resource_vm(cluster, host.node, resource)
     hosts = found[1].hosts if found is not None else ()
     if peer not in {h.name for h in hosts if h.name != host.node}:
@@ -286,7 +287,7 @@ def stonith_peer(host: Host, cluster: Cluster, resource: str, peer: str, state_d
     named = _named_peer(hosts, request)
     if named is not None and named != peer:
         return FenceResult("not-fenced", f"DRBD lost {named}, not {peer}: not powering anything off")
-    role, disk = local_view(host, found[1].minor)
+    role, disk = local_view(host, found[1].minor, replicator)
     if disk != "UpToDate":
         return FenceResult("not-fenced", f"peer {peer} unreachable; not powering it off: the local disk is {disk}, "
                                        "not UpToDate, and may lack its last writes")
