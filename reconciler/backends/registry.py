@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 from reconciler.backends.drbd.errors import PRECONDITION_PATTERNS as DRBD_PRECONDITION_PATTERNS
 from reconciler.backends.drbd.errors import TRANSIENT_EXIT_CODES as DRBD_TRANSIENT_EXIT_CODES
+from reconciler.backends.drbd.errors import TRANSIENT_PATTERNS as DRBD_TRANSIENT_PATTERNS
 from reconciler.backends.drbd.replicator import DrbdReplicator
 from reconciler.backends.lvm.errors import TRANSIENT_PATTERNS as LVM_TRANSIENT_PATTERNS
 from reconciler.backends.xen.hypervisor import XenHypervisor
@@ -62,5 +63,6 @@ PRECONDITION_PATTERNS: Mapping[str, tuple[re.Pattern[str], ...]] = {"drbd": DRBD
 # Each backend's messages that mean "try again" (contention that passes by itself: a lock another command
 # holds), and the exit codes that mean the same; the classification asks them after the messages that mean
 # "wait", together with the C library's words for EAGAIN, EBUSY, EINTR and timeouts, which are no backend's.
-TRANSIENT_PATTERNS: Mapping[str, tuple[re.Pattern[str], ...]] = {"lvm": LVM_TRANSIENT_PATTERNS}
+TRANSIENT_PATTERNS: Mapping[str, tuple[re.Pattern[str], ...]] = {"lvm": LVM_TRANSIENT_PATTERNS,
+                                                                 "drbd": DRBD_TRANSIENT_PATTERNS}
 TRANSIENT_EXIT_CODES: Mapping[str, tuple[int, ...]] = {"drbd": DRBD_TRANSIENT_EXIT_CODES}

@@ -25,6 +25,10 @@ def result(code: int, stderr: str = "", **kw: bool) -> CommandResult:
     (17, "vm100: State change failed: (-2) Need access to UpToDate data", "precondition"),
     (1, "mkfs.xfs: /dev/drbd0 appears to contain an existing filesystem (xfs).", "permanent"),
     (3, "something nobody has seen before", "permanent"),
+    # drbdadm killed a slow drbdsetup (DRBD 8.4 on a loaded lab node).
+    (20, "Command 'drbdsetup-84 new-resource vm100' did not terminate within 5 seconds after 2 attempts",
+     "transient"),
+    (20, "Command 'drbdmeta 0 v08 /dev/mapper/root100 internal apply-al' terminated with exit code 20", "permanent"),
 ])
 def test_messages_decide(code: int, stderr: str, kind: str) -> None:
     assert classify(result(code, stderr)).kind == kind
