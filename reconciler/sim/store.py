@@ -128,11 +128,13 @@ def _trie_at(path: Path) -> _Trie | None:
 class _Tracker:
     """Shared by every container of one shard: marks that shard (or, for a split map, an entry) dirty."""
 
-    __slots__ = ("dirty", "path", "unsorted")
+    __slots__ = ("dirty", "owner", "path", "unsorted")
 
-    def __init__(self, dirty: set[Path], path: Path, unsorted: dict[int, dict[str, Any]] | None = None) -> None:
+    def __init__(self, dirty: set[Path], path: Path, unsorted: dict[int, dict[str, Any]] | None = None,
+                 owner: weakref.ref[ShardStore] | None = None) -> None:
         self.dirty = dirty
         self.path = path
+        self.owner = owner  # a split map's: the store whose tree it is part of (for indexes over the tree)
         # A split map's: where it puts itself when it gains a key that does not belong at its end (the
         # store sorts those maps when the transaction ends).
         self.unsorted = unsorted
@@ -295,6 +297,15 @@ def unchanged(container: Any) -> bool:
     return type(container) is TrackedDict and tracker is not None and tracker.path not in tracker.dirty
 
 
+def owner_of(container: Any) -> ShardStore | None:
+    """The store whose tree holds the split map ``container`` (None for a plain dict, e.g. a snapshot)."""
+    tracker = getattr(container, "_t", None)
+    if type(container) is not SplitDict or tracker is None or tracker.owner is None:
+        return None
+    found = tracker.owner()
+    return found if found is not None and found._canonical(container, tracker.path) else None
+
+
 def plain(value: Any) -> Any:
     """A deep copy made of builtin dicts and lists (what ``json.loads`` gives)."""
     return json.loads(json.dumps(value))
@@ -432,6 +443,12 @@ class ShardStore:
         self._rows: dict[Path, str] = {}
         self._kids: dict[Path, set[str]] = {}  # split map -> keys of its entries in _rows
         self._unsorted: dict[int, dict[str, Any]] = {}  # maps that got a key out of order, to sort
+        # The shards changed by each commit and refresh, in order, for indexes kept in step with the tree
+        # (reconciler.sim.entry_index): a position is (era, count); a full reload starts a new era.
+        self._log: list[Path] = []
+        self._log_base = 0  # how many paths were trimmed off the front of _log
+        self._era = 0
+        self.indexes: dict[Any, Any] = {}  # the indexes over this tree, by their callers' keys
         self.root: SplitDict = self._new_split(())
         _STORES.add(self)
 
@@ -503,10 +520,14 @@ class ShardStore:
         root = self._new_split(())
         self._fill(root, ())
         self.root = root
+        self._era += 1
+        self._log = []
+        self._log_base = 0
 
     def _apply(self, changed: Iterable[tuple[Path, str | None]]) -> None:
         """Rows another writer changed: update the memory along (parents before their entries)."""
         batch = sorted(changed, key=lambda item: len(item[0]))
+        self._logged(path for path, _ in batch)
         for path, body in batch:
             if body is None:
                 self._drop_row(path)
@@ -553,6 +574,7 @@ class ShardStore:
     def _saved(self, changes: Mapping[Path, str | None]) -> None:
         """Bring the rows and the tree in step with a commit of ``changes``."""
         fresh = {p for p, body in changes.items() if body is not None and p not in self._rows}
+        self._logged(changes)
         for path, body in changes.items():
             if body is None:
                 self._drop_row(path)
@@ -566,6 +588,28 @@ class ShardStore:
             if path in self._rows and (path in changes or not self._tracked(path)):
                 self._install(path, fresh=path in fresh)
         self._sort_maps()
+
+    def _logged(self, paths: Iterable[Path]) -> None:
+        self._log.extend(paths)
+        if len(self._log) > 200_000:  # indexes further behind than this rebuild themselves
+            drop = len(self._log) // 2
+            del self._log[:drop]
+            self._log_base += drop
+
+    def position(self) -> tuple[int, int]:
+        """Where the change log stands now (see :meth:`logged_since`)."""
+        return (self._era, self._log_base + len(self._log))
+
+    def logged_since(self, position: tuple[int, int]) -> list[Path] | None:
+        """The shards committed or read in since ``position`` (None: too long ago, or everything was reloaded)."""
+        era, count = position
+        if era != self._era or count < self._log_base:
+            return None
+        return self._log[count - self._log_base:]
+
+    def dirty_paths(self) -> set[Path]:
+        """The shards changed in the open transaction (read-only: the store's own set)."""
+        return self._dirty
 
     def rollback(self) -> None:
         """Forget every change since the last commit or refresh."""
@@ -786,7 +830,7 @@ class ShardStore:
 
     def _new_split(self, path: Path) -> SplitDict:
         found = SplitDict()
-        found._t = _Tracker(self._dirty, path, self._unsorted)
+        found._t = _Tracker(self._dirty, path, self._unsorted, weakref.ref(self))
         return found
 
     def _canonical(self, value: Any, path: Path) -> bool:
