@@ -677,8 +677,8 @@ def _inherit(state: State, vg: dict[str, Any], lv: dict[str, Any], *, wipe: bool
         for key, value in old.get("content", {}).items():
             if key not in ("signature", "failed") and same_extents:
                 record[key] = copy.deepcopy(value)
-    taken = _extent_set(lv)
-    vg["stale"] = [s for s in vg.get("stale", []) if (s["pv"], int(s["pe"])) not in taken]
+    taken = _extent_ranges(lv)
+    vg["stale"] = [s for s in vg.get("stale", []) if not _taken(taken, s["pv"], int(s["pe"]))]
     signature = record.get("signature")
     if wipe and signature:
         kind = signature.get("type", "unknown")
@@ -694,13 +694,18 @@ def _inherit(state: State, vg: dict[str, Any], lv: dict[str, Any], *, wipe: bool
         record["signature"] = None
 
 
-def _extent_set(lv: dict[str, Any]) -> set[tuple[str, int]]:
-    taken: set[tuple[str, int]] = set()
+def _extent_ranges(lv: dict[str, Any]) -> list[tuple[str, int, int]]:
+    """The LV's areas as (PV, first extent, end): a range each, not a set of every extent it covers."""
+    taken: list[tuple[str, int, int]] = []
     for seg in lv["segments"]:
         per_area = int(seg["extents"]) // len(seg["areas"])
         for pv, start in seg["areas"]:
-            taken.update((pv, int(start) + i) for i in range(per_area))
+            taken.append((pv, int(start), int(start) + per_area))
     return taken
+
+
+def _taken(ranges: list[tuple[str, int, int]], pv: str, pe: int) -> bool:
+    return any(pv == name and first <= pe < end for name, first, end in ranges)
 
 
 @command("lvcreate")

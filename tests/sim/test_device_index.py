@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from reconciler.sim.drbd_machine import device_open, open_minors
 from reconciler.sim.host import SimHost
 from reconciler.sim.lvm import free_ranges, used_ranges
 from reconciler.sim.state import DM_MAJOR, SimCluster, device_path_for_number, open_count, open_counts_of
@@ -105,3 +106,20 @@ def test_indexed_answers_follow_changes_inside_a_transaction_and_a_rollback(tmp_
 def _has(host: SimHost, vg: str, lv: str) -> bool:
     with host.cluster.view() as state:
         return lv in state["nodes"][NODE]["vgs"][vg]["lvs"]
+
+
+def test_drbd_devices_opened_by_domains_are_indexed_as_the_walk_finds_them(tmp_path: Path) -> None:
+    directory = cluster(tmp_path, nodes=(NODE,))
+    sim = SimCluster(directory)
+    disks = [["phy:/dev/drbd5,xvda,w"], ["phy:/dev/drbd50,xvda,w", "phy:/dev/drbd7,xvdb,w"], ["/dev/drbd05x"], []]
+    for step, disk in enumerate(disks):
+        with sim.transaction() as state:
+            state["nodes"][NODE].setdefault("domains", {})[f"d{step}"] = {"disks": [{"spec": d} for d in disk]}
+        with sim.transaction() as state:
+            if step == 3:
+                state["nodes"][NODE]["domains"]["d0"]["disks"][0]["spec"] = "phy:/dev/drbd6,xvda,w"
+            indexed = (open_minors(state, NODE), [device_open(state, NODE, m) for m in range(60)])
+            copy = json.loads(json.dumps(state))
+            assert indexed == (open_minors(copy, NODE), [device_open(copy, NODE, m) for m in range(60)])
+    with sim.view() as state:
+        assert open_minors(state, NODE) == {6, 7, 50}
