@@ -69,10 +69,41 @@ class MinorIndex(EntryIndex[str]):
 _ABSENT: Any = "\0absent"
 
 
+class DirectoryIndex(EntryIndex[tuple[str, ...]]):
+    """The directories a map of files keyed by path implies: every prefix of a key that a "/" follows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: dict[str, int] = {}
+
+    def compute_keyed(self, key: str, entry: Any) -> tuple[str, ...]:
+        return tuple(key[:i] for i, char in enumerate(key) if char == "/")
+
+    def added(self, key: str, value: tuple[str, ...]) -> None:
+        for directory in value:
+            self.counts[directory] = self.counts.get(directory, 0) + 1
+
+    def removed(self, key: str, value: tuple[str, ...]) -> None:
+        for directory in value:
+            left = self.counts[directory] - 1
+            if left:
+                self.counts[directory] = left
+            else:
+                del self.counts[directory]
+
+
 def holder_counts(split: Any, holders: EntryHolders) -> Mapping[str, int] | None:
     """How many entries of ``split`` hold each device (per ``holders(entry)``); None for a plain map."""
     found = index_of(split, ("holders", holders), lambda: HolderCounts(holders))
     return None if found is None else found.counts
+
+
+def is_directory(files: Any, path: str) -> bool:
+    """Whether some key of the map ``files`` lies below ``path`` (``key.startswith(path + "/")``)."""
+    found = index_of(files, "directories", DirectoryIndex) if files else None
+    if found is None:
+        return any(existing.startswith(path + "/") for existing in files)
+    return path in found.counts
 
 
 def with_minor(split: Any, minor: str) -> AbstractSet[str] | None:

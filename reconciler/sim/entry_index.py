@@ -40,6 +40,10 @@ class EntryIndex(Generic[V]):
     def compute(self, entry: Any) -> V:
         raise NotImplementedError
 
+    def compute_keyed(self, key: str, entry: Any) -> V:
+        """The value of the entry at ``key`` (by default from the entry alone)."""
+        return self.compute(entry)
+
     def added(self, key: str, value: V) -> None:
         """An entry's value joins the aggregate."""
 
@@ -70,7 +74,7 @@ class EntryIndex(Generic[V]):
             if entry is _NONE:
                 continue
             try:
-                value = self.compute(entry)
+                value = self.compute_keyed(key, entry)
             except Exception:
                 self._broken.add(key)
                 continue

@@ -7,6 +7,9 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from reconciler.host.base import HostFileError
 from reconciler.sim.drbd_machine import device_open, open_minors
 from reconciler.sim.host import SimHost
 from reconciler.sim.lvm import free_ranges, used_ranges
@@ -123,3 +126,23 @@ def test_drbd_devices_opened_by_domains_are_indexed_as_the_walk_finds_them(tmp_p
             assert indexed == (open_minors(copy, NODE), [device_open(copy, NODE, m) for m in range(60)])
     with sim.view() as state:
         assert open_minors(state, NODE) == {6, 7, 50}
+
+
+def test_a_file_path_is_a_directory_when_a_file_lies_below_it(tmp_path: Path) -> None:
+    directory = cluster(tmp_path, nodes=(NODE,))
+    host = SimHost(directory, NODE)
+    host.write_file("/srv/a/b/c", "1")
+    host.write_file("/srv/ab", "2")
+    for target in ("/srv/a", "/srv/a/b", "/srv"):
+        with pytest.raises(HostFileError, match="Is a directory"):
+            host.write_file(target, "x")
+    host.write_file("/srv/a/b/c", "3")  # a file is not a directory of its own
+    host.remove_file("/srv/a/b/c")
+    host.write_file("/srv/a", "4")  # nothing below it any more
+    result = host.run(["tee", "/srv/ab/x", "/srv"], stdin="y")
+    assert result.returncode == 1
+    assert "tee: /srv: Is a directory" in result.stderr
+    with SimCluster(directory).view() as state:
+        files = state["nodes"][NODE]["files"]
+        assert files["/srv/a"]["content"] == "4"
+        assert "/srv/a/b/c" not in files
