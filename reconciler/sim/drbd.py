@@ -117,17 +117,16 @@ def _device_of_minor(state: State, node: str, minor: int) -> tuple[dict[str, Any
     return resources[name], volume, resources[name]["devices"][volume]
 
 
-def _held(state: State, node: str) -> list[str]:
-    """Backing devices held open by attached DRBD volumes."""
-    return [str(dev["backing"]) for res in m.resources(state, node).values()
-            for dev in res["devices"].values() if dev.get("key") and dev.get("backing")]
+def _held(res: dict[str, Any]) -> list[str]:
+    """Backing devices held open by the attached volumes of one DRBD resource."""
+    return [str(dev["backing"]) for dev in res["devices"].values() if dev.get("key") and dev.get("backing")]
 
 
 simstate.register_ticker(_tick)
 simstate.register_reboot_hook(_on_reboot)
 simstate.register_disk_failure_hook(_on_disk_failure)
 simstate.register_device_resolver(_resolve)
-simstate.register_holder_source(_held)
+simstate.register_holder_entries(("drbd", "resources"), _held)
 
 
 def drbd_role_for_device(state: State, node: str, device: str) -> str | None:

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
 from reconciler.backends.drbd.splitbrain_markers import SplitBrainMarker, marker_path, marker_text
+from reconciler.sim import device_index
 from reconciler.sim import state as simstate
 from reconciler.sim.drbd_config import ResourceConfig
 from reconciler.sim.state import State
@@ -342,7 +343,28 @@ def device_open(state: State, node: str, minor: int) -> bool:
     for mount in ns.get("mounts", []):
         if mount.get("device") == path:
             return True
+    opening = _opened_by_domains(ns)
+    if opening is not None:
+        return str(minor) in opening
     return any(_mentions(domain, path) for domain in ns.get("domains", {}).values())
+
+
+def _domain_minors(domain: Any) -> list[str]:
+    """The DRBD minors (as text) whose device one domain mentions, as :func:`device_open` compares."""
+    found: set[str] = set()
+    for text in _strings(domain):
+        for match in _DRBD_PATH.finditer(text):
+            if _mentions(text, match.group(0)):
+                found.add(match.group(1))
+    return sorted(found)
+
+
+def _opened_by_domains(ns: dict[str, Any]) -> Mapping[str, int] | None:
+    """Minor (text) -> how many of the node's domains mention its device; None when not indexed (a snapshot)."""
+    domains = ns.get("domains")
+    if not domains:
+        return {}
+    return device_index.holder_counts(domains, _domain_minors)
 
 
 def open_minors(state: State, node: str) -> set[int]:
@@ -353,11 +375,12 @@ def open_minors(state: State, node: str) -> set[int]:
         device = mount.get("device")
         if isinstance(device, str) and _DRBD_PATH.fullmatch(device):
             found.add(int(device[len("/dev/drbd"):]))
+    opening = _opened_by_domains(ns)
+    if opening is not None:
+        found.update(int(minor) for minor in opening)
+        return found
     for domain in ns.get("domains", {}).values():
-        for text in _strings(domain):
-            for match in _DRBD_PATH.finditer(text):
-                if _mentions(text, match.group(0)):
-                    found.add(int(match.group(1)))
+        found.update(int(minor) for minor in _domain_minors(domain))
     return found
 
 

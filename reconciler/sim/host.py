@@ -14,7 +14,7 @@ import posixpath
 from collections.abc import Sequence
 
 from reconciler.host.base import DEFAULT_TIMEOUT, CommandResult, HostFileError
-from reconciler.sim import commands, faults, xen
+from reconciler.sim import commands, device_index, faults, xen
 from reconciler.sim.state import SimCluster, SimStateError, State, load_modules, node_state
 
 EXIT_UNREACHABLE = 255
@@ -128,7 +128,7 @@ class SimHost:
         with self.cluster.transaction() as state:
             self._require_up(state)
             files = node_state(state, self._node)["files"]
-            if any(existing.startswith(target + "/") for existing in files):
+            if device_index.is_directory(files, target):
                 raise HostFileError(21, f"cannot write {target}: Is a directory")
             files[target] = {"content": content, "mode": mode}
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from reconciler.host.base import CommandResult
 from reconciler.sim.commands import CommandContext, command
+from reconciler.sim.extent_index import extent_index
 from reconciler.sim.options import OptionError, Parsed, scan
 from reconciler.sim.state import (
     DM_MAJOR,
@@ -67,6 +68,9 @@ def lv_size(vg: dict[str, Any], lv: dict[str, Any]) -> int:
 
 def used_ranges(vg: dict[str, Any]) -> dict[str, list[tuple[int, int]]]:
     """PV name -> sorted (start, length) ranges in use."""
+    index = extent_index(vg) if vg["lvs"] else None
+    if index is not None:
+        return {pv["name"]: list(index.used.get(pv["name"], ())) for pv in vg["pvs"]}
     used: dict[str, list[tuple[int, int]]] = {pv["name"]: [] for pv in vg["pvs"]}
     for lv in vg["lvs"].values():
         for seg in lv["segments"]:
@@ -77,6 +81,17 @@ def used_ranges(vg: dict[str, Any]) -> dict[str, list[tuple[int, int]]]:
 
 
 def free_ranges(vg: dict[str, Any]) -> dict[str, list[tuple[int, int]]]:
+    index = extent_index(vg) if vg["lvs"] else None
+    if index is None:
+        return _free_ranges(vg)
+    # Worked out again only when an LV or a PV changed since.
+    pvs = tuple((str(pv["name"]), int(pv["pe_count"])) for pv in vg["pvs"])
+    if index.free is None or index.free[0] != index.version or index.free[1] != pvs:
+        index.free = (index.version, pvs, _free_ranges(vg))
+    return {name: list(ranges) for name, ranges in index.free[2].items()}
+
+
+def _free_ranges(vg: dict[str, Any]) -> dict[str, list[tuple[int, int]]]:
     used = used_ranges(vg)
     free: dict[str, list[tuple[int, int]]] = {}
     for pv in vg["pvs"]:
@@ -662,8 +677,8 @@ def _inherit(state: State, vg: dict[str, Any], lv: dict[str, Any], *, wipe: bool
         for key, value in old.get("content", {}).items():
             if key not in ("signature", "failed") and same_extents:
                 record[key] = copy.deepcopy(value)
-    taken = _extent_set(lv)
-    vg["stale"] = [s for s in vg.get("stale", []) if (s["pv"], int(s["pe"])) not in taken]
+    taken = _extent_ranges(lv)
+    vg["stale"] = [s for s in vg.get("stale", []) if not _taken(taken, s["pv"], int(s["pe"]))]
     signature = record.get("signature")
     if wipe and signature:
         kind = signature.get("type", "unknown")
@@ -679,13 +694,18 @@ def _inherit(state: State, vg: dict[str, Any], lv: dict[str, Any], *, wipe: bool
         record["signature"] = None
 
 
-def _extent_set(lv: dict[str, Any]) -> set[tuple[str, int]]:
-    taken: set[tuple[str, int]] = set()
+def _extent_ranges(lv: dict[str, Any]) -> list[tuple[str, int, int]]:
+    """The LV's areas as (PV, first extent, end): a range each, not a set of every extent it covers."""
+    taken: list[tuple[str, int, int]] = []
     for seg in lv["segments"]:
         per_area = int(seg["extents"]) // len(seg["areas"])
         for pv, start in seg["areas"]:
-            taken.update((pv, int(start) + i) for i in range(per_area))
+            taken.append((pv, int(start), int(start) + per_area))
     return taken
+
+
+def _taken(ranges: list[tuple[str, int, int]], pv: str, pe: int) -> bool:
+    return any(pv == name and first <= pe < end for name, first, end in ranges)
 
 
 @command("lvcreate")

@@ -98,7 +98,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from reconciler.sim import store
+from reconciler.sim import device_index, store
 from reconciler.sim.store import Savepoint, ShardStore
 
 State = dict[str, Any]
@@ -633,6 +633,9 @@ def device_path_for_number(state: State, node: str, number: str) -> str | None:
         return None
     minor = int(minor_text)
     ns = node_state(state, node)
+    indexed = _path_for_minor_indexed(ns, minor)
+    if indexed is not None:
+        return indexed or None
     for vg, vg_state in ns["vgs"].items():
         for lv, lv_state in vg_state["lvs"].items():
             if lv_state.get("minor") == minor:
@@ -641,6 +644,55 @@ def device_path_for_number(state: State, node: str, number: str) -> str | None:
         if dev.get("minor") == minor:
             return f"/dev/mapper/{name}"
     return None
+
+
+def _path_for_minor_indexed(ns: NodeState, minor: int) -> str | None:
+    """:func:`device_path_for_number` through the minor indexes ("": no such device; None: no index)."""
+    text = str(minor)
+    for vg, vg_state in ns["vgs"].items():
+        keys = device_index.with_minor(vg_state["lvs"], text) if vg_state["lvs"] else _NO_KEYS
+        if keys is None:
+            return None
+        # The first LV in the map's order whose minor equals (as the walk compares): the index has every
+        # LV whose minor prints so, a few at most.
+        for lv in [k for k in vg_state["lvs"] if k in keys] if len(keys) > 1 else keys:
+            if vg_state["lvs"][lv].get("minor") == minor:
+                return f"/dev/{vg}/{lv}"
+    keys = device_index.with_minor(ns["dm"], text) if ns["dm"] else _NO_KEYS
+    if keys is None:
+        return None
+    for name in [k for k in ns["dm"] if k in keys] if len(keys) > 1 else keys:
+        if ns["dm"][name].get("minor") == minor:
+            return f"/dev/mapper/{name}"
+    return ""
+
+
+def _dm_aliases_indexed(ns: NodeState, numbers: set[str], aliases: dict[str, str]) -> dict[str, str] | None:
+    """The rest of :func:`_dm_aliases` through the minor indexes (None: no index, walk instead)."""
+    prefix = f"{DM_MAJOR}:"
+    minors = [n[len(prefix):] for n in numbers if n.startswith(prefix)]
+    for vg_name, vg in ns["vgs"].items():
+        lvs = vg["lvs"]
+        for minor in minors:
+            keys = device_index.with_minor(lvs, minor) if lvs else _NO_KEYS
+            if keys is None:
+                return None
+            for lv_name in [k for k in lvs if k in keys] if len(keys) > 1 else keys:
+                number = prefix + minor
+                aliases[f"/dev/{vg_name}/{lv_name}"] = number
+                mapper = mapper_name(vg_name, lv_name)
+                if mapper not in ns["dm"]:
+                    aliases[f"/dev/mapper/{mapper}"] = number
+    for minor in minors:
+        keys = device_index.with_minor(ns["dm"], minor) if ns["dm"] else _NO_KEYS
+        if keys is None:
+            return None
+        for name in [k for k in ns["dm"] if k in keys] if len(keys) > 1 else keys:
+            aliases[f"/dev/mapper/{name}"] = prefix + minor
+    return aliases
+
+
+_NO_KEYS: frozenset[str] = frozenset()
 
 
 def resolve_device(state: State, node: str, path: str) -> str | None:
@@ -698,6 +750,60 @@ def register_holder_source(fn: HolderSource) -> HolderSource:
     if fn not in _holder_sources:
         _holder_sources.append(fn)
     return fn
+
+
+EntryHolders = Callable[[Any], "list[str]"]
+_holder_entries: list[tuple[tuple[str, ...], EntryHolders]] = []
+
+
+def register_holder_entries(where: tuple[str, ...], fn: EntryHolders) -> EntryHolders:
+    """``fn(entry)`` lists the device paths one entry of the node's map at ``where`` (keys below the node's
+    state, e.g. ``("drbd", "resources")``) holds open: counted per entry, and kept as an index."""
+    if (where, fn) not in _holder_entries:
+        _holder_entries.append((where, fn))
+    return fn
+
+
+def _dm_holders(dev: Any) -> list[str]:
+    held: list[str] = []
+    for table in (dev.get("table") or [], dev.get("inactive") or []):
+        for line in table:
+            held.extend(str(leg["device"]) for leg in line.get("legs", []))
+    return held
+
+
+def _domain_holders(domain: Any) -> list[str]:
+    return [str(d["target"]) for d in domain.get("disks", []) if d.get("target")]
+
+
+def _map_at(ns: Mapping[str, Any], where: tuple[str, ...]) -> Any:
+    found: Any = ns
+    for key in where:
+        found = found.get(key) if isinstance(found, dict) else None
+        if found is None:
+            return {}
+    return found
+
+
+def _held_counts(state: State, node: str) -> list[Mapping[str, int]] | None:
+    """Holder counts per device path of ``node``, one mapping per source (None: not a store's tree)."""
+    ns = node_state(state, node)
+    found: list[Mapping[str, int]] = []
+    sources: list[tuple[Any, EntryHolders]] = [(ns["dm"], _dm_holders), (ns.get("domains", {}), _domain_holders)]
+    sources.extend((_map_at(ns, where), fn) for where, fn in _holder_entries)
+    for split, fn in sources:
+        if not split:
+            continue
+        counts = device_index.holder_counts(split, fn)
+        if counts is None:
+            return None
+        found.append(counts)
+    others: dict[str, int] = {}
+    for held in [str(m["device"]) for m in ns.get("mounts", [])] + [
+            h for source in tuple(_holder_sources) for h in source(state, node)]:
+        others[held] = others.get(held, 0) + 1
+    found.append(others)
+    return found
 
 
 def pv_device_number(path: str) -> str:
@@ -775,12 +881,13 @@ def holders(state: State, node: str) -> list[str]:
     ns = node_state(state, node)
     held: list[str] = []
     for dev in ns["dm"].values():
-        for table in (dev.get("table") or [], dev.get("inactive") or []):
-            for line in table:
-                held.extend(str(leg["device"]) for leg in line.get("legs", []))
+        held.extend(_dm_holders(dev))
     held.extend(str(m["device"]) for m in ns.get("mounts", []))
     for domain in ns.get("domains", {}).values():
-        held.extend(str(d["target"]) for d in domain.get("disks", []) if d.get("target"))
+        held.extend(_domain_holders(domain))
+    for where, fn in tuple(_holder_entries):
+        for entry in _map_at(ns, where).values():
+            held.extend(fn(entry))
     for source in tuple(_holder_sources):
         held.extend(source(state, node))
     return held
@@ -805,6 +912,9 @@ def _dm_aliases(state: State, node: str, numbers: set[str]) -> dict[str, str]:
     for number in numbers:
         if device_path_for_number(state, node, number):
             aliases[f"/dev/dm-{int(number.partition(':')[2])}"] = number
+    indexed = _dm_aliases_indexed(ns, numbers, aliases)
+    if indexed is not None:
+        return indexed
     for vg_name, vg in ns["vgs"].items():
         for lv_name, lv in vg["lvs"].items():
             number = f"{DM_MAJOR}:{lv['minor']}"
@@ -828,7 +938,12 @@ def open_counts_of(state: State, node: str, paths: list[str]) -> dict[str, int]:
         return {p: open_count(state, node, p) for p in paths}
     aliases = _dm_aliases(state, node, wanted)
     found: dict[str, int] = {}
-    if wanted:
+    counts = _held_counts(state, node) if wanted else None
+    if counts is not None:
+        for alias, aliased in aliases.items():
+            for source in counts:
+                found[aliased] = found.get(aliased, 0) + source.get(alias, 0)
+    elif wanted:
         for held in holders(state, node):
             number = aliases.get(held)
             if number is not None:
@@ -843,6 +958,9 @@ def open_count(state: State, node: str, path: str) -> int:
         return 0
     if number.startswith(f"{DM_MAJOR}:"):
         aliases = _dm_aliases(state, node, {number})
+        counts = _held_counts(state, node)
+        if counts is not None:
+            return sum(found.get(alias, 0) for found in counts for alias in aliases)
         return sum(1 for held in holders(state, node) if held in aliases)
     # Like open_counts(...)[number], without resolving every holder: a number held is compared as it is,
     # and a /dev/drbdN holder (major 147, whose resolution is the costly one) cannot be another major.

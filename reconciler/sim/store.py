@@ -61,6 +61,12 @@ SPLIT_MAPS: tuple[Path, ...] = (
     ("oracle", "dual"),
 )
 
+# Split maps kept in the order their keys were added instead of sorted: nothing observes their order (the
+# block-device contents are looked up by key, and the one walk over them, DRBD's outdate of a peer, changes
+# each record it finds whatever the order), and re-sorting the largest map of the tree at each commit that adds
+# a key cost a 1,000-VM cluster more than the command itself. A fresh read still gives them sorted.
+UNORDERED_MAPS: frozenset[Path] = frozenset({("disks",)})
+
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE shards (path TEXT PRIMARY KEY, gen INTEGER NOT NULL, body TEXT);
@@ -128,11 +134,13 @@ def _trie_at(path: Path) -> _Trie | None:
 class _Tracker:
     """Shared by every container of one shard: marks that shard (or, for a split map, an entry) dirty."""
 
-    __slots__ = ("dirty", "path", "unsorted")
+    __slots__ = ("dirty", "owner", "path", "unsorted")
 
-    def __init__(self, dirty: set[Path], path: Path, unsorted: dict[int, dict[str, Any]] | None = None) -> None:
+    def __init__(self, dirty: set[Path], path: Path, unsorted: dict[int, dict[str, Any]] | None = None,
+                 owner: weakref.ref[ShardStore] | None = None) -> None:
         self.dirty = dirty
         self.path = path
+        self.owner = owner  # a split map's: the store whose tree it is part of (for indexes over the tree)
         # A split map's: where it puts itself when it gains a key that does not belong at its end (the
         # store sorts those maps when the transaction ends).
         self.unsorted = unsorted
@@ -295,6 +303,15 @@ def unchanged(container: Any) -> bool:
     return type(container) is TrackedDict and tracker is not None and tracker.path not in tracker.dirty
 
 
+def owner_of(container: Any) -> ShardStore | None:
+    """The store whose tree holds the split map ``container`` (None for a plain dict, e.g. a snapshot)."""
+    tracker = getattr(container, "_t", None)
+    if type(container) is not SplitDict or tracker is None or tracker.owner is None:
+        return None
+    found = tracker.owner()
+    return found if found is not None and found._canonical(container, tracker.path) else None
+
+
 def plain(value: Any) -> Any:
     """A deep copy made of builtin dicts and lists (what ``json.loads`` gives)."""
     return json.loads(json.dumps(value))
@@ -432,6 +449,12 @@ class ShardStore:
         self._rows: dict[Path, str] = {}
         self._kids: dict[Path, set[str]] = {}  # split map -> keys of its entries in _rows
         self._unsorted: dict[int, dict[str, Any]] = {}  # maps that got a key out of order, to sort
+        # The shards changed by each commit and refresh, in order, for indexes kept in step with the tree
+        # (reconciler.sim.entry_index): a position is (era, count); a full reload starts a new era.
+        self._log: list[Path] = []
+        self._log_base = 0  # how many paths were trimmed off the front of _log
+        self._era = 0
+        self.indexes: dict[Any, Any] = {}  # the indexes over this tree, by their callers' keys
         self.root: SplitDict = self._new_split(())
         _STORES.add(self)
 
@@ -503,10 +526,14 @@ class ShardStore:
         root = self._new_split(())
         self._fill(root, ())
         self.root = root
+        self._era += 1
+        self._log = []
+        self._log_base = 0
 
     def _apply(self, changed: Iterable[tuple[Path, str | None]]) -> None:
         """Rows another writer changed: update the memory along (parents before their entries)."""
         batch = sorted(changed, key=lambda item: len(item[0]))
+        self._logged(path for path, _ in batch)
         for path, body in batch:
             if body is None:
                 self._drop_row(path)
@@ -553,6 +580,7 @@ class ShardStore:
     def _saved(self, changes: Mapping[Path, str | None]) -> None:
         """Bring the rows and the tree in step with a commit of ``changes``."""
         fresh = {p for p, body in changes.items() if body is not None and p not in self._rows}
+        self._logged(changes)
         for path, body in changes.items():
             if body is None:
                 self._drop_row(path)
@@ -566,6 +594,28 @@ class ShardStore:
             if path in self._rows and (path in changes or not self._tracked(path)):
                 self._install(path, fresh=path in fresh)
         self._sort_maps()
+
+    def _logged(self, paths: Iterable[Path]) -> None:
+        self._log.extend(paths)
+        if len(self._log) > 200_000:  # indexes further behind than this rebuild themselves
+            drop = len(self._log) // 2
+            del self._log[:drop]
+            self._log_base += drop
+
+    def position(self) -> tuple[int, int]:
+        """Where the change log stands now (see :meth:`logged_since`)."""
+        return (self._era, self._log_base + len(self._log))
+
+    def logged_since(self, position: tuple[int, int]) -> list[Path] | None:
+        """The shards committed or read in since ``position`` (None: too long ago, or everything was reloaded)."""
+        era, count = position
+        if era != self._era or count < self._log_base:
+            return None
+        return self._log[count - self._log_base:]
+
+    def dirty_paths(self) -> set[Path]:
+        """The shards changed in the open transaction (read-only: the store's own set)."""
+        return self._dirty
 
     def rollback(self) -> None:
         """Forget every change since the last commit or refresh."""
@@ -786,7 +836,7 @@ class ShardStore:
 
     def _new_split(self, path: Path) -> SplitDict:
         found = SplitDict()
-        found._t = _Tracker(self._dirty, path, self._unsorted)
+        found._t = _Tracker(self._dirty, path, None if path in UNORDERED_MAPS else self._unsorted, weakref.ref(self))
         return found
 
     def _canonical(self, value: Any, path: Path) -> bool:
@@ -873,7 +923,7 @@ class ShardStore:
         live = dict.get(parent, key, _MISSING)
         value = self._build(json.loads(body), _trie_at(path), path, _Tracker(self._dirty, path), live)
         dict.__setitem__(parent, key, value)
-        if (fresh or live is _MISSING) and len(parent) > 1:
+        if (fresh or live is _MISSING) and len(parent) > 1 and path[:-1] not in UNORDERED_MAPS:
             # Maps are kept in key order (as the sorted JSON of the old single-file store gave them, which
             # listings rely on): a new key lands at the end, so sort again (once per batch) when it does not
             # belong there.

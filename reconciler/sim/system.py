@@ -20,7 +20,7 @@ import shlex
 from typing import Any
 
 from reconciler.host.base import CommandResult
-from reconciler.sim import faults
+from reconciler.sim import device_index, faults
 from reconciler.sim.commands import CommandContext, SimAbort, command, dispatch
 from reconciler.sim.state import LVM_CONF, can_talk, node_by_host
 
@@ -102,7 +102,7 @@ def tee(ctx: CommandContext, argv: list[str]) -> CommandResult:
         if not path.startswith("/"):
             # A simulated node has no working directory to resolve a relative path against.
             raise ctx.abort(1, f"tee: {path}: No such file or directory\n", text)
-        if path.endswith("/") or any(f.startswith(path + "/") for f in files):
+        if path.endswith("/") or device_index.is_directory(files, path):
             raise ctx.abort(1, f"tee: {path}: Is a directory\n", text)
         before = str(files[path]["content"]) if append and path in files else ""
         files[path] = {"content": before + text, "mode": 0o644}
