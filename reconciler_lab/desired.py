@@ -83,6 +83,9 @@ def _domain(memory: str, *, live: bool = False) -> str:
 
 
 def vm_yaml(primary: str = "erdbeere", size: str = DATA_LV, *, live: bool = False) -> str:
+    """``live``: no swap LVs, which are local to each node and would not move with the guest."""
+    swap = "swap:\n  volume_groups: []\n" if live else (
+        f"swap:\n  size: {SWAP_LV}\n  volume_groups: [vg-sda, vg-sdb, vg-sdc]\n")
     return f"""# The lab's VM {VM_ID}: the classic layout (three swap LVs, a dm stripe of three data LVs, DRBD on
 # minor 0, XFS made once on the primary), scaled down; a Debian kernel with a busybox initramfs as the guest.
 id: {VM_ID}
@@ -94,10 +97,7 @@ storage:
   stripes: 3
   chunk_sectors: 64
   size: {size}
-swap:
-  size: {SWAP_LV}
-  volume_groups: [vg-sda, vg-sdb, vg-sdc]
-drbd: {{minor: 0, port: 7788, protocol: C}}
+{swap}drbd: {{minor: 0, port: 7788, protocol: C}}
 filesystem: xfs
 {_domain("160M", live=live)}"""
 
