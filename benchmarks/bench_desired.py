@@ -53,7 +53,7 @@ nodes: [{a}, {b}]
 primary: {primary}
 storage:
   size: {size}G
-drbd:
+{swap}drbd:
   minor: {minor}
   port: {port}
 domain:
@@ -82,7 +82,9 @@ def generate(directory: str, vms: int, pairs: int) -> None:
         a, b = f"node{2 * pair:03d}", f"node{2 * pair + 1:03d}"
         text = VM.format(id=1000 + i, a=a, b=b, primary=a if i % 2 else b, size=20 + i % 80, minor=slot,
                          port=7788 + slot, memory=1 + i % 4, maxmem=8, m1=(i >> 16) & 255, m2=(i >> 8) & 255,
-                         m3=i & 255, migrate="true" if i % 3 == 0 else "false")
+                         m3=i & 255, migrate="true" if i % 3 == 0 else "false",
+                         # Swap LVs stay on their node: a VM that moves live has none.
+                         swap="swap:\n  volume_groups: []\n" if i % 3 == 0 else "")
         with open(os.path.join(directory, "vms", f"vm{1000 + i}.yaml"), "w", encoding="utf-8") as handle:
             handle.write(text)
 

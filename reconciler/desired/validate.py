@@ -360,6 +360,15 @@ def _check_domain(vm: Vm, report: _Reporter) -> None:
     if domain.live_migration and vm.protocol != "C":
         report.at(vm.where("domain.live_migration"), f"live migration needs DRBD protocol C, not {vm.protocol}",
                   "set drbd.protocol: C or live_migration: false")
+    if domain.live_migration and vm.swap_vgs:
+        # The guest's memory moves, its swap LVs do not: the target attaches its own (local, never replicated),
+        # so every page the guest had swapped out is lost or read back as another node's garbage.
+        report.at(vm.where("domain.live_migration"),
+                  f"live migration needs every disk on replicated storage, but the VM gets swap LVs on "
+                  f"{', '.join(vm.swap_vgs)}: swap LVs are local to each node, so swapped-out memory would not "
+                  "move with the guest",
+                  "set swap: {volume_groups: []} so the VM gets no swap LVs (a swap file on its replicated "
+                  "filesystem moves with it), or live_migration: false")
 
 
 def check_fleet(vms: list[Vm], cluster: ClusterFile, docs: Mapping[str, Document]) -> list[Issue]:

@@ -185,13 +185,14 @@ class Vm:
                  f"lifecycle: {self.lifecycle}"]
         if self.lifecycle == "deleted":
             lines.append(f"confirm_delete: {self.name}")
+        vgs = ", ".join(VGS) if self.layout == "dm-striped" else self.vg
         if self.layout == "dm-striped":
-            lines += ["storage:", "  layout: dm-striped", f"  volume_groups: [{', '.join(VGS)}]", "  stripes: 3",
-                      "  chunk_sectors: 64", f"  size: {self.size_g}G",
-                      "swap:", "  size: 1G", f"  volume_groups: [{', '.join(VGS)}]"]
+            lines += ["storage:", "  layout: dm-striped", f"  volume_groups: [{vgs}]", "  stripes: 3",
+                      "  chunk_sectors: 64", f"  size: {self.size_g}G"]
         else:
-            lines += ["storage:", "  layout: linear", f"  volume_groups: [{self.vg}]", f"  size: {self.size_g}G",
-                      "swap:", "  size: 1G", f"  volume_groups: [{self.vg}]"]
+            lines += ["storage:", "  layout: linear", f"  volume_groups: [{vgs}]", f"  size: {self.size_g}G"]
+        # Swap LVs are local to each node: a VM that moves live has none (its swapped-out memory would not move).
+        lines += ["swap:", "  volume_groups: []"] if self.live else ["swap:", "  size: 1G", f"  volume_groups: [{vgs}]"]
         lines += ["drbd:", f"  minor: {minor}", f"  port: {7788 + minor}", "filesystem: xfs",
                   "domain:", "  memory: 1G", "  vcpus: 1", "  bootloader: pygrub",
                   "  vifs:", f'    - mac: "00:16:3e:00:{self.id // 256:02x}:{self.id % 256:02x}"',

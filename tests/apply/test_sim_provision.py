@@ -67,6 +67,9 @@ def action(step: Any, kind: str) -> Any:
 
 
 def test_an_image_is_copied_once_on_the_primary_and_recorded_in_the_label(lab: SimLab) -> None:
+    # The start proves every disk unused, a swap LV too: vm101 gets one here (so it cannot move live).
+    edit_vm(lab, "vm101", r"live_migration: true", "live_migration: false")
+    edit_vm(lab, "vm101", r"^swap:\n  volume_groups: \[\]$", "swap:\n  size: 1G\n  volume_groups: [vg-sda]")
     provision(lab, f"{{image: {IMAGE}}}")
     last = lab.converge()
     assert all(s.plan.is_empty for s in last.values()), {n: [a.id for a in s.plan.actions] for n, s in last.items()}
