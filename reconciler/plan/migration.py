@@ -127,7 +127,7 @@ def plan_live_migration(b: VmBuilder, res: DrbdResourceState | None, running: Do
         return _abort(b, res, here=here, role=role, peer_role=peer_role, connection=connection,
                       why=stop.reason if stop is not None else f"the replication link to {peer} is lost")
     if here and not vm.is_primary_here:
-        return _source(b, res, moved_away, view, allowed=allowed, peer_role=peer_role, target=target)
+        return _source(b, res, running, moved_away, view, allowed=allowed, peer_role=peer_role, target=target)
     if not here and vm.is_primary_here and peer_role == "Primary":
         return _target(b, res, view, allowed=allowed, role=role)
     return False  # nothing to migrate here: the usual steps apply (and plan_window_close closes a window left)
@@ -162,8 +162,24 @@ def plan_window_held(b: VmBuilder, res: DrbdResourceState | None, running: Domai
     return True
 
 
-def _source(b: VmBuilder, res: DrbdResourceState | None, moved_away: Collection[str] | None,
-            view: MigrationView, *, allowed: bool, peer_role: str, target: str) -> bool:
+def unreplicated_disks(running: DomainState, device: str) -> str:
+    """What keeps the running domain from moving live because of its disks ("" when nothing does): every disk
+    it has must be the replicated device, which both nodes hold; anything else (a swap LV it was started with,
+    before its file dropped it) is local to this node and would not move with the guest's memory."""
+    if not running.disks:
+        return (f"the disks {running.name} runs with could not be read (xl list -l): a live migration needs to know "
+                "that every one of them is replicated")
+    local = [d for d in running.disks if d != device]
+    if local:
+        return (f"{running.name} runs with disks that are not replicated ({', '.join(local)}): they are local to "
+                "this node and would not move with it; shut it down and let it start again from its file (which "
+                "names only its replicated device) before it can move live")
+    return ""
+
+
+def _source(b: VmBuilder, res: DrbdResourceState | None, running: DomainState | None,
+            moved_away: Collection[str] | None, view: MigrationView, *, allowed: bool, peer_role: str,
+            target: str) -> bool:
     vm = b.vm
     domain, drbd = _parts(b)
     if moved_away is not None and vm.name not in moved_away:
@@ -171,7 +187,7 @@ def _source(b: VmBuilder, res: DrbdResourceState | None, moved_away: Collection[
                                    f"(designated primary: {vm.primary_node}); left running: if it was failed over "
                                    f"here by hand, record that with `primary: {vm.this_node}` in {vm.source_file}")
         return True
-    waiting = preconditions(b, res, view)
+    waiting = (unreplicated_disks(running, drbd.device) if running is not None else "") or preconditions(b, res, view)
     if not allowed:
         if peer_role == "Primary":
             b.note("info", domain.key, f"{target} is Primary although this node's window is closed; the live "

@@ -551,6 +551,28 @@ def test_without_a_transport_the_move_waits_and_says_why(converged: Path, tmp_pa
     assert pair.running("erdbeere") == {"vm100"}
 
 
+
+def test_a_domain_running_with_a_disk_that_is_not_replicated_waits_and_says_why(converged: Path,
+                                                                                  tmp_path: Path) -> None:
+    """A domain started with a swap LV (before a commit dropped it and allowed live migration) still has it
+    attached: its swapped-out memory is on this node only, so it must not move live until it restarts."""
+    pair = _copy(converged, tmp_path)
+    with pair.lab.cluster.transaction() as state:
+        state["nodes"]["erdbeere"]["domains"]["vm100"]["disks"].append(
+            {"target": "/dev/vg-sda/swap100", "vdev": "xvdb", "mode": "w"})
+    mark = _switch(pair)
+    _ticks(pair, 4)
+    assert _ran(pair, mark) == [], "no window opened, nothing migrated"
+    status = pair.daemons["erdbeere"].rec.status
+    assert status is not None
+    reasons = [r.reason for r in status.resources if r.vm == "vm100"]
+    assert any("not replicated (/dev/vg-sda/swap100)" in r for r in reasons), reasons
+    assert pair.running("erdbeere") == {"vm100"}
+    assert (pair.role("erdbeere"), pair.role("himbeere")) == ("Primary", "Secondary")
+    assert not _allowed(pair, "erdbeere")
+    assert not _allowed(pair, "himbeere")
+    assert oracle.check(pair.state()) == []
+
 def test_a_step_that_takes_too_long_aborts_and_closes_the_window(converged: Path, tmp_path: Path) -> None:
     pair = _copy(converged, tmp_path)
     pair.daemons.pop("himbeere")  # the target's daemon is stopped: it never takes its step
