@@ -70,6 +70,15 @@ defaults:
 """
 
 
+# The classic stripe of three data LVs, one in each volume group (the size follows).
+STRIPED = """storage:
+  layout: dm-striped
+  volume_groups: [vg-sda, vg-sdb, vg-sdc]
+  stripes: 3
+  chunk_sectors: 64
+"""
+
+
 def _domain(memory: str) -> str:
     """The lab's domU: Debian's kernel with the lab's busybox initramfs."""
     return f"""domain:
@@ -87,12 +96,7 @@ def vm_yaml(primary: str = "erdbeere", size: str = DATA_LV) -> str:
 id: {VM_ID}
 nodes: [erdbeere, himbeere]
 primary: {primary}
-storage:
-  layout: dm-striped
-  volume_groups: [vg-sda, vg-sdb, vg-sdc]
-  stripes: 3
-  chunk_sectors: 64
-  size: {size}
+{STRIPED}  size: {size}
 swap:
   size: {SWAP_LV}
   volume_groups: [vg-sda, vg-sdb, vg-sdc]
@@ -136,12 +140,7 @@ def provisioned_vm_yaml(image: str, primary: str = "erdbeere", *, live: bool = F
 id: {PROVISIONED_ID}
 nodes: [erdbeere, himbeere]
 primary: {primary}
-storage:
-  layout: dm-striped
-  volume_groups: [vg-sda, vg-sdb, vg-sdc]
-  stripes: 3
-  chunk_sectors: 64
-  size: {PROVISIONED_LV}
+{STRIPED}  size: {PROVISIONED_LV}
 swap:
   size: 4M
   volume_groups: []

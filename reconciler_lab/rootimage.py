@@ -9,6 +9,8 @@ import tarfile
 import time
 from pathlib import Path
 
+from reconciler_lab import paths
+
 INITTAB = b"::sysinit:/etc/rc\n::respawn:/etc/writer\n::shutdown:/bin/umount -a -r\n"
 RC = b"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -19,20 +21,22 @@ root=$(awk '$2 == "/" { r = $1 " " $3 } END { print r }' /proc/mounts)
 echo "lab-prov: booted from $root with token $(cat /etc/lab-provisioned)" >/dev/console
 mkdir -p /records
 """
-# The write verifier's writer (as the lab's other domU runs it), on the provisioned root itself: each record made
-# durable (fsync) before its number is announced; the announcements' times show how long the domU stood still.
-WRITER = b"""#!/bin/sh
-n=$(cat /run/next-record 2>/dev/null || echo 1)
-file=/records/from-$n-$$
-while :; do
-    if printf '%d\\n' "$n" | dd of="$file" oflag=append conv=notrunc,fsync 2>/dev/null; then
-        echo "lab-prov: ack $n" >/dev/console
-        n=$((n + 1))
-        echo "$n" >/run/next-record
-    fi
-    sleep 1
-done
-"""
+# The write verifier's writer, as vm100's domU runs it (guest/domu-writer.sh), on the provisioned root itself and
+# announcing as this image: each record made durable (fsync) before its number is announced; the announcements'
+# times show how long the domU stood still.
+_WRITER_EDITS = ((b"/mnt/records/", b"/records/"), (b"lab-domu: ack", b"lab-prov: ack"))
+
+
+def writer() -> bytes:
+    text = (paths.GUEST_DIR / "domu-writer.sh").read_bytes()
+    for old, new in _WRITER_EDITS:
+        if old not in text:
+            raise ValueError(f"guest/domu-writer.sh no longer says {old.decode()!r}: the provisioned image's writer "
+                             "cannot be made from it")
+        text = text.replace(old, new)
+    return text
+
+
 MARKER = "lab-prov: booted from /dev/xvda xfs with token "
 ACK = "lab-prov: ack "
 
@@ -47,7 +51,7 @@ def build(out: Path, token: str) -> None:
             info.type, info.mode = tarfile.DIRTYPE, 0o755
             archive.addfile(info)
         for name, data, mode in (("bin/busybox", busybox, 0o755), ("etc/inittab", INITTAB, 0o644),
-                                 ("etc/rc", RC, 0o755), ("etc/writer", WRITER, 0o755),
+                                 ("etc/rc", RC, 0o755), ("etc/writer", writer(), 0o755),
                                  ("etc/lab-provisioned", token.encode() + b"\n", 0o644)):
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), mode, int(time.time())
