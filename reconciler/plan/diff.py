@@ -95,9 +95,10 @@ def plan_node(desired: DesiredNode, observed: ObservedNode, *, peer: PeerView | 
              for t in observed.tools if t.state != "available"}
     if blind:
         # A tool that could not be read means "unknown", never "none": nothing is planned on top of it
-        # (creating what merely looks absent would fail or, worse, collide).
-        actions = [a.with_(refused=blind[tool]) if (tool := observed_tool(a.kind, backends)) in blind
-                   and not a.refused else a for a in actions]
+        # (creating what merely looks absent would fail or, worse, collide). Its blindness is also the reason
+        # given, over any refusal the plan drew from what it could not see ("volume group ... does not exist").
+        actions = [a.with_(refused=blind[tool]) if (tool := observed_tool(a.kind, backends)) in blind else a
+                   for a in actions]
     notes.extend(find_orphans(desired, observed, backends.hypervisor))
     plan = Plan(node=desired.node, actions=order_actions(actions), notes=tuple(notes),
                 resources=_resources(desired), refused_vms=tuple(refused_vms))

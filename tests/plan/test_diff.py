@@ -358,6 +358,22 @@ def test_nothing_is_planned_on_a_layer_that_could_not_be_observed() -> None:
     assert all("lvm could not be observed (failed: lvs: exit 5)" in a.refused for a in creates)
 
 
+
+def test_a_layer_that_could_not_be_observed_is_the_reason_even_where_it_looks_missing() -> None:
+    # Seen on a loaded real node: `vgs` timed out, so no volume group was seen either. The refusal must say that
+    # LVM could not be read, not that the volume groups do not exist.
+    desired = make_node(make_vm(100))
+    obs = converged(desired).model_copy(update={
+        "volume_groups": (), "logical_volumes": (),
+        "tools": (ToolStatus(name="lvm", state="failed", detail="vgs: timed out after 40 s"),
+                  ToolStatus(name="drbd", state="available"))})
+    plan = plan_node(desired, obs)
+    creates = [a for a in plan.actions if a.kind == "create-lv"]
+    assert creates
+    for action in creates:
+        assert action.refused.startswith("lvm could not be observed (failed: vgs: timed out after 40 s)"), action
+        assert "does not exist" not in action.refused, action
+
 def test_mass_delete_needs_explicit_permission() -> None:
     deleted = make_node(make_vm(100, lifecycle="deleted"), make_vm(101, lifecycle="deleted"))
     observed = converged(make_node(make_vm(100), make_vm(101)))
