@@ -648,22 +648,28 @@ def device_path_for_number(state: State, node: str, number: str) -> str | None:
 
 def _path_for_minor_indexed(ns: NodeState, minor: int) -> str | None:
     """:func:`device_path_for_number` through the minor indexes ("": no such device; None: no index)."""
-    text = str(minor)
     for vg, vg_state in ns["vgs"].items():
-        keys = device_index.with_minor(vg_state["lvs"], text) if vg_state["lvs"] else _NO_KEYS
-        if keys is None:
+        lv = _first_with_minor(vg_state["lvs"], minor)
+        if lv is None:
             return None
-        # The first LV in the map's order whose minor equals (as the walk compares): the index has every
-        # LV whose minor prints so, a few at most.
-        for lv in [k for k in vg_state["lvs"] if k in keys] if len(keys) > 1 else keys:
-            if vg_state["lvs"][lv].get("minor") == minor:
-                return f"/dev/{vg}/{lv}"
-    keys = device_index.with_minor(ns["dm"], text) if ns["dm"] else _NO_KEYS
+        if lv:
+            return f"/dev/{vg}/{lv}"
+    name = _first_with_minor(ns["dm"], minor)
+    if name is None:
+        return None
+    return f"/dev/mapper/{name}" if name else ""
+
+
+def _first_with_minor(entries: dict[str, Any], minor: int) -> str | None:
+    """The first key of ``entries`` in the map's order whose minor equals ``minor`` (as the walk compares), ""
+    when none does, None when the map has no index. The index has every entry whose minor prints so, a few
+    at most."""
+    keys = device_index.with_minor(entries, str(minor)) if entries else _NO_KEYS
     if keys is None:
         return None
-    for name in [k for k in ns["dm"] if k in keys] if len(keys) > 1 else keys:
-        if ns["dm"][name].get("minor") == minor:
-            return f"/dev/mapper/{name}"
+    for key in [k for k in entries if k in keys] if len(keys) > 1 else keys:
+        if entries[key].get("minor") == minor:
+            return str(key)
     return ""
 
 
