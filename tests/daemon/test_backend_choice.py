@@ -5,8 +5,6 @@ backend this program does not have is an error naming the file."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,21 +26,13 @@ from reconciler.observe.observer import Observer
 from tests.apply.fakes import FakeHost
 from tests.daemon import other_backends
 from tests.daemon.fakes import FakeEngine
+from tests.daemon.test_network_attacks import wait_for
 from tests.observe.scripted import Answer, full_node
 from tests.source.gitrepo import WorkRepo
 
 pytestmark = pytest.mark.timeout(60)
 
 DRBD_XL = ("drbdsetup", "drbdadm", "xl")
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 # -- the record ------------------------------------------------------------------------------------
